@@ -1,0 +1,3 @@
+// Command nano-vm-mcp is the nano-vm-mcp server and its command-line
+// interface.
+package main
