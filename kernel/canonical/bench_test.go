@@ -1,0 +1,127 @@
+package canonical
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+// nestedState is a typical kernel state: ten keys, some nested.
+func nestedState() map[string]any {
+	return map[string]any{
+		"order_id":  "ord_12345",
+		"amount":    129.99,
+		"currency":  "EUR",
+		"approved":  true,
+		"attempts":  float64(2),
+		"customer":  map[string]any{"name": "Ada Lovelace", "email": "ada@example.com", "tier": "gold"},
+		"items":     []any{map[string]any{"sku": "A-1", "qty": float64(1)}, map[string]any{"sku": "B-2", "qty": float64(3)}},
+		"notes":     "ship \"fast\" <express>\n",
+		"tags":      []any{"priority", "eu", "gift"},
+		"__retry__": map[string]any{"count": float64(0), "last": nil},
+	}
+}
+
+func bigObject() map[string]any {
+	m := make(map[string]any, 1000)
+	for i := range 1000 {
+		m[fmt.Sprintf("key-%04d", i)] = float64(i) * 1.5
+	}
+	return m
+}
+
+// BenchmarkAppend measures the hot path: canonical bytes of decoded state.
+func BenchmarkAppend(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		v    map[string]any
+	}{
+		{name: "nested-10-keys", v: nestedState()},
+		{name: "flat-1000-keys", v: bigObject()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			buf, _ := Append(nil, bc.v)
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = Append(buf[:0], bc.v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHash measures a state hash, as the kernel takes one per step.
+func BenchmarkHash(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		v    any
+	}{
+		{name: "nested-10-keys", v: nestedState()},
+		{name: "flat-1000-keys", v: bigObject()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Hash(bc.v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRaw measures re-canonicalizing JSON text, against encoding/json's
+// decode-then-encode as a yardstick.
+func BenchmarkRaw(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		v    any
+	}{
+		{name: "nested-10-keys", v: nestedState()},
+		{name: "flat-1000-keys", v: bigObject()},
+	} {
+		raw, _ := json.Marshal(bc.v)
+		b.Run(bc.name+"/canonical", func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				var err error
+				if buf, err = Append(buf[:0], json.RawMessage(raw)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(bc.name+"/encoding-json", func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var v any
+				if err := json.Unmarshal(raw, &v); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := json.Marshal(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMerkleRoot measures committing to a run's step hashes.
+func BenchmarkMerkleRoot(b *testing.B) {
+	for _, n := range []int{16, 1000} {
+		leaves := testLeaves(n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := MerkleRoot(leaves); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

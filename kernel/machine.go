@@ -1,0 +1,507 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
+)
+
+// Options configure a Machine. A nil *Options, and every zero field, means
+// the documented default.
+type Options struct {
+	// Tools runs tool steps. Nil makes every tool step fail with
+	// "no tool executor configured".
+	Tools ToolExecutor
+	// LLM answers llm steps. Nil makes every llm step fail with
+	// "no LLM configured".
+	LLM LLMClient
+	// Clock is the source of time; nil means SystemClock.
+	Clock Clock
+	// IDs makes trace ids; nil means RandomIDs (UUIDv4).
+	IDs IDSource
+	// Observer is told about every step; nil means nobody is.
+	Observer Observer
+	// Refs tells the LLM projection about vault references; nil means every
+	// reference is unknown to the vault.
+	Refs projection.Refs
+}
+
+// Machine runs programs. It holds no per-run state: one Machine serves any
+// number of concurrent runs.
+type Machine struct {
+	tools    ToolExecutor
+	llm      LLMClient
+	clock    Clock
+	ids      IDSource
+	observer Observer
+	refs     projection.Refs
+}
+
+// NewMachine returns a Machine configured by opts (nil for defaults).
+func NewMachine(opts *Options) *Machine {
+	m := &Machine{clock: SystemClock{}, ids: RandomIDs{}}
+	if opts == nil {
+		return m
+	}
+	m.tools, m.llm, m.observer, m.refs = opts.Tools, opts.LLM, opts.Observer, opts.Refs
+	if opts.Clock != nil {
+		m.clock = opts.Clock
+	}
+	if opts.IDs != nil {
+		m.ids = opts.IDs
+	}
+	return m
+}
+
+// ResumeSource says where a resume event came from.
+type ResumeSource string
+
+// The sources of a resume event, as in the original.
+const (
+	SourceWebhook  ResumeSource = "WEBHOOK"
+	SourceOperator ResumeSource = "OPERATOR"
+	SourceTimer    ResumeSource = "TIMER"
+)
+
+// ResumeEvent continues a suspended run.
+type ResumeEvent struct {
+	TraceID string       `json:"trace_id"`
+	Payload any          `json:"payload"`
+	Source  ResumeSource `json:"source"`
+}
+
+// Start runs prog with input from its first step until the run ends or
+// suspends. traceID names the run; "" asks the IDSource for one.
+//
+// The returned error is not about the program: a program that fails still
+// returns a nil error and a trace with StatusFailed. An error means the run
+// was interrupted (ctx was cancelled, or the Observer refused a step) and the
+// trace, still StatusRunning, can be continued with Continue.
+func (m *Machine) Start(ctx context.Context, prog *Program, input map[string]any, traceID string) (*Trace, error) {
+	if prog.compiled == nil {
+		return nil, ErrNotValidated
+	}
+	if traceID == "" {
+		traceID = m.ids.NewID()
+	}
+	st, err := newState(input)
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	tr := &Trace{
+		TraceID:     traceID,
+		ProgramName: prog.Name,
+		Status:      StatusRunning,
+		Steps:       []StepRecord{},
+		StartedAt:   m.clock.Now().UTC(),
+	}
+	r := &run{m: m, prog: prog, tr: tr, st: st}
+	tr.InitialStateHash = st.hash()
+	r.lastHash = tr.InitialStateHash
+	return r.loop(ctx)
+}
+
+// Continue continues an interrupted run (StatusRunning) from its last
+// recorded step, after a crash or a cancellation. The trace is checked
+// against the program and input as it is folded back into state.
+func (m *Machine) Continue(ctx context.Context, prog *Program, input map[string]any, tr *Trace) (*Trace, error) {
+	r, err := m.restore(prog, input, tr)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r.tr.Status.Terminal():
+		return r.tr, fmt.Errorf("continue %s: %w (%s)", tr.TraceID, ErrFinished, r.tr.Status)
+	case r.tr.Status == StatusSuspended:
+		return r.tr, fmt.Errorf("continue %s: run is suspended at step %q; resume it with an event", tr.TraceID, r.tr.SuspendedStepID)
+	}
+	return r.loop(ctx)
+}
+
+// Resume continues a suspended run with an event: the payload becomes the
+// suspended step's output (and its output_key), and is also stored under
+// __webhook__ with the source under __webhook_source__. The run goes on after
+// the suspended step, with the same trace id. Resuming a run that is not
+// suspended, or resuming twice, returns ErrNotSuspended.
+func (m *Machine) Resume(ctx context.Context, prog *Program, input map[string]any, tr *Trace, ev ResumeEvent) (*Trace, error) {
+	r, err := m.restore(prog, input, tr)
+	if err != nil {
+		return nil, err
+	}
+	return r.resume(ctx, ev)
+}
+
+func (r *run) resume(ctx context.Context, ev ResumeEvent) (*Trace, error) {
+	if r.tr.Status != StatusSuspended {
+		return r.tr, fmt.Errorf("resume %s: %w (status %s)", r.tr.TraceID, ErrNotSuspended, r.tr.Status)
+	}
+	if ev.TraceID != "" && ev.TraceID != r.tr.TraceID {
+		return r.tr, fmt.Errorf("resume %s: event is for trace %s", r.tr.TraceID, ev.TraceID)
+	}
+	switch ev.Source {
+	case SourceWebhook, SourceOperator, SourceTimer:
+	case "":
+		ev.Source = SourceWebhook
+	default:
+		return r.tr, fmt.Errorf("resume %s: unknown source %q; one of WEBHOOK, OPERATOR, TIMER", r.tr.TraceID, ev.Source)
+	}
+	now := r.m.clock.Now().UTC()
+	idx := r.prog.compiled.index[r.tr.SuspendedStepID]
+	rec := StepRecord{
+		Index:      len(r.tr.Steps),
+		StepID:     r.tr.SuspendedStepID,
+		Type:       r.prog.Steps[idx].Type,
+		Kind:       KindResume,
+		Status:     StepSuccess,
+		Output:     ev.Payload,
+		Source:     string(ev.Source),
+		StartedAt:  now,
+		FinishedAt: now,
+	}
+	if err := r.commit(ctx, &rec); err != nil {
+		return r.tr, err
+	}
+	return r.loop(ctx)
+}
+
+// run is the state of one run in memory.
+type run struct {
+	m    *Machine
+	prog *Program
+	tr   *Trace
+	st   *state
+	// cursor is the index of the next step to run, or -1 when none.
+	cursor   int
+	executed int // step records (not resume events), for max_steps
+	tokens   int
+	stalled  int
+	lastHash string
+}
+
+// loop runs steps until the run ends, suspends or is interrupted.
+func (r *run) loop(ctx context.Context) (*Trace, error) {
+	p := r.prog
+	for r.tr.Status == StatusRunning {
+		if err := ctx.Err(); err != nil {
+			return r.interrupted(err)
+		}
+		if r.cursor < 0 {
+			r.finish(StatusSuccess, "")
+			break
+		}
+		if p.MaxSteps != nil && r.executed >= *p.MaxSteps {
+			r.finish(StatusBudgetExceeded, fmt.Sprintf("max_steps=%d exceeded after %d step(s)", *p.MaxSteps, r.executed))
+			break
+		}
+		if p.MaxTokens != nil && r.tokens >= *p.MaxTokens {
+			r.finish(StatusBudgetExceeded, fmt.Sprintf("max_tokens=%d exceeded: %d tokens consumed", *p.MaxTokens, r.tokens))
+			break
+		}
+		step := &p.Steps[r.cursor]
+		rec, err := r.execute(ctx, step)
+		if err != nil {
+			return r.interrupted(err)
+		}
+		if err := r.commit(ctx, rec); err != nil {
+			return r.tr, err
+		}
+	}
+	return r.tr, nil
+}
+
+// commit folds a new record into the run and hands it to the observer.
+func (r *run) commit(ctx context.Context, rec *StepRecord) error {
+	if err := r.apply(rec, false); err != nil {
+		return err
+	}
+	if r.m.observer != nil {
+		ev := StepEvent{TraceID: r.tr.TraceID, Record: &r.tr.Steps[len(r.tr.Steps)-1], Status: r.tr.Status, Trace: r.tr, State: r.st.vars}
+		if err := r.m.observer.StepFinished(ctx, ev); err != nil {
+			// The observer did not make the step durable: the run stops here
+			// and is continued later from what the observer accepted.
+			r.tr.Status = StatusRunning
+			return fmt.Errorf("step %q: observer: %w", rec.StepID, err)
+		}
+	}
+	return nil
+}
+
+func (r *run) interrupted(err error) (*Trace, error) {
+	r.sealRoot()
+	return r.tr, fmt.Errorf("run %s interrupted: %w", r.tr.TraceID, err)
+}
+
+// finish ends the run with a terminal status.
+func (r *run) finish(s Status, msg string) {
+	r.tr.Status = s
+	r.tr.Error = msg
+	now := r.m.clock.Now().UTC()
+	r.tr.FinishedAt = &now
+	r.tr.DurationMS = durationMS(r.tr.StartedAt, now)
+	r.sealRoot()
+}
+
+func (r *run) sealRoot() {
+	leaves := make([]string, len(r.tr.StateSnapshots))
+	for i, s := range r.tr.StateSnapshots {
+		leaves[i] = s.Hash
+	}
+	root, err := canonical.MerkleRoot(leaves)
+	if err == nil {
+		r.tr.StateRoot = root
+	}
+}
+
+func durationMS(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()) / 1000 }
+
+// apply folds one record into the run: state, counters, the next step and
+// the run's status. With verify set (restoring a recorded trace) the
+// recomputed state hash must equal the recorded one; otherwise the record
+// gets it. The record is appended to the trace.
+func (r *run) apply(rec *StepRecord, verify bool) error {
+	p := r.prog
+	tr := r.tr
+	idx, ok := p.compiled.index[rec.StepID]
+	if !ok {
+		return fmt.Errorf("%w: record %d names step %q, which the program lacks", ErrTraceMismatch, rec.Index, rec.StepID)
+	}
+	step := &p.Steps[idx]
+	if rec.Index != len(tr.Steps) {
+		return fmt.Errorf("%w: record %d is at position %d", ErrTraceMismatch, rec.Index, len(tr.Steps))
+	}
+	st := r.st
+	next := -1
+	switch rec.Kind {
+	case KindResume:
+		if tr.Status != StatusSuspended || tr.SuspendedStepID != rec.StepID {
+			return fmt.Errorf("%w: record %d resumes step %q, which is not suspended", ErrTraceMismatch, rec.Index, rec.StepID)
+		}
+		if err := r.store(step, rec.Output); err != nil {
+			return err
+		}
+		if err := st.setData(WebhookKey, rec.Output); err != nil {
+			return err
+		}
+		if err := st.setData(WebhookSourceKey, rec.Source); err != nil {
+			return err
+		}
+		tr.Status = StatusRunning
+		tr.SuspendedStepID = ""
+		next = r.fallthroughOf(idx)
+	case KindStep:
+		if verify && idx != r.cursor {
+			want := "the end of the run"
+			if r.cursor >= 0 {
+				want = fmt.Sprintf("step %q", p.Steps[r.cursor].ID)
+			}
+			return fmt.Errorf("%w: record %d is step %q, expected %s", ErrTraceMismatch, rec.Index, rec.StepID, want)
+		}
+		if verify && tr.Status != StatusRunning {
+			return fmt.Errorf("%w: record %d follows the end of the run (%s)", ErrTraceMismatch, rec.Index, tr.Status)
+		}
+		r.executed++
+		r.count(step, rec)
+		switch rec.Status {
+		case StepSuccess, StepSkipped:
+			if err := r.store(step, rec.Output); err != nil {
+				return err
+			}
+			if step.Type == StepParallel {
+				for i := range rec.SubSteps {
+					sub := &rec.SubSteps[i]
+					if key := r.subOutputKey(step, sub.StepID); key != "" && sub.Status != StepFailed {
+						if err := st.setData(key, sub.Output); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			if rec.Status == StepSuccess {
+				tr.FinalOutput = rec.Output
+			}
+			if step.Type == StepCondition {
+				next = r.branch(idx, truthy(rec.Output))
+			} else {
+				next = r.fallthroughOf(idx)
+			}
+		case StepPending:
+			tr.Status = StatusSuspended
+			tr.SuspendedStepID = step.ID
+		case StepFailed:
+			msg := rec.Error
+			if msg == "" {
+				msg = "failed"
+			}
+			tr.Status = StatusFailed
+			tr.Error = fmt.Sprintf("step %q: %s", step.ID, msg)
+		default:
+			return fmt.Errorf("%w: record %d has status %q", ErrTraceMismatch, rec.Index, rec.Status)
+		}
+	default:
+		return fmt.Errorf("%w: record %d has kind %q", ErrTraceMismatch, rec.Index, rec.Kind)
+	}
+
+	h := st.hash()
+	if verify {
+		if rec.StateHash != h {
+			return fmt.Errorf("%w: record %d (step %q): state hash %s, recorded %s", ErrTraceMismatch, rec.Index, rec.StepID, h, rec.StateHash)
+		}
+	} else {
+		rec.StateHash = h
+	}
+	if rec.Kind == KindStep && (rec.Status == StepSuccess || rec.Status == StepSkipped) {
+		if h == r.lastHash {
+			r.stalled++
+		} else {
+			r.stalled = 0
+		}
+	}
+	r.lastHash = h
+	r.cursor = next
+	if next >= 0 && tr.Status == StatusRunning {
+		rec.Next = p.Steps[next].ID
+	} else {
+		rec.Next = ""
+	}
+	tr.Steps = append(tr.Steps, *rec)
+	tr.StateSnapshots = append(tr.StateSnapshots, Snapshot{Index: rec.Index, Hash: h})
+	if tr.Status == StatusFailed {
+		r.finish(StatusFailed, tr.Error)
+	} else if tr.Status == StatusSuspended {
+		r.sealRoot()
+	} else if p.MaxStalledSteps != nil && r.stalled > 0 && r.stalled >= *p.MaxStalledSteps {
+		r.finish(StatusStalled, fmt.Sprintf("max_stalled_steps=%d exceeded: %d consecutive no-op step(s)", *p.MaxStalledSteps, r.stalled))
+	}
+	return nil
+}
+
+// store writes a step's output under its id and its output_key.
+func (r *run) store(step *Step, out any) error {
+	if err := r.st.setOutput(step.ID, out); err != nil {
+		return err
+	}
+	if step.OutputKey != "" {
+		return r.st.setData(step.OutputKey, out)
+	}
+	return nil
+}
+
+func (r *run) subOutputKey(parent *Step, subID string) string {
+	j, ok := r.prog.compiled.subIndex[parent.ID][subID]
+	if !ok {
+		return ""
+	}
+	return parent.ParallelSteps[j].OutputKey
+}
+
+func (r *run) count(step *Step, rec *StepRecord) {
+	m := &r.tr.StepMetrics
+	m.RetriesTotal += rec.Retries
+	switch step.Type {
+	case StepTool:
+		m.ToolCalls += rec.Retries + 1
+	case StepLLM:
+		m.LLMCalls += rec.Retries + 1
+	case StepCondition:
+		m.ConditionEvals++
+	case StepParallel:
+		for i := range rec.SubSteps {
+			sub := &rec.SubSteps[i]
+			m.RetriesTotal += sub.Retries
+			if sub.Type == StepLLM {
+				m.LLMCalls += sub.Retries + 1
+			} else {
+				m.ToolCalls += sub.Retries + 1
+			}
+		}
+	}
+	r.tokens += rec.Usage.tokens()
+	r.tr.Usage.add(rec.Usage)
+}
+
+// fallthroughOf is the step after idx when no branch applies.
+func (r *run) fallthroughOf(idx int) int {
+	if n, ok := r.prog.compiled.fallthroughOf(r.prog, idx); ok {
+		return n
+	}
+	return -1
+}
+
+// branch is the step after condition idx for the given result: its then or
+// otherwise target, or the fall-through when that target is absent.
+func (r *run) branch(idx int, result bool) int {
+	s := &r.prog.Steps[idx]
+	target := s.Otherwise
+	if result {
+		target = s.Then
+	}
+	if target == "" {
+		return r.fallthroughOf(idx)
+	}
+	return r.prog.compiled.index[target]
+}
+
+// restore folds a recorded trace back into a run, checking each record
+// against the program and the recomputed state hashes.
+func (m *Machine) restore(prog *Program, input map[string]any, rec *Trace) (*run, error) {
+	if prog.compiled == nil {
+		return nil, ErrNotValidated
+	}
+	st, err := newState(input)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	tr := &Trace{
+		TraceID:     rec.TraceID,
+		ProgramName: rec.ProgramName,
+		Status:      StatusRunning,
+		Steps:       make([]StepRecord, 0, len(rec.Steps)),
+		StartedAt:   rec.StartedAt,
+	}
+	r := &run{m: m, prog: prog, tr: tr, st: st}
+	tr.InitialStateHash = st.hash()
+	if rec.InitialStateHash != "" && rec.InitialStateHash != tr.InitialStateHash {
+		return nil, fmt.Errorf("%w: the input's state hash %s differs from the recorded %s", ErrTraceMismatch, tr.InitialStateHash, rec.InitialStateHash)
+	}
+	r.lastHash = tr.InitialStateHash
+	for i := range rec.Steps {
+		cp := rec.Steps[i]
+		if err := r.apply(&cp, true); err != nil {
+			return nil, err
+		}
+	}
+	if tr.Status.Terminal() {
+		// A terminal trace keeps its recorded end.
+		tr.FinishedAt, tr.DurationMS = rec.FinishedAt, rec.DurationMS
+	}
+	return r, nil
+}
+
+// truthy is the truthiness of a JSON value, as the condition language
+// judges a lone operand.
+func truthy(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case float64:
+		return x != 0
+	case int:
+		return x != 0
+	case string:
+		return x != ""
+	case []any:
+		return len(x) > 0
+	case map[string]any:
+		return len(x) > 0
+	}
+	return true
+}
+
+var errNoTools = errors.New("no tool executor configured")
+var errNoLLM = errors.New("no LLM configured: set NANO_VM_MCP_LLM_MODEL")

@@ -1,0 +1,253 @@
+package kernel
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+)
+
+// Reserved data keys written by Resume.
+const (
+	WebhookKey       = "__webhook__"
+	WebhookSourceKey = "__webhook_source__"
+)
+
+// state is a run's variables: the input, each step's output under its id,
+// and the data written through output_key and by resume events. A variable
+// $name looks in data, then input, then step outputs (see RATIONALE.md,
+// "Why does data shadow input?").
+//
+// The state hash is a delta chain (RATIONALE.md, "Why is the state hash a
+// delta chain?"): the initial hash is SHA-256 over the canonical JSON of the
+// whole state, and each later hash is SHA-256 over the canonical JSON of
+// {"prev": previous hash, "set": {section: {key: value}}} for the members
+// that changed. A step costs O(its own output), however large the state.
+type state struct {
+	input, outputs, data section
+	// vars is the merged view the program sees.
+	vars map[string]any
+	// pending lists the members changed since the last hash.
+	pending []change
+	h       hash.Hash
+	buf     []byte
+	last    string
+}
+
+// section is one object of the canonical state, with each member's
+// canonical encoding kept to tell a real change from a rewrite of the same
+// value.
+type section struct {
+	name string
+	m    map[string]any
+	enc  map[string][]byte
+}
+
+type change struct {
+	sec *section
+	key string
+	enc []byte // canonical value
+}
+
+func newState(input map[string]any) (*state, error) {
+	s := &state{
+		input:   section{name: "input", m: make(map[string]any, len(input)), enc: make(map[string][]byte, len(input))},
+		outputs: section{name: "outputs", m: map[string]any{}, enc: map[string][]byte{}},
+		data:    section{name: "data", m: map[string]any{}, enc: map[string][]byte{}},
+		vars:    make(map[string]any, len(input)),
+		h:       sha256.New(),
+	}
+	for k, v := range input {
+		enc, err := canonical.Append(nil, v)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", k, err)
+		}
+		s.input.m[k], s.input.enc[k] = v, enc
+		s.vars[k] = v
+	}
+	s.last = s.fullHash()
+	return s, nil
+}
+
+// set writes a member and notes it for the next hash if its canonical
+// encoding changed.
+func (s *state) set(sec *section, k string, v any) error {
+	enc, err := canonical.Append(nil, v)
+	if err != nil {
+		return err
+	}
+	sec.m[k] = v
+	if old, ok := sec.enc[k]; ok && bytes.Equal(old, enc) {
+		return nil
+	}
+	sec.enc[k] = enc
+	for i := range s.pending {
+		if s.pending[i].sec == sec && s.pending[i].key == k {
+			s.pending[i].enc = enc
+			return nil
+		}
+	}
+	s.pending = append(s.pending, change{sec: sec, key: k, enc: enc})
+	return nil
+}
+
+// setOutput records a step's output under its id.
+func (s *state) setOutput(id string, v any) error {
+	if err := s.set(&s.outputs, id, v); err != nil {
+		return fmt.Errorf("output of step %q: %w", id, err)
+	}
+	if _, shadowed := s.data.m[id]; !shadowed {
+		if _, shadowed := s.input.m[id]; !shadowed {
+			s.vars[id] = v
+		}
+	}
+	return nil
+}
+
+// setData writes a data key (output_key or a resume key).
+func (s *state) setData(k string, v any) error {
+	if err := s.set(&s.data, k, v); err != nil {
+		return fmt.Errorf("data %q: %w", k, err)
+	}
+	s.vars[k] = v
+	return nil
+}
+
+// lookup resolves a variable path. A path whose head is a step id may name
+// the output as "output" ($step.output.x), as the original allowed.
+func (s *state) lookup(path []string) (any, bool) {
+	if len(path) == 0 {
+		return nil, false
+	}
+	v, ok := s.vars[path[0]]
+	if !ok {
+		return nil, false
+	}
+	rest := path[1:]
+	if len(rest) > 0 && rest[0] == "output" {
+		if _, isStep := s.outputs.m[path[0]]; isStep && s.vars[path[0]] != nil {
+			if m, isMap := v.(map[string]any); !isMap || m["output"] == nil {
+				rest = rest[1:]
+			}
+		}
+	}
+	for _, seg := range rest {
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			return nil, false
+		}
+		if v, ok = m[seg]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// hash returns the state hash after the changes since the last call: the
+// previous hash when nothing changed, else the next link of the chain.
+func (s *state) hash() string {
+	if len(s.pending) == 0 {
+		return s.last
+	}
+	sort.Slice(s.pending, func(i, j int) bool {
+		a, b := s.pending[i], s.pending[j]
+		if a.sec != b.sec {
+			return a.sec.name < b.sec.name
+		}
+		return keyLess(a.key, b.key)
+	})
+	b := append(s.buf[:0], `{"prev":"`...)
+	b = append(b, s.last...)
+	b = append(b, `","set":{`...)
+	var cur *section
+	for i, c := range s.pending {
+		if c.sec != cur {
+			if cur != nil {
+				b = append(b, "},"...)
+			}
+			cur = c.sec
+			b = canonical.AppendString(b, cur.name)
+			b = append(b, ":{"...)
+		} else if i > 0 {
+			b = append(b, ',')
+		}
+		b = canonical.AppendString(b, c.key)
+		b = append(b, ':')
+		b = append(b, c.enc...)
+	}
+	b = append(b, "}}}"...)
+	s.pending = s.pending[:0]
+	s.last = s.sum(b)
+	return s.last
+}
+
+// fullHash is SHA-256 over the canonical JSON of the whole state.
+func (s *state) fullHash() string {
+	b := append(s.buf[:0], '{')
+	for i, sec := range []*section{&s.data, &s.input, &s.outputs} {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = canonical.AppendString(b, sec.name)
+		b = append(b, ":{"...)
+		keys := make([]string, 0, len(sec.enc))
+		for k := range sec.enc {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
+		for j, k := range keys {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = canonical.AppendString(b, k)
+			b = append(b, ':')
+			b = append(b, sec.enc[k]...)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	return s.sum(b)
+}
+
+func (s *state) sum(b []byte) string {
+	s.h.Reset()
+	s.h.Write(b)
+	s.buf = b[:0]
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(s.h.Sum(sum[:0]))
+}
+
+// snapshot returns the canonical state object as plain maps, for observers
+// and tests. It shares values with the state: treat it as read-only.
+func (s *state) snapshot() map[string]any {
+	return map[string]any{"data": s.data.m, "input": s.input.m, "outputs": s.outputs.m}
+}
+
+// keyLess orders object keys as RFC 8785 does: by UTF-16 code units.
+func keyLess(a, b string) bool {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			ua, ub := utf16First(ra), utf16First(rb)
+			if ua != ub {
+				return ua < ub
+			}
+			return ra < rb // same high surrogate: order by code point
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) < len(b)
+}
+
+func utf16First(r rune) rune {
+	if r < 0x10000 {
+		return r
+	}
+	return 0xD800 + ((r - 0x10000) >> 10)
+}
