@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Group commit. Every write is queued to one committer goroutine, which
+// runs everything queued so far in a single bbolt transaction and one
+// fsync. A lone writer pays one fsync and no added delay; while a commit is
+// syncing, new writes pile up and share the next one, so durable throughput
+// grows with concurrency. See .rationale/storage.md "Why our own group
+// commit rather than bolt.DB.Batch?".
+//
+// A write function may run more than once (when another write in its batch
+// fails, the batch is retried without it), so it must compute everything
+// from the transaction and only assign, never accumulate, outer variables.
+
+type writeReq struct {
+	fn   func(tx *bolt.Tx) error
+	done chan error
+}
+
+// errMemberFailed aborts a batch transaction after one member failed.
+var errMemberFailed = errors.New("batch member failed")
+
+// update queues fn and waits until it is committed. Once queued the write
+// completes even if ctx is cancelled, so the caller never has to guess
+// whether it happened.
+func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &writeReq{fn: fn, done: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	db.queue <- req
+	db.mu.RUnlock()
+	return <-req.done
+}
+
+func (db *DB) commitLoop() {
+	defer close(db.done)
+	batch := make([]*writeReq, 0, db.maxBatch)
+	for req := range db.queue {
+		batch = append(batch[:0], req)
+		batch = db.gather(batch)
+		db.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// gather adds whatever is already queued, and with MaxBatchDelay waits up
+// to that long for more.
+func (db *DB) gather(batch []*writeReq) []*writeReq {
+	var timer <-chan time.Time
+	if db.delay > 0 {
+		t := time.NewTimer(db.delay)
+		defer t.Stop()
+		timer = t.C
+	}
+	for len(batch) < db.maxBatch {
+		select {
+		case req, ok := <-db.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, req)
+			continue
+		default:
+		}
+		if timer == nil {
+			return batch
+		}
+		select {
+		case req, ok := <-db.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, req)
+		case <-timer:
+			return batch
+		}
+	}
+	return batch
+}
+
+// runBatch commits batch in one transaction. A member that fails is taken
+// out and the rest retried; a member that failed after others had written
+// in the same transaction is then re-run alone, so its error reflects the
+// committed state and not a rolled-back one.
+func (db *DB) runBatch(batch []*writeReq) {
+	pending := batch
+	var solo []*writeReq
+	for len(pending) > 0 {
+		failed, memberErr := -1, error(nil)
+		err := guard(func() error {
+			return db.bolt.Update(func(tx *bolt.Tx) error {
+				for i, r := range pending {
+					if err := r.fn(tx); err != nil {
+						failed, memberErr = i, err
+						return errMemberFailed
+					}
+				}
+				return nil
+			})
+		})
+		if failed < 0 || !errors.Is(err, errMemberFailed) {
+			for _, r := range pending {
+				r.done <- err
+			}
+			break
+		}
+		if failed == 0 {
+			// It ran first on a clean transaction: its error is final.
+			pending[0].done <- memberErr
+		} else {
+			solo = append(solo, pending[failed])
+		}
+		pending = append(pending[:failed:failed], pending[failed+1:]...)
+	}
+	for _, r := range solo {
+		r.done <- guard(func() error { return db.bolt.Update(r.fn) })
+	}
+}

@@ -1,0 +1,40 @@
+package store_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/storetest"
+)
+
+// openTemp opens a fresh bbolt store in t.TempDir, closed in t.Cleanup.
+func openTemp(t testing.TB, opts *store.Options) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "nano.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
+// TestConformance ensures the bbolt store passes the store conformance
+// suite, in both durability modes.
+func TestConformance(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		noSync bool
+	}{{name: "fsync"}, {name: "nosync", noSync: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+				return openTemp(t, &store.Options{Now: now, NoSync: tc.noSync})
+			})
+		})
+	}
+}

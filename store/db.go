@@ -1,0 +1,399 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the schema this build writes. A file with a higher
+// version is refused with ErrSchemaTooNew; a lower one is migrated on Open.
+const SchemaVersion = 1
+
+// Options configures Open. A nil *Options means DefaultOptions().
+type Options struct {
+	// LockTimeout is how long Open waits for the file lock before returning
+	// ErrLocked. The default is 2 s; zero means the default (bbolt itself
+	// would otherwise wait forever).
+	LockTimeout time.Duration
+	// NoSync skips fsync on commit. The default, false, fsyncs every
+	// commit: a committed write survives power loss. With NoSync a commit
+	// survives a process crash but the last commits may be lost on power
+	// loss or kernel panic (like SQLite WAL with synchronous=NORMAL).
+	NoSync bool
+	// MaxBatchSize caps how many writes share one commit. The default is
+	// 1000; zero means the default.
+	MaxBatchSize int
+	// MaxBatchDelay is how long a commit waits for more writes to join it
+	// when the queue is empty. The default is 0: a lone writer never waits,
+	// and writes that arrive while a commit is being synced join the next
+	// one anyway.
+	MaxBatchDelay time.Duration
+	// CheckOnOpen runs bbolt's full consistency check (every page) on Open.
+	// The default is false: Open still validates the meta pages, the file
+	// size and the schema, and any page fault later becomes ErrCorrupt.
+	CheckOnOpen bool
+	// Now is the clock for stored timestamps. The default is time.Now.
+	Now func() time.Time
+}
+
+// DefaultOptions returns the options Open uses when given nil.
+func DefaultOptions() *Options {
+	return &Options{
+		LockTimeout:  2 * time.Second,
+		MaxBatchSize: 1000,
+		Now:          time.Now,
+	}
+}
+
+// Bucket names. Keys that combine an id with a number use a 0x00 separator
+// (ids never contain it) and big-endian numbers so byte order is numeric
+// order.
+var (
+	bucketMeta         = []byte("meta")             // schema_version, chain head
+	bucketPrograms     = []byte("programs")         // id → Program
+	bucketProgramsTime = []byte("programs_by_time") // created ns | id → nil
+	bucketExecutions   = []byte("executions")       // id → Execution
+	bucketExecTime     = []byte("exec_by_time")     // created ns | id → nil
+	bucketExecProgram  = []byte("exec_by_program")  // program id 0 created ns | id → nil
+	bucketExecOpen     = []byte("exec_unfinished")  // created ns | id → nil
+	bucketSteps        = []byte("steps")            // exec id 0 index → step JSON
+	bucketEnvelopes    = []byte("envelopes")        // seq → Envelope
+	bucketEnvExec      = []byte("env_by_exec")      // exec id 0 seq → nil
+	bucketIdem         = []byte("idempotency")      // key → IdempotencyRecord
+	bucketIdemExpiry   = []byte("idem_by_expiry")   // expires ns | key → nil
+	bucketSecrets      = []byte("vault")            // id → SecretRecord
+	bucketModules      = []byte("tool_modules")     // sha256 → bytes
+	bucketToolVersions = []byte("tool_versions")    // name 0 sha256 → ToolRecord
+	bucketToolCurrent  = []byte("tools_current")    // name → sha256
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketPrograms, bucketProgramsTime, bucketExecutions,
+		bucketExecTime, bucketExecProgram, bucketExecOpen, bucketSteps,
+		bucketEnvelopes, bucketEnvExec, bucketIdem, bucketIdemExpiry,
+		bucketSecrets, bucketModules, bucketToolVersions, bucketToolCurrent,
+	}
+
+	keySchemaVersion = []byte("schema_version")
+	keyChainHead     = []byte("chain_head")
+)
+
+// DB is the bbolt implementation of Store. It is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	now  func() time.Time
+
+	maxBatch int
+	delay    time.Duration
+
+	mu     sync.RWMutex // guards closed against Close racing writers
+	closed bool
+	queue  chan *writeReq
+	done   chan struct{}
+}
+
+var _ Store = (*DB)(nil)
+
+// Open opens (creating if absent) the database file at path.
+//
+// It returns ErrLocked when another process holds the file, ErrSchemaTooNew
+// when a newer release wrote it, and ErrCorrupt when it is not a bbolt
+// database or is truncated or damaged; it never panics on a bad file.
+func Open(path string, opts *Options) (db *DB, err error) {
+	o := DefaultOptions()
+	if opts != nil {
+		c := *opts
+		if c.LockTimeout <= 0 {
+			c.LockTimeout = o.LockTimeout
+		}
+		if c.MaxBatchSize <= 0 {
+			c.MaxBatchSize = o.MaxBatchSize
+		}
+		if c.MaxBatchDelay < 0 {
+			c.MaxBatchDelay = 0
+		}
+		if c.Now == nil {
+			c.Now = o.Now
+		}
+		o = &c
+	}
+
+	facts, err := precheck(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	if facts.exists && !facts.freelistSynced {
+		// bbolt would rebuild the freelist in a goroutine we cannot
+		// guard; walk the file read-only first so damage shows here.
+		if err := walkReadOnly(path, o.LockTimeout); err != nil {
+			return nil, fmt.Errorf("open store %q: %w", path, err)
+		}
+	}
+
+	// bbolt reads pages through mmap: a truncated file faults (SIGBUS)
+	// and a damaged one can panic. Both become ErrCorrupt; the file
+	// handle is captured so the lock is released even then.
+	var file *os.File
+	var bdb *bolt.DB
+	err = guard(func() error {
+		var err error
+		bdb, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      o.LockTimeout,
+			NoSync:       o.NoSync,
+			FreelistType: bolt.FreelistMapType,
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				f, err := os.OpenFile(name, flag, perm)
+				file = f
+				return f, err
+			},
+		})
+		return err
+	})
+	if err != nil {
+		if bdb == nil && file != nil {
+			releaseFile(file)
+		}
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("open store %q: %w (waited %s)", path, ErrLocked, o.LockTimeout)
+		case errors.Is(err, ErrCorrupt):
+			return nil, fmt.Errorf("open store %q: %w", path, err)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+			errors.Is(err, berrors.ErrVersionMismatch):
+			return nil, fmt.Errorf("open store %q: %w: %w", path, ErrCorrupt, err)
+		}
+		if fi, statErr := os.Stat(path); statErr == nil && fi.Mode().IsRegular() {
+			// bbolt reports some malformed files with ad-hoc errors
+			// ("file size too small", page size errors).
+			return nil, fmt.Errorf("open store %q: %w: %w", path, ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = bdb.Close()
+		}
+	}()
+	bdb.MaxBatchSize = o.MaxBatchSize
+	bdb.MaxBatchDelay = o.MaxBatchDelay
+
+	if err := checkSize(bdb); err != nil {
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	if o.CheckOnOpen {
+		if err := checkAll(bdb); err != nil {
+			return nil, fmt.Errorf("open store %q: %w", path, err)
+		}
+	}
+	if err := migrate(bdb, o.Now); err != nil {
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+
+	db = &DB{
+		bolt:     bdb,
+		path:     path,
+		now:      o.Now,
+		maxBatch: o.MaxBatchSize,
+		delay:    o.MaxBatchDelay,
+		queue:    make(chan *writeReq, o.MaxBatchSize),
+		done:     make(chan struct{}),
+	}
+	go db.commitLoop()
+	return db, nil
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close waits for queued writes to commit and closes the file.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.queue)
+	db.mu.Unlock()
+	<-db.done
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close store %q: %w", db.path, err)
+	}
+	return nil
+}
+
+// guard runs fn converting panics and memory faults on the mmapped file
+// into ErrCorrupt.
+func guard(fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	return fn()
+}
+
+// checkSize catches a truncated file: the meta page records how many pages
+// the file must hold.
+func checkSize(bdb *bolt.DB) error {
+	fi, err := os.Stat(bdb.Path())
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	return guard(func() error {
+		return bdb.View(func(tx *bolt.Tx) error {
+			if tx.Size() > fi.Size() {
+				return fmt.Errorf("%w: file is %d bytes but its meta page records %d (truncated)", ErrCorrupt, fi.Size(), tx.Size())
+			}
+			return nil
+		})
+	})
+}
+
+// checkAll reads every page. bbolt's own tx.Check runs in a goroutine
+// where a damaged page panics beyond recover, so it is not used.
+func checkAll(bdb *bolt.DB) error {
+	return guard(func() error { return bdb.View(walk) })
+}
+
+func walkReadOnly(path string, timeout time.Duration) error {
+	var file *os.File
+	var bdb *bolt.DB
+	err := guard(func() error {
+		var err error
+		bdb, err = bolt.Open(path, 0o600, &bolt.Options{
+			ReadOnly: true,
+			Timeout:  timeout,
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				f, err := os.OpenFile(name, flag, perm)
+				file = f
+				return f, err
+			},
+		})
+		if err != nil {
+			return err
+		}
+		return bdb.View(walk)
+	})
+	if bdb != nil {
+		_ = bdb.Close()
+	} else if file != nil {
+		releaseFile(file)
+	}
+	if errors.Is(err, berrors.ErrTimeout) {
+		return fmt.Errorf("%w (waited %s)", ErrLocked, timeout)
+	}
+	return err
+}
+
+// migrate creates the buckets of a new file and checks the schema version
+// of an existing one.
+func migrate(bdb *bolt.DB, now func() time.Time) error {
+	var version uint64
+	err := guard(func() error {
+		return bdb.View(func(tx *bolt.Tx) error {
+			if m := tx.Bucket(bucketMeta); m != nil {
+				v := m.Get(keySchemaVersion)
+				if len(v) != 8 {
+					return fmt.Errorf("%w: schema version is %d bytes, want 8", ErrCorrupt, len(v))
+				}
+				version = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if version > SchemaVersion {
+		return fmt.Errorf("%w: file has schema %d, this build supports up to %d", ErrSchemaTooNew, version, SchemaVersion)
+	}
+	if version == SchemaVersion {
+		return guard(func() error {
+			return bdb.View(func(tx *bolt.Tx) error {
+				for _, name := range allBuckets {
+					if tx.Bucket(name) == nil {
+						return fmt.Errorf("%w: bucket %q missing", ErrCorrupt, name)
+					}
+				}
+				return nil
+			})
+		})
+	}
+	// version 0: a new file. Later schema versions add their steps here,
+	// each in its own transaction that ends by bumping the version.
+	return guard(func() error {
+		return bdb.Update(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketMeta) == nil && len(bucketList(tx)) > 0 {
+				return fmt.Errorf("%w: bbolt file without a %q bucket is not a nano-vm-mcp store", ErrCorrupt, bucketMeta)
+			}
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("create bucket %q: %w", name, err)
+				}
+			}
+			m := tx.Bucket(bucketMeta)
+			if err := m.Put([]byte("created_at"), []byte(now().UTC().Format(time.RFC3339Nano))); err != nil {
+				return err
+			}
+			return m.Put(keySchemaVersion, u64(SchemaVersion))
+		})
+	})
+}
+
+func bucketList(tx *bolt.Tx) [][]byte {
+	var names [][]byte
+	_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		names = append(names, name)
+		return nil
+	})
+	return names
+}
+
+// view runs a read transaction, converting faults to ErrCorrupt.
+func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return guard(func() error { return db.bolt.View(fn) })
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func be64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// joinKey builds id 0x00 big-endian(n).
+func joinKey(id string, n uint64) []byte {
+	k := make([]byte, 0, len(id)+9)
+	k = append(k, id...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, n)
+}
+
+// timeKey builds big-endian(unix ns) | id, ordering by time then id.
+func timeKey(t time.Time, id string) []byte {
+	k := make([]byte, 0, 8+len(id))
+	k = binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
+	return append(k, id...)
+}

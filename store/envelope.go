@@ -1,0 +1,238 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Envelope kinds.
+const (
+	// EnvelopeKindStep records one successful step.
+	EnvelopeKindStep = "step"
+	// EnvelopeKindErase records the erasure of a secret.
+	EnvelopeKindErase = "erase"
+)
+
+// GenesisHash is the PrevHash of the first envelope (seq 1): the empty
+// string, so the first link needs no magic constant.
+const GenesisHash = ""
+
+// Envelope is one link of the global audit chain. Envelopes are never
+// updated or deleted.
+type Envelope struct {
+	// Seq numbers the chain from 1 with no gaps; assigned by the store.
+	Seq uint64 `json:"seq"`
+	// Kind is EnvelopeKindStep or another event kind (EnvelopeKindErase).
+	Kind string `json:"kind"`
+	// ExecutionID is the run the envelope belongs to; empty for events
+	// that belong to no run.
+	ExecutionID string `json:"execution_id"`
+	// StepIndex is the step's index in the trace.
+	StepIndex int `json:"step_index"`
+	// StepID is the step's id in the program.
+	StepID string `json:"step_id"`
+	// PolicyHash is the hash of the policy snapshot the step ran under.
+	PolicyHash string `json:"policy_hash"`
+	// StateHash is the canonical hash of the state after the step.
+	StateHash string `json:"state_hash"`
+	// Payload is the TRACE projection of the step's output: refs, never
+	// secret values.
+	Payload json.RawMessage `json:"payload"`
+	// ModuleSHA256 is the SHA-256 of the module a tool step ran.
+	ModuleSHA256 string `json:"module_sha256,omitempty"`
+	// ManifestSHA256 is the SHA-256 of the manifest a tool step ran under.
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
+	// RecordedAt is when the envelope was appended (UTC); assigned by the
+	// store.
+	RecordedAt time.Time `json:"recorded_at"`
+	// PrevHash is the Hash of envelope Seq-1, GenesisHash for Seq 1;
+	// assigned by the store.
+	PrevHash string `json:"prev_hash"`
+	// Hash is the lowercase hex SHA-256 of the RFC 8785 canonical JSON of
+	// every other field; assigned by the store.
+	Hash string `json:"hash"`
+}
+
+// ComputeHash returns the hash e.Hash should hold: SHA-256 over the
+// canonical JSON of every field but Hash.
+func (e *Envelope) ComputeHash() (string, error) {
+	m := map[string]any{
+		"seq":          e.Seq,
+		"kind":         e.Kind,
+		"execution_id": e.ExecutionID,
+		"step_index":   e.StepIndex,
+		"step_id":      e.StepID,
+		"policy_hash":  e.PolicyHash,
+		"state_hash":   e.StateHash,
+		"payload":      nil,
+		"recorded_at":  e.RecordedAt.UTC().Format(time.RFC3339Nano),
+		"prev_hash":    e.PrevHash,
+	}
+	if len(e.Payload) > 0 {
+		m["payload"] = e.Payload
+	}
+	if e.ModuleSHA256 != "" {
+		m["module_sha256"] = e.ModuleSHA256
+	}
+	if e.ManifestSHA256 != "" {
+		m["manifest_sha256"] = e.ManifestSHA256
+	}
+	h, err := canonical.Hash(m)
+	if err != nil {
+		return "", fmt.Errorf("hash envelope %d: %w", e.Seq, err)
+	}
+	return h, nil
+}
+
+// chainHead is the last envelope's seq and hash, kept in the meta bucket so
+// appends need no cursor and so a deleted tail is detected.
+type chainHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+func readHead(tx *bolt.Tx) (chainHead, error) {
+	var h chainHead
+	v := tx.Bucket(bucketMeta).Get(keyChainHead)
+	if v == nil {
+		return h, nil
+	}
+	if err := json.Unmarshal(v, &h); err != nil {
+		return h, fmt.Errorf("%w: chain head: %w", ErrCorrupt, err)
+	}
+	return h, nil
+}
+
+// prepareDraft validates a draft and canonicalizes its payload outside the
+// transaction, so the committer only does the cheap part.
+func prepareDraft(d Envelope) (Envelope, error) {
+	if d.Kind == "" {
+		d.Kind = EnvelopeKindStep
+	}
+	if d.StepIndex < 0 {
+		return d, fmt.Errorf("append envelope: negative step index %d", d.StepIndex)
+	}
+	if len(d.Payload) > 0 {
+		p, err := canonical.Marshal(d.Payload)
+		if err != nil {
+			return d, fmt.Errorf("append envelope: payload: %w", err)
+		}
+		d.Payload = p
+	} else {
+		d.Payload = json.RawMessage("null")
+	}
+	d.Seq, d.PrevHash, d.Hash, d.RecordedAt = 0, "", "", time.Time{}
+	return d, nil
+}
+
+// appendEnvelope links a prepared draft onto the chain inside tx. It reads
+// the head from tx, so a re-run of the batch recomputes the same result.
+func (db *DB) appendEnvelope(tx *bolt.Tx, d Envelope) (Envelope, error) {
+	head, err := readHead(tx)
+	if err != nil {
+		return d, err
+	}
+	d.Seq = head.Seq + 1
+	d.PrevHash = head.Hash
+	d.RecordedAt = db.now().UTC()
+	if d.Hash, err = d.ComputeHash(); err != nil {
+		return d, err
+	}
+	v, err := json.Marshal(&d)
+	if err != nil {
+		return d, fmt.Errorf("encode envelope: %w", err)
+	}
+	if err := tx.Bucket(bucketEnvelopes).Put(u64(d.Seq), v); err != nil {
+		return d, fmt.Errorf("put envelope %d: %w", d.Seq, err)
+	}
+	if d.ExecutionID != "" {
+		if err := tx.Bucket(bucketEnvExec).Put(joinKey(d.ExecutionID, d.Seq), nil); err != nil {
+			return d, fmt.Errorf("index envelope %d: %w", d.Seq, err)
+		}
+	}
+	hv, _ := json.Marshal(chainHead{Seq: d.Seq, Hash: d.Hash})
+	if err := tx.Bucket(bucketMeta).Put(keyChainHead, hv); err != nil {
+		return d, fmt.Errorf("put chain head: %w", err)
+	}
+	return d, nil
+}
+
+// AppendEnvelope implements AuditStore.
+func (db *DB) AppendEnvelope(ctx context.Context, draft Envelope) (Envelope, error) {
+	d, err := prepareDraft(draft)
+	if err != nil {
+		return Envelope{}, err
+	}
+	var out Envelope
+	err = db.update(ctx, func(tx *bolt.Tx) error {
+		e, err := db.appendEnvelope(tx, d)
+		out = e
+		return err
+	})
+	if err != nil {
+		return Envelope{}, fmt.Errorf("append envelope: %w", err)
+	}
+	return out, nil
+}
+
+// Envelope implements AuditStore.
+func (db *DB) Envelope(ctx context.Context, seq uint64) (Envelope, error) {
+	var e Envelope
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEnvelopes).Get(u64(seq))
+		if v == nil {
+			return ErrNotFound
+		}
+		return decodeRecord(v, &e)
+	})
+	if err != nil {
+		return Envelope{}, fmt.Errorf("envelope %d: %w", seq, err)
+	}
+	return e, nil
+}
+
+// Envelopes implements AuditStore.
+func (db *DB) Envelopes(ctx context.Context, executionID string) ([]Envelope, error) {
+	var out []Envelope
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		envs := tx.Bucket(bucketEnvelopes)
+		prefix := append([]byte(executionID), 0)
+		c := tx.Bucket(bucketEnvExec).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+			seq := binary.BigEndian.Uint64(k[len(prefix):])
+			v := envs.Get(u64(seq))
+			if v == nil {
+				return fmt.Errorf("%w: envelope %d indexed but missing", ErrCorrupt, seq)
+			}
+			var e Envelope
+			if err := decodeRecord(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("envelopes of %q: %w", executionID, err)
+	}
+	return out, nil
+}
+
+// decodeRecord decodes a stored JSON record; undecodable bytes are
+// corruption, not a caller error.
+func decodeRecord(v []byte, into any) error {
+	if err := json.Unmarshal(v, into); err != nil {
+		return fmt.Errorf("%w: decode %T: %w", ErrCorrupt, into, err)
+	}
+	return nil
+}
+
+func hasPrefix(k, prefix []byte) bool {
+	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
+}

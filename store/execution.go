@@ -1,0 +1,366 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// maxIDLen bounds ids so composite keys stay far below bbolt's key limit.
+const maxIDLen = 256
+
+// checkID rejects ids that would break composite keys.
+func checkID(what, id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("empty %s id", what)
+	case len(id) > maxIDLen:
+		return fmt.Errorf("%s id is %d bytes, the limit is %d", what, len(id), maxIDLen)
+	case strings.IndexByte(id, 0) >= 0:
+		return fmt.Errorf("%s id %q contains a NUL byte", what, id)
+	}
+	return nil
+}
+
+// PutExecution implements ExecutionStore.
+func (db *DB) PutExecution(ctx context.Context, e Execution) (Execution, error) {
+	if err := checkExecution(e); err != nil {
+		return Execution{}, fmt.Errorf("put execution: %w", err)
+	}
+	now := db.now().UTC()
+	var out Execution
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		rec, err := putExecution(tx, e, now)
+		out = rec
+		return err
+	})
+	if err != nil {
+		return Execution{}, fmt.Errorf("put execution %q: %w", e.ID, err)
+	}
+	return out, nil
+}
+
+func checkExecution(e Execution) error {
+	if err := checkID("execution", e.ID); err != nil {
+		return err
+	}
+	if e.ProgramID != "" {
+		if err := checkID("program", e.ProgramID); err != nil {
+			return err
+		}
+	}
+	for name, raw := range map[string]json.RawMessage{"input": e.Input, "program": e.Program, "checkpoint": e.Checkpoint, "header": e.Header} {
+		if len(raw) > 0 && !json.Valid(raw) {
+			return fmt.Errorf("execution %q: %s is not valid JSON", e.ID, name)
+		}
+	}
+	return nil
+}
+
+// putExecution writes e and its index entries inside tx, replacing any
+// earlier record and its entries.
+func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, error) {
+	b := tx.Bucket(bucketExecutions)
+	if old := b.Get([]byte(e.ID)); old != nil {
+		var prev Execution
+		if err := decodeRecord(old, &prev); err != nil {
+			return e, err
+		}
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = prev.CreatedAt
+		}
+		if err := unindexExecution(tx, prev); err != nil {
+			return e, err
+		}
+	}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = now
+	}
+	e.CreatedAt = e.CreatedAt.UTC()
+	e.UpdatedAt = now
+	v, err := json.Marshal(&e)
+	if err != nil {
+		return e, fmt.Errorf("encode: %w", err)
+	}
+	if err := b.Put([]byte(e.ID), v); err != nil {
+		return e, err
+	}
+	tk := timeKey(e.CreatedAt, e.ID)
+	if err := tx.Bucket(bucketExecTime).Put(tk, nil); err != nil {
+		return e, err
+	}
+	if e.ProgramID != "" {
+		if err := tx.Bucket(bucketExecProgram).Put(programExecKey(e.ProgramID, tk), nil); err != nil {
+			return e, err
+		}
+	}
+	if unfinished(e.Status) {
+		if err := tx.Bucket(bucketExecOpen).Put(tk, nil); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+func unfinished(status string) bool {
+	return status == StatusRunning || status == StatusSuspended
+}
+
+func programExecKey(programID string, tk []byte) []byte {
+	k := make([]byte, 0, len(programID)+1+len(tk))
+	k = append(k, programID...)
+	k = append(k, 0)
+	return append(k, tk...)
+}
+
+func unindexExecution(tx *bolt.Tx, e Execution) error {
+	tk := timeKey(e.CreatedAt, e.ID)
+	if err := tx.Bucket(bucketExecTime).Delete(tk); err != nil {
+		return err
+	}
+	if e.ProgramID != "" {
+		if err := tx.Bucket(bucketExecProgram).Delete(programExecKey(e.ProgramID, tk)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketExecOpen).Delete(tk)
+}
+
+// deleteExecution removes an execution, its steps, its index entries and
+// the idempotency key that started it. Envelopes stay.
+func deleteExecution(tx *bolt.Tx, id string) error {
+	b := tx.Bucket(bucketExecutions)
+	v := b.Get([]byte(id))
+	if v == nil {
+		return nil
+	}
+	var e Execution
+	if err := decodeRecord(v, &e); err != nil {
+		return err
+	}
+	if err := unindexExecution(tx, e); err != nil {
+		return err
+	}
+	steps := tx.Bucket(bucketSteps)
+	prefix := append([]byte(id), 0)
+	var keys [][]byte
+	c := steps.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := steps.Delete(k); err != nil {
+			return err
+		}
+	}
+	if e.IdempotencyKey != "" {
+		if rec, ok, err := getIdem(tx, e.IdempotencyKey); err != nil {
+			return err
+		} else if ok && rec.ExecutionID == id {
+			if err := deleteIdem(tx, rec); err != nil {
+				return err
+			}
+		}
+	}
+	return b.Delete([]byte(id))
+}
+
+// Execution implements ExecutionStore.
+func (db *DB) Execution(ctx context.Context, id string) (Execution, error) {
+	var e Execution
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketExecutions).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		return decodeRecord(v, &e)
+	})
+	if err != nil {
+		return Execution{}, fmt.Errorf("execution %q: %w", id, err)
+	}
+	return e, nil
+}
+
+// Executions implements ExecutionStore.
+func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultPageLimit
+	}
+	limit = min(limit, MaxPageLimit)
+	var after []byte
+	if f.Cursor != "" {
+		var err error
+		if after, err = base64.RawURLEncoding.DecodeString(f.Cursor); err != nil || len(after) < 8 {
+			return ExecutionPage{}, fmt.Errorf("list executions: invalid cursor %q", f.Cursor)
+		}
+	}
+	var page ExecutionPage
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		execs := tx.Bucket(bucketExecutions)
+		var c *bolt.Cursor
+		var prefix []byte
+		if f.ProgramID != "" {
+			c = tx.Bucket(bucketExecProgram).Cursor()
+			prefix = append([]byte(f.ProgramID), 0)
+		} else {
+			c = tx.Bucket(bucketExecTime).Cursor()
+		}
+		// Position on the newest key strictly before the upper bound.
+		var bound []byte
+		switch {
+		case after != nil:
+			bound = append(bytes.Clone(prefix), after...)
+		case prefix != nil:
+			bound = append([]byte(f.ProgramID), 1)
+		}
+		var k []byte
+		if bound == nil {
+			k, _ = c.Last()
+		} else if k, _ = c.Seek(bound); k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		for ; k != nil && hasPrefix(k, prefix); k, _ = c.Prev() {
+			tk := k[len(prefix):]
+			if len(page.Executions) == limit {
+				page.NextCursor = base64.RawURLEncoding.EncodeToString(timeKeyOf(page.Executions[limit-1]))
+				break
+			}
+			v := execs.Get(tk[8:])
+			if v == nil {
+				return fmt.Errorf("%w: execution %q indexed but missing", ErrCorrupt, tk[8:])
+			}
+			var e Execution
+			if err := decodeRecord(v, &e); err != nil {
+				return err
+			}
+			if f.Status != "" && e.Status != f.Status {
+				continue
+			}
+			page.Executions = append(page.Executions, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return ExecutionPage{}, fmt.Errorf("list executions: %w", err)
+	}
+	return page, nil
+}
+
+func timeKeyOf(e Execution) []byte { return timeKey(e.CreatedAt, e.ID) }
+
+// Unfinished implements ExecutionStore.
+func (db *DB) Unfinished(ctx context.Context) ([]Execution, error) {
+	var out []Execution
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		execs := tx.Bucket(bucketExecutions)
+		c := tx.Bucket(bucketExecOpen).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			v := execs.Get(k[8:])
+			if v == nil {
+				return fmt.Errorf("%w: execution %q indexed but missing", ErrCorrupt, k[8:])
+			}
+			var e Execution
+			if err := decodeRecord(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list unfinished executions: %w", err)
+	}
+	return out, nil
+}
+
+// CommitStep implements ExecutionStore.
+func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) {
+	if err := checkExecution(sc.Execution); err != nil {
+		return nil, fmt.Errorf("commit step: %w", err)
+	}
+	id := sc.Execution.ID
+	if sc.Index < 0 {
+		return nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
+	}
+	if !json.Valid(sc.Step) {
+		return nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
+	}
+	var draft Envelope
+	if sc.Envelope != nil {
+		d := *sc.Envelope
+		if d.ExecutionID == "" {
+			d.ExecutionID = id
+		}
+		if d.ExecutionID != id || (d.StepIndex != 0 && d.StepIndex != sc.Index) {
+			return nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.ExecutionID, d.StepIndex)
+		}
+		d.StepIndex = sc.Index
+		var err error
+		if draft, err = prepareDraft(d); err != nil {
+			return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
+		}
+	}
+	now := db.now().UTC()
+	key := joinKey(id, uint64(sc.Index))
+	step := bytes.Clone(sc.Step)
+	var out *Envelope
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		out = nil
+		steps := tx.Bucket(bucketSteps)
+		if steps.Get(key) != nil {
+			return ErrStepExists
+		}
+		if err := steps.Put(key, step); err != nil {
+			return err
+		}
+		if _, err := putExecution(tx, sc.Execution, now); err != nil {
+			return err
+		}
+		if sc.Envelope == nil {
+			return nil
+		}
+		e, err := db.appendEnvelope(tx, draft)
+		if err != nil {
+			return err
+		}
+		out = &e
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
+	}
+	return out, nil
+}
+
+// Steps implements ExecutionStore.
+func (db *DB) Steps(ctx context.Context, executionID string, offset, limit int) ([]Step, error) {
+	var out []Step
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		prefix := append([]byte(executionID), 0)
+		c := tx.Bucket(bucketSteps).Cursor()
+		for k, v := c.Seek(joinKey(executionID, uint64(max(offset, 0)))); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			out = append(out, Step{
+				Index: int(binary.BigEndian.Uint64(k[len(prefix):])),
+				Data:  bytes.Clone(v),
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("steps of %q: %w", executionID, err)
+	}
+	return out, nil
+}

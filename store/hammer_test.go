@@ -1,0 +1,87 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/store"
+)
+
+// TestHammer ensures 64 goroutines committing steps and envelopes at once,
+// with readers alongside, leave one chain numbered 1..N without gaps.
+func TestHammer(t *testing.T) {
+	const workers, steps = 64, 20
+	if testing.Short() {
+		t.Skip("hammer test skipped in -short mode")
+	}
+	db := openTemp(t, &store.Options{NoSync: true})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*2)
+	for w := range workers {
+		wg.Add(2)
+		id := fmt.Sprint("exec-", w)
+		go func() {
+			defer wg.Done()
+			for i := range steps {
+				ex := store.Execution{ID: id, Status: store.StatusRunning, Checkpoint: json.RawMessage(fmt.Sprint(i))}
+				env, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: json.RawMessage(`{}`),
+					Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), Payload: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if env.ExecutionID != id || env.StepIndex != i {
+					errs <- fmt.Errorf("%s/%d got envelope for %s/%d", id, i, env.ExecutionID, env.StepIndex)
+					return
+				}
+				if i%5 == 0 {
+					if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: "note", ExecutionID: id}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range steps {
+				if _, err := db.Envelopes(ctx, id); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := db.Execution(ctx, id); err != nil && !isNotFound(err) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	const total = workers * (steps + steps/5)
+	rep, err := db.VerifyChain(ctx, "")
+	if err != nil || !rep.OK || rep.Checked != total || rep.HeadSeq != total {
+		t.Fatalf("VerifyChain = %+v, %v; want %d envelopes", rep, err, total)
+	}
+	for seq := uint64(1); seq <= total; seq++ {
+		if _, err := db.Envelope(ctx, seq); err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+	}
+	for w := range workers {
+		id := fmt.Sprint("exec-", w)
+		if s, err := db.Steps(ctx, id, 0, 0); err != nil || len(s) != steps {
+			t.Fatalf("%s: %d steps, %v", id, len(s), err)
+		}
+		if rep, err := db.VerifyChain(ctx, id); err != nil || !rep.OK {
+			t.Fatalf("VerifyChain(%s) = %+v, %v", id, rep, err)
+		}
+	}
+}

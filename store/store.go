@@ -1,0 +1,299 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Store is everything the runtime asks of durable storage. *DB (bbolt)
+// implements it; the interface is kept to records and atomic operations
+// on them so that a PostgreSQL backend can implement it with ordinary
+// tables, transactions and a sequence. Package storetest holds the
+// conformance suite every implementation must pass.
+//
+// Every method takes a context first. Writes return only once the change is
+// durable (or, with Options.NoSync, written to the operating system).
+type Store interface {
+	ProgramStore
+	ExecutionStore
+	AuditStore
+	IdempotencyStore
+	SecretStore
+	ToolStore
+	// Close releases the store. Further calls return ErrClosed.
+	Close() error
+}
+
+// ProgramStore keeps saved programs.
+type ProgramStore interface {
+	// PutProgram creates or replaces a program. A zero CreatedAt is set to
+	// now on creation and kept from the stored record on replacement.
+	PutProgram(ctx context.Context, p Program) (Program, error)
+	// Program returns a program by id, or ErrNotFound.
+	Program(ctx context.Context, id string) (Program, error)
+	// Programs lists programs newest first; limit <= 0 means all.
+	Programs(ctx context.Context, limit int) ([]Program, error)
+	// DeleteProgram removes a program with its executions, their steps and
+	// their idempotency keys. Envelopes are never deleted. ErrNotFound when
+	// the program does not exist.
+	DeleteProgram(ctx context.Context, id string) error
+}
+
+// ExecutionStore keeps executions (traces) and their steps.
+type ExecutionStore interface {
+	// PutExecution creates or replaces an execution's record (start,
+	// finish, suspend). A zero CreatedAt is set to now on creation and kept
+	// from the stored record on replacement; UpdatedAt is always now.
+	PutExecution(ctx context.Context, e Execution) (Execution, error)
+	// Execution returns an execution by id, or ErrNotFound.
+	Execution(ctx context.Context, id string) (Execution, error)
+	// Executions lists executions newest first, filtered and paged.
+	Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage, error)
+	// Unfinished lists executions whose status is StatusRunning or
+	// StatusSuspended, oldest first: after a crash these are the runs to
+	// resume or to offer for resumption.
+	Unfinished(ctx context.Context) ([]Execution, error)
+	// CommitStep atomically writes a step, replaces its execution's record
+	// and, when c.Envelope is set, appends the envelope to the audit chain.
+	// It returns the stored envelope (nil without a draft). ErrStepExists
+	// when the step index is taken; nothing is written then.
+	CommitStep(ctx context.Context, c StepCommit) (*Envelope, error)
+	// Steps returns up to limit steps of an execution with index >= offset,
+	// in index order; limit <= 0 means all.
+	Steps(ctx context.Context, executionID string, offset, limit int) ([]Step, error)
+}
+
+// AuditStore keeps the global append-only envelope chain.
+type AuditStore interface {
+	// AppendEnvelope appends an envelope that belongs to no step (an
+	// erasure, for example), assigning Seq, RecordedAt, PrevHash and Hash.
+	AppendEnvelope(ctx context.Context, draft Envelope) (Envelope, error)
+	// Envelope returns the envelope with sequence number seq, or
+	// ErrNotFound.
+	Envelope(ctx context.Context, seq uint64) (Envelope, error)
+	// Envelopes returns an execution's envelopes in seq order.
+	Envelopes(ctx context.Context, executionID string) ([]Envelope, error)
+	// VerifyChain re-checks the chain (the whole chain when executionID is
+	// empty, otherwise that execution's envelopes and their links into the
+	// chain) and reports the first broken link. An error means the check
+	// could not run, not that the chain is broken.
+	VerifyChain(ctx context.Context, executionID string) (VerifyReport, error)
+}
+
+// IdempotencyStore keeps idempotency keys.
+type IdempotencyStore interface {
+	// ClaimIdempotencyKey claims key for a request. When the key is absent
+	// or expired it records {requestHash, executionID} with status
+	// IdempotencyPending, expiring after ttl (DefaultIdempotencyTTL when
+	// ttl <= 0), and returns it with claimed true. When the key is live with
+	// the same requestHash it returns the stored record with claimed false.
+	// A live key with another requestHash is ErrIdempotencyConflict.
+	ClaimIdempotencyKey(ctx context.Context, key, requestHash, executionID string, ttl time.Duration) (rec IdempotencyRecord, claimed bool, err error)
+	// IdempotencyKey returns a live key's record, or ErrNotFound when it is
+	// absent or expired.
+	IdempotencyKey(ctx context.Context, key string) (IdempotencyRecord, error)
+	// FinishIdempotencyKey records the terminal status of the key's run.
+	// ErrNotFound when the key is absent.
+	FinishIdempotencyKey(ctx context.Context, key, status string) error
+	// PurgeExpired deletes expired keys and returns how many it deleted.
+	PurgeExpired(ctx context.Context) (int, error)
+}
+
+// SecretStore keeps encrypted secrets. It never sees a plaintext value:
+// Vault encrypts before calling it.
+type SecretStore interface {
+	// PutSecret stores a secret record. ErrTombstoned when the id was
+	// erased: an erased id is never reused.
+	PutSecret(ctx context.Context, rec SecretRecord) error
+	// Secret returns a secret record (tombstones included), or ErrNotFound.
+	Secret(ctx context.Context, id string) (SecretRecord, error)
+	// Secrets lists every secret record without its nonce and ciphertext,
+	// sorted by id.
+	Secrets(ctx context.Context) ([]SecretRecord, error)
+	// EraseSecret deletes the nonce and ciphertext and keeps a tombstone
+	// with the salt. ErrNotFound for an unknown id; erasing a tombstone
+	// again is a no-op.
+	EraseSecret(ctx context.Context, id string) (SecretRecord, error)
+}
+
+// ToolStore keeps registered tools and their module bytes.
+type ToolStore interface {
+	// PutToolVersion stores module bytes under their SHA-256 (once),
+	// records the version and makes it the current one for rec.Name.
+	PutToolVersion(ctx context.Context, rec ToolRecord, module []byte) error
+	// Tool returns the current version of a tool, or ErrNotFound.
+	Tool(ctx context.Context, name string) (ToolRecord, error)
+	// ToolVersion returns a specific version of a tool, or ErrNotFound.
+	ToolVersion(ctx context.Context, name, moduleSHA256 string) (ToolRecord, error)
+	// Module returns module bytes by SHA-256, or ErrNotFound.
+	Module(ctx context.Context, moduleSHA256 string) ([]byte, error)
+	// Tools returns the current version of every tool, sorted by name.
+	Tools(ctx context.Context) ([]ToolRecord, error)
+	// RemoveTool unregisters a name. Its versions and module bytes stay for
+	// the audit trail. ErrNotFound when the name is not registered.
+	RemoveTool(ctx context.Context, name string) error
+}
+
+// Program is a saved program.
+type Program struct {
+	// ID is the program's id, chosen by the caller.
+	ID string `json:"id"`
+	// Name is the program's name.
+	Name string `json:"name"`
+	// Hash is the canonical hash of Program.
+	Hash string `json:"hash"`
+	// CreatedAt is when the program was first saved.
+	CreatedAt time.Time `json:"created_at"`
+	// Program is the program as JSON; package kernel defines it.
+	Program json.RawMessage `json:"program"`
+}
+
+// Execution statuses the store itself interprets. Every other status is
+// opaque to the store.
+const (
+	// StatusRunning marks an execution in progress, or interrupted by a
+	// crash if no process is running it.
+	StatusRunning = "running"
+	// StatusSuspended marks an execution waiting for a resume event.
+	StatusSuspended = "suspended"
+)
+
+// Execution is one run of a program: the trace header and everything
+// needed to resume it.
+type Execution struct {
+	// ID is the execution (trace) id.
+	ID string `json:"id"`
+	// ProgramID is the saved program's id, or empty for an unsaved
+	// program.
+	ProgramID string `json:"program_id,omitempty"`
+	// ProgramHash is the canonical hash of Program.
+	ProgramHash string `json:"program_hash"`
+	// ProgramName is the program's name.
+	ProgramName string `json:"program_name"`
+	// Status is the run's status; StatusRunning and StatusSuspended are
+	// listed by Unfinished.
+	Status string `json:"status"`
+	// PolicyHash is the hash of the policy snapshot the run started under.
+	PolicyHash string `json:"policy_hash"`
+	// IdempotencyKey is the key the run was started with, if any.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Input is the run's input as JSON.
+	Input json.RawMessage `json:"input,omitempty"`
+	// Program is the program as run, so a run can resume even if the saved
+	// program changed or was never saved.
+	Program json.RawMessage `json:"program,omitempty"`
+	// Checkpoint is the kernel's resumable state, opaque to the store.
+	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
+	// Header is the trace header (everything but the steps), opaque to the
+	// store.
+	Header json.RawMessage `json:"header,omitempty"`
+	// CreatedAt is when the execution was first stored.
+	CreatedAt time.Time `json:"created_at"`
+	// UpdatedAt is when the execution was last stored.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ExecutionFilter selects executions. The zero value lists the newest
+// DefaultPageLimit executions.
+type ExecutionFilter struct {
+	// ProgramID keeps only executions of that program; empty keeps all.
+	ProgramID string
+	// Status keeps only executions with that status; empty keeps all.
+	Status string
+	// Limit caps the page size; <= 0 means DefaultPageLimit, and it is
+	// clamped to MaxPageLimit.
+	Limit int
+	// Cursor continues after a previous page's NextCursor; empty starts
+	// with the newest.
+	Cursor string
+}
+
+// Page limits for Executions.
+const (
+	// DefaultPageLimit is the page size when ExecutionFilter.Limit <= 0.
+	DefaultPageLimit = 50
+	// MaxPageLimit is the largest page Executions returns.
+	MaxPageLimit = 1000
+)
+
+// ExecutionPage is one page of executions.
+type ExecutionPage struct {
+	// Executions are newest first.
+	Executions []Execution `json:"executions"`
+	// NextCursor continues the listing; empty when there is no more.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Step is one stored step of an execution.
+type Step struct {
+	// Index is the step's position in the trace, from 0.
+	Index int `json:"index"`
+	// Data is the step as JSON; package kernel defines it.
+	Data json.RawMessage `json:"data"`
+}
+
+// StepCommit is everything one step makes durable, written in one
+// transaction by CommitStep.
+type StepCommit struct {
+	// Execution replaces the stored execution record (status, checkpoint,
+	// header) in the same transaction.
+	Execution Execution
+	// Index is the step's index; it must be free.
+	Index int
+	// Step is the step as JSON.
+	Step json.RawMessage
+	// Envelope, when set, is appended to the audit chain. Its ExecutionID
+	// and StepIndex default to Execution.ID and Index and must match them
+	// when set; Kind defaults to EnvelopeKindStep. Seq, RecordedAt,
+	// PrevHash and Hash are assigned by the store.
+	Envelope *Envelope
+}
+
+// Idempotency statuses the store itself sets.
+const (
+	// IdempotencyPending is the status of a claimed key whose run has not
+	// finished: the run is in progress, or was interrupted by a crash.
+	IdempotencyPending = "pending"
+)
+
+// DefaultIdempotencyTTL is how long an idempotency key lives when
+// ClaimIdempotencyKey is given no ttl.
+const DefaultIdempotencyTTL = 24 * time.Hour
+
+// IdempotencyRecord is a claimed idempotency key.
+type IdempotencyRecord struct {
+	// Key is the client's idempotency key.
+	Key string `json:"key"`
+	// RequestHash identifies the request (program and input): a repeat
+	// with another hash is a conflict.
+	RequestHash string `json:"request_hash"`
+	// ExecutionID is the run the key started.
+	ExecutionID string `json:"execution_id"`
+	// Status is IdempotencyPending until FinishIdempotencyKey records the
+	// run's terminal status.
+	Status string `json:"status"`
+	// CreatedAt is when the key was claimed.
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when the key stops being honoured.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// SecretRecord is a vault entry as stored: ciphertext only.
+type SecretRecord struct {
+	// ID is the secret's id, the <id> in vault://secret/<id>.
+	ID string `json:"id"`
+	// Salt is random per secret and public: projections use it to show a
+	// stable, unlinkable token for the ref.
+	Salt string `json:"salt"`
+	// Nonce is the AES-GCM nonce; empty once erased.
+	Nonce []byte `json:"nonce,omitempty"`
+	// Ciphertext is the sealed value; empty once erased.
+	Ciphertext []byte `json:"ciphertext,omitempty"`
+	// CreatedAt is when the secret was stored.
+	CreatedAt time.Time `json:"created_at"`
+	// Tombstoned is true once the secret was erased.
+	Tombstoned bool `json:"tombstoned,omitempty"`
+	// ErasedAt is when the secret was erased; zero until then.
+	ErasedAt time.Time `json:"erased_at,omitzero"`
+}

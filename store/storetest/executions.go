@@ -1,0 +1,266 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nanovm/nano-vm-mcp/store"
+)
+
+// testExecutions ensures execution records round-trip every field, keep
+// created_at and bump updated_at on replacement.
+func testExecutions(e *env) {
+	t, ctx, st := e.t, e.ctx, e.st
+	if _, err := st.Execution(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Execution(unknown) = %v, want ErrNotFound", err)
+	}
+	bad := []struct {
+		name string
+		ex   store.Execution
+	}{
+		{name: "empty id", ex: store.Execution{}},
+		{name: "nul in id", ex: store.Execution{ID: "a\x00b"}},
+		{name: "invalid input json", ex: store.Execution{ID: "x", Input: []byte("{")}},
+		{name: "invalid checkpoint json", ex: store.Execution{ID: "x", Checkpoint: []byte("nope")}},
+	}
+	for _, tc := range bad {
+		if _, err := st.PutExecution(ctx, tc.ex); err == nil {
+			t.Errorf("%s: PutExecution succeeded", tc.name)
+		}
+	}
+	want := store.Execution{
+		ID: "e1", ProgramID: "p1", ProgramHash: "ph", ProgramName: "prog", Status: store.StatusRunning,
+		PolicyHash: "pol", IdempotencyKey: "k", Input: raw(e.t, map[string]any{"a": 1}),
+		Program: raw(e.t, map[string]any{"name": "prog"}), Checkpoint: raw(e.t, map[string]any{"cursor": 0}),
+		Header: raw(e.t, map[string]any{"trace_id": "e1"}),
+	}
+	created := e.clock.Now()
+	if _, err := st.PutExecution(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	want.Status = "success"
+	want.Checkpoint = raw(e.t, map[string]any{"cursor": 3})
+	out, err := st.PutExecution(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Execution(ctx, "e1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.Equal(created) || !got.UpdatedAt.Equal(e.clock.Now()) || !out.UpdatedAt.Equal(got.UpdatedAt) {
+		t.Errorf("times = created %v updated %v; want %v and %v", got.CreatedAt, got.UpdatedAt, created, e.clock.Now())
+	}
+	got.CreatedAt, got.UpdatedAt = time.Time{}, time.Time{}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Execution = %+v\nwant %+v", got, want)
+	}
+}
+
+// testExecutionPaging ensures listing filters by program and status, is
+// newest first, and pages through everything exactly once.
+func testExecutionPaging(e *env) {
+	t, ctx, st := e.t, e.ctx, e.st
+	const n = 25
+	for i := range n {
+		status := "success"
+		if i%3 == 0 {
+			status = "failed"
+		}
+		if _, err := st.PutExecution(ctx, store.Execution{ID: fmt.Sprintf("e%02d", i), ProgramID: fmt.Sprintf("p%d", i%2), Status: status}); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Second)
+	}
+	tests := []struct {
+		name   string
+		filter store.ExecutionFilter
+		want   func(i int) bool
+	}{
+		{name: "all", filter: store.ExecutionFilter{Limit: 4}, want: func(int) bool { return true }},
+		{name: "program", filter: store.ExecutionFilter{ProgramID: "p1", Limit: 3}, want: func(i int) bool { return i%2 == 1 }},
+		{name: "status", filter: store.ExecutionFilter{Status: "failed", Limit: 2}, want: func(i int) bool { return i%3 == 0 }},
+		{name: "program and status", filter: store.ExecutionFilter{ProgramID: "p0", Status: "failed", Limit: 1}, want: func(i int) bool { return i%2 == 0 && i%3 == 0 }},
+		{name: "unknown program", filter: store.ExecutionFilter{ProgramID: "zz"}, want: func(int) bool { return false }},
+		{name: "default limit", filter: store.ExecutionFilter{}, want: func(int) bool { return true }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var want []string
+			for i := n - 1; i >= 0; i-- {
+				if tc.want(i) {
+					want = append(want, fmt.Sprintf("e%02d", i))
+				}
+			}
+			var got []string
+			f := tc.filter
+			for pages := 0; ; pages++ {
+				if pages > n+1 {
+					t.Fatal("paging does not end")
+				}
+				page, err := st.Executions(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.Limit > 0 && len(page.Executions) > f.Limit {
+					t.Fatalf("page of %d exceeds limit %d", len(page.Executions), f.Limit)
+				}
+				for _, ex := range page.Executions {
+					got = append(got, ex.ID)
+				}
+				if page.NextCursor == "" {
+					break
+				}
+				f.Cursor = page.NextCursor
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("got %v\nwant %v", got, want)
+			}
+		})
+	}
+	if _, err := st.Executions(ctx, store.ExecutionFilter{Cursor: "!!"}); err == nil {
+		t.Error("Executions with a malformed cursor succeeded")
+	}
+}
+
+// testUnfinished ensures running and suspended executions are listed for
+// recovery, oldest first, and leave the list when they finish.
+func testUnfinished(e *env) {
+	t, ctx, st := e.t, e.ctx, e.st
+	for _, ex := range []store.Execution{
+		{ID: "a", Status: store.StatusRunning},
+		{ID: "b", Status: "success"},
+		{ID: "c", Status: store.StatusSuspended},
+		{ID: "d", Status: store.StatusRunning},
+	} {
+		if _, err := st.PutExecution(ctx, ex); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Second)
+	}
+	// d finishes through a step commit, a through a header update.
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "d", Status: "failed"}, Step: raw(t, "x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutExecution(ctx, store.Execution{ID: "a", Status: store.StatusSuspended}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Unfinished(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ex := range got {
+		ids = append(ids, ex.ID+":"+ex.Status)
+	}
+	if want := "[a:suspended c:suspended]"; fmt.Sprint(ids) != want {
+		t.Errorf("Unfinished = %v, want %s", ids, want)
+	}
+}
+
+// testCommitStep ensures a step commit writes step, execution and envelope
+// together, and a second commit of the same index writes nothing.
+func testCommitStep(e *env) {
+	t, ctx, st := e.t, e.ctx, e.st
+	ex := store.Execution{ID: "e", Status: store.StatusRunning, Checkpoint: raw(t, map[string]any{"next": 1})}
+	env, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 0, Step: raw(t, map[string]any{"step_id": "a"}),
+		Envelope: &store.Envelope{StepID: "a", PolicyHash: "pol", StateHash: "st", Payload: raw(t, map[string]any{"b": 2, "a": 1})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env == nil || env.Seq != 1 || env.ExecutionID != "e" || env.Kind != store.EnvelopeKindStep || env.PrevHash != store.GenesisHash || string(env.Payload) != `{"a":1,"b":2}` {
+		t.Fatalf("envelope = %+v", env)
+	}
+	none, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 1, Step: raw(t, map[string]any{"step_id": "b"})})
+	if err != nil || none != nil {
+		t.Fatalf("commit without envelope = %v, %v; want nil, nil", none, err)
+	}
+	dup := ex
+	dup.Status = "tampered"
+	_, err = st.CommitStep(ctx, store.StepCommit{Execution: dup, Index: 0, Step: raw(t, "again"), Envelope: &store.Envelope{StepID: "a"}})
+	if !errors.Is(err, store.ErrStepExists) {
+		t.Fatalf("duplicate step = %v, want ErrStepExists", err)
+	}
+	got, err := st.Execution(ctx, "e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.StatusRunning {
+		t.Errorf("failed commit changed the execution: status %q", got.Status)
+	}
+	if envs, _ := st.Envelopes(ctx, "e"); len(envs) != 1 {
+		t.Errorf("failed commit appended an envelope: %d envelopes", len(envs))
+	}
+	steps, err := st.Steps(ctx, "e", 0, 0)
+	if err != nil || len(steps) != 2 || string(steps[0].Data) != `{"step_id":"a"}` {
+		t.Errorf("steps = %+v, %v", steps, err)
+	}
+	bad := []struct {
+		name string
+		sc   store.StepCommit
+	}{
+		{name: "negative index", sc: store.StepCommit{Execution: ex, Index: -1, Step: raw(t, 1)}},
+		{name: "invalid step json", sc: store.StepCommit{Execution: ex, Index: 5, Step: []byte("{")}},
+		{name: "no execution id", sc: store.StepCommit{Index: 5, Step: raw(t, 1)}},
+		{name: "envelope of another execution", sc: store.StepCommit{Execution: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{ExecutionID: "other"}}},
+		{name: "envelope of another step", sc: store.StepCommit{Execution: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{StepIndex: 4}}},
+		{name: "envelope payload not json", sc: store.StepCommit{Execution: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{Payload: []byte("{")}}},
+	}
+	for _, tc := range bad {
+		if _, err := st.CommitStep(ctx, tc.sc); err == nil {
+			t.Errorf("%s: CommitStep succeeded", tc.name)
+		}
+	}
+	if steps, _ := st.Steps(ctx, "e", 5, 0); len(steps) != 0 {
+		t.Errorf("rejected commits wrote %d steps", len(steps))
+	}
+}
+
+// testSteps ensures steps page by offset and limit in index order.
+func testSteps(e *env) {
+	t, ctx, st := e.t, e.ctx, e.st
+	ex := store.Execution{ID: "e", Status: store.StatusRunning}
+	for i := range 12 {
+		if _, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: raw(t, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another execution whose id extends this one's must not leak in.
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "e2"}, Index: 0, Step: raw(t, 99)}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name          string
+		offset, limit int
+		want          []int
+	}{
+		{name: "all", offset: 0, limit: 0, want: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{name: "first page", offset: 0, limit: 5, want: []int{0, 1, 2, 3, 4}},
+		{name: "middle page", offset: 5, limit: 5, want: []int{5, 6, 7, 8, 9}},
+		{name: "last page", offset: 10, limit: 5, want: []int{10, 11}},
+		{name: "past the end", offset: 12, limit: 5, want: nil},
+		{name: "negative offset", offset: -3, limit: 2, want: []int{0, 1}},
+	}
+	for _, tc := range tests {
+		got, err := st.Steps(ctx, "e", tc.offset, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx []int
+		for _, s := range got {
+			if string(s.Data) != fmt.Sprint(s.Index) {
+				t.Errorf("%s: step %d holds %s", tc.name, s.Index, s.Data)
+			}
+			idx = append(idx, s.Index)
+		}
+		if fmt.Sprint(idx) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, idx, tc.want)
+		}
+	}
+	if got, err := st.Steps(ctx, "unknown", 0, 0); err != nil || len(got) != 0 {
+		t.Errorf("steps of unknown execution = %v, %v", got, err)
+	}
+}

@@ -1,0 +1,110 @@
+// Package storetest is the conformance suite every store.Store
+// implementation must pass: bbolt today, PostgreSQL later. Run it from the
+// implementation's tests with a function that opens a fresh, empty store.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nanovm/nano-vm-mcp/store"
+)
+
+// Opener opens a fresh, empty store whose clock is now, and arranges for
+// it to be closed in t.Cleanup. The suite registers its own cleanup after
+// calling it, so the chain is verified before the store closes.
+type Opener func(t *testing.T, now func() time.Time) store.Store
+
+// Clock is a manual clock for hermetic tests. The zero value is not
+// usable; use NewClock.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock at 2025-01-01T00:00:00Z.
+func NewClock() *Clock {
+	return &Clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// env is what one conformance test gets.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	st    store.Store
+	clock *Clock
+}
+
+// Run runs the conformance suite. Every subtest gets its own store, and
+// its audit chain is verified when the subtest ends.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(e *env)
+	}{
+		{"Programs", testPrograms},
+		{"DeleteProgram", testDeleteProgram},
+		{"Executions", testExecutions},
+		{"ExecutionPaging", testExecutionPaging},
+		{"Unfinished", testUnfinished},
+		{"CommitStep", testCommitStep},
+		{"Steps", testSteps},
+		{"EnvelopeChain", testEnvelopeChain},
+		{"EnvelopeValidation", testEnvelopeValidation},
+		{"ConcurrentCommits", testConcurrentCommits},
+		{"Idempotency", testIdempotency},
+		{"IdempotencyExpiry", testIdempotencyExpiry},
+		{"IdempotencyConcurrentClaim", testIdempotencyConcurrentClaim},
+		{"Secrets", testSecrets},
+		{"Vault", testVault},
+		{"Tools", testTools},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := NewClock()
+			st := open(t, clock.Now)
+			t.Cleanup(func() { VerifyChain(t, st) })
+			tc.fn(&env{t: t, ctx: context.Background(), st: st, clock: clock})
+		})
+	}
+}
+
+// VerifyChain fails t unless st's whole audit chain verifies.
+func VerifyChain(t testing.TB, st store.Store) {
+	t.Helper()
+	rep, err := st.VerifyChain(context.Background(), "")
+	if err != nil {
+		t.Errorf("verify chain: %v", err)
+		return
+	}
+	if !rep.OK {
+		t.Errorf("verify chain: broken at seq %d: %s", rep.Broken.Seq, rep.Broken.Reason)
+	}
+}
+
+// raw marshals v for test records.
+func raw(t testing.TB, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

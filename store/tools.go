@@ -1,0 +1,154 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func toolVersionKey(name, sha string) []byte {
+	k := make([]byte, 0, len(name)+1+len(sha))
+	k = append(k, name...)
+	k = append(k, 0)
+	return append(k, sha...)
+}
+
+// PutToolVersion implements ToolStore. rec.ModuleSHA256 must be the
+// SHA-256 of module; a zero RegisteredAt is set to now.
+func (db *DB) PutToolVersion(ctx context.Context, rec ToolRecord, module []byte) error {
+	if err := checkID("tool", rec.Name); err != nil {
+		return fmt.Errorf("put tool version: %w", err)
+	}
+	sum := sha256.Sum256(module)
+	if got := hex.EncodeToString(sum[:]); got != rec.ModuleSHA256 {
+		return fmt.Errorf("put tool version %q: module hashes to %s, record says %q", rec.Name, got, rec.ModuleSHA256)
+	}
+	if len(rec.Manifest) > 0 && !json.Valid(rec.Manifest) {
+		return fmt.Errorf("put tool version %q: manifest is not valid JSON", rec.Name)
+	}
+	if rec.RegisteredAt.IsZero() {
+		rec.RegisteredAt = db.now().UTC()
+	}
+	v, err := json.Marshal(&rec)
+	if err != nil {
+		return fmt.Errorf("put tool version %q: encode: %w", rec.Name, err)
+	}
+	module = bytes.Clone(module)
+	err = db.update(ctx, func(tx *bolt.Tx) error {
+		mods := tx.Bucket(bucketModules)
+		if mods.Get([]byte(rec.ModuleSHA256)) == nil {
+			if err := mods.Put([]byte(rec.ModuleSHA256), module); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketToolVersions).Put(toolVersionKey(rec.Name, rec.ModuleSHA256), v); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketToolCurrent).Put([]byte(rec.Name), []byte(rec.ModuleSHA256))
+	})
+	if err != nil {
+		return fmt.Errorf("put tool version %q: %w", rec.Name, err)
+	}
+	return nil
+}
+
+func getToolVersion(tx *bolt.Tx, name, sha string) (ToolRecord, error) {
+	var r ToolRecord
+	v := tx.Bucket(bucketToolVersions).Get(toolVersionKey(name, sha))
+	if v == nil {
+		return r, ErrNotFound
+	}
+	return r, decodeRecord(v, &r)
+}
+
+// Tool implements ToolStore.
+func (db *DB) Tool(ctx context.Context, name string) (ToolRecord, error) {
+	var r ToolRecord
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		sha := tx.Bucket(bucketToolCurrent).Get([]byte(name))
+		if sha == nil {
+			return ErrNotFound
+		}
+		var err error
+		r, err = getToolVersion(tx, name, string(sha))
+		return err
+	})
+	if err != nil {
+		return ToolRecord{}, fmt.Errorf("tool %q: %w", name, err)
+	}
+	return r, nil
+}
+
+// ToolVersion implements ToolStore.
+func (db *DB) ToolVersion(ctx context.Context, name, moduleSHA256 string) (ToolRecord, error) {
+	var r ToolRecord
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		r, err = getToolVersion(tx, name, moduleSHA256)
+		return err
+	})
+	if err != nil {
+		return ToolRecord{}, fmt.Errorf("tool %q version %s: %w", name, moduleSHA256, err)
+	}
+	return r, nil
+}
+
+// Module implements ToolStore.
+func (db *DB) Module(ctx context.Context, moduleSHA256 string) ([]byte, error) {
+	var out []byte
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketModules).Get([]byte(moduleSHA256))
+		if v == nil {
+			return ErrNotFound
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", moduleSHA256, err)
+	}
+	return out, nil
+}
+
+// Tools implements ToolStore.
+func (db *DB) Tools(ctx context.Context) ([]ToolRecord, error) {
+	var out []ToolRecord
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketToolCurrent).ForEach(func(name, sha []byte) error {
+			r, err := getToolVersion(tx, string(name), string(sha))
+			if err != nil {
+				return fmt.Errorf("%w: current version of %q: %w", ErrCorrupt, name, err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tools: %w", err)
+	}
+	// bbolt already iterates in key order; sort anyway so the contract
+	// does not depend on it.
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// RemoveTool implements ToolStore.
+func (db *DB) RemoveTool(ctx context.Context, name string) error {
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketToolCurrent)
+		if b.Get([]byte(name)) == nil {
+			return ErrNotFound
+		}
+		return b.Delete([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("remove tool %q: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,293 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Problem says what is wrong with a broken link of the audit chain. The
+// zero value is ProblemNone.
+type Problem int
+
+// Problems VerifyChain reports.
+const (
+	// ProblemNone means the chain verified.
+	ProblemNone Problem = iota
+	// ProblemHashMismatch: the envelope's fields no longer hash to its Hash
+	// (it was altered).
+	ProblemHashMismatch
+	// ProblemPrevMismatch: PrevHash is not the Hash of envelope Seq-1 (a
+	// neighbour was altered or replaced).
+	ProblemPrevMismatch
+	// ProblemGap: a seq is missing (an envelope was deleted).
+	ProblemGap
+	// ProblemOutOfOrder: the envelope stored under a seq carries another
+	// seq (envelopes were swapped or moved).
+	ProblemOutOfOrder
+	// ProblemUndecodable: the stored bytes are not an envelope.
+	ProblemUndecodable
+	// ProblemIndex: the per-execution index disagrees with the chain.
+	ProblemIndex
+)
+
+// String implements fmt.Stringer.
+func (p Problem) String() string {
+	switch p {
+	case ProblemNone:
+		return "ok"
+	case ProblemHashMismatch:
+		return "hash mismatch"
+	case ProblemPrevMismatch:
+		return "prev_hash mismatch"
+	case ProblemGap:
+		return "gap"
+	case ProblemOutOfOrder:
+		return "out of order"
+	case ProblemUndecodable:
+		return "undecodable"
+	case ProblemIndex:
+		return "index mismatch"
+	}
+	return fmt.Sprintf("Problem(%d)", int(p))
+}
+
+// MarshalText implements encoding.TextMarshaler, so reports serialize the
+// problem by name.
+func (p Problem) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// VerifyReport is the outcome of VerifyChain.
+type VerifyReport struct {
+	// OK is true when every checked link holds.
+	OK bool `json:"ok"`
+	// Checked counts the envelopes checked.
+	Checked int `json:"checked"`
+	// HeadSeq and HeadHash are the last envelope's seq and hash when the
+	// whole chain was checked: publish them elsewhere to make a rewrite of
+	// the whole tail detectable too.
+	HeadSeq  uint64 `json:"head_seq"`
+	HeadHash string `json:"head_hash"`
+	// Broken is the first broken link, nil when OK.
+	Broken *BrokenLink `json:"broken,omitempty"`
+}
+
+// BrokenLink is the first place the chain does not hold.
+type BrokenLink struct {
+	// Seq is the sequence number where the chain breaks.
+	Seq uint64 `json:"seq"`
+	// Problem classifies the break.
+	Problem Problem `json:"problem"`
+	// Reason describes it, e.g. "prev_hash does not match seq 6".
+	Reason string `json:"reason"`
+}
+
+func broken(seq uint64, p Problem, format string, args ...any) *BrokenLink {
+	return &BrokenLink{Seq: seq, Problem: p, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ChainLink is one stored envelope as the verifier sees it: the key it is
+// stored under and its raw bytes.
+type ChainLink struct {
+	Key   uint64
+	Value []byte
+}
+
+// ChainVerifier checks a chain link by link, in key order. It holds no
+// reference to any store, so it is fuzzed and reused directly. The zero
+// value expects the chain to start at seq 1 with GenesisHash.
+type ChainVerifier struct {
+	next     uint64
+	prevHash string
+	checked  int
+	broken   *BrokenLink
+}
+
+// Start positions the verifier to expect seq next, linked to prevHash:
+// used to check a slice of the chain.
+func (v *ChainVerifier) Start(next uint64, prevHash string) {
+	v.next, v.prevHash = next, prevHash
+}
+
+// Add checks the next stored link and returns false once the chain is
+// broken (further links are ignored).
+func (v *ChainVerifier) Add(l ChainLink) bool {
+	if v.broken != nil {
+		return false
+	}
+	if v.next == 0 {
+		v.next = 1
+	}
+	switch {
+	case l.Key > v.next:
+		v.broken = broken(v.next, ProblemGap, "gap: seq %d missing", v.next)
+		return false
+	case l.Key < v.next:
+		v.broken = broken(l.Key, ProblemOutOfOrder, "out of order: seq %d after seq %d", l.Key, v.next-1)
+		return false
+	}
+	var e Envelope
+	if err := json.Unmarshal(l.Value, &e); err != nil {
+		v.broken = broken(l.Key, ProblemUndecodable, "undecodable: %v", err)
+		return false
+	}
+	if e.Seq != l.Key {
+		v.broken = broken(l.Key, ProblemOutOfOrder, "out of order: seq %d holds envelope %d", l.Key, e.Seq)
+		return false
+	}
+	h, err := e.ComputeHash()
+	if err != nil {
+		v.broken = broken(l.Key, ProblemUndecodable, "undecodable: %v", err)
+		return false
+	}
+	if h != e.Hash {
+		v.broken = broken(l.Key, ProblemHashMismatch, "hash mismatch: seq %d", l.Key)
+		return false
+	}
+	if e.PrevHash != v.prevHash {
+		if l.Key == 1 {
+			v.broken = broken(1, ProblemPrevMismatch, "prev_hash of seq 1 is not the genesis value")
+		} else {
+			v.broken = broken(l.Key, ProblemPrevMismatch, "prev_hash does not match seq %d", l.Key-1)
+		}
+		return false
+	}
+	v.prevHash = e.Hash
+	v.next++
+	v.checked++
+	return true
+}
+
+// End checks that the chain reached the recorded head (so a deleted tail
+// is found) and returns the report. headSeq and headHash are the last
+// envelope the store recorded appending (0 and GenesisHash for an empty
+// chain).
+func (v *ChainVerifier) End(headSeq uint64, headHash string) VerifyReport {
+	head := chainHead{Seq: headSeq, Hash: headHash}
+	if v.broken == nil {
+		last := v.next - 1
+		if v.next == 0 {
+			last = 0
+		}
+		switch {
+		case head.Seq > last:
+			v.broken = broken(last+1, ProblemGap, "gap: seq %d missing (chain head records seq %d)", last+1, head.Seq)
+		case head.Seq < last:
+			v.broken = broken(head.Seq+1, ProblemOutOfOrder, "out of order: seq %d beyond the recorded head %d", head.Seq+1, head.Seq)
+		case head.Hash != v.prevHash:
+			v.broken = broken(last, ProblemHashMismatch, "hash mismatch: seq %d differs from the recorded chain head", last)
+		}
+	}
+	return v.report(head)
+}
+
+func (v *ChainVerifier) report(head chainHead) VerifyReport {
+	r := VerifyReport{OK: v.broken == nil, Checked: v.checked, Broken: v.broken}
+	if r.OK {
+		r.HeadSeq, r.HeadHash = head.Seq, head.Hash
+	}
+	return r
+}
+
+// VerifyChain implements AuditStore.
+func (db *DB) VerifyChain(ctx context.Context, executionID string) (VerifyReport, error) {
+	var rep VerifyReport
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		head, err := readHead(tx)
+		if err != nil {
+			return err
+		}
+		if executionID == "" {
+			rep, err = verifyAll(ctx, tx, head)
+		} else {
+			rep, err = verifyExecution(ctx, tx, executionID, head)
+		}
+		return err
+	})
+	if err != nil {
+		return VerifyReport{}, fmt.Errorf("verify chain: %w", err)
+	}
+	return rep, nil
+}
+
+func verifyAll(ctx context.Context, tx *bolt.Tx, head chainHead) (VerifyReport, error) {
+	var v ChainVerifier
+	c := tx.Bucket(bucketEnvelopes).Cursor()
+	n := 0
+	for k, val := c.First(); k != nil; k, val = c.Next() {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return VerifyReport{}, err
+			}
+		}
+		if len(k) != 8 {
+			v.broken = broken(v.next, ProblemUndecodable, "undecodable: key of %d bytes after seq %d", len(k), v.next)
+			break
+		}
+		if !v.Add(ChainLink{Key: binary.BigEndian.Uint64(k), Value: val}) {
+			break
+		}
+	}
+	return v.End(head.Seq, head.Hash), nil
+}
+
+// verifyExecution checks each of the execution's envelopes within its
+// window of the global chain: the envelope before it (which its prev_hash
+// must name) and the one after it (which must name it), so an envelope
+// altered and re-hashed is caught by its neighbour.
+func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head chainHead) (VerifyReport, error) {
+	envs := tx.Bucket(bucketEnvelopes)
+	prefix := append([]byte(executionID), 0)
+	c := tx.Bucket(bucketEnvExec).Cursor()
+	rep := VerifyReport{OK: true}
+	fail := func(b *BrokenLink) (VerifyReport, error) {
+		return VerifyReport{Checked: rep.Checked, Broken: b}, nil
+	}
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		if err := ctx.Err(); err != nil {
+			return VerifyReport{}, err
+		}
+		seq := binary.BigEndian.Uint64(k[len(prefix):])
+		from := max(seq, 2) - 1 // the window starts at the previous envelope
+		var v ChainVerifier
+		v.Start(from, GenesisHash)
+		if from < seq {
+			pv := envs.Get(u64(from))
+			if pv == nil {
+				return fail(broken(from, ProblemGap, "gap: seq %d missing", from))
+			}
+			var pe Envelope
+			if err := json.Unmarshal(pv, &pe); err == nil {
+				v.Start(from, pe.PrevHash) // its own link is checked with its own execution
+			}
+			if !v.Add(ChainLink{Key: from, Value: pv}) {
+				return fail(v.broken)
+			}
+		}
+		val := envs.Get(u64(seq))
+		if val == nil {
+			return fail(broken(seq, ProblemGap, "gap: seq %d missing", seq))
+		}
+		if !v.Add(ChainLink{Key: seq, Value: val}) {
+			return fail(v.broken)
+		}
+		var e Envelope
+		_ = json.Unmarshal(val, &e)
+		if e.ExecutionID != executionID {
+			return fail(broken(seq, ProblemIndex, "index mismatch: seq %d belongs to execution %q", seq, e.ExecutionID))
+		}
+		if nv := envs.Get(u64(seq + 1)); nv != nil {
+			if !v.Add(ChainLink{Key: seq + 1, Value: nv}) {
+				return fail(v.broken)
+			}
+		} else if head.Seq > seq {
+			return fail(broken(seq+1, ProblemGap, "gap: seq %d missing", seq+1))
+		} else if head.Seq == seq && head.Hash != e.Hash {
+			return fail(broken(seq, ProblemHashMismatch, "hash mismatch: seq %d differs from the recorded chain head", seq))
+		}
+		rep.Checked++
+	}
+	return rep, nil
+}
