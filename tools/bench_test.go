@@ -1,0 +1,72 @@
+package tools
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkCall measures the per-call overhead of the smallest bundled tool
+// (poll): a fresh instance per call, and a warm pooled instance.
+func BenchmarkCall(b *testing.B) {
+	r := newRegistry(b, "poll")
+	register(b, r, "poll", func(m *Manifest) { m.Name = "poll_pooled"; m.Isolation = IsolationPool; m.PoolSize = 2 })
+	ctx := context.Background()
+	args := map[string]any{"status": "SUCCESS"}
+	for _, name := range []string{"poll", "poll_pooled"} {
+		b.Run(name, func(b *testing.B) {
+			tool, err := r.Resolve(ctx, name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("poll_parallel", func(b *testing.B) {
+		tool, err := r.Resolve(ctx, "poll")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkLoadFromCache measures start-up work per tool when the compiled
+// code is already in the on-disk cache: compiling a bundled module in a new
+// host over a warm cache directory.
+func BenchmarkLoadFromCache(b *testing.B) {
+	dir := b.TempDir()
+	ctx := context.Background()
+	wasm := modules(b)["validate_amount"].Wasm
+	warm := newHost(b, HostOptions{CacheDir: dir})
+	if _, err := warm.compile(ctx, wasm); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		h, err := NewHost(ctx, HostOptions{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := h.compile(ctx, wasm); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		_ = h.Close(ctx)
+		b.StartTimer()
+	}
+}

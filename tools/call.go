@@ -1,0 +1,499 @@
+package tools
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/nanovm/nano-vm-mcp/store"
+)
+
+// Tool is one resolved, compiled tool version with its effective
+// capabilities, ready to call. Get one from Registry.Resolve.
+type Tool struct {
+	// Record is the registered version this tool runs.
+	Record store.ToolRecord
+	// Manifest is Record's decoded manifest.
+	Manifest Manifest
+	// Granted is the effective capability set (gate C's answer), sorted.
+	Granted []Capability
+
+	host   *Host
+	mod    *compiledModule
+	caps   capSet
+	link   *linkSet
+	input  *jsonschema.Schema
+	output *jsonschema.Schema
+	base   wazero.ModuleConfig
+	pool   *pool
+}
+
+// CallRequest is one call of a tool.
+type CallRequest struct {
+	// ExecutionID names the run, for secret resolution and logs.
+	ExecutionID string
+	// Args are the tool's arguments, checked against its input schema and
+	// given to the guest as JSON on stdin. nil means {}.
+	Args map[string]any
+	// Timeout overrides the manifest's timeout when positive; it is capped
+	// by HostOptions.MaxTimeout.
+	Timeout time.Duration
+}
+
+// CallResult is what a call produced.
+type CallResult struct {
+	// Output is the decoded JSON result, secrets scrubbed back to refs.
+	Output any
+	// Log is the guest's stderr and nanovm.log lines, capped, scrubbed.
+	Log string
+	// ModuleSHA256 and ManifestSHA256 name the exact code that ran.
+	ModuleSHA256, ManifestSHA256 string
+}
+
+// callState is what one call's host functions, output writers and memory
+// allocator share. It travels in the context.
+type callState struct {
+	tool        *Tool
+	executionID string
+	stdout      capWriter
+	stderr      capWriter
+	cancel      context.CancelCauseFunc
+
+	mu       sync.Mutex
+	secrets  map[string]string // resolved value -> ref, for scrubbing
+	failure  error             // the first limit breached, if any
+	memLimit uint64
+}
+
+type callKey struct{}
+
+func stateFrom(ctx context.Context) *callState {
+	s, _ := ctx.Value(callKey{}).(*callState)
+	return s
+}
+
+// fail records the first fatal limit breach and kills the instance by
+// cancelling the call's context (the runtime closes modules on it).
+func (s *callState) fail(err error) {
+	s.mu.Lock()
+	if s.failure == nil {
+		s.failure = err
+	}
+	s.mu.Unlock()
+	s.cancel(err)
+}
+
+func (s *callState) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure
+}
+
+// capWriter keeps up to max bytes. Past that, a strict writer fails the
+// call (stdout: a truncated result would be wrong); a lenient one keeps
+// the head and drops the rest (stderr: the log is best effort).
+type capWriter struct {
+	buf       []byte
+	max       int
+	strict    bool
+	truncated bool
+	state     *callState
+	mu        sync.Mutex
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if room := w.max - len(w.buf); len(p) > room {
+		w.buf = append(w.buf, p[:max(room, 0)]...)
+		if w.strict {
+			w.state.fail(detail(ErrOutputLimit, "stdout exceeded %d bytes", w.max))
+			return max(room, 0), io.ErrShortWrite
+		}
+		w.truncated = true
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *capWriter) bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf
+}
+
+// limitedMemory backs a guest's linear memory and refuses to grow past the
+// tool's ceiling, failing the call with a clear error rather than leaving
+// the guest to turn a failed memory.grow into an obscure trap.
+type limitedMemory struct {
+	buf   []byte
+	limit uint64
+	onHit func(error)
+	host  *Host
+}
+
+func (m *limitedMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.onHit(detail(ErrMemoryLimit, "memory limit %s exceeded", mib(m.limit)))
+		if m.buf == nil {
+			// The declared minimum is already too big. Returning nil here
+			// would make the runtime panic; hand back the memory and let
+			// the cancelled context stop the guest before it runs.
+			m.buf = make([]byte, size)
+			return m.buf
+		}
+		return nil
+	}
+	if uint64(cap(m.buf)) >= size {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	nb := m.alloc(size, min(max(size, 2*uint64(cap(m.buf))), m.limit))
+	copy(nb, m.buf)
+	if old := m.buf; cap(old) > 0 && cap(old) <= memPoolMax {
+		m.buf = nil
+		old = old[:cap(old)]
+		clear(old)
+		memPool.Put(&old)
+	}
+	m.buf = nb
+	return nb
+}
+
+// Free returns a small buffer to memPool: most tools fit in a page or
+// two, and reusing their memory spares the collector ~64 KiB per call.
+func (m *limitedMemory) Free() {
+	// While the host closes, the runtime frees memories from another
+	// goroutine, possibly under a still-running guest: never reuse those.
+	if c := cap(m.buf); c > 0 && c <= memPoolMax && m.host != nil && !m.host.closing.Load() {
+		b := m.buf[:c]
+		clear(b)
+		memPool.Put(&b)
+	}
+	m.buf = nil
+}
+
+// memPoolMax bounds the buffers memPool keeps.
+const memPoolMax = 256 << 10
+
+var memPool sync.Pool // *[]byte, zeroed, cap <= memPoolMax
+
+// alloc returns a zeroed buffer of len size, from memPool when one fits.
+func (m *limitedMemory) alloc(size, capacity uint64) []byte {
+	if capacity <= memPoolMax {
+		if p, ok := memPool.Get().(*[]byte); ok {
+			if uint64(cap(*p)) >= capacity {
+				return (*p)[:size]
+			}
+			memPool.Put(p)
+		}
+	}
+	return make([]byte, size, capacity)
+}
+
+// deterministicRand is the random source of a tool without wasi:random: a
+// fixed-seed ChaCha8 stream, as repeatable as wazero's default and far
+// cheaper to create than its math/rand source.
+func deterministicRand() io.Reader {
+	return mrand.NewChaCha8([32]byte{'n', 'a', 'n', 'o', 'v', 'm'})
+}
+
+func mib(b uint64) string {
+	if b%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", b>>20)
+	}
+	return fmt.Sprintf("%d bytes", b)
+}
+
+// prepare builds what every call of t reuses: linked host modules, the
+// module config without per-call streams, and the compiled schemas.
+func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm *compiledModule, granted []string) (*Tool, error) {
+	t := &Tool{Record: rec, Manifest: m, host: h, mod: cm, caps: newCapSet(granted)}
+	for c := range t.caps {
+		t.Granted = append(t.Granted, c)
+	}
+	sortCaps(t.Granted)
+	var err error
+	if t.link, err = h.link(ctx, t.caps); err != nil {
+		return nil, err
+	}
+	if len(m.InputSchema) > 0 {
+		if t.input, err = compileSchema(m.InputSchema); err != nil {
+			return nil, fmt.Errorf("tool %q: input_schema: %w", m.Name, err)
+		}
+	}
+	if len(m.OutputSchema) > 0 {
+		if t.output, err = compileSchema(m.OutputSchema); err != nil {
+			return nil, fmt.Errorf("tool %q: output_schema: %w", m.Name, err)
+		}
+	}
+	cfg := wazero.NewModuleConfig().WithName("").WithArgs(m.Name)
+	for k, v := range m.Env {
+		cfg = cfg.WithEnv(k, v)
+	}
+	if t.caps[CapClock] {
+		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+	}
+	if t.caps[CapRandom] {
+		cfg = cfg.WithRandSource(rand.Reader)
+	}
+	if t.caps[CapFS] && len(m.Mounts) > 0 {
+		fsc := wazero.NewFSConfig()
+		for _, mt := range m.Mounts {
+			if mt.ReadOnly {
+				fsc = fsc.WithReadOnlyDirMount(mt.HostPath, mt.GuestPath)
+			} else {
+				fsc = fsc.WithDirMount(mt.HostPath, mt.GuestPath)
+			}
+		}
+		cfg = cfg.WithFSConfig(fsc)
+	}
+	switch {
+	case cm.hasStart:
+		cfg = cfg.WithStartFunctions("_start")
+	case cm.hasInit:
+		cfg = cfg.WithStartFunctions("_initialize")
+	default:
+		cfg = cfg.WithStartFunctions()
+	}
+	t.base = cfg
+	if m.Isolation == IsolationPool {
+		if !cm.hasCall {
+			return nil, fmt.Errorf("tool %q: isolation %q needs the module to export nanovm_call", m.Name, IsolationPool)
+		}
+		t.pool = newPool(t, m.poolSize())
+	}
+	return t, nil
+}
+
+// Call runs one call of t: a fresh instance, or a warm one from its pool.
+// On a tool failure the returned result still carries the log.
+func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
+	name := t.Manifest.Name
+	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256}
+	args := req.Args
+	if args == nil {
+		args = map[string]any{}
+	}
+	stdin, err := json.Marshal(args)
+	if err != nil {
+		return res, fmt.Errorf("tool %q: encode args: %w: %w", name, ErrInvalidArgs, err)
+	}
+	if t.input != nil {
+		if err := validateJSON(t.input, stdin); err != nil {
+			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidArgs, err)
+		}
+	}
+	timeout := t.Manifest.timeout()
+	if req.Timeout > 0 {
+		timeout = req.Timeout
+	}
+	timeout = min(timeout, t.host.opts.MaxTimeout)
+
+	tctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	defer cancelTimeout()
+	cctx, cancel := context.WithCancelCause(tctx)
+	defer cancel(nil)
+	st := &callState{tool: t, executionID: req.ExecutionID, cancel: cancel, memLimit: t.Manifest.memoryBytes()}
+	st.stdout = capWriter{max: t.Manifest.stdoutCap(), strict: true, state: st}
+	st.stderr = capWriter{max: t.Manifest.stderrCap(), state: st}
+	cctx = context.WithValue(cctx, callKey{}, st)
+
+	var runErr error
+	if t.pool != nil {
+		runErr = t.pool.call(cctx, st, stdin)
+	} else {
+		runErr = t.runFresh(cctx, st, stdin)
+	}
+	stdout, log := st.stdout.bytes(), st.stderr.bytes()
+	stdout, log = st.scrub(stdout), st.scrub(log)
+	res.Log = string(log)
+	if st.stderr.truncated {
+		res.Log += "\n[log truncated]"
+	}
+	if err := t.classify(ctx, tctx, st, runErr, timeout, log); err != nil {
+		return res, err
+	}
+	out, err := decodeOutput(stdout)
+	if err != nil {
+		return res, fmt.Errorf("tool %q: %w", name, err)
+	}
+	if obj, ok := out.(map[string]any); ok {
+		if msg, ok := obj["error"].(string); ok {
+			return res, fmt.Errorf("tool %q: %w", name, detail(ErrToolFailed, "%s", msg))
+		}
+	}
+	if t.output != nil && !isPending(out) {
+		if err := validateJSON(t.output, stdout); err != nil {
+			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidOutput, err)
+		}
+	}
+	res.Output = out
+	return res, nil
+}
+
+// runFresh instantiates a new instance, runs it to completion and closes it.
+func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
+		}
+	}()
+	mem := &limitedMemory{limit: st.memLimit, onHit: st.fail, host: t.host}
+	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return mem }))
+	ctx = experimental.WithImportResolver(ctx, t.link.resolver)
+	cfg := t.base.WithStdin(bytes.NewReader(stdin)).WithStdout(&st.stdout).WithStderr(&st.stderr)
+	if !t.caps[CapRandom] {
+		cfg = cfg.WithRandSource(deterministicRand())
+	}
+	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
+	if err != nil {
+		return err
+	}
+	defer mod.Close(context.Background())
+	if t.mod.hasStart {
+		return nil
+	}
+	// A reactor: _initialize ran as the start function; now the call.
+	ret, err := mod.ExportedFunction("nanovm_call").Call(ctx)
+	if err != nil {
+		return err
+	}
+	if code := uint32(ret[0]); code != 0 {
+		return sys.NewExitError(code)
+	}
+	return nil
+}
+
+// classify turns how a run ended into the call's error, most specific
+// cause first: a breached limit, the timeout, the caller giving up, an
+// exit code, a trap.
+func (t *Tool) classify(parent, tctx context.Context, st *callState, err error, timeout time.Duration, log []byte) error {
+	name := t.Manifest.Name
+	if f := st.failed(); f != nil {
+		return fmt.Errorf("tool %q: %w", name, f)
+	}
+	if err == nil {
+		return nil
+	}
+	if parent.Err() != nil {
+		return fmt.Errorf("tool %q: %w", name, parent.Err())
+	}
+	if errors.Is(tctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("tool %q: %w after %s", name, ErrTimeout, timeout)
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		e := fmt.Errorf("tool %q: %w", name, &ExitError{Code: exit.ExitCode()})
+		if line := lastLine(log); line != "" {
+			e = fmt.Errorf("%w: %s", e, line)
+		}
+		return e
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "is not exported in module") || strings.Contains(msg, "import func[") || strings.Contains(msg, "module[nanovm-link/none]") {
+		// Gate B refused the link; say which imports and why, in gate A's
+		// words, with the runtime's own message as the fallback.
+		if gerr := checkImports(t.mod.imports, t.caps); gerr != nil {
+			return fmt.Errorf("tool %q: instantiate: %w", name, gerr)
+		}
+		return fmt.Errorf("tool %q: instantiate: %w", name, detail(ErrImportNotGranted, "%s", firstLine(msg)))
+	}
+	if errors.Is(err, ErrTrap) {
+		return fmt.Errorf("tool %q: %w", name, err)
+	}
+	return fmt.Errorf("tool %q: %w", name, detail(ErrTrap, "trapped: %s", trapReason(msg)))
+}
+
+// trapReason keeps the "wasm error: ..." line of a runtime error, dropping
+// the stack trace and the wrapper naming the start function.
+func trapReason(msg string) string {
+	line := firstLine(msg)
+	if i := strings.Index(line, "wasm error: "); i >= 0 {
+		return line[i+len("wasm error: "):]
+	}
+	return line
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func lastLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// decodeOutput reads stdout as exactly one JSON value; empty means null.
+func decodeOutput(stdout []byte) (any, error) {
+	if len(bytes.TrimSpace(stdout)) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(stdout))
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: stdout is not JSON: %w", ErrInvalidOutput, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: stdout holds more than one JSON value", ErrInvalidOutput)
+	}
+	return v, nil
+}
+
+func isPending(v any) bool {
+	if s, ok := v.(string); ok {
+		return s == "PENDING"
+	}
+	if m, ok := v.(map[string]any); ok {
+		return m["status"] == "PENDING"
+	}
+	return false
+}
+
+func validateJSON(s *jsonschema.Schema, doc []byte) error {
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		return err
+	}
+	return s.Validate(v)
+}
+
+// scrub replaces every secret value this call resolved with its ref, both
+// raw and JSON-escaped, so neither the result nor the log leaks it.
+func (s *callState) scrub(b []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for val, ref := range s.secrets {
+		b = bytes.ReplaceAll(b, []byte(val), []byte(ref))
+		if esc, err := json.Marshal(val); err == nil {
+			esc = esc[1 : len(esc)-1]
+			if !bytes.Equal(esc, []byte(val)) {
+				b = bytes.ReplaceAll(b, esc, []byte(ref))
+			}
+		}
+	}
+	return b
+}

@@ -1,0 +1,161 @@
+package tools
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Capability names a group of host imports a tool may be granted. The
+// exact import names of each are in capabilityImports and in
+// docs/tool-abi.md.
+type Capability string
+
+// The capabilities a manifest may ask for.
+const (
+	// CapStdio is stdin/stdout/stderr, args, environment, exit, and the
+	// clock and random imports backed by deterministic sources. Every tool
+	// holds it; a manifest need not list it.
+	CapStdio Capability = "wasi:stdio"
+	// CapClock swaps the deterministic clock for the host's real clocks
+	// and real sleeping. It adds no imports: clock_time_get and poll_oneoff
+	// are in CapStdio, deterministic without this capability.
+	CapClock Capability = "wasi:clock"
+	// CapRandom swaps the deterministic random source for crypto/rand. It
+	// adds no imports: random_get is in CapStdio.
+	CapRandom Capability = "wasi:random"
+	// CapFS links the WASI filesystem imports and the manifest's mounts.
+	CapFS Capability = "wasi:fs"
+	// CapLog links nanovm.log.
+	CapLog Capability = "nanovm:log"
+	// CapSecrets links nanovm.secret_get.
+	CapSecrets Capability = "nanovm:secrets"
+	// CapHTTP links nanovm.http_request, limited to the allowed hosts.
+	CapHTTP Capability = "nanovm:http"
+)
+
+// wasiModule and nanovmModule are the two import modules a guest may use.
+const (
+	wasiModule   = "wasi_snapshot_preview1"
+	nanovmModule = "nanovm"
+)
+
+// capabilityImports maps each capability to the imports it links. An import
+// listed nowhere (sock_*, any other module) is never linked.
+var capabilityImports = map[Capability][]string{
+	CapStdio: {
+		"wasi_snapshot_preview1.args_get", "wasi_snapshot_preview1.args_sizes_get",
+		"wasi_snapshot_preview1.environ_get", "wasi_snapshot_preview1.environ_sizes_get",
+		"wasi_snapshot_preview1.clock_res_get", "wasi_snapshot_preview1.clock_time_get",
+		"wasi_snapshot_preview1.fd_close", "wasi_snapshot_preview1.fd_fdstat_get",
+		"wasi_snapshot_preview1.fd_fdstat_set_flags", "wasi_snapshot_preview1.fd_prestat_get",
+		"wasi_snapshot_preview1.fd_prestat_dir_name", "wasi_snapshot_preview1.fd_read",
+		"wasi_snapshot_preview1.fd_write", "wasi_snapshot_preview1.fd_seek",
+		"wasi_snapshot_preview1.poll_oneoff", "wasi_snapshot_preview1.proc_exit",
+		"wasi_snapshot_preview1.random_get", "wasi_snapshot_preview1.sched_yield",
+	},
+	CapClock:  nil,
+	CapRandom: nil,
+	CapFS: {
+		"wasi_snapshot_preview1.fd_advise", "wasi_snapshot_preview1.fd_allocate",
+		"wasi_snapshot_preview1.fd_datasync", "wasi_snapshot_preview1.fd_fdstat_set_rights",
+		"wasi_snapshot_preview1.fd_filestat_get", "wasi_snapshot_preview1.fd_filestat_set_size",
+		"wasi_snapshot_preview1.fd_filestat_set_times", "wasi_snapshot_preview1.fd_pread",
+		"wasi_snapshot_preview1.fd_pwrite", "wasi_snapshot_preview1.fd_readdir",
+		"wasi_snapshot_preview1.fd_renumber", "wasi_snapshot_preview1.fd_sync",
+		"wasi_snapshot_preview1.fd_tell", "wasi_snapshot_preview1.path_create_directory",
+		"wasi_snapshot_preview1.path_filestat_get", "wasi_snapshot_preview1.path_filestat_set_times",
+		"wasi_snapshot_preview1.path_link", "wasi_snapshot_preview1.path_open",
+		"wasi_snapshot_preview1.path_readlink", "wasi_snapshot_preview1.path_remove_directory",
+		"wasi_snapshot_preview1.path_rename", "wasi_snapshot_preview1.path_symlink",
+		"wasi_snapshot_preview1.path_unlink_file",
+	},
+	CapLog:     {"nanovm.log"},
+	CapSecrets: {"nanovm.secret_get"},
+	CapHTTP:    {"nanovm.http_request"},
+}
+
+// importCapability is the inverse of capabilityImports.
+var importCapability = func() map[string]Capability {
+	m := map[string]Capability{}
+	for c, imports := range capabilityImports {
+		for _, i := range imports {
+			m[i] = c
+		}
+	}
+	return m
+}()
+
+// Valid reports whether c is a capability this host knows.
+func (c Capability) Valid() bool {
+	_, ok := capabilityImports[c]
+	return ok
+}
+
+// String implements fmt.Stringer.
+func (c Capability) String() string { return string(c) }
+
+// Capabilities lists every known capability, sorted.
+func Capabilities() []Capability {
+	out := make([]Capability, 0, len(capabilityImports))
+	for c := range capabilityImports {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ImportsOf returns the "module.name" imports c links, sorted.
+func ImportsOf(c Capability) []string {
+	return slices.Sorted(slices.Values(capabilityImports[c]))
+}
+
+// capSet is an effective set of capabilities. CapStdio is always in it.
+type capSet map[Capability]bool
+
+func newCapSet(caps []string) capSet {
+	s := capSet{CapStdio: true}
+	for _, c := range caps {
+		s[Capability(c)] = true
+	}
+	return s
+}
+
+// key is a canonical string for caching linked host modules per set.
+func (s capSet) key() string {
+	names := make([]string, 0, len(s))
+	for c, ok := range s {
+		if ok {
+			names = append(names, string(c))
+		}
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}
+
+// allows reports whether the import "module.name" is linked by s.
+func (s capSet) allows(imp string) bool {
+	c, ok := importCapability[imp]
+	return ok && s[c]
+}
+
+// checkImports is gate A: it names every import outside s, with the
+// capability that would grant it, or none.
+func checkImports(imports []string, s capSet) error {
+	var bad []string
+	for _, imp := range imports {
+		if s.allows(imp) {
+			continue
+		}
+		if c, ok := importCapability[imp]; ok {
+			bad = append(bad, fmt.Sprintf("import %s needs capability %s, not granted", imp, c))
+		} else {
+			bad = append(bad, fmt.Sprintf("import %s is not offered by any capability", imp))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return detail(ErrImportNotGranted, "%s", strings.Join(bad, "; "))
+}

@@ -1,0 +1,253 @@
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Status codes the nanovm host functions return (docs/tool-abi.md).
+const (
+	statusOK       = 0 // done
+	statusDenied   = 1 // the capability or the host is not granted
+	statusTooSmall = 2 // the buffer is too small; *out_len says how big
+	statusNotFound = 3 // no such secret
+	statusInvalid  = 4 // a pointer is out of bounds or the request is malformed
+	statusLimit    = 5 // a size or time cap was hit
+	statusIO       = 6 // the request failed
+)
+
+const i32 = api.ValueTypeI32
+
+// exportNanovm adds to b the nanovm functions s grants, and only those.
+func (h *Host) exportNanovm(b wazero.HostModuleBuilder, s capSet) {
+	if s[CapLog] {
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(h.hostLog), []api.ValueType{i32, i32, i32}, nil).
+			WithParameterNames("level", "msg", "msg_len").Export("log")
+	}
+	if s[CapSecrets] {
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(h.hostSecretGet), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).
+			WithParameterNames("ref", "ref_len", "buf", "buf_cap", "out_len").Export("secret_get")
+	}
+	if s[CapHTTP] {
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(h.hostHTTPRequest), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).
+			WithParameterNames("req", "req_len", "buf", "buf_cap", "out_len").Export("http_request")
+	}
+}
+
+// holds is the call-time half of the capability check: even a linked
+// function refuses a caller whose call does not hold c.
+func holds(ctx context.Context, c Capability) *callState {
+	st := stateFrom(ctx)
+	if st == nil || !st.tool.caps[c] {
+		return nil
+	}
+	return st
+}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// hostLog is nanovm.log(level, msg, len): one line in the call's log.
+func (h *Host) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+	st := holds(ctx, CapLog)
+	if st == nil {
+		return
+	}
+	level, ptr, n := uint32(stack[0]), uint32(stack[1]), uint32(stack[2])
+	msg, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		return
+	}
+	lv := "info"
+	if int(level) < len(logLevels) {
+		lv = logLevels[level]
+	}
+	line := make([]byte, 0, len(msg)+len(lv)+3)
+	line = append(append(append(append(line, lv...), ": "...), msg...), '\n')
+	_, _ = st.stderr.Write(line)
+}
+
+// hostSecretGet is nanovm.secret_get(ref, ref_len, buf, cap, out_len).
+func (h *Host) hostSecretGet(ctx context.Context, mod api.Module, stack []uint64) {
+	stack[0] = uint64(h.secretGet(ctx, mod, uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3]), uint32(stack[4])))
+}
+
+func (h *Host) secretGet(ctx context.Context, mod api.Module, refPtr, refLen, buf, bufCap, outLen uint32) uint32 {
+	st := holds(ctx, CapSecrets)
+	if st == nil {
+		return statusDenied
+	}
+	mem := mod.Memory()
+	ref, ok := mem.Read(refPtr, refLen)
+	if !ok || !strings.HasPrefix(string(ref), "vault://secret/") {
+		return statusInvalid
+	}
+	if h.opts.Secrets == nil {
+		return statusNotFound
+	}
+	refStr := string(ref)
+	val, err := h.opts.Secrets.ResolveSecret(ctx, st.executionID, refStr)
+	if err != nil {
+		h.opts.Logger.Debug("secret_get refused", "tool", st.tool.Manifest.Name, "ref", refStr, "err", err)
+		return statusNotFound
+	}
+	if val != "" {
+		st.mu.Lock()
+		if st.secrets == nil {
+			st.secrets = map[string]string{}
+		}
+		st.secrets[val] = refStr
+		st.mu.Unlock()
+	}
+	return writeOut(mem, []byte(val), buf, bufCap, outLen)
+}
+
+// writeOut copies data to buf if it fits and stores its length at outLen.
+func writeOut(mem api.Memory, data []byte, buf, bufCap, outLen uint32) uint32 {
+	if !mem.WriteUint32Le(outLen, uint32(len(data))) {
+		return statusInvalid
+	}
+	if uint32(len(data)) > bufCap {
+		return statusTooSmall
+	}
+	if !mem.Write(buf, data) {
+		return statusInvalid
+	}
+	return statusOK
+}
+
+// httpRequest is the JSON a guest passes to nanovm.http_request.
+type httpRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
+}
+
+// httpResponse is the JSON nanovm.http_request writes back.
+type httpResponse struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+// errHostNotAllowed is returned (to the guest, as statusDenied) when a URL
+// or a redirect leaves the tool's allowed hosts.
+var errHostNotAllowed = errors.New("host not allowed")
+
+// hostHTTPRequest is nanovm.http_request(req, req_len, buf, cap, out_len).
+func (h *Host) hostHTTPRequest(ctx context.Context, mod api.Module, stack []uint64) {
+	stack[0] = uint64(h.httpRequest(ctx, mod, uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), uint32(stack[3]), uint32(stack[4])))
+}
+
+func (h *Host) httpRequest(ctx context.Context, mod api.Module, reqPtr, reqLen, buf, bufCap, outLen uint32) uint32 {
+	st := holds(ctx, CapHTTP)
+	if st == nil {
+		return statusDenied
+	}
+	mem := mod.Memory()
+	raw, ok := mem.Read(reqPtr, reqLen)
+	if !ok {
+		return statusInvalid
+	}
+	var req httpRequest
+	if err := json.Unmarshal(raw, &req); err != nil || req.URL == "" {
+		return statusInvalid
+	}
+	if req.Method == "" {
+		req.Method = http.MethodGet
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return statusInvalid
+	}
+	allowed := st.tool.Manifest.AllowedHosts
+	if !hostAllowed(allowed, u) {
+		st.stderr.Write(fmt.Appendf(nil, "nanovm: http_request to %s refused: %v\n", u.Host, errHostNotAllowed))
+		return statusDenied
+	}
+	rctx, cancel := context.WithTimeout(ctx, h.opts.HTTPTimeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(rctx, req.Method, u.String(), strings.NewReader(req.Body))
+	if err != nil {
+		return statusInvalid
+	}
+	for k, v := range req.Headers {
+		hreq.Header.Set(k, v)
+	}
+	client := *h.http
+	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 5 || !hostAllowed(allowed, r.URL) {
+			return errHostNotAllowed
+		}
+		return nil
+	}
+	resp, err := client.Do(hreq)
+	if err != nil {
+		if errors.Is(err, errHostNotAllowed) {
+			return statusDenied
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return statusLimit
+		}
+		return statusIO
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, h.opts.HTTPMaxResponseBytes+1))
+	if err != nil {
+		return statusIO
+	}
+	if int64(len(body)) > h.opts.HTTPMaxResponseBytes {
+		return statusLimit
+	}
+	out := httpResponse{Status: resp.StatusCode, Headers: map[string]string{}, Body: string(body)}
+	for k := range resp.Header {
+		out.Headers[k] = resp.Header.Get(k)
+	}
+	enc, err := json.Marshal(out)
+	if err != nil {
+		return statusIO
+	}
+	return writeOut(mem, bytes.TrimSpace(enc), buf, bufCap, outLen)
+}
+
+// hostAllowed matches u's host against "host", "host:port" and "*.domain"
+// entries. A bare host matches any port; a wildcard matches subdomains only.
+func hostAllowed(allowed []string, u *url.URL) bool {
+	hostname, port := u.Hostname(), u.Port()
+	for _, a := range allowed {
+		ah, ap, err := net.SplitHostPort(a)
+		if err != nil {
+			ah, ap = a, ""
+		}
+		if ap != "" && ap != port {
+			continue
+		}
+		if strings.HasPrefix(ah, "*.") {
+			if strings.HasSuffix(hostname, ah[1:]) && len(hostname) > len(ah)-1 {
+				return true
+			}
+			continue
+		}
+		if strings.EqualFold(ah, hostname) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortCaps(c []Capability) { slices.Sort(c) }

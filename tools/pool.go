@@ -1,0 +1,140 @@
+package tools
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// pool keeps warm instances of one tool version. An instance serves one
+// call at a time; one that failed in any way is closed, never reused.
+//
+// What persists between calls on an instance: its linear memory (globals,
+// heap, statics), its deterministic clock and random streams (which keep
+// advancing) and open file descriptors. Stdin, stdout, stderr and the
+// call's secrets and limits are per call.
+type pool struct {
+	tool *Tool
+	sem  chan struct{} // one token per live instance
+	mu   sync.Mutex
+	idle []*warm
+}
+
+// warm is one pooled instance and the per-call hooks its host side reads.
+type warm struct {
+	mod  api.Module
+	call api.Function
+	in   swapReader
+	out  swapWriter
+	err  swapWriter
+	mem  *limitedMemory
+	cur  *callState
+}
+
+type swapReader struct{ r *bytes.Reader }
+
+func (s *swapReader) Read(p []byte) (int, error) {
+	if s.r == nil {
+		return 0, io.EOF
+	}
+	return s.r.Read(p)
+}
+
+type swapWriter struct{ w io.Writer }
+
+func (s *swapWriter) Write(p []byte) (int, error) {
+	if s.w == nil {
+		return len(p), nil // between calls: nothing listens
+	}
+	return s.w.Write(p)
+}
+
+func newPool(t *Tool, size int) *pool {
+	return &pool{tool: t, sem: make(chan struct{}, size)}
+}
+
+func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.sem }()
+	w, err := p.get(ctx, st)
+	if err != nil {
+		return err
+	}
+	w.cur = st
+	w.in.r = bytes.NewReader(stdin)
+	w.out.w, w.err.w = &st.stdout, &st.stderr
+	ok := false
+	defer func() {
+		w.cur, w.in.r, w.out.w, w.err.w = nil, nil, nil, nil
+		if ok {
+			p.mu.Lock()
+			p.idle = append(p.idle, w)
+			p.mu.Unlock()
+		} else {
+			_ = w.mod.Close(context.Background())
+		}
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
+		}
+	}()
+	ret, err := w.call.Call(ctx)
+	if err != nil {
+		return err
+	}
+	if code := uint32(ret[0]); code != 0 {
+		return sys.NewExitError(code)
+	}
+	ok = st.failed() == nil
+	return nil
+}
+
+// get pops an idle instance or instantiates one under the current call, so
+// limits breached in _initialize count against it.
+func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return w, nil
+	}
+	p.mu.Unlock()
+
+	t := p.tool
+	w := &warm{cur: st}
+	w.mem = &limitedMemory{limit: st.memLimit, host: t.host, onHit: func(err error) {
+		if w.cur != nil {
+			w.cur.fail(err)
+		}
+	}}
+	// The call's context bounds _initialize; the instance outlives it, as
+	// the runtime only watches a context while a function runs.
+	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return w.mem }))
+	ctx = experimental.WithImportResolver(ctx, t.link.resolver)
+	w.out.w, w.err.w = &st.stdout, &st.stderr
+	cfg := t.base.WithStdin(&w.in).WithStdout(&w.out).WithStderr(&w.err)
+	if !t.caps[CapRandom] {
+		cfg = cfg.WithRandSource(deterministicRand())
+	}
+	if t.mod.hasInit {
+		cfg = cfg.WithStartFunctions("_initialize")
+	} else {
+		cfg = cfg.WithStartFunctions()
+	}
+	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
+	if err != nil {
+		return nil, err
+	}
+	w.mod, w.call = mod, mod.ExportedFunction("nanovm_call")
+	return w, nil
+}

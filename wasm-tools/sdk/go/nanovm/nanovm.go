@@ -1,0 +1,118 @@
+// Package nanovm is the Go guest SDK for nano-vm-mcp tools (ABI v1, see
+// docs/tool-abi.md). Build a tool with GOOS=wasip1 GOARCH=wasm; off wasip1
+// the host functions return ErrNoHost, so a tool's logic still unit-tests
+// natively.
+package nanovm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// ErrNoHost is returned by host functions when not running under nanovm.
+var ErrNoHost = errors.New("nanovm host functions unavailable")
+
+// Status codes of the host functions.
+const (
+	StatusOK       = 0
+	StatusDenied   = 1
+	StatusTooSmall = 2
+	StatusNotFound = 3
+	StatusInvalid  = 4
+	StatusLimit    = 5
+	StatusIO       = 6
+)
+
+// StatusError is a non-zero status from a host function.
+type StatusError struct {
+	Op     string
+	Status uint32
+}
+
+// Error implements error.
+func (e *StatusError) Error() string { return fmt.Sprintf("nanovm %s: status %d", e.Op, e.Status) }
+
+// Run reads the JSON arguments from stdin, calls fn and writes its result
+// to stdout. An error becomes the result {"error": "<message>"}; use it as
+// the body of main.
+func Run(fn func(args map[string]any) (any, error)) {
+	os.Exit(run(os.Stdin, os.Stdout, fn))
+}
+
+func run(in io.Reader, out io.Writer, fn func(map[string]any) (any, error)) int {
+	args := map[string]any{}
+	if err := json.NewDecoder(in).Decode(&args); err != nil && err != io.EOF {
+		_ = json.NewEncoder(out).Encode(map[string]string{"error": "decode arguments: " + err.Error()})
+		return 0
+	}
+	res, err := fn(args)
+	if err != nil {
+		res = map[string]string{"error": err.Error()}
+	}
+	if err := json.NewEncoder(out).Encode(res); err != nil {
+		fmt.Fprintln(os.Stderr, "encode result:", err)
+		return 1
+	}
+	return 0
+}
+
+// HTTPRequest is what HTTP sends.
+type HTTPRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
+}
+
+// HTTPResponse is what HTTP returns.
+type HTTPResponse struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+// Secret resolves a vault://secret/<id> ref (needs nanovm:secrets).
+func Secret(ref string) (string, error) {
+	buf := make([]byte, 4096)
+	for {
+		n, st := secretGet(ref, buf)
+		switch {
+		case st == StatusOK:
+			return string(buf[:n]), nil
+		case st == StatusTooSmall && int(n) > len(buf):
+			buf = make([]byte, n)
+		case st == noHost:
+			return "", ErrNoHost
+		default:
+			return "", &StatusError{Op: "secret_get", Status: st}
+		}
+	}
+}
+
+// HTTP performs a request to an allowed host (needs nanovm:http). The
+// response may be up to 1 MiB.
+func HTTP(req HTTPRequest) (HTTPResponse, error) {
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return HTTPResponse{}, err
+	}
+	buf := make([]byte, 1<<20+64<<10)
+	n, st := httpRequest(raw, buf)
+	if st == noHost {
+		return HTTPResponse{}, ErrNoHost
+	}
+	if st != StatusOK {
+		return HTTPResponse{}, &StatusError{Op: "http_request", Status: st}
+	}
+	var resp HTTPResponse
+	err = json.Unmarshal(buf[:n], &resp)
+	return resp, err
+}
+
+// Log writes one line to the tool's log at level 0..3 (needs nanovm:log).
+func Log(level int, msg string) { hostLog(uint32(level), msg) }
+
+const noHost = ^uint32(0)
