@@ -1,0 +1,248 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
+)
+
+// The crash test runs the program in a child process (this test binary,
+// re-executed) and kills it with SIGKILL; the tools report every execution
+// to a counter server in the parent through nanovm.http_request, a side
+// channel the crash cannot erase.
+
+const crashSteps = 12
+
+func TestMain(m *testing.M) {
+	if os.Getenv("NANOVM_CRASH_CHILD") != "" {
+		os.Exit(crashChild())
+	}
+	// One compilation cache for the whole package: compiling the bundled
+	// tools is the slowest part of opening a runtime (seconds under -race).
+	dir, err := os.MkdirTemp("", "nanovm-wasm-cache")
+	if err != nil {
+		panic(err)
+	}
+	sharedCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func crashProgram(base string) json.RawMessage {
+	steps := make([]string, crashSteps)
+	for i := range steps {
+		steps[i] = fmt.Sprintf(`{"id":"s%d","type":"tool","tool":"http_get","args":{"url":"%s/s%d"}}`, i, base, i)
+	}
+	return json.RawMessage(`{"name":"crash_chain","steps":[` + strings.Join(steps, ",") + `]}`)
+}
+
+// crashChild runs the crash program under an idempotency key and prints
+// the result. It is killed at a random point by the parent.
+func crashChild() int {
+	ctx := context.Background()
+	rt, err := runtime.Open(ctx, runtime.Config{
+		DBPath:   os.Getenv("NANOVM_CRASH_DB"),
+		ToolsDir: os.Getenv("NANOVM_CRASH_TOOLS"),
+		CacheDir: os.Getenv("NANOVM_CRASH_CACHE"),
+		VaultKey: []byte("0123456789abcdef0123456789abcdef"),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open:", err)
+		return 1
+	}
+	defer rt.Close()
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: crashProgram(os.Getenv("NANOVM_CRASH_URL")), IdempotencyKey: "crash-key"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "run:", err)
+		return 1
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
+	return 0
+}
+
+// counter counts tool executions per step and can kill the child while a
+// chosen execution is in flight.
+type counter struct {
+	mu     sync.Mutex
+	hits   map[string]int
+	total  int
+	killAt int // kill on this hit (1-based); 0 = never
+	child  *os.Process
+	first  chan struct{} // closed on the first hit
+}
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.hits[r.URL.Path]++
+	c.total++
+	if c.total == 1 && c.first != nil {
+		close(c.first)
+	}
+	if c.killAt > 0 && c.total == c.killAt && c.child != nil {
+		c.child.Signal(syscall.SIGKILL)
+		c.child.Wait()
+	}
+	c.mu.Unlock()
+	w.Write([]byte(`{"ok":true}`))
+}
+
+// Ensure a run killed with SIGKILL at random points is continued by the
+// same idempotency key from its last durable step: the store opens, the
+// audit chain verifies, and every step ran at most once except the one in
+// flight at the crash.
+func TestCrashRecovery(t *testing.T) {
+	trials := 50
+	if testing.Short() {
+		trials = 8
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 1))
+	cnt := &counter{hits: map[string]int{}}
+	srv := httptest.NewServer(cnt)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+
+	// A tools folder with http_get allowed to reach the counter only.
+	toolsDir := t.TempDir()
+	mods, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name != "http_get" {
+			continue
+		}
+		var man map[string]any
+		json.Unmarshal(m.Manifest, &man)
+		man["allowed_hosts"] = []string{u.Host}
+		b, _ := json.Marshal(man)
+		os.MkdirAll(filepath.Join(toolsDir, "http_get"), 0o755)
+		os.WriteFile(filepath.Join(toolsDir, "http_get", "manifest.json"), b, 0o644)
+		os.WriteFile(filepath.Join(toolsDir, "http_get", "http_get.wasm"), m.Wasm, 0o644)
+	}
+	cache := sharedCache
+
+	killedAt := map[string]int{}
+	defer func() { t.Logf("kills: %v", killedAt) }()
+	for trial := 0; trial < trials; trial++ {
+		db := filepath.Join(t.TempDir(), "crash.db")
+		cnt.mu.Lock()
+		cnt.hits, cnt.total = map[string]int{}, 0
+		// Two trials in five kill inside a tool call; two a few
+		// milliseconds after the first call (between steps, or inside a
+		// commit); one after a random delay from the start (mostly during
+		// start-up).
+		mode := trial % 5
+		inCall := mode < 2
+		cnt.killAt = 0
+		if inCall {
+			cnt.killAt = 1 + r.IntN(crashSteps)
+		}
+		first := make(chan struct{})
+		cnt.first = first
+		cnt.mu.Unlock()
+
+		start := func() (*exec.Cmd, *strings.Builder) {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "NANOVM_CRASH_CHILD=1", "NANOVM_CRASH_DB="+db, "NANOVM_CRASH_TOOLS="+toolsDir,
+				"NANOVM_CRASH_CACHE="+cache, "NANOVM_CRASH_URL="+srv.URL)
+			out := &strings.Builder{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			return cmd, out
+		}
+		cmd, _ := start()
+		cnt.mu.Lock()
+		cnt.child = cmd.Process
+		cnt.mu.Unlock()
+		switch mode {
+		case 2, 3:
+			select {
+			case <-first:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("trial %d: the child made no tool call", trial)
+			}
+			time.Sleep(time.Duration(r.IntN(8000)) * time.Microsecond)
+			cmd.Process.Signal(syscall.SIGKILL)
+		case 4:
+			time.Sleep(time.Duration(r.IntN(150)) * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGKILL)
+		}
+		cmd.Wait()
+		cnt.mu.Lock()
+		cnt.child, cnt.killAt, cnt.first = nil, 0, nil
+		before := cnt.total
+		cnt.mu.Unlock()
+		switch {
+		case before == 0:
+			killedAt["start-up"]++
+		case before < crashSteps:
+			killedAt["mid-run"]++
+		default:
+			killedAt["after the last tool call"]++
+		}
+
+		// Restart: the same key finishes the run.
+		cmd, out := start()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("trial %d: restart: %v\n%s", trial, err, out)
+		}
+		var res runtime.RunResult
+		if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+			t.Fatalf("trial %d: %v: %q", trial, err, out)
+		}
+		if res.Status != "success" || res.Steps != crashSteps {
+			t.Fatalf("trial %d: %+v", trial, res)
+		}
+
+		rt, err := runtime.Open(context.Background(), runtime.Config{DBPath: db, NoBundledTools: true, CacheDir: cache, VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger()})
+		if err != nil {
+			t.Fatalf("trial %d: reopen: %v", trial, err)
+		}
+		rep, err := rt.VerifyAudit(context.Background(), "")
+		rt.Close()
+		if err != nil || !rep.OK || rep.Checked != crashSteps {
+			t.Fatalf("trial %d: audit %+v %v", trial, rep, err)
+		}
+
+		cnt.mu.Lock()
+		twice := 0
+		for i := 0; i < crashSteps; i++ {
+			switch n := cnt.hits[fmt.Sprintf("/s%d", i)]; {
+			case n == 2:
+				twice++
+			case n != 1:
+				t.Fatalf("trial %d: step s%d ran %d times: %v", trial, i, n, cnt.hits)
+			}
+		}
+		if twice > 1 || (inCall && twice != 1) {
+			t.Fatalf("trial %d (kill in call: %v): %d steps ran twice: %v", trial, inCall, twice, cnt.hits)
+		}
+		cnt.mu.Unlock()
+	}
+	if killedAt["mid-run"] < trials/2 {
+		t.Errorf("only %d of %d kills landed mid-run: %v", killedAt["mid-run"], trials, killedAt)
+	}
+}

@@ -1,0 +1,270 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
+	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/tools"
+)
+
+// RegisterTool registers a tool uploaded by a client: refused when the
+// operator disabled uploads.
+func (rt *Runtime) RegisterTool(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
+	if rt.cfg.DisableToolUpload {
+		return store.ToolRecord{}, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
+	}
+	return rt.registerTool(ctx, manifest, wasm)
+}
+
+func (rt *Runtime) registerTool(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
+	m, err := tools.ParseManifest(manifest)
+	if err != nil {
+		return store.ToolRecord{}, newError(CodeToolRejected, err, "%v", err)
+	}
+	rec, err := rt.registry.Register(ctx, m, wasm)
+	if err != nil {
+		code := CodeToolRejected
+		if errors.Is(err, tools.ErrCapabilityDenied) {
+			code = CodeCapabilityDenied
+		}
+		return store.ToolRecord{}, newError(code, err, "%v", err)
+	}
+	return rec, nil
+}
+
+// Tools lists the current version of every registered tool.
+func (rt *Runtime) Tools(ctx context.Context) ([]store.ToolRecord, error) {
+	return rt.registry.List(ctx)
+}
+
+// Tool returns the current version of a tool, or a pinned one for
+// "name@sha256:<hex>".
+func (rt *Runtime) Tool(ctx context.Context, ref string) (store.ToolRecord, error) {
+	t, err := rt.registry.Resolve(ctx, ref)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.ToolRecord{}, newError(CodeNotFound, err, "no tool %q", ref)
+		}
+		return store.ToolRecord{}, err
+	}
+	return t.Record, nil
+}
+
+// RemoveTool unregisters a tool name; its versions stay for the audit.
+func (rt *Runtime) RemoveTool(ctx context.Context, name string) error {
+	if err := rt.registry.Remove(ctx, name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return newError(CodeNotFound, err, "no tool %q", name)
+		}
+		return err
+	}
+	return nil
+}
+
+// PutSecret stores a secret, encrypted at rest, and returns its reference
+// vault://secret/<id>.
+func (rt *Runtime) PutSecret(ctx context.Context, id, value string) (string, error) {
+	ref, err := rt.vault.Put(ctx, id, value)
+	switch {
+	case errors.Is(err, store.ErrTombstoned):
+		return "", newError(CodeTombstoned, err, "secret %q was erased; erased ids are never reused", id)
+	case errors.Is(err, store.ErrInvalidRef):
+		return "", newError(CodeInvalidArgument, err, "%v", err)
+	case err != nil:
+		return "", err
+	}
+	return ref, nil
+}
+
+// EraseSecret destroys a secret's value and tombstones its reference
+// (GDPR erasure). Projections then show [REDACTED_TOMBSTONE], resolution
+// fails, and the erasure itself is appended to the audit chain.
+func (rt *Runtime) EraseSecret(ctx context.Context, id string) (store.Envelope, error) {
+	if err := rt.vault.Erase(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Envelope{}, newError(CodeNotFound, err, "no secret %q", id)
+		}
+		return store.Envelope{}, err
+	}
+	salt, _ := rt.vault.Ref(id)
+	payload, err := canonical.Marshal(map[string]any{"ref": projection.PublicRef(id, salt, false), "erased": true})
+	if err != nil {
+		return store.Envelope{}, err
+	}
+	env, err := rt.store.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindErase, PolicyHash: rt.policy.Hash(), Payload: payload})
+	if err != nil {
+		return store.Envelope{}, fmt.Errorf("record erasure of %q: %w", id, err)
+	}
+	return env, nil
+}
+
+// Secrets lists the secrets' ids and whether each was erased (never their
+// values).
+func (rt *Runtime) Secrets(ctx context.Context) ([]store.SecretRecord, error) {
+	return rt.store.Secrets(ctx)
+}
+
+// VerifyAudit re-checks the envelope chain, or one execution's envelopes
+// and their links, and reports the first broken link.
+func (rt *Runtime) VerifyAudit(ctx context.Context, executionID string) (store.VerifyReport, error) {
+	return rt.store.VerifyChain(ctx, executionID)
+}
+
+// Envelopes returns an execution's envelopes, payloads re-projected so an
+// erased secret shows as [REDACTED_TOMBSTONE].
+func (rt *Runtime) Envelopes(ctx context.Context, executionID string) ([]store.Envelope, error) {
+	envs, err := rt.store.Envelopes(ctx, executionID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range envs {
+		envs[i].Payload = rt.reprojectPayload(envs[i].Payload)
+	}
+	return envs, nil
+}
+
+// reprojectPayload replaces the public form of an erased reference with the
+// tombstone. The stored bytes (and so the hash chain) are untouched.
+func (rt *Runtime) reprojectPayload(p json.RawMessage) json.RawMessage {
+	secrets, err := rt.store.Secrets(context.Background())
+	if err != nil {
+		return p
+	}
+	out := string(p)
+	for _, s := range secrets {
+		if s.Tombstoned {
+			out = replaceAll(out, projection.PublicRef(s.ID, s.Salt, false), projection.Tombstone)
+		}
+	}
+	return json.RawMessage(out)
+}
+
+// Programs lists saved programs, newest first.
+func (rt *Runtime) Programs(ctx context.Context, limit int) ([]store.Program, error) {
+	return rt.store.Programs(ctx, limit)
+}
+
+// Program returns a saved program.
+func (rt *Runtime) Program(ctx context.Context, id string) (store.Program, error) {
+	p, err := rt.store.Program(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, newError(CodeNotFound, err, "no saved program %q", id)
+	}
+	return p, err
+}
+
+// DeleteProgram deletes a saved program and its traces; envelopes stay.
+func (rt *Runtime) DeleteProgram(ctx context.Context, id string) error {
+	err := rt.store.DeleteProgram(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return newError(CodeNotFound, err, "no saved program %q", id)
+	}
+	return err
+}
+
+// Traces lists executions newest first.
+func (rt *Runtime) Traces(ctx context.Context, f store.ExecutionFilter) (store.ExecutionPage, error) {
+	page, err := rt.store.Executions(ctx, f)
+	if err != nil {
+		return page, err
+	}
+	for i := range page.Executions {
+		page.Executions[i].Program, page.Executions[i].Input, page.Executions[i].Checkpoint = nil, nil, nil
+	}
+	return page, nil
+}
+
+// Unfinished lists executions left running (interrupted) or suspended.
+func (rt *Runtime) Unfinished(ctx context.Context) ([]store.Execution, error) {
+	return rt.store.Unfinished(ctx)
+}
+
+// TraceView is a page of a trace in its TRACE projection: references
+// hashed, erased ones tombstoned.
+type TraceView struct {
+	*kernel.Trace
+	ProgramID   string `json:"program_id,omitempty"`
+	ProgramHash string `json:"program_hash"`
+	PolicyHash  string `json:"policy_hash"`
+	// TotalSteps is the number of step records; Steps holds
+	// [Offset, Offset+len(Steps)).
+	TotalSteps int `json:"total_steps"`
+	Offset     int `json:"offset"`
+	// NextOffset continues the paging; absent on the last page.
+	NextOffset *int `json:"next_offset,omitempty"`
+}
+
+// Trace returns a trace, paging its steps (limit <= 0 means 50).
+func (rt *Runtime) Trace(ctx context.Context, id string, offset, limit int) (*TraceView, error) {
+	exec, err := rt.execution(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	_, _, tr, err := rt.restore(ctx, exec)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	if offset < 0 {
+		offset = 0
+	}
+	v := &TraceView{Trace: tr, ProgramID: exec.ProgramID, ProgramHash: exec.ProgramHash, PolicyHash: exec.PolicyHash, TotalSteps: len(tr.Steps), Offset: offset}
+	if tr.Status == "" {
+		tr.Status = kernel.Status(exec.Status)
+	}
+	opts := projection.Options{Refs: rt.vault}
+	tr.FinalOutput = projection.Project(tr.FinalOutput, projection.Trace, opts)
+	end := min(offset+limit, len(tr.Steps))
+	if offset > len(tr.Steps) {
+		offset, end = len(tr.Steps), len(tr.Steps)
+	}
+	page := append([]kernel.StepRecord(nil), tr.Steps[offset:end]...)
+	for i := range page {
+		page[i].Output = projection.Project(page[i].Output, projection.Trace, opts)
+		page[i].Log = projectText(page[i].Log, opts)
+		for j := range page[i].SubSteps {
+			sub := &page[i].SubSteps[j]
+			sub.Output = projection.Project(sub.Output, projection.Trace, opts)
+			sub.Log = projectText(sub.Log, opts)
+		}
+	}
+	tr.Steps = page
+	if end < v.TotalSteps {
+		n := end
+		v.NextOffset = &n
+	}
+	if len(tr.StateSnapshots) > 0 {
+		tr.StateSnapshots = tr.StateSnapshots[offset:end]
+	}
+	return v, nil
+}
+
+// Replay re-executes a stored trace from its recorded results and reports
+// whether it is exactly what the program does.
+func (rt *Runtime) Replay(ctx context.Context, id string) (*kernel.ReplayReport, error) {
+	exec, err := rt.execution(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	prog, input, tr, err := rt.restore(ctx, exec)
+	if err != nil {
+		return nil, err
+	}
+	return kernel.Replay(ctx, prog, input, tr)
+}
+
+func projectText(s string, opts projection.Options) string {
+	if s == "" {
+		return s
+	}
+	out, _ := projection.Project(s, projection.Trace, opts).(string)
+	return out
+}

@@ -1,0 +1,470 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
+	"github.com/nanovm/nano-vm-mcp/store"
+)
+
+// RunRequest asks to run a program.
+type RunRequest struct {
+	// Program is the program as JSON; or give ProgramID of a saved one.
+	Program   json.RawMessage
+	ProgramID string
+	// Input is the run's input; nil means {}.
+	Input map[string]any
+	// IdempotencyKey, when set, makes the run happen at most once per key.
+	IdempotencyKey string
+	// SaveAs saves the program under this id before running it.
+	SaveAs string
+	// Progress, when set, is called after every durable step.
+	Progress func(Progress)
+}
+
+// Progress reports one durable step of a run.
+type Progress struct {
+	TraceID string
+	Index   int
+	StepID  string
+	Status  string
+	// Done counts records so far; Total is the program's step count, a
+	// hint only (branches skip steps, loops repeat them).
+	Done, Total int
+}
+
+// RunResult summarises a run: small enough for any tool-output limit. The
+// whole trace is read with Trace.
+type RunResult struct {
+	TraceID     string  `json:"trace_id"`
+	ProgramID   string  `json:"program_id,omitempty"`
+	ProgramName string  `json:"program_name"`
+	Status      string  `json:"status"`
+	Steps       int     `json:"steps"`
+	Cost        float64 `json:"cost"`
+	FinalOutput any     `json:"final_output"`
+	Error       string  `json:"error,omitempty"`
+	// SuspendedStepID names the step waiting for resume_program.
+	SuspendedStepID string `json:"suspended_step_id,omitempty"`
+	// Replayed is true when an idempotency key returned a stored outcome
+	// instead of running again.
+	Replayed bool `json:"idempotent_replay,omitempty"`
+	// Warnings are the program's validation warnings.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// flight is a run in progress in this process under an idempotency key;
+// concurrent callers with the same key wait for it.
+type flight struct {
+	requestHash string
+	done        chan struct{}
+	res         *RunResult
+	err         error
+}
+
+// loaded is a validated program with what the store records about it.
+type loaded struct {
+	prog     *kernel.Program
+	raw      json.RawMessage // canonical JSON
+	hash     string
+	id       string
+	warnings []string
+}
+
+// load decodes, validates and admits a program: the policy check and the
+// model check happen here, before anything runs.
+func (rt *Runtime) load(ctx context.Context, req RunRequest) (*loaded, error) {
+	raw := req.Program
+	id := req.ProgramID
+	if len(raw) == 0 {
+		if id == "" {
+			return nil, newError(CodeInvalidArgument, nil, "give either program or program_id")
+		}
+		p, err := rt.store.Program(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, newError(CodeNotFound, err, "no saved program %q", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		raw = p.Program
+	} else if id != "" {
+		return nil, newError(CodeInvalidArgument, nil, "give program or program_id, not both")
+	}
+	prog, warns, err := kernel.LoadProgram(raw)
+	if err != nil {
+		return nil, newError(CodeInvalidProgram, err, "%v", err)
+	}
+	if err := rt.policy.Check(prog); err != nil {
+		var d *DeniedError
+		errors.As(err, &d)
+		e := newError(CodeCapabilityDenied, err, "the policy does not allow tool(s) %q", d.Tools)
+		e.Details = map[string]any{"denied_tools": d.Tools}
+		return nil, e
+	}
+	if rt.cfg.LLM == nil && usesLLM(prog.Steps) {
+		return nil, newError(CodeNoModel, nil, "llm steps need a model: set NANO_VM_MCP_LLM_MODEL (e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.2, mock/yes)")
+	}
+	canon, err := canonical.Marshal(json.RawMessage(raw))
+	if err != nil {
+		return nil, newError(CodeInvalidProgram, err, "program: %v", err)
+	}
+	l := &loaded{prog: prog, raw: canon, id: id}
+	l.hash, _ = canonical.Hash(json.RawMessage(canon))
+	for _, w := range warns {
+		l.warnings = append(l.warnings, w.String())
+	}
+	return l, nil
+}
+
+func usesLLM(steps []kernel.Step) bool {
+	for i := range steps {
+		if steps[i].Type == kernel.StepLLM || usesLLM(steps[i].ParallelSteps) {
+			return true
+		}
+	}
+	return false
+}
+
+// RunProgram validates and runs a program. A program that fails is a
+// result with status "failed", not an error; errors are *Error for what the
+// caller can fix, or infrastructure failures. When ctx is cancelled the run
+// stops after its current step and is left resumable (ResumeInterrupted, or
+// the same idempotency key, continues it).
+func (rt *Runtime) RunProgram(ctx context.Context, req RunRequest) (*RunResult, error) {
+	if req.Input == nil {
+		req.Input = map[string]any{}
+	}
+	l, err := rt.load(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if req.SaveAs != "" {
+		if _, err := rt.store.PutProgram(ctx, store.Program{ID: req.SaveAs, Name: l.prog.Name, Hash: l.hash, Program: l.raw}); err != nil {
+			return nil, fmt.Errorf("save program %q: %w", req.SaveAs, err)
+		}
+		l.id = req.SaveAs
+	}
+	input, err := canonical.Marshal(req.Input)
+	if err != nil {
+		return nil, newError(CodeInvalidArgument, err, "input: %v", err)
+	}
+	if req.IdempotencyKey == "" {
+		res, err := rt.start(ctx, l, req.Input, input, "", rt.ids.NewID(), req.Progress)
+		if res != nil {
+			res.Warnings = l.warnings
+		}
+		return res, err
+	}
+	reqHash, _ := canonical.Hash(map[string]any{"program_hash": l.hash, "input": json.RawMessage(input)})
+	return rt.idempotent(ctx, req, l, input, reqHash)
+}
+
+// idempotent runs a request under its key: at most once per key, a repeat
+// gets the stored outcome, a concurrent duplicate waits for the first, and
+// a run interrupted by a crash is continued from its last durable step.
+func (rt *Runtime) idempotent(ctx context.Context, req RunRequest, l *loaded, input []byte, reqHash string) (*RunResult, error) {
+	key := req.IdempotencyKey
+	for {
+		rt.mu.Lock()
+		if f, ok := rt.flights[key]; ok {
+			rt.mu.Unlock()
+			if f.requestHash != reqHash {
+				return nil, conflict(key)
+			}
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if f.err != nil {
+				// The first caller was interrupted; try again, which
+				// continues its execution.
+				continue
+			}
+			res := *f.res
+			res.Replayed = true
+			return &res, nil
+		}
+		f := &flight{requestHash: reqHash, done: make(chan struct{})}
+		rt.flights[key] = f
+		rt.mu.Unlock()
+
+		f.res, f.err = rt.claimAndRun(ctx, req, l, input, reqHash)
+		if f.res != nil {
+			f.res.Warnings = l.warnings
+		}
+		rt.mu.Lock()
+		delete(rt.flights, key)
+		rt.mu.Unlock()
+		close(f.done)
+		return f.res, f.err
+	}
+}
+
+func conflict(key string) *Error {
+	return newError(CodeIdempotencyConflict, store.ErrIdempotencyConflict, "idempotency key %q was used with a different program or input", key)
+}
+
+func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, input []byte, reqHash string) (*RunResult, error) {
+	key := req.IdempotencyKey
+	execID := rt.ids.NewID()
+	rec, claimed, err := rt.store.ClaimIdempotencyKey(ctx, key, reqHash, execID, rt.cfg.IdempotencyTTL)
+	if errors.Is(err, store.ErrIdempotencyConflict) {
+		return nil, conflict(key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim idempotency key %q: %w", key, err)
+	}
+	if claimed {
+		return rt.start(ctx, l, req.Input, input, key, execID, req.Progress)
+	}
+	exec, err := rt.store.Execution(ctx, rec.ExecutionID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Claimed by a process that crashed before storing the execution:
+		// nothing ran, so run it now under the recorded id.
+		return rt.start(ctx, l, req.Input, input, key, rec.ExecutionID, req.Progress)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if exec.Status == string(kernel.StatusRunning) {
+		// Interrupted (a crash, a cancelled request): continue it.
+		return rt.continueExecution(ctx, exec, req.Progress)
+	}
+	res, err := rt.result(ctx, exec)
+	if err != nil {
+		return nil, err
+	}
+	res.Replayed = true
+	return res, nil
+}
+
+// start records a new execution and runs it.
+func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any, input []byte, key, execID string, progress func(Progress)) (*RunResult, error) {
+	exec := store.Execution{
+		ID: execID, ProgramID: l.id, ProgramHash: l.hash, ProgramName: l.prog.Name,
+		Status: string(kernel.StatusRunning), PolicyHash: rt.policy.Hash(), IdempotencyKey: key,
+		Input: input, Program: l.raw,
+	}
+	exec, err := rt.store.PutExecution(ctx, exec)
+	if err != nil {
+		return nil, fmt.Errorf("record execution: %w", err)
+	}
+	if !rt.enter(execID) {
+		return nil, fmt.Errorf("execution %s is already running", execID)
+	}
+	defer rt.leave(execID)
+	obs := rt.observer(exec, l.prog, progress)
+	tr, runErr := rt.machineFor(obs).Start(ctx, l.prog, inputMap, execID)
+	return rt.settle(exec, tr, runErr, obs)
+}
+
+// continueExecution continues an interrupted execution from the store.
+func (rt *Runtime) continueExecution(ctx context.Context, exec store.Execution, progress func(Progress)) (*RunResult, error) {
+	prog, input, tr, err := rt.restore(ctx, exec)
+	if err != nil {
+		return nil, err
+	}
+	if !rt.enter(exec.ID) {
+		return nil, newError(CodeInvalidArgument, nil, "execution %s is running in this process", exec.ID)
+	}
+	defer rt.leave(exec.ID)
+	obs := rt.observer(exec, prog, progress)
+	obs.done = len(tr.Steps)
+	out, runErr := rt.machineFor(obs).Continue(ctx, prog, input, tr)
+	if errors.Is(runErr, kernel.ErrFinished) {
+		runErr = nil
+	}
+	return rt.settle(exec, out, runErr, obs)
+}
+
+// Resume continues a suspended execution with an event.
+func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, source string, progress func(Progress)) (*RunResult, error) {
+	exec, err := rt.execution(ctx, traceID)
+	if err != nil {
+		return nil, err
+	}
+	if exec.Status != string(kernel.StatusSuspended) {
+		return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "execution %s is %s, not suspended", traceID, exec.Status)
+	}
+	prog, input, tr, err := rt.restore(ctx, exec)
+	if err != nil {
+		return nil, err
+	}
+	if !rt.enter(exec.ID) {
+		return nil, newError(CodeNotSuspended, nil, "execution %s is being resumed already", traceID)
+	}
+	defer rt.leave(exec.ID)
+	obs := rt.observer(exec, prog, progress)
+	obs.done = len(tr.Steps)
+	out, runErr := rt.machineFor(obs).Resume(ctx, prog, input, tr, kernel.ResumeEvent{TraceID: traceID, Payload: payload, Source: kernel.ResumeSource(source)})
+	if errors.Is(runErr, kernel.ErrNotSuspended) {
+		return nil, newError(CodeNotSuspended, runErr, "%v", runErr)
+	}
+	if runErr != nil && out != nil && len(out.Steps) == len(tr.Steps) {
+		// Refused before anything happened (a bad source, say).
+		return nil, newError(CodeInvalidArgument, runErr, "%v", runErr)
+	}
+	return rt.settle(exec, out, runErr, obs)
+}
+
+// ContinueInterrupted continues an execution a crash or a cancellation
+// left running.
+func (rt *Runtime) ContinueInterrupted(ctx context.Context, traceID string, progress func(Progress)) (*RunResult, error) {
+	exec, err := rt.execution(ctx, traceID)
+	if err != nil {
+		return nil, err
+	}
+	if exec.Status != string(kernel.StatusRunning) {
+		return nil, newError(CodeInvalidArgument, nil, "execution %s is %s, not interrupted", traceID, exec.Status)
+	}
+	return rt.continueExecution(ctx, exec, progress)
+}
+
+func (rt *Runtime) enter(id string) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.active[id] || rt.closed {
+		return false
+	}
+	rt.active[id] = true
+	rt.wg.Add(1)
+	return true
+}
+
+func (rt *Runtime) leave(id string) {
+	rt.mu.Lock()
+	delete(rt.active, id)
+	rt.mu.Unlock()
+	rt.wg.Done()
+}
+
+// machineFor returns a machine that reports to obs.
+func (rt *Runtime) machineFor(obs *persister) *kernel.Machine {
+	return kernel.NewMachine(&kernel.Options{
+		Tools: rt.machineTools(), LLM: rt.cfg.LLM, Clock: rt.clock, IDs: rt.ids, Observer: obs, Refs: rt.vault,
+	})
+}
+
+func (rt *Runtime) machineTools() kernel.ToolExecutor { return rt.executor }
+
+// settle records how a run ended and builds its result. An interrupted run
+// (runErr set) stays "running" in the store, resumable.
+func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, obs *persister) (*RunResult, error) {
+	if tr == nil {
+		return nil, runErr
+	}
+	// The run's context may be done; the final write must still happen.
+	ctx := context.WithoutCancel(context.Background())
+	if runErr == nil {
+		exec.Status = string(tr.Status)
+		exec.Header = headerJSON(tr)
+		if _, err := rt.store.PutExecution(ctx, exec); err != nil {
+			return nil, fmt.Errorf("record execution %s: %w", exec.ID, err)
+		}
+		if exec.IdempotencyKey != "" && tr.Status.Terminal() {
+			if err := rt.store.FinishIdempotencyKey(ctx, exec.IdempotencyKey, string(tr.Status)); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, fmt.Errorf("finish idempotency key: %w", err)
+			}
+		}
+	}
+	res := rt.summarise(exec, tr)
+	if runErr != nil {
+		return res, fmt.Errorf("execution %s interrupted after %d step(s), resumable: %w", exec.ID, len(tr.Steps), runErr)
+	}
+	return res, nil
+}
+
+func (rt *Runtime) summarise(exec store.Execution, tr *kernel.Trace) *RunResult {
+	return &RunResult{
+		TraceID:         tr.TraceID,
+		ProgramID:       exec.ProgramID,
+		ProgramName:     tr.ProgramName,
+		Status:          string(tr.Status),
+		Steps:           len(tr.Steps),
+		Cost:            tr.Usage.CostUSD,
+		FinalOutput:     projection.Project(tr.FinalOutput, projection.Trace, projection.Options{Refs: rt.vault}),
+		Error:           tr.Error,
+		SuspendedStepID: tr.SuspendedStepID,
+	}
+}
+
+// result rebuilds a finished execution's summary from the store.
+func (rt *Runtime) result(ctx context.Context, exec store.Execution) (*RunResult, error) {
+	_, _, tr, err := rt.restore(ctx, exec)
+	if err != nil {
+		return nil, err
+	}
+	var hdr kernel.Trace
+	if len(exec.Header) > 0 {
+		if err := json.Unmarshal(exec.Header, &hdr); err == nil && hdr.Status != "" {
+			tr.Status, tr.Error = hdr.Status, hdr.Error
+		}
+	}
+	return rt.summarise(exec, tr), nil
+}
+
+func (rt *Runtime) execution(ctx context.Context, id string) (store.Execution, error) {
+	exec, err := rt.store.Execution(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return exec, newError(CodeNotFound, err, "no trace %q", id)
+	}
+	return exec, err
+}
+
+// restore loads an execution's program, input and recorded trace, and
+// checks the trace against them by folding it in a kernel run that is
+// then discarded; the returned trace is the stored one, verified.
+func (rt *Runtime) restore(ctx context.Context, exec store.Execution) (*kernel.Program, map[string]any, *kernel.Trace, error) {
+	prog, _, err := kernel.LoadProgram(exec.Program)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("execution %s: stored program: %w", exec.ID, err)
+	}
+	var input map[string]any
+	if len(exec.Input) > 0 {
+		if err := json.Unmarshal(exec.Input, &input); err != nil {
+			return nil, nil, nil, fmt.Errorf("execution %s: stored input: %w", exec.ID, err)
+		}
+	}
+	tr := &kernel.Trace{TraceID: exec.ID, ProgramName: exec.ProgramName, Status: kernel.StatusRunning, StartedAt: exec.CreatedAt}
+	if len(exec.Header) > 0 {
+		var hdr kernel.Trace
+		if err := json.Unmarshal(exec.Header, &hdr); err != nil {
+			return nil, nil, nil, fmt.Errorf("execution %s: stored header: %w", exec.ID, err)
+		}
+		tr.StartedAt, tr.InitialStateHash = hdr.StartedAt, hdr.InitialStateHash
+		tr.Status, tr.Error, tr.FinishedAt, tr.DurationMS = hdr.Status, hdr.Error, hdr.FinishedAt, hdr.DurationMS
+		tr.StateRoot, tr.SuspendedStepID, tr.StepMetrics, tr.Usage, tr.FinalOutput = hdr.StateRoot, hdr.SuspendedStepID, hdr.StepMetrics, hdr.Usage, hdr.FinalOutput
+	}
+	steps, err := rt.store.Steps(ctx, exec.ID, 0, 0)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("execution %s: steps: %w", exec.ID, err)
+	}
+	tr.Steps = make([]kernel.StepRecord, len(steps))
+	tr.StateSnapshots = make([]kernel.Snapshot, len(steps))
+	for i, s := range steps {
+		if err := json.Unmarshal(s.Data, &tr.Steps[i]); err != nil {
+			return nil, nil, nil, fmt.Errorf("execution %s: step %d: %w", exec.ID, s.Index, err)
+		}
+		tr.StateSnapshots[i] = kernel.Snapshot{Index: tr.Steps[i].Index, Hash: tr.Steps[i].StateHash}
+	}
+	return prog, input, tr, nil
+}
+
+// headerJSON encodes a trace without its steps and snapshots, which the
+// step records carry.
+func headerJSON(tr *kernel.Trace) json.RawMessage {
+	h := *tr
+	h.Steps, h.StateSnapshots = nil, nil
+	b, err := json.Marshal(&h)
+	if err != nil {
+		return nil
+	}
+	return b
+}

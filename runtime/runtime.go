@@ -1,0 +1,274 @@
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/tools"
+	"github.com/nanovm/nano-vm-mcp/tools/executor"
+	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
+)
+
+// Config configures a Runtime. Every zero field means its documented
+// default; DefaultConfig's values come from the original's environment.
+type Config struct {
+	// DBPath is the bbolt file (NANO_VM_MCP_DB); default "nano_vm_mcp.db".
+	DBPath string
+	// PolicyPath is the operator's policy file (NANO_VM_MCP_POLICY), JSON
+	// or YAML. "" runs under DefaultPolicy, with a warning.
+	PolicyPath string
+	// VaultKey is the 32-byte vault key. nil reads NANO_VM_MCP_VAULT_KEY,
+	// else a key file "<db>.vault-key" beside the database, created 0600
+	// when absent.
+	VaultKey []byte
+	// LLM answers llm steps. nil means llm steps fail validation with a
+	// message naming NANO_VM_MCP_LLM_MODEL.
+	LLM kernel.LLMClient
+	// LLMModel names the model LLM was built for, for messages and traces.
+	LLMModel string
+	// ToolsDir, when set, is a folder of tools registered at start-up: each
+	// tool a sub-folder with manifest.json and <name>.wasm (the layout of
+	// wasm-tools/tools).
+	ToolsDir string
+	// NoBundledTools skips registering the bundled tools at start-up.
+	NoBundledTools bool
+	// DisableToolUpload refuses RegisterTool (the MCP register_tool tool
+	// and the CLI still read ToolsDir).
+	DisableToolUpload bool
+	// IdempotencyTTL is how long an idempotency key lives; default 24h.
+	IdempotencyTTL time.Duration
+	// NoSync trades durability on power loss for speed (see store.Options).
+	NoSync bool
+	// CacheDir holds compiled tool code; default "<db>.wasm-cache" beside
+	// the database. "-" disables the disk cache.
+	CacheDir string
+	// HTTPClient performs tools' nanovm.http_request; nil means a default
+	// client.
+	HTTPClient *http.Client
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Clock and IDs are hooks for hermetic tests; nil means the real clock
+	// and random UUIDv4 ids.
+	Clock kernel.Clock
+	IDs   kernel.IDSource
+}
+
+// Runtime is the governed runtime: it runs programs under the policy, with
+// sandboxed tools, persisting every step and its envelope before the next
+// step starts. It is safe for concurrent use.
+type Runtime struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.DB
+	vault    *store.Vault
+	host     *tools.Host
+	registry *tools.Registry
+	policy   *Policy
+	executor kernel.ToolExecutor
+	clock    kernel.Clock
+	ids      kernel.IDSource
+
+	mu      sync.Mutex
+	flights map[string]*flight // idempotency key → run in progress here
+	active  map[string]bool    // execution id → running in this process
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// Open opens the store, loads the policy and the vault key, starts the
+// tool host and registers the bundled tools and the tools folder.
+func Open(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.DBPath == "" {
+		cfg.DBPath = "nano_vm_mcp.db"
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = store.DefaultIdempotencyTTL
+	}
+	rt := &Runtime{cfg: cfg, log: cfg.Logger, flights: map[string]*flight{}, active: map[string]bool{}}
+	if rt.log == nil {
+		rt.log = slog.Default()
+	}
+	rt.clock = cfg.Clock
+	if rt.clock == nil {
+		rt.clock = kernel.SystemClock{}
+	}
+	rt.ids = cfg.IDs
+	if rt.ids == nil {
+		rt.ids = kernel.RandomIDs{}
+	}
+
+	var err error
+	if cfg.PolicyPath != "" {
+		if rt.policy, err = LoadPolicy(cfg.PolicyPath); err != nil {
+			return nil, err
+		}
+	} else {
+		rt.policy = DefaultPolicy()
+		rt.log.Warn("no policy file: every registered tool may run with the capabilities its manifest asks for; set NANO_VM_MCP_POLICY to restrict them")
+	}
+
+	opts := store.DefaultOptions()
+	opts.NoSync = cfg.NoSync
+	if rt.store, err = store.Open(cfg.DBPath, opts); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Runtime, error) {
+		rt.closeAll(context.Background())
+		return nil, err
+	}
+	key := cfg.VaultKey
+	if key == nil {
+		var ok bool
+		if key, ok, err = store.KeyFromEnv(); err != nil {
+			return fail(err)
+		}
+		if !ok {
+			if key, err = store.LoadOrCreateKeyFile(cfg.DBPath + ".vault-key"); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if rt.vault, err = store.NewVault(rt.store, key); err != nil {
+		return fail(err)
+	}
+
+	cacheDir := cfg.CacheDir
+	switch cacheDir {
+	case "":
+		cacheDir = cfg.DBPath + ".wasm-cache"
+	case "-":
+		cacheDir = ""
+	}
+	if rt.host, err = tools.NewHost(ctx, tools.HostOptions{
+		CacheDir:   cacheDir,
+		Secrets:    secretResolver{rt.vault},
+		HTTPClient: cfg.HTTPClient,
+		Logger:     rt.log,
+	}); err != nil {
+		return fail(err)
+	}
+	rt.registry = tools.NewRegistry(rt.host, rt.store, tools.RegistryOptions{Grants: rt.policy})
+	rt.executor = &governedExecutor{rt: rt, inner: executor.New(rt.registry)}
+	if !cfg.NoBundledTools {
+		mods, err := wasmtools.Bundled()
+		if err != nil {
+			return fail(err)
+		}
+		for _, m := range mods {
+			rt.installStartupTool(ctx, "bundled", m.Name, m.Manifest, m.Wasm)
+		}
+	}
+	if cfg.ToolsDir != "" {
+		if err := rt.loadToolsDir(ctx, cfg.ToolsDir); err != nil {
+			return fail(err)
+		}
+	}
+	return rt, nil
+}
+
+// installStartupTool registers a tool found at start-up unless the same
+// module is already current, logging (not failing) when the policy or the
+// sandbox refuses it: one bad tool must not keep the server down.
+func (rt *Runtime) installStartupTool(ctx context.Context, origin, name string, manifest, wasm []byte) {
+	sum := sha256.Sum256(wasm)
+	if cur, err := rt.store.Tool(ctx, name); err == nil && cur.ModuleSHA256 == hex.EncodeToString(sum[:]) {
+		return
+	}
+	if _, err := rt.registerTool(ctx, manifest, wasm); err != nil {
+		rt.log.Warn("tool not registered", "origin", origin, "tool", name, "err", err)
+	}
+}
+
+// loadToolsDir registers every <dir>/<name>/{manifest.json,<name>.wasm}.
+func (rt *Runtime) loadToolsDir(ctx context.Context, dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("load tools folder: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		manifest, err := os.ReadFile(filepath.Join(dir, name, "manifest.json"))
+		if err != nil {
+			rt.log.Warn("tools folder: skipping", "dir", name, "err", err)
+			continue
+		}
+		wasm, err := os.ReadFile(filepath.Join(dir, name, name+".wasm"))
+		if err != nil {
+			rt.log.Warn("tools folder: skipping", "dir", name, "err", err)
+			continue
+		}
+		rt.installStartupTool(ctx, dir, name, manifest, wasm)
+	}
+	return nil
+}
+
+// Policy returns the frozen policy snapshot.
+func (rt *Runtime) Policy() *Policy { return rt.policy }
+
+// Store returns the underlying store, for the CLI's read-only commands.
+func (rt *Runtime) Store() store.Store { return rt.store }
+
+// Close waits for runs in progress to stop (their context is the caller's:
+// cancel it first for a fast shutdown; they are left resumable), then
+// closes the tool host and the store.
+func (rt *Runtime) Close() error {
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		return nil
+	}
+	rt.closed = true
+	rt.mu.Unlock()
+	rt.wg.Wait()
+	return rt.closeAll(context.Background())
+}
+
+func (rt *Runtime) closeAll(ctx context.Context) error {
+	var errs []error
+	if rt.host != nil {
+		errs = append(errs, rt.host.Close(ctx))
+	}
+	if rt.store != nil {
+		errs = append(errs, rt.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// secretResolver lets tools resolve vault refs through the vault.
+type secretResolver struct{ v *store.Vault }
+
+func (s secretResolver) ResolveSecret(ctx context.Context, _ string, ref string) (string, error) {
+	return s.v.Resolve(ctx, ref)
+}
+
+// governedExecutor is the policy gate in front of the sandbox: a call of a
+// tool the policy does not allow never reaches the registry.
+type governedExecutor struct {
+	rt    *Runtime
+	inner kernel.ToolExecutor
+}
+
+func (g *governedExecutor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.ToolResult, error) {
+	name, _, _ := strings.Cut(call.Tool, "@")
+	if !g.rt.policy.Allowed(name) {
+		return kernel.ToolResult{}, &DeniedError{Tools: []string{name}}
+	}
+	return g.inner.Execute(ctx, call)
+}

@@ -1,0 +1,337 @@
+package runtime_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/store"
+	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
+)
+
+// sharedCache is the package's compilation cache, set by TestMain.
+var sharedCache string
+
+func quietLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.Default()
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// openRuntime opens a runtime on a fresh database in a temp dir, closing it
+// and verifying the audit chain at cleanup.
+func openRuntime(t *testing.T, cfg runtime.Config) *runtime.Runtime {
+	t.Helper()
+	if cfg.DBPath == "" {
+		cfg.DBPath = filepath.Join(t.TempDir(), "nano.db")
+	}
+	if cfg.VaultKey == nil {
+		cfg.VaultKey = []byte("0123456789abcdef0123456789abcdef")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = sharedCache
+	}
+	rt, err := runtime.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		rep, err := rt.VerifyAudit(context.Background(), "")
+		if err != nil || !rep.OK {
+			t.Errorf("audit at cleanup: %+v %v", rep, err)
+		}
+		if err := rt.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return rt
+}
+
+func readExample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "examples", "payment_pipeline", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func paymentInput() map[string]any {
+	return map[string]any{"amount": 125.5, "order_id": "order-abc-123"}
+}
+
+// Ensure the payment pipeline runs through the sandboxed bundled tools and
+// leaves one verified envelope per step, with the module that ran.
+func TestPaymentPipeline(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{})
+	ctx := context.Background()
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: readExample(t, "program.json"), Input: paymentInput()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "success" || res.Steps != 4 {
+		t.Fatalf("result %+v", res)
+	}
+	envs, err := rt.Envelopes(ctx, res.TraceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(envs) != 4 {
+		t.Fatalf("%d envelopes", len(envs))
+	}
+	for i, e := range envs {
+		if e.StepIndex != i || len(e.ModuleSHA256) != 64 || len(e.ManifestSHA256) != 64 || e.PolicyHash != rt.Policy().Hash() || len(e.StateHash) != 64 {
+			t.Fatalf("envelope %d: %+v", i, e)
+		}
+	}
+	rep, err := rt.VerifyAudit(ctx, res.TraceID)
+	if err != nil || !rep.OK || rep.Checked != 4 {
+		t.Fatalf("verify %+v %v", rep, err)
+	}
+	tv, err := rt.Trace(ctx, res.TraceID, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tv.TotalSteps != 4 || len(tv.Steps) != 2 || tv.NextOffset == nil || *tv.NextOffset != 2 {
+		t.Fatalf("trace page %+v", tv)
+	}
+	rr, err := rt.Replay(ctx, res.TraceID)
+	if err != nil || !rr.Equivalent {
+		t.Fatalf("replay %+v %v", rr, err)
+	}
+}
+
+// Ensure a program using tools the policy does not allow is refused before
+// it runs, naming every denied tool, parallel sub-steps included.
+func TestPolicyDenied(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{PolicyPath: filepath.Join("..", "examples", "payment_pipeline", "policy.json")})
+	prog := `{"steps":[{"id":"a","type":"tool","tool":"validate_amount","args":{"amount":1}},
+		{"id":"p","type":"parallel","parallel_steps":[{"id":"x","type":"tool","tool":"issue_refund"},{"id":"y","type":"tool","tool":"audit_log"}]}]}`
+	_, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: json.RawMessage(prog)})
+	e, ok := runtime.AsError(err)
+	if !ok || e.Code != runtime.CodeCapabilityDenied {
+		t.Fatalf("err %v", err)
+	}
+	if d := e.Details["denied_tools"].([]string); strings.Join(d, ",") != "audit_log,issue_refund" {
+		t.Fatalf("denied %v", d)
+	}
+	page, _ := rt.Traces(context.Background(), store.ExecutionFilter{})
+	if len(page.Executions) != 0 {
+		t.Fatal("a denied program left an execution")
+	}
+}
+
+// Ensure idempotency keys: a repeat returns the stored outcome (a failure
+// stays a failure), a different request is a conflict, and 32 concurrent
+// callers get one execution.
+func TestIdempotency(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{})
+	ctx := context.Background()
+	prog := readExample(t, "program.json")
+	first, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "order-abc-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "order-abc-123"})
+	if err != nil || again.TraceID != first.TraceID || !again.Replayed || again.Status != "success" {
+		t.Fatalf("repeat %+v %v", again, err)
+	}
+	_, err = rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: map[string]any{"amount": 1.0, "order_id": "x"}, IdempotencyKey: "order-abc-123"})
+	if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeIdempotencyConflict {
+		t.Fatalf("conflict err %v", err)
+	}
+
+	// A failed run is stored as failed, and replayed as failed.
+	bad := map[string]any{"amount": -5.0, "order_id": "neg"}
+	f1, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: bad, IdempotencyKey: "neg"})
+	if err != nil || f1.Status != "failed" {
+		t.Fatalf("failed run %+v %v", f1, err)
+	}
+	f2, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: bad, IdempotencyKey: "neg"})
+	if err != nil || f2.Status != "failed" || !f2.Replayed || f2.TraceID != f1.TraceID || !strings.Contains(f2.Error, "amount must be positive") {
+		t.Fatalf("replayed failure %+v %v", f2, err)
+	}
+
+	var wg sync.WaitGroup
+	ids := make([]string, 32)
+	errs := make([]error, 32)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "burst"})
+			errs[i] = err
+			if r != nil {
+				ids[i] = r.TraceID
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 32 {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Fatalf("caller %d: %v %q vs %q", i, errs[i], ids[i], ids[0])
+		}
+	}
+	page, err := rt.Traces(ctx, store.ExecutionFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := 0
+	for _, e := range page.Executions {
+		if e.IdempotencyKey == "burst" {
+			runs++
+		}
+	}
+	if runs != 1 {
+		t.Fatalf("%d executions for one key", runs)
+	}
+}
+
+// Ensure a suspended run survives a restart and resumes with the event.
+func TestSuspendResumeAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := runtime.Config{DBPath: filepath.Join(dir, "nano.db"), VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger(), CacheDir: sharedCache}
+	prog := `{"name":"momo","steps":[
+		{"id":"create","type":"tool","tool":"reserve_funds","args":{"order_id":"$order_id"},"output_key":"create_result"},
+		{"id":"poll","type":"tool","tool":"poll","output_key":"poll_result"},
+		{"id":"check","type":"condition","condition":"$poll_result.payment_status == 'SUCCESS'","then":"ok","otherwise":"pending"},
+		{"id":"ok","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id"},"is_terminal":true},
+		{"id":"pending","type":"tool","tool":"audit_log","is_terminal":true}]}`
+	rt, err := runtime.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: json.RawMessage(prog), Input: map[string]any{"order_id": "o1"}})
+	if err != nil || res.Status != "suspended" || res.SuspendedStepID != "poll" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rt = openRuntime(t, cfg)
+	un, err := rt.Unfinished(context.Background())
+	if err != nil || len(un) != 1 || un[0].ID != res.TraceID {
+		t.Fatalf("unfinished %v %v", un, err)
+	}
+	done, err := rt.Resume(context.Background(), res.TraceID, map[string]any{"payment_status": "SUCCESS"}, "WEBHOOK", nil)
+	if err != nil || done.Status != "success" || done.TraceID != res.TraceID {
+		t.Fatalf("resume %+v %v", done, err)
+	}
+	tv, err := rt.Trace(context.Background(), res.TraceID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := tv.Steps[len(tv.Steps)-1]; last.StepID != "ok" {
+		t.Fatalf("last step %s", last.StepID)
+	}
+	_, err = rt.Resume(context.Background(), res.TraceID, nil, "WEBHOOK", nil)
+	if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeNotSuspended {
+		t.Fatalf("second resume %v", err)
+	}
+}
+
+// Ensure a secret never reaches the bbolt file in plaintext, erasure
+// tombstones it everywhere, and the chain still verifies.
+func TestSecretsAndErasure(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "nano.db")
+	rt := openRuntime(t, runtime.Config{DBPath: db})
+	ctx := context.Background()
+	const plaintext = "sk_live_4242424242424242_supersecret"
+	ref, err := rt.PutSecret(ctx, "card-4242", plaintext)
+	if err != nil || ref != "vault://secret/card-4242" {
+		t.Fatalf("%q %v", ref, err)
+	}
+	registerTestTool(t, rt, "secret_echo")
+	// poll echoes its status argument: the ref travels through state; the
+	// secret_echo tool resolves it inside the sandbox and echoes the value,
+	// which must come back scrubbed to the ref.
+	prog := `{"steps":[
+		{"id":"carry","type":"tool","tool":"poll","args":{"status":"$card"},"output_key":"r"},
+		{"id":"use","type":"tool","tool":"secret_echo","args":{"ref":"$card"}}]}`
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: json.RawMessage(prog), Input: map[string]any{"card": ref}})
+	if err != nil || res.Status != "success" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	full, _ := rt.Trace(ctx, res.TraceID, 0, 0)
+	if out := full.Steps[1].Output.(map[string]any); out["length"] != float64(len(plaintext)) {
+		t.Fatalf("the tool did not resolve the secret: %v", out)
+	}
+	tv, _ := rt.Trace(ctx, res.TraceID, 0, 0)
+	before, _ := json.Marshal(tv)
+	if strings.Contains(string(before), "card-4242") {
+		t.Fatalf("trace shows the raw ref: %s", before)
+	}
+	if _, err := rt.EraseSecret(ctx, "card-4242"); err != nil {
+		t.Fatal(err)
+	}
+	envs, _ := rt.Envelopes(ctx, res.TraceID)
+	tv, _ = rt.Trace(ctx, res.TraceID, 0, 0)
+	after, _ := json.Marshal(tv)
+	envJSON, _ := json.Marshal(envs)
+	if !strings.Contains(string(after), "[REDACTED_TOMBSTONE]") || !strings.Contains(string(envJSON), "[REDACTED_TOMBSTONE]") {
+		t.Fatalf("no tombstone after erase:\n%s\n%s", after, envJSON)
+	}
+	rep, err := rt.VerifyAudit(ctx, "")
+	if err != nil || !rep.OK {
+		t.Fatalf("verify after erase %+v %v", rep, err)
+	}
+	raw, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), plaintext) {
+		t.Fatal("plaintext secret found in the database file")
+	}
+	if _, err := rt.PutSecret(ctx, "card-4242", "again"); err == nil {
+		t.Fatal("an erased id was reused")
+	}
+}
+
+func registerTestTool(t *testing.T, rt *runtime.Runtime, name string) {
+	t.Helper()
+	mods, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name == name {
+			if _, err := rt.RegisterTool(context.Background(), m.Manifest, m.Wasm); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no test tool %q", name)
+}
+
+// Ensure llm steps without a model are refused with the variable to set.
+func TestLLMWithoutModel(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{})
+	_, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: json.RawMessage(`{"steps":[{"id":"a","type":"llm","prompt":"hi"}]}`)})
+	if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeNoModel || !strings.Contains(e.Message, "NANO_VM_MCP_LLM_MODEL") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// Ensure invalid programs are refused with a clear code and nothing runs.
+func TestInvalidProgram(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{})
+	_, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: json.RawMessage(`{"steps":[{"id":"a","type":"tool","tool":"x","bogus":1}]}`)})
+	var e *runtime.Error
+	if !errors.As(err, &e) || e.Code != runtime.CodeInvalidProgram || !strings.Contains(e.Message, "bogus") {
+		t.Fatalf("err %v", err)
+	}
+}
