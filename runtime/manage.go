@@ -22,6 +22,12 @@ func (rt *Runtime) RegisterTool(ctx context.Context, manifest, wasm []byte) (sto
 	return rt.registerTool(ctx, manifest, wasm)
 }
 
+// RegisterToolLocal registers a tool on the operator's behalf (the CLI):
+// allowed even when client uploads are disabled.
+func (rt *Runtime) RegisterToolLocal(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
+	return rt.registerTool(ctx, manifest, wasm)
+}
+
 func (rt *Runtime) registerTool(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {

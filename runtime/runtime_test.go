@@ -2,10 +2,10 @@ package runtime_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +16,6 @@ import (
 	"github.com/nanovm/nano-vm-mcp/store"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
-
-// sharedCache is the package's compilation cache, set by TestMain.
-var sharedCache string
 
 func quietLogger() *slog.Logger {
 	if testing.Verbose() {

@@ -1,7 +1,8 @@
-package runtime_test
+package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,28 +24,14 @@ import (
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
-// The crash test runs the program in a child process (this test binary,
-// re-executed) and kills it with SIGKILL; the tools report every execution
+// The crash test runs the program in a child process (the nano-vm-mcp
+// binary's run command) and kills it with SIGKILL; the tools report every execution
 // to a counter server in the parent through nanovm.http_request, a side
 // channel the crash cannot erase.
 
 const crashSteps = 12
 
-func TestMain(m *testing.M) {
-	if os.Getenv("NANOVM_CRASH_CHILD") != "" {
-		os.Exit(crashChild())
-	}
-	// One compilation cache for the whole package: compiling the bundled
-	// tools is the slowest part of opening a runtime (seconds under -race).
-	dir, err := os.MkdirTemp("", "nanovm-wasm-cache")
-	if err != nil {
-		panic(err)
-	}
-	sharedCache = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+var testVaultKey = []byte("0123456789abcdef0123456789abcdef")
 
 func crashProgram(base string) json.RawMessage {
 	steps := make([]string, crashSteps)
@@ -52,31 +39,6 @@ func crashProgram(base string) json.RawMessage {
 		steps[i] = fmt.Sprintf(`{"id":"s%d","type":"tool","tool":"http_get","args":{"url":"%s/s%d"}}`, i, base, i)
 	}
 	return json.RawMessage(`{"name":"crash_chain","steps":[` + strings.Join(steps, ",") + `]}`)
-}
-
-// crashChild runs the crash program under an idempotency key and prints
-// the result. It is killed at a random point by the parent.
-func crashChild() int {
-	ctx := context.Background()
-	rt, err := runtime.Open(ctx, runtime.Config{
-		DBPath:   os.Getenv("NANOVM_CRASH_DB"),
-		ToolsDir: os.Getenv("NANOVM_CRASH_TOOLS"),
-		CacheDir: os.Getenv("NANOVM_CRASH_CACHE"),
-		VaultKey: []byte("0123456789abcdef0123456789abcdef"),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "open:", err)
-		return 1
-	}
-	defer rt.Close()
-	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: crashProgram(os.Getenv("NANOVM_CRASH_URL")), IdempotencyKey: "crash-key"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "run:", err)
-		return 1
-	}
-	json.NewEncoder(os.Stdout).Encode(res)
-	return 0
 }
 
 // counter counts tool executions per step and can kill the child while a
@@ -140,7 +102,10 @@ func TestCrashRecovery(t *testing.T) {
 		os.WriteFile(filepath.Join(toolsDir, "http_get", "manifest.json"), b, 0o644)
 		os.WriteFile(filepath.Join(toolsDir, "http_get", "http_get.wasm"), m.Wasm, 0o644)
 	}
-	cache := sharedCache
+	progFile := filepath.Join(t.TempDir(), "crash.json")
+	if err := os.WriteFile(progFile, crashProgram(srv.URL), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	killedAt := map[string]int{}
 	defer func() { t.Logf("kills: %v", killedAt) }()
@@ -163,11 +128,11 @@ func TestCrashRecovery(t *testing.T) {
 		cnt.mu.Unlock()
 
 		start := func() (*exec.Cmd, *strings.Builder) {
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "NANOVM_CRASH_CHILD=1", "NANOVM_CRASH_DB="+db, "NANOVM_CRASH_TOOLS="+toolsDir,
-				"NANOVM_CRASH_CACHE="+cache, "NANOVM_CRASH_URL="+srv.URL)
+			cmd := exec.Command(binary, "run", progFile, "--json", "--idempotency-key", "crash-key",
+				"--db", db, "--tools-dir", toolsDir, "--cache-dir", sharedCache, "--no-bundled-tools")
+			cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
 			out := &strings.Builder{}
-			cmd.Stdout, cmd.Stderr = out, out
+			cmd.Stdout, cmd.Stderr = out, io.Discard
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +152,7 @@ func TestCrashRecovery(t *testing.T) {
 			time.Sleep(time.Duration(r.IntN(8000)) * time.Microsecond)
 			cmd.Process.Signal(syscall.SIGKILL)
 		case 4:
-			time.Sleep(time.Duration(r.IntN(150)) * time.Millisecond)
+			time.Sleep(time.Duration(r.IntN(40)) * time.Millisecond)
 			cmd.Process.Signal(syscall.SIGKILL)
 		}
 		cmd.Wait()
@@ -217,7 +182,7 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("trial %d: %+v", trial, res)
 		}
 
-		rt, err := runtime.Open(context.Background(), runtime.Config{DBPath: db, NoBundledTools: true, CacheDir: cache, VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger()})
+		rt, err := runtime.Open(context.Background(), runtime.Config{DBPath: db, NoBundledTools: true, CacheDir: sharedCache, VaultKey: testVaultKey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatalf("trial %d: reopen: %v", trial, err)
 		}

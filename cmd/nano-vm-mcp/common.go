@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/llm"
+)
+
+type cliIO struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// usageError is a mistake in the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// exitCode prints err (if any) and returns the process exit code: 0 ok,
+// 1 failure, 2 bad usage, 3 a program that ran but did not succeed.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "nano-vm-mcp: %v\nRun \"nano-vm-mcp --help\" for usage.\n", err)
+		return 2
+	case errors.As(err, new(runFailed)):
+		fmt.Fprintf(stderr, "nano-vm-mcp: %v\n", err)
+		return 3
+	}
+	if e, ok := runtime.AsError(err); ok {
+		fmt.Fprintf(stderr, "nano-vm-mcp: %s: %s\n", e.Code, e.Message)
+		return 1
+	}
+	fmt.Fprintf(stderr, "nano-vm-mcp: %v\n", err)
+	return 1
+}
+
+// runFailed reports a program that ran to a status other than success.
+type runFailed struct{ status, msg string }
+
+func (e runFailed) Error() string {
+	if e.msg == "" {
+		return "program ended " + e.status
+	}
+	return fmt.Sprintf("program ended %s: %s", e.status, e.msg)
+}
+
+// env reads NANO_VM_MCP_<name>.
+func env(name string) string { return os.Getenv("NANO_VM_MCP_" + name) }
+
+func envOr(name, def string) string {
+	if v := env(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// common holds the flags every command shares.
+type common struct {
+	db, policy, toolsDir, envFile, llmModel, cacheDir string
+	noUpload, noSync, noBundled                       bool
+}
+
+// register adds the shared flags to fs. Defaults come from the
+// environment, read after --env-file has been applied (see parse).
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.db, "db", "", "bbolt database file (NANO_VM_MCP_DB; default nano_vm_mcp.db)")
+	fs.StringVar(&c.policy, "policy", "", "operator policy file, JSON or YAML (NANO_VM_MCP_POLICY)")
+	fs.StringVar(&c.toolsDir, "tools-dir", "", "folder of tools to register at start-up (NANO_VM_MCP_TOOLS_DIR)")
+	fs.StringVar(&c.envFile, "env-file", "", "read KEY=VALUE lines into the environment first (NANO_VM_MCP_ENV_FILE)")
+	fs.StringVar(&c.cacheDir, "cache-dir", "", "compiled tool code cache; \"-\" disables it (NANO_VM_MCP_CACHE_DIR; default <db>.wasm-cache)")
+	fs.StringVar(&c.llmModel, "llm-model", "", "provider/model for llm steps (NANO_VM_MCP_LLM_MODEL)")
+	fs.BoolVar(&c.noUpload, "no-tool-upload", false, "refuse register_tool over MCP (NANO_VM_MCP_NO_TOOL_UPLOAD=1)")
+	fs.BoolVar(&c.noSync, "no-sync", false, "skip fsync: survives a process crash, may lose the last commits on power loss (NANO_VM_MCP_NO_SYNC=1)")
+	fs.BoolVar(&c.noBundled, "no-bundled-tools", false, "do not register the bundled tools (NANO_VM_MCP_NO_BUNDLED_TOOLS=1)")
+}
+
+// parse parses args with fs, allowing flags after positional arguments,
+// applies --env-file, then fills unset shared flags from the environment.
+func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if c.envFile == "" {
+		c.envFile = env("ENV_FILE")
+	}
+	if c.envFile != "" {
+		if err := loadEnvFile(c.envFile); err != nil {
+			return nil, err
+		}
+	}
+	fill := func(p *string, name, def string) {
+		if *p == "" {
+			*p = envOr(name, def)
+		}
+	}
+	fill(&c.db, "DB", "nano_vm_mcp.db")
+	fill(&c.policy, "POLICY", "")
+	fill(&c.toolsDir, "TOOLS_DIR", "")
+	fill(&c.llmModel, "LLM_MODEL", "")
+	fill(&c.cacheDir, "CACHE_DIR", "")
+	flagOn := func(p *bool, name string) {
+		if !*p {
+			v := strings.ToLower(env(name))
+			*p = v == "1" || v == "true" || v == "yes"
+		}
+	}
+	flagOn(&c.noUpload, "NO_TOOL_UPLOAD")
+	flagOn(&c.noSync, "NO_SYNC")
+	flagOn(&c.noBundled, "NO_BUNDLED_TOOLS")
+	return pos, nil
+}
+
+// loadEnvFile sets KEY=VALUE lines (# comments, optional quotes) that are
+// not already set in the environment: the real environment wins.
+func loadEnvFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("env file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("env file %s line %d: want KEY=VALUE", path, n)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
+	return sc.Err()
+}
+
+// open opens the runtime the flags describe. Logs go to stderr.
+func (c *common) open(ctx context.Context, io *cliIO, level slog.Level) (*runtime.Runtime, error) {
+	logger := slog.New(slog.NewTextHandler(io.stderr, &slog.HandlerOptions{Level: level}))
+	cfg := runtime.Config{
+		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, DisableToolUpload: c.noUpload,
+		NoSync: c.noSync, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
+	}
+	if c.llmModel != "" {
+		client, err := llm.New(c.llmModel, nil)
+		if err != nil {
+			return nil, fmt.Errorf("llm model %q: %w", c.llmModel, err)
+		}
+		cfg.LLM = client
+	}
+	return runtime.Open(ctx, cfg)
+}
+
+// jsonArg reads a JSON value given inline or as a file path.
+func jsonArg(s string) (any, error) {
+	data := []byte(s)
+	if t := strings.TrimSpace(s); t == "" || (t[0] != '{' && t[0] != '[' && t[0] != '"') {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w (give a file or inline JSON)", s, err)
+		}
+		data = b
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("parse JSON: %w", err)
+	}
+	return v, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+)
+
+// cmdRun runs a program file and prints a readable summary of its trace.
+func cmdRun(args []string, cio *cliIO) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(cio.stderr)
+	var c common
+	c.register(fs)
+	input := fs.String("input", "", "the run's input: a JSON object inline or a file")
+	key := fs.String("idempotency-key", "", "run at most once per key; a repeat returns the stored outcome")
+	saveAs := fs.String("save-as", "", "save the program under this id")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp run PROGRAM.json [--input FILE|JSON] [--idempotency-key K] [--json]")
+		fs.PrintDefaults()
+	}
+	pos, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("run needs exactly one program file")
+	}
+	prog, err := os.ReadFile(pos[0])
+	if err != nil {
+		return fmt.Errorf("read program: %w", err)
+	}
+	req := runtime.RunRequest{Program: prog, IdempotencyKey: *key, SaveAs: *saveAs}
+	if *input != "" {
+		v, err := jsonArg(*input)
+		if err != nil {
+			return usagef("--input: %v", err)
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return usagef("--input must be a JSON object")
+		}
+		req.Input = m
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rt, err := c.open(ctx, cio, slog.LevelWarn)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	bar := newProgressBar(cio.stderr, *asJSON)
+	req.Progress = bar.update
+	res, err := rt.RunProgram(ctx, req)
+	bar.done()
+	if err != nil {
+		if res != nil {
+			return fmt.Errorf("%w\ncontinue it with: nano-vm-mcp run %s --idempotency-key %q (or resume %s)", err, pos[0], *key, res.TraceID)
+		}
+		return err
+	}
+	return report(ctx, rt, res, *asJSON, cio.stdout)
+}
+
+// cmdResume resumes a suspended run (or continues an interrupted one).
+func cmdResume(args []string, cio *cliIO) error {
+	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
+	fs.SetOutput(cio.stderr)
+	var c common
+	c.register(fs)
+	payload := fs.String("payload", "", "the event's payload: JSON inline or a file")
+	source := fs.String("source", "OPERATOR", "WEBHOOK, OPERATOR or TIMER")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	pos, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("resume needs a trace id")
+	}
+	var p any
+	if *payload != "" {
+		if p, err = jsonArg(*payload); err != nil {
+			return usagef("--payload: %v", err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rt, err := c.open(ctx, cio, slog.LevelWarn)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	bar := newProgressBar(cio.stderr, *asJSON)
+	var res *runtime.RunResult
+	tv, err := rt.Trace(ctx, pos[0], 0, 1)
+	if err != nil {
+		return err
+	}
+	if tv.Status == "running" {
+		res, err = rt.ContinueInterrupted(ctx, pos[0], bar.update)
+	} else {
+		res, err = rt.Resume(ctx, pos[0], p, strings.ToUpper(*source), bar.update)
+	}
+	bar.done()
+	if err != nil {
+		return err
+	}
+	return report(ctx, rt, res, *asJSON, cio.stdout)
+}
+
+// report prints a run's result: JSON, or a table of its steps.
+func report(ctx context.Context, rt *runtime.Runtime, res *runtime.RunResult, asJSON bool, w io.Writer) error {
+	if asJSON {
+		if err := printJSON(w, res); err != nil {
+			return err
+		}
+	} else {
+		tv, err := rt.Trace(ctx, res.TraceID, 0, 200)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s  %s  %d step(s)  %.1f ms  trace %s\n", res.ProgramName, strings.ToUpper(res.Status), res.Steps, tv.DurationMS, res.TraceID)
+		if res.Replayed {
+			fmt.Fprintln(w, "  (idempotency key: stored outcome returned, nothing ran)")
+		}
+		for _, s := range tv.Steps {
+			out, _ := json.Marshal(s.Output)
+			line := fmt.Sprintf("  #%-3d %-16s %-9s %-8s %7.2f ms  %s", s.Index, s.StepID, s.Type, s.Status, s.DurationMS, clip(string(out), 60))
+			if s.Error != "" {
+				line += "  error: " + clip(s.Error, 80)
+			}
+			fmt.Fprintln(w, line)
+		}
+		if tv.NextOffset != nil {
+			fmt.Fprintf(w, "  … %d more step(s): nano-vm-mcp trace show %s\n", tv.TotalSteps-len(tv.Steps), res.TraceID)
+		}
+		out, _ := json.Marshal(res.FinalOutput)
+		fmt.Fprintf(w, "final output: %s\n", clip(string(out), 200))
+		if res.Error != "" {
+			fmt.Fprintf(w, "error: %s\n", res.Error)
+		}
+		if res.SuspendedStepID != "" {
+			fmt.Fprintf(w, "suspended at %q: nano-vm-mcp resume %s --payload '{...}'\n", res.SuspendedStepID, res.TraceID)
+		}
+		rep, err := rt.VerifyAudit(ctx, res.TraceID)
+		if err != nil {
+			return err
+		}
+		if rep.OK {
+			fmt.Fprintf(w, "audit: %d envelope(s), chain verified\n", rep.Checked)
+		} else {
+			fmt.Fprintf(w, "audit: BROKEN at seq %d: %s\n", rep.Broken.Seq, rep.Broken.Reason)
+		}
+	}
+	if res.Status != "success" && res.Status != "suspended" {
+		return runFailed{status: res.Status, msg: res.Error}
+	}
+	return nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// progressBar draws a one-line progress bar on a terminal; elsewhere it is
+// silent, so pipes and logs stay clean.
+type progressBar struct {
+	w   io.Writer
+	on  bool
+	any bool
+}
+
+func newProgressBar(w io.Writer, quiet bool) *progressBar {
+	f, ok := w.(*os.File)
+	on := false
+	if ok && !quiet {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			on = true
+		}
+	}
+	return &progressBar{w: w, on: on}
+}
+
+func (b *progressBar) update(p runtime.Progress) {
+	if !b.on {
+		return
+	}
+	b.any = true
+	total := max(p.Total, p.Done)
+	const width = 24
+	filled := width * p.Done / max(total, 1)
+	fmt.Fprintf(b.w, "\r[%s%s] %d/%d %-20s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, total, clip(p.StepID+" "+p.Status, 20))
+}
+
+func (b *progressBar) done() {
+	if b.on && b.any {
+		fmt.Fprint(b.w, "\r\033[K")
+	}
+}
