@@ -70,3 +70,26 @@ func BenchmarkLoadFromCache(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkGoTool measures the Go-built reactor format_receipt: a fresh
+// instance per call (Go runtime start-up each time) and a warm pooled one.
+func BenchmarkGoTool(b *testing.B) {
+	r := newRegistry(b, "format_receipt")
+	register(b, r, "format_receipt", func(m *Manifest) { m.Name = "format_receipt_fresh"; m.Isolation = IsolationFresh; m.PoolSize = 0 })
+	ctx := context.Background()
+	args := map[string]any{"order_id": "o-1", "amount": 50005}
+	for _, tc := range []struct{ name, tool string }{{"fresh", "format_receipt_fresh"}, {"pooled", "format_receipt"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			tool, err := r.Resolve(ctx, tc.tool)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +41,10 @@ type Tool struct {
 	output *jsonschema.Schema
 	base   wazero.ModuleConfig
 	pool   *pool
+	// inputQuick and outputQuick, when set, accept most values without
+	// the full validator (quickSchema).
+	inputQuick  *quickSchema
+	outputQuick *quickSchema
 }
 
 // CallRequest is one call of a tool.
@@ -51,6 +57,11 @@ type CallRequest struct {
 	// Timeout overrides the manifest's timeout when positive; it is capped
 	// by HostOptions.MaxTimeout.
 	Timeout time.Duration
+	// State is the part of the run's state this tool may see, already
+	// projected by the caller (the TOOL projection); the guest reads it as
+	// JSON through nanovm.state_get, and only if it holds nanovm:state.
+	// nil means {}. Call never projects: whatever is here is visible.
+	State map[string]any
 }
 
 // CallResult is what a call produced.
@@ -68,9 +79,11 @@ type CallResult struct {
 type callState struct {
 	tool        *Tool
 	executionID string
+	state       []byte // JSON of CallRequest.State, only with CapState
 	stdout      capWriter
 	stderr      capWriter
-	cancel      context.CancelCauseFunc
+	cancel      context.CancelFunc
+	ctx         callCtx // the call's context: carries this state
 
 	mu       sync.Mutex
 	secrets  map[string]string // resolved value -> ref, for scrubbing
@@ -80,20 +93,39 @@ type callState struct {
 
 type callKey struct{}
 
+// callCtx is a call's context with its state as the value for callKey. It
+// lives inside callState, which saves the allocation of a WithValue
+// context per call; it is never mutated once the call starts, as wazero
+// may still read it from another goroutine briefly after the call.
+type callCtx struct {
+	context.Context
+	st *callState
+}
+
+// Value implements context.Context.
+func (c *callCtx) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
 func stateFrom(ctx context.Context) *callState {
 	s, _ := ctx.Value(callKey{}).(*callState)
 	return s
 }
 
 // fail records the first fatal limit breach and kills the instance by
-// cancelling the call's context (the runtime closes modules on it).
+// cancelling the call's context (the runtime closes modules on it). The
+// breach is read from failure, not from the context's cause, so the
+// context needs no cause of its own.
 func (s *callState) fail(err error) {
 	s.mu.Lock()
 	if s.failure == nil {
 		s.failure = err
 	}
 	s.mu.Unlock()
-	s.cancel(err)
+	s.cancel()
 }
 
 func (s *callState) failed() error {
@@ -134,6 +166,30 @@ func (w *capWriter) bytes() []byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf
+}
+
+// outPool recycles stdout buffers: every call has one, and its bytes are
+// dead once decoded.
+var outPool sync.Pool // *[]byte, len 0
+
+// outPoolMax bounds the stdout buffers outPool keeps.
+const outPoolMax = 64 << 10
+
+func getOutBuf() *[]byte {
+	if p, ok := outPool.Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, 512)
+	return &b
+}
+
+// putOutBuf keeps b (which grew from *p) in p for the next call.
+func putOutBuf(p *[]byte, b []byte) {
+	if cap(b) > outPoolMax {
+		return
+	}
+	*p = b[:0]
+	outPool.Put(p)
 }
 
 // limitedMemory backs a guest's linear memory and refuses to grow past the
@@ -235,11 +291,13 @@ func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm
 		if t.input, err = compileSchema(m.InputSchema); err != nil {
 			return nil, fmt.Errorf("tool %q: input_schema: %w", m.Name, err)
 		}
+		t.inputQuick = compileQuick(m.InputSchema)
 	}
 	if len(m.OutputSchema) > 0 {
 		if t.output, err = compileSchema(m.OutputSchema); err != nil {
 			return nil, fmt.Errorf("tool %q: output_schema: %w", m.Name, err)
 		}
+		t.outputQuick = compileQuick(m.OutputSchema)
 	}
 	cfg := wazero.NewModuleConfig().WithName("").WithArgs(m.Name)
 	for k, v := range m.Env {
@@ -293,9 +351,15 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("tool %q: encode args: %w: %w", name, ErrInvalidArgs, err)
 	}
-	if t.input != nil {
-		if err := validateJSON(t.input, stdin); err != nil {
+	if t.input != nil && (t.inputQuick == nil || !t.inputQuick.accepts(args)) {
+		if err := validateValue(t.input, args, stdin); err != nil {
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidArgs, err)
+		}
+	}
+	var state []byte
+	if t.caps[CapState] {
+		if state, err = encodeState(req.State); err != nil {
+			return res, fmt.Errorf("tool %q: encode state: %w: %w", name, ErrInvalidArgs, err)
 		}
 	}
 	timeout := t.Manifest.timeout()
@@ -304,14 +368,15 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	}
 	timeout = min(timeout, t.host.opts.MaxTimeout)
 
-	tctx, cancelTimeout := context.WithTimeout(ctx, timeout)
-	defer cancelTimeout()
-	cctx, cancel := context.WithCancelCause(tctx)
-	defer cancel(nil)
-	st := &callState{tool: t, executionID: req.ExecutionID, cancel: cancel, memLimit: t.Manifest.memoryBytes()}
-	st.stdout = capWriter{max: t.Manifest.stdoutCap(), strict: true, state: st}
+	// One context per call: the timeout, cancelled early by fail.
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st := &callState{tool: t, executionID: req.ExecutionID, state: state, cancel: cancel, memLimit: t.Manifest.memoryBytes()}
+	outBuf := getOutBuf()
+	st.stdout = capWriter{buf: *outBuf, max: t.Manifest.stdoutCap(), strict: true, state: st}
 	st.stderr = capWriter{max: t.Manifest.stderrCap(), state: st}
-	cctx = context.WithValue(cctx, callKey{}, st)
+	st.ctx = callCtx{Context: tctx, st: st}
+	cctx := context.Context(&st.ctx)
 
 	var runErr error
 	if t.pool != nil {
@@ -320,6 +385,9 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 		runErr = t.runFresh(cctx, st, stdin)
 	}
 	stdout, log := st.stdout.bytes(), st.stderr.bytes()
+	// The instance is closed or detached from st by now: nothing writes
+	// to stdout any more, and decodeOutput copies what it keeps.
+	defer putOutBuf(outBuf, stdout)
 	stdout, log = st.scrub(stdout), st.scrub(log)
 	res.Log = string(log)
 	if st.stderr.truncated {
@@ -337,13 +405,21 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 			return res, fmt.Errorf("tool %q: %w", name, detail(ErrToolFailed, "%s", msg))
 		}
 	}
-	if t.output != nil && !isPending(out) {
-		if err := validateJSON(t.output, stdout); err != nil {
+	if t.output != nil && !isPending(out) && (t.outputQuick == nil || !t.outputQuick.accepts(out)) {
+		if err := validateValue(t.output, out, stdout); err != nil {
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidOutput, err)
 		}
 	}
 	res.Output = out
 	return res, nil
+}
+
+// encodeState is the JSON nanovm.state_get hands out: nil is {}.
+func encodeState(state map[string]any) ([]byte, error) {
+	if state == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(state)
 }
 
 // runFresh instantiates a new instance, runs it to completion and closes it.
@@ -449,18 +525,23 @@ func lastLine(b []byte) string {
 
 // decodeOutput reads stdout as exactly one JSON value; empty means null.
 func decodeOutput(stdout []byte) (any, error) {
+	var v any
+	if err := json.Unmarshal(stdout, &v); err == nil {
+		return v, nil
+	}
+	// Slow path, for the empty case and for an error that says what is
+	// wrong rather than where json.Unmarshal stopped.
 	if len(bytes.TrimSpace(stdout)) == 0 {
 		return nil, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(stdout))
-	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("%w: stdout is not JSON: %w", ErrInvalidOutput, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: stdout holds more than one JSON value", ErrInvalidOutput)
 	}
-	return v, nil
+	return nil, fmt.Errorf("%w: stdout is not JSON", ErrInvalidOutput)
 }
 
 func isPending(v any) bool {
@@ -473,6 +554,16 @@ func isPending(v any) bool {
 	return false
 }
 
+// validateValue checks v against s. v is validated as it is when it holds
+// only the types encoding/json decodes to, sparing a decode of doc; any
+// other Go value is checked through doc, its JSON encoding.
+func validateValue(s *jsonschema.Schema, v any, doc []byte) error {
+	if plainJSON(v, 0) {
+		return s.Validate(v)
+	}
+	return validateJSON(s, doc)
+}
+
 func validateJSON(s *jsonschema.Schema, doc []byte) error {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {
@@ -481,19 +572,67 @@ func validateJSON(s *jsonschema.Schema, doc []byte) error {
 	return s.Validate(v)
 }
 
+// plainJSON reports whether v is made only of the types json.Unmarshal
+// produces into an any (plus json.Number), so the validator can read it
+// directly. Deep values fall back to the encoded form.
+func plainJSON(v any, depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	switch v := v.(type) {
+	case nil, bool, string, float64, json.Number:
+		return true
+	case map[string]any:
+		for _, e := range v {
+			if !plainJSON(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range v {
+			if !plainJSON(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	default:
+		return false
+	}
+}
+
 // scrub replaces every secret value this call resolved with its ref, both
 // raw and JSON-escaped, so neither the result nor the log leaks it.
+//
+// Longer values go first and the text is scanned once: when one secret
+// contains another, the longer is replaced whole rather than leaving the
+// rest of it around the shorter one's ref, and a ref just written is never
+// scanned again (a short secret may occur inside a ref).
 func (s *callState) scrub(b []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.secrets) == 0 || len(b) == 0 {
+		return b
+	}
+	type pair struct{ val, ref string }
+	pairs := make([]pair, 0, 2*len(s.secrets))
 	for val, ref := range s.secrets {
-		b = bytes.ReplaceAll(b, []byte(val), []byte(ref))
+		pairs = append(pairs, pair{val, ref})
 		if esc, err := json.Marshal(val); err == nil {
-			esc = esc[1 : len(esc)-1]
-			if !bytes.Equal(esc, []byte(val)) {
-				b = bytes.ReplaceAll(b, esc, []byte(ref))
+			if esc := string(esc[1 : len(esc)-1]); esc != val {
+				pairs = append(pairs, pair{esc, ref})
 			}
 		}
 	}
-	return b
+	slices.SortFunc(pairs, func(a, b pair) int {
+		if c := cmp.Compare(len(b.val), len(a.val)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.val, b.val)
+	})
+	oldnew := make([]string, 0, 2*len(pairs))
+	for _, p := range pairs {
+		oldnew = append(oldnew, p.val, p.ref)
+	}
+	return []byte(strings.NewReplacer(oldnew...).Replace(string(b)))
 }

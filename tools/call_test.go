@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,7 +16,7 @@ import (
 // documented result.
 func TestBundledTools(t *testing.T) {
 	r := newRegistry(t, "validate_amount", "reserve_funds", "capture_payment", "send_receipt",
-		"get_order_amount", "get_order_status", "issue_refund", "send_rejection", "audit_log", "poll")
+		"get_order_amount", "get_order_status", "issue_refund", "send_rejection", "audit_log", "poll", "format_receipt")
 	tests := []struct {
 		name    string
 		tool    string
@@ -40,6 +41,10 @@ func TestBundledTools(t *testing.T) {
 		{name: "poll pending", tool: "poll", args: nil, want: "PENDING"},
 		{name: "poll still pending", tool: "poll", args: map[string]any{"status": "PENDING"}, want: "PENDING"},
 		{name: "poll done", tool: "poll", args: map[string]any{"status": "SUCCESS"}, want: map[string]any{"payment_status": "SUCCESS"}},
+		{name: "go receipt", tool: "format_receipt", args: map[string]any{"order_id": "o-1", "amount": 50005},
+			want: map[string]any{"order_id": "o-1", "amount": 50005.0, "currency": "USD", "text": "Order o-1: USD 500.05"}},
+		{name: "go receipt error", tool: "format_receipt", args: map[string]any{"order_id": "o-1", "amount": 1.5}, wantErr: "amount must be a non-negative whole number"},
+		{name: "go receipt schema", tool: "format_receipt", args: map[string]any{"amount": 1}, wantErr: "invalid arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,5 +199,43 @@ func TestDeterminism(t *testing.T) {
 	}
 	if cm["time_ns"].(float64) < float64(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()) {
 		t.Fatalf("wasi:clock time %v is not the real clock", cm["time_ns"])
+	}
+}
+
+// Ensure the Go-built reactor serves many calls on one pooled instance and
+// the same module runs fresh, with identical results either way.
+func TestGoReactor(t *testing.T) {
+	r := newRegistry(t, "format_receipt")
+	register(t, r, "format_receipt", func(m *Manifest) { m.Name = "format_receipt_fresh"; m.Isolation = IsolationFresh; m.PoolSize = 0 })
+	register(t, r, "format_receipt", func(m *Manifest) { m.Name = "format_receipt_one"; m.PoolSize = 1 })
+	tests := []struct {
+		name string
+		tool string
+	}{
+		{name: "pooled", tool: "format_receipt"},
+		{name: "one instance", tool: "format_receipt_one"},
+		{name: "fresh", tool: "format_receipt_fresh"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := range 5 {
+				order := fmt.Sprintf("o-%d", i)
+				res, err := r.Call(context.Background(), tt.tool, CallRequest{Args: map[string]any{"order_id": order, "amount": 100*i + 7, "currency": "EUR"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := fmt.Sprintf("Order %s: EUR %d.07", order, i)
+				if got := res.Output.(map[string]any)["text"]; got != want {
+					t.Fatalf("call %d: text = %v, want %q", i, got, want)
+				}
+			}
+			// A tool error leaves the instance usable.
+			if _, err := r.Call(context.Background(), tt.tool, CallRequest{Args: map[string]any{"order_id": "x", "amount": -1}}); !errors.Is(err, ErrToolFailed) {
+				t.Fatalf("err = %v, want ErrToolFailed", err)
+			}
+			if _, err := r.Call(context.Background(), tt.tool, CallRequest{Args: map[string]any{"order_id": "x", "amount": 1}}); err != nil {
+				t.Fatalf("after a tool error: %v", err)
+			}
+		})
 	}
 }

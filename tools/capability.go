@@ -33,6 +33,9 @@ const (
 	CapSecrets Capability = "nanovm:secrets"
 	// CapHTTP links nanovm.http_request, limited to the allowed hosts.
 	CapHTTP Capability = "nanovm:http"
+	// CapState links nanovm.state_get: the JSON of the state projection
+	// the caller put in CallRequest.State, and nothing more.
+	CapState Capability = "nanovm:state"
 )
 
 // wasiModule and nanovmModule are the two import modules a guest may use.
@@ -74,6 +77,7 @@ var capabilityImports = map[Capability][]string{
 	CapLog:     {"nanovm.log"},
 	CapSecrets: {"nanovm.secret_get"},
 	CapHTTP:    {"nanovm.http_request"},
+	CapState:   {"nanovm.state_get"},
 }
 
 // importCapability is the inverse of capabilityImports.

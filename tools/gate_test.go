@@ -25,6 +25,7 @@ func TestGateA(t *testing.T) {
 		{name: "unknown module", module: "unknown_import", want: `register tool "unknown_import": import env.system is not offered by any capability`},
 		{name: "filesystem without wasi:fs", module: "fs_escape", caps: []string{}, want: "import wasi_snapshot_preview1.path_open needs capability wasi:fs, not granted"},
 		{name: "secrets without grant", module: "secret_echo", caps: []string{"nanovm:log"}, want: "import nanovm.secret_get needs capability nanovm:secrets, not granted"},
+		{name: "state without grant", module: "state_echo", caps: []string{}, want: "import nanovm.state_get needs capability nanovm:state, not granted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,7 +54,7 @@ func TestGateB(t *testing.T) {
 	mods := modules(t)
 	h := newHost(t, HostOptions{})
 	ctx := context.Background()
-	for _, name := range []string{"forbidden_http", "unknown_import", "secret_echo"} {
+	for _, name := range []string{"forbidden_http", "unknown_import", "secret_echo", "state_echo"} {
 		t.Run(name, func(t *testing.T) {
 			m, err := ParseManifest(mods[name].Manifest)
 			if err != nil {
@@ -87,6 +88,9 @@ func TestHostFunctionRuntimeCheck(t *testing.T) {
 	}
 	if got := h.httpRequest(ctx, nil, 0, 0, 0, 0, 0); got != statusDenied {
 		t.Fatalf("http_request without capability = %d, want denied", got)
+	}
+	if got := h.stateGet(ctx, nil, 0, 0, 0); got != statusDenied {
+		t.Fatalf("state_get without capability = %d, want denied", got)
 	}
 	if got := h.secretGet(context.Background(), nil, 0, 0, 0, 0, 0); got != statusDenied {
 		t.Fatalf("secret_get outside a call = %d, want denied", got)

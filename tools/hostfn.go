@@ -47,6 +47,11 @@ func (h *Host) exportNanovm(b wazero.HostModuleBuilder, s capSet) {
 			WithGoModuleFunction(api.GoModuleFunc(h.hostHTTPRequest), []api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).
 			WithParameterNames("req", "req_len", "buf", "buf_cap", "out_len").Export("http_request")
 	}
+	if s[CapState] {
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(h.hostStateGet), []api.ValueType{i32, i32, i32}, []api.ValueType{i32}).
+			WithParameterNames("buf", "buf_cap", "out_len").Export("state_get")
+	}
 }
 
 // holds is the call-time half of the capability check: even a linked
@@ -114,6 +119,21 @@ func (h *Host) secretGet(ctx context.Context, mod api.Module, refPtr, refLen, bu
 		st.mu.Unlock()
 	}
 	return writeOut(mem, []byte(val), buf, bufCap, outLen)
+}
+
+// hostStateGet is nanovm.state_get(buf, cap, out_len).
+func (h *Host) hostStateGet(ctx context.Context, mod api.Module, stack []uint64) {
+	stack[0] = uint64(h.stateGet(ctx, mod, uint32(stack[0]), uint32(stack[1]), uint32(stack[2])))
+}
+
+// stateGet writes the call's projected state as JSON. The caller projected
+// it; the host never sees or hands out anything wider.
+func (h *Host) stateGet(ctx context.Context, mod api.Module, buf, bufCap, outLen uint32) uint32 {
+	st := holds(ctx, CapState)
+	if st == nil {
+		return statusDenied
+	}
+	return writeOut(mod.Memory(), st.state, buf, bufCap, outLen)
 }
 
 // writeOut copies data to buf if it fits and stores its length at outLen.

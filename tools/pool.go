@@ -37,14 +37,23 @@ type warm struct {
 	cur  *callState
 }
 
-type swapReader struct{ r *bytes.Reader }
+// swapReader is the instance's stdin: the current call's arguments, reset
+// in place per call so a warm call allocates no reader.
+type swapReader struct {
+	r  bytes.Reader
+	on bool
+}
 
 func (s *swapReader) Read(p []byte) (int, error) {
-	if s.r == nil {
+	if !s.on {
 		return 0, io.EOF
 	}
 	return s.r.Read(p)
 }
+
+func (s *swapReader) set(b []byte) { s.r.Reset(b); s.on = true }
+
+func (s *swapReader) clear() { s.r.Reset(nil); s.on = false }
 
 type swapWriter struct{ w io.Writer }
 
@@ -71,11 +80,12 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 		return err
 	}
 	w.cur = st
-	w.in.r = bytes.NewReader(stdin)
+	w.in.set(stdin)
 	w.out.w, w.err.w = &st.stdout, &st.stderr
 	ok := false
 	defer func() {
-		w.cur, w.in.r, w.out.w, w.err.w = nil, nil, nil, nil
+		w.cur, w.out.w, w.err.w = nil, nil, nil
+		w.in.clear()
 		if ok {
 			p.mu.Lock()
 			p.idle = append(p.idle, w)

@@ -31,8 +31,11 @@ build_one() { # dir out
 	elif [ -f "$dir/$name.c" ]; then
 		clang "${CFLAGS_LIBC[@]}" "$dir/$name.c" -o "$out"
 	elif [ -f "$dir/main.go" ]; then
-		(cd "$dir" && CGO_ENABLED=0 GOOS=wasip1 GOARCH=wasm go build -trimpath -buildvcs=false \
-			-buildmode=c-shared -ldflags='-s -w -buildid=' -o "$out" .)
+		# A Go reactor (nanovm_call via //go:wasmexport). The bytes depend
+		# on the Go release, so the toolchain is the one go.mod names and
+		# no GOFLAGS/GOEXPERIMENT from the environment leak in.
+		(cd "$dir" && env GOFLAGS= GOEXPERIMENT= GOTOOLCHAIN=local CGO_ENABLED=0 GOOS=wasip1 GOARCH=wasm \
+			go build -trimpath -buildvcs=false -buildmode=c-shared -ldflags='-s -w -buildid=' -o "$out" .)
 	else
 		echo "no source in $dir" >&2; return 1
 	fi

@@ -30,13 +30,14 @@ type Module struct {
 }
 
 // Bundled returns the tools the server registers at start-up, sorted by
-// name: the payment pipeline, the refund-benchmark tools and poll.
+// name: the payment pipeline, the refund-benchmark tools, poll and the Go
+// tool format_receipt.
 func Bundled() ([]Module, error) { return load(bundled, "tools") }
 
 // TestTools returns the modules that exist for tests: the hostile ones
 // (loop, membomb, flood, trap, oob, exit3, forbidden_http, unknown_import,
 // fs_escape) and the capability demos (clock_random, secret_echo,
-// http_get). Never register these in production.
+// http_get, state_echo, log_levels). Never register these in production.
 func TestTools() ([]Module, error) { return load(testtools, "testtools") }
 
 func load(fsys embed.FS, dir string) ([]Module, error) {

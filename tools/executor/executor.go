@@ -10,25 +10,58 @@ import (
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
-// Executor runs kernel tool calls as sandboxed WebAssembly calls.
-type Executor struct {
-	reg *tools.Registry
+// ProjectFunc returns the part of state a tool may see: the TOOL
+// projection. tool is the bare tool name (a pin "@sha256:…" removed). state
+// is the kernel's full variable map, shared and read-only; the returned map
+// is only read (encoded as JSON for nanovm.state_get), so it may share
+// values with state.
+type ProjectFunc func(tool string, state map[string]any) map[string]any
+
+// Option configures an Executor.
+type Option func(*Executor)
+
+// WithProjection makes p decide what state each tool call sees. Without
+// it the executor forwards no state at all: a tool holding nanovm:state
+// reads {}.
+func WithProjection(p ProjectFunc) Option {
+	return func(e *Executor) { e.project = p }
 }
 
-// New returns an Executor over reg.
-func New(reg *tools.Registry) *Executor { return &Executor{reg: reg} }
+// Executor runs kernel tool calls as sandboxed WebAssembly calls.
+type Executor struct {
+	reg     *tools.Registry
+	project ProjectFunc // nil: tools see no state
+}
+
+// New returns an Executor over reg. With no options, tools see no state.
+func New(reg *tools.Registry, opts ...Option) *Executor {
+	e := &Executor{reg: reg}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
 
 // Execute implements kernel.ToolExecutor. The output is returned as the
 // guest wrote it, so "PENDING" and {"status":"PENDING"} reach the kernel
 // unchanged; a guest {"error": ...}, a non-zero exit or a sandbox limit is
 // the returned error, with whatever log the guest wrote still in the
-// result.
+// result. call.State is the kernel's full variable map and is never
+// forwarded as is: the tool sees only what the projection returns.
 func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.ToolResult, error) {
-	res, err := e.reg.Call(ctx, call.Tool, tools.CallRequest{
+	req := tools.CallRequest{
 		ExecutionID: call.ExecutionID,
 		Args:        call.Args,
 		Timeout:     call.Timeout,
-	})
+	}
+	if e.project != nil {
+		name := call.Tool
+		if n, _, err := tools.ParseRef(call.Tool); err == nil {
+			name = n
+		}
+		req.State = e.project(name, call.State)
+	}
+	res, err := e.reg.Call(ctx, call.Tool, req)
 	out := kernel.ToolResult{Output: res.Output, Log: res.Log}
 	if res.ModuleSHA256 != "" {
 		out.Provenance = &kernel.ToolProvenance{ModuleSHA256: res.ModuleSHA256, ManifestSHA256: res.ManifestSHA256}

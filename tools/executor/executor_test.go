@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -10,19 +11,29 @@ import (
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
-// Ensure the adapter passes PENDING through, returns provenance, and turns
-// a tool error into a Go error.
-func TestExecute(t *testing.T) {
+// newRegistry registers every bundled tool and, from the test modules,
+// state_echo.
+func newRegistry(t *testing.T) *tools.Registry {
+	t.Helper()
 	ctx := context.Background()
 	h, err := tools.NewHost(ctx, tools.HostOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close(ctx)
+	t.Cleanup(func() { _ = h.Close(ctx) })
 	reg := tools.NewRegistry(h, tools.NewMemoryStore(), tools.RegistryOptions{})
 	mods, err := wasmtools.Bundled()
 	if err != nil {
 		t.Fatal(err)
+	}
+	test, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range test {
+		if m.Name == "state_echo" {
+			mods = append(mods, m)
+		}
 	}
 	for _, m := range mods {
 		man, err := tools.ParseManifest(m.Manifest)
@@ -33,6 +44,75 @@ func TestExecute(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return reg
+}
+
+// Ensure the executor never forwards the kernel's full state: without a
+// projection the tool sees {}, with one it sees exactly what the
+// projection returned, asked under the bare tool name even when pinned.
+func TestExecuteStateProjection(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t)
+	rec, err := reg.Get(ctx, "state_echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := map[string]any{"order_id": "o-1", "amount": 5.0, "card": "4242", "nested": map[string]any{"x": true}}
+	var asked []string
+	keep := func(keys ...string) ProjectFunc {
+		return func(tool string, state map[string]any) map[string]any {
+			asked = append(asked, tool)
+			out := map[string]any{}
+			for _, k := range keys {
+				if v, ok := state[k]; ok {
+					out[k] = v
+				}
+			}
+			return out
+		}
+	}
+	tests := []struct {
+		name string
+		opts []Option
+		tool string
+		want map[string]any
+	}{
+		{name: "no projection sees nothing", tool: "state_echo", want: map[string]any{}},
+		{name: "projection", opts: []Option{WithProjection(keep("order_id", "nested"))}, tool: "state_echo",
+			want: map[string]any{"order_id": "o-1", "nested": map[string]any{"x": true}}},
+		{name: "pinned ref", opts: []Option{WithProjection(keep("amount"))}, tool: "state_echo@sha256:" + rec.ModuleSHA256,
+			want: map[string]any{"amount": 5.0}},
+		{name: "projection to nil", opts: []Option{WithProjection(func(string, map[string]any) map[string]any { return nil })}, tool: "state_echo",
+			want: map[string]any{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			asked = nil
+			res, err := New(reg, tt.opts...).Execute(ctx, kernel.ToolCall{Tool: tt.tool, State: full})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := res.Output.(map[string]any)["state"]
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("tool saw %#v, want %#v", got, tt.want)
+			}
+			for _, a := range asked {
+				if a != "state_echo" {
+					t.Fatalf("projection asked for tool %q, want the bare name", a)
+				}
+			}
+		})
+	}
+	if len(full) != 4 || full["card"] != "4242" {
+		t.Fatalf("executor changed the kernel's state: %v", full)
+	}
+}
+
+// Ensure the adapter passes PENDING through, returns provenance, and turns
+// a tool error into a Go error.
+func TestExecute(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t)
 	ex := New(reg)
 	tests := []struct {
 		name    string

@@ -50,6 +50,8 @@ NV_IMPORT("nanovm", "secret_get")
 int32_t nv_host_secret_get(const char *ref, int32_t ref_len, char *buf, int32_t cap, int32_t *out_len);
 NV_IMPORT("nanovm", "http_request")
 int32_t nv_host_http_request(const char *req, int32_t req_len, char *buf, int32_t cap, int32_t *out_len);
+NV_IMPORT("nanovm", "state_get")
+int32_t nv_host_state_get(char *buf, int32_t cap, int32_t *out_len);
 
 enum { NV_OK = 0, NV_EDENIED = 1, NV_ETOOSMALL = 2, NV_ENOTFOUND = 3, NV_EINVAL = 4, NV_ELIMIT = 5, NV_EIO = 6 };
 
@@ -215,6 +217,17 @@ static uint64_t nv_hash(nv_str s) {
 	uint64_t h = 14695981039346656037ull;
 	for (int i = 0; i < s.n; i++) { h ^= (unsigned char)s.p[i]; h *= 1099511628211ull; }
 	return h;
+}
+
+/* nv_state reads the call's projected state (needs nanovm:state) into buf.
+ * On NV_OK *state is the JSON object, to be read with nv_get; on
+ * NV_ETOOSMALL state->n is the size needed. Returns the host's status. */
+static int32_t nv_state(char *buf, int cap, nv_str *state) {
+	int32_t n = 0;
+	int32_t rc = nv_host_state_get(buf, cap, &n);
+	state->p = buf;
+	state->n = (rc == NV_OK || rc == NV_ETOOSMALL) ? n : 0;
+	return rc;
 }
 
 static nv_str nv_read_input(void) {

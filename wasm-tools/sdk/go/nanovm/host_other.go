@@ -12,3 +12,5 @@ func hostLog(level uint32, msg string) { fmt.Fprintf(os.Stderr, "%d: %s\n", leve
 func secretGet(string, []byte) (uint32, uint32) { return 0, noHost }
 
 func httpRequest([]byte, []byte) (uint32, uint32) { return 0, noHost }
+
+func stateGet([]byte) (uint32, uint32) { return 0, noHost }

@@ -37,9 +37,22 @@ func (e *StatusError) Error() string { return fmt.Sprintf("nanovm %s: status %d"
 
 // Run reads the JSON arguments from stdin, calls fn and writes its result
 // to stdout. An error becomes the result {"error": "<message>"}; use it as
-// the body of main.
+// the body of main in a command (a tool built without -buildmode).
 func Run(fn func(args map[string]any) (any, error)) {
 	os.Exit(run(os.Stdin, os.Stdout, fn))
+}
+
+// Call is Run for a reactor: it serves one call and returns the exit code
+// instead of exiting, so the instance stays usable for the next call (pool
+// isolation). Build with -buildmode=c-shared and export it as the ABI's
+// entry point from package main:
+//
+//	//go:wasmexport nanovm_call
+//	func nanovmCall() int32 { return nanovm.Call(handle) }
+//
+// main is then never run; package initialisers run once per instance.
+func Call(fn func(args map[string]any) (any, error)) int32 {
+	return int32(run(os.Stdin, os.Stdout, fn))
 }
 
 func run(in io.Reader, out io.Writer, fn func(map[string]any) (any, error)) int {
@@ -110,6 +123,39 @@ func HTTP(req HTTPRequest) (HTTPResponse, error) {
 	var resp HTTPResponse
 	err = json.Unmarshal(buf[:n], &resp)
 	return resp, err
+}
+
+// StateJSON returns the JSON object of the state projection the caller
+// let this tool see (needs nanovm:state). It is {} when the caller passed
+// none.
+func StateJSON() ([]byte, error) {
+	buf := make([]byte, 4096)
+	for {
+		n, st := stateGet(buf)
+		switch {
+		case st == StatusOK:
+			return buf[:n], nil
+		case st == StatusTooSmall && int(n) > len(buf):
+			buf = make([]byte, n)
+		case st == noHost:
+			return nil, ErrNoHost
+		default:
+			return nil, &StatusError{Op: "state_get", Status: st}
+		}
+	}
+}
+
+// State decodes StateJSON.
+func State() (map[string]any, error) {
+	raw, err := StateJSON()
+	if err != nil {
+		return nil, err
+	}
+	state := map[string]any{}
+	if err := json.Unmarshal(raw, &state); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	return state, nil
 }
 
 // Log writes one line to the tool's log at level 0..3 (needs nanovm:log).

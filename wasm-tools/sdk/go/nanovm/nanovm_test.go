@@ -31,4 +31,10 @@ func TestRun(t *testing.T) {
 	if _, err := Secret("vault://secret/x"); !errors.Is(err, ErrNoHost) {
 		t.Fatalf("Secret off-host = %v", err)
 	}
+	if _, err := State(); !errors.Is(err, ErrNoHost) {
+		t.Fatalf("State off-host = %v", err)
+	}
+	if _, err := StateJSON(); !errors.Is(err, ErrNoHost) {
+		t.Fatalf("StateJSON off-host = %v", err)
+	}
 }
