@@ -1,8 +1,9 @@
 package kernel
 
 import (
-	"encoding/json"
 	"strings"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
 )
 
 // A reference is $ followed by a path: segments of letters, digits, '_' and
@@ -132,12 +133,13 @@ func resolveString(s string, lookup func([]string) (any, bool)) any {
 }
 
 // textOf renders a value inside a larger string: strings as themselves,
-// everything else as JSON.
+// everything else as canonical JSON (so the same value always reads the
+// same in a prompt).
 func textOf(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}
-	b, err := json.Marshal(v)
+	b, err := canonical.Marshal(v)
 	if err != nil {
 		return ""
 	}

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"slices"
 	"sort"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
@@ -154,13 +156,19 @@ func (s *state) hash() string {
 	if len(s.pending) == 0 {
 		return s.last
 	}
-	sort.Slice(s.pending, func(i, j int) bool {
-		a, b := s.pending[i], s.pending[j]
-		if a.sec != b.sec {
-			return a.sec.name < b.sec.name
-		}
-		return keyLess(a.key, b.key)
-	})
+	if len(s.pending) > 1 {
+		slices.SortFunc(s.pending, func(a, b change) int {
+			switch {
+			case a.sec != b.sec:
+				return strings.Compare(a.sec.name, b.sec.name)
+			case keyLess(a.key, b.key):
+				return -1
+			case keyLess(b.key, a.key):
+				return 1
+			}
+			return 0
+		})
+	}
 	b := append(s.buf[:0], `{"prev":"`...)
 	b = append(b, s.last...)
 	b = append(b, `","set":{`...)
