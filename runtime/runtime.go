@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
 	"github.com/nanovm/nano-vm-mcp/tools/executor"
@@ -144,6 +145,11 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	if rt.vault, err = store.NewVault(rt.store, key); err != nil {
 		return fail(err)
 	}
+	if n, err := rt.store.PurgeExpired(ctx); err != nil {
+		return fail(err)
+	} else if n > 0 {
+		rt.log.Info("purged expired idempotency keys", "count", n)
+	}
 
 	cacheDir := cfg.CacheDir
 	switch cacheDir {
@@ -161,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		return fail(err)
 	}
 	rt.registry = tools.NewRegistry(rt.host, rt.store, tools.RegistryOptions{Grants: rt.policy})
-	rt.executor = &governedExecutor{rt: rt, inner: executor.New(rt.registry)}
+	rt.executor = &governedExecutor{rt: rt, inner: executor.New(rt.registry, executor.WithProjection(rt.toolProjection))}
 	if !cfg.NoBundledTools {
 		mods, err := wasmtools.Bundled()
 		if err != nil {
@@ -219,6 +225,11 @@ func (rt *Runtime) loadToolsDir(ctx context.Context, dir string) error {
 	return nil
 }
 
+// PurgeExpired deletes idempotency keys past their retention. Claims
+// ignore expired keys anyway; purging keeps the file from growing. Open
+// purges once; a long-running server calls this periodically.
+func (rt *Runtime) PurgeExpired(ctx context.Context) (int, error) { return rt.store.PurgeExpired(ctx) }
+
 // Policy returns the frozen policy snapshot.
 func (rt *Runtime) Policy() *Policy { return rt.policy }
 
@@ -256,6 +267,16 @@ type secretResolver struct{ v *store.Vault }
 
 func (s secretResolver) ResolveSecret(ctx context.Context, _ string, ref string) (string, error) {
 	return s.v.Resolve(ctx, ref)
+}
+
+// toolProjection is what a tool may see of state beyond its args: the
+// TOOL projection, limited to the keys the policy grants that tool.
+func (rt *Runtime) toolProjection(tool string, state map[string]any) map[string]any {
+	keys := rt.policy.StateKeys(tool)
+	if len(keys) == 0 {
+		return map[string]any{}
+	}
+	return projection.ProjectState(state, projection.Tool, projection.Options{Refs: rt.vault, ToolKeys: keys})
 }
 
 // governedExecutor is the policy gate in front of the sandbox: a call of a

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
@@ -330,5 +331,80 @@ func TestInvalidProgram(t *testing.T) {
 	var e *runtime.Error
 	if !errors.As(err, &e) || e.Code != runtime.CodeInvalidProgram || !strings.Contains(e.Message, "bogus") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// Ensure an idempotency key past its retention no longer returns the stored
+// outcome: the request runs again.
+func TestIdempotencyKeyExpires(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{IdempotencyTTL: time.Nanosecond})
+	ctx := context.Background()
+	prog := readExample(t, "program.json")
+	a, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "k"})
+	if err != nil || b.TraceID == a.TraceID || b.Replayed {
+		t.Fatalf("expired key replayed: %+v %v", b, err)
+	}
+	if n, err := rt.PurgeExpired(ctx); err != nil || n != 1 {
+		t.Fatalf("purged %d %v", n, err)
+	}
+}
+
+// Ensure a cancelled run is left resumable and the same key continues it
+// without re-running completed steps.
+func TestCancelledRunContinuesByKey(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	prog := readExample(t, "program.json")
+	steps := 0
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "c", Progress: func(p runtime.Progress) {
+		steps++
+		if p.Index == 1 {
+			cancel()
+		}
+	}})
+	if err == nil || res == nil || res.Status != "running" || res.Steps != 2 {
+		t.Fatalf("cancelled run: %+v %v", res, err)
+	}
+	done, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "c", Progress: func(runtime.Progress) { steps++ }})
+	if err != nil || done.Status != "success" || done.TraceID != res.TraceID || done.Steps != 4 {
+		t.Fatalf("continued: %+v %v", done, err)
+	}
+	if steps != 4 {
+		t.Fatalf("%d steps ran in total, want 4 (none twice)", steps)
+	}
+}
+
+// Ensure a tool sees of state exactly the keys the policy grants it (the
+// TOOL projection), and nothing without a grant.
+func TestToolStateProjection(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(policy, []byte(`policy_id: state-test
+version: "1"
+tool_capabilities:
+  state_echo: ["nanovm:state"]
+  poll: []
+tool_state_keys:
+  state_echo: ["order", "card"]
+`), 0o644)
+	rt := openRuntime(t, runtime.Config{PolicyPath: policy})
+	registerTestTool(t, rt, "state_echo")
+	ctx := context.Background()
+	ref, err := rt.PutSecret(ctx, "k1", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := `{"steps":[{"id":"p","type":"tool","tool":"poll","args":{"status":"x"},"output_key":"order"},{"id":"see","type":"tool","tool":"state_echo"}]}`
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: json.RawMessage(prog), Input: map[string]any{"card": ref, "hidden": "no"}})
+	if err != nil || res.Status != "success" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	tv, _ := rt.Trace(ctx, res.TraceID, 0, 0)
+	raw, _ := json.Marshal(tv.Steps[1].Output)
+	if !strings.Contains(string(raw), `"order"`) || !strings.Contains(string(raw), `"card"`) || strings.Contains(string(raw), "hidden") || strings.Contains(string(raw), "s3cret") {
+		t.Fatalf("tool saw %s", raw)
 	}
 }
