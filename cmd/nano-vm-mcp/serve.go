@@ -1,5 +1,147 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
-func cmdServe(args []string, cio *cliIO) error { return errors.New("serve: pending mcpserver") }
+	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
+)
+
+// cmdServe serves MCP over stdio (the default, for Claude Code and Claude
+// Desktop) or HTTP (Streamable HTTP at /mcp, legacy SSE at /sse +
+// /messages, /health).
+func cmdServe(args []string, cio *cliIO) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(cio.stderr)
+	var c common
+	c.register(fs)
+	transport := fs.String("transport", "", "stdio, http, or sse (the original's name for http) (NANO_VM_MCP_TRANSPORT; default stdio)")
+	host := fs.String("host", "", "HTTP bind host (NANO_VM_MCP_HOST; default 0.0.0.0 as the original)")
+	port := fs.String("port", "", "HTTP bind port (NANO_VM_MCP_PORT; default 8080)")
+	allowedHosts := fs.String("allowed-hosts", "", "extra Host names accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_HOSTS)")
+	allowedOrigins := fs.String("allowed-origins", "", "browser origins accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_ORIGINS)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (NANO_VM_MCP_LOG_LEVEL; default info)")
+	fs.Usage = func() {
+		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp [serve] [--transport stdio|http|sse] [--host H] [--port P] [--db FILE]")
+		fs.PrintDefaults()
+	}
+	if _, err := c.parse(fs, args); err != nil {
+		return err
+	}
+	fill := func(p *string, name, def string) {
+		if *p == "" {
+			*p = envOr(name, def)
+		}
+	}
+	fill(transport, "TRANSPORT", "stdio")
+	fill(host, "HOST", "0.0.0.0")
+	fill(port, "PORT", "8080")
+	fill(allowedHosts, "ALLOWED_HOSTS", "")
+	fill(allowedOrigins, "ALLOWED_ORIGINS", "")
+	fill(logLevel, "LOG_LEVEL", "info")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usagef("--log-level: %v", err)
+	}
+	switch *transport {
+	case "stdio", "http", "sse", "streamable-http":
+	default:
+		return usagef("--transport must be stdio, http or sse, not %q", *transport)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Logs go to stderr only: in stdio mode stdout carries MCP messages.
+	rt, err := c.open(ctx, cio, level)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(cio.stderr, &slog.HandlerOptions{Level: level}))
+	srv := mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger})
+	// Keys expire on their own at claim time; purging keeps the file small.
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := rt.PurgeExpired(ctx); err != nil {
+					logger.Warn("purge idempotency keys", "err", err)
+				}
+			}
+		}
+	}()
+
+	var serveErr error
+	if *transport == "stdio" {
+		serveErr = srv.ServeStdio(ctx, cio.stdin, cio.stdout)
+		if errors.Is(serveErr, context.Canceled) {
+			serveErr = nil
+		}
+	} else {
+		serveErr = serveHTTP(ctx, srv, net.JoinHostPort(*host, *port), *host, splitList(*allowedHosts), splitList(*allowedOrigins), logger)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("shutdown", "err", err)
+	}
+	if err := rt.Close(); err != nil {
+		return errors.Join(serveErr, err)
+	}
+	return serveErr
+}
+
+func serveHTTP(ctx context.Context, srv *mcpserver.Server, addr, host string, hosts, origins []string, logger *slog.Logger) error {
+	apiKey := env("API_KEY")
+	if apiKey == "" && !mcpserver.IsLoopback(host) {
+		logger.Warn("NANO_VM_MCP_API_KEY is not set and the server listens beyond loopback: anyone who can reach " + addr + " can run programs. Set NANO_VM_MCP_API_KEY, or bind --host 127.0.0.1.")
+	}
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		hosts = append(hosts, host)
+	}
+	handler := srv.HTTPHandler(mcpserver.HTTPOptions{APIKey: apiKey, AllowedHosts: hosts, AllowedOrigins: origins, Logger: logger})
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	logger.Info("serving MCP over HTTP", "addr", ln.Addr().String(), "streamable_http", "/mcp", "sse", "/sse", "health", "/health", "auth", apiKey != "")
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: in-flight runs stop after their current step and stay resumable")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,230 @@
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+const testKey = "test-api-key-0123456789"
+
+// httpServer serves s's HTTP transports with an API key.
+func httpServer(t *testing.T, s *Server, opts HTTPOptions) *httptest.Server {
+	t.Helper()
+	hs := httptest.NewServer(s.HTTPHandler(opts))
+	t.Cleanup(func() {
+		_ = s.Shutdown(context.Background())
+		hs.Close()
+	})
+	return hs
+}
+
+// paymentOverClient runs the payment pipeline through c and checks the
+// structured result, then reads its trace.
+func paymentOverClient(t *testing.T, s *Server, c *client.Client) {
+	t.Helper()
+	run := ok(t, s, "run_program", call(t, c, "run_program", map[string]any{
+		"program": string(readExample(t, "program.json")), "input": paymentInput(),
+	}))
+	if run["status"] != "success" || run["steps"] != float64(4) {
+		t.Fatalf("run_program: %v", run)
+	}
+	tr := ok(t, s, "get_trace", call(t, c, "get_trace", map[string]any{"trace_id": run["trace_id"]}))
+	if tr["total_steps"] != float64(4) {
+		t.Fatalf("get_trace: %v", tr)
+	}
+}
+
+// Ensure the payment pipeline runs over Streamable HTTP (both protocol
+// eras) and legacy SSE, with the bearer token, and progress reaches the
+// Streamable HTTP client.
+func TestHTTPTransports(t *testing.T) {
+	s := newServer(t, nil)
+	hs := httpServer(t, s, HTTPOptions{APIKey: testKey})
+	auth := map[string]string{"Authorization": "Bearer " + testKey}
+	tests := []struct {
+		name string
+		open func(t *testing.T) *client.Client
+	}{
+		{name: "streamable", open: func(t *testing.T) *client.Client {
+			c, err := client.NewStreamableHttpClient(hs.URL+"/mcp", transport.WithHTTPHeaders(auth))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}},
+		{name: "streamable 2025-11-25", open: func(t *testing.T) *client.Client {
+			tr, err := transport.NewStreamableHTTP(hs.URL+"/mcp", transport.WithHTTPHeaders(auth))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return client.NewClient(tr, client.WithLegacyProtocolOnly())
+		}},
+		{name: "sse", open: func(t *testing.T) *client.Client {
+			c, err := client.NewSSEMCPClient(hs.URL+"/sse", transport.WithHeaders(auth))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.open(t)
+			n := start(t, c)
+			paymentOverClient(t, s, c)
+			if tt.name == "sse" {
+				return
+			}
+			res := callCtx(t, context.Background(), c, "run_program", map[string]any{
+				"program": string(readExample(t, "program.json")), "input": paymentInput(),
+			}, "http-progress")
+			ok(t, s, "run_program", res)
+			// Notifications on a Streamable HTTP response stream arrive
+			// before the response they belong to.
+			if got := len(n.progress()); got != 4 {
+				t.Fatalf("%d progress notifications, want 4", got)
+			}
+		})
+	}
+}
+
+// Ensure the HTTP guards: /health needs nothing, a missing or wrong token
+// is 401 with a JSON body, a foreign Origin or Host is 403, an oversized
+// body is 413, malformed JSON-RPC is a parse error, and the server keeps
+// serving after each.
+func TestHTTPGuards(t *testing.T) {
+	s := newServer(t, nil)
+	hs := httpServer(t, s, HTTPOptions{APIKey: testKey, MaxBodyBytes: 1 << 20, AllowedHosts: []string{"mcp.example.com"}, AllowedOrigins: []string{"https://app.example.com"}})
+	initBody := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       string
+		bodyBytes  int
+		header     map[string]string
+		host       string
+		wantStatus int
+		wantBody   string
+	}{
+		{name: "health without auth", method: "GET", path: "/health", wantStatus: 200, wantBody: `{"status":"ok"}`},
+		{name: "health with a foreign host", method: "GET", path: "/health", host: "evil.example", wantStatus: 200, wantBody: `"ok"`},
+		{name: "missing token", method: "POST", path: "/mcp", body: initBody, wantStatus: 401, wantBody: `{"error":"unauthorized"}`},
+		{name: "wrong token", method: "POST", path: "/mcp", body: initBody, header: map[string]string{"Authorization": "Bearer nope"}, wantStatus: 401, wantBody: `{"error":"unauthorized"}`},
+		{name: "wrong scheme", method: "POST", path: "/mcp", body: initBody, header: map[string]string{"Authorization": "Basic " + testKey}, wantStatus: 401, wantBody: "unauthorized"},
+		{name: "sse without token", method: "GET", path: "/sse", wantStatus: 401, wantBody: "unauthorized"},
+		{name: "messages without token", method: "POST", path: "/messages?sessionId=x", body: initBody, wantStatus: 401, wantBody: "unauthorized"},
+		{name: "good token", method: "POST", path: "/mcp", body: initBody, header: map[string]string{"Authorization": "Bearer " + testKey}, wantStatus: 200, wantBody: `"protocolVersion"`},
+		{name: "foreign origin", method: "POST", path: "/mcp", body: initBody, header: map[string]string{"Authorization": "Bearer " + testKey, "Origin": "https://evil.example"}, wantStatus: 403, wantBody: "forbidden_origin"},
+		{name: "null origin", method: "POST", path: "/mcp", body: initBody, header: map[string]string{"Authorization": "Bearer " + testKey, "Origin": "null"}, wantStatus: 403, wantBody: "forbidden_origin"},
+		{name: "allowed origin", method: "POST", path: "/mcp", body: initBody, header: map[string]string{"Authorization": "Bearer " + testKey, "Origin": "https://app.example.com"}, wantStatus: 200, wantBody: "protocolVersion"},
+		{name: "loopback origin", method: "POST", path: "/mcp", body: initBody, header: map[string]string{"Authorization": "Bearer " + testKey, "Origin": "http://localhost:6274"}, wantStatus: 200, wantBody: "protocolVersion"},
+		{name: "foreign host", method: "POST", path: "/mcp", body: initBody, host: "evil.example", header: map[string]string{"Authorization": "Bearer " + testKey}, wantStatus: 403, wantBody: "forbidden_host"},
+		{name: "allowed host", method: "POST", path: "/mcp", body: initBody, host: "mcp.example.com:443", header: map[string]string{"Authorization": "Bearer " + testKey}, wantStatus: 200, wantBody: "protocolVersion"},
+		{name: "10 MB body", method: "POST", path: "/mcp", bodyBytes: 10 << 20, header: map[string]string{"Authorization": "Bearer " + testKey}, wantStatus: 413, wantBody: "request_too_large"},
+		{name: "malformed JSON-RPC", method: "POST", path: "/mcp", body: `{"jsonrpc":"2.0","id":1,"method":`, header: map[string]string{"Authorization": "Bearer " + testKey}, wantStatus: 400, wantBody: "-32700"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(tt.body)
+			if tt.bodyBytes > 0 {
+				body = bytes.NewReader(bytes.Repeat([]byte("a"), tt.bodyBytes))
+			}
+			req, err := http.NewRequest(tt.method, hs.URL+tt.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			resp, err := hs.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus || !strings.Contains(string(got), tt.wantBody) {
+				t.Fatalf("status %d body %s; want %d containing %s", resp.StatusCode, got, tt.wantStatus, tt.wantBody)
+			}
+			if resp.StatusCode == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+				t.Fatal("401 without WWW-Authenticate")
+			}
+			if resp.StatusCode >= 400 && !json.Valid(bytes.TrimSpace(got)) {
+				t.Fatalf("error body is not JSON: %s", got)
+			}
+		})
+	}
+	// Still serving after all of the above.
+	c, err := client.NewStreamableHttpClient(hs.URL+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + testKey}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
+		t.Fatalf("server stopped serving: %v", err)
+	}
+}
+
+// Ensure a chunked body without Content-Length over the cap is a 413 too.
+func TestHTTPChunkedBodyCap(t *testing.T) {
+	s := newServer(t, nil)
+	hs := httpServer(t, s, HTTPOptions{MaxBodyBytes: 1024})
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write(bytes.Repeat([]byte(" "), 4096))
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", hs.URL+"/mcp", pr)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// Ensure IsLoopback tells loopback binds from the ones every interface
+// sees.
+func TestIsLoopback(t *testing.T) {
+	tests := []struct {
+		name string
+		addr string
+		want bool
+	}{
+		{name: "localhost with port", addr: "localhost:8000", want: true},
+		{name: "ipv4 loopback", addr: "127.0.0.1:8000", want: true},
+		{name: "other ipv4 loopback", addr: "127.0.0.2", want: true},
+		{name: "ipv6 loopback", addr: "[::1]:8000", want: true},
+		{name: "bare ipv6 loopback", addr: "::1", want: true},
+		{name: "all interfaces", addr: "0.0.0.0:8000", want: false},
+		{name: "empty host", addr: ":8000", want: false},
+		{name: "ipv6 any", addr: "[::]:8000", want: false},
+		{name: "a name", addr: "example.com:8000", want: false},
+		{name: "lan address", addr: "192.168.1.5:8000", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsLoopback(tt.addr); got != tt.want {
+				t.Fatalf("IsLoopback(%q) = %v", tt.addr, got)
+			}
+		})
+	}
+}

@@ -1,0 +1,140 @@
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// toolDef is one MCP tool: what a model reads (name, title, description,
+// schemas, annotations) and its handler. Schemas are written by hand as
+// maps, not generated from Go types, so they carry a description per
+// field and encode deterministically for the snapshots.
+type toolDef struct {
+	name, title, description string
+	input, output            map[string]any
+	// The four hints, each stated explicitly for every tool.
+	readOnly, destructive, idempotent, openWorld bool
+	// args is a pointer to the zero value of the handler's argument
+	// struct: the meta-test checks the input schema names exactly its
+	// fields.
+	args    any
+	handler func(s *Server, ctx context.Context, req mcp.CallToolRequest) (any, error)
+}
+
+// tool builds the mcp-go tool.
+func (d toolDef) tool() mcp.Tool {
+	in, err := json.Marshal(d.input)
+	if err != nil {
+		panic(fmt.Sprintf("mcpserver: tool %s: input schema: %v", d.name, err))
+	}
+	out, err := json.Marshal(d.output)
+	if err != nil {
+		panic(fmt.Sprintf("mcpserver: tool %s: output schema: %v", d.name, err))
+	}
+	return mcp.Tool{
+		Name:            d.name,
+		Title:           d.title,
+		Description:     d.description,
+		RawInputSchema:  in,
+		RawOutputSchema: out,
+		Annotations: mcp.ToolAnnotation{
+			Title:           d.title,
+			ReadOnlyHint:    mcp.ToBoolPtr(d.readOnly),
+			DestructiveHint: mcp.ToBoolPtr(d.destructive),
+			IdempotentHint:  mcp.ToBoolPtr(d.idempotent),
+			OpenWorldHint:   mcp.ToBoolPtr(d.openWorld),
+		},
+	}
+}
+
+// maxDescription is where Claude Code truncates a tool description.
+const maxDescription = 2048
+
+// mustValidate panics on a malformed definition: a programming mistake
+// that must stop the server at start-up rather than confuse a model.
+func (d toolDef) mustValidate() {
+	fail := func(format string, args ...any) {
+		panic(fmt.Sprintf("mcpserver: tool %s: ", d.name) + fmt.Sprintf(format, args...))
+	}
+	if d.name == "" || d.title == "" || d.description == "" || d.handler == nil || d.args == nil {
+		fail("name, title, description, args and handler are required")
+	}
+	if len(d.description) >= maxDescription {
+		fail("description is %d bytes, over %d", len(d.description), maxDescription)
+	}
+	if d.input["type"] != "object" || d.input["additionalProperties"] != false {
+		fail("input schema must be a closed object")
+	}
+	if d.output["type"] != "object" {
+		fail("output schema must be an object")
+	}
+	props, _ := d.input["properties"].(map[string]any)
+	var names []string
+	for k := range props {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	if want := argNames(d.args); !slices.Equal(names, want) {
+		fail("input schema properties %v differ from the decoded arguments %v", names, want)
+	}
+	if d.readOnly && (d.destructive || !d.idempotent) {
+		fail("a read-only tool is neither destructive nor non-idempotent")
+	}
+}
+
+// Schema builders: small, so each tool's schema reads like the JSON it
+// produces.
+
+func object(props map[string]any, required ...string) map[string]any {
+	m := map[string]any{"type": "object", "properties": props}
+	if len(required) > 0 {
+		m["required"] = required
+	}
+	return m
+}
+
+// closed is an input schema: no argument beyond props.
+func closed(props map[string]any, required ...string) map[string]any {
+	m := object(props, required...)
+	m["additionalProperties"] = false
+	return m
+}
+
+func str(desc string) map[string]any { return map[string]any{"type": "string", "description": desc} }
+
+func enum(desc string, values ...string) map[string]any {
+	return map[string]any{"type": "string", "description": desc, "enum": values}
+}
+
+func integer(desc string) map[string]any {
+	return map[string]any{"type": "integer", "description": desc}
+}
+
+func intRange(desc string, lo, hi, def int) map[string]any {
+	return map[string]any{"type": "integer", "description": desc, "minimum": lo, "maximum": hi, "default": def}
+}
+
+func number(desc string) map[string]any { return map[string]any{"type": "number", "description": desc} }
+
+func boolean(desc string) map[string]any {
+	return map[string]any{"type": "boolean", "description": desc}
+}
+
+func anyValue(desc string) map[string]any { return map[string]any{"description": desc} }
+
+func array(desc string, items map[string]any) map[string]any {
+	return map[string]any{"type": "array", "description": desc, "items": items}
+}
+
+func objectOrString(desc string) map[string]any {
+	return map[string]any{"type": []string{"object", "string"}, "description": desc}
+}
+
+func withDesc(m map[string]any, desc string) map[string]any {
+	m["description"] = desc
+	return m
+}

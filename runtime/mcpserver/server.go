@@ -1,0 +1,231 @@
+package mcpserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+)
+
+// MaxResultBytes bounds the JSON of any tool result (40,000 bytes, about
+// 10,000 tokens). The result is sent twice, as structured content and as
+// text for older clients, so both together stay under Claude Code's default
+// 25,000-token tool-output limit.
+const MaxResultBytes = 40_000
+
+// Options configures a Server. A nil *Options means DefaultOptions().
+type Options struct {
+	// Name is the server name announced at initialize; "" means
+	// "nano-vm-mcp".
+	Name string
+	// Version is the server version announced at initialize; "" means
+	// "dev".
+	Version string
+	// AllowToolUpload lists and serves register_tool. DefaultOptions sets
+	// it; the zero value false hides register_tool entirely (the operator
+	// switched uploads off), so a model is never offered a tool that can
+	// only fail.
+	AllowToolUpload bool
+	// Logger receives the server's logs (never stdout); nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the options New uses for nil: name
+// "nano-vm-mcp", version "dev", tool upload allowed, slog.Default().
+func DefaultOptions() *Options {
+	return &Options{Name: "nano-vm-mcp", Version: "dev", AllowToolUpload: true}
+}
+
+// Server is the MCP face of a runtime. It is safe for concurrent use; one
+// Server may serve stdio and HTTP at the same time.
+type Server struct {
+	rt   *runtime.Runtime
+	opts Options
+	log  *slog.Logger
+	mcp  *server.MCPServer
+	// defs are the tools as registered, in registration order, for the
+	// meta-tests and snapshots.
+	defs []toolDef
+
+	// stop cancels every run in flight at Shutdown: the legacy SSE
+	// transport detaches request contexts from the connection, so the
+	// server needs its own.
+	stop     context.Context
+	stopRuns context.CancelFunc
+
+	// afterProgress, when set, is called after each progress
+	// notification, inside the run: tests use it to cancel at a known
+	// step.
+	afterProgress func(runtime.Progress)
+
+	mu       sync.Mutex
+	closers  []func(context.Context) error
+	shutdown bool
+}
+
+// New builds the MCP server over rt: its tools, resources and
+// instructions. It panics if a tool definition is malformed, a programming
+// mistake caught at start-up.
+func New(rt *runtime.Runtime, opts *Options) *Server {
+	o := DefaultOptions()
+	if opts != nil {
+		o = opts
+		if o.Name == "" {
+			o.Name = "nano-vm-mcp"
+		}
+		if o.Version == "" {
+			o.Version = "dev"
+		}
+	}
+	s := &Server{rt: rt, opts: *o, log: o.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.stop, s.stopRuns = context.WithCancel(context.Background())
+	s.mcp = server.NewMCPServer(s.opts.Name, s.opts.Version,
+		server.WithInstructions(instructions),
+		server.WithToolCapabilities(false),
+		server.WithResourceCapabilities(false, false),
+		server.WithResourceRecovery(),
+		server.WithToolHandlerMiddleware(s.recoverTool),
+	)
+	for _, d := range s.toolDefs() {
+		if d.name == "register_tool" && !s.opts.AllowToolUpload {
+			continue
+		}
+		d.mustValidate()
+		s.defs = append(s.defs, d)
+		s.mcp.AddTool(d.tool(), s.handle(d))
+	}
+	s.addResources()
+	return s
+}
+
+// MCP returns the mcp-go server, for in-process clients and custom
+// transports.
+func (s *Server) MCP() *server.MCPServer { return s.mcp }
+
+// Shutdown cancels the runs in flight (each stops after its current step
+// and is left resumable) and closes the HTTP transports' sessions. It does
+// not close the runtime: the caller closes it after Shutdown returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	closers := s.closers
+	s.closers = nil
+	s.mu.Unlock()
+	s.stopRuns()
+	var first error
+	for _, c := range closers {
+		if err := c(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// onShutdown registers a transport's cleanup.
+func (s *Server) onShutdown(f func(context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closers = append(s.closers, f)
+}
+
+// runContext is ctx, also cancelled by Shutdown. After Shutdown it
+// refuses, so no new run starts only to be interrupted at once.
+func (s *Server) runContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if s.stop.Err() != nil {
+		return nil, nil, &runtime.Error{Code: codeShuttingDown, Message: "the server is shutting down; retry once it is back"}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.stop, cancel)
+	return ctx, func() { stop(); cancel() }, nil
+}
+
+// handle adapts a tool's handler to mcp-go: decoded output becomes
+// structured content plus the same JSON as text; an error becomes an
+// isError result (see errorResult).
+func (s *Server) handle(d toolDef) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		out, err := d.handler(s, ctx, req)
+		if err != nil {
+			return s.errorResult(d.name, err), nil
+		}
+		text, err := json.Marshal(out)
+		if err != nil {
+			return s.errorResult(d.name, fmt.Errorf("encode result: %w", err)), nil
+		}
+		if len(text) > MaxResultBytes {
+			// Every handler bounds its own output; this is the last guard
+			// against a blob reaching the model.
+			return s.errorResult(d.name, &runtime.Error{
+				Code:    "result_too_large",
+				Message: fmt.Sprintf("the result is %d bytes, over the %d-byte limit; ask for a smaller page (limit) or a narrower query", len(text), MaxResultBytes),
+			}), nil
+		}
+		return mcp.NewToolResultStructured(json.RawMessage(text), string(text)), nil
+	}
+}
+
+// errorResult turns err into a tool error. A *runtime.Error carries its
+// code, message and details to the model; anything else is logged with an
+// incident id and reported generically, so no internal detail leaks.
+func (s *Server) errorResult(tool string, err error) *mcp.CallToolResult {
+	body := map[string]any{}
+	if e, ok := runtime.AsError(err); ok {
+		for k, v := range e.Details {
+			body[k] = v
+		}
+		body["error"] = e.Code
+		body["message"] = e.Message
+	} else {
+		id := incidentID()
+		s.log.Error("mcp tool failed", "tool", tool, "incident", id, "err", err)
+		body["error"] = "internal_error"
+		body["message"] = "the server failed to complete the call (incident " + id + "); nothing you sent was wrong — retrying may help, and the operator's log has the details"
+		body["incident"] = id
+	}
+	text, mErr := json.Marshal(body)
+	if mErr != nil {
+		text = []byte(`{"error":"internal_error","message":"the error could not be encoded"}`)
+	}
+	return mcp.NewToolResultError(string(text))
+}
+
+// recoverTool turns a panic in a tool handler into a generic tool error
+// and logs the stack: a panic must never take the server down or reach
+// the client.
+func (s *Server) recoverTool(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				res = s.errorResult(req.Params.Name, fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+				err = nil
+			}
+		}()
+		return next(ctx, req)
+	}
+}
+
+// incidentID is a short random id tying a generic error to its log line.
+func incidentID() string {
+	var b [6]byte
+	_, _ = io.ReadFull(rand.Reader, b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// argError is an invalid_argument tool error.
+func argError(format string, args ...any) error {
+	return &runtime.Error{Code: runtime.CodeInvalidArgument, Message: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,29 @@
+package mcpserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// ServeStdio serves MCP over newline-delimited JSON-RPC on in and out (the
+// process's stdin and stdout for `--transport stdio`) until in ends or ctx
+// is cancelled. Cancelling ctx also cancels the runs in flight, which stop
+// after their current step and are left resumable. Logs go to the Server's
+// Logger, never to out.
+func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.stop, cancel)
+	defer stop()
+	stdio := server.NewStdioServer(s.mcp)
+	stdio.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelWarn))
+	err := stdio.Listen(ctx, in, out)
+	if errors.Is(err, context.Canceled) || errors.Is(err, io.ErrClosedPipe) {
+		return nil
+	}
+	return err
+}
