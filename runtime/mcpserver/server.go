@@ -63,6 +63,8 @@ type Server struct {
 	// server needs its own.
 	stop     context.Context
 	stopRuns context.CancelFunc
+	// runs cancels each run in flight, keyed by a pointer unique to it.
+	runs map[*context.CancelFunc]context.CancelFunc
 
 	// afterProgress, when set, is called after each progress
 	// notification, inside the run: tests use it to cancel at a known
@@ -126,6 +128,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closers = nil
 	s.mu.Unlock()
 	s.stopRuns()
+	// Cancel the runs here, synchronously, rather than through an
+	// AfterFunc goroutine: a run must not start another step after
+	// Shutdown returned.
+	s.mu.Lock()
+	runs := s.runs
+	s.runs = nil
+	s.mu.Unlock()
+	for _, cancel := range runs {
+		cancel()
+	}
 	var first error
 	for _, c := range closers {
 		if err := c(ctx); err != nil && first == nil {
@@ -149,8 +161,24 @@ func (s *Server) runContext(ctx context.Context) (context.Context, context.Cance
 		return nil, nil, &runtime.Error{Code: codeShuttingDown, Message: "the server is shutting down; retry once it is back"}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.stop, cancel)
-	return ctx, func() { stop(); cancel() }, nil
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		cancel()
+		return nil, nil, &runtime.Error{Code: codeShuttingDown, Message: "the server is shutting down; retry once it is back"}
+	}
+	if s.runs == nil {
+		s.runs = map[*context.CancelFunc]context.CancelFunc{}
+	}
+	key := &cancel
+	s.runs[key] = cancel
+	s.mu.Unlock()
+	return ctx, func() {
+		s.mu.Lock()
+		delete(s.runs, key)
+		s.mu.Unlock()
+		cancel()
+	}, nil
 }
 
 // handle adapts a tool's handler to mcp-go: decoded output becomes
