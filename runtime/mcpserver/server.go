@@ -100,6 +100,7 @@ func New(rt *runtime.Runtime, opts *Options) *Server {
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(false, false),
 		server.WithResourceRecovery(),
+		server.WithLogging(),
 		server.WithToolHandlerMiddleware(s.recoverTool),
 	)
 	for _, d := range s.toolDefs() {

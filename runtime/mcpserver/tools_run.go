@@ -111,28 +111,32 @@ func runError(res *runtime.RunResult, err error) error {
 	return err
 }
 
-// progressFunc reports each durable step as notifications/progress when
-// the client asked for progress (sent a progress token); nil otherwise.
+// progressFunc reports each durable step: as notifications/progress when
+// the client asked for progress (sent a progress token), and as a log
+// message (notifications/message, level info, logger "nano-vm-mcp.run")
+// when the client's logging level lets info through.
 func (s *Server) progressFunc(ctx context.Context, req mcp.CallToolRequest) func(runtime.Progress) {
-	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
-		return nil
+	var token mcp.ProgressToken
+	if req.Params.Meta != nil {
+		token = req.Params.Meta.ProgressToken
 	}
-	token := req.Params.Meta.ProgressToken
 	srv := s.mcp
 	return func(p runtime.Progress) {
-		params := map[string]any{
-			"progressToken": token,
-			"progress":      p.Done,
-			"message":       fmt.Sprintf("step %s: %s", p.StepID, p.Status),
+		msg := fmt.Sprintf("step %s: %s", p.StepID, p.Status)
+		if token != nil {
+			params := map[string]any{"progressToken": token, "progress": p.Done, "message": msg}
+			// Total is a hint (branches skip steps, loops repeat them); it
+			// must never be below progress.
+			if p.Total >= p.Done {
+				params["total"] = p.Total
+			}
+			if err := srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), params); err != nil {
+				s.log.Debug("progress notification not sent", "trace", p.TraceID, "err", err)
+			}
 		}
-		// Total is a hint (branches skip steps, loops repeat them); it
-		// must never be below progress.
-		if p.Total >= p.Done {
-			params["total"] = p.Total
-		}
-		if err := srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), params); err != nil {
-			s.log.Debug("progress notification not sent", "trace", p.TraceID, "err", err)
-		}
+		note := mcp.NewLoggingMessageNotification(mcp.LoggingLevelInfo, "nano-vm-mcp.run",
+			map[string]any{"trace_id": p.TraceID, "index": p.Index, "step_id": p.StepID, "status": p.Status})
+		_ = srv.SendLogMessageToClient(ctx, note) // a client that set no level, or a higher one, gets none
 		if s.afterProgress != nil {
 			s.afterProgress(p)
 		}
