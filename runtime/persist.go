@@ -24,6 +24,9 @@ type persister struct {
 }
 
 func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress func(Progress)) *persister {
+	// The program and input were stored when the execution started; a step
+	// commit leaves them as they are instead of rewriting them each time.
+	exec.Input, exec.Program, exec.Checkpoint = nil, nil, nil
 	return &persister{rt: rt, exec: exec, progress: progress, total: len(prog.Steps)}
 }
 

@@ -422,9 +422,9 @@ func (rt *Runtime) execution(ctx context.Context, id string) (store.Execution, e
 // checks the trace against them by folding it in a kernel run that is
 // then discarded; the returned trace is the stored one, verified.
 func (rt *Runtime) restore(ctx context.Context, exec store.Execution) (*kernel.Program, map[string]any, *kernel.Trace, error) {
-	prog, _, err := kernel.LoadProgram(exec.Program)
+	prog, err := rt.program(exec)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("execution %s: stored program: %w", exec.ID, err)
+		return nil, nil, nil, err
 	}
 	var input map[string]any
 	if len(exec.Input) > 0 {
@@ -467,4 +467,30 @@ func headerJSON(tr *kernel.Trace) json.RawMessage {
 		return nil
 	}
 	return b
+}
+
+// maxCachedPrograms bounds Runtime.programs.
+const maxCachedPrograms = 1024
+
+// program returns an execution's validated program, from the cache when
+// the same program (by canonical hash) was validated before.
+func (rt *Runtime) program(exec store.Execution) (*kernel.Program, error) {
+	if exec.ProgramHash != "" {
+		if p, ok := rt.programs.Load(exec.ProgramHash); ok {
+			return p.(*kernel.Program), nil
+		}
+	}
+	prog, _, err := kernel.LoadProgram(exec.Program)
+	if err != nil {
+		return nil, fmt.Errorf("execution %s: stored program: %w", exec.ID, err)
+	}
+	if exec.ProgramHash != "" {
+		// Bound the cache: many distinct programs start it over.
+		if rt.cachedPrograms.Add(1) > maxCachedPrograms {
+			rt.programs.Clear()
+			rt.cachedPrograms.Store(1)
+		}
+		rt.programs.Store(exec.ProgramHash, prog)
+	}
+	return prog, nil
 }

@@ -13,7 +13,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
@@ -82,6 +85,12 @@ type Runtime struct {
 	clock    kernel.Clock
 	ids      kernel.IDSource
 
+	// programs caches validated programs by their canonical hash: a
+	// validated program is read-only, and re-validating one for every
+	// resume, replay and trace read is the bulk of their cost.
+	programs       sync.Map // hash → *kernel.Program
+	cachedPrograms atomic.Int64
+
 	mu      sync.Mutex
 	flights map[string]*flight // idempotency key → run in progress here
 	active  map[string]bool    // execution id → running in this process
@@ -108,7 +117,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	rt.ids = cfg.IDs
 	if rt.ids == nil {
-		rt.ids = kernel.RandomIDs{}
+		rt.ids = uuidV7{}
 	}
 
 	var err error
@@ -260,6 +269,20 @@ func (rt *Runtime) closeAll(ctx context.Context) error {
 		errs = append(errs, rt.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// uuidV7 makes trace ids as time-ordered UUIDs (RFC 9562 version 7): still
+// unique and opaque, but consecutive runs land next to each other in the
+// store's B+trees instead of scattering writes (RATIONALE.md, "Why UUIDv7
+// trace ids?").
+type uuidV7 struct{}
+
+func (uuidV7) NewID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
 }
 
 // secretResolver lets tools resolve vault refs through the vault.

@@ -61,7 +61,8 @@ var (
 	bucketMeta         = []byte("meta")             // schema_version, chain head
 	bucketPrograms     = []byte("programs")         // id → Program
 	bucketProgramsTime = []byte("programs_by_time") // created ns | id → nil
-	bucketExecutions   = []byte("executions")       // id → Execution
+	bucketExecutions   = []byte("executions")       // id → Execution without its body
+	bucketExecBodies   = []byte("exec_bodies")      // id → executionBody (input, program, checkpoint)
 	bucketExecTime     = []byte("exec_by_time")     // created ns | id → nil
 	bucketExecProgram  = []byte("exec_by_program")  // program id 0 created ns | id → nil
 	bucketExecOpen     = []byte("exec_unfinished")  // created ns | id → nil
@@ -76,7 +77,7 @@ var (
 	bucketToolCurrent  = []byte("tools_current")    // name → sha256
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketPrograms, bucketProgramsTime, bucketExecutions,
+		bucketMeta, bucketPrograms, bucketProgramsTime, bucketExecutions, bucketExecBodies,
 		bucketExecTime, bucketExecProgram, bucketExecOpen, bucketSteps,
 		bucketEnvelopes, bucketEnvExec, bucketIdem, bucketIdemExpiry,
 		bucketSecrets, bucketModules, bucketToolVersions, bucketToolCurrent,

@@ -64,9 +64,46 @@ func checkExecution(e Execution) error {
 	return nil
 }
 
+// executionBody is the part of an execution written once and read rarely:
+// kept apart so that the per-step rewrite of the execution record stays
+// small, whatever the size of the program and its input.
+type executionBody struct {
+	Input      json.RawMessage `json:"input,omitempty"`
+	Program    json.RawMessage `json:"program,omitempty"`
+	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
+}
+
 // putExecution writes e and its index entries inside tx, replacing any
-// earlier record and its entries.
+// earlier record and its entries. Input, Program and Checkpoint left empty
+// keep their stored values: a step commit need not resend them.
 func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, error) {
+	if len(e.Input) > 0 || len(e.Program) > 0 || len(e.Checkpoint) > 0 {
+		bodies := tx.Bucket(bucketExecBodies)
+		var body executionBody
+		if old := bodies.Get([]byte(e.ID)); old != nil {
+			if err := decodeRecord(old, &body); err != nil {
+				return e, err
+			}
+		}
+		if len(e.Input) > 0 {
+			body.Input = e.Input
+		}
+		if len(e.Program) > 0 {
+			body.Program = e.Program
+		}
+		if len(e.Checkpoint) > 0 {
+			body.Checkpoint = e.Checkpoint
+		}
+		v, err := json.Marshal(&body)
+		if err != nil {
+			return e, fmt.Errorf("encode: %w", err)
+		}
+		if err := bodies.Put([]byte(e.ID), v); err != nil {
+			return e, err
+		}
+	}
+	full := e
+	e.Input, e.Program, e.Checkpoint = nil, nil, nil
 	b := tx.Bucket(bucketExecutions)
 	if old := b.Get([]byte(e.ID)); old != nil {
 		var prev Execution
@@ -106,7 +143,22 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, error) {
 			return e, err
 		}
 	}
+	e.Input, e.Program, e.Checkpoint = full.Input, full.Program, full.Checkpoint
 	return e, nil
+}
+
+// loadBody fills e's Input, Program and Checkpoint from the body bucket.
+func loadBody(tx *bolt.Tx, e *Execution) error {
+	v := tx.Bucket(bucketExecBodies).Get([]byte(e.ID))
+	if v == nil {
+		return nil
+	}
+	var body executionBody
+	if err := decodeRecord(v, &body); err != nil {
+		return err
+	}
+	e.Input, e.Program, e.Checkpoint = body.Input, body.Program, body.Checkpoint
+	return nil
 }
 
 func unfinished(status string) bool {
@@ -169,6 +221,9 @@ func deleteExecution(tx *bolt.Tx, id string) error {
 			}
 		}
 	}
+	if err := tx.Bucket(bucketExecBodies).Delete([]byte(id)); err != nil {
+		return err
+	}
 	return b.Delete([]byte(id))
 }
 
@@ -180,7 +235,10 @@ func (db *DB) Execution(ctx context.Context, id string) (Execution, error) {
 		if v == nil {
 			return ErrNotFound
 		}
-		return decodeRecord(v, &e)
+		if err := decodeRecord(v, &e); err != nil {
+			return err
+		}
+		return loadBody(tx, &e)
 	})
 	if err != nil {
 		return Execution{}, fmt.Errorf("execution %q: %w", id, err)
@@ -271,6 +329,9 @@ func (db *DB) Unfinished(ctx context.Context) ([]Execution, error) {
 			}
 			var e Execution
 			if err := decodeRecord(v, &e); err != nil {
+				return err
+			}
+			if err := loadBody(tx, &e); err != nil {
 				return err
 			}
 			out = append(out, e)

@@ -43,18 +43,21 @@ type ProgramStore interface {
 // ExecutionStore keeps executions (traces) and their steps.
 type ExecutionStore interface {
 	// PutExecution creates or replaces an execution's record (start,
-	// finish, suspend). A zero CreatedAt is set to now on creation and kept
+	// finish, suspend). Input, Program and Checkpoint left empty keep their
+	// stored values, so a later update need not resend them. A zero CreatedAt is set to now on creation and kept
 	// from the stored record on replacement; UpdatedAt is always now.
 	PutExecution(ctx context.Context, e Execution) (Execution, error)
 	// Execution returns an execution by id, or ErrNotFound.
 	Execution(ctx context.Context, id string) (Execution, error)
-	// Executions lists executions newest first, filtered and paged.
+	// Executions lists executions newest first, filtered and paged,
+	// without their Input, Program and Checkpoint (read one with Execution).
 	Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage, error)
 	// Unfinished lists executions whose status is StatusRunning or
 	// StatusSuspended, oldest first: after a crash these are the runs to
 	// resume or to offer for resumption.
 	Unfinished(ctx context.Context) ([]Execution, error)
 	// CommitStep atomically writes a step, replaces its execution's record
+	// (empty Input, Program and Checkpoint keep their stored values)
 	// and, when c.Envelope is set, appends the envelope to the audit chain.
 	// It returns the stored envelope (nil without a draft). ErrStepExists
 	// when the step index is taken; nothing is written then.

@@ -36,11 +36,7 @@ func cmdRun(args []string, cio *cliIO) error {
 	if len(pos) != 1 {
 		return usagef("run needs exactly one program file")
 	}
-	prog, err := os.ReadFile(pos[0])
-	if err != nil {
-		return fmt.Errorf("read program: %w", err)
-	}
-	req := runtime.RunRequest{Program: prog, IdempotencyKey: *key, SaveAs: *saveAs}
+	req := runtime.RunRequest{IdempotencyKey: *key, SaveAs: *saveAs}
 	if *input != "" {
 		v, err := jsonArg(*input)
 		if err != nil {
@@ -52,6 +48,11 @@ func cmdRun(args []string, cio *cliIO) error {
 		}
 		req.Input = m
 	}
+	prog, err := os.ReadFile(pos[0])
+	if err != nil {
+		return fmt.Errorf("read program: %w", err)
+	}
+	req.Program = prog
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rt, err := c.open(ctx, cio, slog.LevelWarn)

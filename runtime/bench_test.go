@@ -1,0 +1,94 @@
+package runtime_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/runtime/benchmark"
+)
+
+// benchConcurrency is the number of runs in flight in the Go benchmarks:
+// enough to share commits and keep both cores busy, small enough that
+// b.N = 1 still means something. `nano-vm-mcp bench` uses the original's
+// 200.
+const benchConcurrency = 32
+
+// runScenario runs one of the original's workloads through the real path
+// (kernel, governed executor, a sandbox per tool call, bbolt with fsync and
+// an envelope per step) for b.N items, timing only the items, and checks
+// every invariant and the audit chain afterwards.
+func runScenario(b *testing.B, name string, noSync bool) {
+	runScaled(b, name, noSync, 1)
+}
+
+// runScaled runs b.N × scale items: the long horizon counts items in
+// thousands, one program per thousand.
+func runScaled(b *testing.B, name string, noSync bool, scale int) {
+	b.StopTimer()
+	sel, err := benchmark.Select(name)
+	if err != nil || len(sel) != 1 {
+		b.Fatalf("select %q: %v", name, err)
+	}
+	ctx := context.Background()
+	e, err := benchmark.Open(ctx, benchmark.Config{
+		DBPath: filepath.Join(b.TempDir(), "bench.db"), NoSync: noSync, CacheDir: sharedCache, Logger: quietLogger(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	b.ReportAllocs()
+	r, err := e.Run(ctx, sel[0], benchmark.Options{Items: b.N * scale, Concurrency: benchConcurrency, Timer: b})
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !r.OK() {
+		b.Fatalf("%d invariant(s) broken: %v", r.ViolationsTotal, r.Violations)
+	}
+	if rep, err := e.Audit(ctx); err != nil || !rep.OK {
+		b.Fatalf("audit: %+v %v", rep, err)
+	}
+	b.ReportMetric(r.Throughput, r.Unit+"/s")
+	b.ReportMetric(r.P95MS, "p95-ms")
+	if r.Envelopes > 0 {
+		b.ReportMetric(float64(r.Envelopes)/float64(r.Items), "envelopes/op")
+	}
+}
+
+// BenchmarkRefund is BM-INT-01: the refund pipeline, two llm steps (mock
+// model) and three sandboxed tool calls per program.
+func BenchmarkRefund(b *testing.B) {
+	b.Run("fsync", func(b *testing.B) { runScenario(b, "refund", false) })
+	b.Run("nosync", func(b *testing.B) { runScenario(b, "refund", true) })
+}
+
+// BenchmarkParallel is BM-INT-04: one parallel step of ten sandboxed calls.
+func BenchmarkParallel(b *testing.B) { runScenario(b, "parallel", false) }
+
+// BenchmarkStoreRoundTrip is BM-INT-05: save and get a program and a trace,
+// sequentially; an op is one item of four calls, items/s × 4 = ops/s.
+func BenchmarkStoreRoundTrip(b *testing.B) {
+	b.Run("nosync", func(b *testing.B) { runScenario(b, "roundtrip-nosync", false) })
+	b.Run("fsync", func(b *testing.B) { runScenario(b, "roundtrip-fsync", false) })
+}
+
+// BenchmarkEnvelope is BM-INT-06: the refund pipeline, then its envelopes
+// read back and checked, inside the timed item.
+func BenchmarkEnvelope(b *testing.B) { runScenario(b, "envelope", false) }
+
+// BenchmarkReplay is BM-INT-08: replay recorded refund runs from the store
+// and check each is equivalent (the recording is untimed).
+func BenchmarkReplay(b *testing.B) { runScenario(b, "replay", false) }
+
+// BenchmarkLongHorizon is BM-INT-10: one op is a 1,000-step chain of a
+// sandboxed tool with every step durable.
+func BenchmarkLongHorizon(b *testing.B) { runScaled(b, "long", false, benchmark.LongHorizonSteps) }
+
+// BenchmarkToolCall is a sandboxed call of get_order_amount, a fresh
+// instance per call and a warm pooled one.
+func BenchmarkToolCall(b *testing.B) {
+	b.Run("fresh", func(b *testing.B) { runScenario(b, "toolcall-fresh", false) })
+	b.Run("pooled", func(b *testing.B) { runScenario(b, "toolcall-pooled", false) })
+}

@@ -1,0 +1,373 @@
+package benchmark
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultConcurrency is the original's concurrency: 200 runs in flight.
+const DefaultConcurrency = 200
+
+// DefaultItems is how many items a scenario runs when Options.Items is
+// zero: the original's 5,000.
+const DefaultItems = 5000
+
+// Timer is the part of *testing.B that Run drives: timing stops during
+// set-up and the invariant checks, so a Go benchmark's ns/op counts only
+// the measured phase.
+type Timer interface {
+	StartTimer()
+	StopTimer()
+}
+
+// Options configures one scenario run. Zero fields take defaults.
+type Options struct {
+	// Items is the number of work items (programs, round trips, calls);
+	// default DefaultItems. BM-INT-10 runs Items/1000 programs of 1,000
+	// steps (at least 1).
+	Items int
+	// Concurrency is the number of goroutines pulling items; default
+	// DefaultConcurrency. Sequential scenarios (BM-INT-05, -10) ignore it.
+	Concurrency int
+	// Progress, when set, is called with the items done so far, from one
+	// goroutine, about every ProgressInterval and once at the end.
+	Progress func(done, total int)
+	// ProgressInterval defaults to 100ms.
+	ProgressInterval time.Duration
+	// Timer, when set, is stopped outside the measured phase.
+	Timer Timer
+}
+
+// Result is one scenario's measurement.
+type Result struct {
+	// ID is the original's workload id, e.g. "BM-INT-01".
+	ID string `json:"id"`
+	// Name is the scenario's name, e.g. "refund".
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	// Unit is what Throughput counts per second ("programs", "ops", …).
+	Unit string `json:"unit"`
+	// Items is the number of items run; Ops the number of Units done.
+	Items int `json:"items"`
+	Ops   int `json:"ops"`
+	// Concurrency is the number of goroutines that pulled items.
+	Concurrency int `json:"concurrency"`
+	// Durability is "fsync", "no fsync", or "none" (no store involved).
+	Durability string `json:"durability"`
+	// Seconds is the measured phase's wall time; set-up and checks are
+	// outside it.
+	Seconds float64 `json:"seconds"`
+	// Throughput is Ops per second of the measured phase.
+	Throughput float64 `json:"throughput_per_s"`
+	// P50MS, P95MS, P99MS and MaxMS are per-item latencies, end to end.
+	P50MS float64 `json:"p50_ms"`
+	P95MS float64 `json:"p95_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+	// PeakRSSMB is the process's peak resident set during the scenario;
+	// RSSGrowthMB is that peak minus the resident set before it.
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+	RSSGrowthMB float64 `json:"rss_growth_mb"`
+	// Envelopes counts the envelopes the scenario's runs wrote (and
+	// checked, one per successful step).
+	Envelopes int `json:"envelopes"`
+	// Target is the issue's target; TargetMet says whether this run met it
+	// (nil when there is no target).
+	Target    string `json:"target,omitempty"`
+	TargetMet *bool  `json:"target_met,omitempty"`
+	// Original is the original's figure on the same machine kind.
+	Original string `json:"original,omitempty"`
+	// Violations lists broken invariants (the first few); empty means
+	// every run held.
+	Violations      []string `json:"violations,omitempty"`
+	ViolationsTotal int      `json:"violations_total,omitempty"`
+}
+
+// OK reports whether every invariant held.
+func (r *Result) OK() bool { return r.ViolationsTotal == 0 }
+
+// Scenario describes one workload.
+type Scenario struct {
+	// ID is the original's workload id ("BM-INT-01"); "BM-TOOL" for the
+	// tool-call microbenchmark, which the original did not have.
+	ID string
+	// Name is unique; Group, when set, names a family (roundtrip,
+	// toolcall) that Select picks as a whole.
+	Name  string
+	Group string
+	// Title is a short description for the table.
+	Title string
+	// Unit is what an op is: programs, ops, replays, steps or calls.
+	Unit string
+	// Original is the original's figure; Target the issue's target.
+	Original string
+	Target   string
+
+	opsPerItem int
+	sequential bool
+	items      func(n int) int
+	// setup prepares what items use, untimed; its envelopes count.
+	setup func(ctx context.Context, e *Env, n int, chk *checker) (any, error)
+	// item runs item i, timed; a returned error stops the scenario.
+	item func(ctx context.Context, e *Env, st any, i int, chk *checker) error
+	// verify checks the state after the timed phase, untimed.
+	verify func(ctx context.Context, e *Env, st any, chk *checker) error
+	met    func(r *Result) bool
+}
+
+// Scenarios returns every scenario in the order the bench command runs
+// them.
+func Scenarios() []Scenario { return slices.Clone(scenarios) }
+
+// Select returns the scenarios whose ID, Name or Group matches one of the
+// comma-separated names (case-insensitive), in run order; "" or "all"
+// selects every scenario.
+func Select(names string) ([]Scenario, error) {
+	if names == "" || strings.EqualFold(names, "all") {
+		return Scenarios(), nil
+	}
+	want := map[string]bool{}
+	for _, n := range strings.Split(names, ",") {
+		if n = strings.ToLower(strings.TrimSpace(n)); n != "" {
+			want[n] = true
+		}
+	}
+	var out []Scenario
+	found := map[string]bool{}
+	for _, s := range scenarios {
+		for _, k := range []string{s.ID, s.Name, s.Group} {
+			if k = strings.ToLower(k); k != "" && want[k] {
+				out = append(out, s)
+				found[k] = true
+				break
+			}
+		}
+	}
+	for n := range want {
+		if !found[n] {
+			var known []string
+			for _, s := range scenarios {
+				known = append(known, s.Name)
+			}
+			return nil, fmt.Errorf("select scenarios: no scenario %q (known: %s, or an id such as BM-INT-01)", n, strings.Join(known, ", "))
+		}
+	}
+	return out, nil
+}
+
+// Run runs one scenario on e. An error means the scenario could not run;
+// broken invariants are reported in the Result.
+func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error) {
+	stop := func() {
+		if opts.Timer != nil {
+			opts.Timer.StopTimer()
+		}
+	}
+	start := func() {
+		if opts.Timer != nil {
+			opts.Timer.StartTimer()
+		}
+	}
+	stop()
+	defer start()
+
+	items := opts.Items
+	if items <= 0 {
+		items = DefaultItems
+	}
+	if s.items != nil {
+		items = s.items(items)
+	}
+	conc := opts.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	if s.sequential {
+		conc = 1
+	}
+	conc = min(conc, items)
+	res := Result{
+		ID: s.ID, Name: s.Name, Title: s.Title, Unit: s.Unit, Items: items, Ops: items * s.opsPerItem,
+		Concurrency: conc, Durability: e.durability(s), Target: s.Target, Original: s.Original,
+	}
+	chk := &checker{}
+
+	var st any
+	if s.setup != nil {
+		var err error
+		if st, err = s.setup(ctx, e, items, chk); err != nil {
+			return res, fmt.Errorf("%s: set up: %w", s.Name, err)
+		}
+	}
+
+	debug.FreeOSMemory()
+	rssBefore := residentMB()
+	resetPeak()
+
+	lat := make([]time.Duration, items)
+	var done atomic.Int64
+	progressDone := e.progress(opts, &done, items)
+	work := make(chan int, conc)
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	start()
+	t0 := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if runCtx.Err() != nil {
+					continue
+				}
+				s0 := time.Now()
+				if err := s.item(runCtx, e, st, i, chk); err != nil {
+					cancel(fmt.Errorf("item %d: %w", i, err))
+					continue
+				}
+				lat[i] = time.Since(s0)
+				done.Add(1)
+			}
+		}()
+	}
+feed:
+	for i := range items {
+		select {
+		case work <- i:
+		case <-runCtx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	elapsed := time.Since(t0)
+	stop()
+	progressDone()
+
+	if err := context.Cause(runCtx); err != nil {
+		return res, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	res.PeakRSSMB = peakMB()
+	res.RSSGrowthMB = max(res.PeakRSSMB-rssBefore, 0)
+	res.Seconds = elapsed.Seconds()
+	res.Throughput = float64(res.Ops) / elapsed.Seconds()
+	res.P50MS, res.P95MS, res.P99MS, res.MaxMS = percentileMS(lat, 0.50), percentileMS(lat, 0.95), percentileMS(lat, 0.99), percentileMS(lat, 1)
+
+	if s.verify != nil {
+		if err := s.verify(ctx, e, st, chk); err != nil {
+			return res, fmt.Errorf("%s: verify: %w", s.Name, err)
+		}
+	}
+	res.Envelopes = chk.envelopes()
+	e.addEnvelopes(res.Envelopes)
+	res.Violations, res.ViolationsTotal = chk.report()
+	if s.met != nil {
+		ok := s.met(&res)
+		res.TargetMet = &ok
+	}
+	return res, nil
+}
+
+func (e *Env) durability(s Scenario) string {
+	switch {
+	case s.Name == "roundtrip-nosync":
+		return "no fsync"
+	case s.Name == "roundtrip-fsync":
+		return "fsync"
+	case s.Group == "toolcall":
+		return "none"
+	case e.cfg.NoSync:
+		return "no fsync"
+	}
+	return "fsync"
+}
+
+// progress starts the progress reporter and returns the function that
+// stops it after a final report.
+func (e *Env) progress(opts Options, done *atomic.Int64, total int) func() {
+	if opts.Progress == nil {
+		return func() {}
+	}
+	every := opts.ProgressInterval
+	if every <= 0 {
+		every = 100 * time.Millisecond
+	}
+	quit := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				opts.Progress(int(done.Load()), total)
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-stopped
+		opts.Progress(int(done.Load()), total)
+	}
+}
+
+// percentileMS is the nearest-rank percentile of lat, in milliseconds.
+func percentileMS(lat []time.Duration, p float64) float64 {
+	if len(lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	k := int(p*float64(len(s))+0.999999) - 1
+	k = max(0, min(k, len(s)-1))
+	return float64(s[k]) / float64(time.Millisecond)
+}
+
+// checker collects broken invariants and the envelopes counted, from
+// concurrent items.
+type checker struct {
+	mu    sync.Mutex
+	msgs  []string
+	total int
+	envs  int
+}
+
+// maxViolations bounds the messages kept; the total is always counted.
+const maxViolations = 10
+
+func (c *checker) failf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total++
+	if len(c.msgs) < maxViolations {
+		c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
+	}
+}
+
+func (c *checker) addEnvelopes(n int) {
+	c.mu.Lock()
+	c.envs += n
+	c.mu.Unlock()
+}
+
+func (c *checker) envelopes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.envs
+}
+
+func (c *checker) report() ([]string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.msgs), c.total
+}
