@@ -50,6 +50,10 @@ type Registry struct {
 
 	mu       sync.Mutex
 	versions map[string]*version // key: module sha + "/" + manifest sha
+	// current caches each name's current version so that a call does not
+	// read the store. Register and Remove through this registry keep it
+	// true; the store has one writer process (the primary), which owns it.
+	current map[string]store.ToolRecord
 }
 
 // version caches one decoded manifest and its Tools per effective set.
@@ -63,7 +67,7 @@ func NewRegistry(h *Host, st Store, opts RegistryOptions) *Registry {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}}
+	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]store.ToolRecord{}}
 }
 
 // grant asks gate C, refusing anything it adds to the request.
@@ -119,6 +123,9 @@ func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (store
 	if err := r.st.PutToolVersion(ctx, rec, wasm); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	r.mu.Lock()
+	r.current[m.Name] = rec
+	r.mu.Unlock()
 	return rec, nil
 }
 
@@ -157,6 +164,9 @@ func (r *Registry) List(ctx context.Context) ([]store.ToolRecord, error) {
 // Remove unregisters name. Its versions stay resolvable by pinned hash so
 // past executions can still name (and replay) the code they ran.
 func (r *Registry) Remove(ctx context.Context, name string) error {
+	r.mu.Lock()
+	delete(r.current, name)
+	r.mu.Unlock()
 	if err := r.st.RemoveTool(ctx, name); err != nil {
 		return fmt.Errorf("remove tool %q: %w", name, err)
 	}
@@ -189,7 +199,16 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	}
 	var rec store.ToolRecord
 	if pin == "" {
-		rec, err = r.st.Tool(ctx, name)
+		r.mu.Lock()
+		cur, ok := r.current[name]
+		r.mu.Unlock()
+		if ok {
+			rec = cur
+		} else if rec, err = r.st.Tool(ctx, name); err == nil {
+			r.mu.Lock()
+			r.current[name] = rec
+			r.mu.Unlock()
+		}
 	} else {
 		rec, err = r.st.ToolVersion(ctx, name, pin)
 	}
