@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
+)
+
+// The end-to-end tests start the built binary and speak MCP to it with
+// mcp-go's client: over a real pipe (stdio) and a real socket (Streamable
+// HTTP and the legacy SSE pair).
+
+func e2eEnv() []string {
+	return append(os.Environ(),
+		"NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey),
+		"NANO_VM_MCP_CACHE_DIR="+sharedCache,
+		"NANO_VM_MCP_LOG_LEVEL=warn")
+}
+
+func initialize(t *testing.T, c *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	req.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "1"}
+	if _, err := c.Initialize(ctx, req); err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+}
+
+// callTool calls a tool and decodes its structured result; isError fails
+// the test unless wantErr.
+func callTool(t *testing.T, c *client.Client, name string, args map[string]any, wantErr bool) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = name
+	req.Params.Arguments = args
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var text string
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			text += tc.Text
+		}
+	}
+	if res.IsError != wantErr {
+		t.Fatalf("%s: isError=%v: %s", name, res.IsError, text)
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(text), &out); err != nil {
+		t.Fatalf("%s: %v: %s", name, err, text)
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// workflow is the acceptance path over any transport: register a tool, run
+// the payment pipeline, read its trace, verify the audit, put and erase a
+// secret, and leave a run suspended; it returns the suspended trace id.
+func workflow(t *testing.T, c *client.Client) string {
+	t.Helper()
+	mods, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name == "secret_echo" {
+			reg := callTool(t, c, "register_tool", map[string]any{"name": "secret_echo", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)}, false)
+			if !strings.Contains(fmt.Sprint(reg), "secret_echo") {
+				t.Fatalf("register_tool: %v", reg)
+			}
+		}
+	}
+	run := callTool(t, c, "run_program", map[string]any{
+		"program": readFile(t, example("payment_pipeline", "program.json")),
+		"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
+	}, false)
+	if run["status"] != "success" || run["steps"] != float64(4) {
+		t.Fatalf("run_program: %v", run)
+	}
+	tr := callTool(t, c, "get_trace", map[string]any{"trace_id": run["trace_id"], "limit": 2}, false)
+	if steps, _ := tr["steps"].([]any); len(steps) != 2 {
+		t.Fatalf("get_trace: %v", tr)
+	}
+	if v := callTool(t, c, "verify_audit", map[string]any{}, false); v["ok"] != true {
+		t.Fatalf("verify_audit: %v", v)
+	}
+	ref := callTool(t, c, "put_secret", map[string]any{"id": "card-4242", "value": "4242424242424242"}, false)
+	echo := callTool(t, c, "run_program", map[string]any{
+		"program": `{"steps":[{"id":"use","type":"tool","tool":"secret_echo","args":{"ref":"$card"}}]}`,
+		"input":   map[string]any{"card": ref["ref"]},
+	}, false)
+	if echo["status"] != "success" || strings.Contains(fmt.Sprint(echo), "4242424242424242") {
+		t.Fatalf("secret run: %v", echo)
+	}
+	callTool(t, c, "erase_secret", map[string]any{"id": "card-4242"}, false)
+	if v := callTool(t, c, "verify_audit", map[string]any{}, false); v["ok"] != true {
+		t.Fatalf("verify_audit after erase: %v", v)
+	}
+	bad := callTool(t, c, "run_program", map[string]any{"program": `{"steps":[{"id":"a","type":"teleport"}]}`}, true)
+	if bad["error"] != "invalid_program" {
+		t.Fatalf("invalid program: %v", bad)
+	}
+	susp := callTool(t, c, "run_program", map[string]any{
+		"program": readFile(t, example("momo_suspend", "program.json")),
+		"input":   map[string]any{"amount": 50000, "order_id": "momo-1"},
+	}, false)
+	if susp["status"] != "suspended" {
+		t.Fatalf("momo: %v", susp)
+	}
+	return susp["trace_id"].(string)
+}
+
+func resumeAfterRestart(t *testing.T, c *client.Client, trace string) {
+	t.Helper()
+	done := callTool(t, c, "resume_program", map[string]any{"trace_id": trace, "payload": map[string]any{"payment_status": "SUCCESS"}, "source": "WEBHOOK"}, false)
+	if done["status"] != "success" || done["trace_id"] != trace {
+		t.Fatalf("resume after restart: %v", done)
+	}
+	if v := callTool(t, c, "verify_audit", map[string]any{}, false); v["ok"] != true {
+		t.Fatalf("verify_audit: %v", v)
+	}
+}
+
+// Ensure the binary serves the whole workflow over stdio, and a run
+// suspended before a restart resumes after it.
+func TestE2EStdio(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "e2e.db")
+	start := func() *client.Client {
+		c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		initialize(t, c)
+		return c
+	}
+	c := start()
+	trace := workflow(t, c)
+	c.Close()
+	c = start()
+	defer c.Close()
+	resumeAfterRestart(t, c, trace)
+}
+
+// startHTTP starts the binary serving HTTP on a free loopback port and
+// returns its base URL and a stop function.
+func startHTTP(t *testing.T, db, apiKey string) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	cmd := exec.Command(binary, "--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", db)
+	cmd.Env = append(e2eEnv(), "NANO_VM_MCP_API_KEY="+apiKey)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+		}
+	}()
+	base := "http://127.0.0.1:" + port
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("server did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return base, func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server exit after SIGINT: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Error("server did not stop on SIGINT")
+		}
+	}
+}
+
+// Ensure the binary serves the workflow over Streamable HTTP and SSE with a
+// bearer token, refuses a wrong one, and resumes across a restart.
+func TestE2EHTTP(t *testing.T) {
+	const key = "e2e-token"
+	db := filepath.Join(t.TempDir(), "http.db")
+	base, stop := startHTTP(t, db, key)
+
+	resp, err := http.Post(base+"/mcp", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+
+	auth := map[string]string{"Authorization": "Bearer " + key}
+	c, err := client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, c)
+	trace := workflow(t, c)
+	c.Close()
+
+	sse, err := client.NewSSEMCPClient(base+"/sse", transport.WithHeaders(auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sse.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, sse)
+	if l := callTool(t, sse, "list_traces", map[string]any{"limit": 10}, false); fmt.Sprint(l) == "" {
+		t.Fatal("list_traces over SSE")
+	}
+	sse.Close()
+	stop()
+
+	base, stop = startHTTP(t, db, key)
+	defer stop()
+	c, err = client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(auth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, c)
+	resumeAfterRestart(t, c, trace)
+}
