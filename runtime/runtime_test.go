@@ -59,7 +59,12 @@ func openRuntime(t *testing.T, cfg runtime.Config) *runtime.Runtime {
 
 func readExample(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "examples", "payment_pipeline", name))
+	return readExampleFile(t, "payment_pipeline", name)
+}
+
+func readExampleFile(t *testing.T, example, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "examples", example, name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -280,3 +280,27 @@ func TestE2EHTTP(t *testing.T) {
 	initialize(t, c)
 	resumeAfterRestart(t, c, trace)
 }
+
+// Ensure the original's refund example runs end to end over MCP with the
+// mock provider configured the way a user configures a real one.
+func TestE2ERefundOverMCP(t *testing.T) {
+	env := append(e2eEnv(), "NANO_VM_MCP_LLM_MODEL=mock/map:broken=yes;default=no")
+	c, err := client.NewStdioMCPClient(binary, env, "--db", filepath.Join(t.TempDir(), "refund.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	initialize(t, c)
+	prog := readFile(t, example("customer_refund", "program.json"))
+	for input, last := range map[string]string{"my toaster arrived broken": "process_refund", "where is my parcel?": "reject"} {
+		run := callTool(t, c, "run_program", map[string]any{"program": prog, "input": map[string]any{"user_input": input}}, false)
+		if run["status"] != "success" {
+			t.Fatalf("%q: %v", input, run)
+		}
+		tr := callTool(t, c, "get_trace", map[string]any{"trace_id": run["trace_id"]}, false)
+		steps := tr["steps"].([]any)
+		if got := steps[len(steps)-1].(map[string]any)["step_id"]; got != last {
+			t.Fatalf("%q ended at %v, want %s", input, got, last)
+		}
+	}
+}
