@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,16 +32,13 @@ func cmdTool(args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	fs := flag.NewFlagSet("tool "+verb, flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("tool "+verb, cio)
 	pos, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	rt, err := c.open(ctx, cio, slog.LevelError)
+	rt, err := c.openAdmin(ctx, cio, true)
 	if err != nil {
 		return err
 	}
@@ -111,10 +106,7 @@ func cmdTrace(args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	fs := flag.NewFlagSet("trace "+verb, flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("trace "+verb, cio)
 	status := fs.String("status", "", "only traces with this status")
 	limit := fs.Int("limit", 20, "how many")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -123,8 +115,7 @@ func cmdTrace(args []string, cio *cliIO) error {
 		return err
 	}
 	ctx := context.Background()
-	c.noBundled = true
-	rt, err := c.open(ctx, cio, slog.LevelError)
+	rt, err := c.openAdmin(ctx, cio, false)
 	if err != nil {
 		return err
 	}
@@ -164,17 +155,13 @@ func cmdAudit(args []string, cio *cliIO) error {
 	} else {
 		args = rest
 	}
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("audit verify", cio)
 	execID := fs.String("execution", "", "verify only this execution's envelopes and their links")
 	if _, err := c.parse(fs, args); err != nil {
 		return err
 	}
 	ctx := context.Background()
-	c.noBundled = true
-	rt, err := c.open(ctx, cio, slog.LevelError)
+	rt, err := c.openAdmin(ctx, cio, false)
 	if err != nil {
 		return err
 	}
@@ -201,17 +188,13 @@ func cmdSecret(args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	fs := flag.NewFlagSet("secret "+verb, flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("secret "+verb, cio)
 	pos, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	c.noBundled = true
-	rt, err := c.open(ctx, cio, slog.LevelError)
+	rt, err := c.openAdmin(ctx, cio, false)
 	if err != nil {
 		return err
 	}

@@ -207,3 +207,22 @@ func printJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// newFlags returns a flag set for a command with the shared flags on it.
+func newFlags(name string, cio *cliIO) (*flag.FlagSet, *common) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(cio.stderr)
+	c := &common{}
+	c.register(fs)
+	return fs, c
+}
+
+// openAdmin opens the runtime for a short administrative command: errors
+// only in the log, and the bundled tools registered only when the command
+// is about tools.
+func (c *common) openAdmin(ctx context.Context, cio *cliIO, bundled bool) (*runtime.Runtime, error) {
+	if !bundled {
+		c.noBundled = true
+	}
+	return c.open(ctx, cio, slog.LevelError)
+}
