@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/runtime/benchmark"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 
 // benchConcurrency is the number of runs in flight in the Go benchmarks:
@@ -32,7 +33,7 @@ func runScaled(b *testing.B, name string, noSync bool, scale int) {
 	}
 	ctx := context.Background()
 	e, err := benchmark.Open(ctx, benchmark.Config{
-		DBPath: filepath.Join(b.TempDir(), "bench.db"), NoSync: noSync, CacheDir: sharedCache, Logger: quietLogger(),
+		DBPath: filepath.Join(b.TempDir(), "bench.db"), NoSync: noSync, CacheDir: runtimetest.CacheDir, Logger: quietLogger(),
 	})
 	if err != nil {
 		b.Fatal(err)

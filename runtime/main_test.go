@@ -3,20 +3,8 @@ package runtime_test
 import (
 	"os"
 	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 
-// sharedCache is the package's compilation cache: compiling the bundled
-// tools is the slowest part of opening a runtime (seconds under -race), so
-// the tests share one.
-var sharedCache string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nanovm-wasm-cache")
-	if err != nil {
-		panic(err)
-	}
-	sharedCache = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(runtimetest.Main(m)) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,47 +13,18 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 	"github.com/nanovm/nano-vm-mcp/store"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
-func quietLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.Default()
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func quietLogger() *slog.Logger { return runtimetest.Logger() }
 
-// openRuntime opens a runtime on a fresh database in a temp dir, closing it
-// and verifying the audit chain at cleanup.
+// openRuntime opens a runtime on a fresh database, verifying the audit chain
+// and closing it at cleanup.
 func openRuntime(t *testing.T, cfg runtime.Config) *runtime.Runtime {
 	t.Helper()
-	if cfg.DBPath == "" {
-		cfg.DBPath = filepath.Join(t.TempDir(), "nano.db")
-	}
-	if cfg.VaultKey == nil {
-		cfg.VaultKey = []byte("0123456789abcdef0123456789abcdef")
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	if cfg.CacheDir == "" {
-		cfg.CacheDir = sharedCache
-	}
-	rt, err := runtime.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rep, err := rt.VerifyAudit(context.Background(), "")
-		if err != nil || !rep.OK {
-			t.Errorf("audit at cleanup: %+v %v", rep, err)
-		}
-		if err := rt.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return rt
+	return runtimetest.Open(t, cfg)
 }
 
 func readExample(t *testing.T, name string) []byte {
@@ -205,7 +175,7 @@ func TestIdempotency(t *testing.T) {
 // Ensure a suspended run survives a restart and resumes with the event.
 func TestSuspendResumeAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	cfg := runtime.Config{DBPath: filepath.Join(dir, "nano.db"), VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger(), CacheDir: sharedCache}
+	cfg := runtime.Config{DBPath: filepath.Join(dir, "nano.db"), VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger(), CacheDir: runtimetest.CacheDir}
 	prog := `{"name":"momo","steps":[
 		{"id":"create","type":"tool","tool":"reserve_funds","args":{"order_id":"$order_id"},"output_key":"create_result"},
 		{"id":"poll","type":"tool","tool":"poll","output_key":"poll_result"},

@@ -10,6 +10,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 
 // BenchmarkStartup measures what Claude Code waits for when it launches
@@ -18,7 +19,7 @@ import (
 // tools/list against a fresh Server.
 func BenchmarkStartup(b *testing.B) {
 	dir := b.TempDir()
-	cfg := runtime.Config{DBPath: filepath.Join(dir, "nano.db"), VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger(), CacheDir: sharedCache}
+	cfg := runtime.Config{DBPath: filepath.Join(dir, "nano.db"), VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger(), CacheDir: runtimetest.CacheDir}
 	ctx := context.Background()
 	rt, err := runtime.Open(ctx, cfg)
 	if err != nil {

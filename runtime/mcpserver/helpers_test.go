@@ -3,7 +3,6 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,61 +15,17 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
-// sharedCache is the package's compilation cache, set by TestMain:
-// compiling the bundled tools takes seconds under -race, once.
-var sharedCache string
+func TestMain(m *testing.M) { os.Exit(runtimetest.Main(m)) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nanovm-mcp-wasm-cache")
-	if err != nil {
-		panic(err)
-	}
-	sharedCache = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func quietLogger() *slog.Logger { return runtimetest.Logger() }
 
-func quietLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// openRuntime opens a runtime on a fresh bbolt file, closing it and
-// verifying the whole audit chain at cleanup.
 func openRuntime(tb testing.TB, cfg runtime.Config) *runtime.Runtime {
 	tb.Helper()
-	if cfg.DBPath == "" {
-		cfg.DBPath = filepath.Join(tb.TempDir(), "nano.db")
-	}
-	if cfg.VaultKey == nil {
-		cfg.VaultKey = []byte("0123456789abcdef0123456789abcdef")
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	if cfg.CacheDir == "" {
-		cfg.CacheDir = sharedCache
-	}
-	rt, err := runtime.Open(context.Background(), cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		rep, err := rt.VerifyAudit(context.Background(), "")
-		if err != nil || !rep.OK {
-			tb.Errorf("audit at cleanup: %+v %v", rep, err)
-		}
-		if err := rt.Close(); err != nil {
-			tb.Error(err)
-		}
-	})
-	return rt
+	return runtimetest.Open(tb, cfg)
 }
 
 // newServer opens a runtime and a Server over it.

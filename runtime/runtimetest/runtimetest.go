@@ -1,0 +1,75 @@
+// Package runtimetest opens real governed runtimes for tests: a fresh bbolt
+// file in the test's temp dir, a fixed vault key, a compilation cache shared
+// by the test binary, and an audit-chain check at cleanup.
+package runtimetest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+)
+
+// VaultKey is the vault key Open uses unless the config sets one.
+var VaultKey = []byte("0123456789abcdef0123456789abcdef")
+
+// Main runs a test binary's tests with one compilation cache shared by all
+// of them — compiling the bundled tools takes seconds under -race — and
+// returns the exit code. Call it from TestMain: os.Exit(runtimetest.Main(m)).
+func Main(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "nanovm-wasm-cache")
+	if err != nil {
+		panic(err)
+	}
+	CacheDir = dir
+	defer os.RemoveAll(dir)
+	return m.Run()
+}
+
+// CacheDir is the shared compilation cache Main made; "" before Main.
+var CacheDir string
+
+// Logger discards logs unless the test runs with -v.
+func Logger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Open opens a runtime configured by cfg, filling what it leaves zero: a
+// database in tb.TempDir(), VaultKey, Logger(), CacheDir. At cleanup it
+// verifies the whole audit chain and closes the runtime.
+func Open(tb testing.TB, cfg runtime.Config) *runtime.Runtime {
+	tb.Helper()
+	if cfg.DBPath == "" {
+		cfg.DBPath = filepath.Join(tb.TempDir(), "nano.db")
+	}
+	if cfg.VaultKey == nil {
+		cfg.VaultKey = VaultKey
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = Logger()
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = CacheDir
+	}
+	rt, err := runtime.Open(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		rep, err := rt.VerifyAudit(context.Background(), "")
+		if err != nil || !rep.OK {
+			tb.Errorf("audit at cleanup: %+v %v", rep, err)
+		}
+		if err := rt.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return rt
+}
