@@ -14,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
+	"github.com/nanovm/nano-vm-mcp/runtime/shared"
 )
 
 // cmdServe serves MCP over stdio (the default, for Claude Code and Claude
@@ -62,13 +64,76 @@ func cmdServe(args []string, cio *cliIO) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Logs go to stderr only: in stdio mode stdout carries MCP messages.
+	logger := slog.New(slog.NewTextHandler(cio.stderr, &slog.HandlerOptions{Level: level}))
+	if *transport == "stdio" {
+		// Every stdio client gets its own process; they share the database
+		// through the first one (see runtime/shared).
+		err := shared.Serve(ctx, cio.stdin, cio.stdout, shared.Options{
+			DBPath: c.db,
+			Open:   func(ctx context.Context) (*shared.Backend, error) { return c.openBackend(ctx, cio, level, logger) },
+			Logger: logger,
+		})
+		if !errors.Is(err, shared.ErrUnsupported) {
+			if errors.Is(err, context.Canceled) {
+				err = nil
+			}
+			return err
+		}
+	}
 	rt, err := c.open(ctx, cio, level)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(cio.stderr, &slog.HandlerOptions{Level: level}))
-	srv := mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger})
-	// Keys expire on their own at claim time; purging keeps the file small.
+	srv := c.newServer(rt, logger)
+	stopPurge := purgeLoop(rt, logger)
+
+	var serveErr error
+	if *transport == "stdio" {
+		serveErr = srv.ServeStdio(ctx, cio.stdin, cio.stdout)
+		if errors.Is(serveErr, context.Canceled) {
+			serveErr = nil
+		}
+	} else {
+		serveErr = serveHTTP(ctx, srv, net.JoinHostPort(*host, *port), *host, splitList(*allowedHosts), splitList(*allowedOrigins), logger)
+	}
+	stopPurge()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("shutdown", "err", err)
+	}
+	if err := rt.Close(); err != nil {
+		return errors.Join(serveErr, err)
+	}
+	return serveErr
+}
+
+func (c *common) newServer(rt *runtime.Runtime, logger *slog.Logger) *mcpserver.Server {
+	return mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger})
+}
+
+// openBackend opens the runtime and its MCP server for the process that
+// becomes the database's primary.
+func (c *common) openBackend(ctx context.Context, cio *cliIO, level slog.Level, logger *slog.Logger) (*shared.Backend, error) {
+	rt, err := c.open(ctx, cio, level)
+	if err != nil {
+		return nil, err
+	}
+	srv := c.newServer(rt, logger)
+	stopPurge := purgeLoop(rt, logger)
+	return &shared.Backend{MCP: srv.MCP(), Close: func(ctx context.Context) error {
+		stopPurge()
+		if err := srv.Shutdown(ctx); err != nil {
+			logger.Warn("shutdown", "err", err)
+		}
+		return rt.Close()
+	}}, nil
+}
+
+// purgeLoop purges expired idempotency keys hourly until stopped. Keys
+// expire on their own at claim time; purging keeps the file small.
+func purgeLoop(rt *runtime.Runtime, logger *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
@@ -83,25 +148,7 @@ func cmdServe(args []string, cio *cliIO) error {
 			}
 		}
 	}()
-
-	var serveErr error
-	if *transport == "stdio" {
-		serveErr = srv.ServeStdio(ctx, cio.stdin, cio.stdout)
-		if errors.Is(serveErr, context.Canceled) {
-			serveErr = nil
-		}
-	} else {
-		serveErr = serveHTTP(ctx, srv, net.JoinHostPort(*host, *port), *host, splitList(*allowedHosts), splitList(*allowedOrigins), logger)
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Warn("shutdown", "err", err)
-	}
-	if err := rt.Close(); err != nil {
-		return errors.Join(serveErr, err)
-	}
-	return serveErr
+	return cancel
 }
 
 func serveHTTP(ctx context.Context, srv *mcpserver.Server, addr, host string, hosts, origins []string, logger *slog.Logger) error {

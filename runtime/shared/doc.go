@@ -1,0 +1,33 @@
+// Package shared lets several MCP server processes serve one database: the
+// first process to take the database becomes the primary and serves a Unix
+// socket beside it; every later process forwards its own client's MCP
+// messages to that socket, and takes the database over when the primary
+// goes away. It is the gopls "-remote=auto" model applied to a bbolt file,
+// which one process at a time may hold.
+//
+// Every participant speaks newline-delimited JSON-RPC, the framing of MCP's
+// stdio transport, on both its client side and the socket; a forwarder is
+// a line pump that understands just enough of each message (its id and
+// method) to replay the session's initialize to a new primary and to
+// answer or retry the requests a dead primary left unanswered.
+//
+// # Invariants
+//
+//   - Only the holder of the election lock (<db>.sock.lock, flock) creates,
+//     replaces or removes the socket (<db>.sock); the socket is created
+//     with mode 0600 before its name appears, so no other user can connect.
+//   - Waiting for a primary is bounded (Options.WaitTimeout): a database
+//     held by a process that serves no socket is an error, never a hang.
+//   - A request in flight when its primary died is answered exactly once:
+//     by the new primary if it was safe to send again (read-only or
+//     idempotent tools, list and read methods, a run with an
+//     idempotency_key), otherwise by a JSON-RPC error asking to retry.
+//
+// # Caveats
+//
+//   - Unix only (flock and Unix sockets); elsewhere Serve returns
+//     ErrUnsupported and the caller serves its client alone.
+//   - A socket path is limited to about 104 bytes; a primary whose
+//     database path is too long serves its own client only, and later
+//     processes fail with ErrNoPrimary naming the path.
+package shared
