@@ -92,6 +92,9 @@ func (rt *Runtime) PutSecret(ctx context.Context, id, value string) (string, err
 // (GDPR erasure). Projections then show [REDACTED_TOMBSTONE], resolution
 // fails, and the erasure itself is appended to the audit chain.
 func (rt *Runtime) EraseSecret(ctx context.Context, id string) (store.Envelope, error) {
+	if _, tombstoned := rt.vault.Ref(id); tombstoned {
+		return store.Envelope{}, newError(CodeTombstoned, store.ErrTombstoned, "secret %q was already erased", id)
+	}
 	if err := rt.vault.Erase(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return store.Envelope{}, newError(CodeNotFound, err, "no secret %q", id)

@@ -271,6 +271,11 @@ func TestSecretsAndErasure(t *testing.T) {
 	if _, err := rt.PutSecret(ctx, "card-4242", "again"); err == nil {
 		t.Fatal("an erased id was reused")
 	}
+	if _, err := rt.EraseSecret(ctx, "card-4242"); err == nil {
+		t.Fatal("a second erasure was accepted")
+	} else if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeTombstoned {
+		t.Fatalf("second erasure: %v", err)
+	}
 }
 
 func registerTestTool(t *testing.T, rt *runtime.Runtime, name string) {

@@ -580,7 +580,7 @@ func eraseSecretDef() toolDef {
 		title: "Erase a secret (GDPR)",
 		description: `Erase a secret for good (right to erasure): the value is destroyed, the reference tombstoned. Traces and envelopes then show [REDACTED_TOMBSTONE] where it appeared, tools can no longer resolve it, the erasure is itself appended to the audit chain, and verify_audit still holds.
 
-Use it when the user asks to forget a secret or personal data stored with put_secret. It cannot be undone and the id cannot be reused.
+Use it when the user asks to forget a secret or personal data stored with put_secret. It cannot be undone, the id cannot be reused, and erasing it again is refused (tombstoned).
 
 Example: {"id":"card-4242"}`,
 		input: closed(map[string]any{

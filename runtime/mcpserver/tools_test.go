@@ -208,9 +208,9 @@ func TestSecrets(t *testing.T) {
 	if er["erased"] != true || er["envelope_hash"] == "" {
 		t.Fatalf("erase_secret: %v", er)
 	}
-	// A repeat appends another erasure envelope: not idempotent, as its
-	// annotation says.
-	if again := ok(t, s, "erase_secret", call(t, c, "erase_secret", map[string]any{"id": "card-4242"})); again["envelope_seq"].(float64) <= er["envelope_seq"].(float64) {
+	// A repeat is refused: the secret is gone, and the audit keeps one
+	// erasure envelope for it.
+	if again := toolErr(t, "erase_secret", call(t, c, "erase_secret", map[string]any{"id": "card-4242"})); again["error"] != "tombstoned" {
 		t.Fatalf("second erase: %v", again)
 	}
 	tr := text(t, call(t, c, "get_trace", map[string]any{"trace_id": trace}))
