@@ -33,12 +33,8 @@ func cmdTool(args []string, cio *cliIO) error {
 		return err
 	}
 	fs, c := newFlags("tool "+verb, cio)
-	pos, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	rt, err := c.openAdmin(ctx, cio, true)
+	pos, rt, err := c.parseAndOpen(ctx, fs, args, cio, true)
 	if err != nil {
 		return err
 	}
@@ -110,12 +106,8 @@ func cmdTrace(args []string, cio *cliIO) error {
 	status := fs.String("status", "", "only traces with this status")
 	limit := fs.Int("limit", 20, "how many")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	rt, err := c.openAdmin(ctx, cio, false)
+	pos, rt, err := c.parseAndOpen(ctx, fs, args, cio, false)
 	if err != nil {
 		return err
 	}
@@ -189,12 +181,8 @@ func cmdSecret(args []string, cio *cliIO) error {
 		return err
 	}
 	fs, c := newFlags("secret "+verb, cio)
-	pos, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	rt, err := c.openAdmin(ctx, cio, false)
+	pos, rt, err := c.parseAndOpen(ctx, fs, args, cio, false)
 	if err != nil {
 		return err
 	}

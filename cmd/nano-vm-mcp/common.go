@@ -226,3 +226,14 @@ func (c *common) openAdmin(ctx context.Context, cio *cliIO, bundled bool) (*runt
 	}
 	return c.open(ctx, cio, slog.LevelError)
 }
+
+// parseAndOpen parses an administrative command's flags and opens the
+// runtime for it; see openAdmin.
+func (c *common) parseAndOpen(ctx context.Context, fs *flag.FlagSet, args []string, cio *cliIO, bundled bool) ([]string, *runtime.Runtime, error) {
+	pos, err := c.parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := c.openAdmin(ctx, cio, bundled)
+	return pos, rt, err
+}
