@@ -369,12 +369,17 @@ func (r *run) apply(rec *StepRecord, verify bool) error {
 	}
 	tr.Steps = append(tr.Steps, *rec)
 	tr.StateSnapshots = append(tr.StateSnapshots, Snapshot{Index: rec.Index, Hash: h})
-	if tr.Status == StatusFailed {
+	switch {
+	case tr.Status == StatusFailed:
 		r.finish(StatusFailed, tr.Error)
-	} else if tr.Status == StatusSuspended {
+	case tr.Status == StatusSuspended:
 		r.sealRoot()
-	} else if p.MaxStalledSteps != nil && r.stalled > 0 && r.stalled >= *p.MaxStalledSteps {
+	case p.MaxStalledSteps != nil && r.stalled > 0 && r.stalled >= *p.MaxStalledSteps:
 		r.finish(StatusStalled, fmt.Sprintf("max_stalled_steps=%d exceeded: %d consecutive no-op step(s)", *p.MaxStalledSteps, r.stalled))
+	case tr.Status == StatusRunning && next < 0:
+		// The last step: the run ends with this record, so the observer
+		// sees the terminal trace and can make the end durable with it.
+		r.finish(StatusSuccess, "")
 	}
 	return nil
 }

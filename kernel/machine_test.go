@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -559,6 +560,58 @@ func TestObserver(t *testing.T) {
 	if tr.Status != kernel.StatusRunning || obs.started != 2 || obs.finished != 2 {
 		t.Fatalf("status %s started %d finished %d", tr.Status, obs.started, obs.finished)
 	}
+}
+
+// Ensure the last step's event already carries the run's end, so an
+// observer can make the outcome durable with the step, and that a run
+// whose end the observer refused stays resumable.
+func TestObserverSeesEndWithLastStep(t *testing.T) {
+	e := newEnv(map[string]kerneltest.ToolFunc{"t": kerneltest.Const(1.0), "bad": kerneltest.FailTimes(1_000_000, nil)})
+	for _, tc := range []struct {
+		name, program string
+		want          []kernel.Status
+	}{
+		{"success", `{"steps":[{"id":"a","type":"tool","tool":"t"},{"id":"b","type":"tool","tool":"t"}]}`, []kernel.Status{kernel.StatusRunning, kernel.StatusSuccess}},
+		{"failure", `{"steps":[{"id":"a","type":"tool","tool":"t"},{"id":"b","type":"tool","tool":"bad"},{"id":"c","type":"tool","tool":"t"}]}`, []kernel.Status{kernel.StatusRunning, kernel.StatusFailed}},
+		{"branch to end", `{"steps":[{"id":"a","type":"condition","condition":"1 == 1","then":"z"},{"id":"b","type":"tool","tool":"t"},{"id":"z","type":"tool","tool":"t","is_terminal":true}]}`, []kernel.Status{kernel.StatusRunning, kernel.StatusSuccess}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := &statusObserver{}
+			m := kernel.NewMachine(&kernel.Options{Tools: e.tools, Clock: e.clock, Observer: obs})
+			tr, err := m.Start(t.Context(), mustLoad(t, tc.program), nil, "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(obs.statuses, tc.want) || tr.Status != tc.want[len(tc.want)-1] {
+				t.Fatalf("observer saw %v, run ended %s; want %v", obs.statuses, tr.Status, tc.want)
+			}
+			if obs.lastFinishedAt == nil || obs.lastRoot == "" {
+				t.Fatalf("the last event lacks the end: finished_at %v, state_root %q", obs.lastFinishedAt, obs.lastRoot)
+			}
+		})
+	}
+	t.Run("end refused", func(t *testing.T) {
+		obs := &recordingObserver{failAt: 2}
+		m := kernel.NewMachine(&kernel.Options{Tools: e.tools, Clock: e.clock, Observer: obs})
+		p := mustLoad(t, `{"steps":[{"id":"a","type":"tool","tool":"t"},{"id":"b","type":"tool","tool":"t"}]}`)
+		tr, err := m.Start(t.Context(), p, nil, "x")
+		if err == nil || tr.Status != kernel.StatusRunning {
+			t.Fatalf("status %s, err %v; want running and the observer's error", tr.Status, err)
+		}
+	})
+}
+
+type statusObserver struct {
+	statuses       []kernel.Status
+	lastFinishedAt *time.Time
+	lastRoot       string
+}
+
+func (o *statusObserver) StepStarted(context.Context, kernel.StepEvent) {}
+func (o *statusObserver) StepFinished(_ context.Context, ev kernel.StepEvent) error {
+	o.statuses = append(o.statuses, ev.Status)
+	o.lastFinishedAt, o.lastRoot = ev.Trace.FinishedAt, ev.Trace.StateRoot
+	return nil
 }
 
 type recordingObserver struct {
