@@ -21,6 +21,10 @@ type persister struct {
 	progress func(Progress)
 	total    int
 	done     int
+	// ended is the run's status when the last commit already recorded how
+	// the run ended (terminal or suspended) with the full header: settle
+	// then has nothing left to write.
+	ended kernel.Status
 }
 
 func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress func(Progress)) *persister {
@@ -39,7 +43,13 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		return fmt.Errorf("encode step %d: %w", rec.Index, err)
 	}
 	p.exec.Status = string(ev.Status)
-	p.exec.Header = lightHeader(ev.Trace, ev.Status)
+	if ev.Status == kernel.StatusRunning {
+		p.exec.Header = lightHeader(ev.Trace, ev.Status)
+	} else {
+		// The run ends (or suspends) with this step: record the whole
+		// header now, in the same transaction as the step.
+		p.exec.Header = headerJSON(ev.Trace)
+	}
 	var env *store.Envelope
 	if rec.Status == kernel.StepSuccess {
 		payload, err := envelopePayload(rec, p.rt.vault)
@@ -58,6 +68,10 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	// commit outside the run's cancellation.
 	if _, err := p.rt.store.CommitStep(context.WithoutCancel(ctx), store.StepCommit{Execution: p.exec, Index: rec.Index, Step: data, Envelope: env}); err != nil {
 		return fmt.Errorf("commit step %d: %w", rec.Index, err)
+	}
+	p.ended = ""
+	if ev.Status != kernel.StatusRunning {
+		p.ended = ev.Status
 	}
 	p.done++
 	if p.progress != nil {

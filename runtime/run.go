@@ -365,8 +365,12 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 	if runErr == nil {
 		exec.Status = string(tr.Status)
 		exec.Header = headerJSON(tr)
-		if _, err := rt.store.PutExecution(ctx, exec); err != nil {
-			return nil, fmt.Errorf("record execution %s: %w", exec.ID, err)
+		// Usually the last step's commit recorded the end already; a run
+		// that ends without a record (a budget, say) is recorded here.
+		if obs.ended == "" || obs.ended != tr.Status {
+			if _, err := rt.store.PutExecution(ctx, exec); err != nil {
+				return nil, fmt.Errorf("record execution %s: %w", exec.ID, err)
+			}
 		}
 		if exec.IdempotencyKey != "" && tr.Status.Terminal() {
 			if err := rt.store.FinishIdempotencyKey(ctx, exec.IdempotencyKey, string(tr.Status)); err != nil && !errors.Is(err, store.ErrNotFound) {

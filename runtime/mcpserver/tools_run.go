@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -143,6 +144,30 @@ func (s *Server) progressFunc(ctx context.Context, req mcp.CallToolRequest) func
 	}
 }
 
+// maxNotificationWait bounds awaitNotifications.
+const maxNotificationWait = 100 * time.Millisecond
+
+// awaitNotifications waits, briefly, until the session's queued
+// notifications have been taken for sending. mcp-go's Streamable HTTP
+// transport (v1.2.1) forwards them from a goroutine that drops one it has
+// dequeued but not yet written when the response wins the race, so without
+// this a fast run lost its last progress notification. See RATIONALE.md
+// "Why does a run wait for its notifications before answering?".
+func awaitNotifications(ctx context.Context) {
+	session := server.ClientSessionFromContext(ctx)
+	if session == nil {
+		return
+	}
+	ch := session.NotificationChannel()
+	deadline := time.Now().Add(maxNotificationWait)
+	for len(ch) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Microsecond)
+	}
+	// The forwarder has dequeued the last one; let it take the write lock
+	// before the response is written.
+	time.Sleep(50 * time.Microsecond)
+}
+
 type runArgs struct {
 	Program        json.RawMessage `json:"program"`
 	ProgramID      string          `json:"program_id"`
@@ -202,6 +227,7 @@ func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, 
 		return nil, err
 	}
 	defer cancel()
+	defer awaitNotifications(ctx)
 	res, err := s.rt.RunProgram(ctx, runtime.RunRequest{
 		Program: prog, ProgramID: a.ProgramID, Input: input,
 		IdempotencyKey: a.IdempotencyKey, SaveAs: a.SaveAs,
@@ -272,6 +298,7 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 		return nil, err
 	}
 	defer cancel()
+	defer awaitNotifications(ctx)
 	progress := s.progressFunc(ctx, req)
 	res, err := s.rt.Resume(ctx, a.TraceID, payload, source, progress)
 	if e, ok := runtime.AsError(err); ok && e.Code == runtime.CodeNotSuspended {
