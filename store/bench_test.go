@@ -45,19 +45,27 @@ func BenchmarkEnvelopeAppend(b *testing.B) {
 }
 
 // BenchmarkCommitStep measures the runtime's hot path, a durable step
-// commit with its envelope, by 64 concurrent executions.
+// commit with its envelope, by 64 concurrent executions shaped as the
+// runtime writes them: started by PutExecution, then one commit per step
+// carrying a small trace header.
 func BenchmarkCommitStep(b *testing.B) {
 	ctx := context.Background()
 	db := openTemp(b, nil)
 	var worker atomic.Int64
+	header := json.RawMessage(`{"trace_id":"t","program_name":"refund","status":"running","final_output":null,"initial_state_hash":"sha256:6b1f0e3c","state_root":"","step_metrics":{"llm_calls":0,"tool_calls":3,"retries":0},"usage":{"input_tokens":0,"output_tokens":0,"cost_usd":0},"started_at":"2026-11-23T22:18:27.123456789Z","duration_ms":0}`)
 	b.ReportAllocs()
 	b.SetParallelism(32) // 32 × GOMAXPROCS(2) = 64 executions
 	b.RunParallel(func(pb *testing.PB) {
 		id := fmt.Sprint("exec-", worker.Add(1))
-		ex := store.Execution{ID: id, Status: store.StatusRunning, Checkpoint: json.RawMessage(`{"cursor":"step_2","data":{"x":1}}`)}
+		ex, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: "refund", ProgramHash: "h", Status: store.StatusRunning, PolicyHash: "p", Program: benchPayload, Input: benchPayload})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		ex.Program, ex.Input, ex.Header = nil, nil, header
 		for i := 0; pb.Next(); i++ {
 			_, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: benchPayload,
-				Envelope: &store.Envelope{StepID: "s", StateHash: "h", Payload: benchPayload}})
+				Envelope: &store.Envelope{StepID: "s", StateHash: "h", Payload: benchPayload, ModuleSHA256: "m", ManifestSHA256: "f"}})
 			if err != nil {
 				b.Error(err)
 				return

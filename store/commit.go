@@ -19,6 +19,23 @@ import (
 // fails, the batch is retried without it), so it must compute everything
 // from the transaction and only assign, never accumulate, outer variables.
 
+// txCache is what the committer remembers within one write transaction.
+// Only the committer goroutine touches it, and DB.write clears it at the
+// start of every transaction, so a batch that is rolled back and retried
+// never sees values from the failed attempt.
+type txCache struct {
+	head   chainHead
+	headOK bool
+}
+
+// write runs fn in a write transaction with a fresh txCache.
+func (db *DB) write(fn func(tx *bolt.Tx) error) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		db.txc = txCache{}
+		return fn(tx)
+	})
+}
+
 type writeReq struct {
 	fn   func(tx *bolt.Tx) error
 	done chan error
@@ -101,7 +118,7 @@ func (db *DB) runBatch(batch []*writeReq) {
 	for len(pending) > 0 {
 		failed, memberErr := -1, error(nil)
 		err := guard(func() error {
-			return db.bolt.Update(func(tx *bolt.Tx) error {
+			return db.write(func(tx *bolt.Tx) error {
 				for i, r := range pending {
 					if err := r.fn(tx); err != nil {
 						failed, memberErr = i, err
@@ -126,6 +143,6 @@ func (db *DB) runBatch(batch []*writeReq) {
 		pending = append(pending[:failed:failed], pending[failed+1:]...)
 	}
 	for _, r := range solo {
-		r.done <- guard(func() error { return db.bolt.Update(r.fn) })
+		r.done <- guard(func() error { return db.write(r.fn) })
 	}
 }

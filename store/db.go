@@ -96,6 +96,8 @@ type DB struct {
 	maxBatch int
 	delay    time.Duration
 
+	txc txCache // the committer's, see txCache
+
 	mu     sync.RWMutex // guards closed against Close racing writers
 	closed bool
 	queue  chan *writeReq

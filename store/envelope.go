@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
@@ -109,6 +110,38 @@ func readHead(tx *bolt.Tx) (chainHead, error) {
 	return h, nil
 }
 
+// chainHead returns the head as of this write transaction. The committer
+// keeps it between appends of one transaction (a batch appends many), so
+// only the first append reads and decodes the stored head; every write
+// transaction starts with the cache cleared (see DB.write).
+func (db *DB) chainHead(tx *bolt.Tx) (chainHead, error) {
+	if db.txc.headOK {
+		return db.txc.head, nil
+	}
+	h, err := readHead(tx)
+	if err != nil {
+		return h, err
+	}
+	db.txc.head, db.txc.headOK = h, true
+	return h, nil
+}
+
+// setChainHead stores h as the head, in tx and in the transaction's cache.
+func (db *DB) setChainHead(tx *bolt.Tx, h chainHead) error {
+	// Seq is a number and Hash lowercase hex: nothing to escape.
+	v := make([]byte, 0, 96)
+	v = append(v, `{"seq":`...)
+	v = strconv.AppendUint(v, h.Seq, 10)
+	v = append(v, `,"hash":"`...)
+	v = append(v, h.Hash...)
+	v = append(v, `"}`...)
+	if err := tx.Bucket(bucketMeta).Put(keyChainHead, v); err != nil {
+		return err
+	}
+	db.txc.head, db.txc.headOK = h, true
+	return nil
+}
+
 // prepareDraft validates a draft and canonicalizes its payload outside the
 // transaction, so the committer only does the cheap part.
 func prepareDraft(d Envelope) (Envelope, error) {
@@ -131,24 +164,23 @@ func prepareDraft(d Envelope) (Envelope, error) {
 	return d, nil
 }
 
-// appendEnvelope links a prepared draft onto the chain inside tx. It reads
-// the head from tx, so a re-run of the batch recomputes the same result.
-func (db *DB) appendEnvelope(tx *bolt.Tx, d Envelope) (Envelope, error) {
-	head, err := readHead(tx)
+// appendEnvelope links a prepared envelope onto the chain inside tx. It
+// reads the head through the transaction, so a re-run of the batch
+// recomputes the same result.
+func (db *DB) appendEnvelope(tx *bolt.Tx, s *sealer) (Envelope, error) {
+	head, err := db.chainHead(tx)
+	if err != nil {
+		return Envelope{}, err
+	}
+	d, v, err := s.seal(head, db.now())
 	if err != nil {
 		return d, err
 	}
-	d.Seq = head.Seq + 1
-	d.PrevHash = head.Hash
-	d.RecordedAt = db.now().UTC()
-	if d.Hash, err = d.ComputeHash(); err != nil {
-		return d, err
-	}
-	v, err := json.Marshal(&d)
-	if err != nil {
-		return d, fmt.Errorf("encode envelope: %w", err)
-	}
-	if err := tx.Bucket(bucketEnvelopes).Put(u64(d.Seq), v); err != nil {
+	envs := tx.Bucket(bucketEnvelopes)
+	// Seqs only grow: fill pages completely instead of splitting them
+	// half-empty (bbolt's default suits random inserts).
+	envs.FillPercent = 1.0
+	if err := envs.Put(u64(d.Seq), v); err != nil {
 		return d, fmt.Errorf("put envelope %d: %w", d.Seq, err)
 	}
 	if d.ExecutionID != "" {
@@ -156,8 +188,7 @@ func (db *DB) appendEnvelope(tx *bolt.Tx, d Envelope) (Envelope, error) {
 			return d, fmt.Errorf("index envelope %d: %w", d.Seq, err)
 		}
 	}
-	hv, _ := json.Marshal(chainHead{Seq: d.Seq, Hash: d.Hash})
-	if err := tx.Bucket(bucketMeta).Put(keyChainHead, hv); err != nil {
+	if err := db.setChainHead(tx, chainHead{Seq: d.Seq, Hash: d.Hash}); err != nil {
 		return d, fmt.Errorf("put chain head: %w", err)
 	}
 	return d, nil
@@ -165,13 +196,13 @@ func (db *DB) appendEnvelope(tx *bolt.Tx, d Envelope) (Envelope, error) {
 
 // AppendEnvelope implements AuditStore.
 func (db *DB) AppendEnvelope(ctx context.Context, draft Envelope) (Envelope, error) {
-	d, err := prepareDraft(draft)
+	s, err := newSealer(draft)
 	if err != nil {
 		return Envelope{}, err
 	}
 	var out Envelope
 	err = db.update(ctx, func(tx *bolt.Tx) error {
-		e, err := db.appendEnvelope(tx, d)
+		e, err := db.appendEnvelope(tx, s)
 		out = e
 		return err
 	})

@@ -242,6 +242,11 @@ type StepCommit struct {
 	// Execution replaces the stored execution record (status, checkpoint,
 	// header) in the same transaction.
 	Execution Execution
+	// KeepExecution leaves the stored execution record as it is (it must
+	// exist; Execution.ID names it): a step that changes neither the run's
+	// status nor anything a reader needs from the record need not rewrite
+	// it.
+	KeepExecution bool
 	// Index is the step's index; it must be free.
 	Index int
 	// Step is the step as JSON.

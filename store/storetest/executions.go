@@ -219,6 +219,75 @@ func testCommitStep(e *env) {
 	}
 }
 
+// testCommitStepRunLifecycle follows the runtime's pattern: start with
+// PutExecution, commit steps carrying the returned CreatedAt, keep the
+// record untouched for steps that change nothing, and end with a commit
+// that changes the status. The record, its CreatedAt and the unfinished
+// index must follow.
+func testCommitStepRunLifecycle(e *env) {
+	t, ctx, st := e.t, e.ctx, e.st
+	started, err := st.PutExecution(ctx, store.Execution{ID: "life", ProgramID: "p", Status: store.StatusRunning, Program: raw(t, "prog"), Input: raw(t, map[string]any{"x": 1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := started
+	ex.Program, ex.Input = nil, nil
+	ex.Header = raw(t, map[string]any{"step": 0})
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 0, Step: raw(t, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	kept := ex
+	kept.Header = raw(t, map[string]any{"step": 1})
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: kept, KeepExecution: true, Index: 1, Step: raw(t, 1), Envelope: &store.Envelope{StepID: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Execution(ctx, "life")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Header) != `{"step":0}` || !got.CreatedAt.Equal(started.CreatedAt) || string(got.Program) != `"prog"` || string(got.Input) != `{"x":1}` {
+		t.Fatalf("after a kept step: header %s created %v (want %v) program %s input %s", got.Header, got.CreatedAt, started.CreatedAt, got.Program, got.Input)
+	}
+	if !e.unfinished("life") {
+		t.Fatal("a running execution is not listed as unfinished")
+	}
+	done := ex
+	done.Status, done.Header = "success", raw(t, map[string]any{"step": 2})
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: done, Index: 2, Step: raw(t, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = st.Execution(ctx, "life")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != "success" || string(got.Header) != `{"step":2}` || !got.CreatedAt.Equal(started.CreatedAt) || string(got.Program) != `"prog"` {
+		t.Fatalf("after the last step: %+v", got)
+	}
+	if e.unfinished("life") {
+		t.Fatal("a finished execution is still listed as unfinished")
+	}
+	page, err := st.Executions(ctx, store.ExecutionFilter{ProgramID: "p"})
+	if err != nil || len(page.Executions) != 1 || page.Executions[0].Status != "success" {
+		t.Fatalf("executions of program p = %+v, %v", page.Executions, err)
+	}
+	// Back to suspended (a resumable wait) lists it again.
+	susp := done
+	susp.Status = store.StatusSuspended
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: susp, Index: 3, Step: raw(t, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	if !e.unfinished("life") {
+		t.Fatal("a suspended execution is not listed as unfinished")
+	}
+	// A kept record must exist.
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "ghost"}, KeepExecution: true, Index: 0, Step: raw(t, 0)}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("keeping a missing execution = %v, want ErrNotFound", err)
+	}
+	if steps, _ := st.Steps(ctx, "ghost", 0, 0); len(steps) != 0 {
+		t.Fatalf("a refused commit wrote %d steps", len(steps))
+	}
+}
+
 // testSteps ensures steps page by offset and limit in index order.
 func testSteps(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st

@@ -65,6 +65,7 @@ func Run(t *testing.T, open Opener) {
 		{"ExecutionPaging", testExecutionPaging},
 		{"Unfinished", testUnfinished},
 		{"CommitStep", testCommitStep},
+		{"CommitStepRunLifecycle", testCommitStepRunLifecycle},
 		{"Steps", testSteps},
 		{"EnvelopeChain", testEnvelopeChain},
 		{"EnvelopeValidation", testEnvelopeValidation},
@@ -107,4 +108,19 @@ func raw(t testing.TB, v any) json.RawMessage {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// unfinished reports whether Unfinished lists the execution id.
+func (e *env) unfinished(id string) bool {
+	e.t.Helper()
+	list, err := e.st.Unfinished(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, x := range list {
+		if x.ID == id {
+			return true
+		}
+	}
+	return false
 }

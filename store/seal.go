@@ -1,0 +1,132 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+)
+
+// maxExactInt is the largest integer RFC 8785 prints as plain digits (the
+// IEEE 754 double range in which every integer is exact).
+const maxExactInt = 1 << 53
+
+// sealer holds a prepared envelope's canonical JSON split around the three
+// fields the store assigns inside the write transaction (prev_hash,
+// recorded_at, seq; adjacent in canonical key order), so the single
+// committer only splices them in and hashes: the canonicalization of the
+// payload and the other fields happens in the caller's goroutine.
+//
+// The result is byte-for-byte what Envelope.ComputeHash hashes; the stored
+// value is that canonical JSON with "hash" added first, so one encoding
+// serves both. TestSealMatchesComputeHash and FuzzSeal hold the two paths
+// together.
+type sealer struct {
+	d    Envelope
+	head []byte // {"execution_id":…,"policy_hash":…,"prev_hash":
+	tail []byte // ,"state_hash":…,"step_id":…,"step_index":N}
+}
+
+// newSealer validates and prepares a draft (see prepareDraft).
+func newSealer(draft Envelope) (*sealer, error) {
+	d, err := prepareDraft(draft)
+	if err != nil {
+		return nil, err
+	}
+	if d.StepIndex >= maxExactInt {
+		return nil, fmt.Errorf("append envelope: step index %d is too large", d.StepIndex)
+	}
+	s := &sealer{d: d}
+	b := make([]byte, 0, 256+len(d.Payload))
+	field := func(name, value string) {
+		if err != nil {
+			return
+		}
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		b, err = canonical.Append(b, value)
+	}
+	b = append(b, `{"execution_id":`...)
+	if b, err = canonical.Append(b, d.ExecutionID); err != nil {
+		return nil, err
+	}
+	field("kind", d.Kind)
+	if d.ManifestSHA256 != "" {
+		field("manifest_sha256", d.ManifestSHA256)
+	}
+	if d.ModuleSHA256 != "" {
+		field("module_sha256", d.ModuleSHA256)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// prepareDraft made the payload canonical already.
+	b = append(b, `,"payload":`...)
+	b = append(b, d.Payload...)
+	field("policy_hash", d.PolicyHash)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"prev_hash":`...)
+	s.head = b
+
+	t := make([]byte, 0, 128)
+	t = append(t, `,"state_hash":`...)
+	if t, err = canonical.Append(t, d.StateHash); err != nil {
+		return nil, err
+	}
+	t = append(t, `,"step_id":`...)
+	if t, err = canonical.Append(t, d.StepID); err != nil {
+		return nil, err
+	}
+	t = append(t, `,"step_index":`...)
+	t = strconv.AppendInt(t, int64(d.StepIndex), 10)
+	s.tail = append(t, '}')
+	return s, nil
+}
+
+// seal links the envelope after head: it returns the complete envelope and
+// the value to store under its seq.
+func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
+	d := s.d
+	d.Seq = head.Seq + 1
+	d.PrevHash = head.Hash
+	d.RecordedAt = at.UTC()
+	if d.Seq >= maxExactInt {
+		h, err := d.ComputeHash()
+		if err != nil {
+			return d, nil, err
+		}
+		d.Hash = h
+		v, err := json.Marshal(&d)
+		return d, v, err
+	}
+	// The stored value is {"hash":"<64 hex>", followed by the canonical
+	// object without its '{': the canonical bytes are built in place after
+	// room for the hash field, hashed, and their '{' becomes the ','.
+	const hashField = `{"hash":"`
+	n := len(hashField) + sha256.Size*2 + len(`",`)
+	buf := make([]byte, n-1, n+len(s.head)+len(s.tail)+128)
+	var err error
+	buf = append(buf, s.head...)
+	if buf, err = canonical.Append(buf, d.PrevHash); err != nil {
+		return d, nil, err
+	}
+	buf = append(buf, `,"recorded_at":"`...)
+	buf = d.RecordedAt.AppendFormat(buf, time.RFC3339Nano)
+	buf = append(buf, `","seq":`...)
+	buf = strconv.AppendUint(buf, d.Seq, 10)
+	buf = append(buf, s.tail...)
+
+	sum := sha256.Sum256(buf[n-1:])
+	d.Hash = hex.EncodeToString(sum[:])
+	copy(buf, hashField)
+	hex.Encode(buf[len(hashField):], sum[:])
+	buf[n-2], buf[n-1] = '"', ','
+	return d, buf, nil
+}

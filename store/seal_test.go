@@ -1,0 +1,80 @@
+package store
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// checkSeal seals draft after head and checks the result against the
+// general path: the hash is ComputeHash's, and the stored value decodes to
+// the same envelope.
+func checkSeal(t *testing.T, draft Envelope, head chainHead, at time.Time) {
+	t.Helper()
+	s, err := newSealer(draft)
+	if err != nil {
+		t.Skip("draft refused:", err)
+	}
+	got, v, err := s.seal(head, at)
+	if err != nil {
+		// Only where the general path refuses too (a seq beyond 2^53
+		// that float64 cannot hold).
+		if _, herr := got.ComputeHash(); herr == nil {
+			t.Fatalf("seal: %v, but ComputeHash accepts the envelope", err)
+		}
+		return
+	}
+	want, err := got.ComputeHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Hash != want {
+		t.Fatalf("sealed hash %s, ComputeHash %s\nvalue %s", got.Hash, want, v)
+	}
+	var back Envelope
+	if err := json.Unmarshal(v, &back); err != nil {
+		t.Fatalf("stored value does not decode: %v\n%s", err, v)
+	}
+	if !back.RecordedAt.Equal(got.RecordedAt) {
+		t.Fatalf("recorded_at %v, want %v", back.RecordedAt, got.RecordedAt)
+	}
+	back.RecordedAt = got.RecordedAt
+	if !reflect.DeepEqual(back, got) {
+		t.Fatalf("stored value decodes to\n%+v\nwant\n%+v", back, got)
+	}
+}
+
+// Ensure the committer's spliced encoding hashes exactly what
+// Envelope.ComputeHash (and so VerifyChain) hashes.
+func TestSealMatchesComputeHash(t *testing.T) {
+	at := time.Date(2026, 11, 23, 22, 18, 27, 123456789, time.FixedZone("x", 3600))
+	for _, tc := range []struct {
+		name  string
+		draft Envelope
+		head  chainHead
+	}{
+		{"first", Envelope{ExecutionID: "e", StepID: "s", Payload: json.RawMessage(`{"b":1,"a":[1.50,"x"]}`)}, chainHead{}},
+		{"full", Envelope{Kind: EnvelopeKindStep, ExecutionID: "0193-ab", StepIndex: 41, StepID: "charge", PolicyHash: "p0", StateHash: "s1",
+			Payload: json.RawMessage(`{"output":{"ref":"vault-ref:sha256:00"}}`), ModuleSHA256: "m", ManifestSHA256: "f"}, chainHead{Seq: 99, Hash: "ab12"}},
+		{"no payload", Envelope{Kind: EnvelopeKindErase, StepID: "x"}, chainHead{Seq: 1, Hash: "00"}},
+		{"escapes", Envelope{ExecutionID: "é\"\\\n\u2028<>&", StepID: "\x01\t", PolicyHash: "\U0001F600", StateHash: "\u007f",
+			Payload: json.RawMessage(`"\u00e9\ud83d\ude00"`)}, chainHead{Seq: 7, Hash: "h"}},
+		{"large seq", Envelope{ExecutionID: "e", StepID: "s"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkSeal(t, tc.draft, tc.head, at) })
+	}
+}
+
+func FuzzSeal(f *testing.F) {
+	f.Add("exec", "step", "pol", "state", `{"a":1}`, "mod", "", uint64(0), 3, int64(0))
+	f.Add("é\"\\", "\x00", "", "", `[1e3,"\u2028"]`, "", "man", uint64(1<<53), 0, int64(1e18))
+	f.Fuzz(func(t *testing.T, execID, stepID, policy, state, payload, module, manifest string, seq uint64, index int, ns int64) {
+		if !json.Valid([]byte(payload)) {
+			return
+		}
+		d := Envelope{ExecutionID: execID, StepID: stepID, PolicyHash: policy, StateHash: state,
+			Payload: json.RawMessage(payload), ModuleSHA256: module, ManifestSHA256: manifest, StepIndex: index}
+		checkSeal(t, d, chainHead{Seq: seq % (1 << 60), Hash: "prev"}, time.Unix(0, ns))
+	})
+}
