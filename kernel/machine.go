@@ -404,9 +404,14 @@ func (r *run) subOutputKey(parent *Step, subID string) string {
 }
 
 func (r *run) count(step *Step, rec *StepRecord) {
-	m := &r.tr.StepMetrics
+	tally(&r.tr.StepMetrics, &r.tr.Usage, step.Type, rec)
+	r.tokens += rec.Usage.tokens()
+}
+
+// tally adds one step record of type typ to the metrics and the usage.
+func tally(m *StepMetrics, u *Usage, typ StepType, rec *StepRecord) {
 	m.RetriesTotal += rec.Retries
-	switch step.Type {
+	switch typ {
 	case StepTool:
 		m.ToolCalls += rec.Retries + 1
 	case StepLLM:
@@ -424,8 +429,7 @@ func (r *run) count(step *Step, rec *StepRecord) {
 			}
 		}
 	}
-	r.tokens += rec.Usage.tokens()
-	r.tr.Usage.add(rec.Usage)
+	u.add(rec.Usage)
 }
 
 // fallthroughOf is the step after idx when no branch applies.

@@ -202,6 +202,11 @@ func TestPropertyDeterminismAndReplay(t *testing.T) {
 			t.Fatalf("program %d: two runs differ\n%s\n--- run 1\n%s\n--- run 2\n%s", i, src, wa, wb)
 		}
 		statuses[a.Status]++
+		tallied := *a
+		tallied.Tally()
+		if tallied.StepMetrics != a.StepMetrics || tallied.Usage != a.Usage {
+			t.Fatalf("program %d: Tally gives %+v %+v, the run counted %+v %+v", i, tallied.StepMetrics, tallied.Usage, a.StepMetrics, a.Usage)
+		}
 		for _, s := range a.Steps {
 			switch {
 			case s.Kind == kernel.KindResume:

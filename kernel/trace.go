@@ -211,3 +211,15 @@ type StepEvent struct {
 	// call.
 	State map[string]any
 }
+
+// Tally recomputes StepMetrics and Usage from the step records, as the run
+// counted them: a store that does not rewrite the header at every step
+// uses it to show a run in progress.
+func (tr *Trace) Tally() {
+	tr.StepMetrics, tr.Usage = StepMetrics{}, Usage{}
+	for i := range tr.Steps {
+		if rec := &tr.Steps[i]; rec.Kind == KindStep {
+			tally(&tr.StepMetrics, &tr.Usage, rec.Type, rec)
+		}
+	}
+}

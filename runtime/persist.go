@@ -25,6 +25,8 @@ type persister struct {
 	// the run ended (terminal or suspended) with the full header: settle
 	// then has nothing left to write.
 	ended kernel.Status
+	// written is set once this run has rewritten the execution record.
+	written bool
 }
 
 func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress func(Progress)) *persister {
@@ -42,13 +44,21 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	if err != nil {
 		return fmt.Errorf("encode step %d: %w", rec.Index, err)
 	}
-	p.exec.Status = string(ev.Status)
-	if ev.Status == kernel.StatusRunning {
-		p.exec.Header = lightHeader(ev.Trace, ev.Status)
-	} else {
-		// The run ends (or suspends) with this step: record the whole
-		// header now, in the same transaction as the step.
-		p.exec.Header = headerJSON(ev.Trace)
+	// The execution record is rewritten by the first commit of this run
+	// (its header carries the run's start and initial state hash) and by
+	// any step that changes the run's status; the steps between change
+	// nothing a reader takes from it (restore tallies a running trace's
+	// metrics from its steps), so they leave it alone.
+	keep := p.written && ev.Status == kernel.StatusRunning
+	if !keep {
+		p.exec.Status = string(ev.Status)
+		if ev.Status == kernel.StatusRunning {
+			p.exec.Header = lightHeader(ev.Trace, ev.Status)
+		} else {
+			// The run ends (or suspends) with this step: record the
+			// whole header now, in the same transaction as the step.
+			p.exec.Header = headerJSON(ev.Trace)
+		}
 	}
 	var env *store.Envelope
 	if rec.Status == kernel.StepSuccess {
@@ -66,9 +76,10 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
-	if _, err := p.rt.store.CommitStep(context.WithoutCancel(ctx), store.StepCommit{Execution: p.exec, Index: rec.Index, Step: data, Envelope: env}); err != nil {
+	if _, err := p.rt.store.CommitStep(context.WithoutCancel(ctx), store.StepCommit{Execution: p.exec, KeepExecution: keep, Index: rec.Index, Step: data, Envelope: env}); err != nil {
 		return fmt.Errorf("commit step %d: %w", rec.Index, err)
 	}
+	p.written = true
 	p.ended = ""
 	if ev.Status != kernel.StatusRunning {
 		p.ended = ev.Status

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,10 +97,11 @@ func (rt *Runtime) load(ctx context.Context, req RunRequest) (*loaded, error) {
 	} else if id != "" {
 		return nil, newError(CodeInvalidArgument, nil, "give program or program_id, not both")
 	}
-	prog, warns, err := kernel.LoadProgram(raw)
+	pp, err := rt.parse(raw)
 	if err != nil {
-		return nil, newError(CodeInvalidProgram, err, "%v", err)
+		return nil, err
 	}
+	prog := pp.prog
 	if err := rt.policy.Check(prog); err != nil {
 		var d *DeniedError
 		errors.As(err, &d)
@@ -110,16 +112,45 @@ func (rt *Runtime) load(ctx context.Context, req RunRequest) (*loaded, error) {
 	if rt.cfg.LLM == nil && usesLLM(prog.Steps) {
 		return nil, newError(CodeNoModel, nil, "llm steps need a model: set NANO_VM_MCP_LLM_MODEL (e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.2, mock/yes)")
 	}
+	return &loaded{prog: prog, raw: pp.canon, hash: pp.hash, id: id, warnings: pp.warnings}, nil
+}
+
+// parsedProgram is what a program's bytes validate to, before any policy.
+type parsedProgram struct {
+	prog     *kernel.Program
+	canon    json.RawMessage
+	hash     string
+	warnings []string
+}
+
+// parse validates a program and computes its canonical form and hash,
+// from the cache when the same bytes were parsed before. Only programs
+// that validate are cached; the result is read-only.
+func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
+	key := sha256.Sum256(raw)
+	if v, ok := rt.parsed.Load(key); ok {
+		return v.(*parsedProgram), nil
+	}
+	prog, warns, err := kernel.LoadProgram(raw)
+	if err != nil {
+		return nil, newError(CodeInvalidProgram, err, "%v", err)
+	}
 	canon, err := canonical.Marshal(json.RawMessage(raw))
 	if err != nil {
 		return nil, newError(CodeInvalidProgram, err, "program: %v", err)
 	}
-	l := &loaded{prog: prog, raw: canon, id: id}
-	l.hash, _ = canonical.Hash(json.RawMessage(canon))
+	pp := &parsedProgram{prog: prog, canon: canon}
+	pp.hash, _ = canonical.Hash(json.RawMessage(canon))
 	for _, w := range warns {
-		l.warnings = append(l.warnings, w.String())
+		pp.warnings = append(pp.warnings, w.String())
 	}
-	return l, nil
+	// Bound the cache as rt.programs is bounded.
+	if rt.cachedParsed.Add(1) > maxCachedPrograms {
+		rt.parsed.Clear()
+		rt.cachedParsed.Store(1)
+	}
+	rt.parsed.Store(key, pp)
+	return pp, nil
 }
 
 func usesLLM(steps []kernel.Step) bool {
@@ -457,6 +488,11 @@ func (rt *Runtime) restore(ctx context.Context, exec store.Execution) (*kernel.P
 			return nil, nil, nil, fmt.Errorf("execution %s: step %d: %w", exec.ID, s.Index, err)
 		}
 		tr.StateSnapshots[i] = kernel.Snapshot{Index: tr.Steps[i].Index, Hash: tr.Steps[i].StateHash}
+	}
+	if exec.Status == store.StatusRunning {
+		// A running execution's record is as of its first step (the
+		// persister leaves it alone until the status changes).
+		tr.Tally()
 	}
 	return prog, input, tr, nil
 }

@@ -90,6 +90,11 @@ type Runtime struct {
 	// resume, replay and trace read is the bulk of their cost.
 	programs       sync.Map // hash → *kernel.Program
 	cachedPrograms atomic.Int64
+	// parsed caches what load derives from a program's bytes (validation,
+	// canonical form, hash), keyed by the SHA-256 of the bytes as given:
+	// clients send the same program again and again.
+	parsed       sync.Map // [32]byte → *parsedProgram
+	cachedParsed atomic.Int64
 
 	mu      sync.Mutex
 	flights map[string]*flight // idempotency key → run in progress here

@@ -349,6 +349,15 @@ func TestCancelledRunContinuesByKey(t *testing.T) {
 	if err == nil || res == nil || res.Status != "running" || res.Steps != 2 {
 		t.Fatalf("cancelled run: %+v %v", res, err)
 	}
+	// The record of a running execution is as of its first step; the
+	// trace still counts every step that ran.
+	view, err := rt.Trace(context.Background(), res.TraceID, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if view.Status != "running" || view.TotalSteps != 2 || view.StepMetrics.ToolCalls != 2 {
+		t.Fatalf("interrupted trace: status %s, %d steps, %d tool calls; want running, 2, 2", view.Status, view.TotalSteps, view.StepMetrics.ToolCalls)
+	}
 	done, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "c", Progress: func(runtime.Progress) { steps++ }})
 	if err != nil || done.Status != "success" || done.TraceID != res.TraceID || done.Steps != 4 {
 		t.Fatalf("continued: %+v %v", done, err)
