@@ -62,7 +62,9 @@ func (r *run) execute(ctx context.Context, step *Step) (*StepRecord, error) {
 		StartedAt: r.m.clock.Now().UTC(),
 	}
 	if r.m.observer != nil {
-		r.m.observer.StepStarted(ctx, StepEvent{TraceID: r.tr.TraceID, Record: rec, Status: StatusRunning, Trace: r.tr})
+		if err := r.m.observer.StepStarted(ctx, StepEvent{TraceID: r.tr.TraceID, Record: rec, Status: StatusRunning, Trace: r.tr}); err != nil {
+			return nil, fmt.Errorf("step %q: observer: %w", step.ID, err)
+		}
 	}
 	switch step.Type {
 	case StepCondition:

@@ -105,10 +105,15 @@ type IDSource interface {
 // Observer receives step events as a run proceeds. The gateway uses it to
 // persist each step, append audit envelopes and send progress.
 //
+// StepStarted is called before a step runs; returning an error stops the
+// run before the step does anything (an observer that makes steps durable
+// asynchronously waits here, before a step that acts outside the sandbox,
+// and reports an earlier step it could not make durable).
+//
 // StepFinished is called synchronously after a step has finished and before
 // the next one starts; returning an error stops the run, leaving it
 // resumable from the last step the observer accepted.
 type Observer interface {
-	StepStarted(ctx context.Context, ev StepEvent)
+	StepStarted(ctx context.Context, ev StepEvent) error
 	StepFinished(ctx context.Context, ev StepEvent) error
 }

@@ -601,13 +601,34 @@ func TestObserverSeesEndWithLastStep(t *testing.T) {
 	})
 }
 
+// Ensure an observer that refuses a step's start stops the run before the
+// step runs, leaving it resumable.
+func TestObserverRefusesStart(t *testing.T) {
+	e := newEnv(map[string]kerneltest.ToolFunc{"t": kerneltest.Const(1.0)})
+	obs := &recordingObserver{refuseStart: 2}
+	m := kernel.NewMachine(&kernel.Options{Tools: e.tools, Clock: e.clock, Observer: obs})
+	p := mustLoad(t, `{"steps":[{"id":"a","type":"tool","tool":"t"},{"id":"b","type":"tool","tool":"t"},{"id":"c","type":"tool","tool":"t"}]}`)
+	tr, err := m.Start(t.Context(), p, nil, "x")
+	if err == nil || !strings.Contains(err.Error(), "not durable") {
+		t.Fatalf("err %v", err)
+	}
+	if tr.Status != kernel.StatusRunning || len(tr.Steps) != 1 || len(e.tools.Calls()) != 1 {
+		t.Fatalf("status %s, %d records, %d tool calls; want running, 1, 1", tr.Status, len(tr.Steps), len(e.tools.Calls()))
+	}
+	obs.refuseStart = 0
+	tr, err = m.Continue(t.Context(), p, nil, tr)
+	if err != nil || tr.Status != kernel.StatusSuccess || len(tr.Steps) != 3 {
+		t.Fatalf("continued: %v, %s, %d records", err, tr.Status, len(tr.Steps))
+	}
+}
+
 type statusObserver struct {
 	statuses       []kernel.Status
 	lastFinishedAt *time.Time
 	lastRoot       string
 }
 
-func (o *statusObserver) StepStarted(context.Context, kernel.StepEvent) {}
+func (o *statusObserver) StepStarted(context.Context, kernel.StepEvent) error { return nil }
 func (o *statusObserver) StepFinished(_ context.Context, ev kernel.StepEvent) error {
 	o.statuses = append(o.statuses, ev.Status)
 	o.lastFinishedAt, o.lastRoot = ev.Trace.FinishedAt, ev.Trace.StateRoot
@@ -616,9 +637,17 @@ func (o *statusObserver) StepFinished(_ context.Context, ev kernel.StepEvent) er
 
 type recordingObserver struct {
 	started, finished, failAt int
+	// refuseStart, when set, is the StepStarted call that fails.
+	refuseStart int
 }
 
-func (o *recordingObserver) StepStarted(context.Context, kernel.StepEvent) { o.started++ }
+func (o *recordingObserver) StepStarted(context.Context, kernel.StepEvent) error {
+	o.started++
+	if o.refuseStart != 0 && o.started == o.refuseStart {
+		return errors.New("earlier step not durable")
+	}
+	return nil
+}
 func (o *recordingObserver) StepFinished(_ context.Context, ev kernel.StepEvent) error {
 	o.finished++
 	if ev.Record.StateHash == "" {

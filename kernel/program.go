@@ -256,3 +256,16 @@ func jsonTypeName(kind string) string {
 	}
 	return kind
 }
+
+// StepByID returns the top-level step with the given id, or nil. The
+// program must have been validated (LoadProgram does it).
+func (p *Program) StepByID(id string) *Step {
+	if p.compiled == nil {
+		return nil
+	}
+	i, ok := p.compiled.index[id]
+	if !ok {
+		return nil
+	}
+	return &p.Steps[i]
+}

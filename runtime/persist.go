@@ -12,33 +12,70 @@ import (
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
-// persister is the kernel observer that makes every step durable before the
-// next one starts: one store transaction per step writes the step record,
-// the execution's status, and (for a successful step) its envelope.
+// persister is the kernel observer that makes every step durable: one
+// store transaction per step writes the step record, the execution's
+// status when it changes, and (for a successful step) its envelope.
+//
+// Commits are pipelined. A step's commit is started when the step
+// finishes, and the run goes on while it is made durable; the store
+// applies a run's commits in order and refuses one whose predecessor is
+// missing, so what is durable is always a prefix of the run. Before a step
+// that can act outside the sandbox (an llm step, a tool granted the
+// network or the host's files) starts, every earlier commit must be
+// durable, and the run's result is given only once all are: a crash can
+// only lose steps that changed nothing outside and that the continued run
+// computes again. See RATIONALE.md "Why are step commits pipelined?".
 type persister struct {
 	rt       *Runtime
+	prog     *kernel.Program
 	exec     store.Execution
 	progress func(Progress)
 	total    int
-	done     int
+	// done counts the run's durable records.
+	done int
+	// pending are the commits started and not yet found durable, in order.
+	pending []pendingStep
+	// failed is the first commit that failed; the run stops at its next
+	// step boundary.
+	failed error
 	// ended is the run's status when the last commit already recorded how
 	// the run ended (terminal or suspended) with the full header: settle
 	// then has nothing left to write.
 	ended kernel.Status
 	// written is set once this run has rewritten the execution record.
 	written bool
+	// outside caches actsOutside by step id.
+	outside map[string]bool
+}
+
+type pendingStep struct {
+	commit *store.PendingCommit
+	index  int
+	stepID string
+	status kernel.StepStatus
 }
 
 func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress func(Progress)) *persister {
 	// The program and input were stored when the execution started; a step
 	// commit leaves them as they are instead of rewriting them each time.
 	exec.Input, exec.Program, exec.Checkpoint = nil, nil, nil
-	return &persister{rt: rt, exec: exec, progress: progress, total: len(prog.Steps)}
+	return &persister{rt: rt, prog: prog, exec: exec, progress: progress, total: len(prog.Steps), outside: map[string]bool{}}
 }
 
-func (p *persister) StepStarted(context.Context, kernel.StepEvent) {}
+// StepStarted waits for every earlier commit before a step that can act
+// outside the sandbox, and stops the run if an earlier commit failed.
+func (p *persister) StepStarted(ctx context.Context, ev kernel.StepEvent) error {
+	if err := p.reap(p.actsOutside(ctx, ev.Record.StepID)); err != nil {
+		return err
+	}
+	// The run may have been cancelled while it waited.
+	return ctx.Err()
+}
 
 func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error {
+	if err := p.reap(false); err != nil {
+		return err
+	}
 	rec := ev.Record
 	data, err := json.Marshal(rec)
 	if err != nil {
@@ -76,19 +113,86 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
-	if _, err := p.rt.store.CommitStep(context.WithoutCancel(ctx), store.StepCommit{Execution: p.exec, KeepExecution: keep, Index: rec.Index, Step: data, Envelope: env}); err != nil {
-		return fmt.Errorf("commit step %d: %w", rec.Index, err)
-	}
+	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Execution: p.exec, KeepExecution: keep, Index: rec.Index, Step: data, Envelope: env})
+	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""
 	if ev.Status != kernel.StatusRunning {
 		p.ended = ev.Status
 	}
-	p.done++
-	if p.progress != nil {
-		p.progress(Progress{TraceID: p.exec.ID, Index: rec.Index, StepID: rec.StepID, Status: string(rec.Status), Done: p.done, Total: p.total})
+	return p.reap(false)
+}
+
+// flush waits until every commit started is durable or has failed.
+func (p *persister) flush() error { return p.reap(true) }
+
+// reap reports the commits found durable, in order, as progress; with wait
+// it waits for all of them. It returns the first commit that failed.
+func (p *persister) reap(wait bool) error {
+	for p.failed == nil && len(p.pending) > 0 {
+		ps := p.pending[0]
+		if !wait {
+			select {
+			case <-ps.commit.Done():
+			default:
+				return nil
+			}
+		}
+		if _, err := ps.commit.Wait(); err != nil {
+			p.failed = fmt.Errorf("commit step %d: %w", ps.index, err)
+			break
+		}
+		p.pending = p.pending[1:]
+		p.done++
+		if p.progress != nil {
+			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: string(ps.status), Done: p.done, Total: p.total})
+		}
 	}
-	return nil
+	if p.failed != nil && wait {
+		// The commits behind a failed one fail too (the store refuses a
+		// gap); let them finish before the run's outcome is settled.
+		for _, ps := range p.pending {
+			_, _ = ps.commit.Wait()
+		}
+		p.pending = nil
+	}
+	return p.failed
+}
+
+// actsOutside reports whether the step with this id can act outside the
+// sandbox, so that everything before it must be durable first.
+func (p *persister) actsOutside(ctx context.Context, stepID string) bool {
+	if v, ok := p.outside[stepID]; ok {
+		return v
+	}
+	step := p.prog.StepByID(stepID)
+	v := step == nil || p.rt.stepActsOutside(ctx, step)
+	p.outside[stepID] = v
+	return v
+}
+
+// stepActsOutside reports whether running step can change anything outside
+// the sandbox. An llm call reaches a provider (and costs money); a tool
+// does when it holds the network or the host's files; a condition never.
+// Whatever cannot be told (an unknown tool, a new step type) counts as
+// acting outside.
+func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool {
+	switch step.Type {
+	case kernel.StepCondition:
+		return false
+	case kernel.StepTool:
+		t, err := rt.registry.Resolve(ctx, step.Tool)
+		return err != nil || t.ActsOutside()
+	case kernel.StepParallel:
+		for i := range step.ParallelSteps {
+			if rt.stepActsOutside(ctx, &step.ParallelSteps[i]) {
+				return true
+			}
+		}
+		return false
+	default:
+		return true
+	}
 }
 
 // envelopePayload is the TRACE projection of a step's output, with the

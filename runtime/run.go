@@ -391,6 +391,10 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 	if tr == nil {
 		return nil, runErr
 	}
+	// Nothing is reported before every step the run committed is durable.
+	if err := obs.flush(); err != nil && runErr == nil {
+		runErr = err
+	}
 	// The run's context may be done; the final write must still happen.
 	ctx := context.WithoutCancel(context.Background())
 	if runErr == nil {
@@ -411,7 +415,9 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 	}
 	res := rt.summarise(exec, tr)
 	if runErr != nil {
-		return res, fmt.Errorf("execution %s interrupted after %d step(s), resumable: %w", exec.ID, len(tr.Steps), runErr)
+		// Only what is durable counts: a run continues from there.
+		res.Steps = obs.done
+		return res, fmt.Errorf("execution %s interrupted after %d step(s), resumable: %w", exec.ID, obs.done, runErr)
 	}
 	return res, nil
 }

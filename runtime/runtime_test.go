@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/llm"
 	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 	"github.com/nanovm/nano-vm-mcp/store"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
@@ -333,12 +335,32 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 	}
 }
 
+// barrierProgram is the payment pipeline with an llm step after its second
+// step. Pure tool steps are committed while the run goes on; the llm step
+// waits until both earlier steps are durable, so a cancellation from their
+// progress lands before it, at a known place.
+const barrierProgram = `{"name":"payment_with_approval","steps":[
+ {"id":"validate","type":"tool","tool":"validate_amount","args":{"amount":"$amount"}},
+ {"id":"reserve","type":"tool","tool":"reserve_funds","args":{"order_id":"$order_id","amount":"$amount"},"output_key":"reservation"},
+ {"id":"approve","type":"llm","prompt":"Approve order $order_id?","allowed_outputs":["yes","no"]},
+ {"id":"capture","type":"tool","tool":"capture_payment","args":{"order_id":"$order_id","reservation":"$reservation"},"output_key":"capture"},
+ {"id":"receipt","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id","capture":"$capture"},"is_terminal":true}]}`
+
+func mockLLM(t *testing.T, model string) kernel.LLMClient {
+	t.Helper()
+	c, err := llm.New(model, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // Ensure a cancelled run is left resumable and the same key continues it
 // without re-running completed steps.
 func TestCancelledRunContinuesByKey(t *testing.T) {
-	rt := openRuntime(t, runtime.Config{})
+	rt := openRuntime(t, runtime.Config{LLM: mockLLM(t, "mock/yes")})
 	ctx, cancel := context.WithCancel(context.Background())
-	prog := readExample(t, "program.json")
+	prog := json.RawMessage(barrierProgram)
 	steps := 0
 	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "c", Progress: func(p runtime.Progress) {
 		steps++
@@ -359,11 +381,11 @@ func TestCancelledRunContinuesByKey(t *testing.T) {
 		t.Fatalf("interrupted trace: status %s, %d steps, %d tool calls; want running, 2, 2", view.Status, view.TotalSteps, view.StepMetrics.ToolCalls)
 	}
 	done, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "c", Progress: func(runtime.Progress) { steps++ }})
-	if err != nil || done.Status != "success" || done.TraceID != res.TraceID || done.Steps != 4 {
+	if err != nil || done.Status != "success" || done.TraceID != res.TraceID || done.Steps != 5 {
 		t.Fatalf("continued: %+v %v", done, err)
 	}
-	if steps != 4 {
-		t.Fatalf("%d steps ran in total, want 4 (none twice)", steps)
+	if steps != 5 {
+		t.Fatalf("%d steps reported in total, want 5 (none twice)", steps)
 	}
 }
 

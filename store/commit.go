@@ -37,8 +37,21 @@ func (db *DB) write(fn func(tx *bolt.Tx) error) error {
 }
 
 type writeReq struct {
-	fn   func(tx *bolt.Tx) error
-	done chan error
+	fn func(tx *bolt.Tx) error
+	// err is the outcome, set before finished is closed.
+	err      error
+	finished chan struct{}
+	// then, when set, is told the outcome on the committer goroutine; it
+	// must not block.
+	then func(error)
+}
+
+func (r *writeReq) finish(err error) {
+	r.err = err
+	close(r.finished)
+	if r.then != nil {
+		r.then(err)
+	}
 }
 
 // errMemberFailed aborts a batch transaction after one member failed.
@@ -48,18 +61,28 @@ var errMemberFailed = errors.New("batch member failed")
 // completes even if ctx is cancelled, so the caller never has to guess
 // whether it happened.
 func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	req, err := db.enqueue(ctx, fn, nil)
+	if err != nil {
 		return err
 	}
-	req := &writeReq{fn: fn, done: make(chan error, 1)}
+	<-req.finished
+	return req.err
+}
+
+// enqueue queues fn and returns at once; then, if not nil, is told the
+// outcome. Writes are committed in the order they were queued.
+func (db *DB) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error, then func(error)) (*writeReq, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	req := &writeReq{fn: fn, finished: make(chan struct{}), then: then}
 	db.mu.RLock()
+	defer db.mu.RUnlock()
 	if db.closed {
-		db.mu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	db.queue <- req
-	db.mu.RUnlock()
-	return <-req.done
+	return req, nil
 }
 
 func (db *DB) commitLoop() {
@@ -130,19 +153,19 @@ func (db *DB) runBatch(batch []*writeReq) {
 		})
 		if failed < 0 || !errors.Is(err, errMemberFailed) {
 			for _, r := range pending {
-				r.done <- err
+				r.finish(err)
 			}
 			break
 		}
 		if failed == 0 {
 			// It ran first on a clean transaction: its error is final.
-			pending[0].done <- memberErr
+			pending[0].finish(memberErr)
 		} else {
 			solo = append(solo, pending[failed])
 		}
 		pending = append(pending[:failed:failed], pending[failed+1:]...)
 	}
 	for _, r := range solo {
-		r.done <- guard(func() error { return db.write(r.fn) })
+		r.finish(guard(func() error { return db.write(r.fn) }))
 	}
 }

@@ -24,6 +24,9 @@ var (
 	// ErrStepExists is returned by CommitStep when the execution already has a
 	// step at that index: steps are written once and never overwritten.
 	ErrStepExists = errors.New("step already exists")
+	// ErrStepGap is returned by CommitStep when the step before the one
+	// being committed is missing: an earlier commit of the run failed.
+	ErrStepGap = errors.New("previous step is missing")
 
 	// ErrIdempotencyConflict is returned by ClaimIdempotencyKey when a live
 	// key was first used with a different request (program or input).

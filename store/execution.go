@@ -345,21 +345,49 @@ func (db *DB) Unfinished(ctx context.Context) ([]Execution, error) {
 }
 
 // CommitStep implements ExecutionStore.
+func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) {
+	return db.StartCommitStep(ctx, sc).Wait()
+}
+
+// StartCommitStep implements ExecutionStore.
 //
 // Everything that can be computed without the transaction (validation,
 // the execution record's JSON, the envelope's canonical form) is computed
 // here, in the caller's goroutine: the single committer then only reads
 // what it must, splices and writes.
-func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) {
+func (db *DB) StartCommitStep(ctx context.Context, sc StepCommit) *PendingCommit {
+	pc, complete := NewPendingCommit()
+	fn, out, err := db.prepareStep(sc)
+	if err != nil {
+		complete(nil, err)
+		return pc
+	}
+	id, index := sc.Execution.ID, sc.Index
+	then := func(err error) {
+		if err != nil {
+			complete(nil, fmt.Errorf("commit step %q/%d: %w", id, index, err))
+			return
+		}
+		complete(*out, nil)
+	}
+	if _, err := db.enqueue(ctx, fn, then); err != nil {
+		then(err)
+	}
+	return pc
+}
+
+// prepareStep validates sc and returns the write function and where it
+// leaves the appended envelope (nil without a draft).
+func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, error) {
 	if err := checkExecution(sc.Execution); err != nil {
-		return nil, fmt.Errorf("commit step: %w", err)
+		return nil, nil, fmt.Errorf("commit step: %w", err)
 	}
 	id := sc.Execution.ID
 	if sc.Index < 0 {
-		return nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
+		return nil, nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
 	}
 	if !json.Valid(sc.Step) {
-		return nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
+		return nil, nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
 	}
 	var seal *sealer
 	if sc.Envelope != nil {
@@ -368,30 +396,37 @@ func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) 
 			d.ExecutionID = id
 		}
 		if d.ExecutionID != id || (d.StepIndex != 0 && d.StepIndex != sc.Index) {
-			return nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.ExecutionID, d.StepIndex)
+			return nil, nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.ExecutionID, d.StepIndex)
 		}
 		d.StepIndex = sc.Index
 		var err error
 		if seal, err = newSealer(d); err != nil {
-			return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
+			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 		}
 	}
 	now := db.now().UTC()
 	key := joinKey(id, uint64(sc.Index))
+	var prevKey []byte
+	if sc.Index > 0 {
+		prevKey = joinKey(id, uint64(sc.Index-1))
+	}
 	step := bytes.Clone(sc.Step)
 	var upd *execUpdate
 	if !sc.KeepExecution {
 		var err error
 		if upd, err = prepareUpdate(sc.Execution, now); err != nil {
-			return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
+			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 		}
 	}
-	var out *Envelope
-	err := db.update(ctx, func(tx *bolt.Tx) error {
-		out = nil
+	out := new(*Envelope)
+	fn := func(tx *bolt.Tx) error {
+		*out = nil
 		steps := tx.Bucket(bucketSteps)
 		if steps.Get(key) != nil {
 			return ErrStepExists
+		}
+		if prevKey != nil && steps.Get(prevKey) == nil {
+			return ErrStepGap
 		}
 		if err := steps.Put(key, step); err != nil {
 			return err
@@ -410,13 +445,10 @@ func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) 
 		if err != nil {
 			return err
 		}
-		out = &e
+		*out = &e
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 	}
-	return out, nil
+	return fn, out, nil
 }
 
 // execUpdate is a step's rewrite of its execution's record, encoded ahead

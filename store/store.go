@@ -62,6 +62,13 @@ type ExecutionStore interface {
 	// It returns the stored envelope (nil without a draft). ErrStepExists
 	// when the step index is taken; nothing is written then.
 	CommitStep(ctx context.Context, c StepCommit) (*Envelope, error)
+	// StartCommitStep is CommitStep without the wait: it validates and
+	// queues c and returns at once; the PendingCommit reports the outcome.
+	// Commits are applied in the order they were started, and a step whose
+	// predecessor (index-1) is missing is refused with ErrStepGap, so an
+	// execution's durable steps are always a prefix of those started: a run
+	// may go on while earlier steps are being made durable.
+	StartCommitStep(ctx context.Context, c StepCommit) *PendingCommit
 	// Steps returns up to limit steps of an execution with index >= offset,
 	// in index order; limit <= 0 means all.
 	Steps(ctx context.Context, executionID string, offset, limit int) ([]Step, error)
@@ -256,6 +263,32 @@ type StepCommit struct {
 	// when set; Kind defaults to EnvelopeKindStep. Seq, RecordedAt,
 	// PrevHash and Hash are assigned by the store.
 	Envelope *Envelope
+}
+
+// PendingCommit is a step commit on its way to durability.
+type PendingCommit struct {
+	done chan struct{}
+	env  *Envelope
+	err  error
+}
+
+// NewPendingCommit returns a pending commit and the function that
+// completes it; a Store implementation calls complete exactly once.
+func NewPendingCommit() (p *PendingCommit, complete func(*Envelope, error)) {
+	p = &PendingCommit{done: make(chan struct{})}
+	return p, func(env *Envelope, err error) {
+		p.env, p.err = env, err
+		close(p.done)
+	}
+}
+
+// Done is closed when the commit is durable or has failed.
+func (p *PendingCommit) Done() <-chan struct{} { return p.done }
+
+// Wait waits for the commit and returns what CommitStep would have.
+func (p *PendingCommit) Wait() (*Envelope, error) {
+	<-p.done
+	return p.env, p.err
 }
 
 // Idempotency statuses the store itself sets.

@@ -636,3 +636,11 @@ func (s *callState) scrub(b []byte) []byte {
 	}
 	return []byte(strings.NewReplacer(oldnew...).Replace(string(b)))
 }
+
+// ActsOutside reports whether a call may change anything outside its
+// sandbox: the tool was granted the network (nanovm:http) or the host's
+// files (wasi:fs). A tool without either can only compute its answer, so
+// running it again (after a crash, say) has no effect but its output.
+func (t *Tool) ActsOutside() bool {
+	return slices.Contains(t.Granted, CapHTTP) || slices.Contains(t.Granted, CapFS)
+}

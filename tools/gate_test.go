@@ -229,3 +229,22 @@ func TestHostAllowed(t *testing.T) {
 		})
 	}
 }
+
+// Ensure ActsOutside follows the effective grant: the network or the host's
+// files make a tool act outside its sandbox; the log and the clock do not.
+func TestActsOutside(t *testing.T) {
+	r := newRegistry(t, "log_levels")
+	register(t, r, "http_get", func(m *Manifest) { m.AllowedHosts = []string{"127.0.0.1:1"} })
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{{"log_levels", false}, {"http_get", true}} {
+		tool, err := r.Resolve(context.Background(), tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tool.ActsOutside(); got != tc.want {
+			t.Errorf("%s (granted %v): ActsOutside = %v, want %v", tc.name, tool.Granted, got, tc.want)
+		}
+	}
+}

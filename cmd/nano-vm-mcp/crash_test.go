@@ -211,3 +211,108 @@ func TestCrashRecovery(t *testing.T) {
 		t.Errorf("only %d of %d kills landed mid-run: %v", killedAt["mid-run"], trials, killedAt)
 	}
 }
+
+// pureSteps is the length of the pipelined crash test's chain.
+const pureSteps = 2000
+
+// Ensure a run of pure tool steps, whose commits are pipelined (the run
+// goes on while earlier steps are made durable), survives SIGKILL at any
+// moment: the store opens, what is durable is a gapless prefix, the same
+// key finishes the run, and the audit chain holds exactly one envelope per
+// step.
+func TestCrashRecoveryPipelined(t *testing.T) {
+	trials := 8
+	if testing.Short() {
+		trials = 4
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 2))
+	steps := make([]string, pureSteps)
+	for i := range steps {
+		steps[i] = fmt.Sprintf(`{"id":"v%d","type":"tool","tool":"validate_amount","args":{"amount":%d}}`, i, i+1)
+	}
+	progFile := filepath.Join(t.TempDir(), "pure.json")
+	if err := os.WriteFile(progFile, []byte(`{"name":"pure_chain","steps":[`+strings.Join(steps, ",")+`]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	midRun := 0
+	var db string
+	run := func() (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command(binary, "run", progFile, "--json", "--idempotency-key", "pure-key", "--db", db, "--cache-dir", cache)
+		cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, out
+	}
+	// A whole run, timed once the compilation cache is filled, tells when
+	// to kill so that most kills land mid-run.
+	var whole time.Duration
+	for range 2 {
+		db = filepath.Join(t.TempDir(), "warm.db")
+		began := time.Now()
+		if cmd, out := run(); cmd.Wait() != nil {
+			t.Fatalf("warm-up run failed: %s", out)
+		}
+		whole = time.Since(began)
+	}
+	for trial := range trials {
+		db = filepath.Join(t.TempDir(), "pure.db")
+		cmd, _ := run()
+		time.Sleep(whole * time.Duration(30+r.IntN(65)) / 100)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+
+		rt, err := runtime.Open(context.Background(), runtime.Config{DBPath: db, CacheDir: cache, VaultKey: testVaultKey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatalf("trial %d: reopen after the kill: %v", trial, err)
+		}
+		if un, err := rt.Unfinished(context.Background()); err == nil {
+			for _, e := range un {
+				tv, err := rt.Trace(context.Background(), e.ID, 0, pureSteps)
+				if err != nil {
+					t.Fatalf("trial %d: trace of the killed run: %v", trial, err)
+				}
+				for i, s := range tv.Steps {
+					if s.Index != i || s.StepID != fmt.Sprint("v", i) {
+						t.Fatalf("trial %d: durable step %d is %d/%s: not a gapless prefix", trial, i, s.Index, s.StepID)
+					}
+				}
+				if tv.TotalSteps > 0 {
+					midRun++
+				}
+				t.Logf("trial %d: killed after %d durable steps", trial, tv.TotalSteps)
+			}
+		}
+		rt.Close()
+
+		cmd, out := run()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("trial %d: restart: %v\n%s", trial, err, out)
+		}
+		var res runtime.RunResult
+		if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+			t.Fatalf("trial %d: %v: %q", trial, err, out)
+		}
+		if res.Status != "success" || res.Steps != pureSteps {
+			t.Fatalf("trial %d: %+v", trial, res)
+		}
+		rt, err = runtime.Open(context.Background(), runtime.Config{DBPath: db, CacheDir: cache, VaultKey: testVaultKey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatalf("trial %d: reopen: %v", trial, err)
+		}
+		rep, err := rt.VerifyAudit(context.Background(), "")
+		rt.Close()
+		if err != nil || !rep.OK || rep.Checked != pureSteps {
+			t.Fatalf("trial %d: audit %+v %v", trial, rep, err)
+		}
+	}
+	t.Logf("%d of %d kills landed mid-run", midRun, trials)
+	if midRun == 0 {
+		t.Errorf("no kill landed mid-run in %d trials", trials)
+	}
+}

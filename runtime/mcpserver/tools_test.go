@@ -298,20 +298,20 @@ func TestPanicIsToolError(t *testing.T) {
 // it resumable, tells the client how to continue, and resume_program
 // without payload finishes it.
 func TestCancelLeavesResumable(t *testing.T) {
-	s := newServer(t, nil)
+	s := newServerLLM(t)
 	c, _ := inProcess(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// Cancel once the first step is durable, inside the run, so the
-	// cancellation lands mid-run at a known place.
+	// Cancel once the second step is durable, inside the run, so the
+	// cancellation lands mid-run at a known place (before the llm step).
 	s.afterProgress = func(p runtime.Progress) {
-		if p.Done == 1 {
+		if p.Done == 2 {
 			cancel()
 		}
 	}
 	var req mcp.CallToolRequest
 	req.Params.Name = "run_program"
-	req.Params.Arguments = map[string]any{"program": json.RawMessage(readExample(t, "program.json")), "input": paymentInput()}
+	req.Params.Arguments = map[string]any{"program": json.RawMessage(barrierProgram), "input": paymentInput()}
 	req.Params.Meta = &mcp.Meta{ProgressToken: "cancel-me"}
 	res, err := c.CallTool(ctx, req)
 	// A transport that forwards notifications/cancelled drops the
@@ -330,14 +330,14 @@ func TestCancelLeavesResumable(t *testing.T) {
 	}
 	trace := tl[0].(map[string]any)["trace_id"].(string)
 	tr := ok(t, s, "get_trace", call(t, c, "get_trace", map[string]any{"trace_id": trace}))
-	if tr["total_steps"] != float64(1) {
-		t.Fatalf("interrupted after %v steps, want 1", tr["total_steps"])
+	if tr["total_steps"] != float64(2) {
+		t.Fatalf("interrupted after %v steps, want 2", tr["total_steps"])
 	}
 	if e := toolErr(t, "resume_program", call(t, c, "resume_program", map[string]any{"trace_id": trace, "payload": 1})); e["error"] != "invalid_argument" {
 		t.Fatalf("resume interrupted with payload: %v", e)
 	}
 	done := ok(t, s, "resume_program", call(t, c, "resume_program", map[string]any{"trace_id": trace}))
-	if done["status"] != "success" || done["steps"] != float64(4) {
+	if done["status"] != "success" || done["steps"] != float64(5) {
 		t.Fatalf("continue: %v", done)
 	}
 }
@@ -411,7 +411,7 @@ func TestResultsStayBounded(t *testing.T) {
 // Ensure Shutdown stops a run in flight after its current step, leaves it
 // resumable and says so, and refuses new runs afterwards.
 func TestShutdownInterruptsRuns(t *testing.T) {
-	s := newServer(t, nil)
+	s := newServerLLM(t)
 	c, _ := inProcess(t, s)
 	s.afterProgress = func(p runtime.Progress) {
 		if p.Done == 2 {
@@ -419,7 +419,7 @@ func TestShutdownInterruptsRuns(t *testing.T) {
 		}
 	}
 	res := callCtx(t, context.Background(), c, "run_program", map[string]any{
-		"program": string(readExample(t, "program.json")), "input": paymentInput(),
+		"program": barrierProgram, "input": paymentInput(),
 	}, "shutdown")
 	e := toolErr(t, "run_program", res)
 	if e["error"] != "interrupted" || e["steps"] != float64(2) || !strings.Contains(e["message"].(string), "resume_program") {

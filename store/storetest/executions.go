@@ -288,6 +288,68 @@ func testCommitStepRunLifecycle(e *env) {
 	}
 }
 
+// testStartCommitStepInOrder ensures commits started without waiting are
+// applied in the order they were started, chaining their envelopes in
+// that order, and that a step whose predecessor is missing is refused, so
+// a failed commit is never followed by a later step of the same run.
+func testStartCommitStepInOrder(e *env) {
+	t, ctx, st := e.t, e.ctx, e.st
+	const n = 40
+	var pending []*store.PendingCommit
+	for run := range 2 {
+		ex := store.Execution{ID: fmt.Sprint("pipe-", run), Status: store.StatusRunning}
+		for i := range n {
+			pending = append(pending, st.StartCommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: raw(t, i),
+				Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), Payload: raw(t, i)}}))
+		}
+	}
+	var last uint64
+	for i, p := range pending {
+		env, err := p.Wait()
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		if env.Seq != last+1 {
+			t.Fatalf("commit %d got seq %d after %d: not applied in the order started", i, env.Seq, last)
+		}
+		last = env.Seq
+	}
+	for run := range 2 {
+		steps, err := st.Steps(ctx, fmt.Sprint("pipe-", run), 0, 0)
+		if err != nil || len(steps) != n {
+			t.Fatalf("run %d: %d steps, %v; want %d", run, len(steps), err, n)
+		}
+	}
+
+	gap := store.Execution{ID: "gap", Status: store.StatusRunning}
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: gap, Index: 0, Step: raw(t, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	// Index 1 fails (its envelope is refused), so 2 and 3, started
+	// behind it, must fail too.
+	bad := st.StartCommitStep(ctx, store.StepCommit{Execution: gap, Index: 1, Step: raw(t, 1), Envelope: &store.Envelope{ExecutionID: "other"}})
+	after := []*store.PendingCommit{
+		st.StartCommitStep(ctx, store.StepCommit{Execution: gap, Index: 2, Step: raw(t, 2)}),
+		st.StartCommitStep(ctx, store.StepCommit{Execution: gap, Index: 3, Step: raw(t, 3)}),
+	}
+	if _, err := bad.Wait(); err == nil {
+		t.Fatal("a commit with another run's envelope succeeded")
+	}
+	for i, p := range after {
+		if _, err := p.Wait(); !errors.Is(err, store.ErrStepGap) {
+			t.Fatalf("step %d after a failed step: %v, want ErrStepGap", i+2, err)
+		}
+	}
+	select {
+	case <-bad.Done():
+	default:
+		t.Fatal("Done is open after Wait returned")
+	}
+	if steps, _ := st.Steps(ctx, "gap", 0, 0); len(steps) != 1 {
+		t.Fatalf("%d steps stored, want only the first", len(steps))
+	}
+}
+
 // testSteps ensures steps page by offset and limit in index order.
 func testSteps(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st

@@ -66,6 +66,7 @@ func Run(t *testing.T, open Opener) {
 		{"Unfinished", testUnfinished},
 		{"CommitStep", testCommitStep},
 		{"CommitStepRunLifecycle", testCommitStepRunLifecycle},
+		{"StartCommitStepInOrder", testStartCommitStepInOrder},
 		{"Steps", testSteps},
 		{"EnvelopeChain", testEnvelopeChain},
 		{"EnvelopeValidation", testEnvelopeValidation},
