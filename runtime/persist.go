@@ -14,10 +14,12 @@ import (
 
 // persister is the kernel observer that makes every step durable: one
 // store transaction per step writes the step record, the execution's
-// status when it changes, and (for a successful step) its envelope.
+// status when it changes, and (for a successful step) its envelope. By
+// default each step is durable before the next one starts.
 //
-// Commits are pipelined. A step's commit is started when the step
-// finishes, and the run goes on while it is made durable; the store
+// With Config.PipelinePureSteps, commits are pipelined. A step's commit is
+// started when the step finishes, and the run goes on while it is made
+// durable; the store
 // applies a run's commits in order and refuses one whose predecessor is
 // missing, so what is durable is always a prefix of the run. Before a step
 // that can act outside the sandbox (an llm step, a tool granted the
@@ -46,6 +48,8 @@ type persister struct {
 	written bool
 	// outside caches actsOutside by step id.
 	outside map[string]bool
+	// pipeline is Config.PipelinePureSteps.
+	pipeline bool
 }
 
 type pendingStep struct {
@@ -59,7 +63,7 @@ func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress
 	// The program and input were stored when the execution started; a step
 	// commit leaves them as they are instead of rewriting them each time.
 	exec.Input, exec.Program, exec.Checkpoint = nil, nil, nil
-	return &persister{rt: rt, prog: prog, exec: exec, progress: progress, total: len(prog.Steps), outside: map[string]bool{}}
+	return &persister{rt: rt, prog: prog, exec: exec, progress: progress, total: len(prog.Steps), outside: map[string]bool{}, pipeline: rt.cfg.PipelinePureSteps}
 }
 
 // StepStarted waits for every earlier commit before a step that can act
@@ -120,7 +124,8 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	if ev.Status != kernel.StatusRunning {
 		p.ended = ev.Status
 	}
-	return p.reap(false)
+	// Unpipelined, the step is durable before the kernel goes on.
+	return p.reap(!p.pipeline)
 }
 
 // flush waits until every commit started is durable or has failed.
@@ -162,6 +167,9 @@ func (p *persister) reap(wait bool) error {
 // actsOutside reports whether the step with this id can act outside the
 // sandbox, so that everything before it must be durable first.
 func (p *persister) actsOutside(ctx context.Context, stepID string) bool {
+	if !p.pipeline {
+		return true
+	}
 	if v, ok := p.outside[stepID]; ok {
 		return v
 	}

@@ -56,6 +56,12 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// NoSync trades durability on power loss for speed (see store.Options).
 	NoSync bool
+	// PipelinePureSteps lets a run go on while its steps are being made
+	// durable, waiting only before a step that can act outside the sandbox
+	// and before reporting its outcome. Off by default: then every step is
+	// durable before the next one starts. See RATIONALE.md "Why are step
+	// commits pipelined?".
+	PipelinePureSteps bool
 	// CacheDir holds compiled tool code; default "<db>.wasm-cache" beside
 	// the database. "-" disables the disk cache.
 	CacheDir string

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -386,6 +387,53 @@ func TestCancelledRunContinuesByKey(t *testing.T) {
 	}
 	if steps != 5 {
 		t.Fatalf("%d steps reported in total, want 5 (none twice)", steps)
+	}
+}
+
+// durableSteps is an LLM client that, when called, records how many of
+// its run's steps are durable (readable from the store) at that moment.
+type durableSteps struct {
+	rt      func() *runtime.Runtime
+	mu      sync.Mutex
+	durable []int
+}
+
+func (d *durableSteps) Complete(ctx context.Context, req kernel.LLMRequest) (kernel.LLMResponse, error) {
+	tv, err := d.rt().Trace(ctx, req.ExecutionID, 0, 100)
+	if err != nil {
+		return kernel.LLMResponse{}, err
+	}
+	d.mu.Lock()
+	d.durable = append(d.durable, tv.TotalSteps)
+	d.mu.Unlock()
+	return kernel.LLMResponse{Text: "yes"}, nil
+}
+
+// Ensure that with pipelined commits an llm step starts only once every
+// step before it is durable, and the run's result is given only once all
+// its steps are; progress still reports each step once, in order.
+func TestPipelinedCommitsWaitBeforeLLM(t *testing.T) {
+	d := &durableSteps{}
+	rt := openRuntime(t, runtime.Config{LLM: d, PipelinePureSteps: true})
+	d.rt = func() *runtime.Runtime { return rt }
+	var order []int
+	for run := range 20 {
+		order = order[:0]
+		res, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: json.RawMessage(barrierProgram), Input: paymentInput(),
+			Progress: func(p runtime.Progress) { order = append(order, p.Index) }})
+		if err != nil || res.Status != "success" || res.Steps != 5 {
+			t.Fatalf("run %d: %+v %v", run, res, err)
+		}
+		if d.durable[run] != 2 {
+			t.Fatalf("run %d: the llm step started with %d durable steps before it, want 2", run, d.durable[run])
+		}
+		tv, err := rt.Trace(context.Background(), res.TraceID, 0, 100)
+		if err != nil || tv.TotalSteps != 5 || tv.Status != "success" {
+			t.Fatalf("run %d: right after the result the store has %d steps, status %s (%v)", run, tv.TotalSteps, tv.Status, err)
+		}
+		if !slices.Equal(order, []int{0, 1, 2, 3, 4}) {
+			t.Fatalf("run %d: progress %v", run, order)
+		}
 	}
 }
 

@@ -50,6 +50,7 @@ func cmdBench(args []string, cio *cliIO) error {
 	db := fs.String("db", "", "database file; default a fresh temporary file, deleted after (NANO_VM_MCP_DB is ignored: a benchmark never writes to the real database)")
 	keep := fs.Bool("keep", false, "keep the --db file and the round-trip stores beside it")
 	noSync := fs.Bool("no-sync", false, "skip fsync in the runtime's store, to compare (NANO_VM_MCP_NO_SYNC=1)")
+	pipeline := fs.Bool("pipeline", false, "pipeline pure steps' commits, as serve --pipeline does (NANO_VM_MCP_PIPELINE=1)")
 	cacheDir := fs.String("cache-dir", "", "compiled tool code cache, shared across runs; \"-\" disables it (NANO_VM_MCP_CACHE_DIR; default the user cache dir)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.Usage = func() {
@@ -72,6 +73,10 @@ func cmdBench(args []string, cio *cliIO) error {
 		v := strings.ToLower(env("NO_SYNC"))
 		*noSync = v == "1" || v == "true" || v == "yes"
 	}
+	if !*pipeline {
+		v := strings.ToLower(env("PIPELINE"))
+		*pipeline = v == "1" || v == "true" || v == "yes"
+	}
 	sel, err := benchmark.Select(*scenario)
 	if err != nil {
 		return usagef("--scenario: %v", err)
@@ -93,7 +98,7 @@ func cmdBench(args []string, cio *cliIO) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(cio.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	e, err := benchmark.Open(ctx, benchmark.Config{DBPath: *db, Keep: *keep, NoSync: *noSync, CacheDir: cache, Logger: logger})
+	e, err := benchmark.Open(ctx, benchmark.Config{DBPath: *db, Keep: *keep, NoSync: *noSync, PipelinePureSteps: *pipeline, CacheDir: cache, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -105,6 +110,9 @@ func cmdBench(args []string, cio *cliIO) error {
 	}
 	if *noSync {
 		rep.Durability = "no fsync"
+	}
+	if *pipeline {
+		rep.Durability += ", pure steps pipelined"
 	}
 	bar := newBenchBar(cio.stderr)
 	for _, s := range sel {

@@ -74,7 +74,7 @@ func envOr(name, def string) string {
 // common holds the flags every command shares.
 type common struct {
 	db, policy, toolsDir, envFile, llmModel, cacheDir string
-	noUpload, noSync, noBundled                       bool
+	noUpload, noSync, noBundled, pipeline             bool
 }
 
 // register adds the shared flags to fs. Defaults come from the
@@ -89,6 +89,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.noUpload, "no-tool-upload", false, "refuse register_tool over MCP (NANO_VM_MCP_NO_TOOL_UPLOAD=1)")
 	fs.BoolVar(&c.noSync, "no-sync", false, "skip fsync: survives a process crash, may lose the last commits on power loss (NANO_VM_MCP_NO_SYNC=1)")
 	fs.BoolVar(&c.noBundled, "no-bundled-tools", false, "do not register the bundled tools (NANO_VM_MCP_NO_BUNDLED_TOOLS=1)")
+	fs.BoolVar(&c.pipeline, "pipeline", false, "let a run go on while its steps are made durable, waiting before llm steps and tools that reach the network or files (NANO_VM_MCP_PIPELINE=1)")
 }
 
 // parse parses args with fs, allowing flags after positional arguments,
@@ -135,6 +136,7 @@ func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	flagOn(&c.noUpload, "NO_TOOL_UPLOAD")
 	flagOn(&c.noSync, "NO_SYNC")
 	flagOn(&c.noBundled, "NO_BUNDLED_TOOLS")
+	flagOn(&c.pipeline, "PIPELINE")
 	return pos, nil
 }
 
@@ -173,7 +175,7 @@ func (c *common) open(ctx context.Context, io *cliIO, level slog.Level) (*runtim
 	logger := slog.New(slog.NewTextHandler(io.stderr, &slog.HandlerOptions{Level: level}))
 	cfg := runtime.Config{
 		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, DisableToolUpload: c.noUpload,
-		NoSync: c.noSync, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
+		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
 	}
 	if c.llmModel != "" {
 		client, err := llm.New(c.llmModel, nil)

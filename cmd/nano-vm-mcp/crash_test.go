@@ -215,8 +215,8 @@ func TestCrashRecovery(t *testing.T) {
 // pureSteps is the length of the pipelined crash test's chain.
 const pureSteps = 2000
 
-// Ensure a run of pure tool steps, whose commits are pipelined (the run
-// goes on while earlier steps are made durable), survives SIGKILL at any
+// Ensure a run of pure tool steps, whose commits are pipelined (--pipeline:
+// the run goes on while earlier steps are made durable), survives SIGKILL at any
 // moment: the store opens, what is durable is a gapless prefix, the same
 // key finishes the run, and the audit chain holds exactly one envelope per
 // step.
@@ -240,7 +240,7 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 	midRun := 0
 	var db string
 	run := func() (*exec.Cmd, *strings.Builder) {
-		cmd := exec.Command(binary, "run", progFile, "--json", "--idempotency-key", "pure-key", "--db", db, "--cache-dir", cache)
+		cmd := exec.Command(binary, "run", progFile, "--pipeline", "--json", "--idempotency-key", "pure-key", "--db", db, "--cache-dir", cache)
 		cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
 		out := &strings.Builder{}
 		cmd.Stdout, cmd.Stderr = out, io.Discard

@@ -31,6 +31,8 @@ type Config struct {
 	// NoSync turns fsync off for the runtime's store (BM-INT-05 always
 	// measures both modes on stores of its own).
 	NoSync bool
+	// PipelinePureSteps sets the runtime's runtime.Config.PipelinePureSteps.
+	PipelinePureSteps bool
 	// CacheDir is the compilation cache shared by the runtime and the
 	// tool-call microbenchmark. "" means compile in memory each time.
 	CacheDir string
@@ -93,7 +95,7 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 	}
 	e.rt, err = runtime.Open(ctx, runtime.Config{
 		DBPath: e.cfg.DBPath, VaultKey: key, LLM: model, LLMModel: MockModel,
-		NoSync: e.cfg.NoSync, CacheDir: cacheDir, Logger: e.cfg.Logger,
+		NoSync: e.cfg.NoSync, PipelinePureSteps: e.cfg.PipelinePureSteps, CacheDir: cacheDir, Logger: e.cfg.Logger,
 	})
 	if err != nil {
 		e.cleanup()
