@@ -20,12 +20,13 @@ const benchConcurrency = 32
 // an envelope per step) for b.N items, timing only the items, and checks
 // every invariant and the audit chain afterwards.
 func runScenario(b *testing.B, name string, noSync bool) {
-	runScaled(b, name, noSync, 1)
+	runScaled(b, name, benchmark.Config{NoSync: noSync}, 1)
 }
 
 // runScaled runs b.N × scale items: the long horizon counts items in
-// thousands, one program per thousand.
-func runScaled(b *testing.B, name string, noSync bool, scale int) {
+// thousands, one program per thousand. cfg gives NoSync and
+// PipelinePureSteps.
+func runScaled(b *testing.B, name string, cfg benchmark.Config, scale int) {
 	b.StopTimer()
 	sel, err := benchmark.Select(name)
 	if err != nil || len(sel) != 1 {
@@ -33,7 +34,8 @@ func runScaled(b *testing.B, name string, noSync bool, scale int) {
 	}
 	ctx := context.Background()
 	e, err := benchmark.Open(ctx, benchmark.Config{
-		DBPath: filepath.Join(b.TempDir(), "bench.db"), NoSync: noSync, CacheDir: runtimetest.CacheDir, Logger: quietLogger(),
+		DBPath: filepath.Join(b.TempDir(), "bench.db"), NoSync: cfg.NoSync, PipelinePureSteps: cfg.PipelinePureSteps,
+		CacheDir: runtimetest.CacheDir, Logger: quietLogger(),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -63,6 +65,9 @@ func runScaled(b *testing.B, name string, noSync bool, scale int) {
 func BenchmarkRefund(b *testing.B) {
 	b.Run("fsync", func(b *testing.B) { runScenario(b, "refund", false) })
 	b.Run("nosync", func(b *testing.B) { runScenario(b, "refund", true) })
+	b.Run("fsync-pipelined", func(b *testing.B) {
+		runScaled(b, "refund", benchmark.Config{PipelinePureSteps: true}, 1)
+	})
 }
 
 // BenchmarkParallel is BM-INT-04: one parallel step of ten sandboxed calls.
@@ -84,8 +89,14 @@ func BenchmarkEnvelope(b *testing.B) { runScenario(b, "envelope", false) }
 func BenchmarkReplay(b *testing.B) { runScenario(b, "replay", false) }
 
 // BenchmarkLongHorizon is BM-INT-10: one op is a 1,000-step chain of a
-// sandboxed tool with every step durable.
-func BenchmarkLongHorizon(b *testing.B) { runScaled(b, "long", false, benchmark.LongHorizonSteps) }
+// sandboxed tool with every step durable, each before the next starts
+// (fsync) or pipelined (fsync-pipelined, Config.PipelinePureSteps).
+func BenchmarkLongHorizon(b *testing.B) {
+	b.Run("fsync", func(b *testing.B) { runScaled(b, "long", benchmark.Config{}, benchmark.LongHorizonSteps) })
+	b.Run("fsync-pipelined", func(b *testing.B) {
+		runScaled(b, "long", benchmark.Config{PipelinePureSteps: true}, benchmark.LongHorizonSteps)
+	})
+}
 
 // BenchmarkToolCall is a sandboxed call of get_order_amount, a fresh
 // instance per call and a warm pooled one.
