@@ -1,0 +1,17 @@
+package kernel
+
+// DecodesDirectly reports whether DecodeStepRecord reads data without
+// handing it to encoding/json: the records the runtime writes must, or
+// reading a trace is silently slow again.
+func DecodesDirectly(data []byte) bool {
+	var rec StepRecord
+	d := jsonReader{b: data}
+	return d.stepRecord(&rec) && d.atEnd()
+}
+
+// TraceDecodesDirectly is DecodesDirectly for DecodeTrace.
+func TraceDecodesDirectly(data []byte) bool {
+	var tr Trace
+	d := jsonReader{b: data}
+	return d.trace(&tr) && d.atEnd()
+}
