@@ -15,3 +15,9 @@ func TraceDecodesDirectly(data []byte) bool {
 	d := jsonReader{b: data}
 	return d.trace(&tr) && d.atEnd()
 }
+
+// SameOutput is how replay decides two outputs agree.
+func SameOutput(a, b any) bool { return sameText(a, b) }
+
+// OutputText is the canonical text replay compares outputs by.
+func OutputText(v any) string { return jsonText(v) }
