@@ -66,6 +66,7 @@ func Run(t *testing.T, open Opener) {
 		{"Unfinished", testUnfinished},
 		{"CommitStep", testCommitStep},
 		{"Steps", testSteps},
+		{"ExecutionTrace", testExecutionTrace},
 		{"EnvelopeChain", testEnvelopeChain},
 		{"EnvelopeValidation", testEnvelopeValidation},
 		{"ConcurrentCommits", testConcurrentCommits},
