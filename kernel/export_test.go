@@ -5,14 +5,14 @@ package kernel
 // reading a trace is silently slow again.
 func DecodesDirectly(data []byte) bool {
 	var rec StepRecord
-	d := jsonReader{b: data}
+	d := newJSONReader(data)
 	return d.stepRecord(&rec) && d.atEnd()
 }
 
 // TraceDecodesDirectly is DecodesDirectly for DecodeTrace.
 func TraceDecodesDirectly(data []byte) bool {
 	var tr Trace
-	d := jsonReader{b: data}
+	d := newJSONReader(data)
 	return d.trace(&tr) && d.atEnd()
 }
 

@@ -224,7 +224,7 @@ type StepEvent struct {
 // encoding/json, which stays the definition of the result.
 func DecodeStepRecord(data []byte, rec *StepRecord) error {
 	*rec = StepRecord{}
-	d := jsonReader{b: data}
+	d := newJSONReader(data)
 	if d.stepRecord(rec) && d.atEnd() {
 		return nil
 	}
@@ -235,7 +235,7 @@ func DecodeStepRecord(data []byte, rec *StepRecord) error {
 // DecodeTrace is DecodeStepRecord for a Trace (a stored trace header).
 func DecodeTrace(data []byte, tr *Trace) error {
 	*tr = Trace{}
-	d := jsonReader{b: data}
+	d := newJSONReader(data)
 	if d.trace(tr) && d.atEnd() {
 		return nil
 	}
@@ -251,9 +251,16 @@ const maxReadDepth = 1000
 // reports false for input it does not handle, which sends the whole value
 // to encoding/json; it never reports true for input encoding/json rejects.
 type jsonReader struct {
-	b     []byte
+	b []byte
+	// s is b as a string: a string without escapes is a substring of it,
+	// one allocation for the whole record instead of one per string.
+	s     string
 	i     int
 	depth int
+}
+
+func newJSONReader(data []byte) *jsonReader {
+	return &jsonReader{b: data, s: string(data)}
 }
 
 func (d *jsonReader) skipSpace() {
@@ -371,30 +378,54 @@ func once(seen *uint32, bit uint32) bool {
 // str reads a string as encoding/json decodes it: escapes resolved, bad
 // UTF-8 and lone surrogates replaced by U+FFFD.
 func (d *jsonReader) str() (string, bool) {
-	b, ok := d.strBytes()
+	if !d.eat('"') {
+		return "", false
+	}
+	start := d.i
+	if d.plain() {
+		return d.s[start : d.i-1], true
+	}
+	b, ok := d.strSlow(start)
 	return string(b), ok
 }
 
-// strBytes is str without the copy when the string has no escapes and is
-// ASCII: then the result aliases the input.
+// strBytes is str as bytes that alias the input when the string needs no
+// decoding.
 func (d *jsonReader) strBytes() ([]byte, bool) {
 	if !d.eat('"') {
 		return nil, false
 	}
 	start := d.i
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
-		case c == '"':
-			d.i++
-			return d.b[start : d.i-1], true
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return d.strSlow(start)
-		}
-		d.i++
+	if d.plain() {
+		return d.b[start : d.i-1], true
 	}
-	return nil, false
+	return d.strSlow(start)
 }
+
+// plain passes over the rest of a string (the reader just after its
+// opening quote) and its closing quote, if it is ASCII without escapes,
+// which decodes to itself; otherwise it reports false and stays put.
+func (d *jsonReader) plain() bool {
+	b := d.b
+	for i := d.i; i < len(b); i++ {
+		if c := b[i]; !plainByte[c] {
+			if c == '"' {
+				d.i = i + 1
+				return true
+			}
+			return false
+		}
+	}
+	return false
+}
+
+// plainByte marks the bytes a string may hold and still decode to itself.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // strSlow finishes a string from start (just after its opening quote)
 // that holds escapes or non-ASCII bytes, following encoding/json's
