@@ -243,6 +243,21 @@ func DecodeTrace(data []byte, tr *Trace) error {
 	return json.Unmarshal(data, tr)
 }
 
+// DecodeInput is DecodeStepRecord for a run's stored input: what
+// json.Unmarshal(data, input) gives for a nil map.
+func DecodeInput(data []byte, input *map[string]any) error {
+	*input = nil
+	d := newJSONReader(data)
+	if d.peek() == '{' {
+		if v, ok := d.value(); ok && d.atEnd() {
+			*input = v.(map[string]any)
+			return nil
+		}
+	}
+	*input = nil
+	return json.Unmarshal(data, input)
+}
+
 // maxReadDepth is how deeply the direct reader follows nesting before it
 // gives the value to encoding/json, whose own limit decides.
 const maxReadDepth = 1000

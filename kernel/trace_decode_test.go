@@ -163,6 +163,16 @@ func TestDecodeStepRecordEdges(t *testing.T) {
 	}
 }
 
+// Ensure DecodeInput gives what encoding/json gives for a nil map.
+func TestDecodeInput(t *testing.T) {
+	for _, c := range []string{
+		`{}`, `{"order_id":"o-1","request":"The toaster broke \u003cnow\u003e","n":[1,2.5,{"x":null}],"b":true}`, ` {"a":1} `,
+		`{"a":1,"a":2}`, `null`, `[]`, `"s"`, `1`, `{"a":}`, `{"a":1}x`, ``, "{\"\xff\":\"\xfe\"}", `{"a":1e400}`,
+	} {
+		sameDecode(t, []byte(c), kernel.DecodeInput)
+	}
+}
+
 func FuzzDecodeStepRecord(f *testing.F) {
 	for _, s := range []string{
 		`{"index":0,"step_id":"a","type":"tool","status":"success","output":{"x":[1,"\u003c",null]},"retries":0,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cost_usd":0},"state_hash":"h","tool":{"module_sha256":"m","manifest_sha256":"n"},"started_at":"2025-01-01T00:00:00Z","finished_at":"2025-01-01T00:00:00.5Z","duration_ms":0.5}`,
@@ -174,6 +184,7 @@ func FuzzDecodeStepRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sameDecode(t, data, kernel.DecodeStepRecord)
 		sameDecode(t, data, kernel.DecodeTrace)
+		sameDecode(t, data, kernel.DecodeInput)
 	})
 }
 

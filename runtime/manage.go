@@ -283,7 +283,7 @@ func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kern
 	}
 	var input map[string]any
 	if len(exec.Input) > 0 {
-		if err := json.Unmarshal(exec.Input, &input); err != nil {
+		if err := kernel.DecodeInput(exec.Input, &input); err != nil {
 			return nil, nil, nil, fmt.Errorf("execution %s: stored input: %w", exec.ID, err)
 		}
 	}
