@@ -212,29 +212,30 @@ func jsonText(v any) string {
 type replayer struct{ rec *Trace }
 
 // find returns the recorded outcome for a call: the step or sub-step
-// record at index with the call's id.
-func (rp *replayer) find(index int, callID string) (*outcome, error) {
+// record at index with the call's id. It returns a value: every tool and
+// llm call of a replay asks, and a pointer would be an allocation each.
+func (rp *replayer) find(index int, callID string) (outcome, error) {
 	if index >= len(rp.rec.Steps) {
-		return nil, fmt.Errorf("replay: no recorded step at index %d", index)
+		return outcome{}, fmt.Errorf("replay: no recorded step at index %d", index)
 	}
 	r := &rp.rec.Steps[index]
 	parent, sub, isSub := strings.Cut(callID, "/")
 	if !isSub {
 		if r.StepID != callID {
-			return nil, fmt.Errorf("replay: recorded step %d is %q, not %q", index, r.StepID, callID)
+			return outcome{}, fmt.Errorf("replay: recorded step %d is %q, not %q", index, r.StepID, callID)
 		}
-		return &outcome{status: r.Status, output: r.Output, err: r.Error, retries: r.Retries, usage: r.Usage, timedOut: r.TimedOut, rawOutput: r.RawOutput, log: r.Log, tool: r.Tool}, nil
+		return outcome{status: r.Status, output: r.Output, err: r.Error, retries: r.Retries, usage: r.Usage, timedOut: r.TimedOut, rawOutput: r.RawOutput, log: r.Log, tool: r.Tool}, nil
 	}
 	if r.StepID != parent {
-		return nil, fmt.Errorf("replay: recorded step %d is %q, not %q", index, r.StepID, parent)
+		return outcome{}, fmt.Errorf("replay: recorded step %d is %q, not %q", index, r.StepID, parent)
 	}
 	for i := range r.SubSteps {
 		s := &r.SubSteps[i]
 		if s.StepID == sub {
-			return &outcome{status: s.Status, output: s.Output, err: s.Error, retries: s.Retries, usage: s.Usage, timedOut: s.TimedOut, rawOutput: s.RawOutput, log: s.Log, tool: s.Tool}, nil
+			return outcome{status: s.Status, output: s.Output, err: s.Error, retries: s.Retries, usage: s.Usage, timedOut: s.TimedOut, rawOutput: s.RawOutput, log: s.Log, tool: s.Tool}, nil
 		}
 	}
-	return nil, fmt.Errorf("replay: recorded step %d has no sub-step %q", index, sub)
+	return outcome{}, fmt.Errorf("replay: recorded step %d has no sub-step %q", index, sub)
 }
 
 // answer replays one attempt: attempts before the last fail, the last
