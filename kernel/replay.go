@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -115,8 +116,10 @@ func compareRecords(w, g *StepRecord) *Divergence {
 	case w.Status != g.Status:
 		return diff("status", string(w.Status), string(g.Status))
 	}
-	if a, b := jsonText(w.Output), jsonText(g.Output); a != b {
-		return diff("output", a, b)
+	if !sameJSON(w.Output, g.Output, 0) {
+		if a, b := jsonText(w.Output), jsonText(g.Output); a != b {
+			return diff("output", a, b)
+		}
 	}
 	switch {
 	case w.Error != g.Error:
@@ -134,11 +137,67 @@ func compareRecords(w, g *StepRecord) *Divergence {
 	}
 	for i := range w.SubSteps {
 		a, b := &w.SubSteps[i], &g.SubSteps[i]
-		if a.StepID != b.StepID || a.Status != b.Status || a.Error != b.Error || a.Retries != b.Retries || jsonText(a.Output) != jsonText(b.Output) {
+		if a.StepID != b.StepID || a.Status != b.Status || a.Error != b.Error || a.Retries != b.Retries || !sameText(a.Output, b.Output) {
 			return diff("sub_steps", fmt.Sprintf("%s %s", a.StepID, a.Status), fmt.Sprintf("%s %s", b.StepID, b.Status))
 		}
 	}
 	return nil
+}
+
+// sameText reports whether a and b have the same canonical JSON text.
+func sameText(a, b any) bool {
+	return sameJSON(a, b, 0) || jsonText(a) == jsonText(b)
+}
+
+// sameJSON reports whether a and b are the same JSON data, of the same Go
+// types; then their canonical texts are equal, which is what the
+// comparison is about. Encoding both outputs of every record was most of
+// the cost of comparing; this walk does without. false means "compare the
+// texts": values of other types, and NaN, which equals nothing, take that
+// path, and so does anything deeper than canonical encodes.
+func sameJSON(a, b any, depth int) bool {
+	if depth > canonical.MaxDepth {
+		return false
+	}
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case float64:
+		// Bits, not ==: 0 and -0 are ==, and canonical text is not
+		// mine to assume the same for both.
+		y, ok := b.(float64)
+		return ok && math.Float64bits(x) == math.Float64bits(y) && !math.IsNaN(x)
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !sameJSON(xv, yv, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameJSON(x[i], y[i], depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func jsonText(v any) string {
@@ -153,29 +212,30 @@ func jsonText(v any) string {
 type replayer struct{ rec *Trace }
 
 // find returns the recorded outcome for a call: the step or sub-step
-// record at index with the call's id.
-func (rp *replayer) find(index int, callID string) (*outcome, error) {
+// record at index with the call's id. It returns a value: every tool and
+// llm call of a replay asks, and a pointer would be an allocation each.
+func (rp *replayer) find(index int, callID string) (outcome, error) {
 	if index >= len(rp.rec.Steps) {
-		return nil, fmt.Errorf("replay: no recorded step at index %d", index)
+		return outcome{}, fmt.Errorf("replay: no recorded step at index %d", index)
 	}
 	r := &rp.rec.Steps[index]
 	parent, sub, isSub := strings.Cut(callID, "/")
 	if !isSub {
 		if r.StepID != callID {
-			return nil, fmt.Errorf("replay: recorded step %d is %q, not %q", index, r.StepID, callID)
+			return outcome{}, fmt.Errorf("replay: recorded step %d is %q, not %q", index, r.StepID, callID)
 		}
-		return &outcome{status: r.Status, output: r.Output, err: r.Error, retries: r.Retries, usage: r.Usage, timedOut: r.TimedOut, rawOutput: r.RawOutput, log: r.Log, tool: r.Tool}, nil
+		return outcome{status: r.Status, output: r.Output, err: r.Error, retries: r.Retries, usage: r.Usage, timedOut: r.TimedOut, rawOutput: r.RawOutput, log: r.Log, tool: r.Tool}, nil
 	}
 	if r.StepID != parent {
-		return nil, fmt.Errorf("replay: recorded step %d is %q, not %q", index, r.StepID, parent)
+		return outcome{}, fmt.Errorf("replay: recorded step %d is %q, not %q", index, r.StepID, parent)
 	}
 	for i := range r.SubSteps {
 		s := &r.SubSteps[i]
 		if s.StepID == sub {
-			return &outcome{status: s.Status, output: s.Output, err: s.Error, retries: s.Retries, usage: s.Usage, timedOut: s.TimedOut, rawOutput: s.RawOutput, log: s.Log, tool: s.Tool}, nil
+			return outcome{status: s.Status, output: s.Output, err: s.Error, retries: s.Retries, usage: s.Usage, timedOut: s.TimedOut, rawOutput: s.RawOutput, log: s.Log, tool: s.Tool}, nil
 		}
 	}
-	return nil, fmt.Errorf("replay: recorded step %d has no sub-step %q", index, sub)
+	return outcome{}, fmt.Errorf("replay: recorded step %d has no sub-step %q", index, sub)
 }
 
 // answer replays one attempt: attempts before the last fail, the last

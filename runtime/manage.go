@@ -259,15 +259,58 @@ func (rt *Runtime) Trace(ctx context.Context, id string, offset, limit int) (*Tr
 // Replay re-executes a stored trace from its recorded results and reports
 // whether it is exactly what the program does.
 func (rt *Runtime) Replay(ctx context.Context, id string) (*kernel.ReplayReport, error) {
-	exec, err := rt.execution(ctx, id)
+	// One read transaction for the execution and its steps: half the
+	// transactions of execution then restore, and the two cannot disagree.
+	exec, steps, err := rt.store.ExecutionTrace(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, newError(CodeNotFound, err, "no trace %q", id)
+	}
 	if err != nil {
 		return nil, err
 	}
-	prog, input, tr, err := rt.restore(ctx, exec)
+	prog, input, tr, err := rt.restoreSteps(exec, steps)
 	if err != nil {
 		return nil, err
 	}
 	return kernel.Replay(ctx, prog, input, tr)
+}
+
+// restoreSteps is restore with the steps already read.
+func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kernel.Program, map[string]any, *kernel.Trace, error) {
+	prog, err := rt.program(exec)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var input map[string]any
+	if len(exec.Input) > 0 {
+		if err := kernel.DecodeInput(exec.Input, &input); err != nil {
+			return nil, nil, nil, fmt.Errorf("execution %s: stored input: %w", exec.ID, err)
+		}
+	}
+	tr := &kernel.Trace{TraceID: exec.ID, ProgramName: exec.ProgramName, Status: kernel.StatusRunning, StartedAt: exec.CreatedAt}
+	if len(exec.Header) > 0 {
+		var hdr kernel.Trace
+		if err := kernel.DecodeTrace(exec.Header, &hdr); err != nil {
+			return nil, nil, nil, fmt.Errorf("execution %s: stored header: %w", exec.ID, err)
+		}
+		tr.StartedAt, tr.InitialStateHash = hdr.StartedAt, hdr.InitialStateHash
+		tr.Status, tr.Error, tr.FinishedAt, tr.DurationMS = hdr.Status, hdr.Error, hdr.FinishedAt, hdr.DurationMS
+		tr.StateRoot, tr.SuspendedStepID, tr.StepMetrics, tr.Usage, tr.FinalOutput = hdr.StateRoot, hdr.SuspendedStepID, hdr.StepMetrics, hdr.Usage, hdr.FinalOutput
+	}
+	tr.Steps = make([]kernel.StepRecord, len(steps))
+	tr.StateSnapshots = make([]kernel.Snapshot, len(steps))
+	for i, s := range steps {
+		if err := kernel.DecodeStepRecord(s.Data, &tr.Steps[i]); err != nil {
+			return nil, nil, nil, fmt.Errorf("execution %s: step %d: %w", exec.ID, s.Index, err)
+		}
+		tr.StateSnapshots[i] = kernel.Snapshot{Index: tr.Steps[i].Index, Hash: tr.Steps[i].StateHash}
+	}
+	if exec.Status == store.StatusRunning {
+		// A running execution's record is as of its first step (the
+		// persister leaves it alone until the status changes).
+		tr.Tally()
+	}
+	return prog, input, tr, nil
 }
 
 func projectText(s string, opts projection.Options) string {

@@ -463,44 +463,11 @@ func (rt *Runtime) execution(ctx context.Context, id string) (store.Execution, e
 // checks the trace against them by folding it in a kernel run that is
 // then discarded; the returned trace is the stored one, verified.
 func (rt *Runtime) restore(ctx context.Context, exec store.Execution) (*kernel.Program, map[string]any, *kernel.Trace, error) {
-	prog, err := rt.program(exec)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	var input map[string]any
-	if len(exec.Input) > 0 {
-		if err := json.Unmarshal(exec.Input, &input); err != nil {
-			return nil, nil, nil, fmt.Errorf("execution %s: stored input: %w", exec.ID, err)
-		}
-	}
-	tr := &kernel.Trace{TraceID: exec.ID, ProgramName: exec.ProgramName, Status: kernel.StatusRunning, StartedAt: exec.CreatedAt}
-	if len(exec.Header) > 0 {
-		var hdr kernel.Trace
-		if err := json.Unmarshal(exec.Header, &hdr); err != nil {
-			return nil, nil, nil, fmt.Errorf("execution %s: stored header: %w", exec.ID, err)
-		}
-		tr.StartedAt, tr.InitialStateHash = hdr.StartedAt, hdr.InitialStateHash
-		tr.Status, tr.Error, tr.FinishedAt, tr.DurationMS = hdr.Status, hdr.Error, hdr.FinishedAt, hdr.DurationMS
-		tr.StateRoot, tr.SuspendedStepID, tr.StepMetrics, tr.Usage, tr.FinalOutput = hdr.StateRoot, hdr.SuspendedStepID, hdr.StepMetrics, hdr.Usage, hdr.FinalOutput
-	}
 	steps, err := rt.store.Steps(ctx, exec.ID, 0, 0)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("execution %s: steps: %w", exec.ID, err)
 	}
-	tr.Steps = make([]kernel.StepRecord, len(steps))
-	tr.StateSnapshots = make([]kernel.Snapshot, len(steps))
-	for i, s := range steps {
-		if err := json.Unmarshal(s.Data, &tr.Steps[i]); err != nil {
-			return nil, nil, nil, fmt.Errorf("execution %s: step %d: %w", exec.ID, s.Index, err)
-		}
-		tr.StateSnapshots[i] = kernel.Snapshot{Index: tr.Steps[i].Index, Hash: tr.Steps[i].StateHash}
-	}
-	if exec.Status == store.StatusRunning {
-		// A running execution's record is as of its first step (the
-		// persister leaves it alone until the status changes).
-		tr.Tally()
-	}
-	return prog, input, tr, nil
+	return rt.restoreSteps(exec, steps)
 }
 
 // headerJSON encodes a trace without its steps and snapshots, which the

@@ -72,6 +72,10 @@ type ExecutionStore interface {
 	// Steps returns up to limit steps of an execution with index >= offset,
 	// in index order; limit <= 0 means all.
 	Steps(ctx context.Context, executionID string, offset, limit int) ([]Step, error)
+	// ExecutionTrace returns an execution, as Execution does, with all its
+	// steps in index order, read together so that they are consistent
+	// with each other. ErrNotFound when the execution does not exist.
+	ExecutionTrace(ctx context.Context, id string) (Execution, []Step, error)
 }
 
 // AuditStore keeps the global append-only envelope chain.

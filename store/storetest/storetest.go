@@ -68,6 +68,7 @@ func Run(t *testing.T, open Opener) {
 		{"CommitStepRunLifecycle", testCommitStepRunLifecycle},
 		{"StartCommitStepInOrder", testStartCommitStepInOrder},
 		{"Steps", testSteps},
+		{"ExecutionTrace", testExecutionTrace},
 		{"EnvelopeChain", testEnvelopeChain},
 		{"EnvelopeValidation", testEnvelopeValidation},
 		{"ConcurrentCommits", testConcurrentCommits},

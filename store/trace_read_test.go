@@ -1,0 +1,113 @@
+package store
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// agreeExecution checks readExecution against decodeRecord on v: when the
+// direct read accepts v, encoding/json must accept it too and give the
+// same execution.
+func agreeExecution(t *testing.T, v []byte) (direct bool) {
+	t.Helper()
+	var got, want Execution
+	if !readExecution(v, &got) {
+		return false
+	}
+	if err := decodeRecord(v, &want); err != nil {
+		t.Fatalf("%q: read directly, but decodeRecord: %v", v, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q:\ndirect       %+v\ndecodeRecord %+v", v, got, want)
+	}
+	return true
+}
+
+// agreeBody is agreeExecution for execution bodies.
+func agreeBody(t *testing.T, v []byte) (direct bool) {
+	t.Helper()
+	var got Execution
+	if !readBody(v, &got) {
+		return false
+	}
+	var want executionBody
+	if err := decodeRecord(v, &want); err != nil {
+		t.Fatalf("%q: read directly, but decodeRecord: %v", v, err)
+	}
+	if !reflect.DeepEqual(got.Input, want.Input) || !reflect.DeepEqual(got.Program, want.Program) || !reflect.DeepEqual(got.Checkpoint, want.Checkpoint) {
+		t.Fatalf("%q:\ndirect       %q %q %q\ndecodeRecord %q %q %q", v, got.Input, got.Program, got.Checkpoint, want.Input, want.Program, want.Checkpoint)
+	}
+	return true
+}
+
+// Ensure records as putExecution writes them are read directly, with what
+// decodeRecord and loadBody give; and that strings the direct path leaves
+// to encoding/json still come out right through ExecutionTrace's fallback.
+func TestReadExecutionRecords(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	words := []string{"", "a", "refund_pipeline", "01a20a83-8c5e-79e3-8c98-0c5ea5d99f52", "sha256:abc"}
+	raws := []string{`{}`, `{"a":[1,2.5,-3e-7,"x\"y",true,false,null,{"b":{}}]}`, `"s"`, `12`, `null`, `[]`, `{"u":"\u00e9\ud83d\ude00"}`}
+	for range 500 {
+		e := Execution{
+			ID: words[r.IntN(len(words))], ProgramID: words[r.IntN(len(words))], ProgramHash: words[r.IntN(len(words))],
+			ProgramName: words[r.IntN(len(words))], Status: []string{"running", "success", "suspended"}[r.IntN(3)],
+			PolicyHash: words[r.IntN(len(words))], IdempotencyKey: words[r.IntN(len(words))],
+			Header:    json.RawMessage(raws[r.IntN(len(raws))]),
+			CreatedAt: time.Unix(r.Int64N(1<<34), r.Int64N(1e9)).UTC(), UpdatedAt: time.Unix(r.Int64N(1<<34), 0).In(time.FixedZone("", 3600)),
+		}
+		if r.IntN(3) == 0 {
+			e.Header = nil
+		}
+		v, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !agreeExecution(t, v) {
+			t.Fatalf("record %s is not read directly", v)
+		}
+		body := executionBody{Input: json.RawMessage(raws[r.IntN(len(raws))]), Program: json.RawMessage(raws[r.IntN(len(raws))])}
+		if r.IntN(2) == 0 {
+			body.Checkpoint = json.RawMessage(raws[r.IntN(len(raws))])
+		}
+		b, err := json.Marshal(&body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !agreeBody(t, b) {
+			t.Fatalf("body %s is not read directly", b)
+		}
+	}
+	for _, v := range []string{
+		`{"id":"é"}`, `{"id":"a\"b"}`, `{"id":"\u0061"}`, `{"ID":"a"}`, `{"id":"a","id":"b"}`, `{"unknown":1}`, `{"id":null}`,
+		`{"created_at":"2025-01-01T00:00:00Z"}`, `{"created_at":"bad"}`, `{"created_at":null}`, `{"header":null}`,
+		`{"header": {"a" : 1} }`, `{"header":{"a":1,}}`, `{"header":[1 2]}`, `{"header":01}`, `{"header":"\x"}`, `{"header":"\u12"}`,
+		"{\"header\":\"a\x01\"}", "{\"header\":\"\xff\"}", `{"header":tru}`, `{}x`, ` {} `, `{"id":"a"`, `[]`, `null`, ``,
+		`{"header":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + `}`,
+	} {
+		agreeExecution(t, []byte(v))
+	}
+	for _, v := range []string{`{}`, `{"input":null}`, `{"input":{},"input":{}}`, `{"input":{"a":1},"program":{"steps":[]},"checkpoint":1}`, `{"other":1}`} {
+		agreeBody(t, []byte(v))
+	}
+}
+
+func FuzzReadExecution(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"e","program_hash":"h","program_name":"n","status":"success","policy_hash":"p","header":{"a":[1,"b",null]},"created_at":"2025-01-01T00:00:00Z","updated_at":"2025-01-01T00:00:00.5+01:00"}`,
+		`{"input":{"x":1},"program":{"steps":[{"id":"a"}]}}`, `{"header":"\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		agreeExecution(t, v)
+		agreeBody(t, v)
+		r := recordReader{b: v}
+		if r.skip() && r.atEnd() && !json.Valid(v) {
+			t.Fatalf("%q: skipped as a value, but not valid JSON", v)
+		}
+	})
+}
