@@ -251,13 +251,13 @@ func ms(v float64) string {
 }
 
 // rss prints the peak, with the growth for the long horizon, whose target
-// is about growth.
+// is about growth: the largest one program caused, and over the scenario.
 func rss(r *benchmark.Result) string {
 	if r.PeakRSSMB == 0 {
 		return "n/a"
 	}
 	if r.Name == "long" {
-		return fmt.Sprintf("%.0f MB (+%.0f)", r.PeakRSSMB, r.RSSGrowthMB)
+		return fmt.Sprintf("%.0f MB (+%.0f/program, +%.0f in all)", r.PeakRSSMB, r.ItemRSSGrowthMB, r.RSSGrowthMB)
 	}
 	return fmt.Sprintf("%.0f MB", r.PeakRSSMB)
 }

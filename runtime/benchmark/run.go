@@ -74,6 +74,10 @@ type Result struct {
 	// RSSGrowthMB is that peak minus the resident set before it.
 	PeakRSSMB   float64 `json:"peak_rss_mb"`
 	RSSGrowthMB float64 `json:"rss_growth_mb"`
+	// ItemRSSGrowthMB, for a scenario that measures items one at a time
+	// (the long horizon), is the largest growth one item caused: its peak
+	// minus the resident set just before it.
+	ItemRSSGrowthMB float64 `json:"item_rss_growth_mb,omitempty"`
 	// Envelopes counts the envelopes the scenario's runs wrote (and
 	// checked, one per successful step).
 	Envelopes int `json:"envelopes"`
@@ -111,6 +115,9 @@ type Scenario struct {
 
 	opsPerItem int
 	sequential bool
+	// perItemRSS measures each item's own memory growth (sequential
+	// scenarios only): the long horizon's target is per program.
+	perItemRSS bool
 	items      func(n int) int
 	// setup prepares what items use, untimed; its envelopes count.
 	setup func(ctx context.Context, e *Env, n int, chk *checker) (any, error)
@@ -217,6 +224,11 @@ func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error)
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
+	// Per-item memory (sequential scenarios only, so conc is 1): each
+	// item's peak over the resident set just before it; the scenario's
+	// peak is the largest item peak.
+	perItem := s.perItemRSS && conc == 1
+	var itemPeak, itemGrowth float64
 	start()
 	t0 := time.Now()
 	for range conc {
@@ -227,12 +239,21 @@ func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error)
 				if runCtx.Err() != nil {
 					continue
 				}
+				var rss0 float64
+				if perItem {
+					rss0 = residentMB()
+					resetPeak()
+				}
 				s0 := time.Now()
 				if err := s.item(runCtx, e, st, i, chk); err != nil {
 					cancel(fmt.Errorf("item %d: %w", i, err))
 					continue
 				}
 				lat[i] = time.Since(s0)
+				if perItem {
+					peak := peakMB()
+					itemPeak, itemGrowth = max(itemPeak, peak), max(itemGrowth, peak-rss0)
+				}
 				done.Add(1)
 			}
 		}()
@@ -255,6 +276,9 @@ feed:
 		return res, fmt.Errorf("%s: %w", s.Name, err)
 	}
 	res.PeakRSSMB = peakMB()
+	if perItem {
+		res.PeakRSSMB, res.ItemRSSGrowthMB = itemPeak, max(itemGrowth, 0)
+	}
 	res.RSSGrowthMB = max(res.PeakRSSMB-rssBefore, 0)
 	res.Seconds = elapsed.Seconds()
 	res.Throughput = float64(res.Ops) / elapsed.Seconds()

@@ -49,10 +49,10 @@ var scenarios = []Scenario{
 	},
 	{
 		ID: "BM-INT-10", Name: "long", Title: "long horizon, 1,000 steps", Unit: "steps", opsPerItem: LongHorizonSteps,
-		sequential: true, items: func(n int) int { return max(1, n/LongHorizonSteps) },
-		Original: "160 steps/s, 5.7 s per program, peak RSS 64 MB", Target: "≤ 0.5 s per program, RSS growth ≤ 20 MB",
+		sequential: true, perItemRSS: true, items: func(n int) int { return max(1, n/LongHorizonSteps) },
+		Original: "160 steps/s, 5.7 s per program, peak RSS 64 MB", Target: "≤ 0.5 s per program, RSS growth ≤ 20 MB per program",
 		setup: setupRuns(nil), item: longItem, verify: verifyRuns,
-		met: func(r *Result) bool { return r.MaxMS <= 500 && r.RSSGrowthMB <= 20 },
+		met: func(r *Result) bool { return r.MaxMS <= 500 && r.ItemRSSGrowthMB <= 20 },
 	},
 	{
 		ID: "BM-TOOL", Name: "toolcall-fresh", Group: "toolcall", Title: "tool call, fresh sandbox", Unit: "calls", opsPerItem: 1,
