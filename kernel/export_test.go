@@ -1,19 +1,21 @@
 package kernel
 
+import "github.com/nanovm/nano-vm-mcp/kernel/jsonread"
+
 // DecodesDirectly reports whether DecodeStepRecord reads data without
 // handing it to encoding/json: the records the runtime writes must, or
 // reading a trace is silently slow again.
 func DecodesDirectly(data []byte) bool {
 	var rec StepRecord
-	d := newJSONReader(data)
-	return d.stepRecord(&rec) && d.atEnd()
+	d := jsonread.New(data)
+	return readStepRecord(d, &rec) && d.AtEnd()
 }
 
 // TraceDecodesDirectly is DecodesDirectly for DecodeTrace.
 func TraceDecodesDirectly(data []byte) bool {
 	var tr Trace
-	d := newJSONReader(data)
-	return d.trace(&tr) && d.atEnd()
+	d := jsonread.New(data)
+	return readTrace(d, &tr) && d.AtEnd()
 }
 
 // SameOutput is how replay decides two outputs agree.
