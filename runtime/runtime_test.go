@@ -336,17 +336,6 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 	}
 }
 
-// barrierProgram is the payment pipeline with an llm step after its second
-// step. Pure tool steps are committed while the run goes on; the llm step
-// waits until both earlier steps are durable, so a cancellation from their
-// progress lands before it, at a known place.
-const barrierProgram = `{"name":"payment_with_approval","steps":[
- {"id":"validate","type":"tool","tool":"validate_amount","args":{"amount":"$amount"}},
- {"id":"reserve","type":"tool","tool":"reserve_funds","args":{"order_id":"$order_id","amount":"$amount"},"output_key":"reservation"},
- {"id":"approve","type":"llm","prompt":"Approve order $order_id?","allowed_outputs":["yes","no"]},
- {"id":"capture","type":"tool","tool":"capture_payment","args":{"order_id":"$order_id","reservation":"$reservation"},"output_key":"capture"},
- {"id":"receipt","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id","capture":"$capture"},"is_terminal":true}]}`
-
 func mockLLM(t *testing.T, model string) kernel.LLMClient {
 	t.Helper()
 	c, err := llm.New(model, nil)
@@ -361,7 +350,7 @@ func mockLLM(t *testing.T, model string) kernel.LLMClient {
 func TestCancelledRunContinuesByKey(t *testing.T) {
 	rt := openRuntime(t, runtime.Config{LLM: mockLLM(t, "mock/yes")})
 	ctx, cancel := context.WithCancel(context.Background())
-	prog := json.RawMessage(barrierProgram)
+	prog := json.RawMessage(runtimetest.BarrierProgram)
 	steps := 0
 	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "c", Progress: func(p runtime.Progress) {
 		steps++
@@ -419,7 +408,7 @@ func TestPipelinedCommitsWaitBeforeLLM(t *testing.T) {
 	var order []int
 	for run := range 20 {
 		order = order[:0]
-		res, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: json.RawMessage(barrierProgram), Input: paymentInput(),
+		res, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: json.RawMessage(runtimetest.BarrierProgram), Input: paymentInput(),
 			Progress: func(p runtime.Progress) { order = append(order, p.Index) }})
 		if err != nil || res.Status != "success" || res.Steps != 5 {
 			t.Fatalf("run %d: %+v %v", run, res, err)

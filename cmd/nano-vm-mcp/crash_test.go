@@ -170,27 +170,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 
 		// Restart: the same key finishes the run.
-		cmd, out := start()
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("trial %d: restart: %v\n%s", trial, err, out)
-		}
-		var res runtime.RunResult
-		if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
-			t.Fatalf("trial %d: %v: %q", trial, err, out)
-		}
-		if res.Status != "success" || res.Steps != crashSteps {
-			t.Fatalf("trial %d: %+v", trial, res)
-		}
-
-		rt, err := runtime.Open(context.Background(), runtime.Config{DBPath: db, NoBundledTools: true, CacheDir: sharedCache, VaultKey: testVaultKey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatalf("trial %d: reopen: %v", trial, err)
-		}
-		rep, err := rt.VerifyAudit(context.Background(), "")
-		rt.Close()
-		if err != nil || !rep.OK || rep.Checked != crashSteps {
-			t.Fatalf("trial %d: audit %+v %v", trial, rep, err)
-		}
+		finishAfterCrash(t, trial, start, runtime.Config{DBPath: db, NoBundledTools: true, CacheDir: sharedCache}, crashSteps)
 
 		cnt.mu.Lock()
 		twice := 0
@@ -210,6 +190,41 @@ func TestCrashRecovery(t *testing.T) {
 	if killedAt["mid-run"] < trials/2 {
 		t.Errorf("only %d of %d kills landed mid-run: %v", killedAt["mid-run"], trials, killedAt)
 	}
+}
+
+// finishAfterCrash restarts the killed run with start (the same key) and
+// checks it finishes with all steps, and that the store opened with cfg
+// verifies exactly one envelope per step.
+func finishAfterCrash(t *testing.T, trial int, start func() (*exec.Cmd, *strings.Builder), cfg runtime.Config, steps int) {
+	t.Helper()
+	cmd, out := start()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("trial %d: restart: %v\n%s", trial, err, out)
+	}
+	var res runtime.RunResult
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+		t.Fatalf("trial %d: %v: %q", trial, err, out)
+	}
+	if res.Status != "success" || res.Steps != steps {
+		t.Fatalf("trial %d: %+v", trial, res)
+	}
+	rt := openAfterCrash(t, trial, cfg)
+	rep, err := rt.VerifyAudit(context.Background(), "")
+	rt.Close()
+	if err != nil || !rep.OK || rep.Checked != steps {
+		t.Fatalf("trial %d: audit %+v %v", trial, rep, err)
+	}
+}
+
+// openAfterCrash opens the runtime on a database a killed process left.
+func openAfterCrash(t *testing.T, trial int, cfg runtime.Config) *runtime.Runtime {
+	t.Helper()
+	cfg.VaultKey, cfg.Logger = testVaultKey, slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := runtime.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("trial %d: reopen: %v", trial, err)
+	}
+	return rt
 }
 
 // pureSteps is the length of the pipelined crash test's chain.
@@ -267,10 +282,7 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
-		rt, err := runtime.Open(context.Background(), runtime.Config{DBPath: db, CacheDir: cache, VaultKey: testVaultKey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatalf("trial %d: reopen after the kill: %v", trial, err)
-		}
+		rt := openAfterCrash(t, trial, runtime.Config{DBPath: db, CacheDir: cache})
 		if un, err := rt.Unfinished(context.Background()); err == nil {
 			for _, e := range un {
 				tv, err := rt.Trace(context.Background(), e.ID, 0, pureSteps)
@@ -290,26 +302,7 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 		}
 		rt.Close()
 
-		cmd, out := run()
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("trial %d: restart: %v\n%s", trial, err, out)
-		}
-		var res runtime.RunResult
-		if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
-			t.Fatalf("trial %d: %v: %q", trial, err, out)
-		}
-		if res.Status != "success" || res.Steps != pureSteps {
-			t.Fatalf("trial %d: %+v", trial, res)
-		}
-		rt, err = runtime.Open(context.Background(), runtime.Config{DBPath: db, CacheDir: cache, VaultKey: testVaultKey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatalf("trial %d: reopen: %v", trial, err)
-		}
-		rep, err := rt.VerifyAudit(context.Background(), "")
-		rt.Close()
-		if err != nil || !rep.OK || rep.Checked != pureSteps {
-			t.Fatalf("trial %d: audit %+v %v", trial, rep, err)
-		}
+		finishAfterCrash(t, trial, run, runtime.Config{DBPath: db, CacheDir: cache}, pureSteps)
 	}
 	t.Logf("%d of %d kills landed mid-run", midRun, trials)
 	if midRun == 0 {

@@ -29,17 +29,6 @@ func openRuntime(tb testing.TB, cfg runtime.Config) *runtime.Runtime {
 	return runtimetest.Open(tb, cfg)
 }
 
-// barrierProgram is the payment pipeline with an llm step third. Pure tool
-// steps are committed while the run goes on; the llm step waits until both
-// earlier steps are durable, so a cancellation from their progress lands
-// before it, at a known place. Run it on newServerLLM.
-const barrierProgram = `{"name":"payment_with_approval","steps":[
- {"id":"validate","type":"tool","tool":"validate_amount","args":{"amount":"$amount"}},
- {"id":"reserve","type":"tool","tool":"reserve_funds","args":{"order_id":"$order_id","amount":"$amount"},"output_key":"reservation"},
- {"id":"approve","type":"llm","prompt":"Approve order $order_id?","allowed_outputs":["yes","no"]},
- {"id":"capture","type":"tool","tool":"capture_payment","args":{"order_id":"$order_id","reservation":"$reservation"},"output_key":"capture"},
- {"id":"receipt","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id","capture":"$capture"},"is_terminal":true}]}`
-
 // newServerLLM is newServer with a mock model that answers "yes".
 func newServerLLM(tb testing.TB) *Server {
 	tb.Helper()

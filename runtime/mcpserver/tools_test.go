@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 
 // Ensure the whole workflow works through a real MCP client: list tools,
@@ -311,7 +312,7 @@ func TestCancelLeavesResumable(t *testing.T) {
 	}
 	var req mcp.CallToolRequest
 	req.Params.Name = "run_program"
-	req.Params.Arguments = map[string]any{"program": json.RawMessage(barrierProgram), "input": paymentInput()}
+	req.Params.Arguments = map[string]any{"program": json.RawMessage(runtimetest.BarrierProgram), "input": paymentInput()}
 	req.Params.Meta = &mcp.Meta{ProgressToken: "cancel-me"}
 	res, err := c.CallTool(ctx, req)
 	// A transport that forwards notifications/cancelled drops the
@@ -419,7 +420,7 @@ func TestShutdownInterruptsRuns(t *testing.T) {
 		}
 	}
 	res := callCtx(t, context.Background(), c, "run_program", map[string]any{
-		"program": barrierProgram, "input": paymentInput(),
+		"program": runtimetest.BarrierProgram, "input": paymentInput(),
 	}, "shutdown")
 	e := toolErr(t, "run_program", res)
 	if e["error"] != "interrupted" || e["steps"] != float64(2) || !strings.Contains(e["message"].(string), "resume_program") {
