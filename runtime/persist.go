@@ -19,14 +19,14 @@ import (
 //
 // With Config.PipelinePureSteps, commits are pipelined. A step's commit is
 // started when the step finishes, and the run goes on while it is made
-// durable; the store
-// applies a run's commits in order and refuses one whose predecessor is
-// missing, so what is durable is always a prefix of the run. Before a step
-// that can act outside the sandbox (an llm step, a tool granted the
-// network or the host's files) starts, every earlier commit must be
-// durable, and the run's result is given only once all are: a crash can
-// only lose steps that changed nothing outside and that the continued run
-// computes again. See RATIONALE.md "Why are step commits pipelined?".
+// durable; the store applies a run's commits in order and refuses one whose
+// predecessor is missing, so what is durable is always a prefix of the run.
+// Before a step that can act outside the sandbox (an llm step, a tool
+// granted the network or the host's files) starts, every earlier commit
+// must be durable, and the run's result is given only once all are: a
+// crash can only lose steps that changed nothing outside and that the
+// continued run computes again. See RATIONALE.md "Why are step commits
+// pipelined, and why only when asked?".
 type persister struct {
 	rt       *Runtime
 	prog     *kernel.Program
