@@ -399,10 +399,10 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 	ctx := context.WithoutCancel(context.Background())
 	if runErr == nil {
 		exec.Status = string(tr.Status)
-		exec.Header = headerJSON(tr)
 		// Usually the last step's commit recorded the end already; a run
 		// that ends without a record (a budget, say) is recorded here.
 		if obs.ended == "" || obs.ended != tr.Status {
+			exec.Header = headerJSON(tr)
 			if _, err := rt.store.PutExecution(ctx, exec); err != nil {
 				return nil, fmt.Errorf("record execution %s: %w", exec.ID, err)
 			}

@@ -498,8 +498,11 @@ func (u *execUpdate) apply(tx *bolt.Tx) error {
 		return err
 	}
 	var prev execKeys
-	if err := decodeRecord(old, &prev); err != nil {
-		return err
+	if !readExecKeys(old, &prev) {
+		prev = execKeys{}
+		if err := decodeRecord(old, &prev); err != nil {
+			return err
+		}
 	}
 	if !prev.CreatedAt.Equal(u.e.CreatedAt) || prev.ProgramID != u.e.ProgramID {
 		_, err := putExecution(tx, u.e, u.now)

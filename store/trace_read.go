@@ -142,3 +142,28 @@ func str(r *jsonread.Reader, s *string) bool {
 	*s = v
 	return ok
 }
+
+// readExecKeys reads the fields an execution's index keys derive from, as
+// decodeRecord would into an execKeys, passing over the other fields of
+// the record; a name it does not know sends the record to decodeRecord.
+// It runs on the committer at the end of every run, where a full decode
+// of the record was a measurable part of each group commit.
+func readExecKeys(v []byte, k *execKeys) bool {
+	r := jsonread.New(v)
+	var seen uint32
+	ok := r.Object(func(name []byte) bool {
+		switch string(name) {
+		case "program_id":
+			return jsonread.Once(&seen, 1<<0) && str(r, &k.ProgramID)
+		case "status":
+			return jsonread.Once(&seen, 1<<1) && str(r, &k.Status)
+		case "created_at":
+			return jsonread.Once(&seen, 1<<2) && r.Time(&k.CreatedAt)
+		case "id", "program_hash", "program_name", "policy_hash", "idempotency_key",
+			"input", "program", "checkpoint", "header", "updated_at":
+			return r.Skip()
+		}
+		return false
+	})
+	return ok && r.AtEnd()
+}

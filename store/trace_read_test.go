@@ -27,6 +27,22 @@ func agreeExecution(t *testing.T, v []byte) (direct bool) {
 	return true
 }
 
+// agreeExecKeys is agreeExecution for the committer's readExecKeys.
+func agreeExecKeys(t *testing.T, v []byte) (direct bool) {
+	t.Helper()
+	var got, want execKeys
+	if !readExecKeys(v, &got) {
+		return false
+	}
+	if err := decodeRecord(v, &want); err != nil {
+		t.Fatalf("%q: keys read directly, but decodeRecord: %v", v, err)
+	}
+	if got.ProgramID != want.ProgramID || got.Status != want.Status || !got.CreatedAt.Equal(want.CreatedAt) || got.CreatedAt.Location().String() != want.CreatedAt.Location().String() {
+		t.Fatalf("%q:\ndirect       %+v\ndecodeRecord %+v", v, got, want)
+	}
+	return true
+}
+
 // agreeBody is agreeExecution for execution bodies.
 func agreeBody(t *testing.T, v []byte) (direct bool) {
 	t.Helper()
@@ -69,6 +85,9 @@ func TestReadExecutionRecords(t *testing.T) {
 		if !agreeExecution(t, v) {
 			t.Fatalf("record %s is not read directly", v)
 		}
+		if !agreeExecKeys(t, v) {
+			t.Fatalf("record %s: keys not read directly", v)
+		}
 		body := executionBody{Input: json.RawMessage(raws[r.IntN(len(raws))]), Program: json.RawMessage(raws[r.IntN(len(raws))])}
 		if r.IntN(2) == 0 {
 			body.Checkpoint = json.RawMessage(raws[r.IntN(len(raws))])
@@ -89,6 +108,7 @@ func TestReadExecutionRecords(t *testing.T) {
 		`{"header":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + `}`,
 	} {
 		agreeExecution(t, []byte(v))
+		agreeExecKeys(t, []byte(v))
 	}
 	for _, v := range []string{`{}`, `{"input":null}`, `{"input":{},"input":{}}`, `{"input":{"a":1},"program":{"steps":[]},"checkpoint":1}`, `{"other":1}`} {
 		agreeBody(t, []byte(v))
@@ -104,6 +124,7 @@ func FuzzReadExecution(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v []byte) {
 		agreeExecution(t, v)
+		agreeExecKeys(t, v)
 		agreeBody(t, v)
 	})
 }

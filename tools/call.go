@@ -20,6 +20,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -525,6 +526,13 @@ func lastLine(b []byte) string {
 
 // decodeOutput reads stdout as exactly one JSON value; empty means null.
 func decodeOutput(stdout []byte) (any, error) {
+	// A guest's output is usually JSON as an encoder writes it, which
+	// jsonread decodes as encoding/json would without reflection; anything
+	// it does not take goes to encoding/json.
+	r := jsonread.New(stdout)
+	if v, ok := r.Value(); ok && r.AtEnd() {
+		return v, nil
+	}
 	var v any
 	if err := json.Unmarshal(stdout, &v); err == nil {
 		return v, nil
