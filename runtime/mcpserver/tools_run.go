@@ -151,8 +151,9 @@ const maxNotificationWait = 100 * time.Millisecond
 // notifications have been taken for sending. mcp-go's Streamable HTTP
 // transport (v1.2.1) forwards them from a goroutine that drops one it has
 // dequeued but not yet written when the response wins the race, so without
-// this a fast run lost its last progress notification. See RATIONALE.md
-// "Why does a run wait for its notifications before answering?".
+// this a fast run lost its last progress notification (mark3labs/mcp-go#969).
+// See RATIONALE.md "Why does a run wait for its notifications before
+// answering?".
 func awaitNotifications(ctx context.Context) {
 	session := server.ClientSessionFromContext(ctx)
 	if session == nil {
