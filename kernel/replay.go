@@ -169,8 +169,8 @@ func sameJSON(a, b any, depth int) bool {
 		y, ok := b.(bool)
 		return ok && x == y
 	case float64:
-		// Bits, not ==: 0 and -0 are ==, and canonical text is not
-		// mine to assume the same for both.
+		// Bits, not ==: 0 and -0 are == but need not have the same
+		// canonical text, so they take the text comparison.
 		y, ok := b.(float64)
 		return ok && math.Float64bits(x) == math.Float64bits(y) && !math.IsNaN(x)
 	case map[string]any:
