@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -103,8 +104,15 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 			return d, nil, err
 		}
 		d.Hash = h
-		v, err := json.Marshal(&d)
-		return d, v, err
+		// Without HTML escaping, so the payload is stored as prepared,
+		// as on the spliced path.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(&d); err != nil {
+			return d, nil, err
+		}
+		return d, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 	}
 	// The stored value is {"hash":"<64 hex>", followed by the canonical
 	// object without its '{': the canonical bytes are built in place after
