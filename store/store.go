@@ -88,6 +88,11 @@ type AuditStore interface {
 	Envelope(ctx context.Context, seq uint64) (Envelope, error)
 	// Envelopes returns an execution's envelopes in seq order.
 	Envelopes(ctx context.Context, executionID string) ([]Envelope, error)
+	// Head returns the sequence number and hash of the last envelope
+	// appended (0 and GenesisHash for an empty chain), as recorded, without
+	// verifying the chain: cheap enough to poll. Signed checkpoints are
+	// taken from it.
+	Head(ctx context.Context) (seq uint64, hash string, err error)
 	// VerifyChain re-checks the chain (the whole chain when executionID is
 	// empty, otherwise that execution's envelopes and their links into the
 	// chain) and reports the first broken link. An error means the check

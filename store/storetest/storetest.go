@@ -71,6 +71,7 @@ func Run(t *testing.T, open Opener) {
 		{"ExecutionTrace", testExecutionTrace},
 		{"EnvelopeChain", testEnvelopeChain},
 		{"EnvelopeValidation", testEnvelopeValidation},
+		{"ChainHead", testChainHead},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyExpiry", testIdempotencyExpiry},
