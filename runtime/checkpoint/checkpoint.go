@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
@@ -180,8 +181,12 @@ func NewSigner(skey string) (*Signer, error) {
 // verifierKeyOf derives the verifier key from an Ed25519 signer key: note
 // does not export that step.
 func verifierKeyOf(skey, name string) (string, error) {
-	parts := strings.Split(skey, "+")
-	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	// PRIVATE+KEY+<name>+<hash>+<keydata>: the name and hash hold no "+",
+	// base64 keydata may.
+	rest := strings.TrimPrefix(skey, "PRIVATE+KEY+")
+	_, rest, _ = strings.Cut(rest, "+")
+	_, rest, _ = strings.Cut(rest, "+")
+	raw, err := base64.StdEncoding.DecodeString(rest)
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
 		return "", fmt.Errorf("checkpoint signer key: %w: not an Ed25519 key", ErrKey)
 	}
@@ -296,9 +301,12 @@ func (v *Verifier) Open(msg []byte, origin string) (Checkpoint, string, error) {
 // GenerateKey returns a new Ed25519 signer key and its verifier key, both
 // in note's format, for a key called name (no spaces, no "+").
 func GenerateKey(name string) (skey, vkey string, err error) {
+	if name == "" || !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsSpace) >= 0 || strings.Contains(name, "+") {
+		return "", "", fmt.Errorf("generate checkpoint key %q: %w: a key name is non-empty UTF-8 with no spaces and no \"+\"", clip(name), ErrKey)
+	}
 	skey, vkey, err = note.GenerateKey(rand.Reader, name)
 	if err != nil {
-		return "", "", fmt.Errorf("generate checkpoint key %q: %w: %v (a key name has no spaces and no \"+\")", name, ErrKey, err)
+		return "", "", fmt.Errorf("generate checkpoint key %q: %w: %v", name, ErrKey, err)
 	}
 	return skey, vkey, nil
 }
