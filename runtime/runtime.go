@@ -20,6 +20,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
+	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
 	"github.com/nanovm/nano-vm-mcp/tools/executor"
@@ -65,6 +66,16 @@ type Config struct {
 	// CacheDir holds compiled tool code; default "<db>.wasm-cache" beside
 	// the database. "-" disables the disk cache.
 	CacheDir string
+	// CheckpointOrigin names the chain in its signed checkpoints; default
+	// DefaultCheckpointOrigin(DBPath), "nano-vm-mcp/<db file name>".
+	CheckpointOrigin string
+	// CheckpointSigner signs checkpoints (SignCheckpoint); nil means none
+	// can be signed.
+	CheckpointSigner *checkpoint.Signer
+	// CheckpointVerifierKeys are the verifier keys (note format) whose
+	// checkpoints VerifyCheckpoint trusts; empty means CheckpointSigner's
+	// own key, and with neither no checkpoint can be verified.
+	CheckpointVerifierKeys []string
 	// HTTPClient performs tools' nanovm.http_request; nil means a default
 	// client.
 	HTTPClient *http.Client
@@ -101,6 +112,11 @@ type Runtime struct {
 	// clients send the same program again and again.
 	parsed       sync.Map // [32]byte → *parsedProgram
 	cachedParsed atomic.Int64
+
+	// cpOrigin and cpVerifier are the checkpoint origin and the trusted
+	// verifier keys (nil: none configured); see initCheckpoints.
+	cpOrigin   string
+	cpVerifier *checkpoint.Verifier
 
 	mu      sync.Mutex
 	flights map[string]*flight // idempotency key → run in progress here
@@ -139,6 +155,10 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	} else {
 		rt.policy = DefaultPolicy()
 		rt.log.Warn("no policy file: every registered tool may run with the capabilities its manifest asks for; set NANO_VM_MCP_POLICY to restrict them")
+	}
+
+	if err := rt.initCheckpoints(); err != nil {
+		return nil, err
 	}
 
 	opts := store.DefaultOptions()

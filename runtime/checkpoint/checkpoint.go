@@ -83,8 +83,10 @@ type Checkpoint struct {
 	Hash string `json:"hash"`
 }
 
-// validate checks the fields Text encodes.
-func (c Checkpoint) validate() error {
+// Validate checks the fields Text encodes: a non-empty trimmed origin of
+// printable UTF-8 up to MaxOriginLength bytes, a size over 0, a lowercase
+// hex SHA-256 hash.
+func (c Checkpoint) Validate() error {
 	if c.Origin == "" {
 		return fmt.Errorf("%w: empty origin", ErrMalformed)
 	}
@@ -110,7 +112,7 @@ func (c Checkpoint) validate() error {
 
 // Text returns the note text: origin, size and base64 hash lines.
 func (c Checkpoint) Text() (string, error) {
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return "", fmt.Errorf("checkpoint text: %w", err)
 	}
 	b, _ := hex.DecodeString(c.Hash)
@@ -147,7 +149,7 @@ func Parse(text string) (Checkpoint, error) {
 		return fail("hash %q is not the standard base64 of 32 bytes", clip(lines[2]))
 	}
 	c := Checkpoint{Origin: lines[0], Size: n, Hash: hex.EncodeToString(raw)}
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return Checkpoint{}, fmt.Errorf("parse checkpoint: %w", err)
 	}
 	return c, nil
