@@ -206,6 +206,13 @@ func (rt *Runtime) VerifyCheckpoint(ctx context.Context, msg []byte) (Checkpoint
 	return rep, nil
 }
 
+// CheckExtends checks, in O(1), that the chain still holds c's head: the
+// envelope at c.Size has c.Hash. It does not verify the chain (see
+// VerifyCheckpoint) nor c's signature (see OpenCheckpoint).
+func (rt *Runtime) CheckExtends(ctx context.Context, c checkpoint.Checkpoint) CheckpointCheck {
+	return rt.extends(ctx, c, 0)
+}
+
 // extends checks, in O(1), that the chain still holds c's head at c.Size.
 // head is the chain's head seq, or 0 to read it.
 func (rt *Runtime) extends(ctx context.Context, c checkpoint.Checkpoint, head uint64) CheckpointCheck {

@@ -142,15 +142,30 @@ func cmdTrace(args []string, cio *cliIO) error {
 
 // cmdAudit verifies the envelope chain.
 func cmdAudit(args []string, cio *cliIO) error {
-	if _, rest, err := subcommand(args, "verify"); err != nil {
+	verb, rest, err := subcommand(args, "verify", "checkpoint", "keygen")
+	if err != nil {
 		return err
-	} else {
-		args = rest
 	}
+	switch verb {
+	case "checkpoint":
+		return cmdAuditCheckpoint(rest, cio)
+	case "keygen":
+		return cmdAuditKeygen(rest, cio)
+	}
+	args = rest
 	fs, c := newFlags("audit verify", cio)
 	execID := fs.String("execution", "", "verify only this execution's envelopes and their links")
+	c.cp = &checkpointFlags{}
+	c.cp.register(fs, false)
+	fs.StringVar(&c.cp.check, "checkpoint", "", "also prove the chain extends this signed checkpoint file (see audit checkpoint)")
 	if _, err := c.parse(fs, args); err != nil {
 		return err
+	}
+	if err := c.cp.resolve(false); err != nil {
+		return err
+	}
+	if c.cp.check != "" && *execID != "" {
+		return usagef("--checkpoint covers the whole chain: drop --execution")
 	}
 	ctx := context.Background()
 	rt, err := c.openAdmin(ctx, cio, false)
@@ -158,6 +173,9 @@ func cmdAudit(args []string, cio *cliIO) error {
 		return err
 	}
 	defer rt.Close()
+	if c.cp.check != "" {
+		return verifyCheckpointCmd(ctx, rt, c.cp.check, cio)
+	}
 	rep, err := rt.VerifyAudit(ctx, *execID)
 	if err != nil {
 		return err

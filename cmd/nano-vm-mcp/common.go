@@ -75,6 +75,8 @@ func envOr(name, def string) string {
 type common struct {
 	db, policy, toolsDir, envFile, llmModel, cacheDir string
 	noUpload, noSync, noBundled, pipeline             bool
+	// cp, when set, configures signed checkpoints (serve and audit).
+	cp *checkpointFlags
 }
 
 // register adds the shared flags to fs. Defaults come from the
@@ -176,6 +178,11 @@ func (c *common) open(ctx context.Context, io *cliIO, level slog.Level) (*runtim
 	cfg := runtime.Config{
 		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, DisableToolUpload: c.noUpload,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
+	}
+	if c.cp != nil {
+		if err := c.cp.apply(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	if c.llmModel != "" {
 		client, err := llm.New(c.llmModel, nil)

@@ -20,7 +20,8 @@ Usage:
   nano-vm-mcp resume TRACE_ID [--payload FILE|JSON] [--source WEBHOOK|OPERATOR|TIMER]
   nano-vm-mcp tool add DIR | tool add MANIFEST.json MODULE.wasm | tool ls | tool show NAME | tool rm NAME
   nano-vm-mcp trace ls [--status S] [--limit N] | trace show TRACE_ID [--json]
-  nano-vm-mcp audit verify [--execution TRACE_ID]
+  nano-vm-mcp audit verify [--execution TRACE_ID | --checkpoint FILE [--checkpoint-key VERIFIER_KEYS]]
+  nano-vm-mcp audit checkpoint [--out FILE] [--checkpoint-signer KEY_FILE] | audit keygen NAME [--dir DIR]
   nano-vm-mcp secret put ID   (value read from stdin) | secret erase ID | secret ls
   nano-vm-mcp bench [--scenario S,…] [--items N] [--concurrency C] [--json] [--no-sync]
   nano-vm-mcp version

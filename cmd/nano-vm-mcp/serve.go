@@ -33,11 +33,16 @@ func cmdServe(args []string, cio *cliIO) error {
 	allowedHosts := fs.String("allowed-hosts", "", "extra Host names accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_HOSTS)")
 	allowedOrigins := fs.String("allowed-origins", "", "browser origins accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_ORIGINS)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (NANO_VM_MCP_LOG_LEVEL; default info)")
+	c.cp = &checkpointFlags{}
+	c.cp.register(fs, true)
 	fs.Usage = func() {
 		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp [serve] [--transport stdio|http|sse] [--host H] [--port P] [--db FILE]")
 		fs.PrintDefaults()
 	}
 	if _, err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if err := c.cp.resolve(true); err != nil {
 		return err
 	}
 	fill := func(p *string, name, def string) {
@@ -84,6 +89,11 @@ func cmdServe(args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
+	stopCheckpoints, err := startCheckpointWriter(rt, c.cp, logger)
+	if err != nil {
+		rt.Close()
+		return err
+	}
 	srv := c.newServer(rt, logger)
 	stopPurge := purgeLoop(rt, logger)
 
@@ -102,6 +112,7 @@ func cmdServe(args []string, cio *cliIO) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("shutdown", "err", err)
 	}
+	stopCheckpoints()
 	if err := rt.Close(); err != nil {
 		return errors.Join(serveErr, err)
 	}
@@ -119,6 +130,11 @@ func (c *common) openBackend(ctx context.Context, cio *cliIO, level slog.Level, 
 	if err != nil {
 		return nil, err
 	}
+	stopCheckpoints, err := startCheckpointWriter(rt, c.cp, logger)
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
 	srv := c.newServer(rt, logger)
 	stopPurge := purgeLoop(rt, logger)
 	return &shared.Backend{MCP: srv.MCP(), Close: func(ctx context.Context) error {
@@ -126,6 +142,7 @@ func (c *common) openBackend(ctx context.Context, cio *cliIO, level slog.Level, 
 		if err := srv.Shutdown(ctx); err != nil {
 			logger.Warn("shutdown", "err", err)
 		}
+		stopCheckpoints()
 		return rt.Close()
 	}}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -617,12 +618,18 @@ func (s *Server) eraseSecret(ctx context.Context, req mcp.CallToolRequest) (any,
 
 type verifyArgs struct {
 	ExecutionID string `json:"execution_id"`
+	// Checkpoint is a signed checkpoint note (audit checkpoint's output).
+	Checkpoint string `json:"checkpoint"`
 }
 
 type verifyOut struct {
 	store.VerifyReport
-	// Scope says what was checked: "chain" or "execution <id>".
+	// Scope says what was checked: "chain", "execution <id>" or "chain
+	// and checkpoint".
 	Scope string `json:"scope"`
+	// Checkpoint is what a checkpoint check found; OK above is then false
+	// unless both the chain and the checkpoint hold.
+	Checkpoint *runtime.CheckpointCheck `json:"checkpoint,omitempty"`
 }
 
 func verifyAuditDef() toolDef {
@@ -633,9 +640,12 @@ func verifyAuditDef() toolDef {
 
 Use it after a run to prove what happened, or to check the whole store. With execution_id, checks that run's envelopes and their links; without, the whole chain, returning its head (seq and hash) to publish elsewhere. Read-only.
 
+With checkpoint (a signed checkpoint note, as "nano-vm-mcp audit checkpoint" writes), also proves the chain extends it: signed by a verifier key the operator configured on the server (a key sent by a client would prove nothing, so none is accepted), naming this chain, with the checkpoint's hash at its seq. A chain rewritten wholesale since the checkpoint verifies on its own but fails this, naming the seq.
+
 Example: {"execution_id":"7f0c…"}`,
 		input: closed(map[string]any{
 			"execution_id": str("A run's trace_id; omit to verify the whole chain."),
+			"checkpoint":   str("A signed checkpoint note's full text; checks the whole chain against it (omit execution_id)."),
 		}),
 		output: object(map[string]any{
 			"ok":        boolean("True when every checked link holds."),
@@ -647,7 +657,17 @@ Example: {"execution_id":"7f0c…"}`,
 				"problem": str("What kind of break."),
 				"reason":  str("What is wrong."),
 			}),
-			"scope": str(`"chain" or "execution <id>".`),
+			"scope": str(`"chain", "execution <id>" or "chain and checkpoint".`),
+			"checkpoint": object(map[string]any{
+				"ok":        boolean("True when the chain extends the checkpoint."),
+				"origin":    str("The chain the checkpoint names."),
+				"size":      integer("The checkpoint's head seq."),
+				"hash":      str("The checkpoint's head hash (hex)."),
+				"signed_by": str("The trusted key that signed it."),
+				"problem":   str("untrusted key, bad signature, wrong origin, malformed, truncated, hash mismatch or chain broken."),
+				"seq":       integer("Where the chain diverges from the checkpoint."),
+				"reason":    str("What is wrong."),
+			}),
 		}, "ok", "checked", "scope"),
 		readOnly: true, destructive: false, idempotent: true, openWorld: false,
 		args:    &verifyArgs{},
@@ -659,6 +679,18 @@ func (s *Server) verifyAudit(ctx context.Context, req mcp.CallToolRequest) (any,
 	var a verifyArgs
 	if err := decodeArgs(req, &a); err != nil {
 		return nil, err
+	}
+	if a.Checkpoint != "" {
+		if a.ExecutionID != "" {
+			return nil, argError("verify_audit: a checkpoint covers the whole chain: omit execution_id")
+		}
+		crep, err := s.rt.VerifyCheckpoint(ctx, []byte(a.Checkpoint))
+		if err != nil {
+			return nil, err
+		}
+		out := verifyOut{VerifyReport: crep.Chain, Scope: "chain and checkpoint", Checkpoint: &crep.Checkpoint}
+		out.OK = crep.OK()
+		return out, nil
 	}
 	rep, err := s.rt.VerifyAudit(ctx, a.ExecutionID)
 	if err != nil {
