@@ -26,6 +26,10 @@ type checkpointFlags struct {
 	file, every, interval string
 	// verify only: the checkpoint to verify against.
 	check string
+	// sign is set by the commands that sign (serve, audit checkpoint):
+	// verify reads the signer key only to derive a verifier key when no
+	// verifier key file is given.
+	sign bool
 
 	everyN    uint64
 	intervalD time.Duration
@@ -90,7 +94,7 @@ func (f *checkpointFlags) resolve(serve bool) error {
 // apply loads the keys into the runtime's configuration.
 func (f *checkpointFlags) apply(cfg *runtime.Config) error {
 	cfg.CheckpointOrigin = f.origin
-	if f.signerFile != "" {
+	if f.signerFile != "" && (f.sign || f.verifierFile == "") {
 		s, err := checkpoint.ReadSignerKeyFile(f.signerFile)
 		if err != nil {
 			return err
@@ -145,7 +149,7 @@ func cmdAuditKeygen(args []string, cio *cliIO) error {
 func cmdAuditCheckpoint(args []string, cio *cliIO) error {
 	fs, c := newFlags("audit checkpoint", cio)
 	out := fs.String("out", "", "write the checkpoint to this file, atomically (default stdout)")
-	cp := &checkpointFlags{}
+	cp := &checkpointFlags{sign: true}
 	cp.register(fs, false)
 	c.cp = cp
 	pos, err := c.parse(fs, args)

@@ -250,6 +250,14 @@ func TestCheckpointCatchesWholesaleRewrite(t *testing.T) {
 	if code, _, errOut := verify(db, "--checkpoint", early); code != 1 || !strings.Contains(errOut, "checkpoint_not_configured") {
 		t.Fatalf("verify with no key: exit %d\n%s", code, errOut)
 	}
+	// The signer key alone serves as the verifier key; given a verifier
+	// key file, verify does not read the signer key (here unreadable).
+	if code, out, errOut := verify(db, "--checkpoint", early, "--checkpoint-signer", signer); code != 0 || !strings.Contains(out, "signed by ops") {
+		t.Fatalf("verify with the signer key: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := verify(db, "--checkpoint", early, "--checkpoint-signer", filepath.Join(dir, "missing.key"), "--checkpoint-key", verifier); code != 0 {
+		t.Fatalf("verify with a verifier key and a missing signer key: exit %d\n%s\n%s", code, out, errOut)
+	}
 }
 
 // Ensure checkpoint misconfiguration is a usage error naming the fix.

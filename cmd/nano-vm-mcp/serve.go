@@ -33,7 +33,7 @@ func cmdServe(args []string, cio *cliIO) error {
 	allowedHosts := fs.String("allowed-hosts", "", "extra Host names accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_HOSTS)")
 	allowedOrigins := fs.String("allowed-origins", "", "browser origins accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_ORIGINS)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (NANO_VM_MCP_LOG_LEVEL; default info)")
-	c.cp = &checkpointFlags{}
+	c.cp = &checkpointFlags{sign: true}
 	c.cp.register(fs, true)
 	fs.Usage = func() {
 		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp [serve] [--transport stdio|http|sse] [--host H] [--port P] [--db FILE]")

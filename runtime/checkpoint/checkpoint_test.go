@@ -236,3 +236,28 @@ func TestKeyFiles(t *testing.T) {
 		t.Errorf("ReadFile(oversized) = %v", err)
 	}
 }
+
+// BenchmarkSignOpen measures signing a checkpoint and opening it again.
+func BenchmarkSignOpen(b *testing.B) {
+	skey, vkey, _ := GenerateKey("bench")
+	s, _ := NewSigner(skey)
+	v, _ := NewVerifier(vkey)
+	c := Checkpoint{Origin: "nano-vm-mcp/a.db", Size: 1 << 20, Hash: testHash}
+	msg, _ := s.Sign(c)
+	b.Run("Sign", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Sign(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Open", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := v.Open(msg, c.Origin); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
