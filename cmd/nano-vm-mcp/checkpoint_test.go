@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,9 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -398,5 +402,48 @@ func TestServeWritesCheckpoints(t *testing.T) {
 	}
 	if readFile(t, cpFile) != final {
 		t.Fatal("the checkpoint file was replaced")
+	}
+}
+
+// Ensure the writer with only an interval writes once the chain grew and
+// the interval passed, again after the chain grows, and not at stop when
+// nothing changed since.
+func TestCheckpointWriterInterval(t *testing.T) {
+	ctx := context.Background()
+	skey, vkey, err := checkpoint.GenerateKey("ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := checkpoint.NewSigner(skey)
+	rt := runtimetest.Open(t, runtime.Config{CheckpointSigner: signer, NoBundledTools: true})
+	path := filepath.Join(t.TempDir(), "head.checkpoint")
+	logs := &syncBuffer{}
+	stop, err := startCheckpointWriter(rt, &checkpointFlags{file: path, intervalD: time.Second, poll: 10 * time.Millisecond}, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := checkpoint.NewVerifier(vkey)
+	waitFor := func(size uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if msg, err := os.ReadFile(path); err == nil {
+				if c, _, err := v.Open(msg, rt.CheckpointOrigin()); err == nil && c.Size == size {
+					return
+				}
+			}
+		}
+		t.Fatalf("no checkpoint of seq %d; log:\n%s", size, logs)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if _, err := rt.Store().AppendEnvelope(ctx, store.Envelope{Kind: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(want)
+	}
+	before, _ := os.Stat(path)
+	stop()
+	after, _ := os.Stat(path)
+	if !after.ModTime().Equal(before.ModTime()) || strings.Count(logs.String(), "checkpoint written") != 2 {
+		t.Fatalf("stop rewrote an unchanged checkpoint; log:\n%s", logs)
 	}
 }
