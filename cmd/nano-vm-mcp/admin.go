@@ -140,7 +140,8 @@ func cmdTrace(args []string, cio *cliIO) error {
 	return nil
 }
 
-// cmdAudit verifies the envelope chain.
+// cmdAudit verifies the envelope chain (audit verify), signs its head
+// (audit checkpoint) and makes checkpoint keys (audit keygen).
 func cmdAudit(args []string, cio *cliIO) error {
 	verb, rest, err := subcommand(args, "verify", "checkpoint", "keygen")
 	if err != nil {

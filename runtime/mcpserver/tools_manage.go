@@ -648,7 +648,7 @@ Example: {"execution_id":"7f0c…"}`,
 			"checkpoint":   str("A signed checkpoint note's full text; checks the whole chain against it (omit execution_id)."),
 		}),
 		output: object(map[string]any{
-			"ok":        boolean("True when every checked link holds."),
+			"ok":        boolean("True when every checked link holds (and, with checkpoint, the chain extends it)."),
 			"checked":   integer("Envelopes checked."),
 			"head_seq":  integer("Last envelope's seq (whole-chain checks)."),
 			"head_hash": str("Last envelope's hash (whole-chain checks)."),
