@@ -83,6 +83,12 @@ func TestErrorAnswersFit(t *testing.T) {
 	if body["error"] != runtime.CodeInvalidProgram || !strings.Contains(body["message"].(string), "bytes in all)") {
 		t.Fatalf("%.500v", body)
 	}
+	for _, input := range []any{`{"n":` + strings.Repeat("9", 900_000) + `}`, `{"n":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`} {
+		body = toolErr(t, "run_program", call(t, c, "run_program", map[string]any{"program": `{"steps":[]}`, "input": input}))
+		if body["error"] != runtime.CodeInvalidArgument || !strings.Contains(body["message"].(string), "exceeds the limit of") || len(body["message"].(string)) > 300 {
+			t.Fatalf("%.500v", body)
+		}
+	}
 	deep := strings.Repeat("[", jsonlimit.MaxDepth+1) + strings.Repeat("]", jsonlimit.MaxDepth+1)
 	body = toolErr(t, "run_program", call(t, c, "run_program", map[string]any{"program": `{"steps":[{"id":"a","type":"tool","tool":"audit_log","args":{"d":` + deep + `}}]}`}))
 	if body["error"] != runtime.CodeInvalidProgram || !strings.Contains(body["message"].(string), "nesting depth 129 exceeds the limit of 128") {
