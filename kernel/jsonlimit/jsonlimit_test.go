@@ -182,3 +182,30 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheck measures the pass every tool output takes before it is
+// decoded: a small result and a 1 MiB one (the default stdout cap).
+func BenchmarkCheck(b *testing.B) {
+	small := []byte(`{"ok":true,"order_id":"order-abc-123","amount":125.5,"items":[{"sku":"a","qty":2},{"sku":"b","qty":1}],"note":"reserved \"funds\""}`)
+	var big bytes.Buffer
+	big.WriteByte('[')
+	for big.Len() < 1<<20 {
+		big.Write(small)
+		big.WriteByte(',')
+	}
+	big.WriteString("null]")
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{{"small", small}, {"1MiB", big.Bytes()}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.data)))
+			for b.Loop() {
+				if err := Check(bc.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
