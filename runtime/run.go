@@ -274,6 +274,9 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 		// nothing ran, so run it now under the recorded id.
 		return rt.start(ctx, l, req.Input, input, key, rec.ExecutionID, req.Progress)
 	}
+	if errors.Is(err, store.ErrCorrupt) {
+		return nil, undecodable(rec.ExecutionID, "its execution record", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -174,14 +174,17 @@ func TestUndecodableRecordsOverMCP(t *testing.T) {
 		return c
 	}
 	c := start()
-	pay := func() string {
-		run := callTool(t, c, "run_program", map[string]any{
-			"program": readFile(t, example("payment_pipeline", "program.json")),
-			"input":   map[string]any{"amount": 125.5, "order_id": "order-1"},
-		}, false)
-		return run["trace_id"].(string)
+	payArgs := func(key string) map[string]any {
+		return map[string]any{
+			"program":         readFile(t, example("payment_pipeline", "program.json")),
+			"input":           map[string]any{"amount": 125.5, "order_id": "order-1"},
+			"idempotency_key": key,
+		}
 	}
-	badExec, badStep, good := pay(), pay(), pay()
+	pay := func(key string) string {
+		return callTool(t, c, "run_program", payArgs(key), false)["trace_id"].(string)
+	}
+	badExec, badStep, good := pay("bad-exec"), pay("bad-step"), pay("good")
 	susp := callTool(t, c, "run_program", map[string]any{
 		"program": readFile(t, example("momo_suspend", "program.json")),
 		"input":   map[string]any{"amount": 50000, "order_id": "momo-1"},
@@ -236,6 +239,17 @@ func TestUndecodableRecordsOverMCP(t *testing.T) {
 		if !isErr || body["error"] != "record_undecodable" || !strings.Contains(fmt.Sprint(body["message"]), id) || !strings.Contains(fmt.Sprint(body["message"]), record) {
 			t.Fatalf("get_trace %s: %v", record, body)
 		}
+	}
+	// A repeat of the key that started each damaged run names the record
+	// too, instead of an internal error.
+	for key, id := range map[string]string{"bad-exec": badExec, "bad-step": badStep} {
+		isErr, body := callAny(t, c, "run_program", payArgs(key))
+		if !isErr || body["error"] != "record_undecodable" || !strings.Contains(fmt.Sprint(body["message"]), id) {
+			t.Fatalf("repeat of key %s: %v", key, body)
+		}
+	}
+	if again := callTool(t, c, "run_program", payArgs("good"), false); again["trace_id"] != good || again["idempotent_replay"] != true {
+		t.Fatalf("repeat of an undamaged run's key: %v", again)
 	}
 	if tr := callTool(t, c, "get_trace", map[string]any{"trace_id": good}, false); tr["status"] != "success" {
 		t.Fatalf("get_trace of an undamaged run: %v", tr)
