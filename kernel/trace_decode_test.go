@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/kerneltest"
 )
 
@@ -181,6 +182,9 @@ func FuzzDecodeStepRecord(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, rec := range deepRecords() {
+		f.Add(rec)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sameDecode(t, data, kernel.DecodeStepRecord)
 		sameDecode(t, data, kernel.DecodeTrace)
@@ -241,4 +245,34 @@ func BenchmarkDecodeStepRecord(b *testing.B) {
 			}
 		}
 	})
+}
+
+// deepRecords are step records and trace headers around values nested
+// jsonlimit.MaxDepth deep (the deepest accepted), and far deeper (what an
+// older release may have stored).
+func deepRecords() [][]byte {
+	var out [][]byte
+	for _, n := range []int{jsonlimit.MaxDepth, jsonlimit.MaxRecordDepth, 10_001} {
+		v := strings.Repeat("[", n) + strings.Repeat("]", n)
+		out = append(out,
+			[]byte(`{"index":0,"step_id":"a","type":"tool","status":"success","output":`+v+`}`),
+			[]byte(`{"index":1,"step_id":"p","type":"parallel","status":"success","sub_steps":[{"step_id":"x","status":"success","output":`+v+`}]}`),
+			[]byte(`{"trace_id":"t","status":"success","final_output":`+v+`,"steps":[{"index":0,"output":`+v+`}]}`))
+	}
+	return out
+}
+
+// Ensure every record built around an accepted value decodes, directly,
+// exactly as encoding/json decodes it; and a record too deep for
+// encoding/json fails the same way in both, as an error, never a panic.
+func TestDecodeDeepRecords(t *testing.T) {
+	for i, rec := range deepRecords() {
+		sameDecode(t, rec, kernel.DecodeStepRecord)
+		sameDecode(t, rec, kernel.DecodeTrace)
+		var r kernel.StepRecord
+		err := kernel.DecodeStepRecord(rec, &r)
+		if deep := i >= 6; deep != (err != nil) {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
 }

@@ -18,6 +18,10 @@ const (
 	CodeUploadDisabled      = "tool_upload_disabled"
 	CodeToolRejected        = "tool_rejected"
 	CodeTombstoned          = "tombstoned"
+	// CodeRecordUndecodable: a stored record of the run (its execution
+	// record, header, input or a step) cannot be decoded; the message
+	// names the record.
+	CodeRecordUndecodable = "record_undecodable"
 )
 
 // Error is a failure the caller can act on: a bad program, a denied tool, a

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
@@ -284,14 +285,14 @@ func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kern
 	var input map[string]any
 	if len(exec.Input) > 0 {
 		if err := kernel.DecodeInput(exec.Input, &input); err != nil {
-			return nil, nil, nil, fmt.Errorf("execution %s: stored input: %w", exec.ID, err)
+			return nil, nil, nil, undecodable(exec.ID, "its input", err)
 		}
 	}
 	tr := &kernel.Trace{TraceID: exec.ID, ProgramName: exec.ProgramName, Status: kernel.StatusRunning, StartedAt: exec.CreatedAt}
 	if len(exec.Header) > 0 {
 		var hdr kernel.Trace
 		if err := kernel.DecodeTrace(exec.Header, &hdr); err != nil {
-			return nil, nil, nil, fmt.Errorf("execution %s: stored header: %w", exec.ID, err)
+			return nil, nil, nil, undecodable(exec.ID, "its header", err)
 		}
 		tr.StartedAt, tr.InitialStateHash = hdr.StartedAt, hdr.InitialStateHash
 		tr.Status, tr.Error, tr.FinishedAt, tr.DurationMS = hdr.Status, hdr.Error, hdr.FinishedAt, hdr.DurationMS
@@ -301,7 +302,7 @@ func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kern
 	tr.StateSnapshots = make([]kernel.Snapshot, len(steps))
 	for i, s := range steps {
 		if err := kernel.DecodeStepRecord(s.Data, &tr.Steps[i]); err != nil {
-			return nil, nil, nil, fmt.Errorf("execution %s: step %d: %w", exec.ID, s.Index, err)
+			return nil, nil, nil, undecodable(exec.ID, fmt.Sprintf("step record %d", s.Index), err)
 		}
 		tr.StateSnapshots[i] = kernel.Snapshot{Index: tr.Steps[i].Index, Hash: tr.Steps[i].StateHash}
 	}
@@ -311,6 +312,14 @@ func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kern
 		tr.Tally()
 	}
 	return prog, input, tr, nil
+}
+
+// undecodable reports a stored record of trace id that cannot be decoded
+// (written by an older release, or damaged), naming the record.
+func undecodable(id, record string, err error) *Error {
+	e := newError(CodeRecordUndecodable, err, "trace %s: %s cannot be decoded: %s", id, record, jsonlimit.Excerpt(err.Error(), 300))
+	e.Details = map[string]any{"trace_id": id, "record": record}
+	return e
 }
 
 func projectText(s string, opts projection.Options) string {

@@ -83,7 +83,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	rec := ev.Record
 	data, err := json.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("encode step %d: %w", rec.Index, err)
+		return &unstorableError{fmt.Errorf("encode step %d: %w", rec.Index, err)}
 	}
 	// The execution record is rewritten by the first commit of this run
 	// (its header carries the run's start and initial state hash) and by
@@ -105,7 +105,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	if rec.Status == kernel.StepSuccess {
 		payload, err := envelopePayload(rec, p.rt.vault)
 		if err != nil {
-			return fmt.Errorf("envelope of step %d: %w", rec.Index, err)
+			return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
 		}
 		env = &store.Envelope{
 			Kind: store.EnvelopeKindStep, ExecutionID: p.exec.ID, StepIndex: rec.Index, StepID: rec.StepID,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
@@ -131,6 +132,12 @@ func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
 	if v, ok := rt.parsed.Load(key); ok {
 		return v.(*parsedProgram), nil
 	}
+	if err := jsonlimit.CheckSize("program", len(raw), jsonlimit.MaxProgramBytes); err != nil {
+		return nil, newError(CodeInvalidProgram, err, "%v", err)
+	}
+	if err := jsonlimit.Check(raw); err != nil {
+		return nil, newError(CodeInvalidProgram, err, "program: %v", err)
+	}
 	prog, warns, err := kernel.LoadProgram(raw)
 	if err != nil {
 		return nil, newError(CodeInvalidProgram, err, "%v", err)
@@ -181,9 +188,15 @@ func (rt *Runtime) RunProgram(ctx context.Context, req RunRequest) (*RunResult, 
 		}
 		l.id = req.SaveAs
 	}
+	if err := jsonlimit.CheckValue(req.Input); err != nil {
+		return nil, newError(CodeInvalidArgument, err, "input: %v", err)
+	}
 	input, err := canonical.Marshal(req.Input)
 	if err != nil {
-		return nil, newError(CodeInvalidArgument, err, "input: %v", err)
+		return nil, newError(CodeInvalidArgument, err, "input: %v", jsonlimit.Excerpt(err.Error(), 0))
+	}
+	if err := jsonlimit.CheckSize("input", len(input), jsonlimit.MaxInputBytes); err != nil {
+		return nil, newError(CodeInvalidArgument, err, "%v", err)
 	}
 	if req.IdempotencyKey == "" {
 		res, err := rt.start(ctx, l, req.Input, input, "", rt.ids.NewID(), req.Progress)
@@ -261,6 +274,9 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 		// nothing ran, so run it now under the recorded id.
 		return rt.start(ctx, l, req.Input, input, key, rec.ExecutionID, req.Progress)
 	}
+	if errors.Is(err, store.ErrCorrupt) {
+		return nil, undecodable(rec.ExecutionID, "its execution record", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -324,6 +340,9 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 	if exec.Status != string(kernel.StatusSuspended) {
 		return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "execution %s is %s, not suspended", traceID, exec.Status)
 	}
+	if err := checkPayload(payload); err != nil {
+		return nil, err
+	}
 	prog, input, tr, err := rt.restore(ctx, exec)
 	if err != nil {
 		return nil, err
@@ -343,6 +362,21 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 		return nil, newError(CodeInvalidArgument, runErr, "%v", runErr)
 	}
 	return rt.settle(exec, out, runErr, obs)
+}
+
+// checkPayload applies the limits on accepted data to a resume payload.
+func checkPayload(payload any) error {
+	if err := jsonlimit.CheckValue(payload); err != nil {
+		return newError(CodeInvalidArgument, err, "payload: %v", err)
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return newError(CodeInvalidArgument, err, "payload: %v", jsonlimit.Excerpt(err.Error(), 0))
+	}
+	if err := jsonlimit.CheckSize("payload", len(b), jsonlimit.MaxInputBytes); err != nil {
+		return newError(CodeInvalidArgument, err, "%v", err)
+	}
+	return nil
 }
 
 // ContinueInterrupted continues an execution a crash or a cancellation
@@ -397,6 +431,16 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 	}
 	// The run's context may be done; the final write must still happen.
 	ctx := context.WithoutCancel(context.Background())
+	if unstorable(runErr) {
+		// Running the step again would give the same record, which again
+		// could not be stored: the run ends failed, not resumable.
+		tr.Status = kernel.StatusFailed
+		tr.Error = jsonlimit.Excerpt("the step's outcome cannot be stored, so the run ends here: "+runErr.Error(), maxStoredError)
+		tr.FinalOutput = nil
+		tr.Steps = tr.Steps[:min(obs.done, len(tr.Steps))]
+		runErr = nil
+		obs.ended = ""
+	}
 	if runErr == nil {
 		exec.Status = string(tr.Status)
 		// Usually the last step's commit recorded the end already; a run
@@ -456,6 +500,9 @@ func (rt *Runtime) execution(ctx context.Context, id string) (store.Execution, e
 	if errors.Is(err, store.ErrNotFound) {
 		return exec, newError(CodeNotFound, err, "no trace %q", id)
 	}
+	if errors.Is(err, store.ErrCorrupt) {
+		return exec, undecodable(id, "its execution record", err)
+	}
 	return exec, err
 }
 
@@ -471,15 +518,52 @@ func (rt *Runtime) restore(ctx context.Context, exec store.Execution) (*kernel.P
 }
 
 // headerJSON encodes a trace without its steps and snapshots, which the
-// step records carry.
+// step records carry. A final output that cannot be encoded is left out
+// rather than losing the header.
 func headerJSON(tr *kernel.Trace) json.RawMessage {
 	h := *tr
 	h.Steps, h.StateSnapshots = nil, nil
 	b, err := json.Marshal(&h)
 	if err != nil {
-		return nil
+		h.FinalOutput = nil
+		if b, err = json.Marshal(&h); err != nil {
+			return nil
+		}
 	}
 	return b
+}
+
+// maxStoredError bounds the error text a run's header records when the
+// runtime itself ends the run.
+const maxStoredError = 4000
+
+// unstorableError marks a step whose record or envelope cannot be encoded
+// (a value no canonical form holds): running the step again would fail the
+// same way, so settle ends the run failed instead of leaving it running
+// and resumable forever.
+type unstorableError struct{ err error }
+
+func (e *unstorableError) Error() string { return e.err.Error() }
+
+func (e *unstorableError) Unwrap() error { return e.err }
+
+// unstorable reports whether err says a value of the run has no canonical
+// form: marked by the persister, or a canonical error from the kernel's
+// state hashing. Either would recur on every resumption.
+func unstorable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var u *unstorableError
+	if errors.As(err, &u) {
+		return true
+	}
+	for _, e := range []error{canonical.ErrDepth, canonical.ErrNumber, canonical.ErrUTF8, canonical.ErrDuplicateKey, canonical.ErrSyntax} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxCachedPrograms bounds Runtime.programs.

@@ -19,6 +19,9 @@
 //     before it reaches the store.
 //   - A bad file (not bbolt, truncated, damaged, or from a newer schema) is an
 //     error from Open, never a panic and never silently rewritten.
+//   - One record that cannot be decoded never fails a listing: Executions
+//     skips it and names it in ExecutionPage.Skipped; reading it alone is
+//     ErrCorrupt naming it.
 //
 // # Caveats
 //

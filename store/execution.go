@@ -11,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // maxIDLen bounds ids so composite keys stay far below bbolt's key limit.
@@ -287,24 +289,36 @@ func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage,
 		} else {
 			k, _ = c.Prev()
 		}
+		var last []byte // the time key of the page's last entry
 		for ; k != nil && hasPrefix(k, prefix); k, _ = c.Prev() {
 			tk := k[len(prefix):]
-			if len(page.Executions) == limit {
-				page.NextCursor = base64.RawURLEncoding.EncodeToString(timeKeyOf(page.Executions[limit-1]))
+			if len(page.Executions)+len(page.Skipped) == limit {
+				page.NextCursor = base64.RawURLEncoding.EncodeToString(last)
 				break
 			}
-			v := execs.Get(tk[8:])
+			if len(tk) < 8 {
+				return fmt.Errorf("%w: index key of %d bytes", ErrCorrupt, len(k))
+			}
+			id := tk[8:]
+			v := execs.Get(id)
 			if v == nil {
-				return fmt.Errorf("%w: execution %q indexed but missing", ErrCorrupt, tk[8:])
+				// An index entry without its record: a damaged page. Say
+				// so and go on, as for an undecodable record.
+				page.Skipped = append(page.Skipped, SkippedRecord{ID: string(id), Error: "indexed but missing"})
+				last = bytes.Clone(tk)
+				continue
 			}
 			var e Execution
 			if err := decodeRecord(v, &e); err != nil {
-				return err
+				page.Skipped = append(page.Skipped, SkippedRecord{ID: string(id), Error: jsonlimit.Excerpt(err.Error(), 300)})
+				last = bytes.Clone(tk)
+				continue
 			}
 			if f.Status != "" && e.Status != f.Status {
 				continue
 			}
 			page.Executions = append(page.Executions, e)
+			last = bytes.Clone(tk)
 		}
 		return nil
 	})
@@ -313,8 +327,6 @@ func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage,
 	}
 	return page, nil
 }
-
-func timeKeyOf(e Execution) []byte { return timeKey(e.CreatedAt, e.ID) }
 
 // Unfinished implements ExecutionStore.
 func (db *DB) Unfinished(ctx context.Context) ([]Execution, error) {
@@ -329,10 +341,10 @@ func (db *DB) Unfinished(ctx context.Context) ([]Execution, error) {
 			}
 			var e Execution
 			if err := decodeRecord(v, &e); err != nil {
-				return err
+				return fmt.Errorf("execution %q: %w", k[8:], err)
 			}
 			if err := loadBody(tx, &e); err != nil {
-				return err
+				return fmt.Errorf("execution %q: %w", k[8:], err)
 			}
 			out = append(out, e)
 		}

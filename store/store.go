@@ -242,6 +242,18 @@ type ExecutionPage struct {
 	Executions []Execution `json:"executions"`
 	// NextCursor continues the listing; empty when there is no more.
 	NextCursor string `json:"next_cursor,omitempty"`
+	// Skipped are the records in this page's range that could not be
+	// decoded (written by an older release, or damaged), newest first:
+	// the listing goes on past them. They count toward the page's limit.
+	Skipped []SkippedRecord `json:"skipped,omitempty"`
+}
+
+// SkippedRecord is a stored record a listing could not decode.
+type SkippedRecord struct {
+	// ID is the record's key: an execution id.
+	ID string `json:"id"`
+	// Error says why it could not be decoded.
+	Error string `json:"error"`
 }
 
 // Step is one stored step of an execution.

@@ -20,6 +20,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
@@ -354,7 +355,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	}
 	if t.input != nil && (t.inputQuick == nil || !t.inputQuick.accepts(args)) {
 		if err := validateValue(t.input, args, stdin); err != nil {
-			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidArgs, err)
+			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidArgs, clipErr(err))
 		}
 	}
 	var state []byte
@@ -403,12 +404,12 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	}
 	if obj, ok := out.(map[string]any); ok {
 		if msg, ok := obj["error"].(string); ok {
-			return res, fmt.Errorf("tool %q: %w", name, detail(ErrToolFailed, "%s", msg))
+			return res, fmt.Errorf("tool %q: %w", name, detail(ErrToolFailed, "%s", jsonlimit.Excerpt(msg, maxErrorExcerpt)))
 		}
 	}
 	if t.output != nil && !isPending(out) && (t.outputQuick == nil || !t.outputQuick.accepts(out)) {
 		if err := validateValue(t.output, out, stdout); err != nil {
-			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidOutput, err)
+			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidOutput, clipErr(err))
 		}
 	}
 	res.Output = out
@@ -518,14 +519,40 @@ func lastLine(b []byte) string {
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
 		s = s[i+1:]
 	}
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return jsonlimit.Excerpt(s, 200)
 }
 
+// maxErrorExcerpt bounds the guest or client data one tool error quotes:
+// a guest's {"error": ...} message, a schema validator's report.
+const maxErrorExcerpt = 2000
+
+// clipErr keeps err (for errors.Is and errors.As) with its text clipped to
+// maxErrorExcerpt bytes: a schema failure can quote the whole value.
+func clipErr(err error) error {
+	if msg := err.Error(); len(msg) > maxErrorExcerpt {
+		return &clippedError{err: err, msg: jsonlimit.Excerpt(msg, maxErrorExcerpt)}
+	}
+	return err
+}
+
+// clippedError is an error whose text is an excerpt of its cause's.
+type clippedError struct {
+	err error
+	msg string
+}
+
+func (e *clippedError) Error() string { return e.msg }
+func (e *clippedError) Unwrap() error { return e.err }
+
 // decodeOutput reads stdout as exactly one JSON value; empty means null.
+// Output nested deeper than jsonlimit.MaxDepth, or holding a number longer
+// than jsonlimit.MaxNumberLen or outside the float64 range, is refused
+// here, before it can reach a state, a record or an envelope; error text
+// quotes at most an excerpt of the output.
 func decodeOutput(stdout []byte) (any, error) {
+	if err := jsonlimit.Check(stdout); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOutput, err)
+	}
 	// A guest's output is usually JSON as an encoder writes it, which
 	// jsonread decodes as encoding/json would without reflection; anything
 	// it does not take goes to encoding/json.
@@ -544,7 +571,8 @@ func decodeOutput(stdout []byte) (any, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(stdout))
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: stdout is not JSON: %w", ErrInvalidOutput, err)
+		return nil, fmt.Errorf("%w: stdout is not JSON: %s (stdout starts %q)", ErrInvalidOutput,
+			jsonlimit.Excerpt(err.Error(), 0), jsonlimit.Excerpt(string(stdout), 200))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: stdout holds more than one JSON value", ErrInvalidOutput)

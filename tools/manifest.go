@@ -13,6 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // Manifest describes one tool version. It is decoded strictly (unknown
@@ -89,7 +90,15 @@ const (
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 
 // ParseManifest decodes and validates a manifest, rejecting unknown fields.
+// A manifest over jsonlimit.MaxManifestBytes or nested deeper than
+// jsonlimit.MaxDepth (its schemas included) is refused.
 func ParseManifest(data []byte) (Manifest, error) {
+	if err := jsonlimit.CheckSize("manifest", len(data), jsonlimit.MaxManifestBytes); err != nil {
+		return Manifest{}, fmt.Errorf("parse manifest: %w: %w", ErrInvalidManifest, err)
+	}
+	if err := jsonlimit.Check(data); err != nil {
+		return Manifest{}, fmt.Errorf("parse manifest: %w: %w", ErrInvalidManifest, err)
+	}
 	var m Manifest
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

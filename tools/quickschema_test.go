@@ -6,7 +6,10 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // Ensure the quick check recognises only the simple schema shape and never
@@ -92,12 +95,21 @@ func FuzzQuickSchema(f *testing.F) {
 // replaced on the fast path: exactly one JSON value (or only blanks) is
 // accepted, anything else is ErrInvalidOutput, and the values agree.
 func FuzzDecodeOutput(f *testing.F) {
-	for _, s := range []string{``, ` `, `null`, `{"a":1}`, `"PENDING"`, `{} {}`, `{`, `1 2`, "[1]\n", `{"error":"x"}`} {
+	for _, s := range []string{``, ` `, `null`, `{"a":1}`, `"PENDING"`, `{} {}`, `{`, `1 2`, "[1]\n", `{"error":"x"}`,
+		strings.Repeat("[", jsonlimit.MaxDepth+1) + strings.Repeat("]", jsonlimit.MaxDepth+1), strings.Repeat("1", jsonlimit.MaxNumberLen+1), `[1e999]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, stdout []byte) {
 		got, err := decodeOutput(stdout)
 		want, wantErr := referenceDecode(stdout)
+		if wantErr == nil && jsonlimit.Check(stdout) != nil {
+			// Beyond the limits on accepted data (FuzzCheck holds Check
+			// to encoding/json's tokenizer).
+			want, wantErr = nil, jsonlimit.Check(stdout)
+		}
+		if err != nil && len(err.Error()) > 2_000 {
+			t.Fatalf("decodeOutput error of %d bytes", len(err.Error()))
+		}
 		if (err == nil) != (wantErr == nil) {
 			t.Fatalf("decodeOutput(%q) err = %v, reference err = %v", stdout, err, wantErr)
 		}

@@ -8,10 +8,14 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // MaxDepth is how deeply arrays and objects may nest. It matches the limit of
-// encoding/json's decoder, so anything that decoder accepted can be encoded.
+// encoding/json's decoder, so anything that decoder accepted can be encoded;
+// it is far above jsonlimit.MaxRecordDepth, the depth every stored record
+// stays within.
 const MaxDepth = 10000
 
 // Append appends the canonical JSON encoding of v to dst and returns the
@@ -149,11 +153,11 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 // appendNumberText canonicalizes a number given as JSON text.
 func appendNumberText[T ~string | ~[]byte](dst []byte, s T) ([]byte, error) {
 	if !validNumber(s) {
-		return dst, fmt.Errorf("encode number %q: %w", s, ErrSyntax)
+		return dst, fmt.Errorf("encode number %q: %w", jsonlimit.Excerpt(string(s), 40), ErrSyntax)
 	}
 	f, err := strconv.ParseFloat(string(s), 64)
 	if err != nil {
-		return dst, fmt.Errorf("encode number %q: %w", s, ErrNumber)
+		return dst, fmt.Errorf("encode number %q: %w", jsonlimit.Excerpt(string(s), 40), ErrNumber)
 	}
 	return appendFloat(dst, f)
 }

@@ -7,12 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // Ensure the number samples of RFC 8785 appendix B encode exactly as listed,
@@ -623,5 +626,29 @@ func TestErrorPath(t *testing.T) {
 	_, err := Marshal(cyclic)
 	if err == nil || len(err.Error()) > 400 || !strings.Contains(err.Error(), "…") {
 		t.Fatalf("cyclic error = %v", err)
+	}
+}
+
+// Ensure canonical JSON encodes everything a stored record can hold (up to
+// jsonlimit.MaxRecordDepth deep), and an error about a huge number or key
+// quotes only an excerpt of it.
+func TestRecordDepthAndShortErrors(t *testing.T) {
+	deep := strings.Repeat("[", jsonlimit.MaxRecordDepth) + strings.Repeat("]", jsonlimit.MaxRecordDepth)
+	if _, err := Marshal(json.RawMessage(deep)); err != nil {
+		t.Fatalf("depth %d: %v", jsonlimit.MaxRecordDepth, err)
+	}
+	if MaxDepth < jsonlimit.MaxRecordDepth {
+		t.Fatalf("MaxDepth %d below jsonlimit.MaxRecordDepth %d", MaxDepth, jsonlimit.MaxRecordDepth)
+	}
+	huge := strings.Repeat("9", 900_000)
+	for name, v := range map[string]any{
+		"raw number":  json.RawMessage("[" + huge + "]"),
+		"json.Number": json.Number(huge),
+		"key":         map[string]any{strings.Repeat("k", 100_000): math.Inf(1)},
+	} {
+		_, err := Marshal(v)
+		if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), "bytes in all") {
+			t.Errorf("%s: error of %d bytes: %.300v", name, len(fmt.Sprint(err)), err)
+		}
 	}
 }

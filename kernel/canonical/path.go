@@ -3,6 +3,8 @@ package canonical
 import (
 	"strconv"
 	"strings"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // pathError says where in a Go value encoding failed. Segments are collected
@@ -23,6 +25,10 @@ type pathSeg struct {
 // map that contains itself) would otherwise yield a message as deep.
 const maxShownSegs = 32
 
+// maxShownKey bounds each member name printed in a path: names come from
+// clients and guests.
+const maxShownKey = 64
+
 func (e *pathError) Error() string {
 	var sb strings.Builder
 	sb.WriteString("at $")
@@ -37,12 +43,12 @@ func (e *pathError) Error() string {
 			sb.WriteByte('[')
 			sb.WriteString(strconv.Itoa(s.index))
 			sb.WriteByte(']')
-		} else if isIdent(s.key) {
+		} else if isIdent(s.key) && len(s.key) <= maxShownKey {
 			sb.WriteByte('.')
 			sb.WriteString(s.key)
 		} else {
 			sb.WriteByte('[')
-			sb.WriteString(strconv.Quote(s.key))
+			sb.WriteString(strconv.Quote(jsonlimit.Excerpt(s.key, maxShownKey)))
 			sb.WriteByte(']')
 		}
 	}

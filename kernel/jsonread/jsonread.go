@@ -16,11 +16,15 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // maxDepth is how deeply a Reader follows nesting before it gives up,
-// leaving the value to encoding/json, whose own limit decides.
-const maxDepth = 1000
+// leaving the value to encoding/json, whose own limit (10,000) decides:
+// every record built around data accepted under jsonlimit.MaxDepth is
+// read here.
+const maxDepth = jsonlimit.MaxRecordDepth
 
 // Reader reads JSON as encoding/json writes it. Every method
 // reports false for input it does not handle, which sends the whole value

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
 )
 
@@ -88,5 +89,29 @@ func FuzzReader(f *testing.F) {
 	for _, s := range []string{`{"a":[1,2.5,-3e-7,"x\"y",true,false,null,{"b":{}}]}`, `"\ud83d\ude00"`, `-0`, `[1e308,1e309]`} {
 		f.Add([]byte(s))
 	}
+	// Around the reader's depth limit, where it hands over to encoding/json.
+	for _, n := range []int{jsonlimit.MaxDepth + 1, jsonlimit.MaxRecordDepth, jsonlimit.MaxRecordDepth + 1} {
+		f.Add([]byte(strings.Repeat("[", n) + strings.Repeat("]", n)))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) { agree(t, data) })
+}
+
+// Ensure the reader itself (not the encoding/json fallback) reads values
+// as deep as any stored record gets: a value accepted at
+// jsonlimit.MaxDepth inside a record's nesting, up to MaxRecordDepth; one
+// level deeper is left to encoding/json.
+func TestReadsRecordDepth(t *testing.T) {
+	for _, n := range []int{jsonlimit.MaxDepth + jsonlimit.RecordOverhead, jsonlimit.MaxRecordDepth} {
+		data := []byte(strings.Repeat(`{"a":[`, n/2) + "1" + strings.Repeat("]}", n/2))
+		r := jsonread.New(data)
+		if _, ok := r.Value(); !ok || !r.AtEnd() {
+			t.Fatalf("depth %d not read", n)
+		}
+		agree(t, data)
+	}
+	deeper := []byte(strings.Repeat("[", jsonlimit.MaxRecordDepth+1) + strings.Repeat("]", jsonlimit.MaxRecordDepth+1))
+	if _, ok := jsonread.New(deeper).Value(); ok {
+		t.Fatal("past MaxRecordDepth read without falling back")
+	}
+	agree(t, deeper)
 }

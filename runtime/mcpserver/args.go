@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // rawArguments returns a call's arguments as JSON, "{}" when absent.
@@ -175,9 +177,12 @@ func objectMap(name string, raw json.RawMessage) (map[string]any, error) {
 	if err != nil || obj == nil {
 		return nil, err
 	}
+	if err := jsonlimit.Check(obj); err != nil {
+		return nil, argError("argument %q: %v", name, err)
+	}
 	var m map[string]any
 	if err := json.Unmarshal(obj, &m); err != nil {
-		return nil, argError("argument %q: %v", name, err)
+		return nil, argError("argument %q: %v", name, clipText(err.Error(), 300))
 	}
 	return m, nil
 }
@@ -187,9 +192,12 @@ func anyArg(raw json.RawMessage) (any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, nil
 	}
+	if err := jsonlimit.Check(raw); err != nil {
+		return nil, err
+	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, err
+		return nil, errors.New(clipText(err.Error(), 300))
 	}
 	return v, nil
 }

@@ -2,9 +2,10 @@ package mcpserver
 
 import (
 	"encoding/json"
-	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
 // clipped stands in for a value too large to return: its size and the
@@ -26,13 +27,10 @@ func clip(v any, max int) (any, bool) {
 	return clipped{Truncated: true, Bytes: len(b), Preview: cutUTF8(string(b), max/2)}, true
 }
 
-// clipText shortens a string to at most max bytes on a rune boundary,
-// saying how much was cut.
+// clipText shortens a string to its first max bytes on a rune boundary
+// followed by "…(412,345 bytes in all)" (jsonlimit.Excerpt).
 func clipText(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	return cutUTF8(s, max) + "…[" + strconv.Itoa(len(s)-max) + " more bytes]"
+	return jsonlimit.Excerpt(s, max)
 }
 
 func cutUTF8(s string, n int) string {

@@ -226,7 +226,18 @@ func (s *Server) errorResult(tool string, err error) *mcp.CallToolResult {
 		body["incident"] = id
 	}
 	text, mErr := json.Marshal(body)
-	if mErr != nil {
+	if mErr == nil && len(text) > MaxResultBytes/2 {
+		// A message or detail quoting client or guest data: keep the
+		// code, the trace_id and an excerpt of the message.
+		small := map[string]any{"error": body["error"], "message": clipText(fmt.Sprint(body["message"]), maxErrorBytes)}
+		for _, k := range []string{"trace_id", "steps", "incident"} {
+			if v, ok := body[k]; ok {
+				small[k] = v
+			}
+		}
+		text, mErr = json.Marshal(small)
+	}
+	if mErr != nil || len(text) > MaxResultBytes {
 		text = []byte(`{"error":"internal_error","message":"the error could not be encoded"}`)
 	}
 	return mcp.NewToolResultError(string(text))

@@ -22,6 +22,11 @@ const (
 	maxStepBytes        = 8_000
 	maxLogBytes         = 2_000
 	maxProgramBytes     = 30_000
+	// maxErrorBytes bounds a run's error text in an answer; maxIDBytes an
+	// id or name a client chose; maxWarnings the warnings listed.
+	maxErrorBytes = 4_000
+	maxIDBytes    = 1_000
+	maxWarnings   = 20
 )
 
 // Codes this package adds to runtime's.
@@ -77,6 +82,21 @@ func summarise(res *runtime.RunResult) runOutput {
 		IdempotentReplay: res.Replayed, Warnings: res.Warnings,
 	}
 	out.FinalOutput, out.FinalOutputTruncated = clip(res.FinalOutput, maxFinalOutputBytes)
+	// Everything else a client or a guest wrote is clipped too, so the
+	// answer, and its trace_id, always fits in MaxResultBytes.
+	out.ProgramID = clipText(out.ProgramID, maxIDBytes)
+	out.ProgramName = clipText(out.ProgramName, maxIDBytes)
+	out.SuspendedStepID = clipText(out.SuspendedStepID, maxIDBytes)
+	out.Error = clipText(out.Error, maxErrorBytes)
+	if len(res.Warnings) > 0 {
+		out.Warnings = make([]string, 0, min(len(res.Warnings), maxWarnings+1))
+		for _, w := range res.Warnings[:min(len(res.Warnings), maxWarnings)] {
+			out.Warnings = append(out.Warnings, clipText(w, maxErrorBytes/8))
+		}
+		if n := len(res.Warnings) - maxWarnings; n > 0 {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("…and %d more warnings", n))
+		}
+	}
 	switch res.Status {
 	case string(kernel.StatusSuccess):
 		out.Next = "Done. get_trace shows each step; verify_audit checks this run's audit envelopes."
@@ -87,6 +107,16 @@ func summarise(res *runtime.RunResult) runOutput {
 	}
 	if res.Replayed {
 		out.Next = "This is the stored outcome of an earlier run with the same idempotency_key; nothing ran again. " + out.Next
+	}
+	if b, err := json.Marshal(out); err != nil || len(b) > MaxResultBytes-2_000 {
+		// Text that escapes to several times its size: clip harder.
+		out.FinalOutput, out.FinalOutputTruncated = clip(res.FinalOutput, maxFinalOutputBytes/8)
+		out.Error = clipText(res.Error, maxErrorBytes/8)
+		out.ProgramID, out.ProgramName = clipText(out.ProgramID, 100), clipText(out.ProgramName, 100)
+		out.SuspendedStepID, out.Warnings = clipText(out.SuspendedStepID, 100), nil
+	}
+	if out.FinalOutputTruncated {
+		out.Next += " final_output is a preview of a large value: get_trace shows the last step's output, and `nano-vm-mcp trace show` prints it whole."
 	}
 	return out
 }
@@ -372,6 +402,8 @@ func (s *Server) tracePageOf(ctx context.Context, id string, offset, limit, budg
 		TotalSteps: tv.TotalSteps, Offset: tv.Offset, NextOffset: tv.NextOffset, Steps: tv.Steps,
 	}
 	p.FinalOutput, p.FinalOutputTruncated = clip(tv.FinalOutput, maxFinalOutputBytes/2)
+	p.ProgramID, p.ProgramName = clipText(p.ProgramID, maxIDBytes), clipText(p.ProgramName, maxIDBytes)
+	p.Error, p.SuspendedStepID = clipText(p.Error, maxErrorBytes), clipText(p.SuspendedStepID, maxIDBytes)
 	for i := range p.Steps {
 		clipStep(&p.Steps[i])
 	}
@@ -393,10 +425,22 @@ func (s *Server) tracePageOf(ctx context.Context, id string, offset, limit, budg
 func clipStep(r *kernel.StepRecord) {
 	r.Log = clipText(r.Log, maxLogBytes)
 	r.Output, _ = clip(r.Output, maxStepBytes)
+	r.Error = clipText(r.Error, maxErrorBytes/2)
+	r.StepID, r.Next = clipText(r.StepID, maxIDBytes/4), clipText(r.Next, maxIDBytes/4)
+	if r.RawOutput != nil {
+		raw := clipText(*r.RawOutput, maxLogBytes)
+		r.RawOutput = &raw
+	}
 	for j := range r.SubSteps {
 		sub := &r.SubSteps[j]
 		sub.Log = clipText(sub.Log, maxLogBytes/4)
 		sub.Output, _ = clip(sub.Output, maxStepBytes/4)
+		sub.Error = clipText(sub.Error, maxErrorBytes/8)
+		sub.StepID = clipText(sub.StepID, maxIDBytes/8)
+		if sub.RawOutput != nil {
+			raw := clipText(*sub.RawOutput, maxLogBytes/4)
+			sub.RawOutput = &raw
+		}
 	}
 }
 
@@ -506,6 +550,14 @@ type traceItem struct {
 type traceList struct {
 	Traces     []traceItem `json:"traces"`
 	NextCursor string      `json:"next_cursor,omitempty"`
+	// Skipped are stored runs that could not be read back.
+	Skipped []skippedTrace `json:"skipped,omitempty"`
+}
+
+// skippedTrace is a stored run whose record could not be decoded.
+type skippedTrace struct {
+	TraceID string `json:"trace_id"`
+	Error   string `json:"error"`
 }
 
 const listTracesDescription = `List runs (traces), newest first, optionally only one program's or only those with a status.
@@ -536,6 +588,10 @@ func listTracesDef() toolDef {
 				"updated_at":      str("RFC 3339 time."),
 			}, "trace_id", "status")),
 			"next_cursor": str("Pass as cursor for the next page; absent on the last page."),
+			"skipped": array("Stored runs in this page's range whose record could not be read back (written by an older release, or damaged); the listing goes on past them, and get_trace names what is wrong.", object(map[string]any{
+				"trace_id": str("The run's id."),
+				"error":    str("Why its record could not be decoded."),
+			}, "trace_id", "error")),
 		}, "traces"),
 		readOnly:    true,
 		destructive: false,
@@ -571,11 +627,22 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 		return nil, err
 	}
 	out := traceList{Traces: []traceItem{}, NextCursor: page.NextCursor}
-	for _, e := range page.Executions {
-		out.Traces = append(out.Traces, traceItem{
-			TraceID: e.ID, ProgramID: e.ProgramID, ProgramName: e.ProgramName, Status: e.Status,
-			IdempotencyKey: e.IdempotencyKey, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
-		})
+	for _, sk := range page.Skipped {
+		out.Skipped = append(out.Skipped, skippedTrace{TraceID: clipText(sk.ID, maxIDBytes), Error: clipText(sk.Error, maxErrorBytes/4)})
+	}
+	// Names and keys are the clients': clipped, harder when a full page of
+	// long ones would not fit.
+	for _, n := range []int{maxIDBytes / 4, 40} {
+		out.Traces = out.Traces[:0]
+		for _, e := range page.Executions {
+			out.Traces = append(out.Traces, traceItem{
+				TraceID: e.ID, ProgramID: clipText(e.ProgramID, n), ProgramName: clipText(e.ProgramName, n), Status: e.Status,
+				IdempotencyKey: clipText(e.IdempotencyKey, n), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+			})
+		}
+		if b, err := json.Marshal(out); err == nil && len(b) <= MaxResultBytes {
+			break
+		}
 	}
 	return out, nil
 }
