@@ -49,8 +49,11 @@ type HostOptions struct {
 	HTTPTimeout time.Duration
 	// HTTPMaxResponseBytes caps a response body; default 1 MiB.
 	HTTPMaxResponseBytes int64
-	// MaxTimeout caps any per-call timeout, however it was set; default 5m.
-	MaxTimeout time.Duration
+	// Ceilings are the server-wide limits no manifest may exceed, and the
+	// memory budget of all instances alive at once; zero fields take their
+	// defaults (DefaultCeilings). Ceilings.CallTimeout caps any per-call
+	// timeout, however it was set.
+	Ceilings Ceilings
 	// Logger receives host-side events (instance discarded, compile
 	// errors). nil means slog.Default().
 	Logger *slog.Logger
@@ -71,6 +74,8 @@ type Host struct {
 	empty     api.Module
 
 	closing atomic.Bool
+	// budget holds the guest memory of every live instance.
+	budget budget
 
 	mu       sync.Mutex
 	links    map[string]*linkSet
@@ -93,13 +98,12 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 	if opts.HTTPMaxResponseBytes <= 0 {
 		opts.HTTPMaxResponseBytes = 1 << 20
 	}
-	if opts.MaxTimeout <= 0 {
-		opts.MaxTimeout = 5 * time.Minute
-	}
+	opts.Ceilings = opts.Ceilings.withDefaults()
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}}
+	h.budget.limit = uint64(opts.Ceilings.MemoryBudgetMiB) << 20
 	var err error
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
@@ -232,6 +236,9 @@ type compiledModule struct {
 	hasInit  bool     // a WASI reactor: _initialize
 	hasCall  bool     // nanovm_call, the pooled entry point
 	minPages uint32   // declared minimum of an exported or imported memory
+	// tableBytes is what the module's tables take at their declared
+	// minimum, charged to the memory budget per instance.
+	tableBytes uint64
 }
 
 // abiSection is the optional custom section naming the guest ABI version.

@@ -35,6 +35,19 @@ type warm struct {
 	err  swapWriter
 	mem  *limitedMemory
 	cur  *callState
+	// tables is the budget this instance's tables hold until it closes;
+	// its memory's charge lives in mem, held while the instance idles.
+	tables uint64
+	host   *Host
+}
+
+// close closes the instance (freeing its memory and the memory's charge)
+// and releases its tables' charge.
+func (w *warm) close() {
+	_ = w.mod.Close(context.Background())
+	w.mem.Free() // a no-op unless Close left it
+	w.host.budget.release(w.tables)
+	w.tables = 0
 }
 
 // swapReader is the instance's stdin: the current call's arguments, reset
@@ -91,7 +104,7 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 			p.idle = append(p.idle, w)
 			p.mu.Unlock()
 		} else {
-			_ = w.mod.Close(context.Background())
+			w.close()
 		}
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
@@ -121,7 +134,14 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 	p.mu.Unlock()
 
 	t := p.tool
-	w := &warm{cur: st}
+	w := &warm{cur: st, host: t.host}
+	if tb := t.mod.tableBytes; tb > 0 {
+		if !t.host.budget.reserve(tb) {
+			st.fail(t.host.budget.err(tb))
+			return nil, st.failed()
+		}
+		w.tables = tb
+	}
 	w.mem = &limitedMemory{limit: st.memLimit, host: t.host, onHit: func(err error) {
 		if w.cur != nil {
 			w.cur.fail(err)
@@ -143,6 +163,8 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 	}
 	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
 	if err != nil {
+		w.mem.Free()
+		t.host.budget.release(w.tables)
 		return nil, err
 	}
 	w.mod, w.call = mod, mod.ExportedFunction("nanovm_call")
