@@ -1,4 +1,4 @@
-;; memhold makes its memory 20 MiB (321 pages), writing to every page, then
+;; memhold makes its memory 20 MiB (321 pages), writing to every 4 KiB, then
 ;; passes its stdin (the call's arguments, {"url": "..."}) to
 ;; nanovm.http_request and waits for the answer, holding the memory
 ;; meanwhile. The memory-budget tests use the request as a barrier: the
@@ -15,10 +15,11 @@
       (then
         (local.set $p (memory.grow (i32.sub (i32.const 321) (memory.size))))
         (if (i32.eq (local.get $p) (i32.const -1)) (then unreachable))
+        (local.set $p (i32.shl (local.get $p) (i32.const 16)))
         (loop $touch
-          (i32.store8 (i32.shl (local.get $p) (i32.const 16)) (i32.const 1))
-          (local.set $p (i32.add (local.get $p) (i32.const 1)))
-          (br_if $touch (i32.lt_u (local.get $p) (i32.const 321))))))
+          (i32.store8 (local.get $p) (i32.const 1))
+          (local.set $p (i32.add (local.get $p) (i32.const 4096)))
+          (br_if $touch (i32.lt_u (local.get $p) (i32.const 0x1410000))))))
     ;; read all of stdin into 1024.. (at most 4 KiB)
     (local.set $n (i32.const 0))
     (block $done
