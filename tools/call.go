@@ -265,9 +265,8 @@ func (m *limitedMemory) charge(total uint64) bool {
 	if total <= m.charged {
 		return true
 	}
-	b := &m.host.budget
-	if !b.reserve(total - m.charged) {
-		m.onHit(b.err(total - m.charged))
+	if !m.host.reserve(total - m.charged) {
+		m.onHit(m.host.budget.err(total - m.charged))
 		return false
 	}
 	m.charged = total
@@ -294,11 +293,12 @@ func (m *limitedMemory) refused(size uint64) []byte {
 
 // recycle hands m's heap buffer back to memPool.
 func (m *limitedMemory) recycle() {
-	if old := m.buf; cap(old) > 0 && cap(old) <= memPoolMax && m.region == nil {
+	if c := cap(m.buf); c > 0 && c <= memPoolMax && m.region == nil {
+		// b is declared here so that it escapes (for Put) only when used.
+		b := m.buf[:c]
 		m.buf = nil
-		old = old[:cap(old)]
-		clear(old)
-		memPool.Put(&old)
+		clear(b)
+		memPool.Put(&b)
 	}
 }
 
@@ -520,7 +520,7 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 	// leaves the memory of a module whose data did not fit unfreed.
 	defer mem.Free()
 	if tb := t.mod.tableBytes; tb > 0 {
-		if !t.host.budget.reserve(tb) {
+		if !t.host.reserve(tb) {
 			st.fail(t.host.budget.err(tb))
 			return st.failed()
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -179,6 +180,34 @@ func (b *budget) reserve(n uint64) bool {
 func (b *budget) release(n uint64) {
 	if n != 0 {
 		b.used.Add(^(n - 1))
+	}
+}
+
+// reserve takes n bytes of the budget for an instance. When the budget is
+// short it first closes idle pooled instances (reclaim), which hold their
+// memory while they wait, so warm pools never starve calls in flight.
+func (h *Host) reserve(n uint64) bool {
+	if h.budget.reserve(n) {
+		return true
+	}
+	h.reclaim(n)
+	return h.budget.reserve(n)
+}
+
+// reclaim closes idle pooled instances, in no particular order, until n
+// bytes are free in the budget or no pool has an idle instance left.
+func (h *Host) reclaim(n uint64) {
+	h.poolsMu.Lock()
+	pools := slices.Clone(h.pools)
+	h.poolsMu.Unlock()
+	for _, p := range pools {
+		for h.budget.limit-min(h.budget.used.Load(), h.budget.limit) < n {
+			w := p.takeIdle()
+			if w == nil {
+				break
+			}
+			w.close()
+		}
 	}
 }
 

@@ -234,9 +234,22 @@ func TestMemoryBudgetConcurrentCalls(t *testing.T) {
 			}
 			if isolation == IsolationPool {
 				// Idle warm instances keep their memory, and its charge,
-				// until they close.
+				// until they close...
 				if held := h.MemoryInUse(); held < 3*20<<20 || held > 64<<20 {
 					t.Errorf("idle pool holds %d bytes, want the 3 instances' memory", held)
+				}
+				// ... or until a call needs the room: then idle instances
+				// are closed for it.
+				register(t, r, "memhold", func(m *Manifest) {
+					m.Name = "memhold_fresh"
+					m.Limits = Limits{MemoryMiB: 32, TimeoutMS: 300_000}
+					m.AllowedHosts = []string{b.host}
+				})
+				if _, err := r.Call(context.Background(), "memhold_fresh", CallRequest{Args: map[string]any{"url": b.srv.URL}}); err != nil {
+					t.Fatalf("a fresh call with the budget held by idle instances: %v", err)
+				}
+				if held := h.MemoryInUse(); held > 2*21<<20 {
+					t.Errorf("after reclaiming, the pool still holds %d bytes", held)
 				}
 				return
 			}

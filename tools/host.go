@@ -76,6 +76,9 @@ type Host struct {
 	closing atomic.Bool
 	// budget holds the guest memory of every live instance.
 	budget budget
+	// pools are every pool, whose idle instances reclaim may close.
+	poolsMu sync.Mutex
+	pools   []*pool
 
 	mu       sync.Mutex
 	links    map[string]*linkSet

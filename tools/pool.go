@@ -78,7 +78,25 @@ func (s *swapWriter) Write(p []byte) (int, error) {
 }
 
 func newPool(t *Tool, size int) *pool {
-	return &pool{tool: t, sem: make(chan struct{}, size)}
+	p := &pool{tool: t, sem: make(chan struct{}, size)}
+	h := t.host
+	h.poolsMu.Lock()
+	h.pools = append(h.pools, p)
+	h.poolsMu.Unlock()
+	return p
+}
+
+// takeIdle pops an idle instance, or returns nil.
+func (p *pool) takeIdle() *warm {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	w := p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	return w
 }
 
 func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error) {
@@ -124,19 +142,14 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 // get pops an idle instance or instantiates one under the current call, so
 // limits breached in _initialize count against it.
 func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
+	if w := p.takeIdle(); w != nil {
 		return w, nil
 	}
-	p.mu.Unlock()
 
 	t := p.tool
 	w := &warm{cur: st, host: t.host}
 	if tb := t.mod.tableBytes; tb > 0 {
-		if !t.host.budget.reserve(tb) {
+		if !t.host.reserve(tb) {
 			st.fail(t.host.budget.err(tb))
 			return nil, st.failed()
 		}
