@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/nanovm/nano-vm-mcp/tools"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
@@ -153,5 +156,57 @@ func TestMemoryBombsWithinBudget(t *testing.T) {
 		kinds, before>>10, peak>>10, grew>>10, budgetMiB, marginMiB)
 	if limit := int64(budgetMiB+marginMiB) << 10; grew > limit {
 		t.Fatalf("peak RSS grew by %d MiB, more than the %d MiB budget plus %d MiB", grew>>10, budgetMiB, marginMiB)
+	}
+}
+
+// Ensure every ceiling is read from its flag or, failing that, its
+// environment variable, and a bad value is a usage error naming both.
+func TestCeilingFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    func(c *common) bool
+		wantErr string
+	}{
+		{name: "defaults", want: func(c *common) bool { return c.ceilings == (tools.Ceilings{}) && c.maxSteps == 0 }},
+		{name: "environment", env: map[string]string{
+			"NANO_VM_MCP_MAX_CALL_MEMORY_MIB": "64", "NANO_VM_MCP_MAX_CALL_TIMEOUT": "30s", "NANO_VM_MCP_MAX_STDOUT_BYTES": "1000",
+			"NANO_VM_MCP_MAX_STDERR_BYTES": "500", "NANO_VM_MCP_MAX_POOL_SIZE": "3", "NANO_VM_MCP_MEMORY_BUDGET_MIB": "1024", "NANO_VM_MCP_MAX_STEPS": "77",
+		}, want: func(c *common) bool {
+			return c.ceilings == tools.Ceilings{CallMemoryMiB: 64, CallTimeout: 30 * time.Second, StdoutBytes: 1000, StderrBytes: 500, PoolSize: 3, MemoryBudgetMiB: 1024} && c.maxSteps == 77
+		}},
+		{name: "flags win over the environment", env: map[string]string{"NANO_VM_MCP_MAX_CALL_MEMORY_MIB": "64"},
+			args: []string{"--max-call-memory-mib", "32", "--memory-budget-mib=128", "--max-steps", "5", "--max-call-timeout", "2m"},
+			want: func(c *common) bool {
+				return c.ceilings.CallMemoryMiB == 32 && c.ceilings.MemoryBudgetMiB == 128 && c.maxSteps == 5 && c.ceilings.CallTimeout == 2*time.Minute
+			}},
+		{name: "not a number", args: []string{"--max-pool-size", "many"}, wantErr: `--max-pool-size (NANO_VM_MCP_MAX_POOL_SIZE) "many": want a positive integer`},
+		{name: "negative from the environment", env: map[string]string{"NANO_VM_MCP_MEMORY_BUDGET_MIB": "-1"}, wantErr: `--memory-budget-mib (NANO_VM_MCP_MEMORY_BUDGET_MIB) "-1": want a positive integer`},
+		{name: "bad duration", args: []string{"--max-call-timeout", "10"}, wantErr: `--max-call-timeout (NANO_VM_MCP_MAX_CALL_TIMEOUT) "10": want a positive duration such as 30s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, f := range ceilingFlags {
+				t.Setenv("NANO_VM_MCP_"+f.env, "")
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			fs, c := newFlags("serve", &cliIO{stdout: io.Discard, stderr: io.Discard})
+			_, err := c.parse(fs, tt.args)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr || !errors.As(err, new(usageError)) {
+					t.Fatalf("err = %v, want usage error %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(c) {
+				t.Fatalf("parsed %+v, steps %d", c.ceilings, c.maxSteps)
+			}
+		})
 	}
 }
