@@ -375,3 +375,18 @@ func TestDefaultCeilings(t *testing.T) {
 		t.Fatalf("a set field was overridden: %+v", got)
 	}
 }
+
+// BenchmarkBudget measures what admission adds to a call: one reserve and
+// one release, from every goroutine at once.
+func BenchmarkBudget(b *testing.B) {
+	bud := &budget{limit: 1 << 40}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !bud.reserve(64 << 10) {
+				b.Error("refused")
+				return
+			}
+			bud.release(64 << 10)
+		}
+	})
+}
