@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Ensure an uploaded manifest asking for more than a server ceiling is
@@ -389,4 +392,70 @@ func BenchmarkBudget(b *testing.B) {
 			bud.release(64 << 10)
 		}
 	})
+}
+
+// Ensure closing the host releases what idle pooled instances hold.
+func TestHostCloseReleasesIdlePools(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	h, err := NewHost(context.Background(), HostOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+	register(t, r, "memhold", func(m *Manifest) {
+		m.AllowedHosts = []string{u.Host}
+		m.Isolation, m.PoolSize = IsolationPool, 2
+	})
+	if _, err := r.Call(context.Background(), "memhold", CallRequest{Args: map[string]any{"url": srv.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	if held := h.MemoryInUse(); held < 20<<20 {
+		t.Fatalf("the idle instance holds %d bytes, want its 20 MiB", held)
+	}
+	tool, err := r.Resolve(context.Background(), "memhold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(tool.pool.idle[0].mem.region)))
+	if rss := residentAt(t, addr); rss < 20<<10 {
+		t.Fatalf("the idle instance's mapping holds %d KiB resident, want its 20 MiB", rss)
+	}
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if held := h.MemoryInUse(); held != 0 {
+		t.Fatalf("after Close the budget holds %d bytes", held)
+	}
+	if rss := residentAt(t, addr); rss > 1<<10 {
+		t.Fatalf("after Close the idle instance's memory is still mapped, %d KiB resident", rss)
+	}
+}
+
+// residentAt is the resident KiB of this process's mapping holding addr, 0
+// when none does.
+func residentAt(t *testing.T, addr uintptr) int {
+	data, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if lo, hi, ok := strings.Cut(f[0], "-"); ok && !strings.HasSuffix(f[0], ":") {
+			a, err1 := strconv.ParseUint(lo, 16, 64)
+			b, err2 := strconv.ParseUint(hi, 16, 64)
+			in = err1 == nil && err2 == nil && uint64(addr) >= a && uint64(addr) < b
+			continue
+		}
+		if in && len(f) == 3 && f[0] == "Rss:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
 }

@@ -149,6 +149,17 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 // Close releases the runtime, every instance and pool, and the in-memory
 // part of the compilation cache. The disk cache stays.
 func (h *Host) Close(ctx context.Context) error {
+	// Idle pooled instances run no guest: close them first, the normal
+	// way, so their memory is unmapped rather than left to the process.
+	h.poolsMu.Lock()
+	pools := h.pools
+	h.pools = nil
+	h.poolsMu.Unlock()
+	for _, p := range pools {
+		for w := p.takeIdle(); w != nil; w = p.takeIdle() {
+			w.close()
+		}
+	}
 	h.closing.Store(true)
 	h.mu.Lock()
 	h.closed = true
@@ -162,6 +173,9 @@ func (h *Host) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Ceilings returns the ceilings in force, defaults applied.
+func (h *Host) Ceilings() Ceilings { return h.opts.Ceilings }
 
 // link returns the host modules for s, creating them on first use. This is
 // gate B: a function outside s is not in these modules, so an import of it
