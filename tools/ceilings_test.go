@@ -146,6 +146,17 @@ func TestMemoryTouchFailsCleanly(t *testing.T) {
 	}
 }
 
+// bigStartModule is (module (memory 128) (func (export "_start"))): a
+// command that declares 8 MiB of memory and does nothing.
+var bigStartModule = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+	0x03, 0x02, 0x01, 0x00, // func 0 has type 0
+	0x05, 0x04, 0x01, 0x00, 0x80, 0x01, // memory min 128 pages
+	0x07, 0x0a, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00, // export _start
+	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: no locals, end
+}
+
 // barrier is an HTTP server every memhold call waits on: it counts the
 // requests that arrived and answers them all once release is closed.
 type barrier struct {
@@ -196,6 +207,10 @@ func TestMemoryBudgetConcurrentCalls(t *testing.T) {
 					m.Isolation, m.PoolSize = IsolationPool, 16
 				}
 			})
+			big := Manifest{Name: "bigstart", Limits: Limits{MemoryMiB: 16}}
+			if _, err := r.Register(context.Background(), big, bigStartModule); err != nil {
+				t.Fatal(err)
+			}
 			tool, err := r.Resolve(context.Background(), "memhold")
 			if err != nil {
 				t.Fatal(err)
@@ -220,6 +235,12 @@ func TestMemoryBudgetConcurrentCalls(t *testing.T) {
 					got = append(got, err)
 					failed++
 				}
+			}
+			// With the budget held, a module whose declared memory does
+			// not fit is refused at instantiation, before it runs.
+			_, err = r.Call(context.Background(), "bigstart", CallRequest{})
+			if !errors.Is(err, ErrBudget) || !strings.HasPrefix(err.Error(), `tool "bigstart": server memory budget of 64 MiB exhausted: `) {
+				t.Errorf("instantiating 8 MiB with the budget full: err = %v, want the budget error", err)
 			}
 			b.open()
 			for range arrived {
@@ -258,6 +279,9 @@ func TestMemoryBudgetConcurrentCalls(t *testing.T) {
 			}
 			if held := h.MemoryInUse(); held != 0 {
 				t.Errorf("budget holds %d bytes after every call ended", held)
+			}
+			if _, err := r.Call(context.Background(), "bigstart", CallRequest{}); err != nil {
+				t.Errorf("bigstart with the budget free: %v", err)
 			}
 		})
 	}
