@@ -197,6 +197,10 @@ func (r *run) loop(ctx context.Context) (*Trace, error) {
 			r.finish(StatusBudgetExceeded, fmt.Sprintf("max_steps=%d exceeded after %d step(s)", *p.MaxSteps, r.executed))
 			break
 		}
+		if c := p.stepCeiling; c > 0 && r.executed >= c {
+			r.finish(StatusBudgetExceeded, fmt.Sprintf("the server's ceiling of %d steps per run exceeded", c))
+			break
+		}
 		if p.MaxTokens != nil && r.tokens >= *p.MaxTokens {
 			r.finish(StatusBudgetExceeded, fmt.Sprintf("max_tokens=%d exceeded: %d tokens consumed", *p.MaxTokens, r.tokens))
 			break

@@ -244,6 +244,60 @@ func TestBudgets(t *testing.T) {
 	}
 }
 
+// Ensure the server's step ceiling refuses a program asking for more and
+// stops every run at the ceiling: one without max_steps, one whose
+// max_steps is below it (its own cap wins), and one stored with a larger
+// max_steps before the ceiling was lowered (clamped, not refused).
+func TestStepCeiling(t *testing.T) {
+	long := `{"steps":[{"id":"a","type":"tool","tool":"t"},{"id":"b","type":"tool","tool":"t"},{"id":"c","type":"tool","tool":"t"},{"id":"d","type":"tool","tool":"t"}]}`
+	loop := `{"max_steps":50,"steps":[{"id":"a","type":"tool","tool":"count","next_step":"a"}]}`
+	tests := []struct {
+		name     string
+		src      string
+		ceiling  int
+		checkErr string
+		status   kernel.Status
+		wantErr  string
+		steps    int
+	}{
+		{name: "no max_steps, capped", src: long, ceiling: 2, status: kernel.StatusBudgetExceeded, wantErr: "the server's ceiling of 2 steps per run exceeded", steps: 2},
+		{name: "no max_steps, under the ceiling", src: long, ceiling: 4, status: kernel.StatusSuccess, steps: 4},
+		{name: "max_steps below the ceiling wins", src: loop, ceiling: 100, status: kernel.StatusBudgetExceeded, wantErr: "max_steps=50 exceeded after 50 step(s)", steps: 50},
+		{name: "max_steps above the ceiling refused, clamped when stored", src: loop, ceiling: 5,
+			checkErr: "invalid program: program field \"max_steps\": 50 is above the server's ceiling of 5 steps per run",
+			status:   kernel.StatusBudgetExceeded, wantErr: "the server's ceiling of 5 steps per run exceeded", steps: 5},
+		{name: "no ceiling", src: loop, ceiling: 0, status: kernel.StatusBudgetExceeded, wantErr: "max_steps=50 exceeded after 50 step(s)", steps: 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustLoad(t, tt.src)
+			err := p.CheckSteps(tt.ceiling)
+			if (err == nil) != (tt.checkErr == "") || (err != nil && err.Error() != tt.checkErr) {
+				t.Fatalf("CheckSteps(%d) = %v, want %q", tt.ceiling, err, tt.checkErr)
+			}
+			var ve *kernel.ValidationError
+			if err != nil && (!errors.As(err, &ve) || ve.Problems[0].Field != "max_steps") {
+				t.Fatalf("CheckSteps error %T does not name the field", err)
+			}
+			p.CapSteps(tt.ceiling)
+			var n atomic.Int64
+			e := newEnv(map[string]kerneltest.ToolFunc{
+				"t":     kerneltest.Const("ok"),
+				"count": func(context.Context, kernel.ToolCall) (any, error) { return float64(n.Add(1)), nil },
+			})
+			tr := e.start(t, p, nil)
+			if tr.Status != tt.status || tr.Error != tt.wantErr || len(tr.Steps) != tt.steps {
+				t.Fatalf("got %s %q after %d steps, want %s %q after %d", tr.Status, tr.Error, len(tr.Steps), tt.status, tt.wantErr, tt.steps)
+			}
+			// A replay of the capped run is equivalent.
+			rep, err := kernel.Replay(context.Background(), p, nil, tr)
+			if err != nil || !rep.Equivalent {
+				t.Fatalf("replay: %v %+v", err, rep)
+			}
+		})
+	}
+}
+
 // Ensure retries back off 1 s, 2 s, 4 s … capped at 30 s, through the clock.
 func TestRetryBackoff(t *testing.T) {
 	e := newEnv(map[string]kerneltest.ToolFunc{"flaky": kerneltest.FailTimes(7, "done")})

@@ -71,6 +71,28 @@ type Program struct {
 	MaxStalledSteps *int `json:"max_stalled_steps,omitempty"`
 
 	compiled *compiled
+	// stepCeiling is the server's cap on the steps of any run (CapSteps);
+	// 0 means none.
+	stepCeiling int
+}
+
+// CheckSteps refuses a program whose max_steps is above ceiling, the
+// server's cap on the steps of any run, with a *ValidationError naming
+// both. A ceiling of 0 or less means none.
+func (p *Program) CheckSteps(ceiling int) error {
+	if ceiling > 0 && p.MaxSteps != nil && *p.MaxSteps > ceiling {
+		return &ValidationError{Problems: []Problem{{Field: "max_steps", Msg: fmt.Sprintf("%d is above the server's ceiling of %d steps per run", *p.MaxSteps, ceiling)}}}
+	}
+	return nil
+}
+
+// CapSteps makes every run of p stop with StatusBudgetExceeded after
+// ceiling steps, whatever its own max_steps says (a program stored before
+// the ceiling was lowered runs clamped). A ceiling of 0 or less means
+// none. Call it before p is shared: it is not safe for concurrent use with
+// a run of p.
+func (p *Program) CapSteps(ceiling int) {
+	p.stepCeiling = max(ceiling, 0)
 }
 
 // Step is one step of a program. Which fields apply depends on Type.

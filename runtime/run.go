@@ -142,6 +142,10 @@ func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
 	if err != nil {
 		return nil, newError(CodeInvalidProgram, err, "%v", err)
 	}
+	if err := prog.CheckSteps(rt.cfg.MaxStepsPerRun); err != nil {
+		return nil, newError(CodeInvalidProgram, err, "%v (NANO_VM_MCP_MAX_STEPS)", err)
+	}
+	prog.CapSteps(rt.cfg.MaxStepsPerRun)
 	canon, err := canonical.Marshal(json.RawMessage(raw))
 	if err != nil {
 		return nil, newError(CodeInvalidProgram, err, "program: %v", err)
@@ -581,6 +585,9 @@ func (rt *Runtime) program(exec store.Execution) (*kernel.Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("execution %s: stored program: %w", exec.ID, err)
 	}
+	// A stored run is clamped to today's ceiling, never refused: it must
+	// stay resumable and replayable.
+	prog.CapSteps(rt.cfg.MaxStepsPerRun)
 	if exec.ProgramHash != "" {
 		// Bound the cache: many distinct programs start it over.
 		if rt.cachedPrograms.Add(1) > maxCachedPrograms {

@@ -76,6 +76,16 @@ type Config struct {
 	// checkpoints VerifyCheckpoint trusts; empty means CheckpointSigner's
 	// own key, and with neither no checkpoint can be verified.
 	CheckpointVerifierKeys []string
+	// Ceilings are the server-wide limits on tools: per-call memory,
+	// timeout, stdout, stderr, pool size and the memory budget of all
+	// instances alive at once (see tools.Ceilings for each default). Only
+	// the operator sets them; an uploaded manifest above one is refused.
+	Ceilings tools.Ceilings
+	// MaxStepsPerRun caps the steps of any run: a program whose max_steps
+	// is above it is refused, and every run stops BUDGET_EXCEEDED at it,
+	// max_steps or not (NANO_VM_MCP_MAX_STEPS); default
+	// DefaultMaxStepsPerRun.
+	MaxStepsPerRun int
 	// HTTPClient performs tools' nanovm.http_request; nil means a default
 	// client.
 	HTTPClient *http.Client
@@ -86,6 +96,11 @@ type Config struct {
 	Clock kernel.Clock
 	IDs   kernel.IDSource
 }
+
+// DefaultMaxStepsPerRun is the default of Config.MaxStepsPerRun: far more
+// than any bounded program here needs, few enough that a run committing a
+// step at a time ends within minutes.
+const DefaultMaxStepsPerRun = 100_000
 
 // Runtime is the governed runtime: it runs programs under the policy, with
 // sandboxed tools, persisting every step and its envelope before the next
@@ -133,6 +148,9 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = store.DefaultIdempotencyTTL
+	}
+	if cfg.MaxStepsPerRun <= 0 {
+		cfg.MaxStepsPerRun = DefaultMaxStepsPerRun
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, flights: map[string]*flight{}, active: map[string]bool{}}
 	if rt.log == nil {
@@ -202,10 +220,14 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		CacheDir:   cacheDir,
 		Secrets:    secretResolver{rt.vault},
 		HTTPClient: cfg.HTTPClient,
+		Ceilings:   cfg.Ceilings,
 		Logger:     rt.log,
 	}); err != nil {
 		return fail(err)
 	}
+	c := rt.host.Ceilings()
+	rt.log.Info("ceilings", "call_memory_mib", c.CallMemoryMiB, "call_timeout", c.CallTimeout, "stdout_bytes", c.StdoutBytes,
+		"stderr_bytes", c.StderrBytes, "pool_size", c.PoolSize, "memory_budget_mib", c.MemoryBudgetMiB, "max_steps", cfg.MaxStepsPerRun)
 	rt.registry = tools.NewRegistry(rt.host, rt.store, tools.RegistryOptions{Grants: rt.policy})
 	rt.executor = &governedExecutor{rt: rt, inner: executor.New(rt.registry, executor.WithProjection(rt.toolProjection))}
 	if !cfg.NoBundledTools {

@@ -43,6 +43,7 @@ type Tool struct {
 	output *jsonschema.Schema
 	base   wazero.ModuleConfig
 	pool   *pool
+	lim    limits // the manifest's limits under the server's ceilings
 	// inputQuick and outputQuick, when set, accept most values without
 	// the full validator (quickSchema).
 	inputQuick  *quickSchema
@@ -57,7 +58,7 @@ type CallRequest struct {
 	// given to the guest as JSON on stdin. nil means {}.
 	Args map[string]any
 	// Timeout overrides the manifest's timeout when positive; it is capped
-	// by HostOptions.MaxTimeout.
+	// by the server's ceiling (Ceilings.CallTimeout).
 	Timeout time.Duration
 	// State is the part of the run's state this tool may see, already
 	// projected by the caller (the TOOL projection); the guest reads it as
@@ -196,53 +197,134 @@ func putOutBuf(p *[]byte, b []byte) {
 
 // limitedMemory backs a guest's linear memory and refuses to grow past the
 // tool's ceiling, failing the call with a clear error rather than leaving
-// the guest to turn a failed memory.grow into an obscure trap.
+// the guest to turn a failed memory.grow into an obscure trap. Every byte
+// it holds is charged to the host's memory budget first, so the memories
+// of all live instances together stay within Ceilings.MemoryBudgetMiB.
+//
+// A small memory (up to memPoolMax) lives on the Go heap and is recycled
+// through memPool. Past that, the memory moves once into an anonymous
+// mapping of the whole ceiling, reserved but not touched (mapRegion): it
+// then grows in place, without the copies and garbage of doubling, and
+// Free unmaps it, so its pages leave the process at once instead of
+// waiting for the collector.
+//
+// Reallocate runs on the call's goroutine; Free runs there too (wazero
+// defers closing a cancelled module's resources to the calling goroutine)
+// except while the host closes, when it may run under a live guest.
 type limitedMemory struct {
-	buf   []byte
-	limit uint64
-	onHit func(error)
-	host  *Host
+	buf     []byte
+	region  []byte // the mapping buf lives in, once it outgrew the heap
+	charged uint64 // bytes reserved in the host's budget
+	limit   uint64
+	onHit   func(error)
+	host    *Host
 }
 
 func (m *limitedMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {
 		m.onHit(detail(ErrMemoryLimit, "memory limit %s exceeded", mib(m.limit)))
-		if m.buf == nil {
-			// The declared minimum is already too big. Returning nil here
-			// would make the runtime panic; hand back the memory and let
-			// the cancelled context stop the guest before it runs.
-			m.buf = make([]byte, size)
-			return m.buf
+		return m.refused(size)
+	}
+	if m.region != nil {
+		if !m.charge(size) {
+			return m.refused(size)
 		}
-		return nil
+		m.buf = m.region[:size]
+		return m.buf
 	}
 	if uint64(cap(m.buf)) >= size {
 		m.buf = m.buf[:size]
 		return m.buf
 	}
-	nb := m.alloc(size, min(max(size, 2*uint64(cap(m.buf))), m.limit))
-	copy(nb, m.buf)
-	if old := m.buf; cap(old) > 0 && cap(old) <= memPoolMax {
-		m.buf = nil
-		old = old[:cap(old)]
-		clear(old)
-		memPool.Put(&old)
+	if capacity := min(max(size, 2*uint64(cap(m.buf))), m.limit); capacity <= memPoolMax {
+		if !m.charge(capacity) {
+			return m.refused(size)
+		}
+		nb := m.alloc(size, capacity)
+		copy(nb, m.buf)
+		m.recycle()
+		m.buf = nb
+		return nb
 	}
-	m.buf = nb
-	return nb
+	if !m.charge(size) {
+		return m.refused(size)
+	}
+	region, err := mapRegion(m.limit)
+	if err != nil {
+		m.onHit(detail(ErrMemoryLimit, "reserve %s of memory: %v", mib(m.limit), err))
+		return m.refused(size)
+	}
+	copy(region, m.buf)
+	m.recycle()
+	m.region, m.buf = region, region[:size]
+	return m.buf
 }
 
-// Free returns a small buffer to memPool: most tools fit in a page or
-// two, and reusing their memory spares the collector ~64 KiB per call.
-func (m *limitedMemory) Free() {
-	// While the host closes, the runtime frees memories from another
-	// goroutine, possibly under a still-running guest: never reuse those.
-	if c := cap(m.buf); c > 0 && c <= memPoolMax && m.host != nil && !m.host.closing.Load() {
+// charge makes the budget hold total bytes for m, reporting false (and
+// failing the call) when the budget has no room for the difference.
+func (m *limitedMemory) charge(total uint64) bool {
+	if total <= m.charged {
+		return true
+	}
+	if !m.host.reserve(total - m.charged) {
+		m.onHit(m.host.budget.err(total - m.charged))
+		return false
+	}
+	m.charged = total
+	return true
+}
+
+// refused answers a growth that was refused (the call already failed):
+// nil, for a memory.grow; for the initial allocation, where nil would make
+// the runtime panic, a buffer of the size asked, mapped untouched and not
+// charged, which the cancelled context keeps the guest from using.
+func (m *limitedMemory) refused(size uint64) []byte {
+	if m.buf != nil || m.region != nil {
+		return nil
+	}
+	if size > memPoolMax {
+		if region, err := mapRegion(size); err == nil {
+			m.region, m.buf = region, region
+			return m.buf
+		}
+	}
+	m.buf = make([]byte, size)
+	return m.buf
+}
+
+// recycle hands m's heap buffer back to memPool.
+func (m *limitedMemory) recycle() {
+	if c := cap(m.buf); c > 0 && c <= memPoolMax && m.region == nil {
+		// b is declared here so that it escapes (for Put) only when used.
 		b := m.buf[:c]
+		m.buf = nil
 		clear(b)
 		memPool.Put(&b)
 	}
+}
+
+// Free releases m's memory and its charge; a second Free does nothing.
+// Small heap buffers go back to memPool, as most tools fit in a page or
+// two and reusing their memory spares the collector ~64 KiB per call.
+func (m *limitedMemory) Free() {
+	// While the host closes, the runtime frees memories from another
+	// goroutine, possibly under a still-running guest: never reuse or
+	// unmap those (a mapping stays until the process exits).
+	live := m.host != nil && !m.host.closing.Load()
+	switch {
+	case m.region != nil:
+		if live {
+			unmapRegion(m.region)
+		}
+		m.region = nil
+	case live:
+		m.recycle()
+	}
 	m.buf = nil
+	if m.host != nil {
+		m.host.budget.release(m.charged)
+	}
+	m.charged = 0
 }
 
 // memPoolMax bounds the buffers memPool keeps.
@@ -331,11 +413,15 @@ func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm
 		cfg = cfg.WithStartFunctions()
 	}
 	t.base = cfg
+	t.lim = h.opts.Ceilings.effective(&m)
+	if len(t.lim.clamped) > 0 {
+		h.opts.Logger.Warn("tool limits above the server's ceilings: clamped", "tool", m.Name, "module", rec.ModuleSHA256, "fields", t.lim.clamped)
+	}
 	if m.Isolation == IsolationPool {
 		if !cm.hasCall {
 			return nil, fmt.Errorf("tool %q: isolation %q needs the module to export nanovm_call", m.Name, IsolationPool)
 		}
-		t.pool = newPool(t, m.poolSize())
+		t.pool = newPool(t, t.lim.poolSize)
 	}
 	return t, nil
 }
@@ -364,19 +450,18 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 			return res, fmt.Errorf("tool %q: encode state: %w: %w", name, ErrInvalidArgs, err)
 		}
 	}
-	timeout := t.Manifest.timeout()
+	timeout := t.lim.timeout
 	if req.Timeout > 0 {
-		timeout = req.Timeout
+		timeout = min(req.Timeout, t.host.opts.Ceilings.CallTimeout)
 	}
-	timeout = min(timeout, t.host.opts.MaxTimeout)
 
 	// One context per call: the timeout, cancelled early by fail.
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st := &callState{tool: t, executionID: req.ExecutionID, state: state, cancel: cancel, memLimit: t.Manifest.memoryBytes()}
+	st := &callState{tool: t, executionID: req.ExecutionID, state: state, cancel: cancel, memLimit: t.lim.memory}
 	outBuf := getOutBuf()
-	st.stdout = capWriter{buf: *outBuf, max: t.Manifest.stdoutCap(), strict: true, state: st}
-	st.stderr = capWriter{max: t.Manifest.stderrCap(), state: st}
+	st.stdout = capWriter{buf: *outBuf, max: t.lim.stdout, strict: true, state: st}
+	st.stderr = capWriter{max: t.lim.stderr, state: st}
 	st.ctx = callCtx{Context: tctx, st: st}
 	cctx := context.Context(&st.ctx)
 
@@ -432,6 +517,16 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 		}
 	}()
 	mem := &limitedMemory{limit: st.memLimit, onHit: st.fail, host: t.host}
+	// Runs last, once the instance is closed or failed to start: wazero
+	// leaves the memory of a module whose data did not fit unfreed.
+	defer mem.Free()
+	if tb := t.mod.tableBytes; tb > 0 {
+		if !t.host.reserve(tb) {
+			st.fail(t.host.budget.err(tb))
+			return st.failed()
+		}
+		defer t.host.budget.release(tb)
+	}
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return mem }))
 	ctx = experimental.WithImportResolver(ctx, t.link.resolver)
 	cfg := t.base.WithStdin(bytes.NewReader(stdin)).WithStdout(&st.stdout).WithStderr(&st.stderr)

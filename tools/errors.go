@@ -38,6 +38,17 @@ var (
 	// ErrMemoryLimit is returned when a guest tries to grow its memory past
 	// the tool's ceiling; the instance is killed.
 	ErrMemoryLimit = errors.New("memory limit exceeded")
+	// ErrAboveCeiling is returned when a manifest asks for more than a
+	// server-wide ceiling (Ceilings): the message names the field, its
+	// value and the ceiling. It wraps ErrInvalidManifest, so either
+	// matches.
+	ErrAboveCeiling = fmt.Errorf("%w: above a server ceiling", ErrInvalidManifest)
+	// ErrBudget is returned when a call's memory (its linear memory and
+	// tables, at instantiation or when it grows) would take the memory of
+	// all live instances past the server's budget
+	// (Ceilings.MemoryBudgetMiB); the instance is killed and the call
+	// fails at once rather than waiting for room. Retry later.
+	ErrBudget = errors.New("server memory budget exhausted")
 	// ErrOutputLimit is returned when a guest writes more than its stdout or
 	// stderr cap; the instance is killed.
 	ErrOutputLimit = errors.New("output limit exceeded")

@@ -49,8 +49,11 @@ type HostOptions struct {
 	HTTPTimeout time.Duration
 	// HTTPMaxResponseBytes caps a response body; default 1 MiB.
 	HTTPMaxResponseBytes int64
-	// MaxTimeout caps any per-call timeout, however it was set; default 5m.
-	MaxTimeout time.Duration
+	// Ceilings are the server-wide limits no manifest may exceed, and the
+	// memory budget of all instances alive at once; zero fields take their
+	// defaults (DefaultCeilings). Ceilings.CallTimeout caps any per-call
+	// timeout, however it was set.
+	Ceilings Ceilings
 	// Logger receives host-side events (instance discarded, compile
 	// errors). nil means slog.Default().
 	Logger *slog.Logger
@@ -71,6 +74,11 @@ type Host struct {
 	empty     api.Module
 
 	closing atomic.Bool
+	// budget holds the guest memory of every live instance.
+	budget budget
+	// pools are every pool, whose idle instances reclaim may close.
+	poolsMu sync.Mutex
+	pools   []*pool
 
 	mu       sync.Mutex
 	links    map[string]*linkSet
@@ -93,13 +101,12 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 	if opts.HTTPMaxResponseBytes <= 0 {
 		opts.HTTPMaxResponseBytes = 1 << 20
 	}
-	if opts.MaxTimeout <= 0 {
-		opts.MaxTimeout = 5 * time.Minute
-	}
+	opts.Ceilings = opts.Ceilings.withDefaults()
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}}
+	h.budget.limit = uint64(opts.Ceilings.MemoryBudgetMiB) << 20
 	var err error
 	if opts.CacheDir != "" {
 		if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
@@ -142,6 +149,17 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 // Close releases the runtime, every instance and pool, and the in-memory
 // part of the compilation cache. The disk cache stays.
 func (h *Host) Close(ctx context.Context) error {
+	// Idle pooled instances run no guest: close them first, the normal
+	// way, so their memory is unmapped rather than left to the process.
+	h.poolsMu.Lock()
+	pools := h.pools
+	h.pools = nil
+	h.poolsMu.Unlock()
+	for _, p := range pools {
+		for w := p.takeIdle(); w != nil; w = p.takeIdle() {
+			w.close()
+		}
+	}
 	h.closing.Store(true)
 	h.mu.Lock()
 	h.closed = true
@@ -155,6 +173,9 @@ func (h *Host) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Ceilings returns the ceilings in force, defaults applied.
+func (h *Host) Ceilings() Ceilings { return h.opts.Ceilings }
 
 // link returns the host modules for s, creating them on first use. This is
 // gate B: a function outside s is not in these modules, so an import of it
@@ -232,6 +253,9 @@ type compiledModule struct {
 	hasInit  bool     // a WASI reactor: _initialize
 	hasCall  bool     // nanovm_call, the pooled entry point
 	minPages uint32   // declared minimum of an exported or imported memory
+	// tableBytes is what the module's tables take at their declared
+	// minimum, charged to the memory budget per instance.
+	tableBytes uint64
 }
 
 // abiSection is the optional custom section naming the guest ABI version.

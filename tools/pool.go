@@ -35,6 +35,19 @@ type warm struct {
 	err  swapWriter
 	mem  *limitedMemory
 	cur  *callState
+	// tables is the budget this instance's tables hold until it closes;
+	// its memory's charge lives in mem, held while the instance idles.
+	tables uint64
+	host   *Host
+}
+
+// close closes the instance (freeing its memory and the memory's charge)
+// and releases its tables' charge.
+func (w *warm) close() {
+	_ = w.mod.Close(context.Background())
+	w.mem.Free() // a no-op unless Close left it
+	w.host.budget.release(w.tables)
+	w.tables = 0
 }
 
 // swapReader is the instance's stdin: the current call's arguments, reset
@@ -65,7 +78,25 @@ func (s *swapWriter) Write(p []byte) (int, error) {
 }
 
 func newPool(t *Tool, size int) *pool {
-	return &pool{tool: t, sem: make(chan struct{}, size)}
+	p := &pool{tool: t, sem: make(chan struct{}, size)}
+	h := t.host
+	h.poolsMu.Lock()
+	h.pools = append(h.pools, p)
+	h.poolsMu.Unlock()
+	return p
+}
+
+// takeIdle pops an idle instance, or returns nil.
+func (p *pool) takeIdle() *warm {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	w := p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	return w
 }
 
 func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error) {
@@ -91,7 +122,7 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 			p.idle = append(p.idle, w)
 			p.mu.Unlock()
 		} else {
-			_ = w.mod.Close(context.Background())
+			w.close()
 		}
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
@@ -111,17 +142,19 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 // get pops an idle instance or instantiates one under the current call, so
 // limits breached in _initialize count against it.
 func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
+	if w := p.takeIdle(); w != nil {
 		return w, nil
 	}
-	p.mu.Unlock()
 
 	t := p.tool
-	w := &warm{cur: st}
+	w := &warm{cur: st, host: t.host}
+	if tb := t.mod.tableBytes; tb > 0 {
+		if !t.host.reserve(tb) {
+			st.fail(t.host.budget.err(tb))
+			return nil, st.failed()
+		}
+		w.tables = tb
+	}
 	w.mem = &limitedMemory{limit: st.memLimit, host: t.host, onHit: func(err error) {
 		if w.cur != nil {
 			w.cur.fail(err)
@@ -143,6 +176,8 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 	}
 	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
 	if err != nil {
+		w.mem.Free()
+		t.host.budget.release(w.tables)
 		return nil, err
 	}
 	w.mod, w.call = mod, mod.ExportedFunction("nanovm_call")

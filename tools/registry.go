@@ -98,6 +98,9 @@ func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (store
 	if err := m.Validate(); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	if err := r.host.opts.Ceilings.check(&m); err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
 	granted, err := r.grant(&m)
 	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
@@ -134,8 +137,8 @@ func (r *Registry) admit(m *Manifest, cm *compiledModule, granted []string) erro
 	if err := checkImports(cm.imports, newCapSet(granted)); err != nil {
 		return err
 	}
-	if uint64(cm.minPages)<<16 > m.memoryBytes() {
-		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", uint64(cm.minPages)<<6, mib(m.memoryBytes()))
+	if limit := r.host.opts.Ceilings.effective(m).memory; uint64(cm.minPages)<<16 > limit {
+		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", uint64(cm.minPages)<<6, mib(limit))
 	}
 	if m.Isolation == IsolationPool && !cm.hasCall {
 		return fmt.Errorf("%w: isolation %q needs the module to export nanovm_call", ErrInvalidManifest, IsolationPool)

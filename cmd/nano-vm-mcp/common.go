@@ -10,10 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
+	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
 type cliIO struct {
@@ -77,6 +80,46 @@ type common struct {
 	noUpload, noSync, noBundled, pipeline             bool
 	// cp, when set, configures signed checkpoints (serve and audit).
 	cp *checkpointFlags
+	// limits are the ceiling flags as given (flag or environment), parsed
+	// into ceilings and maxSteps by parse.
+	limits   [numCeilingFlags]string
+	ceilings tools.Ceilings
+	maxSteps int
+}
+
+// ceilingFlags are the operator's server-wide ceilings: flag, environment
+// variable (NANO_VM_MCP_<env>), help, and where the parsed value goes.
+var ceilingFlags = [numCeilingFlags]struct {
+	flag, env, help, def string
+	set                  func(c *common, v string) error
+}{
+	{"max-call-memory-mib", "MAX_CALL_MEMORY_MIB", "ceiling on one tool call's memory, MiB; manifests asking more are refused", "512", intCeiling(func(c *common) *int { return &c.ceilings.CallMemoryMiB })},
+	{"max-call-timeout", "MAX_CALL_TIMEOUT", "ceiling on one tool call's time, e.g. 30s", "5m", func(c *common, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 30s")
+		}
+		c.ceilings.CallTimeout = d
+		return nil
+	}},
+	{"max-stdout-bytes", "MAX_STDOUT_BYTES", "ceiling on one tool call's result, bytes", "16777216", intCeiling(func(c *common) *int { return &c.ceilings.StdoutBytes })},
+	{"max-stderr-bytes", "MAX_STDERR_BYTES", "ceiling on one tool call's log, bytes", "1048576", intCeiling(func(c *common) *int { return &c.ceilings.StderrBytes })},
+	{"max-pool-size", "MAX_POOL_SIZE", "ceiling on one pooled tool's warm instances", "16", intCeiling(func(c *common) *int { return &c.ceilings.PoolSize })},
+	{"memory-budget-mib", "MEMORY_BUDGET_MIB", "memory of all tool instances alive at once, MiB; a call past it fails", "2048, or half the memory when less", intCeiling(func(c *common) *int { return &c.ceilings.MemoryBudgetMiB })},
+	{"max-steps", "MAX_STEPS", "ceiling on the steps of one run; programs asking more are refused", "100000", intCeiling(func(c *common) *int { return &c.maxSteps })},
+}
+
+const numCeilingFlags = 7
+
+func intCeiling(field func(*common) *int) func(*common, string) error {
+	return func(c *common, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want a positive integer")
+		}
+		*field(c) = n
+		return nil
+	}
 }
 
 // register adds the shared flags to fs. Defaults come from the
@@ -91,6 +134,9 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.noUpload, "no-tool-upload", false, "refuse register_tool over MCP (NANO_VM_MCP_NO_TOOL_UPLOAD=1)")
 	fs.BoolVar(&c.noSync, "no-sync", false, "skip fsync: survives a process crash, may lose the last commits on power loss (NANO_VM_MCP_NO_SYNC=1)")
 	fs.BoolVar(&c.noBundled, "no-bundled-tools", false, "do not register the bundled tools (NANO_VM_MCP_NO_BUNDLED_TOOLS=1)")
+	for i, f := range ceilingFlags {
+		fs.StringVar(&c.limits[i], f.flag, "", f.help+" (NANO_VM_MCP_"+f.env+"; default "+f.def+")")
+	}
 	fs.BoolVar(&c.pipeline, "pipeline", false, "let a run go on while its steps are made durable, waiting before llm steps and tools that reach the network or files (NANO_VM_MCP_PIPELINE=1)")
 }
 
@@ -129,6 +175,15 @@ func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	fill(&c.toolsDir, "TOOLS_DIR", "")
 	fill(&c.llmModel, "LLM_MODEL", "")
 	fill(&c.cacheDir, "CACHE_DIR", "")
+	for i, f := range ceilingFlags {
+		fill(&c.limits[i], f.env, "")
+		if c.limits[i] == "" {
+			continue
+		}
+		if err := f.set(c, c.limits[i]); err != nil {
+			return nil, usagef("--%s (NANO_VM_MCP_%s) %q: %v", f.flag, f.env, c.limits[i], err)
+		}
+	}
 	flagOn := func(p *bool, name string) {
 		if !*p {
 			v := strings.ToLower(env(name))
@@ -178,6 +233,7 @@ func (c *common) open(ctx context.Context, io *cliIO, level slog.Level) (*runtim
 	cfg := runtime.Config{
 		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, DisableToolUpload: c.noUpload,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
+		Ceilings: c.ceilings, MaxStepsPerRun: c.maxSteps,
 	}
 	if c.cp != nil {
 		if err := c.cp.apply(&cfg); err != nil {

@@ -1,0 +1,262 @@
+package tools
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Ceilings are the server-wide limits the operator sets (CLI flags and
+// environment, never an MCP client). An uploaded manifest may ask for less
+// than a ceiling, never more: Register refuses a manifest above one with
+// ErrAboveCeiling, naming the field, its value and the ceiling. A version
+// stored before a ceiling was lowered is clamped to the ceiling when it is
+// resolved, so pinned versions and past executions still run, within the
+// operator's current limits. Every zero field means its default.
+type Ceilings struct {
+	// CallMemoryMiB caps one call's linear memory (limits.memory_mib);
+	// default 512.
+	CallMemoryMiB int
+	// CallTimeout caps one call's wall-clock time however it was set
+	// (limits.timeout_ms, a step's timeout_seconds); default 5m.
+	CallTimeout time.Duration
+	// StdoutBytes caps a call's result (limits.stdout_bytes); default
+	// 16 MiB.
+	StdoutBytes int
+	// StderrBytes caps a call's log (limits.stderr_bytes); default 1 MiB.
+	StderrBytes int
+	// PoolSize caps the warm instances of one pooled tool (pool_size);
+	// default 16.
+	PoolSize int
+	// MemoryBudgetMiB bounds the guest memory (linear memory and tables)
+	// of every instance alive at once, calls in flight and idle pooled
+	// instances together. A call whose memory would take the total past
+	// it fails with ErrBudget. Default DefaultMemoryBudgetMiB().
+	MemoryBudgetMiB int
+}
+
+// Defaults of Ceilings.
+const (
+	DefaultCallMemoryMiB = 512
+	DefaultCallTimeout   = 5 * time.Minute
+	DefaultStdoutBytes   = 16 << 20
+	DefaultStderrBytes   = 1 << 20
+	DefaultPoolSize      = 16
+	// maxBudgetMiB is the default budget on a machine with at least twice
+	// as much memory.
+	maxBudgetMiB = 2048
+	// minBudgetMiB keeps a tiny container able to run the default tools.
+	minBudgetMiB = 256
+)
+
+// DefaultCeilings returns every ceiling at its default.
+func DefaultCeilings() Ceilings {
+	return Ceilings{}.withDefaults()
+}
+
+// DefaultMemoryBudgetMiB is the default in-flight memory budget: 2 GiB, or
+// half the memory this process may use when that is less (the smaller of
+// physical memory and the cgroup limit, read on Linux), and never below
+// 256 MiB.
+func DefaultMemoryBudgetMiB() int {
+	total := availableMemory()
+	if total == 0 {
+		return maxBudgetMiB
+	}
+	return max(minBudgetMiB, min(maxBudgetMiB, int(total>>20)/2))
+}
+
+func (c Ceilings) withDefaults() Ceilings {
+	if c.CallMemoryMiB <= 0 {
+		c.CallMemoryMiB = DefaultCallMemoryMiB
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.StdoutBytes <= 0 {
+		c.StdoutBytes = DefaultStdoutBytes
+	}
+	if c.StderrBytes <= 0 {
+		c.StderrBytes = DefaultStderrBytes
+	}
+	if c.PoolSize <= 0 {
+		c.PoolSize = DefaultPoolSize
+	}
+	if c.MemoryBudgetMiB <= 0 {
+		c.MemoryBudgetMiB = DefaultMemoryBudgetMiB()
+	}
+	return c
+}
+
+// check refuses a manifest asking for more than a ceiling, naming the
+// first field that does. Zero fields take defaults, which effective clamps.
+func (c *Ceilings) check(m *Manifest) error {
+	above := func(field string, v, ceiling any) error {
+		return fmt.Errorf("manifest %q: %w", m.Name, detail(ErrAboveCeiling, "%s %v is above the server's ceiling of %v", field, v, ceiling))
+	}
+	l := m.Limits
+	switch {
+	case l.MemoryMiB > c.CallMemoryMiB:
+		return above("limits.memory_mib", l.MemoryMiB, c.CallMemoryMiB)
+	case int64(l.TimeoutMS) > c.CallTimeout.Milliseconds():
+		return above("limits.timeout_ms", l.TimeoutMS, c.CallTimeout.Milliseconds())
+	case l.StdoutBytes > c.StdoutBytes:
+		return above("limits.stdout_bytes", l.StdoutBytes, c.StdoutBytes)
+	case l.StderrBytes > c.StderrBytes:
+		return above("limits.stderr_bytes", l.StderrBytes, c.StderrBytes)
+	case m.PoolSize > c.PoolSize:
+		return above("pool_size", m.PoolSize, c.PoolSize)
+	}
+	return nil
+}
+
+// limits are one tool's effective per-call limits: the manifest's (or
+// their defaults), clamped to the ceilings.
+type limits struct {
+	memory   uint64 // bytes
+	timeout  time.Duration
+	stdout   int
+	stderr   int
+	poolSize int
+	clamped  []string // the fields a ceiling lowered, for the log
+}
+
+// effective applies the defaults of m and clamps them to c.
+func (c *Ceilings) effective(m *Manifest) limits {
+	l := limits{memory: m.memoryBytes(), timeout: m.timeout(), stdout: m.stdoutCap(), stderr: m.stderrCap(), poolSize: m.poolSize()}
+	clamp := func(field string, explicit bool, v *int, ceiling int) {
+		if *v > ceiling {
+			*v = ceiling
+			if explicit {
+				l.clamped = append(l.clamped, field)
+			}
+		}
+	}
+	if mem := uint64(c.CallMemoryMiB) << 20; l.memory > mem {
+		l.memory = mem
+		if m.Limits.MemoryMiB != 0 {
+			l.clamped = append(l.clamped, "limits.memory_mib")
+		}
+	}
+	if l.timeout > c.CallTimeout {
+		l.timeout = c.CallTimeout
+		if m.Limits.TimeoutMS != 0 {
+			l.clamped = append(l.clamped, "limits.timeout_ms")
+		}
+	}
+	clamp("limits.stdout_bytes", m.Limits.StdoutBytes != 0, &l.stdout, c.StdoutBytes)
+	clamp("limits.stderr_bytes", m.Limits.StderrBytes != 0, &l.stderr, c.StderrBytes)
+	clamp("pool_size", m.PoolSize != 0, &l.poolSize, c.PoolSize)
+	return l
+}
+
+// budget is the host's in-flight memory budget. reserve and release are
+// one compare-and-swap each: no lock on the call path.
+type budget struct {
+	limit uint64
+	used  atomic.Uint64
+}
+
+// reserve takes n bytes, or reports false, taking nothing, when that would
+// pass the limit.
+func (b *budget) reserve(n uint64) bool {
+	for {
+		u := b.used.Load()
+		if n > b.limit-min(u, b.limit) {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *budget) release(n uint64) {
+	if n != 0 {
+		b.used.Add(^(n - 1))
+	}
+}
+
+// reserve takes n bytes of the budget for an instance. When the budget is
+// short it first closes idle pooled instances (reclaim), which hold their
+// memory while they wait, so warm pools never starve calls in flight.
+func (h *Host) reserve(n uint64) bool {
+	if h.budget.reserve(n) {
+		return true
+	}
+	h.reclaim(n)
+	return h.budget.reserve(n)
+}
+
+// reclaim closes idle pooled instances, in no particular order, until n
+// bytes are free in the budget or no pool has an idle instance left.
+func (h *Host) reclaim(n uint64) {
+	h.poolsMu.Lock()
+	pools := slices.Clone(h.pools)
+	h.poolsMu.Unlock()
+	for _, p := range pools {
+		for h.budget.limit-min(h.budget.used.Load(), h.budget.limit) < n {
+			w := p.takeIdle()
+			if w == nil {
+				break
+			}
+			w.close()
+		}
+	}
+}
+
+// errBudget is the error of a reservation of n bytes that did not fit.
+func (b *budget) err(n uint64) error {
+	return detail(ErrBudget, "server memory budget of %s exhausted: %s held by instances alive now, this call needs %s more",
+		mib(b.limit), mibUp(b.used.Load()), mibUp(n))
+}
+
+// mibUp prints b in MiB, rounded up, or in KiB below 1 MiB.
+func mibUp(b uint64) string {
+	if b < 1<<20 {
+		return fmt.Sprintf("%d KiB", (b+1023)>>10)
+	}
+	return fmt.Sprintf("%d MiB", (b+(1<<20)-1)>>20)
+}
+
+// MemoryInUse reports the bytes of guest memory the budget holds now: the
+// linear memories and tables of every live instance. A quiescent host
+// (no call in flight, no pooled instance) holds zero.
+func (h *Host) MemoryInUse() uint64 { return h.budget.used.Load() }
+
+// availableMemory is the smaller of physical memory and this process's
+// cgroup (v2 or v1) memory limit, or 0 when neither can be read.
+func availableMemory() uint64 {
+	var total uint64
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+				f := strings.Fields(rest)
+				if len(f) == 2 && f[1] == "kB" {
+					if kb, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+						total = kb << 10
+					}
+				}
+				break
+			}
+		}
+	}
+	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64); err == nil && v > 0 && (total == 0 || v < total) {
+			total = v
+		}
+		break
+	}
+	return total
+}
