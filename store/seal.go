@@ -29,6 +29,7 @@ const maxExactInt = 1 << 53
 type sealer struct {
 	d    Envelope
 	head []byte // {"execution_id":…,"policy_hash":…,"prev_hash":
+	mid  []byte // [,"program_sha256":…][,"record_sha256":…],"recorded_at":"
 	tail []byte // ,"state_hash":…,"step_id":…,"step_index":N}
 }
 
@@ -56,6 +57,12 @@ func newSealer(draft Envelope) (*sealer, error) {
 	if b, err = canonical.Append(b, d.ExecutionID); err != nil {
 		return nil, err
 	}
+	if d.ExecutionSHA256 != "" {
+		field("execution_sha256", d.ExecutionSHA256)
+	}
+	if d.InputSHA256 != "" {
+		field("input_sha256", d.InputSHA256)
+	}
 	field("kind", d.Kind)
 	if d.ManifestSHA256 != "" {
 		field("manifest_sha256", d.ManifestSHA256)
@@ -75,6 +82,20 @@ func newSealer(draft Envelope) (*sealer, error) {
 	}
 	b = append(b, `,"prev_hash":`...)
 	s.head = b
+
+	// Canonical order puts program_sha256 and record_sha256 between
+	// prev_hash and recorded_at.
+	b = make([]byte, 0, 160)
+	if d.ProgramSHA256 != "" {
+		field("program_sha256", d.ProgramSHA256)
+	}
+	if d.RecordSHA256 != "" {
+		field("record_sha256", d.RecordSHA256)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mid = append(b, `,"recorded_at":"`...)
 
 	t := make([]byte, 0, 128)
 	t = append(t, `,"state_hash":`...)
@@ -119,13 +140,13 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	// room for the hash field, hashed, and their '{' becomes the ','.
 	const hashField = `{"hash":"`
 	n := len(hashField) + sha256.Size*2 + len(`",`)
-	buf := make([]byte, n-1, n+len(s.head)+len(s.tail)+128)
+	buf := make([]byte, n-1, n+len(s.head)+len(s.mid)+len(s.tail)+128)
 	var err error
 	buf = append(buf, s.head...)
 	if buf, err = canonical.Append(buf, d.PrevHash); err != nil {
 		return d, nil, err
 	}
-	buf = append(buf, `,"recorded_at":"`...)
+	buf = append(buf, s.mid...)
 	buf = d.RecordedAt.AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, `","seq":`...)
 	buf = strconv.AppendUint(buf, d.Seq, 10)
