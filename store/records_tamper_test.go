@@ -87,11 +87,15 @@ func TestRecordTamper(t *testing.T) {
 		want   []want
 	}{
 		{name: "step output changed, same length", want: []want{{store.RecordStep, 1, store.ProblemRecordChanged}},
-			tamper: func(tx *bolt.Tx, id string) error { return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded") }},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded")
+			}},
 		{name: "one byte of a failed step", want: []want{{store.RecordStep, 2, store.ProblemRecordChanged}},
 			tamper: func(tx *bolt.Tx, id string) error { return replaceIn(tx, "steps", stepKey(id, 2), "down", "d0wn") }},
 		{name: "step re-encoded, same meaning", want: []want{{store.RecordStep, 0, store.ProblemRecordChanged}},
-			tamper: func(tx *bolt.Tx, id string) error { return replaceIn(tx, "steps", stepKey(id, 0), `,"status"`, ` ,"status"`) }},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "steps", stepKey(id, 0), `,"status"`, ` ,"status"`)
+			}},
 		{name: "last step deleted", want: []want{{store.RecordStep, 2, store.ProblemRecordMissing}},
 			tamper: func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("steps")).Delete(stepKey(id, 2)) }},
 		{name: "step added", want: []want{{store.RecordStep, 3, store.ProblemRecordExtra}},
@@ -103,11 +107,17 @@ func TestRecordTamper(t *testing.T) {
 				return replaceIn(tx, "executions", []byte(id), `"status":"failed"`, `"status":"passed"`)
 			}},
 		{name: "final error changed", want: []want{{store.RecordExecution, -1, store.ProblemRecordChanged}},
-			tamper: func(tx *bolt.Tx, id string) error { return replaceIn(tx, "executions", []byte(id), "receipt down", "receipt sent") }},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "executions", []byte(id), "receipt down", "receipt sent")
+			}},
 		{name: "input changed", want: []want{{store.RecordInput, -1, store.ProblemRecordChanged}},
-			tamper: func(tx *bolt.Tx, id string) error { return replaceIn(tx, "exec_bodies", []byte(id), "order-abc", "order-xyz") }},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "exec_bodies", []byte(id), "order-abc", "order-xyz")
+			}},
 		{name: "program changed", want: []want{{store.RecordProgram, -1, store.ProblemRecordChanged}},
-			tamper: func(tx *bolt.Tx, id string) error { return replaceIn(tx, "exec_bodies", []byte(id), "capture_payment", "refund__payment") }},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "exec_bodies", []byte(id), "capture_payment", "refund__payment")
+			}},
 		{name: "input and program deleted", want: []want{{store.RecordInput, -1, store.ProblemRecordMissing}, {store.RecordProgram, -1, store.ProblemRecordMissing}},
 			tamper: func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("exec_bodies")).Delete([]byte(id)) }},
 		{name: "execution record deleted", want: []want{{store.RecordExecution, -1, store.ProblemRecordMissing}},
