@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -470,8 +472,6 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 			return nil, nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.ExecutionID, d.StepIndex)
 		}
 		d.StepIndex = sc.Index
-		// The envelope commits to the step record's exact stored bytes.
-		d.RecordSHA256, d.ExecutionSHA256 = RecordSHA256(sc.Step), ""
 		draft = d
 	}
 	now := db.now().UTC()
@@ -490,11 +490,21 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	}
 	var seal *sealer
 	if sc.Envelope != nil {
+		// The envelope commits to the step record's exact stored bytes
+		// and to the execution record's: the fast path writes upd.v; a
+		// fall back to putExecution seals again with the bytes it wrote
+		// (see fn). Both hashes share one string.
+		var sums [2 * 2 * sha256.Size]byte
+		n := 1
+		r := sha256.Sum256(sc.Step)
+		hex.Encode(sums[:], r[:])
 		if upd != nil && upd.v != nil {
-			// The fast path writes upd.v; a fall back to putExecution
-			// seals again with the bytes it wrote (see fn).
-			draft.ExecutionSHA256 = RecordSHA256(upd.v)
+			x := sha256.Sum256(upd.v)
+			hex.Encode(sums[2*sha256.Size:], x[:])
+			n = 2
 		}
+		hs := string(sums[:n*2*sha256.Size])
+		draft.RecordSHA256, draft.ExecutionSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
 		var err error
 		if seal, err = newSealer(draft); err != nil {
 			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
@@ -526,7 +536,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 			if s != nil && v != nil && (upd.v == nil || &v[0] != &upd.v[0]) {
 				// putExecution wrote the record: seal its bytes
 				// (rare: a record created by its first step, say).
-				d := draft
+				d := seal.d
 				d.ExecutionSHA256 = RecordSHA256(v)
 				if s, err = newSealer(d); err != nil {
 					return err
