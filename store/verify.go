@@ -90,8 +90,9 @@ type VerifyReport struct {
 	// Checked counts the envelopes checked.
 	Checked int `json:"checked"`
 	// HeadSeq and HeadHash are the last envelope's seq and hash when the
-	// whole chain was checked: publish them elsewhere to make a rewrite of
-	// the whole tail detectable too.
+	// whole chain was checked and holds (set even when records fail):
+	// publish them elsewhere to make a rewrite of the whole tail
+	// detectable too.
 	HeadSeq  uint64 `json:"head_seq"`
 	HeadHash string `json:"head_hash"`
 	// Broken is the first broken link, nil when the chain holds.

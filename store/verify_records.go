@@ -243,15 +243,16 @@ func (rc *recordCheck) checkOne(id, what string, cm commitment, v []byte, presen
 	}
 }
 
-// apply copies the findings into rep; any record problem fails it.
+// apply copies the findings into rep; any record problem makes it not OK.
 func (rc *recordCheck) apply(rep *VerifyReport) {
 	rep.RecordsChecked = rc.checked
 	rep.Records = rc.probs
 	rep.RecordsOmitted = rc.omitted
 	rep.Notes = rc.notes
+	// The head stays when only records fail: the chain itself holds, and
+	// a checkpoint can still be compared with it.
 	if len(rc.probs) > 0 {
 		rep.OK = false
-		rep.HeadSeq, rep.HeadHash = 0, ""
 	}
 }
 
