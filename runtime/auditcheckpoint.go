@@ -189,12 +189,19 @@ func (rt *Runtime) VerifyCheckpoint(ctx context.Context, msg []byte) (Checkpoint
 		return rep, nil
 	}
 	head := rep.Chain.HeadSeq
-	if !rep.Chain.OK {
+	if rep.Chain.Broken != nil {
 		head = 0 // unknown: extends reads it
 	}
 	rep.Checkpoint = rt.extends(ctx, c, head)
 	rep.Checkpoint.SignedBy = by
-	if rep.Checkpoint.OK && !rep.Chain.OK {
+	if rep.Checkpoint.OK && !rep.Chain.OK && rep.Chain.Broken == nil {
+		// The envelopes hold and extend the checkpoint, but stored records
+		// no longer match them.
+		n := len(rep.Chain.Records) + rep.Chain.RecordsOmitted
+		rep.Checkpoint.OK, rep.Checkpoint.Problem = false, CheckpointChainBroken
+		rep.Checkpoint.Reason = fmt.Sprintf("the envelopes extend the checkpoint, but %d stored record(s) do not match their envelopes", n)
+	}
+	if rep.Checkpoint.OK && rep.Chain.Broken != nil {
 		b := rep.Chain.Broken
 		where := "after the checkpoint's head: the checkpointed prefix holds, the rest does not"
 		if b.Seq <= c.Size {

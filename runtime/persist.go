@@ -14,7 +14,7 @@ import (
 
 // persister is the kernel observer that makes every step durable: one
 // store transaction per step writes the step record, the execution's
-// status when it changes, and (for a successful step) its envelope. By
+// status when it changes, and its envelope. By
 // default each step is durable before the next one starts.
 //
 // With Config.PipelinePureSteps, commits are pipelined. A step's commit is
@@ -50,6 +50,9 @@ type persister struct {
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
 	pipeline bool
+	// inputSHA256 and programSHA256 hash the execution's stored input and
+	// program, for the first step's envelope.
+	inputSHA256, programSHA256 string
 }
 
 type pendingStep struct {
@@ -62,8 +65,16 @@ type pendingStep struct {
 func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress func(Progress)) *persister {
 	// The program and input were stored when the execution started; a step
 	// commit leaves them as they are instead of rewriting them each time.
+	p := &persister{rt: rt, prog: prog, progress: progress, total: len(prog.Steps), outside: map[string]bool{}, pipeline: rt.cfg.PipelinePureSteps}
+	if len(exec.Input) > 0 {
+		p.inputSHA256 = store.RecordSHA256(exec.Input)
+	}
+	if len(exec.Program) > 0 {
+		p.programSHA256 = store.RecordSHA256(exec.Program)
+	}
 	exec.Input, exec.Program, exec.Checkpoint = nil, nil, nil
-	return &persister{rt: rt, prog: prog, exec: exec, progress: progress, total: len(prog.Steps), outside: map[string]bool{}, pipeline: rt.cfg.PipelinePureSteps}
+	p.exec = exec
+	return p
 }
 
 // StepStarted waits for every earlier commit before a step that can act
@@ -101,19 +112,24 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 			p.exec.Header = headerJSON(ev.Trace)
 		}
 	}
-	var env *store.Envelope
-	if rec.Status == kernel.StepSuccess {
-		payload, err := envelopePayload(rec, p.rt.vault)
-		if err != nil {
-			return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
-		}
-		env = &store.Envelope{
-			Kind: store.EnvelopeKindStep, ExecutionID: p.exec.ID, StepIndex: rec.Index, StepID: rec.StepID,
-			PolicyHash: p.exec.PolicyHash, StateHash: rec.StateHash, Payload: payload,
-		}
-		if rec.Tool != nil {
-			env.ModuleSHA256, env.ManifestSHA256 = rec.Tool.ModuleSHA256, rec.Tool.ManifestSHA256
-		}
+	// Every step record gets an envelope, failed and skipped ones too:
+	// the envelope commits to the record's bytes (the store adds their
+	// hash), so everything a trace shows is covered.
+	payload, err := envelopePayload(rec, p.rt.vault)
+	if err != nil {
+		return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
+	}
+	env := &store.Envelope{
+		Kind: store.EnvelopeKindStep, ExecutionID: p.exec.ID, StepIndex: rec.Index, StepID: rec.StepID,
+		PolicyHash: p.exec.PolicyHash, StateHash: rec.StateHash, Payload: payload,
+	}
+	if rec.Tool != nil {
+		env.ModuleSHA256, env.ManifestSHA256 = rec.Tool.ModuleSHA256, rec.Tool.ManifestSHA256
+	}
+	if rec.Index == 0 {
+		// The run's first envelope commits to the input and program it
+		// runs with, as stored.
+		env.InputSHA256, env.ProgramSHA256 = p.inputSHA256, p.programSHA256
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
@@ -208,6 +224,9 @@ func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool 
 // one module hash; a parallel step may run several).
 func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMessage, error) {
 	p := map[string]any{"output": projection.Project(rec.Output, projection.Trace, projection.Options{Refs: refs})}
+	if rec.Status != kernel.StepSuccess {
+		p["status"] = string(rec.Status)
+	}
 	if rec.Kind == kernel.KindResume {
 		p["resumed_by"] = rec.Source
 	}

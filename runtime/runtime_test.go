@@ -260,9 +260,13 @@ func TestSecretsAndErasure(t *testing.T) {
 	if !strings.Contains(string(after), "[REDACTED_TOMBSTONE]") || !strings.Contains(string(envJSON), "[REDACTED_TOMBSTONE]") {
 		t.Fatalf("no tombstone after erase:\n%s\n%s", after, envJSON)
 	}
-	rep, err := rt.VerifyAudit(ctx, "")
-	if err != nil || !rep.OK {
-		t.Fatalf("verify after erase %+v %v", rep, err)
+	// Erasure changes no record an envelope commits to: the run's records
+	// (the refs, not the values) still hash to their envelopes.
+	for _, scope := range []string{"", res.TraceID} {
+		rep, err := rt.VerifyAudit(ctx, scope)
+		if err != nil || !rep.OK || rep.RecordsChecked == 0 || len(rep.Records) != 0 {
+			t.Fatalf("verify %q after erase %+v %v", scope, rep, err)
+		}
 	}
 	raw, err := os.ReadFile(db)
 	if err != nil {
@@ -454,5 +458,42 @@ tool_state_keys:
 	raw, _ := json.Marshal(tv.Steps[1].Output)
 	if !strings.Contains(string(raw), `"order"`) || !strings.Contains(string(raw), `"card"`) || strings.Contains(string(raw), "hidden") || strings.Contains(string(raw), "s3cret") {
 		t.Fatalf("tool saw %s", raw)
+	}
+}
+
+// Ensure a failed step leaves an envelope committing to its record, the
+// run's first envelope commits to the input and program as stored, and the
+// run verifies with every record checked.
+func TestFailedStepEnvelope(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{})
+	ctx := context.Background()
+	prog := []byte(`{"name":"bad","steps":[{"id":"v","type":"tool","tool":"validate_amount","args":{"amount":"$amount"}}]}`)
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: map[string]any{"amount": -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "failed" || res.Steps != 1 {
+		t.Fatalf("result %+v, want one failed step", res)
+	}
+	envs, err := rt.Envelopes(ctx, res.TraceID)
+	if err != nil || len(envs) != 1 {
+		t.Fatalf("envelopes %+v %v, want one for the failed step", envs, err)
+	}
+	e := envs[0]
+	exec, steps, err := rt.Store().ExecutionTrace(ctx, res.TraceID)
+	if err != nil || len(steps) != 1 {
+		t.Fatalf("trace: %d steps, %v", len(steps), err)
+	}
+	if e.RecordSHA256 != store.RecordSHA256(steps[0].Data) || e.ExecutionSHA256 == "" ||
+		e.InputSHA256 != store.RecordSHA256(exec.Input) || e.ProgramSHA256 != store.RecordSHA256(exec.Program) {
+		t.Errorf("envelope %+v does not commit to the stored records", e)
+	}
+	if !strings.Contains(string(e.Payload), `"status":"failed"`) {
+		t.Errorf("payload %s does not say the step failed", e.Payload)
+	}
+	rep, err := rt.VerifyAudit(ctx, res.TraceID)
+	// The step, the execution record, the input and the program.
+	if err != nil || !rep.OK || rep.RecordsChecked != 4 {
+		t.Fatalf("verify %+v %v", rep, err)
 	}
 }

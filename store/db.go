@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -16,7 +17,12 @@ import (
 
 // SchemaVersion is the schema this build writes. A file with a higher
 // version is refused with ErrSchemaTooNew; a lower one is migrated on Open.
-const SchemaVersion = 1
+//
+// Schema 2 added the record hashes of envelopes (Envelope.RecordSHA256 and
+// the rest) and the legacy_execs bucket: migrating a schema-1 file lists
+// its executions there, whose records no envelope covers; verify reports
+// them as legacy rather than as tampered.
+const SchemaVersion = 2
 
 // Options configures Open. A nil *Options means DefaultOptions().
 type Options struct {
@@ -75,12 +81,14 @@ var (
 	bucketModules      = []byte("tool_modules")     // sha256 → bytes
 	bucketToolVersions = []byte("tool_versions")    // name 0 sha256 → ToolRecord
 	bucketToolCurrent  = []byte("tools_current")    // name → sha256
+	bucketLegacyExecs  = []byte("legacy_execs")     // exec id → nil: runs from schema 1, records not covered
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketPrograms, bucketProgramsTime, bucketExecutions, bucketExecBodies,
 		bucketExecTime, bucketExecProgram, bucketExecOpen, bucketSteps,
 		bucketEnvelopes, bucketEnvExec, bucketIdem, bucketIdemExpiry,
 		bucketSecrets, bucketModules, bucketToolVersions, bucketToolCurrent,
+		bucketLegacyExecs,
 	}
 
 	keySchemaVersion = []byte("schema_version")
@@ -334,6 +342,9 @@ func migrate(bdb *bolt.DB, now func() time.Time) error {
 			})
 		})
 	}
+	if version == 1 {
+		return guard(func() error { return bdb.Update(migrate1to2) })
+	}
 	// version 0: a new file. Later schema versions add their steps here,
 	// each in its own transaction that ends by bumping the version.
 	return guard(func() error {
@@ -353,6 +364,45 @@ func migrate(bdb *bolt.DB, now func() time.Time) error {
 			return m.Put(keySchemaVersion, u64(SchemaVersion))
 		})
 	})
+}
+
+// migrate1to2 lists the executions a schema-1 file holds in legacy_execs:
+// their envelopes carry no record hashes, so verify reports them as
+// legacy instead of as records no envelope covers.
+func migrate1to2(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if bytes.Equal(name, bucketLegacyExecs) {
+			continue
+		}
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: bucket %q missing", ErrCorrupt, name)
+		}
+	}
+	legacy, err := tx.CreateBucketIfNotExists(bucketLegacyExecs)
+	if err != nil {
+		return fmt.Errorf("migrate schema 1 to 2: %w", err)
+	}
+	seen := map[string]bool{}
+	mark := func(id []byte) error {
+		if len(id) == 0 || seen[string(id)] {
+			return nil
+		}
+		seen[string(id)] = true
+		return legacy.Put(bytes.Clone(id), nil)
+	}
+	if err := tx.Bucket(bucketExecutions).ForEach(func(k, _ []byte) error { return mark(k) }); err != nil {
+		return fmt.Errorf("migrate schema 1 to 2: %w", err)
+	}
+	// Steps whose execution record is gone count too.
+	if err := tx.Bucket(bucketSteps).ForEach(func(k, _ []byte) error {
+		if len(k) > 9 {
+			return mark(k[:len(k)-9])
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("migrate schema 1 to 2: %w", err)
+	}
+	return tx.Bucket(bucketMeta).Put(keySchemaVersion, u64(2))
 }
 
 func bucketList(tx *bolt.Tx) [][]byte {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -108,7 +109,7 @@ func TestOpenBadFiles(t *testing.T) {
 			return rawUpdate(path, func(tx *bolt.Tx) error {
 				return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), binary.BigEndian.AppendUint64(nil, store.SchemaVersion+1))
 			})
-		}, wantErr: store.ErrSchemaTooNew, wantMsg: "schema 2"},
+		}, wantErr: store.ErrSchemaTooNew, wantMsg: fmt.Sprint("schema ", store.SchemaVersion+1)},
 		{name: "missing bucket", write: func(path string) error {
 			if err := writeBytes(goodBytes)(path); err != nil {
 				return err

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -18,6 +20,13 @@ const (
 	EnvelopeKindStep = "step"
 	// EnvelopeKindErase records the erasure of a secret.
 	EnvelopeKindErase = "erase"
+	// EnvelopeKindExecution records a rewrite of an execution's record
+	// that no step commit carried (PutExecution of an existing record: a
+	// run that ends without a step, say).
+	EnvelopeKindExecution = "execution"
+	// EnvelopeKindDelete records the deletion of an execution's records
+	// (DeleteProgram): verify then expects them gone.
+	EnvelopeKindDelete = "delete"
 )
 
 // GenesisHash is the PrevHash of the first envelope (seq 1): the empty
@@ -49,6 +58,21 @@ type Envelope struct {
 	ModuleSHA256 string `json:"module_sha256,omitempty"`
 	// ManifestSHA256 is the SHA-256 of the manifest a tool step ran under.
 	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
+	// RecordSHA256 is the SHA-256 (RecordSHA256) of the step record's
+	// stored bytes, exactly as Steps returns them; assigned by the store
+	// for a step commit.
+	RecordSHA256 string `json:"record_sha256,omitempty"`
+	// ExecutionSHA256 is the SHA-256 of the execution record's stored
+	// bytes as written in the same transaction (status, header with the
+	// final output and error); assigned by the store whenever the
+	// envelope's transaction rewrote the record, empty otherwise.
+	ExecutionSHA256 string `json:"execution_sha256,omitempty"`
+	// InputSHA256 and ProgramSHA256 are the SHA-256 of the execution's
+	// input and program as stored (Execution returns them byte for byte
+	// as they were put). The caller sets them on a run's first step
+	// envelope (index 0); verify checks every envelope that carries them.
+	InputSHA256   string `json:"input_sha256,omitempty"`
+	ProgramSHA256 string `json:"program_sha256,omitempty"`
 	// RecordedAt is when the envelope was appended (UTC); assigned by the
 	// store.
 	RecordedAt time.Time `json:"recorded_at"`
@@ -84,11 +108,29 @@ func (e *Envelope) ComputeHash() (string, error) {
 	if e.ManifestSHA256 != "" {
 		m["manifest_sha256"] = e.ManifestSHA256
 	}
+	// The record hashes are absent from envelopes written before schema
+	// 2, which therefore hash as they always did.
+	for k, v := range map[string]string{
+		"record_sha256": e.RecordSHA256, "execution_sha256": e.ExecutionSHA256,
+		"input_sha256": e.InputSHA256, "program_sha256": e.ProgramSHA256,
+	} {
+		if v != "" {
+			m[k] = v
+		}
+	}
 	h, err := canonical.Hash(m)
 	if err != nil {
 		return "", fmt.Errorf("hash envelope %d: %w", e.Seq, err)
 	}
 	return h, nil
+}
+
+// RecordSHA256 returns the lowercase hex SHA-256 of a stored record's
+// bytes: what an envelope's RecordSHA256, ExecutionSHA256, InputSHA256
+// and ProgramSHA256 hold.
+func RecordSHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // chainHead is the last envelope's seq and hash, kept in the meta bucket so

@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -39,9 +41,34 @@ func (db *DB) PutExecution(ctx context.Context, e Execution) (Execution, error) 
 	now := db.now().UTC()
 	var out Execution
 	err := db.update(ctx, func(tx *bolt.Tx) error {
-		rec, err := putExecution(tx, e, now)
+		replaces := tx.Bucket(bucketExecutions).Get([]byte(e.ID)) != nil
+		rec, v, err := putExecution(tx, e, now)
 		out = rec
-		return err
+		if err != nil || !replaces {
+			return err
+		}
+		// A rewrite of the record that no step commit carries is sealed
+		// by an envelope of its own, so verify can hold the record to
+		// the chain (see .rationale/storage.md "Why does every envelope
+		// commit to the records a trace shows?").
+		// It commits to the input and program as stored too, so a run
+		// that ends before its first step is covered as well.
+		d := Envelope{
+			Kind: EnvelopeKindExecution, ExecutionID: e.ID, PolicyHash: e.PolicyHash,
+			ExecutionSHA256: RecordSHA256(v), Payload: statusPayload(e.Status),
+		}
+		var stored Execution
+		stored.ID = e.ID
+		if err := loadBody(tx, &stored); err != nil {
+			return err
+		}
+		if len(stored.Input) > 0 {
+			d.InputSHA256 = RecordSHA256(stored.Input)
+		}
+		if len(stored.Program) > 0 {
+			d.ProgramSHA256 = RecordSHA256(stored.Program)
+		}
+		return db.appendRecordEnvelope(tx, d)
 	})
 	if err != nil {
 		return Execution{}, fmt.Errorf("put execution %q: %w", e.ID, err)
@@ -76,15 +103,16 @@ type executionBody struct {
 }
 
 // putExecution writes e and its index entries inside tx, replacing any
-// earlier record and its entries. Input, Program and Checkpoint left empty
-// keep their stored values: a step commit need not resend them.
-func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, error) {
+// earlier record and its entries, and returns the record's stored bytes.
+// Input, Program and Checkpoint left empty keep their stored values: a
+// step commit need not resend them.
+func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, error) {
 	if len(e.Input) > 0 || len(e.Program) > 0 || len(e.Checkpoint) > 0 {
 		bodies := tx.Bucket(bucketExecBodies)
 		var body executionBody
 		if old := bodies.Get([]byte(e.ID)); old != nil {
 			if err := decodeRecord(old, &body); err != nil {
-				return e, err
+				return e, nil, err
 			}
 		}
 		if len(e.Input) > 0 {
@@ -96,12 +124,8 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, error) {
 		if len(e.Checkpoint) > 0 {
 			body.Checkpoint = e.Checkpoint
 		}
-		v, err := json.Marshal(&body)
-		if err != nil {
-			return e, fmt.Errorf("encode: %w", err)
-		}
-		if err := bodies.Put([]byte(e.ID), v); err != nil {
-			return e, err
+		if err := bodies.Put([]byte(e.ID), encodeBody(body)); err != nil {
+			return e, nil, err
 		}
 	}
 	full := e
@@ -110,13 +134,13 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, error) {
 	if old := b.Get([]byte(e.ID)); old != nil {
 		var prev Execution
 		if err := decodeRecord(old, &prev); err != nil {
-			return e, err
+			return e, nil, err
 		}
 		if e.CreatedAt.IsZero() {
 			e.CreatedAt = prev.CreatedAt
 		}
 		if err := unindexExecution(tx, prev); err != nil {
-			return e, err
+			return e, nil, err
 		}
 	}
 	if e.CreatedAt.IsZero() {
@@ -126,27 +150,72 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, error) {
 	e.UpdatedAt = now
 	v, err := json.Marshal(&e)
 	if err != nil {
-		return e, fmt.Errorf("encode: %w", err)
+		return e, nil, fmt.Errorf("encode: %w", err)
 	}
 	if err := b.Put([]byte(e.ID), v); err != nil {
-		return e, err
+		return e, nil, err
 	}
 	tk := timeKey(e.CreatedAt, e.ID)
 	if err := tx.Bucket(bucketExecTime).Put(tk, nil); err != nil {
-		return e, err
+		return e, nil, err
 	}
 	if e.ProgramID != "" {
 		if err := tx.Bucket(bucketExecProgram).Put(programExecKey(e.ProgramID, tk), nil); err != nil {
-			return e, err
+			return e, nil, err
 		}
 	}
 	if unfinished(e.Status) {
 		if err := tx.Bucket(bucketExecOpen).Put(tk, nil); err != nil {
-			return e, err
+			return e, nil, err
 		}
 	}
 	e.Input, e.Program, e.Checkpoint = full.Input, full.Program, full.Checkpoint
-	return e, nil
+	return e, v, nil
+}
+
+// encodeBody writes a body with its values verbatim (json.Marshal would
+// compact and re-escape them): Execution returns the input and program
+// byte for byte as they were put, so their hashes in the envelopes can be
+// checked against what is stored. checkExecution made sure each is valid
+// JSON.
+func encodeBody(b executionBody) []byte {
+	v := make([]byte, 0, len(b.Input)+len(b.Program)+len(b.Checkpoint)+48)
+	sep := byte('{')
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"input", b.Input}, {"program", b.Program}, {"checkpoint", b.Checkpoint}} {
+		if len(f.raw) == 0 {
+			continue
+		}
+		v = append(v, sep, '"')
+		v = append(v, f.name...)
+		v = append(v, '"', ':')
+		v = append(v, f.raw...)
+		sep = ','
+	}
+	if sep == '{' {
+		return append(v, "{}"...)
+	}
+	return append(v, '}')
+}
+
+// statusPayload is the payload of an execution envelope.
+func statusPayload(status string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"status": status})
+	return b
+}
+
+// appendRecordEnvelope seals and appends an envelope built inside the
+// transaction (the store's own records of a rewrite or a deletion, off
+// the step path).
+func (db *DB) appendRecordEnvelope(tx *bolt.Tx, d Envelope) error {
+	s, err := newSealer(d)
+	if err != nil {
+		return err
+	}
+	_, err = db.appendEnvelope(tx, s)
+	return err
 }
 
 // loadBody fills e's Input, Program and Checkpoint from the body bucket.
@@ -188,8 +257,9 @@ func unindexExecution(tx *bolt.Tx, e Execution) error {
 }
 
 // deleteExecution removes an execution, its steps, its index entries and
-// the idempotency key that started it. Envelopes stay.
-func deleteExecution(tx *bolt.Tx, id string) error {
+// the idempotency key that started it. Envelopes stay, and one more
+// records the deletion, so verify knows the records are meant to be gone.
+func (db *DB) deleteExecution(tx *bolt.Tx, id string) error {
 	b := tx.Bucket(bucketExecutions)
 	v := b.Get([]byte(id))
 	if v == nil {
@@ -226,7 +296,10 @@ func deleteExecution(tx *bolt.Tx, id string) error {
 	if err := tx.Bucket(bucketExecBodies).Delete([]byte(id)); err != nil {
 		return err
 	}
-	return b.Delete([]byte(id))
+	if err := b.Delete([]byte(id)); err != nil {
+		return err
+	}
+	return db.appendRecordEnvelope(tx, Envelope{Kind: EnvelopeKindDelete, ExecutionID: id, PolicyHash: e.PolicyHash})
 }
 
 // Execution implements ExecutionStore.
@@ -401,7 +474,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	if !json.Valid(sc.Step) {
 		return nil, nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
 	}
-	var seal *sealer
+	var draft Envelope
 	if sc.Envelope != nil {
 		d := *sc.Envelope
 		if d.ExecutionID == "" {
@@ -411,10 +484,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 			return nil, nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.ExecutionID, d.StepIndex)
 		}
 		d.StepIndex = sc.Index
-		var err error
-		if seal, err = newSealer(d); err != nil {
-			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
-		}
+		draft = d
 	}
 	now := db.now().UTC()
 	key := joinKey(id, uint64(sc.Index))
@@ -427,6 +497,28 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	if !sc.KeepExecution {
 		var err error
 		if upd, err = prepareUpdate(sc.Execution, now); err != nil {
+			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
+		}
+	}
+	var seal *sealer
+	if sc.Envelope != nil {
+		// The envelope commits to the step record's exact stored bytes
+		// and to the execution record's: the fast path writes upd.v; a
+		// fall back to putExecution seals again with the bytes it wrote
+		// (see fn). Both hashes share one string.
+		var sums [2 * 2 * sha256.Size]byte
+		n := 1
+		r := sha256.Sum256(sc.Step)
+		hex.Encode(sums[:], r[:])
+		if upd != nil && upd.v != nil {
+			x := sha256.Sum256(upd.v)
+			hex.Encode(sums[2*sha256.Size:], x[:])
+			n = 2
+		}
+		hs := string(sums[:n*2*sha256.Size])
+		draft.RecordSHA256, draft.ExecutionSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
+		var err error
+		if seal, err = newSealer(draft); err != nil {
 			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 		}
 	}
@@ -443,17 +535,30 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 		if err := steps.Put(key, step); err != nil {
 			return err
 		}
+		s := seal
 		if upd == nil {
 			if tx.Bucket(bucketExecutions).Get([]byte(id)) == nil {
 				return fmt.Errorf("execution: %w", ErrNotFound)
 			}
-		} else if err := upd.apply(tx); err != nil {
-			return err
+		} else {
+			v, err := upd.apply(tx)
+			if err != nil {
+				return err
+			}
+			if s != nil && v != nil && (upd.v == nil || &v[0] != &upd.v[0]) {
+				// putExecution wrote the record: seal its bytes
+				// (rare: a record created by its first step, say).
+				d := seal.d
+				d.ExecutionSHA256 = RecordSHA256(v)
+				if s, err = newSealer(d); err != nil {
+					return err
+				}
+			}
 		}
-		if seal == nil {
+		if s == nil {
 			return nil
 		}
-		e, err := db.appendEnvelope(tx, seal)
+		e, err := db.appendEnvelope(tx, s)
 		if err != nil {
 			return err
 		}
@@ -498,40 +603,42 @@ type execKeys struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (u *execUpdate) apply(tx *bolt.Tx) error {
+// apply writes the record and returns its stored bytes (u.v itself on the
+// fast path).
+func (u *execUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 	if u.v == nil {
-		_, err := putExecution(tx, u.e, u.now)
-		return err
+		_, v, err := putExecution(tx, u.e, u.now)
+		return v, err
 	}
 	b := tx.Bucket(bucketExecutions)
 	old := b.Get([]byte(u.e.ID))
 	if old == nil {
-		_, err := putExecution(tx, u.e, u.now)
-		return err
+		_, v, err := putExecution(tx, u.e, u.now)
+		return v, err
 	}
 	var prev execKeys
 	if !readExecKeys(old, &prev) {
 		prev = execKeys{}
 		if err := decodeRecord(old, &prev); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if !prev.CreatedAt.Equal(u.e.CreatedAt) || prev.ProgramID != u.e.ProgramID {
-		_, err := putExecution(tx, u.e, u.now)
-		return err
+		_, v, err := putExecution(tx, u.e, u.now)
+		return v, err
 	}
 	if err := b.Put([]byte(u.e.ID), u.v); err != nil {
-		return err
+		return nil, err
 	}
 	was, is := unfinished(prev.Status), unfinished(u.e.Status)
 	if was == is {
-		return nil
+		return u.v, nil
 	}
 	tk := timeKey(prev.CreatedAt, u.e.ID)
 	if is {
-		return tx.Bucket(bucketExecOpen).Put(tk, nil)
+		return u.v, tx.Bucket(bucketExecOpen).Put(tk, nil)
 	}
-	return tx.Bucket(bucketExecOpen).Delete(tk)
+	return u.v, tx.Bucket(bucketExecOpen).Delete(tk)
 }
 
 // Steps implements ExecutionStore.

@@ -111,7 +111,7 @@ func (db *DB) DeleteProgram(ctx context.Context, id string) error {
 			execIDs = append(execIDs, string(k[len(prefix)+8:]))
 		}
 		for _, eid := range execIDs {
-			if err := deleteExecution(tx, eid); err != nil {
+			if err := db.deleteExecution(tx, eid); err != nil {
 				return err
 			}
 		}

@@ -29,6 +29,7 @@ const maxExactInt = 1 << 53
 type sealer struct {
 	d    Envelope
 	head []byte // {"execution_id":…,"policy_hash":…,"prev_hash":
+	mid  []byte // [,"program_sha256":…][,"record_sha256":…],"recorded_at":"
 	tail []byte // ,"state_hash":…,"step_id":…,"step_index":N}
 }
 
@@ -42,7 +43,10 @@ func newSealer(draft Envelope) (*sealer, error) {
 		return nil, fmt.Errorf("append envelope: step index %d is too large", d.StepIndex)
 	}
 	s := &sealer{d: d}
-	b := make([]byte, 0, 256+len(d.Payload))
+	// Room for every field but the payload as it usually is (hex hashes,
+	// short ids), so the buffer is not grown.
+	b := make([]byte, 0, 160+len(d.Payload)+len(d.ExecutionID)+len(d.Kind)+len(d.PolicyHash)+
+		len(d.ExecutionSHA256)+len(d.InputSHA256)+len(d.ModuleSHA256)+len(d.ManifestSHA256))
 	field := func(name, value string) {
 		if err != nil {
 			return
@@ -50,11 +54,17 @@ func newSealer(draft Envelope) (*sealer, error) {
 		b = append(b, ',', '"')
 		b = append(b, name...)
 		b = append(b, '"', ':')
-		b, err = canonical.Append(b, value)
+		b, err = appendStr(b, value)
 	}
 	b = append(b, `{"execution_id":`...)
-	if b, err = canonical.Append(b, d.ExecutionID); err != nil {
+	if b, err = appendStr(b, d.ExecutionID); err != nil {
 		return nil, err
+	}
+	if d.ExecutionSHA256 != "" {
+		field("execution_sha256", d.ExecutionSHA256)
+	}
+	if d.InputSHA256 != "" {
+		field("input_sha256", d.InputSHA256)
 	}
 	field("kind", d.Kind)
 	if d.ManifestSHA256 != "" {
@@ -76,13 +86,29 @@ func newSealer(draft Envelope) (*sealer, error) {
 	b = append(b, `,"prev_hash":`...)
 	s.head = b
 
-	t := make([]byte, 0, 128)
+	// Canonical order puts program_sha256 and record_sha256 between
+	// prev_hash and recorded_at.
+	// mid and tail share one allocation.
+	b = make([]byte, 0, 320+len(d.StepID))
+	if d.ProgramSHA256 != "" {
+		field("program_sha256", d.ProgramSHA256)
+	}
+	if d.RecordSHA256 != "" {
+		field("record_sha256", d.RecordSHA256)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"recorded_at":"`...)
+	s.mid = b[:len(b):len(b)]
+
+	t := b[len(b):]
 	t = append(t, `,"state_hash":`...)
-	if t, err = canonical.Append(t, d.StateHash); err != nil {
+	if t, err = appendStr(t, d.StateHash); err != nil {
 		return nil, err
 	}
 	t = append(t, `,"step_id":`...)
-	if t, err = canonical.Append(t, d.StepID); err != nil {
+	if t, err = appendStr(t, d.StepID); err != nil {
 		return nil, err
 	}
 	t = append(t, `,"step_index":`...)
@@ -119,13 +145,13 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	// room for the hash field, hashed, and their '{' becomes the ','.
 	const hashField = `{"hash":"`
 	n := len(hashField) + sha256.Size*2 + len(`",`)
-	buf := make([]byte, n-1, n+len(s.head)+len(s.tail)+128)
+	buf := make([]byte, n-1, n+len(s.head)+len(s.mid)+len(s.tail)+128)
 	var err error
 	buf = append(buf, s.head...)
-	if buf, err = canonical.Append(buf, d.PrevHash); err != nil {
+	if buf, err = appendStr(buf, d.PrevHash); err != nil {
 		return d, nil, err
 	}
-	buf = append(buf, `,"recorded_at":"`...)
+	buf = append(buf, s.mid...)
 	buf = d.RecordedAt.AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, `","seq":`...)
 	buf = strconv.AppendUint(buf, d.Seq, 10)
@@ -137,4 +163,20 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	hex.Encode(buf[len(hashField):], sum[:])
 	buf[n-2], buf[n-1] = '"', ','
 	return d, buf, nil
+}
+
+// appendStr appends s as canonical.Append does: directly when it is
+// printable ASCII with nothing to escape (hex hashes, ids: the common
+// case, and canonical.Append's interface argument costs an allocation per
+// field), through canonical.Append otherwise. FuzzSeal holds the two to
+// ComputeHash.
+func appendStr(b []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return canonical.Append(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
 }

@@ -61,20 +61,25 @@ func TestSealMatchesComputeHash(t *testing.T) {
 		{"escapes", Envelope{ExecutionID: "é\"\\\n\u2028<>&", StepID: "\x01\t", PolicyHash: "\U0001F600", StateHash: "\u007f",
 			Payload: json.RawMessage(`"\u00e9\ud83d\ude00"`)}, chainHead{Seq: 7, Hash: "h"}},
 		{"large seq", Envelope{ExecutionID: "e", StepID: "s"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
+		{"record hashes", Envelope{ExecutionID: "e", StepID: "s", RecordSHA256: "r0", ExecutionSHA256: "x1", InputSHA256: "i2", ProgramSHA256: "p3"}, chainHead{Seq: 3, Hash: "h"}},
+		{"record hash only", Envelope{ExecutionID: "e", StepID: "s", RecordSHA256: "r0", ModuleSHA256: "m"}, chainHead{Seq: 3, Hash: "h"}},
+		{"program hash only", Envelope{ExecutionID: "e", ProgramSHA256: "\\\""}, chainHead{Seq: 3, Hash: "h"}},
+		{"record hashes, large seq", Envelope{ExecutionID: "e", RecordSHA256: "r", InputSHA256: "i"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkSeal(t, tc.draft, tc.head, at) })
 	}
 }
 
 func FuzzSeal(f *testing.F) {
-	f.Add("exec", "step", "pol", "state", `{"a":1}`, "mod", "", uint64(0), 3, int64(0))
-	f.Add("é\"\\", "\x00", "", "", `[1e3,"\u2028"]`, "", "man", uint64(1<<53), 0, int64(1e18))
-	f.Fuzz(func(t *testing.T, execID, stepID, policy, state, payload, module, manifest string, seq uint64, index int, ns int64) {
+	f.Add("exec", "step", "pol", "state", `{"a":1}`, "mod", "", uint64(0), 3, int64(0), "", "", "", "")
+	f.Add("é\"\\", "\x00", "", "", `[1e3,"\u2028"]`, "", "man", uint64(1<<53), 0, int64(1e18), "r", "x", "i", "p")
+	f.Fuzz(func(t *testing.T, execID, stepID, policy, state, payload, module, manifest string, seq uint64, index int, ns int64, record, execution, input, program string) {
 		if !json.Valid([]byte(payload)) {
 			return
 		}
 		d := Envelope{ExecutionID: execID, StepID: stepID, PolicyHash: policy, StateHash: state,
-			Payload: json.RawMessage(payload), ModuleSHA256: module, ManifestSHA256: manifest, StepIndex: index}
+			Payload: json.RawMessage(payload), ModuleSHA256: module, ManifestSHA256: manifest, StepIndex: index,
+			RecordSHA256: record, ExecutionSHA256: execution, InputSHA256: input, ProgramSHA256: program}
 		checkSeal(t, d, chainHead{Seq: seq % (1 << 60), Hash: "prev"}, time.Unix(0, ns))
 	})
 }

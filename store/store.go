@@ -35,8 +35,10 @@ type ProgramStore interface {
 	// Programs lists programs newest first; limit <= 0 means all.
 	Programs(ctx context.Context, limit int) ([]Program, error)
 	// DeleteProgram removes a program with its executions, their steps and
-	// their idempotency keys. Envelopes are never deleted. ErrNotFound when
-	// the program does not exist.
+	// their idempotency keys. Envelopes are never deleted; an envelope of
+	// kind EnvelopeKindDelete records each execution's deletion, so
+	// VerifyChain expects its records gone. ErrNotFound when the program
+	// does not exist.
 	DeleteProgram(ctx context.Context, id string) error
 }
 
@@ -46,6 +48,10 @@ type ExecutionStore interface {
 	// finish, suspend). Input, Program and Checkpoint left empty keep their
 	// stored values, so a later update need not resend them. A zero CreatedAt is set to now on creation and kept
 	// from the stored record on replacement; UpdatedAt is always now.
+	// Input and Program are stored verbatim: Execution and ExecutionTrace
+	// return them byte for byte as put. A replacement appends an envelope
+	// of kind EnvelopeKindExecution committing to the record as written
+	// and to the stored input and program.
 	PutExecution(ctx context.Context, e Execution) (Execution, error)
 	// Execution returns an execution by id, or ErrNotFound.
 	Execution(ctx context.Context, id string) (Execution, error)
@@ -59,8 +65,12 @@ type ExecutionStore interface {
 	// CommitStep atomically writes a step, replaces its execution's record
 	// (empty Input, Program and Checkpoint keep their stored values)
 	// and, when c.Envelope is set, appends the envelope to the audit chain.
-	// It returns the stored envelope (nil without a draft). ErrStepExists
-	// when the step index is taken; nothing is written then.
+	// It returns the stored envelope (nil without a draft). The store sets
+	// the envelope's RecordSHA256 to the hash of c.Step and, unless
+	// KeepExecution, its ExecutionSHA256 to the hash of the execution
+	// record it wrote; a step committed without an envelope is a record
+	// VerifyChain reports as not covered. ErrStepExists when the step
+	// index is taken; nothing is written then.
 	CommitStep(ctx context.Context, c StepCommit) (*Envelope, error)
 	// StartCommitStep is CommitStep without the wait: it validates and
 	// queues c and returns at once; the PendingCommit reports the outcome.
@@ -95,8 +105,11 @@ type AuditStore interface {
 	Head(ctx context.Context) (seq uint64, hash string, err error)
 	// VerifyChain re-checks the chain (the whole chain when executionID is
 	// empty, otherwise that execution's envelopes and their links into the
-	// chain) and reports the first broken link. An error means the check
-	// could not run, not that the chain is broken.
+	// chain) and reports the first broken link; then it re-hashes every
+	// stored record of those executions (steps, execution records, inputs,
+	// programs) against the latest envelope committing to it and reports
+	// each that is changed, missing or covered by none. An error means the
+	// check could not run, not that the chain is broken.
 	VerifyChain(ctx context.Context, executionID string) (VerifyReport, error)
 }
 

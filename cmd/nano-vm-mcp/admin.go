@@ -181,15 +181,31 @@ func cmdAudit(args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	if !rep.OK {
+	for _, n := range rep.Notes {
+		fmt.Fprintf(cio.stdout, "note: %s\n", n)
+	}
+	for _, p := range rep.Records {
+		fmt.Fprintf(cio.stdout, "RECORD DOES NOT MATCH: %s\n", p)
+	}
+	if rep.Broken != nil {
 		return fmt.Errorf("audit chain BROKEN at seq %d (%s): %s; %d envelope(s) checked before it", rep.Broken.Seq, rep.Broken.Problem, rep.Broken.Reason, rep.Checked)
 	}
-	fmt.Fprintf(cio.stdout, "audit chain verified: %d envelope(s)", rep.Checked)
+	if n := len(rep.Records) + rep.RecordsOmitted; n > 0 || !rep.OK {
+		return fmt.Errorf("audit FAILED: %d stored record(s) do not match their envelopes (chain intact, %d envelope(s)); first: %s", n, rep.Checked, firstRecord(rep))
+	}
+	fmt.Fprintf(cio.stdout, "audit chain verified: %d envelope(s), %d record(s)", rep.Checked, rep.RecordsChecked)
 	if rep.HeadSeq > 0 {
 		fmt.Fprintf(cio.stdout, ", head seq %d hash %s", rep.HeadSeq, rep.HeadHash)
 	}
 	fmt.Fprintln(cio.stdout)
 	return nil
+}
+
+func firstRecord(rep store.VerifyReport) string {
+	if len(rep.Records) == 0 {
+		return "none listed"
+	}
+	return rep.Records[0].String()
 }
 
 // cmdSecret stores and erases secrets. A value is read from stdin, never a

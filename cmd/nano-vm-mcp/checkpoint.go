@@ -231,7 +231,10 @@ func verifyCheckpointCmd(ctx context.Context, rt *runtime.Runtime, path string, 
 			where = fmt.Sprintf(" at seq %d", cc.Seq)
 		}
 		chain := "the chain itself verifies"
-		if !rep.Chain.OK {
+		switch {
+		case rep.Chain.Broken == nil && !rep.Chain.OK:
+			chain = fmt.Sprintf("the envelopes hold, but %d stored record(s) do not match them", len(rep.Chain.Records)+rep.Chain.RecordsOmitted)
+		case rep.Chain.Broken != nil:
 			chain = fmt.Sprintf("the chain itself is broken at seq %d (%s): %s", rep.Chain.Broken.Seq, rep.Chain.Broken.Problem, rep.Chain.Broken.Reason)
 		}
 		return fmt.Errorf("audit chain does NOT extend checkpoint %s (%s%s): %s; %s", path, cc.Problem, where, cc.Reason, chain)

@@ -158,10 +158,15 @@ func report(ctx context.Context, rt *runtime.Runtime, res *runtime.RunResult, as
 		if err != nil {
 			return err
 		}
-		if rep.OK {
+		switch {
+		case rep.OK:
 			fmt.Fprintf(w, "audit: %d envelope(s), chain verified\n", rep.Checked)
-		} else {
+		case rep.Broken != nil:
 			fmt.Fprintf(w, "audit: BROKEN at seq %d: %s\n", rep.Broken.Seq, rep.Broken.Reason)
+		case len(rep.Records) > 0:
+			fmt.Fprintf(w, "audit: RECORD DOES NOT MATCH: %s\n", rep.Records[0])
+		default:
+			fmt.Fprintln(w, "audit: does not verify")
 		}
 	}
 	if res.Status != "success" && res.Status != "suspended" {

@@ -157,6 +157,8 @@ func (e *Env) Audit(ctx context.Context) (AuditReport, error) {
 	switch {
 	case !rep.OK && rep.Broken != nil:
 		out.Problem = fmt.Sprintf("chain broken at seq %d: %s", rep.Broken.Seq, rep.Broken.Reason)
+	case !rep.OK && len(rep.Records) > 0:
+		out.Problem = fmt.Sprintf("%d record(s) do not match their envelopes, first: %s", len(rep.Records)+rep.RecordsOmitted, rep.Records[0])
 	case !rep.OK:
 		out.Problem = "chain does not verify"
 	case out.Checked != out.Expected:

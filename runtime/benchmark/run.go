@@ -79,7 +79,7 @@ type Result struct {
 	// minus the resident set just before it.
 	ItemRSSGrowthMB float64 `json:"item_rss_growth_mb,omitempty"`
 	// Envelopes counts the envelopes the scenario's runs wrote (and
-	// checked, one per successful step).
+	// checked, one per step record).
 	Envelopes int `json:"envelopes"`
 	// Target is the issue's target; TargetMet says whether this run met it
 	// (nil when there is no target).

@@ -636,7 +636,7 @@ func verifyAuditDef() toolDef {
 	return toolDef{
 		name:  "verify_audit",
 		title: "Verify the audit chain",
-		description: `Verify the tamper-evident audit chain: every successful step left an envelope (policy hash, state hash, projected output, module hash) linked by SHA-256 to the one before. Reports ok, how many envelopes were checked, and the first broken link (modified, deleted or reordered envelope) if any.
+		description: `Verify the tamper-evident audit chain: every step left an envelope (policy hash, state hash, projected output, module hash, and the SHA-256 of the step record, execution record, input and program it stored) linked by SHA-256 to the one before. Reports ok, how many envelopes were checked, the first broken link (modified, deleted or reordered envelope) if any, and every stored record that no longer matches its envelope (changed, missing, or covered by none), by execution, step and record.
 
 Use it after a run to prove what happened, or to check the whole store. With execution_id, checks that run's envelopes and their links; without, the whole chain, returning its head (seq and hash) to publish elsewhere. Read-only.
 
@@ -657,7 +657,11 @@ Example: {"execution_id":"7f0c…"}`,
 				"problem": str("What kind of break."),
 				"reason":  str("What is wrong."),
 			}),
-			"scope": str(`"chain", "execution <id>" or "chain and checkpoint".`),
+			"scope":           str(`"chain", "execution <id>" or "chain and checkpoint".`),
+			"records_checked": integer("Stored records (steps, execution records, inputs, programs) re-hashed against their envelopes."),
+			"records":         array("Records that do not match their envelopes (at most 100); any makes ok false.", recordProblemSchema()),
+			"records_omitted": integer("Record problems beyond those listed."),
+			"notes":           array("Runs whose records no envelope covers for a known reason (legacy, not covered yet); they do not make ok false.", recordProblemSchema()),
 			"checkpoint": object(map[string]any{
 				"ok":        boolean("True when the chain extends the checkpoint."),
 				"origin":    str("The chain the checkpoint names."),
@@ -673,6 +677,18 @@ Example: {"execution_id":"7f0c…"}`,
 		args:    &verifyArgs{},
 		handler: (*Server).verifyAudit,
 	}
+}
+
+// recordProblemSchema describes a store.RecordProblem.
+func recordProblemSchema() map[string]any {
+	return object(map[string]any{
+		"execution_id": str("The run the record belongs to."),
+		"record":       str(`"step", "execution", "input" or "program".`),
+		"step_index":   integer("The step's index, for a step record."),
+		"seq":          integer("The envelope that commits to the record; absent when none does."),
+		"problem":      str(`"record changed", "record missing", "record not covered", "legacy, records not covered" or "not covered yet".`),
+		"reason":       str("What is wrong."),
+	}, "execution_id", "record", "problem", "reason")
 }
 
 func (s *Server) verifyAudit(ctx context.Context, req mcp.CallToolRequest) (any, error) {

@@ -118,8 +118,9 @@ func testDeleteProgram(e *env) {
 	if steps, err := st.Steps(ctx, "exec-gone", 0, 0); err != nil || len(steps) != 0 {
 		t.Errorf("steps after delete = %d, %v; want none", len(steps), err)
 	}
-	if envs, err := st.Envelopes(ctx, "exec-gone"); err != nil || len(envs) != 3 {
-		t.Errorf("envelopes after delete = %d, %v; want 3 (never deleted)", len(envs), err)
+	// The step envelopes stay; one more records the deletion.
+	if envs, err := st.Envelopes(ctx, "exec-gone"); err != nil || len(envs) != 4 || envs[3].Kind != store.EnvelopeKindDelete {
+		t.Errorf("envelopes after delete = %+v, %v; want the 3 steps' (never deleted) and a deletion", envs, err)
 	}
 	if page, err := st.Executions(ctx, store.ExecutionFilter{}); err != nil || len(page.Executions) != 1 || page.Executions[0].ID != "exec-keep" {
 		t.Errorf("executions after delete = %+v, %v; want only exec-keep", page.Executions, err)

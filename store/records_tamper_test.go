@@ -1,0 +1,299 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// recordsDB writes one run the way the runtime does (start, a first step
+// committing to input and program, a kept step, a final step) into a new
+// file and returns its path and the run's id.
+func recordsDB(t *testing.T) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "records.db")
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "run-1"
+	input := json.RawMessage(`{"order_id":"order-abc-123"}`)
+	prog := json.RawMessage(`{"name":"pay","steps":[{"id":"capture","type":"tool","tool":"capture_payment"}]}`)
+	ex, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: "pay", Status: store.StatusRunning, PolicyHash: "pol", Input: input, Program: prog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.Input, ex.Program = nil, nil
+	steps := []string{`{"step_id":"a","status":"success","output":"reserved"}`, `{"step_id":"b","status":"success","output":"captured"}`, `{"step_id":"c","status":"failed","error":"receipt down"}`}
+	for i, s := range steps {
+		sc := store.StepCommit{Execution: ex, Index: i, Step: json.RawMessage(s), Envelope: &store.Envelope{StepID: string(rune('a' + i))}}
+		switch i {
+		case 0:
+			sc.Envelope.InputSHA256, sc.Envelope.ProgramSHA256 = store.RecordSHA256(input), store.RecordSHA256(prog)
+		case 1:
+			sc.KeepExecution = true
+		case 2:
+			sc.Execution.Status = "failed"
+			sc.Execution.Header = json.RawMessage(`{"status":"failed","error":"receipt down"}`)
+		}
+		if _, err := db.CommitStep(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, id
+}
+
+func stepKey(id string, i uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(id), 0), i)
+}
+
+// replaceIn replaces old with new in the value under key.
+func replaceIn(tx *bolt.Tx, bucket string, key []byte, old, new string) error {
+	b := tx.Bucket([]byte(bucket))
+	v := b.Get(key)
+	if !bytes.Contains(v, []byte(old)) {
+		return &missingErr{bucket, string(key), old}
+	}
+	return b.Put(key, bytes.Replace(v, []byte(old), []byte(new), 1))
+}
+
+type missingErr struct{ bucket, key, old string }
+
+func (e *missingErr) Error() string { return e.bucket + "/" + e.key + " holds no " + e.old }
+
+// TestRecordTamper ensures every kind of direct edit of the records a trace
+// shows (step records, the execution record, its input and program) is
+// reported by VerifyChain, whole-chain and per execution, naming the run,
+// the record and the step, while the chain itself holds.
+func TestRecordTamper(t *testing.T) {
+	type want struct {
+		record  string
+		step    int // -1: not a step
+		problem store.Problem
+	}
+	tests := []struct {
+		name   string
+		tamper func(tx *bolt.Tx, id string) error
+		want   []want
+	}{
+		{name: "step output changed, same length", want: []want{{store.RecordStep, 1, store.ProblemRecordChanged}},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded")
+			}},
+		{name: "one byte of a failed step", want: []want{{store.RecordStep, 2, store.ProblemRecordChanged}},
+			tamper: func(tx *bolt.Tx, id string) error { return replaceIn(tx, "steps", stepKey(id, 2), "down", "d0wn") }},
+		{name: "step re-encoded, same meaning", want: []want{{store.RecordStep, 0, store.ProblemRecordChanged}},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "steps", stepKey(id, 0), `,"status"`, ` ,"status"`)
+			}},
+		{name: "last step deleted", want: []want{{store.RecordStep, 2, store.ProblemRecordMissing}},
+			tamper: func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("steps")).Delete(stepKey(id, 2)) }},
+		{name: "step added", want: []want{{store.RecordStep, 3, store.ProblemRecordExtra}},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return tx.Bucket([]byte("steps")).Put(stepKey(id, 3), []byte(`{"step_id":"d","status":"success"}`))
+			}},
+		{name: "final status changed", want: []want{{store.RecordExecution, -1, store.ProblemRecordChanged}},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "executions", []byte(id), `"status":"failed"`, `"status":"passed"`)
+			}},
+		{name: "final error changed", want: []want{{store.RecordExecution, -1, store.ProblemRecordChanged}},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "executions", []byte(id), "receipt down", "receipt sent")
+			}},
+		{name: "input changed", want: []want{{store.RecordInput, -1, store.ProblemRecordChanged}},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "exec_bodies", []byte(id), "order-abc", "order-xyz")
+			}},
+		{name: "program changed", want: []want{{store.RecordProgram, -1, store.ProblemRecordChanged}},
+			tamper: func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "exec_bodies", []byte(id), "capture_payment", "refund__payment")
+			}},
+		{name: "input and program deleted", want: []want{{store.RecordInput, -1, store.ProblemRecordMissing}, {store.RecordProgram, -1, store.ProblemRecordMissing}},
+			tamper: func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("exec_bodies")).Delete([]byte(id)) }},
+		{name: "execution record deleted", want: []want{{store.RecordExecution, -1, store.ProblemRecordMissing}},
+			tamper: func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("executions")).Delete([]byte(id)) }},
+		{name: "everything deleted", want: []want{{store.RecordExecution, -1, store.ProblemRecordMissing}},
+			tamper: func(tx *bolt.Tx, id string) error {
+				for _, k := range [][]byte{stepKey(id, 0), stepKey(id, 1), stepKey(id, 2)} {
+					if err := tx.Bucket([]byte("steps")).Delete(k); err != nil {
+						return err
+					}
+				}
+				if err := tx.Bucket([]byte("exec_bodies")).Delete([]byte(id)); err != nil {
+					return err
+				}
+				return tx.Bucket([]byte("executions")).Delete([]byte(id))
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, id := recordsDB(t)
+			if err := rawUpdate(path, func(tx *bolt.Tx) error { return tc.tamper(tx, id) }); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, scope := range []string{"", id} {
+				rep, err := db.VerifyChain(context.Background(), scope)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The chain holds: a whole-chain check still gives its head.
+				if rep.OK || rep.Broken != nil || (scope == "") != (rep.HeadHash != "") {
+					t.Errorf("VerifyChain(%q) = %+v; want the chain intact and the records reported", scope, rep)
+				}
+				if len(rep.Records) != len(tc.want) {
+					t.Fatalf("VerifyChain(%q) reported %v, want %v", scope, rep.Records, tc.want)
+				}
+				for i, w := range tc.want {
+					p := rep.Records[i]
+					step := -1
+					if p.StepIndex != nil {
+						step = *p.StepIndex
+					}
+					if p.ExecutionID != id || p.Record != w.record || step != w.step || p.Problem != w.problem || p.Reason == "" {
+						t.Errorf("VerifyChain(%q) reported %s; want %s %d %s", scope, p, w.record, w.step, w.problem)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Ensure an untouched run verifies with all its records checked, a fake
+// run added to the file is reported as not covered, and a deletion through
+// the store is not a problem.
+func TestRecordsCoveredAndDeleted(t *testing.T) {
+	ctx := context.Background()
+	path, id := recordsDB(t)
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := db.VerifyChain(ctx, "")
+	// 3 steps, the execution record, the input and the program.
+	if err != nil || !rep.OK || rep.RecordsChecked != 6 || len(rep.Notes) != 0 {
+		t.Fatalf("VerifyChain = %+v, %v; want OK, 6 records", rep, err)
+	}
+	if _, err := db.PutProgram(ctx, store.Program{ID: "pay", Name: "pay", Program: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteProgram(ctx, "pay"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK || rep.RecordsChecked != 0 {
+		t.Fatalf("VerifyChain after DeleteProgram = %+v, %v; want OK", rep, err)
+	}
+	if rep, err := db.VerifyChain(ctx, id); err != nil || !rep.OK {
+		t.Fatalf("VerifyChain(%q) after DeleteProgram = %+v, %v; want OK", id, rep, err)
+	}
+	db.Close()
+	if err := rawUpdate(path, func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte("executions")).Put([]byte("fake"), []byte(`{"id":"fake","status":"success"}`)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("steps")).Put(stepKey("fake", 0), []byte(`{"step_id":"a","status":"success"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rep, err = db.VerifyChain(ctx, "")
+	if err != nil || rep.OK || len(rep.Records) != 2 || rep.Records[0].ExecutionID != "fake" || rep.Records[0].Problem != store.ProblemRecordExtra ||
+		rep.Records[1].Record != store.RecordStep || rep.Records[1].Problem != store.ProblemRecordExtra {
+		t.Fatalf("VerifyChain with a fake run = %+v, %v; want its record and step not covered", rep, err)
+	}
+}
+
+// Ensure a schema-1 file (envelopes without record hashes) opens, is
+// migrated, and verifies with its runs noted as legacy rather than
+// failing, while runs written after the migration are held to their
+// envelopes.
+func TestLegacyRecords(t *testing.T) {
+	ctx := context.Background()
+	path, id := recordsDB(t)
+	// Make it a schema-1 file: no legacy bucket, version 1, envelopes as
+	// schema 1 wrote them (the chain re-linked without record hashes).
+	if err := rawUpdate(path, func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("legacy_execs")); err != nil {
+			return err
+		}
+		envs := tx.Bucket([]byte("envelopes"))
+		prev := store.GenesisHash
+		var last store.Envelope
+		for seq := uint64(1); ; seq++ {
+			v := envs.Get(seqKey(seq))
+			if v == nil {
+				break
+			}
+			var e store.Envelope
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			e.RecordSHA256, e.ExecutionSHA256, e.InputSHA256, e.ProgramSHA256 = "", "", "", ""
+			e.PrevHash = prev
+			h, err := e.ComputeHash()
+			if err != nil {
+				return err
+			}
+			e.Hash, prev = h, h
+			last = e
+			nv, _ := json.Marshal(&e)
+			if err := envs.Put(seqKey(seq), nv); err != nil {
+				return err
+			}
+		}
+		head, _ := json.Marshal(map[string]any{"seq": last.Seq, "hash": last.Hash})
+		if err := tx.Bucket([]byte("meta")).Put([]byte("chain_head"), head); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), seqKey(1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := db.VerifyChain(ctx, "")
+	if err != nil || !rep.OK || len(rep.Notes) != 1 || rep.Notes[0].ExecutionID != id || rep.Notes[0].Problem != store.ProblemLegacy {
+		t.Fatalf("VerifyChain of a migrated schema-1 file = %+v (%+v), %v; want OK with %q noted legacy", rep, rep.Broken, err, id)
+	}
+	if got := rep.Notes[0].Problem.String(); got != "legacy, records not covered" {
+		t.Errorf("legacy note says %q", got)
+	}
+	// A run after the migration is covered.
+	if _, err := db.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "new", Status: "success"}, Index: 0,
+		Step: json.RawMessage(`{"s":1}`), Envelope: &store.Envelope{StepID: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := rawUpdate(path, func(tx *bolt.Tx) error { return replaceIn(tx, "steps", stepKey("new", 0), "1", "2") }); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rep, err = db.VerifyChain(ctx, "")
+	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].ExecutionID != "new" || len(rep.Notes) != 1 {
+		t.Fatalf("VerifyChain = %+v, %v; want the new run's step reported and the legacy run noted", rep, err)
+	}
+}

@@ -1,0 +1,298 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The records a trace shows, as RecordProblem.Record names them.
+const (
+	// RecordStep is a step record (bucket steps).
+	RecordStep = "step"
+	// RecordExecution is an execution's record: status, header (final
+	// output, error, metrics), program name and hash.
+	RecordExecution = "execution"
+	// RecordInput is an execution's input.
+	RecordInput = "input"
+	// RecordProgram is the program an execution ran.
+	RecordProgram = "program"
+)
+
+// maxRecordProblems caps the record problems (and, apart, the notes) a
+// report lists; RecordsOmitted counts the rest.
+const maxRecordProblems = 100
+
+// RecordProblem is a stored record that does not match the envelope that
+// commits to it, or that no envelope commits to.
+type RecordProblem struct {
+	// ExecutionID is the run the record belongs to.
+	ExecutionID string `json:"execution_id"`
+	// Record is RecordStep, RecordExecution, RecordInput or RecordProgram.
+	Record string `json:"record"`
+	// StepIndex is the step's index, for a RecordStep.
+	StepIndex *int `json:"step_index,omitempty"`
+	// Seq is the envelope that commits to the record, 0 when none does.
+	Seq uint64 `json:"seq,omitempty"`
+	// Problem is ProblemRecordChanged, ProblemRecordMissing,
+	// ProblemRecordExtra, or, for a note, ProblemLegacy or
+	// ProblemUncovered.
+	Problem Problem `json:"problem"`
+	// Reason says what is wrong.
+	Reason string `json:"reason"`
+}
+
+// String describes the problem with the record it names, e.g.
+// `execution "7f0c" step 3: record changed: …`.
+func (p RecordProblem) String() string {
+	what := p.Record
+	if p.StepIndex != nil {
+		what = fmt.Sprintf("step %d", *p.StepIndex)
+	}
+	return fmt.Sprintf("execution %q %s: %s: %s", p.ExecutionID, what, p.Problem, p.Reason)
+}
+
+// commitment is the latest envelope committing to a record. The hash is
+// kept decoded (a whole-chain check holds one per envelope): valid is
+// false when the envelope's hex is not a SHA-256, which no record matches.
+type commitment struct {
+	seq   uint64
+	sum   [sha256.Size]byte
+	valid bool
+}
+
+func commit(seq uint64, hexSum string) commitment {
+	c := commitment{seq: seq}
+	if len(hexSum) == 2*sha256.Size {
+		_, err := hex.Decode(c.sum[:], []byte(hexSum))
+		c.valid = err == nil
+	}
+	return c
+}
+
+// matches reports whether v hashes to the commitment.
+func (c commitment) matches(v []byte) bool { return c.valid && sha256.Sum256(v) == c.sum }
+
+// cover is what an execution's envelopes commit to.
+type cover struct {
+	any     bool // an envelope of this execution was seen
+	steps   map[int]commitment
+	exec    commitment
+	input   commitment
+	program commitment
+	deleted bool
+}
+
+// add takes in one envelope of the execution, in seq order.
+func (c *cover) add(e *Envelope) {
+	c.any = true
+	switch e.Kind {
+	case EnvelopeKindDelete:
+		*c = cover{any: true, deleted: true}
+		return
+	case EnvelopeKindStep:
+		if c.steps == nil {
+			c.steps = map[int]commitment{}
+		}
+		c.steps[e.StepIndex] = commit(e.Seq, e.RecordSHA256)
+	}
+	c.deleted = false
+	if e.ExecutionSHA256 != "" {
+		c.exec = commit(e.Seq, e.ExecutionSHA256)
+	}
+	if e.InputSHA256 != "" {
+		c.input = commit(e.Seq, e.InputSHA256)
+	}
+	if e.ProgramSHA256 != "" {
+		c.program = commit(e.Seq, e.ProgramSHA256)
+	}
+}
+
+// recordCheck re-hashes the records of executions against their covers.
+type recordCheck struct {
+	tx      *bolt.Tx
+	checked int
+	probs   []RecordProblem
+	notes   []RecordProblem
+	omitted int
+}
+
+func (rc *recordCheck) report(p RecordProblem) {
+	if len(rc.probs) < maxRecordProblems {
+		rc.probs = append(rc.probs, p)
+	} else {
+		rc.omitted++
+	}
+}
+
+func (rc *recordCheck) note(p RecordProblem) {
+	if len(rc.notes) < maxRecordProblems {
+		rc.notes = append(rc.notes, p)
+	}
+}
+
+func stepProblem(id string, index int, seq uint64, p Problem, format string, args ...any) RecordProblem {
+	i := index
+	return RecordProblem{ExecutionID: id, Record: RecordStep, StepIndex: &i, Seq: seq, Problem: p, Reason: fmt.Sprintf(format, args...)}
+}
+
+// check compares one execution's stored records with c.
+func (rc *recordCheck) check(id string, c *cover) {
+	tx := rc.tx
+	rec := tx.Bucket(bucketExecutions).Get([]byte(id))
+	body := tx.Bucket(bucketExecBodies).Get([]byte(id))
+	steps := readSteps(tx, id)
+	has := rec != nil || body != nil || len(steps) > 0
+	if tx.Bucket(bucketLegacyExecs).Get([]byte(id)) != nil {
+		if has {
+			rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemLegacy,
+				Reason: "written before schema 2: its envelopes carry no record hashes"})
+		}
+		return
+	}
+	if !has {
+		if c.any && !c.deleted {
+			rc.report(RecordProblem{ExecutionID: id, Record: RecordExecution, Seq: c.exec.seq, Problem: ProblemRecordMissing,
+				Reason: "the execution's envelopes remain but its records are gone, with no deletion recorded"})
+		}
+		return
+	}
+	if c.deleted || !c.any {
+		why := "no envelope commits to it"
+		if c.deleted {
+			why = "the execution was recorded as deleted"
+		}
+		if !c.any && rec != nil && len(steps) == 0 {
+			var k execKeys
+			if readExecKeys(rec, &k) && k.Status == StatusRunning {
+				// Started, first step not committed yet (or a crash
+				// came first): the first step's envelope will cover it.
+				rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemUncovered,
+					Reason: "a running execution with no step committed yet: no envelope covers its records"})
+				return
+			}
+		}
+		if rec != nil {
+			rc.report(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemRecordExtra, Reason: why})
+		}
+		if body != nil {
+			rc.report(RecordProblem{ExecutionID: id, Record: RecordInput, Problem: ProblemRecordExtra, Reason: why + " (input and program)"})
+		}
+		for _, s := range steps {
+			rc.report(stepProblem(id, s.Index, 0, ProblemRecordExtra, "%s", why))
+		}
+		return
+	}
+	rc.checkOne(id, RecordExecution, c.exec, rec, rec != nil)
+	var e Execution
+	bodyOK := true
+	if body != nil {
+		e.ID = id
+		if err := loadBody(tx, &e); err != nil {
+			bodyOK = false
+			rc.report(RecordProblem{ExecutionID: id, Record: RecordInput, Seq: c.input.seq, Problem: ProblemRecordChanged,
+				Reason: "the stored input and program cannot be read: " + err.Error()})
+		}
+	}
+	if bodyOK {
+		rc.checkOne(id, RecordInput, c.input, e.Input, len(e.Input) > 0)
+		rc.checkOne(id, RecordProgram, c.program, e.Program, len(e.Program) > 0)
+	}
+	for _, s := range steps {
+		rc.checked++
+		cm, ok := c.steps[s.Index]
+		switch {
+		case !ok:
+			rc.report(stepProblem(id, s.Index, 0, ProblemRecordExtra, "no envelope commits to step %d", s.Index))
+		case !cm.matches(s.Data):
+			rc.report(stepProblem(id, s.Index, cm.seq, ProblemRecordChanged, "the stored bytes do not hash to the record_sha256 of envelope seq %d", cm.seq))
+		}
+		delete(c.steps, s.Index)
+	}
+	missing := make([]int, 0, len(c.steps))
+	for i := range c.steps {
+		missing = append(missing, i)
+	}
+	sort.Ints(missing)
+	for _, i := range missing {
+		rc.report(stepProblem(id, i, c.steps[i].seq, ProblemRecordMissing, "envelope seq %d commits to step %d, which is not stored", c.steps[i].seq, i))
+	}
+}
+
+// checkOne compares a single record with its commitment.
+func (rc *recordCheck) checkOne(id, what string, cm commitment, v []byte, present bool) {
+	switch {
+	case cm.seq == 0 && !present:
+	case cm.seq == 0:
+		rc.checked++
+		rc.report(RecordProblem{ExecutionID: id, Record: what, Problem: ProblemRecordExtra, Reason: "no envelope commits to the " + what})
+	case !present:
+		rc.report(RecordProblem{ExecutionID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordMissing,
+			Reason: fmt.Sprintf("envelope seq %d commits to the %s, which is not stored", cm.seq, what)})
+	default:
+		rc.checked++
+		if !cm.matches(v) {
+			rc.report(RecordProblem{ExecutionID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordChanged,
+				Reason: fmt.Sprintf("the stored %s does not hash to the %s_sha256 of envelope seq %d", what, what, cm.seq)})
+		}
+	}
+}
+
+// apply copies the findings into rep; any record problem makes it not OK.
+func (rc *recordCheck) apply(rep *VerifyReport) {
+	rep.RecordsChecked = rc.checked
+	rep.Records = rc.probs
+	rep.RecordsOmitted = rc.omitted
+	rep.Notes = rc.notes
+	// The head stays when only records fail: the chain itself holds, and
+	// a checkpoint can still be compared with it.
+	if len(rc.probs) > 0 {
+		rep.OK = false
+	}
+}
+
+// allExecutionIDs lists, sorted, every execution id the records or the
+// covers name.
+func allExecutionIDs(tx *bolt.Tx, covers map[string]*cover) []string {
+	set := make(map[string]struct{}, len(covers))
+	for id := range covers {
+		set[id] = struct{}{}
+	}
+	_ = tx.Bucket(bucketExecutions).ForEach(func(k, _ []byte) error {
+		set[string(k)] = struct{}{}
+		return nil
+	})
+	_ = tx.Bucket(bucketExecBodies).ForEach(func(k, _ []byte) error {
+		set[string(k)] = struct{}{}
+		return nil
+	})
+	c := tx.Bucket(bucketSteps).Cursor()
+	for k, _ := c.First(); k != nil; {
+		if len(k) < 9 {
+			k, _ = c.Next()
+			continue
+		}
+		id := k[:len(k)-9]
+		set[string(id)] = struct{}{}
+		// Skip to the next execution's steps.
+		k, _ = c.Seek(append(bytes.Clone(id), 1))
+	}
+	ids := make([]string, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// decodeCover decodes a stored envelope for the record check only: an
+// undecodable one is the chain check's to report.
+func decodeCover(v []byte) (Envelope, bool) {
+	var e Envelope
+	return e, json.Unmarshal(v, &e) == nil
+}
