@@ -206,12 +206,14 @@ func summariseManifest(raw json.RawMessage) manifestSummary {
 }
 
 type toolItem struct {
-	Name         string    `json:"name"`
-	Version      string    `json:"version,omitempty"`
-	Description  string    `json:"description,omitempty"`
-	Capabilities []string  `json:"capabilities"`
-	ModuleSHA256 string    `json:"module_sha256"`
-	RegisteredAt time.Time `json:"registered_at"`
+	Name         string            `json:"name"`
+	Version      string            `json:"version,omitempty"`
+	Description  string            `json:"description,omitempty"`
+	Capabilities []string          `json:"capabilities"`
+	ModuleSHA256 string            `json:"module_sha256"`
+	RegisteredAt time.Time         `json:"registered_at"`
+	Source       string            `json:"source"`
+	Grants       map[string]string `json:"grants"`
 }
 
 func toolItemOf(r store.ToolRecord) toolItem {
@@ -219,7 +221,26 @@ func toolItemOf(r store.ToolRecord) toolItem {
 	return toolItem{
 		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 300),
 		Capabilities: m.Capabilities, ModuleSHA256: r.ModuleSHA256, RegisteredAt: r.RegisteredAt,
+		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
 	}
+}
+
+// grantsOf is r.Grants, never nil: {} reads "nothing beyond wasi:stdio".
+func grantsOf(r store.ToolRecord) map[string]string {
+	if r.Grants == nil {
+		return map[string]string{}
+	}
+	return r.Grants
+}
+
+func sourceSchema() map[string]any {
+	return enum(`Who registered this version: "bundled" (shipped with the server), "operator" (the tools folder or the CLI) or "upload" (a client's register_tool). The operator's policy decides an upload's powers, never its manifest alone.`, "bundled", "operator", "upload")
+}
+
+func grantsSchema(when string) map[string]any {
+	m := object(map[string]any{})
+	m["additionalProperties"] = enum("The authority.", "manifest", "policy", "upload-default", "upload-policy")
+	return withDesc(m, `Each capability held beyond wasi:stdio, mapped to who granted it: "manifest" (an operator tool's own manifest, no policy file), "policy" (tool_capabilities), "upload-default" or "upload-policy" (the policy's uploads section). `+when)
 }
 
 func toolItemSchema() map[string]any {
@@ -230,7 +251,9 @@ func toolItemSchema() map[string]any {
 		"capabilities":  array("Capabilities the manifest asks for (the policy may grant fewer).", str("A capability, e.g. nanovm:http.")),
 		"module_sha256": str("SHA-256 of the WebAssembly module: the code's identity."),
 		"registered_at": str("RFC 3339 time."),
-	}, "name", "capabilities", "module_sha256")
+		"source":        sourceSchema(),
+		"grants":        grantsSchema("As granted at registration; get_tool shows what the policy grants now."),
+	}, "name", "capabilities", "module_sha256", "source", "grants")
 }
 
 type registerArgs struct {
@@ -268,6 +291,10 @@ type toolRecordOut struct {
 	ModuleSHA256   string    `json:"module_sha256"`
 	ManifestSHA256 string    `json:"manifest_sha256"`
 	RegisteredAt   time.Time `json:"registered_at"`
+	// Source and Grants say who registered the version and who granted
+	// each capability it holds.
+	Source string            `json:"source"`
+	Grants map[string]string `json:"grants"`
 	// Manifest is the whole manifest; only get_tool sets it.
 	Manifest          any  `json:"manifest,omitempty"`
 	ManifestTruncated bool `json:"manifest_truncated,omitempty"`
@@ -280,6 +307,7 @@ func toolRecordOf(r store.ToolRecord, withManifest bool) toolRecordOut {
 	out := toolRecordOut{
 		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 1_000), Capabilities: m.Capabilities,
 		ModuleSHA256: r.ModuleSHA256, ManifestSHA256: r.ManifestSHA256, RegisteredAt: r.RegisteredAt,
+		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
 		Ref: r.Name + "@sha256:" + r.ModuleSHA256,
 	}
 	if withManifest {
@@ -297,10 +325,12 @@ func toolRecordSchema() map[string]any {
 		"module_sha256":      str("SHA-256 of the module."),
 		"manifest_sha256":    str("SHA-256 of the manifest's canonical JSON."),
 		"registered_at":      str("RFC 3339 time."),
+		"source":             sourceSchema(),
+		"grants":             grantsSchema("get_tool: what the policy grants now; register_tool: what was granted."),
 		"manifest":           withDesc(object(map[string]any{}), "The whole manifest (get_tool only)."),
 		"manifest_truncated": boolean("True when manifest holds a preview."),
 		"ref":                str(`"name@sha256:<hex>": use as a step's tool to pin this exact module.`),
-	}, "name", "capabilities", "module_sha256", "manifest_sha256", "ref")
+	}, "name", "capabilities", "module_sha256", "manifest_sha256", "source", "grants", "ref")
 }
 
 func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any, error) {
