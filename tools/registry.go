@@ -117,12 +117,12 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
-	if err := g.within(&m); err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
-	}
 	// Refuse a takeover before paying for a compile; checked again under
 	// regMu just before the write.
 	if err := r.mayReplace(ctx, src, &m, &g); err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
+	if err := g.within(&m); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	granted, auth := g.effective(&m)
