@@ -36,7 +36,7 @@ func Bundled() ([]Module, error) { return load(bundled, "tools") }
 
 // TestTools returns the modules that exist for tests: the hostile ones
 // (loop, membomb, flood, trap, oob, exit3, forbidden_http, unknown_import,
-// fs_escape) and the capability demos (clock_random, secret_echo,
+// fs_escape, fs_rw) and the capability demos (clock_random, secret_echo, secret_probe,
 // http_get, state_echo, log_levels). Never register these in production.
 func TestTools() ([]Module, error) { return load(testtools, "testtools") }
 
