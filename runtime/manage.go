@@ -82,7 +82,7 @@ func (rt *Runtime) RemoveTool(ctx context.Context, name string) error {
 		return err
 	}
 	if src.Trusted() {
-		return newError(CodeCapabilityDenied, tools.ErrOperatorTool, "tool %q is a %s tool: only the operator can remove it (the CLI's `tool rm`, or the tools folder)", name, src)
+		return newError(CodeCapabilityDenied, tools.ErrOperatorTool, "tool %q is %s tool: only the operator can remove it (the CLI's `tool rm`, or the tools folder)", name, tools.SourcePhrase(src))
 	}
 	return rt.RemoveToolLocal(ctx, name)
 }

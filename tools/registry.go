@@ -175,9 +175,21 @@ func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Mani
 	}
 	if s := cur.EffectiveSource(); s.Trusted() {
 		return fmt.Errorf("%w: %w", ErrCapabilityDenied, detail(ErrOperatorTool,
-			"%q is a %s tool: an upload may not replace it unless the policy allows uploads for that name (uploads.tools.%s.replace_operator)", m.Name, s, m.Name))
+			"%q is %s tool: an upload may not replace it unless the policy allows uploads for that name (uploads.tools.%s.replace_operator)", m.Name, SourcePhrase(s), m.Name))
 	}
 	return nil
+}
+
+// SourcePhrase is "a bundled", "an operator" or "an uploaded", for messages.
+func SourcePhrase(s store.ToolSource) string {
+	switch s {
+	case store.SourceBundled:
+		return "a bundled"
+	case store.SourceOperator:
+		return "an operator"
+	default:
+		return "an uploaded"
+	}
 }
 
 // Source returns who registered the current version of name.

@@ -161,7 +161,7 @@ func TestUploadCannotReplaceOperatorTool(t *testing.T) {
 					module = "log_levels"
 				}
 				_, err := upload(t, r, module, edit)
-				if !errors.Is(err, ErrOperatorTool) || !errors.Is(err, ErrCapabilityDenied) || !strings.Contains(err.Error(), `"scratch" is a `+string(src)+` tool`) {
+				if !errors.Is(err, ErrOperatorTool) || !errors.Is(err, ErrCapabilityDenied) || !strings.Contains(err.Error(), `"scratch" is `+SourcePhrase(src)+` tool`) {
 					t.Fatalf("%s: err = %v, want ErrOperatorTool", name, err)
 				}
 			}
