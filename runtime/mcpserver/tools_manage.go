@@ -268,7 +268,7 @@ func registerToolDef() toolDef {
 		title: "Register a WebAssembly tool",
 		description: `Register (or update) a tool that programs can call: a WebAssembly module (WASI preview1 command: JSON arguments on stdin, JSON result on stdout, exit 0) and its manifest.
 
-Use it to add a capability a program needs that no listed tool has. The module's imports are checked against the capabilities the manifest asks for and the operator's policy grants (wasi:clock, wasi:random, wasi:fs, nanovm:log, nanovm:secrets, nanovm:http); a module importing anything else is rejected, naming the import. Registering a new module under an existing name makes it the current version; earlier versions stay for the audit. The same module registered twice changes nothing.
+Use it to add a capability a program needs that no listed tool has. An uploaded tool holds only what the operator's policy grants uploads: by default wasi:stdio and nanovm:log, no files, network, secrets or state. Its manifest may ask for less than its grant, never more: a capability, allowed host or mount outside it is refused (capability_denied, naming the field). The module's imports are checked against the capabilities granted; a module importing anything else is rejected, naming the import. A tool the operator installed (source "bundled" or "operator") cannot be replaced by an upload unless the policy allows that name. Registering a new module under an upload's name makes it the current version; earlier versions stay for the audit. The same module registered twice changes nothing.
 
 Example: {"name":"greet","wasm_base64":"AGFzbQEAAAA…","manifest":{"description":"Says hello","input_schema":{"type":"object","properties":{"who":{"type":"string"}}},"capabilities":["nanovm:log"]}}`,
 		input: closed(map[string]any{
@@ -510,7 +510,7 @@ func removeToolDef() toolDef {
 		title: "Remove a tool",
 		description: `Unregister a tool name: programs can no longer call it (runs using it fail validation). Its module versions stay stored for the audit, so past traces still verify and replay.
 
-Use it only when the user wants the tool gone. Removing an unknown name is a not_found error.
+Use it only when the user wants the tool gone. Only uploaded tools can be removed here: a bundled or operator tool is refused (capability_denied; the operator removes it). Removing an unknown name is a not_found error.
 
 Example: {"name":"greet"}`,
 		input: closed(map[string]any{
