@@ -379,10 +379,20 @@ func (p *Policy) StateKeys(tool string, source store.ToolSource, moduleSHA256 st
 }
 
 // Check returns a *DeniedError naming every tool in prog (parallel
-// sub-steps included) that the policy does not allow, or nil.
-func (p *Policy) Check(prog *kernel.Program) error {
+// sub-steps included) that the policy does not allow, or nil. A name
+// tool_capabilities lists is allowed; an unlisted one only when the policy
+// has an uploads section and sourceOf says the tool is an upload (nil
+// sourceOf: never). Registry.Resolve decides for each call, by the source of
+// the exact version; this only refuses early what cannot run.
+func (p *Policy) Check(prog *kernel.Program, sourceOf func(tool string) store.ToolSource) error {
 	if p.permissive {
 		return nil
+	}
+	allowed := func(name string) bool {
+		if _, ok := p.ToolCapabilities[name]; ok {
+			return true
+		}
+		return p.Uploads != nil && sourceOf != nil && sourceOf(name) == store.SourceUpload
 	}
 	var denied []string
 	var visit func(steps []kernel.Step)
@@ -391,7 +401,7 @@ func (p *Policy) Check(prog *kernel.Program) error {
 			s := &steps[i]
 			if s.Type == kernel.StepTool {
 				name, _, _ := strings.Cut(s.Tool, "@")
-				if !p.Allowed(name) && !slices.Contains(denied, name) {
+				if !slices.Contains(denied, name) && !allowed(name) {
 					denied = append(denied, name)
 				}
 			}

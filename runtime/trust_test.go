@@ -293,3 +293,43 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+// Ensure that under a policy with an uploads section a program naming an
+// operator tool the policy does not list is still refused before it
+// starts, while an upload runs with its grant.
+func TestPolicyCheckBySource(t *testing.T) {
+	ctx := context.Background()
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(policy, []byte("policy_id: check\nversion: \"1\"\ntool_capabilities:\n  validate_amount: []\nuploads: {}\n"), 0o644)
+	rt := openRuntime(t, runtime.Config{PolicyPath: policy})
+	mods := testModules(t)
+	man, _ := json.Marshal(map[string]any{"name": "logger", "capabilities": []string{"nanovm:log"}})
+	if _, err := rt.RegisterTool(ctx, man, mods["log_levels"].Wasm); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		steps  string
+		denied []string
+	}{
+		{name: "unlisted bundled tool", steps: `{"id":"p","type":"tool","tool":"poll"}`, denied: []string{"poll"}},
+		{name: "unknown tool", steps: `{"id":"p","type":"tool","tool":"nope"}`, denied: []string{"nope"}},
+		{name: "upload", steps: `{"id":"l","type":"tool","tool":"logger"}`},
+		{name: "listed", steps: `{"id":"v","type":"tool","tool":"validate_amount","args":{"amount":1}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: json.RawMessage(`{"steps":[` + tt.steps + `]}`)})
+			if tt.denied == nil {
+				if err != nil || res.Status != "success" {
+					t.Fatalf("%+v %v", res, err)
+				}
+				return
+			}
+			e, ok := runtime.AsError(err)
+			if !ok || e.Code != runtime.CodeCapabilityDenied || fmt.Sprint(e.Details["denied_tools"]) != fmt.Sprint(tt.denied) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}

@@ -194,6 +194,12 @@ func SourcePhrase(s store.ToolSource) string {
 
 // Source returns who registered the current version of name.
 func (r *Registry) Source(ctx context.Context, name string) (store.ToolSource, error) {
+	r.mu.Lock()
+	cur, ok := r.current[name]
+	r.mu.Unlock()
+	if ok {
+		return cur.EffectiveSource(), nil
+	}
 	rec, err := r.st.Tool(ctx, name)
 	if err != nil {
 		return "", fmt.Errorf("tool %q: %w", name, err)
