@@ -333,3 +333,49 @@ func TestPolicyCheckBySource(t *testing.T) {
 		})
 	}
 }
+
+// Ensure the operator's registration at start-up wins over an upload of
+// the same name, even one the policy allowed to replace it and even one of
+// the same module bytes.
+func TestStartupOperatorWins(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "nano.db")
+	mods := testModules(t)
+	toolsDir := filepath.Join(dir, "tools")
+	os.MkdirAll(filepath.Join(toolsDir, "scratch"), 0o755)
+	os.WriteFile(filepath.Join(toolsDir, "scratch", "manifest.json"), []byte(`{"name":"scratch","capabilities":["nanovm:log"],"description":"operator"}`), 0o644)
+	os.WriteFile(filepath.Join(toolsDir, "scratch", "scratch.wasm"), mods["log_levels"].Wasm, 0o644)
+	policy := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(policy, []byte("policy_id: wins\nversion: \"1\"\ntool_capabilities:\n  scratch: [\"nanovm:log\"]\nuploads:\n  tools:\n    scratch: {capabilities: [\"nanovm:log\"], replace_operator: true}\n"), 0o644)
+	cfg := runtime.Config{DBPath: db, ToolsDir: toolsDir, PolicyPath: policy, NoBundledTools: true}
+	source := func(t *testing.T, rt *runtime.Runtime) (store.ToolSource, string) {
+		t.Helper()
+		rec, err := rt.Tool(ctx, "scratch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Description string }
+		json.Unmarshal(rec.Manifest, &m)
+		return rec.Source, m.Description
+	}
+	t.Run("upload replaces it while running", func(t *testing.T) {
+		rt := openRuntime(t, cfg)
+		if src, _ := source(t, rt); src != store.SourceOperator {
+			t.Fatalf("at start: %s", src)
+		}
+		// Same module bytes, the uploader's manifest.
+		if _, err := rt.RegisterTool(ctx, []byte(`{"name":"scratch","capabilities":["nanovm:log"],"description":"upload"}`), mods["log_levels"].Wasm); err != nil {
+			t.Fatal(err)
+		}
+		if src, desc := source(t, rt); src != store.SourceUpload || desc != "upload" {
+			t.Fatalf("after the upload: %s %q", src, desc)
+		}
+	})
+	t.Run("the next start restores the operator's", func(t *testing.T) {
+		rt := openRuntime(t, cfg)
+		if src, desc := source(t, rt); src != store.SourceOperator || desc != "operator" {
+			t.Fatalf("after restart: %s %q", src, desc)
+		}
+	})
+}

@@ -361,3 +361,31 @@ func TestArgRefs(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkSecretProbe measures what discarding a pooled instance after a
+// secret costs: a warm call without a secret, a pooled call that resolves
+// one (its instance is then closed), and a fresh-instance call that does.
+func BenchmarkSecretProbe(b *testing.B) {
+	ctx := context.Background()
+	r := NewRegistry(newHost(b, HostOptions{Secrets: probeSecrets}), NewMemoryStore(), RegistryOptions{})
+	register(b, r, "secret_probe", nil)
+	register(b, r, "secret_probe", func(m *Manifest) { m.Name = "secret_probe_fresh"; m.Isolation = IsolationFresh; m.PoolSize = 0 })
+	withRef := CallRequest{Args: map[string]any{"ref": "vault://secret/alpha"}}
+	for _, bc := range []struct {
+		name, tool string
+		req        CallRequest
+	}{
+		{"pooled/no-secret", "secret_probe", CallRequest{}},
+		{"pooled/secret", "secret_probe", withRef},
+		{"fresh/secret", "secret_probe_fresh", withRef},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Call(ctx, bc.tool, bc.req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
