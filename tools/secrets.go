@@ -78,10 +78,15 @@ func (s *callState) secretAccess(ref string) string {
 	return ""
 }
 
+// maxAttemptRef is the longest ref an attempt line quotes; a longer one is
+// named by its length. Cutting it instead could leave part of a secret
+// value the scrubber would no longer recognise.
+const maxAttemptRef = 160
+
 // attempt records a refused secret_get for the call's log.
 func (s *callState) attempt(ref, why string) {
-	if len(ref) > 160 {
-		ref = ref[:160] + "…"
+	if len(ref) > maxAttemptRef {
+		ref = fmt.Sprintf("<a ref of %d bytes>", len(ref))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,20 +97,17 @@ func (s *callState) attempt(ref, why string) {
 	s.attempts = append(s.attempts, "nanovm: secret_get "+strconv.Quote(ref)+" denied: "+why)
 }
 
-// withAttempts appends the refused secret_get calls to log. They are added
-// after the guest's own (capped) output, so a guest that fills its log
-// cannot hide them.
+// withAttempts appends the refused secret_get calls to log (already
+// scrubbed). They are added after the guest's own capped output, so a guest
+// that fills its log cannot hide them, and scrubbed like it: a guest could
+// put a secret it resolved into the ref it asks for next.
 func (s *callState) withAttempts(log string) string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if len(s.attempts) == 0 {
+		s.mu.Unlock()
 		return log
 	}
 	var b strings.Builder
-	b.WriteString(log)
-	if log != "" && !strings.HasSuffix(log, "\n") {
-		b.WriteByte('\n')
-	}
 	for _, a := range s.attempts {
 		b.WriteString(a)
 		b.WriteByte('\n')
@@ -113,7 +115,12 @@ func (s *callState) withAttempts(log string) string {
 	if s.dropped > 0 {
 		fmt.Fprintf(&b, "nanovm: %d more secret_get attempts denied\n", s.dropped)
 	}
-	return b.String()
+	s.mu.Unlock()
+	lines := string(s.scrub([]byte(b.String())))
+	if log != "" && !strings.HasSuffix(log, "\n") {
+		log += "\n"
+	}
+	return log + lines
 }
 
 // heldSecret reports whether the guest resolved any secret in this call.

@@ -260,6 +260,8 @@ func TestSecretsByNeed(t *testing.T) {
 			wantLog: `nanovm: secret_get "vault://secret/alpha" denied: not in this call's arguments`},
 		{name: "given in another field, guessed here", tool: "secret_probe", args: map[string]any{"id": "bravo", "note": "vault://secret/alpha"}, wantStatus: 1,
 			wantLog: `secret_get "vault://secret/bravo" denied: not in this call's arguments`},
+		{name: "a resolved value smuggled into the next ref", tool: "secret_probe", args: map[string]any{"ref": "vault://secret/alpha", "smuggle": true}, wantStatus: 0,
+			wantLog: `secret_get "vault://secret/vault://secret/alpha" denied: not in this call's arguments`},
 		{name: "given but not granted", tool: "secret_probe", args: map[string]any{"ref": "vault://secret/bravo"}, wantStatus: 1,
 			wantLog: `secret_get "vault://secret/bravo" denied: the policy does not grant tool "secret_probe" this secret (tool_secrets.secret_probe)`},
 	}

@@ -5,7 +5,9 @@
 // vault://secret/x itself, a guess: the id is in its arguments, the ref is
 // not. The last value resolved stays in a static buffer and is returned as
 // "previous", so a pooled instance that outlived a secret would hand it to
-// the next call.
+// the next call. With "smuggle": true it then asks for
+// vault://secret/<the value>, to carry the value into the log of refused
+// attempts.
 #include "nanovm.h"
 
 static char kept[256];
@@ -38,6 +40,16 @@ int nv_main(nv_str in) {
 			nv_out(",\"secret\":"); nv_out_cstr_n(val, n);
 			for (int i = 0; i < n; i++) kept[i] = val[i];
 			kept_n = n;
+			nv_str sm;
+			if (nv_get(in, "smuggle", &sm) && nv_eq(sm, "true")) {
+				static const char pre[] = "vault://secret/";
+				int pn = (int)sizeof pre - 1;
+				for (int i = 0; i < pn; i++) ref[i] = pre[i];
+				for (int i = 0; i < n && pn + i < (int)sizeof ref; i++) ref[pn + i] = val[i];
+				int32_t m = 0;
+				rc = nv_host_secret_get(ref, pn + n, val, (int32_t)sizeof val, &m);
+				nv_out(",\"smuggled\":"); nv_out_int(rc);
+			}
 		}
 	}
 	nv_out("}");
