@@ -252,7 +252,7 @@ func toolItemSchema() map[string]any {
 		"module_sha256": str("SHA-256 of the WebAssembly module: the code's identity."),
 		"registered_at": str("RFC 3339 time."),
 		"source":        sourceSchema(),
-		"grants":        grantsSchema("As granted at registration; get_tool shows what the policy grants now."),
+		"grants":        grantsSchema("As granted at registration ({} for a version registered before grants were recorded); get_tool shows what the policy grants now."),
 	}, "name", "capabilities", "module_sha256", "source", "grants")
 }
 
