@@ -235,6 +235,16 @@ tool_secrets:
 					t.Fatalf("step %d provenance %+v", i, rec.Tool)
 				}
 			}
+			// The audit chain says the same.
+			envs, err := rt.Envelopes(ctx, res.TraceID)
+			if err != nil || len(envs) != len(tt.steps) {
+				t.Fatalf("envelopes: %d %v", len(envs), err)
+			}
+			for _, e := range envs {
+				if want := `"tool_grants":{"nanovm:secrets":"` + tt.authority + `"},"tool_source":"operator"`; !strings.Contains(string(e.Payload), want) {
+					t.Fatalf("envelope payload %s, want %s", e.Payload, want)
+				}
+			}
 		})
 	}
 }
