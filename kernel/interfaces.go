@@ -52,10 +52,19 @@ type ToolResult struct {
 	Provenance *ToolProvenance
 }
 
-// ToolProvenance identifies the module and manifest a tool call ran.
+// ToolProvenance identifies the module and manifest a tool call ran, who
+// registered that version and who granted each capability it held.
 type ToolProvenance struct {
 	ModuleSHA256   string `json:"module_sha256"`
 	ManifestSHA256 string `json:"manifest_sha256"`
+	// Source is who registered the version: "bundled", "operator" or
+	// "upload". Empty in records written before sources existed.
+	Source string `json:"source,omitempty"`
+	// Grants maps each capability the call held to the authority that
+	// granted it: "manifest" (an operator tool under the default policy),
+	// "policy", "upload-default" or "upload-policy". wasi:stdio, which
+	// every tool holds, is not listed.
+	Grants map[string]string `json:"grants,omitempty"`
 }
 
 // LLMClient completes a prompt for an llm step.

@@ -266,7 +266,34 @@ func readTool(d *jsonread.Reader, p **ToolProvenance) bool {
 			if ok = jsonread.Once(&seen, 1<<1); ok {
 				t.ManifestSHA256, ok = d.Str()
 			}
+		case "source":
+			if ok = jsonread.Once(&seen, 1<<2); ok {
+				t.Source, ok = d.Str()
+			}
+		case "grants":
+			if ok = jsonread.Once(&seen, 1<<3); ok {
+				ok = readStringMap(d, &t.Grants)
+			}
 		}
+		return ok
+	})
+}
+
+// readStringMap reads a JSON object of strings (null is nil).
+func readStringMap(d *jsonread.Reader, p *map[string]string) bool {
+	if d.Peek() == 'n' {
+		*p = nil
+		return d.Literal("null")
+	}
+	m := map[string]string{}
+	*p = m
+	return d.Object(func(name []byte) bool {
+		k := string(name)
+		if _, dup := m[k]; dup {
+			return false
+		}
+		v, ok := d.Str()
+		m[k] = v
 		return ok
 	})
 }

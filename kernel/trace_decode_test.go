@@ -179,6 +179,9 @@ func FuzzDecodeStepRecord(f *testing.F) {
 		`{"index":0,"step_id":"a","type":"tool","status":"success","output":{"x":[1,"\u003c",null]},"retries":0,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cost_usd":0},"state_hash":"h","tool":{"module_sha256":"m","manifest_sha256":"n"},"started_at":"2025-01-01T00:00:00Z","finished_at":"2025-01-01T00:00:00.5Z","duration_ms":0.5}`,
 		`{"index":2,"step_id":"p","type":"parallel","status":"success","output":null,"sub_steps":[{"step_id":"x","status":"failed","error":"e","raw_output":"r"}]}`,
 		`{"output":"\ud83d\ude00\ud83d"}`, `{"index":1,"index":2}`, `{"Output":1}`,
+		`{"tool":{"module_sha256":"m","manifest_sha256":"n","source":"upload","grants":{"nanovm:log":"upload-default","wasi:fs":"upload-policy"}}}`,
+		`{"tool":{"source":"operator","grants":{}}}`, `{"tool":{"grants":null}}`, `{"tool":{"grants":{"a":"b","a":"c"}}}`,
+		`{"tool":{"grants":{"a":1}}}`, `{"tool":{"Grants":{"a":"b"}}}`, `{"sub_steps":[{"tool":{"source":"bundled","grants":{"x":"policy"}}}]}`,
 	} {
 		f.Add([]byte(s))
 	}

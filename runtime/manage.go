@@ -14,27 +14,30 @@ import (
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
-// RegisterTool registers a tool uploaded by a client: refused when the
-// operator disabled uploads.
+// RegisterTool registers a tool uploaded by a client (source "upload"):
+// refused when the operator disabled uploads. What it may have is the
+// policy's uploads grant, never what the operator gave a tool of the same
+// name; it may not replace a bundled or operator tool unless the policy
+// allows uploads for that name.
 func (rt *Runtime) RegisterTool(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
 	if rt.cfg.DisableToolUpload {
 		return store.ToolRecord{}, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
 	}
-	return rt.registerTool(ctx, manifest, wasm)
+	return rt.registerTool(ctx, store.SourceUpload, manifest, wasm)
 }
 
-// RegisterToolLocal registers a tool on the operator's behalf (the CLI):
-// allowed even when client uploads are disabled.
+// RegisterToolLocal registers a tool on the operator's behalf (the CLI;
+// source "operator"): allowed even when client uploads are disabled.
 func (rt *Runtime) RegisterToolLocal(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
-	return rt.registerTool(ctx, manifest, wasm)
+	return rt.registerTool(ctx, store.SourceOperator, manifest, wasm)
 }
 
-func (rt *Runtime) registerTool(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
+func (rt *Runtime) registerTool(ctx context.Context, src store.ToolSource, manifest, wasm []byte) (store.ToolRecord, error) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
 		return store.ToolRecord{}, newError(CodeToolRejected, err, "%v", err)
 	}
-	rec, err := rt.registry.Register(ctx, m, wasm)
+	rec, err := rt.registry.RegisterAs(ctx, src, m, wasm)
 	if err != nil {
 		code := CodeToolRejected
 		if errors.Is(err, tools.ErrCapabilityDenied) {
@@ -60,11 +63,35 @@ func (rt *Runtime) Tool(ctx context.Context, ref string) (store.ToolRecord, erro
 		}
 		return store.ToolRecord{}, err
 	}
-	return t.Record, nil
+	// What the policy grants now, which may differ from the record's
+	// registration-time grants after a policy change.
+	rec := t.Record
+	rec.Source, rec.Grants = t.Source, t.Authority
+	return rec, nil
 }
 
-// RemoveTool unregisters a tool name; its versions stay for the audit.
+// RemoveTool unregisters a tool name on a client's behalf (the MCP
+// remove_tool): only an uploaded tool. A bundled or operator tool is the
+// operator's to remove (RemoveToolLocal), else removing it would free its
+// name for an upload. Its versions stay for the audit.
 func (rt *Runtime) RemoveTool(ctx context.Context, name string) error {
+	src, err := rt.registry.Source(ctx, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return newError(CodeNotFound, err, "no tool %q", name)
+		}
+		return err
+	}
+	if src.Trusted() {
+		return newError(CodeCapabilityDenied, tools.ErrOperatorTool, "tool %q is %s tool: only the operator can remove it (the CLI's `tool rm`, or the tools folder)", name, tools.SourcePhrase(src))
+	}
+	return rt.RemoveToolLocal(ctx, name)
+}
+
+// RemoveToolLocal unregisters a tool name on the operator's behalf (the
+// CLI), whoever registered it. Its versions stay for the audit; a tool
+// from the tools folder or the bundled set comes back at the next start.
+func (rt *Runtime) RemoveToolLocal(ctx context.Context, name string) error {
 	if err := rt.registry.Remove(ctx, name); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return newError(CodeNotFound, err, "no tool %q", name)

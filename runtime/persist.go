@@ -230,6 +230,7 @@ func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMess
 	if rec.Kind == kernel.KindResume {
 		p["resumed_by"] = rec.Source
 	}
+	toolTrust(p, rec.Tool)
 	if len(rec.SubSteps) > 0 {
 		subs := make(map[string]any, len(rec.SubSteps))
 		for _, s := range rec.SubSteps {
@@ -237,11 +238,27 @@ func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMess
 			if s.Tool != nil {
 				e["module_sha256"], e["manifest_sha256"] = s.Tool.ModuleSHA256, s.Tool.ManifestSHA256
 			}
+			toolTrust(e, s.Tool)
 			subs[s.StepID] = e
 		}
 		p["sub_steps"] = subs
 	}
 	return canonical.Marshal(p)
+}
+
+// toolTrust adds to an envelope payload who registered the tool that ran
+// ("tool_source") and who granted each capability it held ("tool_grants"),
+// so the audit chain itself tells an operator's decision from an upload's.
+func toolTrust(p map[string]any, t *kernel.ToolProvenance) {
+	if t == nil || t.Source == "" {
+		return
+	}
+	p["tool_source"] = t.Source
+	grants := make(map[string]any, len(t.Grants))
+	for c, a := range t.Grants {
+		grants[c] = a
+	}
+	p["tool_grants"] = grants
 }
 
 // lightHeader is the per-step trace header: small and constant-size, so a

@@ -103,7 +103,10 @@ func (rt *Runtime) load(ctx context.Context, req RunRequest) (*loaded, error) {
 		return nil, err
 	}
 	prog := pp.prog
-	if err := rt.policy.Check(prog); err != nil {
+	if err := rt.policy.Check(prog, func(name string) store.ToolSource {
+		src, _ := rt.registry.Source(ctx, name)
+		return src
+	}); err != nil {
 		var d *DeniedError
 		errors.As(err, &d)
 		e := newError(CodeCapabilityDenied, err, "the policy does not allow tool(s) %q", d.Tools)

@@ -172,7 +172,10 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		}
 	} else {
 		rt.policy = DefaultPolicy()
-		rt.log.Warn("no policy file: every registered tool may run with the capabilities its manifest asks for; set NANO_VM_MCP_POLICY to restrict them")
+		rt.log.Warn("no policy file: every bundled and operator tool may run with the capabilities its manifest asks for, uploaded tools with the uploads default (nanovm:log only); set NANO_VM_MCP_POLICY to restrict them")
+	}
+	for _, w := range rt.policy.Warnings() {
+		rt.log.Warn("policy: " + w)
 	}
 
 	if err := rt.initCheckpoints(); err != nil {
@@ -236,7 +239,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 			return fail(err)
 		}
 		for _, m := range mods {
-			rt.installStartupTool(ctx, "bundled", m.Name, m.Manifest, m.Wasm)
+			rt.installStartupTool(ctx, store.SourceBundled, "bundled", m.Name, m.Manifest, m.Wasm)
 		}
 	}
 	if cfg.ToolsDir != "" {
@@ -247,15 +250,25 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	return rt, nil
 }
 
-// installStartupTool registers a tool found at start-up unless the same
-// module is already current, logging (not failing) when the policy or the
-// sandbox refuses it: one bad tool must not keep the server down.
-func (rt *Runtime) installStartupTool(ctx context.Context, origin, name string, manifest, wasm []byte) {
-	sum := sha256.Sum256(wasm)
-	if cur, err := rt.store.Tool(ctx, name); err == nil && cur.ModuleSHA256 == hex.EncodeToString(sum[:]) {
+// installStartupTool registers a tool found at start-up (bundled, or the
+// operator's tools folder) unless that exact version is already current
+// from the same source, logging (not failing) when the policy or the
+// sandbox refuses it: one bad tool must not keep the server down. An
+// upload of the same name, even of the same module, is replaced: the
+// operator's tool wins at every start.
+func (rt *Runtime) installStartupTool(ctx context.Context, src store.ToolSource, origin, name string, manifest, wasm []byte) {
+	m, err := tools.ParseManifest(manifest)
+	if err != nil {
+		rt.log.Warn("tool not registered", "origin", origin, "tool", name, "err", err)
 		return
 	}
-	if _, err := rt.registerTool(ctx, manifest, wasm); err != nil {
+	sum := sha256.Sum256(wasm)
+	if cur, err := rt.store.Tool(ctx, name); err == nil && cur.ModuleSHA256 == hex.EncodeToString(sum[:]) && cur.EffectiveSource() == src {
+		if msum, err := tools.ManifestSHA256(&m); err == nil && msum == cur.ManifestSHA256 {
+			return
+		}
+	}
+	if _, err := rt.registry.RegisterAs(ctx, src, m, wasm); err != nil {
 		rt.log.Warn("tool not registered", "origin", origin, "tool", name, "err", err)
 	}
 }
@@ -282,7 +295,7 @@ func (rt *Runtime) loadToolsDir(ctx context.Context, dir string) error {
 			rt.log.Warn("tools folder: skipping", "dir", name, "err", err)
 			continue
 		}
-		rt.installStartupTool(ctx, dir, name, manifest, wasm)
+		rt.installStartupTool(ctx, store.SourceOperator, dir, name, manifest, wasm)
 	}
 	return nil
 }
@@ -347,8 +360,8 @@ func (s secretResolver) ResolveSecret(ctx context.Context, _ string, ref string)
 
 // toolProjection is what a tool may see of state beyond its args: the
 // TOOL projection, limited to the keys the policy grants that tool.
-func (rt *Runtime) toolProjection(tool string, state map[string]any) map[string]any {
-	keys := rt.policy.StateKeys(tool)
+func (rt *Runtime) toolProjection(tool executor.ToolID, state map[string]any) map[string]any {
+	keys := rt.policy.StateKeys(tool.Name, tool.Source, tool.ModuleSHA256)
 	if len(keys) == 0 {
 		return map[string]any{}
 	}

@@ -285,6 +285,8 @@ func TestSecretsAndErasure(t *testing.T) {
 	}
 }
 
+// registerTestTool registers a test module as the operator would (the
+// CLI): an upload gets only the uploads grant.
 func registerTestTool(t *testing.T, rt *runtime.Runtime, name string) {
 	t.Helper()
 	mods, err := wasmtools.TestTools()
@@ -293,7 +295,7 @@ func registerTestTool(t *testing.T, rt *runtime.Runtime, name string) {
 	}
 	for _, m := range mods {
 		if m.Name == name {
-			if _, err := rt.RegisterTool(context.Background(), m.Manifest, m.Wasm); err != nil {
+			if _, err := rt.RegisterToolLocal(context.Background(), m.Manifest, m.Wasm); err != nil {
 				t.Fatal(err)
 			}
 			return

@@ -35,6 +35,9 @@ func (db *DB) PutToolVersion(ctx context.Context, rec ToolRecord, module []byte)
 	if rec.RegisteredAt.IsZero() {
 		rec.RegisteredAt = db.now().UTC()
 	}
+	if rec.Source != "" && !rec.Source.Valid() {
+		return fmt.Errorf("put tool version %q: unknown source %q", rec.Name, rec.Source)
+	}
 	v, err := json.Marshal(&rec)
 	if err != nil {
 		return fmt.Errorf("put tool version %q: encode: %w", rec.Name, err)
@@ -64,7 +67,11 @@ func getToolVersion(tx *bolt.Tx, name, sha string) (ToolRecord, error) {
 	if v == nil {
 		return r, ErrNotFound
 	}
-	return r, decodeRecord(v, &r)
+	if err := decodeRecord(v, &r); err != nil {
+		return r, err
+	}
+	r.Source = r.EffectiveSource()
+	return r, nil
 }
 
 // Tool implements ToolStore.

@@ -34,6 +34,14 @@ type Tool struct {
 	Manifest Manifest
 	// Granted is the effective capability set (gate C's answer), sorted.
 	Granted []Capability
+	// Source is who registered the version.
+	Source store.ToolSource
+	// Authority maps each capability in Granted but wasi:stdio to the
+	// authority that granted it (AuthorityManifest, AuthorityPolicy, ...).
+	Authority map[string]string
+	// secretGrant is the secret ids the policy lets this tool resolve,
+	// AnySecret for any, sorted; nil means none.
+	secretGrant []string
 
 	host   *Host
 	mod    *compiledModule
@@ -75,6 +83,10 @@ type CallResult struct {
 	Log string
 	// ModuleSHA256 and ManifestSHA256 name the exact code that ran.
 	ModuleSHA256, ManifestSHA256 string
+	// Source and Grants say who registered that code and who granted each
+	// capability it held (Tool.Source, Tool.Authority).
+	Source store.ToolSource
+	Grants map[string]string
 }
 
 // callState is what one call's host functions, output writers and memory
@@ -88,10 +100,21 @@ type callState struct {
 	cancel      context.CancelFunc
 	ctx         callCtx // the call's context: carries this state
 
+	// argRefs are the vault refs that appear in the call's arguments: the
+	// only ones nanovm.secret_get may resolve (secretAccess).
+	argRefs map[string]bool
+
 	mu       sync.Mutex
 	secrets  map[string]string // resolved value -> ref, for scrubbing
 	failure  error             // the first limit breached, if any
 	memLimit uint64
+	// resolved is set once the guest resolved any secret: a pooled
+	// instance is then discarded after the call, never reused.
+	resolved bool
+	// attempts are refused secret_get calls, for the call's log; kept
+	// apart from stderr so that a guest cannot crowd them out.
+	attempts []string
+	dropped  int // attempts past maxAttempts
 }
 
 type callKey struct{}
@@ -430,7 +453,7 @@ func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm
 // On a tool failure the returned result still carries the log.
 func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	name := t.Manifest.Name
-	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256}
+	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256, Source: t.Source, Grants: t.Authority}
 	args := req.Args
 	if args == nil {
 		args = map[string]any{}
@@ -462,6 +485,9 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	outBuf := getOutBuf()
 	st.stdout = capWriter{buf: *outBuf, max: t.lim.stdout, strict: true, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}
+	if t.caps[CapSecrets] {
+		st.argRefs = argRefs(args)
+	}
 	st.ctx = callCtx{Context: tctx, st: st}
 	cctx := context.Context(&st.ctx)
 
@@ -480,6 +506,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	if st.stderr.truncated {
 		res.Log += "\n[log truncated]"
 	}
+	res.Log = st.withAttempts(res.Log)
 	if err := t.classify(ctx, tctx, st, runErr, timeout, log); err != nil {
 		return res, err
 	}

@@ -24,6 +24,10 @@ var (
 	// ErrCapabilityDenied is returned when gate C (the operator's policy)
 	// refuses a tool or a capability it asks for.
 	ErrCapabilityDenied = errors.New("capability denied")
+	// ErrOperatorTool is returned (wrapped with ErrCapabilityDenied) when
+	// an upload would replace a tool whose current version is bundled or
+	// the operator's, and the policy does not allow uploads for that name.
+	ErrOperatorTool = errors.New("tool belongs to the operator")
 	// ErrInvalidArgs is returned when call arguments fail the tool's
 	// input schema.
 	ErrInvalidArgs = errors.New("invalid arguments")

@@ -122,7 +122,19 @@ func TestGateC(t *testing.T) {
 
 type grantFunc func(string, []string) ([]string, error)
 
-func (f grantFunc) Grant(tool string, req []string) ([]string, error) { return f(tool, req) }
+// Grant adapts f to gate C: the capabilities f returns, by the policy,
+// with any secret.
+func (f grantFunc) Grant(req GrantRequest) (Grant, error) {
+	caps, err := f(req.Name, req.Manifest.Capabilities)
+	if err != nil {
+		return Grant{}, err
+	}
+	g := Grant{Capabilities: map[string]string{}, Secrets: []string{AnySecret}}
+	for _, c := range caps {
+		g.Capabilities[c] = AuthorityPolicy
+	}
+	return g, nil
+}
 
 type secretMap map[string]string
 

@@ -24,14 +24,6 @@ type SecretResolver interface {
 	ResolveSecret(ctx context.Context, executionID, ref string) (string, error)
 }
 
-// Grants is gate C: the operator's policy decides whether a tool may run
-// and which of the capabilities it asks for it holds. Grant returns the
-// effective capabilities (a subset of requested) or an error naming why the
-// tool may not run.
-type Grants interface {
-	Grant(tool string, requested []string) (granted []string, err error)
-}
-
 // HostOptions configures a Host. The zero value is a working host with no
 // disk cache, no secrets and a default HTTP client.
 type HostOptions struct {

@@ -101,23 +101,31 @@ func (h *Host) secretGet(ctx context.Context, mod api.Module, refPtr, refLen, bu
 	if !ok || !strings.HasPrefix(string(ref), "vault://secret/") {
 		return statusInvalid
 	}
+	refStr := string(ref)
+	// Secrets by need: only a ref the call was given, and only one the
+	// policy lets this tool use. A refusal is an attempt on the record.
+	if why := st.secretAccess(refStr); why != "" {
+		st.attempt(refStr, why)
+		h.opts.Logger.Warn("secret_get denied", "tool", st.tool.Manifest.Name, "execution", st.executionID, "why", why)
+		return statusDenied
+	}
 	if h.opts.Secrets == nil {
 		return statusNotFound
 	}
-	refStr := string(ref)
 	val, err := h.opts.Secrets.ResolveSecret(ctx, st.executionID, refStr)
 	if err != nil {
 		h.opts.Logger.Debug("secret_get refused", "tool", st.tool.Manifest.Name, "ref", refStr, "err", err)
 		return statusNotFound
 	}
+	st.mu.Lock()
+	st.resolved = true
 	if val != "" {
-		st.mu.Lock()
 		if st.secrets == nil {
 			st.secrets = map[string]string{}
 		}
 		st.secrets[val] = refStr
-		st.mu.Unlock()
 	}
+	st.mu.Unlock()
 	return writeOut(mem, []byte(val), buf, bufCap, outLen)
 }
 

@@ -36,7 +36,7 @@ func guest(t *testing.T, h *Host, m Manifest, caps ...string) (api.Module, conte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = mod.Close(context.Background()) })
-	st := &callState{tool: &Tool{Manifest: m, caps: newCapSet(caps)}, cancel: func() {}}
+	st := &callState{tool: &Tool{Manifest: m, caps: newCapSet(caps), secretGrant: []string{AnySecret}}, cancel: func() {}}
 	st.stdout = capWriter{max: 1 << 20, strict: true, state: st}
 	st.stderr = capWriter{max: 1 << 20, state: st}
 	return mod, context.WithValue(context.Background(), callKey{}, st), st
@@ -289,6 +289,7 @@ func TestSecretGetRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mod, ctx, st := guest(t, h, Manifest{}, string(CapSecrets))
+			st.argRefs = argRefs(map[string]any{"ref": tt.ref})
 			mem := mod.Memory()
 			mem.Write(16, []byte(tt.ref))
 			mem.WriteUint32Le(0, 0xffff)

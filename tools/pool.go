@@ -18,7 +18,8 @@ import (
 // What persists between calls on an instance: its linear memory (globals,
 // heap, statics), its deterministic clock and random streams (which keep
 // advancing) and open file descriptors. Stdin, stdout, stderr and the
-// call's secrets and limits are per call.
+// call's secrets and limits are per call. An instance that resolved a
+// secret is closed after that call, so no later call can read it.
 type pool struct {
 	tool *Tool
 	sem  chan struct{} // one token per live instance
@@ -135,7 +136,9 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 	if code := uint32(ret[0]); code != 0 {
 		return sys.NewExitError(code)
 	}
-	ok = st.failed() == nil
+	// An instance that held a secret keeps it in its memory, where the
+	// next call's scrubber would not know it: it serves no other call.
+	ok = st.failed() == nil && !st.heldSecret()
 	return nil
 }
 

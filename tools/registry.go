@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -31,10 +33,11 @@ type Store interface {
 	RemoveTool(ctx context.Context, name string) error
 }
 
-// RegistryOptions configures a Registry. The zero value grants every tool
-// what its manifest asks and stamps records with time.Now.
+// RegistryOptions configures a Registry. The zero value grants as
+// DefaultGrant does (an operator tool what its manifest asks, an upload
+// DefaultUploadCapabilities) and stamps records with time.Now.
 type RegistryOptions struct {
-	// Grants is gate C. nil grants what each manifest asks.
+	// Grants is gate C. nil means DefaultGrant.
 	Grants Grants
 	// Now stamps RegisteredAt; nil means time.Now.
 	Now func() time.Time
@@ -48,8 +51,13 @@ type Registry struct {
 	st   Store
 	opts RegistryOptions
 
+	// regMu serialises the last check and the write of a registration, so
+	// that an upload cannot slip in over a tool the operator registers at
+	// the same moment.
+	regMu sync.Mutex
+
 	mu       sync.Mutex
-	versions map[string]*version // key: module sha + "/" + manifest sha
+	versions map[string]*version // key: module sha + "/" + manifest sha + "/" + source
 	// current caches each name's current version so that a call does not
 	// read the store. Register and Remove through this registry keep it
 	// true; the store has one writer process (the primary), which owns it.
@@ -70,41 +78,57 @@ func NewRegistry(h *Host, st Store, opts RegistryOptions) *Registry {
 	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]store.ToolRecord{}}
 }
 
-// grant asks gate C, refusing anything it adds to the request.
-func (r *Registry) grant(m *Manifest) ([]string, error) {
+// grant asks gate C about one version.
+func (r *Registry) grant(req GrantRequest) (Grant, error) {
 	if r.opts.Grants == nil {
-		return m.Capabilities, nil
+		return DefaultGrant(req), nil
 	}
-	g, err := r.opts.Grants.Grant(m.Name, m.Capabilities)
+	g, err := r.opts.Grants.Grant(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCapabilityDenied, err)
+		return Grant{}, fmt.Errorf("%w: %w", ErrCapabilityDenied, err)
 	}
-	var out []string
-	for _, c := range g {
-		for _, want := range m.Capabilities {
-			if c == want {
-				out = append(out, c)
-				break
-			}
-		}
+	if g.Capabilities == nil {
+		g.Capabilities = map[string]string{}
 	}
-	return out, nil
+	return g, nil
 }
 
-// Register validates m, compiles wasm, checks its imports against the
-// capabilities granted (gate A) and stores the version, which becomes
-// the current one for m.Name.
+// Register is RegisterAs for the operator (store.SourceOperator).
 func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (store.ToolRecord, error) {
+	return r.RegisterAs(ctx, store.SourceOperator, m, wasm)
+}
+
+// RegisterAs validates m, asks gate C what src may have, compiles wasm,
+// checks its imports against the capabilities granted (gate A) and stores
+// the version, which becomes the current one for m.Name.
+//
+// An upload (store.SourceUpload) must ask for no more than its grant: a
+// capability, allowed host or mount outside it is refused, naming the
+// field. It may not replace a tool whose current version is bundled or the
+// operator's unless its grant says MayReplaceOperator (ErrOperatorTool).
+func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manifest, wasm []byte) (store.ToolRecord, error) {
 	if err := m.Validate(); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
+	if !src.Valid() {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: unknown source %q", m.Name, src)
 	}
 	if err := r.host.opts.Ceilings.check(&m); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
-	granted, err := r.grant(&m)
+	g, err := r.grant(GrantRequest{Name: m.Name, ModuleSHA256: sha256Hex(wasm), Source: src, Manifest: &m})
 	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	// Refuse a takeover before paying for a compile; checked again under
+	// regMu just before the write.
+	if err := r.mayReplace(ctx, src, &m, &g); err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
+	if err := g.within(&m); err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
+	granted, auth := g.effective(&m)
 	cm, err := r.host.compile(ctx, wasm)
 	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
@@ -122,6 +146,13 @@ func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (store
 		ManifestSHA256: sum,
 		Manifest:       canon,
 		RegisteredAt:   r.opts.Now().UTC(),
+		Source:         src,
+		Grants:         auth,
+	}
+	r.regMu.Lock()
+	defer r.regMu.Unlock()
+	if err := r.mayReplace(ctx, src, &m, &g); err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	if err := r.st.PutToolVersion(ctx, rec, wasm); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
@@ -130,6 +161,60 @@ func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (store
 	r.current[m.Name] = rec
 	r.mu.Unlock()
 	return rec, nil
+}
+
+// mayReplace refuses an upload over a name whose current version is
+// bundled or the operator's, unless the grant allows it.
+func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Manifest, g *Grant) error {
+	if src.Trusted() || g.MayReplaceOperator {
+		return nil
+	}
+	cur, err := r.st.Tool(ctx, m.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if s := cur.EffectiveSource(); s.Trusted() {
+		return fmt.Errorf("%w: %w", ErrCapabilityDenied, detail(ErrOperatorTool,
+			"%q is %s tool: an upload may not replace it unless the policy allows uploads for that name (uploads.tools.%s.replace_operator)", m.Name, SourcePhrase(s), m.Name))
+	}
+	return nil
+}
+
+// SourcePhrase is "a bundled", "an operator" or "an uploaded", for messages.
+func SourcePhrase(s store.ToolSource) string {
+	switch s {
+	case store.SourceBundled:
+		return "a bundled"
+	case store.SourceOperator:
+		return "an operator"
+	default:
+		return "an uploaded"
+	}
+}
+
+// Source returns who registered the current version of name.
+func (r *Registry) Source(ctx context.Context, name string) (store.ToolSource, error) {
+	r.mu.Lock()
+	cur, ok := r.current[name]
+	r.mu.Unlock()
+	if ok {
+		return cur.EffectiveSource(), nil
+	}
+	rec, err := r.st.Tool(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("tool %q: %w", name, err)
+	}
+	return rec.EffectiveSource(), nil
+}
+
+// ManifestSHA256 returns the SHA-256 of m's canonical JSON, as a version
+// record's ManifestSHA256 has it.
+func ManifestSHA256(m *Manifest) (string, error) {
+	_, sum, err := m.canonical()
+	return sum, err
 }
 
 // admit is gate A plus the checks that need the compiled module.
@@ -152,6 +237,7 @@ func (r *Registry) Get(ctx context.Context, name string) (store.ToolRecord, erro
 	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("get tool %q: %w", name, err)
 	}
+	rec.Source = rec.EffectiveSource()
 	return rec, nil
 }
 
@@ -160,6 +246,9 @@ func (r *Registry) List(ctx context.Context) ([]store.ToolRecord, error) {
 	recs, err := r.st.Tools(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list tools: %w", err)
+	}
+	for i := range recs {
+		recs[i].Source = recs[i].EffectiveSource()
 	}
 	return recs, nil
 }
@@ -218,7 +307,8 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
 	}
-	vkey := rec.ModuleSHA256 + "/" + rec.ManifestSHA256
+	rec.Source = rec.EffectiveSource()
+	vkey := rec.ModuleSHA256 + "/" + rec.ManifestSHA256 + "/" + string(rec.Source)
 	r.mu.Lock()
 	v, ok := r.versions[vkey]
 	r.mu.Unlock()
@@ -236,11 +326,20 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 		}
 		r.mu.Unlock()
 	}
-	granted, err := r.grant(&v.manifest)
+	g, err := r.grant(GrantRequest{Name: rec.Name, ModuleSHA256: rec.ModuleSHA256, Source: rec.Source, Manifest: &v.manifest})
 	if err != nil {
 		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
 	}
-	ckey := newCapSet(granted).key()
+	// The policy may have changed since registration: an upload whose
+	// manifest now reaches past its grant does not run.
+	if err := g.within(&v.manifest); err != nil {
+		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
+	}
+	granted, auth := g.effective(&v.manifest)
+	secrets := slices.Clone(g.Secrets)
+	slices.Sort(secrets)
+	secrets = slices.Compact(secrets)
+	ckey := authKey(auth) + "|" + strings.Join(secrets, ",")
 	r.mu.Lock()
 	t, ok := v.byCaps[ckey]
 	r.mu.Unlock()
@@ -251,6 +350,7 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
 	}
+	t.Source, t.Authority, t.secretGrant = rec.Source, auth, secrets
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if prev, ok := v.byCaps[ckey]; ok {
@@ -258,6 +358,17 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	}
 	v.byCaps[ckey] = t
 	return t, nil
+}
+
+// authKey is a canonical string of a capability → authority map, for
+// caching a Tool per effective grant.
+func authKey(auth map[string]string) string {
+	keys := make([]string, 0, len(auth))
+	for c, a := range auth {
+		keys = append(keys, c+"="+a)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
 }
 
 func (r *Registry) build(ctx context.Context, rec store.ToolRecord, m Manifest, granted []string) (*Tool, error) {

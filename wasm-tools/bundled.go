@@ -36,10 +36,10 @@ func Bundled() ([]Module, error) { return load(bundled, "tools") }
 
 // TestTools returns the modules that exist for tests: the hostile ones
 // (loop, membomb, memtouch, flood, trap, oob, exit3, forbidden_http,
-// unknown_import, fs_escape), memhold for the memory budget, raw_echo, which
-// prints its argument verbatim for the poison-data tests, and the capability
-// demos (clock_random, secret_echo, http_get, state_echo, log_levels). Never
-// register these in production.
+// unknown_import, fs_escape, fs_rw), memhold for the memory budget, raw_echo,
+// which prints its argument verbatim for the poison-data tests, and the
+// capability demos (clock_random, secret_echo, secret_probe, http_get,
+// state_echo, log_levels). Never register these in production.
 func TestTools() ([]Module, error) { return load(testtools, "testtools") }
 
 func load(fsys embed.FS, dir string) ([]Module, error) {

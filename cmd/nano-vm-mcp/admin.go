@@ -88,7 +88,7 @@ func cmdTool(args []string, cio *cliIO) error {
 		if len(pos) != 1 {
 			return usagef("tool rm NAME")
 		}
-		if err := rt.RemoveTool(ctx, pos[0]); err != nil {
+		if err := rt.RemoveToolLocal(ctx, pos[0]); err != nil {
 			return err
 		}
 		fmt.Fprintf(cio.stdout, "removed %s (its versions stay in the audit trail)\n", pos[0])

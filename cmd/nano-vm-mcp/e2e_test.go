@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +32,41 @@ func e2eEnv() []string {
 	return append(os.Environ(),
 		"NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey),
 		"NANO_VM_MCP_CACHE_DIR="+sharedCache,
+		"NANO_VM_MCP_TOOLS_DIR="+e2eToolsDir(),
 		"NANO_VM_MCP_LOG_LEVEL=warn")
+}
+
+var (
+	toolsDirOnce sync.Once
+	toolsDir     string
+)
+
+// e2eToolsDir is a tools folder holding secret_echo: a tool that resolves
+// secrets is the operator's to install; an upload may not.
+func e2eToolsDir() string {
+	toolsDirOnce.Do(func() {
+		toolsDir = filepath.Join(filepath.Dir(sharedCache), "e2e-tools")
+		mods, err := wasmtools.TestTools()
+		if err != nil {
+			panic(err)
+		}
+		for _, m := range mods {
+			if m.Name != "secret_echo" {
+				continue
+			}
+			dir := filepath.Join(toolsDir, m.Name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				panic(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "manifest.json"), m.Manifest, 0o644); err != nil {
+				panic(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, m.Name+".wasm"), m.Wasm, 0o644); err != nil {
+				panic(err)
+			}
+		}
+	})
+	return toolsDir
 }
 
 func initialize(t *testing.T, c *client.Client) {
@@ -94,9 +129,17 @@ func workflow(t *testing.T, c *client.Client) string {
 		t.Fatal(err)
 	}
 	for _, m := range mods {
-		if m.Name == "secret_echo" {
-			reg := callTool(t, c, "register_tool", map[string]any{"name": "secret_echo", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)}, false)
-			if !strings.Contains(fmt.Sprint(reg), "secret_echo") {
+		switch m.Name {
+		case "secret_echo":
+			// The operator's secret_echo (the tools folder): an upload may
+			// not replace it.
+			reg := callTool(t, c, "register_tool", map[string]any{"name": "secret_echo", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)}, true)
+			if reg["error"] != "capability_denied" || !strings.Contains(fmt.Sprint(reg), "operator tool") {
+				t.Fatalf("register_tool over an operator tool: %v", reg)
+			}
+		case "log_levels":
+			reg := callTool(t, c, "register_tool", map[string]any{"name": "log_levels", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)}, false)
+			if reg["source"] != "upload" || !strings.Contains(fmt.Sprint(reg), "log_levels") {
 				t.Fatalf("register_tool: %v", reg)
 			}
 		}

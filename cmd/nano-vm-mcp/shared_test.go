@@ -194,6 +194,14 @@ func testSharedStdioServers(t *testing.T, protocol string) {
 	defer hs.Close()
 	u, _ := url.Parse(hs.URL)
 	db := filepath.Join(t.TempDir(), "shared.db")
+	// The client's http_get upload may reach the test server: the policy's
+	// uploads entry grants it, as nothing grants an upload the network by
+	// default.
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, fmt.Appendf(nil, "policy_id: shared-test\ntool_capabilities: {}\nuploads:\n  tools:\n    http_get: {capabilities: [\"nanovm:http\"], allowed_hosts: [%q]}\n", u.Host), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NANO_VM_MCP_POLICY", policy)
 
 	// Three processes at once: one wins the database, two forward.
 	procs := make([]*stdioProc, 3)

@@ -27,7 +27,7 @@ func BenchmarkStartup(b *testing.B) {
 	}
 	for _, name := range []string{"secret_echo", "clock_random", "state_echo", "log_levels", "http_get", "exit3", "trap", "loop", "oob"} {
 		m := testTool(b, name)
-		if _, err := rt.RegisterTool(ctx, m.Manifest, m.Wasm); err != nil {
+		if _, err := rt.RegisterToolLocal(ctx, m.Manifest, m.Wasm); err != nil {
 			b.Fatal(err)
 		}
 	}

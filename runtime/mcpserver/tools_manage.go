@@ -207,12 +207,14 @@ func summariseManifest(raw json.RawMessage) manifestSummary {
 }
 
 type toolItem struct {
-	Name         string    `json:"name"`
-	Version      string    `json:"version,omitempty"`
-	Description  string    `json:"description,omitempty"`
-	Capabilities []string  `json:"capabilities"`
-	ModuleSHA256 string    `json:"module_sha256"`
-	RegisteredAt time.Time `json:"registered_at"`
+	Name         string            `json:"name"`
+	Version      string            `json:"version,omitempty"`
+	Description  string            `json:"description,omitempty"`
+	Capabilities []string          `json:"capabilities"`
+	ModuleSHA256 string            `json:"module_sha256"`
+	RegisteredAt time.Time         `json:"registered_at"`
+	Source       string            `json:"source"`
+	Grants       map[string]string `json:"grants"`
 }
 
 func toolItemOf(r store.ToolRecord) toolItem {
@@ -220,7 +222,26 @@ func toolItemOf(r store.ToolRecord) toolItem {
 	return toolItem{
 		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 300),
 		Capabilities: m.Capabilities, ModuleSHA256: r.ModuleSHA256, RegisteredAt: r.RegisteredAt,
+		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
 	}
+}
+
+// grantsOf is r.Grants, never nil: {} reads "nothing beyond wasi:stdio".
+func grantsOf(r store.ToolRecord) map[string]string {
+	if r.Grants == nil {
+		return map[string]string{}
+	}
+	return r.Grants
+}
+
+func sourceSchema() map[string]any {
+	return enum(`Who registered this version: "bundled" (shipped with the server), "operator" (the tools folder or the CLI) or "upload" (a client's register_tool). The operator's policy decides an upload's powers, never its manifest alone.`, "bundled", "operator", "upload")
+}
+
+func grantsSchema(when string) map[string]any {
+	m := object(map[string]any{})
+	m["additionalProperties"] = enum("The authority.", "manifest", "policy", "upload-default", "upload-policy")
+	return withDesc(m, `Each capability held beyond wasi:stdio, mapped to who granted it: "manifest" (an operator tool's own manifest, no policy file), "policy" (tool_capabilities), "upload-default" or "upload-policy" (the policy's uploads section). `+when)
 }
 
 func toolItemSchema() map[string]any {
@@ -231,7 +252,9 @@ func toolItemSchema() map[string]any {
 		"capabilities":  array("Capabilities the manifest asks for (the policy may grant fewer).", str("A capability, e.g. nanovm:http.")),
 		"module_sha256": str("SHA-256 of the WebAssembly module: the code's identity."),
 		"registered_at": str("RFC 3339 time."),
-	}, "name", "capabilities", "module_sha256")
+		"source":        sourceSchema(),
+		"grants":        grantsSchema("As granted at registration ({} for a version registered before grants were recorded); get_tool shows what the policy grants now."),
+	}, "name", "capabilities", "module_sha256", "source", "grants")
 }
 
 type registerArgs struct {
@@ -246,7 +269,7 @@ func registerToolDef() toolDef {
 		title: "Register a WebAssembly tool",
 		description: `Register (or update) a tool that programs can call: a WebAssembly module (WASI preview1 command: JSON arguments on stdin, JSON result on stdout, exit 0) and its manifest.
 
-Use it to add a capability a program needs that no listed tool has. The module's imports are checked against the capabilities the manifest asks for and the operator's policy grants (wasi:clock, wasi:random, wasi:fs, nanovm:log, nanovm:secrets, nanovm:http); a module importing anything else is rejected, naming the import. Registering a new module under an existing name makes it the current version; earlier versions stay for the audit. The same module registered twice changes nothing.
+Use it to add a capability a program needs that no listed tool has. An uploaded tool holds only what the operator's policy grants uploads: by default wasi:stdio and nanovm:log, no files, network, secrets or state. Its manifest may ask for less than its grant, never more: a capability, allowed host or mount outside it is refused (capability_denied, naming the field). The module's imports are checked against the capabilities granted; a module importing anything else is rejected, naming the import. A tool the operator installed (source "bundled" or "operator") cannot be replaced by an upload unless the policy allows that name. Registering a new module under an upload's name makes it the current version; earlier versions stay for the audit. The same module registered twice changes nothing.
 
 Example: {"name":"greet","wasm_base64":"AGFzbQEAAAA…","manifest":{"description":"Says hello","input_schema":{"type":"object","properties":{"who":{"type":"string"}}},"capabilities":["nanovm:log"]}}`,
 		input: closed(map[string]any{
@@ -269,6 +292,10 @@ type toolRecordOut struct {
 	ModuleSHA256   string    `json:"module_sha256"`
 	ManifestSHA256 string    `json:"manifest_sha256"`
 	RegisteredAt   time.Time `json:"registered_at"`
+	// Source and Grants say who registered the version and who granted
+	// each capability it holds.
+	Source string            `json:"source"`
+	Grants map[string]string `json:"grants"`
 	// Manifest is the whole manifest; only get_tool sets it.
 	Manifest          any  `json:"manifest,omitempty"`
 	ManifestTruncated bool `json:"manifest_truncated,omitempty"`
@@ -281,6 +308,7 @@ func toolRecordOf(r store.ToolRecord, withManifest bool) toolRecordOut {
 	out := toolRecordOut{
 		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 1_000), Capabilities: m.Capabilities,
 		ModuleSHA256: r.ModuleSHA256, ManifestSHA256: r.ManifestSHA256, RegisteredAt: r.RegisteredAt,
+		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
 		Ref: r.Name + "@sha256:" + r.ModuleSHA256,
 	}
 	if withManifest {
@@ -298,10 +326,12 @@ func toolRecordSchema() map[string]any {
 		"module_sha256":      str("SHA-256 of the module."),
 		"manifest_sha256":    str("SHA-256 of the manifest's canonical JSON."),
 		"registered_at":      str("RFC 3339 time."),
+		"source":             sourceSchema(),
+		"grants":             grantsSchema("get_tool: what the policy grants now; register_tool: what was granted."),
 		"manifest":           withDesc(object(map[string]any{}), "The whole manifest (get_tool only)."),
 		"manifest_truncated": boolean("True when manifest holds a preview."),
 		"ref":                str(`"name@sha256:<hex>": use as a step's tool to pin this exact module.`),
-	}, "name", "capabilities", "module_sha256", "manifest_sha256", "ref")
+	}, "name", "capabilities", "module_sha256", "manifest_sha256", "source", "grants", "ref")
 }
 
 func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any, error) {
@@ -481,7 +511,7 @@ func removeToolDef() toolDef {
 		title: "Remove a tool",
 		description: `Unregister a tool name: programs can no longer call it (runs using it fail validation). Its module versions stay stored for the audit, so past traces still verify and replay.
 
-Use it only when the user wants the tool gone. Removing an unknown name is a not_found error.
+Use it only when the user wants the tool gone. Only uploaded tools can be removed here: a bundled or operator tool is refused (capability_denied; the operator removes it). Removing an unknown name is a not_found error.
 
 Example: {"name":"greet"}`,
 		input: closed(map[string]any{

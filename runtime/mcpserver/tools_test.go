@@ -30,15 +30,18 @@ func TestWorkflowInProcess(t *testing.T) {
 		t.Fatalf("%d tools listed, %d defined", len(list.Tools), len(s.defs))
 	}
 
-	echo := testTool(t, "secret_echo")
+	// An upload holds what the uploads default grants (nanovm:log) and
+	// says so.
+	echo := testTool(t, "log_levels")
 	var manifest map[string]any
 	if err := json.Unmarshal(echo.Manifest, &manifest); err != nil {
 		t.Fatal(err)
 	}
 	reg := ok(t, s, "register_tool", call(t, c, "register_tool", map[string]any{
-		"name": "secret_echo", "wasm_base64": base64.StdEncoding.EncodeToString(echo.Wasm), "manifest": manifest,
+		"name": "log_levels", "wasm_base64": base64.StdEncoding.EncodeToString(echo.Wasm), "manifest": manifest,
 	}))
-	if reg["name"] != "secret_echo" || len(reg["module_sha256"].(string)) != 64 {
+	if reg["name"] != "log_levels" || len(reg["module_sha256"].(string)) != 64 || reg["source"] != "upload" ||
+		fmt.Sprint(reg["grants"]) != "map[nanovm:log:upload-default]" {
 		t.Fatalf("register_tool: %v", reg)
 	}
 	tools := ok(t, s, "list_tools", call(t, c, "list_tools", map[string]any{}))
@@ -46,11 +49,11 @@ func TestWorkflowInProcess(t *testing.T) {
 	for _, x := range tools["tools"].([]any) {
 		names = append(names, x.(map[string]any)["name"].(string))
 	}
-	if !strings.Contains(strings.Join(names, ","), "secret_echo") || !strings.Contains(strings.Join(names, ","), "validate_amount") {
+	if !strings.Contains(strings.Join(names, ","), "log_levels") || !strings.Contains(strings.Join(names, ","), "validate_amount") {
 		t.Fatalf("list_tools: %v", names)
 	}
-	got := ok(t, s, "get_tool", call(t, c, "get_tool", map[string]any{"name": "secret_echo"}))
-	if got["manifest"].(map[string]any)["description"] == nil {
+	got := ok(t, s, "get_tool", call(t, c, "get_tool", map[string]any{"name": "log_levels"}))
+	if got["manifest"].(map[string]any)["description"] == nil || got["source"] != "upload" {
 		t.Fatalf("get_tool: %v", got)
 	}
 
@@ -150,7 +153,7 @@ func TestWorkflowInProcess(t *testing.T) {
 	if e := toolErr(t, "get_program", call(t, c, "get_program", map[string]any{"program_id": "pay"})); e["error"] != "not_found" {
 		t.Fatalf("get deleted program: %v", e)
 	}
-	rm := ok(t, s, "remove_tool", call(t, c, "remove_tool", map[string]any{"name": "secret_echo"}))
+	rm := ok(t, s, "remove_tool", call(t, c, "remove_tool", map[string]any{"name": "log_levels"}))
 	if rm["removed"] != true {
 		t.Fatalf("remove_tool: %v", rm)
 	}

@@ -5,17 +5,30 @@ package executor
 
 import (
 	"context"
+	"maps"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
+// ToolID names the version a call runs, for the projection to decide what
+// it may see.
+type ToolID struct {
+	// Name is the bare tool name (a pin "@sha256:…" removed).
+	Name string
+	// Source is who registered the version: an upload never sees what the
+	// policy grants an operator tool of the same name.
+	Source store.ToolSource
+	// ModuleSHA256 is the module's hash.
+	ModuleSHA256 string
+}
+
 // ProjectFunc returns the part of state a tool may see: the TOOL
-// projection. tool is the bare tool name (a pin "@sha256:…" removed). state
-// is the kernel's full variable map, shared and read-only; the returned map
-// is only read (encoded as JSON for nanovm.state_get), so it may share
-// values with state.
-type ProjectFunc func(tool string, state map[string]any) map[string]any
+// projection. state is the kernel's full variable map, shared and
+// read-only; the returned map is only read (encoded as JSON for
+// nanovm.state_get), so it may share values with state.
+type ProjectFunc func(tool ToolID, state map[string]any) map[string]any
 
 // Option configures an Executor.
 type Option func(*Executor)
@@ -54,17 +67,20 @@ func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.To
 		Args:        call.Args,
 		Timeout:     call.Timeout,
 	}
-	if e.project != nil {
-		name := call.Tool
-		if n, _, err := tools.ParseRef(call.Tool); err == nil {
-			name = n
-		}
-		req.State = e.project(name, call.State)
+	t, err := e.reg.Resolve(ctx, call.Tool)
+	if err != nil {
+		return kernel.ToolResult{}, err
 	}
-	res, err := e.reg.Call(ctx, call.Tool, req)
+	if e.project != nil {
+		req.State = e.project(ToolID{Name: t.Manifest.Name, Source: t.Source, ModuleSHA256: t.Record.ModuleSHA256}, call.State)
+	}
+	res, err := t.Call(ctx, req)
 	out := kernel.ToolResult{Output: res.Output, Log: res.Log}
 	if res.ModuleSHA256 != "" {
-		out.Provenance = &kernel.ToolProvenance{ModuleSHA256: res.ModuleSHA256, ManifestSHA256: res.ManifestSHA256}
+		out.Provenance = &kernel.ToolProvenance{ModuleSHA256: res.ModuleSHA256, ManifestSHA256: res.ManifestSHA256, Source: string(res.Source)}
+		if len(res.Grants) > 0 {
+			out.Provenance.Grants = maps.Clone(res.Grants)
+		}
 	}
 	if err != nil {
 		out.Output = nil

@@ -60,8 +60,8 @@ func TestExecuteStateProjection(t *testing.T) {
 	full := map[string]any{"order_id": "o-1", "amount": 5.0, "card": "4242", "nested": map[string]any{"x": true}}
 	var asked []string
 	keep := func(keys ...string) ProjectFunc {
-		return func(tool string, state map[string]any) map[string]any {
-			asked = append(asked, tool)
+		return func(tool ToolID, state map[string]any) map[string]any {
+			asked = append(asked, tool.Name)
 			out := map[string]any{}
 			for _, k := range keys {
 				if v, ok := state[k]; ok {
@@ -82,7 +82,7 @@ func TestExecuteStateProjection(t *testing.T) {
 			want: map[string]any{"order_id": "o-1", "nested": map[string]any{"x": true}}},
 		{name: "pinned ref", opts: []Option{WithProjection(keep("amount"))}, tool: "state_echo@sha256:" + rec.ModuleSHA256,
 			want: map[string]any{"amount": 5.0}},
-		{name: "projection to nil", opts: []Option{WithProjection(func(string, map[string]any) map[string]any { return nil })}, tool: "state_echo",
+		{name: "projection to nil", opts: []Option{WithProjection(func(ToolID, map[string]any) map[string]any { return nil })}, tool: "state_echo",
 			want: map[string]any{}},
 	}
 	for _, tt := range tests {
