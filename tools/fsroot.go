@@ -109,8 +109,10 @@ func (f *mountFS) current(reopen bool) (*os.Root, experimentalsys.Errno) {
 	}
 	r, dir, err := f.host.openMountRoot(f.mount)
 	if err != nil {
+		// To the guest the mount is gone (wazero expects ENOENT here);
+		// the operator is told why.
 		f.host.opts.Logger.Warn("mount not reopened", "mount", f.mount.GuestPath, "host_path", f.mount.HostPath, "err", err)
-		return nil, experimentalsys.EACCES
+		return nil, experimentalsys.ENOENT
 	}
 	// The old root may still be in use by another instance: leave it to
 	// its finalizer rather than close it under that instance.

@@ -277,3 +277,145 @@ func TestMountHonestUse(t *testing.T) {
 		t.Fatalf("host sees %q, %v", b, err)
 	}
 }
+
+// Ensure a mount whose host directory is, contains or lies inside one of
+// the server's own files is refused at registration, naming the mount and
+// the file, through symlinks too, and for files not created yet; and that
+// the compilation cache is protected without being listed.
+func TestProtectedPathsRefuseMounts(t *testing.T) {
+	base := t.TempDir()
+	dbDir := filepath.Join(base, "state")
+	db := filepath.Join(dbDir, "nano.db")
+	cache := filepath.Join(base, "cache")
+	future := filepath.Join(base, "later")
+	free := filepath.Join(base, "free")
+	for _, d := range []string{dbDir, filepath.Join(cache, "sub"), future, free} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(db, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dbDir, filepath.Join(base, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	opts := HostOptions{CacheDir: cache, ProtectedPaths: []string{db, db + ".vault-key", filepath.Join(future, "nano.sock")}}
+	r := NewRegistry(newHost(t, opts), NewMemoryStore(), RegistryOptions{})
+	tests := []struct {
+		name, host, want string
+	}{
+		{"database's directory", dbDir, `mount /data: mount refused: host_path "` + dbDir + `" contains the server's own file "` + db + `"`},
+		{"an ancestor of the database", base, `mount /data: mount refused: host_path "` + base + `" contains the server's own file "` + db + `"`},
+		{"a symlink to the database's directory", filepath.Join(base, "alias"), `mount /data: mount refused: host_path "` + filepath.Join(base, "alias") + `" contains the server's own file "` + db + `"`},
+		{"the compilation cache", cache, `mount /data: mount refused: host_path "` + cache + `" is the server's own file "` + cache + `"`},
+		{"inside the compilation cache", filepath.Join(cache, "sub"), `mount /data: mount refused: host_path "` + filepath.Join(cache, "sub") + `" lies inside the server's own file "` + cache + `"`},
+		{"where a server file will be created", future, `mount /data: mount refused: host_path "` + future + `" contains the server's own file "` + filepath.Join(future, "nano.sock") + `"`},
+		{"a database file itself", db, `mount /data: mount refused: host_path "` + db + `" is the server's own file "` + db + `"`},
+		{"unrelated directory", free, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mod := modules(t)["fs_escape"]
+			m, err := ParseManifest(mod.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Mounts = []Mount{{HostPath: tt.host, GuestPath: "/data"}}
+			_, err = r.Register(context.Background(), m, mod.Wasm)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrMountRefused) || err.Error() != `register tool "fs_escape": `+tt.want {
+				t.Fatalf("err = %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// Ensure the protected paths hold at resolve too: a tool stored before
+// they were set (or by another process) does not resolve, and one whose
+// host_path is a symlink re-pointed at the server's files after it was
+// resolved does not follow it.
+func TestProtectedPathsAtResolveAndReopen(t *testing.T) {
+	base := t.TempDir()
+	dbDir := filepath.Join(base, "state")
+	db := filepath.Join(dbDir, "nano.db")
+	data := filepath.Join(base, "data")
+	link := filepath.Join(base, "link")
+	for _, d := range []string{dbDir, data} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(db, []byte("db"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(data, link); err != nil {
+		t.Fatal(err)
+	}
+	st := NewMemoryStore()
+	unprotected := NewRegistry(newHost(t, HostOptions{}), st, RegistryOptions{})
+	register(t, unprotected, "fs_escape", func(m *Manifest) {
+		m.Mounts = []Mount{{HostPath: dbDir, GuestPath: "/data"}}
+	})
+	register(t, unprotected, "fs_escape", func(m *Manifest) {
+		m.Name = "via_link"
+		m.Mounts = []Mount{{HostPath: link, GuestPath: "/data"}}
+	})
+	r := NewRegistry(newHost(t, HostOptions{ProtectedPaths: []string{db}}), st, RegistryOptions{})
+	_, err := r.Resolve(context.Background(), "fs_escape")
+	want := `resolve tool "fs_escape": mount /data: mount refused: host_path "` + dbDir + `" contains the server's own file "` + db + `"`
+	if !errors.Is(err, ErrMountRefused) || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+
+	call := func(args map[string]any) string {
+		res, err := r.Call(context.Background(), "via_link", CallRequest{Args: args})
+		if err != nil {
+			return err.Error()
+		}
+		return fmt.Sprint(res.Output)
+	}
+	if got := call(map[string]any{"op": "write", "path": "/data/a.txt", "data": "x"}); got != "map[ok:true wrote:1]" {
+		t.Fatalf("write through the link: %s", got)
+	}
+	// The operator's data folder is replaced: the mount follows it.
+	if err := os.Rename(data, data+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := call(map[string]any{"op": "write", "path": "/data/b.txt", "data": "y"}); got != "map[ok:true wrote:1]" {
+		t.Fatalf("write after the folder was replaced: %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(data, "b.txt")); err != nil {
+		t.Fatalf("the new folder did not get the write: %v", err)
+	}
+	// Someone re-points the link at the database's directory.
+	before := snapshot(t, dbDir)
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dbDir, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range []map[string]any{
+		{"path": "/data/nano.db"},
+		{"op": "write", "path": "/data/planted", "data": "x"},
+		{"op": "unlink", "path": "/data/nano.db"},
+	} {
+		// The mount is gone for the guest (wasi-libc finds no preopen).
+		got := call(args)
+		if !strings.Contains(got, "Capabilities insufficient") {
+			t.Fatalf("%v through the re-pointed link: %s", args, got)
+		}
+	}
+	if after := snapshot(t, dbDir); !maps(after, before) {
+		t.Fatalf("the database's directory changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
