@@ -419,3 +419,49 @@ func TestProtectedPathsAtResolveAndReopen(t *testing.T) {
 		t.Fatalf("the database's directory changed:\nbefore %v\nafter  %v", before, after)
 	}
 }
+
+// FuzzGuestSymlinkStaysInside checks the rule for guest-made symlinks
+// against the host's own resolution: whatever two targets a guest picks,
+// every link the mount lets it make, followed the way a host process
+// would (filepath.EvalSymlinks, chaining through each other and through a
+// "here -> ." link), resolves inside the mount or not at all. Without the
+// rule, the seed ("here/..") resolves to the mount's parent.
+func FuzzGuestSymlinkStaysInside(f *testing.F) {
+	for _, s := range [][2]string{{"..", "x"}, {"../x", "l1/.."}, {"a/..", "here/.."}, {".", "l1"}, {"here/..", "sub/l1/.."}, {"/etc", "//etc"}, {"x/../..", "l2/l2"}, {"sub", "l1/../.."}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, t1, t2 string) {
+		base := t.TempDir()
+		mnt := filepath.Join(base, "mnt")
+		if err := os.MkdirAll(filepath.Join(mnt, "sub", "deeper"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h := &Host{opts: HostOptions{}}
+		fsys, err := h.openMount(Mount{HostPath: mnt, GuestPath: "/m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if errno := fsys.Symlink(".", "here"); errno != 0 {
+			t.Fatalf("symlink to its own directory: %v", errno)
+		}
+		made := []string{"here"}
+		for _, l := range []struct{ target, link string }{{t1, "sub/l1"}, {t2, "l2"}, {t1, "sub/deeper/l3"}} {
+			if fsys.Symlink(l.target, l.link) == 0 {
+				made = append(made, l.link)
+			}
+		}
+		realMnt, err := filepath.EvalSymlinks(mnt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range made {
+			p, err := filepath.EvalSymlinks(filepath.Join(mnt, l))
+			if err != nil {
+				continue // dangling or a loop: leads nowhere
+			}
+			if p != realMnt && !within(p, realMnt) {
+				t.Fatalf("targets %q, %q: %s resolves to %s, outside %s", t1, t2, l, p, realMnt)
+			}
+		}
+	})
+}
