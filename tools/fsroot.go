@@ -278,6 +278,8 @@ func (f *mountFS) Rename(from, to string) experimentalsys.Errno {
 	// only a directory, a file only a file.
 	if src, err := r.Lstat(from); err != nil {
 		return errnoOf(err)
+	} else if errno := movesLinkOut(r, src, from, to); errno != 0 {
+		return errno
 	} else if dst, err := r.Lstat(to); err == nil {
 		switch {
 		case src.IsDir() && !dst.IsDir():
@@ -330,7 +332,31 @@ func (f *mountFS) Link(oldName, newName string) experimentalsys.Errno {
 		return experimentalsys.EROFS
 	}
 	r, _ := f.current(false)
-	return errnoOf(r.Link(rel(oldName), rel(newName)))
+	oldName, newName = rel(oldName), rel(newName)
+	if src, err := r.Lstat(oldName); err == nil {
+		if errno := movesLinkOut(r, src, oldName, newName); errno != 0 {
+			return errno
+		}
+	}
+	return errnoOf(r.Link(oldName, newName))
+}
+
+// movesLinkOut refuses to rename or hard-link a symlink whose target the
+// guest could not have made (absolute, or with ".."; the operator's) into
+// another directory: "../x" means somewhere else one level up, and moved
+// from a subdirectory to the top of the mount it would lead out.
+func movesLinkOut(r *os.Root, src fs.FileInfo, from, to string) experimentalsys.Errno {
+	if src.Mode()&fs.ModeSymlink == 0 || path.Dir(path.Clean(from)) == path.Dir(path.Clean(to)) {
+		return 0
+	}
+	target, err := r.Readlink(from)
+	if err != nil {
+		return errnoOf(err)
+	}
+	if !symlinkTargetStaysBelow(target) {
+		return errMountEscape
+	}
+	return 0
 }
 
 // Symlink implements sys.FS. os.Root would store any target; a target

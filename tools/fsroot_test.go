@@ -56,6 +56,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 //	mnt/rw/                     mounted writable at /rw
 //	mnt/rw/prerel  -> ../../outside      pre-existing relative symlink out
 //	mnt/rw/preabs  -> <base>/outside     pre-existing absolute symlink out
+//	mnt/rw/deep/up -> ../ro              leads out only if moved up a level
 //	mnt/ro/                     mounted read-only at /ro
 //	mnt/ro/inside.txt, mnt/ro/keep/, mnt/ro/pre -> <base>/outside
 //
@@ -69,7 +70,7 @@ func newConfinementFixture(t *testing.T) *confinementFixture {
 	t.Helper()
 	base := t.TempDir()
 	f := &confinementFixture{base: base, outside: filepath.Join(base, "outside"), rw: filepath.Join(base, "mnt", "rw"), ro: filepath.Join(base, "mnt", "ro")}
-	for _, d := range []string{filepath.Join(f.outside, "sub"), f.rw, filepath.Join(f.ro, "keep")} {
+	for _, d := range []string{filepath.Join(f.outside, "sub"), filepath.Join(f.rw, "deep"), filepath.Join(f.ro, "keep")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -88,6 +89,9 @@ func newConfinementFixture(t *testing.T) *confinementFixture {
 		filepath.Join(f.rw, "prerel"): "../../outside",
 		filepath.Join(f.rw, "preabs"): f.outside,
 		filepath.Join(f.ro, "pre"):    f.outside,
+		// Inside as it stands (rw/deep/../ro is rw/ro); moved up a level
+		// it would name mnt/ro, outside the writable mount.
+		filepath.Join(f.rw, "deep", "up"): "../ro",
 	} {
 		if err := os.Symlink(target, link); err != nil {
 			t.Fatal(err)
@@ -150,6 +154,8 @@ func TestMountConfinement(t *testing.T) {
 		{"hard link to an outside file", map[string]any{"op": "link", "target": "/rw/prerel/linkme.txt", "path": "/rw/hard"}, "error: link /rw/hard: Operation not permitted"},
 		{"rename out of the mount", map[string]any{"op": "rename", "target": "/rw/mine.txt", "path": "/rw/prerel/stolen.txt"}, "error: rename /rw/prerel/stolen.txt: Operation not permitted"},
 		{"rename an outside file in", map[string]any{"op": "rename", "target": "/rw/prerel/takeme.txt", "path": "/rw/got.txt"}, "error: rename /rw/got.txt: Operation not permitted"},
+		{"move the operator's symlink up a level", map[string]any{"op": "rename", "target": "/rw/deep/up", "path": "/rw/up"}, "error: rename /rw/up: Operation not permitted"},
+		{"hard-link the operator's symlink up a level", map[string]any{"op": "link", "target": "/rw/deep/up", "path": "/rw/up"}, "error: link /rw/up: Operation not permitted"},
 		{"read-only: create", map[string]any{"op": "write", "path": "/ro/new.txt", "data": "x"}, "error: write /ro/new.txt: Read-only file system"},
 		{"read-only: overwrite", map[string]any{"op": "write", "path": "/ro/inside.txt", "data": "x"}, "error: write /ro/inside.txt: Read-only file system"},
 		{"read-only: append", map[string]any{"op": "append", "path": "/ro/inside.txt", "data": "x"}, "error: append /ro/inside.txt: Read-only file system"},
@@ -204,7 +210,7 @@ func TestMountConfinement(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if want := []string{"here", "mine.txt", "preabs", "prerel"}; !slices.Equal(names, want) {
+	if want := []string{"deep", "here", "mine.txt", "preabs", "prerel"}; !slices.Equal(names, want) {
 		t.Fatalf("writable mount holds %v, want %v", names, want)
 	}
 	// And nothing appeared beside the mounts.
