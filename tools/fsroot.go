@@ -102,15 +102,16 @@ func (f *mountFS) current(reopen bool) (*os.Root, experimentalsys.Errno) {
 	}
 	now, err := os.Stat(f.mount.HostPath)
 	if err != nil {
-		return nil, experimentalsys.UnwrapOSError(err)
+		// Gone, or unreadable: to the guest the mount is not there
+		// (wazero expects ENOENT when an instance opens its mount).
+		return nil, experimentalsys.ENOENT
 	}
 	if held, err := f.root.Stat("."); err == nil && os.SameFile(held, now) {
 		return f.root, 0
 	}
 	r, dir, err := f.host.openMountRoot(f.mount)
 	if err != nil {
-		// To the guest the mount is gone (wazero expects ENOENT here);
-		// the operator is told why.
+		// To the guest the mount is gone; the operator is told why.
 		f.host.opts.Logger.Warn("mount not reopened", "mount", f.mount.GuestPath, "host_path", f.mount.HostPath, "err", err)
 		return nil, experimentalsys.ENOENT
 	}
