@@ -471,3 +471,37 @@ func FuzzGuestSymlinkStaysInside(f *testing.F) {
 		}
 	})
 }
+
+// Ensure a mount whose folder was removed after the tool was resolved is
+// absent to the guest (no host panic, no write into the deleted folder),
+// and back once the folder is.
+func TestMountDirectoryRemoved(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newRegistry(t)
+	register(t, r, "fs_escape", func(m *Manifest) { m.Mounts = []Mount{{HostPath: data, GuestPath: "/data"}} })
+	write := func() (string, error) {
+		res, err := r.Call(context.Background(), "fs_escape", CallRequest{Args: map[string]any{"op": "write", "path": "/data/a.txt", "data": "x"}})
+		return fmt.Sprint(res.Output), err
+	}
+	if out, err := write(); err != nil {
+		t.Fatalf("write: %s %v", out, err)
+	}
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := write(); !errors.Is(err, ErrToolFailed) || !strings.Contains(err.Error(), "write /data/a.txt: Capabilities insufficient") {
+		t.Fatalf("write with the folder gone: %v", err)
+	}
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := write(); err != nil {
+		t.Fatalf("write once the folder is back: %s %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "a.txt")); err != nil {
+		t.Fatal(err)
+	}
+}
