@@ -220,11 +220,12 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		cacheDir = ""
 	}
 	if rt.host, err = tools.NewHost(ctx, tools.HostOptions{
-		CacheDir:   cacheDir,
-		Secrets:    secretResolver{rt.vault},
-		HTTPClient: cfg.HTTPClient,
-		Ceilings:   cfg.Ceilings,
-		Logger:     rt.log,
+		CacheDir:       cacheDir,
+		ProtectedPaths: protectedPaths(cfg.DBPath, cacheDir),
+		Secrets:        secretResolver{rt.vault},
+		HTTPClient:     cfg.HTTPClient,
+		Ceilings:       cfg.Ceilings,
+		Logger:         rt.log,
 	}); err != nil {
 		return fail(err)
 	}
@@ -248,6 +249,19 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		}
 	}
 	return rt, nil
+}
+
+// protectedPaths are the files the server keeps beside its database, which
+// no tool may mount, whoever configured the mount: the database, its vault
+// key (whether or not the key comes from the environment this time), the
+// compilation cache, and the shared-serving socket and its election lock
+// (runtime/shared's SocketPath and LockPath).
+func protectedPaths(dbPath, cacheDir string) []string {
+	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock"}
+	if cacheDir != "" {
+		ps = append(ps, cacheDir)
+	}
+	return ps
 }
 
 // installStartupTool registers a tool found at start-up (bundled, or the

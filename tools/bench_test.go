@@ -2,6 +2,8 @@ package tools
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -87,6 +89,41 @@ func BenchmarkGoTool(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMountCall measures a call of a wasi:fs tool (the fs_escape
+// testtool: no bundled tool uses the file system) that reads one file
+// from a mount, and one that creates and writes one: the cost of serving
+// mounts through os.Root, with its per-instance check that host_path
+// still names the directory it opened.
+func BenchmarkMountCall(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("hello"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	r := newRegistry(b)
+	register(b, r, "fs_escape", func(m *Manifest) { m.Mounts = []Mount{{HostPath: dir, GuestPath: "/data"}} })
+	ctx := context.Background()
+	tool, err := r.Resolve(ctx, "fs_escape")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args map[string]any
+	}{
+		{"read", map[string]any{"path": "/data/in.txt"}},
+		{"write", map[string]any{"op": "write", "path": "/data/out.txt", "data": "hello"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tool.Call(ctx, CallRequest{Args: tc.args}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
@@ -417,13 +418,15 @@ func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm
 		cfg = cfg.WithRandSource(rand.Reader)
 	}
 	if t.caps[CapFS] && len(m.Mounts) > 0 {
+		// Each mount is served through an os.Root (fsroot.go), never
+		// wazero's path-based DirFS, which follows symlinks out of it.
 		fsc := wazero.NewFSConfig()
 		for _, mt := range m.Mounts {
-			if mt.ReadOnly {
-				fsc = fsc.WithReadOnlyDirMount(mt.HostPath, mt.GuestPath)
-			} else {
-				fsc = fsc.WithDirMount(mt.HostPath, mt.GuestPath)
+			mfs, err := h.openMount(mt)
+			if err != nil {
+				return nil, fmt.Errorf("tool %q: %w", m.Name, err)
 			}
+			fsc = fsc.(sysfs.FSConfig).WithSysFSMount(mfs, mt.GuestPath)
 		}
 		cfg = cfg.WithFSConfig(fsc)
 	}

@@ -59,6 +59,10 @@ var (
 	// ErrTrap is returned when a guest traps: unreachable, an out-of-bounds
 	// access, a division by zero, a stack overflow.
 	ErrTrap = errors.New("trapped")
+	// ErrMountRefused is returned when a mount's host directory is,
+	// contains or lies inside one of the server's own files
+	// (HostOptions.ProtectedPaths), at registration or at resolve.
+	ErrMountRefused = errors.New("mount refused")
 	// ErrClosed is returned when the host has been closed.
 	ErrClosed = errors.New("host closed")
 )

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,13 @@ type HostOptions struct {
 	// defaults (DefaultCeilings). Ceilings.CallTimeout caps any per-call
 	// timeout, however it was set.
 	Ceilings Ceilings
+	// ProtectedPaths are the server's own files and directories (its
+	// database, vault key, compilation cache, socket and lock): a mount
+	// whose host directory is, contains or lies inside one of them is
+	// refused at registration and at resolve, whoever configured it.
+	// Relative paths are taken from the working directory; symlinks are
+	// resolved on both sides before comparing.
+	ProtectedPaths []string
 	// Logger receives host-side events (instance discarded, compile
 	// errors). nil means slog.Default().
 	Logger *slog.Logger
@@ -96,6 +104,10 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 	opts.Ceilings = opts.Ceilings.withDefaults()
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.CacheDir != "" {
+		// The compiled code a restart trusts is the host's own file.
+		opts.ProtectedPaths = append(slices.Clip(opts.ProtectedPaths), opts.CacheDir)
 	}
 	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}}
 	h.budget.limit = uint64(opts.Ceilings.MemoryBudgetMiB) << 20

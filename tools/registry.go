@@ -222,6 +222,9 @@ func (r *Registry) admit(m *Manifest, cm *compiledModule, granted []string) erro
 	if err := checkImports(cm.imports, newCapSet(granted)); err != nil {
 		return err
 	}
+	if err := r.host.checkMounts(m); err != nil {
+		return err
+	}
 	if limit := r.host.opts.Ceilings.effective(m).memory; uint64(cm.minPages)<<16 > limit {
 		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", uint64(cm.minPages)<<6, mib(limit))
 	}
