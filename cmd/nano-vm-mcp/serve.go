@@ -89,7 +89,9 @@ func cmdServe(args []string, cio *cliIO) error {
 
 	var serveErr error
 	if *transport == "stdio" {
-		serveErr = srv.ServeStdio(ctx, cio.stdin, cio.stdout)
+		// The shared transport's line reader, alone: the same message
+		// limits and errors as where the database is shared.
+		serveErr = shared.ServeLines(ctx, srv.MCP(), cio.stdin, cio.stdout, logger)
 		if errors.Is(serveErr, context.Canceled) {
 			serveErr = nil
 		}

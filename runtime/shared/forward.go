@@ -1,7 +1,6 @@
 package shared
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,10 +71,10 @@ func (f *forwarder) run(ctx context.Context, in io.Reader) error {
 	go func() {
 		inDone <- readLines(in, false, func(l []byte) {
 			select {
-			case lines <- bytes.Clone(l):
+			case lines <- l:
 			case <-ctx.Done():
 			}
-		})
+		}, f.clientTooLong)
 		close(lines)
 	}()
 
@@ -169,7 +168,7 @@ func (f *forwarder) sent(p *pendingReq) {
 // ends, then closes lost.
 func (f *forwarder) pump(up io.Reader, lost chan<- struct{}) {
 	defer close(lost)
-	err := readLines(up, true, f.fromUpstream)
+	err := readLines(up, true, f.fromUpstream, f.upstreamTooLong)
 	if err != nil {
 		f.log.Debug("shared: upstream read ended", "err", err)
 	}
@@ -194,6 +193,43 @@ func (f *forwarder) fromUpstream(line []byte) {
 		f.mu.Unlock()
 	}
 	if err := f.out.writeLine(line); err != nil {
+		f.log.Debug("shared: client write failed", "err", err)
+	}
+}
+
+// clientTooLong answers a client message over maxLine here, without
+// sending it upstream: the stream goes on, and so does every session the
+// primary serves.
+func (f *forwarder) clientTooLong(o oversized) {
+	f.log.Warn("shared: skipped an oversized client message", "bytes", o.n, "limit", maxLine)
+	if err := f.out.writeLine(errorLine(o.id, codeInvalidRequest, o.message(), map[string]any{"limit_bytes": maxLine})); err != nil {
+		f.log.Debug("shared: client write failed", "err", err)
+	}
+}
+
+// upstreamTooLong answers the request whose response was over maxLine
+// (the server bounds its results far below it, so this is a bug or a
+// primary of another release), keeping the connection.
+func (f *forwarder) upstreamTooLong(o oversized) {
+	f.log.Warn("shared: skipped an oversized message from the primary", "bytes", o.n, "limit", maxLine)
+	if len(o.id) == 0 {
+		return
+	}
+	key := idKey(o.id)
+	f.mu.Lock()
+	_, pending := f.pending[key]
+	delete(f.pending, key)
+	if done, ok := f.swallow[key]; ok {
+		delete(f.swallow, key)
+		close(done)
+		pending = false
+	}
+	f.mu.Unlock()
+	if !pending {
+		return
+	}
+	msg := fmt.Sprintf("the response was %d bytes, over the %d-byte limit of one message on this transport", o.n, maxLine)
+	if err := f.out.writeLine(errorLine(o.id, codeInternal, msg, nil)); err != nil {
 		f.log.Debug("shared: client write failed", "err", err)
 	}
 }
