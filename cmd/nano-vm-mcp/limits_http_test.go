@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+)
+
+// authedClient opens an initialized Streamable HTTP client with the key.
+func authedClient(t *testing.T, base, key string) *client.Client {
+	t.Helper()
+	c, err := client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	initialize(t, c)
+	return c
+}
+
+// healthConn opens a raw connection and makes one keep-alive GET /health
+// on it, leaving the connection open and idle.
+func healthConn(base string) (net.Conn, error) {
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		c.Close()
+		return nil, fmt.Errorf("GET /health: status %d, close=%v", resp.StatusCode, resp.Close)
+	}
+	c.SetReadDeadline(time.Time{})
+	return c, nil
+}
+
+// waitClosed reports whether the server closes c (EOF or reset) before
+// the deadline.
+func waitClosed(c net.Conn, deadline time.Time) error {
+	c.SetReadDeadline(deadline)
+	var b [1]byte
+	n, err := c.Read(b[:])
+	if n > 0 {
+		return fmt.Errorf("unexpected byte %q", b[0])
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errors.New("still open")
+	}
+	return nil // EOF or a reset: closed by the server
+}
+
+// Ensure a few hundred idle keep-alive connections (one unauthenticated
+// GET /health each) are closed by the server within its idle timeout,
+// and that an authenticated client is served all along.
+func TestHTTPIdleConnectionsClosed(t *testing.T) {
+	const key = "idle-token"
+	const idle = 2 * time.Second
+	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "idle.db"), key, "--http-idle-timeout", idle.String())
+	defer stop()
+	const n = 300
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := healthConn(base)
+		if err != nil {
+			t.Fatalf("idle connection %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	c := authedClient(t, base, key)
+	callTool(t, c, "list_traces", map[string]any{"limit": 1}, false)
+
+	// Generous: ten idle timeouts plus slack for a loaded machine.
+	deadline := time.Now().Add(10*idle + 20*time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := 0
+	for _, ic := range conns {
+		wg.Go(func() {
+			if err := waitClosed(ic, deadline); err != nil {
+				mu.Lock()
+				open++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if open > 0 {
+		t.Fatalf("%d of %d idle keep-alive connections were still open %s after their request (idle timeout %s)", open, n, 10*idle+20*time.Second, idle)
+	}
+	callTool(t, c, "list_traces", map[string]any{"limit": 1}, false)
+}
+
+// Ensure an authenticated request body sent one byte at a time, slower
+// than the minimum rate, is cut with 408 and its connection closed, while
+// another authenticated client is served; and that an SSE stream, which
+// writes rarely and reads nothing, outlives the write and body timeouts.
+func TestHTTPSlowBodyCut(t *testing.T) {
+	const key = "slow-token"
+	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "slow.db"), key,
+		"--http-body-grace", "1s", "--http-min-body-rate", "100", "--http-write-timeout", "1s", "--http-read-timeout", "3s")
+	defer stop()
+
+	sse, err := client.NewSSEMCPClient(base+"/sse", transport.WithHeaders(map[string]string{"Authorization": "Bearer " + key}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sse.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer sse.Close()
+	sseOpened := time.Now()
+	initialize(t, sse)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"jsonrpc":"2.0","id":1,"method":"ping"}` + strings.Repeat(" ", 2000)
+	fmt.Fprintf(conn, "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: %d\r\n\r\n", key, len(body))
+	stopTrickle := make(chan struct{})
+	defer close(stopTrickle)
+	go func() {
+		for i := 0; i < len(body); i++ {
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
+				return
+			}
+			select {
+			case <-stopTrickle:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	c := authedClient(t, base, key)
+	callTool(t, c, "list_traces", map[string]any{"limit": 1}, false)
+
+	conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the trickled body got no answer: %v", err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close || !strings.Contains(string(msg), "request_timeout") {
+		t.Fatalf("trickled body: %d close=%v %s", resp.StatusCode, resp.Close, msg)
+	}
+	callTool(t, c, "list_traces", map[string]any{"limit": 1}, false)
+	// Let the SSE session stay open for several write, grace and read
+	// timeouts (a lower bound, not a measurement); it still carries a call
+	// and its answer.
+	if wait := 5*time.Second - time.Since(sseOpened); wait > 0 {
+		time.Sleep(wait)
+	}
+	callTool(t, sse, "list_traces", map[string]any{"limit": 1}, false)
+}
+
+// Ensure connections over the cap are refused at once with 503 rather
+// than queued, and that the server serves again when they go.
+func TestHTTPConnectionCap(t *testing.T) {
+	const key = "cap-token"
+	const max = 8
+	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "cap.db"), key,
+		"--http-max-conns", fmt.Sprint(max), "--http-idle-timeout", "5m")
+	defer stop()
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	// Each held connection made one request and now idles, kept by the
+	// 5 m idle timeout; the start-up probe's connection may still count,
+	// so the cap is found by the first refusal.
+	var refusal error
+	for len(held) <= max {
+		c, err := healthConn(base)
+		if err != nil {
+			refusal = err
+			break
+		}
+		held = append(held, c)
+	}
+	if refusal == nil || !strings.Contains(refusal.Error(), "503") {
+		t.Fatalf("%d connections served, then: %v; want a 503 at the cap of %d", len(held), refusal, max)
+	}
+	if len(held) == 0 {
+		t.Fatal("no connection was served")
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	// The server sees the closes asynchronously: retry for a while.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := healthConn(base)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server does not serve after the held connections closed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c := authedClient(t, base, key)
+	callTool(t, c, "list_traces", map[string]any{"limit": 1}, false)
+}
