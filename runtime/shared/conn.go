@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -17,14 +18,21 @@ type lineWriter struct {
 	w  io.Writer
 }
 
-// writeLine writes msg and a newline in one Write, so that a reader
-// killed mid-stream never sees two messages spliced together.
+// writeLine writes msg and a newline, one writer at a time, so two
+// messages are never spliced together; a writer that dies between the two
+// leaves a line without its newline, which a reader drops as torn. A
+// short message goes in one Write; a long one is not copied for it
+// (net.Buffers: one writev on a socket).
 func (l *lineWriter) writeLine(msg []byte) error {
-	buf := make([]byte, 0, len(msg)+1)
-	buf = append(append(buf, msg...), '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, err := l.w.Write(buf)
+	if len(msg) < 64<<10 {
+		buf := make([]byte, 0, len(msg)+1)
+		_, err := l.w.Write(append(append(buf, msg...), '\n'))
+		return err
+	}
+	bufs := net.Buffers{msg, []byte{'\n'}}
+	_, err := bufs.WriteTo(l.w)
 	return err
 }
 

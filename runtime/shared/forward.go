@@ -187,7 +187,7 @@ func (f *forwarder) fromUpstream(line []byte) {
 		if p := f.pending[key]; p != nil {
 			delete(f.pending, key)
 			if p.env.Method == "tools/list" {
-				f.policy.learnTools(e.Result)
+				f.policy.learnTools(json.RawMessage(e.Result))
 			}
 		}
 		f.mu.Unlock()

@@ -65,24 +65,32 @@ func readLines(r io.Reader, dropTorn bool, fn func([]byte), tooLong func(oversiz
 // fed through an idScanner on the way, never kept. err is io.EOF when the
 // stream ended, before a newline, after what was returned.
 func readLine(br *bufio.Reader) (line []byte, over *oversized, err error) {
+	// A long line is gathered in chunks and joined once, so it costs its
+	// own size plus at most one chunk list, not append's regrowth.
+	var chunks [][]byte
+	total := 0
 	for {
 		chunk, err := br.ReadSlice('\n')
 		done := err == nil
 		if done {
 			chunk = chunk[:len(chunk)-1]
 		}
-		if len(line)+len(chunk) > maxLine {
-			return nil, skipLine(br, line, chunk, done), readErr(done, err)
+		if total+len(chunk) > maxLine {
+			return nil, skipLine(br, chunks, chunk, done), readErr(done, err)
 		}
-		line = append(line, chunk...)
-		switch {
-		case done:
-			return line, nil, nil
-		case err == bufio.ErrBufferFull:
+		if chunks == nil && err != bufio.ErrBufferFull {
+			return bytes.Clone(chunk), nil, readErr(done, err)
+		}
+		chunks = append(chunks, bytes.Clone(chunk))
+		total += len(chunk)
+		if err == bufio.ErrBufferFull {
 			continue
-		default:
-			return line, nil, err
 		}
+		line = make([]byte, 0, total)
+		for _, c := range chunks {
+			line = append(line, c...)
+		}
+		return line, nil, readErr(done, err)
 	}
 }
 
@@ -95,11 +103,15 @@ func readErr(done bool, err error) error {
 
 // skipLine discards the rest of an oversized line, scanning it for its id.
 // head is what was read before chunk; done says chunk ended the line.
-func skipLine(br *bufio.Reader, head, chunk []byte, done bool) *oversized {
+func skipLine(br *bufio.Reader, head [][]byte, chunk []byte, done bool) *oversized {
 	var s idScanner
-	s.feed(head)
+	var n int64
+	for _, c := range head {
+		s.feed(c)
+		n += int64(len(c))
+	}
 	s.feed(chunk)
-	n := int64(len(head) + len(chunk))
+	n += int64(len(chunk))
 	for !done {
 		c, err := br.ReadSlice('\n')
 		if err == nil {

@@ -15,9 +15,19 @@ import (
 type envelope struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
+	Params span            `json:"params"`
+	Result span            `json:"result"`
+	Error  span            `json:"error"`
+}
+
+// span is a raw JSON value kept as a slice of the message it was decoded
+// from, not a copy: a message's params can be most of its 32 MiB, and the
+// line it points into is never reused (each line is a buffer of its own).
+type span []byte
+
+func (s *span) UnmarshalJSON(b []byte) error {
+	*s = b
+	return nil
 }
 
 // parseEnvelope decodes one line. A line that is not a JSON object is an
