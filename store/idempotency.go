@@ -10,9 +10,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// maxKeyLen bounds idempotency keys (Stripe allows 255 characters).
-const maxKeyLen = 255
-
 func getIdem(tx *bolt.Tx, key string) (IdempotencyRecord, bool, error) {
 	var r IdempotencyRecord
 	v := tx.Bucket(bucketIdem).Get([]byte(key))
@@ -48,11 +45,11 @@ func live(r IdempotencyRecord, now time.Time) bool { return now.Before(r.Expires
 
 // ClaimIdempotencyKey implements IdempotencyStore.
 func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executionID string, ttl time.Duration) (IdempotencyRecord, bool, error) {
-	if key == "" || len(key) > maxKeyLen {
-		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key: key must be 1..%d bytes", maxKeyLen)
+	if err := CheckIdempotencyKey(key); err != nil {
+		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key: %w", err)
 	}
 	if err := checkID("execution", executionID); err != nil {
-		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %q: %w", key, err)
+		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %s: %w", Clip(key), err)
 	}
 	if ttl <= 0 {
 		ttl = DefaultIdempotencyTTL
@@ -91,7 +88,7 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executi
 		return putIdem(tx, rec)
 	})
 	if err != nil {
-		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %q: %w", key, err)
+		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %s: %w", Clip(key), err)
 	}
 	return out, claimed, nil
 }
@@ -111,7 +108,7 @@ func (db *DB) IdempotencyKey(ctx context.Context, key string) (IdempotencyRecord
 		return nil
 	})
 	if err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency key %q: %w", key, err)
+		return IdempotencyRecord{}, fmt.Errorf("idempotency key %s: %w", Clip(key), err)
 	}
 	return r, nil
 }
@@ -119,7 +116,7 @@ func (db *DB) IdempotencyKey(ctx context.Context, key string) (IdempotencyRecord
 // FinishIdempotencyKey implements IdempotencyStore.
 func (db *DB) FinishIdempotencyKey(ctx context.Context, key, status string) error {
 	if status == "" || status == IdempotencyPending {
-		return fmt.Errorf("finish idempotency key %q: status %q is not terminal", key, status)
+		return fmt.Errorf("finish idempotency key %s: status %q is not terminal", Clip(key), status)
 	}
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		cur, ok, err := getIdem(tx, key)
@@ -133,7 +130,7 @@ func (db *DB) FinishIdempotencyKey(ctx context.Context, key, status string) erro
 		return putIdem(tx, cur)
 	})
 	if err != nil {
-		return fmt.Errorf("finish idempotency key %q: %w", key, err)
+		return fmt.Errorf("finish idempotency key %s: %w", Clip(key), err)
 	}
 	return nil
 }

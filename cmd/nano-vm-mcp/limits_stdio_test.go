@@ -263,3 +263,27 @@ func TestRegisterBigModule(t *testing.T) {
 		}
 	})
 }
+
+// Ensure a long idempotency key and a long save_as are refused with
+// invalid_argument over MCP on the real binary, and the log does not
+// hold them.
+func TestLongKeyRefused(t *testing.T) {
+	p := startRawStdio(t, filepath.Join(t.TempDir(), "keys.db"), "NANO_VM_MCP_LOG_LEVEL=debug")
+	prog := `{"name":"p","steps":[{"id":"v","type":"tool","tool":"validate_amount","args":{"amount":1}}]}`
+	long := strings.Repeat("K", 4000)
+	for i, args := range []map[string]any{
+		{"program": prog, "idempotency_key": long},
+		{"program": prog, "save_as": long},
+	} {
+		out, isErr := p.callRaw(10+i, "run_program", args)
+		if !isErr || out["error"] != "invalid_argument" || !strings.Contains(fmt.Sprint(out["message"]), "limit") {
+			t.Fatalf("run_program %v: %v", i, out)
+		}
+	}
+	if out, isErr := p.callRaw(20, "run_program", map[string]any{"program": prog, "idempotency_key": "fine-key"}); isErr {
+		t.Fatalf("a good key after the long ones: %v", out)
+	}
+	if strings.Contains(p.stderr.String(), long[:100]) {
+		t.Fatal("the log holds the long key")
+	}
+}
