@@ -38,7 +38,7 @@ type rawStdio struct {
 func startRawStdio(t *testing.T, db string, extraEnv ...string) *rawStdio {
 	t.Helper()
 	p := &rawStdio{t: t, stderr: &syncBuffer{}, lines: make(chan []byte, 16)}
-	p.cmd = exec.Command(binary, "--transport", "stdio", "--db", db, "--cache-dir", sharedCache, "--no-bundled-tools")
+	p.cmd = exec.Command(binary, "--transport", "stdio", "--db", db, "--cache-dir", sharedCache)
 	p.cmd.Env = append(append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey)), extraEnv...)
 	p.cmd.Stderr = p.stderr
 	var err error
@@ -280,7 +280,7 @@ func TestLongKeyRefused(t *testing.T) {
 			t.Fatalf("run_program %v: %v", i, out)
 		}
 	}
-	if out, isErr := p.callRaw(20, "run_program", map[string]any{"program": prog, "idempotency_key": "fine-key"}); isErr {
+	if out, isErr := p.callRaw(20, "run_program", map[string]any{"program": prog, "idempotency_key": "fine-key"}); isErr || out["status"] != "success" {
 		t.Fatalf("a good key after the long ones: %v", out)
 	}
 	if strings.Contains(p.stderr.String(), long[:100]) {
