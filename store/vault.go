@@ -226,12 +226,12 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 		cerr := f.Close()
 		if err := errors.Join(werr, serr, cerr); err != nil {
 			_ = os.Remove(path)
-			return nil, fmt.Errorf("create vault key %q: %w", path, err)
+			return nil, fmt.Errorf("create vault key %q: %w", path, EnvError(err))
 		}
 		return key, nil
 	}
 	if !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("create vault key %q: %w", path, err)
+		return nil, fmt.Errorf("create vault key %q: %w", path, EnvError(err))
 	}
 	fi, err := os.Stat(path)
 	if err != nil {

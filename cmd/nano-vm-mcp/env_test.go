@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes (ro when readOnly) on a fresh
+// directory and unmounts it at cleanup. It skips the test, saying why,
+// when not root.
+func mountTmpfs(t *testing.T, size int, readOnly bool) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs (a small or read-only file system); run the tests as root to cover it")
+	}
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := fmt.Sprintf("size=%d,mode=0755", size)
+	if readOnly {
+		opts += ",ro"
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s); skipping", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes a file in dir until the device is full, and returns
+// its path (removing it frees the space).
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "fill")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", dir, err)
+			}
+			break
+		}
+	}
+	// Whatever is left is smaller than a write: take it too.
+	for {
+		if _, err := f.Write(buf[:512]); err != nil {
+			break
+		}
+	}
+	return path
+}
+
+// runStart runs a command of the binary to its end and returns its exit
+// code and stderr.
+func runStart(t *testing.T, stdin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = e2eEnv()
+	cmd.Stdin = strings.NewReader(stdin)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdout = io.Discard
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// Ensure a read-only directory, a full disk, a database locked by another
+// process and a truncated file are each reported at start for what they
+// are, with the path, and never as a corrupt database when it is not.
+func TestEnvironmentAtStart(t *testing.T) {
+	t.Run("read-only", func(t *testing.T) {
+		dir := mountTmpfs(t, 1<<20, true)
+		db := filepath.Join(dir, "x.db")
+		for _, args := range [][]string{{"--transport", "stdio", "--db", db}, {"trace", "ls", "--db", db}} {
+			code, stderr := runStart(t, "", args...)
+			if code == 0 || !strings.Contains(stderr, "not writable") || !strings.Contains(stderr, "read-only") || !strings.Contains(stderr, db) || strings.Contains(stderr, "corrupt") {
+				t.Fatalf("%v: exit %d\n%s", args, code, stderr)
+			}
+		}
+	})
+	t.Run("read-only existing file", func(t *testing.T) {
+		dir := mountTmpfs(t, 1<<20, false)
+		db := filepath.Join(dir, "x.db")
+		if code, stderr := runStart(t, "", "trace", "ls", "--db", db); code != 0 {
+			t.Fatalf("create: %d %s", code, stderr)
+		}
+		if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+			t.Fatalf("remount ro: %v: %s", err, out)
+		}
+		code, stderr := runStart(t, "", "trace", "ls", "--db", db)
+		if code == 0 || !strings.Contains(stderr, "not writable") || !strings.Contains(stderr, db) || strings.Contains(stderr, "corrupt") {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+	})
+	t.Run("locked", func(t *testing.T) {
+		db := filepath.Join(t.TempDir(), "x.db")
+		bdb, err := bolt.Open(db, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bdb.Close()
+		code, stderr := runStart(t, "", "trace", "ls", "--db", db)
+		if code == 0 || !strings.Contains(stderr, "locked by another process") || !strings.Contains(stderr, db) {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+	})
+	t.Run("full", func(t *testing.T) {
+		dir := mountTmpfs(t, 256<<10, false)
+		fill := fillDisk(t, dir)
+		db := filepath.Join(dir, "x.db")
+		for _, args := range [][]string{{"--transport", "stdio", "--db", db}, {"trace", "ls", "--db", db}} {
+			code, stderr := runStart(t, "", args...)
+			if code == 0 || !strings.Contains(stderr, "disk full") || !strings.Contains(stderr, db) || strings.Contains(stderr, "corrupt") {
+				t.Fatalf("%v: exit %d\n%s", args, code, stderr)
+			}
+		}
+		// Nothing torn is left behind: with space freed, it starts.
+		if err := os.Remove(fill); err != nil {
+			t.Fatal(err)
+		}
+		if code, stderr := runStart(t, "", "trace", "ls", "--db", db); code != 0 {
+			t.Fatalf("after freeing space: exit %d\n%s", code, stderr)
+		}
+	})
+	t.Run("truncated", func(t *testing.T) {
+		db := filepath.Join(t.TempDir(), "x.db")
+		if code, stderr := runStart(t, "", "trace", "ls", "--db", db); code != 0 {
+			t.Fatalf("create: %d %s", code, stderr)
+		}
+		fi, err := os.Stat(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(db, fi.Size()/2); err != nil {
+			t.Fatal(err)
+		}
+		code, stderr := runStart(t, "", "trace", "ls", "--db", db)
+		if code == 0 || !strings.Contains(stderr, "truncated") || !strings.Contains(stderr, db) {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+	})
+}
