@@ -1,17 +1,25 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes (ro when readOnly) on a fresh
@@ -162,4 +170,70 @@ func TestEnvironmentAtStart(t *testing.T) {
 			t.Fatalf("exit %d\n%s", code, stderr)
 		}
 	})
+}
+
+// Ensure a disk that fills mid-run says "disk full", commits nothing of
+// the step, and leaves the run resumable: after space is freed the same
+// request (idempotency key) finishes it, and the audit verifies. The disk
+// fills while the run's first step waits on its HTTP call, whose large
+// answer then cannot be committed.
+func TestDiskFullMidRun(t *testing.T) {
+	dir := mountTmpfs(t, 64<<20, false)
+	db := filepath.Join(dir, "x.db")
+	var fill atomic.Value
+	hits := atomic.Int32{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			fill.Store(fillDisk(t, dir))
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, strings.Repeat("z", 8000))
+	}))
+	defer hs.Close()
+	p := startRawStdio(t, db)
+	var httpGet wasmtools.Module
+	mods, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name == "http_get" {
+			httpGet = m
+		}
+	}
+	var man map[string]any
+	if err := json.Unmarshal(httpGet.Manifest, &man); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(hs.URL)
+	man["allowed_hosts"] = []string{u.Host}
+	if out, isErr := p.callRaw(1, "register_tool", map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(httpGet.Wasm), "manifest": man}); isErr {
+		t.Fatalf("register_tool: %v", out)
+	}
+	// The disk fills at the first step's call; the free pages inside the
+	// database file take a few more steps; then a commit finds no space.
+	var steps []any
+	const n = 400
+	for i := range n {
+		steps = append(steps, map[string]any{"id": fmt.Sprintf("get%d", i), "type": "tool", "tool": "http_get", "args": map[string]any{"url": hs.URL + "/big"}})
+	}
+	prog := map[string]any{"name": "p", "steps": steps}
+	out, isErr := p.callRaw(2, "run_program", map[string]any{"program": prog, "idempotency_key": "full-1"})
+	t.Logf("run on a disk that fills: isErr=%v %v", isErr, out)
+	if fill.Load() == nil {
+		t.Fatal("the step never reached its HTTP call")
+	}
+	if steps, _ := out["steps"].(float64); !isErr || out["error"] != "disk_full" || !strings.Contains(fmt.Sprint(out["message"]), "disk full") || steps < 1 || steps >= n || out["trace_id"] == nil {
+		t.Fatalf("the run does not say disk full: %v\nstderr:\n%s", out, p.stderr)
+	}
+	if err := os.Remove(fill.Load().(string)); err != nil {
+		t.Fatal(err)
+	}
+	out, isErr = p.callRaw(3, "run_program", map[string]any{"program": prog, "idempotency_key": "full-1"})
+	if isErr || out["status"] != "success" || out["steps"] != float64(n) {
+		t.Fatalf("the same request after freeing space: %v\nstderr:\n%s", out, p.stderr)
+	}
+	if v, isErr := p.callRaw(4, "verify_audit", map[string]any{}); isErr || v["ok"] != true {
+		t.Fatalf("verify_audit: %v", v)
+	}
 }

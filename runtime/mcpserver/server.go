@@ -212,6 +212,12 @@ func (s *Server) handle(d toolDef) server.ToolHandlerFunc {
 // incident id and reported generically, so no internal detail leaks.
 func (s *Server) errorResult(tool string, err error) *mcp.CallToolResult {
 	body := map[string]any{}
+	if e := diskFullError(nil, err); e != nil {
+		if _, ok := runtime.AsError(err); !ok {
+			s.log.Error("mcp tool failed: disk full", "tool", tool, "err", err)
+			err = e
+		}
+	}
 	if e, ok := runtime.AsError(err); ok {
 		for k, v := range e.Details {
 			body[k] = v
