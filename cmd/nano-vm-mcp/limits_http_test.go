@@ -3,19 +3,27 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // authedClient opens an initialized Streamable HTTP client with the key.
@@ -237,4 +245,63 @@ func TestHTTPConnectionCap(t *testing.T) {
 	}
 	c := authedClient(t, base, key)
 	callTool(t, c, "list_traces", map[string]any{"limit": 1}, false)
+}
+
+// Ensure a run that lasts several write timeouts, with its progress
+// streamed to a Streamable HTTP client, is not cut: the write timeout
+// bounds each write, not the response.
+func TestHTTPLongRunOutlivesWriteTimeout(t *testing.T) {
+	const key = "long-token"
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond)
+		io.WriteString(w, "ok")
+	}))
+	defer slow.Close()
+	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "long.db"), key, "--http-write-timeout", "500ms", "--http-read-timeout", "1s", "--http-body-grace", "500ms")
+	defer stop()
+	c := authedClient(t, base, key)
+	var progress atomic.Int32
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationProgress) {
+			progress.Add(1)
+		}
+	})
+	var httpGet wasmtools.Module
+	mods, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name == "http_get" {
+			httpGet = m
+		}
+	}
+	var man map[string]any
+	if err := json.Unmarshal(httpGet.Manifest, &man); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(slow.URL)
+	man["allowed_hosts"] = []string{u.Host}
+	callTool(t, c, "register_tool", map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(httpGet.Wasm), "manifest": man}, false)
+	var steps []any
+	for i := range 3 {
+		steps = append(steps, map[string]any{"id": fmt.Sprintf("s%d", i), "type": "tool", "tool": "http_get", "args": map[string]any{"url": slow.URL}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "run_program"
+	req.Params.Arguments = map[string]any{"program": map[string]any{"name": "slow", "steps": steps}}
+	req.Params.Meta = &mcp.Meta{ProgressToken: "p1"}
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("a run of several write timeouts was cut: %v", err)
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	if res.IsError || !strings.Contains(string(b), `"status":"success"`) {
+		t.Fatalf("run: %s", b)
+	}
+	if progress.Load() == 0 {
+		t.Fatal("no progress reached the client")
+	}
 }
