@@ -194,8 +194,32 @@ func TestHTTPSlowBodyCut(t *testing.T) {
 	callTool(t, sse, "list_traces", map[string]any{"limit": 1}, false)
 }
 
-// Ensure connections over the cap are refused at once with 503 rather
-// than queued, and that the server serves again when they go.
+// sseConn opens a raw authenticated GET /sse and reads its response
+// headers: a connection busy for as long as it stays open.
+func sseConn(base, key string) (net.Conn, error) {
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(c, "GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\n\r\n", key)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetReadDeadline(time.Time{})
+	if resp.StatusCode != 200 {
+		c.Close()
+		return nil, fmt.Errorf("GET /sse: status %d", resp.StatusCode)
+	}
+	return c, nil
+}
+
+// Ensure the connection cap: at the cap an idle keep-alive connection is
+// closed to make room for a newcomer; with every connection busy, one
+// more is refused at once with 503 rather than queued; and the server
+// serves again when the busy ones go.
 func TestHTTPConnectionCap(t *testing.T) {
 	const key = "cap-token"
 	const max = 8
@@ -208,30 +232,62 @@ func TestHTTPConnectionCap(t *testing.T) {
 			c.Close()
 		}
 	}()
-	// Each held connection made one request and now idles, kept by the
-	// 5 m idle timeout; the start-up probe's connection may still count,
-	// so the cap is found by the first refusal.
-	var refusal error
-	for len(held) <= max {
+
+	// max idle keep-alive connections (kept by the 5 m idle timeout),
+	// then more: each newcomer is served, and the oldest idle ones are
+	// the ones closed.
+	for range max {
 		c, err := healthConn(base)
 		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	for i := range 3 {
+		c, err := healthConn(base)
+		if err != nil {
+			t.Fatalf("newcomer %d at a cap full of idle connections: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	if err := waitClosed(held[0], time.Now().Add(30*time.Second)); err != nil {
+		t.Fatalf("the oldest idle connection: %v", err)
+	}
+	if err := waitClosed(held[len(held)-1], time.Now().Add(200*time.Millisecond)); err == nil {
+		t.Fatal("the newest connection was closed")
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+
+	// max busy connections (SSE streams): one more is refused with 503.
+	// The start-up probe or a closing idle connection may still count
+	// for a moment, so the cap is found by the first refusal.
+	var refusal error
+	deadline := time.Now().Add(60 * time.Second)
+	for len(held) <= max && time.Now().Before(deadline) {
+		c, err := sseConn(base, key)
+		if err != nil {
 			refusal = err
+			if strings.Contains(err.Error(), "503") && len(held) < max {
+				// An idle connection not yet seen closed: retry.
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
 			break
 		}
 		held = append(held, c)
 	}
-	if refusal == nil || !strings.Contains(refusal.Error(), "503") {
-		t.Fatalf("%d connections served, then: %v; want a 503 at the cap of %d", len(held), refusal, max)
-	}
-	if len(held) == 0 {
-		t.Fatal("no connection was served")
+	if len(held) != max || refusal == nil || !strings.Contains(refusal.Error(), "503") {
+		t.Fatalf("%d busy connections, then: %v; want %d, then a 503", len(held), refusal, max)
 	}
 	for _, c := range held {
 		c.Close()
 	}
 	held = nil
 	// The server sees the closes asynchronously: retry for a while.
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for {
 		c, err := healthConn(base)
 		if err == nil {
@@ -239,7 +295,7 @@ func TestHTTPConnectionCap(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the server does not serve after the held connections closed: %v", err)
+			t.Fatalf("the server does not serve after the busy connections closed: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -170,12 +170,11 @@ func serveHTTP(ctx context.Context, srv *mcpserver.Server, addr, host string, op
 		opts.AllowedHosts = append(opts.AllowedHosts, host)
 	}
 	opts.APIKey = apiKey
-	hs := srv.HTTPServer(opts)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	ln = mcpserver.LimitListener(ln, opts)
+	hs, ln := srv.HTTPServer(ln, opts)
 	logger.Info("serving MCP over HTTP", "addr", ln.Addr().String(), "streamable_http", "/mcp", "sse", "/sse", "health", "/health", "auth", apiKey != "")
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

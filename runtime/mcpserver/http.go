@@ -26,7 +26,7 @@ import (
 // is handled, so the worst case is about MaxConns × MaxBodyBytes.
 const DefaultMaxBodyBytes = 32 << 20
 
-// HTTPOptions configures HTTPHandler, HTTPServer and LimitListener. The
+// HTTPOptions configures HTTPHandler and HTTPServer. The
 // zero value serves without auth, to loopback Host names and same-machine
 // or Origin-less clients only, with the Default* limits of this package.
 type HTTPOptions struct {
@@ -66,8 +66,9 @@ type HTTPOptions struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes caps a request's headers; default 64 KiB.
 	MaxHeaderBytes int
-	// MaxConns caps the connections open at once (LimitListener); the
-	// excess is answered 503 and closed at once; default 1024.
+	// MaxConns caps the connections open at once (HTTPServer); at the cap
+	// an idle keep-alive connection is closed to make room, and when all
+	// are busy the newcomer is answered 503 and closed; default 1024.
 	MaxConns int
 	// Logger receives the transport's logs; nil means the Server's.
 	Logger *slog.Logger

@@ -33,8 +33,8 @@ const (
 	DefaultIdleTimeout = 60 * time.Second
 	// DefaultMaxHeaderBytes caps a request's headers (and request line).
 	DefaultMaxHeaderBytes = 64 << 10
-	// DefaultMaxConns caps the connections served at once; one more is
-	// answered 503 and closed at once.
+	// DefaultMaxConns caps the connections served at once; see
+	// HTTPServer for what happens to one more.
 	DefaultMaxConns = 1024
 )
 
@@ -64,48 +64,54 @@ func (o *HTTPOptions) fill() {
 }
 
 // HTTPServer returns an http.Server serving HTTPHandler(opts) with opts'
-// timeouts and header cap. Serve it on LimitListener(ln, opts) so the
-// connection cap applies too. The whole-request and write timeouts are
-// applied per request by the handler, not by http.Server, so that a
-// stream is not cut for its length (see HTTPOptions).
-func (s *Server) HTTPServer(opts HTTPOptions) *http.Server {
+// timeouts and header cap, and ln wrapped to cap the connections at
+// opts.MaxConns; serve the one on the other (hs.Serve(l)). The
+// whole-request and write timeouts are applied per request by the
+// handler, not by http.Server, so that a stream is not cut for its length
+// (see HTTPOptions).
+//
+// A connection over the cap is not queued. When the server is full, the
+// longest-idle keep-alive connection (or one accepted over a second ago
+// that has sent nothing yet) is closed to make room, since its client
+// loses nothing but a reconnect; when every connection is busy, the new
+// one is answered "503 Service Unavailable" (Retry-After: 1) and closed
+// at once. Idle or silent connections therefore cannot keep working
+// clients out.
+func (s *Server) HTTPServer(ln net.Listener, opts HTTPOptions) (*http.Server, net.Listener) {
 	opts.fill()
 	log := opts.Logger
 	if log == nil {
 		log = s.log
 	}
-	return &http.Server{
+	l := &limitListener{Listener: ln, max: opts.MaxConns, log: log, conns: map[*limitedConn]struct{}{}}
+	hs := &http.Server{
 		Handler:           s.HTTPHandler(opts),
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         l.connState,
 	}
+	return hs, l
 }
 
-// LimitListener caps the connections accepted from ln and still open at
-// opts.MaxConns. A connection over the cap is not queued: it is answered
-// "503 Service Unavailable" (with Retry-After) and closed at once, so the
-// excess costs a moment, never a descriptor held.
-func LimitListener(ln net.Listener, opts HTTPOptions) net.Listener {
-	opts.fill()
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &limitListener{Listener: ln, max: opts.MaxConns, log: log}
-}
-
+// limitListener caps the connections accepted and still open; see
+// HTTPServer.
 type limitListener struct {
 	net.Listener
 	max int
 	log *slog.Logger
 
 	mu      sync.Mutex
-	open    int
+	conns   map[*limitedConn]struct{}
 	refused int64
+	evicted int64
 	warned  time.Time
 }
+
+// evictAfter is how long a new connection may stay silent before it may
+// be closed to make room.
+const evictAfter = time.Second
 
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
@@ -113,11 +119,24 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		lc := &limitedConn{Conn: c, l: l, state: http.StateNew, since: time.Now()}
 		l.mu.Lock()
-		if l.open < l.max {
-			l.open++
+		var victim *limitedConn
+		if len(l.conns) >= l.max {
+			victim = l.victimLocked()
+		}
+		if len(l.conns) < l.max || victim != nil {
+			if victim != nil {
+				delete(l.conns, victim)
+				victim.released = true
+				l.evicted++
+			}
+			l.conns[lc] = struct{}{}
 			l.mu.Unlock()
-			return &limitedConn{Conn: c, l: l}, nil
+			if victim != nil {
+				victim.Conn.Close()
+			}
+			return lc, nil
 		}
 		l.refused++
 		n, warn := l.refused, time.Since(l.warned) > 10*time.Second
@@ -126,20 +145,52 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if warn {
-			l.log.Warn("http: connection cap reached; refusing connections with 503", "max_conns", l.max, "refused_so_far", n, "remote", c.RemoteAddr().String())
+			l.log.Warn("http: connection cap reached with every connection busy; refusing connections with 503", "max_conns", l.max, "refused_so_far", n, "remote", c.RemoteAddr().String())
 		}
 		go refuseConn(c, l.max)
 	}
 }
 
+// victimLocked picks the connection to close for a newcomer: the one idle
+// the longest, else the oldest that has sent nothing for evictAfter.
+func (l *limitListener) victimLocked() *limitedConn {
+	var idle, silent *limitedConn
+	now := time.Now()
+	for c := range l.conns {
+		switch {
+		case c.state == http.StateIdle:
+			if idle == nil || c.since.Before(idle.since) {
+				idle = c
+			}
+		case c.state == http.StateNew && now.Sub(c.since) >= evictAfter:
+			if silent == nil || c.since.Before(silent.since) {
+				silent = c
+			}
+		}
+	}
+	if idle != nil {
+		return idle
+	}
+	return silent
+}
+
+func (l *limitListener) connState(c net.Conn, st http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	lc.state, lc.since = st, time.Now()
+	l.mu.Unlock()
+}
+
 // refuseConn answers a connection over the cap and closes it; the write is
 // bounded, so a peer that reads nothing cannot hold it.
 func refuseConn(c net.Conn, max int) {
-	body := fmt.Sprintf(`{"error":"too_many_connections","message":"the server is at its cap of %d connections; retry shortly"}`+"\n", max)
+	body := fmt.Sprintf(`{"error":"too_many_connections","message":"the server is at its cap of %d connections, all busy; retry shortly"}`+"\n", max)
 	_ = c.SetDeadline(time.Now().Add(time.Second))
 	_, _ = io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"+
 		fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body))+body)
-	// Close without lingering on unread request bytes: a reset at worst.
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}
@@ -148,17 +199,21 @@ func refuseConn(c net.Conn, max int) {
 
 type limitedConn struct {
 	net.Conn
-	l    *limitListener
-	once sync.Once
+	l *limitListener
+	// Guarded by l.mu.
+	state    http.ConnState
+	since    time.Time
+	released bool
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		c.l.open--
-		c.l.mu.Unlock()
-	})
+	c.l.mu.Lock()
+	if !c.released {
+		c.released = true
+		delete(c.l.conns, c)
+	}
+	c.l.mu.Unlock()
 	return err
 }
 
