@@ -201,8 +201,8 @@ func (f *forwarder) fromUpstream(line []byte) {
 // sending it upstream: the stream goes on, and so does every session the
 // primary serves.
 func (f *forwarder) clientTooLong(o oversized) {
-	f.log.Warn("shared: skipped an oversized client message", "bytes", o.n, "limit", maxLine)
-	if err := f.out.writeLine(errorLine(o.id, codeInvalidRequest, o.message(), map[string]any{"limit_bytes": maxLine})); err != nil {
+	f.log.Warn("shared: skipped an oversized client message", "bytes", o.n, "limit", maxLine())
+	if err := f.out.writeLine(errorLine(o.id, codeInvalidRequest, o.message(), map[string]any{"limit_bytes": maxLine()})); err != nil {
 		f.log.Debug("shared: client write failed", "err", err)
 	}
 }
@@ -211,7 +211,7 @@ func (f *forwarder) clientTooLong(o oversized) {
 // (the server bounds its results far below it, so this is a bug or a
 // primary of another release), keeping the connection.
 func (f *forwarder) upstreamTooLong(o oversized) {
-	f.log.Warn("shared: skipped an oversized message from the primary", "bytes", o.n, "limit", maxLine)
+	f.log.Warn("shared: skipped an oversized message from the primary", "bytes", o.n, "limit", maxLine())
 	if len(o.id) == 0 {
 		return
 	}
@@ -228,7 +228,7 @@ func (f *forwarder) upstreamTooLong(o oversized) {
 	if !pending {
 		return
 	}
-	msg := fmt.Sprintf("the response was %d bytes, over the %d-byte limit of one message on this transport", o.n, maxLine)
+	msg := fmt.Sprintf("the response was %d bytes, over the %d-byte limit of one message on this transport", o.n, maxLine())
 	if err := f.out.writeLine(errorLine(o.id, codeInternal, msg, nil)); err != nil {
 		f.log.Debug("shared: client write failed", "err", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // MaxMessageBytes bounds one JSON-RPC message (one line, without its
@@ -16,8 +17,13 @@ import (
 // id can be read from it), and the stream goes on.
 const MaxMessageBytes = 32 << 20
 
-// maxLine is the limit readLines applies; a variable so tests can lower it.
-var maxLine = MaxMessageBytes
+// lineLimit is the limit readLines applies: MaxMessageBytes, lowered by
+// tests (atomic, since readers of earlier tests may still be running).
+var lineLimit atomic.Int64
+
+func init() { lineLimit.Store(MaxMessageBytes) }
+
+func maxLine() int { return int(lineLimit.Load()) }
 
 // oversized describes a line longer than maxLine that was skipped.
 type oversized struct {
@@ -30,7 +36,7 @@ type oversized struct {
 }
 
 func (o oversized) message() string {
-	return fmt.Sprintf("message too large: %d bytes, over the %d-byte limit of one JSON-RPC message on this transport; it was skipped", o.n, maxLine)
+	return fmt.Sprintf("message too large: %d bytes, over the %d-byte limit of one JSON-RPC message on this transport; it was skipped", o.n, maxLine())
 }
 
 // readLines calls fn with every line of r (without its newline) until r
@@ -75,7 +81,7 @@ func readLine(br *bufio.Reader) (line []byte, over *oversized, err error) {
 		if done {
 			chunk = chunk[:len(chunk)-1]
 		}
-		if total+len(chunk) > maxLine {
+		if total+len(chunk) > maxLine() {
 			return nil, skipLine(br, chunks, chunk, done), readErr(done, err)
 		}
 		if chunks == nil && err != bufio.ErrBufferFull {

@@ -14,9 +14,9 @@ import (
 // withMaxLine lowers the line limit for one test.
 func withMaxLine(t *testing.T, n int) {
 	t.Helper()
-	old := maxLine
-	maxLine = n
-	t.Cleanup(func() { maxLine = old })
+	old := lineLimit.Load()
+	lineLimit.Store(int64(n))
+	t.Cleanup(func() { lineLimit.Store(old) })
 }
 
 // Ensure an oversized line is skipped to its newline, reported with the
@@ -53,7 +53,7 @@ func TestReadLinesOversized(t *testing.T) {
 			err := readLines(strings.NewReader(tc.in), tc.dropTorn, func(l []byte) { ok = append(ok, string(l)) },
 				func(o oversized) {
 					ids = append(ids, string(o.id))
-					if o.n <= int64(maxLine) {
+					if o.n <= int64(maxLine()) {
 						t.Errorf("oversized line reported as %d bytes", o.n)
 					}
 				})
