@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // DefaultMaxBodyBytes is the request body cap when HTTPOptions.MaxBodyBytes
@@ -151,15 +153,15 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.hostAllowed(r.Host) {
-		g.log.Warn("http: refused Host", "host", r.Host, "remote", r.RemoteAddr)
+		g.log.Warn("http: refused Host", "host", store.Clip(r.Host), "remote", r.RemoteAddr)
 		writeJSONError(w, http.StatusForbidden, "forbidden_host",
-			fmt.Sprintf("Host %q is not allowed (DNS-rebinding protection); the operator can add it to the allowed hosts", r.Host))
+			fmt.Sprintf("Host %s is not allowed (DNS-rebinding protection); the operator can add it to the allowed hosts", store.Clip(r.Host)))
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
-		g.log.Warn("http: refused Origin", "origin", origin, "remote", r.RemoteAddr)
+		g.log.Warn("http: refused Origin", "origin", store.Clip(origin), "remote", r.RemoteAddr)
 		writeJSONError(w, http.StatusForbidden, "forbidden_origin",
-			fmt.Sprintf("Origin %q is not allowed; the operator can add it to the allowed origins", origin))
+			fmt.Sprintf("Origin %s is not allowed; the operator can add it to the allowed origins", store.Clip(origin)))
 		return
 	}
 	if g.opts.APIKey != "" && !g.authorized(r) {

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // replayTimeout bounds the wait for a new primary's answer to the replayed
@@ -280,7 +282,7 @@ func (f *forwarder) settlePending() []*pendingReq {
 	sort.Slice(all, func(i, j int) bool { return all[i].seq < all[j].seq })
 	var retry, fail []*pendingReq
 	for _, p := range all {
-		f.log.Debug("shared: request unanswered by the lost primary", "method", p.env.Method, "id", string(p.env.ID), "sends", p.sends, "retryable", f.policy.retryable(p.env))
+		f.log.Debug("shared: request unanswered by the lost primary", "method", p.env.Method, "id", store.Clip(string(p.env.ID)), "sends", p.sends, "retryable", f.policy.retryable(p.env))
 		if p.sends == 0 || (p.sends < maxSends && f.policy.retryable(p.env)) {
 			retry = append(retry, p)
 			continue
