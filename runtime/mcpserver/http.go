@@ -177,7 +177,14 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Read the body here, bounded, so an oversized chunked body also
 		// gets a clean 413 rather than whatever error the transport makes
 		// of a truncated read.
-		body, err := io.ReadAll(io.LimitReader(r.Body, g.opts.MaxBodyBytes+1))
+		// One allocation when the length is declared (a 27 MB upload
+		// would otherwise regrow the buffer a dozen times).
+		var buf bytes.Buffer
+		if r.ContentLength > 0 {
+			buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		}
+		_, err := buf.ReadFrom(io.LimitReader(r.Body, g.opts.MaxBodyBytes+1))
+		body := buf.Bytes()
 		if errors.Is(err, errBodyTooSlow) {
 			g.log.Warn("http: cut a slow request body", "remote", r.RemoteAddr, "err", err)
 			w.Header().Set("Connection", "close")
