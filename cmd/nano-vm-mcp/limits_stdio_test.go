@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,6 +189,43 @@ func TestStdioOversizedMessages(t *testing.T) {
 		if _, isErr := p.callRaw(104, "list_traces", map[string]any{"limit": 1}); isErr {
 			t.Fatal("list_traces after the bad messages failed")
 		}
+	}
+	// A local process on the primary's socket gets the same answers.
+	sock, err := net.Dial("unix", db+".sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	sr := bufio.NewReaderSize(sock, 1<<16)
+	sockSend := func(line string) {
+		t.Helper()
+		if _, err := io.WriteString(sock, line+"\n"); err != nil {
+			t.Fatalf("write to the socket: %v", err)
+		}
+	}
+	sockRecv := func() map[string]any {
+		t.Helper()
+		sock.SetReadDeadline(time.Now().Add(120 * time.Second))
+		for {
+			line, err := sr.ReadBytes('\n')
+			if err != nil {
+				t.Fatalf("read the socket: %v", err)
+			}
+			var m map[string]any
+			if json.Unmarshal(line, &m) == nil && m["method"] == nil {
+				return m
+			}
+		}
+	}
+	sockSend(`{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"sock","version":"1"}}}`)
+	sockRecv()
+	sockSend(`{"jsonrpc":"2.0","method":"ping","params":{"pad":"` + strings.Repeat("c", 33<<20) + `"},"id":201}`)
+	if r := sockRecv(); rpcCode(r) != -32600 || r["id"] != float64(201) {
+		t.Fatalf("33 MiB message on the socket: %v", r)
+	}
+	sockSend(`{"jsonrpc":"2.0","id":202,"method":"ping"}`)
+	if r := sockRecv(); r["id"] != float64(202) || r["error"] != nil {
+		t.Fatalf("ping on the socket after it: %v", r)
 	}
 	// Both still serve, each through the same primary as before.
 	a.callRaw(105, "list_traces", map[string]any{"limit": 1})
