@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"syscall"
 )
 
@@ -40,9 +39,5 @@ func EnvError(err error) error {
 }
 
 func isDiskFull(err error) bool {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		return true
-	}
-	// bbolt formats some write errors with %s, dropping the errno.
-	return strings.Contains(err.Error(), syscall.ENOSPC.Error())
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

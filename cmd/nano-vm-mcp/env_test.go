@@ -226,6 +226,11 @@ func TestDiskFullMidRun(t *testing.T) {
 	if steps, _ := out["steps"].(float64); !isErr || out["error"] != "disk_full" || !strings.Contains(fmt.Sprint(out["message"]), "disk full") || steps < 1 || steps >= n || out["trace_id"] == nil {
 		t.Fatalf("the run does not say disk full: %v\nstderr:\n%s", out, p.stderr)
 	}
+	// Any other call that cannot store what it was asked to says so too.
+	wasm, manifest := bigModule(t, 2<<20)
+	if out, isErr := p.callRaw(5, "register_tool", map[string]any{"name": "state_echo", "wasm_base64": base64.StdEncoding.EncodeToString(wasm), "manifest": manifest}); !isErr || out["error"] != "disk_full" {
+		t.Fatalf("register_tool on a full disk: %v", out)
+	}
 	if err := os.Remove(fill.Load().(string)); err != nil {
 		t.Fatal(err)
 	}
