@@ -211,7 +211,7 @@ func (h *httpLimits) register(fs *flag.FlagSet) {
 	d(&h.write, "http-write-timeout", "HTTP_WRITE_TIMEOUT", mcpserver.DefaultWriteTimeout, "HTTP: time for each write of a response; a client that stops reading is cut (streams live on while they flow)")
 	d(&h.idle, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", mcpserver.DefaultIdleTimeout, "HTTP: a keep-alive connection with no request is closed after this")
 	d(&h.maxHeader, "http-max-header-bytes", "HTTP_MAX_HEADER_BYTES", mcpserver.DefaultMaxHeaderBytes, "HTTP: request header cap, bytes")
-	d(&h.maxConns, "http-max-conns", "HTTP_MAX_CONNS", mcpserver.DefaultMaxConns, "HTTP: connections open at once; more are answered 503 and closed")
+	d(&h.maxConns, "http-max-conns", "HTTP_MAX_CONNS", mcpserver.DefaultMaxConns, "HTTP: connections open at once; at the cap the longest-idle one is closed for a newcomer, and with all busy a newcomer gets 503")
 	d(&h.maxBody, "http-max-body-bytes", "HTTP_MAX_BODY_BYTES", mcpserver.DefaultMaxBodyBytes, "HTTP: request body cap, bytes; larger is refused with 413")
 }
 
