@@ -270,7 +270,7 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 		return nil, conflict(key)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("claim idempotency key %q: %w", key, err)
+		return nil, claimError(key, err)
 	}
 	if claimed {
 		return rt.start(ctx, l, req.Input, input, key, execID, req.Progress)

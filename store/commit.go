@@ -152,6 +152,9 @@ func (db *DB) runBatch(batch []*writeReq) {
 			})
 		})
 		if failed < 0 || !errors.Is(err, errMemberFailed) {
+			// A commit that failed (a full disk) is rolled back whole:
+			// nothing of the batch is stored.
+			err = EnvError(err)
 			for _, r := range pending {
 				r.finish(err)
 			}
@@ -166,6 +169,6 @@ func (db *DB) runBatch(batch []*writeReq) {
 		pending = append(pending[:failed:failed], pending[failed+1:]...)
 	}
 	for _, r := range solo {
-		r.finish(guard(func() error { return db.write(r.fn) }))
+		r.finish(EnvError(guard(func() error { return db.write(r.fn) })))
 	}
 }

@@ -140,7 +140,19 @@ func Open(path string, opts *Options) (db *DB, err error) {
 
 	facts, err := precheck(path)
 	if err != nil {
-		return nil, fmt.Errorf("open store %q: %w", path, err)
+		return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
+	}
+	if !facts.exists {
+		// A file this Open creates and cannot finish (the disk filled
+		// while bbolt wrote its first pages) is removed, so that the
+		// next start, with space freed, does not find a torn file.
+		defer func() {
+			if err != nil && (errors.Is(err, ErrDiskFull) || errors.Is(err, ErrNotWritable)) {
+				if fi, statErr := os.Stat(path); statErr == nil && fi.Mode().IsRegular() && fi.Size() < 64<<10 {
+					_ = os.Remove(path)
+				}
+			}
+		}()
 	}
 	if facts.exists && !facts.freelistSynced {
 		// bbolt would rebuild the freelist in a goroutine we cannot
@@ -172,6 +184,9 @@ func Open(path string, opts *Options) (db *DB, err error) {
 	if err != nil {
 		if bdb == nil && file != nil {
 			releaseFile(file)
+		}
+		if env := EnvError(err); env != err {
+			return nil, fmt.Errorf("open store %q: %w", path, env)
 		}
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -206,7 +221,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		}
 	}
 	if err := migrate(bdb, o.Now); err != nil {
-		return nil, fmt.Errorf("open store %q: %w", path, err)
+		return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
 	}
 
 	db = &DB{

@@ -41,6 +41,10 @@ var (
 	// [A-Za-z0-9._-].
 	ErrInvalidRef = errors.New("invalid secret reference")
 
+	// ErrInvalidID is returned when an id or an idempotency key breaks its
+	// length or character limits (see CheckID, CheckIdempotencyKey).
+	ErrInvalidID = errors.New("invalid id")
+
 	// ErrClosed is returned when the store is used after Close.
 	ErrClosed = errors.New("store is closed")
 )

@@ -17,18 +17,18 @@ import (
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
-// maxIDLen bounds ids so composite keys stay far below bbolt's key limit.
-const maxIDLen = 256
-
-// checkID rejects ids that would break composite keys.
+// checkID rejects ids the store cannot key by: empty, over MaxIDBytes,
+// or holding a NUL byte (the composite keys' separator). What a client
+// may pass is narrower (CheckID, applied where requests arrive); stored
+// records' ids are not re-checked on read.
 func checkID(what, id string) error {
 	switch {
 	case id == "":
-		return fmt.Errorf("empty %s id", what)
-	case len(id) > maxIDLen:
-		return fmt.Errorf("%s id is %d bytes, the limit is %d", what, len(id), maxIDLen)
+		return fmt.Errorf("%w: empty %s id", ErrInvalidID, what)
+	case len(id) > MaxIDBytes:
+		return fmt.Errorf("%w: %s id %s is %d bytes, over the %d-byte limit", ErrInvalidID, what, Clip(id), len(id), MaxIDBytes)
 	case strings.IndexByte(id, 0) >= 0:
-		return fmt.Errorf("%s id %q contains a NUL byte", what, id)
+		return fmt.Errorf("%w: %s id %s contains a NUL byte", ErrInvalidID, what, Clip(id))
 	}
 	return nil
 }

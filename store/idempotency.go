@@ -4,14 +4,31 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// maxKeyLen bounds idempotency keys (Stripe allows 255 characters).
-const maxKeyLen = 255
+// ClearIdempotencyHint is the operator's way out of a corrupt idempotency
+// record, quoted by CorruptIdempotencyError.
+const ClearIdempotencyHint = "list such keys with `nano-vm-mcp idempotency ls` and clear one with `nano-vm-mcp idempotency rm KEY` (the server must be stopped; the run the key started, if any, is kept)"
+
+// CorruptIdempotencyError reports an idempotency record that cannot be
+// decoded. It wraps ErrCorrupt. The key stays refused until an operator
+// clears it: whether its request ran is unknown, so running it again
+// could run it twice.
+type CorruptIdempotencyError struct {
+	Key string
+	Err error
+}
+
+func (e *CorruptIdempotencyError) Error() string {
+	return fmt.Sprintf("the stored record of idempotency key %s is corrupt (%v); %s", Clip(e.Key), e.Err, ClearIdempotencyHint)
+}
+
+func (e *CorruptIdempotencyError) Unwrap() error { return e.Err }
 
 func getIdem(tx *bolt.Tx, key string) (IdempotencyRecord, bool, error) {
 	var r IdempotencyRecord
@@ -20,7 +37,10 @@ func getIdem(tx *bolt.Tx, key string) (IdempotencyRecord, bool, error) {
 		return r, false, nil
 	}
 	if err := decodeRecord(v, &r); err != nil {
-		return r, false, err
+		return r, false, &CorruptIdempotencyError{Key: key, Err: err}
+	}
+	if r.Key != key {
+		return r, false, &CorruptIdempotencyError{Key: key, Err: fmt.Errorf("%w: the record names key %s", ErrCorrupt, Clip(r.Key))}
 	}
 	return r, true, nil
 }
@@ -48,11 +68,11 @@ func live(r IdempotencyRecord, now time.Time) bool { return now.Before(r.Expires
 
 // ClaimIdempotencyKey implements IdempotencyStore.
 func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executionID string, ttl time.Duration) (IdempotencyRecord, bool, error) {
-	if key == "" || len(key) > maxKeyLen {
-		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key: key must be 1..%d bytes", maxKeyLen)
+	if err := CheckIdempotencyKey(key); err != nil {
+		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key: %w", err)
 	}
 	if err := checkID("execution", executionID); err != nil {
-		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %q: %w", key, err)
+		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %s: %w", Clip(key), err)
 	}
 	if ttl <= 0 {
 		ttl = DefaultIdempotencyTTL
@@ -91,7 +111,7 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executi
 		return putIdem(tx, rec)
 	})
 	if err != nil {
-		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %q: %w", key, err)
+		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %s: %w", Clip(key), err)
 	}
 	return out, claimed, nil
 }
@@ -111,7 +131,7 @@ func (db *DB) IdempotencyKey(ctx context.Context, key string) (IdempotencyRecord
 		return nil
 	})
 	if err != nil {
-		return IdempotencyRecord{}, fmt.Errorf("idempotency key %q: %w", key, err)
+		return IdempotencyRecord{}, fmt.Errorf("idempotency key %s: %w", Clip(key), err)
 	}
 	return r, nil
 }
@@ -119,7 +139,7 @@ func (db *DB) IdempotencyKey(ctx context.Context, key string) (IdempotencyRecord
 // FinishIdempotencyKey implements IdempotencyStore.
 func (db *DB) FinishIdempotencyKey(ctx context.Context, key, status string) error {
 	if status == "" || status == IdempotencyPending {
-		return fmt.Errorf("finish idempotency key %q: status %q is not terminal", key, status)
+		return fmt.Errorf("finish idempotency key %s: status %q is not terminal", Clip(key), status)
 	}
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		cur, ok, err := getIdem(tx, key)
@@ -133,7 +153,7 @@ func (db *DB) FinishIdempotencyKey(ctx context.Context, key, status string) erro
 		return putIdem(tx, cur)
 	})
 	if err != nil {
-		return fmt.Errorf("finish idempotency key %q: %w", key, err)
+		return fmt.Errorf("finish idempotency key %s: %w", Clip(key), err)
 	}
 	return nil
 }
@@ -156,6 +176,11 @@ func (db *DB) PurgeExpired(ctx context.Context) (int, error) {
 				return err
 			}
 			cur, ok, err := getIdem(tx, string(k[8:]))
+			if errors.As(err, new(*CorruptIdempotencyError)) {
+				// Left for the operator (idempotency ls / rm); the
+				// other keys are purged.
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -173,4 +198,61 @@ func (db *DB) PurgeExpired(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("purge expired idempotency keys: %w", err)
 	}
 	return n, nil
+}
+
+// IdempotencyEntry is one stored idempotency key, as `nano-vm-mcp
+// idempotency ls` lists it: its record, or the error decoding it.
+type IdempotencyEntry struct {
+	Key    string
+	Record IdempotencyRecord
+	// Err is a *CorruptIdempotencyError when the record cannot be decoded.
+	Err error
+}
+
+// IdempotencyEntries lists every stored idempotency key in key order,
+// expired and corrupt ones included, for the operator.
+func (db *DB) IdempotencyEntries(ctx context.Context) ([]IdempotencyEntry, error) {
+	var out []IdempotencyEntry
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		out = out[:0]
+		c := tx.Bucket(bucketIdem).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			r, _, err := getIdem(tx, string(k))
+			out = append(out, IdempotencyEntry{Key: string(k), Record: r, Err: err})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list idempotency keys: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteIdempotencyKey removes key's record and its expiry index entries,
+// also when the record is corrupt, so the key can be used again. It
+// reports whether there was a record. The run the key started is kept.
+func (db *DB) DeleteIdempotencyKey(ctx context.Context, key string) (bool, error) {
+	var found bool
+	err := db.update(ctx, func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketIdem).Get([]byte(key)) != nil
+		// The expiry of a corrupt record is unknown: find its index
+		// entries by their key suffix.
+		var stale [][]byte
+		c := tx.Bucket(bucketIdemExpiry).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) >= 8 && string(k[8:]) == key {
+				stale = append(stale, bytes.Clone(k))
+			}
+		}
+		for _, k := range stale {
+			if err := tx.Bucket(bucketIdemExpiry).Delete(k); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketIdem).Delete([]byte(key))
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete idempotency key %s: %w", Clip(key), err)
+	}
+	return found, nil
 }

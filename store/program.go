@@ -10,8 +10,8 @@ import (
 
 // PutProgram implements ProgramStore.
 func (db *DB) PutProgram(ctx context.Context, p Program) (Program, error) {
-	if p.ID == "" {
-		return Program{}, fmt.Errorf("put program: empty id")
+	if err := checkID("program", p.ID); err != nil {
+		return Program{}, fmt.Errorf("put program: %w", err)
 	}
 	now := db.now().UTC()
 	var out Program

@@ -21,17 +21,14 @@ const RefPrefix = "vault://secret/"
 // VaultKeyEnv is the environment variable holding the vault key.
 const VaultKeyEnv = "NANO_VM_MCP_VAULT_KEY"
 
-// maxSecretIDLen bounds secret ids.
-const maxSecretIDLen = 128
-
 // checkSecretID accepts ids of 1..128 characters from [A-Za-z0-9._-].
 func checkSecretID(id string) error {
-	if id == "" || len(id) > maxSecretIDLen {
-		return fmt.Errorf("%w: id must be 1..%d characters", ErrInvalidRef, maxSecretIDLen)
+	if id == "" || len(id) > MaxSecretIDBytes {
+		return fmt.Errorf("%w: a secret id must be 1..%d characters from [A-Za-z0-9._-]; %s is %d bytes", ErrInvalidRef, MaxSecretIDBytes, Clip(id), len(id))
 	}
 	for _, c := range []byte(id) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: id %q contains %q", ErrInvalidRef, id, c)
+			return fmt.Errorf("%w: secret id %s contains %q; allowed are [A-Za-z0-9._-]", ErrInvalidRef, Clip(id), c)
 		}
 	}
 	return nil
@@ -45,7 +42,7 @@ func RefFor(id string) string { return RefPrefix + id }
 func ParseRef(ref string) (string, error) {
 	id, ok := strings.CutPrefix(ref, RefPrefix)
 	if !ok {
-		return "", fmt.Errorf("%w: %q does not start with %s", ErrInvalidRef, ref, RefPrefix)
+		return "", fmt.Errorf("%w: %s does not start with %s", ErrInvalidRef, Clip(ref), RefPrefix)
 	}
 	if err := checkSecretID(id); err != nil {
 		return "", err
@@ -229,12 +226,12 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 		cerr := f.Close()
 		if err := errors.Join(werr, serr, cerr); err != nil {
 			_ = os.Remove(path)
-			return nil, fmt.Errorf("create vault key %q: %w", path, err)
+			return nil, fmt.Errorf("create vault key %q: %w", path, EnvError(err))
 		}
 		return key, nil
 	}
 	if !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("create vault key %q: %w", path, err)
+		return nil, fmt.Errorf("create vault key %q: %w", path, EnvError(err))
 	}
 	fi, err := os.Stat(path)
 	if err != nil {

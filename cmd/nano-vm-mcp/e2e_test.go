@@ -217,7 +217,7 @@ func TestE2EStdio(t *testing.T) {
 
 // startHTTP starts the binary serving HTTP on a free loopback port and
 // returns its base URL and a stop function.
-func startHTTP(t *testing.T, db, apiKey string) (string, func()) {
+func startHTTP(t *testing.T, db, apiKey string, extra ...string) (string, func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -225,7 +225,7 @@ func startHTTP(t *testing.T, db, apiKey string) (string, func()) {
 	}
 	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	cmd := exec.Command(binary, "--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", db)
+	cmd := exec.Command(binary, append([]string{"--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", db}, extra...)...)
 	cmd.Env = append(e2eEnv(), "NANO_VM_MCP_API_KEY="+apiKey)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

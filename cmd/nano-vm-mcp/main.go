@@ -23,6 +23,7 @@ Usage:
   nano-vm-mcp audit verify [--execution TRACE_ID | --checkpoint FILE [--checkpoint-key VERIFIER_KEYS]]
   nano-vm-mcp audit checkpoint [--out FILE] [--checkpoint-signer KEY_FILE] | audit keygen NAME [--dir DIR]
   nano-vm-mcp secret put ID   (value read from stdin) | secret erase ID | secret ls
+  nano-vm-mcp idempotency ls | idempotency rm KEY
   nano-vm-mcp bench [--scenario S,…] [--items N] [--concurrency C] [--json] [--no-sync]
   nano-vm-mcp version
 
@@ -54,6 +55,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdAudit(args, io)
 	case "secret", "secrets":
 		err = cmdSecret(args, io)
+	case "idempotency":
+		err = cmdIdempotency(args, io)
 	case "bench":
 		err = cmdBench(args, io)
 	case "version", "--version":

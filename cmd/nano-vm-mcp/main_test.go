@@ -22,11 +22,17 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "nano-vm-mcp")
 	sharedCache = filepath.Join(dir, "wasm-cache")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build nano-vm-mcp:", err)
-		os.Exit(1)
+	// NANO_VM_MCP_TEST_BINARY runs the end-to-end tests against another
+	// build, e.g. an older release, to see which of them it fails.
+	if b := os.Getenv("NANO_VM_MCP_TEST_BINARY"); b != "" {
+		binary = b
+	} else {
+		build := exec.Command("go", "build", "-o", binary, ".")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build nano-vm-mcp:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +36,8 @@ func cmdServe(args []string, cio *cliIO) error {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (NANO_VM_MCP_LOG_LEVEL; default info)")
 	c.cp = &checkpointFlags{sign: true}
 	c.cp.register(fs, true)
+	var hl httpLimits
+	hl.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp [serve] [--transport stdio|http|sse] [--host H] [--port P] [--db FILE]")
 		fs.PrintDefaults()
@@ -56,6 +59,10 @@ func cmdServe(args []string, cio *cliIO) error {
 	fill(allowedHosts, "ALLOWED_HOSTS", "")
 	fill(allowedOrigins, "ALLOWED_ORIGINS", "")
 	fill(logLevel, "LOG_LEVEL", "info")
+	httpOpts, err := hl.options()
+	if err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usagef("--log-level: %v", err)
@@ -99,12 +106,15 @@ func cmdServe(args []string, cio *cliIO) error {
 
 	var serveErr error
 	if *transport == "stdio" {
-		serveErr = srv.ServeStdio(ctx, cio.stdin, cio.stdout)
+		// The shared transport's line reader, alone: the same message
+		// limits and errors as where the database is shared.
+		serveErr = shared.ServeLines(ctx, srv.MCP(), cio.stdin, cio.stdout, logger)
 		if errors.Is(serveErr, context.Canceled) {
 			serveErr = nil
 		}
 	} else {
-		serveErr = serveHTTP(ctx, srv, net.JoinHostPort(*host, *port), *host, splitList(*allowedHosts), splitList(*allowedOrigins), logger)
+		httpOpts.AllowedHosts, httpOpts.AllowedOrigins, httpOpts.Logger = splitList(*allowedHosts), splitList(*allowedOrigins), logger
+		serveErr = serveHTTP(ctx, srv, net.JoinHostPort(*host, *port), *host, httpOpts, logger)
 	}
 	stopPurge()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -168,20 +178,20 @@ func purgeLoop(rt *runtime.Runtime, logger *slog.Logger) (stop func()) {
 	return cancel
 }
 
-func serveHTTP(ctx context.Context, srv *mcpserver.Server, addr, host string, hosts, origins []string, logger *slog.Logger) error {
+func serveHTTP(ctx context.Context, srv *mcpserver.Server, addr, host string, opts mcpserver.HTTPOptions, logger *slog.Logger) error {
 	apiKey := env("API_KEY")
 	if apiKey == "" && !mcpserver.IsLoopback(host) {
 		logger.Warn("NANO_VM_MCP_API_KEY is not set and the server listens beyond loopback: anyone who can reach " + addr + " can run programs. Set NANO_VM_MCP_API_KEY, or bind --host 127.0.0.1.")
 	}
 	if host != "" && host != "0.0.0.0" && host != "::" {
-		hosts = append(hosts, host)
+		opts.AllowedHosts = append(opts.AllowedHosts, host)
 	}
-	handler := srv.HTTPHandler(mcpserver.HTTPOptions{APIKey: apiKey, AllowedHosts: hosts, AllowedOrigins: origins, Logger: logger})
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	opts.APIKey = apiKey
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
+	hs, ln := srv.HTTPServer(ln, opts)
 	logger.Info("serving MCP over HTTP", "addr", ln.Addr().String(), "streamable_http", "/mcp", "sse", "/sse", "health", "/health", "auth", apiKey != "")
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -198,6 +208,79 @@ func serveHTTP(ctx context.Context, srv *mcpserver.Server, addr, host string, ho
 		return err
 	}
 	return nil
+}
+
+// httpLimits are the HTTP server's limit flags; an unset one comes from
+// NANO_VM_MCP_HTTP_<NAME>, else mcpserver's default.
+type httpLimits struct {
+	readHeader, read, bodyGrace, write, idle  string
+	minBodyRate, maxHeader, maxConns, maxBody string
+}
+
+func (h *httpLimits) register(fs *flag.FlagSet) {
+	d := func(p *string, name, env string, def any, what string) {
+		fs.StringVar(p, name, "", fmt.Sprintf("%s (NANO_VM_MCP_%s; default %v)", what, env, def))
+	}
+	d(&h.readHeader, "http-read-header-timeout", "HTTP_READ_HEADER_TIMEOUT", mcpserver.DefaultReadHeaderTimeout, "HTTP: time to read a request's headers, and to wait for a new connection's first request")
+	d(&h.read, "http-read-timeout", "HTTP_READ_TIMEOUT", mcpserver.DefaultReadTimeout, "HTTP: time to read a whole request body")
+	d(&h.minBodyRate, "http-min-body-rate", "HTTP_MIN_BODY_RATE", mcpserver.DefaultMinBodyRate, "HTTP: slowest request body, bytes per second after --http-body-grace; slower is cut with 408")
+	d(&h.bodyGrace, "http-body-grace", "HTTP_BODY_GRACE", mcpserver.DefaultBodyGrace, "HTTP: time a request body may take before --http-min-body-rate applies")
+	d(&h.write, "http-write-timeout", "HTTP_WRITE_TIMEOUT", mcpserver.DefaultWriteTimeout, "HTTP: time for each write of a response; a client that stops reading is cut (streams live on while they flow)")
+	d(&h.idle, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", mcpserver.DefaultIdleTimeout, "HTTP: a keep-alive connection with no request is closed after this")
+	d(&h.maxHeader, "http-max-header-bytes", "HTTP_MAX_HEADER_BYTES", mcpserver.DefaultMaxHeaderBytes, "HTTP: request header cap, bytes")
+	d(&h.maxConns, "http-max-conns", "HTTP_MAX_CONNS", mcpserver.DefaultMaxConns, "HTTP: connections open at once; at the cap the longest-idle one is closed for a newcomer, and with all busy a newcomer gets 503")
+	d(&h.maxBody, "http-max-body-bytes", "HTTP_MAX_BODY_BYTES", mcpserver.DefaultMaxBodyBytes, "HTTP: request body cap, bytes; larger is refused with 413")
+}
+
+// options parses the limits; zero fields mean mcpserver's defaults.
+func (h *httpLimits) options() (mcpserver.HTTPOptions, error) {
+	var o mcpserver.HTTPOptions
+	dur := func(p *time.Duration, flagName, envName, v string) error {
+		if v == "" {
+			v = env(envName)
+		}
+		if v == "" {
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return usagef("--%s (NANO_VM_MCP_%s): want a positive duration such as 30s or 2m, not %q", flagName, envName, v)
+		}
+		*p = d
+		return nil
+	}
+	num := func(p *int64, flagName, envName, v string) error {
+		if v == "" {
+			v = env(envName)
+		}
+		if v == "" {
+			return nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return usagef("--%s (NANO_VM_MCP_%s): want a positive integer, not %q", flagName, envName, v)
+		}
+		*p = n
+		return nil
+	}
+	var maxHeader, maxConns int64
+	for _, err := range []error{
+		dur(&o.ReadHeaderTimeout, "http-read-header-timeout", "HTTP_READ_HEADER_TIMEOUT", h.readHeader),
+		dur(&o.ReadTimeout, "http-read-timeout", "HTTP_READ_TIMEOUT", h.read),
+		dur(&o.BodyGrace, "http-body-grace", "HTTP_BODY_GRACE", h.bodyGrace),
+		dur(&o.WriteTimeout, "http-write-timeout", "HTTP_WRITE_TIMEOUT", h.write),
+		dur(&o.IdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", h.idle),
+		num(&o.MinBodyRate, "http-min-body-rate", "HTTP_MIN_BODY_RATE", h.minBodyRate),
+		num(&maxHeader, "http-max-header-bytes", "HTTP_MAX_HEADER_BYTES", h.maxHeader),
+		num(&maxConns, "http-max-conns", "HTTP_MAX_CONNS", h.maxConns),
+		num(&o.MaxBodyBytes, "http-max-body-bytes", "HTTP_MAX_BODY_BYTES", h.maxBody),
+	} {
+		if err != nil {
+			return o, err
+		}
+	}
+	o.MaxHeaderBytes, o.MaxConns = int(min(maxHeader, 1<<30)), int(min(maxConns, 1<<30))
+	return o, nil
 }
 
 func splitList(s string) []string {

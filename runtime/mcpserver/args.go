@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // rawArguments returns a call's arguments as JSON, "{}" when absent.
@@ -61,6 +63,68 @@ func decodeArgsJSON(raw []byte, dst any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return argError("arguments: unexpected data after the JSON object")
+	}
+	return checkIDArgs(dst)
+}
+
+// maxCursorBytes bounds a paging cursor; the server's own are far shorter.
+const maxCursorBytes = 1024
+
+// idArgs are the arguments that carry an id or a key, by JSON name, and
+// their limits (see store.CheckID): every tool's arguments are checked
+// here, so a value over a limit is an invalid_argument error naming the
+// argument and the limit, never a failure deeper down, and only a clipped
+// excerpt of it is ever shown or logged.
+var idArgs = map[string]func(string) error{
+	"idempotency_key": store.CheckIdempotencyKey,
+	"save_as":         func(s string) error { return store.CheckID("program", s) },
+	"program_id":      func(s string) error { return store.CheckID("program", s) },
+	"trace_id":        func(s string) error { return store.CheckID("trace", s) },
+	"execution_id":    func(s string) error { return store.CheckID("trace", s) },
+	// Tool names, and get_tool's "name@sha256:<hex>" pins.
+	"name": func(s string) error { return store.CheckID("tool", s) },
+	// Secret ids (put_secret, erase_secret, get_secret_ref).
+	"id": store.CheckSecretID,
+	"cursor": func(s string) error {
+		if len(s) > maxCursorBytes {
+			return fmt.Errorf("cursor %s is %d bytes, over the %d-byte limit", store.Clip(s), len(s), maxCursorBytes)
+		}
+		return nil
+	},
+}
+
+// checkIDArgs applies idArgs to the string fields of the decoded struct
+// dst points to; an empty value is an absent one, which the tool itself
+// requires or not.
+func checkIDArgs(dst any) error {
+	v := reflect.ValueOf(dst)
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	t := v.Type()
+	for i := range t.NumField() {
+		f := v.Field(i)
+		if f.Kind() != reflect.String || f.Len() == 0 {
+			continue
+		}
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		check, ok := idArgs[name]
+		if !ok {
+			continue
+		}
+		if err := check(f.String()); err != nil {
+			msg := err.Error()
+			for _, prefix := range []string{store.ErrInvalidID.Error() + ": ", store.ErrInvalidRef.Error() + ": "} {
+				msg = strings.TrimPrefix(msg, prefix)
+			}
+			return argError("argument %q: %s", name, msg)
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,17 +15,22 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // DefaultMaxBodyBytes is the request body cap when HTTPOptions.MaxBodyBytes
-// is zero: 4 MiB, room for a base64 tool module of about 3 MiB.
-const DefaultMaxBodyBytes = 4 << 20
+// is zero: 32 MiB, room for register_tool with a 20 MiB module, which
+// base64 makes about 27 MiB of JSON. The body is held in memory while it
+// is handled, so the worst case is about MaxConns × MaxBodyBytes.
+const DefaultMaxBodyBytes = 32 << 20
 
-// HTTPOptions configures HTTPHandler. The zero value serves without auth,
-// to loopback Host names and same-machine or Origin-less clients only,
-// with a 4 MiB body cap.
+// HTTPOptions configures HTTPHandler and HTTPServer. The
+// zero value serves without auth, to loopback Host names and same-machine
+// or Origin-less clients only, with the Default* limits of this package.
 type HTTPOptions struct {
 	// APIKey, when set (NANO_VM_MCP_API_KEY), is the bearer token every
 	// request but GET /health must carry; "" means no auth.
@@ -43,6 +49,29 @@ type HTTPOptions struct {
 	// MaxBodyBytes caps a request body; a larger one is refused with 413.
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// ReadHeaderTimeout bounds reading a request's headers (and waiting
+	// for a new connection's first request); default 10 s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request body; default 5 min.
+	ReadTimeout time.Duration
+	// MinBodyRate (bytes/s) and BodyGrace: a request body must arrive
+	// within BodyGrace plus one second per MinBodyRate bytes, else it is
+	// cut with 408 and the connection closed; defaults 16 KiB/s and 10 s.
+	MinBodyRate int64
+	BodyGrace   time.Duration
+	// WriteTimeout bounds each write of a response, so a client that stops
+	// reading is cut; a stream whose writes go through lives on (SSE keeps
+	// itself alive with pings); default 60 s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends no request;
+	// default 60 s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's headers; default 64 KiB.
+	MaxHeaderBytes int
+	// MaxConns caps the connections open at once (HTTPServer); at the cap
+	// an idle keep-alive connection is closed to make room, and when all
+	// are busy the newcomer is answered 503 and closed; default 1024.
+	MaxConns int
 	// Logger receives the transport's logs; nil means the Server's.
 	Logger *slog.Logger
 }
@@ -53,9 +82,7 @@ type HTTPOptions struct {
 // skips them all, so load balancers can probe it). Shutdown closes the
 // sessions it opened.
 func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
-	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	opts.fill()
 	log := opts.Logger
 	if log == nil {
 		log = s.log
@@ -105,6 +132,18 @@ type guard struct {
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Each write gets WriteTimeout from its start; armed now too, for the
+	// "100 Continue" the server may write when the body is first read,
+	// and again on the way out, for the final flush after the handler.
+	wd := newWriteDeadline(w, g.opts.WriteTimeout)
+	wd.arm()
+	defer wd.arm()
+	w = wd
+	if r.Body != nil && r.Body != http.NoBody {
+		// From here on the body is read under the rate rule, also when it
+		// is refused unread and the server drains it after the handler.
+		r.Body = rateBody{newRateReader(w, r.Body, g.opts), r.Body}
+	}
 	if r.URL.Path == "/health" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET /health")
@@ -114,15 +153,15 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.hostAllowed(r.Host) {
-		g.log.Warn("http: refused Host", "host", r.Host, "remote", r.RemoteAddr)
+		g.log.Warn("http: refused Host", "host", store.Clip(r.Host), "remote", r.RemoteAddr)
 		writeJSONError(w, http.StatusForbidden, "forbidden_host",
-			fmt.Sprintf("Host %q is not allowed (DNS-rebinding protection); the operator can add it to the allowed hosts", r.Host))
+			fmt.Sprintf("Host %s is not allowed (DNS-rebinding protection); the operator can add it to the allowed hosts", store.Clip(r.Host)))
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
-		g.log.Warn("http: refused Origin", "origin", origin, "remote", r.RemoteAddr)
+		g.log.Warn("http: refused Origin", "origin", store.Clip(origin), "remote", r.RemoteAddr)
 		writeJSONError(w, http.StatusForbidden, "forbidden_origin",
-			fmt.Sprintf("Origin %q is not allowed; the operator can add it to the allowed origins", origin))
+			fmt.Sprintf("Origin %s is not allowed; the operator can add it to the allowed origins", store.Clip(origin)))
 		return
 	}
 	if g.opts.APIKey != "" && !g.authorized(r) {
@@ -138,7 +177,21 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Read the body here, bounded, so an oversized chunked body also
 		// gets a clean 413 rather than whatever error the transport makes
 		// of a truncated read.
-		body, err := io.ReadAll(io.LimitReader(r.Body, g.opts.MaxBodyBytes+1))
+		// One allocation when the length is declared (a 27 MB upload
+		// would otherwise regrow the buffer a dozen times).
+		var buf bytes.Buffer
+		if r.ContentLength > 0 {
+			buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		}
+		_, err := buf.ReadFrom(io.LimitReader(r.Body, g.opts.MaxBodyBytes+1))
+		body := buf.Bytes()
+		if errors.Is(err, errBodyTooSlow) {
+			g.log.Warn("http: cut a slow request body", "remote", r.RemoteAddr, "err", err)
+			w.Header().Set("Connection", "close")
+			writeJSONError(w, http.StatusRequestTimeout, "request_timeout",
+				fmt.Sprintf("the request body arrived too slowly (%v); it must arrive within %s plus 1 s per %d bytes, and within %s in all", err, g.opts.BodyGrace, g.opts.MinBodyRate, g.opts.ReadTimeout))
+			return
+		}
 		if err != nil {
 			writeJSONError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+err.Error())
 			return
@@ -150,6 +203,12 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	g.next.ServeHTTP(w, r)
+}
+
+// rateBody is a request body read through a rateReader.
+type rateBody struct {
+	*rateReader
+	io.Closer
 }
 
 // authorized compares the bearer token in constant time; hashing both

@@ -212,6 +212,14 @@ func (s *Server) handle(d toolDef) server.ToolHandlerFunc {
 // incident id and reported generically, so no internal detail leaks.
 func (s *Server) errorResult(tool string, err error) *mcp.CallToolResult {
 	body := map[string]any{}
+	// A full disk is said as such, whatever code the failure was given on
+	// the way (register_tool's tool_rejected, say), unless it already is.
+	if e, ok := runtime.AsError(err); !ok || e.Code != codeDiskFull {
+		if d := diskFullError(nil, err); d != nil {
+			s.log.Error("mcp tool failed: disk full", "tool", tool, "err", err)
+			err = d
+		}
+	}
 	if e, ok := runtime.AsError(err); ok {
 		for k, v := range e.Details {
 			body[k] = v

@@ -128,6 +128,9 @@ func runError(res *runtime.RunResult, err error) error {
 	if _, ok := runtime.AsError(err); ok {
 		return err
 	}
+	if e := diskFullError(res, err); e != nil {
+		return e
+	}
 	if res != nil {
 		return &runtime.Error{
 			Code: codeInterrupted,

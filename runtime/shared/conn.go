@@ -1,22 +1,16 @@
 package shared
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 
 	"github.com/mark3labs/mcp-go/server"
 )
-
-// maxLine bounds one JSON-RPC message on the socket and on stdin: room
-// for register_tool's base64 module under the HTTP transport's 4 MiB cap,
-// with slack for the envelope.
-const maxLine = 8 << 20
 
 // lineWriter writes whole lines, one writer at a time.
 type lineWriter struct {
@@ -24,66 +18,29 @@ type lineWriter struct {
 	w  io.Writer
 }
 
-// writeLine writes msg and a newline in one Write, so that a reader
-// killed mid-stream never sees two messages spliced together.
+// writeLine writes msg and a newline, one writer at a time, so two
+// messages are never spliced together; a writer that dies between the two
+// leaves a line without its newline, which a reader drops as torn. A
+// short message goes in one Write; a long one is not copied for it
+// (net.Buffers: one writev on a socket).
 func (l *lineWriter) writeLine(msg []byte) error {
-	buf := make([]byte, 0, len(msg)+1)
-	buf = append(append(buf, msg...), '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, err := l.w.Write(buf)
+	if len(msg) < 64<<10 {
+		buf := make([]byte, 0, len(msg)+1)
+		_, err := l.w.Write(append(append(buf, msg...), '\n'))
+		return err
+	}
+	bufs := net.Buffers{msg, []byte{'\n'}}
+	_, err := bufs.WriteTo(l.w)
 	return err
-}
-
-// readLines calls fn with every line of r (without its newline) until r
-// ends or fails. A last line without a newline is dropped when dropTorn is
-// set: from a dying peer it is a torn message; from a client closing stdin
-// it is its final message and is kept.
-func readLines(r io.Reader, dropTorn bool, fn func([]byte)) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := readLine(br)
-		if err != nil {
-			if t := bytes.TrimSpace(line); len(t) > 0 && err == io.EOF && !dropTorn {
-				fn(t)
-			}
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
-		if t := bytes.TrimSpace(line); len(t) > 0 {
-			fn(t)
-		}
-	}
-}
-
-// readLine reads up to and without the next newline. A line over maxLine
-// is an error: the stream cannot be resynchronised safely after it.
-func readLine(br *bufio.Reader) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > maxLine {
-			return nil, fmt.Errorf("read message: over %d bytes", maxLine)
-		}
-		switch err {
-		case nil:
-			return line[:len(line)-1], nil
-		case bufio.ErrBufferFull:
-			continue
-		default:
-			return line, err
-		}
-	}
 }
 
 // serveConn serves one MCP session over a newline-delimited JSON-RPC
 // stream (a socket connection or the primary's own in-process pipe) until
 // the stream ends or ctx is cancelled; then it cancels the session's
 // requests in flight, as the stdio transport does when stdin closes.
-func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteCloser, sessionID string, log *slog.Logger) error {
+func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteCloser, sessionID string, dropTorn bool, log *slog.Logger) error {
 	sess := server.NewInProcessSession(sessionID, nil)
 	if err := srv.RegisterSession(ctx, sess); err != nil {
 		return fmt.Errorf("serve session %s: %w", sessionID, err)
@@ -113,10 +70,18 @@ func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteClos
 		}
 	})
 	handle := func(line []byte) {
-		msg := json.RawMessage(bytes.Clone(line))
+		msg := json.RawMessage(line)
 		e, err := parseEnvelope(msg)
 		if err != nil {
-			out.writeLine(errorLine(nil, codeParse, "parse error: "+err.Error(), nil))
+			code, what := codeParse, "parse error: "
+			if json.Valid(line) {
+				code, what = codeInvalidRequest, "invalid request: "
+			}
+			out.writeLine(errorLine(recoverID(line), code, what+err.Error(), nil))
+			return
+		}
+		if e.Method == "" && !e.isResponse() {
+			out.writeLine(errorLine(e.ID, codeInvalidRequest, "invalid request: a JSON-RPC request needs a method", nil))
 			return
 		}
 		if e.Method == "" {
@@ -147,7 +112,13 @@ func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteClos
 		// Notifications are handled in order, before anything after them.
 		run()
 	}
-	err := readLines(conn, true, handle)
+	tooLong := func(o oversized) {
+		log.Warn("shared: skipped an oversized message", "session", sessionID, "bytes", o.n, "limit", maxLine())
+		if err := out.writeLine(errorLine(o.id, codeInvalidRequest, o.message(), map[string]any{"limit_bytes": maxLine()})); err != nil {
+			log.Debug("shared: response not sent", "session", sessionID, "err", err)
+		}
+	}
+	err := readLines(conn, dropTorn, handle, tooLong)
 	cancel()
 	wg.Wait()
 	if ctx.Err() != nil && err != nil {
@@ -155,6 +126,37 @@ func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteClos
 	}
 	return err
 }
+
+// ServeLines serves one MCP session over newline-delimited JSON-RPC read
+// from in and written to out (a single process's stdin and stdout) until
+// in ends (nil) or ctx is cancelled (ctx's error), cancelling the
+// session's requests in flight then. It applies the limits of the shared
+// transport: a message over MaxMessageBytes, or one that is not JSON-RPC,
+// is answered with a JSON-RPC error and the session goes on.
+func ServeLines(ctx context.Context, srv *server.MCPServer, in io.Reader, out io.Writer, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	// Read in through a pipe, so that cancelling ctx ends the session even
+	// when in is a reader that cannot be closed under a blocked Read.
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, in)
+		pw.CloseWithError(err)
+	}()
+	err := serveConn(ctx, srv, pipeConn{pr, out}, "stdio", false, log)
+	if err == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+type pipeConn struct {
+	*io.PipeReader
+	w io.Writer
+}
+
+func (c pipeConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 // handleMessage runs one message through the server, turning a panic into
 // an INTERNAL_ERROR response instead of a dead process.

@@ -23,6 +23,16 @@
 //     idempotent tools, list and read methods, a run with an
 //     idempotency_key), otherwise by a JSON-RPC error asking to retry.
 //
+// # Limits
+//
+// One message (one line, without its newline) is at most MaxMessageBytes,
+// 32 MiB, on stdin and on the socket alike: room for register_tool with a
+// 20 MiB module as base64. A longer line is skipped to its newline without
+// being held and answered with a JSON-RPC error -32600 under its id when
+// the id can be read from it (else null); a line that is not JSON gets
+// -32700, and valid JSON that is not a request -32600. The stream, the
+// process and the primary's other sessions go on.
+//
 // # Caveats
 //
 //   - Unix only (flock and Unix sockets); elsewhere Serve returns

@@ -1,7 +1,6 @@
 package shared
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // replayTimeout bounds the wait for a new primary's answer to the replayed
@@ -72,10 +73,10 @@ func (f *forwarder) run(ctx context.Context, in io.Reader) error {
 	go func() {
 		inDone <- readLines(in, false, func(l []byte) {
 			select {
-			case lines <- bytes.Clone(l):
+			case lines <- l:
 			case <-ctx.Done():
 			}
-		})
+		}, f.clientTooLong)
 		close(lines)
 	}()
 
@@ -169,7 +170,7 @@ func (f *forwarder) sent(p *pendingReq) {
 // ends, then closes lost.
 func (f *forwarder) pump(up io.Reader, lost chan<- struct{}) {
 	defer close(lost)
-	err := readLines(up, true, f.fromUpstream)
+	err := readLines(up, true, f.fromUpstream, f.upstreamTooLong)
 	if err != nil {
 		f.log.Debug("shared: upstream read ended", "err", err)
 	}
@@ -188,12 +189,49 @@ func (f *forwarder) fromUpstream(line []byte) {
 		if p := f.pending[key]; p != nil {
 			delete(f.pending, key)
 			if p.env.Method == "tools/list" {
-				f.policy.learnTools(e.Result)
+				f.policy.learnTools(json.RawMessage(e.Result))
 			}
 		}
 		f.mu.Unlock()
 	}
 	if err := f.out.writeLine(line); err != nil {
+		f.log.Debug("shared: client write failed", "err", err)
+	}
+}
+
+// clientTooLong answers a client message over maxLine here, without
+// sending it upstream: the stream goes on, and so does every session the
+// primary serves.
+func (f *forwarder) clientTooLong(o oversized) {
+	f.log.Warn("shared: skipped an oversized client message", "bytes", o.n, "limit", maxLine())
+	if err := f.out.writeLine(errorLine(o.id, codeInvalidRequest, o.message(), map[string]any{"limit_bytes": maxLine()})); err != nil {
+		f.log.Debug("shared: client write failed", "err", err)
+	}
+}
+
+// upstreamTooLong answers the request whose response was over maxLine
+// (the server bounds its results far below it, so this is a bug or a
+// primary of another release), keeping the connection.
+func (f *forwarder) upstreamTooLong(o oversized) {
+	f.log.Warn("shared: skipped an oversized message from the primary", "bytes", o.n, "limit", maxLine())
+	if len(o.id) == 0 {
+		return
+	}
+	key := idKey(o.id)
+	f.mu.Lock()
+	_, pending := f.pending[key]
+	delete(f.pending, key)
+	if done, ok := f.swallow[key]; ok {
+		delete(f.swallow, key)
+		close(done)
+		pending = false
+	}
+	f.mu.Unlock()
+	if !pending {
+		return
+	}
+	msg := fmt.Sprintf("the response was %d bytes, over the %d-byte limit of one message on this transport", o.n, maxLine())
+	if err := f.out.writeLine(errorLine(o.id, codeInternal, msg, nil)); err != nil {
 		f.log.Debug("shared: client write failed", "err", err)
 	}
 }
@@ -244,7 +282,7 @@ func (f *forwarder) settlePending() []*pendingReq {
 	sort.Slice(all, func(i, j int) bool { return all[i].seq < all[j].seq })
 	var retry, fail []*pendingReq
 	for _, p := range all {
-		f.log.Debug("shared: request unanswered by the lost primary", "method", p.env.Method, "id", string(p.env.ID), "sends", p.sends, "retryable", f.policy.retryable(p.env))
+		f.log.Debug("shared: request unanswered by the lost primary", "method", p.env.Method, "id", store.Clip(string(p.env.ID)), "sends", p.sends, "retryable", f.policy.retryable(p.env))
 		if p.sends == 0 || (p.sends < maxSends && f.policy.retryable(p.env)) {
 			retry = append(retry, p)
 			continue

@@ -171,7 +171,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		}
 		p := retryPolicy{safeTools: map[string]bool{}}
 		p.retryable(e)
-		p.learnTools(e.Result)
+		p.learnTools(json.RawMessage(e.Result))
 		_ = idKey(e.ID)
 		out, err := withID(line, "nano-vm-mcp/replay-1")
 		if err != nil {

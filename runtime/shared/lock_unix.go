@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 const supported = true
@@ -17,7 +19,7 @@ const supported = true
 func tryLock(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open election lock %s: %w", path, err)
+		return nil, fmt.Errorf("open election lock %s: %w", path, store.EnvError(err))
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)

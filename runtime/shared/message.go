@@ -15,8 +15,19 @@ import (
 type envelope struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
-	Result json.RawMessage `json:"result"`
+	Params span            `json:"params"`
+	Result span            `json:"result"`
+	Error  span            `json:"error"`
+}
+
+// span is a raw JSON value kept as a slice of the message it was decoded
+// from, not a copy: a message's params can be most of its 32 MiB, and the
+// line it points into is never reused (each line is a buffer of its own).
+type span []byte
+
+func (s *span) UnmarshalJSON(b []byte) error {
+	*s = b
+	return nil
 }
 
 // parseEnvelope decodes one line. A line that is not a JSON object is an
@@ -50,7 +61,9 @@ func idKey(id json.RawMessage) string {
 func (e envelope) isRequest() bool { return e.Method != "" && len(e.ID) > 0 }
 
 // isResponse reports a response (result or error) to a request.
-func (e envelope) isResponse() bool { return e.Method == "" && len(e.ID) > 0 }
+func (e envelope) isResponse() bool {
+	return e.Method == "" && len(e.ID) > 0 && (len(e.Result) > 0 || len(e.Error) > 0)
+}
 
 // rpcError is a JSON-RPC error response.
 type rpcError struct {
@@ -67,8 +80,9 @@ type rpcErrorBody struct {
 
 // JSON-RPC error codes this package answers with.
 const (
-	codeInternal = -32603
-	codeParse    = -32700
+	codeInternal       = -32603
+	codeParse          = -32700
+	codeInvalidRequest = -32600
 	// codePrimaryLost is in the implementation-defined server range: the
 	// request's outcome is unknown because the process serving it died.
 	codePrimaryLost = -32001

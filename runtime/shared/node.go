@@ -247,7 +247,7 @@ func (p *primary) accept() {
 			case <-p.ctx.Done():
 				return
 			}
-			if err := serveConn(p.ctx, p.backend.MCP, c, id, p.log); err != nil {
+			if err := serveConn(p.ctx, p.backend.MCP, c, id, true, p.log); err != nil {
 				p.log.Debug("shared: session ended", "session", id, "err", err)
 			}
 		})
@@ -269,7 +269,7 @@ func (p *primary) localSession() upstream {
 	client, srv := net.Pipe()
 	p.wg.Go(func() {
 		defer srv.Close()
-		if err := serveConn(p.ctx, p.backend.MCP, srv, "local", p.log); err != nil {
+		if err := serveConn(p.ctx, p.backend.MCP, srv, "local", true, p.log); err != nil {
 			p.log.Debug("shared: local session ended", "err", err)
 		}
 	})

@@ -1,0 +1,86 @@
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Ensure every id and key a client passes is checked against its limits:
+// too long, or holding a control character, it is an invalid_argument
+// error naming the argument and the limit, with the value clipped, and
+// never an internal error; the log never holds the whole value.
+func TestIDArgumentLimits(t *testing.T) {
+	var logs lockedBuffer
+	rt := openRuntime(t, runtime.Config{})
+	s := New(rt, &Options{AllowToolUpload: true, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	c, _ := inProcess(t, s)
+
+	long := strings.Repeat("k", 5000)
+	prog := `{"name":"p","steps":[{"id":"v","type":"tool","tool":"validate_amount","args":{"amount":1}}]}`
+	tests := []struct {
+		tool, arg string
+		args      map[string]any
+		limit     string
+	}{
+		{"run_program", "idempotency_key", map[string]any{"program": prog, "idempotency_key": long}, "255-byte"},
+		{"run_program", "idempotency_key", map[string]any{"program": prog, "idempotency_key": "a\nb"}, "control character"},
+		{"run_program", "save_as", map[string]any{"program": prog, "save_as": long}, "256-byte"},
+		{"run_program", "save_as", map[string]any{"program": prog, "save_as": "x\x00y"}, "control character"},
+		{"run_program", "program_id", map[string]any{"program_id": long}, "256-byte"},
+		{"get_trace", "trace_id", map[string]any{"trace_id": long}, "256-byte"},
+		{"resume_program", "trace_id", map[string]any{"trace_id": long, "payload": map[string]any{}}, "256-byte"},
+		{"get_program", "program_id", map[string]any{"program_id": long}, "256-byte"},
+		{"delete_program", "program_id", map[string]any{"program_id": long}, "256-byte"},
+		{"get_tool", "name", map[string]any{"name": long}, "256-byte"},
+		{"put_secret", "id", map[string]any{"id": long, "value": "v"}, "1..128"},
+		{"put_secret", "id", map[string]any{"id": "a/b", "value": "v"}, "[A-Za-z0-9._-]"},
+		{"verify_audit", "execution_id", map[string]any{"execution_id": long}, "256-byte"},
+		{"list_traces", "cursor", map[string]any{"cursor": long}, "1024-byte"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.tool+"/"+tc.arg, func(t *testing.T) {
+			found := false
+			for _, d := range s.defs {
+				found = found || d.name == tc.tool
+			}
+			if !found {
+				t.Fatalf("no tool %s", tc.tool)
+			}
+			e := toolErr(t, tc.tool, call(t, c, tc.tool, tc.args))
+			msg, _ := e["message"].(string)
+			if e["error"] != "invalid_argument" || !strings.Contains(msg, `"`+tc.arg+`"`) || !strings.Contains(msg, tc.limit) {
+				t.Fatalf("got %v", e)
+			}
+			if len(msg) > 400 {
+				t.Fatalf("the message is %d bytes: the value was not clipped: %.200s", len(msg), msg)
+			}
+		})
+	}
+	if strings.Contains(logs.String(), long[:200]) {
+		t.Fatal("the log holds a long value whole")
+	}
+}
