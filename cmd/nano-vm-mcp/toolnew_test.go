@@ -19,10 +19,9 @@ func buildSkeleton(t *testing.T, dir string) {
 	}
 }
 
-// addAndRun registers the tool folder in a new database and runs a
-// one-step program calling it, through the CLI; it returns the run's
-// final output.
-func addAndRun(t *testing.T, name, dir string) any {
+// addAndTryRun registers the tool folder in a new database and runs a
+// one-step program calling it, through the CLI, with --json.
+func addAndTryRun(t *testing.T, name, dir string) (int, string, string) {
 	t.Helper()
 	db := []string{"--db", filepath.Join(t.TempDir(), "new.db"), "--cache-dir", sharedCache}
 	code, out, errOut := runCLI(t, "", append([]string{"tool", "add", dir}, db...)...)
@@ -33,11 +32,17 @@ func addAndRun(t *testing.T, name, dir string) any {
 	step := map[string]any{"name": "greet", "steps": []any{
 		map[string]any{"id": "greet", "type": "tool", "tool": name, "args": map[string]any{"name": "$who"}, "is_terminal": true},
 	}}
-	raw, _ := json.Marshal(step)
-	if err := os.WriteFile(prog, raw, 0o644); err != nil {
+	if err := os.WriteFile(prog, []byte(mustJSON(step)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut = runCLI(t, "", append([]string{"run", prog, "--input", `{"who":"ada \"the\" first"}`, "--json"}, db...)...)
+	return runCLI(t, "", append([]string{"run", prog, "--input", `{"who":"ada \"the\" first"}`, "--json"}, db...)...)
+}
+
+// addAndRun is addAndTryRun for a run that must succeed; it returns the
+// run's final output.
+func addAndRun(t *testing.T, name, dir string) any {
+	t.Helper()
+	code, out, errOut := addAndTryRun(t, name, dir)
 	var res struct {
 		Status      string `json:"status"`
 		FinalOutput any    `json:"final_output"`
@@ -52,7 +57,8 @@ func addAndRun(t *testing.T, name, dir string) any {
 var wantGreeting = map[string]any{"greeting": `hello, ada "the" first`}
 
 // Ensure `tool new --lang go` writes a tool that builds with its build.sh,
-// passes its own tests, registers with `tool add` as written and runs.
+// passes its own tests, registers with `tool add` as written and runs;
+// and that the host runs Go commands and reactors as docs/tool-abi.md says.
 func TestToolNewGo(t *testing.T) {
 	t.Setenv("NANO_VM_MCP_VAULT_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
 	parent := t.TempDir()
@@ -80,6 +86,103 @@ func TestToolNewGo(t *testing.T) {
 	if b, _ := json.Marshal(got); string(b) != mustJSON(wantGreeting) {
 		t.Fatalf("final output %s, want %s", b, mustJSON(wantGreeting))
 	}
+
+	// docs/tool-abi.md, "Entry points": the reactor also runs fresh; a
+	// command runs fresh; pool refuses a command at registration; and a
+	// command that also exports nanovm_call (this source without
+	// -buildmode) registers for pool but traps there, its Go runtime never
+	// started.
+	reactor, err := os.ReadFile(filepath.Join(dir, "hello_go.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exporting := goBuild(t, dir)
+	plain := filepath.Join(t.TempDir(), "plain")
+	if err := os.CopyFS(plain, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(plain, "export_wasip1.go")); err != nil {
+		t.Fatal(err)
+	}
+	command := goBuild(t, plain)
+	for _, tt := range []struct {
+		name, isolation   string
+		wasm              []byte
+		wantAdd, wantCall string // the refusal of tool add, the run's error
+	}{
+		{name: "reactor fresh", isolation: "fresh", wasm: reactor},
+		{name: "command fresh", isolation: "fresh", wasm: command},
+		{name: "command pool", isolation: "pool", wasm: command, wantAdd: `isolation "pool" needs the module to export nanovm_call`},
+		{name: "command exporting nanovm_call fresh", isolation: "fresh", wasm: exporting},
+		{name: "command exporting nanovm_call pool", isolation: "pool", wasm: exporting, wantCall: "trapped: unreachable"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			variant := withIsolation(t, dir, tt.isolation, tt.wasm)
+			switch {
+			case tt.wantAdd != "":
+				code, out, errOut := runCLI(t, "", "tool", "add", variant, "--db", filepath.Join(t.TempDir(), "new.db"), "--cache-dir", sharedCache)
+				if code == 0 || !strings.Contains(errOut, tt.wantAdd) {
+					t.Fatalf("tool add: exit %d\n%s\n%s\nwant the refusal %q", code, out, errOut, tt.wantAdd)
+				}
+			case tt.wantCall != "":
+				code, out, errOut := addAndTryRun(t, "hello_go", variant)
+				if code == 0 || !strings.Contains(out+errOut, tt.wantCall) {
+					t.Fatalf("run: exit %d\n%s\n%s\nwant %q", code, out, errOut, tt.wantCall)
+				}
+			default:
+				if b, _ := json.Marshal(addAndRun(t, "hello_go", variant)); string(b) != mustJSON(wantGreeting) {
+					t.Fatalf("final output %s, want %s", b, mustJSON(wantGreeting))
+				}
+			}
+		})
+	}
+}
+
+// goBuild builds the Go package in dir for wasip1 without -buildmode: a
+// WASI command.
+func goBuild(t *testing.T, dir string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "command.wasm")
+	build := exec.Command("go", "build", "-o", out, ".")
+	build.Dir, build.Env = dir, append(os.Environ(), "GOWORK=off", "GOOS=wasip1", "GOARCH=wasm")
+	if log, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build in %s: %v\n%s", dir, err, log)
+	}
+	wasm, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
+// withIsolation copies the tool in dir to a new folder of the same name
+// with module wasm and the manifest's isolation set to isolation.
+func withIsolation(t *testing.T, dir, isolation string, wasm []byte) string {
+	t.Helper()
+	name := filepath.Base(dir)
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["isolation"] = isolation
+	if isolation != "pool" {
+		delete(m, "pool_size")
+	}
+	out := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "manifest.json"), []byte(mustJSON(m)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, name+".wasm"), wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // Ensure `tool new --lang c` writes a tool that builds with its build.sh
