@@ -207,6 +207,9 @@ func TestToolNewC(t *testing.T) {
 	if _, err := os.Stat("/usr/lib/wasm32-wasi/libc.a"); err != nil {
 		t.Skip("wasi-libc not installed (apt-get install wasi-libc): skeleton written, not built")
 	}
+	if _, err := exec.LookPath("wasm-ld"); err != nil {
+		t.Skip("wasm-ld not installed (apt-get install lld): skeleton written, not built")
+	}
 	buildSkeleton(t, dir)
 	got := addAndRun(t, "hello_c", dir)
 	if b, _ := json.Marshal(got); string(b) != mustJSON(wantGreeting) {
