@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/google/uuid v1.6.0
 	github.com/mark3labs/mcp-go v1.2.1
+	github.com/nanovm/nano-vm-mcp/wasm-tools/sdk/go v0.0.0-00010101000000-000000000000
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/tetratelabs/wazero v1.12.0
 	go.etcd.io/bbolt v1.5.0
@@ -19,3 +20,7 @@ require (
 	golang.org/x/sys v0.45.0 // indirect
 	golang.org/x/text v0.14.0 // indirect
 )
+
+// The Go guest SDK is its own module (wasm-tools/sdk/go/go.mod) so tools
+// can depend on it alone; here it is always the copy in this tree.
+replace github.com/nanovm/nano-vm-mcp/wasm-tools/sdk/go => ./wasm-tools/sdk/go

@@ -28,6 +28,9 @@ func subcommand(args []string, verbs ...string) (string, []string, error) {
 
 // cmdTool manages registered tools.
 func cmdTool(args []string, cio *cliIO) error {
+	if len(args) > 0 && args[0] == "new" { // toolnew.go: writes files, opens no database
+		return cmdToolNew(args[1:], cio)
+	}
 	verb, args, err := subcommand(args, "add", "ls", "show", "rm")
 	if err != nil {
 		return err
