@@ -144,8 +144,40 @@ func (s capSet) allows(imp string) bool {
 	return ok && s[c]
 }
 
-// checkImports is gate A: it names every import outside s, with the
-// capability that would grant it, or none.
+// gateA is gate A: every import must be a function that s links, declared
+// with the host function's own signature. It names every import that is
+// not, with the capability that would grant it, or both signatures. A
+// name outside s is ErrImportNotGranted; a granted name with the wrong
+// signature is ErrImportSignature. Imported tables, memories and globals
+// are never offered.
+func (h *Host) gateA(cm *compiledModule, s capSet) error {
+	var bad, badSig []string
+	for _, imp := range cm.otherImports {
+		bad = append(bad, fmt.Sprintf("import %s is not offered: the host links functions only", imp))
+	}
+	if err := checkImports(cm.imports, s); err != nil {
+		bad = append(bad, err.Error())
+	}
+	for i, imp := range cm.imports {
+		if !s.allows(imp) {
+			continue
+		}
+		want, ok := h.hostSigs[imp]
+		if got := cm.importSigs[i]; ok && !got.Equal(want) {
+			badSig = append(badSig, fmt.Sprintf("import %s is declared %s, the host function is %s", imp, got, want))
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		return detail(ErrImportNotGranted, "%s", strings.Join(append(bad, badSig...), "; "))
+	case len(badSig) > 0:
+		return detail(ErrImportSignature, "%s", strings.Join(badSig, "; "))
+	}
+	return nil
+}
+
+// checkImports is gate A's name check: it names every import outside s,
+// with the capability that would grant it, or none.
 func checkImports(imports []string, s capSet) error {
 	var bad []string
 	for _, imp := range imports {

@@ -102,11 +102,10 @@ func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (store
 	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
-	cm, err := r.host.compile(ctx, wasm)
+	// Read, check and admit before compiling: a refused module is never
+	// compiled and leaves nothing behind.
+	cm, err := r.host.load(ctx, wasm, func(cm *compiledModule) error { return r.admit(&m, cm, granted) })
 	if err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
-	}
-	if err := r.admit(&m, cm, granted); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	canon, sum, err := m.canonical()
@@ -129,13 +128,19 @@ func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (store
 	return rec, nil
 }
 
-// admit is gate A plus the checks that need the compiled module.
+// admit is gate A plus the checks of the module against its manifest,
+// all made on the structural read, before anything is compiled.
 func (r *Registry) admit(m *Manifest, cm *compiledModule, granted []string) error {
-	if err := checkImports(cm.imports, newCapSet(granted)); err != nil {
+	if err := r.host.gateA(cm, newCapSet(granted)); err != nil {
 		return err
 	}
-	if uint64(cm.minPages)<<16 > m.memoryBytes() {
-		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", uint64(cm.minPages)<<6, mib(m.memoryBytes()))
+	memStart := uint64(cm.minPages) << 16
+	if cm.tableBytes == 0 && memStart > m.memoryBytes() {
+		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", memStart>>10, mib(m.memoryBytes()))
+	}
+	if memStart+cm.tableBytes > m.memoryBytes() {
+		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start and up to %d KiB for its tables (%s), memory limit is %s",
+			memStart>>10, cm.tableBytes>>10, strings.Join(cm.tables, "; "), mib(m.memoryBytes()))
 	}
 	if m.Isolation == IsolationPool && !cm.hasCall {
 		return fmt.Errorf("%w: isolation %q needs the module to export nanovm_call", ErrInvalidManifest, IsolationPool)
@@ -265,11 +270,8 @@ func (r *Registry) build(ctx context.Context, rec store.ToolRecord, m Manifest, 
 	if got := sha256Hex(wasm); got != rec.ModuleSHA256 {
 		return nil, fmt.Errorf("load module: stored bytes hash to %s, not %s", got, rec.ModuleSHA256)
 	}
-	cm, err := r.host.compile(ctx, wasm)
+	cm, err := r.host.load(ctx, wasm, func(cm *compiledModule) error { return r.admit(&m, cm, granted) })
 	if err != nil {
-		return nil, err
-	}
-	if err := r.admit(&m, cm, granted); err != nil {
 		return nil, err
 	}
 	return r.host.prepare(ctx, rec, m, cm, granted)
