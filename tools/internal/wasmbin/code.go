@@ -1,7 +1,5 @@
 package wasmbin
 
-import "fmt"
-
 // Immediate kinds of the one-byte opcodes.
 const (
 	opBad     = iota // not an opcode wazero v1.12 accepts by default
@@ -124,7 +122,7 @@ func (p *parser) body(r *reader, fn uint32) error {
 		return b.err(ErrMalformed, "function %d body is empty", fn)
 	}
 
-	decls, err := b.count("local declarations", 2, 0)
+	decls, err := b.count(lblip("function", fn, " local declarations"), 2, 0)
 	if err != nil {
 		return err
 	}
@@ -135,7 +133,7 @@ func (p *parser) body(r *reader, fn uint32) error {
 		if err != nil {
 			return err
 		}
-		if _, err := b.valType(fmt.Sprintf("function %d local", fn)); err != nil {
+		if _, err := b.valType(lblip("function", fn, " local")); err != nil {
 			return err
 		}
 		locals += uint64(n)
@@ -192,7 +190,7 @@ func (p *parser) instructions(b *reader, fn uint32) error {
 			}
 		case opBrTable:
 			var n uint32
-			if n, err = b.count("br_table targets", 1, 0); err != nil {
+			if n, err = b.count(lbl("br_table targets"), 1, 0); err != nil {
 				return err
 			}
 			targets += uint64(n) + 1
@@ -211,7 +209,7 @@ func (p *parser) instructions(b *reader, fn uint32) error {
 				if c != 1 {
 					return b.errAt(at, ErrMalformed, "function %d: select with %d types, want 1", fn, c)
 				}
-				_, err = b.valType(fmt.Sprintf("function %d select", fn))
+				_, err = b.valType(lblip("function", fn, " select"))
 			}
 		case opMemarg:
 			err = memarg(b)

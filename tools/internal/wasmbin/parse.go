@@ -1,7 +1,5 @@
 package wasmbin
 
-import "fmt"
-
 var sectionNames = [...]string{
 	0: "custom", 1: "type", 2: "import", 3: "function", 4: "table", 5: "memory", 6: "global",
 	7: "export", 8: "start", 9: "element", 10: "code", 11: "data", 12: "data count", 13: "tag",
@@ -110,7 +108,7 @@ type parser struct {
 }
 
 func (p *parser) types(r *reader) error {
-	n, err := r.count("types", 3, p.lim.Types)
+	n, err := r.count(lbl("types"), 3, p.lim.Types)
 	if err != nil {
 		return err
 	}
@@ -125,10 +123,10 @@ func (p *parser) types(r *reader) error {
 			return r.errAt(at, ErrUnsupported, "type %d has form %#x, not a function type (0x60)", i, form)
 		}
 		var ft FuncType
-		if ft.Params, err = p.valTypes(r, fmt.Sprintf("type %d params", i), p.lim.Params); err != nil {
+		if ft.Params, err = p.valTypes(r, lblip("type", i, " params"), p.lim.Params); err != nil {
 			return err
 		}
-		if ft.Results, err = p.valTypes(r, fmt.Sprintf("type %d results", i), p.lim.Results); err != nil {
+		if ft.Results, err = p.valTypes(r, lblip("type", i, " results"), p.lim.Results); err != nil {
 			return err
 		}
 		p.m.Types = append(p.m.Types, ft)
@@ -136,7 +134,7 @@ func (p *parser) types(r *reader) error {
 	return nil
 }
 
-func (p *parser) valTypes(r *reader, what string, ceiling uint32) ([]ValType, error) {
+func (p *parser) valTypes(r *reader, what label, ceiling uint32) ([]ValType, error) {
 	n, err := r.count(what, 1, ceiling)
 	if err != nil || n == 0 {
 		return nil, err
@@ -150,7 +148,7 @@ func (p *parser) valTypes(r *reader, what string, ceiling uint32) ([]ValType, er
 	return out, nil
 }
 
-func (p *parser) typeIndex(r *reader, what string) (uint32, error) {
+func (p *parser) typeIndex(r *reader, what label) (uint32, error) {
 	at := r.pos
 	idx, err := r.u32()
 	if err != nil {
@@ -163,7 +161,7 @@ func (p *parser) typeIndex(r *reader, what string) (uint32, error) {
 }
 
 func (p *parser) imports(r *reader) error {
-	n, err := r.count("imports", 4, p.lim.Imports)
+	n, err := r.count(lbl("imports"), 4, p.lim.Imports)
 	if err != nil {
 		return err
 	}
@@ -177,7 +175,7 @@ func (p *parser) imports(r *reader) error {
 		if im.Name, err = r.name("import name"); err != nil {
 			return err
 		}
-		what := fmt.Sprintf("import %s.%s", im.Module, im.Name)
+		what := lbl("import " + im.Module + "." + im.Name)
 		at := r.pos
 		kind, err := r.byte()
 		if err != nil {
@@ -243,13 +241,13 @@ func (p *parser) globalCount(r *reader, at int, adding uint32) error {
 }
 
 func (p *parser) functions(r *reader) error {
-	n, err := r.count("functions", 1, p.lim.Functions)
+	n, err := r.count(lbl("functions"), 1, p.lim.Functions)
 	if err != nil {
 		return err
 	}
 	p.m.Funcs = make([]uint32, n)
 	for i := range p.m.Funcs {
-		if p.m.Funcs[i], err = p.typeIndex(r, fmt.Sprintf("function %d", uint32(i)+p.m.importedFuncs)); err != nil {
+		if p.m.Funcs[i], err = p.typeIndex(r, lbli("function", uint32(i)+p.m.importedFuncs)); err != nil {
 			return err
 		}
 	}
@@ -257,14 +255,14 @@ func (p *parser) functions(r *reader) error {
 }
 
 func (p *parser) tables(r *reader) error {
-	n, err := r.count("tables", 3, p.lim.Tables)
+	n, err := r.count(lbl("tables"), 3, p.lim.Tables)
 	if err != nil {
 		return err
 	}
 	p.m.Tables = make([]Table, 0, n)
 	for i := uint32(0); i < n; i++ {
 		at := r.pos
-		t, err := r.tableType(fmt.Sprintf("table %d", i+p.m.importedTables), p.lim)
+		t, err := r.tableType(lbli("table", i+p.m.importedTables), p.lim)
 		if err != nil {
 			return err
 		}
@@ -278,7 +276,7 @@ func (p *parser) tables(r *reader) error {
 
 func (p *parser) memories(r *reader) error {
 	at := r.pos
-	n, err := r.count("memories", 2, 0)
+	n, err := r.count(lbl("memories"), 2, 0)
 	if err != nil {
 		return err
 	}
@@ -286,7 +284,7 @@ func (p *parser) memories(r *reader) error {
 		return r.errAt(at, ErrUnsupported, "%d memories (multi-memory proposal)", uint64(n)+uint64(p.m.importedMemories))
 	}
 	for i := uint32(0); i < n; i++ {
-		l, err := r.limits("memory", true)
+		l, err := r.limits(lbl("memory"), true)
 		if err != nil {
 			return err
 		}
@@ -297,7 +295,7 @@ func (p *parser) memories(r *reader) error {
 
 func (p *parser) globals(r *reader) error {
 	at := r.pos
-	n, err := r.count("globals", 3, p.lim.Globals)
+	n, err := r.count(lbl("globals"), 3, p.lim.Globals)
 	if err != nil {
 		return err
 	}
@@ -306,7 +304,7 @@ func (p *parser) globals(r *reader) error {
 	}
 	p.m.Globals = make([]Global, 0, n)
 	for i := uint32(0); i < n; i++ {
-		what := fmt.Sprintf("global %d", i+p.m.importedGlobals)
+		what := lbli("global", i+p.m.importedGlobals)
 		g, err := r.globalType(what)
 		if err != nil {
 			return err
@@ -320,7 +318,7 @@ func (p *parser) globals(r *reader) error {
 }
 
 func (p *parser) exports(r *reader) error {
-	n, err := r.count("exports", 3, p.lim.Exports)
+	n, err := r.count(lbl("exports"), 3, p.lim.Exports)
 	if err != nil {
 		return err
 	}
@@ -348,13 +346,13 @@ func (p *parser) exports(r *reader) error {
 }
 
 func (p *parser) elements(r *reader) error {
-	n, err := r.count("element segments", 2, p.lim.ElemSegments)
+	n, err := r.count(lbl("element segments"), 2, p.lim.ElemSegments)
 	if err != nil {
 		return err
 	}
 	p.m.ElemSegments = n
 	for i := uint32(0); i < n; i++ {
-		what := fmt.Sprintf("element segment %d", i)
+		what := lbli("element segment", i)
 		at := r.pos
 		flags, err := r.u32()
 		if err != nil {
@@ -370,7 +368,7 @@ func (p *parser) elements(r *reader) error {
 					return err
 				}
 			}
-			if err := r.constExpr(what + " offset"); err != nil {
+			if err := r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"}); err != nil {
 				return err
 			}
 		}
@@ -389,7 +387,7 @@ func (p *parser) elements(r *reader) error {
 			}
 		}
 		cat := r.pos
-		c, err := r.count(what+" entries", 1, 0)
+		c, err := r.count(lblip("element segment", i, " entries"), 1, 0)
 		if err != nil {
 			return err
 		}
@@ -415,13 +413,13 @@ func (p *parser) elements(r *reader) error {
 }
 
 func (p *parser) data(r *reader, dataCount *uint32) error {
-	n, err := r.count("data segments", 2, p.lim.DataSegments)
+	n, err := r.count(lbl("data segments"), 2, p.lim.DataSegments)
 	if err != nil {
 		return err
 	}
 	p.m.DataSegments = n
 	for i := uint32(0); i < n; i++ {
-		what := fmt.Sprintf("data segment %d", i)
+		what := lbli("data segment", i)
 		at := r.pos
 		flags, err := r.u32()
 		if err != nil {
@@ -429,11 +427,11 @@ func (p *parser) data(r *reader, dataCount *uint32) error {
 		}
 		switch flags {
 		case 0:
-			err = r.constExpr(what + " offset")
+			err = r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"})
 		case 1:
 		case 2:
 			if _, err = r.u32(); err == nil {
-				err = r.constExpr(what + " offset")
+				err = r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"})
 			}
 		default:
 			return r.errAt(at, ErrMalformed, "%s has flags %#x", what, flags)
@@ -441,7 +439,7 @@ func (p *parser) data(r *reader, dataCount *uint32) error {
 		if err != nil {
 			return err
 		}
-		c, err := r.count(what+" bytes", 1, 0)
+		c, err := r.count(lblip("data segment", i, " bytes"), 1, 0)
 		if err != nil {
 			return err
 		}
@@ -453,7 +451,7 @@ func (p *parser) data(r *reader, dataCount *uint32) error {
 func (p *parser) code(r *reader) error {
 	p.sawCode = true
 	at := r.pos
-	n, err := r.count("function bodies", 2, 0)
+	n, err := r.count(lbl("function bodies"), 2, 0)
 	if err != nil {
 		return err
 	}
@@ -512,10 +510,10 @@ func (p *parser) names(r *reader) error {
 		case 0:
 			_, err = s.name("module name")
 		case 1:
-			err = p.nameMap(s, "function names", p.lim.Functions+p.lim.Imports)
+			err = p.nameMap(s, lbl("function names"), p.lim.Functions+p.lim.Imports)
 		case 2:
 			var n uint32
-			if n, err = s.count("functions with local names", 2, p.lim.Functions); err != nil {
+			if n, err = s.count(lbl("functions with local names"), 2, p.lim.Functions); err != nil {
 				return err
 			}
 			for i := uint32(0); i < n && err == nil; i++ {
@@ -524,7 +522,7 @@ func (p *parser) names(r *reader) error {
 				}
 				at := s.pos
 				var c uint32
-				if c, err = s.count("local names", 2, 0); err != nil {
+				if c, err = s.count(lbl("local names"), 2, 0); err != nil {
 					return err
 				}
 				localNames += uint64(c)
@@ -550,7 +548,7 @@ func (p *parser) names(r *reader) error {
 	return nil
 }
 
-func (p *parser) nameMap(r *reader, what string, ceiling uint32) error {
+func (p *parser) nameMap(r *reader, what label, ceiling uint32) error {
 	n, err := r.count(what, 2, ceiling)
 	if err != nil {
 		return err
@@ -559,7 +557,7 @@ func (p *parser) nameMap(r *reader, what string, ceiling uint32) error {
 		if _, err := r.u32(); err != nil {
 			return err
 		}
-		if _, err := r.name(what); err != nil {
+		if _, err := r.name("function name"); err != nil {
 			return err
 		}
 	}

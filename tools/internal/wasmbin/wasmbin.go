@@ -309,6 +309,28 @@ func (m *Module) FuncType(idx uint32) (FuncType, bool) {
 	return m.Types[m.Funcs[idx]], true
 }
 
+// label names what is being read, for errors only: it is formatted when
+// an error is, so that reading allocates nothing per entry.
+type label struct {
+	pre  string
+	idx  uint64
+	has  bool // idx is part of the name
+	post string
+}
+
+func lbl(s string) label            { return label{pre: s} }
+func lbli(s string, i uint32) label { return label{pre: s, idx: uint64(i), has: true} }
+func lblip(s string, i uint32, post string) label {
+	return label{pre: s, idx: uint64(i), has: true, post: post}
+}
+
+func (l label) String() string {
+	if !l.has {
+		return l.pre + l.post
+	}
+	return fmt.Sprintf("%s %d%s", l.pre, l.idx, l.post)
+}
+
 // reader reads one bounded region of the module.
 type reader struct {
 	b       []byte // the whole module
@@ -399,7 +421,7 @@ func (r *reader) s33() (int64, error) {
 
 // count reads a vector length that needs at least minEntry bytes an entry
 // and may not exceed ceiling (0: none).
-func (r *reader) count(what string, minEntry int, ceiling uint32) (uint32, error) {
+func (r *reader) count(what label, minEntry int, ceiling uint32) (uint32, error) {
 	at := r.pos
 	n, err := r.u32()
 	if err != nil {
@@ -430,7 +452,7 @@ func (r *reader) name(what string) (string, error) {
 	return string(b), nil
 }
 
-func (r *reader) valType(what string) (ValType, error) {
+func (r *reader) valType(what label) (ValType, error) {
 	at := r.pos
 	c, err := r.byte()
 	if err != nil {
@@ -443,7 +465,7 @@ func (r *reader) valType(what string) (ValType, error) {
 	return v, nil
 }
 
-func (r *reader) limits(what string, memory bool) (ResizableLimits, error) {
+func (r *reader) limits(what label, memory bool) (ResizableLimits, error) {
 	at := r.pos
 	flag, err := r.byte()
 	if err != nil {
@@ -477,7 +499,7 @@ func (r *reader) limits(what string, memory bool) (ResizableLimits, error) {
 	return l, nil
 }
 
-func (r *reader) tableType(what string, lim *Limits) (Table, error) {
+func (r *reader) tableType(what label, lim *Limits) (Table, error) {
 	at := r.pos
 	c, err := r.byte()
 	if err != nil {
@@ -496,7 +518,7 @@ func (r *reader) tableType(what string, lim *Limits) (Table, error) {
 	return t, nil
 }
 
-func (r *reader) globalType(what string) (Global, error) {
+func (r *reader) globalType(what label) (Global, error) {
 	t, err := r.valType(what)
 	if err != nil {
 		return Global{}, err
@@ -513,7 +535,7 @@ func (r *reader) globalType(what string) (Global, error) {
 }
 
 // constExpr skips a constant expression, as wazero reads one.
-func (r *reader) constExpr(what string) error {
+func (r *reader) constExpr(what label) error {
 	for {
 		at := r.pos
 		op, err := r.byte()

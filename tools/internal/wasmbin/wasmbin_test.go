@@ -22,7 +22,7 @@ import (
 // committed module.
 var testLimits = Limits{
 	Types: 1000, Params: 100, Results: 100, Imports: 1000, Functions: 100_000, Tables: 10,
-	TableElements: 100_000, Globals: 1000, Exports: 1000, ElemSegments: 1000, ElemEntries: 100_000,
+	TableElements: 1 << 27, Globals: 1000, Exports: 1000, ElemSegments: 1000, ElemEntries: 100_000,
 	DataSegments: 1_000_000, FunctionLocals: 1000, TotalLocals: 1_000_000, BodyBytes: 1 << 20,
 	Nesting: 4096, BrTableTargets: 32768, Customs: 100,
 }
@@ -151,7 +151,7 @@ func TestParseRefuses(t *testing.T) {
 		{"memory64", wt.Module(wt.Section(wt.SecMemory, wt.Vec([]byte{0x04, 1}))), ErrUnsupported, "memory is 64-bit"},
 		{"two memories", wt.Module(wt.Section(wt.SecMemory, wt.Vec(wt.Limits(1, -1), wt.Limits(1, -1)))), ErrUnsupported, "2 memories (multi-memory proposal)"},
 		{"tag section", wt.Module(wt.Section(13, wt.Vec())), ErrUnsupported, "tag section (exception handling proposal)"},
-		{"table too big", wt.Module(wt.Section(wt.SecTable, wt.Vec(wt.Table(1<<27, -1)))), ErrCeiling, "table 0 declares 134217728 elements at start, ceiling is 100000"},
+		{"table too big", wt.Module(wt.Section(wt.SecTable, wt.Vec(wt.Table(1<<28, -1)))), ErrCeiling, "table 0 declares 268435456 elements at start, ceiling is 134217728"},
 		{"too many tables", wt.Module(wt.Section(wt.SecTable, wt.Vec(slices.Repeat([][]byte{wt.Table(0, -1)}, 11)...))), ErrCeiling, "declares 11 tables, ceiling is 10"},
 		{"locals over ceiling", wt.Command(1, [][]byte{wt.Local(600, wt.I32), wt.Local(600, wt.I64)}, []byte{0x0b}), ErrCeiling, "function 0 declares 1200 locals, ceiling is 1000"},
 		{"locals past 2^32", wt.Command(1, [][]byte{wt.Local(2, wt.I64), wt.Local(0xffffffff, wt.I32)}, []byte{0x0b}), ErrMalformed, "more than 2^32 locals"},
