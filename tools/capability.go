@@ -155,9 +155,7 @@ func (h *Host) gateA(cm *compiledModule, s capSet) error {
 	for _, imp := range cm.otherImports {
 		bad = append(bad, fmt.Sprintf("import %s is not offered: the host links functions only", imp))
 	}
-	if err := checkImports(cm.imports, s); err != nil {
-		bad = append(bad, err.Error())
-	}
+	bad = append(bad, importProblems(cm.imports, s)...)
 	for i, imp := range cm.imports {
 		if !s.allows(imp) {
 			continue
@@ -169,16 +167,36 @@ func (h *Host) gateA(cm *compiledModule, s capSet) error {
 	}
 	switch {
 	case len(bad) > 0:
-		return detail(ErrImportNotGranted, "%s", strings.Join(append(bad, badSig...), "; "))
+		return detail(ErrImportNotGranted, "%s", joinFirst(append(bad, badSig...)))
 	case len(badSig) > 0:
-		return detail(ErrImportSignature, "%s", strings.Join(badSig, "; "))
+		return detail(ErrImportSignature, "%s", joinFirst(badSig))
 	}
 	return nil
 }
 
-// checkImports is gate A's name check: it names every import outside s,
+// maxListed bounds the problems one refusal lists, so that a module with
+// 100,000 bad imports gets a readable error, not megabytes of one.
+const maxListed = 20
+
+func joinFirst(items []string) string {
+	if len(items) <= maxListed {
+		return strings.Join(items, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(items[:maxListed], "; "), len(items)-maxListed)
+}
+
+// checkImports is gate A's name check: it names each import outside s
+// (the first maxListed of them),
 // with the capability that would grant it, or none.
 func checkImports(imports []string, s capSet) error {
+	bad := importProblems(imports, s)
+	if len(bad) == 0 {
+		return nil
+	}
+	return detail(ErrImportNotGranted, "%s", joinFirst(bad))
+}
+
+func importProblems(imports []string, s capSet) []string {
 	var bad []string
 	for _, imp := range imports {
 		if s.allows(imp) {
@@ -190,8 +208,5 @@ func checkImports(imports []string, s capSet) error {
 			bad = append(bad, fmt.Sprintf("import %s is not offered by any capability", imp))
 		}
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	return detail(ErrImportNotGranted, "%s", strings.Join(bad, "; "))
+	return bad
 }

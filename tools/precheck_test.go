@@ -358,3 +358,22 @@ func TestMalformedModuleRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Ensure a refusal lists a bounded number of problems, and says how many
+// it left out.
+func TestImportRefusalBounded(t *testing.T) {
+	var imports [][]byte
+	for i := 0; i < 30; i++ {
+		imports = append(imports, wt.ImportFunc("env", fmt.Sprint("f", i), 0))
+	}
+	wasm := wt.Module(
+		wt.Section(wt.SecType, wt.Vec(wt.FuncType(nil, nil))),
+		wt.Section(wt.SecImport, wt.Vec(imports...)),
+		wt.Section(wt.SecFunction, wt.Vec(wt.U32(0))),
+		wt.Section(wt.SecExport, wt.Vec(wt.Export("_start", 0, 30))),
+		wt.Section(wt.SecCode, wt.Vec(wt.Body(nil, []byte{0x0b}))))
+	err := registerBytes(t, newRegistry(t), manifestFor("many"), wasm)
+	if !errors.Is(err, ErrImportNotGranted) || !strings.HasSuffix(err.Error(), "import env.f19 is not offered by any capability; and 10 more") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -371,19 +371,31 @@ func (r *reader) take(n int) ([]byte, error) {
 // them; it does not interpret them.
 func (r *reader) leb(maxLen int) ([]byte, error) {
 	start := r.pos
-	for i := 0; i < maxLen; i++ {
-		c, err := r.byte()
-		if err != nil {
-			return nil, err
-		}
-		if c < 0x80 {
+	for i := r.pos; i < r.end && i-start < maxLen; i++ {
+		if r.b[i] < 0x80 {
+			r.pos = i + 1
 			return r.b[start:r.pos], nil
 		}
+	}
+	if r.end-start < maxLen {
+		r.pos = r.end
+		return nil, r.err(ErrMalformed, "unexpected end of section")
 	}
 	return nil, r.errAt(start, ErrMalformed, "LEB128 longer than %d bytes", maxLen)
 }
 
+// u32 reads an unsigned LEB128 of 32 bits; one byte is the common case.
 func (r *reader) u32() (uint32, error) {
+	if r.pos < r.end {
+		if c := r.b[r.pos]; c < 0x80 {
+			r.pos++
+			return uint32(c), nil
+		}
+	}
+	return r.u32Long()
+}
+
+func (r *reader) u32Long() (uint32, error) {
 	start := r.pos
 	bs, err := r.leb(5)
 	if err != nil {
