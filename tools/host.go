@@ -401,6 +401,13 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 	return cm, code, nil
 }
 
+// compileWorkers is the goroutines one compilation uses. wazero v1.12
+// checks the context between functions only when it compiles with more
+// than one worker (its single-goroutine path never looks), so two it is:
+// a deadline or a cancel then stops a compilation after the functions in
+// flight, which the per-function ceilings keep short.
+const compileWorkers = 2
+
 // compileCode compiles wasm with a compile slot, under the compile
 // deadline and the caller's context: a cancel stops it between functions
 // (the ceilings keep one function's compile short).
@@ -413,7 +420,7 @@ func (h *Host) compileCode(ctx context.Context, sum string, wasm []byte) (wazero
 	defer func() { <-h.compileSlots }()
 	cctx, cancel := context.WithTimeout(ctx, h.limits.CompileTimeout)
 	defer cancel()
-	code, err := h.rt.CompileModule(cctx, wasm)
+	code, err := h.rt.CompileModule(experimental.WithCompilationWorkers(cctx, compileWorkers), wasm)
 	if err == nil && cctx.Err() != nil { // finished as the deadline passed
 		_ = code.Close(context.Background())
 		err = cctx.Err()

@@ -203,6 +203,42 @@ func TestCompileDeadlineAndCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("cancelled while compiling", func(t *testing.T) {
+		// 30 functions, each at the br_table ceiling: seconds to compile
+		// in all, a fraction of a second each. The context is cancelled
+		// once the compilation holds its slot; wazero stops between two
+		// functions.
+		targets := make([][]byte, 32_767)
+		for i := range targets {
+			targets[i] = wt.U32(0)
+		}
+		body := wt.Body(nil, wt.Cat([]byte{0x02, 0x40, 0x41, 0x00, 0x0e}, wt.Vec(targets...), wt.U32(0), []byte{0x0b, 0x0b}))
+		var funcs, bodies [][]byte
+		for range 30 {
+			funcs, bodies = append(funcs, wt.U32(0)), append(bodies, body)
+		}
+		slow := wt.Module(wt.Section(wt.SecType, wt.Vec(wt.FuncType(nil, nil))), wt.Section(wt.SecFunction, wt.Vec(funcs...)),
+			wt.Section(wt.SecMemory, wt.Vec(wt.Limits(1, -1))),
+			wt.Section(wt.SecExport, wt.Vec(wt.Export("_start", 0, 0), wt.Export("memory", 2, 0))), wt.Section(wt.SecCode, wt.Vec(bodies...)))
+		h := newHost(t, HostOptions{ModuleLimits: ModuleLimits{Compilations: 1}})
+		r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() {
+			_, err := r.Register(ctx, manifestFor("slow"), slow)
+			done <- err
+		}()
+		for len(h.compileSlots) == 0 {
+			runtime.Gosched()
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "compile module") {
+			t.Fatalf("err = %v", err)
+		}
+		if len(h.compiled) != 0 {
+			t.Fatal("a cancelled compilation was kept")
+		}
+	})
 	t.Run("waiting for a slot", func(t *testing.T) {
 		h := newHost(t, HostOptions{ModuleLimits: ModuleLimits{Compilations: 1}})
 		r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
