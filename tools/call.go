@@ -484,7 +484,9 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	// One context per call: the timeout, cancelled early by fail.
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st := &callState{tool: t, executionID: req.ExecutionID, state: state, cancel: cancel, memLimit: t.lim.memory}
+	// The tables' bound counts against the same ceiling (admit checked that
+	// both fit), so linear memory may grow to what is left of it.
+	st := &callState{tool: t, executionID: req.ExecutionID, state: state, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
 	outBuf := getOutBuf()
 	st.stdout = capWriter{buf: *outBuf, max: t.lim.stdout, strict: true, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}

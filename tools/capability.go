@@ -144,9 +144,59 @@ func (s capSet) allows(imp string) bool {
 	return ok && s[c]
 }
 
-// checkImports is gate A: it names every import outside s, with the
-// capability that would grant it, or none.
+// gateA is gate A: every import must be a function that s links, declared
+// with the host function's own signature. It names every import that is
+// not, with the capability that would grant it, or both signatures. A
+// name outside s is ErrImportNotGranted; a granted name with the wrong
+// signature is ErrImportSignature. Imported tables, memories and globals
+// are never offered.
+func (h *Host) gateA(cm *compiledModule, s capSet) error {
+	var bad, badSig []string
+	for _, imp := range cm.otherImports {
+		bad = append(bad, fmt.Sprintf("import %s is not offered: the host links functions only", imp))
+	}
+	bad = append(bad, importProblems(cm.imports, s)...)
+	for i, imp := range cm.imports {
+		if !s.allows(imp) {
+			continue
+		}
+		want, ok := h.hostSigs[imp]
+		if got := cm.importSigs[i]; ok && !got.Equal(want) {
+			badSig = append(badSig, fmt.Sprintf("import %s is declared %s, the host function is %s", imp, got, want))
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		return detail(ErrImportNotGranted, "%s", joinFirst(append(bad, badSig...)))
+	case len(badSig) > 0:
+		return detail(ErrImportSignature, "%s", joinFirst(badSig))
+	}
+	return nil
+}
+
+// maxListed bounds the problems one refusal lists, so that a module with
+// 100,000 bad imports gets a readable error, not megabytes of one.
+const maxListed = 20
+
+func joinFirst(items []string) string {
+	if len(items) <= maxListed {
+		return strings.Join(items, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(items[:maxListed], "; "), len(items)-maxListed)
+}
+
+// checkImports is gate A's name check: it names each import outside s
+// (the first maxListed of them),
+// with the capability that would grant it, or none.
 func checkImports(imports []string, s capSet) error {
+	bad := importProblems(imports, s)
+	if len(bad) == 0 {
+		return nil
+	}
+	return detail(ErrImportNotGranted, "%s", joinFirst(bad))
+}
+
+func importProblems(imports []string, s capSet) []string {
 	var bad []string
 	for _, imp := range imports {
 		if s.allows(imp) {
@@ -158,8 +208,5 @@ func checkImports(imports []string, s capSet) error {
 			bad = append(bad, fmt.Sprintf("import %s is not offered by any capability", imp))
 		}
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	return detail(ErrImportNotGranted, "%s", strings.Join(bad, "; "))
+	return bad
 }

@@ -10,8 +10,16 @@
 //
 // # Invariants
 //
+//   - Before anything is compiled, Register reads the module structurally
+//     (internal/wasmbin) against ModuleLimits and refuses what exceeds a
+//     ceiling, naming it; a refused module is never compiled or kept.
 //   - Gate A: Register refuses a module importing anything outside the
-//     capabilities granted to it, naming each import.
+//     capabilities granted to it, or a host function with another
+//     signature than the host's, or any table, memory or global, naming
+//     each import.
+//   - Every table's maximum is held to ModuleLimits.TableElements in the
+//     bytes compiled, so table.grow past it returns -1; tables at their
+//     maximum plus the declared memory must fit the memory ceiling.
 //   - Gate B: an instance links only host modules built for its effective
 //     capability set (an import resolver answers every module name), so an
 //     ungranted import cannot resolve even if gate A were bypassed; the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
 // SecretResolver resolves a vault://secret/<id> ref for one execution, just
@@ -57,6 +60,10 @@ type HostOptions struct {
 	// Logger receives host-side events (instance discarded, compile
 	// errors). nil means slog.Default().
 	Logger *slog.Logger
+	// ModuleLimits are the ceilings every module is read against before
+	// it is compiled, the compile deadline and the compilations at once.
+	// Zero fields take DefaultModuleLimits.
+	ModuleLimits ModuleLimits
 }
 
 // Host owns the wazero runtime every tool runs in, the compilation cache,
@@ -71,7 +78,13 @@ type Host struct {
 	// wasiFuncs are wazero's WASI functions, taken from a compiled (never
 	// instantiated) WASI module so that a subset can be linked per set.
 	wasiFuncs map[string]api.FunctionDefinition
-	empty     api.Module
+	// hostSigs is the signature of every host function a guest may
+	// import, by "module.name": what gate A compares imports with.
+	hostSigs map[string]wasmbin.FuncType
+	empty    api.Module
+	limits   ModuleLimits
+	// compileSlots holds one token per compilation running.
+	compileSlots chan struct{}
 
 	closing atomic.Bool
 	// budget holds the guest memory of every live instance.
@@ -109,7 +122,9 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 		// The compiled code a restart trusts is the host's own file.
 		opts.ProtectedPaths = append(slices.Clip(opts.ProtectedPaths), opts.CacheDir)
 	}
-	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}}
+	opts.ModuleLimits = opts.ModuleLimits.withDefaults()
+	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}, limits: opts.ModuleLimits}
+	h.compileSlots = make(chan struct{}, h.limits.Compilations)
 	h.budget.limit = uint64(opts.Ceilings.MemoryBudgetMiB) << 20
 	var err error
 	if opts.CacheDir != "" {
@@ -141,6 +156,10 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 		return nil, fmt.Errorf("compile wasi host module: %w", err)
 	}
 	h.wasiFuncs = wasiCompiled.ExportedFunctions()
+	if h.hostSigs, err = h.readHostSigs(ctx); err != nil {
+		_ = h.Close(ctx)
+		return nil, err
+	}
 	// An import from any module but the two linked ones resolves to this
 	// empty module and so fails, even if a module of that name exists.
 	if h.empty, err = h.instantiateHost(ctx, h.rt.NewHostModuleBuilder("nanovm-link/none")); err != nil {
@@ -248,83 +267,235 @@ func (h *Host) instantiateHost(ctx context.Context, b wazero.HostModuleBuilder) 
 	return h.rt.InstantiateModule(ctx, c, wazero.NewModuleConfig())
 }
 
-// compiledModule is a module compiled once per content hash.
+// compiledModule is a module read, checked and compiled once per content
+// hash. Host.compiled keeps only modules some registration admitted.
 type compiledModule struct {
-	sha256   string
-	code     wazero.CompiledModule
-	imports  []string // "module.name", in declaration order
-	hasStart bool     // a WASI command: _start
-	hasInit  bool     // a WASI reactor: _initialize
-	hasCall  bool     // nanovm_call, the pooled entry point
-	minPages uint32   // declared minimum of an exported or imported memory
-	// tableBytes is what the module's tables take at their declared
-	// minimum, charged to the memory budget per instance.
+	sha256  string
+	code    wazero.CompiledModule
+	imports []string // "module.name" of each function import, in order
+	// importSigs[i] is the signature imports[i] is declared with.
+	importSigs []wasmbin.FuncType
+	// otherImports names each imported table, memory or global, which
+	// the host never offers: "module.name (a memory)".
+	otherImports []string
+	hasStart     bool   // a WASI command: _start
+	hasInit      bool   // a WASI reactor: _initialize
+	hasCall      bool   // nanovm_call, the pooled entry point
+	minPages     uint32 // declared minimum of the module's memory
+	// tableBytes is the most an instance can hold in tables and passive
+	// element segments: 8 bytes per entry, each table at its maximum
+	// (held to ModuleLimits.TableElements). Reserve it with the memory
+	// ceiling; it is checked against the ceiling at registration.
 	tableBytes uint64
+	// tables describes each defined table for refusals.
+	tables []string
 }
 
 // abiSection is the optional custom section naming the guest ABI version.
 const abiSection = "nanovm.abi"
 
-// compile compiles wasm (or returns the module compiled earlier for the
-// same bytes) and reads what gate A and the call path need.
+// compile returns the compiled module for wasm, compiling it when no
+// admitted registration did before; see load.
 func (h *Host) compile(ctx context.Context, wasm []byte) (*compiledModule, error) {
+	return h.load(ctx, wasm, nil)
+}
+
+// load reads wasm structurally and against the module ceilings, asks
+// admit (gate A and what else the caller checks, nil for nothing) before
+// anything is compiled, then compiles it under the compile deadline and
+// a compile slot. Only an admitted module is kept: a refused one costs
+// its structural read and no more, and leaves nothing behind. A module
+// compiled before for the same bytes is returned (after admit) at once.
+func (h *Host) load(ctx context.Context, wasm []byte, admit func(*compiledModule) error) (*compiledModule, error) {
 	sum := sha256Hex(wasm)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if cm, ok := h.compiled[sum]; ok {
-		h.mu.Unlock()
+	cm, ok := h.compiled[sum]
+	h.mu.Unlock()
+	if ok {
+		if admit != nil {
+			if err := admit(cm); err != nil {
+				return nil, err
+			}
+		}
 		return cm, nil
 	}
-	h.mu.Unlock()
 
-	code, err := h.rt.CompileModule(ctx, wasm)
+	cm, code, err := h.inspect(sum, wasm)
 	if err != nil {
-		return nil, fmt.Errorf("compile module %.12s: %w", sum, err)
+		return nil, err
 	}
-	cm := &compiledModule{sha256: sum, code: code}
-	for _, f := range code.ImportedFunctions() {
-		mod, name, _ := f.Import()
-		cm.imports = append(cm.imports, mod+"."+name)
-	}
-	for _, m := range code.ImportedMemories() {
-		mod, name, _ := m.Import()
-		cm.imports = append(cm.imports, mod+"."+name)
-	}
-	for _, m := range code.ExportedMemories() {
-		cm.minPages = max(cm.minPages, m.Min())
-	}
-	exports := code.ExportedFunctions()
-	_, cm.hasStart = exports["_start"]
-	_, cm.hasInit = exports["_initialize"]
-	if def, ok := exports["nanovm_call"]; ok {
-		if len(def.ParamTypes()) != 0 || len(def.ResultTypes()) != 1 || def.ResultTypes()[0] != api.ValueTypeI32 {
-			_ = code.Close(ctx)
-			return nil, fmt.Errorf("compile module %.12s: nanovm_call must be () -> i32", sum)
+	if admit != nil {
+		if err := admit(cm); err != nil {
+			return nil, err
 		}
-		cm.hasCall = true
 	}
-	if !cm.hasStart && !cm.hasCall {
-		_ = code.Close(ctx)
-		return nil, fmt.Errorf("compile module %.12s: exports neither _start nor nanovm_call", sum)
-	}
-	for _, s := range code.CustomSections() {
-		if s.Name() == abiSection && string(s.Data()) != "1" {
-			_ = code.Close(ctx)
-			return nil, fmt.Errorf("compile module %.12s: guest ABI %q not supported (this host speaks 1)", sum, s.Data())
-		}
+	if cm.code, err = h.compileCode(ctx, sum, code); err != nil {
+		return nil, err
 	}
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if prev, ok := h.compiled[sum]; ok { // lost a race: keep the first
-		_ = code.Close(ctx)
+		_ = cm.code.Close(ctx)
 		return prev, nil
+	}
+	if h.closed {
+		_ = cm.code.Close(ctx)
+		return nil, ErrClosed
 	}
 	h.compiled[sum] = cm
 	return cm, nil
+}
+
+// inspect is the structural pre-check: the size ceiling, the structural
+// read against the other ceilings, the entry points and the ABI version.
+// It returns what gate A and the call path need, and the bytes to compile:
+// wasm itself, or a copy whose tables' maximums are held to the ceiling.
+func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error) {
+	lim := h.limits
+	if int64(len(wasm)) > lim.ModuleBytes {
+		return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrModuleLimit, "module is %d bytes, ceiling is %d", len(wasm), lim.ModuleBytes))
+	}
+	pm, err := wasmbin.Parse(wasm, lim.parseLimits())
+	if err != nil {
+		kind := ErrInvalidModule
+		if errors.Is(err, wasmbin.ErrCeiling) {
+			kind = ErrModuleLimit
+		}
+		return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(kind, "%v", err))
+	}
+	cm := &compiledModule{sha256: sum}
+	importedTables := 0
+	for _, im := range pm.Imports {
+		name := im.Module + "." + im.Name
+		if im.Kind == wasmbin.KindFunc {
+			cm.imports = append(cm.imports, name)
+			cm.importSigs = append(cm.importSigs, im.Func)
+			continue
+		}
+		if im.Kind == wasmbin.KindTable {
+			importedTables++
+		}
+		cm.otherImports = append(cm.otherImports, fmt.Sprintf("%s (a %s)", name, im.Kind))
+	}
+	if len(pm.Memories) > 0 {
+		cm.minPages = pm.Memories[0].Min
+	}
+	for _, e := range pm.Exports {
+		if e.Kind != wasmbin.KindFunc {
+			continue
+		}
+		switch e.Name {
+		case "_start":
+			cm.hasStart = true
+		case "_initialize":
+			cm.hasInit = true
+		case "nanovm_call":
+			ft, _ := pm.FuncType(e.Index)
+			if want := (wasmbin.FuncType{Results: []wasmbin.ValType{wasmbin.I32}}); !ft.Equal(want) {
+				return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "nanovm_call must be () -> i32, not %s", ft))
+			}
+			cm.hasCall = true
+		}
+	}
+	if !cm.hasStart && !cm.hasCall {
+		return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "exports neither _start nor nanovm_call"))
+	}
+	for _, s := range pm.Customs {
+		if s.Name == abiSection && string(s.Data) != "1" {
+			return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "guest ABI %q not supported (this host speaks 1)", s.Data))
+		}
+	}
+	code, maxes := pm.HoldTables(wasm, lim.TableElements)
+	for i, t := range pm.Tables {
+		cm.tableBytes += uint64(maxes[i]) * 8
+		declared := "declares no maximum"
+		if t.HasMax {
+			declared = fmt.Sprintf("declares maximum %d", t.Max)
+		}
+		cm.tables = append(cm.tables, fmt.Sprintf("table %d: %d entries at start, up to %d (%s, ceiling %d)", i+importedTables, t.Min, maxes[i], declared, lim.TableElements))
+	}
+	if pm.PassiveElemEntries > 0 {
+		cm.tableBytes += pm.PassiveElemEntries * 8
+		cm.tables = append(cm.tables, fmt.Sprintf("%d passive element entries", pm.PassiveElemEntries))
+	}
+	return cm, code, nil
+}
+
+// compileWorkers is the goroutines one compilation uses. wazero v1.12
+// checks the context between functions only when it compiles with more
+// than one worker (its single-goroutine path never looks), so two it is:
+// a deadline or a cancel then stops a compilation after the functions in
+// flight, which the per-function ceilings keep short.
+const compileWorkers = 2
+
+// compileCode compiles wasm with a compile slot, under the compile
+// deadline and the caller's context: a cancel stops it between functions
+// (the ceilings keep one function's compile short).
+func (h *Host) compileCode(ctx context.Context, sum string, wasm []byte) (wazero.CompiledModule, error) {
+	select {
+	case h.compileSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("compile module %.12s: waiting for a compile slot: %w", sum, ctx.Err())
+	}
+	defer func() { <-h.compileSlots }()
+	cctx, cancel := context.WithTimeout(ctx, h.limits.CompileTimeout)
+	defer cancel()
+	code, err := h.rt.CompileModule(experimental.WithCompilationWorkers(cctx, compileWorkers), wasm)
+	if err == nil && cctx.Err() != nil { // finished as the deadline passed
+		_ = code.Close(context.Background())
+		err = cctx.Err()
+	}
+	switch {
+	case err == nil:
+		return code, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("compile module %.12s: %w", sum, ctx.Err())
+	case cctx.Err() != nil:
+		return nil, fmt.Errorf("compile module %.12s: %w", sum, detail(ErrTimeout, "compilation timed out after %s", h.limits.CompileTimeout))
+	}
+	return nil, fmt.Errorf("compile module %.12s: %w", sum, detail(ErrInvalidModule, "%v", err))
+}
+
+// readHostSigs reads the signature of every host function a guest may
+// import, from the same definitions link instantiates: wazero's WASI
+// functions and the nanovm functions exportNanovm builds.
+func (h *Host) readHostSigs(ctx context.Context) (map[string]wasmbin.FuncType, error) {
+	sigs := map[string]wasmbin.FuncType{}
+	add := func(module string, defs map[string]api.FunctionDefinition) {
+		for name, def := range defs {
+			sigs[module+"."+name] = funcType(def)
+		}
+	}
+	add(wasiModule, h.wasiFuncs)
+	all := capSet{}
+	for _, c := range Capabilities() {
+		all[c] = true
+	}
+	nb := h.rt.NewHostModuleBuilder("nanovm-link/signatures")
+	h.exportNanovm(nb, all)
+	c, err := nb.Compile(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compile nanovm host module: %w", err)
+	}
+	defer c.Close(ctx)
+	add(nanovmModule, c.ExportedFunctions())
+	return sigs, nil
+}
+
+func funcType(def api.FunctionDefinition) wasmbin.FuncType {
+	conv := func(ts []api.ValueType) []wasmbin.ValType {
+		out := make([]wasmbin.ValType, len(ts))
+		for i, t := range ts {
+			out[i] = wasmbin.ValType(t)
+		}
+		return out
+	}
+	return wasmbin.FuncType{Params: conv(def.ParamTypes()), Results: conv(def.ResultTypes())}
 }
 
 func sha256Hex(b []byte) string {

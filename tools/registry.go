@@ -129,11 +129,10 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	granted, auth := g.effective(&m)
-	cm, err := r.host.compile(ctx, wasm)
+	// Read, check and admit before compiling: a refused module is never
+	// compiled and leaves nothing behind.
+	cm, err := r.host.load(ctx, wasm, func(cm *compiledModule) error { return r.admit(&m, cm, granted) })
 	if err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
-	}
-	if err := r.admit(&m, cm, granted); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	canon, sum, err := m.canonical()
@@ -217,16 +216,23 @@ func ManifestSHA256(m *Manifest) (string, error) {
 	return sum, err
 }
 
-// admit is gate A plus the checks that need the compiled module.
+// admit is gate A plus the checks of the module against its manifest,
+// all made on the structural read, before anything is compiled.
 func (r *Registry) admit(m *Manifest, cm *compiledModule, granted []string) error {
-	if err := checkImports(cm.imports, newCapSet(granted)); err != nil {
+	if err := r.host.gateA(cm, newCapSet(granted)); err != nil {
 		return err
 	}
 	if err := r.host.checkMounts(m); err != nil {
 		return err
 	}
-	if limit := r.host.opts.Ceilings.effective(m).memory; uint64(cm.minPages)<<16 > limit {
-		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", uint64(cm.minPages)<<6, mib(limit))
+	limit := r.host.opts.Ceilings.effective(m).memory
+	memStart := uint64(cm.minPages) << 16
+	if cm.tableBytes == 0 && memStart > limit {
+		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", memStart>>10, mib(limit))
+	}
+	if memStart+cm.tableBytes > limit {
+		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start and up to %d KiB for its tables (%s), memory limit is %s",
+			memStart>>10, cm.tableBytes>>10, strings.Join(cm.tables, "; "), mib(limit))
 	}
 	if m.Isolation == IsolationPool && !cm.hasCall {
 		return fmt.Errorf("%w: isolation %q needs the module to export nanovm_call", ErrInvalidManifest, IsolationPool)
@@ -382,11 +388,8 @@ func (r *Registry) build(ctx context.Context, rec store.ToolRecord, m Manifest, 
 	if got := sha256Hex(wasm); got != rec.ModuleSHA256 {
 		return nil, fmt.Errorf("load module: stored bytes hash to %s, not %s", got, rec.ModuleSHA256)
 	}
-	cm, err := r.host.compile(ctx, wasm)
+	cm, err := r.host.load(ctx, wasm, func(cm *compiledModule) error { return r.admit(&m, cm, granted) })
 	if err != nil {
-		return nil, err
-	}
-	if err := r.admit(&m, cm, granted); err != nil {
 		return nil, err
 	}
 	return r.host.prepare(ctx, rec, m, cm, granted)

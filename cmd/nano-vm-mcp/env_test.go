@@ -177,22 +177,26 @@ func TestEnvironmentAtStart(t *testing.T) {
 // Ensure a disk that fills mid-run says "disk full", commits nothing of
 // the step, and leaves the run resumable: after space is freed the same
 // request (idempotency key) finishes it, and the audit verifies. The disk
-// fills while the run's first step waits on its HTTP call, whose large
-// answer then cannot be committed.
+// fills while the run's second step waits on its HTTP call; its answer,
+// or one of the next few, then cannot be committed.
 func TestDiskFullMidRun(t *testing.T) {
 	dir := mountTmpfs(t, 64<<20, false)
 	db := filepath.Join(dir, "x.db")
 	var fill atomic.Value
 	hits := atomic.Int32{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hits.Add(1) == 1 {
+		// The second step's call fills the disk, so the first step is
+		// durable and the run stops mid-way.
+		if hits.Add(1) == 2 {
 			fill.Store(fillDisk(t, dir))
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, strings.Repeat("z", 8000))
 	}))
 	defer hs.Close()
-	p := startRawStdio(t, db, "NANO_VM_MCP_POLICY="+uploadHTTPPolicy(t, hs.URL))
+	// Without the bundled tools the database holds few free pages to
+	// absorb the steps after the disk fills.
+	p := startRawStdio(t, db, "NANO_VM_MCP_POLICY="+uploadHTTPPolicy(t, hs.URL), "NANO_VM_MCP_NO_BUNDLED_TOOLS=1")
 	var httpGet wasmtools.Module
 	mods, err := wasmtools.TestTools()
 	if err != nil {
@@ -212,7 +216,7 @@ func TestDiskFullMidRun(t *testing.T) {
 	if out, isErr := p.callRaw(1, "register_tool", map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(httpGet.Wasm), "manifest": man}); isErr {
 		t.Fatalf("register_tool: %v", out)
 	}
-	// The disk fills at the first step's call; the free pages inside the
+	// The disk fills at the second step's call; the free pages inside the
 	// database file take a few more steps; then a commit finds no space.
 	var steps []any
 	const n = 400
