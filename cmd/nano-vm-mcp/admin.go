@@ -143,10 +143,11 @@ func firstRecord(rep store.VerifyReport) string {
 func cmdSecretPut(cmd *command, args []string, cio *cliIO) error {
 	fs, c := newFlags(cmd, cio)
 	ctx := context.Background()
-	pos, err := c.parse(fs, args)
+	pos, rt, err := c.parseAndOpen(ctx, fs, args, false)
 	if err != nil {
 		return err
 	}
+	defer rt.Close()
 	if len(pos) != 1 {
 		return usagef("secret put ID: want one secret id (the value is read from stdin)")
 	}
@@ -158,12 +159,6 @@ func cmdSecretPut(cmd *command, args []string, cio *cliIO) error {
 	if value == "" {
 		return errors.New("secret put: empty value on stdin")
 	}
-	c.noBundled = true
-	rt, err := c.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
 	ref, err := rt.PutSecret(ctx, pos[0], value)
 	if err != nil {
 		return err
