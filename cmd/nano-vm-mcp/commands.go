@@ -180,7 +180,7 @@ func dispatch(cmd *command, args []string, cio *cliIO) error {
 		}
 		return err
 	}
-	if len(args) == 0 {
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
 		return usageError{msg: fmt.Sprintf("%s needs a subcommand: %s", strings.TrimPrefix(cmd.path(), root.name+" "), cmd.subNames()), cmd: cmd}
 	}
 	if isHelp(args[0]) {
@@ -269,8 +269,12 @@ func cmdHelp(_ *command, args []string, cio *cliIO) error {
 	return dispatch(root, append([]string{"help"}, args...), cio)
 }
 
-func cmdVersion(_ *command, args []string, cio *cliIO) error {
-	if len(args) > 0 && !isHelp(args[0]) {
+func cmdVersion(cmd *command, args []string, cio *cliIO) error {
+	pos, err := parseFlags(cmd, newCommandFlags(cmd), args, nil, cio)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
 		return usagef("version takes no arguments")
 	}
 	fmt.Fprintf(cio.stdout, "nano-vm-mcp %s\n", version)

@@ -70,13 +70,11 @@ func (c *common) prepareDB() error {
 	}
 	c.prepared = true
 	dir := filepath.Dir(c.db)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("create database folder %s: %w (create it yourself, or give another database with --db FILE or NANO_VM_MCP_DB)", dir, err)
 		}
 		c.firstRun = append(c.firstRun, created{"folder", dir, "mode 0700"})
-	} else if err != nil {
-		return fmt.Errorf("database folder %s: %w", dir, err)
 	}
 	missing := func(p string) bool {
 		_, err := os.Stat(p)
