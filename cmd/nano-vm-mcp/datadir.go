@@ -13,7 +13,7 @@ import (
 // The default database lives in the per-user data folder, not the working
 // folder: MCP clients start servers from whatever folder they are in, and
 // a database that follows the working folder splits one user's runs, tools
-// and secrets over many files. See .rationale/configuration.md "Why is the
+// and secrets over many files. See RATIONALE.md "Why is the
 // default database in the per-user data folder?".
 
 const (
