@@ -115,8 +115,8 @@ type common struct {
 	// level is logLevel parsed; log is the logger built on it (see logger).
 	level slog.Level
 	log   *slog.Logger
-	// db is prepared: its folder exists; firstRun lists what open creates
-	// (see prepareDB).
+	// prepared: the database's folder exists (see prepareDB); firstRun
+	// lists what the first run created, for reportCreated.
 	prepared                              bool
 	firstRun                              []created
 	noUpload, noSync, noBundled, pipeline bool
@@ -281,6 +281,7 @@ func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
 	if err := c.prepareDB(); err != nil {
 		return nil, err
 	}
+	c.noteMissing()
 	logger := c.logger()
 	cfg := runtime.Config{
 		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, DisableToolUpload: c.noUpload,
@@ -301,6 +302,7 @@ func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
 	}
 	rt, err := runtime.Open(ctx, cfg)
 	if err != nil {
+		c.firstRun = nil
 		return nil, err
 	}
 	c.reportCreated()

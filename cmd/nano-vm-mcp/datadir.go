@@ -60,10 +60,9 @@ func expandHome(p string) string {
 // created is something the first run made, for the notice on stderr.
 type created struct{ what, path, note string }
 
-// prepareDB creates the database's folder (mode 0700) when it is missing,
-// and notes which of the database, the vault key and the compilation cache
-// do not exist yet, so reportCreated can say what open created. It runs
-// before the shared-serving election too, whose lock lives in that folder.
+// prepareDB creates the database's folder (mode 0700) when it is missing.
+// It runs before the shared-serving election too, whose lock lives in
+// that folder.
 func (c *common) prepareDB() error {
 	if c.prepared {
 		return nil
@@ -76,6 +75,13 @@ func (c *common) prepareDB() error {
 		}
 		c.firstRun = append(c.firstRun, created{"folder", dir, "mode 0700"})
 	}
+	return nil
+}
+
+// noteMissing notes which of the database, the vault key and the
+// compilation cache do not exist yet, just before an open, so that
+// reportCreated can say what the open created.
+func (c *common) noteMissing() {
 	missing := func(p string) bool {
 		_, err := os.Stat(p)
 		return errors.Is(err, fs.ErrNotExist)
@@ -93,12 +99,10 @@ func (c *common) prepareDB() error {
 	if cache != "-" && missing(cache) {
 		c.firstRun = append(c.firstRun, created{"compile cache", cache, "compiled tool code; safe to delete"})
 	}
-	return nil
 }
 
 // reportCreated says on stderr what the open just created, one line
-// each, unless --log-level is error. It prints once: a later open (a new
-// primary in shared serving) finds everything in place.
+// each, unless --log-level is error.
 func (c *common) reportCreated() {
 	list := c.firstRun
 	c.firstRun = nil
