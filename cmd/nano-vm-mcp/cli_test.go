@@ -245,6 +245,21 @@ func TestQuietByDefault(t *testing.T) {
 			t.Fatalf("%d no-policy warnings in one process:\n%s", n, errb.String())
 		}
 	})
+	t.Run("policy warnings: once, and only where tools run", func(t *testing.T) {
+		pol := filepath.Join(t.TempDir(), "policy.json")
+		if err := os.WriteFile(pol, []byte(`{"policy_id": "p", "version": "1", "tool_capabilities": {"validate_amount": [], "reserve_funds": [], "capture_payment": [], "send_receipt": [], "vaulty": ["nanovm:secrets"]}}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		const warning = `policy: tool \"vaulty\" holds nanovm:secrets`
+		code, _, errOut := runCLI(t, "", append(append(program, "--policy", pol), d...)...)
+		if code != 0 || strings.Count(errOut, warning) != 1 || strings.Contains(errOut, noPolicyWarning) {
+			t.Fatalf("run: exit %d, stderr:\n%s", code, errOut)
+		}
+		code, _, errOut = runCLI(t, "", append([]string{"trace", "ls", "--policy", pol}, d...)...)
+		if code != 0 || errOut != "" {
+			t.Fatalf("trace ls: exit %d, stderr:\n%s", code, errOut)
+		}
+	})
 	t.Run("NANO_VM_MCP_LOG_LEVEL=error silences run", func(t *testing.T) {
 		t.Setenv("NANO_VM_MCP_LOG_LEVEL", "error")
 		code, _, errOut := runCLI(t, "", append(program, dbArgs(t)...)...)

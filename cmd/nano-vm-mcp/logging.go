@@ -7,15 +7,20 @@ import (
 )
 
 // noPolicyWarning starts the runtime's warning that no policy file is
-// set (runtime.Open logs it at every open).
-const noPolicyWarning = "no policy file"
+// set, policyWarning each of its warnings about the policy file
+// (runtime.Open logs them at every open).
+const (
+	noPolicyWarning = "no policy file"
+	policyWarning   = "policy: "
+)
 
 // logger is the command's logger: text on stderr at --log-level. Outside
 // serve the time is left out (a person reads it). The no-policy warning
 // is printed at most once per process, and only by the commands that run
 // tools (serve, run, resume): it is about what tools may do when they
 // run, and an administrative command that repeats it on every call
-// teaches its reader to skip warnings.
+// teaches its reader to skip warnings. The policy file's own warnings
+// follow the same rule, each once.
 func (c *common) logger() *slog.Logger {
 	if c.log != nil {
 		return c.log
@@ -44,8 +49,8 @@ type cliHandler struct {
 }
 
 func (h *cliHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, noPolicyWarning) {
-		if h.quiet || !h.cio.once(noPolicyWarning) {
+	if r.Level == slog.LevelWarn && (strings.HasPrefix(r.Message, noPolicyWarning) || strings.HasPrefix(r.Message, policyWarning)) {
+		if h.quiet || !h.cio.once(r.Message) {
 			return nil
 		}
 	}
