@@ -57,7 +57,8 @@ kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 
 echo "== Claude Code: claude mcp add && claude mcp list"
 export HOME="$work/home"; mkdir -p "$HOME"
-(cd "$work" && claude mcp add nano-vm-mcp -- "$bin" --transport stdio --db "$work/claude.db" >/dev/null)
+# The README's own line, on a fresh HOME: the --db folder does not exist yet.
+(cd "$work" && claude mcp add nano-vm-mcp -- "$bin" --transport stdio --db "$HOME/.nano-vm-mcp/nano.db" >/dev/null)
 (cd "$work" && claude mcp list) | tee "$work/claude.txt"
 grep -q 'nano-vm-mcp.*Connected' "$work/claude.txt" || { echo "Claude Code could not connect"; exit 1; }
 

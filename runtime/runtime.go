@@ -45,8 +45,9 @@ type Config struct {
 	// LLMModel names the model LLM was built for, for messages and traces.
 	LLMModel string
 	// ToolsDir, when set, is a folder of tools registered at start-up: each
-	// tool a sub-folder with manifest.json and <name>.wasm (the layout of
-	// wasm-tools/tools).
+	// tool a sub-folder with manifest.json and one .wasm file (the layout
+	// of wasm-tools/tools; see ReadToolFolder). A folder that cannot be
+	// registered is skipped with a warning naming it and why.
 	ToolsDir string
 	// NoBundledTools skips registering the bundled tools at start-up.
 	NoBundledTools bool
@@ -273,7 +274,7 @@ func protectedPaths(dbPath, cacheDir string) []string {
 func (rt *Runtime) installStartupTool(ctx context.Context, src store.ToolSource, origin, name string, manifest, wasm []byte) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
-		rt.log.Warn("tool not registered", "origin", origin, "tool", name, "err", err)
+		rt.log.Warn("tool "+name+" not registered", "from", origin, "reason", err)
 		return
 	}
 	sum := sha256.Sum256(wasm)
@@ -283,11 +284,13 @@ func (rt *Runtime) installStartupTool(ctx context.Context, src store.ToolSource,
 		}
 	}
 	if _, err := rt.registry.RegisterAs(ctx, src, m, wasm); err != nil {
-		rt.log.Warn("tool not registered", "origin", origin, "tool", name, "err", err)
+		rt.log.Warn("tool "+name+" not registered", "from", origin, "reason", err)
 	}
 }
 
-// loadToolsDir registers every <dir>/<name>/{manifest.json,<name>.wasm}.
+// loadToolsDir registers every tool folder in dir: <dir>/<tool>/ holding
+// manifest.json and one .wasm file (see ReadToolFolder). Whatever it
+// skips it logs at warn, one line each, naming the folder and the reason.
 func (rt *Runtime) loadToolsDir(ctx context.Context, dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -295,18 +298,16 @@ func (rt *Runtime) loadToolsDir(ctx context.Context, dir string) error {
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
 		name := e.Name()
-		manifest, err := os.ReadFile(filepath.Join(dir, name, "manifest.json"))
-		if err != nil {
-			rt.log.Warn("tools folder: skipping", "dir", name, "err", err)
+		if !e.IsDir() {
+			if strings.HasSuffix(name, ".wasm") {
+				rt.log.Warn("tools folder: skipped "+name+": a tool is a folder holding manifest.json and one .wasm file", "tools_dir", dir)
+			}
 			continue
 		}
-		wasm, err := os.ReadFile(filepath.Join(dir, name, name+".wasm"))
+		manifest, wasm, _, err := ReadToolFolder(filepath.Join(dir, name))
 		if err != nil {
-			rt.log.Warn("tools folder: skipping", "dir", name, "err", err)
+			rt.log.Warn("tools folder: skipped "+name, "tools_dir", dir, "reason", err)
 			continue
 		}
 		rt.installStartupTool(ctx, store.SourceOperator, dir, name, manifest, wasm)

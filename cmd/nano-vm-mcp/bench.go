@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,9 +39,8 @@ var errBenchInvariants = errors.New("benchmark invariants broken")
 // cmdBench runs the original's benchmark workloads through the real path
 // and prints a table (or JSON) of throughput, latency, memory and
 // envelopes. It exits non-zero when any run broke an invariant.
-func cmdBench(args []string, cio *cliIO) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
+func cmdBench(cmd *command, args []string, cio *cliIO) error {
+	fs := newCommandFlags(cmd)
 	scenario := fs.String("scenario", "all", "comma-separated scenarios: names, groups or ids (refund, parallel, roundtrip, envelope, replay, long, toolcall, BM-INT-01, …)")
 	items := fs.Int("items", benchmark.DefaultItems, "work items per scenario (the long horizon runs items/1000 programs of 1,000 steps, at least 1)")
 	conc := fs.Int("concurrency", benchmark.DefaultConcurrency, "goroutines pulling items (the round trip and the long horizon are sequential)")
@@ -53,18 +51,12 @@ func cmdBench(args []string, cio *cliIO) error {
 	pipeline := fs.Bool("pipeline", false, "pipeline pure steps' commits, as serve --pipeline does (NANO_VM_MCP_PIPELINE=1)")
 	cacheDir := fs.String("cache-dir", "", "compiled tool code cache, shared across runs; \"-\" disables it (NANO_VM_MCP_CACHE_DIR; default the user cache dir)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	fs.Usage = func() {
-		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp bench [--scenario S,…] [--items N] [--concurrency C] [--json] [--no-sync] [--db FILE [--keep]]")
-		fs.PrintDefaults()
+	pos, err := parseFlags(cmd, fs, args, nil, cio)
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usagef("bench takes no arguments, got %q", fs.Arg(0))
+	if len(pos) > 0 {
+		return usagef("bench takes no arguments, got %q", pos[0])
 	}
 	if *items <= 0 || *conc <= 0 {
 		return usagef("--items and --concurrency must be positive")

@@ -193,7 +193,7 @@ func TestCeilingFlags(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			fs, c := newFlags("serve", &cliIO{stdout: io.Discard, stderr: io.Discard})
+			fs, c := newFlags(root.find("serve"), &cliIO{stdout: io.Discard, stderr: io.Discard})
 			_, err := c.parse(fs, tt.args)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr || !errors.As(err, new(usageError)) {

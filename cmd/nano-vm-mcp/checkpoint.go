@@ -113,12 +113,10 @@ func (f *checkpointFlags) apply(cfg *runtime.Config) error {
 
 // cmdAuditKeygen writes a new checkpoint key pair: NAME.key (the signer
 // key, 0600) and NAME.pub (the verifier key), never replacing a file.
-func cmdAuditKeygen(args []string, cio *cliIO) error {
-	fs := flag.NewFlagSet("audit keygen", flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
+func cmdAuditKeygen(cmd *command, args []string, cio *cliIO) error {
+	fs := newCommandFlags(cmd)
 	dir := fs.String("dir", ".", "folder to write NAME.key and NAME.pub in")
-	var c common
-	pos, err := c.parse(fs, args)
+	pos, err := parseFlags(cmd, fs, args, nil, cio)
 	if err != nil {
 		return err
 	}
@@ -146,8 +144,8 @@ func cmdAuditKeygen(args []string, cio *cliIO) error {
 
 // cmdAuditCheckpoint verifies the whole chain and writes its head signed,
 // to --out or stdout.
-func cmdAuditCheckpoint(args []string, cio *cliIO) error {
-	fs, c := newFlags("audit checkpoint", cio)
+func cmdAuditCheckpoint(cmd *command, args []string, cio *cliIO) error {
+	fs, c := newFlags(cmd, cio)
 	out := fs.String("out", "", "write the checkpoint to this file, atomically (default stdout)")
 	cp := &checkpointFlags{sign: true}
 	cp.register(fs, false)
@@ -166,7 +164,8 @@ func cmdAuditCheckpoint(args []string, cio *cliIO) error {
 		return usagef("audit checkpoint needs a signer key: --checkpoint-signer or NANO_VM_MCP_CHECKPOINT_KEY_FILE (create one with audit keygen)")
 	}
 	ctx := context.Background()
-	rt, err := c.openAdmin(ctx, cio, false)
+	c.noBundled = true
+	rt, err := c.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -22,14 +23,36 @@ import (
 type cliIO struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+
+	mu     sync.Mutex
+	warned map[string]bool // see once
 }
 
-// usageError is a mistake in the command line: exit code 2.
-type usageError struct{ msg string }
+// once reports whether key is seen for the first time by this
+// invocation of run: one process, as main calls run once.
+func (cio *cliIO) once(key string) bool {
+	cio.mu.Lock()
+	defer cio.mu.Unlock()
+	if cio.warned[key] {
+		return false
+	}
+	if cio.warned == nil {
+		cio.warned = map[string]bool{}
+	}
+	cio.warned[key] = true
+	return true
+}
+
+// usageError is a mistake in the command line: exit code 2. cmd, when
+// set, is the command whose --help the message points to.
+type usageError struct {
+	msg string
+	cmd *command
+}
 
 func (e usageError) Error() string { return e.msg }
 
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+func usagef(format string, args ...any) error { return usageError{msg: fmt.Sprintf(format, args...)} }
 
 // exitCode prints err (if any) and returns the process exit code: 0 ok,
 // 1 failure, 2 bad usage, 3 a program that ran but did not succeed.
@@ -40,7 +63,13 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(stderr, "nano-vm-mcp: %v\nRun \"nano-vm-mcp --help\" for usage.\n", err)
+		var ue usageError
+		errors.As(err, &ue)
+		help := "nano-vm-mcp"
+		if ue.cmd != nil {
+			help = ue.cmd.path()
+		}
+		fmt.Fprintf(stderr, "nano-vm-mcp: %v\nRun \"%s --help\" for usage.\n", err, help)
 		return 2
 	case errors.As(err, new(runFailed)):
 		fmt.Fprintf(stderr, "nano-vm-mcp: %v\n", err)
@@ -76,8 +105,21 @@ func envOr(name, def string) string {
 
 // common holds the flags every command shares.
 type common struct {
-	db, policy, toolsDir, envFile, llmModel, cacheDir string
-	noUpload, noSync, noBundled, pipeline             bool
+	// cmd is the command being run; cio its streams.
+	cmd *command
+	cio *cliIO
+	// shared names the flags register added, for --help.
+	shared map[string]bool
+
+	db, policy, toolsDir, envFile, llmModel, cacheDir, logLevel string
+	// level is logLevel parsed; log is the logger built on it (see logger).
+	level slog.Level
+	log   *slog.Logger
+	// prepared: the database's folder exists (see prepareDB); firstRun
+	// lists what the first run created, for reportCreated.
+	prepared                              bool
+	firstRun                              []created
+	noUpload, noSync, noBundled, pipeline bool
 	// cp, when set, configures signed checkpoints (serve and audit).
 	cp *checkpointFlags
 	// limits are the ceiling flags as given (flag or environment), parsed
@@ -125,7 +167,8 @@ func intCeiling(field func(*common) *int) func(*common, string) error {
 // register adds the shared flags to fs. Defaults come from the
 // environment, read after --env-file has been applied (see parse).
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.db, "db", "", "bbolt database file (NANO_VM_MCP_DB; default nano_vm_mcp.db)")
+	fs.StringVar(&c.db, "db", "", "bbolt database file; a missing folder is created, mode 0700 (NANO_VM_MCP_DB; default "+defaultDBHelp+")")
+	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (NANO_VM_MCP_LOG_LEVEL; default info for serve, warn for the other commands)")
 	fs.StringVar(&c.policy, "policy", "", "operator policy file, JSON or YAML (NANO_VM_MCP_POLICY)")
 	fs.StringVar(&c.toolsDir, "tools-dir", "", "folder of tools to register at start-up (NANO_VM_MCP_TOOLS_DIR)")
 	fs.StringVar(&c.envFile, "env-file", "", "read KEY=VALUE lines into the environment first (NANO_VM_MCP_ENV_FILE)")
@@ -143,19 +186,9 @@ func (c *common) register(fs *flag.FlagSet) {
 // parse parses args with fs, allowing flags after positional arguments,
 // applies --env-file, then fills unset shared flags from the environment.
 func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseFlags(c.cmd, fs, args, c.shared, c.cio)
+	if err != nil {
+		return nil, err
 	}
 	if c.envFile == "" {
 		c.envFile = env("ENV_FILE")
@@ -170,7 +203,21 @@ func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			*p = envOr(name, def)
 		}
 	}
-	fill(&c.db, "DB", "nano_vm_mcp.db")
+	fill(&c.db, "DB", "")
+	if c.db == "" {
+		if c.db, err = defaultDBPath(); err != nil {
+			return nil, err
+		}
+	}
+	c.db = expandHome(c.db)
+	def := "warn"
+	if c.cmd != nil && c.cmd.logLevel != "" {
+		def = c.cmd.logLevel
+	}
+	fill(&c.logLevel, "LOG_LEVEL", def)
+	if err := c.level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usagef("--log-level (NANO_VM_MCP_LOG_LEVEL) %q: want debug, info, warn or error", c.logLevel)
+	}
 	fill(&c.policy, "POLICY", "")
 	fill(&c.toolsDir, "TOOLS_DIR", "")
 	fill(&c.llmModel, "LLM_MODEL", "")
@@ -227,9 +274,15 @@ func loadEnvFile(path string) error {
 	return sc.Err()
 }
 
-// open opens the runtime the flags describe. Logs go to stderr.
-func (c *common) open(ctx context.Context, io *cliIO, level slog.Level) (*runtime.Runtime, error) {
-	logger := slog.New(slog.NewTextHandler(io.stderr, &slog.HandlerOptions{Level: level}))
+// open opens the runtime the flags describe, creating the database's
+// folder first and saying on stderr what the first run created. Logs go
+// to stderr, at --log-level.
+func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
+	if err := c.prepareDB(); err != nil {
+		return nil, err
+	}
+	c.noteMissing()
+	logger := c.logger()
 	cfg := runtime.Config{
 		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, DisableToolUpload: c.noUpload,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
@@ -247,7 +300,13 @@ func (c *common) open(ctx context.Context, io *cliIO, level slog.Level) (*runtim
 		}
 		cfg.LLM = client
 	}
-	return runtime.Open(ctx, cfg)
+	rt, err := runtime.Open(ctx, cfg)
+	if err != nil {
+		c.firstRun = nil
+		return nil, err
+	}
+	c.reportCreated()
+	return rt, nil
 }
 
 // jsonArg reads a JSON value given inline or as a file path.
@@ -273,32 +332,26 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// newFlags returns a flag set for a command with the shared flags on it.
-func newFlags(name string, cio *cliIO) (*flag.FlagSet, *common) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
-	c := &common{}
+// newFlags returns a flag set for cmd with the shared flags on it.
+func newFlags(cmd *command, cio *cliIO) (*flag.FlagSet, *common) {
+	fs := newCommandFlags(cmd)
+	c := &common{cmd: cmd, cio: cio, shared: map[string]bool{}}
 	c.register(fs)
+	fs.VisitAll(func(f *flag.Flag) { c.shared[f.Name] = true })
 	return fs, c
 }
 
-// openAdmin opens the runtime for a short administrative command: errors
-// only in the log, and the bundled tools registered only when the command
-// is about tools.
-func (c *common) openAdmin(ctx context.Context, cio *cliIO, bundled bool) (*runtime.Runtime, error) {
-	if !bundled {
-		c.noBundled = true
-	}
-	return c.open(ctx, cio, slog.LevelError)
-}
-
 // parseAndOpen parses an administrative command's flags and opens the
-// runtime for it; see openAdmin.
-func (c *common) parseAndOpen(ctx context.Context, fs *flag.FlagSet, args []string, cio *cliIO, bundled bool) ([]string, *runtime.Runtime, error) {
+// runtime for it, the bundled tools registered only when the command is
+// about tools.
+func (c *common) parseAndOpen(ctx context.Context, fs *flag.FlagSet, args []string, bundled bool) ([]string, *runtime.Runtime, error) {
 	pos, err := c.parse(fs, args)
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := c.openAdmin(ctx, cio, bundled)
+	if !bundled {
+		c.noBundled = true
+	}
+	rt, err := c.open(ctx)
 	return pos, rt, err
 }

@@ -9,60 +9,71 @@ import (
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
-// cmdIdempotency lists and clears stored idempotency keys: the way out of
-// a key whose record is corrupt, which the server refuses
+// The idempotency commands list and clear stored idempotency keys: the way
+// out of a key whose record is corrupt, which the server refuses
 // (idempotency_record_corrupt) rather than risk running twice.
-func cmdIdempotency(args []string, cio *cliIO) error {
-	verb, args, err := subcommand(args, "ls", "rm")
-	if err != nil {
-		return err
-	}
-	fs, c := newFlags("idempotency "+verb, cio)
+
+// openIdempotencyStore parses cmd's flags and opens the store alone: no
+// tools, policy or vault are needed to read keys.
+func openIdempotencyStore(cmd *command, args []string, cio *cliIO) ([]string, *store.DB, error) {
+	fs, c := newFlags(cmd, cio)
 	pos, err := c.parse(fs, args)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	// The store alone: no tools, policy or vault are needed to read keys.
 	db, err := store.Open(c.db, &store.Options{NoSync: c.noSync})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("%w; stop the server using it first", err)
+			return nil, nil, fmt.Errorf("%w; stop the server using it first", err)
 		}
+		return nil, nil, err
+	}
+	return pos, db, nil
+}
+
+// cmdIdempotencyLs is idempotency ls.
+func cmdIdempotencyLs(cmd *command, args []string, cio *cliIO) error {
+	pos, db, err := openIdempotencyStore(cmd, args, cio)
+	if err != nil {
 		return err
 	}
 	defer db.Close()
-	ctx := context.Background()
-	switch verb {
-	case "ls":
-		if len(pos) != 0 {
-			return usagef("idempotency ls takes no arguments")
-		}
-		entries, err := db.IdempotencyEntries(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY\tSTATUS\tEXECUTION\tEXPIRES")
-		for _, e := range entries {
-			if e.Err != nil {
-				fmt.Fprintf(tw, "%q\tCORRUPT\t-\t-\n", e.Key)
-				continue
-			}
-			fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", e.Key, e.Record.Status, e.Record.ExecutionID, e.Record.ExpiresAt.Format("2006-01-02 15:04:05"))
-		}
-		return tw.Flush()
-	case "rm":
-		if len(pos) != 1 {
-			return usagef("idempotency rm KEY")
-		}
-		found, err := db.DeleteIdempotencyKey(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("idempotency rm: no key %s", store.Clip(pos[0]))
-		}
-		fmt.Fprintf(cio.stdout, "removed idempotency key %s\n", store.Clip(pos[0]))
+	if len(pos) != 0 {
+		return usagef("idempotency ls takes no arguments")
 	}
+	entries, err := db.IdempotencyEntries(context.Background())
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tSTATUS\tEXECUTION\tEXPIRES")
+	for _, e := range entries {
+		if e.Err != nil {
+			fmt.Fprintf(tw, "%q\tCORRUPT\t-\t-\n", e.Key)
+			continue
+		}
+		fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", e.Key, e.Record.Status, e.Record.ExecutionID, e.Record.ExpiresAt.Format("2006-01-02 15:04:05"))
+	}
+	return tw.Flush()
+}
+
+// cmdIdempotencyRm is idempotency rm KEY.
+func cmdIdempotencyRm(cmd *command, args []string, cio *cliIO) error {
+	pos, db, err := openIdempotencyStore(cmd, args, cio)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if len(pos) != 1 {
+		return usagef("idempotency rm KEY")
+	}
+	found, err := db.DeleteIdempotencyKey(context.Background(), pos[0])
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("idempotency rm: no key %s", store.Clip(pos[0]))
+	}
+	fmt.Fprintf(cio.stdout, "removed idempotency key %s\n", store.Clip(pos[0]))
 	return nil
 }

@@ -15,6 +15,9 @@ var binary string
 // sharedCache is a compilation cache the tests' processes share.
 var sharedCache string
 
+// fakeHome is HOME for the tests and their children (see TestMain).
+var fakeHome string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "nanovm-cmd-test")
 	if err != nil {
@@ -33,6 +36,13 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "build nano-vm-mcp:", err)
 			os.Exit(1)
 		}
+	}
+	// No test may write into the real home: the default database and the
+	// bench cache live under HOME and the XDG folders. Set after the build,
+	// which needs the real Go caches.
+	fakeHome = filepath.Join(dir, "home")
+	for k, v := range map[string]string{"HOME": fakeHome, "XDG_DATA_HOME": filepath.Join(fakeHome, "xdg-data"), "XDG_CACHE_HOME": filepath.Join(fakeHome, "xdg-cache")} {
+		os.Setenv(k, v)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,25 +13,18 @@ import (
 )
 
 // cmdRun runs a program file and prints a readable summary of its trace.
-func cmdRun(args []string, cio *cliIO) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
-	var c common
-	c.register(fs)
+func cmdRun(cmd *command, args []string, cio *cliIO) error {
+	fs, c := newFlags(cmd, cio)
 	input := fs.String("input", "", "the run's input: a JSON object inline or a file")
 	key := fs.String("idempotency-key", "", "run at most once per key; a repeat returns the stored outcome")
 	saveAs := fs.String("save-as", "", "save the program under this id")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp run PROGRAM.json [--input FILE|JSON] [--idempotency-key K] [--json]")
-		fs.PrintDefaults()
-	}
 	pos, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("run needs exactly one program file")
+		return usagef("run needs exactly one program file, got %d arguments", len(pos))
 	}
 	req := runtime.RunRequest{IdempotencyKey: *key, SaveAs: *saveAs}
 	if *input != "" {
@@ -55,7 +45,7 @@ func cmdRun(args []string, cio *cliIO) error {
 	req.Program = prog
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rt, err := c.open(ctx, cio, slog.LevelWarn)
+	rt, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -74,11 +64,8 @@ func cmdRun(args []string, cio *cliIO) error {
 }
 
 // cmdResume resumes a suspended run (or continues an interrupted one).
-func cmdResume(args []string, cio *cliIO) error {
-	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
-	var c common
-	c.register(fs)
+func cmdResume(cmd *command, args []string, cio *cliIO) error {
+	fs, c := newFlags(cmd, cio)
 	payload := fs.String("payload", "", "the event's payload: JSON inline or a file")
 	source := fs.String("source", "OPERATOR", "WEBHOOK, OPERATOR or TIMER")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -87,7 +74,7 @@ func cmdResume(args []string, cio *cliIO) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("resume needs a trace id")
+		return usagef("resume needs one trace id (trace ls lists them)")
 	}
 	var p any
 	if *payload != "" {
@@ -97,7 +84,7 @@ func cmdResume(args []string, cio *cliIO) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rt, err := c.open(ctx, cio, slog.LevelWarn)
+	rt, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -120,53 +107,24 @@ func cmdResume(args []string, cio *cliIO) error {
 	return report(ctx, rt, res, *asJSON, cio.stdout)
 }
 
-// report prints a run's result: JSON, or a table of its steps.
+// report prints a run's result: JSON, or the table of its steps (see
+// printTrace).
 func report(ctx context.Context, rt *runtime.Runtime, res *runtime.RunResult, asJSON bool, w io.Writer) error {
 	if asJSON {
 		if err := printJSON(w, res); err != nil {
 			return err
 		}
 	} else {
-		tv, err := rt.Trace(ctx, res.TraceID, 0, 200)
+		tv, err := rt.Trace(ctx, res.TraceID, 0, defaultStepLimit)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "%s  %s  %d step(s)  %.1f ms  trace %s\n", res.ProgramName, strings.ToUpper(res.Status), res.Steps, tv.DurationMS, res.TraceID)
-		if res.Replayed {
-			fmt.Fprintln(w, "  (idempotency key: stored outcome returned, nothing ran)")
+		sum := traceSummary{
+			program: res.ProgramName, status: res.Status, traceID: res.TraceID, steps: res.Steps, replayed: res.Replayed,
+			finalOutput: res.FinalOutput, errMsg: res.Error, suspendedAt: res.SuspendedStepID, warnings: res.Warnings,
 		}
-		for _, s := range tv.Steps {
-			out, _ := json.Marshal(s.Output)
-			line := fmt.Sprintf("  #%-3d %-16s %-9s %-8s %7.2f ms  %s", s.Index, s.StepID, s.Type, s.Status, s.DurationMS, clip(string(out), 60))
-			if s.Error != "" {
-				line += "  error: " + clip(s.Error, 80)
-			}
-			fmt.Fprintln(w, line)
-		}
-		if tv.NextOffset != nil {
-			fmt.Fprintf(w, "  … %d more step(s): nano-vm-mcp trace show %s\n", tv.TotalSteps-len(tv.Steps), res.TraceID)
-		}
-		out, _ := json.Marshal(res.FinalOutput)
-		fmt.Fprintf(w, "final output: %s\n", clip(string(out), 200))
-		if res.Error != "" {
-			fmt.Fprintf(w, "error: %s\n", res.Error)
-		}
-		if res.SuspendedStepID != "" {
-			fmt.Fprintf(w, "suspended at %q: nano-vm-mcp resume %s --payload '{...}'\n", res.SuspendedStepID, res.TraceID)
-		}
-		rep, err := rt.VerifyAudit(ctx, res.TraceID)
-		if err != nil {
+		if err := printTrace(ctx, rt, w, sum, tv); err != nil {
 			return err
-		}
-		switch {
-		case rep.OK:
-			fmt.Fprintf(w, "audit: %d envelope(s), chain verified\n", rep.Checked)
-		case rep.Broken != nil:
-			fmt.Fprintf(w, "audit: BROKEN at seq %d: %s\n", rep.Broken.Seq, rep.Broken.Reason)
-		case len(rep.Records) > 0:
-			fmt.Fprintf(w, "audit: RECORD DOES NOT MATCH: %s\n", rep.Records[0])
-		default:
-			fmt.Fprintln(w, "audit: does not verify")
 		}
 	}
 	if res.Status != "success" && res.Status != "suspended" {

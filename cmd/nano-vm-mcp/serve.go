@@ -23,27 +23,23 @@ import (
 // cmdServe serves MCP over stdio (the default, for Claude Code and Claude
 // Desktop) or HTTP (Streamable HTTP at /mcp, legacy SSE at /sse +
 // /messages, /health).
-func cmdServe(args []string, cio *cliIO) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(cio.stderr)
-	var c common
-	c.register(fs)
+func cmdServe(cmd *command, args []string, cio *cliIO) error {
+	fs, c := newFlags(cmd, cio)
 	transport := fs.String("transport", "", "stdio, http, or sse (the original's name for http) (NANO_VM_MCP_TRANSPORT; default stdio)")
 	host := fs.String("host", "", "HTTP bind host (NANO_VM_MCP_HOST; default 0.0.0.0 as the original)")
 	port := fs.String("port", "", "HTTP bind port (NANO_VM_MCP_PORT; default 8080)")
 	allowedHosts := fs.String("allowed-hosts", "", "extra Host names accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_HOSTS)")
 	allowedOrigins := fs.String("allowed-origins", "", "browser origins accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_ORIGINS)")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error (NANO_VM_MCP_LOG_LEVEL; default info)")
 	c.cp = &checkpointFlags{sign: true}
 	c.cp.register(fs, true)
 	var hl httpLimits
 	hl.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp [serve] [--transport stdio|http|sse] [--host H] [--port P] [--db FILE]")
-		fs.PrintDefaults()
-	}
-	if _, err := c.parse(fs, args); err != nil {
+	pos, err := c.parse(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 0 {
+		return usagef("serve takes no arguments, got %q", pos[0])
 	}
 	if err := c.cp.resolve(true); err != nil {
 		return err
@@ -58,14 +54,9 @@ func cmdServe(args []string, cio *cliIO) error {
 	fill(port, "PORT", "8080")
 	fill(allowedHosts, "ALLOWED_HOSTS", "")
 	fill(allowedOrigins, "ALLOWED_ORIGINS", "")
-	fill(logLevel, "LOG_LEVEL", "info")
 	httpOpts, err := hl.options()
 	if err != nil {
 		return err
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usagef("--log-level: %v", err)
 	}
 	switch *transport {
 	case "stdio", "http", "sse", "streamable-http":
@@ -76,13 +67,18 @@ func cmdServe(args []string, cio *cliIO) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Logs go to stderr only: in stdio mode stdout carries MCP messages.
-	logger := slog.New(slog.NewTextHandler(cio.stderr, &slog.HandlerOptions{Level: level}))
+	logger := c.logger()
+	// The database's folder must exist before the election, whose lock
+	// lives beside the database.
+	if err := c.prepareDB(); err != nil {
+		return err
+	}
 	if *transport == "stdio" {
 		// Every stdio client gets its own process; they share the database
 		// through the first one (see runtime/shared).
 		err := shared.Serve(ctx, cio.stdin, cio.stdout, shared.Options{
 			DBPath: c.db,
-			Open:   func(ctx context.Context) (*shared.Backend, error) { return c.openBackend(ctx, cio, level, logger) },
+			Open:   func(ctx context.Context) (*shared.Backend, error) { return c.openBackend(ctx, logger) },
 			Logger: logger,
 		})
 		if !errors.Is(err, shared.ErrUnsupported) {
@@ -92,7 +88,7 @@ func cmdServe(args []string, cio *cliIO) error {
 			return err
 		}
 	}
-	rt, err := c.open(ctx, cio, level)
+	rt, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -135,8 +131,8 @@ func (c *common) newServer(rt *runtime.Runtime, logger *slog.Logger) *mcpserver.
 
 // openBackend opens the runtime and its MCP server for the process that
 // becomes the database's primary.
-func (c *common) openBackend(ctx context.Context, cio *cliIO, level slog.Level, logger *slog.Logger) (*shared.Backend, error) {
-	rt, err := c.open(ctx, cio, level)
+func (c *common) openBackend(ctx context.Context, logger *slog.Logger) (*shared.Backend, error) {
+	rt, err := c.open(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -32,29 +31,14 @@ var templates embed.FS
 const goSDKModule = "github.com/nanovm/nano-vm-mcp/wasm-tools/sdk/go"
 
 // cmdToolNew writes a tool skeleton: tool new NAME --lang go|c [--dir DIR].
-func cmdToolNew(args []string, cio *cliIO) error {
-	fset := flag.NewFlagSet("tool new", flag.ContinueOnError)
-	fset.SetOutput(cio.stderr)
+func cmdToolNew(cmd *command, args []string, cio *cliIO) error {
+	fset := newCommandFlags(cmd)
 	lang := fset.String("lang", "", "the tool's language: go or c (required)")
 	dir := fset.String("dir", ".", "the folder to create the tool's folder NAME in")
 	sdk := fset.String("sdk", "", "Go only: the Go SDK folder (wasm-tools/sdk/go of a nano-vm-mcp checkout) for go.mod's replace line; default: the checkout this binary was built from, if it is still there")
-	fset.Usage = func() {
-		fmt.Fprintln(cio.stderr, `usage: nano-vm-mcp tool new NAME --lang go|c [--dir DIR] [--sdk GO_SDK_DIR]
-
-Writes DIR/NAME/: a tool that greets its "name" argument, with its source,
-manifest.json and build.sh. Build it with DIR/NAME/build.sh, then register
-it with "nano-vm-mcp tool add DIR/NAME". NAME must match `+nameRule()+`.`)
-		fset.PrintDefaults()
-	}
-	var pos []string
-	for { // flags may come before or after NAME
-		if err := fset.Parse(args); err != nil {
-			return err
-		}
-		if fset.NArg() == 0 {
-			break
-		}
-		pos, args = append(pos, fset.Arg(0)), fset.Args()[1:]
+	pos, err := parseFlags(cmd, fset, args, nil, cio)
+	if err != nil {
+		return err
 	}
 	if len(pos) != 1 {
 		return usagef("tool new takes one NAME, got %d: tool new NAME --lang go|c [--dir DIR]", len(pos))
