@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -59,4 +60,26 @@ func TestToolCeilingsConfigured(t *testing.T) {
 		return
 	}
 	t.Fatal("no memtouch test tool")
+}
+
+// Ensure the operator's module ceilings reach the registry: a module larger
+// than the configured size is refused at registration, naming the ceiling,
+// before anything of it is compiled.
+func TestModuleLimitsConfigured(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{ModuleLimits: tools.ModuleLimits{ModuleBytes: 1024}})
+	mods, err := wasmtools.Bundled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name != "validate_amount" {
+			continue
+		}
+		_, err := rt.RegisterToolLocal(context.Background(), m.Manifest, m.Wasm)
+		if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeToolRejected || !errors.Is(err, tools.ErrModuleLimit) || !strings.Contains(e.Message, "1024") {
+			t.Fatalf("err = %v, want a refusal naming the 1024-byte ceiling", err)
+		}
+		return
+	}
+	t.Fatal("no validate_amount bundled tool")
 }

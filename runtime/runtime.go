@@ -82,6 +82,11 @@ type Config struct {
 	// instances alive at once (see tools.Ceilings for each default). Only
 	// the operator sets them; an uploaded manifest above one is refused.
 	Ceilings tools.Ceilings
+	// ModuleLimits are the server-wide ceilings every module is read
+	// against at registration, before it is compiled (module size,
+	// counts, locals, body size, nesting, table entries, compile time;
+	// see tools.ModuleLimits for each default). Only the operator sets them.
+	ModuleLimits tools.ModuleLimits
 	// MaxStepsPerRun caps the steps of any run: a program whose max_steps
 	// is above it is refused, and every run stops BUDGET_EXCEEDED at it,
 	// max_steps or not (NANO_VM_MCP_MAX_STEPS); default
@@ -226,6 +231,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		Secrets:        secretResolver{rt.vault},
 		HTTPClient:     cfg.HTTPClient,
 		Ceilings:       cfg.Ceilings,
+		ModuleLimits:   cfg.ModuleLimits,
 		Logger:         rt.log,
 	}); err != nil {
 		return fail(err)

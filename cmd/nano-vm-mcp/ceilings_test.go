@@ -181,6 +181,10 @@ func TestCeilingFlags(t *testing.T) {
 			want: func(c *common) bool {
 				return c.ceilings.CallMemoryMiB == 32 && c.ceilings.MemoryBudgetMiB == 128 && c.maxSteps == 5 && c.ceilings.CallTimeout == 2*time.Minute
 			}},
+		{name: "module limits", env: map[string]string{"NANO_VM_MCP_MAX_MODULE_BYTES": "1048576"}, args: []string{"--compile-timeout", "5s"},
+			want: func(c *common) bool {
+				return c.moduleLimits == tools.ModuleLimits{ModuleBytes: 1 << 20, CompileTimeout: 5 * time.Second}
+			}},
 		{name: "not a number", args: []string{"--max-pool-size", "many"}, wantErr: `--max-pool-size (NANO_VM_MCP_MAX_POOL_SIZE) "many": want a positive integer`},
 		{name: "negative from the environment", env: map[string]string{"NANO_VM_MCP_MEMORY_BUDGET_MIB": "-1"}, wantErr: `--memory-budget-mib (NANO_VM_MCP_MEMORY_BUDGET_MIB) "-1": want a positive integer`},
 		{name: "bad duration", args: []string{"--max-call-timeout", "10"}, wantErr: `--max-call-timeout (NANO_VM_MCP_MAX_CALL_TIMEOUT) "10": want a positive duration such as 30s`},

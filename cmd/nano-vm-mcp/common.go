@@ -124,9 +124,10 @@ type common struct {
 	cp *checkpointFlags
 	// limits are the ceiling flags as given (flag or environment), parsed
 	// into ceilings and maxSteps by parse.
-	limits   [numCeilingFlags]string
-	ceilings tools.Ceilings
-	maxSteps int
+	limits       [numCeilingFlags]string
+	ceilings     tools.Ceilings
+	moduleLimits tools.ModuleLimits
+	maxSteps     int
 }
 
 // ceilingFlags are the operator's server-wide ceilings: flag, environment
@@ -149,9 +150,25 @@ var ceilingFlags = [numCeilingFlags]struct {
 	{"max-pool-size", "MAX_POOL_SIZE", "ceiling on one pooled tool's warm instances", "16", intCeiling(func(c *common) *int { return &c.ceilings.PoolSize })},
 	{"memory-budget-mib", "MEMORY_BUDGET_MIB", "memory of all tool instances alive at once, MiB; a call past it fails", "2048, or half the memory when less", intCeiling(func(c *common) *int { return &c.ceilings.MemoryBudgetMiB })},
 	{"max-steps", "MAX_STEPS", "ceiling on the steps of one run; programs asking more are refused", "100000", intCeiling(func(c *common) *int { return &c.maxSteps })},
+	{"max-module-bytes", "MAX_MODULE_BYTES", "ceiling on one tool module's size, bytes; larger modules are refused before they are read", "67108864", func(c *common, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want a positive integer")
+		}
+		c.moduleLimits.ModuleBytes = n
+		return nil
+	}},
+	{"compile-timeout", "COMPILE_TIMEOUT", "time one module's compilation may take at registration, e.g. 30s", "60s", func(c *common, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 30s")
+		}
+		c.moduleLimits.CompileTimeout = d
+		return nil
+	}},
 }
 
-const numCeilingFlags = 7
+const numCeilingFlags = 9
 
 func intCeiling(field func(*common) *int) func(*common, string) error {
 	return func(c *common, v string) error {
@@ -286,7 +303,7 @@ func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
 	cfg := runtime.Config{
 		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, DisableToolUpload: c.noUpload,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
-		Ceilings: c.ceilings, MaxStepsPerRun: c.maxSteps,
+		Ceilings: c.ceilings, ModuleLimits: c.moduleLimits, MaxStepsPerRun: c.maxSteps,
 	}
 	if c.cp != nil {
 		if err := c.cp.apply(&cfg); err != nil {
