@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/store"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
@@ -275,14 +277,27 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 		}
 		whole = time.Since(began)
 	}
-	for trial := range trials {
+	// The kill lands at a random point of the expected run; a loaded
+	// machine stretches start-up or the run, so the window moves towards
+	// where kills landed mid-run, and trials go on (to at most three
+	// times as many) until at least one has.
+	lo, span := 30, 65
+	for trial := 0; trial < trials || (midRun == 0 && trial < 3*trials); trial++ {
 		db = filepath.Join(t.TempDir(), "pure.db")
 		cmd, _ := run()
-		time.Sleep(whole * time.Duration(30+r.IntN(65)) / 100)
+		time.Sleep(whole * time.Duration(lo+r.IntN(span)) / 100)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
 		rt := openAfterCrash(t, trial, runtime.Config{DBPath: db, CacheDir: cache})
+		if page, err := rt.Store().Executions(context.Background(), store.ExecutionFilter{}); err == nil {
+			switch {
+			case len(page.Executions) == 0: // killed before the run began
+				lo = min(lo+10, 90)
+			case page.Executions[0].Status == string(kernel.StatusSuccess): // after it ended
+				lo = max(lo-10, 5)
+			}
+		}
 		if un, err := rt.Unfinished(context.Background()); err == nil {
 			for _, e := range un {
 				tv, err := rt.Trace(context.Background(), e.ID, 0, pureSteps)
@@ -304,8 +319,8 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 
 		finishAfterCrash(t, trial, run, runtime.Config{DBPath: db, CacheDir: cache}, pureSteps)
 	}
-	t.Logf("%d of %d kills landed mid-run", midRun, trials)
+	t.Logf("%d kills landed mid-run", midRun)
 	if midRun == 0 {
-		t.Errorf("no kill landed mid-run in %d trials", trials)
+		t.Errorf("no kill landed mid-run in %d trials", 3*trials)
 	}
 }
