@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -142,63 +141,6 @@ func runError(res *runtime.RunResult, err error) error {
 	return err
 }
 
-// progressFunc reports each durable step: as notifications/progress when
-// the client asked for progress (sent a progress token), and as a log
-// message (notifications/message, level info, logger "nano-vm-mcp.run")
-// when the client's logging level lets info through.
-func (s *Server) progressFunc(ctx context.Context, req mcp.CallToolRequest) func(runtime.Progress) {
-	var token mcp.ProgressToken
-	if req.Params.Meta != nil {
-		token = req.Params.Meta.ProgressToken
-	}
-	srv := s.mcp
-	return func(p runtime.Progress) {
-		msg := fmt.Sprintf("step %s: %s", p.StepID, p.Status)
-		if token != nil {
-			params := map[string]any{"progressToken": token, "progress": p.Done, "message": msg}
-			// Total is a hint (branches skip steps, loops repeat them); it
-			// must never be below progress.
-			if p.Total >= p.Done {
-				params["total"] = p.Total
-			}
-			if err := srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), params); err != nil {
-				s.log.Debug("progress notification not sent", "trace", p.TraceID, "err", err)
-			}
-		}
-		note := mcp.NewLoggingMessageNotification(mcp.LoggingLevelInfo, "nano-vm-mcp.run",
-			map[string]any{"trace_id": p.TraceID, "index": p.Index, "step_id": p.StepID, "status": p.Status})
-		_ = srv.SendLogMessageToClient(ctx, note) // a client that set no level, or a higher one, gets none
-		if s.afterProgress != nil {
-			s.afterProgress(p)
-		}
-	}
-}
-
-// maxNotificationWait bounds awaitNotifications.
-const maxNotificationWait = 100 * time.Millisecond
-
-// awaitNotifications waits, briefly, until the session's queued
-// notifications have been taken for sending. mcp-go's Streamable HTTP
-// transport (v1.2.1) forwards them from a goroutine that drops one it has
-// dequeued but not yet written when the response wins the race, so without
-// this a fast run lost its last progress notification (mark3labs/mcp-go#969).
-// See RATIONALE.md "Why does a run wait for its notifications before
-// answering?".
-func awaitNotifications(ctx context.Context) {
-	session := server.ClientSessionFromContext(ctx)
-	if session == nil {
-		return
-	}
-	ch := session.NotificationChannel()
-	deadline := time.Now().Add(maxNotificationWait)
-	for len(ch) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Microsecond)
-	}
-	// The forwarder has dequeued the last one; let it take the write lock
-	// before the response is written.
-	time.Sleep(50 * time.Microsecond)
-}
-
 type runArgs struct {
 	Program        json.RawMessage `json:"program"`
 	ProgramID      string          `json:"program_id"`
@@ -258,11 +200,12 @@ func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, 
 		return nil, err
 	}
 	defer cancel()
-	defer awaitNotifications(ctx)
+	progress, flush := s.progressFunc(ctx, req)
+	defer flush()
 	res, err := s.rt.RunProgram(ctx, runtime.RunRequest{
 		Program: prog, ProgramID: a.ProgramID, Input: input,
 		IdempotencyKey: a.IdempotencyKey, SaveAs: a.SaveAs,
-		Progress: s.progressFunc(ctx, req),
+		Progress: progress,
 	})
 	if err != nil {
 		return nil, runError(res, err)
@@ -329,8 +272,8 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 		return nil, err
 	}
 	defer cancel()
-	defer awaitNotifications(ctx)
-	progress := s.progressFunc(ctx, req)
+	progress, flush := s.progressFunc(ctx, req)
+	defer flush()
 	res, err := s.rt.Resume(ctx, a.TraceID, payload, source, progress)
 	if e, ok := runtime.AsError(err); ok && e.Code == runtime.CodeNotSuspended {
 		// Not suspended: it may be interrupted, which continues without
