@@ -29,6 +29,11 @@ type RunRequest struct {
 	IdempotencyKey string
 	// SaveAs saves the program under this id before running it.
 	SaveAs string
+	// Strict refuses the program, before anything runs or is saved, when
+	// validation has warnings (RunResult.Warnings: a $reference that
+	// matches nothing, an unreachable step, …), with code invalid_program
+	// and the warnings in Details["warnings"].
+	Strict bool
 	// Progress, when set, is called after every durable step.
 	Progress func(Progress)
 }
@@ -60,7 +65,9 @@ type RunResult struct {
 	// Replayed is true when an idempotency key returned a stored outcome
 	// instead of running again.
 	Replayed bool `json:"idempotent_replay,omitempty"`
-	// Warnings are the program's validation warnings.
+	// Warnings are the program's validation warnings, with those that
+	// depend on this run's input (a $reference that matches no input key,
+	// step id or output_key: kernel.Program.RefWarnings).
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -256,6 +263,19 @@ func (rt *Runtime) RunProgram(ctx context.Context, req RunRequest) (*RunResult, 
 	if err != nil {
 		return nil, err
 	}
+	// l.warnings is shared with the parse cache: Clip makes the append
+	// copy it.
+	warnings := slices.Clip(l.warnings)
+	for _, w := range l.prog.RefWarnings(req.Input) {
+		warnings = append(warnings, w.String())
+	}
+	if req.Strict && len(warnings) > 0 {
+		e := newError(CodeInvalidProgram, nil, "strict: the program has %d warning(s), so nothing ran: %s",
+			len(warnings), jsonlimit.Excerpt(strings.Join(warnings, "; "), 0))
+		e.Details = map[string]any{"warnings": warnings}
+		return nil, e
+	}
+	l.warnings = warnings
 	if req.SaveAs != "" {
 		if _, err := rt.store.PutProgram(ctx, store.Program{ID: req.SaveAs, Name: l.prog.Name, Hash: l.hash, Program: l.raw}); err != nil {
 			return nil, fmt.Errorf("save program %q: %w", req.SaveAs, err)

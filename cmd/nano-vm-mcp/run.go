@@ -25,8 +25,9 @@ func cmdRun(args []string, cio *cliIO) error {
 	key := fs.String("idempotency-key", "", "run at most once per key; a repeat returns the stored outcome")
 	saveAs := fs.String("save-as", "", "save the program under this id")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	strict := fs.Bool("strict", false, "refuse the program, before anything runs, when it has validation warnings (a $reference that matches nothing, an unreachable step)")
 	fs.Usage = func() {
-		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp run PROGRAM.json [--input FILE|JSON] [--idempotency-key K] [--json]")
+		fmt.Fprintln(cio.stderr, "usage: nano-vm-mcp run PROGRAM.json [--input FILE|JSON] [--idempotency-key K] [--strict] [--json]")
 		fs.PrintDefaults()
 	}
 	pos, err := c.parse(fs, args)
@@ -36,7 +37,7 @@ func cmdRun(args []string, cio *cliIO) error {
 	if len(pos) != 1 {
 		return usagef("run needs exactly one program file")
 	}
-	req := runtime.RunRequest{IdempotencyKey: *key, SaveAs: *saveAs}
+	req := runtime.RunRequest{IdempotencyKey: *key, SaveAs: *saveAs, Strict: *strict}
 	if *input != "" {
 		v, err := jsonArg(*input)
 		if err != nil {
@@ -69,6 +70,12 @@ func cmdRun(args []string, cio *cliIO) error {
 			return fmt.Errorf("%w\ncontinue it with: nano-vm-mcp run %s --idempotency-key %q (or resume %s)", err, pos[0], *key, res.TraceID)
 		}
 		return err
+	}
+	if !*asJSON {
+		// With --json they are the result's "warnings".
+		for _, w := range res.Warnings {
+			fmt.Fprintf(cio.stderr, "warning: %s\n", w)
+		}
 	}
 	return report(ctx, rt, res, *asJSON, cio.stdout)
 }

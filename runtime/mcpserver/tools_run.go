@@ -69,7 +69,7 @@ func runOutputSchema() map[string]any {
 		"error":                  str("Why the run failed, when it did."),
 		"suspended_step_id":      str("The step waiting for resume_program."),
 		"idempotent_replay":      boolean("True when the idempotency_key returned an earlier run's outcome; nothing ran again."),
-		"warnings":               array("Program validation warnings.", str("A warning.")),
+		"warnings":               array("Program validation warnings: a $reference that matches no input key, step id or output_key (passed on as literal text), an unreachable step, … Pass strict to refuse such a program instead.", str("A warning, naming the step.")),
 		"next":                   str("What to do next."),
 	}, "trace_id", "program_name", "status", "steps", "cost", "final_output", "next")
 }
@@ -147,13 +147,14 @@ type runArgs struct {
 	Input          json.RawMessage `json:"input"`
 	IdempotencyKey string          `json:"idempotency_key"`
 	SaveAs         string          `json:"save_as"`
+	Strict         bool            `json:"strict"`
 }
 
 const runDescription = `Run a program: a small deterministic state machine of tool, llm, condition and parallel steps, executed in a WebAssembly sandbox under the operator's policy. Every successful step is persisted with a hash-chained audit envelope before the next starts.
 
 Use it to execute a multi-step workflow reliably (e.g. validate → reserve → capture → receipt) instead of calling tools one by one. Give the program inline (object, or a JSON string) or program_id of a saved one; input fills the $refs. Returns a summary (status, step count, final output, trace_id) — call get_trace for the steps.
 
-Not idempotent unless you pass idempotency_key: with a key the program runs at most once, a repeat returns the stored outcome, and reusing the key with a different program or input is an error. A run that suspends (a tool answered PENDING) waits for resume_program. Invalid programs are refused before anything runs, with every problem named. Tools may reach the network (nanovm:http), so this acts on the outside world.
+A $reference that matches no input key, step id or output_key is passed on as literal text and listed in warnings; strict refuses the program instead. Not idempotent unless you pass idempotency_key: with a key the program runs at most once, a repeat returns the stored outcome, and reusing the key with a different program or input is an error. A run that suspends (a tool answered PENDING) waits for resume_program. Invalid programs are refused before anything runs, with every problem named. Tools may reach the network (nanovm:http), so this acts on the outside world.
 
 Example: {"program":{"name":"pay","steps":[{"id":"validate","type":"tool","tool":"validate_amount","args":{"amount":"$amount"}},{"id":"receipt","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id"},"is_terminal":true}]},"input":{"amount":125.5,"order_id":"order-abc-123"},"idempotency_key":"order-abc-123"}`
 
@@ -168,6 +169,7 @@ func runProgramDef() toolDef {
 			"input":           objectOrString("The run's input: the data $refs read (object, or a JSON string holding one). Default {}."),
 			"idempotency_key": str("Run at most once per key; a repeat returns the stored outcome."),
 			"save_as":         str("Save the program under this id before running it (get_program, run by program_id later)."),
+			"strict":          boolean("Refuse the program, before anything runs, when it has validation warnings (such as a $reference that matches no input key, step id or output_key, which would otherwise be passed on as literal text), instead of running it and listing them in warnings. Default false."),
 		}),
 		output:      runOutputSchema(),
 		readOnly:    false,
@@ -204,7 +206,7 @@ func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, 
 	defer flush()
 	res, err := s.rt.RunProgram(ctx, runtime.RunRequest{
 		Program: prog, ProgramID: a.ProgramID, Input: input,
-		IdempotencyKey: a.IdempotencyKey, SaveAs: a.SaveAs,
+		IdempotencyKey: a.IdempotencyKey, SaveAs: a.SaveAs, Strict: a.Strict,
 		Progress: progress,
 	})
 	if err != nil {
