@@ -129,3 +129,36 @@ func printModule(out []byte) []byte {
 
 // le32 is n as four little-endian bytes.
 func le32(n int) []byte { return []byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)} }
+
+// Ensure a real Go guest built with the SDK gets named errors from the
+// host's refusals: the text says what happened (not "status 1") and
+// errors.Is matches the SDK's error.
+func TestGoSDKNamedErrors(t *testing.T) {
+	ctx := context.Background()
+	g := testGrants{secrets: map[string][]string{"go_errors": {"alpha", "charlie"}}}
+	r := NewRegistry(newHost(t, HostOptions{Secrets: probeSecrets}), NewMemoryStore(), RegistryOptions{Grants: g})
+	register(t, r, "go_errors", nil)
+	tests := []struct {
+		name, ref, is, text string
+	}{
+		{name: "not granted", ref: "vault://secret/bravo", is: "ErrDenied", text: "nanovm secret_get: denied: this tool was not granted the capability, host or secret it asked for"},
+		{name: "granted but absent", ref: "vault://secret/charlie", is: "ErrNotFound", text: "nanovm secret_get: not found: no such secret"},
+		{name: "not a vault ref", ref: "alpha", is: "ErrInvalid", text: "nanovm secret_get: invalid request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := r.Call(ctx, "go_errors", CallRequest{Args: map[string]any{"ref": tt.ref}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := res.Output.(map[string]any)
+			if out["is"] != tt.is || out["error_text"] != tt.text {
+				t.Fatalf("got %v, want is=%s text=%q", out, tt.is, tt.text)
+			}
+		})
+	}
+	res, err := r.Call(ctx, "go_errors", CallRequest{Args: map[string]any{"ref": "vault://secret/alpha"}})
+	if err != nil || res.Output.(map[string]any)["resolved"] != true {
+		t.Fatalf("granted secret: %v %v", res.Output, err)
+	}
+}
