@@ -22,11 +22,12 @@ const progressProgram = `{"name":"progress","steps":[
 	{"id":"done","type":"tool","tool":"validate_amount","args":{"amount":"$amount"},"is_terminal":true}]}`
 
 // Ensure every durable step's progress notification reaches the client
-// before the run's response, in order, on every transport: stdio over real
-// pipes, legacy SSE and Streamable HTTP over a real HTTP server. The
-// client's notifications are counted when CallTool returns: one arriving
-// after the response is one a client has already stopped listening for.
-// The barrier that orders them never reaches the client.
+// before the run's response, in order, on every transport: stdio over
+// real pipes, legacy SSE and Streamable HTTP (both protocol eras) over a
+// real HTTP server. The client's notifications are counted when CallTool
+// returns: one arriving after the response is one a client has already
+// stopped listening for. The barrier that orders them never reaches the
+// client.
 func TestProgressArrivesOnEveryTransport(t *testing.T) {
 	auth := map[string]string{"Authorization": "Bearer " + testKey}
 	tests := []struct {
@@ -53,6 +54,15 @@ func TestProgressArrivesOnEveryTransport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			return c, start(t, c)
+		}},
+		{name: "streamable 2025-11-25", open: func(t *testing.T, s *Server) (*client.Client, *notes) {
+			hs := httpServer(t, s, HTTPOptions{APIKey: testKey})
+			tr, err := transport.NewStreamableHTTP(hs.URL+"/mcp", transport.WithHTTPHeaders(auth))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := client.NewClient(tr, client.WithLegacyProtocolOnly())
 			return c, start(t, c)
 		}},
 	}
