@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel/internal/condition"
@@ -187,6 +188,7 @@ func (p *Program) RefWarnings(input map[string]any) []Warning {
 		}
 	}
 	var out []Warning
+	more := 0
 	check := func(step, field string, refs []string, effect string) {
 		seen := map[string]bool{}
 		for _, ref := range refs {
@@ -195,6 +197,11 @@ func (p *Program) RefWarnings(input map[string]any) []Warning {
 				continue
 			}
 			seen[ref] = true
+			if len(out) == MaxRefWarnings {
+				more++
+				continue
+			}
+			ref = clipRef(ref)
 			msg := fmt.Sprintf("%s: $%s matches no input key, step id or output_key, so %s", field, ref, effect)
 			if parent, ok := subOf[head]; ok {
 				msg += fmt.Sprintf("; %q is a sub-step of parallel step %q, whose output holds it: write $%s.%s", head, parent, parent, ref)
@@ -240,7 +247,26 @@ func (p *Program) RefWarnings(input map[string]any) []Warning {
 		}
 	}
 	visit(p.Steps, "")
+	if more > 0 {
+		out = append(out, Warning{Msg: fmt.Sprintf("…and %d more $references that match no input key, step id or output_key", more)})
+	}
 	return out
+}
+
+// MaxRefWarnings bounds the warnings RefWarnings gives one by one (each
+// with its suggestions); the rest are counted in one more.
+const MaxRefWarnings = 20
+
+// clipRef shortens a reference a client wrote to what a warning quotes.
+func clipRef(ref string) string {
+	if len(ref) <= 100 {
+		return ref
+	}
+	n := 100
+	for n > 0 && !utf8.RuneStart(ref[n]) {
+		n--
+	}
+	return ref[:n] + "…"
 }
 
 // refsIn appends to refs the reference paths in v's strings (map values

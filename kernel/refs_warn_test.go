@@ -77,3 +77,22 @@ func TestRefWarnings(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRefsIn holds refsIn to resolveString: the references RefWarnings
+// checks in a string are exactly the paths resolving it looks up.
+func FuzzRefsIn(f *testing.F) {
+	for _, s := range []string{"", "$a", "x $a.b y", "$$a", "costs $5", "$a.", "$a..b", "$_x-y.z1", "é$b", "$a$b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var looked []string
+		resolveString(s, func(path []string) (any, bool) {
+			looked = append(looked, strings.Join(path, "."))
+			return nil, false
+		})
+		got := refsIn(s, nil)
+		if strings.Join(got, "\x00") != strings.Join(looked, "\x00") {
+			t.Fatalf("refsIn(%q) = %q, resolveString looks up %q", s, got, looked)
+		}
+	})
+}

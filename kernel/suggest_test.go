@@ -41,3 +41,33 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// Ensure Closest suggests nothing past MaxClosestCandidates candidates,
+// and that RefWarnings on an input of many keys and a program of many
+// unmatched references stays bounded: MaxRefWarnings warnings and one
+// that counts the rest.
+func TestSuggestionsBounded(t *testing.T) {
+	many := make([]string, MaxClosestCandidates+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("name_%06d", i)
+	}
+	if got := Closest("name_00000", many, 3); got != nil {
+		t.Fatalf("Closest over %d candidates = %v", len(many), got)
+	}
+	if got := Closest("name_00000", many[:MaxClosestCandidates], 1); len(got) != 1 {
+		t.Fatalf("Closest over %d candidates = %v", MaxClosestCandidates, got)
+	}
+	input := map[string]any{}
+	for _, k := range many {
+		input[k] = 1
+	}
+	args := map[string]any{}
+	for i := range 100 {
+		args[fmt.Sprintf("a%03d", i)] = fmt.Sprintf("$missing_%d", i)
+	}
+	p := &Program{Steps: []Step{{ID: "s", Type: StepTool, Tool: "t", Args: args}}}
+	w := p.RefWarnings(input)
+	if len(w) != MaxRefWarnings+1 || w[MaxRefWarnings].Msg != "…and 80 more $references that match no input key, step id or output_key" {
+		t.Fatalf("%d warnings, last %v", len(w), w[len(w)-1])
+	}
+}
