@@ -47,6 +47,12 @@ func (b *barrier) MarshalJSON() ([]byte, error) {
 	return nil, errNotificationBarrier
 }
 
+// notificationEncoder is a session that says whether its notifications
+// are encoded, in queue order, before they are written: runtime/shared's
+// sessions are mcp-go in-process sessions that do (a barrier works), while
+// mcp-go's own in-process client takes them as they are (it would not).
+type notificationEncoder interface{ EncodesNotifications() bool }
+
 // progressSink reports a run's durable steps to the client that asked for
 // them, and makes sure they are written before the run's answer.
 type progressSink struct {
@@ -150,9 +156,14 @@ func (ps *progressSink) flush() {
 	if session == nil {
 		return
 	}
-	if _, inProcess := session.(*server.InProcessSession); inProcess {
-		// Notifications are handed over unencoded: a barrier would
-		// reach the client.
+	switch sess := session.(type) {
+	case notificationEncoder:
+		if !sess.EncodesNotifications() {
+			return
+		}
+	case *server.InProcessSession:
+		// mcp-go's in-process client takes notifications unencoded: a
+		// barrier would reach it, and never signal.
 		return
 	}
 	b := &barrier{reached: make(chan struct{})}
