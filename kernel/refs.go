@@ -1,9 +1,13 @@
 package kernel
 
 import (
+	"fmt"
+	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/kernel/internal/condition"
 )
 
 // A reference is $ followed by a path: segments of letters, digits, '_' and
@@ -144,4 +148,164 @@ func textOf(v any) string {
 		return ""
 	}
 	return string(b)
+}
+
+// RefWarnings returns a warning for each $reference in the program whose
+// head (its first segment) names nothing a run of it with this input can
+// hold: no key of input, no step id, no output_key anywhere in the program
+// (a parallel step's sub-steps included), and not a key the runtime writes
+// (__webhook__, __webhook_source__). In a tool's args or an llm step's
+// prompt or system such a reference is passed on as its literal text, and
+// in a condition it reads as null, without a word; the warning says so,
+// with the closest known names. Which names count is decided per run,
+// because input keys are only known then. One warning per step and
+// reference; the program is not changed.
+func (p *Program) RefWarnings(input map[string]any) []Warning {
+	known := make(map[string]bool, len(input)+2*len(p.Steps)+2)
+	subOf := map[string]string{}
+	for k := range input {
+		known[k] = true
+	}
+	known[WebhookKey], known[WebhookSourceKey] = true, true
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		known[s.ID] = true
+		if s.OutputKey != "" {
+			known[s.OutputKey] = true
+		}
+		for j := range s.ParallelSteps {
+			sub := &s.ParallelSteps[j]
+			if sub.OutputKey != "" {
+				known[sub.OutputKey] = true
+			}
+			subOf[sub.ID] = s.ID
+		}
+	}
+	var names []string
+	for k := range known {
+		if !strings.HasPrefix(k, "__") {
+			names = append(names, k)
+		}
+	}
+	var out []Warning
+	more := 0
+	check := func(step, field string, refs []string, effect string) {
+		seen := map[string]bool{}
+		for _, ref := range refs {
+			head, _, _ := strings.Cut(ref, ".")
+			if known[head] || seen[ref] {
+				continue
+			}
+			seen[ref] = true
+			if len(out) == MaxRefWarnings {
+				more++
+				continue
+			}
+			ref = clipRef(ref)
+			msg := fmt.Sprintf("%s: $%s matches no input key, step id or output_key, so %s", field, ref, effect)
+			if parent, ok := subOf[head]; ok {
+				msg += fmt.Sprintf("; %q is a sub-step of parallel step %q, whose output holds it: write $%s.%s", head, parent, parent, ref)
+			} else if near := Closest(head, names, 3); len(near) > 0 {
+				msg += "; did you mean " + dollarList(near) + "?"
+			}
+			out = append(out, Warning{Step: step, Msg: msg})
+		}
+	}
+	var visit func(steps []Step, parent string)
+	visit = func(steps []Step, parent string) {
+		for i := range steps {
+			s := &steps[i]
+			label := s.ID
+			if parent != "" {
+				label = parent + "/" + s.ID
+			}
+			keys := make([]string, 0, len(s.Args))
+			for k := range s.Args {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				check(label, "args."+k, refsIn(s.Args[k], nil), "it is passed to the tool as the literal text")
+			}
+			check(label, "prompt", refsIn(s.Prompt, nil), "the model gets the literal text")
+			check(label, "system", refsIn(s.System, nil), "the model gets the literal text")
+			if s.Type == StepCondition && s.Condition != "" {
+				var e *condition.Expr
+				if p.compiled != nil {
+					e = p.compiled.conds[s.ID]
+				}
+				if e == nil {
+					e, _ = condition.Parse(s.Condition)
+				}
+				var refs []string
+				for _, v := range e.Vars() {
+					refs = append(refs, strings.Join(v, "."))
+				}
+				check(label, "condition", refs, "it reads as null")
+			}
+			visit(s.ParallelSteps, s.ID)
+		}
+	}
+	visit(p.Steps, "")
+	if more > 0 {
+		out = append(out, Warning{Msg: fmt.Sprintf("…and %d more $references that match no input key, step id or output_key", more)})
+	}
+	return out
+}
+
+// MaxRefWarnings bounds the warnings RefWarnings gives one by one (each
+// with its suggestions); the rest are counted in one more.
+const MaxRefWarnings = 20
+
+// clipRef shortens a reference a client wrote to what a warning quotes.
+func clipRef(ref string) string {
+	if len(ref) <= 100 {
+		return ref
+	}
+	n := 100
+	for n > 0 && !utf8.RuneStart(ref[n]) {
+		n--
+	}
+	return ref[:n] + "…"
+}
+
+// refsIn appends to refs the reference paths in v's strings (map values
+// and list items, at any depth), as resolveRefs would look them up.
+func refsIn(v any, refs []string) []string {
+	switch x := v.(type) {
+	case string:
+		for s := x; ; {
+			i := strings.IndexByte(s, '$')
+			if i < 0 {
+				return refs
+			}
+			s = s[i+1:]
+			if n := scanRef(s); n > 0 {
+				refs = append(refs, s[:n])
+				s = s[n:]
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			refs = refsIn(x[k], refs)
+		}
+	case []any:
+		for _, e := range x {
+			refs = refsIn(e, refs)
+		}
+	}
+	return refs
+}
+
+func dollarList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "$" + n
+	}
+	return strings.Join(q, ", ")
 }

@@ -22,6 +22,10 @@ const (
 	// record, header, input or a step) cannot be decoded; the message
 	// names the record.
 	CodeRecordUndecodable = "record_undecodable"
+	// CodeUnknownTool: a tool step names a tool that is not registered;
+	// the run is refused before it starts, and Details lists the names
+	// ("unknown_tools") and the closest registered ones ("suggestions").
+	CodeUnknownTool = "unknown_tool"
 )
 
 // Error is a failure the caller can act on: a bad program, a denied tool, a

@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
 // RunRequest asks to run a program.
@@ -25,6 +29,11 @@ type RunRequest struct {
 	IdempotencyKey string
 	// SaveAs saves the program under this id before running it.
 	SaveAs string
+	// Strict refuses the program, before anything runs or is saved, when
+	// validation has warnings (RunResult.Warnings: a $reference that
+	// matches nothing, an unreachable step, …), with code invalid_program
+	// and the warnings in Details["warnings"].
+	Strict bool
 	// Progress, when set, is called after every durable step.
 	Progress func(Progress)
 }
@@ -56,7 +65,9 @@ type RunResult struct {
 	// Replayed is true when an idempotency key returned a stored outcome
 	// instead of running again.
 	Replayed bool `json:"idempotent_replay,omitempty"`
-	// Warnings are the program's validation warnings.
+	// Warnings are the program's validation warnings, with those that
+	// depend on this run's input (a $reference that matches no input key,
+	// step id or output_key: kernel.Program.RefWarnings).
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -113,10 +124,73 @@ func (rt *Runtime) load(ctx context.Context, req RunRequest) (*loaded, error) {
 		e.Details = map[string]any{"denied_tools": d.Tools}
 		return nil, e
 	}
+	// A name the policy allows (or that no policy restricts) but nothing is
+	// registered under is a typo or a missing `tool add`: refuse it before
+	// the run starts, with the closest registered names. The policy is
+	// asked first, so a tool it leaves out stays a capability denial.
+	if err := rt.checkToolsExist(ctx, prog); err != nil {
+		return nil, err
+	}
 	if rt.cfg.LLM == nil && usesLLM(prog.Steps) {
 		return nil, newError(CodeNoModel, nil, "llm steps need a model: set NANO_VM_MCP_LLM_MODEL (e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.2, mock/yes)")
 	}
 	return &loaded{prog: prog, raw: pp.canon, hash: pp.hash, id: id, warnings: pp.warnings}, nil
+}
+
+// checkToolsExist refuses a program with a tool step (top level or in a
+// parallel step) naming a tool that is not registered. A pinned reference
+// ("name@sha256:…") is left to the step: a removed tool's pinned versions
+// stay resolvable.
+func (rt *Runtime) checkToolsExist(ctx context.Context, prog *kernel.Program) error {
+	var missing []string
+	var visit func(steps []kernel.Step) error
+	visit = func(steps []kernel.Step) error {
+		for i := range steps {
+			s := &steps[i]
+			if s.Type == kernel.StepTool && !strings.Contains(s.Tool, "@") && !slices.Contains(missing, s.Tool) {
+				_, err := rt.registry.Source(ctx, s.Tool)
+				if errors.Is(err, store.ErrNotFound) {
+					missing = append(missing, s.Tool)
+				} else if err != nil {
+					return fmt.Errorf("check tool %q: %w", s.Tool, err)
+				}
+			}
+			if err := visit(s.ParallelSteps); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := visit(prog.Steps); err != nil {
+		return err
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	recs, err := rt.registry.List(ctx)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(recs))
+	for _, r := range recs {
+		names = append(names, r.Name)
+	}
+	suggestions := make(map[string]any, len(missing))
+	parts := make([]string, 0, len(missing))
+	for _, name := range missing {
+		near := kernel.Closest(name, names, 3)
+		suggestions[name] = near
+		part := fmt.Sprintf("%q", jsonlimit.Excerpt(name, 200))
+		if len(near) > 0 {
+			part += fmt.Sprintf(" (closest registered: %s)", strings.Join(quoteAll(near), ", "))
+		}
+		parts = append(parts, part)
+	}
+	e := newError(CodeUnknownTool, tools.ErrNotFound, "no tool is registered as %s; nothing ran. list_tools (or `nano-vm-mcp tool ls`) shows the registered tools, `nano-vm-mcp tool add` registers one",
+		strings.Join(parts, ", "))
+	e.Details = map[string]any{"unknown_tools": missing, "suggestions": suggestions}
+	return e
 }
 
 // parsedProgram is what a program's bytes validate to, before any policy.
@@ -189,6 +263,19 @@ func (rt *Runtime) RunProgram(ctx context.Context, req RunRequest) (*RunResult, 
 	if err != nil {
 		return nil, err
 	}
+	// l.warnings is shared with the parse cache: Clip makes the append
+	// copy it.
+	warnings := slices.Clip(l.warnings)
+	for _, w := range l.prog.RefWarnings(req.Input) {
+		warnings = append(warnings, w.String())
+	}
+	if req.Strict && len(warnings) > 0 {
+		e := newError(CodeInvalidProgram, nil, "strict: the program has %d warning(s), so nothing ran: %s",
+			len(warnings), jsonlimit.Excerpt(strings.Join(warnings, "; "), 0))
+		e.Details = map[string]any{"warnings": warnings}
+		return nil, e
+	}
+	l.warnings = warnings
 	if req.SaveAs != "" {
 		if _, err := rt.store.PutProgram(ctx, store.Program{ID: req.SaveAs, Name: l.prog.Name, Hash: l.hash, Program: l.raw}); err != nil {
 			return nil, fmt.Errorf("save program %q: %w", req.SaveAs, err)

@@ -19,6 +19,7 @@ func cmdRun(cmd *command, args []string, cio *cliIO) error {
 	key := fs.String("idempotency-key", "", "run at most once per key; a repeat returns the stored outcome")
 	saveAs := fs.String("save-as", "", "save the program under this id")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	strict := fs.Bool("strict", false, "refuse the program, before anything runs, when it has validation warnings (a $reference that matches nothing, an unreachable step)")
 	pos, err := c.parse(fs, args)
 	if err != nil {
 		return err
@@ -26,7 +27,7 @@ func cmdRun(cmd *command, args []string, cio *cliIO) error {
 	if len(pos) != 1 {
 		return usagef("run needs exactly one program file, got %d arguments", len(pos))
 	}
-	req := runtime.RunRequest{IdempotencyKey: *key, SaveAs: *saveAs}
+	req := runtime.RunRequest{IdempotencyKey: *key, SaveAs: *saveAs, Strict: *strict}
 	if *input != "" {
 		v, err := jsonArg(*input)
 		if err != nil {
@@ -59,6 +60,12 @@ func cmdRun(cmd *command, args []string, cio *cliIO) error {
 			return fmt.Errorf("%w\ncontinue it with: nano-vm-mcp run %s --idempotency-key %q (or resume %s)", err, pos[0], *key, res.TraceID)
 		}
 		return err
+	}
+	if !*asJSON {
+		// With --json they are the result's "warnings".
+		for _, w := range res.Warnings {
+			fmt.Fprintf(cio.stderr, "warning: %s\n", w)
+		}
 	}
 	return report(ctx, rt, res, *asJSON, cio.stdout)
 }

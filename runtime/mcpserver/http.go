@@ -92,7 +92,7 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	streamable := server.NewStreamableHTTPServer(s.mcp,
 		server.WithEndpointPath("/mcp"),
 		server.WithDisableLocalhostProtection(true),
-		server.WithStreamableHTTPLogger(log),
+		server.WithStreamableHTTPLogger(slog.New(filterBarrier{log.Handler()})),
 	)
 	sse := server.NewSSEServer(s.mcp,
 		server.WithSSEEndpoint("/sse"),

@@ -24,7 +24,7 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	stop := context.AfterFunc(s.stop, cancel)
 	defer stop()
 	stdio := server.NewStdioServer(s.mcp)
-	stdio.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelWarn))
+	stdio.SetErrorLogger(slog.NewLogLogger(filterBarrier{s.log.Handler()}, slog.LevelWarn))
 	err := stdio.Listen(ctx, in, out)
 	if errors.Is(err, context.Canceled) || errors.Is(err, io.ErrClosedPipe) {
 		return nil

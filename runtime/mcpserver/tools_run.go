@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -70,7 +69,7 @@ func runOutputSchema() map[string]any {
 		"error":                  str("Why the run failed, when it did."),
 		"suspended_step_id":      str("The step waiting for resume_program."),
 		"idempotent_replay":      boolean("True when the idempotency_key returned an earlier run's outcome; nothing ran again."),
-		"warnings":               array("Program validation warnings.", str("A warning.")),
+		"warnings":               array("Program validation warnings: a $reference that matches no input key, step id or output_key (passed on as literal text), an unreachable step, … Pass strict to refuse such a program instead.", str("A warning, naming the step.")),
 		"next":                   str("What to do next."),
 	}, "trace_id", "program_name", "status", "steps", "cost", "final_output", "next")
 }
@@ -145,76 +144,20 @@ func runError(res *runtime.RunResult, err error) error {
 	return err
 }
 
-// progressFunc reports each durable step: as notifications/progress when
-// the client asked for progress (sent a progress token), and as a log
-// message (notifications/message, level info, logger "nano-vm-mcp.run")
-// when the client's logging level lets info through.
-func (s *Server) progressFunc(ctx context.Context, req mcp.CallToolRequest) func(runtime.Progress) {
-	var token mcp.ProgressToken
-	if req.Params.Meta != nil {
-		token = req.Params.Meta.ProgressToken
-	}
-	srv := s.mcp
-	return func(p runtime.Progress) {
-		msg := fmt.Sprintf("step %s: %s", p.StepID, p.Status)
-		if token != nil {
-			params := map[string]any{"progressToken": token, "progress": p.Done, "message": msg}
-			// Total is a hint (branches skip steps, loops repeat them); it
-			// must never be below progress.
-			if p.Total >= p.Done {
-				params["total"] = p.Total
-			}
-			if err := srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), params); err != nil {
-				s.log.Debug("progress notification not sent", "trace", p.TraceID, "err", err)
-			}
-		}
-		note := mcp.NewLoggingMessageNotification(mcp.LoggingLevelInfo, "nano-vm-mcp.run",
-			map[string]any{"trace_id": p.TraceID, "index": p.Index, "step_id": p.StepID, "status": p.Status})
-		_ = srv.SendLogMessageToClient(ctx, note) // a client that set no level, or a higher one, gets none
-		if s.afterProgress != nil {
-			s.afterProgress(p)
-		}
-	}
-}
-
-// maxNotificationWait bounds awaitNotifications.
-const maxNotificationWait = 100 * time.Millisecond
-
-// awaitNotifications waits, briefly, until the session's queued
-// notifications have been taken for sending. mcp-go's Streamable HTTP
-// transport (v1.2.1) forwards them from a goroutine that drops one it has
-// dequeued but not yet written when the response wins the race, so without
-// this a fast run lost its last progress notification (mark3labs/mcp-go#969).
-// See RATIONALE.md "Why does a run wait for its notifications before
-// answering?".
-func awaitNotifications(ctx context.Context) {
-	session := server.ClientSessionFromContext(ctx)
-	if session == nil {
-		return
-	}
-	ch := session.NotificationChannel()
-	deadline := time.Now().Add(maxNotificationWait)
-	for len(ch) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Microsecond)
-	}
-	// The forwarder has dequeued the last one; let it take the write lock
-	// before the response is written.
-	time.Sleep(50 * time.Microsecond)
-}
-
 type runArgs struct {
 	Program        json.RawMessage `json:"program"`
 	ProgramID      string          `json:"program_id"`
 	Input          json.RawMessage `json:"input"`
 	IdempotencyKey string          `json:"idempotency_key"`
 	SaveAs         string          `json:"save_as"`
+	Strict         bool            `json:"strict"`
 }
 
 const runDescription = `Run a program: a small deterministic state machine of tool, llm, condition and parallel steps, executed in a WebAssembly sandbox under the operator's policy. Every successful step is persisted with a hash-chained audit envelope before the next starts.
 
 Use it to execute a multi-step workflow reliably (e.g. validate → reserve → capture → receipt) instead of calling tools one by one. Give the program inline (object, or a JSON string) or program_id of a saved one; input fills the $refs. Returns a summary (status, step count, final output, trace_id) — call get_trace for the steps.
 
-Not idempotent unless you pass idempotency_key: with a key the program runs at most once, a repeat returns the stored outcome, and reusing the key with a different program or input is an error. A run that suspends (a tool answered PENDING) waits for resume_program. Invalid programs are refused before anything runs, with every problem named. Tools may reach the network (nanovm:http), so this acts on the outside world.
+A $reference that matches no input key, step id or output_key is passed on as literal text and listed in warnings; strict refuses the program instead. Not idempotent unless you pass idempotency_key: with a key the program runs at most once, a repeat returns the stored outcome, and reusing the key with a different program or input is an error. A run that suspends (a tool answered PENDING) waits for resume_program. Invalid programs are refused before anything runs, with every problem named. Tools may reach the network (nanovm:http), so this acts on the outside world.
 
 Example: {"program":{"name":"pay","steps":[{"id":"validate","type":"tool","tool":"validate_amount","args":{"amount":"$amount"}},{"id":"receipt","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id"},"is_terminal":true}]},"input":{"amount":125.5,"order_id":"order-abc-123"},"idempotency_key":"order-abc-123"}`
 
@@ -229,6 +172,7 @@ func runProgramDef() toolDef {
 			"input":           objectOrString("The run's input: the data $refs read (object, or a JSON string holding one). Default {}."),
 			"idempotency_key": str("Run at most once per key; a repeat returns the stored outcome."),
 			"save_as":         str("Save the program under this id before running it (get_program, run by program_id later)."),
+			"strict":          boolean("Refuse the program, before anything runs, when it has validation warnings (such as a $reference that matches no input key, step id or output_key, which would otherwise be passed on as literal text), instead of running it and listing them in warnings. Default false."),
 		}),
 		output:      runOutputSchema(),
 		readOnly:    false,
@@ -261,11 +205,12 @@ func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, 
 		return nil, err
 	}
 	defer cancel()
-	defer awaitNotifications(ctx)
+	progress, flush := s.progressFunc(ctx, req)
+	defer flush()
 	res, err := s.rt.RunProgram(ctx, runtime.RunRequest{
 		Program: prog, ProgramID: a.ProgramID, Input: input,
-		IdempotencyKey: a.IdempotencyKey, SaveAs: a.SaveAs,
-		Progress: s.progressFunc(ctx, req),
+		IdempotencyKey: a.IdempotencyKey, SaveAs: a.SaveAs, Strict: a.Strict,
+		Progress: progress,
 	})
 	if err != nil {
 		return nil, runError(res, err)
@@ -332,8 +277,8 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 		return nil, err
 	}
 	defer cancel()
-	defer awaitNotifications(ctx)
-	progress := s.progressFunc(ctx, req)
+	progress, flush := s.progressFunc(ctx, req)
+	defer flush()
 	res, err := s.rt.Resume(ctx, a.TraceID, payload, source, progress)
 	if e, ok := runtime.AsError(err); ok && e.Code == runtime.CodeNotSuspended {
 		// Not suspended: it may be interrupted, which continues without

@@ -36,12 +36,24 @@ func (l *lineWriter) writeLine(msg []byte) error {
 	return err
 }
 
+// connSession is one connection's session. serveConn encodes its
+// notifications one at a time, in queue order, each after the one before
+// is written; EncodesNotifications says so to the MCP server, which then
+// orders a run's answer behind its notifications with a barrier (see
+// .rationale/mcp.md, "Why does a run's answer wait behind a barrier
+// notification?").
+type connSession struct{ *server.InProcessSession }
+
+// EncodesNotifications reports that this session's notifications are
+// encoded to JSON before they are written.
+func (connSession) EncodesNotifications() bool { return true }
+
 // serveConn serves one MCP session over a newline-delimited JSON-RPC
 // stream (a socket connection or the primary's own in-process pipe) until
 // the stream ends or ctx is cancelled; then it cancels the session's
 // requests in flight, as the stdio transport does when stdin closes.
 func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteCloser, sessionID string, dropTorn bool, log *slog.Logger) error {
-	sess := server.NewInProcessSession(sessionID, nil)
+	sess := connSession{server.NewInProcessSession(sessionID, nil)}
 	if err := srv.RegisterSession(ctx, sess); err != nil {
 		return fmt.Errorf("serve session %s: %w", sessionID, err)
 	}

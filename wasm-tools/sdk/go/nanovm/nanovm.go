@@ -26,14 +26,55 @@ const (
 	StatusIO       = 6
 )
 
-// StatusError is a non-zero status from a host function.
+// The errors a host function's status means. A failed call returns a
+// *StatusError, which matches one of these with errors.Is:
+//
+//	if errors.Is(err, nanovm.ErrDenied) { … }
+var (
+	// ErrDenied: the tool lacks the capability (in its manifest and its
+	// grant), or the host, secret or mount it asked for is not granted
+	// to it (status 1).
+	ErrDenied = errors.New("denied: this tool was not granted the capability, host or secret it asked for")
+	// ErrTooSmall: the buffer is too small for the answer (status 2).
+	// Secret and StateJSON grow their buffer and retry themselves.
+	ErrTooSmall = errors.New("buffer too small for the host's answer")
+	// ErrNotFound: no such secret (status 3).
+	ErrNotFound = errors.New("not found: no such secret")
+	// ErrInvalid: the request was malformed (a bad URL or method, a
+	// reference that is not vault://secret/<id>) or a pointer was out of
+	// bounds (status 4).
+	ErrInvalid = errors.New("invalid request")
+	// ErrLimit: a size or time cap was hit, such as the response size or
+	// the call's deadline (status 5).
+	ErrLimit = errors.New("limit reached: a size or time cap of this call")
+	// ErrIO: the request itself failed, such as a network error (status 6).
+	ErrIO = errors.New("request failed")
+)
+
+// statusErrors maps a status to its error.
+var statusErrors = map[uint32]error{
+	StatusDenied: ErrDenied, StatusTooSmall: ErrTooSmall, StatusNotFound: ErrNotFound,
+	StatusInvalid: ErrInvalid, StatusLimit: ErrLimit, StatusIO: ErrIO,
+}
+
+// StatusError is a non-zero status from a host function: Op names the
+// function, and errors.Is matches the status's error (ErrDenied, …).
 type StatusError struct {
 	Op     string
 	Status uint32
 }
 
-// Error implements error.
-func (e *StatusError) Error() string { return fmt.Sprintf("nanovm %s: status %d", e.Op, e.Status) }
+// Error implements error: "nanovm secret_get: not found: no such secret".
+func (e *StatusError) Error() string {
+	if err, ok := statusErrors[e.Status]; ok {
+		return fmt.Sprintf("nanovm %s: %v", e.Op, err)
+	}
+	return fmt.Sprintf("nanovm %s: unknown status %d", e.Op, e.Status)
+}
+
+// Unwrap returns the status's error (ErrDenied, …), or nil for a status
+// this SDK does not know.
+func (e *StatusError) Unwrap() error { return statusErrors[e.Status] }
 
 // Run reads the JSON arguments from stdin, calls fn and writes its result
 // to stdout. An error becomes the result {"error": "<message>"}; use it as

@@ -1,0 +1,164 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Ensure stdout that is not one JSON value is refused with an excerpt of
+// what the tool printed, quoted so that binary garbage shows as escapes,
+// where decoding stopped, and a hint when the bytes are not text.
+func TestDecodeOutputShowsWhatWasPrinted(t *testing.T) {
+	garbage := `{"result":"` + strings.Repeat("ok ", 100) + "\x00\x00\xff\xfe" + strings.Repeat("\x00", 300)
+	tests := []struct {
+		name, stdout string
+		want         []string
+		not          []string
+	}{
+		{name: "text", stdout: "hello world",
+			want: []string{`stdout starts "hello world"`, "exactly one JSON value"}, not: []string{"not text"}},
+		{name: "trailing garbage", stdout: "{\"a\":1}\x00\x00\x89",
+			want: []string{"more than one JSON value", "the first ends at byte 7", `"{\"a\":1}\x00\x00\x89"`, "byte 7 is not text (0x00)", "stack overflow"}},
+		{name: "two values", stdout: `{"a":1} {"b":2}`,
+			want: []string{"more than one JSON value", `starts "{\"a\":1} {\"b\":2}"`}},
+		{name: "garbage deep inside", stdout: garbage,
+			want: []string{"invalid character '\\x00' in string literal", `starts "{\"result\":\"ok ok`, "(615 bytes in all)", `at byte 311 reads "\x00\x00\xff\xfe\x00`, "byte 311 is not text"}},
+		{name: "cut short", stdout: `{"a":[1,2`,
+			want: []string{"stdout is not JSON", `starts "{\"a\":[1,2"`}},
+		{name: "over a limit", stdout: strings.Repeat("[", 200),
+			want: []string{"nesting depth 129", `starts "[[[`, "(200 bytes in all)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeOutput([]byte(tt.stdout))
+			if !errors.Is(err, ErrInvalidOutput) {
+				t.Fatalf("err = %v, want ErrInvalidOutput", err)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(msg, w) {
+					t.Errorf("error %q holds %q", msg, w)
+				}
+			}
+			if len(msg) > 1_000 {
+				t.Errorf("error of %d bytes", len(msg))
+			}
+		})
+	}
+}
+
+// Ensure a real guest that prints valid JSON followed by what a C stack
+// overflow leaves behind gets an error that shows those bytes.
+func TestGuestGarbageShown(t *testing.T) {
+	r := NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{})
+	payload := "{\"ok\":true}\x00\x00\x00\x13\x07junk"
+	m, err := ParseManifest([]byte(`{"name":"garbage","version":"1","description":"prints JSON and then garbage"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Register(context.Background(), m, printModule([]byte(payload))); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Call(context.Background(), "garbage", CallRequest{Args: map[string]any{}})
+	if !errors.Is(err, ErrInvalidOutput) {
+		t.Fatalf("err = %v, want ErrInvalidOutput", err)
+	}
+	for _, w := range []string{`"{\"ok\":true}\x00\x00\x00\x13\ajunk"`, "the first ends at byte 11", "byte 11 is not text (0x00)", "overwrote its own memory"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+}
+
+// printModule is a WASI command that writes out to stdout with one
+// fd_write and exits: the module's bytes, encoded here so the test needs
+// no toolchain.
+func printModule(out []byte) []byte {
+	leb := func(n int) []byte {
+		var b []byte
+		for {
+			c := byte(n & 0x7f)
+			n >>= 7
+			if n != 0 {
+				b = append(b, c|0x80)
+				continue
+			}
+			return append(b, c)
+		}
+	}
+	str := func(s string) []byte { return append(leb(len(s)), s...) }
+	section := func(id byte, parts ...[]byte) []byte {
+		var body []byte
+		for _, p := range parts {
+			body = append(body, p...)
+		}
+		return append(append([]byte{id}, leb(len(body))...), body...)
+	}
+	const i32 = 0x7f
+	// Memory at 0: the iovec {16, len(out)}, then out at 16.
+	data := append([]byte{16, 0, 0, 0}, le32(len(out))...)
+	data = append(data, make([]byte, 8)...)
+	data = append(data, out...)
+	code := []byte{
+		0x00,       // no locals
+		0x41, 0x01, // i32.const 1 (stdout)
+		0x41, 0x00, // i32.const 0 (iovec)
+		0x41, 0x01, // i32.const 1 (one iovec)
+		0x41, 0x08, // i32.const 8 (bytes written)
+		0x10, 0x00, // call fd_write
+		0x1a, // drop
+		0x0b, // end
+	}
+	mod := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	mod = append(mod, section(1, []byte{2}, []byte{0x60, 4, i32, i32, i32, i32, 1, i32}, []byte{0x60, 0, 0})...)
+	mod = append(mod, section(2, []byte{1}, str("wasi_snapshot_preview1"), str("fd_write"), []byte{0x00, 0})...)
+	mod = append(mod, section(3, []byte{1, 1})...)
+	mod = append(mod, section(5, []byte{1, 0x00, 1})...)
+	mod = append(mod, section(7, []byte{2}, str("memory"), []byte{0x02, 0}, str("_start"), []byte{0x00, 1})...)
+	mod = append(mod, section(10, []byte{1}, leb(len(code)), code)...)
+	mod = append(mod, section(11, []byte{1, 0x00, 0x41, 0x00, 0x0b}, leb(len(data)), data)...)
+	return mod
+}
+
+// le32 is n as four little-endian bytes.
+func le32(n int) []byte { return []byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)} }
+
+// Ensure a real Go guest built with the SDK gets named errors from the
+// host's refusals: the text says what happened (not "status 1") and
+// errors.Is matches the SDK's error.
+func TestGoSDKNamedErrors(t *testing.T) {
+	ctx := context.Background()
+	g := testGrants{secrets: map[string][]string{"go_errors": {"alpha", "charlie"}}}
+	r := NewRegistry(newHost(t, HostOptions{Secrets: probeSecrets}), NewMemoryStore(), RegistryOptions{Grants: g})
+	register(t, r, "go_errors", nil)
+	tests := []struct {
+		name, ref, is, text string
+	}{
+		{name: "not granted", ref: "vault://secret/bravo", is: "ErrDenied", text: "nanovm secret_get: denied: this tool was not granted the capability, host or secret it asked for"},
+		{name: "granted but absent", ref: "vault://secret/charlie", is: "ErrNotFound", text: "nanovm secret_get: not found: no such secret"},
+		{name: "not a vault ref", ref: "alpha", is: "ErrInvalid", text: "nanovm secret_get: invalid request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := r.Call(ctx, "go_errors", CallRequest{Args: map[string]any{"ref": tt.ref}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := res.Output.(map[string]any)
+			if out["is"] != tt.is || out["error_text"] != tt.text {
+				t.Fatalf("got %v, want is=%s text=%q", out, tt.is, tt.text)
+			}
+		})
+	}
+	res, err := r.Call(ctx, "go_errors", CallRequest{Args: map[string]any{"ref": "vault://secret/alpha"}})
+	if err != nil || res.Output.(map[string]any)["resolved"] != true {
+		t.Fatalf("granted secret: %v %v", res.Output, err)
+	}
+}
