@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
-	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
+	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
