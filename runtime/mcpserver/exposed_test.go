@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -440,5 +441,33 @@ func TestExposedResultClipped(t *testing.T) {
 	body := direct(t, res)
 	if body["output_truncated"] != true || !strings.Contains(body["next"].(string), "trace show") {
 		t.Fatalf("answer %.300v", body)
+	}
+}
+
+// Ensure list_changed reaches clients on both HTTP transports (Streamable
+// HTTP listening on its GET stream, and legacy SSE) when another client
+// registers a tool.
+func TestExposedListChangedHTTP(t *testing.T) {
+	s := newServer(t, nil)
+	hs := httpServer(t, s, HTTPOptions{})
+	streamable, err := client.NewStreamableHttpClient(hs.URL+"/mcp", transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sse, err := client.NewSSEMCPClient(hs.URL + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, streamable)
+	start(t, sse)
+	chStreamable, chSSE := listChanges(streamable), listChanges(sse)
+	a, _ := inProcess(t, s)
+	registerUpload(t, s, a, "echo_http", nil)
+	awaitListChanged(t, chStreamable, "a registration (Streamable HTTP)")
+	awaitListChanged(t, chSSE, "a registration (SSE)")
+	for _, c := range []*client.Client{streamable, sse} {
+		if _, found := toolsByName(t, c)["echo_http"]; !found {
+			t.Fatal("echo_http not listed over HTTP")
+		}
 	}
 }
