@@ -157,6 +157,24 @@ func TestExposedToolListed(t *testing.T) {
 	}
 
 	es := tools["echo_schema"]
+	// The whole listing, as a client receives it, is a golden snapshot
+	// (refresh with go test -run TestExposedToolListed -update).
+	got, err := json.MarshalIndent(es, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", "exposedsnaps", "echo_schema.json")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if want, err := os.ReadFile(path); err != nil || string(want) != string(got) {
+		t.Fatalf("%s differs (%v); review and rerun with -update.\ngot:\n%s", path, err, got)
+	}
 	if len(es.Description) >= maxDescription || !strings.Contains(es.Description, "bytes in all") {
 		t.Fatalf("description of %d bytes: %.100s…", len(es.Description), es.Description)
 	}
