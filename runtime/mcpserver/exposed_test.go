@@ -489,3 +489,22 @@ func TestExposedListChangedHTTP(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a tool that answers PENDING leaves a suspended call whose
+// result says so, fits the listed output schema, and that resume_program
+// continues it in the same trace.
+func TestExposedSuspends(t *testing.T) {
+	s := newServer(t, nil)
+	c, _ := inProcess(t, s)
+	out := schemaOf(t, toolsByName(t, c)["poll"], "outputSchema")
+	raw, _ := json.Marshal(out)
+	res := direct(t, call(t, c, "poll", map[string]any{"status": "PENDING"}))
+	validateAgainst(t, raw, res)
+	if res["status"] != "suspended" || res["suspended_step_id"] != "call" || !strings.Contains(res["next"].(string), "resume_program") {
+		t.Fatalf("suspended call %v", res)
+	}
+	resumed := ok(t, s, "resume_program", call(t, c, "resume_program", map[string]any{"trace_id": res["trace_id"], "payload": map[string]any{"payment_status": "SUCCESS"}}))
+	if resumed["trace_id"] != res["trace_id"] || resumed["status"] != "success" {
+		t.Fatalf("resumed %v", resumed)
+	}
+}
