@@ -45,6 +45,7 @@ func (rt *Runtime) registerTool(ctx context.Context, src store.ToolSource, manif
 		}
 		return store.ToolRecord{}, newError(code, err, "%v", err)
 	}
+	rt.notifyToolsChanged()
 	return rec, nil
 }
 
@@ -98,6 +99,7 @@ func (rt *Runtime) RemoveToolLocal(ctx context.Context, name string) error {
 		}
 		return err
 	}
+	rt.notifyToolsChanged()
 	return nil
 }
 

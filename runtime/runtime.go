@@ -139,6 +139,10 @@ type Runtime struct {
 	cpOrigin   string
 	cpVerifier *checkpoint.Verifier
 
+	// toolsChanged are called after a registration or removal through
+	// this runtime (OnToolsChanged).
+	toolsChanged []func()
+
 	mu      sync.Mutex
 	flights map[string]*flight // idempotency key → run in progress here
 	active  map[string]bool    // execution id → running in this process

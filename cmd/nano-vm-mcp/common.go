@@ -17,6 +17,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
+	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
@@ -122,6 +123,9 @@ type common struct {
 	noUpload, noSync, noBundled, pipeline bool
 	// cp, when set, configures signed checkpoints (serve and audit).
 	cp *checkpointFlags
+	// expose says which registered tools serve lists as MCP tools
+	// (--expose-tools; serve only).
+	expose mcpserver.ExposeTools
 	// limits are the ceiling flags as given (flag or environment), parsed
 	// into ceilings and maxSteps by parse.
 	limits       [numCeilingFlags]string

@@ -30,6 +30,7 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	port := fs.String("port", "", "HTTP bind port (NANO_VM_MCP_PORT; default 8080)")
 	allowedHosts := fs.String("allowed-hosts", "", "extra Host names accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_HOSTS)")
 	allowedOrigins := fs.String("allowed-origins", "", "browser origins accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_ORIGINS)")
+	expose := fs.String("expose-tools", "", "registered tools listed as MCP tools of their own: all, none, or names separated by commas (NANO_VM_MCP_EXPOSE_TOOLS; default all)")
 	c.cp = &checkpointFlags{sign: true}
 	c.cp.register(fs, true)
 	var hl httpLimits
@@ -54,6 +55,10 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	fill(port, "PORT", "8080")
 	fill(allowedHosts, "ALLOWED_HOSTS", "")
 	fill(allowedOrigins, "ALLOWED_ORIGINS", "")
+	fill(expose, "EXPOSE_TOOLS", "all")
+	if c.expose, err = mcpserver.ParseExposeTools(*expose); err != nil {
+		return usagef("--expose-tools (NANO_VM_MCP_EXPOSE_TOOLS): %v", err)
+	}
 	httpOpts, err := hl.options()
 	if err != nil {
 		return err
@@ -126,7 +131,7 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 }
 
 func (c *common) newServer(rt *runtime.Runtime, logger *slog.Logger) *mcpserver.Server {
-	return mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger})
+	return mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger, ExposeTools: c.expose})
 }
 
 // openBackend opens the runtime and its MCP server for the process that

@@ -1,6 +1,8 @@
 // Package mcpserver serves the governed runtime over the Model Context
 // Protocol (mcp-go): the tools a model calls to run, inspect, resume and
-// audit programs, the same objects as resources, and the stdio, Streamable
+// audit programs, every registered tool the policy lets run as a tool of
+// its own (tools_exposed.go; Options.ExposeTools), the same objects as
+// resources, and the stdio, Streamable
 // HTTP and legacy SSE transports with their HTTP guards (bearer auth, Host
 // and Origin checks, a body cap).
 //
@@ -17,6 +19,14 @@
 //     MaxResultBytes by paging and by clipping large values, so it stays
 //     inside Claude Code's default 25,000-token tool-output limit.
 //   - Nothing is ever written to stdout but MCP messages (ServeStdio).
+//   - A registered tool called directly runs as a one-step program through
+//     runtime.CallTool, never around it: the same policy check, sandbox,
+//     envelope, trace and idempotency (its key in _meta,
+//     MetaIdempotencyKey) as run_program. A management tool's name is never
+//     taken by a registered tool (ExposedPrefix).
+//   - notifications/tools/list_changed goes to every session, of every
+//     process sharing the database, when the listed registered tools
+//     change, and only then.
 //
 // # Caveats
 //

@@ -6,7 +6,7 @@ package mcpserver
 // workflow. It stays under 2 KB (a test checks).
 const instructions = `nano-vm-mcp runs programs: small deterministic state machines whose tool steps call WebAssembly-sandboxed tools under the operator's policy. Every step is persisted with a hash-chained audit envelope, so runs survive restarts, can be resumed, replayed and proved.
 
-Workflow: list_tools (what tools exist) → run_program (returns a summary and trace_id) → get_trace (steps, paged) → verify_audit. A suspended run continues with resume_program. Pass idempotency_key for anything that must not happen twice.
+Workflow: list_tools (what tools exist) → run_program (returns a summary and trace_id) → get_trace (steps, paged) → verify_audit. A suspended run continues with resume_program. Pass idempotency_key for anything that must not happen twice. Registered tools are also listed as tools of their own: a call runs it as a one-step program and returns {output, trace_id}; its idempotency key goes in _meta "nanovm/idempotency_key".
 
 Program: {"name":"…","steps":[…], optional "max_steps"}. Steps run in array order unless redirected. Every step has "id" and "type":
 - tool: "tool" (a registered name, or name@sha256:<hex>), "args" {…}, "output_key".

@@ -14,10 +14,13 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the tool-schema snapshots under testdata/toolsnaps")
 
-// listed returns the tools as a client sees them.
+// listed returns the management tools as a client sees them (registered
+// tools not exposed: exposed_test.go covers their listing).
 func listed(t *testing.T) []mcp.Tool {
 	t.Helper()
-	s := newServer(t, nil)
+	opts := DefaultOptions()
+	opts.ExposeTools = ExposeNone
+	s := newServer(t, opts)
 	c, _ := inProcess(t, s)
 	res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
 	if err != nil {

@@ -39,6 +39,10 @@ type Options struct {
 	// Logger receives the server's logs (never stdout); nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// ExposeTools says which registered tools tools/list offers as MCP
+	// tools of their own (see tools_exposed.go); the zero value, ExposeAll,
+	// offers every one the policy lets run.
+	ExposeTools ExposeTools
 }
 
 // DefaultOptions returns the options New uses for nil: name
@@ -71,6 +75,13 @@ type Server struct {
 	// step.
 	afterProgress func(runtime.Progress)
 
+	// mgmt are the management tools' names, reserved; exposed are the
+	// registered tools listed now, by listed name (syncExposed, under
+	// exposedMu).
+	mgmt      map[string]bool
+	exposedMu sync.Mutex
+	exposed   map[string]exposedTool
+
 	mu       sync.Mutex
 	closers  []func(context.Context) error
 	shutdown bool
@@ -97,7 +108,8 @@ func New(rt *runtime.Runtime, opts *Options) *Server {
 	s.stop, s.stopRuns = context.WithCancel(context.Background())
 	s.mcp = server.NewMCPServer(s.opts.Name, s.opts.Version,
 		server.WithInstructions(instructions),
-		server.WithToolCapabilities(false),
+		// listChanged: registered tools come and go (tools_exposed.go).
+		server.WithToolCapabilities(true),
 		server.WithResourceCapabilities(false, false),
 		server.WithResourceRecovery(),
 		server.WithLogging(),
@@ -112,6 +124,15 @@ func New(rt *runtime.Runtime, opts *Options) *Server {
 		s.mcp.AddTool(d.tool(), s.handle(d))
 	}
 	s.addResources()
+	s.mgmt = managementNames()
+	// The tools registered while the runtime opened are listed from the
+	// start, before any session exists, so nothing is sent for them.
+	s.syncExposed(context.Background())
+	rt.OnToolsChanged(func() {
+		if s.stop.Err() == nil {
+			s.syncExposed(context.Background())
+		}
+	})
 	return s
 }
 

@@ -18,7 +18,9 @@ import (
 // register a tool, run the payment pipeline with progress, page through
 // the trace, verify the audit, read resources.
 func TestWorkflowInProcess(t *testing.T) {
-	s := newServer(t, nil)
+	opts := DefaultOptions()
+	opts.ExposeTools = ExposeNone // the management tools alone
+	s := newServer(t, opts)
 	c, notes := inProcess(t, s)
 	ctx := context.Background()
 
@@ -349,7 +351,7 @@ func TestCancelLeavesResumable(t *testing.T) {
 // Ensure register_tool is not even listed when the operator switched
 // uploads off.
 func TestUploadDisabled(t *testing.T) {
-	s := newServer(t, &Options{AllowToolUpload: false})
+	s := newServer(t, &Options{AllowToolUpload: false, ExposeTools: ExposeNone})
 	c, _ := inProcess(t, s)
 	list, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
 	if err != nil {

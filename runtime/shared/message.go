@@ -140,7 +140,8 @@ var safeMethods = map[string]bool{
 }
 
 // retryable reports whether e may be sent again. A tools/call is when its
-// tool is read-only or idempotent, or when it carries an idempotency_key:
+// tool is read-only or idempotent, or when it carries an idempotency_key
+// (in its arguments, or for a registered tool in _meta):
 // the key makes the runtime run the program at most once, and a repeat of
 // an interrupted run continues it from its last durable step — exactly the
 // recovery the dead primary's client needs.
@@ -156,11 +157,22 @@ func (p retryPolicy) retryable(e envelope) bool {
 		Arguments struct {
 			IdempotencyKey any `json:"idempotency_key"`
 		} `json:"arguments"`
+		// A registered tool called directly carries its key in _meta
+		// (mcpserver.MetaIdempotencyKey): its arguments are the tool's.
+		Meta struct {
+			IdempotencyKey any `json:"nanovm/idempotency_key"`
+		} `json:"_meta"`
 	}
 	if json.Unmarshal(e.Params, &params) != nil {
 		return false
 	}
-	if k, ok := params.Arguments.IdempotencyKey.(string); ok && k != "" {
+	// Only run_program reads idempotency_key among its arguments; a
+	// registered tool's argument of that name is its own, and says
+	// nothing about repeating it.
+	if k, ok := params.Arguments.IdempotencyKey.(string); ok && k != "" && params.Name == "run_program" {
+		return true
+	}
+	if k, ok := params.Meta.IdempotencyKey.(string); ok && k != "" {
 		return true
 	}
 	return p.safeTools[params.Name]
