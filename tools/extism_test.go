@@ -1,0 +1,283 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/store"
+)
+
+// registerPlugin registers the named test plugin through RegisterPlugin,
+// its manifest edited by edit.
+func registerPlugin(t *testing.T, r *Registry, name string, edit func(*Manifest)) ([]store.ToolRecord, error) {
+	t.Helper()
+	mod, ok := modules(t)[name]
+	if !ok {
+		t.Fatalf("no module %q", name)
+	}
+	m, err := ParseManifest(mod.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&m)
+	}
+	if !IsExtismPlugin(mod.Wasm) {
+		t.Fatalf("%s: IsExtismPlugin = false", name)
+	}
+	return r.RegisterPlugin(context.Background(), store.SourceOperator, m, mod.Wasm)
+}
+
+func names(recs []store.ToolRecord) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// TestExtismPluginShapes registers a hyper-mcp v1 and a v2 plugin, checks
+// that each described tool became a registry entry sharing the module, and
+// calls each: the plugin receives its shape's input under the tool's name.
+func TestExtismPluginShapes(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	cases := []struct {
+		plugin    string
+		tools     []string
+		call      string
+		wantInput map[string]any
+		wantLog   string
+	}{
+		{
+			plugin: "extism_v1", tools: []string{"echo_v1"}, call: "echo_v1",
+			wantInput: map[string]any{"params": map[string]any{"name": "echo_v1", "arguments": map[string]any{"msg": "hi"}}},
+			wantLog:   "info: v1 call\n",
+		},
+		{
+			plugin: "extism_v2", tools: []string{"echo_v2", "fetch_v2"}, call: "echo_v2",
+			wantInput: map[string]any{
+				"request": map[string]any{"name": "echo_v2", "arguments": map[string]any{"msg": "hi"}},
+				"context": map[string]any{"id": "exec-1", "_meta": map[string]any{}},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.plugin, func(t *testing.T) {
+			recs, err := registerPlugin(t, r, tc.plugin, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := names(recs); !reflect.DeepEqual(got, tc.tools) {
+				t.Fatalf("registered %v, want %v", got, tc.tools)
+			}
+			for _, rec := range recs {
+				if rec.ModuleSHA256 != recs[0].ModuleSHA256 {
+					t.Errorf("%s: module %s, want the shared %s", rec.Name, rec.ModuleSHA256, recs[0].ModuleSHA256)
+				}
+			}
+			tool, err := r.Resolve(ctx, tc.call)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(tool.Manifest.Description, "hyper-mcp") {
+				t.Errorf("description %q not taken from the plugin", tool.Manifest.Description)
+			}
+			res, err := r.Call(ctx, tc.call, CallRequest{ExecutionID: "exec-1", Args: map[string]any{"msg": "hi"}})
+			if err != nil {
+				t.Fatalf("call: %v (log %q)", err, res.Log)
+			}
+			want := map[string]any{"plugin": strings.TrimPrefix(tc.plugin, "extism_"), "input": tc.wantInput}
+			if !reflect.DeepEqual(res.Output, want) {
+				t.Errorf("output %#v\nwant %#v", res.Output, want)
+			}
+			if res.Log != tc.wantLog {
+				t.Errorf("log %q, want %q", res.Log, tc.wantLog)
+			}
+		})
+	}
+	// The described input schema is the tool's: v1's echo_v1 needs msg.
+	if _, err := r.Call(ctx, "echo_v1", CallRequest{Args: map[string]any{}}); !errors.Is(err, ErrInvalidArgs) {
+		t.Errorf("echo_v1 without msg: %v, want ErrInvalidArgs", err)
+	}
+	// Vars live for one call: the v2 plugin fails if a var from the call
+	// before is still there.
+	if _, err := r.Call(ctx, "echo_v2", CallRequest{}); err != nil {
+		t.Errorf("second call of echo_v2: %v", err)
+	}
+}
+
+// TestExtismUngrantedRefused: an import from extism:host/user is refused
+// at registration, named, even when everything else is granted; an
+// extism:host/env function outside the grant is refused naming the
+// capability that would grant it. Nothing is registered.
+func TestExtismUngrantedRefused(t *testing.T) {
+	cases := []struct {
+		name      string
+		edit      func(*Manifest)
+		want      []string
+		wantNotIn string
+	}{
+		{name: "nothing granted", want: []string{
+			"import extism:host/user.create_message is not offered",
+			"import extism:host/env.http_request needs capability nanovm:http, not granted",
+		}},
+		{name: "http granted", edit: func(m *Manifest) {
+			m.Capabilities = []string{string(CapHTTP)}
+			m.AllowedHosts = []string{"127.0.0.1"}
+		}, want: []string{"import extism:host/user.create_message is not offered"}, wantNotIn: "http_request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRegistry(t)
+			_, err := registerPlugin(t, r, "extism_ungranted", tc.edit)
+			if !errors.Is(err, ErrImportNotGranted) {
+				t.Fatalf("err = %v, want ErrImportNotGranted", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if tc.wantNotIn != "" && strings.Contains(err.Error(), tc.wantNotIn) {
+				t.Errorf("error %q names %q, which was granted", err, tc.wantNotIn)
+			}
+			if recs, _ := r.List(context.Background()); len(recs) != 0 {
+				t.Errorf("registered %v after a refusal", names(recs))
+			}
+		})
+	}
+	// A plain registration (RegisterAs) of a plugin goes through gate A too.
+	r := newRegistry(t)
+	mod := modules(t)["extism_ungranted"]
+	m, _ := ParseManifest(mod.Manifest)
+	if _, err := r.Register(context.Background(), m, mod.Wasm); !errors.Is(err, ErrImportNotGranted) {
+		t.Errorf("Register: %v, want ErrImportNotGranted", err)
+	}
+}
+
+// TestExtismLogNeedsGrant: the v1 plugin imports log_info, which is
+// nanovm:log's: without it, registration is refused naming the import.
+func TestExtismLogNeedsGrant(t *testing.T) {
+	r := newRegistry(t)
+	_, err := registerPlugin(t, r, "extism_v1", func(m *Manifest) { m.Capabilities = nil })
+	if !errors.Is(err, ErrImportNotGranted) || !strings.Contains(err.Error(), "extism:host/env.log_info needs capability nanovm:log") {
+		t.Fatalf("err = %v, want log_info refused for nanovm:log", err)
+	}
+}
+
+// TestExtismHTTPAllowedHosts: http_request reaches a loopback server on
+// the allowed host:port and is refused, naming the host, for another port
+// and for another host; a redirect out of the allowed hosts is refused.
+func TestExtismHTTPAllowedHosts(t *testing.T) {
+	var hits int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, "http://localhost:1/elsewhere", http.StatusFound)
+			return
+		}
+		hits++
+		fmt.Fprint(w, `{"content":[{"type":"text","text":"from server"}],"structuredContent":{"path":"`+r.URL.Path+`"}}`)
+	}))
+	defer srv.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the other server was reached")
+	}))
+	defer other.Close()
+	u, _ := url.Parse(srv.URL)
+	ou, _ := url.Parse(other.URL)
+
+	cases := []struct {
+		name    string
+		request string
+		want    any
+		wantErr string
+	}{
+		{name: "allowed", request: srv.URL + "/ok", want: map[string]any{"path": "/ok"}},
+		{name: "other port", request: other.URL + "/x", wantErr: "http_request to " + ou.Host + " refused"},
+		{name: "other host", request: "http://localhost:" + u.Port() + "/x", wantErr: "http_request to localhost:" + u.Port() + " refused"},
+		{name: "redirect out", request: srv.URL + "/redirect", wantErr: "a redirect left allowed_hosts"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRegistry(t)
+			_, err := registerPlugin(t, r, "extism_v2", func(m *Manifest) {
+				m.AllowedHosts = []string{u.Host}
+				m.Config = map[string]string{"request": `{"url":"` + tc.request + `","method":"GET"}`}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := r.Call(context.Background(), "fetch_v2", CallRequest{})
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrCapabilityDenied) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want ErrCapabilityDenied saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("call: %v (log %q)", err, res.Log)
+			}
+			if !reflect.DeepEqual(res.Output, tc.want) {
+				t.Errorf("output %#v, want %#v", res.Output, tc.want)
+			}
+		})
+	}
+	if hits != 1 {
+		t.Errorf("the allowed server answered %d requests, want 1", hits)
+	}
+}
+
+// TestExtismLimits: a plugin's kernel memory, linear memory and time are
+// held to the tool's limits like any tool's.
+func TestExtismLimits(t *testing.T) {
+	cases := []struct {
+		mode string
+		edit func(*Manifest)
+		want error
+		say  string
+	}{
+		{mode: "a", want: ErrMemoryLimit, say: "extism kernel memory"},
+		{mode: "g", want: ErrMemoryLimit, say: "memory limit 4 MiB exceeded"},
+		{mode: "s", edit: func(m *Manifest) { m.Limits.TimeoutMS = 50 }, want: ErrTimeout},
+	}
+	for _, tc := range cases {
+		t.Run(tc.mode, func(t *testing.T) {
+			h := newHost(t, HostOptions{})
+			r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+			if _, err := registerPlugin(t, r, "extism_hog", func(m *Manifest) {
+				m.Config = map[string]string{"mode": tc.mode}
+				if tc.edit != nil {
+					tc.edit(m)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.Call(context.Background(), "hog", CallRequest{})
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.say) {
+				t.Fatalf("err = %v, want %v saying %q", err, tc.want, tc.say)
+			}
+			if used := h.budget.used.Load(); used != 0 {
+				t.Errorf("budget holds %d bytes after the call", used)
+			}
+		})
+	}
+}
+
+// TestExtismNotAPlugin: RegisterPlugin refuses a module that is no Extism
+// plugin, and a plugin's describe that names an invalid tool is refused.
+func TestExtismNotAPlugin(t *testing.T) {
+	r := newRegistry(t)
+	mod := modules(t)["log_levels"]
+	m, _ := ParseManifest(mod.Manifest)
+	if _, err := r.RegisterPlugin(context.Background(), store.SourceOperator, m, mod.Wasm); !errors.Is(err, ErrInvalidModule) {
+		t.Errorf("RegisterPlugin(log_levels): %v, want ErrInvalidModule", err)
+	}
+}
