@@ -290,13 +290,10 @@ type compiledModule struct {
 	// otherImports names each imported table, memory or global, which
 	// the host never offers: "module.name (a memory)".
 	otherImports []string
-	hasStart     bool // a WASI command: _start
-	hasInit      bool // a WASI reactor: _initialize
-	hasCall      bool // nanovm_call, the pooled entry point
-	// extism is the hyper-mcp plugin shape of an Extism plugin, "" for
-	// any other module (extism.go).
-	extism   ExtismShape
-	minPages uint32 // declared minimum of the module's memory
+	hasStart     bool   // a WASI command: _start
+	hasInit      bool   // a WASI reactor: _initialize
+	hasCall      bool   // nanovm_call, the pooled entry point
+	minPages     uint32 // declared minimum of the module's memory
 	// tableBytes is the most an instance can hold in tables and passive
 	// element segments: 8 bytes per entry, each table at its maximum
 	// (held to ModuleLimits.TableElements). Reserve it with the memory
@@ -304,6 +301,9 @@ type compiledModule struct {
 	tableBytes uint64
 	// tables describes each defined table for refusals.
 	tables []string
+	// extism is the hyper-mcp plugin shape of an Extism plugin, "" for
+	// any other module (extism.go).
+	extism ExtismShape
 }
 
 // abiSection is the optional custom section naming the guest ABI version.
