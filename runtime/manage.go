@@ -37,7 +37,17 @@ func (rt *Runtime) registerTool(ctx context.Context, src store.ToolSource, manif
 	if err != nil {
 		return store.ToolRecord{}, newError(CodeToolRejected, err, "%v", err)
 	}
-	rec, err := rt.registry.RegisterAs(ctx, src, m, wasm)
+	var rec store.ToolRecord
+	if tools.IsExtismPlugin(wasm) {
+		// An Extism plugin registers one tool per tool it describes, all
+		// sharing the module; the record returned is the first.
+		var recs []store.ToolRecord
+		if recs, err = rt.registry.RegisterPlugin(ctx, src, m, wasm); err == nil {
+			rec = recs[0]
+		}
+	} else {
+		rec, err = rt.registry.RegisterAs(ctx, src, m, wasm)
+	}
 	if err != nil {
 		code := CodeToolRejected
 		if errors.Is(err, tools.ErrCapabilityDenied) {

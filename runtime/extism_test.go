@@ -1,0 +1,67 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+)
+
+// Ensure hyper-mcp v1 and v2 plugins register through the runtime as the
+// tools they describe and answer inside a program, each step leaving a
+// verified envelope (openRuntime verifies the chain at cleanup), and that
+// a plugin importing an ungranted host function is refused, named.
+func TestExtismPluginsInProgram(t *testing.T) {
+	ctx := context.Background()
+	rt := openRuntime(t, runtime.Config{})
+	mods := testModules(t)
+	for _, name := range []string{"extism_v1", "extism_v2"} {
+		rec, err := rt.RegisterToolLocal(ctx, mods[name].Manifest, mods[name].Wasm)
+		if err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+		if want := "echo_" + strings.TrimPrefix(name, "extism_"); rec.Name != want {
+			t.Errorf("register %s returned %q, want %q", name, rec.Name, want)
+		}
+	}
+	recs, err := rt.Tools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, r := range recs {
+		if strings.Contains(r.Name, "_v") {
+			listed = append(listed, r.Name)
+		}
+	}
+	if fmt.Sprint(listed) != "[echo_v1 echo_v2 fetch_v2]" {
+		t.Errorf("tools %v, want echo_v1 echo_v2 fetch_v2", listed)
+	}
+	prog := `{"steps":[
+		{"id":"a","type":"tool","tool":"echo_v1","args":{"msg":"one"}},
+		{"id":"b","type":"tool","tool":"echo_v2","args":{"msg":"two"}}]}`
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: json.RawMessage(prog)})
+	if err != nil || res.Status != "success" || res.Steps != 2 {
+		t.Fatalf("run: %+v %v", res, err)
+	}
+	out, _ := json.Marshal(res.FinalOutput)
+	if !strings.Contains(string(out), `"plugin":"v2"`) || !strings.Contains(string(out), `"arguments":{"msg":"two"}`) {
+		t.Errorf("final output %s", out)
+	}
+	rep, err := rt.VerifyAudit(ctx, res.TraceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Checked < 2 {
+		t.Errorf("verify_audit: %+v, want ok over the run's envelopes", rep)
+	}
+
+	_, err = rt.RegisterToolLocal(ctx, mods["extism_ungranted"].Manifest, mods["extism_ungranted"].Wasm)
+	e, ok := runtime.AsError(err)
+	if !ok || e.Code != runtime.CodeToolRejected || !strings.Contains(err.Error(), "extism:host/user.create_message is not offered") {
+		t.Fatalf("register extism_ungranted: %v", err)
+	}
+}
