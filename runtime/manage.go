@@ -38,7 +38,7 @@ func (rt *Runtime) registerTool(ctx context.Context, src store.ToolSource, manif
 		return store.ToolRecord{}, newError(CodeToolRejected, err, "%v", err)
 	}
 	var rec store.ToolRecord
-	if tools.IsExtismPlugin(wasm) {
+	if rt.registry.IsPlugin(wasm) {
 		// An Extism plugin registers one tool per tool it describes, all
 		// sharing the module; the record returned is the first.
 		var recs []store.ToolRecord

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
 // maxPluginTools bounds the tools one plugin may describe.
@@ -24,11 +25,24 @@ type PluginTool struct {
 	OutputSchema json.RawMessage `json:"outputSchema,omitempty"`
 }
 
-// IsExtismPlugin reports whether wasm imports extism:host/env: what
-// Registry.RegisterPlugin registers. It reads only the import section's
-// names, and answers false for anything it cannot read.
-func IsExtismPlugin(wasm []byte) bool {
-	return bytes.Contains(wasm, []byte(extismEnvModule)) && bytes.HasPrefix(wasm, []byte("\x00asm"))
+// IsPlugin reports whether wasm is an Extism plugin, one that imports
+// from extism:host/env: what RegisterPlugin registers. It reads the module
+// structurally under the host's module ceilings and answers false for
+// anything it cannot read (registration then says why).
+func (r *Registry) IsPlugin(wasm []byte) bool {
+	if !bytes.Contains(wasm, []byte(extismEnvModule)) || int64(len(wasm)) > r.host.limits.ModuleBytes {
+		return false
+	}
+	pm, err := wasmbin.Parse(wasm, r.host.limits.parseLimits())
+	if err != nil {
+		return false
+	}
+	for _, im := range pm.Imports {
+		if im.Module == extismEnvModule {
+			return true
+		}
+	}
+	return false
 }
 
 // RegisterPlugin registers an Extism plugin in one of hyper-mcp's shapes as

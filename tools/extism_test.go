@@ -29,8 +29,8 @@ func registerPlugin(t *testing.T, r *Registry, name string, edit func(*Manifest)
 	if edit != nil {
 		edit(&m)
 	}
-	if !IsExtismPlugin(mod.Wasm) {
-		t.Fatalf("%s: IsExtismPlugin = false", name)
+	if !r.IsPlugin(mod.Wasm) {
+		t.Fatalf("%s: IsPlugin = false", name)
 	}
 	return r.RegisterPlugin(context.Background(), store.SourceOperator, m, mod.Wasm)
 }
@@ -277,6 +277,9 @@ func TestExtismNotAPlugin(t *testing.T) {
 	r := newRegistry(t)
 	mod := modules(t)["log_levels"]
 	m, _ := ParseManifest(mod.Manifest)
+	if r.IsPlugin(mod.Wasm) {
+		t.Error("IsPlugin(log_levels) = true")
+	}
 	if _, err := r.RegisterPlugin(context.Background(), store.SourceOperator, m, mod.Wasm); !errors.Is(err, ErrInvalidModule) {
 		t.Errorf("RegisterPlugin(log_levels): %v, want ErrInvalidModule", err)
 	}
