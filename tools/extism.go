@@ -144,6 +144,25 @@ var extismFuncs = []extismFunc{
 	{"var_set", CapStdio, []api.ValueType{i64, i64}, nil, func(_ *Host, _ context.Context, _ api.Module, ek *extismCall, s []uint64) {
 		ek.setVar(s[0], s[1])
 	}},
+	{"input_set", CapStdio, []api.ValueType{i64, i64}, nil, func(_ *Host, _ context.Context, _ api.Module, ek *extismCall, s []uint64) {
+		ek.input, ek.inputOff = append([]byte(nil), ek.bytes(s[0], s[1])...), 0
+	}},
+	{"output_length", CapStdio, nil, []api.ValueType{i64}, func(_ *Host, _ context.Context, _ api.Module, ek *extismCall, s []uint64) {
+		s[0] = uint64(len(ek.output))
+	}},
+	{"output_offset", CapStdio, nil, []api.ValueType{i64}, func(_ *Host, _ context.Context, _ api.Module, ek *extismCall, s []uint64) {
+		s[0] = ek.write(ek.output)
+	}},
+	{"error_get", CapStdio, nil, []api.ValueType{i64}, func(_ *Host, _ context.Context, _ api.Module, ek *extismCall, s []uint64) {
+		s[0] = ek.write([]byte(ek.errMsg))
+	}},
+	{"memory_bytes", CapStdio, nil, []api.ValueType{i64}, func(_ *Host, _ context.Context, _ api.Module, ek *extismCall, s []uint64) {
+		s[0] = uint64(len(ek.mem))
+	}},
+	{"reset", CapStdio, nil, nil, func(_ *Host, _ context.Context, _ api.Module, ek *extismCall, _ []uint64) {
+		ek.mem, ek.inputOff = ek.mem[:kernelBase], 0
+		clear(ek.blocks)
+	}},
 	{"get_log_level", CapStdio, nil, []api.ValueType{i32}, func(_ *Host, _ context.Context, _ api.Module, _ *extismCall, s []uint64) {
 		s[0] = 0 // trace: every line goes to the call's log, capped there
 	}},

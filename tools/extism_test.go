@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
 // registerPlugin registers the named test plugin through RegisterPlugin,
@@ -283,4 +284,68 @@ func TestExtismNotAPlugin(t *testing.T) {
 	if _, err := r.RegisterPlugin(context.Background(), store.SourceOperator, m, mod.Wasm); !errors.Is(err, ErrInvalidModule) {
 		t.Errorf("RegisterPlugin(log_levels): %v, want ErrInvalidModule", err)
 	}
+}
+
+// TestExtismSignatures: gate A knows every extism:host/env function of
+// Extism's go-sdk v1.7.1 (instantiateEnvModule), with the SDK's signature,
+// and each in the capability the mapping gives it.
+func TestExtismSignatures(t *testing.T) {
+	const I, L = "i32", "i64"
+	sdk := map[string]struct {
+		params, results []string
+		cap             Capability
+	}{
+		"alloc": {[]string{L}, []string{L}, CapStdio}, "free": {[]string{L}, nil, CapStdio},
+		"load_u8": {[]string{L}, []string{I}, CapStdio}, "input_load_u8": {[]string{L}, []string{I}, CapStdio},
+		"store_u64": {[]string{L, L}, nil, CapStdio}, "store_u8": {[]string{L, I}, nil, CapStdio},
+		"input_set": {[]string{L, L}, nil, CapStdio}, "output_set": {[]string{L, L}, nil, CapStdio},
+		"input_length": {nil, []string{L}, CapStdio}, "input_offset": {nil, []string{L}, CapStdio},
+		"output_length": {nil, []string{L}, CapStdio}, "output_offset": {nil, []string{L}, CapStdio},
+		"length": {[]string{L}, []string{L}, CapStdio}, "length_unsafe": {[]string{L}, []string{L}, CapStdio},
+		"reset": {nil, nil, CapStdio}, "error_set": {[]string{L}, nil, CapStdio},
+		"error_get": {nil, []string{L}, CapStdio}, "memory_bytes": {nil, []string{L}, CapStdio},
+		"input_load_u64": {[]string{L}, []string{L}, CapStdio}, "load_u64": {[]string{L}, []string{L}, CapStdio},
+		"config_get": {[]string{L}, []string{L}, CapStdio}, "var_get": {[]string{L}, []string{L}, CapStdio},
+		"var_set": {[]string{L, L}, nil, CapStdio}, "get_log_level": {nil, []string{I}, CapStdio},
+		"http_request": {[]string{L, L}, []string{L}, CapHTTP}, "http_status_code": {nil, []string{I}, CapHTTP},
+		"http_headers": {nil, []string{L}, CapHTTP},
+		"log_trace": {[]string{L}, nil, CapLog}, "log_debug": {[]string{L}, nil, CapLog},
+		"log_info": {[]string{L}, nil, CapLog}, "log_warn": {[]string{L}, nil, CapLog},
+		"log_error": {[]string{L}, nil, CapLog},
+	}
+	h := newHost(t, HostOptions{})
+	if len(extismFuncs) != len(sdk) {
+		t.Errorf("%d extism functions, go-sdk has %d", len(extismFuncs), len(sdk))
+	}
+	for name, want := range sdk {
+		imp := extismEnvModule + "." + name
+		got, ok := h.hostSigs[imp]
+		if !ok {
+			t.Errorf("%s: not in the signature table", imp)
+			continue
+		}
+		wantSig := fmt.Sprintf("(%s) -> (%s)", strings.Join(want.params, ", "), strings.Join(want.results, ", "))
+		gotSig := fmt.Sprintf("(%s) -> (%s)", strings.Join(valNames(got.Params), ", "), strings.Join(valNames(got.Results), ", "))
+		if gotSig != wantSig {
+			t.Errorf("%s: %s, go-sdk has %s", imp, gotSig, wantSig)
+		}
+		if c := importCapability[imp]; c != want.cap {
+			t.Errorf("%s: capability %s, want %s", imp, c, want.cap)
+		}
+	}
+}
+
+func valNames(ts []wasmbin.ValType) []string {
+	var out []string
+	for _, v := range ts {
+		switch v {
+		case wasmbin.I32:
+			out = append(out, "i32")
+		case wasmbin.I64:
+			out = append(out, "i64")
+		default:
+			out = append(out, fmt.Sprint(v))
+		}
+	}
+	return out
 }
