@@ -309,7 +309,7 @@ func TestExtismSignatures(t *testing.T) {
 		"var_set": {[]string{L, L}, nil, CapStdio}, "get_log_level": {nil, []string{I}, CapStdio},
 		"http_request": {[]string{L, L}, []string{L}, CapHTTP}, "http_status_code": {nil, []string{I}, CapHTTP},
 		"http_headers": {nil, []string{L}, CapHTTP},
-		"log_trace": {[]string{L}, nil, CapLog}, "log_debug": {[]string{L}, nil, CapLog},
+		"log_trace":    {[]string{L}, nil, CapLog}, "log_debug": {[]string{L}, nil, CapLog},
 		"log_info": {[]string{L}, nil, CapLog}, "log_warn": {[]string{L}, nil, CapLog},
 		"log_error": {[]string{L}, nil, CapLog},
 	}
