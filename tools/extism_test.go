@@ -349,3 +349,40 @@ func valNames(ts []wasmbin.ValType) []string {
 	}
 	return out
 }
+
+// TestExtismGateB: a plugin prepared past gate A (as if it had been
+// admitted) still cannot link an extism:host/env function outside its
+// set: the link set has no log_info, and the refusal names it. A function
+// linked but not held by the call's own set refuses at call time.
+func TestExtismGateB(t *testing.T) {
+	mods := modules(t)
+	h := newHost(t, HostOptions{})
+	ctx := context.Background()
+	m, err := ParseManifest(mods["extism_v1"].Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Name = "echo_v1"
+	cm, err := h.compile(ctx, mods["extism_v1"].Wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := map[string]any{"msg": "x"}
+	tool, err := h.prepare(ctx, recordFor(m, cm), m, cm, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tool.Call(ctx, CallRequest{Args: args})
+	if !errors.Is(err, ErrImportNotGranted) || !strings.Contains(err.Error(), "extism:host/env.log_info needs capability nanovm:log") {
+		t.Fatalf("unlinked: err = %v, want log_info refused", err)
+	}
+	tool, err = h.prepare(ctx, recordFor(m, cm), m, cm, []string{string(CapLog)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tool.caps = newCapSet(nil)
+	_, err = tool.Call(ctx, CallRequest{Args: args})
+	if !errors.Is(err, ErrTrap) || !strings.Contains(err.Error(), "log_info called outside a call that holds nanovm:log") {
+		t.Fatalf("linked, not held: err = %v", err)
+	}
+}
