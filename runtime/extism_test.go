@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // Ensure hyper-mcp v1 and v2 plugins register through the runtime as the
@@ -63,5 +66,28 @@ func TestExtismPluginsInProgram(t *testing.T) {
 	e, ok := runtime.AsError(err)
 	if !ok || e.Code != runtime.CodeToolRejected || !strings.Contains(err.Error(), "extism:host/user.create_message is not offered") {
 		t.Fatalf("register extism_ungranted: %v", err)
+	}
+}
+
+// Ensure an Extism plugin in the tools folder registers, at start-up, as
+// the tools it describes.
+func TestExtismPluginInToolsFolder(t *testing.T) {
+	dir := t.TempDir()
+	mods := testModules(t)
+	folder := filepath.Join(dir, "tools", "extism_v2")
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(folder, "manifest.json"), mods["extism_v2"].Manifest, 0o644)
+	os.WriteFile(filepath.Join(folder, "plugin.wasm"), mods["extism_v2"].Wasm, 0o644)
+	rt := openRuntime(t, runtime.Config{DBPath: filepath.Join(dir, "nano.db"), ToolsDir: filepath.Join(dir, "tools"), NoBundledTools: true})
+	for _, name := range []string{"echo_v2", "fetch_v2"} {
+		rec, err := rt.Tool(context.Background(), name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if rec.Source != store.SourceOperator {
+			t.Errorf("%s: source %s, want operator", name, rec.Source)
+		}
 	}
 }
