@@ -386,3 +386,22 @@ func TestExtismGateB(t *testing.T) {
 		t.Fatalf("linked, not held: err = %v", err)
 	}
 }
+
+// BenchmarkExtismCall is one call of the v1 echo plugin through the
+// registry: a fresh instance, the kernel and the JSON both ways.
+func BenchmarkExtismCall(b *testing.B) {
+	ctx := context.Background()
+	r := NewRegistry(newHost(b, HostOptions{}), NewMemoryStore(), RegistryOptions{})
+	mod := modules(b)["extism_v1"]
+	m, _ := ParseManifest(mod.Manifest)
+	if _, err := r.RegisterPlugin(ctx, store.SourceOperator, m, mod.Wasm); err != nil {
+		b.Fatal(err)
+	}
+	args := map[string]any{"msg": "hi"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Call(ctx, "echo_v1", CallRequest{Args: args}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
