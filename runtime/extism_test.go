@@ -62,6 +62,11 @@ func TestExtismPluginsInProgram(t *testing.T) {
 		t.Errorf("verify_audit: %+v, want ok over the run's envelopes", rep)
 	}
 
+	// An upload of a plugin gets the uploads grant, which has no network.
+	_, err = rt.RegisterTools(ctx, mods["extism_v2"].Manifest, mods["extism_v2"].Wasm)
+	if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeCapabilityDenied || !strings.Contains(err.Error(), `"nanovm:http" is not granted to this upload`) {
+		t.Fatalf("upload extism_v2: %v, want nanovm:http denied", err)
+	}
 	_, err = rt.RegisterToolLocal(ctx, mods["extism_ungranted"].Manifest, mods["extism_ungranted"].Wasm)
 	e, ok := runtime.AsError(err)
 	if !ok || e.Code != runtime.CodeToolRejected || !strings.Contains(err.Error(), "extism:host/user.create_message is not offered") {
@@ -89,5 +94,16 @@ func TestExtismPluginInToolsFolder(t *testing.T) {
 		if rec.Source != store.SourceOperator {
 			t.Errorf("%s: source %s, want operator", name, rec.Source)
 		}
+	}
+}
+
+// Ensure an upload of a plugin registers every tool it describes, and
+// RegisterTools returns them all.
+func TestExtismPluginUpload(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{NoBundledTools: true})
+	mods := testModules(t)
+	recs, err := rt.RegisterTools(context.Background(), mods["extism_v1"].Manifest, mods["extism_v1"].Wasm)
+	if err != nil || len(recs) != 1 || recs[0].Name != "echo_v1" || recs[0].Source != store.SourceUpload {
+		t.Fatalf("RegisterTools(extism_v1) = %+v, %v", recs, err)
 	}
 }
