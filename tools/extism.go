@@ -274,20 +274,25 @@ func (ek *extismCall) alloc(n uint64) uint64 {
 	if n == 0 {
 		return 0
 	}
-	end := uint64(len(ek.mem)) + n
+	off := uint64(len(ek.mem))
+	end := off + n
 	if n > ek.limit || end > ek.limit {
 		ek.refuse(detail(ErrMemoryLimit, "extism kernel memory: allocating %d bytes would pass the memory limit %s", n, mib(ek.limit)))
 	}
-	if end > ek.charged {
-		grow := max(end, 2*ek.charged, 4096)
-		grow = min(grow, ek.limit)
-		if !ek.host.reserve(grow - ek.charged) {
-			ek.refuse(ek.host.budget.err(grow - ek.charged))
+	if end > uint64(cap(ek.mem)) {
+		// Grow by doubling, never past the limit; what is held is what
+		// is charged.
+		size := min(max(end, 2*uint64(cap(ek.mem)), 4096), ek.limit)
+		if size > ek.charged && !ek.host.reserve(size-ek.charged) {
+			ek.refuse(ek.host.budget.err(size - ek.charged))
 		}
-		ek.charged = grow
+		ek.charged = max(ek.charged, size)
+		grown := make([]byte, off, size)
+		copy(grown, ek.mem)
+		ek.mem = grown
 	}
-	off := uint64(len(ek.mem))
-	ek.mem = append(ek.mem, make([]byte, n)...)
+	ek.mem = ek.mem[:end]
+	clear(ek.mem[off:end]) // a freed tail may be handed out again
 	ek.blocks[off] = n
 	return off
 }
