@@ -405,3 +405,23 @@ func BenchmarkExtismCall(b *testing.B) {
 		}
 	}
 }
+
+// TestExtismOutputCap: a plugin's output (output_set) is held to the
+// tool's stdout_bytes, at registration (describe) and in a call.
+func TestExtismOutputCap(t *testing.T) {
+	r := newRegistry(t)
+	_, err := registerPlugin(t, r, "extism_v1", func(m *Manifest) { m.Limits.StdoutBytes = 64 })
+	if !errors.Is(err, ErrOutputLimit) || !strings.Contains(err.Error(), "describe") {
+		t.Fatalf("register under 64 bytes: %v, want describe's output refused", err)
+	}
+	if _, err := registerPlugin(t, r, "extism_v1", func(m *Manifest) { m.Limits.StdoutBytes = 200 }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Call(context.Background(), "echo_v1", CallRequest{Args: map[string]any{"msg": "hi"}}); err != nil {
+		t.Fatalf("small call: %v", err)
+	}
+	_, err = r.Call(context.Background(), "echo_v1", CallRequest{Args: map[string]any{"msg": strings.Repeat("x", 100)}})
+	if !errors.Is(err, ErrOutputLimit) || !strings.Contains(err.Error(), "the limit is 200") {
+		t.Fatalf("err = %v, want ErrOutputLimit at 200 bytes", err)
+	}
+}
