@@ -425,3 +425,35 @@ func TestExtismOutputCap(t *testing.T) {
 		t.Fatalf("err = %v, want ErrOutputLimit at 200 bytes", err)
 	}
 }
+
+// TestExtismClockRandom: a plugin's WASI clock and random source are the
+// deterministic ones unless wasi:clock and wasi:random are granted.
+func TestExtismClockRandom(t *testing.T) {
+	call := func(caps ...string) string {
+		t.Helper()
+		r := newRegistry(t)
+		if _, err := registerPlugin(t, r, "extism_hog", func(m *Manifest) {
+			m.Config = map[string]string{"mode": "c"}
+			m.Capabilities = caps
+		}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.Call(context.Background(), "hog", CallRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hex, _ := res.Output.(map[string]any)["hex"].(string)
+		if len(hex) != 32 {
+			t.Fatalf("output %v", res.Output)
+		}
+		return hex
+	}
+	a, b := call(), call()
+	if a != b {
+		t.Errorf("deterministic calls differ: %s, %s", a, b)
+	}
+	c := call(string(CapClock), string(CapRandom))
+	if c[:16] == a[:16] || c[16:] == a[16:] {
+		t.Errorf("with wasi:clock and wasi:random the clock or random bytes are still the fixed ones: %s vs %s", c, a)
+	}
+}
