@@ -33,20 +33,47 @@ func (rt *Runtime) RegisterToolLocal(ctx context.Context, manifest, wasm []byte)
 }
 
 func (rt *Runtime) registerTool(ctx context.Context, src store.ToolSource, manifest, wasm []byte) (store.ToolRecord, error) {
+	recs, err := rt.registerTools(ctx, src, manifest, wasm)
+	if err != nil {
+		return store.ToolRecord{}, err
+	}
+	return recs[0], nil
+}
+
+// RegisterTools is RegisterTool returning every record it made: one for a
+// module of our ABI or a WASI command, one per described tool for an
+// Extism plugin (all sharing the module), in the plugin's order.
+// RegisterTool returns the first of them.
+func (rt *Runtime) RegisterTools(ctx context.Context, manifest, wasm []byte) ([]store.ToolRecord, error) {
+	if rt.cfg.DisableToolUpload {
+		return nil, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
+	}
+	return rt.registerTools(ctx, store.SourceUpload, manifest, wasm)
+}
+
+func (rt *Runtime) registerTools(ctx context.Context, src store.ToolSource, manifest, wasm []byte) ([]store.ToolRecord, error) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
-		return store.ToolRecord{}, newError(CodeToolRejected, err, "%v", err)
+		return nil, newError(CodeToolRejected, err, "%v", err)
 	}
-	rec, err := rt.registry.RegisterAs(ctx, src, m, wasm)
+	var recs []store.ToolRecord
+	if rt.registry.IsPlugin(wasm) {
+		// An Extism plugin registers one tool per tool it describes.
+		recs, err = rt.registry.RegisterPlugin(ctx, src, m, wasm)
+	} else {
+		var rec store.ToolRecord
+		rec, err = rt.registry.RegisterAs(ctx, src, m, wasm)
+		recs = []store.ToolRecord{rec}
+	}
 	if err != nil {
 		code := CodeToolRejected
 		if errors.Is(err, tools.ErrCapabilityDenied) {
 			code = CodeCapabilityDenied
 		}
-		return store.ToolRecord{}, newError(code, err, "%v", err)
+		return nil, newError(code, err, "%v", err)
 	}
 	rt.notifyToolsChanged()
-	return rec, nil
+	return recs, nil
 }
 
 // Tools lists the current version of every registered tool.

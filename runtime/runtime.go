@@ -287,6 +287,12 @@ func (rt *Runtime) installStartupTool(ctx context.Context, src store.ToolSource,
 		rt.log.Warn("tool "+name+" not registered", "from", origin, "reason", err)
 		return
 	}
+	if rt.registry.IsPlugin(wasm) { // an Extism plugin: the tools it describes
+		if _, err := rt.registry.RegisterPlugin(ctx, src, m, wasm); err != nil {
+			rt.log.Warn("plugin "+name+" not registered", "from", origin, "reason", err)
+		}
+		return
+	}
 	sum := sha256.Sum256(wasm)
 	if cur, err := rt.store.Tool(ctx, name); err == nil && cur.ModuleSHA256 == hex.EncodeToString(sum[:]) && cur.EffectiveSource() == src {
 		if msum, err := tools.ManifestSHA256(&m); err == nil && msum == cur.ManifestSHA256 {

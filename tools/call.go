@@ -433,6 +433,11 @@ func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm
 		cfg = cfg.WithFSConfig(fsc)
 	}
 	switch {
+	case cm.extism != "": // a plugin's entry points are its exports
+		cfg = cfg.WithStartFunctions()
+		if cm.hasInit {
+			cfg = cfg.WithStartFunctions("_initialize")
+		}
 	case cm.hasStart:
 		cfg = cfg.WithStartFunctions("_start")
 	case cm.hasInit:
@@ -457,6 +462,9 @@ func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm
 // Call runs one call of t: a fresh instance, or a warm one from its pool.
 // On a tool failure the returned result still carries the log.
 func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
+	if t.mod.extism != "" {
+		return t.callPlugin(ctx, req) // extism.go
+	}
 	name := t.Manifest.Name
 	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256, Source: t.Source, Grants: t.Authority}
 	args := req.Args

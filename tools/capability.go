@@ -38,7 +38,8 @@ const (
 	CapState Capability = "nanovm:state"
 )
 
-// wasiModule and nanovmModule are the two import modules a guest may use.
+// wasiModule and nanovmModule are import modules a guest may use; the
+// third is extismEnvModule (extism.go).
 const (
 	wasiModule   = "wasi_snapshot_preview1"
 	nanovmModule = "nanovm"
@@ -47,7 +48,7 @@ const (
 // capabilityImports maps each capability to the imports it links. An import
 // listed nowhere (sock_*, any other module) is never linked.
 var capabilityImports = map[Capability][]string{
-	CapStdio: {
+	CapStdio: append([]string{
 		"wasi_snapshot_preview1.args_get", "wasi_snapshot_preview1.args_sizes_get",
 		"wasi_snapshot_preview1.environ_get", "wasi_snapshot_preview1.environ_sizes_get",
 		"wasi_snapshot_preview1.clock_res_get", "wasi_snapshot_preview1.clock_time_get",
@@ -57,7 +58,7 @@ var capabilityImports = map[Capability][]string{
 		"wasi_snapshot_preview1.fd_write", "wasi_snapshot_preview1.fd_seek",
 		"wasi_snapshot_preview1.poll_oneoff", "wasi_snapshot_preview1.proc_exit",
 		"wasi_snapshot_preview1.random_get", "wasi_snapshot_preview1.sched_yield",
-	},
+	}, extismImports(CapStdio)...),
 	CapClock:  nil,
 	CapRandom: nil,
 	CapFS: {
@@ -74,9 +75,9 @@ var capabilityImports = map[Capability][]string{
 		"wasi_snapshot_preview1.path_rename", "wasi_snapshot_preview1.path_symlink",
 		"wasi_snapshot_preview1.path_unlink_file",
 	},
-	CapLog:     {"nanovm.log"},
+	CapLog:     append([]string{"nanovm.log"}, extismImports(CapLog)...),
 	CapSecrets: {"nanovm.secret_get"},
-	CapHTTP:    {"nanovm.http_request"},
+	CapHTTP:    append([]string{"nanovm.http_request"}, extismImports(CapHTTP)...),
 	CapState:   {"nanovm.state_get"},
 }
 
@@ -204,6 +205,10 @@ func importProblems(imports []string, s capSet) []string {
 		}
 		if c, ok := importCapability[imp]; ok {
 			bad = append(bad, fmt.Sprintf("import %s needs capability %s, not granted", imp, c))
+		} else if strings.HasPrefix(imp, extismUserModule+".") {
+			bad = append(bad, fmt.Sprintf("import %s is not offered: %s is the embedding application's own module (hyper-mcp's create_message, get_keyring_secret, ...), which this host does not provide", imp, extismUserModule))
+		} else if strings.HasPrefix(imp, extismEnvModule+".") {
+			bad = append(bad, fmt.Sprintf("import %s is not an %s function this host implements", imp, extismEnvModule))
 		} else {
 			bad = append(bad, fmt.Sprintf("import %s is not offered by any capability", imp))
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +104,7 @@ type Host struct {
 // the import resolver returns them in place of the real module names.
 type linkSet struct {
 	wasi, nanovm api.Module
+	extism       api.Module // extism:host/env, the functions s grants
 	resolver     experimental.ImportResolver
 }
 
@@ -240,7 +242,15 @@ func (h *Host) link(ctx context.Context, s capSet) (*linkSet, error) {
 		_ = wasiMod.Close(ctx)
 		return nil, fmt.Errorf("link nanovm for [%s]: %w", key, err)
 	}
-	ls := &linkSet{wasi: wasiMod, nanovm: nanovmMod}
+	eb := h.rt.NewHostModuleBuilder("nanovm-link/extism/" + key)
+	h.exportExtism(eb, s)
+	extismMod, err := h.instantiateHost(ctx, eb)
+	if err != nil {
+		_ = wasiMod.Close(ctx)
+		_ = nanovmMod.Close(ctx)
+		return nil, fmt.Errorf("link extism for [%s]: %w", key, err)
+	}
+	ls := &linkSet{wasi: wasiMod, nanovm: nanovmMod, extism: extismMod}
 	empty := h.empty
 	ls.resolver = func(name string) api.Module {
 		switch name {
@@ -248,6 +258,8 @@ func (h *Host) link(ctx context.Context, s capSet) (*linkSet, error) {
 			return ls.wasi
 		case nanovmModule:
 			return ls.nanovm
+		case extismEnvModule:
+			return ls.extism
 		default:
 			return empty
 		}
@@ -289,6 +301,9 @@ type compiledModule struct {
 	tableBytes uint64
 	// tables describes each defined table for refusals.
 	tables []string
+	// extism is the hyper-mcp plugin shape of an Extism plugin, "" for
+	// any other module (extism.go).
+	extism ExtismShape
 }
 
 // abiSection is the optional custom section naming the guest ABI version.
@@ -385,10 +400,12 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 	if len(pm.Memories) > 0 {
 		cm.minPages = pm.Memories[0].Min
 	}
+	funcExports := map[string]bool{}
 	for _, e := range pm.Exports {
 		if e.Kind != wasmbin.KindFunc {
 			continue
 		}
+		funcExports[e.Name] = true
 		switch e.Name {
 		case "_start":
 			cm.hasStart = true
@@ -402,7 +419,21 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 			cm.hasCall = true
 		}
 	}
-	if !cm.hasStart && !cm.hasCall {
+	if slices.ContainsFunc(cm.imports, func(s string) bool { return strings.HasPrefix(s, extismEnvModule+".") }) {
+		if cm.extism = extismShape(funcExports); cm.extism == "" {
+			return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "an Extism plugin (it imports %s) must export describe and call (hyper-mcp v1) or list_tools and call_tool (v2)", extismEnvModule))
+		}
+		for _, e := range pm.Exports {
+			if e.Kind != wasmbin.KindFunc || (e.Name != cm.extism.listExport() && e.Name != cm.extism.callExport()) {
+				continue
+			}
+			ft, _ := pm.FuncType(e.Index)
+			if want := (wasmbin.FuncType{Results: []wasmbin.ValType{wasmbin.I32}}); !ft.Equal(want) {
+				return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "plugin export %s must be () -> i32, not %s", e.Name, ft))
+			}
+		}
+	}
+	if !cm.hasStart && !cm.hasCall && cm.extism == "" {
 		return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "exports neither _start nor nanovm_call"))
 	}
 	for _, s := range pm.Customs {
@@ -484,6 +515,14 @@ func (h *Host) readHostSigs(ctx context.Context) (map[string]wasmbin.FuncType, e
 	}
 	defer c.Close(ctx)
 	add(nanovmModule, c.ExportedFunctions())
+	eb := h.rt.NewHostModuleBuilder("nanovm-link/extism-signatures")
+	h.exportExtism(eb, all)
+	ec, err := eb.Compile(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compile extism host module: %w", err)
+	}
+	defer ec.Close(ctx)
+	add(extismEnvModule, ec.ExportedFunctions())
 	return sigs, nil
 }
 

@@ -47,6 +47,9 @@ type Manifest struct {
 	Isolation string `json:"isolation,omitempty"`
 	// PoolSize bounds the warm instances of a pooled tool; default 4.
 	PoolSize int `json:"pool_size,omitempty"`
+	// Config is what an Extism plugin reads through config_get. It is
+	// part of the manifest (hashed, stored, shown): never a secret.
+	Config map[string]string `json:"config,omitempty"`
 }
 
 // Mount maps a host directory into the guest's filesystem.
@@ -154,6 +157,11 @@ func (m *Manifest) Validate() error {
 	for k := range m.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return bad("env: invalid variable name %q", k)
+		}
+	}
+	for k := range m.Config {
+		if k == "" {
+			return bad("config: empty key")
 		}
 	}
 	l := m.Limits

@@ -39,7 +39,8 @@ func Bundled() ([]Module, error) { return load(bundled, "tools") }
 // unknown_import, fs_escape, fs_rw), memhold for the memory budget, raw_echo,
 // which prints its argument verbatim for the poison-data tests, and the
 // capability demos (clock_random, secret_echo, secret_probe, http_get,
-// state_echo, log_levels). Never register these in production.
+// state_echo, log_levels) and the Extism plugins (extism_v1, extism_v2,
+// extism_ungranted, extism_hog). Never register these in production.
 func TestTools() ([]Module, error) { return load(testtools, "testtools") }
 
 func load(fsys embed.FS, dir string) ([]Module, error) {

@@ -1,0 +1,82 @@
+;; extism_v2: an Extism plugin in hyper-mcp's v2 shape. list_tools returns
+;; two tools, echo_v2 and fetch_v2. call_tool: when the manifest's config
+;; has "request" (an Extism HTTP request JSON), it passes that to
+;; http_request and answers the response body as its CallToolResult;
+;; otherwise it echoes its input ({"request": ..., "context": ...}).
+(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+  (import "extism:host/env" "http_request" (func $http_request (param i64 i64) (result i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+  (import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "{\"tools\":[{\"name\":\"echo_v2\",\"description\":\"Echoes its call back (hyper-mcp v2 test plugin).\",\"inputSchema\":{\"type\":\"object\"}},{\"name\":\"fetch_v2\",\"description\":\"Fetches the request in config.request and answers its body.\",\"inputSchema\":{\"type\":\"object\"}}]}")
+  (data (i32.const 2048) "{\"content\":[{\"type\":\"text\",\"text\":\"v2\"}],\"structuredContent\":{\"plugin\":\"v2\",\"input\":")
+  (data (i32.const 3072) "}}")
+  (data (i32.const 3584) "request")
+  (data (i32.const 3600) "empty response")
+  ;; kstr copies len bytes of guest memory at ptr into a new kernel block.
+  (func $kstr (param $ptr i32) (param $len i32) (result i64)
+    (local $off i64) (local $i i32)
+    (local.set $off (call $alloc (i64.extend_i32_u (local.get $len))))
+    (block $done
+      (loop $copy
+        (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+        (call $store_u8 (i64.add (local.get $off) (i64.extend_i32_u (local.get $i)))
+          (i32.load8_u (i32.add (local.get $ptr) (local.get $i))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $copy)))
+    (local.get $off))
+  ;; echo sets the output to prefix ++ input ++ suffix.
+  (func $echo (param $p i32) (param $plen i32) (param $s i32) (param $slen i32)
+    (local $n i64) (local $off i64) (local $i i64) (local $at i64)
+    (local.set $n (call $input_length))
+    (local.set $off (call $alloc (i64.add (i64.add (i64.extend_i32_u (local.get $plen)) (local.get $n)) (i64.extend_i32_u (local.get $slen)))))
+    (local.set $at (local.get $off))
+    (local.set $i (i64.const 0))
+    (block $d1 (loop $l1
+      (br_if $d1 (i64.ge_u (local.get $i) (i64.extend_i32_u (local.get $plen))))
+      (call $store_u8 (local.get $at) (i32.load8_u (i32.add (local.get $p) (i32.wrap_i64 (local.get $i)))))
+      (local.set $at (i64.add (local.get $at) (i64.const 1)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $l1)))
+    (local.set $i (i64.const 0))
+    (block $d2 (loop $l2
+      (br_if $d2 (i64.ge_u (local.get $i) (local.get $n)))
+      (call $store_u8 (local.get $at) (call $input_load_u8 (local.get $i)))
+      (local.set $at (i64.add (local.get $at) (i64.const 1)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $l2)))
+    (local.set $i (i64.const 0))
+    (block $d3 (loop $l3
+      (br_if $d3 (i64.ge_u (local.get $i) (i64.extend_i32_u (local.get $slen))))
+      (call $store_u8 (local.get $at) (i32.load8_u (i32.add (local.get $s) (i32.wrap_i64 (local.get $i)))))
+      (local.set $at (i64.add (local.get $at) (i64.const 1)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $l3)))
+    (call $output_set (local.get $off) (i64.sub (local.get $at) (local.get $off))))
+  (func (export "list_tools") (result i32)
+    (call $output_set (call $kstr (i32.const 1024) (i32.const 255)) (i64.const 255))
+    (i32.const 0))
+  (func (export "call_tool") (result i32)
+    (local $req i64) (local $resp i64)
+    ;; a var lives for one call: none is left from the call before.
+    (if (i64.ne (call $var_get (call $kstr (i32.const 3584) (i32.const 7))) (i64.const 0))
+      (then (call $error_set (call $kstr (i32.const 3584) (i32.const 7))) (return (i32.const 1))))
+    (call $var_set (call $kstr (i32.const 3584) (i32.const 7)) (call $kstr (i32.const 3600) (i32.const 5)))
+    (local.set $req (call $config_get (call $kstr (i32.const 3584) (i32.const 7))))
+    (if (i64.eqz (local.get $req))
+      (then
+        (call $echo (i32.const 2048) (i32.const 84) (i32.const 3072) (i32.const 2))
+        (return (i32.const 0))))
+    (local.set $resp (call $http_request (local.get $req) (i64.const 0)))
+    (if (i64.eqz (local.get $resp))
+      (then (call $error_set (call $kstr (i32.const 3600) (i32.const 14))) (return (i32.const 1))))
+    (call $output_set (local.get $resp) (call $length (local.get $resp)))
+    (i32.const 0)))
