@@ -156,7 +156,10 @@ func TestOperatorHelloRefused(t *testing.T) {
 					inR, inW := io.Pipe()
 					outR, outW := io.Pipe()
 					done := make(chan error, 1)
-					go func() { done <- Serve(context.Background(), inR, outW, Options{DBPath: db, Open: withOperator(db, &calls), Logger: discard}); outW.Close() }()
+					go func() {
+						done <- Serve(context.Background(), inR, outW, Options{DBPath: db, Open: withOperator(db, &calls), Logger: discard})
+						outW.Close()
+					}()
 					defer func() { inW.Close(); io.Copy(io.Discard, outR); <-done }()
 					w, r = inW, bufio.NewReader(outR)
 				}
