@@ -115,6 +115,11 @@ func TestCLIBesideServer(t *testing.T) {
 	if code, _, errOut := runCLI(t, "", append([]string{"tool", "show", "validate_amount"}, d...)...); code != 1 || !strings.Contains(errOut, "validate_amount") {
 		t.Fatalf("tool show after rm: exit %d: %s", code, errOut)
 	}
+	// A run that fails on the primary fails here as it would locally:
+	// exit 3 (ran, failed) or 1 (refused), naming the tool.
+	if code, _, errOut := runCLI(t, "", append([]string{"run", prog}, d...)...); (code != 3 && code != 1) || !strings.Contains(errOut, `"validate_amount"`) {
+		t.Fatalf("run of a removed tool: exit %d: %s", code, errOut)
+	}
 	if !p.isPrimary() {
 		t.Fatalf("the server is not the primary:\n%s", p.stderr)
 	}
