@@ -75,6 +75,10 @@ func (c *common) openAdmin(ctx context.Context) (admin, error) {
 // returns why there is none (nil when there is no token file at all).
 func (c *common) dialPrimary(ctx context.Context) (*remoteAdmin, error) {
 	oc, err := shared.DialOperator(ctx, c.db)
+	if errors.Is(err, shared.ErrOperatorRefused) {
+		// A token read just before a new primary replaced it.
+		oc, err = shared.DialOperator(ctx, c.db)
+	}
 	if err != nil {
 		if !exists(shared.OperatorTokenPath(c.db)) {
 			return nil, nil

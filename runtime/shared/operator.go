@@ -48,6 +48,10 @@ const codeOperatorRefused = -32002
 // codeOperatorFailed answers an operator request whose handler failed.
 const codeOperatorFailed = -32003
 
+// OperatorHelloTimeout bounds the wait for the primary's answer to the
+// hello (a primary still opening the database answers once it is open).
+const OperatorHelloTimeout = 30 * time.Second
+
 // ErrOperatorRefused is returned by DialOperator when the primary does not
 // accept the token (a token file left by a primary that died, or one
 // replaced since it was read).
@@ -152,7 +156,10 @@ func DialOperator(ctx context.Context, dbPath string) (*OperatorClient, error) {
 	var ok struct {
 		Operator bool `json:"operator"`
 	}
-	if err := c.call(ctx, OperatorHelloMethod, operatorHello{Token: string(bytes.TrimSpace(token))}, &ok); err != nil {
+	// A socket that accepts and never answers must not hang the CLI.
+	hctx, cancel := context.WithTimeout(ctx, OperatorHelloTimeout)
+	defer cancel()
+	if err := c.call(hctx, OperatorHelloMethod, operatorHello{Token: string(bytes.TrimSpace(token))}, &ok); err != nil {
 		conn.Close()
 		var re *rpcCallError
 		if errors.As(err, &re) && re.Code == codeOperatorRefused {
