@@ -178,3 +178,17 @@ func TestCLIBesideCLI(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a token file a dead primary left behind, with no socket, does
+// not stop the CLI opening the free database itself.
+func TestCLIStaleOperatorToken(t *testing.T) {
+	t.Setenv("NANO_VM_MCP_VAULT_KEY", hex.EncodeToString(testVaultKey))
+	db := shortDB(t)
+	if err := os.WriteFile(db+".operator-token", []byte("stale"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "", "tool", "ls", "--db", db, "--cache-dir", sharedCache, "--no-bundled-tools")
+	if code != 0 || !strings.HasPrefix(out, "NAME") {
+		t.Fatalf("tool ls beside a stale token: exit %d: %s%s", code, out, errOut)
+	}
+}
