@@ -55,6 +55,7 @@ func TestServerFilesCannotBeMounted(t *testing.T) {
 		{"the vault key", db + ".vault-key", "is", db + ".vault-key"},
 		{"the socket", db + ".sock", "is", db + ".sock"},
 		{"the election lock", db + ".sock.lock", "is", db + ".sock.lock"},
+		{"the operator token", db + ".operator-token", "is", db + ".operator-token"},
 		{"the compilation cache", cache, "is", cache},
 		{"inside the compilation cache", filepath.Join(cache, "x"), "lies inside", cache},
 	}

@@ -266,9 +266,10 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // no tool may mount, whoever configured the mount: the database, its vault
 // key (whether or not the key comes from the environment this time), the
 // compilation cache, and the shared-serving socket and its election lock
-// (runtime/shared's SocketPath and LockPath).
+// (runtime/shared's SocketPath and LockPath), and the operator token
+// (OperatorTokenPath), which would let a tool act as the operator.
 func protectedPaths(dbPath, cacheDir string) []string {
-	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock"}
+	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
 	if cacheDir != "" {
 		ps = append(ps, cacheDir)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -99,13 +100,17 @@ func cmdAuditVerify(cmd *command, args []string, cio *cliIO) error {
 	}
 	ctx := context.Background()
 	c.noBundled = true
-	rt, err := c.open(ctx)
+	rt, err := c.openAdmin(ctx)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 	if c.cp.check != "" {
-		return verifyCheckpointCmd(ctx, rt, c.cp.check, cio)
+		local, ok := rt.(*runtime.Runtime)
+		if !ok {
+			return fmt.Errorf("audit verify --checkpoint: %s is held by a running server, and checking a checkpoint through it is not supported: stop the server, or verify without --checkpoint", c.db)
+		}
+		return verifyCheckpointCmd(ctx, local, c.cp.check, cio)
 	}
 	rep, err := rt.VerifyAudit(ctx, *execID)
 	if err != nil {

@@ -365,7 +365,10 @@ func newFlags(cmd *command, cio *cliIO) (*flag.FlagSet, *common) {
 // parseAndOpen parses an administrative command's flags and opens the
 // runtime for it, the bundled tools registered only when the command is
 // about tools.
-func (c *common) parseAndOpen(ctx context.Context, fs *flag.FlagSet, args []string, bundled bool) ([]string, *runtime.Runtime, error) {
+//
+// When a server holds the database, the command works through it (see
+// openAdmin).
+func (c *common) parseAndOpen(ctx context.Context, fs *flag.FlagSet, args []string, bundled bool) ([]string, admin, error) {
 	pos, err := c.parse(fs, args)
 	if err != nil {
 		return nil, nil, err
@@ -373,6 +376,6 @@ func (c *common) parseAndOpen(ctx context.Context, fs *flag.FlagSet, args []stri
 	if !bundled {
 		c.noBundled = true
 	}
-	rt, err := c.open(ctx)
+	rt, err := c.openAdmin(ctx)
 	return pos, rt, err
 }

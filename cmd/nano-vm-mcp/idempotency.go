@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"text/tabwriter"
 
@@ -15,18 +14,20 @@ import (
 
 // openIdempotencyStore parses cmd's flags and opens the store alone: no
 // tools, policy or vault are needed to read keys.
-func openIdempotencyStore(cmd *command, args []string, cio *cliIO) ([]string, *store.DB, error) {
+// A server holding the database is asked instead (see openAdmin).
+func openIdempotencyStore(cmd *command, args []string, cio *cliIO) ([]string, idempotencyStore, error) {
 	fs, c := newFlags(cmd, cio)
 	pos, err := c.parse(fs, args)
 	if err != nil {
 		return nil, nil, err
 	}
+	r, dialErr := c.dialPrimary(context.Background())
+	if r != nil {
+		return pos, r, nil
+	}
 	db, err := store.Open(c.db, &store.Options{NoSync: c.noSync})
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil, nil, fmt.Errorf("%w; stop the server using it first", err)
-		}
-		return nil, nil, err
+		return nil, nil, c.explainLocked(err, dialErr)
 	}
 	return pos, db, nil
 }

@@ -46,7 +46,7 @@ func cmdRun(cmd *command, args []string, cio *cliIO) error {
 	req.Program = prog
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rt, err := c.open(ctx)
+	rt, err := c.openAdmin(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func cmdResume(cmd *command, args []string, cio *cliIO) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rt, err := c.open(ctx)
+	rt, err := c.openAdmin(ctx)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func cmdResume(cmd *command, args []string, cio *cliIO) error {
 
 // report prints a run's result: JSON, or the table of its steps (see
 // printTrace).
-func report(ctx context.Context, rt *runtime.Runtime, res *runtime.RunResult, asJSON bool, w io.Writer) error {
+func report(ctx context.Context, rt traceReader, res *runtime.RunResult, asJSON bool, w io.Writer) error {
 	if asJSON {
 		if err := printJSON(w, res); err != nil {
 			return err

@@ -148,7 +148,7 @@ func (c *common) openBackend(ctx context.Context, logger *slog.Logger) (*shared.
 	}
 	srv := c.newServer(rt, logger)
 	stopPurge := purgeLoop(rt, logger)
-	return &shared.Backend{MCP: srv.MCP(), Close: func(ctx context.Context) error {
+	return &shared.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt), Close: func(ctx context.Context) error {
 		stopPurge()
 		if err := srv.Shutdown(ctx); err != nil {
 			logger.Warn("shutdown", "err", err)

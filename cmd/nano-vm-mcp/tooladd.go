@@ -49,7 +49,7 @@ func cmdToolAdd(cmd *command, args []string, cio *cliIO) error {
 		return err
 	}
 	ctx := context.Background()
-	rt, err := c.open(ctx)
+	rt, err := c.openAdmin(ctx)
 	if err != nil {
 		return err
 	}

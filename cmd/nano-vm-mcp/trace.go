@@ -75,7 +75,7 @@ func cmdTraceShow(cmd *command, args []string, cio *cliIO) error {
 		return usagef("--limit must be positive and --offset not negative")
 	}
 	c.noBundled = true
-	rt, err := c.open(ctx)
+	rt, err := c.openAdmin(ctx)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func cmdTraceShow(cmd *command, args []string, cio *cliIO) error {
 // traceSteps reads a trace with the steps [offset, offset+limit) of those
 // whose status is status ("" keeps all). TotalSteps stays the trace's
 // total; Offset and NextOffset count the kept steps.
-func traceSteps(ctx context.Context, rt *runtime.Runtime, id, status string, offset, limit int) (*runtime.TraceView, error) {
+func traceSteps(ctx context.Context, rt traceReader, id, status string, offset, limit int) (*runtime.TraceView, error) {
 	if status == "" {
 		return rt.Trace(ctx, id, offset, limit)
 	}
@@ -141,7 +141,7 @@ type traceSummary struct {
 // printTrace prints the readable view of a run that run, resume and trace
 // show share: a header, one line a step, the final output, how to go on,
 // and the audit check of its envelopes.
-func printTrace(ctx context.Context, rt *runtime.Runtime, w io.Writer, sum traceSummary, tv *runtime.TraceView) error {
+func printTrace(ctx context.Context, rt traceReader, w io.Writer, sum traceSummary, tv *runtime.TraceView) error {
 	fmt.Fprintf(w, "%s  %s  %d step(s)  %.1f ms  trace %s\n", sum.program, strings.ToUpper(sum.status), sum.steps, tv.DurationMS, sum.traceID)
 	if sum.replayed {
 		fmt.Fprintln(w, "  (idempotency key: stored outcome returned, nothing ran)")

@@ -52,7 +52,11 @@ func (connSession) EncodesNotifications() bool { return true }
 // stream (a socket connection or the primary's own in-process pipe) until
 // the stream ends or ctx is cancelled; then it cancels the session's
 // requests in flight, as the stdio transport does when stdin closes.
-func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteCloser, sessionID string, dropTorn bool, log *slog.Logger) error {
+//
+// gate, when set, lets the connection open an operator session with its
+// first line (see operator.go); nil for the primary's own client and a
+// lone stdio server.
+func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteCloser, sessionID string, dropTorn bool, gate *operatorGate, log *slog.Logger) error {
 	sess := connSession{server.NewInProcessSession(sessionID, nil)}
 	if err := srv.RegisterSession(ctx, sess); err != nil {
 		return fmt.Errorf("serve session %s: %w", sessionID, err)
@@ -65,6 +69,10 @@ func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteClos
 
 	out := &lineWriter{w: conn}
 	var wg sync.WaitGroup
+	var op *operatorSession
+	if gate != nil {
+		op = &operatorSession{gate: gate, first: true}
+	}
 	wg.Go(func() {
 		for {
 			select {
@@ -94,6 +102,9 @@ func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteClos
 		}
 		if e.Method == "" && !e.isResponse() {
 			out.writeLine(errorLine(e.ID, codeInvalidRequest, "invalid request: a JSON-RPC request needs a method", nil))
+			return
+		}
+		if op != nil && op.intercept(ctx, e, out, func(f func()) { wg.Go(f) }) {
 			return
 		}
 		if e.Method == "" {
@@ -156,7 +167,7 @@ func ServeLines(ctx context.Context, srv *server.MCPServer, in io.Reader, out io
 		_, err := io.Copy(pw, in)
 		pw.CloseWithError(err)
 	}()
-	err := serveConn(ctx, srv, pipeConn{pr, out}, "stdio", false, log)
+	err := serveConn(ctx, srv, pipeConn{pr, out}, "stdio", false, nil, log)
 	if err == nil && ctx.Err() != nil {
 		return ctx.Err()
 	}

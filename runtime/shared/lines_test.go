@@ -125,7 +125,7 @@ func TestServeConnOversized(t *testing.T) {
 	t.Cleanup(func() { b.Close(context.Background()) })
 	srvConn, cliConn := net.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- serveConn(context.Background(), b.MCP, srvConn, "t", true, discard) }()
+	go func() { done <- serveConn(context.Background(), b.MCP, srvConn, "t", true, nil, discard) }()
 	rd := bufio.NewReader(cliConn)
 	send := func(s string) {
 		t.Helper()

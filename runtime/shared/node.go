@@ -35,6 +35,11 @@ type Backend struct {
 	// once, after every session it served has ended; nil means nothing to
 	// close.
 	Close func(ctx context.Context) error
+	// Operator, when set, serves operator sessions (see
+	// OperatorTokenPath): the primary writes the token file and accepts
+	// operator requests from a socket connection that presents it. Nil
+	// means no operator channel.
+	Operator OperatorFunc
 }
 
 // Options configures Serve. DBPath and Open are required; every other zero
@@ -188,6 +193,14 @@ func (n *node) becomePrimary(ctx context.Context, lock *os.File) (*primary, erro
 		return nil, fmt.Errorf("open %s as the primary: %w", n.opts.DBPath, err)
 	}
 	p.backend = b
+	if p.ln != nil && b.Operator != nil {
+		path := OperatorTokenPath(n.opts.DBPath)
+		if token, err := newOperatorToken(path); err != nil {
+			n.log.Warn("shared: no operator channel; CLI commands cannot run beside this server", "err", err)
+		} else {
+			p.gate, p.tokenPath = &operatorGate{token: token, handle: b.Operator}, path
+		}
+	}
 	close(p.ready)
 	n.log.Info("shared: serving the database", "role", "primary", "db", n.opts.DBPath, "socket", n.sock)
 	return p, nil
@@ -208,6 +221,10 @@ type primary struct {
 	ready        chan struct{} // closed once backend is set
 	backend      *Backend
 	closeTimeout time.Duration
+	// gate opens operator sessions; tokenPath is its token file, removed
+	// at close. Both set before ready is closed, or never.
+	gate      *operatorGate
+	tokenPath string
 
 	ctx    context.Context // cancelled at close: ends every session
 	cancel context.CancelFunc
@@ -247,7 +264,7 @@ func (p *primary) accept() {
 			case <-p.ctx.Done():
 				return
 			}
-			if err := serveConn(p.ctx, p.backend.MCP, c, id, true, p.log); err != nil {
+			if err := serveConn(p.ctx, p.backend.MCP, c, id, true, p.gate, p.log); err != nil {
 				p.log.Debug("shared: session ended", "session", id, "err", err)
 			}
 		})
@@ -269,7 +286,7 @@ func (p *primary) localSession() upstream {
 	client, srv := net.Pipe()
 	p.wg.Go(func() {
 		defer srv.Close()
-		if err := serveConn(p.ctx, p.backend.MCP, srv, "local", true, p.log); err != nil {
+		if err := serveConn(p.ctx, p.backend.MCP, srv, "local", true, nil, p.log); err != nil {
 			p.log.Debug("shared: local session ended", "err", err)
 		}
 	})
@@ -316,6 +333,9 @@ func (p *primary) close() {
 		p.ln.Close()
 		// The lock is still held, so the name is still ours.
 		os.Remove(p.sock)
+	}
+	if p.tokenPath != "" {
+		os.Remove(p.tokenPath)
 	}
 	p.cancel()
 	p.wg.Wait()
