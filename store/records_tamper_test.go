@@ -297,3 +297,56 @@ func TestLegacyRecords(t *testing.T) {
 		t.Fatalf("VerifyChain = %+v, %v; want the new run's step reported and the legacy run noted", rep, err)
 	}
 }
+
+// Ensure marking a schema-2 run as legacy on disk (one key in
+// legacy_execs, no hash to recompute) does not exempt its records: the
+// records its envelopes commit to are still checked, so a changed step,
+// execution record or input is reported. Before, the marker alone turned
+// every problem of that run into a note and verify passed (also against a
+// checkpoint, which the marker's bucket is outside of).
+func TestLegacyMarkerDoesNotExempt(t *testing.T) {
+	tests := []struct {
+		name   string
+		record string
+		tamper func(tx *bolt.Tx, id string) error
+	}{
+		{"step", store.RecordStep, func(tx *bolt.Tx, id string) error {
+			return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded")
+		}},
+		{"execution", store.RecordExecution, func(tx *bolt.Tx, id string) error {
+			return replaceIn(tx, "executions", []byte(id), "receipt down", "receipt sent")
+		}},
+		{"input", store.RecordInput, func(tx *bolt.Tx, id string) error {
+			return replaceIn(tx, "exec_bodies", []byte(id), "order-abc", "order-xyz")
+		}},
+		{"step deleted", store.RecordStep, func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("steps")).Delete(stepKey(id, 2)) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, id := recordsDB(t)
+			if err := rawUpdate(path, func(tx *bolt.Tx) error {
+				if err := tx.Bucket([]byte("legacy_execs")).Put([]byte(id), nil); err != nil {
+					return err
+				}
+				return tc.tamper(tx, id)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, scope := range []string{"", id} {
+				rep, err := db.VerifyChain(context.Background(), scope)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != tc.record || rep.Records[0].ExecutionID != id {
+					t.Errorf("VerifyChain(%q) of a run marked legacy and changed = OK %v, records %v, notes %v; want its %s reported",
+						scope, rep.OK, rep.Records, rep.Notes, tc.record)
+				}
+			}
+		})
+	}
+}

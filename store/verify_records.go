@@ -61,13 +61,14 @@ func (p RecordProblem) String() string {
 // kept decoded (a whole-chain check holds one per envelope): valid is
 // false when the envelope's hex is not a SHA-256, which no record matches.
 type commitment struct {
-	seq   uint64
-	sum   [sha256.Size]byte
-	valid bool
+	seq    uint64
+	sum    [sha256.Size]byte
+	valid  bool
+	hashed bool // the envelope carries a hash at all (schema 2)
 }
 
 func commit(seq uint64, hexSum string) commitment {
-	c := commitment{seq: seq}
+	c := commitment{seq: seq, hashed: hexSum != ""}
 	if len(hexSum) == 2*sha256.Size {
 		_, err := hex.Decode(c.sum[:], []byte(hexSum))
 		c.valid = err == nil
@@ -148,12 +149,19 @@ func (rc *recordCheck) check(id string, c *cover) {
 	body := tx.Bucket(bucketExecBodies).Get([]byte(id))
 	steps := readSteps(tx, id)
 	has := rec != nil || body != nil || len(steps) > 0
-	if tx.Bucket(bucketLegacyExecs).Get([]byte(id)) != nil {
-		if has {
-			rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemLegacy,
-				Reason: "written before schema 2: its envelopes carry no record hashes"})
+	// The legacy marker lies outside the chain: it only exempts the
+	// records no envelope carries a hash for, never one an envelope
+	// commits to (else one key in legacy_execs would hide any change).
+	legacy := tx.Bucket(bucketLegacyExecs).Get([]byte(id)) != nil
+	if legacy {
+		if !has {
+			return
 		}
-		return
+		rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemLegacy,
+			Reason: "written before schema 2: the records its envelopes carry no hash for are not checked"})
+		if c.deleted || !c.any {
+			return
+		}
 	}
 	if !has {
 		if c.any && !c.deleted {
@@ -188,7 +196,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		}
 		return
 	}
-	rc.checkOne(id, RecordExecution, c.exec, rec, rec != nil)
+	rc.checkOne(id, RecordExecution, c.exec, rec, rec != nil, legacy)
 	var e Execution
 	bodyOK := true
 	if body != nil {
@@ -200,12 +208,16 @@ func (rc *recordCheck) check(id string, c *cover) {
 		}
 	}
 	if bodyOK {
-		rc.checkOne(id, RecordInput, c.input, e.Input, len(e.Input) > 0)
-		rc.checkOne(id, RecordProgram, c.program, e.Program, len(e.Program) > 0)
+		rc.checkOne(id, RecordInput, c.input, e.Input, len(e.Input) > 0, legacy)
+		rc.checkOne(id, RecordProgram, c.program, e.Program, len(e.Program) > 0, legacy)
 	}
 	for _, s := range steps {
-		rc.checked++
 		cm, ok := c.steps[s.Index]
+		if legacy && !cm.hashed {
+			delete(c.steps, s.Index)
+			continue
+		}
+		rc.checked++
 		switch {
 		case !ok:
 			rc.report(stepProblem(id, s.Index, 0, ProblemRecordExtra, "no envelope commits to step %d", s.Index))
@@ -220,14 +232,18 @@ func (rc *recordCheck) check(id string, c *cover) {
 	}
 	sort.Ints(missing)
 	for _, i := range missing {
+		if legacy && !c.steps[i].hashed {
+			continue
+		}
 		rc.report(stepProblem(id, i, c.steps[i].seq, ProblemRecordMissing, "envelope seq %d commits to step %d, which is not stored", c.steps[i].seq, i))
 	}
 }
 
 // checkOne compares a single record with its commitment.
-func (rc *recordCheck) checkOne(id, what string, cm commitment, v []byte, present bool) {
+// For a legacy run, a record no envelope carries a hash for is skipped.
+func (rc *recordCheck) checkOne(id, what string, cm commitment, v []byte, present, legacy bool) {
 	switch {
-	case cm.seq == 0 && !present:
+	case cm.seq == 0 && (!present || legacy):
 	case cm.seq == 0:
 		rc.checked++
 		rc.report(RecordProblem{ExecutionID: id, Record: what, Problem: ProblemRecordExtra, Reason: "no envelope commits to the " + what})
