@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -346,6 +347,46 @@ func TestLegacyMarkerDoesNotExempt(t *testing.T) {
 					t.Errorf("VerifyChain(%q) of a run marked legacy and changed = OK %v, records %v, notes %v; want its %s reported",
 						scope, rep.OK, rep.Records, rep.Notes, tc.record)
 				}
+			}
+		})
+	}
+}
+
+// Ensure a step key of the wrong shape (not the id, a NUL and 8 bytes of
+// index) added to the file is reported by VerifyChain as a record no
+// envelope covers, for that run, while the other records still verify and
+// the trace and steps still read. Before, a short key made every reader
+// and the whole-chain verify fail with "index out of range".
+func TestMalformedStepKey(t *testing.T) {
+	for _, suffix := range [][]byte{{1}, {0, 0, 0, 0, 0, 0, 0, 1, 7}, {}} {
+		t.Run(fmt.Sprintf("%d bytes", len(suffix)), func(t *testing.T) {
+			path, id := recordsDB(t)
+			if err := rawUpdate(path, func(tx *bolt.Tx) error {
+				return tx.Bucket([]byte("steps")).Put(append(append([]byte(id), 0), suffix...), []byte(`{"step_id":"x","status":"success"}`))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ctx := context.Background()
+			for _, scope := range []string{"", id} {
+				rep, err := db.VerifyChain(ctx, scope)
+				if err != nil {
+					t.Fatalf("VerifyChain(%q): %v", scope, err)
+				}
+				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].ExecutionID != id ||
+					rep.Records[0].Record != store.RecordStep || rep.Records[0].Problem != store.ProblemRecordExtra {
+					t.Errorf("VerifyChain(%q) = %+v; want the malformed step key of %q reported", scope, rep, id)
+				}
+			}
+			if _, steps, err := db.ExecutionTrace(ctx, id); err != nil || len(steps) != 3 {
+				t.Errorf("ExecutionTrace = %d steps, %v; want the 3 real steps", len(steps), err)
+			}
+			if steps, err := db.Steps(ctx, id, 0, 0); err != nil || len(steps) != 3 {
+				t.Errorf("Steps = %d steps, %v; want the 3 real steps", len(steps), err)
 			}
 		})
 	}

@@ -148,6 +148,10 @@ func (rc *recordCheck) check(id string, c *cover) {
 	rec := tx.Bucket(bucketExecutions).Get([]byte(id))
 	body := tx.Bucket(bucketExecBodies).Get([]byte(id))
 	steps := readSteps(tx, id)
+	if n := badStepKeys(tx, id); n > 0 {
+		rc.report(RecordProblem{ExecutionID: id, Record: RecordStep, Problem: ProblemRecordExtra,
+			Reason: fmt.Sprintf("%d step record(s) under a key that is not the id, a NUL and an 8-byte index: no envelope covers them", n)})
+	}
 	has := rec != nil || body != nil || len(steps) > 0
 	// The legacy marker lies outside the chain: it only exempts the
 	// records no envelope carries a hash for, never one an envelope
@@ -289,11 +293,14 @@ func allExecutionIDs(tx *bolt.Tx, covers map[string]*cover) []string {
 	})
 	c := tx.Bucket(bucketSteps).Cursor()
 	for k, _ := c.First(); k != nil; {
-		if len(k) < 9 {
+		// Ids hold no NUL: the id ends at the first one, whatever the
+		// key's length (a malformed key is the record check's to report).
+		n := bytes.IndexByte(k, 0)
+		if n < 0 {
 			k, _ = c.Next()
 			continue
 		}
-		id := k[:len(k)-9]
+		id := k[:n]
 		set[string(id)] = struct{}{}
 		// Skip to the next execution's steps.
 		k, _ = c.Seek(append(bytes.Clone(id), 1))
