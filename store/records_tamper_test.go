@@ -391,3 +391,65 @@ func TestMalformedStepKey(t *testing.T) {
 		})
 	}
 }
+
+// Ensure a record cannot be re-committed by appending envelopes: someone
+// who can write the file but not rewrite the chain before a checkpoint
+// changes an old step (or the input) and appends, through the store, an
+// envelope committing to the new bytes. A step is committed once and an
+// execution's input and program never change, so verify reports the
+// second commitment, naming the record and both envelopes. Before, the
+// latest envelope won and verify passed, also against a checkpoint taken
+// before the append (the chain only grew).
+func TestRecordRecommitted(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, record string
+		tamper       func(tx *bolt.Tx, id string) error
+		append       func(db *store.DB, id string) error
+	}{
+		{"step", store.RecordStep,
+			func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded")
+			},
+			func(db *store.DB, id string) error {
+				v := []byte(`{"step_id":"b","status":"success","output":"refunded"}`)
+				_, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: id, StepIndex: 1, StepID: "b", RecordSHA256: store.RecordSHA256(v)})
+				return err
+			}},
+		{"input", store.RecordInput,
+			func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "exec_bodies", []byte(id), "order-abc", "order-xyz")
+			},
+			func(db *store.DB, id string) error {
+				_, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindExecution, ExecutionID: id,
+					InputSHA256: store.RecordSHA256([]byte(`{"order_id":"order-xyz-123"}`))})
+				return err
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, id := recordsDB(t)
+			if err := rawUpdate(path, func(tx *bolt.Tx) error { return tc.tamper(tx, id) }); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := tc.append(db, id); err != nil {
+				t.Fatal(err)
+			}
+			for _, scope := range []string{"", id} {
+				rep, err := db.VerifyChain(ctx, scope)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].Record != tc.record ||
+					rep.Records[0].ExecutionID != id || rep.Records[0].Problem != store.ProblemRecordChanged {
+					t.Errorf("VerifyChain(%q) after a re-commit = %+v; want the %s reported changed", scope, rep, tc.record)
+				}
+			}
+		})
+	}
+}

@@ -87,6 +87,22 @@ type cover struct {
 	input   commitment
 	program commitment
 	deleted bool
+	// recommits are later envelopes committing anew to a record that is
+	// committed once: a step, the input, the program. No writer makes
+	// them; appending one is how a changed record would be re-sealed
+	// without rewriting the chain (a checkpoint cannot see an append).
+	recommits []RecordProblem
+}
+
+// recommit notes that e commits again, with a different hash, to a record
+// first committed by envelope first.
+func (c *cover) recommit(e *Envelope, what string, step *int, first uint64) {
+	if len(c.recommits) >= maxRecordProblems {
+		return
+	}
+	c.recommits = append(c.recommits, RecordProblem{ExecutionID: e.ExecutionID, Record: what, StepIndex: step, Seq: e.Seq,
+		Problem: ProblemRecordChanged,
+		Reason:  fmt.Sprintf("envelope seq %d commits anew to the %s that envelope seq %d committed to: it is committed once", e.Seq, what, first)})
 }
 
 // add takes in one envelope of the execution, in seq order.
@@ -100,17 +116,30 @@ func (c *cover) add(e *Envelope) {
 		if c.steps == nil {
 			c.steps = map[int]commitment{}
 		}
-		c.steps[e.StepIndex] = commit(e.Seq, e.RecordSHA256)
+		cm := commit(e.Seq, e.RecordSHA256)
+		if old, ok := c.steps[e.StepIndex]; ok && old.hashed && cm.hashed {
+			i := e.StepIndex
+			c.recommit(e, RecordStep, &i, old.seq)
+		}
+		c.steps[e.StepIndex] = cm
 	}
 	c.deleted = false
 	if e.ExecutionSHA256 != "" {
 		c.exec = commit(e.Seq, e.ExecutionSHA256)
 	}
 	if e.InputSHA256 != "" {
-		c.input = commit(e.Seq, e.InputSHA256)
+		cm := commit(e.Seq, e.InputSHA256)
+		if c.input.hashed && (cm.sum != c.input.sum || !cm.valid) {
+			c.recommit(e, RecordInput, nil, c.input.seq)
+		}
+		c.input = cm
 	}
 	if e.ProgramSHA256 != "" {
-		c.program = commit(e.Seq, e.ProgramSHA256)
+		cm := commit(e.Seq, e.ProgramSHA256)
+		if c.program.hashed && (cm.sum != c.program.sum || !cm.valid) {
+			c.recommit(e, RecordProgram, nil, c.program.seq)
+		}
+		c.program = cm
 	}
 }
 
@@ -148,6 +177,9 @@ func (rc *recordCheck) check(id string, c *cover) {
 	rec := tx.Bucket(bucketExecutions).Get([]byte(id))
 	body := tx.Bucket(bucketExecBodies).Get([]byte(id))
 	steps := readSteps(tx, id)
+	for _, p := range c.recommits {
+		rc.report(p)
+	}
 	if n := badStepKeys(tx, id); n > 0 {
 		rc.report(RecordProblem{ExecutionID: id, Record: RecordStep, Problem: ProblemRecordExtra,
 			Reason: fmt.Sprintf("%d step record(s) under a key that is not the id, a NUL and an 8-byte index: no envelope covers them", n)})
