@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -451,5 +453,49 @@ func TestRecordRecommitted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Ensure an erased secret made live again on disk (its tombstone cleared:
+// traces then show its public ref instead of [REDACTED_TOMBSTONE]) is
+// reported by the whole-chain verify, naming the secret and the erase
+// envelope, while the untouched erasure verifies. The tombstone is what
+// erasure changes, outside every hashed record: the erase envelope is
+// what tells verify it must be there. Before, verify passed.
+func TestErasureUndone(t *testing.T) {
+	ctx := context.Background()
+	path, _ := recordsDB(t)
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutSecret(ctx, store.SecretRecord{ID: "card", Salt: "s4lt", Nonce: []byte("n"), Ciphertext: []byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.EraseSecret(ctx, "card"); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(map[string]any{"erased": true, "ref": projection.PublicRef("card", "s4lt", false)})
+	if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindErase, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK || len(rep.Notes) != 0 {
+		t.Fatalf("VerifyChain after an erasure = %+v, %v; want OK", rep, err)
+	}
+	db.Close()
+	if err := rawUpdate(path, func(tx *bolt.Tx) error {
+		return replaceIn(tx, "vault", []byte("card"), `"tombstoned":true`, `"tombstoned":false`)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rep, err := db.VerifyChain(ctx, "")
+	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != store.RecordSecret ||
+		!strings.Contains(rep.Records[0].String(), `secret "card"`) || rep.Records[0].Seq != 4 {
+		t.Fatalf("VerifyChain after the tombstone was cleared = %+v, %v; want the secret reported", rep, err)
 	}
 }

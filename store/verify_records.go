@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
 
 // The records a trace shows, as RecordProblem.Record names them.
@@ -22,6 +24,10 @@ const (
 	RecordInput = "input"
 	// RecordProgram is the program an execution ran.
 	RecordProgram = "program"
+	// RecordSecret is a secret's vault record, as far as its erasure goes
+	// (whether traces show it tombstoned); ExecutionID is empty and the
+	// reason names the secret.
+	RecordSecret = "secret"
 )
 
 // maxRecordProblems caps the record problems (and, apart, the notes) a
@@ -50,6 +56,9 @@ type RecordProblem struct {
 // String describes the problem with the record it names, e.g.
 // `execution "7f0c" step 3: record changed: …`.
 func (p RecordProblem) String() string {
+	if p.Record == RecordSecret {
+		return fmt.Sprintf("%s: %s", p.Problem, p.Reason)
+	}
 	what := p.Record
 	if p.StepIndex != nil {
 		what = fmt.Sprintf("step %d", *p.StepIndex)
@@ -350,4 +359,32 @@ func allExecutionIDs(tx *bolt.Tx, covers map[string]*cover) []string {
 func decodeCover(v []byte) (Envelope, bool) {
 	var e Envelope
 	return e, json.Unmarshal(v, &e) == nil
+}
+
+// checkErasures holds the vault's tombstones to the erase envelopes: a
+// secret an erase envelope records (by its public ref) must still be
+// tombstoned, else traces show its ref again as if it had never been
+// erased. A tombstone without an envelope is only noted: erasure stores
+// the tombstone first and appends the envelope after, so a crash between
+// the two leaves one.
+func (rc *recordCheck) checkErasures(erased map[string]uint64) {
+	_ = rc.tx.Bucket(bucketSecrets).ForEach(func(k, v []byte) error {
+		var s SecretRecord
+		if json.Unmarshal(v, &s) != nil {
+			return nil // the vault's readers report it
+		}
+		seq, ok := erased[projection.PublicRef(s.ID, s.Salt, false)]
+		switch {
+		case ok && !s.Tombstoned:
+			rc.checked++
+			rc.report(RecordProblem{Record: RecordSecret, Seq: seq, Problem: ProblemRecordChanged,
+				Reason: fmt.Sprintf("secret %s: erase envelope seq %d records its erasure, but its vault record is not tombstoned", Clip(s.ID), seq)})
+		case ok:
+			rc.checked++
+		case s.Tombstoned:
+			rc.note(RecordProblem{Record: RecordSecret, Problem: ProblemUncovered,
+				Reason: fmt.Sprintf("secret %s is tombstoned but no erase envelope records it (an erasure interrupted before its envelope?)", Clip(s.ID))})
+		}
+		return nil
+	})
 }
