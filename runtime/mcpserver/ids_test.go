@@ -119,3 +119,34 @@ func TestResourceIDLimits(t *testing.T) {
 		t.Fatal("the log holds a long id whole")
 	}
 }
+
+// Ensure an enumerated argument with a value outside its set (resume's
+// source, list_traces' status) is refused quoting only an excerpt of it,
+// as ids are: the refusal of a 1 MiB value stays short and the log never
+// holds it whole. Before, the answer quoted 4 KiB of it.
+func TestEnumArgumentClipped(t *testing.T) {
+	var logs lockedBuffer
+	rt := openRuntime(t, runtime.Config{})
+	s := New(rt, &Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	c, _ := inProcess(t, s)
+	long := strings.Repeat("S", 1<<20)
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"resume_program", map[string]any{"trace_id": "t", "payload": map[string]any{}, "source": long}},
+		{"list_traces", map[string]any{"status": long}},
+	} {
+		t.Run(tc.tool, func(t *testing.T) {
+			e := toolErr(t, tc.tool, call(t, c, tc.tool, tc.args))
+			msg, _ := e["message"].(string)
+			if e["error"] != "invalid_argument" || !strings.Contains(msg, "is not one of") || len(msg) > 400 {
+				t.Fatalf("got %d bytes: %.300v", len(msg), e)
+			}
+		})
+	}
+	if strings.Contains(logs.String(), long[:200]) {
+		t.Fatal("the log holds a long value whole")
+	}
+}
