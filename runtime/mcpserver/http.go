@@ -144,17 +144,18 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// is refused unread and the server drains it after the handler.
 		r.Body = rateBody{newRateReader(w, r.Body, g.opts), r.Body}
 	}
-	// A request refused with its body unread closes its connection
-	// without reading the body: else the server drains it after the
-	// handler, and a client that announces a body and sends nothing holds
-	// a busy connection (one the cap cannot close) for the whole body
-	// grace, without any token. The read deadline set to now ends the
-	// drain at once.
+	// A request refused with its body unread closes its connection after
+	// at most evictAfter: else the server drains the body after the
+	// handler, and a client that announces one and sends nothing holds a
+	// busy connection (one the cap cannot close) for the whole body
+	// grace, without any token. What was already sent is still read
+	// (so the close does not reset the answer away); a larger body is not
+	// read at all (Go closes early past 256 KiB).
 	unread := r.ContentLength != 0
 	refuse := func() {
 		if unread {
 			w.Header().Set("Connection", "close")
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(evictAfter))
 		}
 	}
 	if r.URL.Path == "/health" {
@@ -188,7 +189,6 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Body != nil && r.Method == http.MethodPost {
 		if r.ContentLength > g.opts.MaxBodyBytes {
-			refuse()
 			writeTooLarge(w, g.opts.MaxBodyBytes)
 			return
 		}
