@@ -164,6 +164,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET /health")
 			return
 		}
+		refuse() // the body of a GET /health is never read either
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	}
