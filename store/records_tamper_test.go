@@ -499,3 +499,44 @@ func TestErasureUndone(t *testing.T) {
 		t.Fatalf("VerifyChain after the tombstone was cleared = %+v, %v; want the secret reported", rep, err)
 	}
 }
+
+// Ensure an appended deletion envelope does not let an execution start
+// afresh: steps and input committed before it stay committed once, so
+// envelopes appended after it that re-seal changed records are reported
+// as re-commitments. Before, the deletion reset what verify held the run
+// to, and an attacker re-committing every record after it passed.
+func TestRecommitAfterDelete(t *testing.T) {
+	ctx := context.Background()
+	path, id := recordsDB(t)
+	if err := rawUpdate(path, func(tx *bolt.Tx) error { return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded") }); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindDelete, ExecutionID: id}); err != nil {
+		t.Fatal(err)
+	}
+	_, steps, err := db.ExecutionTrace(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if _, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: id, StepIndex: s.Index, RecordSHA256: store.RecordSHA256(s.Data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := db.VerifyChain(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range rep.Records {
+		found = found || (p.Record == store.RecordStep && p.StepIndex != nil && *p.StepIndex == 1 && p.Problem == store.ProblemRecordChanged)
+	}
+	if rep.OK || !found {
+		t.Fatalf("VerifyChain after a deletion and re-commits = %+v; want step 1 reported re-committed", rep)
+	}
+}

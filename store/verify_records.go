@@ -100,7 +100,11 @@ type cover struct {
 	// committed once: a step, the input, the program. No writer makes
 	// them; appending one is how a changed record would be re-sealed
 	// without rewriting the chain (a checkpoint cannot see an append).
-	recommits []RecordProblem
+	// The first commitments (once*) outlive a deletion envelope, which an
+	// append could otherwise use to start the execution afresh.
+	recommits              []RecordProblem
+	onceSteps              map[int]uint64
+	onceInput, onceProgram commitment
 }
 
 // recommit notes that e commits again, with a different hash, to a record
@@ -119,16 +123,24 @@ func (c *cover) add(e *Envelope) {
 	c.any = true
 	switch e.Kind {
 	case EnvelopeKindDelete:
-		*c = cover{any: true, deleted: true}
+		*c = cover{any: true, deleted: true, recommits: c.recommits,
+			onceSteps: c.onceSteps, onceInput: c.onceInput, onceProgram: c.onceProgram}
 		return
 	case EnvelopeKindStep:
 		if c.steps == nil {
 			c.steps = map[int]commitment{}
 		}
 		cm := commit(e.Seq, e.RecordSHA256)
-		if old, ok := c.steps[e.StepIndex]; ok && old.hashed && cm.hashed {
-			i := e.StepIndex
-			c.recommit(e, RecordStep, &i, old.seq)
+		if cm.hashed {
+			if first, ok := c.onceSteps[e.StepIndex]; ok {
+				i := e.StepIndex
+				c.recommit(e, RecordStep, &i, first)
+			} else {
+				if c.onceSteps == nil {
+					c.onceSteps = map[int]uint64{}
+				}
+				c.onceSteps[e.StepIndex] = e.Seq
+			}
 		}
 		c.steps[e.StepIndex] = cm
 	}
@@ -137,19 +149,24 @@ func (c *cover) add(e *Envelope) {
 		c.exec = commit(e.Seq, e.ExecutionSHA256)
 	}
 	if e.InputSHA256 != "" {
-		cm := commit(e.Seq, e.InputSHA256)
-		if c.input.hashed && (cm.sum != c.input.sum || !cm.valid) {
-			c.recommit(e, RecordInput, nil, c.input.seq)
-		}
-		c.input = cm
+		c.input = c.once(e, RecordInput, &c.onceInput, e.InputSHA256)
 	}
 	if e.ProgramSHA256 != "" {
-		cm := commit(e.Seq, e.ProgramSHA256)
-		if c.program.hashed && (cm.sum != c.program.sum || !cm.valid) {
-			c.recommit(e, RecordProgram, nil, c.program.seq)
-		}
-		c.program = cm
+		c.program = c.once(e, RecordProgram, &c.onceProgram, e.ProgramSHA256)
 	}
+}
+
+// once returns e's commitment to a record committed once, noting a
+// recommit when an earlier envelope committed to other bytes.
+func (c *cover) once(e *Envelope, what string, first *commitment, hexSum string) commitment {
+	cm := commit(e.Seq, hexSum)
+	switch {
+	case !first.hashed:
+		*first = cm
+	case cm.sum != first.sum || !cm.valid:
+		c.recommit(e, what, nil, first.seq)
+	}
+	return cm
 }
 
 // recordCheck re-hashes the records of executions against their covers.
