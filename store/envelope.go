@@ -278,6 +278,9 @@ func (db *DB) Envelopes(ctx context.Context, executionID string) ([]Envelope, er
 		prefix := append([]byte(executionID), 0)
 		c := tx.Bucket(bucketEnvExec).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) != len(prefix)+8 {
+				return fmt.Errorf("%w: envelope index key of %d bytes", ErrCorrupt, len(k))
+			}
 			seq := binary.BigEndian.Uint64(k[len(prefix):])
 			v := envs.Get(u64(seq))
 			if v == nil {

@@ -648,6 +648,9 @@ func (db *DB) Steps(ctx context.Context, executionID string, offset, limit int) 
 		prefix := append([]byte(executionID), 0)
 		c := tx.Bucket(bucketSteps).Cursor()
 		for k, v := c.Seek(joinKey(executionID, uint64(max(offset, 0)))); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+			if len(k) != len(prefix)+8 {
+				continue // not a step key (see badStepKeys)
+			}
 			if limit > 0 && len(out) == limit {
 				break
 			}

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -295,5 +298,245 @@ func TestLegacyRecords(t *testing.T) {
 	rep, err = db.VerifyChain(ctx, "")
 	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].ExecutionID != "new" || len(rep.Notes) != 1 {
 		t.Fatalf("VerifyChain = %+v, %v; want the new run's step reported and the legacy run noted", rep, err)
+	}
+}
+
+// Ensure marking a schema-2 run as legacy on disk (one key in
+// legacy_execs, no hash to recompute) does not exempt its records: the
+// records its envelopes commit to are still checked, so a changed step,
+// execution record or input is reported. Before, the marker alone turned
+// every problem of that run into a note and verify passed (also against a
+// checkpoint, which the marker's bucket is outside of).
+func TestLegacyMarkerDoesNotExempt(t *testing.T) {
+	tests := []struct {
+		name   string
+		record string
+		tamper func(tx *bolt.Tx, id string) error
+	}{
+		{"step", store.RecordStep, func(tx *bolt.Tx, id string) error {
+			return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded")
+		}},
+		{"execution", store.RecordExecution, func(tx *bolt.Tx, id string) error {
+			return replaceIn(tx, "executions", []byte(id), "receipt down", "receipt sent")
+		}},
+		{"input", store.RecordInput, func(tx *bolt.Tx, id string) error {
+			return replaceIn(tx, "exec_bodies", []byte(id), "order-abc", "order-xyz")
+		}},
+		{"step deleted", store.RecordStep, func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("steps")).Delete(stepKey(id, 2)) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, id := recordsDB(t)
+			if err := rawUpdate(path, func(tx *bolt.Tx) error {
+				if err := tx.Bucket([]byte("legacy_execs")).Put([]byte(id), nil); err != nil {
+					return err
+				}
+				return tc.tamper(tx, id)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for _, scope := range []string{"", id} {
+				rep, err := db.VerifyChain(context.Background(), scope)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != tc.record || rep.Records[0].ExecutionID != id {
+					t.Errorf("VerifyChain(%q) of a run marked legacy and changed = OK %v, records %v, notes %v; want its %s reported",
+						scope, rep.OK, rep.Records, rep.Notes, tc.record)
+				}
+			}
+		})
+	}
+}
+
+// Ensure a step key of the wrong shape (not the id, a NUL and 8 bytes of
+// index) added to the file is reported by VerifyChain as a record no
+// envelope covers, for that run, while the other records still verify and
+// the trace and steps still read. Before, a short key made every reader
+// and the whole-chain verify fail with "index out of range".
+func TestMalformedStepKey(t *testing.T) {
+	for _, suffix := range [][]byte{{1}, {0, 0, 0, 0, 0, 0, 0, 1, 7}, {}} {
+		t.Run(fmt.Sprintf("%d bytes", len(suffix)), func(t *testing.T) {
+			path, id := recordsDB(t)
+			if err := rawUpdate(path, func(tx *bolt.Tx) error {
+				return tx.Bucket([]byte("steps")).Put(append(append([]byte(id), 0), suffix...), []byte(`{"step_id":"x","status":"success"}`))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ctx := context.Background()
+			for _, scope := range []string{"", id} {
+				rep, err := db.VerifyChain(ctx, scope)
+				if err != nil {
+					t.Fatalf("VerifyChain(%q): %v", scope, err)
+				}
+				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].ExecutionID != id ||
+					rep.Records[0].Record != store.RecordStep || rep.Records[0].Problem != store.ProblemRecordExtra {
+					t.Errorf("VerifyChain(%q) = %+v; want the malformed step key of %q reported", scope, rep, id)
+				}
+			}
+			if _, steps, err := db.ExecutionTrace(ctx, id); err != nil || len(steps) != 3 {
+				t.Errorf("ExecutionTrace = %d steps, %v; want the 3 real steps", len(steps), err)
+			}
+			if steps, err := db.Steps(ctx, id, 0, 0); err != nil || len(steps) != 3 {
+				t.Errorf("Steps = %d steps, %v; want the 3 real steps", len(steps), err)
+			}
+		})
+	}
+}
+
+// Ensure a record cannot be re-committed by appending envelopes: someone
+// who can write the file but not rewrite the chain before a checkpoint
+// changes an old step (or the input) and appends, through the store, an
+// envelope committing to the new bytes. A step is committed once and an
+// execution's input and program never change, so verify reports the
+// second commitment, naming the record and both envelopes. Before, the
+// latest envelope won and verify passed, also against a checkpoint taken
+// before the append (the chain only grew).
+func TestRecordRecommitted(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, record string
+		tamper       func(tx *bolt.Tx, id string) error
+		append       func(db *store.DB, id string) error
+	}{
+		{"step", store.RecordStep,
+			func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded")
+			},
+			func(db *store.DB, id string) error {
+				v := []byte(`{"step_id":"b","status":"success","output":"refunded"}`)
+				_, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: id, StepIndex: 1, StepID: "b", RecordSHA256: store.RecordSHA256(v)})
+				return err
+			}},
+		{"input", store.RecordInput,
+			func(tx *bolt.Tx, id string) error {
+				return replaceIn(tx, "exec_bodies", []byte(id), "order-abc", "order-xyz")
+			},
+			func(db *store.DB, id string) error {
+				_, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindExecution, ExecutionID: id,
+					InputSHA256: store.RecordSHA256([]byte(`{"order_id":"order-xyz-123"}`))})
+				return err
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, id := recordsDB(t)
+			if err := rawUpdate(path, func(tx *bolt.Tx) error { return tc.tamper(tx, id) }); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := tc.append(db, id); err != nil {
+				t.Fatal(err)
+			}
+			for _, scope := range []string{"", id} {
+				rep, err := db.VerifyChain(ctx, scope)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].Record != tc.record ||
+					rep.Records[0].ExecutionID != id || rep.Records[0].Problem != store.ProblemRecordChanged {
+					t.Errorf("VerifyChain(%q) after a re-commit = %+v; want the %s reported changed", scope, rep, tc.record)
+				}
+			}
+		})
+	}
+}
+
+// Ensure an erased secret made live again on disk (its tombstone cleared:
+// traces then show its public ref instead of [REDACTED_TOMBSTONE]) is
+// reported by the whole-chain verify, naming the secret and the erase
+// envelope, while the untouched erasure verifies. The tombstone is what
+// erasure changes, outside every hashed record: the erase envelope is
+// what tells verify it must be there. Before, verify passed.
+func TestErasureUndone(t *testing.T) {
+	ctx := context.Background()
+	path, _ := recordsDB(t)
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutSecret(ctx, store.SecretRecord{ID: "card", Salt: "s4lt", Nonce: []byte("n"), Ciphertext: []byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.EraseSecret(ctx, "card"); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(map[string]any{"erased": true, "ref": projection.PublicRef("card", "s4lt", false)})
+	if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindErase, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK || len(rep.Notes) != 0 {
+		t.Fatalf("VerifyChain after an erasure = %+v, %v; want OK", rep, err)
+	}
+	db.Close()
+	if err := rawUpdate(path, func(tx *bolt.Tx) error {
+		return replaceIn(tx, "vault", []byte("card"), `"tombstoned":true`, `"tombstoned":false`)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rep, err := db.VerifyChain(ctx, "")
+	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != store.RecordSecret ||
+		!strings.Contains(rep.Records[0].String(), `secret "card"`) || rep.Records[0].Seq != 4 {
+		t.Fatalf("VerifyChain after the tombstone was cleared = %+v, %v; want the secret reported", rep, err)
+	}
+}
+
+// Ensure an appended deletion envelope does not let an execution start
+// afresh: steps and input committed before it stay committed once, so
+// envelopes appended after it that re-seal changed records are reported
+// as re-commitments. Before, the deletion reset what verify held the run
+// to, and an attacker re-committing every record after it passed.
+func TestRecommitAfterDelete(t *testing.T) {
+	ctx := context.Background()
+	path, id := recordsDB(t)
+	if err := rawUpdate(path, func(tx *bolt.Tx) error { return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded") }); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindDelete, ExecutionID: id}); err != nil {
+		t.Fatal(err)
+	}
+	_, steps, err := db.ExecutionTrace(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if _, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: id, StepIndex: s.Index, RecordSHA256: store.RecordSHA256(s.Data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := db.VerifyChain(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range rep.Records {
+		found = found || (p.Record == store.RecordStep && p.StepIndex != nil && *p.StepIndex == 1 && p.Problem == store.ProblemRecordChanged)
+	}
+	if rep.OK || !found {
+		t.Fatalf("VerifyChain after a deletion and re-commits = %+v; want step 1 reported re-committed", rep)
 	}
 }

@@ -51,6 +51,9 @@ func readSteps(tx *bolt.Tx, id string) []Step {
 	var steps []Step
 	size := 0
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+8 {
+			continue // not a step key: verify reports it (badStepKeys)
+		}
 		steps = append(steps, Step{Index: int(binary.BigEndian.Uint64(k[len(prefix):])), Data: v})
 		size += len(v)
 	}
@@ -166,4 +169,19 @@ func readExecKeys(v []byte, k *execKeys) bool {
 		return false
 	})
 	return ok && r.AtEnd()
+}
+
+// badStepKeys counts the keys under an execution's step prefix that are
+// not the id, a NUL and an 8-byte index: no writer makes them and every
+// reader skips them, so only verify sees them.
+func badStepKeys(tx *bolt.Tx, id string) int {
+	prefix := append([]byte(id), 0)
+	c := tx.Bucket(bucketSteps).Cursor()
+	n := 0
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != len(prefix)+8 {
+			n++
+		}
+	}
+	return n
 }

@@ -254,7 +254,16 @@ func (db *DB) VerifyChain(ctx context.Context, executionID string) (VerifyReport
 func verifyAll(ctx context.Context, tx *bolt.Tx, head chainHead) (VerifyReport, error) {
 	var v ChainVerifier
 	covers := map[string]*cover{}
+	erased := map[string]uint64{} // public ref → erase envelope seq
 	coverOf := func(e *Envelope) {
+		if e.Kind == EnvelopeKindErase {
+			var p struct {
+				Ref string `json:"ref"`
+			}
+			if json.Unmarshal(e.Payload, &p) == nil && p.Ref != "" {
+				erased[p.Ref] = e.Seq
+			}
+		}
 		if e.ExecutionID == "" {
 			return
 		}
@@ -304,6 +313,7 @@ func verifyAll(ctx context.Context, tx *bolt.Tx, head chainHead) (VerifyReport, 
 		}
 		rc.check(id, c)
 	}
+	rc.checkErasures(erased)
 	rc.apply(&rep)
 	return rep, nil
 }

@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
 
 // The records a trace shows, as RecordProblem.Record names them.
@@ -22,6 +24,10 @@ const (
 	RecordInput = "input"
 	// RecordProgram is the program an execution ran.
 	RecordProgram = "program"
+	// RecordSecret is a secret's vault record, as far as its erasure goes
+	// (whether traces show it tombstoned); ExecutionID is empty and the
+	// reason names the secret.
+	RecordSecret = "secret"
 )
 
 // maxRecordProblems caps the record problems (and, apart, the notes) a
@@ -50,6 +56,9 @@ type RecordProblem struct {
 // String describes the problem with the record it names, e.g.
 // `execution "7f0c" step 3: record changed: …`.
 func (p RecordProblem) String() string {
+	if p.Record == RecordSecret {
+		return fmt.Sprintf("%s: %s", p.Problem, p.Reason)
+	}
 	what := p.Record
 	if p.StepIndex != nil {
 		what = fmt.Sprintf("step %d", *p.StepIndex)
@@ -61,13 +70,14 @@ func (p RecordProblem) String() string {
 // kept decoded (a whole-chain check holds one per envelope): valid is
 // false when the envelope's hex is not a SHA-256, which no record matches.
 type commitment struct {
-	seq   uint64
-	sum   [sha256.Size]byte
-	valid bool
+	seq    uint64
+	sum    [sha256.Size]byte
+	valid  bool
+	hashed bool // the envelope carries a hash at all (schema 2)
 }
 
 func commit(seq uint64, hexSum string) commitment {
-	c := commitment{seq: seq}
+	c := commitment{seq: seq, hashed: hexSum != ""}
 	if len(hexSum) == 2*sha256.Size {
 		_, err := hex.Decode(c.sum[:], []byte(hexSum))
 		c.valid = err == nil
@@ -86,6 +96,26 @@ type cover struct {
 	input   commitment
 	program commitment
 	deleted bool
+	// recommits are later envelopes committing anew to a record that is
+	// committed once: a step, the input, the program. No writer makes
+	// them; appending one is how a changed record would be re-sealed
+	// without rewriting the chain (a checkpoint cannot see an append).
+	// The first commitments (once*) outlive a deletion envelope, which an
+	// append could otherwise use to start the execution afresh.
+	recommits              []RecordProblem
+	onceSteps              map[int]uint64
+	onceInput, onceProgram commitment
+}
+
+// recommit notes that e commits again, with a different hash, to a record
+// first committed by envelope first.
+func (c *cover) recommit(e *Envelope, what string, step *int, first uint64) {
+	if len(c.recommits) >= maxRecordProblems {
+		return
+	}
+	c.recommits = append(c.recommits, RecordProblem{ExecutionID: e.ExecutionID, Record: what, StepIndex: step, Seq: e.Seq,
+		Problem: ProblemRecordChanged,
+		Reason:  fmt.Sprintf("envelope seq %d commits anew to the %s that envelope seq %d committed to: it is committed once", e.Seq, what, first)})
 }
 
 // add takes in one envelope of the execution, in seq order.
@@ -93,24 +123,50 @@ func (c *cover) add(e *Envelope) {
 	c.any = true
 	switch e.Kind {
 	case EnvelopeKindDelete:
-		*c = cover{any: true, deleted: true}
+		*c = cover{any: true, deleted: true, recommits: c.recommits,
+			onceSteps: c.onceSteps, onceInput: c.onceInput, onceProgram: c.onceProgram}
 		return
 	case EnvelopeKindStep:
 		if c.steps == nil {
 			c.steps = map[int]commitment{}
 		}
-		c.steps[e.StepIndex] = commit(e.Seq, e.RecordSHA256)
+		cm := commit(e.Seq, e.RecordSHA256)
+		if cm.hashed {
+			if first, ok := c.onceSteps[e.StepIndex]; ok {
+				i := e.StepIndex
+				c.recommit(e, RecordStep, &i, first)
+			} else {
+				if c.onceSteps == nil {
+					c.onceSteps = map[int]uint64{}
+				}
+				c.onceSteps[e.StepIndex] = e.Seq
+			}
+		}
+		c.steps[e.StepIndex] = cm
 	}
 	c.deleted = false
 	if e.ExecutionSHA256 != "" {
 		c.exec = commit(e.Seq, e.ExecutionSHA256)
 	}
 	if e.InputSHA256 != "" {
-		c.input = commit(e.Seq, e.InputSHA256)
+		c.input = c.once(e, RecordInput, &c.onceInput, e.InputSHA256)
 	}
 	if e.ProgramSHA256 != "" {
-		c.program = commit(e.Seq, e.ProgramSHA256)
+		c.program = c.once(e, RecordProgram, &c.onceProgram, e.ProgramSHA256)
 	}
+}
+
+// once returns e's commitment to a record committed once, noting a
+// recommit when an earlier envelope committed to other bytes.
+func (c *cover) once(e *Envelope, what string, first *commitment, hexSum string) commitment {
+	cm := commit(e.Seq, hexSum)
+	switch {
+	case !first.hashed:
+		*first = cm
+	case cm.sum != first.sum || !cm.valid:
+		c.recommit(e, what, nil, first.seq)
+	}
+	return cm
 }
 
 // recordCheck re-hashes the records of executions against their covers.
@@ -147,13 +203,27 @@ func (rc *recordCheck) check(id string, c *cover) {
 	rec := tx.Bucket(bucketExecutions).Get([]byte(id))
 	body := tx.Bucket(bucketExecBodies).Get([]byte(id))
 	steps := readSteps(tx, id)
+	for _, p := range c.recommits {
+		rc.report(p)
+	}
+	if n := badStepKeys(tx, id); n > 0 {
+		rc.report(RecordProblem{ExecutionID: id, Record: RecordStep, Problem: ProblemRecordExtra,
+			Reason: fmt.Sprintf("%d step record(s) under a key that is not the id, a NUL and an 8-byte index: no envelope covers them", n)})
+	}
 	has := rec != nil || body != nil || len(steps) > 0
-	if tx.Bucket(bucketLegacyExecs).Get([]byte(id)) != nil {
-		if has {
-			rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemLegacy,
-				Reason: "written before schema 2: its envelopes carry no record hashes"})
+	// The legacy marker lies outside the chain: it only exempts the
+	// records no envelope carries a hash for, never one an envelope
+	// commits to (else one key in legacy_execs would hide any change).
+	legacy := tx.Bucket(bucketLegacyExecs).Get([]byte(id)) != nil
+	if legacy {
+		if !has {
+			return
 		}
-		return
+		rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemLegacy,
+			Reason: "written before schema 2: the records its envelopes carry no hash for are not checked"})
+		if c.deleted || !c.any {
+			return
+		}
 	}
 	if !has {
 		if c.any && !c.deleted {
@@ -188,7 +258,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		}
 		return
 	}
-	rc.checkOne(id, RecordExecution, c.exec, rec, rec != nil)
+	rc.checkOne(id, RecordExecution, c.exec, rec, rec != nil, legacy)
 	var e Execution
 	bodyOK := true
 	if body != nil {
@@ -200,12 +270,16 @@ func (rc *recordCheck) check(id string, c *cover) {
 		}
 	}
 	if bodyOK {
-		rc.checkOne(id, RecordInput, c.input, e.Input, len(e.Input) > 0)
-		rc.checkOne(id, RecordProgram, c.program, e.Program, len(e.Program) > 0)
+		rc.checkOne(id, RecordInput, c.input, e.Input, len(e.Input) > 0, legacy)
+		rc.checkOne(id, RecordProgram, c.program, e.Program, len(e.Program) > 0, legacy)
 	}
 	for _, s := range steps {
-		rc.checked++
 		cm, ok := c.steps[s.Index]
+		if legacy && !cm.hashed {
+			delete(c.steps, s.Index)
+			continue
+		}
+		rc.checked++
 		switch {
 		case !ok:
 			rc.report(stepProblem(id, s.Index, 0, ProblemRecordExtra, "no envelope commits to step %d", s.Index))
@@ -220,14 +294,18 @@ func (rc *recordCheck) check(id string, c *cover) {
 	}
 	sort.Ints(missing)
 	for _, i := range missing {
+		if legacy && !c.steps[i].hashed {
+			continue
+		}
 		rc.report(stepProblem(id, i, c.steps[i].seq, ProblemRecordMissing, "envelope seq %d commits to step %d, which is not stored", c.steps[i].seq, i))
 	}
 }
 
 // checkOne compares a single record with its commitment.
-func (rc *recordCheck) checkOne(id, what string, cm commitment, v []byte, present bool) {
+// For a legacy run, a record no envelope carries a hash for is skipped.
+func (rc *recordCheck) checkOne(id, what string, cm commitment, v []byte, present, legacy bool) {
 	switch {
-	case cm.seq == 0 && !present:
+	case cm.seq == 0 && (!present || legacy):
 	case cm.seq == 0:
 		rc.checked++
 		rc.report(RecordProblem{ExecutionID: id, Record: what, Problem: ProblemRecordExtra, Reason: "no envelope commits to the " + what})
@@ -273,11 +351,14 @@ func allExecutionIDs(tx *bolt.Tx, covers map[string]*cover) []string {
 	})
 	c := tx.Bucket(bucketSteps).Cursor()
 	for k, _ := c.First(); k != nil; {
-		if len(k) < 9 {
+		// Ids hold no NUL: the id ends at the first one, whatever the
+		// key's length (a malformed key is the record check's to report).
+		n := bytes.IndexByte(k, 0)
+		if n < 0 {
 			k, _ = c.Next()
 			continue
 		}
-		id := k[:len(k)-9]
+		id := k[:n]
 		set[string(id)] = struct{}{}
 		// Skip to the next execution's steps.
 		k, _ = c.Seek(append(bytes.Clone(id), 1))
@@ -295,4 +376,32 @@ func allExecutionIDs(tx *bolt.Tx, covers map[string]*cover) []string {
 func decodeCover(v []byte) (Envelope, bool) {
 	var e Envelope
 	return e, json.Unmarshal(v, &e) == nil
+}
+
+// checkErasures holds the vault's tombstones to the erase envelopes: a
+// secret an erase envelope records (by its public ref) must still be
+// tombstoned, else traces show its ref again as if it had never been
+// erased. A tombstone without an envelope is only noted: erasure stores
+// the tombstone first and appends the envelope after, so a crash between
+// the two leaves one.
+func (rc *recordCheck) checkErasures(erased map[string]uint64) {
+	_ = rc.tx.Bucket(bucketSecrets).ForEach(func(k, v []byte) error {
+		var s SecretRecord
+		if json.Unmarshal(v, &s) != nil {
+			return nil // the vault's readers report it
+		}
+		seq, ok := erased[projection.PublicRef(s.ID, s.Salt, false)]
+		switch {
+		case ok && !s.Tombstoned:
+			rc.checked++
+			rc.report(RecordProblem{Record: RecordSecret, Seq: seq, Problem: ProblemRecordChanged,
+				Reason: fmt.Sprintf("secret %s: erase envelope seq %d records its erasure, but its vault record is not tombstoned", Clip(s.ID), seq)})
+		case ok:
+			rc.checked++
+		case s.Tombstoned:
+			rc.note(RecordProblem{Record: RecordSecret, Problem: ProblemUncovered,
+				Reason: fmt.Sprintf("secret %s is tombstoned but no erase envelope records it (an erasure interrupted before its envelope?)", Clip(s.ID))})
+		}
+		return nil
+	})
 }

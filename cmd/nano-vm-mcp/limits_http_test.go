@@ -361,3 +361,57 @@ func TestHTTPLongRunOutlivesWriteTimeout(t *testing.T) {
 		t.Fatal("no progress reached the client")
 	}
 }
+
+// Ensure a request refused before its body is read (no or a wrong token,
+// a refused Host, a POST to /health; a GET /health, whose body is never
+// read either) is answered at once and its
+// connection closed, whatever body it announced and however slowly that
+// body comes: such connections are busy to the connection cap, so if the
+// server waited for the body (it drained it under the body grace, here
+// 5 minutes) unauthenticated clients sending only headers would hold the
+// cap and authenticated clients would get 503. An authenticated client is
+// served while they are open.
+func TestHTTPRefusedBodyNotHeld(t *testing.T) {
+	const key = "refuse-token"
+	const max = 4
+	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "refuse.db"), key,
+		"--http-max-conns", fmt.Sprint(max), "--http-body-grace", "5m", "--http-read-timeout", "10m", "--http-idle-timeout", "5m")
+	defer stop()
+	reqs := []string{
+		"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+		"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer wrong\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{",
+		"POST /mcp HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer " + key + "\r\nContent-Length: 1000\r\n\r\n",
+		"POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n",
+		"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n",
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for _, req := range reqs {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%q: no answer while its body is unsent: %v", req[:20], err)
+		}
+		resp.Body.Close()
+		if (resp.StatusCode < 400 || resp.StatusCode >= 500) && !strings.HasPrefix(req, "GET /health") || !resp.Close {
+			t.Fatalf("%q: status %d, close=%v; want a refusal closing the connection", req[:20], resp.StatusCode, resp.Close)
+		}
+		if err := waitClosed(c, time.Now().Add(60*time.Second)); err != nil {
+			t.Fatalf("%q: connection after the refusal: %v", req[:20], err)
+		}
+	}
+	c := authedClient(t, base, key)
+	callTool(t, c, "list_traces", map[string]any{"limit": 1}, false)
+}

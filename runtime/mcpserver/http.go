@@ -144,27 +144,46 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// is refused unread and the server drains it after the handler.
 		r.Body = rateBody{newRateReader(w, r.Body, g.opts), r.Body}
 	}
+	// A request refused with its body unread closes its connection after
+	// at most evictAfter: else the server drains the body after the
+	// handler, and a client that announces one and sends nothing holds a
+	// busy connection (one the cap cannot close) for the whole body
+	// grace, without any token. What was already sent is still read
+	// (so the close does not reset the answer away); a larger body is not
+	// read at all (Go closes early past 256 KiB).
+	unread := r.ContentLength != 0
+	refuse := func() {
+		if unread {
+			w.Header().Set("Connection", "close")
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(evictAfter))
+		}
+	}
 	if r.URL.Path == "/health" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			refuse()
 			writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET /health")
 			return
 		}
+		refuse() // the body of a GET /health is never read either
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return
 	}
 	if !g.hostAllowed(r.Host) {
+		refuse()
 		g.log.Warn("http: refused Host", "host", store.Clip(r.Host), "remote", r.RemoteAddr)
 		writeJSONError(w, http.StatusForbidden, "forbidden_host",
 			fmt.Sprintf("Host %s is not allowed (DNS-rebinding protection); the operator can add it to the allowed hosts", store.Clip(r.Host)))
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
+		refuse()
 		g.log.Warn("http: refused Origin", "origin", store.Clip(origin), "remote", r.RemoteAddr)
 		writeJSONError(w, http.StatusForbidden, "forbidden_origin",
 			fmt.Sprintf("Origin %s is not allowed; the operator can add it to the allowed origins", store.Clip(origin)))
 		return
 	}
 	if g.opts.APIKey != "" && !g.authorized(r) {
+		refuse()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nano-vm-mcp"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
 		return

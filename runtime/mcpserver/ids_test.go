@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/nanovm/nano-vm-mcp/runtime"
 )
 
@@ -77,6 +79,70 @@ func TestIDArgumentLimits(t *testing.T) {
 			}
 			if len(msg) > 400 {
 				t.Fatalf("the message is %d bytes: the value was not clipped: %.200s", len(msg), msg)
+			}
+		})
+	}
+	if strings.Contains(logs.String(), long[:200]) {
+		t.Fatal("the log holds a long value whole")
+	}
+}
+
+// Ensure the ids in resource URIs (nanovm://trace/{id}, program/{id},
+// tool/{name}) are held to the same limits as the tools' arguments: past
+// the limit, or with a control character, the read is refused naming the
+// limit, with the value clipped, and neither the answer nor the log holds
+// it whole. Before, the whole id came back in "no trace …".
+func TestResourceIDLimits(t *testing.T) {
+	var logs lockedBuffer
+	rt := openRuntime(t, runtime.Config{})
+	s := New(rt, &Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	c, _ := inProcess(t, s)
+	long := strings.Repeat("k", 5000)
+	for _, tc := range []struct{ uri, limit string }{
+		{"nanovm://trace/" + long, "256-byte"},
+		{"nanovm://program/" + long, "256-byte"},
+		{"nanovm://tool/" + long, "256-byte"},
+		{"nanovm://trace/a%01b", "control character"},
+	} {
+		t.Run(tc.uri[:min(len(tc.uri), 24)], func(t *testing.T) {
+			_, err := c.ReadResource(context.Background(), mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: tc.uri}})
+			if err == nil || !strings.Contains(err.Error(), tc.limit) {
+				t.Fatalf("ReadResource = %v; want a refusal naming %q", err, tc.limit)
+			}
+			if len(err.Error()) > 400 {
+				t.Fatalf("the error is %d bytes: the id was not clipped: %.200s", len(err.Error()), err)
+			}
+		})
+	}
+	if strings.Contains(logs.String(), long[:200]) {
+		t.Fatal("the log holds a long id whole")
+	}
+}
+
+// Ensure an enumerated argument with a value outside its set (resume's
+// source, list_traces' status) is refused quoting only an excerpt of it,
+// as ids are: the refusal of a 1 MiB value stays short and the log never
+// holds it whole. Before, the answer quoted 4 KiB of it.
+func TestEnumArgumentClipped(t *testing.T) {
+	var logs lockedBuffer
+	rt := openRuntime(t, runtime.Config{})
+	s := New(rt, &Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	c, _ := inProcess(t, s)
+	long := strings.Repeat("S", 1<<20)
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"resume_program", map[string]any{"trace_id": "t", "payload": map[string]any{}, "source": long}},
+		{"list_traces", map[string]any{"status": long}},
+	} {
+		t.Run(tc.tool, func(t *testing.T) {
+			e := toolErr(t, tc.tool, call(t, c, tc.tool, tc.args))
+			msg, _ := e["message"].(string)
+			if e["error"] != "invalid_argument" || !strings.Contains(msg, "is not one of") || len(msg) > 400 {
+				t.Fatalf("got %d bytes: %.300v", len(msg), e)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // Resource URIs.
@@ -60,7 +61,7 @@ func (s *Server) readPolicy(ctx context.Context, req mcp.ReadResourceRequest) ([
 }
 
 func (s *Server) readProgram(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	id, err := templateArg(req, "id")
+	id, err := templateArg(req, "id", "program")
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +79,7 @@ type traceResource struct {
 }
 
 func (s *Server) readTrace(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	id, err := templateArg(req, "id")
+	id, err := templateArg(req, "id", "trace")
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +95,7 @@ func (s *Server) readTrace(ctx context.Context, req mcp.ReadResourceRequest) ([]
 }
 
 func (s *Server) readTool(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	name, err := templateArg(req, "name")
+	name, err := templateArg(req, "name", "tool")
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +107,7 @@ func (s *Server) readTool(ctx context.Context, req mcp.ReadResourceRequest) ([]m
 }
 
 // templateArg is a template variable's value from the matched URI.
-func templateArg(req mcp.ReadResourceRequest, name string) (string, error) {
+func templateArg(req mcp.ReadResourceRequest, name, what string) (string, error) {
 	var v string
 	switch a := req.Params.Arguments[name].(type) {
 	case string:
@@ -115,7 +116,12 @@ func templateArg(req mcp.ReadResourceRequest, name string) (string, error) {
 		v = strings.Join(a, ",")
 	}
 	if v == "" {
-		return "", fmt.Errorf("resource %s: missing {%s}", req.Params.URI, name)
+		return "", fmt.Errorf("resource %s: missing {%s}", store.Clip(req.Params.URI), name)
+	}
+	// The same limits as the tools' id arguments (what: trace, program,
+	// tool; a tool's name@sha256:<hex> pin included).
+	if err := store.CheckID(what, v); err != nil {
+		return "", fmt.Errorf("invalid_argument: {%s}: %s", name, strings.TrimPrefix(err.Error(), store.ErrInvalidID.Error()+": "))
 	}
 	return v, nil
 }

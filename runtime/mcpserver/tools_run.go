@@ -270,7 +270,7 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 		source = string(kernel.SourceOperator)
 	case string(kernel.SourceWebhook), string(kernel.SourceOperator), string(kernel.SourceTimer):
 	default:
-		return nil, argError("argument \"source\": %q is not one of WEBHOOK, OPERATOR, TIMER", source)
+		return nil, argError("argument \"source\": %s is not one of WEBHOOK, OPERATOR, TIMER", store.Clip(source))
 	}
 	ctx, cancel, err := s.runContext(ctx)
 	if err != nil {
@@ -560,7 +560,7 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 		return nil, err
 	}
 	if a.Status != "" && !contains(runStatuses, a.Status) {
-		return nil, argError("argument \"status\": %q is not one of %v", a.Status, runStatuses)
+		return nil, argError("argument \"status\": %s is not one of %v", store.Clip(a.Status), runStatuses)
 	}
 	if a.Cursor != "" {
 		// The store reports a bad cursor as a plain error; it is the
