@@ -228,6 +228,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	if rt.host, err = tools.NewHost(ctx, tools.HostOptions{
 		CacheDir:       cacheDir,
 		ProtectedPaths: protectedPaths(cfg.DBPath, cacheDir),
+		ConfigPaths:    configPaths(cfg.PolicyPath, cfg.ToolsDir),
 		Secrets:        secretResolver{rt.vault},
 		HTTPClient:     cfg.HTTPClient,
 		Ceilings:       cfg.Ceilings,
@@ -267,6 +268,19 @@ func protectedPaths(dbPath, cacheDir string) []string {
 	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock"}
 	if cacheDir != "" {
 		ps = append(ps, cacheDir)
+	}
+	return ps
+}
+
+// configPaths are the operator's trust anchors no tool may mount
+// writable: the policy file and the tools folder, which decide at the next
+// start which tools run as the operator's and with what.
+func configPaths(policy, toolsDir string) []string {
+	var ps []string
+	for _, p := range []string{policy, toolsDir} {
+		if p != "" {
+			ps = append(ps, p)
+		}
 	}
 	return ps
 }

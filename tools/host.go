@@ -57,6 +57,11 @@ type HostOptions struct {
 	// Relative paths are taken from the working directory; symlinks are
 	// resolved on both sides before comparing.
 	ProtectedPaths []string
+	// ConfigPaths are the operator's trust anchors (the policy file, the
+	// tools folder): whoever writes them decides, at the next start, which
+	// tools run as the operator's. A mount that is, contains or lies inside
+	// one of them may only be read-only; compared as ProtectedPaths are.
+	ConfigPaths []string
 	// Logger receives host-side events (instance discarded, compile
 	// errors). nil means slog.Default().
 	Logger *slog.Logger
