@@ -31,6 +31,9 @@ type Store interface {
 	// RemoveTool unregisters name; versions and modules stay for the
 	// audit trail; store.ErrNotFound if none.
 	RemoveTool(ctx context.Context, name string) error
+	// UploadedBytes is what uploads store: every version record from an
+	// upload (removed names included) and the distinct modules they run.
+	UploadedBytes(ctx context.Context) (uint64, error)
 }
 
 // RegistryOptions configures a Registry. The zero value grants as
@@ -62,6 +65,10 @@ type Registry struct {
 	// read the store. Register and Remove through this registry keep it
 	// true; the store has one writer process (the primary), which owns it.
 	current map[string]store.ToolRecord
+
+	// uploaded is what uploads store (Store.UploadedBytes), read from the
+	// store at the first upload and kept under regMu; -1 until read.
+	uploaded int64
 }
 
 // version caches one decoded manifest and its Tools per effective set.
@@ -75,7 +82,7 @@ func NewRegistry(h *Host, st Store, opts RegistryOptions) *Registry {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]store.ToolRecord{}}
+	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]store.ToolRecord{}, uploaded: -1}
 }
 
 // grant asks gate C about one version.
@@ -128,6 +135,9 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	if err := g.within(&m); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	if _, err := r.uploadFits(ctx, src, &m, wasm); err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
 	granted, auth := g.effective(&m)
 	// Read, check and admit before compiling: a refused module is never
 	// compiled and leaves nothing behind.
@@ -153,13 +163,64 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	if err := r.mayReplace(ctx, src, &m, &g); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	add, err := r.uploadFitsLocked(ctx, src, &m, wasm)
+	if err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
 	if err := r.st.PutToolVersion(ctx, rec, wasm); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	r.uploaded += add
 	r.mu.Lock()
 	r.current[m.Name] = rec
 	r.mu.Unlock()
 	return rec, nil
+}
+
+// uploadFits refuses an upload that would take what uploads store past
+// Ceilings.UploadBytes, before anything is compiled; checked again under
+// regMu just before the write. It returns what the upload adds: its
+// version record and, unless the store holds them already, its module's
+// bytes.
+func (r *Registry) uploadFits(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte) (int64, error) {
+	if src != store.SourceUpload {
+		return 0, nil
+	}
+	r.regMu.Lock()
+	defer r.regMu.Unlock()
+	return r.uploadFitsLocked(ctx, src, m, wasm)
+}
+
+// uploadRecordBytes is what a version record holds beside its manifest
+// (hashes, name, source, grants, time), counted generously.
+const uploadRecordBytes = 1024
+
+func (r *Registry) uploadFitsLocked(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte) (int64, error) {
+	if src != store.SourceUpload {
+		return 0, nil
+	}
+	if r.uploaded < 0 {
+		n, err := r.st.UploadedBytes(ctx)
+		if err != nil {
+			return 0, err
+		}
+		r.uploaded = int64(n)
+	}
+	canon, _, err := m.canonical()
+	if err != nil {
+		return 0, err
+	}
+	add := int64(len(canon) + len(m.Name) + uploadRecordBytes)
+	if _, err := r.st.Module(ctx, sha256Hex(wasm)); err != nil {
+		add += int64(len(wasm)) // new bytes; a stored module costs nothing more
+	}
+	ceiling := int64(r.host.opts.Ceilings.UploadBytes)
+	if r.uploaded+add <= ceiling {
+		return add, nil
+	}
+	return 0, detail(ErrAboveCeiling,
+		"uploaded tools would store %d bytes (modules and manifests) with this one, above the server's ceiling of %d bytes (--max-upload-bytes); uploads are kept for the audit, so add large or many tools through the tools folder",
+		r.uploaded+add, ceiling)
 }
 
 // mayReplace refuses an upload over a name whose current version is
