@@ -129,7 +129,7 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	}
 	// Refuse a takeover before paying for a compile; checked again under
 	// regMu just before the write.
-	if err := r.mayReplace(ctx, src, &m, &g); err != nil {
+	if err := r.mayReplace(ctx, src, &m, sha256Hex(wasm), &g); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	if err := g.within(&m); err != nil {
@@ -160,7 +160,7 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
-	if err := r.mayReplace(ctx, src, &m, &g); err != nil {
+	if err := r.mayReplace(ctx, src, &m, rec.ModuleSHA256, &g); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	add, err := r.uploadFitsLocked(ctx, src, &m, wasm)
@@ -224,21 +224,31 @@ func (r *Registry) uploadFitsLocked(ctx context.Context, src store.ToolSource, m
 }
 
 // mayReplace refuses an upload over a name whose current version is
-// bundled or the operator's, unless the grant allows it.
-func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Manifest, g *Grant) error {
+// bundled or the operator's, or over a stored version of the same name
+// and module that is (a pinned ref names it for good), unless the grant
+// allows it.
+func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Manifest, sha string, g *Grant) error {
 	if src.Trusted() || g.MayReplaceOperator {
 		return nil
 	}
 	cur, err := r.st.Tool(ctx, m.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
 		return err
-	}
-	if s := cur.EffectiveSource(); s.Trusted() {
+	case cur.EffectiveSource().Trusted():
+		s := cur.EffectiveSource()
 		return fmt.Errorf("%w: %w", ErrCapabilityDenied, detail(ErrOperatorTool,
 			"%q is %s tool: an upload may not replace it unless the policy allows uploads for that name (uploads.tools.%s.replace_operator)", m.Name, SourcePhrase(s), m.Name))
+	}
+	old, err := r.st.ToolVersion(ctx, m.Name, sha)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	case old.EffectiveSource().Trusted():
+		return fmt.Errorf("%w: %w", ErrCapabilityDenied, detail(ErrOperatorTool,
+			"%s@sha256:%s is %s version: an upload may not rewrite it (pinned refs run it as registered); upload under another name", m.Name, sha, SourcePhrase(old.EffectiveSource())))
 	}
 	return nil
 }
