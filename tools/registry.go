@@ -69,6 +69,10 @@ type Registry struct {
 	// uploaded is what uploads store (Store.UploadedBytes), read from the
 	// store at the first upload and kept under regMu; -1 until read.
 	uploaded int64
+	// pending is what uploads between their check and their write (while
+	// they compile) may add, held so that concurrent uploads cannot all
+	// pass the check together; under regMu.
+	pending int64
 }
 
 // version caches one decoded manifest and its Tools per effective set.
@@ -135,9 +139,15 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	if err := g.within(&m); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
-	if _, err := r.uploadFits(ctx, src, &m, wasm); err != nil {
+	held, err := r.uploadFits(ctx, src, &m, wasm)
+	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	defer func() {
+		r.regMu.Lock()
+		r.pending -= held
+		r.regMu.Unlock()
+	}()
 	granted, auth := g.effective(&m)
 	// Read, check and admit before compiling: a refused module is never
 	// compiled and leaves nothing behind.
@@ -163,7 +173,7 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	if err := r.mayReplace(ctx, src, &m, rec.ModuleSHA256, &g); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
-	add, err := r.uploadFitsLocked(ctx, src, &m, wasm)
+	add, err := r.uploadFitsLocked(ctx, src, &m, wasm, held)
 	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
@@ -177,25 +187,32 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	return rec, nil
 }
 
-// uploadFits refuses an upload that would take what uploads store past
-// Ceilings.UploadBytes, before anything is compiled; checked again under
-// regMu just before the write. It returns what the upload adds: its
-// version record and, unless the store holds them already, its module's
-// bytes.
+// uploadFits refuses an upload that would take what uploads store, and
+// what uploads being compiled may add, past Ceilings.UploadBytes, before
+// anything is compiled; checked again under regMu just before the write.
+// It returns what the upload adds (its version record and, unless the
+// store holds them already, its module's bytes), now held in pending: the
+// caller releases it when the registration ends.
 func (r *Registry) uploadFits(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte) (int64, error) {
 	if src != store.SourceUpload {
 		return 0, nil
 	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
-	return r.uploadFitsLocked(ctx, src, m, wasm)
+	add, err := r.uploadFitsLocked(ctx, src, m, wasm, 0)
+	if err == nil {
+		r.pending += add
+	}
+	return add, err
 }
 
 // uploadRecordBytes is what a version record holds beside its manifest
 // (hashes, name, source, grants, time), counted generously.
 const uploadRecordBytes = 1024
 
-func (r *Registry) uploadFitsLocked(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte) (int64, error) {
+// uploadFitsLocked is uploadFits's check, for an upload that holds own of
+// pending already.
+func (r *Registry) uploadFitsLocked(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte, own int64) (int64, error) {
 	if src != store.SourceUpload {
 		return 0, nil
 	}
@@ -215,12 +232,17 @@ func (r *Registry) uploadFitsLocked(ctx context.Context, src store.ToolSource, m
 		add += int64(len(wasm)) // new bytes; a stored module costs nothing more
 	}
 	ceiling := int64(r.host.opts.Ceilings.UploadBytes)
-	if r.uploaded+add <= ceiling {
+	total := r.uploaded + r.pending - own + add
+	if total <= ceiling {
 		return add, nil
 	}
+	inFlight := ""
+	if r.pending > own {
+		inFlight = fmt.Sprintf(", %d of them by uploads being registered now", r.pending-own)
+	}
 	return 0, detail(ErrAboveCeiling,
-		"uploaded tools would store %d bytes (modules and manifests) with this one, above the server's ceiling of %d bytes (--max-upload-bytes); uploads are kept for the audit, so add large or many tools through the tools folder",
-		r.uploaded+add, ceiling)
+		"uploaded tools would store %d bytes (modules and manifests) with this one%s, above the server's ceiling of %d bytes (--max-upload-bytes); uploads are kept for the audit, so add large or many tools through the tools folder",
+		total, inFlight, ceiling)
 }
 
 // mayReplace refuses an upload over a name whose current version is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -87,5 +88,54 @@ func TestUploadBytesCeiling(t *testing.T) {
 		if err != nil || i > 1000 {
 			t.Fatalf("name %d: %v", i, err)
 		}
+	}
+}
+
+// Ensure uploads waiting to be compiled count against the ceiling: many
+// concurrent uploads would otherwise all pass the check, each holding its
+// module while it waits for a compile slot, and the memory they hold
+// would be bounded by nothing. Here the compile slots are taken, so the
+// first upload waits, holding its share; the second, which would fit only
+// without it, is refused at once.
+func TestUploadBytesCountUploadsInFlight(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t, HostOptions{Ceilings: Ceilings{UploadBytes: 1 << 20}})
+	r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+	for range cap(h.compileSlots) {
+		h.compileSlots <- struct{}{}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.RegisterAs(ctx, store.SourceUpload, Manifest{Name: "first", Version: "1"}, paddedCommand(1, 600<<10))
+		done <- err
+	}()
+	for {
+		r.regMu.Lock()
+		pending := r.pending
+		r.regMu.Unlock()
+		if pending > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("first upload ended before it was compiled: %v", err)
+		default:
+		}
+		runtime.Gosched()
+	}
+	_, err := r.RegisterAs(ctx, store.SourceUpload, Manifest{Name: "second", Version: "1"}, paddedCommand(2, 600<<10))
+	if !errors.Is(err, ErrAboveCeiling) {
+		t.Fatalf("second upload while the first waits: %v", err)
+	}
+	for range cap(h.compileSlots) {
+		<-h.compileSlots
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("first upload: %v", err)
+	}
+	r.regMu.Lock()
+	defer r.regMu.Unlock()
+	if r.pending != 0 {
+		t.Fatalf("%d bytes still pending", r.pending)
 	}
 }
