@@ -320,12 +320,16 @@ func (r *Registry) admit(m *Manifest, cm *compiledModule, granted []string) erro
 	}
 	limit := r.host.opts.Ceilings.effective(m).memory
 	memStart := uint64(cm.minPages) << 16
-	if cm.tableBytes == 0 && memStart > limit {
+	if cm.tableBytes == cm.extraBytes && memStart > limit {
 		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", memStart>>10, mib(limit))
 	}
 	if memStart+cm.tableBytes > limit {
-		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start and up to %d KiB for its tables (%s), memory limit is %s",
-			memStart>>10, cm.tableBytes>>10, strings.Join(cm.tables, "; "), mib(limit))
+		what := "its tables"
+		if cm.extraBytes > 0 {
+			what = "its tables, segments and globals"
+		}
+		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start and up to %d KiB for %s (%s), memory limit is %s",
+			memStart>>10, cm.tableBytes>>10, what, strings.Join(cm.tables, "; "), mib(limit))
 	}
 	if m.Isolation == IsolationPool && !cm.hasCall {
 		return fmt.Errorf("%w: isolation %q needs the module to export nanovm_call", ErrInvalidManifest, IsolationPool)
