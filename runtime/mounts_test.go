@@ -294,3 +294,36 @@ func TestTrustAnchorsCannotBeMountedWritable(t *testing.T) {
 		})
 	}
 }
+
+// Ensure the operator's env file, which may hold NANO_VM_MCP_VAULT_KEY and
+// NANO_VM_MCP_API_KEY, can never be mounted, even read-only: a tool
+// reading it would hold the key that decrypts every secret.
+func TestEnvFileCannotBeMounted(t *testing.T) {
+	conf := t.TempDir()
+	envFile := filepath.Join(conf, "nano.env")
+	if err := os.WriteFile(envFile, []byte("NANO_VM_MCP_VAULT_KEY=x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt := openRuntime(t, runtime.Config{DBPath: filepath.Join(t.TempDir(), "nano.db"), EnvFile: envFile, NoBundledTools: true})
+	var mod wasmtools.Module
+	ms, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Name == "fs_escape" {
+			mod = m
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal(mod.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["mounts"] = []map[string]any{{"host_path": conf, "guest_path": "/data", "read_only": true}}
+	b, _ := json.Marshal(m)
+	_, err = rt.RegisterToolLocal(context.Background(), b, mod.Wasm)
+	want := `host_path "` + conf + `" contains the server's own file "` + envFile + `"`
+	if !errors.Is(err, tools.ErrMountRefused) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v\nwant it to say %s", err, want)
+	}
+}

@@ -49,6 +49,10 @@ type Config struct {
 	// of wasm-tools/tools; see ReadToolFolder). A folder that cannot be
 	// registered is skipped with a warning naming it and why.
 	ToolsDir string
+	// EnvFile is the operator's env file, if one was read (the CLI's
+	// --env-file): it may hold the vault key and the API key, so no tool
+	// may mount it, as the database and its key file.
+	EnvFile string
 	// NoBundledTools skips registering the bundled tools at start-up.
 	NoBundledTools bool
 	// DisableToolUpload refuses RegisterTool (the MCP register_tool tool
@@ -227,7 +231,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if rt.host, err = tools.NewHost(ctx, tools.HostOptions{
 		CacheDir:       cacheDir,
-		ProtectedPaths: protectedPaths(cfg.DBPath, cacheDir),
+		ProtectedPaths: protectedPaths(cfg.DBPath, cacheDir, cfg.EnvFile),
 		ConfigPaths:    configPaths(cfg.PolicyPath, cfg.ToolsDir),
 		Secrets:        secretResolver{rt.vault},
 		HTTPClient:     cfg.HTTPClient,
@@ -262,12 +266,14 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // protectedPaths are the files the server keeps beside its database, which
 // no tool may mount, whoever configured the mount: the database, its vault
 // key (whether or not the key comes from the environment this time), the
-// compilation cache, and the shared-serving socket and its election lock
-// (runtime/shared's SocketPath and LockPath).
-func protectedPaths(dbPath, cacheDir string) []string {
+// compilation cache, the shared-serving socket and its election lock
+// (runtime/shared's SocketPath and LockPath), and the operator's env file.
+func protectedPaths(dbPath, cacheDir, envFile string) []string {
 	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock"}
-	if cacheDir != "" {
-		ps = append(ps, cacheDir)
+	for _, p := range []string{cacheDir, envFile} {
+		if p != "" {
+			ps = append(ps, p)
+		}
 	}
 	return ps
 }
