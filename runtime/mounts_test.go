@@ -221,3 +221,110 @@ func equalTrees(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// Ensure no tool may mount the operator's trust anchors writable: the
+// policy file and the tools folder decide, at the next start, which tools
+// run as the operator's and with what. A writable mount covering either
+// would let any client, through that tool, write itself an operator tool
+// (any mount, any secret) or a permissive policy. Read-only mounts of them
+// (a tool reading a data file shipped in its own folder) stay allowed.
+func TestTrustAnchorsCannotBeMountedWritable(t *testing.T) {
+	base := t.TempDir()
+	toolsDir, confDir := filepath.Join(base, "tools"), filepath.Join(base, "conf")
+	for _, d := range []string{filepath.Join(toolsDir, "x"), confDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := filepath.Join(confDir, "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"policy_id":"p","version":"1","tool_capabilities":{"fs_escape":["wasi:fs"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	free := filepath.Join(base, "free")
+	if err := os.Mkdir(free, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rt := openRuntime(t, runtime.Config{DBPath: filepath.Join(t.TempDir(), "nano.db"), PolicyPath: policy, ToolsDir: toolsDir, NoBundledTools: true})
+	var mod wasmtools.Module
+	ms, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Name == "fs_escape" {
+			mod = m
+		}
+	}
+	manifest := func(host string, ro bool) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(mod.Manifest, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["mounts"] = []map[string]any{{"host_path": host, "guest_path": "/data", "read_only": ro}}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name, host, how, file string
+		readOnly, ok          bool
+	}{
+		{name: "the tools folder", host: toolsDir, how: "is", file: toolsDir},
+		{name: "a folder containing both", host: base, how: "contains", file: policy},
+		{name: "a tool's own folder", host: filepath.Join(toolsDir, "x"), how: "lies inside", file: toolsDir},
+		{name: "the policy's folder", host: confDir, how: "contains", file: policy},
+		{name: "the tools folder read-only", host: toolsDir, readOnly: true, ok: true},
+		{name: "the policy's folder read-only", host: confDir, readOnly: true, ok: true},
+		{name: "an unrelated folder", host: free, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := rt.RegisterToolLocal(context.Background(), manifest(tt.host, tt.readOnly), mod.Wasm)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			want := `mount /data: mount refused: host_path "` + tt.host + `" ` + tt.how + ` the operator's configuration "` + tt.file + `"`
+			if !errors.Is(err, tools.ErrMountRefused) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v\nwant it to say %s", err, want)
+			}
+		})
+	}
+}
+
+// Ensure the operator's env file, which may hold NANO_VM_MCP_VAULT_KEY and
+// NANO_VM_MCP_API_KEY, can never be mounted, even read-only: a tool
+// reading it would hold the key that decrypts every secret.
+func TestEnvFileCannotBeMounted(t *testing.T) {
+	conf := t.TempDir()
+	envFile := filepath.Join(conf, "nano.env")
+	if err := os.WriteFile(envFile, []byte("NANO_VM_MCP_VAULT_KEY=x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt := openRuntime(t, runtime.Config{DBPath: filepath.Join(t.TempDir(), "nano.db"), EnvFile: envFile, NoBundledTools: true})
+	var mod wasmtools.Module
+	ms, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Name == "fs_escape" {
+			mod = m
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal(mod.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["mounts"] = []map[string]any{{"host_path": conf, "guest_path": "/data", "read_only": true}}
+	b, _ := json.Marshal(m)
+	_, err = rt.RegisterToolLocal(context.Background(), b, mod.Wasm)
+	want := `host_path "` + conf + `" contains the server's own file "` + envFile + `"`
+	if !errors.Is(err, tools.ErrMountRefused) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v\nwant it to say %s", err, want)
+	}
+}

@@ -49,6 +49,10 @@ type Config struct {
 	// of wasm-tools/tools; see ReadToolFolder). A folder that cannot be
 	// registered is skipped with a warning naming it and why.
 	ToolsDir string
+	// EnvFile is the operator's env file, if one was read (the CLI's
+	// --env-file): it may hold the vault key and the API key, so no tool
+	// may mount it, as the database and its key file.
+	EnvFile string
 	// NoBundledTools skips registering the bundled tools at start-up.
 	NoBundledTools bool
 	// DisableToolUpload refuses RegisterTool (the MCP register_tool tool
@@ -231,7 +235,8 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if rt.host, err = tools.NewHost(ctx, tools.HostOptions{
 		CacheDir:       cacheDir,
-		ProtectedPaths: protectedPaths(cfg.DBPath, cacheDir),
+		ProtectedPaths: protectedPaths(cfg.DBPath, cacheDir, cfg.EnvFile),
+		ConfigPaths:    configPaths(cfg.PolicyPath, cfg.ToolsDir),
 		Secrets:        secretResolver{rt.vault},
 		HTTPClient:     cfg.HTTPClient,
 		Ceilings:       cfg.Ceilings,
@@ -242,7 +247,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	c := rt.host.Ceilings()
 	rt.log.Info("ceilings", "call_memory_mib", c.CallMemoryMiB, "call_timeout", c.CallTimeout, "stdout_bytes", c.StdoutBytes,
-		"stderr_bytes", c.StderrBytes, "pool_size", c.PoolSize, "memory_budget_mib", c.MemoryBudgetMiB, "max_steps", cfg.MaxStepsPerRun)
+		"stderr_bytes", c.StderrBytes, "pool_size", c.PoolSize, "memory_budget_mib", c.MemoryBudgetMiB, "upload_bytes", c.UploadBytes, "max_steps", cfg.MaxStepsPerRun)
 	rt.registry = tools.NewRegistry(rt.host, rt.store, tools.RegistryOptions{Grants: rt.policy})
 	rt.executor = &governedExecutor{rt: rt, inner: executor.New(rt.registry, executor.WithProjection(rt.toolProjection))}
 	if !cfg.NoBundledTools {
@@ -265,13 +270,29 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // protectedPaths are the files the server keeps beside its database, which
 // no tool may mount, whoever configured the mount: the database, its vault
 // key (whether or not the key comes from the environment this time), the
-// compilation cache, and the shared-serving socket and its election lock
-// (runtime/shared's SocketPath and LockPath), and the operator token
-// (OperatorTokenPath), which would let a tool act as the operator.
-func protectedPaths(dbPath, cacheDir string) []string {
+// compilation cache, the shared-serving socket and its election lock
+// (runtime/shared's SocketPath and LockPath), the operator token
+// (OperatorTokenPath), which would let a tool act as the operator, and the
+// operator's env file.
+func protectedPaths(dbPath, cacheDir, envFile string) []string {
 	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
-	if cacheDir != "" {
-		ps = append(ps, cacheDir)
+	for _, p := range []string{cacheDir, envFile} {
+		if p != "" {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// configPaths are the operator's trust anchors no tool may mount
+// writable: the policy file and the tools folder, which decide at the next
+// start which tools run as the operator's and with what.
+func configPaths(policy, toolsDir string) []string {
+	var ps []string
+	for _, p := range []string{policy, toolsDir} {
+		if p != "" {
+			ps = append(ps, p)
+		}
 	}
 	return ps
 }

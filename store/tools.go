@@ -159,3 +159,33 @@ func (db *DB) RemoveTool(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// UploadedBytes returns what uploads (SourceUpload) store: the size of
+// every version record from an upload, removed names included, and of
+// every distinct module such a version runs.
+func (db *DB) UploadedBytes(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		seen := map[string]bool{}
+		mods := tx.Bucket(bucketModules)
+		return tx.Bucket(bucketToolVersions).ForEach(func(k, v []byte) error {
+			var r ToolRecord
+			if err := decodeRecord(v, &r); err != nil {
+				return err
+			}
+			if r.EffectiveSource() != SourceUpload {
+				return nil
+			}
+			n += uint64(len(k) + len(v))
+			if !seen[r.ModuleSHA256] {
+				seen[r.ModuleSHA256] = true
+				n += uint64(len(mods.Get([]byte(r.ModuleSHA256))))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("uploaded bytes: %w", err)
+	}
+	return n, nil
+}

@@ -242,13 +242,21 @@ type limitedMemory struct {
 	region  []byte // the mapping buf lives in, once it outgrew the heap
 	charged uint64 // bytes reserved in the host's budget
 	limit   uint64
-	onHit   func(error)
-	host    *Host
+	// held is the part of the call's memory ceiling the module's tables,
+	// segments and globals take (compiledModule.tableBytes), for messages:
+	// the ceiling a manifest names is limit+held.
+	held  uint64
+	onHit func(error)
+	host  *Host
 }
 
 func (m *limitedMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {
-		m.onHit(detail(ErrMemoryLimit, "memory limit %s exceeded", mib(m.limit)))
+		if m.held > 0 {
+			m.onHit(detail(ErrMemoryLimit, "memory limit %s exceeded (%s of it held for the module's tables, segments and globals)", mib(m.limit+m.held), mib(m.held)))
+		} else {
+			m.onHit(detail(ErrMemoryLimit, "memory limit %s exceeded", mib(m.limit)))
+		}
 		return m.refused(size)
 	}
 	if m.region != nil {
@@ -558,7 +566,7 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
 		}
 	}()
-	mem := &limitedMemory{limit: st.memLimit, onHit: st.fail, host: t.host}
+	mem := &limitedMemory{limit: st.memLimit, held: t.lim.memory - st.memLimit, onHit: st.fail, host: t.host}
 	// Runs last, once the instance is closed or failed to start: wazero
 	// leaves the memory of a module whose data did not fit unfreed.
 	defer mem.Free()

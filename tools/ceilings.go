@@ -39,6 +39,13 @@ type Ceilings struct {
 	// instances together. A call whose memory would take the total past
 	// it fails with ErrBudget. Default DefaultMemoryBudgetMiB().
 	MemoryBudgetMiB int
+	// UploadBytes bounds the distinct module bytes uploads (register_tool)
+	// may store in all: every version is kept for the audit and compiled
+	// code stays in memory, so without it a client could fill the disk
+	// and the memory with distinct uploads. Counted across restarts;
+	// modules already stored and operator tools do not count. Default
+	// 256 MiB.
+	UploadBytes int
 }
 
 // Defaults of Ceilings.
@@ -48,6 +55,7 @@ const (
 	DefaultStdoutBytes   = 16 << 20
 	DefaultStderrBytes   = 1 << 20
 	DefaultPoolSize      = 16
+	DefaultUploadBytes   = 256 << 20
 	// maxBudgetMiB is the default budget on a machine with at least twice
 	// as much memory.
 	maxBudgetMiB = 2048
@@ -87,6 +95,9 @@ func (c Ceilings) withDefaults() Ceilings {
 	}
 	if c.PoolSize <= 0 {
 		c.PoolSize = DefaultPoolSize
+	}
+	if c.UploadBytes <= 0 {
+		c.UploadBytes = DefaultUploadBytes
 	}
 	if c.MemoryBudgetMiB <= 0 {
 		c.MemoryBudgetMiB = DefaultMemoryBudgetMiB()

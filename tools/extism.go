@@ -493,7 +493,7 @@ func (t *Tool) runExtism(ctx context.Context, st *callState, fn string, input []
 			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
 		}
 	}()
-	mem := &limitedMemory{limit: st.memLimit, onHit: st.fail, host: t.host}
+	mem := &limitedMemory{limit: st.memLimit, held: t.lim.memory - st.memLimit, onHit: st.fail, host: t.host}
 	defer mem.Free()
 	if tb := t.mod.tableBytes; tb > 0 {
 		if !t.host.reserve(tb) {

@@ -601,14 +601,15 @@ func (m *mountFile) Utimens(atim, mtim int64) experimentalsys.Errno {
 }
 
 // checkMount refuses a mount whose host directory is, contains or lies
-// inside one of HostOptions.ProtectedPaths (the server's own files).
+// inside one of HostOptions.ProtectedPaths (the server's own files), or,
+// unless it is read-only, one of HostOptions.ConfigPaths.
 // Both sides are compared with their symlinks resolved, and by identity
 // along each one's ancestors, so neither a symlink nor a second path to
 // the same directory (a bind mount) gets around it. A path that does not
 // exist yet is compared by name: a mount must not cover where the server
 // will create one of its files either.
 func (h *Host) checkMount(m Mount) error {
-	if len(h.opts.ProtectedPaths) == 0 {
+	if len(h.opts.ProtectedPaths) == 0 && (m.ReadOnly || len(h.opts.ConfigPaths) == 0) {
 		return nil
 	}
 	dir, err := resolvePath(m.HostPath)
@@ -616,7 +617,20 @@ func (h *Host) checkMount(m Mount) error {
 		return fmt.Errorf("mount %s: host_path %q: %w", m.GuestPath, m.HostPath, err)
 	}
 	dirInfo, _ := os.Stat(dir) // nil if absent: compared by name only
-	for _, p := range h.opts.ProtectedPaths {
+	if err := checkCovers(m, dir, dirInfo, h.opts.ProtectedPaths, "the server's own file"); err != nil {
+		return err
+	}
+	if !m.ReadOnly {
+		// The operator's configuration may be read, never written.
+		return checkCovers(m, dir, dirInfo, h.opts.ConfigPaths, "the operator's configuration")
+	}
+	return nil
+}
+
+// checkCovers refuses the mount m of dir (resolved; dirInfo nil if absent)
+// when it is, contains or lies inside one of paths, calling that one what.
+func checkCovers(m Mount, dir string, dirInfo os.FileInfo, paths []string, what string) error {
+	for _, p := range paths {
 		rp, err := resolvePath(p)
 		if err != nil {
 			// Fail closed: a protected path that cannot be resolved
@@ -638,7 +652,7 @@ func (h *Host) checkMount(m Mount) error {
 			how = "contains"
 		}
 		if how != "" {
-			return fmt.Errorf("mount %s: %w: host_path %q %s the server's own file %q", m.GuestPath, ErrMountRefused, m.HostPath, how, p)
+			return fmt.Errorf("mount %s: %w: host_path %q %s %s %q", m.GuestPath, ErrMountRefused, m.HostPath, how, what, p)
 		}
 	}
 	return nil

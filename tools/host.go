@@ -58,6 +58,11 @@ type HostOptions struct {
 	// Relative paths are taken from the working directory; symlinks are
 	// resolved on both sides before comparing.
 	ProtectedPaths []string
+	// ConfigPaths are the operator's trust anchors (the policy file, the
+	// tools folder): whoever writes them decides, at the next start, which
+	// tools run as the operator's. A mount that is, contains or lies inside
+	// one of them may only be read-only; compared as ProtectedPaths are.
+	ConfigPaths []string
 	// Logger receives host-side events (instance discarded, compile
 	// errors). nil means slog.Default().
 	Logger *slog.Logger
@@ -296,15 +301,26 @@ type compiledModule struct {
 	minPages     uint32 // declared minimum of the module's memory
 	// tableBytes is the most an instance can hold in tables and passive
 	// element segments: 8 bytes per entry, each table at its maximum
-	// (held to ModuleLimits.TableElements). Reserve it with the memory
-	// ceiling; it is checked against the ceiling at registration.
+	// (held to ModuleLimits.TableElements), plus what the runtime holds
+	// for its segments and globals. Reserve it with the memory ceiling;
+	// it is checked against the ceiling at registration.
 	tableBytes uint64
-	// tables describes each defined table for refusals.
+	// tables describes each defined table, and the segments and globals
+	// counted in tableBytes, for refusals.
 	tables []string
 	// extism is the hyper-mcp plugin shape of an Extism plugin, "" for
 	// any other module (extism.go).
 	extism ExtismShape
+	// extraBytes is the part of tableBytes for segments and globals.
+	extraBytes uint64
 }
+
+// Per-instance bytes the runtime allocates outside linear memory, counted
+// in compiledModule.tableBytes: per data or element segment, per global.
+const (
+	segmentBytes = 24
+	globalBytes  = 96
+)
 
 // abiSection is the optional custom section naming the guest ABI version.
 const abiSection = "nanovm.abi"
@@ -453,6 +469,24 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 	if pm.PassiveElemEntries > 0 {
 		cm.tableBytes += pm.PassiveElemEntries * 8
 		cm.tables = append(cm.tables, fmt.Sprintf("%d passive element entries", pm.PassiveElemEntries))
+	}
+	// What the runtime allocates per instance, outside linear memory, for
+	// the declared segments and globals (wazero v1.12, measured: a slice
+	// header per data and element segment, a global instance per global).
+	for _, c := range []struct {
+		n    uint64
+		each uint64
+		what string
+	}{
+		{uint64(pm.DataSegments), segmentBytes, "data segments"},
+		{uint64(pm.ElemSegments), segmentBytes, "element segments"},
+		{uint64(len(pm.Globals)), globalBytes, "globals"},
+	} {
+		if c.n > 0 {
+			cm.tableBytes += c.n * c.each
+			cm.extraBytes += c.n * c.each
+			cm.tables = append(cm.tables, fmt.Sprintf("%d %s", c.n, c.what))
+		}
 	}
 	return cm, code, nil
 }

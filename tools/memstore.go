@@ -94,3 +94,23 @@ func (s *MemoryStore) RemoveTool(_ context.Context, name string) error {
 	delete(s.current, name)
 	return nil
 }
+
+// UploadedBytes implements Store, counting each version record as its
+// manifest and name plus 1 KiB.
+func (s *MemoryStore) UploadedBytes(_ context.Context) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := map[string]bool{}
+	var n uint64
+	for _, rec := range s.versions {
+		if rec.EffectiveSource() != store.SourceUpload {
+			continue
+		}
+		n += uint64(len(rec.Manifest) + len(rec.Name) + 1024)
+		if !seen[rec.ModuleSHA256] {
+			seen[rec.ModuleSHA256] = true
+			n += uint64(len(s.modules[rec.ModuleSHA256]))
+		}
+	}
+	return n, nil
+}

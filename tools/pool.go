@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 
 	"github.com/tetratelabs/wazero/api"
@@ -30,7 +31,7 @@ type pool struct {
 // warm is one pooled instance and the per-call hooks its host side reads.
 type warm struct {
 	mod  api.Module
-	call api.Function
+	call api.Function // nanovm_call for the call in progress; nil while idle
 	in   swapReader
 	out  swapWriter
 	err  swapWriter
@@ -115,7 +116,16 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 	w.in.set(stdin)
 	w.out.w, w.err.w = &st.stdout, &st.stderr
 	ok := false
+	if w.call == nil {
+		w.call = w.mod.ExportedFunction("nanovm_call")
+	}
 	defer func() {
+		// The function holds the runtime's call stack, which a deep call
+		// grew outside linear memory and every budget: an idle instance
+		// keeps no grown one, the next call starts afresh (10 KiB).
+		if n, ok := stackBytes(w.call); !ok || n > maxIdleStack {
+			w.call = nil
+		}
 		w.cur, w.out.w, w.err.w = nil, nil, nil
 		w.in.clear()
 		if ok {
@@ -158,7 +168,7 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 		}
 		w.tables = tb
 	}
-	w.mem = &limitedMemory{limit: st.memLimit, host: t.host, onHit: func(err error) {
+	w.mem = &limitedMemory{limit: st.memLimit, held: t.lim.memory - st.memLimit, host: t.host, onHit: func(err error) {
 		if w.cur != nil {
 			w.cur.fail(err)
 		}
@@ -185,4 +195,36 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 	}
 	w.mod, w.call = mod, mod.ExportedFunction("nanovm_call")
 	return w, nil
+}
+
+// maxIdleStack is the largest call stack an idle pooled instance keeps;
+// wazero starts one at 10 KiB.
+const maxIdleStack = 64 << 10
+
+// stackField is the index of the call stack ([]byte) in wazero v1.12's
+// function type (its compiler's callEngine), or -1 when fn's type has none.
+var stackField sync.Map // reflect.Type -> int
+
+// stackBytes returns the size of the call stack fn holds, reading wazero's
+// unexported field (only its length; wazero exposes no API for it), and
+// false when fn has no such field, which the caller takes for "large".
+func stackBytes(fn api.Function) (int, bool) {
+	v := reflect.ValueOf(fn)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return 0, false
+	}
+	t := v.Elem().Type()
+	i, ok := stackField.Load(t)
+	if !ok {
+		idx := -1
+		if f, found := t.FieldByName("stack"); found && len(f.Index) == 1 && f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Uint8 {
+			idx = f.Index[0]
+		}
+		stackField.Store(t, idx)
+		i = idx
+	}
+	if i.(int) < 0 {
+		return 0, false
+	}
+	return v.Elem().Field(i.(int)).Len(), true
 }

@@ -31,6 +31,9 @@ type Store interface {
 	// RemoveTool unregisters name; versions and modules stay for the
 	// audit trail; store.ErrNotFound if none.
 	RemoveTool(ctx context.Context, name string) error
+	// UploadedBytes is what uploads store: every version record from an
+	// upload (removed names included) and the distinct modules they run.
+	UploadedBytes(ctx context.Context) (uint64, error)
 }
 
 // RegistryOptions configures a Registry. The zero value grants as
@@ -62,6 +65,14 @@ type Registry struct {
 	// read the store. Register and Remove through this registry keep it
 	// true; the store has one writer process (the primary), which owns it.
 	current map[string]store.ToolRecord
+
+	// uploaded is what uploads store (Store.UploadedBytes), read from the
+	// store at the first upload and kept under regMu; -1 until read.
+	uploaded int64
+	// pending is what uploads between their check and their write (while
+	// they compile) may add, held so that concurrent uploads cannot all
+	// pass the check together; under regMu.
+	pending int64
 }
 
 // version caches one decoded manifest and its Tools per effective set.
@@ -75,7 +86,7 @@ func NewRegistry(h *Host, st Store, opts RegistryOptions) *Registry {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]store.ToolRecord{}}
+	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]store.ToolRecord{}, uploaded: -1}
 }
 
 // grant asks gate C about one version.
@@ -122,12 +133,21 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	}
 	// Refuse a takeover before paying for a compile; checked again under
 	// regMu just before the write.
-	if err := r.mayReplace(ctx, src, &m, &g); err != nil {
+	if err := r.mayReplace(ctx, src, &m, sha256Hex(wasm), &g); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	if err := g.within(&m); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	held, err := r.uploadFits(ctx, src, &m, wasm)
+	if err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
+	defer func() {
+		r.regMu.Lock()
+		r.pending -= held
+		r.regMu.Unlock()
+	}()
 	granted, auth := g.effective(&m)
 	// Read, check and admit before compiling: a refused module is never
 	// compiled and leaves nothing behind.
@@ -150,34 +170,107 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
-	if err := r.mayReplace(ctx, src, &m, &g); err != nil {
+	if err := r.mayReplace(ctx, src, &m, rec.ModuleSHA256, &g); err != nil {
+		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+	}
+	add, err := r.uploadFitsLocked(ctx, src, &m, wasm, held)
+	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	if err := r.st.PutToolVersion(ctx, rec, wasm); err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
+	r.uploaded += add
 	r.mu.Lock()
 	r.current[m.Name] = rec
 	r.mu.Unlock()
 	return rec, nil
 }
 
+// uploadFits refuses an upload that would take what uploads store, and
+// what uploads being compiled may add, past Ceilings.UploadBytes, before
+// anything is compiled; checked again under regMu just before the write.
+// It returns what the upload adds (its version record and, unless the
+// store holds them already, its module's bytes), now held in pending: the
+// caller releases it when the registration ends.
+func (r *Registry) uploadFits(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte) (int64, error) {
+	if src != store.SourceUpload {
+		return 0, nil
+	}
+	r.regMu.Lock()
+	defer r.regMu.Unlock()
+	add, err := r.uploadFitsLocked(ctx, src, m, wasm, 0)
+	if err == nil {
+		r.pending += add
+	}
+	return add, err
+}
+
+// uploadRecordBytes is what a version record holds beside its manifest
+// (hashes, name, source, grants, time), counted generously.
+const uploadRecordBytes = 1024
+
+// uploadFitsLocked is uploadFits's check, for an upload that holds own of
+// pending already.
+func (r *Registry) uploadFitsLocked(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte, own int64) (int64, error) {
+	if src != store.SourceUpload {
+		return 0, nil
+	}
+	if r.uploaded < 0 {
+		n, err := r.st.UploadedBytes(ctx)
+		if err != nil {
+			return 0, err
+		}
+		r.uploaded = int64(n)
+	}
+	canon, _, err := m.canonical()
+	if err != nil {
+		return 0, err
+	}
+	add := int64(len(canon) + len(m.Name) + uploadRecordBytes)
+	if _, err := r.st.Module(ctx, sha256Hex(wasm)); err != nil {
+		add += int64(len(wasm)) // new bytes; a stored module costs nothing more
+	}
+	ceiling := int64(r.host.opts.Ceilings.UploadBytes)
+	total := r.uploaded + r.pending - own + add
+	if total <= ceiling {
+		return add, nil
+	}
+	inFlight := ""
+	if r.pending > own {
+		inFlight = fmt.Sprintf(", %d of them by uploads being registered now", r.pending-own)
+	}
+	return 0, detail(ErrAboveCeiling,
+		"uploaded tools would store %d bytes (modules and manifests) with this one%s, above the server's ceiling of %d bytes (--max-upload-bytes); uploads are kept for the audit, so add large or many tools through the tools folder",
+		total, inFlight, ceiling)
+}
+
 // mayReplace refuses an upload over a name whose current version is
-// bundled or the operator's, unless the grant allows it.
-func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Manifest, g *Grant) error {
+// bundled or the operator's, or over a stored version of the same name
+// and module that is (a pinned ref names it for good), unless the grant
+// allows it.
+func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Manifest, sha string, g *Grant) error {
 	if src.Trusted() || g.MayReplaceOperator {
 		return nil
 	}
 	cur, err := r.st.Tool(ctx, m.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
 		return err
-	}
-	if s := cur.EffectiveSource(); s.Trusted() {
+	case cur.EffectiveSource().Trusted():
+		s := cur.EffectiveSource()
 		return fmt.Errorf("%w: %w", ErrCapabilityDenied, detail(ErrOperatorTool,
 			"%q is %s tool: an upload may not replace it unless the policy allows uploads for that name (uploads.tools.%s.replace_operator)", m.Name, SourcePhrase(s), m.Name))
+	}
+	old, err := r.st.ToolVersion(ctx, m.Name, sha)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	case old.EffectiveSource().Trusted():
+		return fmt.Errorf("%w: %w", ErrCapabilityDenied, detail(ErrOperatorTool,
+			"%s@sha256:%s is %s version: an upload may not rewrite it (pinned refs run it as registered); upload under another name", m.Name, sha, SourcePhrase(old.EffectiveSource())))
 	}
 	return nil
 }
@@ -227,12 +320,16 @@ func (r *Registry) admit(m *Manifest, cm *compiledModule, granted []string) erro
 	}
 	limit := r.host.opts.Ceilings.effective(m).memory
 	memStart := uint64(cm.minPages) << 16
-	if cm.tableBytes == 0 && memStart > limit {
+	if cm.tableBytes == cm.extraBytes && memStart > limit {
 		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start, memory limit is %s", memStart>>10, mib(limit))
 	}
 	if memStart+cm.tableBytes > limit {
-		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start and up to %d KiB for its tables (%s), memory limit is %s",
-			memStart>>10, cm.tableBytes>>10, strings.Join(cm.tables, "; "), mib(limit))
+		what := "its tables"
+		if cm.extraBytes > 0 {
+			what = "its tables, segments and globals"
+		}
+		return detail(ErrMemoryLimit, "module needs %d KiB of memory at start and up to %d KiB for %s (%s), memory limit is %s",
+			memStart>>10, cm.tableBytes>>10, what, strings.Join(cm.tables, "; "), mib(limit))
 	}
 	if m.Isolation == IsolationPool && !cm.hasCall {
 		return fmt.Errorf("%w: isolation %q needs the module to export nanovm_call", ErrInvalidManifest, IsolationPool)

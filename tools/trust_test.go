@@ -210,6 +210,30 @@ func TestUploadCannotReplaceOperatorTool(t *testing.T) {
 			t.Fatalf("upload of a freed name: %v %v", rec, err)
 		}
 	})
+	// A pinned ref names one version for good: past executions and saved
+	// programs run "name@sha256:<module>" as the operator registered it.
+	// An upload of the same name and module (after the operator removed
+	// the name) would rewrite that record, its manifest and its source.
+	t.Run("an operator version stays the operator's", func(t *testing.T) {
+		r := NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{})
+		m, _ := ParseManifest(mods["log_levels"].Manifest)
+		m.Name, m.Env = "scratch", map[string]string{"MODE": "operator"}
+		opRec, err := r.Register(ctx, m, mods["log_levels"].Wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Remove(ctx, "scratch"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = upload(t, r, "log_levels", func(m *Manifest) { m.Name, m.Env = "scratch", map[string]string{"MODE": "client"} })
+		if !errors.Is(err, ErrOperatorTool) || !strings.Contains(err.Error(), "scratch@sha256:"+opRec.ModuleSHA256) {
+			t.Fatalf("upload over the operator's version: %v", err)
+		}
+		tool, err := r.Resolve(ctx, "scratch@sha256:"+opRec.ModuleSHA256)
+		if err != nil || tool.Source != store.SourceOperator || tool.Manifest.Env["MODE"] != "operator" {
+			t.Fatalf("pinned version after the upload: %+v %v", tool, err)
+		}
+	})
 }
 
 // Ensure a call's result names who registered the code and who granted

@@ -153,6 +153,7 @@ var ceilingFlags = [numCeilingFlags]struct {
 	{"max-stderr-bytes", "MAX_STDERR_BYTES", "ceiling on one tool call's log, bytes", "1048576", intCeiling(func(c *common) *int { return &c.ceilings.StderrBytes })},
 	{"max-pool-size", "MAX_POOL_SIZE", "ceiling on one pooled tool's warm instances", "16", intCeiling(func(c *common) *int { return &c.ceilings.PoolSize })},
 	{"memory-budget-mib", "MEMORY_BUDGET_MIB", "memory of all tool instances alive at once, MiB; a call past it fails", "2048, or half the memory when less", intCeiling(func(c *common) *int { return &c.ceilings.MemoryBudgetMiB })},
+	{"max-upload-bytes", "MAX_UPLOAD_BYTES", "bytes uploaded tools (register_tool) may store in all, modules and manifests, kept for the audit; an upload past it is refused", "268435456", intCeiling(func(c *common) *int { return &c.ceilings.UploadBytes })},
 	{"max-steps", "MAX_STEPS", "ceiling on the steps of one run; programs asking more are refused", "100000", intCeiling(func(c *common) *int { return &c.maxSteps })},
 	{"max-module-bytes", "MAX_MODULE_BYTES", "ceiling on one tool module's size, bytes; larger modules are refused before they are read", "67108864", func(c *common, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -172,7 +173,7 @@ var ceilingFlags = [numCeilingFlags]struct {
 	}},
 }
 
-const numCeilingFlags = 9
+const numCeilingFlags = 10
 
 func intCeiling(field func(*common) *int) func(*common, string) error {
 	return func(c *common, v string) error {
@@ -305,7 +306,7 @@ func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
 	c.noteMissing()
 	logger := c.logger()
 	cfg := runtime.Config{
-		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, DisableToolUpload: c.noUpload,
+		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, EnvFile: c.envFile, DisableToolUpload: c.noUpload,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
 		Ceilings: c.ceilings, ModuleLimits: c.moduleLimits, MaxStepsPerRun: c.maxSteps,
 	}
