@@ -277,7 +277,7 @@ Example: {"name":"greet","wasm_base64":"AGFzbQEAAAA…","manifest":{"description
 			"wasm_base64": str("The .wasm module, standard base64."),
 			"manifest":    objectOrString("The manifest: description, input_schema, output_schema, capabilities, allowed_hosts, limits, isolation (object, or a JSON string)."),
 		}, "name", "wasm_base64", "manifest"),
-		output:   withDesc(toolRecordSchema(), "The registered version."),
+		output:   withDesc(registeredSchema(), "The registered version."),
 		readOnly: false, destructive: false, idempotent: true, openWorld: false,
 		args:    &registerArgs{},
 		handler: (*Server).registerTool,
@@ -334,6 +334,20 @@ func toolRecordSchema() map[string]any {
 	}, "name", "capabilities", "module_sha256", "manifest_sha256", "source", "grants", "ref")
 }
 
+// registered is register_tool's answer: the version registered and, for
+// an Extism plugin that describes several tools, the refs of the others
+// it registered with the same module.
+type registered struct {
+	toolRecordOut
+	AlsoRegistered []string `json:"also_registered,omitempty"`
+}
+
+func registeredSchema() map[string]any {
+	m := toolRecordSchema()
+	m["properties"].(map[string]any)["also_registered"] = array("An Extism plugin describing several tools registers each under its own name: the refs of the tools registered besides this one.", str(`"name@sha256:<hex>"`))
+	return m
+}
+
 func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any, error) {
 	var a registerArgs
 	if err := decodeArgs(req, &a); err != nil {
@@ -370,11 +384,15 @@ func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any
 	if err != nil {
 		return nil, argError("argument \"manifest\": %v", err)
 	}
-	rec, err := s.rt.RegisterTool(ctx, mj, wasm)
+	recs, err := s.rt.RegisterTools(ctx, mj, wasm)
 	if err != nil {
 		return nil, err
 	}
-	return toolRecordOf(rec, false), nil
+	out := registered{toolRecordOut: toolRecordOf(recs[0], false)}
+	for _, r := range recs[1:] {
+		out.AlsoRegistered = append(out.AlsoRegistered, toolRecordOf(r, false).Ref)
+	}
+	return out, nil
 }
 
 // decodeBase64 accepts standard base64, padded or not, with or without

@@ -1,0 +1,38 @@
+package mcpserver
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+)
+
+// Ensure register_tool of an Extism plugin describing several tools names
+// every tool it registered: the first as the record, the others in
+// also_registered, each callable by its ref.
+func TestRegisterPluginNamesEveryTool(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte("policy_id: plugins\ntool_capabilities: {}\nuploads:\n  default: {capabilities: [\"nanovm:http\"]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newServerConfig(t, runtime.Config{PolicyPath: policy}, nil)
+	c, _ := inProcess(t, s)
+	m := testTool(t, "extism_v2")
+	out := ok(t, s, "register_tool", call(t, c, "register_tool", map[string]any{
+		"name": "extism_v2", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest),
+	}))
+	also, _ := out["also_registered"].([]any)
+	names := []string{out["name"].(string)}
+	for _, r := range also {
+		name, _, _ := strings.Cut(r.(string), "@")
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"echo_v2", "fetch_v2"}) {
+		t.Fatalf("register_tool answered %v; want echo_v2 and fetch_v2 named", out)
+	}
+}
