@@ -47,6 +47,9 @@ type Manifest struct {
 	Isolation string `json:"isolation,omitempty"`
 	// PoolSize bounds the warm instances of a pooled tool; default 4.
 	PoolSize int `json:"pool_size,omitempty"`
+	// Command, when set, says how a WASI command program is called: its
+	// argv, its stdin, how its stdout and exit codes are read (command.go).
+	Command *Command `json:"command,omitempty"`
 }
 
 // Mount maps a host directory into the guest's filesystem.
@@ -186,7 +189,7 @@ func (m *Manifest) Validate() error {
 			return bad("%s: %v", s.field, err)
 		}
 	}
-	return nil
+	return m.Command.validate(m, bad)
 }
 
 // memoryBytes, timeout, stdoutCap, stderrCap and poolSize apply defaults.
