@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nanovm/nano-vm-mcp/store"
 )
@@ -302,6 +303,55 @@ func FuzzDecodeLines(f *testing.F) {
 		}
 		if _, err := json.Marshal(v); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// BenchmarkJQ measures the bundled jq tool, a Go WASI command run fresh
+// per call: "compile" is one compilation of the module (no cache), "load
+// from cache" is a new host reading the compiled code from a warm disk
+// cache, and "call" is one call of {"filter": ".a", "input": "{\"a\":1}"}
+// on a compiled tool.
+func BenchmarkJQ(b *testing.B) {
+	ctx := context.Background()
+	wasm := modules(b)["jq"].Wasm
+	slow := ModuleLimits{CompileTimeout: 10 * time.Minute}
+	b.Run("compile", func(b *testing.B) {
+		for b.Loop() {
+			h := newHost(b, HostOptions{ModuleLimits: slow})
+			if _, err := h.compile(ctx, wasm); err != nil {
+				b.Fatal(err)
+			}
+			_ = h.Close(ctx)
+		}
+	})
+	dir := b.TempDir()
+	warm := newHost(b, HostOptions{CacheDir: dir, ModuleLimits: slow})
+	if _, err := warm.compile(ctx, wasm); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("load from cache", func(b *testing.B) {
+		for b.Loop() {
+			h := newHost(b, HostOptions{CacheDir: dir, ModuleLimits: slow})
+			if _, err := h.compile(ctx, wasm); err != nil {
+				b.Fatal(err)
+			}
+			_ = h.Close(ctx)
+		}
+	})
+	b.Run("call", func(b *testing.B) {
+		r := NewRegistry(warm, NewMemoryStore(), RegistryOptions{})
+		register(b, r, "jq", nil)
+		tool, err := r.Resolve(ctx, "jq")
+		if err != nil {
+			b.Fatal(err)
+		}
+		args := map[string]any{"filter": ".a", "input": `{"a":1}`}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
