@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,6 +87,28 @@ func TestCommandSectionAbsentKeepsHash(t *testing.T) {
 	}
 }
 
+// jqHost is one host for every test of jq, never closed: jq is 6.5 MB of
+// Go, which takes seconds to compile, over a minute under -race on a busy
+// machine (past the default compile deadline), so it is compiled once.
+var jqHost = sync.OnceValue(func() *Host {
+	h, err := NewHost(context.Background(), HostOptions{ModuleLimits: ModuleLimits{CompileTimeout: time.Hour}})
+	if err != nil {
+		panic(err)
+	}
+	return h
+})
+
+// jqRegistry returns a registry on jqHost with the named modules
+// registered unchanged.
+func jqRegistry(t testing.TB, names ...string) *Registry {
+	t.Helper()
+	r := NewRegistry(jqHost(), NewMemoryStore(), RegistryOptions{})
+	for _, n := range names {
+		register(t, r, n, nil)
+	}
+	return r
+}
+
 // jqCall calls tool with filter and input through the registry.
 func jqCall(r *Registry, tool, filter, input string) (CallResult, error) {
 	return r.Call(context.Background(), tool, CallRequest{Args: map[string]any{"filter": filter, "input": input}})
@@ -96,7 +119,7 @@ func jqCall(r *Registry, tool, filter, input string) (CallResult, error) {
 // filter on argv, the input on stdin, every result in order; a bad
 // filter or bad input is a tool error quoting jq; limits still hold.
 func TestBundledJQ(t *testing.T) {
-	r := newRegistry(t, "jq")
+	r := jqRegistry(t, "jq")
 	register(t, r, "jq", func(m *Manifest) { m.Name = "jq_small"; m.Limits = Limits{MemoryMiB: 64, StdoutBytes: 4096} })
 	results := func(vs ...any) any { return map[string]any{"results": append([]any{}, vs...)} }
 	tests := []struct {
@@ -171,7 +194,7 @@ func TestBundledJQ(t *testing.T) {
 // code, exit codes listed as success or error, and the call-time checks
 // of templated arguments.
 func TestCommandModes(t *testing.T) {
-	r := newRegistry(t)
+	r := jqRegistry(t)
 	// Each variant declares filter, input and raw without types or
 	// requirements, so that the call-time checks are the ones that act.
 	jq := func(name string, c Command) func(*Manifest) {
@@ -253,7 +276,7 @@ func TestCommandModes(t *testing.T) {
 // under the default upload grant it registers, holds only wasi:stdio and
 // nanovm:log as asked, and runs as the section says.
 func TestCommandUploadGrantsNothing(t *testing.T) {
-	r := newRegistry(t)
+	r := jqRegistry(t)
 	mod := modules(t)["jq"]
 	m, err := ParseManifest(mod.Manifest)
 	if err != nil {

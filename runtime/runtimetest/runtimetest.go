@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
 // VaultKey is the vault key Open uses unless the config sets one.
@@ -27,7 +29,26 @@ func Main(m *testing.M) int {
 	}
 	CacheDir = dir
 	defer os.RemoveAll(dir)
+	warmCache(dir)
 	return m.Run()
+}
+
+// warmCache compiles the bundled tools into the shared cache once, with no
+// compile deadline to speak of: under -race on a busy machine the largest
+// (jq, 6.5 MB of Go) can take longer than the default 60 s, and a test's
+// runtime would then give up on it and compile it again at every open.
+func warmCache(dir string) {
+	tmp, err := os.MkdirTemp("", "nanovm-warm")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(tmp)
+	rt, err := runtime.Open(context.Background(), runtime.Config{DBPath: filepath.Join(tmp, "warm.db"), VaultKey: VaultKey,
+		Logger: Logger(), CacheDir: dir, ModuleLimits: tools.ModuleLimits{CompileTimeout: time.Hour}})
+	if err != nil {
+		panic(err)
+	}
+	_ = rt.Close()
 }
 
 // CacheDir is the shared compilation cache Main made; "" before Main.
