@@ -120,7 +120,12 @@ func jqCall(r *Registry, tool, filter, input string) (CallResult, error) {
 // filter or bad input is a tool error quoting jq; limits still hold.
 func TestBundledJQ(t *testing.T) {
 	r := jqRegistry(t, "jq")
-	register(t, r, "jq", func(m *Manifest) { m.Name = "jq_small"; m.Limits = Limits{MemoryMiB: 64, StdoutBytes: 4096} })
+	// A small jq whose memory and stdout are the bounds that act; its
+	// timeout is generous so that a slow machine (-race) still reaches them.
+	register(t, r, "jq", func(m *Manifest) {
+		m.Name = "jq_small"
+		m.Limits = Limits{MemoryMiB: 32, StdoutBytes: 4096, TimeoutMS: 240000}
+	})
 	results := func(vs ...any) any { return map[string]any{"results": append([]any{}, vs...)} }
 	tests := []struct {
 		name          string
@@ -146,7 +151,7 @@ func TestBundledJQ(t *testing.T) {
 		{name: "missing input", filter: ".", input: "\x00omit", wantIs: ErrInvalidArgs, wantErr: `missing property 'input'`},
 		{name: "output cap", tool: "jq_small", filter: "range(100000)", input: `null`, wantIs: ErrOutputLimit},
 		{name: "memory cap", tool: "jq_small", filter: `"x" * 100000000 | length`, input: `null`, wantIs: ErrMemoryLimit},
-		{name: "huge input", tool: "jq_small", filter: "length", input: `"` + strings.Repeat("x", 80<<20) + `"`, wantIs: ErrMemoryLimit},
+		{name: "huge input", tool: "jq_small", filter: "length", input: `"` + strings.Repeat("x", 40<<20) + `"`, wantIs: ErrMemoryLimit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
