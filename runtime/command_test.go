@@ -30,6 +30,8 @@ func TestJQInProgram(t *testing.T) {
 			wantOutput: map[string]any{"results": []any{1.0}}},
 		{name: "input from the run", args: `{"filter": ".items[] | .id", "input": "$doc"}`, input: map[string]any{"doc": `{"items": [{"id": "x"}, {"id": "y"}]}`},
 			wantStatus: "success", wantOutput: map[string]any{"results": []any{"x", "y"}}},
+		{name: "a value from the run", args: `{"filter": "[.items[] | .n] | add", "input": "$order"}`, input: map[string]any{"order": map[string]any{"items": []any{map[string]any{"n": 2}, map[string]any{"n": 3}}}},
+			wantStatus: "success", wantOutput: map[string]any{"results": []any{5.0}}},
 		{name: "bad filter", args: `{"filter": ".a |", "input": "{}"}`, wantStatus: "failed",
 			wantError: "jq: error: the filter does not parse"},
 	}

@@ -33,7 +33,8 @@ type Command struct {
 	Argv []string `json:"argv,omitempty"`
 	// Stdin is what the module reads on stdin: StdinJSON (the default:
 	// the call's arguments as JSON, as the tool ABI has it), StdinNone
-	// (nothing), or {name}: the string argument name, as raw text.
+	// (nothing), or {name}: the argument name, a string as its raw text
+	// and any other value as its JSON encoding.
 	Stdin string `json:"stdin,omitempty"`
 	// Stdout says how stdout is read: StdoutJSON (the default: exactly
 	// one JSON value, as the tool ABI has it), StdoutJSONLines (any number
@@ -90,7 +91,7 @@ func (c *Command) validate(m *Manifest, bad func(string, ...any) error) error {
 	if err != nil {
 		return bad("command: %v", err)
 	}
-	declared := func(field, name string) error {
+	declared := func(field, name string, needString bool) error {
 		p, ok := props[name]
 		if !ok {
 			if len(m.InputSchema) == 0 {
@@ -98,7 +99,7 @@ func (c *Command) validate(m *Manifest, bad func(string, ...any) error) error {
 			}
 			return bad("%s names argument %q, which input_schema.properties does not declare", field, name)
 		}
-		if !admitsString(p) {
+		if needString && !admitsString(p) {
 			return bad("%s names argument %q, whose schema does not admit a string", field, name)
 		}
 		return nil
@@ -111,7 +112,7 @@ func (c *Command) validate(m *Manifest, bad func(string, ...any) error) error {
 			return bad("%s holds a NUL byte", field)
 		}
 		if name, ok := argTemplate(a); ok {
-			if err := declared(field, name); err != nil {
+			if err := declared(field, name, true); err != nil {
 				return err
 			}
 			templated = true
@@ -129,7 +130,7 @@ func (c *Command) validate(m *Manifest, bad func(string, ...any) error) error {
 		if !ok {
 			return bad("command.stdin must be %q, %q or {argument}, not %q", StdinJSON, StdinNone, c.Stdin)
 		}
-		if err := declared("command.stdin", name); err != nil {
+		if err := declared("command.stdin", name, false); err != nil {
 			return err
 		}
 	}
@@ -267,11 +268,18 @@ func (c *command) input(args map[string]any, jsonArgs []byte) ([]byte, []string,
 	case c.stdinNone:
 		stdin = nil
 	case c.stdinArg != "":
-		s, err := stringArg(args, c.stdinArg, "stdin")
-		if err != nil {
-			return nil, nil, err
+		v, ok := args[c.stdinArg]
+		if !ok {
+			return nil, nil, detail(ErrInvalidArgs, "argument %q is missing: the tool's stdin takes it", c.stdinArg)
 		}
-		stdin = []byte(s)
+		if s, ok := v.(string); ok {
+			stdin = []byte(s)
+		} else {
+			var err error
+			if stdin, err = json.Marshal(v); err != nil {
+				return nil, nil, detail(ErrInvalidArgs, "argument %q for the tool's stdin: %v", c.stdinArg, err)
+			}
+		}
 	}
 	if c.fixed {
 		return stdin, nil, nil

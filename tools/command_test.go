@@ -34,6 +34,7 @@ func TestCommandManifestValidation(t *testing.T) {
 		{name: "no input schema", command: `{"argv": ["{f}"]}`, noSchema: true, wantErr: `command.argv[0] names argument "f", but the manifest has no input_schema declaring it`},
 		{name: "stdin undeclared", command: `{"stdin": "{g}"}`, wantErr: `command.stdin names argument "g", which input_schema.properties does not declare`},
 		{name: "not a string", command: `{"argv": ["-a", "{n}"]}`, wantErr: `command.argv[1] names argument "n", whose schema does not admit a string`},
+		{name: "stdin takes any value", command: `{"stdin": "{n}"}`},
 		{name: "bad stdin", command: `{"stdin": "raw"}`, wantErr: `command.stdin must be "json", "none" or {argument}, not "raw"`},
 		{name: "bad stdout", command: `{"stdout": "yaml"}`, wantErr: `command.stdout must be "json", "json_lines" or "text", not "yaml"`},
 		{name: "leading zero code", command: `{"exit_codes": {"05": "error"}}`, wantErr: `command.exit_codes: key "05" must be an exit code 0..255 in decimal`},
@@ -143,6 +144,7 @@ func TestBundledJQ(t *testing.T) {
 		{name: "empty input", filter: ".", input: ``, want: results()},
 		{name: "object built", filter: `{b: .a, n: (.a | length)}`, input: `{"a":"hé"}`, want: results(map[string]any{"b": "hé", "n": 2.0})},
 		{name: "shell text stays one argument", filter: `"a b; $(rm -rf /) 'x'"`, input: `null`, want: results("a b; $(rm -rf /) 'x'")},
+		{name: "input as a value", filter: ".a[1]", input: "\x00value", want: results("y")},
 		{name: "inputs builtin", filter: `[., input]`, input: `1 2`, want: results([]any{1.0, 2.0})},
 		{name: "bad filter", filter: ".a |", input: `{}`, wantIs: ErrToolFailed, wantCode: 3, wantErr: `tool "jq": jq: error: the filter does not parse: unexpected EOF`},
 		{name: "runtime error", filter: ".a", input: `[1]`, wantIs: ErrToolFailed, wantCode: 5, wantErr: `tool "jq": jq: error: expected an object but got: array ([1])`},
@@ -160,8 +162,11 @@ func TestBundledJQ(t *testing.T) {
 				tool = "jq"
 			}
 			args := map[string]any{"filter": tt.filter, "input": tt.input}
-			if tt.input == "\x00omit" {
+			switch tt.input {
+			case "\x00omit":
 				delete(args, "input")
+			case "\x00value":
+				args["input"] = map[string]any{"a": []any{"x", "y"}}
 			}
 			res, err := r.Call(context.Background(), tool, CallRequest{Args: args})
 			if tt.wantIs != nil {
@@ -238,7 +243,9 @@ func TestCommandModes(t *testing.T) {
 		{name: "argument is one argv entry", tool: "jq_arg", args: map[string]any{"filter": "a b\n'c' \"d\" *", "input": ""}, want: map[string]any{"results": []any{"a b\n'c' \"d\" *"}}},
 		{name: "empty argument", tool: "jq_arg", args: map[string]any{"filter": "", "input": ""}, want: map[string]any{"results": []any{""}}},
 		{name: "missing argument", tool: "jq_arg", args: map[string]any{"input": ""}, wantIs: ErrInvalidArgs, wantErr: `tool "jq_arg": argument "filter" is missing: the tool's argv[4] takes it`},
-		{name: "non-string argument", tool: "jq_raw", args: map[string]any{"filter": ".", "input": 5}, wantIs: ErrInvalidArgs, wantErr: `argument "input" must be a string for the tool's stdin, not a number`},
+		{name: "non-string argument", tool: "jq_arg", args: map[string]any{"filter": 5, "input": ""}, wantIs: ErrInvalidArgs, wantErr: `argument "filter" must be a string for the tool's argv[4], not a number`},
+		{name: "stdin from a value", tool: "jq_raw", args: map[string]any{"filter": ".b[0]", "input": map[string]any{"b": []any{"v"}}}, want: map[string]any{"stdout": "v\n", "exit_code": 0.0}},
+		{name: "stdin missing", tool: "jq_raw", args: map[string]any{"filter": "."}, wantIs: ErrInvalidArgs, wantErr: `argument "input" is missing: the tool's stdin takes it`},
 		{name: "NUL argument", tool: "jq_arg", args: map[string]any{"filter": "a\x00b", "input": ""}, wantIs: ErrInvalidArgs, wantErr: `argument "filter" holds a NUL byte, which argv[4] cannot carry`},
 		{name: "argv too large", tool: "jq_arg", args: map[string]any{"filter": strings.Repeat("x", MaxArgvBytes), "input": ""}, wantIs: ErrInvalidArgs, wantErr: "argv would be 131,094 bytes, more than 131,072 (MaxArgvBytes)"},
 		{name: "exit code listed success", tool: "exit3_success", want: map[string]any{"stdout": "", "exit_code": 3.0}},
