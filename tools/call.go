@@ -59,6 +59,7 @@ type Tool struct {
 	// the full validator (quickSchema).
 	inputQuick  *quickSchema
 	outputQuick *quickSchema
+	cmd         *command // the manifest's command section; nil for none
 }
 
 // CallRequest is one call of a tool.
@@ -97,7 +98,8 @@ type CallResult struct {
 type callState struct {
 	tool        *Tool
 	executionID string
-	state       []byte // JSON of CallRequest.State, only with CapState
+	state       []byte   // JSON of CallRequest.State, only with CapState
+	argv        []string // this call's argv when a command templates it
 	stdout      capWriter
 	stderr      capWriter
 	cancel      context.CancelFunc
@@ -418,6 +420,9 @@ func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm
 		t.outputQuick = compileQuick(m.OutputSchema)
 	}
 	cfg := wazero.NewModuleConfig().WithName("").WithArgs(m.Name)
+	if t.cmd = newCommand(m.Name, m.Command); t.cmd != nil && t.cmd.fixed {
+		cfg = cfg.WithArgs(t.cmd.argv...)
+	}
 	for k, v := range m.Env {
 		cfg = cfg.WithEnv(k, v)
 	}
@@ -488,6 +493,12 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidArgs, clipErr(err))
 		}
 	}
+	var argv []string
+	if t.cmd != nil {
+		if stdin, argv, err = t.cmd.input(args, stdin); err != nil {
+			return res, fmt.Errorf("tool %q: %w", name, err)
+		}
+	}
 	var state []byte
 	if t.caps[CapState] {
 		if state, err = encodeState(req.State); err != nil {
@@ -504,7 +515,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	defer cancel()
 	// The tables' bound counts against the same ceiling (admit checked that
 	// both fit), so linear memory may grow to what is left of it.
-	st := &callState{tool: t, executionID: req.ExecutionID, state: state, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	st := &callState{tool: t, executionID: req.ExecutionID, state: state, argv: argv, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
 	outBuf := getOutBuf()
 	st.stdout = capWriter{buf: *outBuf, max: t.lim.stdout, strict: true, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}
@@ -530,14 +541,15 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 		res.Log += "\n[log truncated]"
 	}
 	res.Log = st.withAttempts(res.Log)
+	code, runErr := t.cmd.exit(runErr)
 	if err := t.classify(ctx, tctx, st, runErr, timeout, log); err != nil {
 		return res, err
 	}
-	out, err := decodeOutput(stdout)
+	out, err := t.cmd.decode(stdout, code)
 	if err != nil {
 		return res, fmt.Errorf("tool %q: %w", name, err)
 	}
-	if obj, ok := out.(map[string]any); ok {
+	if obj, ok := out.(map[string]any); ok && t.cmd.jsonErrors() {
 		if msg, ok := obj["error"].(string); ok {
 			return res, fmt.Errorf("tool %q: %w", name, detail(ErrToolFailed, "%s", jsonlimit.Excerpt(msg, maxErrorExcerpt)))
 		}
@@ -580,6 +592,9 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return mem }))
 	ctx = experimental.WithImportResolver(ctx, t.link.resolver)
 	cfg := t.base.WithStdin(bytes.NewReader(stdin)).WithStdout(&st.stdout).WithStderr(&st.stderr)
+	if st.argv != nil {
+		cfg = cfg.WithArgs(st.argv...)
+	}
 	if !t.caps[CapRandom] {
 		cfg = cfg.WithRandSource(deterministicRand())
 	}
@@ -621,6 +636,9 @@ func (t *Tool) classify(parent, tctx context.Context, st *callState, err error, 
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
+		if ferr := t.cmd.failed(name, exit.ExitCode(), log); ferr != nil {
+			return ferr
+		}
 		e := fmt.Errorf("tool %q: %w", name, &ExitError{Code: exit.ExitCode()})
 		if line := lastLine(log); line != "" {
 			e = fmt.Errorf("%w: %s", e, line)

@@ -50,6 +50,9 @@ type Manifest struct {
 	// Config is what an Extism plugin reads through config_get. It is
 	// part of the manifest (hashed, stored, shown): never a secret.
 	Config map[string]string `json:"config,omitempty"`
+	// Command, when set, says how a WASI command program is called: its
+	// argv, its stdin, how its stdout and exit codes are read (command.go).
+	Command *Command `json:"command,omitempty"`
 }
 
 // Mount maps a host directory into the guest's filesystem.
@@ -194,7 +197,7 @@ func (m *Manifest) Validate() error {
 			return bad("%s: %v", s.field, err)
 		}
 	}
-	return nil
+	return m.Command.validate(m, bad)
 }
 
 // memoryBytes, timeout, stdoutCap, stderrCap and poolSize apply defaults.

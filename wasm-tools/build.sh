@@ -30,6 +30,12 @@ build_one() { # dir out
 		clang "${CFLAGS_TINY[@]}" "$dir/$name.c" -lc -o "$out"
 	elif [ -f "$dir/$name.c" ]; then
 		clang "${CFLAGS_LIBC[@]}" "$dir/$name.c" -o "$out"
+	elif [ -f "$dir/src/go.mod" ]; then
+		# A Go WASI command (_start, exits with a code) in its own module,
+		# so that its dependencies (jq: gojq) never reach the server's
+		# go.mod; the module proxy serves them, go.sum pins them.
+		(cd "$dir/src" && env GOFLAGS=-mod=readonly GOEXPERIMENT= GOTOOLCHAIN=local CGO_ENABLED=0 GOOS=wasip1 GOARCH=wasm \
+			go build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' -o "$out" .)
 	elif [ -f "$dir/main.go" ]; then
 		# A Go reactor (nanovm_call via //go:wasmexport). The bytes depend
 		# on the Go release, so the toolchain is the one go.mod names and

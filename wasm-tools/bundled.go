@@ -30,8 +30,9 @@ type Module struct {
 }
 
 // Bundled returns the tools the server registers at start-up, sorted by
-// name: the payment pipeline, the refund-benchmark tools, poll and the Go
-// tool format_receipt.
+// name: the payment pipeline, the refund-benchmark tools, poll, the Go
+// tool format_receipt and jq (gojq as a WASI command, called through its
+// manifest's command section).
 func Bundled() ([]Module, error) { return load(bundled, "tools") }
 
 // TestTools returns the modules that exist for tests: the hostile ones

@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
 // VaultKey is the vault key Open uses unless the config sets one.
@@ -28,6 +31,27 @@ func Main(m *testing.M) int {
 	CacheDir = dir
 	defer os.RemoveAll(dir)
 	return m.Run()
+}
+
+// warm fills the shared cache before the first Open that uses it.
+var warm sync.Once
+
+// warmCache compiles the bundled tools into the shared cache once, with no
+// compile deadline to speak of: under -race on a busy machine the largest
+// (jq, 6.5 MB of Go) can take longer than the default 60 s, and a test's
+// runtime would then give up on it and compile it again at every open.
+func warmCache(dir string) error {
+	tmp, err := os.MkdirTemp("", "nanovm-warm")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	rt, err := runtime.Open(context.Background(), runtime.Config{DBPath: filepath.Join(tmp, "warm.db"), VaultKey: VaultKey,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CacheDir: dir, ModuleLimits: tools.ModuleLimits{CompileTimeout: time.Hour}})
+	if err != nil {
+		return err
+	}
+	return rt.Close()
 }
 
 // CacheDir is the shared compilation cache Main made; "" before Main.
@@ -57,6 +81,13 @@ func Open(tb testing.TB, cfg runtime.Config) *runtime.Runtime {
 	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = CacheDir
+	}
+	if cfg.CacheDir != "" && cfg.CacheDir == CacheDir && !cfg.NoBundledTools {
+		warm.Do(func() {
+			if err := warmCache(CacheDir); err != nil {
+				tb.Fatalf("warm the compilation cache: %v", err)
+			}
+		})
 	}
 	rt, err := runtime.Open(context.Background(), cfg)
 	if err != nil {
