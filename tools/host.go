@@ -382,6 +382,32 @@ func (h *Host) load(ctx context.Context, wasm []byte, admit func(*compiledModule
 	return cm, nil
 }
 
+// check is load without the compilation: the structural pre-check and
+// admit, for a module whose compilation may wait for its first call. The
+// result holds no compiled code and is not kept.
+func (h *Host) check(wasm []byte, admit func(*compiledModule) error) (*compiledModule, error) {
+	sum := sha256Hex(wasm)
+	h.mu.Lock()
+	cm, ok := h.compiled[sum]
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if !ok {
+		var err error
+		if cm, _, err = h.inspect(sum, wasm); err != nil {
+			return nil, err
+		}
+	}
+	if admit != nil {
+		if err := admit(cm); err != nil {
+			return nil, err
+		}
+	}
+	return cm, nil
+}
+
 // inspect is the structural pre-check: the size ceiling, the structural
 // read against the other ceilings, the entry points and the ABI version.
 // It returns what gate A and the call path need, and the bytes to compile:

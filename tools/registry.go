@@ -150,8 +150,18 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	}()
 	granted, auth := g.effective(&m)
 	// Read, check and admit before compiling: a refused module is never
-	// compiled and leaves nothing behind.
-	cm, err := r.host.load(ctx, wasm, func(cm *compiledModule) error { return r.admit(&m, cm, granted) })
+	// compiled and leaves nothing behind. A bundled module (bytes this
+	// binary embeds, built by wasm-tools/build.sh) is only read and
+	// admitted: it compiles at its first call, from the disk cache when
+	// one is warm, so a first start does not pay for every bundled tool
+	// (jq alone is 6.5 MB). See .rationale/sandbox.md.
+	admit := func(cm *compiledModule) error { return r.admit(&m, cm, granted) }
+	var cm *compiledModule
+	if src == store.SourceBundled {
+		cm, err = r.host.check(wasm, admit)
+	} else {
+		cm, err = r.host.load(ctx, wasm, admit)
+	}
 	if err != nil {
 		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -79,6 +80,22 @@ func (n *notes) progress() []map[string]any {
 		}
 	}
 	return out
+}
+
+// progressN waits until n progress notifications arrived, or 10 s passed,
+// and returns those there are. mcp-go's in-process client delivers
+// notifications on a goroutine of its own, unordered with the answer (the
+// transports that matter are ordered: TestProgressArrivesOnEveryTransport),
+// so an in-process test waits for them rather than racing them.
+func (ns *notes) progressN(n int) []map[string]any {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p := ns.progress()
+		if len(p) >= n || time.Now().After(deadline) {
+			return p
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // start initializes c, recording its notifications.

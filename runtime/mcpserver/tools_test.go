@@ -71,7 +71,7 @@ func TestWorkflowInProcess(t *testing.T) {
 		t.Fatalf("run_program: %v", run)
 	}
 	trace := run["trace_id"].(string)
-	prog := notes.progress()
+	prog := notes.progressN(4)
 	if len(prog) != 4 {
 		t.Fatalf("want 4 progress notifications, got %d: %v", len(prog), prog)
 	}
