@@ -76,6 +76,12 @@ func (rt *Runtime) registerTools(ctx context.Context, src store.ToolSource, mani
 	return recs, nil
 }
 
+// WarmTools compiles every registered tool that is not compiled yet, from
+// the disk cache when it holds them: bundled tools otherwise compile at
+// their first call. It returns the errors of the tools that failed, joined;
+// the others stay usable.
+func (rt *Runtime) WarmTools(ctx context.Context) error { return rt.registry.Warm(ctx) }
+
 // Tools lists the current version of every registered tool.
 func (rt *Runtime) Tools(ctx context.Context) ([]store.ToolRecord, error) {
 	return rt.registry.List(ctx)

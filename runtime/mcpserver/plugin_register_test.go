@@ -36,3 +36,19 @@ func TestRegisterPluginNamesEveryTool(t *testing.T) {
 		t.Fatalf("register_tool answered %v; want echo_v2 and fetch_v2 named", out)
 	}
 }
+
+// Ensure the bundled jq answers a direct MCP call (it is listed as a tool
+// of its own) with its results and the run's trace_id.
+func TestJQDirectOverMCP(t *testing.T) {
+	s := newServer(t, nil)
+	c, _ := inProcess(t, s)
+	r := call(t, c, "jq", map[string]any{"filter": ".a", "input": `{"a":1}`})
+	out, _ := r.StructuredContent.(map[string]any)
+	if r.IsError || out == nil {
+		t.Fatalf("jq: isError=%v %v", r.IsError, r.Content)
+	}
+	res, _ := out["output"].(map[string]any)
+	if results, _ := res["results"].([]any); len(results) != 1 || results[0] != float64(1) || out["trace_id"] == nil {
+		t.Fatalf("jq answered %v", out)
+	}
+}

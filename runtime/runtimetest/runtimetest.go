@@ -51,6 +51,10 @@ func warmCache(dir string) error {
 	if err != nil {
 		return err
 	}
+	if err := rt.WarmTools(context.Background()); err != nil {
+		rt.Close()
+		return err
+	}
 	return rt.Close()
 }
 
