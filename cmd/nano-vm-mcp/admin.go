@@ -18,64 +18,40 @@ import (
 
 // cmdToolLs lists the registered tools.
 func cmdToolLs(cmd *command, args []string, cio *cliIO) error {
-	fs, c := newFlags(cmd, cio)
-	ctx := context.Background()
-	pos, rt, err := c.parseAndOpen(ctx, fs, args, true)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	if len(pos) != 0 {
-		return usagef("tool ls takes no arguments")
-	}
-	recs, err := rt.Tools(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMODULE\tREGISTERED")
-	for _, r := range recs {
-		fmt.Fprintf(tw, "%s\tsha256:%s\t%s\n", r.Name, r.ModuleSHA256[:16], r.RegisteredAt.Format("2006-01-02 15:04:05"))
-	}
-	return tw.Flush()
+	return withAdmin(cmd, args, cio, true, 0, "tool ls takes no arguments", func(ctx context.Context, rt admin, pos []string) error {
+		recs, err := rt.Tools(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tMODULE\tREGISTERED")
+		for _, r := range recs {
+			fmt.Fprintf(tw, "%s\tsha256:%s\t%s\n", r.Name, r.ModuleSHA256[:16], r.RegisteredAt.Format("2006-01-02 15:04:05"))
+		}
+		return tw.Flush()
+	})
 }
 
 // cmdToolShow prints a tool's record.
 func cmdToolShow(cmd *command, args []string, cio *cliIO) error {
-	fs, c := newFlags(cmd, cio)
-	ctx := context.Background()
-	pos, rt, err := c.parseAndOpen(ctx, fs, args, true)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	if len(pos) != 1 {
-		return usagef("tool show NAME: want one tool name")
-	}
-	rec, err := rt.Tool(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	return printJSON(cio.stdout, rec)
+	return withAdmin(cmd, args, cio, true, 1, "tool show NAME: want one tool name", func(ctx context.Context, rt admin, pos []string) error {
+		rec, err := rt.Tool(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		return printJSON(cio.stdout, rec)
+	})
 }
 
 // cmdToolRm removes a tool.
 func cmdToolRm(cmd *command, args []string, cio *cliIO) error {
-	fs, c := newFlags(cmd, cio)
-	ctx := context.Background()
-	pos, rt, err := c.parseAndOpen(ctx, fs, args, true)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	if len(pos) != 1 {
-		return usagef("tool rm NAME: want one tool name")
-	}
-	if err := rt.RemoveToolLocal(ctx, pos[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(cio.stdout, "removed %s (its versions stay in the audit trail)\n", pos[0])
-	return nil
+	return withAdmin(cmd, args, cio, true, 1, "tool rm NAME: want one tool name", func(ctx context.Context, rt admin, pos []string) error {
+		if err := rt.RemoveToolLocal(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(cio.stdout, "removed %s (its versions stay in the audit trail)\n", pos[0])
+		return nil
+	})
 }
 
 // cmdAuditVerify verifies the envelope chain and the records it covers.
@@ -146,76 +122,77 @@ func firstRecord(rep store.VerifyReport) string {
 // cmdSecretPut stores a secret. The value is read from stdin, never a
 // flag, so it stays out of shell history and process listings.
 func cmdSecretPut(cmd *command, args []string, cio *cliIO) error {
-	fs, c := newFlags(cmd, cio)
-	ctx := context.Background()
-	pos, rt, err := c.parseAndOpen(ctx, fs, args, false)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	if len(pos) != 1 {
-		return usagef("secret put ID: want one secret id (the value is read from stdin)")
-	}
-	b, err := io.ReadAll(io.LimitReader(cio.stdin, 1<<20))
-	if err != nil {
-		return err
-	}
-	value := strings.TrimRight(string(b), "\r\n")
-	if value == "" {
-		return errors.New("secret put: empty value on stdin")
-	}
-	ref, err := rt.PutSecret(ctx, pos[0], value)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(cio.stdout, ref)
-	return nil
+	return withAdmin(cmd, args, cio, false, 1, "secret put ID: want one secret id (the value is read from stdin)", func(ctx context.Context, rt admin, pos []string) error {
+		b, err := io.ReadAll(io.LimitReader(cio.stdin, 1<<20))
+		if err != nil {
+			return err
+		}
+		value := strings.TrimRight(string(b), "\r\n")
+		if value == "" {
+			return errors.New("secret put: empty value on stdin")
+		}
+		ref, err := rt.PutSecret(ctx, pos[0], value)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cio.stdout, ref)
+		return nil
+	})
 }
 
 // cmdSecretErase destroys a secret's value.
 func cmdSecretErase(cmd *command, args []string, cio *cliIO) error {
-	fs, c := newFlags(cmd, cio)
-	ctx := context.Background()
-	pos, rt, err := c.parseAndOpen(ctx, fs, args, false)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	if len(pos) != 1 {
-		return usagef("secret erase ID: want one secret id")
-	}
-	env, err := rt.EraseSecret(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(cio.stdout, "erased %s: value destroyed, ref tombstoned, recorded as envelope seq %d\n", pos[0], env.Seq)
-	return nil
+	return withAdmin(cmd, args, cio, false, 1, "secret erase ID: want one secret id", func(ctx context.Context, rt admin, pos []string) error {
+		env, err := rt.EraseSecret(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cio.stdout, "erased %s: value destroyed, ref tombstoned, recorded as envelope seq %d\n", pos[0], env.Seq)
+		return nil
+	})
 }
 
 // cmdSecretLs lists secrets without their values.
 func cmdSecretLs(cmd *command, args []string, cio *cliIO) error {
+	return withAdmin(cmd, args, cio, false, 0, "secret ls takes no arguments", func(ctx context.Context, rt admin, pos []string) error {
+		recs, err := rt.Secrets(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "REF\tSTATE\tCREATED")
+		for _, r := range recs {
+			state := "stored"
+			if r.Tombstoned {
+				state = "erased " + r.ErasedAt.Format("2006-01-02 15:04:05")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", store.RefFor(r.ID), state, r.CreatedAt.Format("2006-01-02 15:04:05"))
+		}
+		return tw.Flush()
+	})
+}
+
+// withAdmin runs an administrative command whose only flags are the
+// shared ones: it parses them, refuses a count of positional arguments
+// other than want with usage (before anything is opened), opens the
+// runtime — beside a running server, through it — and runs fn.
+func withAdmin(cmd *command, args []string, cio *cliIO, bundled bool, want int, usage string, fn func(ctx context.Context, rt admin, pos []string) error) error {
 	fs, c := newFlags(cmd, cio)
+	pos, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != want {
+		return usagef("%s", usage)
+	}
+	if !bundled {
+		c.noBundled = true
+	}
 	ctx := context.Background()
-	pos, rt, err := c.parseAndOpen(ctx, fs, args, false)
+	rt, err := c.openAdmin(ctx)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
-	if len(pos) != 0 {
-		return usagef("secret ls takes no arguments")
-	}
-	recs, err := rt.Secrets(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REF\tSTATE\tCREATED")
-	for _, r := range recs {
-		state := "stored"
-		if r.Tombstoned {
-			state = "erased " + r.ErasedAt.Format("2006-01-02 15:04:05")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", store.RefFor(r.ID), state, r.CreatedAt.Format("2006-01-02 15:04:05"))
-	}
-	return tw.Flush()
+	return fn(ctx, rt, pos)
 }
