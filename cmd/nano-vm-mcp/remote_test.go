@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"github.com/mark3labs/mcp-go/client"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,22 +126,34 @@ func TestCLIBesideServer(t *testing.T) {
 	}
 }
 
-// Ensure a database held by an HTTP server, which serves no socket, is
-// refused with a message naming the HTTP server and its pid and saying
-// what to do, instead of "database file is locked".
+// Ensure CLI commands work beside an HTTP server too: it serves the
+// database's socket, so tool ls, run and trace ls go through it, and a
+// stdio server started on the same database forwards to it.
 func TestCLIBesideHTTPServer(t *testing.T) {
 	db := shortDB(t)
 	_, stop := startHTTP(t, db, "k")
 	defer stop()
+	t.Setenv("NANO_VM_MCP_VAULT_KEY", hex.EncodeToString(testVaultKey))
 	code, out, errOut := runCLI(t, "", "tool", "ls", "--db", db, "--cache-dir", sharedCache)
-	t.Logf("tool ls beside an HTTP server: exit %d: %s", code, errOut)
-	if code != 1 || out != "" {
-		t.Fatalf("tool ls on a database an HTTP server holds: exit %d, stdout %q", code, out)
+	if code != 0 || !strings.Contains(out, "validate_amount") {
+		t.Fatalf("tool ls beside an HTTP server: exit %d\n%s\n%s", code, out, errOut)
 	}
-	for _, want := range []string{db, "an HTTP server, pid ", "use its MCP endpoint"} {
-		if !strings.Contains(errOut, want) {
-			t.Fatalf("the message lacks %q: %s", want, errOut)
-		}
+	code, out, errOut = runCLI(t, "", "run", example("payment_pipeline", "program.json"), "--input", example("payment_pipeline", "input.json"), "--db", db, "--cache-dir", sharedCache)
+	if code != 0 || !strings.Contains(out, "SUCCESS") || !strings.Contains(out, "chain verified") {
+		t.Fatalf("run beside an HTTP server: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "", "trace", "ls", "--db", db, "--cache-dir", sharedCache); code != 0 || !strings.Contains(out, "payment_pipeline") {
+		t.Fatalf("trace ls beside an HTTP server: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// A stdio server on the same database forwards its client to it.
+	c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	initialize(t, c)
+	if list := callTool(t, c, "list_traces", map[string]any{}, false); len(list["traces"].([]any)) != 1 {
+		t.Fatalf("list_traces through a stdio server beside the HTTP one: %v", list)
 	}
 }
 

@@ -115,7 +115,15 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 		}
 	} else {
 		httpOpts.AllowedHosts, httpOpts.AllowedOrigins, httpOpts.Logger = splitList(*allowedHosts), splitList(*allowedOrigins), logger
+		// The database's socket too: stdio servers on the same database
+		// forward to this one, and CLI commands work beside it.
+		stopSocket, err := shared.ServeSocket(c.db, &shared.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt)}, logger)
+		if err != nil {
+			logger.Warn("shared: not serving the database's socket: stdio servers and CLI commands cannot share this database while it runs", "err", err)
+			stopSocket = func() {}
+		}
 		serveErr = serveHTTP(ctx, srv, net.JoinHostPort(*host, *port), *host, httpOpts, logger)
+		stopSocket()
 	}
 	stopPurge()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

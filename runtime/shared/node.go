@@ -348,3 +348,37 @@ func (p *primary) close() {
 	}
 	p.lock.Close()
 }
+
+// ServeSocket serves the database's socket for a process that holds the
+// database without being a stdio primary — an HTTP server — so that stdio
+// servers started on the same database forward their clients to it, and
+// CLI commands reach it through the operator channel (b.Operator). It
+// takes the election lock, so no stdio process tries to become primary
+// while it serves. b.Close is not called: the caller closes its database.
+// stop closes the socket, the token and the lock; it waits for the socket
+// sessions to end, which the caller ends by shutting b.MCP down first or
+// by cancelling their requests.
+func ServeSocket(dbPath string, b *Backend, log *slog.Logger) (stop func(), err error) {
+	if !supported {
+		return nil, ErrUnsupported
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	lock, err := tryLock(LockPath(dbPath))
+	if err != nil {
+		return nil, err
+	}
+	if lock == nil {
+		return nil, fmt.Errorf("serve %s: the election lock %s is held by another process", SocketPath(dbPath), LockPath(dbPath))
+	}
+	served := *b
+	served.Close = nil
+	n := &node{opts: Options{DBPath: dbPath, Logger: log, CloseTimeout: 10 * time.Second,
+		Open: func(context.Context) (*Backend, error) { return &served, nil }}, log: log, sock: SocketPath(dbPath), lockPath: LockPath(dbPath)}
+	p, err := n.becomePrimary(context.Background(), lock)
+	if err != nil {
+		return nil, err
+	}
+	return p.close, nil
+}
