@@ -197,23 +197,8 @@ func TestDiskFullMidRun(t *testing.T) {
 	// Without the bundled tools the database holds few free pages to
 	// absorb the steps after the disk fills.
 	p := startRawStdio(t, db, "NANO_VM_MCP_POLICY="+uploadHTTPPolicy(t, hs.URL), "NANO_VM_MCP_NO_BUNDLED_TOOLS=1")
-	var httpGet wasmtools.Module
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name == "http_get" {
-			httpGet = m
-		}
-	}
-	var man map[string]any
-	if err := json.Unmarshal(httpGet.Manifest, &man); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(hs.URL)
-	man["allowed_hosts"] = []string{u.Host}
-	if out, isErr := p.callRaw(1, "register_tool", map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(httpGet.Wasm), "manifest": man}); isErr {
+	httpGetArgs := httpGetUpload(t, hs.URL)
+	if out, isErr := p.callRaw(1, "register_tool", httpGetArgs); isErr {
 		t.Fatalf("register_tool: %v", out)
 	}
 	// The disk fills at the second step's call; the free pages inside the
@@ -278,4 +263,31 @@ func uploadHTTPPolicy(t *testing.T, rawURL string) string {
 		t.Fatal(err)
 	}
 	return policy
+}
+
+// httpGetUpload is register_tool's arguments for the http_get test tool,
+// its manifest allowing the host of rawURL.
+func httpGetUpload(t *testing.T, rawURL string) map[string]any {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name != "http_get" {
+			continue
+		}
+		var man map[string]any
+		if err := json.Unmarshal(m.Manifest, &man); err != nil {
+			t.Fatal(err)
+		}
+		man["allowed_hosts"] = []string{u.Host}
+		return map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": man}
+	}
+	t.Fatal("no http_get test tool")
+	return nil
 }

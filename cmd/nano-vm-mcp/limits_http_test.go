@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,8 +20,6 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
-
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // authedClient opens an initialized Streamable HTTP client with the key.
@@ -322,23 +318,8 @@ func TestHTTPLongRunOutlivesWriteTimeout(t *testing.T) {
 			progress.Add(1)
 		}
 	})
-	var httpGet wasmtools.Module
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name == "http_get" {
-			httpGet = m
-		}
-	}
-	var man map[string]any
-	if err := json.Unmarshal(httpGet.Manifest, &man); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(slow.URL)
-	man["allowed_hosts"] = []string{u.Host}
-	callTool(t, c, "register_tool", map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(httpGet.Wasm), "manifest": man}, false)
+	httpGetArgs := httpGetUpload(t, slow.URL)
+	callTool(t, c, "register_tool", httpGetArgs, false)
 	var steps []any
 	for i := range 3 {
 		steps = append(steps, map[string]any{"id": fmt.Sprintf("s%d", i), "type": "tool", "tool": "http_get", "args": map[string]any{"url": slow.URL}})

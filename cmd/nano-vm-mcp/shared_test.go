@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,8 +21,6 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
-
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // syncBuffer is a bytes.Buffer safe for a child's stderr and the test.
@@ -254,22 +251,8 @@ func testSharedStdioServers(t *testing.T, protocol string) {
 
 	// A tool registered through the first runs in a program started
 	// through the second; the trace is read through the third.
-	var httpGet wasmtools.Module
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name == "http_get" {
-			httpGet = m
-		}
-	}
-	var man map[string]any
-	if err := json.Unmarshal(httpGet.Manifest, &man); err != nil {
-		t.Fatal(err)
-	}
-	man["allowed_hosts"] = []string{u.Host}
-	procs[0].mustCall(t, "register_tool", map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(httpGet.Wasm), "manifest": man})
+	httpGetArgs := httpGetUpload(t, "http://"+u.Host)
+	procs[0].mustCall(t, "register_tool", httpGetArgs)
 	prog := func(paths ...string) map[string]any {
 		var steps []any
 		for i, p := range paths {
