@@ -55,6 +55,11 @@ func runScaled(b *testing.B, name string, cfg benchmark.Config, scale int) {
 	}
 	b.ReportMetric(r.Throughput, r.Unit+"/s")
 	b.ReportMetric(r.P95MS, "p95-ms")
+	// Per item, from the process's rusage and the runtime's allocation
+	// count over the timed phase: comparable on a shared machine.
+	b.ReportMetric(r.CPUMicrosPerItem, "cpu-µs/"+r.ItemUnit)
+	b.ReportMetric(r.AllocsPerItem, "allocs/"+r.ItemUnit)
+	b.ReportMetric(100*r.GCShare, "gc-%")
 	if r.Envelopes > 0 {
 		b.ReportMetric(float64(r.Envelopes)/float64(r.Items), "envelopes/op")
 	}

@@ -20,7 +20,8 @@ func TestBenchTable(t *testing.T) {
 	}
 	table := out.String()
 	for _, want := range []string{
-		"id", "throughput", "p95 ms", "peak RSS", "envelopes", "original",
+		"id", "throughput", "CPU µs/item", "cores", "GC", "allocs/item", "p95 ms", "peak RSS", "envelopes", "original",
+		" /program", " /replay", " /call", " /item",
 		"BM-INT-01", "refund", "BM-INT-04", "parallel", "roundtrip-nosync", "roundtrip-fsync",
 		"BM-INT-06", "envelope", "BM-INT-08", "replay", "BM-INT-10", "long",
 		"toolcall-fresh", "toolcall-pooled", "programs/s", "ops/s", "replays/s", "steps/s", "calls/s",
@@ -54,7 +55,7 @@ func TestBenchJSON(t *testing.T) {
 	for _, r := range rep.Results {
 		names = append(names, r.Name)
 		envelopes += r.Envelopes
-		if r.Items != 20 || r.Throughput <= 0 || !r.OK() {
+		if r.Items != 20 || r.Throughput <= 0 || r.CPUMicrosPerItem <= 0 || r.AllocsPerItem <= 0 || !r.OK() {
 			t.Errorf("%s: %+v", r.Name, r)
 		}
 	}

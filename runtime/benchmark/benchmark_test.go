@@ -93,6 +93,13 @@ func TestScenarios(t *testing.T) {
 			case tc.envPerItem < 0 && r.Envelopes < 3*tc.wantItems:
 				t.Errorf("envelopes %d, want at least 3 per run", r.Envelopes)
 			}
+			// Real work was done in the timed phase: the process used CPU and
+			// allocated, and the GC's share is a fraction.
+			if r.CPUSeconds <= 0 || r.CPUMicrosPerItem <= 0 || r.CPUCores <= 0 || r.AllocsPerItem <= 0 ||
+				r.GCShare < 0 || r.GCShare > 1 || r.ItemUnit == "" {
+				t.Errorf("implausible CPU figures: cpu %v s, %v µs/%s, %v cores, gc %v, %v allocs/item",
+					r.CPUSeconds, r.CPUMicrosPerItem, r.ItemUnit, r.CPUCores, r.GCShare, r.AllocsPerItem)
+			}
 			if (r.Target != "") != (r.TargetMet != nil) {
 				t.Errorf("target %q but met %v", r.Target, r.TargetMet)
 			}

@@ -54,8 +54,11 @@ type Result struct {
 	// Unit is what Throughput counts per second ("programs", "ops", …).
 	Unit string `json:"unit"`
 	// Items is the number of items run; Ops the number of Units done.
-	Items int `json:"items"`
-	Ops   int `json:"ops"`
+	// ItemUnit names an item ("program", "replay", "call", "item" for a
+	// round trip of four ops): what the per-item figures are per.
+	ItemUnit string `json:"item_unit"`
+	Items    int    `json:"items"`
+	Ops      int    `json:"ops"`
 	// Concurrency is the number of goroutines that pulled items.
 	Concurrency int `json:"concurrency"`
 	// Durability is "fsync", "no fsync", or "none" (no store involved).
@@ -70,6 +73,21 @@ type Result struct {
 	P95MS float64 `json:"p95_ms"`
 	P99MS float64 `json:"p99_ms"`
 	MaxMS float64 `json:"max_ms"`
+	// CPUSeconds is the process's CPU time (getrusage RUSAGE_SELF, user +
+	// system, every thread) over the measured phase; CPUMicrosPerItem is
+	// that per item (per program for the program scenarios), the figure
+	// to compare on a shared machine, where wall time depends on the
+	// neighbours. CPUCores is CPUSeconds over Seconds. All zero where
+	// rusage is unavailable.
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	CPUMicrosPerItem float64 `json:"cpu_us_per_item"`
+	CPUCores         float64 `json:"cpu_cores"`
+	// GCShare is the Go runtime's garbage-collection CPU over CPUSeconds.
+	GCShare float64 `json:"gc_cpu_share"`
+	// AllocsPerItem and AllocBytesPerItem are heap allocations per item
+	// in the measured phase (every goroutine of the process).
+	AllocsPerItem     float64 `json:"allocs_per_item"`
+	AllocBytesPerItem float64 `json:"alloc_bytes_per_item"`
 	// PeakRSSMB is the process's peak resident set during the scenario;
 	// RSSGrowthMB is that peak minus the resident set before it.
 	PeakRSSMB   float64 `json:"peak_rss_mb"`
@@ -200,7 +218,7 @@ func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error)
 	}
 	conc = min(conc, items)
 	res := Result{
-		ID: s.ID, Name: s.Name, Title: s.Title, Unit: s.Unit, Items: items, Ops: items * s.opsPerItem,
+		ID: s.ID, Name: s.Name, Title: s.Title, Unit: s.Unit, ItemUnit: s.itemUnit(), Items: items, Ops: items * s.opsPerItem,
 		Concurrency: conc, Durability: e.durability(s), Target: s.Target, Original: s.Original,
 	}
 	chk := &checker{}
@@ -230,6 +248,7 @@ func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error)
 	perItem := s.perItemRSS && conc == 1
 	var itemPeak, itemGrowth float64
 	start()
+	u0 := readUsage()
 	t0 := time.Now()
 	for range conc {
 		wg.Add(1)
@@ -269,6 +288,7 @@ feed:
 	close(work)
 	wg.Wait()
 	elapsed := time.Since(t0)
+	u1 := readUsage()
 	stop()
 	progressDone()
 
@@ -283,6 +303,7 @@ feed:
 	res.Seconds = elapsed.Seconds()
 	res.Throughput = float64(res.Ops) / elapsed.Seconds()
 	res.P50MS, res.P95MS, res.P99MS, res.MaxMS = percentileMS(lat, 0.50), percentileMS(lat, 0.95), percentileMS(lat, 0.99), percentileMS(lat, 1)
+	res.fillUsage(u0, u1)
 
 	if s.verify != nil {
 		if err := s.verify(ctx, e, st, chk); err != nil {
@@ -297,6 +318,17 @@ feed:
 		res.TargetMet = &ok
 	}
 	return res, nil
+}
+
+// itemUnit is what one item of s is.
+func (s *Scenario) itemUnit() string {
+	switch {
+	case s.opsPerItem != 1 && s.Unit == "steps":
+		return "program" // the long horizon: one program of many steps
+	case s.opsPerItem != 1:
+		return "item"
+	}
+	return strings.TrimSuffix(s.Unit, "s")
 }
 
 func (e *Env) durability(s Scenario) string {
