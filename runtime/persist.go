@@ -53,6 +53,8 @@ type persister struct {
 	// inputSHA256 and programSHA256 hash the execution's stored input and
 	// program, for the first step's envelope.
 	inputSHA256, programSHA256 string
+	// buf is reused for every step record (the store copies it).
+	buf []byte
 }
 
 type pendingStep struct {
@@ -92,10 +94,13 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		return err
 	}
 	rec := ev.Record
-	data, err := json.Marshal(rec)
+	// The store copies the record, so one buffer serves every step of the
+	// run.
+	data, err := kernel.AppendStepRecord(p.buf[:0], rec)
 	if err != nil {
 		return &unstorableError{fmt.Errorf("encode step %d: %w", rec.Index, err)}
 	}
+	p.buf = data
 	// The execution record is rewritten by the first commit of this run
 	// (its header carries the run's start and initial state hash) and by
 	// any step that changes the run's status; the steps between change
@@ -270,7 +275,7 @@ func lightHeader(tr *kernel.Trace, status kernel.Status) json.RawMessage {
 		InitialStateHash: tr.InitialStateHash, SuspendedStepID: tr.SuspendedStepID,
 		StartedAt: tr.StartedAt, StepMetrics: tr.StepMetrics, Usage: tr.Usage, Error: tr.Error,
 	}
-	b, _ := json.Marshal(&h)
+	b, _ := kernel.AppendTrace(nil, &h)
 	return b
 }
 

@@ -617,10 +617,10 @@ func (rt *Runtime) restore(ctx context.Context, exec store.Execution) (*kernel.P
 func headerJSON(tr *kernel.Trace) json.RawMessage {
 	h := *tr
 	h.Steps, h.StateSnapshots = nil, nil
-	b, err := json.Marshal(&h)
+	b, err := kernel.AppendTrace(nil, &h)
 	if err != nil {
 		h.FinalOutput = nil
-		if b, err = json.Marshal(&h); err != nil {
+		if b, err = kernel.AppendTrace(nil, &h); err != nil {
 			return nil
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/nanovm/nano-vm-mcp/internal/jsonwrite"
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
@@ -85,9 +86,12 @@ func checkExecution(e Execution) error {
 			return err
 		}
 	}
-	for name, raw := range map[string]json.RawMessage{"input": e.Input, "program": e.Program, "checkpoint": e.Checkpoint, "header": e.Header} {
-		if len(raw) > 0 && !json.Valid(raw) {
-			return fmt.Errorf("execution %q: %s is not valid JSON", e.ID, name)
+	for _, f := range [...]struct {
+		name string
+		raw  json.RawMessage
+	}{{"input", e.Input}, {"program", e.Program}, {"checkpoint", e.Checkpoint}, {"header", e.Header}} {
+		if len(f.raw) > 0 && !jsonwrite.Valid(f.raw) {
+			return fmt.Errorf("execution %q: %s is not valid JSON", e.ID, f.name)
 		}
 	}
 	return nil
@@ -148,9 +152,9 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, e
 	}
 	e.CreatedAt = e.CreatedAt.UTC()
 	e.UpdatedAt = now
-	v, err := json.Marshal(&e)
+	v, err := encodeExecution(&e)
 	if err != nil {
-		return e, nil, fmt.Errorf("encode: %w", err)
+		return e, nil, err
 	}
 	if err := b.Put([]byte(e.ID), v); err != nil {
 		return e, nil, err
@@ -471,7 +475,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	if sc.Index < 0 {
 		return nil, nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
 	}
-	if !json.Valid(sc.Step) {
+	if !jsonwrite.Valid(sc.Step) {
 		return nil, nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
 	}
 	var draft Envelope
@@ -588,9 +592,9 @@ func prepareUpdate(e Execution, now time.Time) (*execUpdate, error) {
 	rec := e
 	rec.CreatedAt = e.CreatedAt.UTC()
 	rec.UpdatedAt = now
-	v, err := json.Marshal(&rec)
+	v, err := encodeExecution(&rec)
 	if err != nil {
-		return nil, fmt.Errorf("encode execution: %w", err)
+		return nil, err
 	}
 	u.v = v
 	return u, nil

@@ -50,7 +50,7 @@ func cmdBench(cmd *command, args []string, cio *cliIO) error {
 	noSync := fs.Bool("no-sync", false, "skip fsync in the runtime's store, to compare (NANO_VM_MCP_NO_SYNC=1)")
 	pipeline := fs.Bool("pipeline", false, "pipeline pure steps' commits, as serve --pipeline does (NANO_VM_MCP_PIPELINE=1)")
 	cacheDir := fs.String("cache-dir", "", "compiled tool code cache, shared across runs; \"-\" disables it (NANO_VM_MCP_CACHE_DIR; default the user cache dir)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed phases (set-up and checks left out) to this file; with several scenarios, one file each, FILE.<scenario>")
 	pos, err := parseFlags(cmd, fs, args, nil, cio)
 	if err != nil {
 		return err
@@ -75,18 +75,6 @@ func cmdBench(cmd *command, args []string, cio *cliIO) error {
 	}
 	cache := benchCacheDir(*cacheDir)
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("bench: cpu profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("bench: cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(cio.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -109,11 +97,27 @@ func cmdBench(cmd *command, args []string, cio *cliIO) error {
 	bar := newBenchBar(cio.stderr)
 	for _, s := range sel {
 		opts := benchmark.Options{Items: *items, Concurrency: *conc}
+		var prof *profileTimer
+		if *cpuProfile != "" {
+			path := *cpuProfile
+			if len(sel) > 1 {
+				path += "." + s.Name
+			}
+			if prof, err = newProfileTimer(path); err != nil {
+				return fmt.Errorf("bench: cpu profile: %w", err)
+			}
+			opts.Timer = prof
+		}
 		if bar.on {
 			opts.Progress = func(done, total int) { bar.draw(s.Name, done, total) }
 		}
 		r, err := e.Run(ctx, s, opts)
 		bar.clear()
+		if prof != nil {
+			if cerr := prof.close(); cerr != nil && err == nil {
+				err = fmt.Errorf("cpu profile: %w", cerr)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
@@ -136,6 +140,51 @@ func cmdBench(cmd *command, args []string, cio *cliIO) error {
 	}
 	if !rep.OK {
 		return errBenchInvariants
+	}
+	return nil
+}
+
+// profileTimer profiles a scenario's timed phase: Run starts and stops
+// its Timer around it, so set-up and the invariant checks stay out of the
+// profile.
+type profileTimer struct {
+	f  *os.File
+	on bool
+}
+
+func newProfileTimer(path string) (*profileTimer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return &profileTimer{f: f}, nil
+}
+
+// StartTimer starts the profile the first time; Run starts the timer
+// once, for the measured phase.
+func (p *profileTimer) StartTimer() {
+	if p.on || p.f == nil {
+		return
+	}
+	if err := pprof.StartCPUProfile(p.f); err == nil {
+		p.on = true
+	}
+}
+
+// StopTimer ends the profile once it has run.
+func (p *profileTimer) StopTimer() {
+	if p.on {
+		pprof.StopCPUProfile()
+		p.on = false
+		p.f.Close()
+		p.f = nil
+	}
+}
+
+func (p *profileTimer) close() error {
+	p.StopTimer()
+	if p.f != nil {
+		return p.f.Close()
 	}
 	return nil
 }
