@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,13 +27,26 @@ import (
 type txCache struct {
 	head   chainHead
 	headOK bool
+	// headDirty is set when an append moved the head: write stores it
+	// once, at the end of the transaction, however many envelopes the
+	// batch appended.
+	headDirty bool
 }
 
-// write runs fn in a write transaction with a fresh txCache.
+// write runs fn in a write transaction with a fresh txCache, and stores
+// the chain head if fn moved it.
 func (db *DB) write(fn func(tx *bolt.Tx) error) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		db.txc = txCache{}
-		return fn(tx)
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if db.txc.headDirty {
+			if err := putChainHead(tx, db.txc.head); err != nil {
+				return fmt.Errorf("put chain head: %w", err)
+			}
+		}
+		return nil
 	})
 }
 

@@ -168,8 +168,14 @@ func (db *DB) chainHead(tx *bolt.Tx) (chainHead, error) {
 	return h, nil
 }
 
-// setChainHead stores h as the head, in tx and in the transaction's cache.
-func (db *DB) setChainHead(tx *bolt.Tx, h chainHead) error {
+// setChainHead makes h the head in the transaction's cache; DB.write
+// stores it in the meta bucket before the transaction commits.
+func (db *DB) setChainHead(h chainHead) {
+	db.txc.head, db.txc.headOK, db.txc.headDirty = h, true, true
+}
+
+// putChainHead stores h as the head in tx.
+func putChainHead(tx *bolt.Tx, h chainHead) error {
 	// Seq is a number and Hash lowercase hex: nothing to escape.
 	v := make([]byte, 0, 96)
 	v = append(v, `{"seq":`...)
@@ -177,11 +183,7 @@ func (db *DB) setChainHead(tx *bolt.Tx, h chainHead) error {
 	v = append(v, `,"hash":"`...)
 	v = append(v, h.Hash...)
 	v = append(v, `"}`...)
-	if err := tx.Bucket(bucketMeta).Put(keyChainHead, v); err != nil {
-		return err
-	}
-	db.txc.head, db.txc.headOK = h, true
-	return nil
+	return tx.Bucket(bucketMeta).Put(keyChainHead, v)
 }
 
 // prepareDraft validates a draft and canonicalizes its payload outside the
@@ -230,9 +232,7 @@ func (db *DB) appendEnvelope(tx *bolt.Tx, s *sealer) (Envelope, error) {
 			return d, fmt.Errorf("index envelope %d: %w", d.Seq, err)
 		}
 	}
-	if err := db.setChainHead(tx, chainHead{Seq: d.Seq, Hash: d.Hash}); err != nil {
-		return d, fmt.Errorf("put chain head: %w", err)
-	}
+	db.setChainHead(chainHead{Seq: d.Seq, Hash: d.Hash})
 	return d, nil
 }
 

@@ -530,11 +530,16 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	fn := func(tx *bolt.Tx) error {
 		*out = nil
 		steps := tx.Bucket(bucketSteps)
-		if steps.Get(key) != nil {
+		// One search answers both: the key itself, and the one before.
+		c := steps.Cursor()
+		k, _ := c.Seek(key)
+		if k != nil && bytes.Equal(k, key) {
 			return ErrStepExists
 		}
-		if prevKey != nil && steps.Get(prevKey) == nil {
-			return ErrStepGap
+		if prevKey != nil {
+			if k, _ = c.Prev(); k == nil || !bytes.Equal(k, prevKey) {
+				return ErrStepGap
+			}
 		}
 		if err := steps.Put(key, step); err != nil {
 			return err
