@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
@@ -68,6 +69,9 @@ func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress
 	// The program and input were stored when the execution started; a step
 	// commit leaves them as they are instead of rewriting them each time.
 	p := &persister{rt: rt, prog: prog, progress: progress, total: len(prog.Steps), outside: map[string]bool{}, pipeline: rt.cfg.PipelinePureSteps}
+	if b, ok := recordBufs.Get().(*[]byte); ok {
+		p.buf = (*b)[:0]
+	}
 	if len(exec.Input) > 0 {
 		p.inputSHA256 = store.RecordSHA256(exec.Input)
 	}
@@ -152,6 +156,24 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 // flush waits until every commit started is durable or has failed.
 func (p *persister) flush() error { return p.reap(true) }
 
+// recordBufs keeps the persisters' record buffers between runs: a run
+// encodes every step record into one, which the store copies.
+var recordBufs sync.Pool
+
+// maxPooledBuf bounds the buffers recordBufs keeps (a run with a huge
+// record should not pin its buffer forever).
+const maxPooledBuf = 64 << 10
+
+// release returns the record buffer once no step record is encoded any
+// more (settle).
+func (p *persister) release() {
+	if b := p.buf; b != nil && cap(b) <= maxPooledBuf {
+		b = b[:0]
+		recordBufs.Put(&b)
+	}
+	p.buf = nil
+}
+
 // reap reports the commits found durable, in order, as progress; with wait
 // it waits for all of them. It returns the first commit that failed.
 func (p *persister) reap(wait bool) error {
@@ -227,7 +249,61 @@ func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool 
 // envelopePayload is the TRACE projection of a step's output, with the
 // provenance of a parallel step's sub-step tools (an envelope has room for
 // one module hash; a parallel step may run several).
+//
+// It writes the canonical object directly, its members in RFC 8785 order
+// (output, resumed_by, status, sub_steps, tool_grants, tool_source: all
+// ASCII, so byte order), instead of building a map for canonical.Marshal
+// to sort; TestEnvelopePayloadCanonical holds the two to the same bytes.
 func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMessage, error) {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"output":`...)
+	b, err := canonical.Append(b, projection.Project(rec.Output, projection.Trace, projection.Options{Refs: refs}))
+	if err != nil {
+		return nil, err
+	}
+	if rec.Kind == kernel.KindResume {
+		b = append(b, `,"resumed_by":`...)
+		if b, err = canonical.Append(b, rec.Source); err != nil {
+			return nil, err
+		}
+	}
+	if rec.Status != kernel.StepSuccess {
+		b = append(b, `,"status":`...)
+		if b, err = canonical.Append(b, string(rec.Status)); err != nil {
+			return nil, err
+		}
+	}
+	if len(rec.SubSteps) > 0 {
+		subs := make(map[string]any, len(rec.SubSteps))
+		for _, s := range rec.SubSteps {
+			e := map[string]any{"status": string(s.Status)}
+			if s.Tool != nil {
+				e["module_sha256"], e["manifest_sha256"] = s.Tool.ModuleSHA256, s.Tool.ManifestSHA256
+			}
+			toolTrust(e, s.Tool)
+			subs[s.StepID] = e
+		}
+		b = append(b, `,"sub_steps":`...)
+		if b, err = canonical.Append(b, subs); err != nil {
+			return nil, err
+		}
+	}
+	if t := rec.Tool; t != nil && t.Source != "" {
+		b = append(b, `,"tool_grants":`...)
+		if b, err = canonical.Append(b, grantsValue(t.Grants)); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"tool_source":`...)
+		if b, err = canonical.Append(b, t.Source); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// envelopePayloadMap is the payload as a map, what envelopePayload writes
+// directly: kept for the test that holds the two together.
+func envelopePayloadMap(rec *kernel.StepRecord, refs projection.Refs) (json.RawMessage, error) {
 	p := map[string]any{"output": projection.Project(rec.Output, projection.Trace, projection.Options{Refs: refs})}
 	if rec.Status != kernel.StepSuccess {
 		p["status"] = string(rec.Status)
@@ -259,11 +335,16 @@ func toolTrust(p map[string]any, t *kernel.ToolProvenance) {
 		return
 	}
 	p["tool_source"] = t.Source
-	grants := make(map[string]any, len(t.Grants))
-	for c, a := range t.Grants {
+	p["tool_grants"] = grantsValue(t.Grants)
+}
+
+// grantsValue is a tool's grants as canonical.Append takes them.
+func grantsValue(g map[string]string) map[string]any {
+	grants := make(map[string]any, len(g))
+	for c, a := range g {
 		grants[c] = a
 	}
-	p["tool_grants"] = grants
+	return grants
 }
 
 // lightHeader is the per-step trace header: small and constant-size, so a

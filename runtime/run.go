@@ -523,6 +523,7 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 	if err := obs.flush(); err != nil && runErr == nil {
 		runErr = err
 	}
+	obs.release()
 	// The run's context may be done; the final write must still happen.
 	ctx := context.WithoutCancel(context.Background())
 	if unstorable(runErr) {

@@ -53,7 +53,9 @@ func (db *DB) write(fn func(tx *bolt.Tx) error) error {
 type writeReq struct {
 	fn func(tx *bolt.Tx) error
 	// err is the outcome, set before finished is closed.
-	err      error
+	err error
+	// finished is closed when the outcome is known; nil when then is
+	// set (nobody waits on it: then is told).
 	finished chan struct{}
 	// then, when set, is told the outcome on the committer goroutine; it
 	// must not block.
@@ -62,7 +64,9 @@ type writeReq struct {
 
 func (r *writeReq) finish(err error) {
 	r.err = err
-	close(r.finished)
+	if r.finished != nil {
+		close(r.finished)
+	}
 	if r.then != nil {
 		r.then(err)
 	}
@@ -89,7 +93,10 @@ func (db *DB) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error, then func
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	req := &writeReq{fn: fn, finished: make(chan struct{}), then: then}
+	req := &writeReq{fn: fn, then: then}
+	if then == nil {
+		req.finished = make(chan struct{})
+	}
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {

@@ -491,10 +491,13 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 		draft = d
 	}
 	now := db.now().UTC()
-	key := joinKey(id, uint64(sc.Index))
+	// The step's key and its predecessor's share one allocation.
+	keys := make([]byte, 0, 2*(len(id)+9))
+	keys = binary.BigEndian.AppendUint64(append(append(keys, id...), 0), uint64(sc.Index))
+	key := keys[:len(keys):len(keys)]
 	var prevKey []byte
 	if sc.Index > 0 {
-		prevKey = joinKey(id, uint64(sc.Index-1))
+		prevKey = binary.BigEndian.AppendUint64(append(append(keys[len(keys):], id...), 0), uint64(sc.Index-1))
 	}
 	step := bytes.Clone(sc.Step)
 	var upd *execUpdate
