@@ -484,7 +484,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	if args == nil {
 		args = map[string]any{}
 	}
-	stdin, err := json.Marshal(args)
+	stdin, err := marshalJSON(args)
 	if err != nil {
 		return res, fmt.Errorf("tool %q: encode args: %w: %w", name, ErrInvalidArgs, err)
 	}
@@ -568,7 +568,7 @@ func encodeState(state map[string]any) ([]byte, error) {
 	if state == nil {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(state)
+	return marshalJSON(state)
 }
 
 // runFresh instantiates a new instance, runs it to completion and closes it.
