@@ -64,7 +64,7 @@ func TestToolOutputDepthBoundary(t *testing.T) {
 					if err != nil {
 						t.Fatalf("trace: %v", err)
 					}
-					if string(tv.Status) != res.Status || len(tv.Steps) != 1 {
+					if tv.Status != res.Status || len(tv.Steps) != 1 {
 						t.Fatalf("trace: %s, %d steps", tv.Status, len(tv.Steps))
 					}
 					if accepted {

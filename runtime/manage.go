@@ -368,7 +368,7 @@ func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kern
 		}
 		tr.StateSnapshots[i] = kernel.Snapshot{Index: tr.Steps[i].Index, Hash: tr.Steps[i].StateHash}
 	}
-	if exec.Status == store.StatusRunning {
+	if exec.Status == kernel.StatusRunning {
 		// A running execution's record is as of its first step (the
 		// persister leaves it alone until the status changes).
 		tr.Tally()

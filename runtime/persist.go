@@ -103,7 +103,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	// metrics from its steps), so they leave it alone.
 	keep := p.written && ev.Status == kernel.StatusRunning
 	if !keep {
-		p.exec.Status = string(ev.Status)
+		p.exec.Status = ev.Status
 		if ev.Status == kernel.StatusRunning {
 			p.exec.Header = lightHeader(ev.Trace, ev.Status)
 		} else {
@@ -166,7 +166,7 @@ func (p *persister) reap(wait bool) error {
 		p.pending = p.pending[1:]
 		p.done++
 		if p.progress != nil {
-			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: string(ps.status), Done: p.done, Total: p.total})
+			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: ps.status, Done: p.done, Total: p.total})
 		}
 	}
 	if p.failed != nil && wait {

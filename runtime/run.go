@@ -43,7 +43,7 @@ type Progress struct {
 	TraceID string
 	Index   int
 	StepID  string
-	Status  string
+	Status  kernel.StepStatus
 	// Done counts records so far; Total is the program's step count, a
 	// hint only (branches skip steps, loops repeat them).
 	Done, Total int
@@ -52,14 +52,14 @@ type Progress struct {
 // RunResult summarises a run: small enough for any tool-output limit. The
 // whole trace is read with Trace.
 type RunResult struct {
-	TraceID     string  `json:"trace_id"`
-	ProgramID   string  `json:"program_id,omitempty"`
-	ProgramName string  `json:"program_name"`
-	Status      string  `json:"status"`
-	Steps       int     `json:"steps"`
-	Cost        float64 `json:"cost"`
-	FinalOutput any     `json:"final_output"`
-	Error       string  `json:"error,omitempty"`
+	TraceID     string        `json:"trace_id"`
+	ProgramID   string        `json:"program_id,omitempty"`
+	ProgramName string        `json:"program_name"`
+	Status      kernel.Status `json:"status"`
+	Steps       int           `json:"steps"`
+	Cost        float64       `json:"cost"`
+	FinalOutput any           `json:"final_output"`
+	Error       string        `json:"error,omitempty"`
 	// SuspendedStepID names the step waiting for resume_program.
 	SuspendedStepID string `json:"suspended_step_id,omitempty"`
 	// Replayed is true when an idempotency key returned a stored outcome
@@ -374,7 +374,7 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 	if err != nil {
 		return nil, err
 	}
-	if exec.Status == string(kernel.StatusRunning) {
+	if exec.Status == kernel.StatusRunning {
 		// Interrupted (a crash, a cancelled request): continue it.
 		return rt.continueExecution(ctx, exec, req.Progress)
 	}
@@ -390,7 +390,7 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any, input []byte, key, execID string, progress func(Progress)) (*RunResult, error) {
 	exec := store.Execution{
 		ID: execID, ProgramID: l.id, ProgramHash: l.hash, ProgramName: l.prog.Name,
-		Status: string(kernel.StatusRunning), PolicyHash: rt.policy.Hash(), IdempotencyKey: key,
+		Status: kernel.StatusRunning, PolicyHash: rt.policy.Hash(), IdempotencyKey: key,
 		Input: input, Program: l.raw,
 	}
 	exec, err := rt.store.PutExecution(ctx, exec)
@@ -431,7 +431,7 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 	if err != nil {
 		return nil, err
 	}
-	if exec.Status != string(kernel.StatusSuspended) {
+	if exec.Status != kernel.StatusSuspended {
 		return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "execution %s is %s, not suspended", traceID, exec.Status)
 	}
 	if err := checkPayload(payload); err != nil {
@@ -480,7 +480,7 @@ func (rt *Runtime) ContinueInterrupted(ctx context.Context, traceID string, prog
 	if err != nil {
 		return nil, err
 	}
-	if exec.Status != string(kernel.StatusRunning) {
+	if exec.Status != kernel.StatusRunning {
 		return nil, newError(CodeInvalidArgument, nil, "execution %s is %s, not interrupted", traceID, exec.Status)
 	}
 	return rt.continueExecution(ctx, exec, progress)
@@ -536,7 +536,7 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 		obs.ended = ""
 	}
 	if runErr == nil {
-		exec.Status = string(tr.Status)
+		exec.Status = tr.Status
 		// Usually the last step's commit recorded the end already; a run
 		// that ends without a record (a budget, say) is recorded here.
 		if obs.ended == "" || obs.ended != tr.Status {
@@ -565,7 +565,7 @@ func (rt *Runtime) summarise(exec store.Execution, tr *kernel.Trace) *RunResult 
 		TraceID:         tr.TraceID,
 		ProgramID:       exec.ProgramID,
 		ProgramName:     tr.ProgramName,
-		Status:          string(tr.Status),
+		Status:          tr.Status,
 		Steps:           len(tr.Steps),
 		Cost:            tr.Usage.CostUSD,
 		FinalOutput:     projection.Project(tr.FinalOutput, projection.Trace, projection.Options{Refs: rt.vault}),

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -57,7 +58,7 @@ func BenchmarkCommitStep(b *testing.B) {
 	b.SetParallelism(32) // 32 × GOMAXPROCS(2) = 64 executions
 	b.RunParallel(func(pb *testing.PB) {
 		id := fmt.Sprint("exec-", worker.Add(1))
-		ex, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: "refund", ProgramHash: "h", Status: store.StatusRunning, PolicyHash: "p", Program: benchPayload, Input: benchPayload})
+		ex, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: "refund", ProgramHash: "h", Status: kernel.StatusRunning, PolicyHash: "p", Program: benchPayload, Input: benchPayload})
 		if err != nil {
 			b.Error(err)
 			return
@@ -118,7 +119,7 @@ func BenchmarkVerifyChain(b *testing.B) {
 	db := openTemp(b, &store.Options{NoSync: true})
 	const runs, steps, n = 100, 100, 100 * 100
 	for r := range runs {
-		ex, err := db.PutExecution(ctx, store.Execution{ID: fmt.Sprint("e", r), Status: store.StatusRunning, Input: benchPayload, Program: benchPayload})
+		ex, err := db.PutExecution(ctx, store.Execution{ID: fmt.Sprint("e", r), Status: kernel.StatusRunning, Input: benchPayload, Program: benchPayload})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/storetest"
 	bolt "go.etcd.io/bbolt"
@@ -236,14 +237,14 @@ func TestRestart(t *testing.T) {
 	if _, _, err := db.ClaimIdempotencyKey(ctx, "key", "req", "run", 0); err != nil {
 		t.Fatal(err)
 	}
-	ex := store.Execution{ID: "run", Status: store.StatusRunning, IdempotencyKey: "key"}
+	ex := store.Execution{ID: "run", Status: kernel.StatusRunning, IdempotencyKey: "key"}
 	for i := range 3 {
 		ex.Checkpoint = []byte(`{"next":` + string(rune('1'+i)) + `}`)
 		if _, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: []byte(`"done"`), Envelope: &store.Envelope{StepID: "s"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.PutExecution(ctx, store.Execution{ID: "waiting", Status: store.StatusSuspended}); err != nil {
+	if _, err := db.PutExecution(ctx, store.Execution{ID: "waiting", Status: kernel.StatusSuspended}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 )
 
@@ -201,8 +202,8 @@ func encodeBody(b executionBody) []byte {
 }
 
 // statusPayload is the payload of an execution envelope.
-func statusPayload(status string) json.RawMessage {
-	b, _ := json.Marshal(map[string]string{"status": status})
+func statusPayload(status kernel.Status) json.RawMessage {
+	b, _ := json.Marshal(map[string]kernel.Status{"status": status})
 	return b
 }
 
@@ -232,8 +233,8 @@ func loadBody(tx *bolt.Tx, e *Execution) error {
 	return nil
 }
 
-func unfinished(status string) bool {
-	return status == StatusRunning || status == StatusSuspended
+func unfinished(status kernel.Status) bool {
+	return status == kernel.StatusRunning || status == kernel.StatusSuspended
 }
 
 func programExecKey(programID string, tk []byte) []byte {
@@ -598,9 +599,9 @@ func prepareUpdate(e Execution, now time.Time) (*execUpdate, error) {
 
 // execKeys are the stored fields an execution's index keys derive from.
 type execKeys struct {
-	ProgramID string    `json:"program_id"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
+	ProgramID string        `json:"program_id"`
+	Status    kernel.Status `json:"status"`
+	CreatedAt time.Time     `json:"created_at"`
 }
 
 // apply writes the record and returns its stored bytes (u.v itself on the

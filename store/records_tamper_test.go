@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	bolt "go.etcd.io/bbolt"
@@ -29,7 +30,7 @@ func recordsDB(t *testing.T) (string, string) {
 	const id = "run-1"
 	input := json.RawMessage(`{"order_id":"order-abc-123"}`)
 	prog := json.RawMessage(`{"name":"pay","steps":[{"id":"capture","type":"tool","tool":"capture_payment"}]}`)
-	ex, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: "pay", Status: store.StatusRunning, PolicyHash: "pol", Input: input, Program: prog})
+	ex, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: "pay", Status: kernel.StatusRunning, PolicyHash: "pol", Input: input, Program: prog})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/nanovm/nano-vm-mcp/kernel"
 )
 
 // Store is everything the runtime asks of durable storage. *DB (bbolt)
@@ -58,8 +60,8 @@ type ExecutionStore interface {
 	// Executions lists executions newest first, filtered and paged,
 	// without their Input, Program and Checkpoint (read one with Execution).
 	Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage, error)
-	// Unfinished lists executions whose status is StatusRunning or
-	// StatusSuspended, oldest first: after a crash these are the runs to
+	// Unfinished lists executions whose status is kernel.StatusRunning or
+	// kernel.StatusSuspended, oldest first: after a crash these are the runs to
 	// resume or to offer for resumption.
 	Unfinished(ctx context.Context) ([]Execution, error)
 	// CommitStep atomically writes a step, replaces its execution's record
@@ -181,16 +183,6 @@ type Program struct {
 	Program json.RawMessage `json:"program"`
 }
 
-// Execution statuses the store itself interprets. Every other status is
-// opaque to the store.
-const (
-	// StatusRunning marks an execution in progress, or interrupted by a
-	// crash if no process is running it.
-	StatusRunning = "running"
-	// StatusSuspended marks an execution waiting for a resume event.
-	StatusSuspended = "suspended"
-)
-
 // Execution is one run of a program: the trace header and everything
 // needed to resume it.
 type Execution struct {
@@ -203,9 +195,10 @@ type Execution struct {
 	ProgramHash string `json:"program_hash"`
 	// ProgramName is the program's name.
 	ProgramName string `json:"program_name"`
-	// Status is the run's status; StatusRunning and StatusSuspended are
-	// listed by Unfinished.
-	Status string `json:"status"`
+	// Status is the run's status; kernel.StatusRunning and
+	// kernel.StatusSuspended are listed by Unfinished. The store
+	// interprets no other status.
+	Status kernel.Status `json:"status"`
 	// PolicyHash is the hash of the policy snapshot the run started under.
 	PolicyHash string `json:"policy_hash"`
 	// IdempotencyKey is the key the run was started with, if any.
@@ -232,7 +225,7 @@ type ExecutionFilter struct {
 	// ProgramID keeps only executions of that program; empty keeps all.
 	ProgramID string
 	// Status keeps only executions with that status; empty keeps all.
-	Status string
+	Status kernel.Status
 	// Limit caps the page size; <= 0 means DefaultPageLimit, and it is
 	// clamped to MaxPageLimit.
 	Limit int

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -92,7 +93,7 @@ func TestTamper(t *testing.T) {
 			}
 			for i := range n {
 				_, err := db.CommitStep(ctx, store.StepCommit{
-					Execution: store.Execution{ID: fmt.Sprint("exec-", i%2), Status: store.StatusRunning},
+					Execution: store.Execution{ID: fmt.Sprint("exec-", i%2), Status: kernel.StatusRunning},
 					Index:     i / 2, Step: []byte(`{}`),
 					Envelope: &store.Envelope{StepID: "s", StateHash: fmt.Sprint("state-", i), Payload: []byte(fmt.Sprintf(`{"out":"value-%d"}`, i))},
 				})

@@ -91,7 +91,7 @@ func readExecution(v []byte, e *Execution) bool {
 		case "program_name":
 			ok = jsonread.Once(&seen, 1<<3) && str(r, &e.ProgramName)
 		case "status":
-			ok = jsonread.Once(&seen, 1<<4) && str(r, &e.Status)
+			ok = jsonread.Once(&seen, 1<<4) && str(r, (*string)(&e.Status))
 		case "policy_hash":
 			ok = jsonread.Once(&seen, 1<<5) && str(r, &e.PolicyHash)
 		case "idempotency_key":
@@ -159,7 +159,7 @@ func readExecKeys(v []byte, k *execKeys) bool {
 		case "program_id":
 			return jsonread.Once(&seen, 1<<0) && str(r, &k.ProgramID)
 		case "status":
-			return jsonread.Once(&seen, 1<<1) && str(r, &k.Status)
+			return jsonread.Once(&seen, 1<<1) && str(r, (*string)(&k.Status))
 		case "created_at":
 			return jsonread.Once(&seen, 1<<2) && r.Time(&k.CreatedAt)
 		case "id", "program_hash", "program_name", "policy_hash", "idempotency_key",

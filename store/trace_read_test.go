@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nanovm/nano-vm-mcp/kernel"
 )
 
 // agreeExecution checks readExecution against decodeRecord on v: when the
@@ -70,7 +72,7 @@ func TestReadExecutionRecords(t *testing.T) {
 	for range 500 {
 		e := Execution{
 			ID: words[r.IntN(len(words))], ProgramID: words[r.IntN(len(words))], ProgramHash: words[r.IntN(len(words))],
-			ProgramName: words[r.IntN(len(words))], Status: []string{"running", "success", "suspended"}[r.IntN(3)],
+			ProgramName: words[r.IntN(len(words))], Status: []kernel.Status{kernel.StatusRunning, kernel.StatusSuccess, kernel.StatusSuspended}[r.IntN(3)],
 			PolicyHash: words[r.IntN(len(words))], IdempotencyKey: words[r.IntN(len(words))],
 			Header:    json.RawMessage(raws[r.IntN(len(raws))]),
 			CreatedAt: time.Unix(r.Int64N(1<<34), r.Int64N(1e9)).UTC(), UpdatedAt: time.Unix(r.Int64N(1<<34), 0).In(time.FixedZone("", 3600)),

@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
 
@@ -239,7 +240,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		}
 		if !c.any && rec != nil && len(steps) == 0 {
 			var k execKeys
-			if readExecKeys(rec, &k) && k.Status == StatusRunning {
+			if readExecKeys(rec, &k) && k.Status == kernel.StatusRunning {
 				// Started, first step not committed yet (or a crash
 				// came first): the first step's envelope will cover it.
 				rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemUncovered,

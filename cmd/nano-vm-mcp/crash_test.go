@@ -294,7 +294,7 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 			switch {
 			case len(page.Executions) == 0: // killed before the run began
 				lo = min(lo+10, 90)
-			case page.Executions[0].Status == string(kernel.StatusSuccess): // after it ended
+			case page.Executions[0].Status == kernel.StatusSuccess: // after it ended
 				lo = max(lo-10, 5)
 			}
 		}

@@ -377,13 +377,13 @@ func movableSchema(raw json.RawMessage) (map[string]any, bool) {
 
 // exposedResult is a direct call's structured content.
 type exposedResult struct {
-	Output           any    `json:"output,omitempty"`
-	TraceID          string `json:"trace_id"`
-	Status           string `json:"status"`
-	OutputTruncated  bool   `json:"output_truncated,omitempty"`
-	IdempotentReplay bool   `json:"idempotent_replay,omitempty"`
-	SuspendedStepID  string `json:"suspended_step_id,omitempty"`
-	Next             string `json:"next,omitempty"`
+	Output           any           `json:"output,omitempty"`
+	TraceID          string        `json:"trace_id"`
+	Status           kernel.Status `json:"status"`
+	OutputTruncated  bool          `json:"output_truncated,omitempty"`
+	IdempotentReplay bool          `json:"idempotent_replay,omitempty"`
+	SuspendedStepID  string        `json:"suspended_step_id,omitempty"`
+	Next             string        `json:"next,omitempty"`
 }
 
 // callExposed is the handler of registered tool name, listed as mcpName.
@@ -436,11 +436,11 @@ func (s *Server) runExposed(ctx context.Context, name string, req mcp.CallToolRe
 // exposedResult turns a direct call's run into its MCP result.
 func (s *Server) exposedResult(res *runtime.RunResult) (*mcp.CallToolResult, error) {
 	switch res.Status {
-	case string(kernel.StatusSuccess), string(kernel.StatusSuspended):
+	case kernel.StatusSuccess, kernel.StatusSuspended:
 	default:
 		msg := res.Error
 		if msg == "" {
-			msg = "the call ended with status " + res.Status
+			msg = "the call ended with status " + string(res.Status)
 		}
 		return nil, &runtime.Error{
 			Code:    "tool_failed",
@@ -449,7 +449,7 @@ func (s *Server) exposedResult(res *runtime.RunResult) (*mcp.CallToolResult, err
 		}
 	}
 	out := exposedResult{TraceID: res.TraceID, Status: res.Status, IdempotentReplay: res.Replayed}
-	if res.Status == string(kernel.StatusSuspended) {
+	if res.Status == kernel.StatusSuspended {
 		out.SuspendedStepID = clipText(res.SuspendedStepID, maxIDBytes)
 		out.Next = fmt.Sprintf("The tool answered PENDING: call resume_program with trace_id %q and the awaited event as payload when it arrives.", res.TraceID)
 	} else {

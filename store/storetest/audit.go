@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -17,7 +18,7 @@ func testEnvelopeChain(e *env) {
 	for i := range 3 {
 		for _, id := range []string{"x", "y"} {
 			env, err := st.CommitStep(ctx, store.StepCommit{
-				Execution: store.Execution{ID: id, Status: store.StatusRunning},
+				Execution: store.Execution{ID: id, Status: kernel.StatusRunning},
 				Index:     i, Step: raw(t, i),
 				Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), PolicyHash: "pol", StateHash: fmt.Sprint("state", i),
 					Payload: raw(t, map[string]any{"out": i}), ModuleSHA256: "mod", ManifestSHA256: "man"},
@@ -119,7 +120,7 @@ func testConcurrentCommits(e *env) {
 			id := fmt.Sprint("exec-", w)
 			for i := range steps {
 				_, err := st.CommitStep(ctx, store.StepCommit{
-					Execution: store.Execution{ID: id, Status: store.StatusRunning},
+					Execution: store.Execution{ID: id, Status: kernel.StatusRunning},
 					Index:     i, Step: json.RawMessage(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"},
 				})
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -31,7 +32,7 @@ func testExecutions(e *env) {
 		}
 	}
 	want := store.Execution{
-		ID: "e1", ProgramID: "p1", ProgramHash: "ph", ProgramName: "prog", Status: store.StatusRunning,
+		ID: "e1", ProgramID: "p1", ProgramHash: "ph", ProgramName: "prog", Status: kernel.StatusRunning,
 		PolicyHash: "pol", IdempotencyKey: "k", Input: raw(e.t, map[string]any{"a": 1}),
 		Program: raw(e.t, map[string]any{"name": "prog"}), Checkpoint: raw(e.t, map[string]any{"cursor": 0}),
 		Header: raw(e.t, map[string]any{"trace_id": "e1"}),
@@ -66,9 +67,9 @@ func testExecutionPaging(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
 	const n = 25
 	for i := range n {
-		status := "success"
+		status := kernel.StatusSuccess
 		if i%3 == 0 {
-			status = "failed"
+			status = kernel.StatusFailed
 		}
 		if _, err := st.PutExecution(ctx, store.Execution{ID: fmt.Sprintf("e%02d", i), ProgramID: fmt.Sprintf("p%d", i%2), Status: status}); err != nil {
 			t.Fatal(err)
@@ -131,10 +132,10 @@ func testExecutionPaging(e *env) {
 func testUnfinished(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
 	for _, ex := range []store.Execution{
-		{ID: "a", Status: store.StatusRunning},
+		{ID: "a", Status: kernel.StatusRunning},
 		{ID: "b", Status: "success"},
-		{ID: "c", Status: store.StatusSuspended},
-		{ID: "d", Status: store.StatusRunning},
+		{ID: "c", Status: kernel.StatusSuspended},
+		{ID: "d", Status: kernel.StatusRunning},
 	} {
 		if _, err := st.PutExecution(ctx, ex); err != nil {
 			t.Fatal(err)
@@ -145,7 +146,7 @@ func testUnfinished(e *env) {
 	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "d", Status: "failed"}, Step: raw(t, "x")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PutExecution(ctx, store.Execution{ID: "a", Status: store.StatusSuspended}); err != nil {
+	if _, err := st.PutExecution(ctx, store.Execution{ID: "a", Status: kernel.StatusSuspended}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.Unfinished(ctx)
@@ -154,7 +155,7 @@ func testUnfinished(e *env) {
 	}
 	var ids []string
 	for _, ex := range got {
-		ids = append(ids, ex.ID+":"+ex.Status)
+		ids = append(ids, ex.ID+":"+string(ex.Status))
 	}
 	if want := "[a:suspended c:suspended]"; fmt.Sprint(ids) != want {
 		t.Errorf("Unfinished = %v, want %s", ids, want)
@@ -165,7 +166,7 @@ func testUnfinished(e *env) {
 // together, and a second commit of the same index writes nothing.
 func testCommitStep(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	ex := store.Execution{ID: "e", Status: store.StatusRunning, Checkpoint: raw(t, map[string]any{"next": 1})}
+	ex := store.Execution{ID: "e", Status: kernel.StatusRunning, Checkpoint: raw(t, map[string]any{"next": 1})}
 	env, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 0, Step: raw(t, map[string]any{"step_id": "a"}),
 		Envelope: &store.Envelope{StepID: "a", PolicyHash: "pol", StateHash: "st", Payload: raw(t, map[string]any{"b": 2, "a": 1})}})
 	if err != nil {
@@ -188,7 +189,7 @@ func testCommitStep(e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != store.StatusRunning {
+	if got.Status != kernel.StatusRunning {
 		t.Errorf("failed commit changed the execution: status %q", got.Status)
 	}
 	if envs, _ := st.Envelopes(ctx, "e"); len(envs) != 1 {
@@ -226,7 +227,7 @@ func testCommitStep(e *env) {
 // index must follow.
 func testCommitStepRunLifecycle(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	started, err := st.PutExecution(ctx, store.Execution{ID: "life", ProgramID: "p", Status: store.StatusRunning, Program: raw(t, "prog"), Input: raw(t, map[string]any{"x": 1})})
+	started, err := st.PutExecution(ctx, store.Execution{ID: "life", ProgramID: "p", Status: kernel.StatusRunning, Program: raw(t, "prog"), Input: raw(t, map[string]any{"x": 1})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +273,7 @@ func testCommitStepRunLifecycle(e *env) {
 	}
 	// Back to suspended (a resumable wait) lists it again.
 	susp := done
-	susp.Status = store.StatusSuspended
+	susp.Status = kernel.StatusSuspended
 	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: susp, Index: 3, Step: raw(t, 3)}); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +298,7 @@ func testStartCommitStepInOrder(e *env) {
 	const n = 40
 	var pending []*store.PendingCommit
 	for run := range 2 {
-		ex := store.Execution{ID: fmt.Sprint("pipe-", run), Status: store.StatusRunning}
+		ex := store.Execution{ID: fmt.Sprint("pipe-", run), Status: kernel.StatusRunning}
 		for i := range n {
 			pending = append(pending, st.StartCommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: raw(t, i),
 				Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), Payload: raw(t, i)}}))
@@ -321,7 +322,7 @@ func testStartCommitStepInOrder(e *env) {
 		}
 	}
 
-	gap := store.Execution{ID: "gap", Status: store.StatusRunning}
+	gap := store.Execution{ID: "gap", Status: kernel.StatusRunning}
 	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: gap, Index: 0, Step: raw(t, 0)}); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func testStartCommitStepInOrder(e *env) {
 // testSteps ensures steps page by offset and limit in index order.
 func testSteps(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	ex := store.Execution{ID: "e", Status: store.StatusRunning}
+	ex := store.Execution{ID: "e", Status: kernel.StatusRunning}
 	for i := range 12 {
 		if _, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: raw(t, i)}); err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -92,7 +93,7 @@ func testDeleteProgram(e *env) {
 		if _, _, err := st.ClaimIdempotencyKey(ctx, "key-"+id, "req", "exec-"+id, 0); err != nil {
 			t.Fatal(err)
 		}
-		ex := store.Execution{ID: "exec-" + id, ProgramID: id, Status: store.StatusRunning, IdempotencyKey: "key-" + id}
+		ex := store.Execution{ID: "exec-" + id, ProgramID: id, Status: kernel.StatusRunning, IdempotencyKey: "key-" + id}
 		for i := range 3 {
 			if _, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: raw(t, i), Envelope: &store.Envelope{StepID: "s"}}); err != nil {
 				t.Fatal(err)

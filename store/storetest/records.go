@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -18,7 +19,7 @@ func testRecordCoverage(e *env) {
 	// verbatim, so their hashes are the hashes of what is stored.
 	input := json.RawMessage("{ \"q\": \"<a&b>\" }")
 	prog := json.RawMessage("{\n  \"name\": \"p\"\n}")
-	ex, err := st.PutExecution(ctx, store.Execution{ID: "cov", ProgramID: "p", Status: store.StatusRunning, PolicyHash: "pol", Input: input, Program: prog})
+	ex, err := st.PutExecution(ctx, store.Execution{ID: "cov", ProgramID: "p", Status: kernel.StatusRunning, PolicyHash: "pol", Input: input, Program: prog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,17 +90,17 @@ func testRecordCoverage(e *env) {
 	}
 
 	// A step committed without an envelope is a record nothing covers.
-	if _, err := st.PutExecution(ctx, store.Execution{ID: "bare", Status: store.StatusRunning}); err != nil {
+	if _, err := st.PutExecution(ctx, store.Execution{ID: "bare", Status: kernel.StatusRunning}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "bare", Status: store.StatusRunning}, KeepExecution: true, Index: 0, Step: raw(t, 0)}); err != nil {
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "bare", Status: kernel.StatusRunning}, KeepExecution: true, Index: 0, Step: raw(t, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	// An envelope that commits to another input than the stored one.
-	if _, err := st.PutExecution(ctx, store.Execution{ID: "other", Status: store.StatusRunning, Input: input}); err != nil {
+	if _, err := st.PutExecution(ctx, store.Execution{ID: "other", Status: kernel.StatusRunning, Input: input}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "other", Status: store.StatusRunning}, Index: 0, Step: raw(t, 0),
+	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "other", Status: kernel.StatusRunning}, Index: 0, Step: raw(t, 0),
 		Envelope: &store.Envelope{StepID: "a", InputSHA256: store.RecordSHA256([]byte(`{"q":"else"}`))}}); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -13,7 +14,7 @@ import (
 func testExecutionTrace(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
 	ex := store.Execution{
-		ID: "e", ProgramID: "p", ProgramHash: "ph", ProgramName: "n", Status: store.StatusRunning, PolicyHash: "pol",
+		ID: "e", ProgramID: "p", ProgramHash: "ph", ProgramName: "n", Status: kernel.StatusRunning, PolicyHash: "pol",
 		IdempotencyKey: "k", Input: raw(t, map[string]any{"x": 1}), Program: raw(t, map[string]any{"steps": []any{}}),
 		Checkpoint: raw(t, map[string]any{"next": 1}), Header: raw(t, map[string]any{"status": "running"}),
 	}
