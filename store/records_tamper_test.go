@@ -168,7 +168,7 @@ func TestRecordTamper(t *testing.T) {
 					if p.StepIndex != nil {
 						step = *p.StepIndex
 					}
-					if p.ExecutionID != id || p.Record != w.record || step != w.step || p.Problem != w.problem || p.Reason == "" {
+					if p.TraceID != id || p.Record != w.record || step != w.step || p.Problem != w.problem || p.Reason == "" {
 						t.Errorf("VerifyChain(%q) reported %s; want %s %d %s", scope, p, w.record, w.step, w.problem)
 					}
 				}
@@ -219,7 +219,7 @@ func TestRecordsCoveredAndDeleted(t *testing.T) {
 	}
 	defer db.Close()
 	rep, err = db.VerifyChain(ctx, "")
-	if err != nil || rep.OK || len(rep.Records) != 2 || rep.Records[0].ExecutionID != "fake" || rep.Records[0].Problem != store.ProblemRecordExtra ||
+	if err != nil || rep.OK || len(rep.Records) != 2 || rep.Records[0].TraceID != "fake" || rep.Records[0].Problem != store.ProblemRecordExtra ||
 		rep.Records[1].Record != store.RecordStep || rep.Records[1].Problem != store.ProblemRecordExtra {
 		t.Fatalf("VerifyChain with a fake run = %+v, %v; want its record and step not covered", rep, err)
 	}
@@ -276,7 +276,7 @@ func TestLegacyRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := db.VerifyChain(ctx, "")
-	if err != nil || !rep.OK || len(rep.Notes) != 1 || rep.Notes[0].ExecutionID != id || rep.Notes[0].Problem != store.ProblemLegacy {
+	if err != nil || !rep.OK || len(rep.Notes) != 1 || rep.Notes[0].TraceID != id || rep.Notes[0].Problem != store.ProblemLegacy {
 		t.Fatalf("VerifyChain of a migrated schema-1 file = %+v (%+v), %v; want OK with %q noted legacy", rep, rep.Broken, err, id)
 	}
 	if got := rep.Notes[0].Problem.String(); got != "legacy, records not covered" {
@@ -297,7 +297,7 @@ func TestLegacyRecords(t *testing.T) {
 	}
 	defer db.Close()
 	rep, err = db.VerifyChain(ctx, "")
-	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].ExecutionID != "new" || len(rep.Notes) != 1 {
+	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].TraceID != "new" || len(rep.Notes) != 1 {
 		t.Fatalf("VerifyChain = %+v, %v; want the new run's step reported and the legacy run noted", rep, err)
 	}
 }
@@ -346,7 +346,7 @@ func TestLegacyMarkerDoesNotExempt(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != tc.record || rep.Records[0].ExecutionID != id {
+				if rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != tc.record || rep.Records[0].TraceID != id {
 					t.Errorf("VerifyChain(%q) of a run marked legacy and changed = OK %v, records %v, notes %v; want its %s reported",
 						scope, rep.OK, rep.Records, rep.Notes, tc.record)
 				}
@@ -380,7 +380,7 @@ func TestMalformedStepKey(t *testing.T) {
 				if err != nil {
 					t.Fatalf("VerifyChain(%q): %v", scope, err)
 				}
-				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].ExecutionID != id ||
+				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].TraceID != id ||
 					rep.Records[0].Record != store.RecordStep || rep.Records[0].Problem != store.ProblemRecordExtra {
 					t.Errorf("VerifyChain(%q) = %+v; want the malformed step key of %q reported", scope, rep, id)
 				}
@@ -449,7 +449,7 @@ func TestRecordRecommitted(t *testing.T) {
 					t.Fatal(err)
 				}
 				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].Record != tc.record ||
-					rep.Records[0].ExecutionID != id || rep.Records[0].Problem != store.ProblemRecordChanged {
+					rep.Records[0].TraceID != id || rep.Records[0].Problem != store.ProblemRecordChanged {
 					t.Errorf("VerifyChain(%q) after a re-commit = %+v; want the %s reported changed", scope, rep, tc.record)
 				}
 			}

@@ -26,7 +26,7 @@ const (
 	// RecordProgram is the program an execution ran.
 	RecordProgram = "program"
 	// RecordSecret is a secret's vault record, as far as its erasure goes
-	// (whether traces show it tombstoned); ExecutionID is empty and the
+	// (whether traces show it tombstoned); TraceID is empty and the
 	// reason names the secret.
 	RecordSecret = "secret"
 )
@@ -38,8 +38,10 @@ const maxRecordProblems = 100
 // RecordProblem is a stored record that does not match the envelope that
 // commits to it, or that no envelope commits to.
 type RecordProblem struct {
-	// ExecutionID is the run the record belongs to.
-	ExecutionID string `json:"execution_id"`
+	// TraceID is the run the record belongs to. It is written as
+	// "trace_id" and, for one release, also as the deprecated
+	// "execution_id" (see MarshalJSON).
+	TraceID string `json:"trace_id"`
 	// Record is RecordStep, RecordExecution, RecordInput or RecordProgram.
 	Record string `json:"record"`
 	// StepIndex is the step's index, for a RecordStep.
@@ -54,8 +56,19 @@ type RecordProblem struct {
 	Reason string `json:"reason"`
 }
 
+// MarshalJSON writes the problem with its run's id under both "trace_id"
+// and the deprecated "execution_id", which clients of earlier releases
+// read. Deprecated: "execution_id" goes in the next release.
+func (p RecordProblem) MarshalJSON() ([]byte, error) {
+	type plain RecordProblem
+	return json.Marshal(struct {
+		plain
+		ExecutionID string `json:"execution_id"`
+	}{plain(p), p.TraceID})
+}
+
 // String describes the problem with the record it names, e.g.
-// `execution "7f0c" step 3: record changed: …`.
+// `trace "7f0c" step 3: record changed: …`.
 func (p RecordProblem) String() string {
 	if p.Record == RecordSecret {
 		return fmt.Sprintf("%s: %s", p.Problem, p.Reason)
@@ -64,7 +77,7 @@ func (p RecordProblem) String() string {
 	if p.StepIndex != nil {
 		what = fmt.Sprintf("step %d", *p.StepIndex)
 	}
-	return fmt.Sprintf("execution %q %s: %s: %s", p.ExecutionID, what, p.Problem, p.Reason)
+	return fmt.Sprintf("trace %q %s: %s: %s", p.TraceID, what, p.Problem, p.Reason)
 }
 
 // commitment is the latest envelope committing to a record. The hash is
@@ -114,7 +127,7 @@ func (c *cover) recommit(e *Envelope, what string, step *int, first uint64) {
 	if len(c.recommits) >= maxRecordProblems {
 		return
 	}
-	c.recommits = append(c.recommits, RecordProblem{ExecutionID: e.ExecutionID, Record: what, StepIndex: step, Seq: e.Seq,
+	c.recommits = append(c.recommits, RecordProblem{TraceID: e.ExecutionID, Record: what, StepIndex: step, Seq: e.Seq,
 		Problem: ProblemRecordChanged,
 		Reason:  fmt.Sprintf("envelope seq %d commits anew to the %s that envelope seq %d committed to: it is committed once", e.Seq, what, first)})
 }
@@ -195,7 +208,7 @@ func (rc *recordCheck) note(p RecordProblem) {
 
 func stepProblem(id string, index int, seq uint64, p Problem, format string, args ...any) RecordProblem {
 	i := index
-	return RecordProblem{ExecutionID: id, Record: RecordStep, StepIndex: &i, Seq: seq, Problem: p, Reason: fmt.Sprintf(format, args...)}
+	return RecordProblem{TraceID: id, Record: RecordStep, StepIndex: &i, Seq: seq, Problem: p, Reason: fmt.Sprintf(format, args...)}
 }
 
 // check compares one execution's stored records with c.
@@ -208,7 +221,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		rc.report(p)
 	}
 	if n := badStepKeys(tx, id); n > 0 {
-		rc.report(RecordProblem{ExecutionID: id, Record: RecordStep, Problem: ProblemRecordExtra,
+		rc.report(RecordProblem{TraceID: id, Record: RecordStep, Problem: ProblemRecordExtra,
 			Reason: fmt.Sprintf("%d step record(s) under a key that is not the id, a NUL and an 8-byte index: no envelope covers them", n)})
 	}
 	has := rec != nil || body != nil || len(steps) > 0
@@ -220,7 +233,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		if !has {
 			return
 		}
-		rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemLegacy,
+		rc.note(RecordProblem{TraceID: id, Record: RecordExecution, Problem: ProblemLegacy,
 			Reason: "written before schema 2: the records its envelopes carry no hash for are not checked"})
 		if c.deleted || !c.any {
 			return
@@ -228,7 +241,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 	}
 	if !has {
 		if c.any && !c.deleted {
-			rc.report(RecordProblem{ExecutionID: id, Record: RecordExecution, Seq: c.exec.seq, Problem: ProblemRecordMissing,
+			rc.report(RecordProblem{TraceID: id, Record: RecordExecution, Seq: c.exec.seq, Problem: ProblemRecordMissing,
 				Reason: "the execution's envelopes remain but its records are gone, with no deletion recorded"})
 		}
 		return
@@ -243,16 +256,16 @@ func (rc *recordCheck) check(id string, c *cover) {
 			if readExecKeys(rec, &k) && k.Status == kernel.StatusRunning {
 				// Started, first step not committed yet (or a crash
 				// came first): the first step's envelope will cover it.
-				rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemUncovered,
+				rc.note(RecordProblem{TraceID: id, Record: RecordExecution, Problem: ProblemUncovered,
 					Reason: "a running execution with no step committed yet: no envelope covers its records"})
 				return
 			}
 		}
 		if rec != nil {
-			rc.report(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemRecordExtra, Reason: why})
+			rc.report(RecordProblem{TraceID: id, Record: RecordExecution, Problem: ProblemRecordExtra, Reason: why})
 		}
 		if body != nil {
-			rc.report(RecordProblem{ExecutionID: id, Record: RecordInput, Problem: ProblemRecordExtra, Reason: why + " (input and program)"})
+			rc.report(RecordProblem{TraceID: id, Record: RecordInput, Problem: ProblemRecordExtra, Reason: why + " (input and program)"})
 		}
 		for _, s := range steps {
 			rc.report(stepProblem(id, s.Index, 0, ProblemRecordExtra, "%s", why))
@@ -266,7 +279,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		e.ID = id
 		if err := loadBody(tx, &e); err != nil {
 			bodyOK = false
-			rc.report(RecordProblem{ExecutionID: id, Record: RecordInput, Seq: c.input.seq, Problem: ProblemRecordChanged,
+			rc.report(RecordProblem{TraceID: id, Record: RecordInput, Seq: c.input.seq, Problem: ProblemRecordChanged,
 				Reason: "the stored input and program cannot be read: " + err.Error()})
 		}
 	}
@@ -309,14 +322,14 @@ func (rc *recordCheck) checkOne(id, what string, cm commitment, v []byte, presen
 	case cm.seq == 0 && (!present || legacy):
 	case cm.seq == 0:
 		rc.checked++
-		rc.report(RecordProblem{ExecutionID: id, Record: what, Problem: ProblemRecordExtra, Reason: "no envelope commits to the " + what})
+		rc.report(RecordProblem{TraceID: id, Record: what, Problem: ProblemRecordExtra, Reason: "no envelope commits to the " + what})
 	case !present:
-		rc.report(RecordProblem{ExecutionID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordMissing,
+		rc.report(RecordProblem{TraceID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordMissing,
 			Reason: fmt.Sprintf("envelope seq %d commits to the %s, which is not stored", cm.seq, what)})
 	default:
 		rc.checked++
 		if !cm.matches(v) {
-			rc.report(RecordProblem{ExecutionID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordChanged,
+			rc.report(RecordProblem{TraceID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordChanged,
 				Reason: fmt.Sprintf("the stored %s does not hash to the %s_sha256 of envelope seq %d", what, what, cm.seq)})
 		}
 	}

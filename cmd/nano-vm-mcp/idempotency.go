@@ -47,7 +47,7 @@ func cmdIdempotencyLs(cmd *command, args []string, cio *cliIO) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tSTATUS\tEXECUTION\tEXPIRES")
+	fmt.Fprintln(tw, "KEY\tSTATUS\tTRACE\tEXPIRES")
 	for _, e := range entries {
 		if e.Err != nil {
 			fmt.Fprintf(tw, "%q\tCORRUPT\t-\t-\n", e.Key)

@@ -299,7 +299,7 @@ func testSharedStdioServers(t *testing.T, protocol string) {
 	if n := cnt.count("/idem"); n != 1 || results[0]["trace_id"] != results[1]["trace_id"] {
 		t.Fatalf("same key through two processes: %d executions, traces %v and %v", n, results[0]["trace_id"], results[1]["trace_id"])
 	}
-	t.Logf("idempotent replay flags: %v, %v", results[0]["idempotent_replay"], results[1]["idempotent_replay"])
+	t.Logf("stored-outcome flags: %v, %v", results[0]["stored_outcome"], results[1]["stored_outcome"])
 
 	// SIGKILL the primary while it runs a survivor's program.
 	var primary *stdioProc

@@ -63,8 +63,13 @@ type runOutput struct {
 	FinalOutputTruncated bool          `json:"final_output_truncated,omitempty"`
 	Error                string        `json:"error,omitempty"`
 	SuspendedStepID      string        `json:"suspended_step_id,omitempty"`
-	IdempotentReplay     bool          `json:"idempotent_replay,omitempty"`
-	Warnings             []string      `json:"warnings,omitempty"`
+	// StoredOutcome is true when an idempotency key returned the stored
+	// outcome of an earlier run.
+	StoredOutcome bool `json:"stored_outcome,omitempty"`
+	// IdempotentReplay repeats StoredOutcome under its earlier name.
+	// Deprecated: written for one release.
+	IdempotentReplay bool     `json:"idempotent_replay,omitempty"`
+	Warnings         []string `json:"warnings,omitempty"`
 	// Next tells the model what it can do with this result.
 	Next string `json:"next"`
 }
@@ -81,7 +86,8 @@ func runOutputSchema() map[string]any {
 		"final_output_truncated": boolean("True when final_output was too large and holds a preview."),
 		"error":                  str("Why the run failed, when it did."),
 		"suspended_step_id":      str("The step waiting for resume_program."),
-		"idempotent_replay":      boolean("True when the idempotency_key returned an earlier run's outcome; nothing ran again."),
+		"stored_outcome":         boolean("True when the idempotency_key returned an earlier run's stored outcome; nothing ran again."),
+		"idempotent_replay":      deprecatedField("boolean", "stored_outcome"),
 		"warnings":               array("Program validation warnings: a $reference that matches no input key, step id or output_key (passed on as literal text), an unreachable step, … Pass strict to refuse such a program instead.", str("A warning, naming the step.")),
 		"next":                   str("What to do next."),
 	}, "trace_id", "program_name", "status", "steps", "cost", "final_output", "next")
@@ -91,7 +97,7 @@ func summarise(res *runtime.RunResult) runOutput {
 	out := runOutput{
 		TraceID: res.TraceID, ProgramID: res.ProgramID, ProgramName: res.ProgramName, Status: res.Status,
 		Steps: res.Steps, Cost: res.Cost, Error: res.Error, SuspendedStepID: res.SuspendedStepID,
-		IdempotentReplay: res.Replayed, Warnings: res.Warnings,
+		StoredOutcome: res.Replayed, IdempotentReplay: res.Replayed, Warnings: res.Warnings,
 	}
 	out.FinalOutput, out.FinalOutputTruncated = clip(res.FinalOutput, maxFinalOutputBytes)
 	// Everything else a client or a guest wrote is clipped too, so the
@@ -170,7 +176,7 @@ const runDescription = `Run a program: a small deterministic state machine of to
 
 Use it to execute a multi-step workflow reliably (e.g. validate → reserve → capture → receipt) instead of calling tools one by one. Give the program inline (object, or a JSON string) or program_id of a saved one; input fills the $refs. Returns a summary (status, step count, final output, trace_id) — call get_trace for the steps.
 
-A $reference that matches no input key, step id or output_key is passed on as literal text and listed in warnings; strict refuses the program instead. Not idempotent unless you pass idempotency_key: with a key the program runs at most once, a repeat returns the stored outcome, and reusing the key with a different program or input is an error. A run that suspends (a tool answered PENDING) waits for resume_program. Invalid programs are refused before anything runs, with every problem named. Tools may reach the network (nanovm:http), so this acts on the outside world.
+A $reference that matches no input key, step id or output_key is passed on as literal text and listed in warnings; strict refuses the program instead. Not idempotent unless you pass idempotency_key: with a key the program runs at most once, a repeat returns the stored outcome (stored_outcome true; its deprecated name idempotent_replay is written too for one release), and reusing the key with a different program or input is an error. A run that suspends (a tool answered PENDING) waits for resume_program. Invalid programs are refused before anything runs, with every problem named. Tools may reach the network (nanovm:http), so this acts on the outside world.
 
 Example: {"program":{"name":"pay","steps":[{"id":"validate","type":"tool","tool":"validate_amount","args":{"amount":"$amount"}},{"id":"receipt","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id"},"is_terminal":true}]},"input":{"amount":125.5,"order_id":"order-abc-123"},"idempotency_key":"order-abc-123"}`
 

@@ -115,7 +115,7 @@ func testRecordCoverage(e *env) {
 		t.Fatalf("VerifyChain = %+v, %v; want the chain intact and records reported", rep, err)
 	}
 	for _, p := range rep.Records {
-		k := [2]string{p.ExecutionID, p.Record}
+		k := [2]string{p.TraceID, p.Record}
 		if w, ok := want[k]; !ok || p.Problem != w || p.Reason == "" {
 			t.Errorf("unexpected record problem %s", p)
 		}
@@ -125,7 +125,7 @@ func testRecordCoverage(e *env) {
 		t.Errorf("not reported: %s of %q (%s)", k[1], k[0], w)
 	}
 	for _, id := range []string{"bare", "other"} {
-		if rep, err := st.VerifyChain(ctx, id); err != nil || rep.OK || len(rep.Records) == 0 || rep.Records[0].ExecutionID != id {
+		if rep, err := st.VerifyChain(ctx, id); err != nil || rep.OK || len(rep.Records) == 0 || rep.Records[0].TraceID != id {
 			t.Errorf("VerifyChain(%q) = %+v, %v; want its record reported", id, rep, err)
 		}
 	}
