@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	bolt "go.etcd.io/bbolt"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonread"
 )
 
 // ExecutionTrace implements ExecutionStore.

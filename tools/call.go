@@ -23,8 +23,8 @@ import (
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonread"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package shared
+package primary
 
 import "net"
 

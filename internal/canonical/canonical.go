@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 // MaxDepth is how deeply arrays and objects may nest. It matches the limit of

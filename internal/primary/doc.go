@@ -1,5 +1,13 @@
-// Package shared lets several MCP server processes serve one database: the
-// first process to take the database becomes the primary and serves a Unix
+// Package primary lets several MCP server processes serve one database
+// through one primary process. It has one job, the database's socket, seen
+// from both ends: electing the process that serves it (the primary),
+// serving it (MCP lines from other processes and the operator channel of
+// the CLI's administrative commands), and forwarding a later process's
+// client to it. The operator channel stays here rather than in a package
+// of its own because it is one more kind of line on the same socket, under
+// the same election and the same framing.
+//
+// The first process to take the database becomes the primary and serves a Unix
 // socket beside it; every later process forwards its own client's MCP
 // messages to that socket, and takes the database over when the primary
 // goes away. It is the gopls "-remote=auto" model applied to a bbolt file,
@@ -40,4 +48,4 @@
 //   - A socket path is limited to about 104 bytes; a primary whose
 //     database path is too long serves its own client only, and later
 //     processes fail with ErrNoPrimary naming the path.
-package shared
+package primary

@@ -1,6 +1,6 @@
 //go:build linux
 
-package shared
+package primary
 
 import (
 	"fmt"

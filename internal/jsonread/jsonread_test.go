@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonread"
 )
 
 // agree checks Value and Skip on data against encoding/json: a value read
