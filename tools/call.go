@@ -25,20 +25,20 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/internal/jsonread"
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 )
 
 // Tool is one resolved, compiled tool version with its effective
 // capabilities, ready to call. Get one from Registry.Resolve.
 type Tool struct {
 	// Record is the registered version this tool runs.
-	Record store.ToolRecord
+	Record toolrecord.Record
 	// Manifest is Record's decoded manifest.
 	Manifest Manifest
 	// Granted is the effective capability set (gate C's answer), sorted.
 	Granted []Capability
 	// Source is who registered the version.
-	Source store.ToolSource
+	Source toolrecord.Source
 	// Authority maps each capability in Granted but wasi:stdio to the
 	// authority that granted it (AuthorityManifest, AuthorityPolicy, ...).
 	Authority map[string]string
@@ -89,7 +89,7 @@ type CallResult struct {
 	ModuleSHA256, ManifestSHA256 string
 	// Source and Grants say who registered that code and who granted each
 	// capability it held (Tool.Source, Tool.Authority).
-	Source store.ToolSource
+	Source toolrecord.Source
 	Grants map[string]string
 }
 
@@ -397,7 +397,7 @@ func mib(b uint64) string {
 
 // prepare builds what every call of t reuses: linked host modules, the
 // module config without per-call streams, and the compiled schemas.
-func (h *Host) prepare(ctx context.Context, rec store.ToolRecord, m Manifest, cm *compiledModule, granted []string) (*Tool, error) {
+func (h *Host) prepare(ctx context.Context, rec toolrecord.Record, m Manifest, cm *compiledModule, granted []string) (*Tool, error) {
 	t := &Tool{Record: rec, Manifest: m, host: h, mod: cm, caps: newCapSet(granted)}
 	for c := range t.caps {
 		t.Granted = append(t.Granted, c)

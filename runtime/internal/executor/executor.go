@@ -8,7 +8,7 @@ import (
 	"maps"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
@@ -19,7 +19,7 @@ type ToolID struct {
 	Name string
 	// Source is who registered the version: an upload never sees what the
 	// policy grants an operator tool of the same name.
-	Source store.ToolSource
+	Source toolrecord.Source
 	// ModuleSHA256 is the module's hash.
 	ModuleSHA256 string
 }
