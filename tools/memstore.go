@@ -16,7 +16,7 @@ type MemoryStore struct {
 	mu       sync.RWMutex
 	modules  map[string][]byte
 	versions map[string]toolrecord.Record // name + "@" + module sha
-	current  map[string]string           // name -> module sha
+	current  map[string]string            // name -> module sha
 }
 
 // NewMemoryStore returns an empty MemoryStore.

@@ -7,8 +7,8 @@ import (
 	"context"
 	"maps"
 
-	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
