@@ -247,7 +247,7 @@ func (rt *Runtime) Traces(ctx context.Context, f store.ExecutionFilter) (store.E
 		return page, err
 	}
 	for i := range page.Executions {
-		page.Executions[i].Program, page.Executions[i].Input, page.Executions[i].Checkpoint = nil, nil, nil
+		page.Executions[i].Program, page.Executions[i].Input = nil, nil
 	}
 	return page, nil
 }
