@@ -170,7 +170,7 @@ func sortedKeys[V any](m map[string]V) *[]string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, compareKeys[string])
+	slices.SortFunc(keys, CompareKeys[string])
 	*kp = keys
 	return kp
 }
@@ -193,7 +193,7 @@ func appendMap(dst []byte, m map[string]any, depth int) ([]byte, error) {
 	for k, v := range m {
 		es = append(es, entry{k, v})
 	}
-	slices.SortFunc(es, func(a, b entry) int { return compareKeys(a.k, b.k) })
+	slices.SortFunc(es, func(a, b entry) int { return CompareKeys(a.k, b.k) })
 	defer func() {
 		clear(es) // drop references so the pool does not pin them
 		if cap(es) <= 1<<16 {

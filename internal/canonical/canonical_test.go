@@ -219,20 +219,20 @@ func TestCompareKeys(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := compareKeys(tc.a, tc.b); got != tc.want {
-				t.Fatalf("compareKeys(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+			if got := CompareKeys(tc.a, tc.b); got != tc.want {
+				t.Fatalf("CompareKeys(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 			}
-			if got := compareKeys([]byte(tc.b), []byte(tc.a)); got != -tc.want {
-				t.Fatalf("compareKeys(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
+			if got := CompareKeys([]byte(tc.b), []byte(tc.a)); got != -tc.want {
+				t.Fatalf("CompareKeys(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
 			}
-			if got, want := compareKeys(tc.a, tc.b), utf16Compare(tc.a, tc.b); got != want {
-				t.Fatalf("compareKeys disagrees with the UTF-16 reference: %d vs %d", got, want)
+			if got, want := CompareKeys(tc.a, tc.b), utf16Compare(tc.a, tc.b); got != want {
+				t.Fatalf("CompareKeys disagrees with the UTF-16 reference: %d vs %d", got, want)
 			}
 		})
 	}
 }
 
-// Ensure compareKeys matches a direct UTF-16 comparison on random strings
+// Ensure CompareKeys matches a direct UTF-16 comparison on random strings
 // drawn from the characters where orders differ.
 func TestCompareKeysRandom(t *testing.T) {
 	seed := rand.Uint64()
@@ -248,13 +248,13 @@ func TestCompareKeysRandom(t *testing.T) {
 	}
 	for range 20000 {
 		a, b := gen(), gen()
-		if got, want := compareKeys(a, b), utf16Compare(a, b); got != want {
-			t.Fatalf("compareKeys(%q, %q) = %d, want %d (seed %d)", a, b, got, want, seed)
+		if got, want := CompareKeys(a, b), utf16Compare(a, b); got != want {
+			t.Fatalf("CompareKeys(%q, %q) = %d, want %d (seed %d)", a, b, got, want, seed)
 		}
 	}
 }
 
-// utf16Compare is the obviously-correct, slow reference for compareKeys.
+// utf16Compare is the obviously-correct, slow reference for CompareKeys.
 func utf16Compare(a, b string) int {
 	ua, ub := utf16Units(a), utf16Units(b)
 	for i := 0; i < len(ua) && i < len(ub); i++ {

@@ -197,7 +197,7 @@ func (p *parser) object(dst []byte, depth int) ([]byte, error) {
 		p.skipSpace()
 	}
 	ms := p.members[base:]
-	slices.SortFunc(ms, func(a, b member) int { return compareKeys(a.key, b.key) })
+	slices.SortFunc(ms, func(a, b member) int { return CompareKeys(a.key, b.key) })
 	t := append(p.tmp[:0], '{')
 	for i, m := range ms {
 		if i > 0 {

@@ -1,6 +1,7 @@
 package canonical
 
-// compareKeys orders two valid UTF-8 object names by their UTF-16 code units,
+// CompareKeys orders two valid UTF-8 object names (the one key order of
+// every canonical form in nano-vm-mcp; the kernel's state hash uses it too) by their UTF-16 code units,
 // as RFC 8785 section 3.2.3 requires. UTF-8 byte order is code point order,
 // and code point order is UTF-16 order except between a supplementary
 // character (a surrogate pair, 0xD800–0xDBFF first) and a character in
@@ -9,7 +10,7 @@ package canonical
 // byte comparison plus that single correction suffices: both strings share
 // every byte before the first difference, hence its rune boundaries, so the
 // first differing bytes are either both lead bytes or both continuations.
-func compareKeys[T ~string | ~[]byte](a, b T) int {
+func CompareKeys[T ~string | ~[]byte](a, b T) int {
 	n := min(len(a), len(b))
 	i := 0
 	for i < n && a[i] == b[i] {
