@@ -274,7 +274,7 @@ func (db *DB) deleteExecution(tx *bolt.Tx, id string) error {
 	prefix := append([]byte(id), 0)
 	var keys [][]byte
 	c := steps.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
@@ -361,7 +361,7 @@ func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage,
 			k, _ = c.Prev()
 		}
 		var last []byte // the time key of the page's last entry
-		for ; k != nil && hasPrefix(k, prefix); k, _ = c.Prev() {
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
 			tk := k[len(prefix):]
 			if len(page.Executions)+len(page.Skipped) == limit {
 				page.NextCursor = base64.RawURLEncoding.EncodeToString(last)
@@ -645,7 +645,7 @@ func (db *DB) Steps(ctx context.Context, executionID string, offset, limit int) 
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		prefix := append([]byte(executionID), 0)
 		c := tx.Bucket(bucketSteps).Cursor()
-		for k, v := c.Seek(joinKey(executionID, uint64(max(offset, 0)))); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		for k, v := c.Seek(joinKey(executionID, uint64(max(offset, 0)))); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if len(k) != len(prefix)+8 {
 				continue // not a step key (see badStepKeys)
 			}

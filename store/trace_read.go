@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -50,7 +51,7 @@ func readSteps(tx *bolt.Tx, id string) []Step {
 	c := tx.Bucket(bucketSteps).Cursor()
 	var steps []Step
 	size := 0
-	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(k) != len(prefix)+8 {
 			continue // not a step key: verify reports it (badStepKeys)
 		}
@@ -179,7 +180,7 @@ func badStepKeys(tx *bolt.Tx, id string) int {
 	prefix := append([]byte(id), 0)
 	c := tx.Bucket(bucketSteps).Cursor()
 	n := 0
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if len(k) != len(prefix)+8 {
 			n++
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 )
 
 // Tool is one resolved, compiled tool version with its effective
@@ -254,7 +255,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 			return res, fmt.Errorf("tool %q: %w", name, detail(ErrToolFailed, "%s", jsonlimit.Excerpt(msg, maxErrorExcerpt)))
 		}
 	}
-	if t.output != nil && !isPending(out) && (t.outputQuick == nil || !t.outputQuick.accepts(out)) {
+	if t.output != nil && !kernel.IsPending(out) && (t.outputQuick == nil || !t.outputQuick.accepts(out)) {
 		if err := validateValue(t.output, out, stdout); err != nil {
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidOutput, clipErr(err))
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
@@ -227,7 +228,7 @@ func (t *Tool) callPlugin(ctx context.Context, req CallRequest) (CallResult, err
 	if err != nil {
 		return res, fmt.Errorf("tool %q: %w", name, err)
 	}
-	if t.output != nil && !isPending(v) && (t.outputQuick == nil || !t.outputQuick.accepts(v)) {
+	if t.output != nil && !kernel.IsPending(v) && (t.outputQuick == nil || !t.outputQuick.accepts(v)) {
 		if err := validateValue(t.output, v, raw); err != nil {
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidOutput, clipErr(err))
 		}

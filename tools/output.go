@@ -144,13 +144,3 @@ func firstNonText(stdout []byte) int {
 	}
 	return -1
 }
-
-func isPending(v any) bool {
-	if s, ok := v.(string); ok {
-		return s == "PENDING"
-	}
-	if m, ok := v.(map[string]any); ok {
-		return m["status"] == "PENDING"
-	}
-	return false
-}

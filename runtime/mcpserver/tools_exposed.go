@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -236,7 +237,7 @@ func exposedMCPTool(mcpName string, rec store.ToolRecord) (mcp.Tool, error) {
 	if rec.Grants != nil {
 		_, network = rec.Grants["nanovm:http"]
 	} else {
-		network = contains(m.Capabilities, "nanovm:http")
+		network = slices.Contains(m.Capabilities, "nanovm:http")
 	}
 	return mcp.Tool{
 		Name:            mcpName,
