@@ -149,7 +149,7 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight // idempotency key → run in progress here
-	active  map[string]bool    // execution id → running in this process
+	active  map[string]bool    // trace id → running in this process
 	closed  bool
 	wg      sync.WaitGroup
 }

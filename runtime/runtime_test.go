@@ -103,15 +103,15 @@ func TestPolicyDenied(t *testing.T) {
 	if d := e.Details["denied_tools"].([]string); strings.Join(d, ",") != "audit_log,issue_refund" {
 		t.Fatalf("denied %v", d)
 	}
-	page, _ := rt.Traces(context.Background(), store.ExecutionFilter{})
-	if len(page.Executions) != 0 {
-		t.Fatal("a denied program left an execution")
+	page, _ := rt.Traces(context.Background(), store.RunFilter{})
+	if len(page.Runs) != 0 {
+		t.Fatal("a denied program left a run")
 	}
 }
 
 // Ensure idempotency keys: a repeat returns the stored outcome (a failure
 // stays a failure), a different request is a conflict, and 32 concurrent
-// callers get one execution.
+// callers get one run.
 func TestIdempotency(t *testing.T) {
 	rt := openRuntime(t, runtime.Config{})
 	ctx := context.Background()
@@ -160,18 +160,18 @@ func TestIdempotency(t *testing.T) {
 			t.Fatalf("caller %d: %v %q vs %q", i, errs[i], ids[i], ids[0])
 		}
 	}
-	page, err := rt.Traces(ctx, store.ExecutionFilter{Limit: 100})
+	page, err := rt.Traces(ctx, store.RunFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runs := 0
-	for _, e := range page.Executions {
+	for _, e := range page.Runs {
 		if e.IdempotencyKey == "burst" {
 			runs++
 		}
 	}
 	if runs != 1 {
-		t.Fatalf("%d executions for one key", runs)
+		t.Fatalf("%d runs for one key", runs)
 	}
 }
 
@@ -367,7 +367,7 @@ func TestCancelledRunContinuesByKey(t *testing.T) {
 	if err == nil || res == nil || res.Status != "running" || res.Steps != 2 {
 		t.Fatalf("cancelled run: %+v %v", res, err)
 	}
-	// The record of a running execution is as of its first step; the
+	// The record of a run still running is as of its first step; the
 	// trace still counts every step that ran.
 	view, err := rt.Trace(context.Background(), res.TraceID, 0, 0)
 	if err != nil {
@@ -394,7 +394,7 @@ type durableSteps struct {
 }
 
 func (d *durableSteps) Complete(ctx context.Context, req kernel.LLMRequest) (kernel.LLMResponse, error) {
-	tv, err := d.rt().Trace(ctx, req.ExecutionID, 0, 100)
+	tv, err := d.rt().Trace(ctx, req.TraceID, 0, 100)
 	if err != nil {
 		return kernel.LLMResponse{}, err
 	}
@@ -482,11 +482,11 @@ func TestFailedStepEnvelope(t *testing.T) {
 		t.Fatalf("envelopes %+v %v, want one for the failed step", envs, err)
 	}
 	e := envs[0]
-	exec, steps, err := rt.Store().ExecutionTrace(ctx, res.TraceID)
+	exec, steps, err := rt.Store().RunTrace(ctx, res.TraceID)
 	if err != nil || len(steps) != 1 {
 		t.Fatalf("trace: %d steps, %v", len(steps), err)
 	}
-	if e.RecordSHA256 != store.RecordSHA256(steps[0].Data) || e.ExecutionSHA256 == "" ||
+	if e.RecordSHA256 != store.RecordSHA256(steps[0].Data) || e.RunSHA256 == "" ||
 		e.InputSHA256 != store.RecordSHA256(exec.Input) || e.ProgramSHA256 != store.RecordSHA256(exec.Program) {
 		t.Errorf("envelope %+v does not commit to the stored records", e)
 	}
@@ -494,7 +494,7 @@ func TestFailedStepEnvelope(t *testing.T) {
 		t.Errorf("payload %s does not say the step failed", e.Payload)
 	}
 	rep, err := rt.VerifyAudit(ctx, res.TraceID)
-	// The step, the execution record, the input and the program.
+	// The step, the run record, the input and the program.
 	if err != nil || !rep.OK || rep.RecordsChecked != 4 {
 		t.Fatalf("verify %+v %v", rep, err)
 	}

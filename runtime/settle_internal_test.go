@@ -64,7 +64,7 @@ func TestUnstorableStepEndsRunFailed(t *testing.T) {
 	if res.Status != kernel.StatusFailed || !strings.Contains(res.Error, `step "first"`) || !strings.Contains(res.Error, "cannot be stored") || len(res.Error) > maxStoredError+100 {
 		t.Fatalf("result %s: %.300s", res.Status, res.Error)
 	}
-	exec, err := rt.store.Execution(ctx, res.TraceID)
+	exec, err := rt.store.Run(ctx, res.TraceID)
 	if err != nil || exec.Status != kernel.StatusFailed {
 		t.Fatalf("stored status %q: %v", exec.Status, err)
 	}
@@ -82,5 +82,5 @@ func TestUnstorableStepEndsRunFailed(t *testing.T) {
 	if rep, err := rt.VerifyAudit(ctx, ""); err != nil || !rep.OK {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
-	var _ store.Execution = exec
+	var _ store.Run = exec
 }

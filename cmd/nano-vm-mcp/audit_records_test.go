@@ -58,7 +58,7 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// Ensure a step record, an execution's input and its program changed on
+// Ensure a step record, a run's input and its program changed on
 // disk after a run are each reported, naming the run and the record, by
 // `nano-vm-mcp audit verify` (whole chain and --trace) and by
 // verify_audit over MCP on the real binary, while the change shows in

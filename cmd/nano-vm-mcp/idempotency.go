@@ -53,7 +53,7 @@ func cmdIdempotencyLs(cmd *command, args []string, cio *cliIO) error {
 			fmt.Fprintf(tw, "%q\tCORRUPT\t-\t-\n", e.Key)
 			continue
 		}
-		fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", e.Key, e.Record.Status, e.Record.ExecutionID, e.Record.ExpiresAt.Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", e.Key, e.Record.Status, e.Record.TraceID, e.Record.ExpiresAt.Format("2006-01-02 15:04:05"))
 	}
 	return tw.Flush()
 }

@@ -234,7 +234,7 @@ func TestUndecodableRecordsOverMCP(t *testing.T) {
 	if len(listed) != 3 || len(skipped) != 1 || skipped[0].(map[string]any)["trace_id"] != badExec || skipped[0].(map[string]any)["error"] == "" {
 		t.Fatalf("list_traces: %v", list)
 	}
-	for id, record := range map[string]string{badExec: "execution record", badStep: "step record 0"} {
+	for id, record := range map[string]string{badExec: "run record", badStep: "step record 0"} {
 		isErr, body := callAny(t, c, "get_trace", map[string]any{"trace_id": id})
 		if !isErr || body["error"] != "record_undecodable" || !strings.Contains(fmt.Sprint(body["message"]), id) || !strings.Contains(fmt.Sprint(body["message"]), record) {
 			t.Fatalf("get_trace %s: %v", record, body)

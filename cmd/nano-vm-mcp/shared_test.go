@@ -270,7 +270,7 @@ func testSharedStdioServers(t *testing.T, protocol string) {
 		t.Fatalf("trace through p3 does not show the run: %s", b)
 	}
 
-	// One idempotency key through two processes at once: one execution.
+	// One idempotency key through two processes at once: one run.
 	release, firstHit := cnt.gate("/idem")
 	results := make([]map[string]any, 2)
 	errs := make([]error, 2)
@@ -297,7 +297,7 @@ func testSharedStdioServers(t *testing.T, protocol string) {
 		}
 	}
 	if n := cnt.count("/idem"); n != 1 || results[0]["trace_id"] != results[1]["trace_id"] {
-		t.Fatalf("same key through two processes: %d executions, traces %v and %v", n, results[0]["trace_id"], results[1]["trace_id"])
+		t.Fatalf("same key through two processes: %d runs, traces %v and %v", n, results[0]["trace_id"], results[1]["trace_id"])
 	}
 	t.Logf("stored-outcome flags: %v, %v", results[0]["stored_outcome"], results[1]["stored_outcome"])
 

@@ -38,7 +38,7 @@ func cmdTraceLs(cmd *command, args []string, cio *cliIO) error {
 	if *status != "" && !kernel.Status(*status).Valid() {
 		return usagef("--status %q is not one of %s", *status, statusList())
 	}
-	page, err := rt.Traces(ctx, store.ExecutionFilter{Status: kernel.Status(*status), Limit: *limit, Cursor: *cursor})
+	page, err := rt.Traces(ctx, store.RunFilter{Status: kernel.Status(*status), Limit: *limit, Cursor: *cursor})
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func cmdTraceLs(cmd *command, args []string, cio *cliIO) error {
 	}
 	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TRACE\tPROGRAM\tSTATUS\tCREATED")
-	for _, e := range page.Executions {
+	for _, e := range page.Runs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.ProgramName, e.Status, e.CreatedAt.Format("2006-01-02 15:04:05"))
 	}
 	if err := tw.Flush(); err != nil {

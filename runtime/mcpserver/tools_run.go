@@ -589,7 +589,7 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 			return nil, argError("argument \"cursor\": not a cursor this server issued; start again without one")
 		}
 	}
-	page, err := s.rt.Traces(ctx, store.ExecutionFilter{ProgramID: a.ProgramID, Status: kernel.Status(a.Status), Limit: limit, Cursor: a.Cursor})
+	page, err := s.rt.Traces(ctx, store.RunFilter{ProgramID: a.ProgramID, Status: kernel.Status(a.Status), Limit: limit, Cursor: a.Cursor})
 	if err != nil {
 		return nil, err
 	}
@@ -601,7 +601,7 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 	// long ones would not fit.
 	for _, n := range []int{maxIDBytes / 4, 40} {
 		out.Traces = out.Traces[:0]
-		for _, e := range page.Executions {
+		for _, e := range page.Runs {
 			out.Traces = append(out.Traces, traceItem{
 				TraceID: e.ID, ProgramID: clipText(e.ProgramID, n), ProgramName: clipText(e.ProgramName, n), Status: e.Status,
 				IdempotencyKey: clipText(e.IdempotencyKey, n), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,

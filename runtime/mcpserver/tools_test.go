@@ -252,7 +252,7 @@ func TestBadCalls(t *testing.T) {
 		{name: "fractional limit", tool: "list_traces", args: map[string]any{"limit": 1.5}, code: "invalid_argument", want: `"limit"`},
 		{name: "missing required", tool: "get_trace", args: map[string]any{}, code: "invalid_argument", want: `"trace_id" is required`},
 		{name: "unknown trace", tool: "get_trace", args: map[string]any{"trace_id": "nope"}, code: "not_found", want: "nope"},
-		{name: "unknown execution", tool: "verify_audit", args: map[string]any{"execution_id": "nope"}, code: "not_found", want: "nope"},
+		{name: "unknown run", tool: "verify_audit", args: map[string]any{"execution_id": "nope"}, code: "not_found", want: "nope"},
 		{name: "bad status", tool: "list_traces", args: map[string]any{"status": "done"}, code: "invalid_argument", want: "done"},
 		{name: "bad cursor", tool: "list_traces", args: map[string]any{"cursor": "!!"}, code: "invalid_argument", want: "cursor"},
 		{name: "bad source", tool: "resume_program", args: map[string]any{"trace_id": "x", "source": "EMAIL"}, code: "invalid_argument", want: "EMAIL"},
