@@ -62,13 +62,27 @@ type RunResult struct {
 	Error       string        `json:"error,omitempty"`
 	// SuspendedStepID names the step waiting for resume_program.
 	SuspendedStepID string `json:"suspended_step_id,omitempty"`
-	// Replayed is true when an idempotency key returned a stored outcome
-	// instead of running again.
-	Replayed bool `json:"idempotent_replay,omitempty"`
+	// StoredOutcome is true when an idempotency key returned the stored
+	// outcome of an earlier run instead of running again. It is written as
+	// "stored_outcome" and, for one release, also as the deprecated
+	// "idempotent_replay" (see MarshalJSON).
+	StoredOutcome bool `json:"stored_outcome,omitempty"`
 	// Warnings are the program's validation warnings, with those that
 	// depend on this run's input (a $reference that matches no input key,
 	// step id or output_key: kernel.Program.RefWarnings).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// MarshalJSON writes the result with StoredOutcome under both
+// "stored_outcome" and its deprecated name "idempotent_replay", which
+// clients of earlier releases read. Deprecated: "idempotent_replay" goes in
+// the next release.
+func (r RunResult) MarshalJSON() ([]byte, error) {
+	type plain RunResult
+	return json.Marshal(struct {
+		plain
+		IdempotentReplay bool `json:"idempotent_replay,omitempty"`
+	}{plain(r), r.StoredOutcome})
 }
 
 // flight is a run in progress in this process under an idempotency key;
@@ -326,7 +340,7 @@ func (rt *Runtime) idempotent(ctx context.Context, req RunRequest, l *loaded, in
 				continue
 			}
 			res := *f.res
-			res.Replayed = true
+			res.StoredOutcome = true
 			return &res, nil
 		}
 		f := &flight{requestHash: reqHash, done: make(chan struct{})}
@@ -382,7 +396,7 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 	if err != nil {
 		return nil, err
 	}
-	res.Replayed = true
+	res.StoredOutcome = true
 	return res, nil
 }
 

@@ -121,7 +121,7 @@ func TestIdempotency(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "order-abc-123"})
-	if err != nil || again.TraceID != first.TraceID || !again.Replayed || again.Status != "success" {
+	if err != nil || again.TraceID != first.TraceID || !again.StoredOutcome || again.Status != "success" {
 		t.Fatalf("repeat %+v %v", again, err)
 	}
 	_, err = rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: map[string]any{"amount": 1.0, "order_id": "x"}, IdempotencyKey: "order-abc-123"})
@@ -129,15 +129,15 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("conflict err %v", err)
 	}
 
-	// A failed run is stored as failed, and replayed as failed.
+	// A failed run is stored as failed, and its stored outcome is failed.
 	bad := map[string]any{"amount": -5.0, "order_id": "neg"}
 	f1, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: bad, IdempotencyKey: "neg"})
 	if err != nil || f1.Status != "failed" {
 		t.Fatalf("failed run %+v %v", f1, err)
 	}
 	f2, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: bad, IdempotencyKey: "neg"})
-	if err != nil || f2.Status != "failed" || !f2.Replayed || f2.TraceID != f1.TraceID || !strings.Contains(f2.Error, "amount must be positive") {
-		t.Fatalf("replayed failure %+v %v", f2, err)
+	if err != nil || f2.Status != "failed" || !f2.StoredOutcome || f2.TraceID != f1.TraceID || !strings.Contains(f2.Error, "amount must be positive") {
+		t.Fatalf("stored failure %+v %v", f2, err)
 	}
 
 	var wg sync.WaitGroup
@@ -334,8 +334,8 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "k"})
-	if err != nil || b.TraceID == a.TraceID || b.Replayed {
-		t.Fatalf("expired key replayed: %+v %v", b, err)
+	if err != nil || b.TraceID == a.TraceID || b.StoredOutcome {
+		t.Fatalf("expired key returned a stored outcome: %+v %v", b, err)
 	}
 	if n, err := rt.PurgeExpired(ctx); err != nil || n != 1 {
 		t.Fatalf("purged %d %v", n, err)

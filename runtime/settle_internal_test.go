@@ -76,7 +76,7 @@ func TestUnstorableStepEndsRunFailed(t *testing.T) {
 		t.Fatalf("trace: %+v %v", tv, err)
 	}
 	again, err := rt.RunProgram(ctx, req)
-	if err != nil || !again.Replayed || again.Status != kernel.StatusFailed || again.TraceID != res.TraceID {
+	if err != nil || !again.StoredOutcome || again.Status != kernel.StatusFailed || again.TraceID != res.TraceID {
 		t.Fatalf("repeat of the key: %+v %v", again, err)
 	}
 	if rep, err := rt.VerifyAudit(ctx, ""); err != nil || !rep.OK {

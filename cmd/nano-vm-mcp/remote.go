@@ -340,7 +340,7 @@ func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opP
 	case "secrets":
 		recs, err := rt.Secrets(ctx)
 		for i := range recs {
-			// secret ls shows no value: the sealed one stays home too.
+			// secret ls shows no value: the encrypted one stays home too.
 			recs[i].Nonce, recs[i].Ciphertext = nil, nil
 		}
 		return recs, err

@@ -128,7 +128,7 @@ func report(ctx context.Context, rt traceReader, res *runtime.RunResult, asJSON 
 			return err
 		}
 		sum := traceSummary{
-			program: res.ProgramName, status: res.Status, traceID: res.TraceID, steps: res.Steps, replayed: res.Replayed,
+			program: res.ProgramName, status: res.Status, traceID: res.TraceID, steps: res.Steps, storedOutcome: res.StoredOutcome,
 			finalOutput: res.FinalOutput, errMsg: res.Error, suspendedAt: res.SuspendedStepID, warnings: res.Warnings,
 		}
 		if err := printTrace(ctx, rt, w, sum, tv); err != nil {

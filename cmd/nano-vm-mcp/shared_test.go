@@ -175,9 +175,9 @@ func TestSharedStdioServers(t *testing.T) {
 		protocol string
 	}{
 		// Claude Code and Claude Desktop today: a session set up by
-		// initialize, which a takeover replays.
+		// initialize, which a takeover re-initializes on the new primary.
 		{name: "initialize handshake", protocol: "2025-06-18"},
-		// The stateless revision (server/discover): nothing to replay.
+		// The stateless revision (server/discover): nothing to re-initialize.
 		{name: "stateless protocol", protocol: mcp.LATEST_PROTOCOL_VERSION},
 	}
 	for _, tc := range tests {

@@ -134,7 +134,7 @@ type traceSummary struct {
 	program, traceID    string
 	status              kernel.Status
 	steps               int
-	replayed            bool
+	storedOutcome       bool
 	finalOutput         any
 	errMsg, suspendedAt string
 	warnings            []string
@@ -147,7 +147,7 @@ type traceSummary struct {
 // and the audit check of its envelopes.
 func printTrace(ctx context.Context, rt traceReader, w io.Writer, sum traceSummary, tv *runtime.TraceView) error {
 	fmt.Fprintf(w, "%s  %s  %d step(s)  %.1f ms  trace %s\n", sum.program, strings.ToUpper(string(sum.status)), sum.steps, tv.DurationMS, sum.traceID)
-	if sum.replayed {
+	if sum.storedOutcome {
 		fmt.Fprintln(w, "  (idempotency key: stored outcome returned, nothing ran)")
 	}
 	for _, warn := range sum.warnings {

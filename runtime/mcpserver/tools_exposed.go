@@ -453,7 +453,7 @@ func (s *Server) exposedResult(res *runtime.RunResult) (*mcp.CallToolResult, err
 			Details: map[string]any{"trace_id": res.TraceID, "status": res.Status},
 		}
 	}
-	out := exposedResult{TraceID: res.TraceID, Status: res.Status, StoredOutcome: res.Replayed, IdempotentReplay: res.Replayed}
+	out := exposedResult{TraceID: res.TraceID, Status: res.Status, StoredOutcome: res.StoredOutcome, IdempotentReplay: res.StoredOutcome}
 	if res.Status == kernel.StatusSuspended {
 		out.SuspendedStepID = clipText(res.SuspendedStepID, maxIDBytes)
 		out.Next = fmt.Sprintf("The tool answered PENDING: call resume_program with trace_id %q and the awaited event as payload when it arrives.", res.TraceID)

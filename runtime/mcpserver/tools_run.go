@@ -97,7 +97,7 @@ func summarise(res *runtime.RunResult) runOutput {
 	out := runOutput{
 		TraceID: res.TraceID, ProgramID: res.ProgramID, ProgramName: res.ProgramName, Status: res.Status,
 		Steps: res.Steps, Cost: res.Cost, Error: res.Error, SuspendedStepID: res.SuspendedStepID,
-		StoredOutcome: res.Replayed, IdempotentReplay: res.Replayed, Warnings: res.Warnings,
+		StoredOutcome: res.StoredOutcome, IdempotentReplay: res.StoredOutcome, Warnings: res.Warnings,
 	}
 	out.FinalOutput, out.FinalOutputTruncated = clip(res.FinalOutput, maxFinalOutputBytes)
 	// Everything else a client or a guest wrote is clipped too, so the
@@ -123,7 +123,7 @@ func summarise(res *runtime.RunResult) runOutput {
 	default:
 		out.Next = "get_trace with this trace_id shows which step failed and why; fix the program or input and run again."
 	}
-	if res.Replayed {
+	if res.StoredOutcome {
 		out.Next = "This is the stored outcome of an earlier run with the same idempotency_key; nothing ran again. " + out.Next
 	}
 	if b, err := json.Marshal(out); err != nil || len(b) > MaxResultBytes-2_000 {
