@@ -274,7 +274,7 @@ type TraceView struct {
 
 // Trace returns a trace, paging its steps (limit <= 0 means 50).
 func (rt *Runtime) Trace(ctx context.Context, id string, offset, limit int) (*TraceView, error) {
-	exec, err := rt.run(ctx, id)
+	exec, err := rt.loadRun(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -441,7 +441,7 @@ func (rt *Runtime) continueRun(ctx context.Context, exec store.Run, progress fun
 
 // Resume continues a suspended run with an event.
 func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, source string, progress func(Progress)) (*RunResult, error) {
-	exec, err := rt.run(ctx, traceID)
+	exec, err := rt.loadRun(ctx, traceID)
 	if err != nil {
 		return nil, err
 	}
@@ -490,7 +490,7 @@ func checkPayload(payload any) error {
 // ContinueInterrupted continues a run a crash or a cancellation
 // left running.
 func (rt *Runtime) ContinueInterrupted(ctx context.Context, traceID string, progress func(Progress)) (*RunResult, error) {
-	exec, err := rt.run(ctx, traceID)
+	exec, err := rt.loadRun(ctx, traceID)
 	if err != nil {
 		return nil, err
 	}
@@ -603,7 +603,7 @@ func (rt *Runtime) result(ctx context.Context, exec store.Run) (*RunResult, erro
 	return rt.summarise(exec, tr), nil
 }
 
-func (rt *Runtime) run(ctx context.Context, id string) (store.Run, error) {
+func (rt *Runtime) loadRun(ctx context.Context, id string) (store.Run, error) {
 	exec, err := rt.store.Run(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return exec, newError(CodeNotFound, err, "no trace %q", id)
