@@ -398,7 +398,7 @@ func TestMalformedStepKey(t *testing.T) {
 // Ensure a record cannot be re-committed by appending envelopes: someone
 // who can write the file but not rewrite the chain before a checkpoint
 // changes an old step (or the input) and appends, through the store, an
-// envelope committing to the new bytes. A step is committed once and an
+// envelope committing to the new bytes. A step is committed once and a
 // run's input and program never change, so verify reports the
 // second commitment, naming the record and both envelopes. Before, the
 // latest envelope won and verify passed, also against a checkpoint taken

@@ -77,7 +77,7 @@ type RunStore interface {
 	// StartCommitStep is CommitStep without the wait: it validates and
 	// queues c and returns at once; the PendingCommit reports the outcome.
 	// Commits are applied in the order they were started, and a step whose
-	// predecessor (index-1) is missing is refused with ErrStepGap, so an
+	// predecessor (index-1) is missing is refused with ErrStepGap, so a
 	// run's durable steps are always a prefix of those started: a run
 	// may go on while earlier steps are being made durable.
 	StartCommitStep(ctx context.Context, c StepCommit) *PendingCommit
