@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -21,7 +22,7 @@ func TestCommitStepGapAndExists(t *testing.T) {
 	step := func(i int) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"index":%d}`, i)) }
 	for _, id := range []string{"m-run", "a-run", "z-run"} {
 		t.Run(id, func(t *testing.T) {
-			ex := store.Execution{ID: id, Status: store.StatusRunning}
+			ex := store.Run{ID: id, Status: kernel.StatusRunning}
 			tests := []struct {
 				index int
 				want  error
@@ -30,7 +31,7 @@ func TestCommitStepGapAndExists(t *testing.T) {
 				{1, nil}, {1, store.ErrStepExists}, {2, nil}, {4, store.ErrStepGap}, {3, nil},
 			}
 			for _, tc := range tests {
-				_, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: tc.index, Step: step(tc.index),
+				_, err := db.CommitStep(ctx, store.StepCommit{Run: ex, Index: tc.index, Step: step(tc.index),
 					Envelope: &store.Envelope{StepID: fmt.Sprint("s", tc.index), Payload: step(tc.index)}})
 				if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
 					t.Fatalf("commit %d: %v, want %v", tc.index, err, tc.want)
@@ -46,9 +47,9 @@ func TestCommitStepGapAndExists(t *testing.T) {
 	// the last envelope's.
 	var pending []*store.PendingCommit
 	for r := range 20 {
-		ex := store.Execution{ID: fmt.Sprint("batch-", r), Status: store.StatusRunning}
+		ex := store.Run{ID: fmt.Sprint("batch-", r), Status: kernel.StatusRunning}
 		for i := range 5 {
-			pending = append(pending, db.StartCommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: step(i),
+			pending = append(pending, db.StartCommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: step(i),
 				Envelope: &store.Envelope{StepID: "s", Payload: step(i)}}))
 		}
 	}

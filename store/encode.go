@@ -7,25 +7,25 @@ import (
 	"github.com/nanovm/nano-vm-mcp/internal/jsonwrite"
 )
 
-// encodeExecution returns e as json.Marshal(e) writes it, byte for byte,
+// encodeRun returns a run record as json.Marshal(e) writes it, byte for byte,
 // without reflection where e's raw fields are already compact (as the
 // runtime writes them); otherwise through json.Marshal. The bytes are
 // stored and their SHA-256 goes into an envelope, so the two paths must
-// agree: TestEncodeExecution and FuzzEncodeExecution hold them together.
-func encodeExecution(e *Execution) ([]byte, error) {
+// agree: TestEncodeRun and FuzzEncodeRun hold them together.
+func encodeRun(e *Run) ([]byte, error) {
 	n := 192 + len(e.ID) + len(e.ProgramID) + len(e.ProgramHash) + len(e.ProgramName) + len(e.Status) +
-		len(e.PolicyHash) + len(e.IdempotencyKey) + len(e.Input) + len(e.Program) + len(e.Checkpoint) + len(e.Header)
-	if b, ok := appendExecution(make([]byte, 0, n), e); ok {
+		len(e.PolicyHash) + len(e.IdempotencyKey) + len(e.Input) + len(e.Program) + len(e.Header)
+	if b, ok := appendRun(make([]byte, 0, n), e); ok {
 		return b, nil
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
-		return nil, fmt.Errorf("encode execution: %w", err)
+		return nil, fmt.Errorf("encode run: %w", err)
 	}
 	return b, nil
 }
 
-func appendExecution(b []byte, e *Execution) ([]byte, bool) {
+func appendRun(b []byte, e *Run) ([]byte, bool) {
 	var ok bool
 	b = append(b, `{"id":`...)
 	b = jsonwrite.AppendString(b, e.ID)
@@ -38,7 +38,7 @@ func appendExecution(b []byte, e *Execution) ([]byte, bool) {
 	b = append(b, `,"program_name":`...)
 	b = jsonwrite.AppendString(b, e.ProgramName)
 	b = append(b, `,"status":`...)
-	b = jsonwrite.AppendString(b, e.Status)
+	b = jsonwrite.AppendString(b, string(e.Status))
 	b = append(b, `,"policy_hash":`...)
 	b = jsonwrite.AppendString(b, e.PolicyHash)
 	if e.IdempotencyKey != "" {
@@ -48,7 +48,7 @@ func appendExecution(b []byte, e *Execution) ([]byte, bool) {
 	for _, f := range [...]struct {
 		name string
 		raw  json.RawMessage
-	}{{`,"input":`, e.Input}, {`,"program":`, e.Program}, {`,"checkpoint":`, e.Checkpoint}, {`,"header":`, e.Header}} {
+	}{{`,"input":`, e.Input}, {`,"program":`, e.Program}, {`,"header":`, e.Header}} {
 		if len(f.raw) == 0 {
 			continue
 		}
