@@ -1165,4 +1165,3 @@ LEFT JOIN nanovm_tool_modules m ON m.sha256 = v.sha256`)
 	}
 	return n, rows.Err()
 }
-
