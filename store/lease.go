@@ -38,6 +38,9 @@ type Replica struct {
 	ID string `json:"id"`
 	// PolicyHash is the hash of the policy the replica runs under.
 	PolicyHash string `json:"policy_hash"`
+	// Serving is true for a server (it takes runs over); false for a
+	// CLI command that opened the database for a while.
+	Serving bool `json:"serving"`
 	// StartedAt and ExpiresAt are when it first heartbeat and when its
 	// heartbeat lapses (its leases then lapse with it).
 	StartedAt time.Time `json:"started_at"`

@@ -22,13 +22,13 @@ func (db *DB) Heartbeat(ctx context.Context, r store.Replica, ttl time.Duration)
 	if err := db.check(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := db.pool.Exec(ctx, `INSERT INTO nanovm_replicas (id, policy_hash, started_at, expires_at)
-VALUES ($1, $2, clock_timestamp(), clock_timestamp() + make_interval(secs => $3))
-ON CONFLICT (id) DO UPDATE SET policy_hash = EXCLUDED.policy_hash, expires_at = EXCLUDED.expires_at`,
-		r.ID, r.PolicyHash, ttl.Seconds()); err != nil {
+	if _, err := db.pool.Exec(ctx, `INSERT INTO nanovm_replicas (id, policy_hash, serving, started_at, expires_at)
+VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp() + make_interval(secs => $4))
+ON CONFLICT (id) DO UPDATE SET policy_hash = EXCLUDED.policy_hash, serving = EXCLUDED.serving, expires_at = EXCLUDED.expires_at`,
+		r.ID, r.PolicyHash, r.Serving, ttl.Seconds()); err != nil {
 		return nil, fmt.Errorf("heartbeat: %w", err)
 	}
-	rows, err := db.pool.Query(ctx, `SELECT id, policy_hash, started_at, expires_at FROM nanovm_replicas
+	rows, err := db.pool.Query(ctx, `SELECT id, policy_hash, serving, started_at, expires_at FROM nanovm_replicas
 WHERE expires_at > clock_timestamp() ORDER BY started_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat: %w", err)
@@ -37,7 +37,7 @@ WHERE expires_at > clock_timestamp() ORDER BY started_at, id`)
 	var out []store.Replica
 	for rows.Next() {
 		var x store.Replica
-		if err := rows.Scan(&x.ID, &x.PolicyHash, &x.StartedAt, &x.ExpiresAt); err != nil {
+		if err := rows.Scan(&x.ID, &x.PolicyHash, &x.Serving, &x.StartedAt, &x.ExpiresAt); err != nil {
 			return nil, err
 		}
 		out = append(out, x)

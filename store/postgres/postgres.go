@@ -236,7 +236,7 @@ CREATE TABLE nanovm_secrets (id text PRIMARY KEY, record bytea NOT NULL);
 CREATE TABLE nanovm_tool_modules (sha256 text PRIMARY KEY, module bytea NOT NULL);
 CREATE TABLE nanovm_tool_versions (name text NOT NULL, sha256 text NOT NULL, record bytea NOT NULL, PRIMARY KEY (name, sha256));
 CREATE TABLE nanovm_tools_current (name text PRIMARY KEY, sha256 text NOT NULL);
-CREATE TABLE nanovm_replicas (id text PRIMARY KEY, policy_hash text NOT NULL, started_at timestamptz NOT NULL, expires_at timestamptz NOT NULL);
+CREATE TABLE nanovm_replicas (id text PRIMARY KEY, policy_hash text NOT NULL, serving boolean NOT NULL, started_at timestamptz NOT NULL, expires_at timestamptz NOT NULL);
 CREATE TABLE nanovm_leases (trace_id text PRIMARY KEY, owner text NOT NULL, epoch bigint NOT NULL, released boolean NOT NULL);`,
 }
 
