@@ -4,10 +4,10 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"path/filepath"
 
 	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
