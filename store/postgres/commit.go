@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -158,12 +159,32 @@ type leaseRow struct {
 	epoch uint64
 }
 
+// CommitStats counts the step commits of this replica.
+type CommitStats struct {
+	// Batches is how many transactions the committer ran; Commits how
+	// many step commits they carried (Commits/Batches is the mean group).
+	Batches, Commits int64
+	// HeadHeld is the time the batches held the chain head, from the
+	// first round trip to the end of COMMIT (WAL flush included): the
+	// serialised part of every replica's commits.
+	HeadHeld time.Duration
+}
+
+// CommitStats returns the counts since Open.
+func (db *DB) CommitStats() CommitStats {
+	return CommitStats{Batches: db.batches.Load(), Commits: db.commits.Load(), HeadHeld: time.Duration(db.headHeld.Load())}
+}
+
 // runBatch commits batch in one transaction (see the top of the file).
 func (db *DB) runBatch(batch []*stepReq) {
 	ctx := context.Background()
 	outs := make([]*store.Envelope, len(batch))
 	errs := make([]error, len(batch))
+	t0 := time.Now()
 	err := db.writeBatch(ctx, batch, outs, errs)
+	db.headHeld.Add(int64(time.Since(t0)))
+	db.batches.Add(1)
+	db.commits.Add(int64(len(batch)))
 	for i, r := range batch {
 		switch {
 		case errs[i] != nil:

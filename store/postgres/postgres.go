@@ -32,6 +32,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,6 +69,8 @@ type DB struct {
 	closed bool
 	queue  chan *stepReq
 	done   chan struct{}
+
+	batches, commits, headHeld atomic.Int64
 
 	listenCancel context.CancelFunc
 	listenDone   chan struct{}
