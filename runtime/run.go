@@ -374,7 +374,18 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 		return nil, claimError(key, err)
 	}
 	if claimed {
-		return rt.start(ctx, l, req.Input, input, key, traceID, req.Progress)
+		res, err := rt.start(ctx, l, req.Input, input, key, traceID, req.Progress)
+		if errors.Is(err, store.ErrLeaseHeld) {
+			// Another replica, sent the same key at once, leased the
+			// run first: wait for its outcome.
+			return rt.awaitOther(ctx, req, l, input, traceID)
+		}
+		return res, err
+	}
+	if rt.replica != nil {
+		// On a shared database the run may be in progress on another
+		// replica: its lease says so, and this caller waits for it.
+		return rt.awaitOther(ctx, req, l, input, rec.TraceID)
 	}
 	exec, err := rt.store.Run(ctx, rec.TraceID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -407,15 +418,22 @@ func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any
 		Status: kernel.StatusRunning, PolicyHash: rt.policy.Hash(), IdempotencyKey: key,
 		Input: input, Program: l.raw,
 	}
-	exec, err := rt.store.PutRun(ctx, exec)
-	if err != nil {
-		return nil, fmt.Errorf("record run: %w", err)
-	}
+	// The lease (on a shared database) comes before the record, so that
+	// no other replica takes a run over that is starting here.
 	if !rt.enter(traceID) {
 		return nil, fmt.Errorf("run %s is already running", traceID)
 	}
 	defer rt.leave(traceID)
+	lease, err := rt.lease(ctx, traceID)
+	if err != nil {
+		return nil, err
+	}
+	exec, err = rt.store.PutRun(ctx, exec)
+	if err != nil {
+		return nil, fmt.Errorf("record run: %w", err)
+	}
 	obs := rt.observer(exec, l.prog, progress)
+	obs.lease = lease
 	tr, runErr := rt.machineFor(obs).Start(ctx, l.prog, inputMap, traceID)
 	return rt.settle(exec, tr, runErr, obs)
 }
@@ -430,7 +448,30 @@ func (rt *Runtime) continueRun(ctx context.Context, exec store.Run, progress fun
 		return nil, newError(CodeInvalidArgument, nil, "run %s is running in this process", exec.ID)
 	}
 	defer rt.leave(exec.ID)
+	lease, err := rt.lease(ctx, exec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if lease != nil {
+		// Read again under the lease: the replica that held it may have
+		// committed more steps, or ended the run, before it let go.
+		if exec, err = rt.store.Run(ctx, exec.ID); err != nil {
+			return nil, err
+		}
+		if exec.Status != kernel.StatusRunning {
+			// It ended on the other replica: its outcome is stored.
+			res, err := rt.result(ctx, exec)
+			if err == nil {
+				res.StoredOutcome = true
+			}
+			return res, err
+		}
+		if prog, input, tr, err = rt.restore(ctx, exec); err != nil {
+			return nil, err
+		}
+	}
 	obs := rt.observer(exec, prog, progress)
+	obs.lease = lease
 	obs.done = len(tr.Steps)
 	out, runErr := rt.machineFor(obs).Continue(ctx, prog, input, tr)
 	if errors.Is(runErr, kernel.ErrFinished) {
@@ -459,7 +500,27 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 		return nil, newError(CodeNotSuspended, nil, "run %s is being resumed already", traceID)
 	}
 	defer rt.leave(exec.ID)
+	lease, err := rt.lease(ctx, exec.ID)
+	if errors.Is(err, store.ErrLeaseHeld) {
+		return nil, newError(CodeNotSuspended, err, "execution %s is being resumed already, on another replica", traceID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if lease != nil {
+		// Another replica may have resumed it just before.
+		if exec, err = rt.store.Run(ctx, exec.ID); err != nil {
+			return nil, err
+		}
+		if exec.Status != kernel.StatusSuspended {
+			return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "execution %s is %s, not suspended", traceID, exec.Status)
+		}
+		if prog, input, tr, err = rt.restore(ctx, exec); err != nil {
+			return nil, err
+		}
+	}
 	obs := rt.observer(exec, prog, progress)
+	obs.lease = lease
 	obs.done = len(tr.Steps)
 	out, runErr := rt.machineFor(obs).Resume(ctx, prog, input, tr, kernel.ResumeEvent{TraceID: traceID, Payload: payload, Source: kernel.ResumeSource(source)})
 	if errors.Is(runErr, kernel.ErrNotSuspended) {
@@ -512,6 +573,9 @@ func (rt *Runtime) enter(id string) bool {
 }
 
 func (rt *Runtime) leave(id string) {
+	// Whatever the run's state, its lease goes: a run left running (its
+	// context cancelled) is then any replica's to continue.
+	rt.unlease(id)
 	rt.mu.Lock()
 	delete(rt.active, id)
 	rt.mu.Unlock()
