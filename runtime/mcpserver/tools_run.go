@@ -613,12 +613,3 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 	}
 	return out, nil
 }
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
