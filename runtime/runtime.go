@@ -275,7 +275,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // (OperatorTokenPath), which would let a tool act as the operator, and the
 // operator's env file.
 func protectedPaths(dbPath, cacheDir, envFile string) []string {
-	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
+	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token", UploadDir(dbPath)}
 	for _, p := range []string{cacheDir, envFile} {
 		if p != "" {
 			ps = append(ps, p)
