@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -352,4 +354,84 @@ func FuzzDecodeBase64(f *testing.F) {
 			t.Fatalf("%q: got %x (%v), whole-text decode %x (%v)", s, got, err, want, ok)
 		}
 	})
+}
+
+// BenchmarkRegisterBigModule registers a 20 MB module through the MCP
+// server's message handler, as a wire message arrives (mcp-go's parse
+// included, the transport's read not), inline and in chunks. It is the
+// harness behind the copy chain in .rationale/mcp.md: run it with
+// -benchmem -memprofile and read the profile with
+// `go tool pprof -sample_index=alloc_space`.
+func BenchmarkRegisterBigModule(b *testing.B) {
+	echo := testTool(b, "raw_echo")
+	pad := make([]byte, 20_000_000-len(echo.Wasm)-16)
+	for _, mode := range []string{"inline", "chunked"} {
+		b.Run(mode, func(b *testing.B) {
+			s := newServer(b, nil)
+			for i := range b.N {
+				// A distinct module each time, so each is stored and compiled.
+				wasm := append(bytes.Clone(echo.Wasm), customSection(fmt.Sprint("pad", i), pad)...)
+				var id string
+				if mode == "chunked" {
+					for off := 0; off < len(wasm); off += MaxChunkBytes {
+						end := min(off+MaxChunkBytes, len(wasm))
+						args := map[string]any{"offset": off, "data": base64.StdEncoding.EncodeToString(wasm[off:end]), "done": end == len(wasm)}
+						if id != "" {
+							args["upload_id"] = id
+						}
+						out := handleCall(b, s, "upload_module", args)
+						id, _ = out["upload_id"].(string)
+					}
+				}
+				args := map[string]any{"name": fmt.Sprint("big", i), "manifest": string(echo.Manifest)}
+				if mode == "chunked" {
+					args["module_upload"] = id
+				} else {
+					args["wasm_base64"] = base64.StdEncoding.EncodeToString(wasm)
+				}
+				var m map[string]any
+				_ = json.Unmarshal(echo.Manifest, &m)
+				m["name"] = args["name"]
+				mj, _ := json.Marshal(m)
+				args["manifest"] = string(mj)
+				if out := handleCall(b, s, "register_tool", args); out["module_sha256"] == nil {
+					b.Fatalf("register_tool: %v", out)
+				}
+			}
+		})
+	}
+}
+
+// customSection is a custom section named name holding data.
+func customSection(name string, data []byte) []byte {
+	body := binary.AppendUvarint(nil, uint64(len(name)))
+	body = append(body, name...)
+	body = append(body, data...)
+	return append(binary.AppendUvarint([]byte{0}, uint64(len(body))), body...)
+}
+
+// handleCall sends a tools/call as one JSON-RPC message to the server's
+// message handler, as a transport does, and returns the result's JSON.
+func handleCall(tb testing.TB, s *Server, name string, args map[string]any) map[string]any {
+	tb.Helper()
+	line, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": map[string]any{"name": name, "arguments": args}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := json.Marshal(s.MCP().HandleMessage(context.Background(), line))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var r struct {
+		Result struct {
+			Content []struct{ Text string } `json:"content"`
+			IsError bool                    `json:"isError"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(resp, &r); err != nil || len(r.Result.Content) == 0 || r.Result.IsError {
+		tb.Fatalf("%s: %.500s", name, resp)
+	}
+	var out map[string]any
+	_ = json.Unmarshal([]byte(r.Result.Content[0].Text), &out)
+	return out
 }
