@@ -435,3 +435,36 @@ func handleCall(tb testing.TB, s *Server, name string, args map[string]any) map[
 	_ = json.Unmarshal([]byte(r.Result.Content[0].Text), &out)
 	return out
 }
+
+// Ensure a server removes, at start, the staged files a killed server
+// left that are older than the uploads' time limit, and keeps a fresh
+// one and any file not named as a staged upload.
+func TestUploadLeftoversRemoved(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	files := map[string]time.Time{
+		"up-old.part":   now.Add(-2 * DefaultUploadTTL),
+		"up-fresh.part": now.Add(-time.Second),
+		"notes.txt":     now.Add(-48 * time.Hour),
+	}
+	for name, mtime := range files {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := DefaultOptions()
+	opts.UploadDir, opts.Now = dir, func() time.Time { return now }
+	newServerConfig(t, runtime.Config{}, opts)
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, ",") != "notes.txt,up-fresh.part" {
+		t.Fatalf("left %v, want notes.txt and up-fresh.part", left)
+	}
+}
