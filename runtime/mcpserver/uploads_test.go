@@ -201,7 +201,8 @@ func TestUploadModuleRefusals(t *testing.T) {
 	ok(t, u.s, "upload_module", call(t, a, "upload_module", map[string]any{"upload_id": idA, "offset": 1000, "data": b64(1000)}))
 
 	t.Run("staged bytes of all uploads", func(t *testing.T) {
-		// B holds 2500, A 2000: 4500 would pass the 4000-byte bound.
+		// A holds 2000 bytes, B 1900: 600 more would make 4500, over the
+		// 4000-byte bound on all staged uploads.
 		idB := start(b, 1000)
 		ok(t, u.s, "upload_module", call(t, b, "upload_module", map[string]any{"upload_id": idB, "offset": 1000, "data": b64(900)}))
 		e := toolErr(t, "upload_module", call(t, b, "upload_module", map[string]any{"upload_id": idB, "offset": 1900, "data": b64(600)}))
