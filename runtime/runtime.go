@@ -335,6 +335,7 @@ func protectedPaths(dbPath, cacheDir, envFile string) []string {
 	if !postgres.IsDSN(dbPath) {
 		ps = []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
 	}
+	ps = append(ps, UploadDir(dbPath))
 	for _, p := range []string{cacheDir, envFile} {
 		if p != "" {
 			ps = append(ps, p)
