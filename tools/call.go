@@ -91,6 +91,10 @@ type CallResult struct {
 	// capability it held (Tool.Source, Tool.Authority).
 	Source store.ToolSource
 	Grants map[string]string
+	// MemoryBytes is the most linear memory the guest instance held, in
+	// bytes (for a pooled instance, over its life so far); 0 when no
+	// instance ran.
+	MemoryBytes uint64
 }
 
 // callState is what one call's host functions, output writers and memory
@@ -113,6 +117,9 @@ type callState struct {
 	secrets  map[string]string // resolved value -> ref, for scrubbing
 	failure  error             // the first limit breached, if any
 	memLimit uint64
+	// memBytes is the instance's peak linear memory, set when the call
+	// ends (CallResult.MemoryBytes).
+	memBytes uint64
 	// resolved is set once the guest resolved any secret: a pooled
 	// instance is then discarded after the call, never reused.
 	resolved bool
@@ -250,6 +257,8 @@ type limitedMemory struct {
 	held  uint64
 	onHit func(error)
 	host  *Host
+	// peak is the largest size the guest asked for within its limit.
+	peak uint64
 }
 
 func (m *limitedMemory) Reallocate(size uint64) []byte {
@@ -261,6 +270,7 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 		}
 		return m.refused(size)
 	}
+	m.peak = max(m.peak, size)
 	if m.region != nil {
 		if !m.charge(size) {
 			return m.refused(size)
@@ -531,6 +541,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	} else {
 		runErr = t.runFresh(cctx, st, stdin)
 	}
+	res.MemoryBytes = st.memBytes
 	stdout, log := st.stdout.bytes(), st.stderr.bytes()
 	// The instance is closed or detached from st by now: nothing writes
 	// to stdout any more, and decodeOutput copies what it keeps.
@@ -582,6 +593,7 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 	// Runs last, once the instance is closed or failed to start: wazero
 	// leaves the memory of a module whose data did not fit unfreed.
 	defer mem.Free()
+	defer func() { st.memBytes = mem.peak }()
 	if tb := t.mod.tableBytes; tb > 0 {
 		if !t.host.reserve(tb) {
 			st.fail(t.host.budget.err(tb))
@@ -598,6 +610,7 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 	if !t.caps[CapRandom] {
 		cfg = cfg.WithRandSource(deterministicRand())
 	}
+	t.host.stats.instantiations.Add(1)
 	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
 	if err != nil {
 		return err
