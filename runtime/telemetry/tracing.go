@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -26,7 +27,10 @@ var ErrConfig = errors.New("telemetry configuration")
 // Options configures FromEnv. The zero value reads the process
 // environment and writes the console exporter's spans to stderr.
 type Options struct {
-	// Getenv reads a variable; nil means os.Getenv (a hook for tests).
+	// Getenv reads the variables that choose the exporters and the
+	// resource; nil means os.Getenv (a hook for tests). The exporters
+	// themselves read their OTEL_EXPORTER_OTLP_* settings, and the SDK its
+	// sampler and batch settings, from the process environment.
 	Getenv func(string) string
 	// Console receives the console exporter's spans; nil means os.Stderr,
 	// never stdout, which is the stdio transport's MCP channel.
@@ -155,8 +159,9 @@ func FromEnv(ctx context.Context, o Options) (*Tracing, error) {
 	if o.ServiceVersion != "" {
 		attrs = append(attrs, attribute.String("service.version", o.ServiceVersion))
 	}
-	// Later detectors win: the environment overrides the defaults.
-	res, err := resource.New(ctx, resource.WithAttributes(attrs...), resource.WithTelemetrySDK(), resource.WithFromEnv())
+	// Later attributes win: the environment overrides the defaults.
+	attrs = append(attrs, envResource(getenv)...)
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...))
 	if err != nil && res == nil {
 		closeAll()
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
@@ -167,6 +172,27 @@ func FromEnv(ctx context.Context, o Options) (*Tracing, error) {
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	return &Tracing{Provider: tp, Exporters: described, shutdown: tp.Shutdown}, nil
+}
+
+// envResource reads OTEL_RESOURCE_ATTRIBUTES (key=value pairs separated
+// by commas, values percent-encoded) and OTEL_SERVICE_NAME, which wins
+// over a service.name among them. A malformed pair is skipped.
+func envResource(getenv func(string) string) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
+	for _, pair := range strings.Split(getenv("OTEL_RESOURCE_ATTRIBUTES"), ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			continue
+		}
+		if dv, err := url.PathUnescape(strings.TrimSpace(v)); err == nil {
+			attrs = append(attrs, attribute.String(k, dv))
+		}
+	}
+	if name := strings.TrimSpace(getenv("OTEL_SERVICE_NAME")); name != "" {
+		attrs = append(attrs, attribute.String("service.name", name))
+	}
+	return attrs
 }
 
 // IsNoop reports whether tp records nothing: nil, or the no-op provider.
