@@ -24,7 +24,7 @@ import (
 // every transport's requests pass: mcp-go opens a "server" span around
 // each request it dispatches and tells it the tool name and an isError
 // result; the hooks add the JSON-RPC id, the target and the error code.
-// See .rationale/telemetry.md, "Why are MCP spans made through mcp-go's
+// See RATIONALE.md, "Why are MCP spans made through mcp-go's
 // tracing seam?".
 
 // knownMethods are the MCP methods a span or a metric names as they are;

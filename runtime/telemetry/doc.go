@@ -8,7 +8,8 @@
 //
 //   - With no exporter configured, FromEnv returns the no-op tracer
 //     provider, and the runtime then wraps nothing: a run costs what it
-//     cost before tracing existed (see .rationale/telemetry.md).
+//     cost before tracing existed (RATIONALE.md, "Why are runs traced from
+//     outside the kernel, and only when an exporter is configured?").
 //   - Counting is cheap: every metric on a run's path is an atomic add or
 //     a lock-free histogram observation; what costs more (the audit
 //     chain's length) is read only when /metrics is scraped.
