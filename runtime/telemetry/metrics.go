@@ -117,8 +117,9 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// Register adds the metrics read from src at scrape time. Call it once,
-// when the sources exist.
+// Register adds the metrics read from src at scrape time, once the
+// sources exist. A Metrics serves one runtime: a second Register of the
+// same metrics is ignored.
 func (m *Metrics) Register(src Sources) {
 	if m == nil {
 		return
@@ -127,7 +128,7 @@ func (m *Metrics) Register(src Sources) {
 		counter := func(name, help string, get func(SandboxStats) uint64) prometheus.Collector {
 			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(get(f())) })
 		}
-		m.reg.MustRegister(
+		m.register(
 			counter(MetricInstantiations, "Sandbox instances created (one per fresh call, one per pooled instance started).", func(s SandboxStats) uint64 { return s.Instantiations }),
 			counter(MetricPoolHits, "Calls of a pooled tool served by an idle warm instance.", func(s SandboxStats) uint64 { return s.PoolHits }),
 			counter(MetricPoolWaits, "Calls that waited for a busy tool pool to free an instance.", func(s SandboxStats) uint64 { return s.AdmissionWaits }),
@@ -137,7 +138,7 @@ func (m *Metrics) Register(src Sources) {
 		)
 	}
 	if f := src.AuditChainLength; f != nil {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricAuditChainLength, Help: "Envelopes in the audit chain (the head's sequence number)."},
+		m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricAuditChainLength, Help: "Envelopes in the audit chain (the head's sequence number)."},
 			func() float64 {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -147,6 +148,13 @@ func (m *Metrics) Register(src Sources) {
 				}
 				return float64(n)
 			}))
+	}
+}
+
+// register adds cs, skipping any already registered.
+func (m *Metrics) register(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = m.reg.Register(c)
 	}
 }
 
