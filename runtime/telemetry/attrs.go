@@ -13,19 +13,13 @@ const (
 	KeyNetworkTransport   = attribute.Key("network.transport")
 	KeyErrorType          = attribute.Key("error.type")
 
-	KeyGenAIOperationName   = attribute.Key("gen_ai.operation.name")
-	KeyGenAIToolName        = attribute.Key("gen_ai.tool.name")
-	KeyGenAIProviderName    = attribute.Key("gen_ai.provider.name")
-	KeyGenAISystem          = attribute.Key("gen_ai.system") // the older name of gen_ai.provider.name, still read by many backends
-	KeyGenAIRequestModel    = attribute.Key("gen_ai.request.model")
-	KeyGenAIUsageInput      = attribute.Key("gen_ai.usage.input_tokens")
-	KeyGenAIUsageOutput     = attribute.Key("gen_ai.usage.output_tokens")
-	KeyGenAIResponseFinish  = attribute.Key("gen_ai.response.finish_reasons")
-	KeyGenAIConversationID  = attribute.Key("gen_ai.conversation.id")
-	KeyGenAIToolCallID      = attribute.Key("gen_ai.tool.call.id")
-	KeyGenAIToolType        = attribute.Key("gen_ai.tool.type")
-	KeyGenAIOutputType      = attribute.Key("gen_ai.output.type")
-	KeyGenAIRequestMaxToken = attribute.Key("gen_ai.request.max_tokens")
+	KeyGenAIOperationName = attribute.Key("gen_ai.operation.name")
+	KeyGenAIToolName      = attribute.Key("gen_ai.tool.name")
+	KeyGenAIProviderName  = attribute.Key("gen_ai.provider.name")
+	KeyGenAISystem        = attribute.Key("gen_ai.system") // the older name of gen_ai.provider.name, still read by many backends
+	KeyGenAIRequestModel  = attribute.Key("gen_ai.request.model")
+	KeyGenAIUsageInput    = attribute.Key("gen_ai.usage.input_tokens")
+	KeyGenAIUsageOutput   = attribute.Key("gen_ai.usage.output_tokens")
 )
 
 // nano-vm-mcp's own attribute keys, under "nanovm.".
