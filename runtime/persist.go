@@ -56,6 +56,8 @@ type persister struct {
 	// inputSHA256 and programSHA256 hash the execution's stored input and
 	// program, for the first step's envelope.
 	inputSHA256, programSHA256 string
+	// trace holds the run's spans; nil when tracing is off.
+	trace *runTrace
 }
 
 type pendingStep struct {
@@ -87,7 +89,11 @@ func (p *persister) StepStarted(ctx context.Context, ev kernel.StepEvent) error 
 		return err
 	}
 	// The run may have been cancelled while it waited.
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.trace.startStep(ev.Record)
+	return nil
 }
 
 func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error {
@@ -95,6 +101,8 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		return err
 	}
 	rec := ev.Record
+	p.rt.observeStep(rec)
+	p.trace.endStep(rec)
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return &unstorableError{fmt.Errorf("encode step %d: %w", rec.Index, err)}

@@ -434,6 +434,7 @@ func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any
 	}
 	obs := rt.observer(exec, l.prog, progress)
 	obs.lease = lease
+	obs.trace = rt.traceRun(ctx, exec, "start")
 	tr, runErr := rt.machineFor(obs).Start(ctx, l.prog, inputMap, traceID)
 	return rt.settle(exec, tr, runErr, obs)
 }
@@ -473,6 +474,7 @@ func (rt *Runtime) continueRun(ctx context.Context, exec store.Run, progress fun
 	obs := rt.observer(exec, prog, progress)
 	obs.lease = lease
 	obs.done = len(tr.Steps)
+	obs.trace = rt.traceRun(ctx, exec, "continue")
 	out, runErr := rt.machineFor(obs).Continue(ctx, prog, input, tr)
 	if errors.Is(runErr, kernel.ErrFinished) {
 		runErr = nil
@@ -522,12 +524,15 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 	obs := rt.observer(exec, prog, progress)
 	obs.lease = lease
 	obs.done = len(tr.Steps)
+	obs.trace = rt.traceRun(ctx, exec, "resume")
 	out, runErr := rt.machineFor(obs).Resume(ctx, prog, input, tr, kernel.ResumeEvent{TraceID: traceID, Payload: payload, Source: kernel.ResumeSource(source)})
 	if errors.Is(runErr, kernel.ErrNotSuspended) {
+		obs.trace.abandon(runErr)
 		return nil, newError(CodeNotSuspended, runErr, "%v", runErr)
 	}
 	if runErr != nil && out != nil && len(out.Steps) == len(tr.Steps) {
 		// Refused before anything happened (a bad source, say).
+		obs.trace.abandon(runErr)
 		return nil, newError(CodeInvalidArgument, runErr, "%v", runErr)
 	}
 	return rt.settle(exec, out, runErr, obs)
@@ -582,10 +587,19 @@ func (rt *Runtime) leave(id string) {
 	rt.wg.Done()
 }
 
-// machineFor returns a machine that reports to obs.
+// machineFor returns a machine that reports to obs. When obs traces the
+// run, its tool and llm calls are wrapped in spans; otherwise nothing is.
 func (rt *Runtime) machineFor(obs *persister) *kernel.Machine {
+	tools, llm := rt.machineTools(), rt.cfg.LLM
+	if obs.trace != nil {
+		tools = &tracedTools{inner: tools, t: obs.trace}
+		if llm != nil {
+			provider, model := splitModel(rt.cfg.LLMModel)
+			llm = &tracedLLM{inner: llm, t: obs.trace, provider: provider, model: model}
+		}
+	}
 	return kernel.NewMachine(&kernel.Options{
-		Tools: rt.machineTools(), LLM: rt.cfg.LLM, Clock: rt.clock, IDs: rt.ids, Observer: obs, Refs: rt.vault,
+		Tools: tools, LLM: llm, Clock: rt.clock, IDs: rt.ids, Observer: obs, Refs: rt.vault,
 	})
 }
 
@@ -593,7 +607,8 @@ func (rt *Runtime) machineTools() kernel.ToolExecutor { return rt.executor }
 
 // settle records how a run ended and builds its result. An interrupted run
 // (runErr set) stays "running" in the store, resumable.
-func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *persister) (*RunResult, error) {
+func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *persister) (res *RunResult, err error) {
+	defer func() { rt.finishRun(obs.trace, res, err) }()
 	if tr == nil {
 		return nil, runErr
 	}
@@ -629,7 +644,7 @@ func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *p
 			}
 		}
 	}
-	res := rt.summarise(exec, tr)
+	res = rt.summarise(exec, tr)
 	if runErr != nil {
 		// Only what is durable counts: a run continues from there.
 		res.Steps = obs.done

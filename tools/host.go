@@ -95,6 +95,8 @@ type Host struct {
 	closing atomic.Bool
 	// budget holds the guest memory of every live instance.
 	budget budget
+	// stats are the counters Stats reports.
+	stats hostStats
 	// pools are every pool, whose idle instances reclaim may close.
 	poolsMu sync.Mutex
 	pools   []*pool

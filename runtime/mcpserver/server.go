@@ -15,8 +15,14 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
 )
+
+// tracerName is the instrumentation scope of the MCP request spans.
+const tracerName = "github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
 
 // MaxResultBytes bounds the JSON of any tool result (40,000 bytes, about
 // 10,000 tokens). The result is sent twice, as structured content and as
@@ -61,6 +67,11 @@ type Options struct {
 	// Now is the uploads' clock; nil means time.Now. Tests move it to
 	// expire an upload.
 	Now func() time.Time
+	// TracerProvider makes a server span per MCP request (telemetry.go),
+	// the parent of the runtime's run spans. nil or the no-op provider
+	// means no spans; the request durations are measured either way
+	// (mcp_server_operation_duration_seconds in the runtime's Metrics).
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultOptions returns the options New uses for nil: name
@@ -127,7 +138,11 @@ func New(rt *runtime.Runtime, opts *Options) *Server {
 		s.log = slog.Default()
 	}
 	s.stop, s.stopRuns = context.WithCancel(context.Background())
-	s.mcp = server.NewMCPServer(s.opts.Name, s.opts.Version,
+	mt := &mcpTelemetry{metrics: rt.Metrics()}
+	if !telemetry.IsNoop(s.opts.TracerProvider) {
+		mt.tracer = s.opts.TracerProvider.Tracer(tracerName)
+	}
+	s.mcp = server.NewMCPServer(s.opts.Name, s.opts.Version, append([]server.ServerOption{
 		server.WithInstructions(instructions),
 		// listChanged: registered tools come and go (tools_exposed.go).
 		server.WithToolCapabilities(true),
@@ -135,7 +150,7 @@ func New(rt *runtime.Runtime, opts *Options) *Server {
 		server.WithResourceRecovery(),
 		server.WithLogging(),
 		server.WithToolHandlerMiddleware(s.recoverTool),
-	)
+	}, mt.serverOptions()...)...)
 	dir := s.opts.UploadDir
 	if dir == "" {
 		dir = runtime.UploadDir(rt.DBPath())
