@@ -11,10 +11,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/runtime/internal/executor"
 	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
-	"github.com/nanovm/nano-vm-mcp/runtime/internal/executor"
 )
 
 // tracerName is the instrumentation scope of the runtime's spans.
