@@ -19,6 +19,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/nanovm/nano-vm-mcp/runtime/viewer"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -77,9 +78,11 @@ type HTTPOptions struct {
 }
 
 // HTTPHandler returns the HTTP transports: Streamable HTTP at /mcp, the
-// legacy SSE pair GET /sse + POST /messages, and GET /health, behind the
-// Host, Origin, bearer-auth and body-size guards (in that order; /health
-// skips them all, so load balancers can probe it). Shutdown closes the
+// legacy SSE pair GET /sse + POST /messages, GET /health, and the run
+// viewer at /ui/ (runtime/viewer), behind the Host, Origin, bearer-auth
+// and body-size guards (in that order; /health skips them all, so load
+// balancers can probe it, and the viewer's static files skip the bearer
+// check, holding no data: its API needs the token). Shutdown closes the
 // sessions it opened.
 func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	opts.fill()
@@ -109,8 +112,25 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	mux.Handle("/mcp", streamable)
 	mux.Handle("/sse", sse.SSEHandler())
 	mux.Handle("/messages", sse.MessageHandler())
+	ui := viewer.Handler(viewer.Local(s.rt), &viewer.Options{Logger: log, Version: s.opts.Version, Where: "HTTP server"})
+	mux.Handle("/ui", ui)
+	mux.Handle(viewer.Prefix, ui)
+	opts.Logger = log
+	return Guard(mux, opts)
+}
 
-	g := &guard{opts: opts, log: log, next: mux}
+// Guard puts next behind HTTPHandler's guards, configured by opts (its
+// limits filled with the defaults): the Host and Origin checks, the
+// bearer token when opts.APIKey is set (GET /health and the viewer's
+// static files excepted, see viewer.Public), the body cap and rate, and
+// the per-write deadline. "nano-vm-mcp ui" serves the viewer behind it.
+func Guard(next http.Handler, opts HTTPOptions) http.Handler {
+	opts.fill()
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &guard{opts: opts, log: log, next: next}
 	g.keyHash = sha256.Sum256([]byte(opts.APIKey))
 	for _, h := range opts.AllowedHosts {
 		g.hosts = append(g.hosts, strings.ToLower(strings.TrimSpace(h)))
@@ -182,7 +202,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Origin %s is not allowed; the operator can add it to the allowed origins", store.Clip(origin)))
 		return
 	}
-	if g.opts.APIKey != "" && !g.authorized(r) {
+	if g.opts.APIKey != "" && !g.authorized(r) && !viewer.Public(r) {
 		refuse()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nano-vm-mcp"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
