@@ -191,8 +191,8 @@ async function viewRuns(_, params) {
     h("td", {}, h("a", { class: "mono", href: "#/run/" + encodeURIComponent(t.trace_id) }, t.trace_id)),
     h("td", {}, t.program_name || h("span", { class: "muted" }, "(unnamed)"), t.program_id ? h("div", { class: "muted mono" }, t.program_id) : null),
     h("td", {}, badge(t.status)),
-    h("td", { class: "mono" }, fmtTime(t.created_at)),
-    h("td", { class: "mono" }, fmtTime(t.updated_at)),
+    h("td", { class: "mono nowrap" }, fmtTime(t.created_at)),
+    h("td", { class: "mono nowrap" }, fmtTime(t.updated_at)),
     h("td", { class: "mono muted" }, t.idempotency_key || "")));
   const table = rows.length
     ? h("table", { id: "runs" }, h("thead", {}, h("tr", {}, ["Trace", "Program", "Status", "Created", "Updated", "Idempotency key"].map((c) => h("th", {}, c)))), h("tbody", {}, rows))
@@ -416,8 +416,8 @@ async function viewTools() {
     h("td", {}, h("strong", {}, t.name), t.version ? h("div", { class: "muted" }, "v" + t.version) : null),
     h("td", {}, badge(t.source)),
     h("td", {}, t.capabilities.length ? t.capabilities.map((c) => h("span", { class: "chip" }, c, t.grants[c] ? h("small", {}, " " + t.grants[c]) : null)) : h("span", { class: "muted" }, "wasi:stdio only")),
-    h("td", { class: "mono", title: t.module_sha256 }, short(t.module_sha256, 16) + "…"),
-    h("td", { class: "mono" }, fmtTime(t.registered_at)),
+    h("td", { class: "mono nowrap", title: t.module_sha256 }, short(t.module_sha256, 16) + "…"),
+    h("td", { class: "mono nowrap" }, fmtTime(t.registered_at)),
     h("td", {}, t.description || "")));
   clear(main).append(h("div", { class: "stack" },
     h("div", { class: "title" }, h("h1", {}, "Tools"), h("span", { class: "muted" }, tools.length + " registered")),
