@@ -20,7 +20,9 @@
 // a browser never sends to a server, and the page removes it from the
 // address bar at once. No cookie is set, so no request a browser makes on
 // its own (a link, a form or an image of another site) is ever
-// authenticated: there is nothing to forge. See .rationale/viewer.md.
+// authenticated: there is nothing to forge. See RATIONALE.md, "Why does the
+// run viewer send the token as a header from sessionStorage, not a
+// cookie?".
 //
 // # Invariants
 //
