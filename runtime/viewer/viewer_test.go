@@ -243,6 +243,20 @@ func TestTraceAndStep(t *testing.T) {
 	if doc.Steps[0].Output != nil {
 		t.Fatalf("a summary carries the output: %s", doc.Steps[0].Output)
 	}
+	var page struct {
+		Offset     int  `json:"offset"`
+		NextOffset *int `json:"next_offset"`
+		Steps      []struct {
+			Index int `json:"index"`
+		} `json:"steps"`
+	}
+	if get(t, srv, key, "/ui/api/traces/"+id+"?limit=1", &page); page.NextOffset == nil || *page.NextOffset != 1 || len(page.Steps) != 1 {
+		t.Fatalf("first page: %+v", page)
+	}
+	page.NextOffset = nil
+	if get(t, srv, key, "/ui/api/traces/"+id+"?offset=1&limit=1", &page); page.NextOffset != nil || page.Offset != 1 || page.Steps[0].Index != 1 {
+		t.Fatalf("second page: %+v", page)
+	}
 	var step struct {
 		Step struct {
 			StepID    string         `json:"step_id"`

@@ -240,12 +240,19 @@ function timeScale(spanMS, breaks) {
   };
 }
 
-async function viewRun([id, sel]) {
-  const [run, audit] = await Promise.all([api("traces/" + encodeURIComponent(id)), api("traces/" + encodeURIComponent(id) + "/audit").catch((e) => ({ error: e.message }))]);
+async function viewRun([id, sel], params) {
+  const offset = Number(params.get("offset")) || 0;
+  const [run, audit] = await Promise.all([api("traces/" + encodeURIComponent(id) + (offset ? "?offset=" + offset : "")), api("traces/" + encodeURIComponent(id) + "/audit").catch((e) => ({ error: e.message }))]);
   const t0 = performance.now();
   const steps = run.steps;
-  const nowMS = new Date(run.now) - new Date(run.started_at);
-  let spanMS = run.duration_ms || 0;
+  // A later page of a long run is drawn from its own first record.
+  const origin = offset && steps.length ? steps[0].start_ms : 0;
+  if (origin) for (const s of steps) {
+    s.start_ms -= origin; s.end_ms -= origin;
+    for (const sub of s.sub_steps || []) { sub.start_ms -= origin; sub.end_ms -= origin; }
+  }
+  const nowMS = new Date(run.now) - new Date(run.started_at) - origin;
+  let spanMS = offset || run.next_offset ? 0 : run.duration_ms || 0;
   for (const s of steps) spanMS = Math.max(spanMS, s.end_ms);
 
   // Suspensions: from a pending step's end to the resume record after it,
@@ -254,7 +261,7 @@ async function viewRun([id, sel]) {
   steps.forEach((s, i) => {
     if (s.kind === "resume" && i > 0) breaks.push({ from: steps[i - 1].end_ms, to: s.start_ms, step: i - 1 });
   });
-  if (run.status === "suspended" && steps.length) {
+  if (run.status === "suspended" && steps.length && !run.next_offset) {
     const last = steps[steps.length - 1];
     breaks.push({ from: last.end_ms, to: Math.max(nowMS, last.end_ms), step: steps.length - 1, open: true });
     spanMS = Math.max(spanMS, nowMS);
@@ -321,7 +328,9 @@ async function viewRun([id, sel]) {
   });
   rowsEl.append(frag);
 
-  const more = run.next_offset ? h("p", { class: "muted" }, "Showing " + steps.length + " of " + run.total_steps + " records.") : null;
+  const page = (o, text) => h("a", { href: "#/run/" + encodeURIComponent(id) + "?offset=" + o }, text);
+  const more = run.next_offset || offset ? h("p", { class: "muted" }, "Records " + offset + "–" + (offset + steps.length - 1) + " of " + run.total_steps + ". ",
+    offset ? page(Math.max(0, offset - 5000), "← earlier") : null, " ", run.next_offset ? page(run.next_offset, "later →") : null) : null;
   const legend = h("div", { class: "legend" },
     [["var(--ok)", "success"], ["var(--bad)", "failed"], ["var(--run)", "pending / running"], ["var(--skip)", "skipped"], ["var(--warn)", "resume event"]].map(([c, t]) => h("span", {}, h("i", { style: { background: c } }), t)),
     h("span", {}, h("i", { class: "bar susp", style: { position: "static", display: "inline-block" } }), "suspended (drawn as a break, not to scale)"));
@@ -338,7 +347,7 @@ async function viewRun([id, sel]) {
     if (selected !== null) for (const r of rowsEl.querySelectorAll('.tl-row[data-index="' + selected + '"]')) r.classList.remove("sel");
     selected = index;
     for (const r of rowsEl.querySelectorAll('.tl-row[data-index="' + index + '"]')) r.classList.add("sel");
-    history.replaceState(null, "", "#/run/" + encodeURIComponent(id) + "/" + index);
+    history.replaceState(null, "", "#/run/" + encodeURIComponent(id) + "/" + index + (offset ? "?offset=" + offset : ""));
     clear(detail).append(h("div", { class: "loading" }, "Loading step " + index + "…"));
     try {
       const d = await api("traces/" + encodeURIComponent(id) + "/steps/" + index);
