@@ -36,7 +36,10 @@ const (
  {"id":"create","type":"tool","tool":"reserve_funds","args":{"order_id":"$order_id"},"output_key":"create_result"},
  {"id":"poll","type":"tool","tool":"poll","output_key":"poll_result"},
  {"id":"done","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id"},"is_terminal":true}]}`
-	longProgram = `{"name":"long_loop","max_steps":1000,"steps":[{"id":"tick","type":"tool","tool":"audit_log","next_step":"tick"}]}`
+	// hostileProgram's name and the payload it is resumed with are
+	// markup: the page must show them as text.
+	hostileProgram = `{"name":"<img src=x onerror=window.__xss=1>","steps":[{"id":"wait","type":"tool","tool":"poll"},{"id":"note","type":"tool","tool":"audit_log","is_terminal":true}]}`
+	longProgram    = `{"name":"long_loop","max_steps":1000,"steps":[{"id":"tick","type":"tool","tool":"audit_log","next_step":"tick"}]}`
 )
 
 // viewerE2EDir is the folder of the browser script and its package.json.
@@ -153,6 +156,7 @@ func startUI(t *testing.T, db string) string {
 // by playwright-core): sign in with the token, the runs list and its
 // status filter, a run's timeline with parallel sub-steps side by side
 // and its suspended time, a step's output, state hash and envelope, a
+// run whose name and resume payload are markup shown as text only, a
 // 1,000-step run drawn from one request (its load time is logged, not
 // asserted), and a tampered copy of the database, served by
 // "nano-vm-mcp ui", reported broken at the tampered seq. Screenshots go
@@ -184,6 +188,10 @@ func TestViewerInBrowser(t *testing.T) {
 	waiting := runJSON(t, append([]string{"run", write("waiting.json", waitingProgram), "--input", `{"order_id":"ord-7"}`}, flags...)...)
 	if waiting["status"] != "suspended" {
 		t.Fatalf("waiting run: %v", waiting)
+	}
+	hostile := runJSON(t, append([]string{"run", write("hostile.json", hostileProgram)}, flags...)...)
+	if res := runJSON(t, append([]string{"resume", hostile["trace_id"].(string), "--payload", `{"status":"<script>window.__xss=2</script><b>bold</b>"}`}, flags...)...); res["status"] != "success" {
+		t.Fatalf("resume the hostile run: %v", res)
 	}
 	long := runJSON(t, append([]string{"run", write("long.json", longProgram)}, flags...)...)
 	longID := long["trace_id"].(string)
@@ -226,7 +234,7 @@ func TestViewerInBrowser(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"CHROMIUM="+chromium, "VIEWER_BASE="+base, "VIEWER_TOKEN="+key, "VIEWER_TAMPERED_URL="+tamperedURL,
 		"VIEWER_BROKEN_SEQ="+jsonNumber(brokenSeq), "VIEWER_SHOWCASE_ID="+showcaseID, "VIEWER_LONG_ID="+longID,
-		"VIEWER_SUSPENDED_ID="+waiting["trace_id"].(string), "VIEWER_LONG_RECORDS="+jsonNumber(uint64(doc.TotalSteps)),
+		"VIEWER_SUSPENDED_ID="+waiting["trace_id"].(string), "VIEWER_HOSTILE_ID="+hostile["trace_id"].(string), "VIEWER_LONG_RECORDS="+jsonNumber(uint64(doc.TotalSteps)),
 		"VIEWER_ARTIFACTS="+artifacts)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -18,7 +18,7 @@ const base = env("VIEWER_BASE"); // http://127.0.0.1:PORT
 const token = env("VIEWER_TOKEN");
 const tamperedURL = env("VIEWER_TAMPERED_URL"); // http://…/ui/#token=…
 const brokenSeq = env("VIEWER_BROKEN_SEQ");
-const ids = { showcase: env("VIEWER_SHOWCASE_ID"), long: env("VIEWER_LONG_ID"), waiting: env("VIEWER_SUSPENDED_ID") };
+const ids = { showcase: env("VIEWER_SHOWCASE_ID"), long: env("VIEWER_LONG_ID"), waiting: env("VIEWER_SUSPENDED_ID"), hostile: env("VIEWER_HOSTILE_ID") };
 const longRecords = Number(env("VIEWER_LONG_RECORDS"));
 const artifacts = env("VIEWER_ARTIFACTS");
 
@@ -96,6 +96,16 @@ try {
   check(/seq\s*\d+/.test(detail), "the envelope's seq is shown");
   await page.screenshot({ path: join(artifacts, "viewer-run.png") });
   out.screenshot = join(artifacts, "viewer-run.png");
+
+  // Markup in names, outputs and logs stays text.
+  await page.goto(base + "/ui/#/runs");
+  await page.waitForSelector("table#runs tbody tr");
+  check((await page.textContent("table#runs")).includes("<img src=x onerror=window.__xss=1>"), "a markup program name is shown as text");
+  await page.goto(base + "/ui/#/run/" + ids.hostile + "/1");
+  await page.waitForSelector("#detail #envelope");
+  check((await page.textContent("#detail")).includes("<script>window.__xss=2</script>"), "a markup payload is shown as text");
+  const injected = await page.evaluate(() => ({ xss: window.__xss, els: document.querySelectorAll("main img, main script, main b").length }));
+  check(injected.xss === undefined && injected.els === 0, "no markup from the data became elements: " + JSON.stringify(injected));
 
   // 4. A 1,000-step run: one API call for the summaries; time from
   // navigation to every row drawn.
