@@ -14,9 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
-	"github.com/nanovm/nano-vm-mcp/runtime/shared"
 	"github.com/nanovm/nano-vm-mcp/runtime/viewer"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
@@ -70,7 +70,7 @@ func cmdUI(cmd *command, args []string, cio *cliIO) error {
 	go func() { errc <- hs.Serve(ln) }()
 
 	how := "opened per request (no server holds it now)"
-	if exists(shared.OperatorTokenPath(c.db)) {
+	if exists(primary.OperatorTokenPath(c.db)) {
 		how = "read through the server holding it"
 	}
 	fmt.Fprintf(cio.stdout, "nano-vm-mcp ui: viewing %s, %s\n", c.db, how)
@@ -104,7 +104,7 @@ type uiSource struct {
 func (s *uiSource) with(ctx context.Context, fn func(a admin) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !exists(s.c.db) && !exists(shared.OperatorTokenPath(s.c.db)) {
+	if !exists(s.c.db) && !exists(primary.OperatorTokenPath(s.c.db)) {
 		return &runtime.Error{Code: runtime.CodeNotFound, Message: fmt.Sprintf("no database at %s yet: it appears with the first run", s.c.db)}
 	}
 	a, err := s.c.openAdmin(ctx)
