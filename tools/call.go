@@ -60,8 +60,8 @@ type Tool struct {
 
 // CallRequest is one call of a tool.
 type CallRequest struct {
-	// ExecutionID names the run, for secret resolution and logs.
-	ExecutionID string
+	// TraceID names the run, for secret resolution and logs.
+	TraceID string
 	// Args are the tool's arguments, checked against its input schema and
 	// given to the guest as JSON on stdin. nil means {}.
 	Args map[string]any
@@ -216,7 +216,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	defer cancel()
 	// The tables' bound counts against the same ceiling (admit checked that
 	// both fit), so linear memory may grow to what is left of it.
-	st := &callState{tool: t, executionID: req.ExecutionID, state: state, argv: argv, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	st := &callState{tool: t, traceID: req.TraceID, state: state, argv: argv, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
 	outBuf := getOutBuf()
 	st.stdout = capWriter{buf: *outBuf, max: t.lim.stdout, strict: true, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}

@@ -8,14 +8,14 @@ import (
 // callState is what one call's host functions, output writers and memory
 // allocator share. It travels in the context.
 type callState struct {
-	tool        *Tool
-	executionID string
-	state       []byte   // JSON of CallRequest.State, only with CapState
-	argv        []string // this call's argv when a command templates it
-	stdout      capWriter
-	stderr      capWriter
-	cancel      context.CancelFunc
-	ctx         callCtx // the call's context: carries this state
+	tool    *Tool
+	traceID string
+	state   []byte   // JSON of CallRequest.State, only with CapState
+	argv    []string // this call's argv when a command templates it
+	stdout  capWriter
+	stderr  capWriter
+	cancel  context.CancelFunc
+	ctx     callCtx // the call's context: carries this state
 
 	// argRefs are the vault refs that appear in the call's arguments: the
 	// only ones nanovm.secret_get may resolve (secretAccess).

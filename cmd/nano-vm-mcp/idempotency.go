@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // The idempotency commands list and clear stored idempotency keys: the way
@@ -24,6 +25,13 @@ func openIdempotencyStore(cmd *command, args []string, cio *cliIO) ([]string, id
 	r, dialErr := c.dialPrimary(context.Background())
 	if r != nil {
 		return pos, r, nil
+	}
+	if postgres.IsDSN(c.db) {
+		db, err := postgres.Open(context.Background(), c.db, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pos, db, nil
 	}
 	db, err := store.Open(c.db, &store.Options{NoSync: c.noSync})
 	if err != nil {
@@ -47,13 +55,13 @@ func cmdIdempotencyLs(cmd *command, args []string, cio *cliIO) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tSTATUS\tEXECUTION\tEXPIRES")
+	fmt.Fprintln(tw, "KEY\tSTATUS\tTRACE\tEXPIRES")
 	for _, e := range entries {
 		if e.Err != nil {
 			fmt.Fprintf(tw, "%q\tCORRUPT\t-\t-\n", e.Key)
 			continue
 		}
-		fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", e.Key, e.Record.Status, e.Record.ExecutionID, e.Record.ExpiresAt.Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", e.Key, e.Record.Status, e.Record.TraceID, e.Record.ExpiresAt.Format("2006-01-02 15:04:05"))
 	}
 	return tw.Flush()
 }

@@ -115,7 +115,7 @@ func (s *uiSource) with(ctx context.Context, fn func(a admin) error) error {
 	return fn(a)
 }
 
-func (s *uiSource) Traces(ctx context.Context, f store.ExecutionFilter) (out store.ExecutionPage, err error) {
+func (s *uiSource) Traces(ctx context.Context, f store.RunFilter) (out store.RunPage, err error) {
 	err = s.with(ctx, func(a admin) (err error) { out, err = a.Traces(ctx, f); return err })
 	return out, err
 }

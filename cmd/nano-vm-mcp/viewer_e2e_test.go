@@ -102,7 +102,7 @@ func tamperEnvelope(t *testing.T, path, trace string, index int) uint64 {
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
 			}
-			if seq != 0 || e.ExecutionID != trace || e.StepIndex != index {
+			if seq != 0 || e.TraceID != trace || e.StepIndex != index {
 				return nil
 			}
 			seq = be.BigEndian.Uint64(k)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -43,6 +44,23 @@ type Options struct {
 	// tools of their own (see tools_exposed.go); the zero value, ExposeAll,
 	// offers every one the policy lets run.
 	ExposeTools ExposeTools
+
+	// UploadDir is where upload_module stages chunked uploads; "" means
+	// runtime.UploadDir of the runtime's database ("<db>.uploads").
+	UploadDir string
+	// UploadTTL is how long an upload may go without a chunk before it is
+	// discarded; zero means DefaultUploadTTL (10 minutes).
+	UploadTTL time.Duration
+	// MaxStagedUploadBytes bounds what all open uploads stage together;
+	// zero means DefaultMaxStagedBytes (256 MiB). One upload is bounded by
+	// the runtime's module ceiling (--max-module-bytes).
+	MaxStagedUploadBytes int64
+	// UploadsPerSession bounds the uploads one MCP session may have open;
+	// zero means DefaultUploadsPerSession (2).
+	UploadsPerSession int
+	// Now is the uploads' clock; nil means time.Now. Tests move it to
+	// expire an upload.
+	Now func() time.Time
 }
 
 // DefaultOptions returns the options New uses for nil: name
@@ -82,6 +100,9 @@ type Server struct {
 	exposedMu sync.Mutex
 	exposed   map[string]exposedTool
 
+	// uploads are the chunked module uploads in progress (uploads.go).
+	uploads *uploads
+
 	mu       sync.Mutex
 	closers  []func(context.Context) error
 	shutdown bool
@@ -115,8 +136,18 @@ func New(rt *runtime.Runtime, opts *Options) *Server {
 		server.WithLogging(),
 		server.WithToolHandlerMiddleware(s.recoverTool),
 	)
+	dir := s.opts.UploadDir
+	if dir == "" {
+		dir = runtime.UploadDir(rt.DBPath())
+	}
+	s.uploads = newUploads(dir, &s.opts, rt.ModuleBytesLimit())
+	if s.opts.AllowToolUpload {
+		s.uploads.removeLeftovers()
+		go s.uploads.sweepLoop(s.stop)
+		s.onShutdown(func(context.Context) error { s.uploads.closeAll(); return nil })
+	}
 	for _, d := range s.toolDefs() {
-		if d.name == "register_tool" && !s.opts.AllowToolUpload {
+		if (d.name == "register_tool" || d.name == "upload_module") && !s.opts.AllowToolUpload {
 			continue
 		}
 		d.mustValidate()

@@ -69,12 +69,6 @@ func (a *api) info(w http.ResponseWriter, r *http.Request) {
 
 // ---- runs ----
 
-// runStatuses are the statuses a run can have (kernel.Status).
-var runStatuses = []string{
-	string(kernel.StatusRunning), string(kernel.StatusSuccess), string(kernel.StatusFailed),
-	string(kernel.StatusBudgetExceeded), string(kernel.StatusStalled), string(kernel.StatusSuspended),
-}
-
 type runItem struct {
 	TraceID        string    `json:"trace_id"`
 	ProgramID      string    `json:"program_id,omitempty"`
@@ -118,9 +112,13 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	status := q.Get("status")
-	if status != "" && !contains(runStatuses, status) {
-		badArg(w, "status %q: want one of %s", store.Clip(status), strings.Join(runStatuses, ", "))
+	status := kernel.Status(q.Get("status"))
+	if status != "" && !status.Valid() {
+		var all []string
+		for _, s := range kernel.Statuses() {
+			all = append(all, string(s))
+		}
+		badArg(w, "status %q: want one of %s", store.Clip(string(status)), strings.Join(all, ", "))
 		return
 	}
 	cursor := q.Get("cursor")
@@ -148,7 +146,7 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 	}
 	filtered := program != "" || !since.IsZero() || !until.IsZero()
 	lowProgram := strings.ToLower(program)
-	match := func(e store.Execution) bool {
+	match := func(e store.Run) bool {
 		if program != "" && e.ProgramID != program && !strings.Contains(strings.ToLower(e.ProgramName), lowProgram) {
 			return false
 		}
@@ -165,22 +163,22 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 		if filtered {
 			want = min(max(want, 1), MaxScan-out.Scanned)
 		}
-		page, err := a.src.Traces(r.Context(), store.ExecutionFilter{Status: status, Limit: want, Cursor: cursor})
+		page, err := a.src.Traces(r.Context(), store.RunFilter{Status: status, Limit: want, Cursor: cursor})
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		out.Scanned += len(page.Executions) + len(page.Skipped)
+		out.Scanned += len(page.Runs) + len(page.Skipped)
 		out.Skipped = append(out.Skipped, page.Skipped...)
 		older := false // past since: nothing further can match
-		for _, e := range page.Executions {
+		for _, e := range page.Runs {
 			if !since.IsZero() && e.CreatedAt.Before(since) {
 				older = true
 			}
 			if match(e) {
 				out.Traces = append(out.Traces, runItem{
 					TraceID: e.ID, ProgramID: clipText(e.ProgramID, maxNameBytes), ProgramName: clipText(e.ProgramName, maxNameBytes),
-					Status: e.Status, IdempotencyKey: clipText(e.IdempotencyKey, maxNameBytes), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+					Status: string(e.Status), IdempotencyKey: clipText(e.IdempotencyKey, maxNameBytes), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 				})
 			}
 		}
@@ -517,13 +515,4 @@ func (a *api) policy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -46,7 +46,7 @@ const (
 // made through a running server's operator channel.
 type Source interface {
 	// Traces lists runs newest first (list_traces).
-	Traces(ctx context.Context, f store.ExecutionFilter) (store.ExecutionPage, error)
+	Traces(ctx context.Context, f store.RunFilter) (store.RunPage, error)
 	// Trace reads a trace in its TRACE projection, a page of steps
 	// (get_trace).
 	Trace(ctx context.Context, id string, offset, limit int) (*runtime.TraceView, error)

@@ -267,7 +267,7 @@ func TestTraceAndStep(t *testing.T) {
 	}
 	get(t, srv, key, "/ui/api/traces/"+id+"/steps/1", &step)
 	if step.Step.StepID != "fan" || step.Step.Output["refund"] == nil || step.Envelope == nil ||
-		step.Envelope.StateHash != step.Step.StateHash || step.Envelope.StepIndex != 1 || step.Envelope.ExecutionID != id {
+		step.Envelope.StateHash != step.Step.StateHash || step.Envelope.StepIndex != 1 || step.Envelope.TraceID != id {
 		t.Fatalf("step: %+v", step)
 	}
 }
@@ -387,7 +387,7 @@ func tamper(t *testing.T, path, trace string, index int) uint64 {
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
 			}
-			if seq != 0 || e.ExecutionID != trace || e.StepIndex != index {
+			if seq != 0 || e.TraceID != trace || e.StepIndex != index {
 				return nil
 			}
 			seq = binary.BigEndian.Uint64(k)

@@ -63,9 +63,9 @@ func New(reg *tools.Registry, opts ...Option) *Executor {
 // forwarded as is: the tool sees only what the projection returns.
 func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.ToolResult, error) {
 	req := tools.CallRequest{
-		ExecutionID: call.ExecutionID,
-		Args:        call.Args,
-		Timeout:     call.Timeout,
+		TraceID: call.TraceID,
+		Args:    call.Args,
+		Timeout: call.Timeout,
 	}
 	t, err := e.reg.Resolve(ctx, call.Tool)
 	if err != nil {

@@ -402,11 +402,11 @@ async function viewAudit() {
     ? h("div", { class: "card" }, h("h2", {}, "Records that do not match"), h("table", {},
       h("thead", {}, h("tr", {}, ["Trace", "Record", "Step", "Seq", "Problem", "Reason"].map((c) => h("th", {}, c)))),
       h("tbody", {}, rep.records.map((r) => h("tr", {},
-        h("td", {}, h("a", { class: "mono", href: "#/run/" + encodeURIComponent(r.execution_id) }, r.execution_id)), h("td", {}, r.record),
+        h("td", {}, h("a", { class: "mono", href: "#/run/" + encodeURIComponent(r.trace_id) }, r.trace_id)), h("td", {}, r.record),
         h("td", {}, r.step_index === undefined ? "" : String(r.step_index)), h("td", {}, r.seq === undefined ? "" : String(r.seq)), h("td", {}, r.problem), h("td", {}, r.reason))))),
       rep.records_omitted ? h("p", { class: "muted" }, rep.records_omitted + " more not listed.") : null)
     : null;
-  const notes = (rep.notes || []).length ? h("div", { class: "card" }, h("h2", {}, "Notes"), rep.notes.map((n) => h("p", { class: "muted" }, n.execution_id + ": " + n.problem + " — " + n.reason))) : null;
+  const notes = (rep.notes || []).length ? h("div", { class: "card" }, h("h2", {}, "Notes"), rep.notes.map((n) => h("p", { class: "muted" }, n.trace_id + ": " + n.problem + " — " + n.reason))) : null;
   clear(main).append(h("div", { class: "stack" },
     h("div", { class: "title" }, h("h1", {}, "Audit chain")),
     banner,
