@@ -364,3 +364,17 @@ func SHA256Digest(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
 }
+
+// Manifest returns the digest and bytes of the manifest (or index) ref
+// resolves to, checked against the digest: what a signature signs.
+func (c *Client) Manifest(ctx context.Context, ref Reference) (string, []byte, error) {
+	repo, err := c.repository(ref)
+	if err != nil {
+		return "", nil, err
+	}
+	desc, b, err := c.resolve(ctx, repo, ref)
+	if err != nil {
+		return "", nil, err
+	}
+	return desc.Digest.String(), b, nil
+}
