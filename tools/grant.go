@@ -51,6 +51,9 @@ type GrantRequest struct {
 	Source store.ToolSource
 	// Manifest is the version's manifest; read only.
 	Manifest *Manifest
+	// Provenance is where the module came from (an OCI artifact and its
+	// verified signer); nil for a file or an upload of bytes.
+	Provenance *store.ToolProvenance
 }
 
 // Grant is gate C's answer for one tool version.

@@ -81,6 +81,9 @@ func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.To
 		if len(res.Grants) > 0 {
 			out.Provenance.Grants = maps.Clone(res.Grants)
 		}
+		if p := res.Provenance; p != nil {
+			out.Provenance.Origin, out.Provenance.Signer = p.Ref, p.Signer
+		}
 	}
 	if err != nil {
 		out.Output = nil
