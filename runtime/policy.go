@@ -179,7 +179,7 @@ func parsePolicy(data []byte, base string) (*Policy, error) {
 	if u := p.Uploads; u != nil {
 		if u.Default != nil {
 			if u.Default.ReplaceOperator || u.Default.ModuleSHA256 != "" || len(u.Default.SignedBy) > 0 {
-				return nil, errors.New("parse policy: uploads.default: replace_operator, module_sha256 and signed_by belong in a per-name entry (uploads.tools.<name>)")
+				return nil, errors.New("parse policy: uploads.default: replace_operator and module_sha256 belong in a per-name entry (uploads.tools.<name>), as does signed_by")
 			}
 			if err := u.Default.check(); err != nil {
 				return nil, fmt.Errorf("parse policy: uploads.default.%w", err)
