@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
@@ -74,7 +75,10 @@ func (rt *Runtime) registerOCI(ctx context.Context, src store.ToolSource, refStr
 	if err != nil {
 		return nil, refuse(CodeToolRejected, err, "%v", err)
 	}
-	art, err := client.Pull(ctx, ref)
+	// A registry that trickles its bytes is bounded in time as in size.
+	pctx, cancel := context.WithTimeout(ctx, PullTimeout)
+	defer cancel()
+	art, err := client.Pull(pctx, ref)
 	if err != nil {
 		return nil, refuse(CodeToolRejected, err, "%v", err)
 	}
@@ -91,7 +95,7 @@ func (rt *Runtime) registerOCI(ctx context.Context, src store.ToolSource, refStr
 		return nil, refuse(CodeToolRejected, err, "%v", err)
 	}
 	prov := &store.ToolProvenance{Origin: store.OriginOCI, Ref: art.Pinned, Requested: ref.String(), Layout: art.Layout}
-	signer, err := rt.verifyOCI(ctx, client, ref, art.Digest)
+	signer, err := rt.verifyOCI(pctx, client, ref, art.Digest)
 	required, signers, why := rt.policy.signatureRule(m.Name, reg, true)
 	switch {
 	case err != nil && required:
@@ -106,6 +110,10 @@ func (rt *Runtime) registerOCI(ctx context.Context, src store.ToolSource, refStr
 	}
 	return rt.registerToolsFrom(ctx, src, prov, manifest, art.Module)
 }
+
+// PullTimeout bounds the reads from a registry of one registration: the
+// artifact and its signatures.
+const PullTimeout = 5 * time.Minute
 
 var errNoTrust = errors.New("the policy names no trusted key or trusted root (oci.trusted_keys, oci.trusted_root)")
 
