@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
@@ -140,7 +142,9 @@ func TestPolicyOCIGrant(t *testing.T) {
 // Ensure a keyless signature (a certificate from a CA and a timestamp
 // from a TSA, both in the trusted root file the policy names) verifies
 // offline at registration through the runtime, the identity is what the
-// record keeps, and a signed_by entry naming that identity grants more.
+// record keeps, and a signed_by entry naming that identity grants more;
+// a run's step record and envelope name the artifact and signer, and
+// rewriting the signer in either is what verify_audit reports.
 func TestRegisterOCIKeyless(t *testing.T) {
 	reg := ocitest.Start(t)
 	ctx := context.Background()
@@ -190,11 +194,13 @@ oci:
   trusted_identities:
     - {id: release-ci, issuer: %q, subject: %q}
 `, reg.Host, issuer, subject)), 0o644)
-	rt, err := runtime.Open(ctx, runtime.Config{DBPath: filepath.Join(t.TempDir(), "k.db"), PolicyPath: policy, NoBundledTools: true, CacheDir: "-"})
+	dbPath := filepath.Join(t.TempDir(), "k.db")
+	cfg := runtime.Config{DBPath: dbPath, PolicyPath: policy, NoBundledTools: true, CacheDir: "-"}
+	rt, err := runtime.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close()
+	defer func() { rt.Close() }()
 	recs, err := rt.RegisterToolOCI(ctx, ref.String(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -206,5 +212,70 @@ oci:
 	got, err := rt.Tool(ctx, "echo_ci")
 	if err != nil || got.Provenance == nil || got.Provenance.SignerID != "release-ci" {
 		t.Fatalf("get_tool: %+v %v", got, err)
+	}
+
+	// A run of it: the step's record and envelope name the artifact and
+	// signer, and a change to either is what verify_audit reports.
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: []byte(`{"name":"p","steps":[{"id":"e","type":"tool","tool":"echo_ci","args":{"raw":"{}"},"is_terminal":true}]}`)})
+	if err != nil || res.Status != "success" {
+		t.Fatalf("run: %+v %v", res, err)
+	}
+	envs, err := rt.Envelopes(ctx, res.TraceID)
+	if err != nil || len(envs) == 0 || !strings.Contains(string(envs[0].Payload), `"tool_signer":"certificate release-ci`) || !strings.Contains(string(envs[0].Payload), `"tool_origin":"`+p.Ref+`"`) {
+		t.Fatalf("envelopes: %v %v", envs, err)
+	}
+	rt.Close()
+	for _, bucket := range []string{"steps", "envelopes"} {
+		tamper(t, dbPath, bucket, "release.yml", "evilrel.yml")
+		rt, err = runtime.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := rt.VerifyAudit(ctx, "")
+		if err != nil || rep.OK {
+			t.Fatalf("%s: signer rewritten, verify says %+v %v", bucket, rep, err)
+		}
+		rt.Close()
+		tamper(t, dbPath, bucket, "evilrel.yml", "release.yml")
+	}
+	rt, err = runtime.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := rt.VerifyAudit(ctx, ""); err != nil || !rep.OK {
+		t.Fatalf("restored: %+v %v", rep, err)
+	}
+}
+
+// tamper replaces old by new in every value of bucket in the database
+// file that holds it, and fails when none does.
+func tamper(t *testing.T, path, bucket, old, new string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := 0
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		type kv struct{ k, v []byte }
+		var edits []kv
+		b.ForEach(func(k, v []byte) error {
+			if bytes.Contains(v, []byte(old)) {
+				edits = append(edits, kv{bytes.Clone(k), bytes.ReplaceAll(v, []byte(old), []byte(new))})
+			}
+			return nil
+		})
+		for _, e := range edits {
+			n++
+			if err := b.Put(e.k, e.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("tamper %s: %d values, %v", bucket, n, err)
 	}
 }
