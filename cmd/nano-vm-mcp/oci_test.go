@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -245,5 +246,30 @@ func TestOCIToolPullPluginImage(t *testing.T) {
 	show := ociCLI(t, append([]string{"tool", "show", "echo_v1"}, args...)...)
 	if !strings.Contains(show, `"source": "operator"`) || !strings.Contains(show, `"layout": "image"`) {
 		t.Fatalf("tool show: %s", show)
+	}
+}
+
+// Ensure `tool pull` beside a running server pulls through the server
+// (the database's primary, over its operator channel): the server's own
+// client then sees the tool as the operator's, with its provenance.
+func TestOCIToolPullBesideServer(t *testing.T) {
+	reg := ocitest.Start(t)
+	t.Setenv("NANO_VM_MCP_VAULT_KEY", hex.EncodeToString(testVaultKey))
+	db := shortDB(t)
+	p := startStdio(t, "primary", db, "2025-06-18")
+	echo := testModule(t, "raw_echo")
+	ref, _ := oci.ParseReference("oci://" + reg.Host + "/tools/echo:v2")
+	dgst, err := oci.NewClient(oci.Options{}).Push(context.Background(), ref, echo.Wasm, []byte(`{"name":"echo_pulled"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "", "tool", "pull", ref.String(), "--db", db, "--cache-dir", sharedCache)
+	if code != 0 || !strings.Contains(out, "registered echo_pulled@sha256:") || !strings.Contains(out, ref.Pinned(dgst)) {
+		t.Fatalf("tool pull beside the server: exit %d\n%s\n%s\nserver:\n%s", code, out, errOut, p.stderr)
+	}
+	got := p.mustCall(t, "get_tool", map[string]any{"name": "echo_pulled"})
+	prov, _ := got["provenance"].(map[string]any)
+	if got["source"] != "operator" || prov["ref"] != ref.Pinned(dgst) || prov["layout"] != "nanovm" {
+		t.Fatalf("get_tool: %v", got)
 	}
 }
