@@ -279,3 +279,14 @@ func tamper(t *testing.T, path, bucket, old, new string) {
 		t.Fatalf("tamper %s: %d values, %v", bucket, n, err)
 	}
 }
+
+// Ensure a policy that requires signatures and trusts no signer warns.
+func TestPolicyOCIWarning(t *testing.T) {
+	p, err := runtime.ParsePolicy([]byte(`{"policy_id":"p","version":"1","tool_capabilities":{},"oci":{"require_signature":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(p.Warnings(), "\n"); !strings.Contains(w, "oci.require_signature requires a signature, and oci names no trusted_keys or trusted_root") {
+		t.Fatalf("warnings: %q", w)
+	}
+}

@@ -307,6 +307,11 @@ func (p *Policy) Warnings() []string {
 			out = append(out, fmt.Sprintf("tool %q holds %s but tool_secrets grants it no secret: every secret_get it makes is denied", tool, tools.CapSecrets))
 		}
 	}
+	if o := p.OCI; o != nil && o.trust != nil && len(o.trust.Keys) == 0 && o.trust.Root == nil {
+		if req, _, why := p.signatureRuleAny(); req {
+			out = append(out, fmt.Sprintf("%s requires a signature, and oci names no trusted_keys or trusted_root: every such registration is refused", strings.Join(why, ", ")))
+		}
+	}
 	sort.Strings(out)
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/nanovm/nano-vm-mcp/store"
@@ -283,4 +284,26 @@ func signerID(p *store.ToolProvenance) string {
 		return ""
 	}
 	return p.SignerID
+}
+
+// signatureRuleAny reports whether any rule of the oci section requires a
+// signature, and which fields do.
+func (p *Policy) signatureRuleAny() (bool, []string, []string) {
+	o := p.OCI
+	var why []string
+	if o.RequireSignature {
+		why = append(why, "oci.require_signature")
+	}
+	for _, r := range o.Registries {
+		if r.RequireSignature || len(r.Signers) > 0 {
+			why = append(why, "oci.registries["+r.Host+"]")
+		}
+	}
+	for name, r := range o.Tools {
+		if r.RequireSignature || len(r.Signers) > 0 {
+			why = append(why, "oci.tools."+name)
+		}
+	}
+	sort.Strings(why)
+	return len(why) > 0, nil, why
 }
