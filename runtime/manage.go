@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel"
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
@@ -188,16 +188,16 @@ func (rt *Runtime) Secrets(ctx context.Context) ([]store.SecretRecord, error) {
 	return rt.store.Secrets(ctx)
 }
 
-// VerifyAudit re-checks the envelope chain, or one execution's envelopes
+// VerifyAudit re-checks the envelope chain, or one run's envelopes
 // and their links, and reports the first broken link.
-func (rt *Runtime) VerifyAudit(ctx context.Context, executionID string) (store.VerifyReport, error) {
-	return rt.store.VerifyChain(ctx, executionID)
+func (rt *Runtime) VerifyAudit(ctx context.Context, traceID string) (store.VerifyReport, error) {
+	return rt.store.VerifyChain(ctx, traceID)
 }
 
-// Envelopes returns an execution's envelopes, payloads re-projected so an
+// Envelopes returns a run's envelopes, payloads re-projected so an
 // erased secret shows as [REDACTED_TOMBSTONE].
-func (rt *Runtime) Envelopes(ctx context.Context, executionID string) ([]store.Envelope, error) {
-	envs, err := rt.store.Envelopes(ctx, executionID)
+func (rt *Runtime) Envelopes(ctx context.Context, traceID string) ([]store.Envelope, error) {
+	envs, err := rt.store.Envelopes(ctx, traceID)
 	if err != nil {
 		return nil, err
 	}
@@ -246,20 +246,20 @@ func (rt *Runtime) DeleteProgram(ctx context.Context, id string) error {
 	return err
 }
 
-// Traces lists executions newest first.
-func (rt *Runtime) Traces(ctx context.Context, f store.ExecutionFilter) (store.ExecutionPage, error) {
-	page, err := rt.store.Executions(ctx, f)
+// Traces lists runs newest first.
+func (rt *Runtime) Traces(ctx context.Context, f store.RunFilter) (store.RunPage, error) {
+	page, err := rt.store.Runs(ctx, f)
 	if err != nil {
 		return page, err
 	}
-	for i := range page.Executions {
-		page.Executions[i].Program, page.Executions[i].Input, page.Executions[i].Checkpoint = nil, nil, nil
+	for i := range page.Runs {
+		page.Runs[i].Program, page.Runs[i].Input = nil, nil
 	}
 	return page, nil
 }
 
-// Unfinished lists executions left running (interrupted) or suspended.
-func (rt *Runtime) Unfinished(ctx context.Context) ([]store.Execution, error) {
+// Unfinished lists runs left running (interrupted) or suspended.
+func (rt *Runtime) Unfinished(ctx context.Context) ([]store.Run, error) {
 	return rt.store.Unfinished(ctx)
 }
 
@@ -280,7 +280,7 @@ type TraceView struct {
 
 // Trace returns a trace, paging its steps (limit <= 0 means 50).
 func (rt *Runtime) Trace(ctx context.Context, id string, offset, limit int) (*TraceView, error) {
-	exec, err := rt.execution(ctx, id)
+	exec, err := rt.loadRun(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -328,9 +328,9 @@ func (rt *Runtime) Trace(ctx context.Context, id string, offset, limit int) (*Tr
 // Replay re-executes a stored trace from its recorded results and reports
 // whether it is exactly what the program does.
 func (rt *Runtime) Replay(ctx context.Context, id string) (*kernel.ReplayReport, error) {
-	// One read transaction for the execution and its steps: half the
-	// transactions of execution then restore, and the two cannot disagree.
-	exec, steps, err := rt.store.ExecutionTrace(ctx, id)
+	// One read transaction for the run and its steps: half the
+	// transactions of run then restore, and the two cannot disagree.
+	exec, steps, err := rt.store.RunTrace(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, newError(CodeNotFound, err, "no trace %q", id)
 	}
@@ -345,7 +345,7 @@ func (rt *Runtime) Replay(ctx context.Context, id string) (*kernel.ReplayReport,
 }
 
 // restoreSteps is restore with the steps already read.
-func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kernel.Program, map[string]any, *kernel.Trace, error) {
+func (rt *Runtime) restoreSteps(exec store.Run, steps []store.Step) (*kernel.Program, map[string]any, *kernel.Trace, error) {
 	prog, err := rt.program(exec)
 	if err != nil {
 		return nil, nil, nil, err
@@ -374,8 +374,8 @@ func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kern
 		}
 		tr.StateSnapshots[i] = kernel.Snapshot{Index: tr.Steps[i].Index, Hash: tr.Steps[i].StateHash}
 	}
-	if exec.Status == store.StatusRunning {
-		// A running execution's record is as of its first step (the
+	if exec.Status == kernel.StatusRunning {
+		// The record of a run still running is as of its first step (the
 		// persister leaves it alone until the status changes).
 		tr.Tally()
 	}

@@ -14,8 +14,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel"
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
@@ -115,7 +115,7 @@ func DefaultUploadGrant() UploadGrant {
 // warning when it runs under it.
 func DefaultPolicy() *Policy {
 	p := &Policy{PolicyID: "default-allow-registered", Version: "2", ToolCapabilities: map[string][]string{}, Uploads: &UploadPolicy{}, permissive: true}
-	p.seal()
+	p.normalize()
 	return p
 }
 
@@ -205,7 +205,7 @@ func parsePolicy(data []byte, base string) (*Policy, error) {
 			}
 		}
 	}
-	p.seal()
+	p.normalize()
 	return &p, nil
 }
 
@@ -260,8 +260,9 @@ func checkSecretIDs(ids []string) error {
 	return nil
 }
 
-// seal normalises the lists and computes the hash.
-func (p *Policy) seal() {
+// normalize sorts and deduplicates the lists and computes the hash (the
+// policy's normalisation; "seal" is only the chaining of an envelope).
+func (p *Policy) normalize() {
 	for k, caps := range p.ToolCapabilities {
 		caps = slices.Clone(caps)
 		sort.Strings(caps)

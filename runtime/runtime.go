@@ -23,9 +23,9 @@ import (
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
+	"github.com/nanovm/nano-vm-mcp/runtime/internal/executor"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
-	"github.com/nanovm/nano-vm-mcp/tools/executor"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
@@ -159,7 +159,7 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight // idempotency key → run in progress here
-	active  map[string]bool    // execution id → running in this process
+	active  map[string]bool    // trace id → running in this process
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -281,7 +281,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // no tool may mount, whoever configured the mount: the database, its vault
 // key (whether or not the key comes from the environment this time), the
 // compilation cache, the shared-serving socket and its election lock
-// (runtime/shared's SocketPath and LockPath), the operator token
+// (internal/primary's SocketPath and LockPath), the operator token
 // (OperatorTokenPath), which would let a tool act as the operator, and the
 // operator's env file.
 func protectedPaths(dbPath, cacheDir, envFile string) []string {

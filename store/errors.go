@@ -1,12 +1,17 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
+)
 
 var (
-	// ErrNotFound is returned when a program, execution, step, envelope,
+	// ErrNotFound is returned when a program, run, step, envelope,
 	// idempotency key, secret, tool or module does not exist (or an
-	// idempotency key has expired).
-	ErrNotFound = errors.New("not found")
+	// idempotency key has expired). It is toolrecord.ErrNotFound, so the
+	// sandbox matches it without importing store.
+	ErrNotFound = toolrecord.ErrNotFound
 
 	// ErrLocked is returned by Open when another process (or another Open in
 	// this process) holds the database file's lock beyond Options.LockTimeout.
@@ -21,7 +26,7 @@ var (
 	// truncated, or holds pages or records this build cannot decode.
 	ErrCorrupt = errors.New("database file is corrupt")
 
-	// ErrStepExists is returned by CommitStep when the execution already has a
+	// ErrStepExists is returned by CommitStep when the run already has a
 	// step at that index: steps are written once and never overwritten.
 	ErrStepExists = errors.New("step already exists")
 	// ErrStepGap is returned by CommitStep when the step before the one

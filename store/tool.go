@@ -1,104 +1,24 @@
 package store
 
-import (
-	"encoding/json"
-	"time"
-)
+import "github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 
-// ToolSource says who registered a tool version, and so who decides its
-// powers (RATIONALE: .rationale/runtime.md "Why is trust bound to who
-// registered a tool, not to its name?").
-type ToolSource string
+// ToolSource says who registered a tool version (toolrecord.Source: the
+// sandbox and the store share it without importing each other).
+type ToolSource = toolrecord.Source
 
-// The sources of a tool version. The zero value "" is what a record
-// written before sources existed decodes to; the store reads it as
-// SourceOperator, the only way tools were trusted then.
+// The sources of a tool version; see toolrecord.
 const (
-	// SourceBundled is a tool the server ships (wasm-tools/tools).
-	SourceBundled ToolSource = "bundled"
-	// SourceOperator is a tool from the operator: the tools folder or the
-	// CLI's `tool add`.
-	SourceOperator ToolSource = "operator"
-	// SourceUpload is a tool a client uploaded (the MCP register_tool).
-	SourceUpload ToolSource = "upload"
+	SourceBundled  = toolrecord.SourceBundled
+	SourceOperator = toolrecord.SourceOperator
+	SourceUpload   = toolrecord.SourceUpload
 )
 
-// String implements fmt.Stringer.
-func (s ToolSource) String() string { return string(s) }
-
-// Valid reports whether s is one of the three sources.
-func (s ToolSource) Valid() bool {
-	return s == SourceBundled || s == SourceOperator || s == SourceUpload
-}
-
-// Trusted reports whether s is the operator's (bundled or operator): a
-// tool whose manifest the operator wrote or shipped.
-func (s ToolSource) Trusted() bool { return s == SourceBundled || s == SourceOperator }
-
-// ToolRecord is one registered version of a tool: its manifest and the
-// content address of its WebAssembly module. Module bytes are stored once per
-// hash and never deleted while a version refers to them, so an old execution
-// can always name the exact code it ran.
-type ToolRecord struct {
-	// Name is the tool's name as programs call it.
-	Name string `json:"name"`
-	// ModuleSHA256 is the lowercase hex SHA-256 of the module bytes.
-	ModuleSHA256 string `json:"module_sha256"`
-	// ManifestSHA256 is the lowercase hex SHA-256 of the manifest's
-	// canonical JSON (RFC 8785).
-	ManifestSHA256 string `json:"manifest_sha256"`
-	// Manifest is the tool's manifest as JSON; package tools defines it.
-	Manifest json.RawMessage `json:"manifest"`
-	// RegisteredAt is when this version was registered.
-	RegisteredAt time.Time `json:"registered_at"`
-	// Source is who registered this version. A record stored before
-	// sources existed has none and reads as SourceOperator.
-	Source ToolSource `json:"source,omitempty"`
-	// Grants maps each capability granted at registration to the
-	// authority that granted it ("manifest", "policy", "upload-default",
-	// "upload-policy"). The policy is asked again on every call; a step
-	// record says what that call held.
-	Grants map[string]string `json:"grants,omitempty"`
-	// Provenance says where the module came from beyond Source: for a
-	// tool from an OCI registry, the artifact by digest and the verified
-	// signer. Absent for a tools-folder file, a CLI file or an upload of
-	// bytes, and in records written before it existed.
-	Provenance *ToolProvenance `json:"provenance,omitempty"`
-}
-
-// Origins of a tool version, as ToolProvenance.Origin says.
-const (
-	// OriginOCI is a module pulled from an OCI registry.
-	OriginOCI = "oci"
-)
+// ToolRecord is one registered version of a tool (toolrecord.Record).
+type ToolRecord = toolrecord.Record
 
 // ToolProvenance is where a tool version's module came from and who
-// signed it, checked at registration. Every step that runs the version
-// carries Ref and Signer into its record and envelope.
-type ToolProvenance struct {
-	// Origin is OriginOCI.
-	Origin string `json:"origin"`
-	// Ref is the artifact by digest: oci://HOST/REPO@sha256:<hex>, the
-	// digest of the manifest (or index) the reference resolved to.
-	Ref string `json:"ref"`
-	// Requested is the reference as named (by tag, say).
-	Requested string `json:"requested,omitempty"`
-	// Layout is how the artifact held the module: "nanovm", "wasm"
-	// (the CNCF Wasm artifact) or "image" (plugin.wasm in a tar layer).
-	Layout string `json:"layout,omitempty"`
-	// Signer is who signed the artifact, as verified at registration:
-	// "key <id> (sha256:<key id>)" or "certificate <id> (issuer …,
-	// subject …)"; empty when it was not signed by anyone trusted.
-	Signer string `json:"signer,omitempty"`
-	// SignerID is the policy's id of that key or identity.
-	SignerID string `json:"signer_id,omitempty"`
-}
+// signed it (toolrecord.Provenance).
+type ToolProvenance = toolrecord.Provenance
 
-// EffectiveSource is r.Source, with a record from before sources existed
-// read as SourceOperator.
-func (r *ToolRecord) EffectiveSource() ToolSource {
-	if r.Source == "" {
-		return SourceOperator
-	}
-	return r.Source
-}
+// OriginOCI is a module pulled from an OCI registry (toolrecord.OriginOCI).
+const OriginOCI = toolrecord.OriginOCI

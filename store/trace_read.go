@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -8,28 +9,28 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonread"
 )
 
-// ExecutionTrace implements ExecutionStore.
-func (db *DB) ExecutionTrace(ctx context.Context, id string) (Execution, []Step, error) {
+// RunTrace implements RunStore.
+func (db *DB) RunTrace(ctx context.Context, id string) (Run, []Step, error) {
 	var (
-		e     Execution
+		e     Run
 		steps []Step
 	)
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketExecutions).Get([]byte(id))
+		v := tx.Bucket(bucketRuns).Get([]byte(id))
 		if v == nil {
 			return ErrNotFound
 		}
-		if !readExecution(v, &e) {
-			e = Execution{}
+		if !readRun(v, &e) {
+			e = Run{}
 			if err := decodeRecord(v, &e); err != nil {
 				return err
 			}
 		}
-		if body := tx.Bucket(bucketExecBodies).Get([]byte(id)); body != nil && !readBody(body, &e) {
-			e.Input, e.Program, e.Checkpoint = nil, nil, nil
+		if body := tx.Bucket(bucketRunBodies).Get([]byte(id)); body != nil && !readBody(body, &e) {
+			e.Input, e.Program = nil, nil
 			if err := loadBody(tx, &e); err != nil {
 				return err
 			}
@@ -38,19 +39,19 @@ func (db *DB) ExecutionTrace(ctx context.Context, id string) (Execution, []Step,
 		return nil
 	})
 	if err != nil {
-		return Execution{}, nil, fmt.Errorf("execution trace %q: %w", id, err)
+		return Run{}, nil, fmt.Errorf("run trace %q: %w", id, err)
 	}
 	return e, steps, nil
 }
 
-// readSteps returns an execution's steps, copied out of the transaction
+// readSteps returns a run's steps, copied out of the transaction
 // into one allocation.
 func readSteps(tx *bolt.Tx, id string) []Step {
 	prefix := append([]byte(id), 0)
 	c := tx.Bucket(bucketSteps).Cursor()
 	var steps []Step
 	size := 0
-	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(k) != len(prefix)+8 {
 			continue // not a step key: verify reports it (badStepKeys)
 		}
@@ -66,17 +67,17 @@ func readSteps(tx *bolt.Tx, id string) []Step {
 	return steps
 }
 
-// The execution and body records are read directly when they are as
+// The run and body records are read directly when they are as
 // json.Marshal writes them: through encoding/json they were over a quarter
 // of a replay's time. Anything else (escapes or non-ASCII in a string,
 // unknown or repeated fields, invalid JSON) goes to decodeRecord and
 // loadBody, which define the result, so a change of the record format
 // costs speed, not correctness; the conformance suite compares
-// ExecutionTrace with Execution and Steps.
+// RunTrace with Run and Steps.
 
-// readExecution reads an execution record into the zero e, or reports
+// readRun reads a run record into the zero e, or reports
 // false.
-func readExecution(v []byte, e *Execution) bool {
+func readRun(v []byte, e *Run) bool {
 	r := jsonread.New(v)
 	var seen uint32
 	ok := r.Object(func(name []byte) bool {
@@ -91,7 +92,7 @@ func readExecution(v []byte, e *Execution) bool {
 		case "program_name":
 			ok = jsonread.Once(&seen, 1<<3) && str(r, &e.ProgramName)
 		case "status":
-			ok = jsonread.Once(&seen, 1<<4) && str(r, &e.Status)
+			ok = jsonread.Once(&seen, 1<<4) && str(r, (*string)(&e.Status))
 		case "policy_hash":
 			ok = jsonread.Once(&seen, 1<<5) && str(r, &e.PolicyHash)
 		case "idempotency_key":
@@ -100,8 +101,9 @@ func readExecution(v []byte, e *Execution) bool {
 			ok = jsonread.Once(&seen, 1<<7) && r.Raw(&e.Input)
 		case "program":
 			ok = jsonread.Once(&seen, 1<<8) && r.Raw(&e.Program)
-		case "checkpoint":
-			ok = jsonread.Once(&seen, 1<<9) && r.Raw(&e.Checkpoint)
+		case "checkpoint": // written by older releases, never read
+			var old json.RawMessage
+			ok = jsonread.Once(&seen, 1<<9) && r.Raw(&old)
 		case "header":
 			ok = jsonread.Once(&seen, 1<<10) && r.Raw(&e.Header)
 		case "created_at":
@@ -114,9 +116,9 @@ func readExecution(v []byte, e *Execution) bool {
 	return ok && r.AtEnd()
 }
 
-// readBody reads an execution body into e's Input, Program and
-// Checkpoint, as loadBody does, or reports false.
-func readBody(v []byte, e *Execution) bool {
+// readBody reads a run body into e's Input and Program, as
+// loadBody does, or reports false.
+func readBody(v []byte, e *Run) bool {
 	r := jsonread.New(v)
 	var seen uint32
 	var in, prog, cp json.RawMessage
@@ -128,14 +130,14 @@ func readBody(v []byte, e *Execution) bool {
 		case "program":
 			ok = jsonread.Once(&seen, 1<<1) && r.Raw(&prog)
 		case "checkpoint":
-			ok = jsonread.Once(&seen, 1<<2) && r.Raw(&cp)
+			ok = jsonread.Once(&seen, 1<<2) && r.Raw(&cp) // older releases; never read
 		}
 		return ok
 	})
 	if !ok || !r.AtEnd() {
 		return false
 	}
-	e.Input, e.Program, e.Checkpoint = in, prog, cp
+	e.Input, e.Program = in, prog
 	return true
 }
 
@@ -146,12 +148,12 @@ func str(r *jsonread.Reader, s *string) bool {
 	return ok
 }
 
-// readExecKeys reads the fields an execution's index keys derive from, as
-// decodeRecord would into an execKeys, passing over the other fields of
+// readRunKeys reads the fields a run's index keys derive from, as
+// decodeRecord would into an runKeys, passing over the other fields of
 // the record; a name it does not know sends the record to decodeRecord.
 // It runs on the committer at the end of every run, where a full decode
 // of the record was a measurable part of each group commit.
-func readExecKeys(v []byte, k *execKeys) bool {
+func readRunKeys(v []byte, k *runKeys) bool {
 	r := jsonread.New(v)
 	var seen uint32
 	ok := r.Object(func(name []byte) bool {
@@ -159,7 +161,7 @@ func readExecKeys(v []byte, k *execKeys) bool {
 		case "program_id":
 			return jsonread.Once(&seen, 1<<0) && str(r, &k.ProgramID)
 		case "status":
-			return jsonread.Once(&seen, 1<<1) && str(r, &k.Status)
+			return jsonread.Once(&seen, 1<<1) && str(r, (*string)(&k.Status))
 		case "created_at":
 			return jsonread.Once(&seen, 1<<2) && r.Time(&k.CreatedAt)
 		case "id", "program_hash", "program_name", "policy_hash", "idempotency_key",
@@ -171,14 +173,14 @@ func readExecKeys(v []byte, k *execKeys) bool {
 	return ok && r.AtEnd()
 }
 
-// badStepKeys counts the keys under an execution's step prefix that are
+// badStepKeys counts the keys under a run's step prefix that are
 // not the id, a NUL and an 8-byte index: no writer makes them and every
 // reader skips them, so only verify sees them.
 func badStepKeys(tx *bolt.Tx, id string) int {
 	prefix := append([]byte(id), 0)
 	c := tx.Bucket(bucketSteps).Cursor()
 	n := 0
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if len(k) != len(prefix)+8 {
 			n++
 		}

@@ -17,7 +17,7 @@ import (
 // than a ceiling, never more: Register refuses a manifest above one with
 // ErrAboveCeiling, naming the field, its value and the ceiling. A version
 // stored before a ceiling was lowered is clamped to the ceiling when it is
-// resolved, so pinned versions and past executions still run, within the
+// resolved, so pinned versions and past runs still run, within the
 // operator's current limits. Every zero field means its default.
 type Ceilings struct {
 	// CallMemoryMiB caps one call's linear memory (limits.memory_mib);

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
@@ -54,14 +55,14 @@ func (r *Registry) IsPlugin(wasm []byte) bool {
 // described name must be a valid tool name. The records come back in the
 // order the plugin listed them; a failure part way names the tools already
 // registered.
-func (r *Registry) RegisterPlugin(ctx context.Context, src store.ToolSource, m Manifest, wasm []byte) ([]store.ToolRecord, error) {
+func (r *Registry) RegisterPlugin(ctx context.Context, src toolrecord.Source, m Manifest, wasm []byte) ([]toolrecord.Record, error) {
 	return r.RegisterPluginFrom(ctx, src, nil, m, wasm)
 }
 
 // RegisterPluginFrom is RegisterPlugin for a module whose provenance (an
 // OCI artifact and its verified signer) each version record keeps.
-func (r *Registry) RegisterPluginFrom(ctx context.Context, src store.ToolSource, prov *store.ToolProvenance, m Manifest, wasm []byte) ([]store.ToolRecord, error) {
-	fail := func(err error) ([]store.ToolRecord, error) {
+func (r *Registry) RegisterPluginFrom(ctx context.Context, src toolrecord.Source, prov *toolrecord.Provenance, m Manifest, wasm []byte) ([]toolrecord.Record, error) {
+	fail := func(err error) ([]toolrecord.Record, error) {
 		return nil, fmt.Errorf("register plugin %q: %w", m.Name, err)
 	}
 	if err := m.Validate(); err != nil {
@@ -87,7 +88,7 @@ func (r *Registry) RegisterPluginFrom(ctx context.Context, src store.ToolSource,
 	if err != nil {
 		return fail(err)
 	}
-	t, err := r.host.prepare(ctx, store.ToolRecord{Name: m.Name, ModuleSHA256: cm.sha256}, m, cm, granted)
+	t, err := r.host.prepare(ctx, toolrecord.Record{Name: m.Name, ModuleSHA256: cm.sha256}, m, cm, granted)
 	if err != nil {
 		return fail(err)
 	}
@@ -105,7 +106,7 @@ func (r *Registry) RegisterPluginFrom(ctx context.Context, src store.ToolSource,
 		}
 		manifests = append(manifests, mi)
 	}
-	var recs []store.ToolRecord
+	var recs []toolrecord.Record
 	for _, mi := range manifests {
 		rec, err := r.RegisterFrom(ctx, src, prov, mi, wasm)
 		if err != nil {
@@ -162,10 +163,10 @@ func (t *Tool) describe(ctx context.Context) ([]PluginTool, error) {
 
 // pluginInput is the input of a plugin's call export for one call of the
 // tool named name.
-func pluginInput(shape ExtismShape, name, executionID string, args map[string]any) ([]byte, error) {
+func pluginInput(shape ExtismShape, name, traceID string, args map[string]any) ([]byte, error) {
 	req := map[string]any{"name": name, "arguments": args}
 	if shape == ExtismV2 {
-		return json.Marshal(map[string]any{"request": req, "context": map[string]any{"id": executionID, "_meta": map[string]any{}}})
+		return json.Marshal(map[string]any{"request": req, "context": map[string]any{"id": traceID, "_meta": map[string]any{}}})
 	}
 	return json.Marshal(map[string]any{"params": req})
 }
@@ -200,11 +201,11 @@ func (t *Tool) callPlugin(ctx context.Context, req CallRequest) (CallResult, err
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidArgs, clipErr(err))
 		}
 	}
-	input, err := pluginInput(t.mod.extism, name, req.ExecutionID, args)
+	input, err := pluginInput(t.mod.extism, name, req.TraceID, args)
 	if err != nil {
 		return res, fmt.Errorf("tool %q: encode args: %w: %w", name, ErrInvalidArgs, err)
 	}
-	out, log, err := t.invokePlugin(ctx, req.ExecutionID, req.Timeout, args, t.mod.extism.callExport(), input)
+	out, log, err := t.invokePlugin(ctx, req.TraceID, req.Timeout, args, t.mod.extism.callExport(), input)
 	res.Log = log
 	if err != nil {
 		return res, err
@@ -233,7 +234,7 @@ func (t *Tool) callPlugin(ctx context.Context, req CallRequest) (CallResult, err
 	if err != nil {
 		return res, fmt.Errorf("tool %q: %w", name, err)
 	}
-	if t.output != nil && !isPending(v) && (t.outputQuick == nil || !t.outputQuick.accepts(v)) {
+	if t.output != nil && !kernel.IsPending(v) && (t.outputQuick == nil || !t.outputQuick.accepts(v)) {
 		if err := validateValue(t.output, v, raw); err != nil {
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidOutput, clipErr(err))
 		}
@@ -246,7 +247,7 @@ func (t *Tool) callPlugin(ctx context.Context, req CallRequest) (CallResult, err
 // does: the timeout, the memory ceiling and budget, the output and log
 // caps) and returns the plugin's output and log, both scrubbed of
 // resolved secrets.
-func (t *Tool) invokePlugin(ctx context.Context, executionID string, timeoutOverride time.Duration, args map[string]any, fn string, input []byte) ([]byte, string, error) {
+func (t *Tool) invokePlugin(ctx context.Context, traceID string, timeoutOverride time.Duration, args map[string]any, fn string, input []byte) ([]byte, string, error) {
 	name := t.Manifest.Name
 	timeout := t.lim.timeout
 	if timeoutOverride > 0 {
@@ -254,7 +255,7 @@ func (t *Tool) invokePlugin(ctx context.Context, executionID string, timeoutOver
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st := &callState{tool: t, executionID: executionID, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	st := &callState{tool: t, traceID: traceID, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
 	// A plugin's WASI stdout is a log, not its result (that is output_set).
 	st.stdout = capWriter{max: t.lim.stderr, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 )
 
 // Authorities: who granted a capability, as the tool record, get_tool and
@@ -48,12 +48,12 @@ type GrantRequest struct {
 	// ModuleSHA256 is the module's hash, for grants pinned to one module.
 	ModuleSHA256 string
 	// Source is who registered the version.
-	Source store.ToolSource
+	Source toolrecord.Source
 	// Manifest is the version's manifest; read only.
 	Manifest *Manifest
 	// Provenance is where the module came from (an OCI artifact and its
 	// verified signer); nil for a file or an upload of bytes.
-	Provenance *store.ToolProvenance
+	Provenance *toolrecord.Provenance
 }
 
 // Grant is gate C's answer for one tool version.

@@ -23,10 +23,10 @@ import (
 	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
-// SecretResolver resolves a vault://secret/<id> ref for one execution, just
+// SecretResolver resolves a vault://secret/<id> ref for one run, just
 // in time, inside a call of a tool granted nanovm:secrets.
 type SecretResolver interface {
-	ResolveSecret(ctx context.Context, executionID, ref string) (string, error)
+	ResolveSecret(ctx context.Context, traceID, ref string) (string, error)
 }
 
 // HostOptions configures a Host. The zero value is a working host with no

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
@@ -85,11 +86,14 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // runFailed reports a program that ran to a status other than success.
-type runFailed struct{ status, msg string }
+type runFailed struct {
+	status kernel.Status
+	msg    string
+}
 
 func (e runFailed) Error() string {
 	if e.msg == "" {
-		return "program ended " + e.status
+		return "program ended " + string(e.status)
 	}
 	return fmt.Sprintf("program ended %s: %s", e.status, e.msg)
 }

@@ -186,7 +186,7 @@ func TestOCIToolsEndToEnd(t *testing.T) {
 	if tool["origin"] != pinned || tool["signer"] != prov["signer"] {
 		t.Fatalf("get_trace step tool: %v, want origin %s signer %v", tool, pinned, prov["signer"])
 	}
-	ver := a.mustSucceed("verify_audit", map[string]any{"execution_id": traceID})
+	ver := a.mustSucceed("verify_audit", map[string]any{"trace_id": traceID})
 	vt, _ := ver["tools"].([]any)
 	if ver["ok"] != true || len(vt) != 1 || vt[0].(map[string]any)["tool_origin"] != pinned || vt[0].(map[string]any)["tool_signer"] != prov["signer"] {
 		t.Fatalf("verify_audit: %v", ver)

@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
-	"github.com/nanovm/nano-vm-mcp/runtime/shared"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // The CLI beside a running server. A stdio primary holds the database
 // (bbolt's lock) while it serves; the CLI then works through the
-// primary's operator channel (runtime/shared's DialOperator): the token
+// primary's operator channel (internal/primary's DialOperator): the token
 // file only the database's owner can read, presented as the first line of
 // a socket connection. Each command makes there the very runtime call it
 // makes on a database it opens itself, so it prints the same output.
@@ -22,7 +22,7 @@ import (
 // traceReader is what the step table needs (see printTrace).
 type traceReader interface {
 	Trace(ctx context.Context, id string, offset, limit int) (*runtime.TraceView, error)
-	VerifyAudit(ctx context.Context, executionID string) (store.VerifyReport, error)
+	VerifyAudit(ctx context.Context, traceID string) (store.VerifyReport, error)
 }
 
 // admin is what the administrative commands need of the database: the
@@ -38,7 +38,7 @@ type admin interface {
 	PutSecret(ctx context.Context, id, value string) (string, error)
 	EraseSecret(ctx context.Context, id string) (store.Envelope, error)
 	Secrets(ctx context.Context) ([]store.SecretRecord, error)
-	Traces(ctx context.Context, f store.ExecutionFilter) (store.ExecutionPage, error)
+	Traces(ctx context.Context, f store.RunFilter) (store.RunPage, error)
 	RunProgram(ctx context.Context, req runtime.RunRequest) (*runtime.RunResult, error)
 	Resume(ctx context.Context, traceID string, payload any, source string, progress func(runtime.Progress)) (*runtime.RunResult, error)
 	ContinueInterrupted(ctx context.Context, traceID string, progress func(runtime.Progress)) (*runtime.RunResult, error)
@@ -75,18 +75,18 @@ func (c *common) openAdmin(ctx context.Context) (admin, error) {
 // dialPrimary opens an operator session with the primary serving c.db, or
 // returns why there is none (nil when there is no token file at all).
 func (c *common) dialPrimary(ctx context.Context) (*remoteAdmin, error) {
-	oc, err := shared.DialOperator(ctx, c.db)
-	if errors.Is(err, shared.ErrOperatorRefused) {
+	oc, err := primary.DialOperator(ctx, c.db)
+	if errors.Is(err, primary.ErrOperatorRefused) {
 		// A token read just before a new primary replaced it.
-		oc, err = shared.DialOperator(ctx, c.db)
+		oc, err = primary.DialOperator(ctx, c.db)
 	}
 	if err != nil {
-		if !exists(shared.OperatorTokenPath(c.db)) {
+		if !exists(primary.OperatorTokenPath(c.db)) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	c.logger().Info("the database is served by a running server: working through its socket", "db", c.db, "socket", shared.SocketPath(c.db))
+	c.logger().Info("the database is served by a running server: working through its socket", "db", c.db, "socket", primary.SocketPath(c.db))
 	return &remoteAdmin{c: oc}, nil
 }
 
@@ -106,7 +106,7 @@ func (c *common) explainLocked(err, dialErr error) error {
 	}
 	msg := fmt.Sprintf("%s is held by %s: %s", c.db, holder, what)
 	if dialErr != nil {
-		msg += fmt.Sprintf(" (no server answered as the operator on %s: %v)", shared.SocketPath(c.db), dialErr)
+		msg += fmt.Sprintf(" (no server answered as the operator on %s: %v)", primary.SocketPath(c.db), dialErr)
 	}
 	return fmt.Errorf("%s: %w", msg, err)
 }
@@ -134,7 +134,7 @@ func isHTTPServer(pid int, args []string) bool {
 }
 
 // remoteAdmin is the database as a primary serves it to its operator.
-type remoteAdmin struct{ c *shared.OperatorClient }
+type remoteAdmin struct{ c *primary.OperatorClient }
 
 func (r *remoteAdmin) call(ctx context.Context, method string, params, out any) error {
 	return remoteError(r.c.Call(ctx, method, params, out))
@@ -143,7 +143,7 @@ func (r *remoteAdmin) call(ctx context.Context, method string, params, out any) 
 // remoteError gives a primary's coded error back its runtime form, so
 // that exitCode prints it as it prints a local one.
 func remoteError(err error) error {
-	var oe *shared.OperatorError
+	var oe *primary.OperatorError
 	if !errors.As(err, &oe) {
 		return err
 	}
@@ -195,12 +195,12 @@ func (r *remoteAdmin) Secrets(ctx context.Context) (out []store.SecretRecord, er
 	return out, err
 }
 
-func (r *remoteAdmin) VerifyAudit(ctx context.Context, executionID string) (out store.VerifyReport, err error) {
-	err = r.call(ctx, "verify_audit", opParams{ID: executionID}, &out)
+func (r *remoteAdmin) VerifyAudit(ctx context.Context, traceID string) (out store.VerifyReport, err error) {
+	err = r.call(ctx, "verify_audit", opParams{ID: traceID}, &out)
 	return out, err
 }
 
-func (r *remoteAdmin) Traces(ctx context.Context, f store.ExecutionFilter) (out store.ExecutionPage, err error) {
+func (r *remoteAdmin) Traces(ctx context.Context, f store.RunFilter) (out store.RunPage, err error) {
 	err = r.call(ctx, "traces", opParams{Filter: &f}, &out)
 	return out, err
 }
@@ -261,29 +261,29 @@ func (r *remoteAdmin) DeleteIdempotencyKey(ctx context.Context, key string) (fou
 
 // opParams are every operator request's parameters; each uses its own.
 type opParams struct {
-	Ref            string                 `json:"ref,omitempty"`
-	Name           string                 `json:"name,omitempty"`
-	ID             string                 `json:"id,omitempty"`
-	Value          string                 `json:"value,omitempty"`
-	Key            string                 `json:"key,omitempty"`
-	Manifest       []byte                 `json:"manifest,omitempty"`
-	Wasm           []byte                 `json:"wasm,omitempty"`
-	Program        []byte                 `json:"program,omitempty"`
-	ProgramID      string                 `json:"program_id,omitempty"`
-	Input          map[string]any         `json:"input,omitempty"`
-	IdempotencyKey string                 `json:"idempotency_key,omitempty"`
-	SaveAs         string                 `json:"save_as,omitempty"`
-	Payload        any                    `json:"payload,omitempty"`
-	Source         string                 `json:"source,omitempty"`
-	Offset         int                    `json:"offset,omitempty"`
-	Limit          int                    `json:"limit,omitempty"`
-	Filter         *store.ExecutionFilter `json:"filter,omitempty"`
+	Ref            string           `json:"ref,omitempty"`
+	Name           string           `json:"name,omitempty"`
+	ID             string           `json:"id,omitempty"`
+	Value          string           `json:"value,omitempty"`
+	Key            string           `json:"key,omitempty"`
+	Manifest       []byte           `json:"manifest,omitempty"`
+	Wasm           []byte           `json:"wasm,omitempty"`
+	Program        []byte           `json:"program,omitempty"`
+	ProgramID      string           `json:"program_id,omitempty"`
+	Input          map[string]any   `json:"input,omitempty"`
+	IdempotencyKey string           `json:"idempotency_key,omitempty"`
+	SaveAs         string           `json:"save_as,omitempty"`
+	Payload        any              `json:"payload,omitempty"`
+	Source         string           `json:"source,omitempty"`
+	Offset         int              `json:"offset,omitempty"`
+	Limit          int              `json:"limit,omitempty"`
+	Filter         *store.RunFilter `json:"filter,omitempty"`
 }
 
 // runReply is a run's answer: a run can return a result and an error.
 type runReply struct {
-	Result *runtime.RunResult    `json:"result,omitempty"`
-	Error  *shared.OperatorError `json:"error,omitempty"`
+	Result *runtime.RunResult     `json:"result,omitempty"`
+	Error  *primary.OperatorError `json:"error,omitempty"`
 }
 
 // idempotencyWire is one store.IdempotencyEntry on the socket.
@@ -296,7 +296,7 @@ type idempotencyWire struct {
 // operatorHandler serves the CLI's operator requests on the primary, with
 // the same runtime calls the CLI makes on a database it opens itself:
 // tools register and are removed as the operator's (source operator).
-func operatorHandler(rt *runtime.Runtime) shared.OperatorFunc {
+func operatorHandler(rt *runtime.Runtime) primary.OperatorFunc {
 	return func(ctx context.Context, method string, raw json.RawMessage) (any, error) {
 		var p opParams
 		if len(raw) > 0 && string(raw) != "null" {
@@ -312,11 +312,11 @@ func operatorHandler(rt *runtime.Runtime) shared.OperatorFunc {
 	}
 }
 
-func operatorError(err error) *shared.OperatorError {
+func operatorError(err error) *primary.OperatorError {
 	if e, ok := runtime.AsError(err); ok {
-		return &shared.OperatorError{Code: e.Code, Message: e.Message}
+		return &primary.OperatorError{Code: e.Code, Message: e.Message}
 	}
-	return &shared.OperatorError{Message: err.Error()}
+	return &primary.OperatorError{Message: err.Error()}
 }
 
 func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opParams) (any, error) {
@@ -348,14 +348,14 @@ func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opP
 	case "secrets":
 		recs, err := rt.Secrets(ctx)
 		for i := range recs {
-			// secret ls shows no value: the sealed one stays home too.
+			// secret ls shows no value: the encrypted one stays home too.
 			recs[i].Nonce, recs[i].Ciphertext = nil, nil
 		}
 		return recs, err
 	case "verify_audit":
 		return rt.VerifyAudit(ctx, p.ID)
 	case "traces":
-		var f store.ExecutionFilter
+		var f store.RunFilter
 		if p.Filter != nil {
 			f = *p.Filter
 		}

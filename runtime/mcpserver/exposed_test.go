@@ -271,7 +271,7 @@ func TestExposedCallAudited(t *testing.T) {
 	if res["status"] != "success" || res["output"] == nil {
 		t.Fatalf("direct call %v", res)
 	}
-	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"execution_id": id})); v["ok"] != true {
+	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"trace_id": id})); v["ok"] != true {
 		t.Fatalf("verify_audit of the direct call: %v", v)
 	}
 	tr := ok(t, s, "get_trace", call(t, c, "get_trace", map[string]any{"trace_id": id}))
@@ -282,7 +282,7 @@ func TestExposedCallAudited(t *testing.T) {
 		"program": `{"name":"p","steps":[{"id":"v","type":"tool","tool":"validate_amount","args":{"amount":"$amount"},"is_terminal":true}]}`,
 		"input":   map[string]any{"amount": 125.5},
 	}))
-	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"execution_id": run["trace_id"]})); v["ok"] != true {
+	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"trace_id": run["trace_id"]})); v["ok"] != true {
 		t.Fatalf("verify_audit of the program: %v", v)
 	}
 	a, _ := json.Marshal(run["final_output"])
@@ -295,7 +295,7 @@ func TestExposedCallAudited(t *testing.T) {
 	if bad["error"] != "tool_failed" || bad["trace_id"] == nil || bad["status"] != "failed" {
 		t.Fatalf("tool error %v", bad)
 	}
-	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"execution_id": bad["trace_id"]})); v["ok"] != true {
+	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"trace_id": bad["trace_id"]})); v["ok"] != true {
 		t.Fatalf("verify_audit of the failed call: %v", v)
 	}
 	// An argument whose value looks like a $reference reaches the tool
@@ -320,7 +320,7 @@ func TestExposedIdempotency(t *testing.T) {
 	meta := map[string]any{MetaIdempotencyKey: "order-42"}
 	first := direct(t, callMeta(t, c, "validate_amount", map[string]any{"amount": 3}, meta))
 	again := direct(t, callMeta(t, c, "validate_amount", map[string]any{"amount": 3}, meta))
-	if again["trace_id"] != first["trace_id"] || again["idempotent_replay"] != true || first["idempotent_replay"] != nil {
+	if again["trace_id"] != first["trace_id"] || again["stored_outcome"] != true || again["idempotent_replay"] != true || first["stored_outcome"] != nil || first["idempotent_replay"] != nil {
 		t.Fatalf("first %v, again %v", first, again)
 	}
 	other := toolErr(t, "validate_amount", callMeta(t, c, "validate_amount", map[string]any{"amount": 4}, meta))

@@ -48,7 +48,7 @@ func (b *barrier) MarshalJSON() ([]byte, error) {
 }
 
 // notificationEncoder is a session that says whether its notifications
-// are encoded, in queue order, before they are written: runtime/shared's
+// are encoded, in queue order, before they are written: internal/primary's
 // sessions are mcp-go in-process sessions that do (a barrier works), while
 // mcp-go's own in-process client takes them as they are (it would not).
 type notificationEncoder interface{ EncodesNotifications() bool }
@@ -79,7 +79,7 @@ func (s *Server) progressFunc(ctx context.Context, req mcp.CallToolRequest) (rep
 
 func (ps *progressSink) report(p runtime.Progress) {
 	srv := ps.s.mcp
-	msg := "step " + p.StepID + ": " + p.Status
+	msg := "step " + p.StepID + ": " + string(p.Status)
 	if ps.token != nil {
 		params := map[string]any{"progressToken": ps.token, "progress": p.Done, "message": msg}
 		// Total is a hint (branches skip steps, loops repeat them); it
