@@ -21,6 +21,7 @@ import (
 // allows uploads for that name.
 func (rt *Runtime) RegisterTool(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
 	if rt.cfg.DisableToolUpload {
+		rt.metrics.RegistrationRefused(string(store.SourceUpload))
 		return store.ToolRecord{}, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
 	}
 	return rt.registerTool(ctx, store.SourceUpload, manifest, wasm)
@@ -46,6 +47,7 @@ func (rt *Runtime) registerTool(ctx context.Context, src store.ToolSource, manif
 // RegisterTool returns the first of them.
 func (rt *Runtime) RegisterTools(ctx context.Context, manifest, wasm []byte) ([]store.ToolRecord, error) {
 	if rt.cfg.DisableToolUpload {
+		rt.metrics.RegistrationRefused(string(store.SourceUpload))
 		return nil, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
 	}
 	return rt.registerTools(ctx, store.SourceUpload, manifest, wasm)
@@ -60,6 +62,7 @@ func (rt *Runtime) registerTools(ctx context.Context, src store.ToolSource, mani
 func (rt *Runtime) registerToolsFrom(ctx context.Context, src store.ToolSource, prov *store.ToolProvenance, manifest, wasm []byte) ([]store.ToolRecord, error) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		return nil, newError(CodeToolRejected, err, "%v", err)
 	}
 	var recs []store.ToolRecord
@@ -72,6 +75,7 @@ func (rt *Runtime) registerToolsFrom(ctx context.Context, src store.ToolSource, 
 		recs = []store.ToolRecord{rec}
 	}
 	if err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		code := CodeToolRejected
 		if errors.Is(err, tools.ErrCapabilityDenied) {
 			code = CodeCapabilityDenied

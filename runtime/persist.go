@@ -50,9 +50,14 @@ type persister struct {
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
 	pipeline bool
-	// inputSHA256 and programSHA256 hash the run's stored input and
+	// lease fences every commit on a shared database (nil on a bbolt
+	// file): a replica that lost it commits nothing more.
+	lease *store.Lease
+	// inputSHA256 and programSHA256 hash the execution's stored input and
 	// program, for the first step's envelope.
 	inputSHA256, programSHA256 string
+	// trace holds the run's spans; nil when tracing is off.
+	trace *runTrace
 }
 
 type pendingStep struct {
@@ -84,7 +89,11 @@ func (p *persister) StepStarted(ctx context.Context, ev kernel.StepEvent) error 
 		return err
 	}
 	// The run may have been cancelled while it waited.
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.trace.startStep(ev.Record)
+	return nil
 }
 
 func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error {
@@ -92,6 +101,8 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		return err
 	}
 	rec := ev.Record
+	p.rt.observeStep(rec)
+	p.trace.endStep(rec)
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return &unstorableError{fmt.Errorf("encode step %d: %w", rec.Index, err)}
@@ -133,7 +144,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
-	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env})
+	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
 	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""

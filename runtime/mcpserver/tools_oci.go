@@ -8,9 +8,6 @@ import (
 // registerToolOCI is register_tool with "oci": the module comes from a
 // registry the policy allows, with the operator's credentials.
 func (s *Server) registerToolOCI(ctx context.Context, a registerArgs) (any, error) {
-	if a.WasmBase64 != "" {
-		return nil, argError("give either \"oci\" or \"wasm_base64\", not both")
-	}
 	var mj []byte
 	manifest, err := objectMap("manifest", a.Manifest)
 	if err != nil {
