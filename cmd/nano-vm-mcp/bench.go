@@ -173,7 +173,7 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 	fmt.Fprintf(w, "nano-vm-mcp bench — %s, %d CPU(s) %s, %s %s/%s; %s; items %d, concurrency %d\n\n",
 		rep.Date[:10], m.CPUs, cpu, m.GoVersion, m.OS, m.Arch, rep.Durability, rep.Items, rep.Concurrency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "id\tscenario\titems\tconc\tthroughput\tp50 ms\tp95 ms\tp99 ms\tpeak RSS\tenvelopes\ttarget\toriginal\t")
+	fmt.Fprintln(tw, "id\tscenario\titems\tconc\tthroughput\tp50 ms\tp95 ms\tp99 ms\tCPU ms/item\tpeak RSS\tenvelopes\ttarget\toriginal\t")
 	for i := range rep.Results {
 		r := &rep.Results[i]
 		target := "—"
@@ -188,9 +188,9 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 		if orig == "" {
 			orig = "—"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s %s/s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s %s/s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
 			r.ID, r.Name, r.Items, r.Concurrency, humanRate(r.Throughput), r.Unit,
-			ms(r.P50MS), ms(r.P95MS), ms(r.P99MS), rss(r), r.Envelopes, target, orig)
+			ms(r.P50MS), ms(r.P95MS), ms(r.P99MS), ms(r.CPUMSPerItem), rss(r), r.Envelopes, target, orig)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

@@ -78,6 +78,12 @@ type Result struct {
 	// (the long horizon), is the largest growth one item caused: its peak
 	// minus the resident set just before it.
 	ItemRSSGrowthMB float64 `json:"item_rss_growth_mb,omitempty"`
+	// CPUMSPerItem is the process's CPU time (user + system, getrusage
+	// RUSAGE_SELF) over the measured phase, per item, in ms; 0 where
+	// getrusage is not available. It covers every goroutine of the
+	// process, the store's included, and nothing outside the process (a
+	// database server's CPU is not in it).
+	CPUMSPerItem float64 `json:"cpu_ms_per_item"`
 	// Envelopes counts the envelopes the scenario's runs wrote (and
 	// checked, one per step record).
 	Envelopes int `json:"envelopes"`
@@ -230,6 +236,7 @@ func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error)
 	perItem := s.perItemRSS && conc == 1
 	var itemPeak, itemGrowth float64
 	start()
+	cpu0 := processCPU()
 	t0 := time.Now()
 	for range conc {
 		wg.Add(1)
@@ -269,6 +276,7 @@ feed:
 	close(work)
 	wg.Wait()
 	elapsed := time.Since(t0)
+	cpu := processCPU() - cpu0
 	stop()
 	progressDone()
 
@@ -282,6 +290,7 @@ feed:
 	res.RSSGrowthMB = max(res.PeakRSSMB-rssBefore, 0)
 	res.Seconds = elapsed.Seconds()
 	res.Throughput = float64(res.Ops) / elapsed.Seconds()
+	res.CPUMSPerItem = float64(cpu) / float64(time.Millisecond) / float64(items)
 	res.P50MS, res.P95MS, res.P99MS, res.MaxMS = percentileMS(lat, 0.50), percentileMS(lat, 0.95), percentileMS(lat, 0.99), percentileMS(lat, 1)
 
 	if s.verify != nil {
