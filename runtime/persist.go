@@ -50,6 +50,9 @@ type persister struct {
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
 	pipeline bool
+	// lease fences every commit on a shared database (nil on a bbolt
+	// file): a replica that lost it commits nothing more.
+	lease *store.Lease
 	// inputSHA256 and programSHA256 hash the execution's stored input and
 	// program, for the first step's envelope.
 	inputSHA256, programSHA256 string
@@ -133,7 +136,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
-	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Execution: p.exec, KeepExecution: keep, Index: rec.Index, Step: data, Envelope: env})
+	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Execution: p.exec, KeepExecution: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
 	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""

@@ -360,7 +360,18 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 		return nil, claimError(key, err)
 	}
 	if claimed {
-		return rt.start(ctx, l, req.Input, input, key, execID, req.Progress)
+		res, err := rt.start(ctx, l, req.Input, input, key, execID, req.Progress)
+		if errors.Is(err, store.ErrLeaseHeld) {
+			// Another replica, sent the same key at once, leased the
+			// run first: wait for its outcome.
+			return rt.awaitOther(ctx, req, l, input, execID)
+		}
+		return res, err
+	}
+	if rt.replica != nil {
+		// On a shared database the run may be in progress on another
+		// replica: its lease says so, and this caller waits for it.
+		return rt.awaitOther(ctx, req, l, input, rec.ExecutionID)
 	}
 	exec, err := rt.store.Execution(ctx, rec.ExecutionID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -393,15 +404,22 @@ func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any
 		Status: string(kernel.StatusRunning), PolicyHash: rt.policy.Hash(), IdempotencyKey: key,
 		Input: input, Program: l.raw,
 	}
-	exec, err := rt.store.PutExecution(ctx, exec)
-	if err != nil {
-		return nil, fmt.Errorf("record execution: %w", err)
-	}
+	// The lease (on a shared database) comes before the record, so that
+	// no other replica takes a run over that is starting here.
 	if !rt.enter(execID) {
 		return nil, fmt.Errorf("execution %s is already running", execID)
 	}
 	defer rt.leave(execID)
+	lease, err := rt.lease(ctx, execID)
+	if err != nil {
+		return nil, err
+	}
+	exec, err = rt.store.PutExecution(ctx, exec)
+	if err != nil {
+		return nil, fmt.Errorf("record execution: %w", err)
+	}
 	obs := rt.observer(exec, l.prog, progress)
+	obs.lease = lease
 	tr, runErr := rt.machineFor(obs).Start(ctx, l.prog, inputMap, execID)
 	return rt.settle(exec, tr, runErr, obs)
 }
@@ -416,7 +434,25 @@ func (rt *Runtime) continueExecution(ctx context.Context, exec store.Execution, 
 		return nil, newError(CodeInvalidArgument, nil, "execution %s is running in this process", exec.ID)
 	}
 	defer rt.leave(exec.ID)
+	lease, err := rt.lease(ctx, exec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if lease != nil {
+		// Read again under the lease: the replica that held it may have
+		// committed more steps, or ended the run, before it let go.
+		if exec, err = rt.store.Execution(ctx, exec.ID); err != nil {
+			return nil, err
+		}
+		if exec.Status != string(kernel.StatusRunning) {
+			return rt.result(ctx, exec)
+		}
+		if prog, input, tr, err = rt.restore(ctx, exec); err != nil {
+			return nil, err
+		}
+	}
 	obs := rt.observer(exec, prog, progress)
+	obs.lease = lease
 	obs.done = len(tr.Steps)
 	out, runErr := rt.machineFor(obs).Continue(ctx, prog, input, tr)
 	if errors.Is(runErr, kernel.ErrFinished) {
@@ -445,7 +481,27 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 		return nil, newError(CodeNotSuspended, nil, "execution %s is being resumed already", traceID)
 	}
 	defer rt.leave(exec.ID)
+	lease, err := rt.lease(ctx, exec.ID)
+	if errors.Is(err, store.ErrLeaseHeld) {
+		return nil, newError(CodeNotSuspended, err, "execution %s is being resumed already, on another replica", traceID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if lease != nil {
+		// Another replica may have resumed it just before.
+		if exec, err = rt.store.Execution(ctx, exec.ID); err != nil {
+			return nil, err
+		}
+		if exec.Status != string(kernel.StatusSuspended) {
+			return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "execution %s is %s, not suspended", traceID, exec.Status)
+		}
+		if prog, input, tr, err = rt.restore(ctx, exec); err != nil {
+			return nil, err
+		}
+	}
 	obs := rt.observer(exec, prog, progress)
+	obs.lease = lease
 	obs.done = len(tr.Steps)
 	out, runErr := rt.machineFor(obs).Resume(ctx, prog, input, tr, kernel.ResumeEvent{TraceID: traceID, Payload: payload, Source: kernel.ResumeSource(source)})
 	if errors.Is(runErr, kernel.ErrNotSuspended) {
@@ -498,6 +554,9 @@ func (rt *Runtime) enter(id string) bool {
 }
 
 func (rt *Runtime) leave(id string) {
+	// Whatever the run's state, its lease goes: a run left running (its
+	// context cancelled) is then any replica's to continue.
+	rt.unlease(id)
 	rt.mu.Lock()
 	delete(rt.active, id)
 	rt.mu.Unlock()

@@ -22,6 +22,7 @@ import (
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"github.com/nanovm/nano-vm-mcp/tools"
 	"github.com/nanovm/nano-vm-mcp/tools/executor"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
@@ -31,7 +32,21 @@ import (
 // default; DefaultConfig's values come from the original's environment.
 type Config struct {
 	// DBPath is the bbolt file (NANO_VM_MCP_DB); default "nano_vm_mcp.db".
+	// A postgres:// or postgresql:// address selects PostgreSQL instead
+	// (store/postgres), which several replicas may share: see LeaseTimeout.
 	DBPath string
+	// LeaseTimeout is, on a database replicas share (PostgreSQL), how long
+	// a replica's runs stay leased to it after its last heartbeat: when it
+	// dies, another replica takes its running executions over this long
+	// after (NANO_VM_MCP_LEASE_TIMEOUT); default DefaultLeaseTimeout. The
+	// heartbeat runs every third of it. Ignored for a bbolt file.
+	LeaseTimeout time.Duration
+	// TakeOver makes this process, on a shared database, a serving
+	// replica: it takes over the running executions no live replica
+	// holds, and refuses to start beside a serving replica under another
+	// policy. serve sets it; a CLI command leaves it off and only leases
+	// the runs it starts itself.
+	TakeOver bool
 	// PolicyPath is the operator's policy file (NANO_VM_MCP_POLICY), JSON
 	// or YAML. "" runs under DefaultPolicy, with a warning.
 	PolicyPath string
@@ -118,7 +133,7 @@ const DefaultMaxStepsPerRun = 100_000
 type Runtime struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *store.DB
+	store    runtimeStore
 	vault    *store.Vault
 	host     *tools.Host
 	registry *tools.Registry
@@ -147,9 +162,13 @@ type Runtime struct {
 	// this runtime (OnToolsChanged).
 	toolsChanged []func()
 
+	// replica is set when the store is shared by replicas (LeaseStore).
+	replica *replica
+
 	mu      sync.Mutex
-	flights map[string]*flight // idempotency key → run in progress here
-	active  map[string]bool    // execution id → running in this process
+	flights map[string]*flight     // idempotency key → run in progress here
+	active  map[string]bool        // execution id → running in this process
+	leases  map[string]store.Lease // execution id → its lease, on a shared store
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -166,7 +185,10 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.MaxStepsPerRun <= 0 {
 		cfg.MaxStepsPerRun = DefaultMaxStepsPerRun
 	}
-	rt := &Runtime{cfg: cfg, log: cfg.Logger, flights: map[string]*flight{}, active: map[string]bool{}}
+	if cfg.LeaseTimeout <= 0 {
+		cfg.LeaseTimeout = DefaultLeaseTimeout
+	}
+	rt := &Runtime{cfg: cfg, log: cfg.Logger, flights: map[string]*flight{}, active: map[string]bool{}, leases: map[string]store.Lease{}}
 	if rt.log == nil {
 		rt.log = slog.Default()
 	}
@@ -196,10 +218,21 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 
-	opts := store.DefaultOptions()
-	opts.NoSync = cfg.NoSync
-	if rt.store, err = store.Open(cfg.DBPath, opts); err != nil {
-		return nil, err
+	shared := postgres.IsDSN(cfg.DBPath)
+	if shared {
+		db, err := postgres.Open(ctx, cfg.DBPath, nil)
+		if err != nil {
+			return nil, err
+		}
+		rt.store = db
+	} else {
+		opts := store.DefaultOptions()
+		opts.NoSync = cfg.NoSync
+		db, err := store.Open(cfg.DBPath, opts)
+		if err != nil {
+			return nil, err
+		}
+		rt.store = db
 	}
 	fail := func(err error) (*Runtime, error) {
 		rt.closeAll(context.Background())
@@ -211,14 +244,27 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		if key, ok, err = store.KeyFromEnv(); err != nil {
 			return fail(err)
 		}
+		if !ok && shared {
+			return fail(fmt.Errorf("open %s: a database replicas share keeps no key file beside it: set %s (64 hex digits or base64 of 32 bytes), the same on every replica", postgres.Redact(cfg.DBPath), store.VaultKeyEnv))
+		}
 		if !ok {
 			if key, err = store.LoadOrCreateKeyFile(cfg.DBPath + ".vault-key"); err != nil {
 				return fail(err)
 			}
 		}
 	}
+	if kc, ok := rt.store.(store.KeyCheckStore); ok {
+		if err := store.CheckVaultKey(ctx, kc, key); err != nil {
+			return fail(fmt.Errorf("open %s: %w", postgres.Redact(cfg.DBPath), err))
+		}
+	}
 	if rt.vault, err = store.NewVault(rt.store, key); err != nil {
 		return fail(err)
+	}
+	if ls, ok := rt.store.(store.LeaseStore); ok {
+		if rt.replica, err = rt.startReplica(ctx, ls); err != nil {
+			return fail(err)
+		}
 	}
 	if n, err := rt.store.PurgeExpired(ctx); err != nil {
 		return fail(err)
@@ -227,10 +273,17 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 
 	cacheDir := cfg.CacheDir
-	switch cacheDir {
-	case "":
+	switch {
+	case cacheDir == "" && shared:
+		// Compiled code is cached per replica, in the user's cache.
+		if d, err := os.UserCacheDir(); err == nil {
+			cacheDir = filepath.Join(d, "nano-vm-mcp", "wasm-cache")
+		} else {
+			cacheDir = ""
+		}
+	case cacheDir == "":
 		cacheDir = cfg.DBPath + ".wasm-cache"
-	case "-":
+	case cacheDir == "-":
 		cacheDir = ""
 	}
 	if rt.host, err = tools.NewHost(ctx, tools.HostOptions{
@@ -274,8 +327,14 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // (runtime/shared's SocketPath and LockPath), the operator token
 // (OperatorTokenPath), which would let a tool act as the operator, and the
 // operator's env file.
+//
+// A PostgreSQL database has no files here: only the cache and the env
+// file are protected then.
 func protectedPaths(dbPath, cacheDir, envFile string) []string {
-	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
+	var ps []string
+	if !postgres.IsDSN(dbPath) {
+		ps = []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
+	}
 	for _, p := range []string{cacheDir, envFile} {
 		if p != "" {
 			ps = append(ps, p)
@@ -375,12 +434,19 @@ func (rt *Runtime) Close() error {
 	}
 	rt.closed = true
 	rt.mu.Unlock()
+	if rt.replica != nil {
+		// The runs taken over have no caller to cancel them.
+		rt.replica.cancelRuns()
+	}
 	rt.wg.Wait()
 	return rt.closeAll(context.Background())
 }
 
 func (rt *Runtime) closeAll(ctx context.Context) error {
 	var errs []error
+	if rt.replica != nil {
+		rt.replica.stop()
+	}
 	if rt.host != nil {
 		errs = append(errs, rt.host.Close(ctx))
 	}

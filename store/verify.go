@@ -253,27 +253,7 @@ func (db *DB) VerifyChain(ctx context.Context, executionID string) (VerifyReport
 
 func verifyAll(ctx context.Context, tx *bolt.Tx, head chainHead) (VerifyReport, error) {
 	var v ChainVerifier
-	covers := map[string]*cover{}
-	erased := map[string]uint64{} // public ref → erase envelope seq
-	coverOf := func(e *Envelope) {
-		if e.Kind == EnvelopeKindErase {
-			var p struct {
-				Ref string `json:"ref"`
-			}
-			if json.Unmarshal(e.Payload, &p) == nil && p.Ref != "" {
-				erased[p.Ref] = e.Seq
-			}
-		}
-		if e.ExecutionID == "" {
-			return
-		}
-		c := covers[e.ExecutionID]
-		if c == nil {
-			c = &cover{}
-			covers[e.ExecutionID] = c
-		}
-		c.add(e)
-	}
+	var rc RecordChecker
 	c := tx.Bucket(bucketEnvelopes).Cursor()
 	n := 0
 	holds := true
@@ -289,34 +269,30 @@ func verifyAll(ctx context.Context, tx *bolt.Tx, head chainHead) (VerifyReport, 
 		}
 		if holds {
 			if holds = v.Add(ChainLink{Key: binary.BigEndian.Uint64(k), Value: val}); holds {
-				coverOf(&v.last)
+				rc.Add(&v.last)
 				continue
 			}
 		}
 		// Past a break the records are still checked against what the
 		// rest of the chain says, best effort.
 		if e, ok := decodeCover(val); ok {
-			coverOf(&e)
+			rc.Add(&e)
 		}
 	}
 	rep := v.End(head.Seq, head.Hash)
-	rc := recordCheck{tx: tx}
-	for i, id := range allExecutionIDs(tx, covers) {
-		if i%256 == 255 {
-			if err := ctx.Err(); err != nil {
-				return VerifyReport{}, err
-			}
-		}
-		c := covers[id]
-		if c == nil {
-			c = &cover{}
-		}
-		rc.check(id, c)
+	if err := rc.Check(ctx, boltRecords{tx}, "", &rep); err != nil {
+		return VerifyReport{}, err
 	}
-	rc.checkErasures(erased)
-	rc.apply(&rep)
 	return rep, nil
 }
+
+// Last returns the envelope Add last accepted (the zero Envelope before
+// any): a backend's VerifyChain feeds it to its RecordChecker.
+func (v *ChainVerifier) Last() Envelope { return v.last }
+
+// Broken returns the first broken link found so far, nil while the chain
+// holds.
+func (v *ChainVerifier) Broken() *BrokenLink { return v.broken }
 
 // verifyExecution checks each of the execution's envelopes within its
 // window of the global chain: the envelope before it (which its prev_hash
@@ -338,7 +314,7 @@ func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head 
 				cov.add(&e)
 			}
 		}
-		rc := recordCheck{tx: tx}
+		rc := recordCheck{src: boltRecords{tx}}
 		rc.check(executionID, &cov)
 		rc.apply(&r)
 		return r, nil
@@ -391,7 +367,7 @@ func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head 
 		}
 		rep.Checked++
 	}
-	rc := recordCheck{tx: tx}
+	rc := recordCheck{src: boltRecords{tx}}
 	rc.check(executionID, &cov)
 	rc.apply(&rep)
 	return rep, nil

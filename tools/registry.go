@@ -369,6 +369,15 @@ func (r *Registry) List(ctx context.Context) ([]store.ToolRecord, error) {
 	return recs, nil
 }
 
+// ForgetCurrent drops the cached current version of every name, so the
+// next call reads the store: on a store replicas share, another replica
+// registered or removed a tool. Compiled code stays cached, by version.
+func (r *Registry) ForgetCurrent() {
+	r.mu.Lock()
+	clear(r.current)
+	r.mu.Unlock()
+}
+
 // Remove unregisters name. Its versions stay resolvable by pinned hash so
 // past executions can still name (and replay) the code they ran.
 func (r *Registry) Remove(ctx context.Context, name string) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
@@ -113,6 +114,8 @@ type common struct {
 	shared map[string]bool
 
 	db, policy, toolsDir, envFile, llmModel, cacheDir, logLevel string
+	// serving: this is serve, a serving replica on a shared database.
+	serving bool
 	// level is logLevel parsed; log is the logger built on it (see logger).
 	level slog.Level
 	log   *slog.Logger
@@ -189,7 +192,7 @@ func intCeiling(field func(*common) *int) func(*common, string) error {
 // register adds the shared flags to fs. Defaults come from the
 // environment, read after --env-file has been applied (see parse).
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.db, "db", "", "bbolt database file; a missing folder is created, mode 0700 (NANO_VM_MCP_DB; default "+defaultDBHelp+")")
+	fs.StringVar(&c.db, "db", "", "bbolt database file, a missing folder created mode 0700; or postgres://… for a PostgreSQL database replicas share (NANO_VM_MCP_DB; default "+defaultDBHelp+")")
 	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (NANO_VM_MCP_LOG_LEVEL; default info for serve, warn for the other commands)")
 	fs.StringVar(&c.policy, "policy", "", "operator policy file, JSON or YAML (NANO_VM_MCP_POLICY)")
 	fs.StringVar(&c.toolsDir, "tools-dir", "", "folder of tools to register at start-up (NANO_VM_MCP_TOOLS_DIR)")
@@ -231,7 +234,9 @@ func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			return nil, err
 		}
 	}
-	c.db = expandHome(c.db)
+	if !postgres.IsDSN(c.db) {
+		c.db = expandHome(c.db)
+	}
 	def := "warn"
 	if c.cmd != nil && c.cmd.logLevel != "" {
 		def = c.cmd.logLevel
@@ -308,7 +313,14 @@ func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
 	cfg := runtime.Config{
 		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, EnvFile: c.envFile, DisableToolUpload: c.noUpload,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
-		Ceilings: c.ceilings, ModuleLimits: c.moduleLimits, MaxStepsPerRun: c.maxSteps,
+		Ceilings: c.ceilings, ModuleLimits: c.moduleLimits, MaxStepsPerRun: c.maxSteps, TakeOver: c.serving,
+	}
+	if v := env("LEASE_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, usagef("NANO_VM_MCP_LEASE_TIMEOUT: want a positive duration such as 15s, not %q", v)
+		}
+		cfg.LeaseTimeout = d
 	}
 	if c.cp != nil {
 		if err := c.cp.apply(&cfg); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/shared"
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // The CLI beside a running server. A stdio primary holds the database
@@ -73,7 +74,12 @@ func (c *common) openAdmin(ctx context.Context) (admin, error) {
 
 // dialPrimary opens an operator session with the primary serving c.db, or
 // returns why there is none (nil when there is no token file at all).
+//
+// A PostgreSQL database has no primary: every process opens it itself.
 func (c *common) dialPrimary(ctx context.Context) (*remoteAdmin, error) {
+	if postgres.IsDSN(c.db) {
+		return nil, nil
+	}
 	oc, err := shared.DialOperator(ctx, c.db)
 	if errors.Is(err, shared.ErrOperatorRefused) {
 		// A token read just before a new primary replaced it.

@@ -18,6 +18,7 @@ import (
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
 	"github.com/nanovm/nano-vm-mcp/runtime/shared"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // cmdServe serves MCP over stdio (the default, for Claude Code and Claude
@@ -78,9 +79,14 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	if err := c.prepareDB(); err != nil {
 		return err
 	}
-	if *transport == "stdio" {
+	// A server is a serving replica of a PostgreSQL database: it takes
+	// over the runs of replicas that died.
+	c.serving = true
+	pg := postgres.IsDSN(c.db)
+	if *transport == "stdio" && !pg {
 		// Every stdio client gets its own process; they share the database
-		// through the first one (see runtime/shared).
+		// through the first one (see runtime/shared). On PostgreSQL each
+		// opens the database itself, as a replica.
 		err := shared.Serve(ctx, cio.stdin, cio.stdout, shared.Options{
 			DBPath: c.db,
 			Open:   func(ctx context.Context) (*shared.Backend, error) { return c.openBackend(ctx, logger) },
@@ -115,9 +121,15 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 		}
 	} else {
 		httpOpts.AllowedHosts, httpOpts.AllowedOrigins, httpOpts.Logger = splitList(*allowedHosts), splitList(*allowedOrigins), logger
+		// Replicas behind a load balancer: any of them answers any request.
+		httpOpts.Stateless = pg
 		// The database's socket too: stdio servers on the same database
 		// forward to this one, and CLI commands work beside it.
-		stopSocket, err := shared.ServeSocket(c.db, &shared.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt)}, logger)
+		// (A PostgreSQL database has no socket: every process opens it.)
+		stopSocket, err := func() (func(), error) { return func() {}, nil }()
+		if !pg {
+			stopSocket, err = shared.ServeSocket(c.db, &shared.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt)}, logger)
+		}
 		if err != nil {
 			logger.Warn("shared: not serving the database's socket: stdio servers and CLI commands cannot share this database while it runs", "err", err)
 			stopSocket = func() {}

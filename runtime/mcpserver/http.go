@@ -46,6 +46,14 @@ type HTTPOptions struct {
 	// scheme://host[:port], or "*") allowed besides loopback ones. A
 	// request without Origin (every non-browser client) is always allowed.
 	AllowedOrigins []string
+	// Stateless serves /mcp without sessions (mcp-go's WithStateLess):
+	// no Mcp-Session-Id is issued, and every request stands alone, as in
+	// the stateless protocol revision 2026-07-28, so any replica of a
+	// shared database can answer any request behind a load balancer
+	// without affinity. Server-initiated messages outside a request (the
+	// GET stream: tools/list_changed) are not sent then. serve sets it
+	// for a PostgreSQL database.
+	Stateless bool
 	// MaxBodyBytes caps a request body; a larger one is refused with 413.
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -93,6 +101,7 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 		server.WithEndpointPath("/mcp"),
 		server.WithDisableLocalhostProtection(true),
 		server.WithStreamableHTTPLogger(slog.New(filterBarrier{log.Handler()})),
+		server.WithStateLess(opts.Stateless),
 	)
 	sse := server.NewSSEServer(s.mcp,
 		server.WithSSEEndpoint("/sse"),
