@@ -64,5 +64,3 @@ func (e *ValidationError) Error() string {
 	}
 	return b.String()
 }
-
-func asError[T error](err error, target *T) bool { return errors.As(err, target) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -201,7 +202,7 @@ func (r *run) attempts(ctx context.Context, step *Step, index int, callID string
 		}
 		if err == nil {
 			o.status, o.output, o.err = StepSuccess, out, ""
-			if isPending(out) {
+			if IsPending(out) {
 				if callID != step.ID {
 					o.status, o.err = StepFailed, "a sub-step of a parallel step cannot suspend the run"
 					return o, nil
@@ -282,7 +283,7 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 			return nil, err
 		}
 		text := strings.TrimSpace(resp.Text)
-		if step.AllowedOutputs != nil && !contains(step.AllowedOutputs, text) {
+		if step.AllowedOutputs != nil && !slices.Contains(step.AllowedOutputs, text) {
 			raw := text
 			o.rawOutput = &raw
 			return nil, &outputMismatch{got: text, allowed: step.AllowedOutputs}
@@ -352,23 +353,19 @@ func fallbackValue(step *Step) any {
 	return ""
 }
 
-// isPending reports whether a tool result asks to suspend the run.
-func isPending(v any) bool {
+// Pending is the tool result that suspends a run: the string itself, or
+// an object whose "status" is it.
+const Pending = "PENDING"
+
+// IsPending reports whether a tool result asks to suspend the run: Pending,
+// or an object {"status": Pending, ...}.
+func IsPending(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return x == "PENDING"
+		return x == Pending
 	case map[string]any:
 		s, ok := x["status"].(string)
-		return ok && s == "PENDING"
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
+		return ok && s == Pending
 	}
 	return false
 }

@@ -1,6 +1,6 @@
 package kernel
 
-import "github.com/nanovm/nano-vm-mcp/kernel/jsonread"
+import "github.com/nanovm/nano-vm-mcp/internal/jsonread"
 
 // DecodesDirectly reports whether DecodeStepRecord reads data without
 // handing it to encoding/json: the records the runtime writes must, or

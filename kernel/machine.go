@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
 

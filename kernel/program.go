@@ -3,6 +3,7 @@ package kernel
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -240,8 +241,7 @@ func strictUnmarshal(data []byte, v any) error {
 
 // fieldOf extracts the offending field from an encoding/json error.
 func fieldOf(err error) string {
-	var te *json.UnmarshalTypeError
-	if ok := asError(err, &te); ok {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return te.Field
 	}
 	msg := err.Error()
@@ -252,8 +252,7 @@ func fieldOf(err error) string {
 }
 
 func jsonMessage(err error) string {
-	var te *json.UnmarshalTypeError
-	if asError(err, &te) {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonTypeName(te.Type.Kind().String()), te.Value)
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")

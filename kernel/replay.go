@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 )
 
 // Divergence is the first place a replay departs from the recorded trace.

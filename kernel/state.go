@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"hash"
 	"slices"
-	"sort"
 	"strings"
-	"unicode/utf8"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 )
 
 // Reserved data keys written by Resume.
@@ -158,15 +156,10 @@ func (s *state) hash() string {
 	}
 	if len(s.pending) > 1 {
 		slices.SortFunc(s.pending, func(a, b change) int {
-			switch {
-			case a.sec != b.sec:
+			if a.sec != b.sec {
 				return strings.Compare(a.sec.name, b.sec.name)
-			case keyLess(a.key, b.key):
-				return -1
-			case keyLess(b.key, a.key):
-				return 1
 			}
-			return 0
+			return canonical.CompareKeys(a.key, b.key)
 		})
 	}
 	b := append(s.buf[:0], `{"prev":"`...)
@@ -207,7 +200,7 @@ func (s *state) fullHash() string {
 		for k := range sec.enc {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
+		slices.SortFunc(keys, canonical.CompareKeys[string])
 		for j, k := range keys {
 			if j > 0 {
 				b = append(b, ',')
@@ -234,28 +227,4 @@ func (s *state) sum(b []byte) string {
 // and tests. It shares values with the state: treat it as read-only.
 func (s *state) snapshot() map[string]any {
 	return map[string]any{"data": s.data.m, "input": s.input.m, "outputs": s.outputs.m}
-}
-
-// keyLess orders object keys as RFC 8785 does: by UTF-16 code units.
-func keyLess(a, b string) bool {
-	for a != "" && b != "" {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if ra != rb {
-			ua, ub := utf16First(ra), utf16First(rb)
-			if ua != ub {
-				return ua < ub
-			}
-			return ra < rb // same high surrogate: order by code point
-		}
-		a, b = a[na:], b[nb:]
-	}
-	return len(a) < len(b)
-}
-
-func utf16First(r rune) rune {
-	if r < 0x10000 {
-		return r
-	}
-	return 0xD800 + ((r - 0x10000) >> 10)
 }

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonread"
 )
 
 // DecodeStepRecord sets *rec to what json.Unmarshal(data, rec) gives for a

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel"
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/kerneltest"
 )
 

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nanovm/nano-vm-mcp/runtime/benchmark"
+	"github.com/nanovm/nano-vm-mcp/internal/benchmark"
 	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 

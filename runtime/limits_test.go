@@ -10,7 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 	"github.com/nanovm/nano-vm-mcp/store"

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel"
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
@@ -247,7 +247,7 @@ func (rt *Runtime) Traces(ctx context.Context, f store.ExecutionFilter) (store.E
 		return page, err
 	}
 	for i := range page.Executions {
-		page.Executions[i].Program, page.Executions[i].Input, page.Executions[i].Checkpoint = nil, nil, nil
+		page.Executions[i].Program, page.Executions[i].Input = nil, nil
 	}
 	return page, nil
 }

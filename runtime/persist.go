@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel"
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
@@ -75,7 +75,7 @@ func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress
 	if len(exec.Program) > 0 {
 		p.programSHA256 = store.RecordSHA256(exec.Program)
 	}
-	exec.Input, exec.Program, exec.Checkpoint = nil, nil, nil
+	exec.Input, exec.Program = nil, nil
 	p.exec = exec
 	return p
 }

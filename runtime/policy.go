@@ -14,8 +14,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel"
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/internal/benchmark"
 	"github.com/nanovm/nano-vm-mcp/runtime"
-	"github.com/nanovm/nano-vm-mcp/runtime/benchmark"
 	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 

@@ -21,10 +21,10 @@ import (
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
+	"github.com/nanovm/nano-vm-mcp/runtime/internal/executor"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"github.com/nanovm/nano-vm-mcp/tools"
-	"github.com/nanovm/nano-vm-mcp/tools/executor"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
@@ -324,7 +324,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // no tool may mount, whoever configured the mount: the database, its vault
 // key (whether or not the key comes from the environment this time), the
 // compilation cache, the shared-serving socket and its election lock
-// (runtime/shared's SocketPath and LockPath), the operator token
+// (internal/primary's SocketPath and LockPath), the operator token
 // (OperatorTokenPath), which would let a tool act as the operator, and the
 // operator's env file.
 //

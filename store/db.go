@@ -209,9 +209,6 @@ func Open(path string, opts *Options) (db *DB, err error) {
 			_ = bdb.Close()
 		}
 	}()
-	bdb.MaxBatchSize = o.MaxBatchSize
-	bdb.MaxBatchDelay = o.MaxBatchDelay
-
 	if err := checkSize(bdb); err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}

@@ -238,7 +238,7 @@ func TestRestart(t *testing.T) {
 	}
 	ex := store.Execution{ID: "run", Status: store.StatusRunning, IdempotencyKey: "key"}
 	for i := range 3 {
-		ex.Checkpoint = []byte(`{"next":` + string(rune('1'+i)) + `}`)
+		ex.Input = []byte(`{"next":` + string(rune('1'+i)) + `}`)
 		if _, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: []byte(`"done"`), Envelope: &store.Envelope{StepID: "s"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func TestRestart(t *testing.T) {
 	}
 	defer db.Close()
 	un, err := db.Unfinished(ctx)
-	if err != nil || len(un) != 2 || un[0].ID != "run" || string(un[0].Checkpoint) != `{"next":3}` || un[1].ID != "waiting" {
+	if err != nil || len(un) != 2 || un[0].ID != "run" || string(un[0].Input) != `{"next":3}` || un[1].ID != "waiting" {
 		t.Fatalf("Unfinished after restart = %+v, %v", un, err)
 	}
 	rec, claimed, err := db.ClaimIdempotencyKey(ctx, "key", "req", "other", 0)

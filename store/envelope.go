@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -10,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -277,7 +278,7 @@ func (db *DB) Envelopes(ctx context.Context, executionID string) ([]Envelope, er
 		envs := tx.Bucket(bucketEnvelopes)
 		prefix := append([]byte(executionID), 0)
 		c := tx.Bucket(bucketEnvExec).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if len(k) != len(prefix)+8 {
 				return fmt.Errorf("%w: envelope index key of %d bytes", ErrCorrupt, len(k))
 			}
@@ -307,8 +308,4 @@ func decodeRecord(v []byte, into any) error {
 		return fmt.Errorf("%w: decode %T: %w", ErrCorrupt, into, err)
 	}
 	return nil
-}
-
-func hasPrefix(k, prefix []byte) bool {
-	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
 }

@@ -1,12 +1,17 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
+)
 
 var (
 	// ErrNotFound is returned when a program, execution, step, envelope,
 	// idempotency key, secret, tool or module does not exist (or an
-	// idempotency key has expired).
-	ErrNotFound = errors.New("not found")
+	// idempotency key has expired). It is toolrecord.ErrNotFound, so the
+	// sandbox matches it without importing store.
+	ErrNotFound = toolrecord.ErrNotFound
 
 	// ErrLocked is returned by Open when another process (or another Open in
 	// this process) holds the database file's lock beyond Options.LockTimeout.

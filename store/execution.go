@@ -14,7 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 // checkID rejects ids the store cannot key by: empty, over MaxIDBytes,
@@ -85,7 +85,7 @@ func checkExecution(e Execution) error {
 			return err
 		}
 	}
-	for name, raw := range map[string]json.RawMessage{"input": e.Input, "program": e.Program, "checkpoint": e.Checkpoint, "header": e.Header} {
+	for name, raw := range map[string]json.RawMessage{"input": e.Input, "program": e.Program, "header": e.Header} {
 		if len(raw) > 0 && !json.Valid(raw) {
 			return fmt.Errorf("execution %q: %s is not valid JSON", e.ID, name)
 		}
@@ -97,17 +97,18 @@ func checkExecution(e Execution) error {
 // kept apart so that the per-step rewrite of the execution record stays
 // small, whatever the size of the program and its input.
 type executionBody struct {
-	Input      json.RawMessage `json:"input,omitempty"`
-	Program    json.RawMessage `json:"program,omitempty"`
-	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
+	Input   json.RawMessage `json:"input,omitempty"`
+	Program json.RawMessage `json:"program,omitempty"`
+	// A body written by an older release may also hold "checkpoint", a
+	// field nothing read: decoding ignores it and the next write drops it.
 }
 
 // putExecution writes e and its index entries inside tx, replacing any
 // earlier record and its entries, and returns the record's stored bytes.
-// Input, Program and Checkpoint left empty keep their stored values: a
+// Input and Program left empty keep their stored values: a
 // step commit need not resend them.
 func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, error) {
-	if len(e.Input) > 0 || len(e.Program) > 0 || len(e.Checkpoint) > 0 {
+	if len(e.Input) > 0 || len(e.Program) > 0 {
 		bodies := tx.Bucket(bucketExecBodies)
 		var body executionBody
 		if old := bodies.Get([]byte(e.ID)); old != nil {
@@ -121,15 +122,12 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, e
 		if len(e.Program) > 0 {
 			body.Program = e.Program
 		}
-		if len(e.Checkpoint) > 0 {
-			body.Checkpoint = e.Checkpoint
-		}
 		if err := bodies.Put([]byte(e.ID), encodeBody(body)); err != nil {
 			return e, nil, err
 		}
 	}
 	full := e
-	e.Input, e.Program, e.Checkpoint = nil, nil, nil
+	e.Input, e.Program = nil, nil
 	b := tx.Bucket(bucketExecutions)
 	if old := b.Get([]byte(e.ID)); old != nil {
 		var prev Execution
@@ -169,7 +167,7 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, e
 			return e, nil, err
 		}
 	}
-	e.Input, e.Program, e.Checkpoint = full.Input, full.Program, full.Checkpoint
+	e.Input, e.Program = full.Input, full.Program
 	return e, v, nil
 }
 
@@ -179,12 +177,12 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, e
 // checked against what is stored. checkExecution made sure each is valid
 // JSON.
 func encodeBody(b executionBody) []byte {
-	v := make([]byte, 0, len(b.Input)+len(b.Program)+len(b.Checkpoint)+48)
+	v := make([]byte, 0, len(b.Input)+len(b.Program)+48)
 	sep := byte('{')
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"input", b.Input}, {"program", b.Program}, {"checkpoint", b.Checkpoint}} {
+	}{{"input", b.Input}, {"program", b.Program}} {
 		if len(f.raw) == 0 {
 			continue
 		}
@@ -218,7 +216,7 @@ func (db *DB) appendRecordEnvelope(tx *bolt.Tx, d Envelope) error {
 	return err
 }
 
-// loadBody fills e's Input, Program and Checkpoint from the body bucket.
+// loadBody fills e's Input and Program from the body bucket.
 func loadBody(tx *bolt.Tx, e *Execution) error {
 	v := tx.Bucket(bucketExecBodies).Get([]byte(e.ID))
 	if v == nil {
@@ -228,7 +226,7 @@ func loadBody(tx *bolt.Tx, e *Execution) error {
 	if err := decodeRecord(v, &body); err != nil {
 		return err
 	}
-	e.Input, e.Program, e.Checkpoint = body.Input, body.Program, body.Checkpoint
+	e.Input, e.Program = body.Input, body.Program
 	return nil
 }
 
@@ -276,7 +274,7 @@ func (db *DB) deleteExecution(tx *bolt.Tx, id string) error {
 	prefix := append([]byte(id), 0)
 	var keys [][]byte
 	c := steps.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
@@ -363,7 +361,7 @@ func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage,
 			k, _ = c.Prev()
 		}
 		var last []byte // the time key of the page's last entry
-		for ; k != nil && hasPrefix(k, prefix); k, _ = c.Prev() {
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
 			tk := k[len(prefix):]
 			if len(page.Executions)+len(page.Skipped) == limit {
 				page.NextCursor = base64.RawURLEncoding.EncodeToString(last)
@@ -582,7 +580,7 @@ type execUpdate struct {
 
 func prepareUpdate(e Execution, now time.Time) (*execUpdate, error) {
 	u := &execUpdate{e: e, now: now}
-	if e.CreatedAt.IsZero() || len(e.Input) > 0 || len(e.Program) > 0 || len(e.Checkpoint) > 0 {
+	if e.CreatedAt.IsZero() || len(e.Input) > 0 || len(e.Program) > 0 {
 		return u, nil
 	}
 	rec := e
@@ -647,7 +645,7 @@ func (db *DB) Steps(ctx context.Context, executionID string, offset, limit int) 
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		prefix := append([]byte(executionID), 0)
 		c := tx.Bucket(bucketSteps).Cursor()
-		for k, v := c.Seek(joinKey(executionID, uint64(max(offset, 0)))); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		for k, v := c.Seek(joinKey(executionID, uint64(max(offset, 0)))); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if len(k) != len(prefix)+8 {
 				continue // not a step key (see badStepKeys)
 			}

@@ -27,7 +27,7 @@ func TestHammer(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range steps {
-				ex := store.Execution{ID: id, Status: store.StatusRunning, Checkpoint: json.RawMessage(fmt.Sprint(i))}
+				ex := store.Execution{ID: id, Status: store.StatusRunning, Header: json.RawMessage(fmt.Sprint(i))}
 				env, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: json.RawMessage(`{}`),
 					Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), Payload: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))}})
 				if err != nil {

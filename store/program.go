@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -107,7 +108,7 @@ func (db *DB) DeleteProgram(ctx context.Context, id string) error {
 		var execIDs []string
 		prefix := append([]byte(id), 0)
 		c := tx.Bucket(bucketExecProgram).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			execIDs = append(execIDs, string(k[len(prefix)+8:]))
 		}
 		for _, eid := range execIDs {

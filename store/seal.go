@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 )
 
 // maxExactInt is the largest integer RFC 8785 prints as plain digits (the

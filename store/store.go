@@ -45,7 +45,7 @@ type ProgramStore interface {
 // ExecutionStore keeps executions (traces) and their steps.
 type ExecutionStore interface {
 	// PutExecution creates or replaces an execution's record (start,
-	// finish, suspend). Input, Program and Checkpoint left empty keep their
+	// finish, suspend). Input and Program left empty keep their
 	// stored values, so a later update need not resend them. A zero CreatedAt is set to now on creation and kept
 	// from the stored record on replacement; UpdatedAt is always now.
 	// Input and Program are stored verbatim: Execution and ExecutionTrace
@@ -56,14 +56,14 @@ type ExecutionStore interface {
 	// Execution returns an execution by id, or ErrNotFound.
 	Execution(ctx context.Context, id string) (Execution, error)
 	// Executions lists executions newest first, filtered and paged,
-	// without their Input, Program and Checkpoint (read one with Execution).
+	// without their Input and Program (read one with Execution).
 	Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage, error)
 	// Unfinished lists executions whose status is StatusRunning or
 	// StatusSuspended, oldest first: after a crash these are the runs to
 	// resume or to offer for resumption.
 	Unfinished(ctx context.Context) ([]Execution, error)
 	// CommitStep atomically writes a step, replaces its execution's record
-	// (empty Input, Program and Checkpoint keep their stored values)
+	// (empty Input and Program keep their stored values)
 	// and, when c.Envelope is set, appends the envelope to the audit chain.
 	// It returns the stored envelope (nil without a draft). The store sets
 	// the envelope's RecordSHA256 to the hash of c.Step and, unless
@@ -215,8 +215,6 @@ type Execution struct {
 	// Program is the program as run, so a run can resume even if the saved
 	// program changed or was never saved.
 	Program json.RawMessage `json:"program,omitempty"`
-	// Checkpoint is the kernel's resumable state, opaque to the store.
-	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
 	// Header is the trace header (everything but the steps), opaque to the
 	// store.
 	Header json.RawMessage `json:"header,omitempty"`

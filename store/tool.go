@@ -1,71 +1,17 @@
 package store
 
-import (
-	"encoding/json"
-	"time"
-)
+import "github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 
-// ToolSource says who registered a tool version, and so who decides its
-// powers (RATIONALE: .rationale/runtime.md "Why is trust bound to who
-// registered a tool, not to its name?").
-type ToolSource string
+// ToolSource says who registered a tool version (toolrecord.Source: the
+// sandbox and the store share it without importing each other).
+type ToolSource = toolrecord.Source
 
-// The sources of a tool version. The zero value "" is what a record
-// written before sources existed decodes to; the store reads it as
-// SourceOperator, the only way tools were trusted then.
+// The sources of a tool version; see toolrecord.
 const (
-	// SourceBundled is a tool the server ships (wasm-tools/tools).
-	SourceBundled ToolSource = "bundled"
-	// SourceOperator is a tool from the operator: the tools folder or the
-	// CLI's `tool add`.
-	SourceOperator ToolSource = "operator"
-	// SourceUpload is a tool a client uploaded (the MCP register_tool).
-	SourceUpload ToolSource = "upload"
+	SourceBundled  = toolrecord.SourceBundled
+	SourceOperator = toolrecord.SourceOperator
+	SourceUpload   = toolrecord.SourceUpload
 )
 
-// String implements fmt.Stringer.
-func (s ToolSource) String() string { return string(s) }
-
-// Valid reports whether s is one of the three sources.
-func (s ToolSource) Valid() bool {
-	return s == SourceBundled || s == SourceOperator || s == SourceUpload
-}
-
-// Trusted reports whether s is the operator's (bundled or operator): a
-// tool whose manifest the operator wrote or shipped.
-func (s ToolSource) Trusted() bool { return s == SourceBundled || s == SourceOperator }
-
-// ToolRecord is one registered version of a tool: its manifest and the
-// content address of its WebAssembly module. Module bytes are stored once per
-// hash and never deleted while a version refers to them, so an old execution
-// can always name the exact code it ran.
-type ToolRecord struct {
-	// Name is the tool's name as programs call it.
-	Name string `json:"name"`
-	// ModuleSHA256 is the lowercase hex SHA-256 of the module bytes.
-	ModuleSHA256 string `json:"module_sha256"`
-	// ManifestSHA256 is the lowercase hex SHA-256 of the manifest's
-	// canonical JSON (RFC 8785).
-	ManifestSHA256 string `json:"manifest_sha256"`
-	// Manifest is the tool's manifest as JSON; package tools defines it.
-	Manifest json.RawMessage `json:"manifest"`
-	// RegisteredAt is when this version was registered.
-	RegisteredAt time.Time `json:"registered_at"`
-	// Source is who registered this version. A record stored before
-	// sources existed has none and reads as SourceOperator.
-	Source ToolSource `json:"source,omitempty"`
-	// Grants maps each capability granted at registration to the
-	// authority that granted it ("manifest", "policy", "upload-default",
-	// "upload-policy"). The policy is asked again on every call; a step
-	// record says what that call held.
-	Grants map[string]string `json:"grants,omitempty"`
-}
-
-// EffectiveSource is r.Source, with a record from before sources existed
-// read as SourceOperator.
-func (r *ToolRecord) EffectiveSource() ToolSource {
-	if r.Source == "" {
-		return SourceOperator
-	}
-	return r.Source
-}
+// ToolRecord is one registered version of a tool (toolrecord.Record).
+type ToolRecord = toolrecord.Record

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -8,7 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonread"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonread"
 )
 
 // ExecutionTrace implements ExecutionStore.
@@ -29,7 +30,7 @@ func (db *DB) ExecutionTrace(ctx context.Context, id string) (Execution, []Step,
 			}
 		}
 		if body := tx.Bucket(bucketExecBodies).Get([]byte(id)); body != nil && !readBody(body, &e) {
-			e.Input, e.Program, e.Checkpoint = nil, nil, nil
+			e.Input, e.Program = nil, nil
 			if err := loadBody(tx, &e); err != nil {
 				return err
 			}
@@ -50,7 +51,7 @@ func readSteps(tx *bolt.Tx, id string) []Step {
 	c := tx.Bucket(bucketSteps).Cursor()
 	var steps []Step
 	size := 0
-	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(k) != len(prefix)+8 {
 			continue // not a step key: verify reports it (badStepKeys)
 		}
@@ -100,8 +101,9 @@ func readExecution(v []byte, e *Execution) bool {
 			ok = jsonread.Once(&seen, 1<<7) && r.Raw(&e.Input)
 		case "program":
 			ok = jsonread.Once(&seen, 1<<8) && r.Raw(&e.Program)
-		case "checkpoint":
-			ok = jsonread.Once(&seen, 1<<9) && r.Raw(&e.Checkpoint)
+		case "checkpoint": // written by older releases, never read
+			var old json.RawMessage
+			ok = jsonread.Once(&seen, 1<<9) && r.Raw(&old)
 		case "header":
 			ok = jsonread.Once(&seen, 1<<10) && r.Raw(&e.Header)
 		case "created_at":
@@ -114,8 +116,8 @@ func readExecution(v []byte, e *Execution) bool {
 	return ok && r.AtEnd()
 }
 
-// readBody reads an execution body into e's Input, Program and
-// Checkpoint, as loadBody does, or reports false.
+// readBody reads an execution body into e's Input and Program, as
+// loadBody does, or reports false.
 func readBody(v []byte, e *Execution) bool {
 	r := jsonread.New(v)
 	var seen uint32
@@ -128,14 +130,14 @@ func readBody(v []byte, e *Execution) bool {
 		case "program":
 			ok = jsonread.Once(&seen, 1<<1) && r.Raw(&prog)
 		case "checkpoint":
-			ok = jsonread.Once(&seen, 1<<2) && r.Raw(&cp)
+			ok = jsonread.Once(&seen, 1<<2) && r.Raw(&cp) // older releases; never read
 		}
 		return ok
 	})
 	if !ok || !r.AtEnd() {
 		return false
 	}
-	e.Input, e.Program, e.Checkpoint = in, prog, cp
+	e.Input, e.Program = in, prog
 	return true
 }
 
@@ -178,7 +180,7 @@ func badStepKeys(tx *bolt.Tx, id string) int {
 	prefix := append([]byte(id), 0)
 	c := tx.Bucket(bucketSteps).Cursor()
 	n := 0
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if len(k) != len(prefix)+8 {
 			n++
 		}

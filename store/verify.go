@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -309,7 +310,7 @@ func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head 
 		r := VerifyReport{Checked: rep.Checked, Broken: b}
 		// The records are checked all the same, against the envelopes
 		// that still decode.
-		for ; k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if e, ok := decodeCover(envs.Get(k[len(prefix):])); ok && len(k) == len(prefix)+8 {
 				cov.add(&e)
 			}
@@ -319,7 +320,7 @@ func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head 
 		rc.apply(&r)
 		return r, nil
 	}
-	for k, _ = c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ = c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if err := ctx.Err(); err != nil {
 			return VerifyReport{}, err
 		}

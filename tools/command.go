@@ -14,7 +14,7 @@ import (
 
 	"github.com/tetratelabs/wazero/sys"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 // Command is a manifest's "command" section: how a WASI command module (an

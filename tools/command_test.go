@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 )
 
 // Ensure the command section is validated strictly at registration: every
@@ -295,7 +295,7 @@ func TestCommandUploadGrantsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Name = "jq_upload"
-	if _, err := r.RegisterAs(context.Background(), store.SourceUpload, m, mod.Wasm); err != nil {
+	if _, err := r.RegisterAs(context.Background(), toolrecord.SourceUpload, m, mod.Wasm); err != nil {
 		t.Fatal(err)
 	}
 	tool, err := r.Resolve(context.Background(), "jq_upload")
@@ -312,7 +312,7 @@ func TestCommandUploadGrantsNothing(t *testing.T) {
 	// An upload asking for more than its grant is still refused, command
 	// section or not.
 	m.Name, m.Capabilities = "jq_upload2", []string{string(CapHTTP)}
-	if _, err := r.RegisterAs(context.Background(), store.SourceUpload, m, mod.Wasm); !errors.Is(err, ErrCapabilityDenied) {
+	if _, err := r.RegisterAs(context.Background(), toolrecord.SourceUpload, m, mod.Wasm); !errors.Is(err, ErrCapabilityDenied) {
 		t.Fatalf("err = %v, want ErrCapabilityDenied", err)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 )
 
 // Sentinel errors. Call errors wrap one of these with the tool's name and
@@ -12,8 +12,8 @@ import (
 // errors.Is.
 var (
 	// ErrNotFound is returned when a tool name, pinned version or module
-	// hash is not registered. It is store.ErrNotFound, so either matches.
-	ErrNotFound = store.ErrNotFound
+	// hash is not registered. It is toolrecord.ErrNotFound, so either matches.
+	ErrNotFound = toolrecord.ErrNotFound
 	// ErrInvalidManifest is returned when a manifest fails strict decoding
 	// or validation.
 	ErrInvalidManifest = errors.New("invalid manifest")

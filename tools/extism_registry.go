@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
@@ -54,8 +55,8 @@ func (r *Registry) IsPlugin(wasm []byte) bool {
 // described name must be a valid tool name. The records come back in the
 // order the plugin listed them; a failure part way names the tools already
 // registered.
-func (r *Registry) RegisterPlugin(ctx context.Context, src store.ToolSource, m Manifest, wasm []byte) ([]store.ToolRecord, error) {
-	fail := func(err error) ([]store.ToolRecord, error) {
+func (r *Registry) RegisterPlugin(ctx context.Context, src toolrecord.Source, m Manifest, wasm []byte) ([]toolrecord.Record, error) {
+	fail := func(err error) ([]toolrecord.Record, error) {
 		return nil, fmt.Errorf("register plugin %q: %w", m.Name, err)
 	}
 	if err := m.Validate(); err != nil {
@@ -81,7 +82,7 @@ func (r *Registry) RegisterPlugin(ctx context.Context, src store.ToolSource, m M
 	if err != nil {
 		return fail(err)
 	}
-	t, err := r.host.prepare(ctx, store.ToolRecord{Name: m.Name, ModuleSHA256: cm.sha256}, m, cm, granted)
+	t, err := r.host.prepare(ctx, toolrecord.Record{Name: m.Name, ModuleSHA256: cm.sha256}, m, cm, granted)
 	if err != nil {
 		return fail(err)
 	}
@@ -99,7 +100,7 @@ func (r *Registry) RegisterPlugin(ctx context.Context, src store.ToolSource, m M
 		}
 		manifests = append(manifests, mi)
 	}
-	var recs []store.ToolRecord
+	var recs []toolrecord.Record
 	for _, mi := range manifests {
 		rec, err := r.RegisterAs(ctx, src, mi, wasm)
 		if err != nil {
@@ -227,7 +228,7 @@ func (t *Tool) callPlugin(ctx context.Context, req CallRequest) (CallResult, err
 	if err != nil {
 		return res, fmt.Errorf("tool %q: %w", name, err)
 	}
-	if t.output != nil && !isPending(v) && (t.outputQuick == nil || !t.outputQuick.accepts(v)) {
+	if t.output != nil && !kernel.IsPending(v) && (t.outputQuick == nil || !t.outputQuick.accepts(v)) {
 		if err := validateValue(t.output, v, raw); err != nil {
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidOutput, clipErr(err))
 		}

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
 // registerPlugin registers the named test plugin through RegisterPlugin,
 // its manifest edited by edit.
-func registerPlugin(t *testing.T, r *Registry, name string, edit func(*Manifest)) ([]store.ToolRecord, error) {
+func registerPlugin(t *testing.T, r *Registry, name string, edit func(*Manifest)) ([]toolrecord.Record, error) {
 	t.Helper()
 	mod, ok := modules(t)[name]
 	if !ok {
@@ -33,10 +33,10 @@ func registerPlugin(t *testing.T, r *Registry, name string, edit func(*Manifest)
 	if !r.IsPlugin(mod.Wasm) {
 		t.Fatalf("%s: IsPlugin = false", name)
 	}
-	return r.RegisterPlugin(context.Background(), store.SourceOperator, m, mod.Wasm)
+	return r.RegisterPlugin(context.Background(), toolrecord.SourceOperator, m, mod.Wasm)
 }
 
-func names(recs []store.ToolRecord) []string {
+func names(recs []toolrecord.Record) []string {
 	var out []string
 	for _, r := range recs {
 		out = append(out, r.Name)
@@ -281,7 +281,7 @@ func TestExtismNotAPlugin(t *testing.T) {
 	if r.IsPlugin(mod.Wasm) {
 		t.Error("IsPlugin(log_levels) = true")
 	}
-	if _, err := r.RegisterPlugin(context.Background(), store.SourceOperator, m, mod.Wasm); !errors.Is(err, ErrInvalidModule) {
+	if _, err := r.RegisterPlugin(context.Background(), toolrecord.SourceOperator, m, mod.Wasm); !errors.Is(err, ErrInvalidModule) {
 		t.Errorf("RegisterPlugin(log_levels): %v, want ErrInvalidModule", err)
 	}
 }
@@ -394,7 +394,7 @@ func BenchmarkExtismCall(b *testing.B) {
 	r := NewRegistry(newHost(b, HostOptions{}), NewMemoryStore(), RegistryOptions{})
 	mod := modules(b)["extism_v1"]
 	m, _ := ParseManifest(mod.Manifest)
-	if _, err := r.RegisterPlugin(ctx, store.SourceOperator, m, mod.Wasm); err != nil {
+	if _, err := r.RegisterPlugin(ctx, toolrecord.SourceOperator, m, mod.Wasm); err != nil {
 		b.Fatal(err)
 	}
 	args := map[string]any{"msg": "hi"}

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 )
 
 // Authorities: who granted a capability, as the tool record, get_tool and
@@ -48,7 +48,7 @@ type GrantRequest struct {
 	// ModuleSHA256 is the module's hash, for grants pinned to one module.
 	ModuleSHA256 string
 	// Source is who registered the version.
-	Source store.ToolSource
+	Source toolrecord.Source
 	// Manifest is the version's manifest; read only.
 	Manifest *Manifest
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
@@ -66,7 +66,7 @@ func newRegistry(t testing.TB, names ...string) *Registry {
 }
 
 // recordFor builds the record Register would store, without storing it.
-func recordFor(m Manifest, cm *compiledModule) store.ToolRecord {
+func recordFor(m Manifest, cm *compiledModule) toolrecord.Record {
 	canon, sum, _ := m.canonical()
-	return store.ToolRecord{Name: m.Name, ModuleSHA256: cm.sha256, ManifestSHA256: sum, Manifest: canon}
+	return toolrecord.Record{Name: m.Name, ModuleSHA256: cm.sha256, ManifestSHA256: sum, Manifest: canon}
 }

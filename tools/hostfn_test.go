@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -266,7 +267,7 @@ func (tombstoneResolver) ResolveSecret(_ context.Context, _, ref string) (string
 	case "vault://secret/erased":
 		return "", fmt.Errorf("resolve %s: %w", ref, store.ErrTombstoned)
 	default:
-		return "", fmt.Errorf("resolve %s: %w", ref, store.ErrNotFound)
+		return "", fmt.Errorf("resolve %s: %w", ref, toolrecord.ErrNotFound)
 	}
 }
 

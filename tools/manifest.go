@@ -12,8 +12,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/canonical"
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 // Manifest describes one tool version. It is decoded strictly (unknown

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 )
 
 // MemoryStore is an in-memory Store for tests and for running without a
@@ -15,17 +15,17 @@ import (
 type MemoryStore struct {
 	mu       sync.RWMutex
 	modules  map[string][]byte
-	versions map[string]store.ToolRecord // name + "@" + module sha
-	current  map[string]string           // name -> module sha
+	versions map[string]toolrecord.Record // name + "@" + module sha
+	current  map[string]string            // name -> module sha
 }
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{modules: map[string][]byte{}, versions: map[string]store.ToolRecord{}, current: map[string]string{}}
+	return &MemoryStore{modules: map[string][]byte{}, versions: map[string]toolrecord.Record{}, current: map[string]string{}}
 }
 
 // PutToolVersion implements Store.
-func (s *MemoryStore) PutToolVersion(_ context.Context, rec store.ToolRecord, module []byte) error {
+func (s *MemoryStore) PutToolVersion(_ context.Context, rec toolrecord.Record, module []byte) error {
 	if rec.Name == "" || rec.ModuleSHA256 != sha256Hex(module) {
 		return fmt.Errorf("put tool version %q: module hash mismatch or empty name", rec.Name)
 	}
@@ -40,23 +40,23 @@ func (s *MemoryStore) PutToolVersion(_ context.Context, rec store.ToolRecord, mo
 }
 
 // Tool implements Store.
-func (s *MemoryStore) Tool(_ context.Context, name string) (store.ToolRecord, error) {
+func (s *MemoryStore) Tool(_ context.Context, name string) (toolrecord.Record, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	sha, ok := s.current[name]
 	if !ok {
-		return store.ToolRecord{}, store.ErrNotFound
+		return toolrecord.Record{}, toolrecord.ErrNotFound
 	}
 	return s.versions[name+"@"+sha], nil
 }
 
 // ToolVersion implements Store.
-func (s *MemoryStore) ToolVersion(_ context.Context, name, moduleSHA256 string) (store.ToolRecord, error) {
+func (s *MemoryStore) ToolVersion(_ context.Context, name, moduleSHA256 string) (toolrecord.Record, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	rec, ok := s.versions[name+"@"+moduleSHA256]
 	if !ok {
-		return store.ToolRecord{}, store.ErrNotFound
+		return toolrecord.Record{}, toolrecord.ErrNotFound
 	}
 	return rec, nil
 }
@@ -67,20 +67,20 @@ func (s *MemoryStore) Module(_ context.Context, moduleSHA256 string) ([]byte, er
 	defer s.mu.RUnlock()
 	b, ok := s.modules[moduleSHA256]
 	if !ok {
-		return nil, store.ErrNotFound
+		return nil, toolrecord.ErrNotFound
 	}
 	return b, nil
 }
 
 // Tools implements Store.
-func (s *MemoryStore) Tools(_ context.Context) ([]store.ToolRecord, error) {
+func (s *MemoryStore) Tools(_ context.Context) ([]toolrecord.Record, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]store.ToolRecord, 0, len(s.current))
+	out := make([]toolrecord.Record, 0, len(s.current))
 	for name, sha := range s.current {
 		out = append(out, s.versions[name+"@"+sha])
 	}
-	slices.SortFunc(out, func(a, b store.ToolRecord) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b toolrecord.Record) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -89,7 +89,7 @@ func (s *MemoryStore) RemoveTool(_ context.Context, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.current[name]; !ok {
-		return store.ErrNotFound
+		return toolrecord.ErrNotFound
 	}
 	delete(s.current, name)
 	return nil
@@ -103,7 +103,7 @@ func (s *MemoryStore) UploadedBytes(_ context.Context) (uint64, error) {
 	seen := map[string]bool{}
 	var n uint64
 	for _, rec := range s.versions {
-		if rec.EffectiveSource() != store.SourceUpload {
+		if rec.EffectiveSource() != toolrecord.SourceUpload {
 			continue
 		}
 		n += uint64(len(rec.Manifest) + len(rec.Name) + 1024)

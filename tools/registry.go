@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 )
 
 // Store is the persistence the registry needs; *store.DB implements it with
@@ -19,17 +19,17 @@ import (
 type Store interface {
 	// PutToolVersion stores module bytes by hash (once), records the
 	// version and makes it current for rec.Name.
-	PutToolVersion(ctx context.Context, rec store.ToolRecord, module []byte) error
-	// Tool returns the current version; store.ErrNotFound if none.
-	Tool(ctx context.Context, name string) (store.ToolRecord, error)
-	// ToolVersion returns one version; store.ErrNotFound if none.
-	ToolVersion(ctx context.Context, name, moduleSHA256 string) (store.ToolRecord, error)
-	// Module returns module bytes; store.ErrNotFound if none.
+	PutToolVersion(ctx context.Context, rec toolrecord.Record, module []byte) error
+	// Tool returns the current version; toolrecord.ErrNotFound if none.
+	Tool(ctx context.Context, name string) (toolrecord.Record, error)
+	// ToolVersion returns one version; toolrecord.ErrNotFound if none.
+	ToolVersion(ctx context.Context, name, moduleSHA256 string) (toolrecord.Record, error)
+	// Module returns module bytes; toolrecord.ErrNotFound if none.
 	Module(ctx context.Context, moduleSHA256 string) ([]byte, error)
 	// Tools returns the current versions, sorted by name.
-	Tools(ctx context.Context) ([]store.ToolRecord, error)
+	Tools(ctx context.Context) ([]toolrecord.Record, error)
 	// RemoveTool unregisters name; versions and modules stay for the
-	// audit trail; store.ErrNotFound if none.
+	// audit trail; toolrecord.ErrNotFound if none.
 	RemoveTool(ctx context.Context, name string) error
 	// UploadedBytes is what uploads store: every version record from an
 	// upload (removed names included) and the distinct modules they run.
@@ -64,7 +64,7 @@ type Registry struct {
 	// current caches each name's current version so that a call does not
 	// read the store. Register and Remove through this registry keep it
 	// true; the store has one writer process (the primary), which owns it.
-	current map[string]store.ToolRecord
+	current map[string]toolrecord.Record
 
 	// uploaded is what uploads store (Store.UploadedBytes), read from the
 	// store at the first upload and kept under regMu; -1 until read.
@@ -86,7 +86,7 @@ func NewRegistry(h *Host, st Store, opts RegistryOptions) *Registry {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]store.ToolRecord{}, uploaded: -1}
+	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]toolrecord.Record{}, uploaded: -1}
 }
 
 // grant asks gate C about one version.
@@ -104,44 +104,44 @@ func (r *Registry) grant(req GrantRequest) (Grant, error) {
 	return g, nil
 }
 
-// Register is RegisterAs for the operator (store.SourceOperator).
-func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (store.ToolRecord, error) {
-	return r.RegisterAs(ctx, store.SourceOperator, m, wasm)
+// Register is RegisterAs for the operator (toolrecord.SourceOperator).
+func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (toolrecord.Record, error) {
+	return r.RegisterAs(ctx, toolrecord.SourceOperator, m, wasm)
 }
 
 // RegisterAs validates m, asks gate C what src may have, compiles wasm,
 // checks its imports against the capabilities granted (gate A) and stores
 // the version, which becomes the current one for m.Name.
 //
-// An upload (store.SourceUpload) must ask for no more than its grant: a
+// An upload (toolrecord.SourceUpload) must ask for no more than its grant: a
 // capability, allowed host or mount outside it is refused, naming the
 // field. It may not replace a tool whose current version is bundled or the
 // operator's unless its grant says MayReplaceOperator (ErrOperatorTool).
-func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manifest, wasm []byte) (store.ToolRecord, error) {
+func (r *Registry) RegisterAs(ctx context.Context, src toolrecord.Source, m Manifest, wasm []byte) (toolrecord.Record, error) {
 	if err := m.Validate(); err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	if !src.Valid() {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: unknown source %q", m.Name, src)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: unknown source %q", m.Name, src)
 	}
 	if err := r.host.opts.Ceilings.check(&m); err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	g, err := r.grant(GrantRequest{Name: m.Name, ModuleSHA256: sha256Hex(wasm), Source: src, Manifest: &m})
 	if err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	// Refuse a takeover before paying for a compile; checked again under
 	// regMu just before the write.
 	if err := r.mayReplace(ctx, src, &m, sha256Hex(wasm), &g); err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	if err := g.within(&m); err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	held, err := r.uploadFits(ctx, src, &m, wasm)
 	if err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	defer func() {
 		r.regMu.Lock()
@@ -157,19 +157,19 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	// (jq alone is 6.5 MB). See .rationale/sandbox.md.
 	admit := func(cm *compiledModule) error { return r.admit(&m, cm, granted) }
 	var cm *compiledModule
-	if src == store.SourceBundled {
+	if src == toolrecord.SourceBundled {
 		cm, err = r.host.check(wasm, admit)
 	} else {
 		cm, err = r.host.load(ctx, wasm, admit)
 	}
 	if err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	canon, sum, err := m.canonical()
 	if err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
-	rec := store.ToolRecord{
+	rec := toolrecord.Record{
 		Name:           m.Name,
 		ModuleSHA256:   cm.sha256,
 		ManifestSHA256: sum,
@@ -181,14 +181,14 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
 	if err := r.mayReplace(ctx, src, &m, rec.ModuleSHA256, &g); err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	add, err := r.uploadFitsLocked(ctx, src, &m, wasm, held)
 	if err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	if err := r.st.PutToolVersion(ctx, rec, wasm); err != nil {
-		return store.ToolRecord{}, fmt.Errorf("register tool %q: %w", m.Name, err)
+		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
 	r.uploaded += add
 	r.mu.Lock()
@@ -203,8 +203,8 @@ func (r *Registry) RegisterAs(ctx context.Context, src store.ToolSource, m Manif
 // It returns what the upload adds (its version record and, unless the
 // store holds them already, its module's bytes), now held in pending: the
 // caller releases it when the registration ends.
-func (r *Registry) uploadFits(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte) (int64, error) {
-	if src != store.SourceUpload {
+func (r *Registry) uploadFits(ctx context.Context, src toolrecord.Source, m *Manifest, wasm []byte) (int64, error) {
+	if src != toolrecord.SourceUpload {
 		return 0, nil
 	}
 	r.regMu.Lock()
@@ -222,8 +222,8 @@ const uploadRecordBytes = 1024
 
 // uploadFitsLocked is uploadFits's check, for an upload that holds own of
 // pending already.
-func (r *Registry) uploadFitsLocked(ctx context.Context, src store.ToolSource, m *Manifest, wasm []byte, own int64) (int64, error) {
-	if src != store.SourceUpload {
+func (r *Registry) uploadFitsLocked(ctx context.Context, src toolrecord.Source, m *Manifest, wasm []byte, own int64) (int64, error) {
+	if src != toolrecord.SourceUpload {
 		return 0, nil
 	}
 	if r.uploaded < 0 {
@@ -259,13 +259,13 @@ func (r *Registry) uploadFitsLocked(ctx context.Context, src store.ToolSource, m
 // bundled or the operator's, or over a stored version of the same name
 // and module that is (a pinned ref names it for good), unless the grant
 // allows it.
-func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Manifest, sha string, g *Grant) error {
+func (r *Registry) mayReplace(ctx context.Context, src toolrecord.Source, m *Manifest, sha string, g *Grant) error {
 	if src.Trusted() || g.MayReplaceOperator {
 		return nil
 	}
 	cur, err := r.st.Tool(ctx, m.Name)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, toolrecord.ErrNotFound):
 	case err != nil:
 		return err
 	case cur.EffectiveSource().Trusted():
@@ -275,7 +275,7 @@ func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Mani
 	}
 	old, err := r.st.ToolVersion(ctx, m.Name, sha)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, toolrecord.ErrNotFound):
 	case err != nil:
 		return err
 	case old.EffectiveSource().Trusted():
@@ -286,11 +286,11 @@ func (r *Registry) mayReplace(ctx context.Context, src store.ToolSource, m *Mani
 }
 
 // SourcePhrase is "a bundled", "an operator" or "an uploaded", for messages.
-func SourcePhrase(s store.ToolSource) string {
+func SourcePhrase(s toolrecord.Source) string {
 	switch s {
-	case store.SourceBundled:
+	case toolrecord.SourceBundled:
 		return "a bundled"
-	case store.SourceOperator:
+	case toolrecord.SourceOperator:
 		return "an operator"
 	default:
 		return "an uploaded"
@@ -298,7 +298,7 @@ func SourcePhrase(s store.ToolSource) string {
 }
 
 // Source returns who registered the current version of name.
-func (r *Registry) Source(ctx context.Context, name string) (store.ToolSource, error) {
+func (r *Registry) Source(ctx context.Context, name string) (toolrecord.Source, error) {
 	r.mu.Lock()
 	cur, ok := r.current[name]
 	r.mu.Unlock()
@@ -348,17 +348,17 @@ func (r *Registry) admit(m *Manifest, cm *compiledModule, granted []string) erro
 }
 
 // Get returns the current version of name.
-func (r *Registry) Get(ctx context.Context, name string) (store.ToolRecord, error) {
+func (r *Registry) Get(ctx context.Context, name string) (toolrecord.Record, error) {
 	rec, err := r.st.Tool(ctx, name)
 	if err != nil {
-		return store.ToolRecord{}, fmt.Errorf("get tool %q: %w", name, err)
+		return toolrecord.Record{}, fmt.Errorf("get tool %q: %w", name, err)
 	}
 	rec.Source = rec.EffectiveSource()
 	return rec, nil
 }
 
 // List returns the current version of every tool, sorted by name.
-func (r *Registry) List(ctx context.Context) ([]store.ToolRecord, error) {
+func (r *Registry) List(ctx context.Context) ([]toolrecord.Record, error) {
 	recs, err := r.st.Tools(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list tools: %w", err)
@@ -414,7 +414,7 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rec store.ToolRecord
+	var rec toolrecord.Record
 	if pin == "" {
 		r.mu.Lock()
 		cur, ok := r.current[name]
@@ -496,7 +496,7 @@ func authKey(auth map[string]string) string {
 	return strings.Join(keys, ",")
 }
 
-func (r *Registry) build(ctx context.Context, rec store.ToolRecord, m Manifest, granted []string) (*Tool, error) {
+func (r *Registry) build(ctx context.Context, rec toolrecord.Record, m Manifest, granted []string) (*Tool, error) {
 	wasm, err := r.st.Module(ctx, rec.ModuleSHA256)
 	if err != nil {
 		return nil, fmt.Errorf("load module: %w", err)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 )
 
 // testGrants is a gate C for these tests: operator tools get what their
@@ -39,7 +39,7 @@ func (g testGrants) Grant(req GrantRequest) (Grant, error) {
 
 // upload registers the named test module as a client upload, its manifest
 // edited by edit.
-func upload(t *testing.T, r *Registry, module string, edit func(*Manifest)) (store.ToolRecord, error) {
+func upload(t *testing.T, r *Registry, module string, edit func(*Manifest)) (toolrecord.Record, error) {
 	t.Helper()
 	mod := modules(t)[module]
 	m, err := ParseManifest(mod.Manifest)
@@ -49,7 +49,7 @@ func upload(t *testing.T, r *Registry, module string, edit func(*Manifest)) (sto
 	if edit != nil {
 		edit(&m)
 	}
-	return r.RegisterAs(context.Background(), store.SourceUpload, m, mod.Wasm)
+	return r.RegisterAs(context.Background(), toolrecord.SourceUpload, m, mod.Wasm)
 }
 
 func policyGrant(caps ...string) map[string]string {
@@ -121,11 +121,11 @@ func TestUploadAsksWithinGrant(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rec.Source != store.SourceUpload || !maps.Equal(rec.Grants, tt.want) {
+			if rec.Source != toolrecord.SourceUpload || !maps.Equal(rec.Grants, tt.want) {
 				t.Fatalf("record source %q grants %v, want upload %v", rec.Source, rec.Grants, tt.want)
 			}
 			tool, err := r.Resolve(context.Background(), tt.module)
-			if err != nil || tool.Source != store.SourceUpload || !maps.Equal(tool.Authority, tt.want) {
+			if err != nil || tool.Source != toolrecord.SourceUpload || !maps.Equal(tool.Authority, tt.want) {
 				t.Fatalf("resolved %v: source %q authority %v", err, tool.Source, tool.Authority)
 			}
 		})
@@ -140,7 +140,7 @@ func TestUploadCannotReplaceOperatorTool(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	mods := modules(t)
-	operator := func(t *testing.T, r *Registry, src store.ToolSource) {
+	operator := func(t *testing.T, r *Registry, src toolrecord.Source) {
 		t.Helper()
 		m, _ := ParseManifest(mods["fs_rw"].Manifest)
 		m.Name = "scratch"
@@ -151,7 +151,7 @@ func TestUploadCannotReplaceOperatorTool(t *testing.T) {
 	}
 	evil := func(m *Manifest) { m.Name = "scratch"; m.Mounts = []Mount{{HostPath: "/", GuestPath: "/data"}} }
 	harmless := func(m *Manifest) { m.Name = "scratch" }
-	for _, src := range []store.ToolSource{store.SourceOperator, store.SourceBundled} {
+	for _, src := range []toolrecord.Source{toolrecord.SourceOperator, toolrecord.SourceBundled} {
 		t.Run(string(src), func(t *testing.T) {
 			r := NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{})
 			operator(t, r, src)
@@ -174,20 +174,20 @@ func TestUploadCannotReplaceOperatorTool(t *testing.T) {
 	t.Run("allowed by the grant, then the operator wins", func(t *testing.T) {
 		g := testGrants{uploads: map[string]Grant{"scratch": {Capabilities: policyGrant("nanovm:log"), MayReplaceOperator: true}}}
 		r := NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{Grants: g})
-		operator(t, r, store.SourceOperator)
+		operator(t, r, toolrecord.SourceOperator)
 		if _, err := upload(t, r, "fs_rw", evil); err == nil || !strings.Contains(err.Error(), `capabilities: "wasi:fs"`) {
 			t.Fatalf("replacing with more than the grant: %v", err)
 		}
 		rec, err := upload(t, r, "log_levels", harmless)
-		if err != nil || rec.Source != store.SourceUpload {
+		if err != nil || rec.Source != toolrecord.SourceUpload {
 			t.Fatalf("allowed replacement: %v %v", rec.Source, err)
 		}
 		tool, err := r.Resolve(ctx, "scratch")
-		if err != nil || tool.Source != store.SourceUpload || len(tool.Manifest.Mounts) != 0 {
+		if err != nil || tool.Source != toolrecord.SourceUpload || len(tool.Manifest.Mounts) != 0 {
 			t.Fatalf("resolved %v %v", tool, err)
 		}
-		operator(t, r, store.SourceOperator)
-		if tool, err := r.Resolve(ctx, "scratch"); err != nil || tool.Source != store.SourceOperator {
+		operator(t, r, toolrecord.SourceOperator)
+		if tool, err := r.Resolve(ctx, "scratch"); err != nil || tool.Source != toolrecord.SourceOperator {
 			t.Fatalf("after the operator registers again: %v %v", tool, err)
 		}
 	})
@@ -201,12 +201,12 @@ func TestUploadCannotReplaceOperatorTool(t *testing.T) {
 	})
 	t.Run("after the operator removes it", func(t *testing.T) {
 		r := NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{})
-		operator(t, r, store.SourceOperator)
+		operator(t, r, toolrecord.SourceOperator)
 		if err := r.Remove(ctx, "scratch"); err != nil {
 			t.Fatal(err)
 		}
 		rec, err := upload(t, r, "log_levels", harmless)
-		if err != nil || rec.Source != store.SourceUpload {
+		if err != nil || rec.Source != toolrecord.SourceUpload {
 			t.Fatalf("upload of a freed name: %v %v", rec, err)
 		}
 	})
@@ -230,7 +230,7 @@ func TestUploadCannotReplaceOperatorTool(t *testing.T) {
 			t.Fatalf("upload over the operator's version: %v", err)
 		}
 		tool, err := r.Resolve(ctx, "scratch@sha256:"+opRec.ModuleSHA256)
-		if err != nil || tool.Source != store.SourceOperator || tool.Manifest.Env["MODE"] != "operator" {
+		if err != nil || tool.Source != toolrecord.SourceOperator || tool.Manifest.Env["MODE"] != "operator" {
 			t.Fatalf("pinned version after the upload: %+v %v", tool, err)
 		}
 	})
@@ -243,18 +243,18 @@ func TestCallProvenance(t *testing.T) {
 	ctx := context.Background()
 	r := newRegistry(t, "poll")
 	res, err := r.Call(ctx, "poll", CallRequest{})
-	if err != nil || res.Source != store.SourceOperator || len(res.Grants) != 0 {
+	if err != nil || res.Source != toolrecord.SourceOperator || len(res.Grants) != 0 {
 		t.Fatalf("operator call: %+v %v", res, err)
 	}
 	if _, err := upload(t, r, "log_levels", nil); err != nil {
 		t.Fatal(err)
 	}
 	res, err = r.Call(ctx, "log_levels", CallRequest{})
-	if err != nil || res.Source != store.SourceUpload || res.Grants["nanovm:log"] != AuthorityUploadDefault {
+	if err != nil || res.Source != toolrecord.SourceUpload || res.Grants["nanovm:log"] != AuthorityUploadDefault {
 		t.Fatalf("upload call: %+v %v", res, err)
 	}
-	old := (&store.ToolRecord{}).EffectiveSource()
-	if old != store.SourceOperator {
+	old := (&toolrecord.Record{}).EffectiveSource()
+	if old != toolrecord.SourceOperator {
 		t.Fatalf("a record without a source reads as %q", old)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 	"github.com/nanovm/nano-vm-mcp/store"
 	w "github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin/wasmtest"
 )
@@ -40,7 +41,7 @@ func TestUploadBytesCeiling(t *testing.T) {
 	}
 	r, db := open()
 	up := func(r *Registry, name string, wasm []byte) error {
-		_, err := r.RegisterAs(ctx, store.SourceUpload, Manifest{Name: name, Version: "1"}, wasm)
+		_, err := r.RegisterAs(ctx, toolrecord.SourceUpload, Manifest{Name: name, Version: "1"}, wasm)
 		return err
 	}
 	for i := range 3 {
@@ -106,7 +107,7 @@ func TestUploadBytesCountUploadsInFlight(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := r.RegisterAs(ctx, store.SourceUpload, Manifest{Name: "first", Version: "1"}, paddedCommand(1, 600<<10))
+		_, err := r.RegisterAs(ctx, toolrecord.SourceUpload, Manifest{Name: "first", Version: "1"}, paddedCommand(1, 600<<10))
 		done <- err
 	}()
 	for {
@@ -123,7 +124,7 @@ func TestUploadBytesCountUploadsInFlight(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	_, err := r.RegisterAs(ctx, store.SourceUpload, Manifest{Name: "second", Version: "1"}, paddedCommand(2, 600<<10))
+	_, err := r.RegisterAs(ctx, toolrecord.SourceUpload, Manifest{Name: "second", Version: "1"}, paddedCommand(2, 600<<10))
 	if !errors.Is(err, ErrAboveCeiling) {
 		t.Fatalf("second upload while the first waits: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nanovm/nano-vm-mcp/runtime/benchmark"
+	"github.com/nanovm/nano-vm-mcp/internal/benchmark"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 

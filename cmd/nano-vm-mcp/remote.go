@@ -7,15 +7,15 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
-	"github.com/nanovm/nano-vm-mcp/runtime/shared"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // The CLI beside a running server. A stdio primary holds the database
 // (bbolt's lock) while it serves; the CLI then works through the
-// primary's operator channel (runtime/shared's DialOperator): the token
+// primary's operator channel (internal/primary's DialOperator): the token
 // file only the database's owner can read, presented as the first line of
 // a socket connection. Each command makes there the very runtime call it
 // makes on a database it opens itself, so it prints the same output.
@@ -80,18 +80,18 @@ func (c *common) dialPrimary(ctx context.Context) (*remoteAdmin, error) {
 	if postgres.IsDSN(c.db) {
 		return nil, nil
 	}
-	oc, err := shared.DialOperator(ctx, c.db)
-	if errors.Is(err, shared.ErrOperatorRefused) {
+	oc, err := primary.DialOperator(ctx, c.db)
+	if errors.Is(err, primary.ErrOperatorRefused) {
 		// A token read just before a new primary replaced it.
-		oc, err = shared.DialOperator(ctx, c.db)
+		oc, err = primary.DialOperator(ctx, c.db)
 	}
 	if err != nil {
-		if !exists(shared.OperatorTokenPath(c.db)) {
+		if !exists(primary.OperatorTokenPath(c.db)) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	c.logger().Info("the database is served by a running server: working through its socket", "db", c.db, "socket", shared.SocketPath(c.db))
+	c.logger().Info("the database is served by a running server: working through its socket", "db", c.db, "socket", primary.SocketPath(c.db))
 	return &remoteAdmin{c: oc}, nil
 }
 
@@ -111,7 +111,7 @@ func (c *common) explainLocked(err, dialErr error) error {
 	}
 	msg := fmt.Sprintf("%s is held by %s: %s", c.db, holder, what)
 	if dialErr != nil {
-		msg += fmt.Sprintf(" (no server answered as the operator on %s: %v)", shared.SocketPath(c.db), dialErr)
+		msg += fmt.Sprintf(" (no server answered as the operator on %s: %v)", primary.SocketPath(c.db), dialErr)
 	}
 	return fmt.Errorf("%s: %w", msg, err)
 }
@@ -139,7 +139,7 @@ func isHTTPServer(pid int, args []string) bool {
 }
 
 // remoteAdmin is the database as a primary serves it to its operator.
-type remoteAdmin struct{ c *shared.OperatorClient }
+type remoteAdmin struct{ c *primary.OperatorClient }
 
 func (r *remoteAdmin) call(ctx context.Context, method string, params, out any) error {
 	return remoteError(r.c.Call(ctx, method, params, out))
@@ -148,7 +148,7 @@ func (r *remoteAdmin) call(ctx context.Context, method string, params, out any) 
 // remoteError gives a primary's coded error back its runtime form, so
 // that exitCode prints it as it prints a local one.
 func remoteError(err error) error {
-	var oe *shared.OperatorError
+	var oe *primary.OperatorError
 	if !errors.As(err, &oe) {
 		return err
 	}
@@ -282,8 +282,8 @@ type opParams struct {
 
 // runReply is a run's answer: a run can return a result and an error.
 type runReply struct {
-	Result *runtime.RunResult    `json:"result,omitempty"`
-	Error  *shared.OperatorError `json:"error,omitempty"`
+	Result *runtime.RunResult     `json:"result,omitempty"`
+	Error  *primary.OperatorError `json:"error,omitempty"`
 }
 
 // idempotencyWire is one store.IdempotencyEntry on the socket.
@@ -296,7 +296,7 @@ type idempotencyWire struct {
 // operatorHandler serves the CLI's operator requests on the primary, with
 // the same runtime calls the CLI makes on a database it opens itself:
 // tools register and are removed as the operator's (source operator).
-func operatorHandler(rt *runtime.Runtime) shared.OperatorFunc {
+func operatorHandler(rt *runtime.Runtime) primary.OperatorFunc {
 	return func(ctx context.Context, method string, raw json.RawMessage) (any, error) {
 		var p opParams
 		if len(raw) > 0 && string(raw) != "null" {
@@ -312,11 +312,11 @@ func operatorHandler(rt *runtime.Runtime) shared.OperatorFunc {
 	}
 }
 
-func operatorError(err error) *shared.OperatorError {
+func operatorError(err error) *primary.OperatorError {
 	if e, ok := runtime.AsError(err); ok {
-		return &shared.OperatorError{Code: e.Code, Message: e.Message}
+		return &primary.OperatorError{Code: e.Code, Message: e.Message}
 	}
-	return &shared.OperatorError{Message: err.Error()}
+	return &primary.OperatorError{Message: err.Error()}
 }
 
 func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opParams) (any, error) {

@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
-	"github.com/nanovm/nano-vm-mcp/runtime/shared"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
@@ -85,14 +85,14 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	pg := postgres.IsDSN(c.db)
 	if *transport == "stdio" && !pg {
 		// Every stdio client gets its own process; they share the database
-		// through the first one (see runtime/shared). On PostgreSQL each
+		// through the first one (see internal/primary). On PostgreSQL each
 		// opens the database itself, as a replica.
-		err := shared.Serve(ctx, cio.stdin, cio.stdout, shared.Options{
+		err := primary.Serve(ctx, cio.stdin, cio.stdout, primary.Options{
 			DBPath: c.db,
-			Open:   func(ctx context.Context) (*shared.Backend, error) { return c.openBackend(ctx, logger) },
+			Open:   func(ctx context.Context) (*primary.Backend, error) { return c.openBackend(ctx, logger) },
 			Logger: logger,
 		})
-		if !errors.Is(err, shared.ErrUnsupported) {
+		if !errors.Is(err, primary.ErrUnsupported) {
 			if errors.Is(err, context.Canceled) {
 				err = nil
 			}
@@ -115,7 +115,7 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	if *transport == "stdio" {
 		// The shared transport's line reader, alone: the same message
 		// limits and errors as where the database is shared.
-		serveErr = shared.ServeLines(ctx, srv.MCP(), cio.stdin, cio.stdout, logger)
+		serveErr = primary.ServeLines(ctx, srv.MCP(), cio.stdin, cio.stdout, logger)
 		if errors.Is(serveErr, context.Canceled) {
 			serveErr = nil
 		}
@@ -124,11 +124,11 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 		// Replicas behind a load balancer: any of them answers any request.
 		httpOpts.Stateless = pg
 		// The database's socket too: stdio servers on the same database
-		// forward to this one, and CLI commands work beside it.
-		// (A PostgreSQL database has no socket: every process opens it.)
+		// forward to this one, and CLI commands work beside it. (A
+		// PostgreSQL database has no socket: every process opens it.)
 		stopSocket, err := func() (func(), error) { return func() {}, nil }()
 		if !pg {
-			stopSocket, err = shared.ServeSocket(c.db, &shared.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt)}, logger)
+			stopSocket, err = primary.ServeSocket(c.db, &primary.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt)}, logger)
 		}
 		if err != nil {
 			logger.Warn("shared: not serving the database's socket: stdio servers and CLI commands cannot share this database while it runs", "err", err)
@@ -156,7 +156,7 @@ func (c *common) newServer(rt *runtime.Runtime, logger *slog.Logger) *mcpserver.
 
 // openBackend opens the runtime and its MCP server for the process that
 // becomes the database's primary.
-func (c *common) openBackend(ctx context.Context, logger *slog.Logger) (*shared.Backend, error) {
+func (c *common) openBackend(ctx context.Context, logger *slog.Logger) (*primary.Backend, error) {
 	rt, err := c.open(ctx)
 	if err != nil {
 		return nil, err
@@ -168,7 +168,7 @@ func (c *common) openBackend(ctx context.Context, logger *slog.Logger) (*shared.
 	}
 	srv := c.newServer(rt, logger)
 	stopPurge := purgeLoop(rt, logger)
-	return &shared.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt), Close: func(ctx context.Context) error {
+	return &primary.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt), Close: func(ctx context.Context) error {
 		stopPurge()
 		if err := srv.Shutdown(ctx); err != nil {
 			logger.Warn("shutdown", "err", err)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 // clipped stands in for a value too large to return: its size and the

@@ -48,7 +48,7 @@ func (b *barrier) MarshalJSON() ([]byte, error) {
 }
 
 // notificationEncoder is a session that says whether its notifications
-// are encoded, in queue order, before they are written: runtime/shared's
+// are encoded, in queue order, before they are written: internal/primary's
 // sessions are mcp-go in-process sessions that do (a barrier works), while
 // mcp-go's own in-process client takes them as they are (it would not).
 type notificationEncoder interface{ EncodesNotifications() bool }

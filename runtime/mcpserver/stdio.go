@@ -12,9 +12,9 @@ import (
 // ServeStdio serves MCP over newline-delimited JSON-RPC on in and out
 // with mcp-go's stdio reader, until in ends or ctx is cancelled. The
 // command's `--transport stdio` does not use it: it serves through
-// runtime/shared (shared.Serve, or shared.ServeLines where the database
+// internal/primary (primary.Serve, or primary.ServeLines where the database
 // cannot be shared), whose reader bounds a message at
-// shared.MaxMessageBytes and answers an oversized or malformed one with a
+// primary.MaxMessageBytes and answers an oversized or malformed one with a
 // JSON-RPC error; prefer that for untrusted input. Cancelling ctx also cancels the runs in flight, which stop
 // after their current step and are left resumable. Logs go to the Server's
 // Logger, never to out.

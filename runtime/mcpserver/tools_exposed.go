@@ -5,14 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/kernel"
-	"github.com/nanovm/nano-vm-mcp/kernel/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
@@ -236,7 +237,7 @@ func exposedMCPTool(mcpName string, rec store.ToolRecord) (mcp.Tool, error) {
 	if rec.Grants != nil {
 		_, network = rec.Grants["nanovm:http"]
 	} else {
-		network = contains(m.Capabilities, "nanovm:http")
+		network = slices.Contains(m.Capabilities, "nanovm:http")
 	}
 	return mcp.Tool{
 		Name:            mcpName,

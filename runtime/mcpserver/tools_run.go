@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -559,7 +560,7 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 	if err != nil {
 		return nil, err
 	}
-	if a.Status != "" && !contains(runStatuses, a.Status) {
+	if a.Status != "" && !slices.Contains(runStatuses, a.Status) {
 		return nil, argError("argument \"status\": %s is not one of %v", store.Clip(a.Status), runStatuses)
 	}
 	if a.Cursor != "" {
@@ -593,13 +594,4 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 		}
 	}
 	return out, nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -91,7 +92,7 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 	now := db.now().UTC()
 	if !sc.KeepExecution {
 		e := sc.Execution
-		e.Input, e.Program, e.Checkpoint = nil, nil, nil
+		e.Input, e.Program = nil, nil
 		e.UpdatedAt = now
 		if !e.CreatedAt.IsZero() {
 			e.CreatedAt = e.CreatedAt.UTC()
@@ -158,12 +159,32 @@ type leaseRow struct {
 	epoch uint64
 }
 
+// CommitStats counts the step commits of this replica.
+type CommitStats struct {
+	// Batches is how many transactions the committer ran; Commits how
+	// many step commits they carried (Commits/Batches is the mean group).
+	Batches, Commits int64
+	// HeadHeld is the time the batches held the chain head, from the
+	// first round trip to the end of COMMIT (WAL flush included): the
+	// serialised part of every replica's commits.
+	HeadHeld time.Duration
+}
+
+// CommitStats returns the counts since Open.
+func (db *DB) CommitStats() CommitStats {
+	return CommitStats{Batches: db.batches.Load(), Commits: db.commits.Load(), HeadHeld: time.Duration(db.headHeld.Load())}
+}
+
 // runBatch commits batch in one transaction (see the top of the file).
 func (db *DB) runBatch(batch []*stepReq) {
 	ctx := context.Background()
 	outs := make([]*store.Envelope, len(batch))
 	errs := make([]error, len(batch))
+	t0 := time.Now()
 	err := db.writeBatch(ctx, batch, outs, errs)
+	db.headHeld.Add(int64(time.Since(t0)))
+	db.batches.Add(1)
+	db.commits.Add(int64(len(batch)))
 	for i, r := range batch {
 		switch {
 		case errs[i] != nil:
@@ -303,7 +324,7 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 	}
 	execRows := map[string]*execRow{}
 	var execOrder []string
-	type body struct{ input, program, checkpoint []byte }
+	type body struct{ input, program []byte }
 	bodies := map[string]*body{}
 	var bodyOrder []string
 	var sIDs []string
@@ -363,7 +384,7 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 			}
 			*row = execRow{programID: sc.Execution.ProgramID, status: sc.Execution.Status, createdNS: at, rec: rec}
 			created[id] = at
-			if len(sc.Execution.Input) > 0 || len(sc.Execution.Program) > 0 || len(sc.Execution.Checkpoint) > 0 {
+			if len(sc.Execution.Input) > 0 || len(sc.Execution.Program) > 0 {
 				bd := bodies[id]
 				if bd == nil {
 					bd = &body{}
@@ -375,9 +396,6 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 				}
 				if len(sc.Execution.Program) > 0 {
 					bd.program = sc.Execution.Program
-				}
-				if len(sc.Execution.Checkpoint) > 0 {
-					bd.checkpoint = sc.Execution.Checkpoint
 				}
 			}
 		}
@@ -428,16 +446,16 @@ ON CONFLICT (id) DO UPDATE SET program_id = EXCLUDED.program_id, status = EXCLUD
 	}
 	if len(bodyOrder) > 0 {
 		n := len(bodyOrder)
-		ins, progs, cps := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		ins, progs := make([][]byte, n), make([][]byte, n)
 		for j, id := range bodyOrder {
 			bd := bodies[id]
-			ins[j], progs[j], cps[j] = bd.input, bd.program, bd.checkpoint
+			ins[j], progs[j] = bd.input, bd.program
 		}
-		w.Queue(`INSERT INTO nanovm_exec_bodies (id, input, program, checkpoint)
-SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[])
+		w.Queue(`INSERT INTO nanovm_exec_bodies (id, input, program)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])
 ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodies.input),
-  program = COALESCE(EXCLUDED.program, nanovm_exec_bodies.program), checkpoint = COALESCE(EXCLUDED.checkpoint, nanovm_exec_bodies.checkpoint)`,
-			bodyOrder, ins, progs, cps)
+  program = COALESCE(EXCLUDED.program, nanovm_exec_bodies.program)`,
+			bodyOrder, ins, progs)
 	}
 	if len(eSeq) > 0 {
 		w.Queue(`INSERT INTO nanovm_envelopes (seq, exec_id, value) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])`, eSeq, eIDs, eVals)

@@ -32,6 +32,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,6 +69,8 @@ type DB struct {
 	closed bool
 	queue  chan *stepReq
 	done   chan struct{}
+
+	batches, commits, headHeld atomic.Int64
 
 	listenCancel context.CancelFunc
 	listenDone   chan struct{}
@@ -226,7 +229,7 @@ CREATE TABLE nanovm_executions (id text PRIMARY KEY, program_id text NOT NULL, s
 CREATE INDEX nanovm_executions_time ON nanovm_executions (created_ns, id);
 CREATE INDEX nanovm_executions_program ON nanovm_executions (program_id, created_ns, id);
 CREATE INDEX nanovm_executions_open ON nanovm_executions (created_ns, id) WHERE status IN ('running', 'suspended');
-CREATE TABLE nanovm_exec_bodies (id text PRIMARY KEY, input bytea, program bytea, checkpoint bytea);
+CREATE TABLE nanovm_exec_bodies (id text PRIMARY KEY, input bytea, program bytea);
 CREATE TABLE nanovm_steps (exec_id text NOT NULL, idx int NOT NULL, data bytea NOT NULL, PRIMARY KEY (exec_id, idx));
 CREATE TABLE nanovm_envelopes (seq bigint PRIMARY KEY, exec_id text NOT NULL, value bytea NOT NULL);
 CREATE INDEX nanovm_envelopes_exec ON nanovm_envelopes (exec_id, seq) WHERE exec_id <> '';

@@ -278,7 +278,7 @@ func (db *DB) PutExecution(ctx context.Context, e store.Execution) (store.Execut
 	var out store.Execution
 	write := func(ctx context.Context, tx pgx.Tx, createdNS int64, replace bool) error {
 		rec := e
-		rec.Input, rec.Program, rec.Checkpoint = nil, nil, nil
+		rec.Input, rec.Program = nil, nil
 		if rec.CreatedAt.IsZero() {
 			if replace {
 				rec.CreatedAt = timeOf(createdNS)
@@ -302,16 +302,16 @@ func (db *DB) PutExecution(ctx context.Context, e store.Execution) (store.Execut
 		if err != nil {
 			return err
 		}
-		if len(e.Input) > 0 || len(e.Program) > 0 || len(e.Checkpoint) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO nanovm_exec_bodies (id, input, program, checkpoint) VALUES ($1, $2, $3, $4)
+		if len(e.Input) > 0 || len(e.Program) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO nanovm_exec_bodies (id, input, program) VALUES ($1, $2, $3)
 ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodies.input),
-  program = COALESCE(EXCLUDED.program, nanovm_exec_bodies.program), checkpoint = COALESCE(EXCLUDED.checkpoint, nanovm_exec_bodies.checkpoint)`,
-				e.ID, nilIfEmpty(e.Input), nilIfEmpty(e.Program), nilIfEmpty(e.Checkpoint)); err != nil {
+  program = COALESCE(EXCLUDED.program, nanovm_exec_bodies.program)`,
+				e.ID, nilIfEmpty(e.Input), nilIfEmpty(e.Program)); err != nil {
 				return err
 			}
 		}
 		out = rec
-		out.Input, out.Program, out.Checkpoint = e.Input, e.Program, e.Checkpoint
+		out.Input, out.Program = e.Input, e.Program
 		if !replace {
 			return nil
 		}
@@ -382,16 +382,16 @@ func nilIfEmpty(b []byte) []byte {
 func (db *DB) Execution(ctx context.Context, id string) (store.Execution, error) {
 	var e store.Execution
 	err := db.one(ctx, func() error {
-		var v, in, prog, cp []byte
-		err := db.pool.QueryRow(ctx, `SELECT e.record, b.input, b.program, b.checkpoint FROM nanovm_executions e
-LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE e.id = $1`, id).Scan(&v, &in, &prog, &cp)
+		var v, in, prog []byte
+		err := db.pool.QueryRow(ctx, `SELECT e.record, b.input, b.program FROM nanovm_executions e
+LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE e.id = $1`, id).Scan(&v, &in, &prog)
 		if err != nil {
 			return err
 		}
 		if err := decode(v, &e); err != nil {
 			return err
 		}
-		e.Input, e.Program, e.Checkpoint = raw(in), raw(prog), raw(cp)
+		e.Input, e.Program = raw(in), raw(prog)
 		return nil
 	})
 	if err != nil {
@@ -485,7 +485,7 @@ func (db *DB) executionsWhere(ctx context.Context, cond string, limit int) ([]st
 	if err := db.check(ctx); err != nil {
 		return nil, err
 	}
-	q := `SELECT e.id, e.record, b.input, b.program, b.checkpoint FROM nanovm_executions e
+	q := `SELECT e.id, e.record, b.input, b.program FROM nanovm_executions e
 LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE ` + cond + ` ORDER BY e.created_ns, e.id`
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
@@ -498,15 +498,15 @@ LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE ` + cond + ` ORDER BY e.crea
 	var out []store.Execution
 	for rows.Next() {
 		var id string
-		var v, in, prog, cp []byte
-		if err := rows.Scan(&id, &v, &in, &prog, &cp); err != nil {
+		var v, in, prog []byte
+		if err := rows.Scan(&id, &v, &in, &prog); err != nil {
 			return nil, err
 		}
 		var e store.Execution
 		if err := decode(v, &e); err != nil {
 			return nil, fmt.Errorf("execution %q: %w", id, err)
 		}
-		e.Input, e.Program, e.Checkpoint = raw(in), raw(prog), raw(cp)
+		e.Input, e.Program = raw(in), raw(prog)
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -559,9 +559,9 @@ func (db *DB) ExecutionTrace(ctx context.Context, id string) (store.Execution, [
 	var e store.Execution
 	var st []store.Step
 	err := db.readTx(ctx, func(tx pgx.Tx) error {
-		var v, in, prog, cp []byte
-		err := tx.QueryRow(ctx, `SELECT e.record, b.input, b.program, b.checkpoint FROM nanovm_executions e
-LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE e.id = $1`, id).Scan(&v, &in, &prog, &cp)
+		var v, in, prog []byte
+		err := tx.QueryRow(ctx, `SELECT e.record, b.input, b.program FROM nanovm_executions e
+LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE e.id = $1`, id).Scan(&v, &in, &prog)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -571,7 +571,7 @@ LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE e.id = $1`, id).Scan(&v, &in
 		if err := decode(v, &e); err != nil {
 			return err
 		}
-		e.Input, e.Program, e.Checkpoint = raw(in), raw(prog), raw(cp)
+		e.Input, e.Program = raw(in), raw(prog)
 		st, err = steps(ctx, tx, id, 0, 0)
 		return err
 	})

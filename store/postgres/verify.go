@@ -197,15 +197,14 @@ func (s *pgRecords) ExecutionRecord(id string) ([]byte, error) {
 }
 
 func (s *pgRecords) ExecutionBody(id string) (input, program []byte, present bool, err error) {
-	var cp []byte
-	err = s.tx.QueryRow(s.ctx, `SELECT input, program, checkpoint FROM nanovm_exec_bodies WHERE id = $1`, id).Scan(&input, &program, &cp)
+	err = s.tx.QueryRow(s.ctx, `SELECT input, program FROM nanovm_exec_bodies WHERE id = $1`, id).Scan(&input, &program)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, false, nil
 	}
 	if err != nil {
 		return nil, nil, false, err
 	}
-	return input, program, len(input) > 0 || len(program) > 0 || len(cp) > 0, nil
+	return input, program, true, nil
 }
 
 func (s *pgRecords) StepRecords(id string) ([]store.Step, error) {

@@ -23,7 +23,7 @@ func testExecutions(e *env) {
 		{name: "empty id", ex: store.Execution{}},
 		{name: "nul in id", ex: store.Execution{ID: "a\x00b"}},
 		{name: "invalid input json", ex: store.Execution{ID: "x", Input: []byte("{")}},
-		{name: "invalid checkpoint json", ex: store.Execution{ID: "x", Checkpoint: []byte("nope")}},
+		{name: "invalid program json", ex: store.Execution{ID: "x", Program: []byte("nope")}},
 	}
 	for _, tc := range bad {
 		if _, err := st.PutExecution(ctx, tc.ex); err == nil {
@@ -33,8 +33,8 @@ func testExecutions(e *env) {
 	want := store.Execution{
 		ID: "e1", ProgramID: "p1", ProgramHash: "ph", ProgramName: "prog", Status: store.StatusRunning,
 		PolicyHash: "pol", IdempotencyKey: "k", Input: raw(e.t, map[string]any{"a": 1}),
-		Program: raw(e.t, map[string]any{"name": "prog"}), Checkpoint: raw(e.t, map[string]any{"cursor": 0}),
-		Header: raw(e.t, map[string]any{"trace_id": "e1"}),
+		Program: raw(e.t, map[string]any{"name": "prog"}),
+		Header:  raw(e.t, map[string]any{"trace_id": "e1"}),
 	}
 	created := e.clock.Now()
 	if _, err := st.PutExecution(ctx, want); err != nil {
@@ -42,7 +42,7 @@ func testExecutions(e *env) {
 	}
 	e.clock.Advance(time.Minute)
 	want.Status = "success"
-	want.Checkpoint = raw(e.t, map[string]any{"cursor": 3})
+	want.Header = raw(e.t, map[string]any{"cursor": 3})
 	out, err := st.PutExecution(ctx, want)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func testUnfinished(e *env) {
 // together, and a second commit of the same index writes nothing.
 func testCommitStep(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	ex := store.Execution{ID: "e", Status: store.StatusRunning, Checkpoint: raw(t, map[string]any{"next": 1})}
+	ex := store.Execution{ID: "e", Status: store.StatusRunning, Header: raw(t, map[string]any{"next": 1})}
 	env, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 0, Step: raw(t, map[string]any{"step_id": "a"}),
 		Envelope: &store.Envelope{StepID: "a", PolicyHash: "pol", StateHash: "st", Payload: raw(t, map[string]any{"b": 2, "a": 1})}})
 	if err != nil {

@@ -15,7 +15,7 @@ func testExecutionTrace(e *env) {
 	ex := store.Execution{
 		ID: "e", ProgramID: "p", ProgramHash: "ph", ProgramName: "n", Status: store.StatusRunning, PolicyHash: "pol",
 		IdempotencyKey: "k", Input: raw(t, map[string]any{"x": 1}), Program: raw(t, map[string]any{"steps": []any{}}),
-		Checkpoint: raw(t, map[string]any{"next": 1}), Header: raw(t, map[string]any{"status": "running"}),
+		Header: raw(t, map[string]any{"status": "running"}),
 	}
 	if _, err := st.PutExecution(ctx, ex); err != nil {
 		t.Fatal(err)

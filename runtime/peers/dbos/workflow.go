@@ -11,7 +11,7 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 )
 
-// The refund pipeline of nano-vm-mcp's BM-INT-01 (runtime/benchmark:
+// The refund pipeline of nano-vm-mcp's BM-INT-01 (internal/benchmark:
 // RefundProgram), as a DBOS workflow of the same six steps, each a durable
 // step (one row in DBOS's operation_outputs, as each nano-vm-mcp step is
 // one envelope):
@@ -49,7 +49,7 @@ var (
 )
 
 // refundInput is item i of the refund workload, the same mix as
-// nano-vm-mcp's (runtime/benchmark/workloads.go refundInput): 80% ask for
+// nano-vm-mcp's (internal/benchmark/workloads.go refundInput): 80% ask for
 // a refund, one in ten for a cancelled order (refused by the eligibility
 // check), 20% are questions that the route step rejects.
 func refundInput(i int) (RefundInput, []string) {

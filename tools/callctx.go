@@ -1,0 +1,78 @@
+package tools
+
+import (
+	"context"
+	"sync"
+)
+
+// callState is what one call's host functions, output writers and memory
+// allocator share. It travels in the context.
+type callState struct {
+	tool        *Tool
+	executionID string
+	state       []byte   // JSON of CallRequest.State, only with CapState
+	argv        []string // this call's argv when a command templates it
+	stdout      capWriter
+	stderr      capWriter
+	cancel      context.CancelFunc
+	ctx         callCtx // the call's context: carries this state
+
+	// argRefs are the vault refs that appear in the call's arguments: the
+	// only ones nanovm.secret_get may resolve (secretAccess).
+	argRefs map[string]bool
+
+	mu       sync.Mutex
+	secrets  map[string]string // resolved value -> ref, for scrubbing
+	failure  error             // the first limit breached, if any
+	memLimit uint64
+	// resolved is set once the guest resolved any secret: a pooled
+	// instance is then discarded after the call, never reused.
+	resolved bool
+	// attempts are refused secret_get calls, for the call's log; kept
+	// apart from stderr so that a guest cannot crowd them out.
+	attempts []string
+	dropped  int // attempts past maxAttempts
+}
+
+type callKey struct{}
+
+// callCtx is a call's context with its state as the value for callKey. It
+// lives inside callState, which saves the allocation of a WithValue
+// context per call; it is never mutated once the call starts, as wazero
+// may still read it from another goroutine briefly after the call.
+type callCtx struct {
+	context.Context
+	st *callState
+}
+
+// Value implements context.Context.
+func (c *callCtx) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
+func stateFrom(ctx context.Context) *callState {
+	s, _ := ctx.Value(callKey{}).(*callState)
+	return s
+}
+
+// fail records the first fatal limit breach and kills the instance by
+// cancelling the call's context (the runtime closes modules on it). The
+// breach is read from failure, not from the context's cause, so the
+// context needs no cause of its own.
+func (s *callState) fail(err error) {
+	s.mu.Lock()
+	if s.failure == nil {
+		s.failure = err
+	}
+	s.mu.Unlock()
+	s.cancel()
+}
+
+func (s *callState) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure
+}
