@@ -250,6 +250,14 @@ func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, in
 		case err != nil:
 			return nil, err
 		case exec.Status == string(kernel.StatusRunning):
+			rt.mu.Lock()
+			here := rt.active[exec.ID]
+			rt.mu.Unlock()
+			if here {
+				// This replica runs it already (it took the run over):
+				// wait for it as for another replica.
+				break
+			}
 			res, err := rt.continueExecution(ctx, exec, req.Progress)
 			if !errors.Is(err, store.ErrLeaseHeld) {
 				return res, err
