@@ -252,7 +252,7 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 			args = map[string]any{}
 		}
 		res, err := r.m.tools.Execute(ctx, ToolCall{
-			ExecutionID: r.tr.TraceID, StepID: callID, StepIndex: index, Attempt: attempt,
+			TraceID: r.tr.TraceID, StepID: callID, StepIndex: index, Attempt: attempt,
 			Tool: step.Tool, Args: args, Timeout: timeout, State: r.st.vars,
 		})
 		if res.Log != "" {
@@ -271,7 +271,7 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 		}
 		lookup := r.llmLookup()
 		req := LLMRequest{
-			ExecutionID: r.tr.TraceID, StepID: callID, StepIndex: index, Attempt: attempt,
+			TraceID: r.tr.TraceID, StepID: callID, StepIndex: index, Attempt: attempt,
 			Prompt: textOf(resolveRefs(step.Prompt, lookup)), AllowedOutputs: step.AllowedOutputs, Timeout: timeout,
 		}
 		if step.System != "" {

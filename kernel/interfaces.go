@@ -17,8 +17,8 @@ type ToolExecutor interface {
 
 // ToolCall is one invocation of a tool by a step.
 type ToolCall struct {
-	// ExecutionID is the trace id of the run making the call.
-	ExecutionID string
+	// TraceID is the trace id of the run making the call.
+	TraceID string
 	// StepID is the id of the step; a sub-step of a parallel step is named
 	// "parent/sub".
 	StepID string
@@ -78,7 +78,7 @@ type LLMClient interface {
 // LLMRequest is one prompt for an llm step. System and Prompt were built
 // from the LLM projection of state only.
 type LLMRequest struct {
-	ExecutionID    string
+	TraceID        string
 	StepID         string
 	StepIndex      int
 	Attempt        int

@@ -235,7 +235,7 @@ func (r *run) commit(ctx context.Context, rec *StepRecord) error {
 }
 
 func (r *run) interrupted(err error) (*Trace, error) {
-	r.sealRoot()
+	r.computeStateRoot()
 	return r.tr, fmt.Errorf("run %s interrupted: %w", r.tr.TraceID, err)
 }
 
@@ -246,10 +246,10 @@ func (r *run) finish(s Status, msg string) {
 	now := r.m.clock.Now().UTC()
 	r.tr.FinishedAt = &now
 	r.tr.DurationMS = durationMS(r.tr.StartedAt, now)
-	r.sealRoot()
+	r.computeStateRoot()
 }
 
-func (r *run) sealRoot() {
+func (r *run) computeStateRoot() {
 	leaves := make([]string, len(r.tr.StateSnapshots))
 	for i, s := range r.tr.StateSnapshots {
 		leaves[i] = s.Hash
@@ -377,7 +377,7 @@ func (r *run) apply(rec *StepRecord, verify bool) error {
 	case tr.Status == StatusFailed:
 		r.finish(StatusFailed, tr.Error)
 	case tr.Status == StatusSuspended:
-		r.sealRoot()
+		r.computeStateRoot()
 	case p.MaxStalledSteps != nil && r.stalled > 0 && r.stalled >= *p.MaxStalledSteps:
 		r.finish(StatusStalled, fmt.Sprintf("max_stalled_steps=%d exceeded: %d consecutive no-op step(s)", *p.MaxStalledSteps, r.stalled))
 	case tr.Status == StatusRunning && next < 0:

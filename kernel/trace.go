@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -19,6 +20,16 @@ const (
 	StatusStalled        Status = "stalled"
 	StatusSuspended      Status = "suspended"
 )
+
+// Statuses lists every run status, in the order schemas and help texts
+// show them. It is the one list: the store, the MCP schemas' enums and the
+// CLI derive theirs from it.
+func Statuses() []Status {
+	return []Status{StatusRunning, StatusSuccess, StatusFailed, StatusBudgetExceeded, StatusStalled, StatusSuspended}
+}
+
+// Valid reports whether s is one of Statuses.
+func (s Status) Valid() bool { return slices.Contains(Statuses(), s) }
 
 func (s Status) String() string { return string(s) }
 
@@ -42,6 +53,11 @@ const (
 	StepFailed  StepStatus = "failed"
 	StepSkipped StepStatus = "skipped"
 )
+
+// StepStatuses lists every step status, in the order schemas show them.
+func StepStatuses() []StepStatus {
+	return []StepStatus{StepPending, StepRunning, StepSuccess, StepFailed, StepSkipped}
+}
 
 func (s StepStatus) String() string { return string(s) }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 )
 
@@ -22,7 +23,7 @@ func TestJQInProgram(t *testing.T) {
 		name       string
 		args       string
 		input      map[string]any
-		wantStatus string
+		wantStatus kernel.Status
 		wantOutput any
 		wantError  string
 	}{

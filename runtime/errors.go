@@ -18,7 +18,7 @@ const (
 	CodeUploadDisabled      = "tool_upload_disabled"
 	CodeToolRejected        = "tool_rejected"
 	CodeTombstoned          = "tombstoned"
-	// CodeRecordUndecodable: a stored record of the run (its execution
+	// CodeRecordUndecodable: a stored record of the run (its run
 	// record, header, input or a step) cannot be decoded; the message
 	// names the record.
 	CodeRecordUndecodable = "record_undecodable"

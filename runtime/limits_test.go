@@ -56,15 +56,15 @@ func TestToolOutputDepthBoundary(t *testing.T) {
 					case !accepted && (res.Status != "failed" || !strings.Contains(res.Error, `tool "raw_echo": invalid output: nesting depth 129 exceeds the limit of 128`)):
 						t.Fatalf("depth %d: %s %q", n, res.Status, res.Error)
 					}
-					page, err := rt.Traces(ctx, store.ExecutionFilter{Limit: 1})
-					if err != nil || len(page.Executions) != 1 || page.Executions[0].ID != res.TraceID || len(page.Skipped) != 0 {
+					page, err := rt.Traces(ctx, store.RunFilter{Limit: 1})
+					if err != nil || len(page.Runs) != 1 || page.Runs[0].ID != res.TraceID || len(page.Skipped) != 0 {
 						t.Fatalf("list: %+v %v", page, err)
 					}
 					tv, err := rt.Trace(ctx, res.TraceID, 0, 10)
 					if err != nil {
 						t.Fatalf("trace: %v", err)
 					}
-					if string(tv.Status) != res.Status || len(tv.Steps) != 1 {
+					if tv.Status != res.Status || len(tv.Steps) != 1 {
 						t.Fatalf("trace: %s, %d steps", tv.Status, len(tv.Steps))
 					}
 					if accepted {
@@ -200,8 +200,8 @@ func TestUndecodableStepRecord(t *testing.T) {
 	if !ok || e.Code != runtime.CodeRecordUndecodable || !strings.Contains(e.Message, "trace "+bad.TraceID+": step record 1 cannot be decoded") || len(e.Message) > 1_000 {
 		t.Fatalf("trace of the damaged run: %.400v", err)
 	}
-	page, err := rt.Traces(ctx, store.ExecutionFilter{})
-	if err != nil || len(page.Executions) != 2 {
+	page, err := rt.Traces(ctx, store.RunFilter{})
+	if err != nil || len(page.Runs) != 2 {
 		t.Fatalf("list: %+v %v", page, err)
 	}
 	done, err := rt.Resume(ctx, susp.TraceID, map[string]any{"payment_status": "SUCCESS"}, "WEBHOOK", nil)

@@ -21,6 +21,7 @@ import (
 // allows uploads for that name.
 func (rt *Runtime) RegisterTool(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
 	if rt.cfg.DisableToolUpload {
+		rt.metrics.RegistrationRefused(string(store.SourceUpload))
 		return store.ToolRecord{}, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
 	}
 	return rt.registerTool(ctx, store.SourceUpload, manifest, wasm)
@@ -46,6 +47,7 @@ func (rt *Runtime) registerTool(ctx context.Context, src store.ToolSource, manif
 // RegisterTool returns the first of them.
 func (rt *Runtime) RegisterTools(ctx context.Context, manifest, wasm []byte) ([]store.ToolRecord, error) {
 	if rt.cfg.DisableToolUpload {
+		rt.metrics.RegistrationRefused(string(store.SourceUpload))
 		return nil, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
 	}
 	return rt.registerTools(ctx, store.SourceUpload, manifest, wasm)
@@ -54,6 +56,7 @@ func (rt *Runtime) RegisterTools(ctx context.Context, manifest, wasm []byte) ([]
 func (rt *Runtime) registerTools(ctx context.Context, src store.ToolSource, manifest, wasm []byte) ([]store.ToolRecord, error) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		return nil, newError(CodeToolRejected, err, "%v", err)
 	}
 	var recs []store.ToolRecord
@@ -66,6 +69,7 @@ func (rt *Runtime) registerTools(ctx context.Context, src store.ToolSource, mani
 		recs = []store.ToolRecord{rec}
 	}
 	if err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		code := CodeToolRejected
 		if errors.Is(err, tools.ErrCapabilityDenied) {
 			code = CodeCapabilityDenied
@@ -182,16 +186,16 @@ func (rt *Runtime) Secrets(ctx context.Context) ([]store.SecretRecord, error) {
 	return rt.store.Secrets(ctx)
 }
 
-// VerifyAudit re-checks the envelope chain, or one execution's envelopes
+// VerifyAudit re-checks the envelope chain, or one run's envelopes
 // and their links, and reports the first broken link.
-func (rt *Runtime) VerifyAudit(ctx context.Context, executionID string) (store.VerifyReport, error) {
-	return rt.store.VerifyChain(ctx, executionID)
+func (rt *Runtime) VerifyAudit(ctx context.Context, traceID string) (store.VerifyReport, error) {
+	return rt.store.VerifyChain(ctx, traceID)
 }
 
-// Envelopes returns an execution's envelopes, payloads re-projected so an
+// Envelopes returns a run's envelopes, payloads re-projected so an
 // erased secret shows as [REDACTED_TOMBSTONE].
-func (rt *Runtime) Envelopes(ctx context.Context, executionID string) ([]store.Envelope, error) {
-	envs, err := rt.store.Envelopes(ctx, executionID)
+func (rt *Runtime) Envelopes(ctx context.Context, traceID string) ([]store.Envelope, error) {
+	envs, err := rt.store.Envelopes(ctx, traceID)
 	if err != nil {
 		return nil, err
 	}
@@ -240,20 +244,20 @@ func (rt *Runtime) DeleteProgram(ctx context.Context, id string) error {
 	return err
 }
 
-// Traces lists executions newest first.
-func (rt *Runtime) Traces(ctx context.Context, f store.ExecutionFilter) (store.ExecutionPage, error) {
-	page, err := rt.store.Executions(ctx, f)
+// Traces lists runs newest first.
+func (rt *Runtime) Traces(ctx context.Context, f store.RunFilter) (store.RunPage, error) {
+	page, err := rt.store.Runs(ctx, f)
 	if err != nil {
 		return page, err
 	}
-	for i := range page.Executions {
-		page.Executions[i].Program, page.Executions[i].Input = nil, nil
+	for i := range page.Runs {
+		page.Runs[i].Program, page.Runs[i].Input = nil, nil
 	}
 	return page, nil
 }
 
-// Unfinished lists executions left running (interrupted) or suspended.
-func (rt *Runtime) Unfinished(ctx context.Context) ([]store.Execution, error) {
+// Unfinished lists runs left running (interrupted) or suspended.
+func (rt *Runtime) Unfinished(ctx context.Context) ([]store.Run, error) {
 	return rt.store.Unfinished(ctx)
 }
 
@@ -274,7 +278,7 @@ type TraceView struct {
 
 // Trace returns a trace, paging its steps (limit <= 0 means 50).
 func (rt *Runtime) Trace(ctx context.Context, id string, offset, limit int) (*TraceView, error) {
-	exec, err := rt.execution(ctx, id)
+	exec, err := rt.loadRun(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -322,9 +326,9 @@ func (rt *Runtime) Trace(ctx context.Context, id string, offset, limit int) (*Tr
 // Replay re-executes a stored trace from its recorded results and reports
 // whether it is exactly what the program does.
 func (rt *Runtime) Replay(ctx context.Context, id string) (*kernel.ReplayReport, error) {
-	// One read transaction for the execution and its steps: half the
-	// transactions of execution then restore, and the two cannot disagree.
-	exec, steps, err := rt.store.ExecutionTrace(ctx, id)
+	// One read transaction for the run and its steps: half the
+	// transactions of run then restore, and the two cannot disagree.
+	exec, steps, err := rt.store.RunTrace(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, newError(CodeNotFound, err, "no trace %q", id)
 	}
@@ -339,7 +343,7 @@ func (rt *Runtime) Replay(ctx context.Context, id string) (*kernel.ReplayReport,
 }
 
 // restoreSteps is restore with the steps already read.
-func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kernel.Program, map[string]any, *kernel.Trace, error) {
+func (rt *Runtime) restoreSteps(exec store.Run, steps []store.Step) (*kernel.Program, map[string]any, *kernel.Trace, error) {
 	prog, err := rt.program(exec)
 	if err != nil {
 		return nil, nil, nil, err
@@ -368,8 +372,8 @@ func (rt *Runtime) restoreSteps(exec store.Execution, steps []store.Step) (*kern
 		}
 		tr.StateSnapshots[i] = kernel.Snapshot{Index: tr.Steps[i].Index, Hash: tr.Steps[i].StateHash}
 	}
-	if exec.Status == store.StatusRunning {
-		// A running execution's record is as of its first step (the
+	if exec.Status == kernel.StatusRunning {
+		// The record of a run still running is as of its first step (the
 		// persister leaves it alone until the status changes).
 		tr.Tally()
 	}

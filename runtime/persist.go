@@ -13,7 +13,7 @@ import (
 )
 
 // persister is the kernel observer that makes every step durable: one
-// store transaction per step writes the step record, the execution's
+// store transaction per step writes the step record, the run's
 // status when it changes, and its envelope. By
 // default each step is durable before the next one starts.
 //
@@ -30,7 +30,7 @@ import (
 type persister struct {
 	rt       *Runtime
 	prog     *kernel.Program
-	exec     store.Execution
+	exec     store.Run
 	progress func(Progress)
 	total    int
 	// done counts the run's durable records.
@@ -44,7 +44,7 @@ type persister struct {
 	// the run ended (terminal or suspended) with the full header: settle
 	// then has nothing left to write.
 	ended kernel.Status
-	// written is set once this run has rewritten the execution record.
+	// written is set once this run has rewritten the run record.
 	written bool
 	// outside caches actsOutside by step id.
 	outside map[string]bool
@@ -56,6 +56,8 @@ type persister struct {
 	// inputSHA256 and programSHA256 hash the execution's stored input and
 	// program, for the first step's envelope.
 	inputSHA256, programSHA256 string
+	// trace holds the run's spans; nil when tracing is off.
+	trace *runTrace
 }
 
 type pendingStep struct {
@@ -65,8 +67,8 @@ type pendingStep struct {
 	status kernel.StepStatus
 }
 
-func (rt *Runtime) observer(exec store.Execution, prog *kernel.Program, progress func(Progress)) *persister {
-	// The program and input were stored when the execution started; a step
+func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(Progress)) *persister {
+	// The program and input were stored when the run started; a step
 	// commit leaves them as they are instead of rewriting them each time.
 	p := &persister{rt: rt, prog: prog, progress: progress, total: len(prog.Steps), outside: map[string]bool{}, pipeline: rt.cfg.PipelinePureSteps}
 	if len(exec.Input) > 0 {
@@ -87,7 +89,11 @@ func (p *persister) StepStarted(ctx context.Context, ev kernel.StepEvent) error 
 		return err
 	}
 	// The run may have been cancelled while it waited.
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.trace.startStep(ev.Record)
+	return nil
 }
 
 func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error {
@@ -95,18 +101,20 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		return err
 	}
 	rec := ev.Record
+	p.rt.observeStep(rec)
+	p.trace.endStep(rec)
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return &unstorableError{fmt.Errorf("encode step %d: %w", rec.Index, err)}
 	}
-	// The execution record is rewritten by the first commit of this run
+	// The run record is rewritten by the first commit of this run
 	// (its header carries the run's start and initial state hash) and by
 	// any step that changes the run's status; the steps between change
 	// nothing a reader takes from it (restore tallies a running trace's
 	// metrics from its steps), so they leave it alone.
 	keep := p.written && ev.Status == kernel.StatusRunning
 	if !keep {
-		p.exec.Status = string(ev.Status)
+		p.exec.Status = ev.Status
 		if ev.Status == kernel.StatusRunning {
 			p.exec.Header = lightHeader(ev.Trace, ev.Status)
 		} else {
@@ -123,7 +131,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
 	}
 	env := &store.Envelope{
-		Kind: store.EnvelopeKindStep, ExecutionID: p.exec.ID, StepIndex: rec.Index, StepID: rec.StepID,
+		Kind: store.EnvelopeKindStep, TraceID: p.exec.ID, StepIndex: rec.Index, StepID: rec.StepID,
 		PolicyHash: p.exec.PolicyHash, StateHash: rec.StateHash, Payload: payload,
 	}
 	if rec.Tool != nil {
@@ -136,7 +144,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
-	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Execution: p.exec, KeepExecution: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
+	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
 	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""
@@ -169,7 +177,7 @@ func (p *persister) reap(wait bool) error {
 		p.pending = p.pending[1:]
 		p.done++
 		if p.progress != nil {
-			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: string(ps.status), Done: p.done, Total: p.total})
+			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: ps.status, Done: p.done, Total: p.total})
 		}
 	}
 	if p.failed != nil && wait {

@@ -107,7 +107,7 @@ func DefaultUploadGrant() UploadGrant {
 // warning when it runs under it.
 func DefaultPolicy() *Policy {
 	p := &Policy{PolicyID: "default-allow-registered", Version: "2", ToolCapabilities: map[string][]string{}, Uploads: &UploadPolicy{}, permissive: true}
-	p.seal()
+	p.normalize()
 	return p
 }
 
@@ -177,7 +177,7 @@ func ParsePolicy(data []byte) (*Policy, error) {
 			}
 		}
 	}
-	p.seal()
+	p.normalize()
 	return &p, nil
 }
 
@@ -232,8 +232,9 @@ func checkSecretIDs(ids []string) error {
 	return nil
 }
 
-// seal normalises the lists and computes the hash.
-func (p *Policy) seal() {
+// normalize sorts and deduplicates the lists and computes the hash (the
+// policy's normalisation; "seal" is only the chaining of an envelope).
+func (p *Policy) normalize() {
 	for k, caps := range p.ToolCapabilities {
 		caps = slices.Clone(caps)
 		sort.Strings(caps)

@@ -43,7 +43,7 @@ func TestUnknownToolRefusedBeforeRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before, err := rt.Traces(ctx, store.ExecutionFilter{Limit: 100})
+			before, err := rt.Traces(ctx, store.RunFilter{Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,12 +63,12 @@ func TestUnknownToolRefusedBeforeRun(t *testing.T) {
 					t.Errorf("message %q lacks %q", e.Message, w)
 				}
 			}
-			after, err := rt.Traces(ctx, store.ExecutionFilter{Limit: 100})
+			after, err := rt.Traces(ctx, store.RunFilter{Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(after.Executions) != len(before.Executions) {
-				t.Errorf("a refused program recorded an execution")
+			if len(after.Runs) != len(before.Runs) {
+				t.Errorf("a refused program recorded a run")
 			}
 		})
 	}

@@ -147,7 +147,7 @@ func (r *replica) takeOver(ctx context.Context) {
 			continue
 		}
 		go func() {
-			res, err := r.rt.continueExecution(r.runs, exec, nil)
+			res, err := r.rt.continueRun(r.runs, exec, nil)
 			switch {
 			case errors.Is(err, store.ErrLeaseHeld):
 				// Another replica (or this one) got there first.
@@ -237,7 +237,7 @@ func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, in
 	limit := time.NewTimer(waitLimit)
 	defer limit.Stop()
 	for {
-		exec, err := rt.store.Execution(ctx, execID)
+		exec, err := rt.store.Run(ctx, execID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			// Claimed, not stored yet: whoever holds the lease runs it.
@@ -249,7 +249,7 @@ func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, in
 			return nil, undecodable(execID, "its execution record", err)
 		case err != nil:
 			return nil, err
-		case exec.Status == string(kernel.StatusRunning):
+		case exec.Status == kernel.StatusRunning:
 			rt.mu.Lock()
 			here := rt.active[exec.ID]
 			rt.mu.Unlock()
@@ -258,7 +258,7 @@ func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, in
 				// wait for it as for another replica.
 				break
 			}
-			res, err := rt.continueExecution(ctx, exec, req.Progress)
+			res, err := rt.continueRun(ctx, exec, req.Progress)
 			if !errors.Is(err, store.ErrLeaseHeld) {
 				return res, err
 			}
@@ -267,7 +267,7 @@ func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, in
 			if err != nil {
 				return nil, err
 			}
-			res.Replayed = true
+			res.StoredOutcome = true
 			return res, nil
 		}
 		select {

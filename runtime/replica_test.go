@@ -56,16 +56,16 @@ func TestReplicasRunAKeyOnce(t *testing.T) {
 		if results[i].TraceID != results[0].TraceID || results[i].Status != "success" || results[i].Steps != 4 {
 			t.Fatalf("caller %d got %+v; caller 0 %+v", i, results[i], results[0])
 		}
-		if !results[i].Replayed {
+		if !results[i].StoredOutcome {
 			fresh++
 		}
 	}
 	if fresh != 1 {
 		t.Errorf("%d callers ran the key afresh, want 1", fresh)
 	}
-	page, err := rts[0].Traces(ctx, store.ExecutionFilter{})
-	if err != nil || len(page.Executions) != 1 {
-		t.Fatalf("executions = %d, %v; want 1", len(page.Executions), err)
+	page, err := rts[0].Traces(ctx, store.RunFilter{})
+	if err != nil || len(page.Runs) != 1 {
+		t.Fatalf("executions = %d, %v; want 1", len(page.Runs), err)
 	}
 	// The same key with another input conflicts on every replica.
 	for i, rt := range rts {

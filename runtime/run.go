@@ -43,7 +43,7 @@ type Progress struct {
 	TraceID string
 	Index   int
 	StepID  string
-	Status  string
+	Status  kernel.StepStatus
 	// Done counts records so far; Total is the program's step count, a
 	// hint only (branches skip steps, loops repeat them).
 	Done, Total int
@@ -52,23 +52,37 @@ type Progress struct {
 // RunResult summarises a run: small enough for any tool-output limit. The
 // whole trace is read with Trace.
 type RunResult struct {
-	TraceID     string  `json:"trace_id"`
-	ProgramID   string  `json:"program_id,omitempty"`
-	ProgramName string  `json:"program_name"`
-	Status      string  `json:"status"`
-	Steps       int     `json:"steps"`
-	Cost        float64 `json:"cost"`
-	FinalOutput any     `json:"final_output"`
-	Error       string  `json:"error,omitempty"`
+	TraceID     string        `json:"trace_id"`
+	ProgramID   string        `json:"program_id,omitempty"`
+	ProgramName string        `json:"program_name"`
+	Status      kernel.Status `json:"status"`
+	Steps       int           `json:"steps"`
+	Cost        float64       `json:"cost"`
+	FinalOutput any           `json:"final_output"`
+	Error       string        `json:"error,omitempty"`
 	// SuspendedStepID names the step waiting for resume_program.
 	SuspendedStepID string `json:"suspended_step_id,omitempty"`
-	// Replayed is true when an idempotency key returned a stored outcome
-	// instead of running again.
-	Replayed bool `json:"idempotent_replay,omitempty"`
+	// StoredOutcome is true when an idempotency key returned the stored
+	// outcome of an earlier run instead of running again. It is written as
+	// "stored_outcome" and, for one release, also as the deprecated
+	// "idempotent_replay" (see MarshalJSON).
+	StoredOutcome bool `json:"stored_outcome,omitempty"`
 	// Warnings are the program's validation warnings, with those that
 	// depend on this run's input (a $reference that matches no input key,
 	// step id or output_key: kernel.Program.RefWarnings).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// MarshalJSON writes the result with StoredOutcome under both
+// "stored_outcome" and its deprecated name "idempotent_replay", which
+// clients of earlier releases read. Deprecated: "idempotent_replay" goes in
+// the next release.
+func (r RunResult) MarshalJSON() ([]byte, error) {
+	type plain RunResult
+	return json.Marshal(struct {
+		plain
+		IdempotentReplay bool `json:"idempotent_replay,omitempty"`
+	}{plain(r), r.StoredOutcome})
 }
 
 // flight is a run in progress in this process under an idempotency key;
@@ -322,11 +336,11 @@ func (rt *Runtime) idempotent(ctx context.Context, req RunRequest, l *loaded, in
 			}
 			if f.err != nil {
 				// The first caller was interrupted; try again, which
-				// continues its execution.
+				// continues its run.
 				continue
 			}
 			res := *f.res
-			res.Replayed = true
+			res.StoredOutcome = true
 			return &res, nil
 		}
 		f := &flight{requestHash: reqHash, done: make(chan struct{})}
@@ -351,8 +365,8 @@ func conflict(key string) *Error {
 
 func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, input []byte, reqHash string) (*RunResult, error) {
 	key := req.IdempotencyKey
-	execID := rt.ids.NewID()
-	rec, claimed, err := rt.store.ClaimIdempotencyKey(ctx, key, reqHash, execID, rt.cfg.IdempotencyTTL)
+	traceID := rt.ids.NewID()
+	rec, claimed, err := rt.store.ClaimIdempotencyKey(ctx, key, reqHash, traceID, rt.cfg.IdempotencyTTL)
 	if errors.Is(err, store.ErrIdempotencyConflict) {
 		return nil, conflict(key)
 	}
@@ -360,78 +374,79 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 		return nil, claimError(key, err)
 	}
 	if claimed {
-		res, err := rt.start(ctx, l, req.Input, input, key, execID, req.Progress)
+		res, err := rt.start(ctx, l, req.Input, input, key, traceID, req.Progress)
 		if errors.Is(err, store.ErrLeaseHeld) {
 			// Another replica, sent the same key at once, leased the
 			// run first: wait for its outcome.
-			return rt.awaitOther(ctx, req, l, input, execID)
+			return rt.awaitOther(ctx, req, l, input, traceID)
 		}
 		return res, err
 	}
 	if rt.replica != nil {
 		// On a shared database the run may be in progress on another
 		// replica: its lease says so, and this caller waits for it.
-		return rt.awaitOther(ctx, req, l, input, rec.ExecutionID)
+		return rt.awaitOther(ctx, req, l, input, rec.TraceID)
 	}
-	exec, err := rt.store.Execution(ctx, rec.ExecutionID)
+	exec, err := rt.store.Run(ctx, rec.TraceID)
 	if errors.Is(err, store.ErrNotFound) {
-		// Claimed by a process that crashed before storing the execution:
+		// Claimed by a process that crashed before storing the run:
 		// nothing ran, so run it now under the recorded id.
-		return rt.start(ctx, l, req.Input, input, key, rec.ExecutionID, req.Progress)
+		return rt.start(ctx, l, req.Input, input, key, rec.TraceID, req.Progress)
 	}
 	if errors.Is(err, store.ErrCorrupt) {
-		return nil, undecodable(rec.ExecutionID, "its execution record", err)
+		return nil, undecodable(rec.TraceID, "its run record", err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if exec.Status == string(kernel.StatusRunning) {
+	if exec.Status == kernel.StatusRunning {
 		// Interrupted (a crash, a cancelled request): continue it.
-		return rt.continueExecution(ctx, exec, req.Progress)
+		return rt.continueRun(ctx, exec, req.Progress)
 	}
 	res, err := rt.result(ctx, exec)
 	if err != nil {
 		return nil, err
 	}
-	res.Replayed = true
+	res.StoredOutcome = true
 	return res, nil
 }
 
-// start records a new execution and runs it.
-func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any, input []byte, key, execID string, progress func(Progress)) (*RunResult, error) {
-	exec := store.Execution{
-		ID: execID, ProgramID: l.id, ProgramHash: l.hash, ProgramName: l.prog.Name,
-		Status: string(kernel.StatusRunning), PolicyHash: rt.policy.Hash(), IdempotencyKey: key,
+// start records a new run and runs it.
+func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any, input []byte, key, traceID string, progress func(Progress)) (*RunResult, error) {
+	exec := store.Run{
+		ID: traceID, ProgramID: l.id, ProgramHash: l.hash, ProgramName: l.prog.Name,
+		Status: kernel.StatusRunning, PolicyHash: rt.policy.Hash(), IdempotencyKey: key,
 		Input: input, Program: l.raw,
 	}
 	// The lease (on a shared database) comes before the record, so that
 	// no other replica takes a run over that is starting here.
-	if !rt.enter(execID) {
-		return nil, fmt.Errorf("execution %s is already running", execID)
+	if !rt.enter(traceID) {
+		return nil, fmt.Errorf("run %s is already running", traceID)
 	}
-	defer rt.leave(execID)
-	lease, err := rt.lease(ctx, execID)
+	defer rt.leave(traceID)
+	lease, err := rt.lease(ctx, traceID)
 	if err != nil {
 		return nil, err
 	}
-	exec, err = rt.store.PutExecution(ctx, exec)
+	exec, err = rt.store.PutRun(ctx, exec)
 	if err != nil {
-		return nil, fmt.Errorf("record execution: %w", err)
+		return nil, fmt.Errorf("record run: %w", err)
 	}
 	obs := rt.observer(exec, l.prog, progress)
 	obs.lease = lease
-	tr, runErr := rt.machineFor(obs).Start(ctx, l.prog, inputMap, execID)
+	obs.trace = rt.traceRun(ctx, exec, "start")
+	tr, runErr := rt.machineFor(obs).Start(ctx, l.prog, inputMap, traceID)
 	return rt.settle(exec, tr, runErr, obs)
 }
 
-// continueExecution continues an interrupted execution from the store.
-func (rt *Runtime) continueExecution(ctx context.Context, exec store.Execution, progress func(Progress)) (*RunResult, error) {
+// continueRun continues an interrupted run from the store.
+func (rt *Runtime) continueRun(ctx context.Context, exec store.Run, progress func(Progress)) (*RunResult, error) {
 	prog, input, tr, err := rt.restore(ctx, exec)
 	if err != nil {
 		return nil, err
 	}
 	if !rt.enter(exec.ID) {
-		return nil, newError(CodeInvalidArgument, nil, "execution %s is running in this process", exec.ID)
+		return nil, newError(CodeInvalidArgument, nil, "run %s is running in this process", exec.ID)
 	}
 	defer rt.leave(exec.ID)
 	lease, err := rt.lease(ctx, exec.ID)
@@ -441,11 +456,16 @@ func (rt *Runtime) continueExecution(ctx context.Context, exec store.Execution, 
 	if lease != nil {
 		// Read again under the lease: the replica that held it may have
 		// committed more steps, or ended the run, before it let go.
-		if exec, err = rt.store.Execution(ctx, exec.ID); err != nil {
+		if exec, err = rt.store.Run(ctx, exec.ID); err != nil {
 			return nil, err
 		}
-		if exec.Status != string(kernel.StatusRunning) {
-			return rt.result(ctx, exec)
+		if exec.Status != kernel.StatusRunning {
+			// It ended on the other replica: its outcome is stored.
+			res, err := rt.result(ctx, exec)
+			if err == nil {
+				res.StoredOutcome = true
+			}
+			return res, err
 		}
 		if prog, input, tr, err = rt.restore(ctx, exec); err != nil {
 			return nil, err
@@ -454,6 +474,7 @@ func (rt *Runtime) continueExecution(ctx context.Context, exec store.Execution, 
 	obs := rt.observer(exec, prog, progress)
 	obs.lease = lease
 	obs.done = len(tr.Steps)
+	obs.trace = rt.traceRun(ctx, exec, "continue")
 	out, runErr := rt.machineFor(obs).Continue(ctx, prog, input, tr)
 	if errors.Is(runErr, kernel.ErrFinished) {
 		runErr = nil
@@ -461,14 +482,14 @@ func (rt *Runtime) continueExecution(ctx context.Context, exec store.Execution, 
 	return rt.settle(exec, out, runErr, obs)
 }
 
-// Resume continues a suspended execution with an event.
+// Resume continues a suspended run with an event.
 func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, source string, progress func(Progress)) (*RunResult, error) {
-	exec, err := rt.execution(ctx, traceID)
+	exec, err := rt.loadRun(ctx, traceID)
 	if err != nil {
 		return nil, err
 	}
-	if exec.Status != string(kernel.StatusSuspended) {
-		return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "execution %s is %s, not suspended", traceID, exec.Status)
+	if exec.Status != kernel.StatusSuspended {
+		return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "run %s is %s, not suspended", traceID, exec.Status)
 	}
 	if err := checkPayload(payload); err != nil {
 		return nil, err
@@ -478,7 +499,7 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 		return nil, err
 	}
 	if !rt.enter(exec.ID) {
-		return nil, newError(CodeNotSuspended, nil, "execution %s is being resumed already", traceID)
+		return nil, newError(CodeNotSuspended, nil, "run %s is being resumed already", traceID)
 	}
 	defer rt.leave(exec.ID)
 	lease, err := rt.lease(ctx, exec.ID)
@@ -490,10 +511,10 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 	}
 	if lease != nil {
 		// Another replica may have resumed it just before.
-		if exec, err = rt.store.Execution(ctx, exec.ID); err != nil {
+		if exec, err = rt.store.Run(ctx, exec.ID); err != nil {
 			return nil, err
 		}
-		if exec.Status != string(kernel.StatusSuspended) {
+		if exec.Status != kernel.StatusSuspended {
 			return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "execution %s is %s, not suspended", traceID, exec.Status)
 		}
 		if prog, input, tr, err = rt.restore(ctx, exec); err != nil {
@@ -503,12 +524,15 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 	obs := rt.observer(exec, prog, progress)
 	obs.lease = lease
 	obs.done = len(tr.Steps)
+	obs.trace = rt.traceRun(ctx, exec, "resume")
 	out, runErr := rt.machineFor(obs).Resume(ctx, prog, input, tr, kernel.ResumeEvent{TraceID: traceID, Payload: payload, Source: kernel.ResumeSource(source)})
 	if errors.Is(runErr, kernel.ErrNotSuspended) {
+		obs.trace.abandon(runErr)
 		return nil, newError(CodeNotSuspended, runErr, "%v", runErr)
 	}
 	if runErr != nil && out != nil && len(out.Steps) == len(tr.Steps) {
 		// Refused before anything happened (a bad source, say).
+		obs.trace.abandon(runErr)
 		return nil, newError(CodeInvalidArgument, runErr, "%v", runErr)
 	}
 	return rt.settle(exec, out, runErr, obs)
@@ -529,17 +553,17 @@ func checkPayload(payload any) error {
 	return nil
 }
 
-// ContinueInterrupted continues an execution a crash or a cancellation
+// ContinueInterrupted continues a run a crash or a cancellation
 // left running.
 func (rt *Runtime) ContinueInterrupted(ctx context.Context, traceID string, progress func(Progress)) (*RunResult, error) {
-	exec, err := rt.execution(ctx, traceID)
+	exec, err := rt.loadRun(ctx, traceID)
 	if err != nil {
 		return nil, err
 	}
-	if exec.Status != string(kernel.StatusRunning) {
-		return nil, newError(CodeInvalidArgument, nil, "execution %s is %s, not interrupted", traceID, exec.Status)
+	if exec.Status != kernel.StatusRunning {
+		return nil, newError(CodeInvalidArgument, nil, "run %s is %s, not interrupted", traceID, exec.Status)
 	}
-	return rt.continueExecution(ctx, exec, progress)
+	return rt.continueRun(ctx, exec, progress)
 }
 
 func (rt *Runtime) enter(id string) bool {
@@ -563,10 +587,19 @@ func (rt *Runtime) leave(id string) {
 	rt.wg.Done()
 }
 
-// machineFor returns a machine that reports to obs.
+// machineFor returns a machine that reports to obs. When obs traces the
+// run, its tool and llm calls are wrapped in spans; otherwise nothing is.
 func (rt *Runtime) machineFor(obs *persister) *kernel.Machine {
+	tools, llm := rt.machineTools(), rt.cfg.LLM
+	if obs.trace != nil {
+		tools = &tracedTools{inner: tools, t: obs.trace}
+		if llm != nil {
+			provider, model := splitModel(rt.cfg.LLMModel)
+			llm = &tracedLLM{inner: llm, t: obs.trace, provider: provider, model: model}
+		}
+	}
 	return kernel.NewMachine(&kernel.Options{
-		Tools: rt.machineTools(), LLM: rt.cfg.LLM, Clock: rt.clock, IDs: rt.ids, Observer: obs, Refs: rt.vault,
+		Tools: tools, LLM: llm, Clock: rt.clock, IDs: rt.ids, Observer: obs, Refs: rt.vault,
 	})
 }
 
@@ -574,7 +607,8 @@ func (rt *Runtime) machineTools() kernel.ToolExecutor { return rt.executor }
 
 // settle records how a run ended and builds its result. An interrupted run
 // (runErr set) stays "running" in the store, resumable.
-func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, obs *persister) (*RunResult, error) {
+func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *persister) (res *RunResult, err error) {
+	defer func() { rt.finishRun(obs.trace, res, err) }()
 	if tr == nil {
 		return nil, runErr
 	}
@@ -595,13 +629,13 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 		obs.ended = ""
 	}
 	if runErr == nil {
-		exec.Status = string(tr.Status)
+		exec.Status = tr.Status
 		// Usually the last step's commit recorded the end already; a run
 		// that ends without a record (a budget, say) is recorded here.
 		if obs.ended == "" || obs.ended != tr.Status {
 			exec.Header = headerJSON(tr)
-			if _, err := rt.store.PutExecution(ctx, exec); err != nil {
-				return nil, fmt.Errorf("record execution %s: %w", exec.ID, err)
+			if _, err := rt.store.PutRun(ctx, exec); err != nil {
+				return nil, fmt.Errorf("record run %s: %w", exec.ID, err)
 			}
 		}
 		if exec.IdempotencyKey != "" && tr.Status.Terminal() {
@@ -610,21 +644,21 @@ func (rt *Runtime) settle(exec store.Execution, tr *kernel.Trace, runErr error, 
 			}
 		}
 	}
-	res := rt.summarise(exec, tr)
+	res = rt.summarise(exec, tr)
 	if runErr != nil {
 		// Only what is durable counts: a run continues from there.
 		res.Steps = obs.done
-		return res, fmt.Errorf("execution %s interrupted after %d step(s), resumable: %w", exec.ID, obs.done, runErr)
+		return res, fmt.Errorf("run %s interrupted after %d step(s), resumable: %w", exec.ID, obs.done, runErr)
 	}
 	return res, nil
 }
 
-func (rt *Runtime) summarise(exec store.Execution, tr *kernel.Trace) *RunResult {
+func (rt *Runtime) summarise(exec store.Run, tr *kernel.Trace) *RunResult {
 	return &RunResult{
 		TraceID:         tr.TraceID,
 		ProgramID:       exec.ProgramID,
 		ProgramName:     tr.ProgramName,
-		Status:          string(tr.Status),
+		Status:          tr.Status,
 		Steps:           len(tr.Steps),
 		Cost:            tr.Usage.CostUSD,
 		FinalOutput:     projection.Project(tr.FinalOutput, projection.Trace, projection.Options{Refs: rt.vault}),
@@ -633,8 +667,8 @@ func (rt *Runtime) summarise(exec store.Execution, tr *kernel.Trace) *RunResult 
 	}
 }
 
-// result rebuilds a finished execution's summary from the store.
-func (rt *Runtime) result(ctx context.Context, exec store.Execution) (*RunResult, error) {
+// result rebuilds a finished run's summary from the store.
+func (rt *Runtime) result(ctx context.Context, exec store.Run) (*RunResult, error) {
 	_, _, tr, err := rt.restore(ctx, exec)
 	if err != nil {
 		return nil, err
@@ -648,24 +682,24 @@ func (rt *Runtime) result(ctx context.Context, exec store.Execution) (*RunResult
 	return rt.summarise(exec, tr), nil
 }
 
-func (rt *Runtime) execution(ctx context.Context, id string) (store.Execution, error) {
-	exec, err := rt.store.Execution(ctx, id)
+func (rt *Runtime) loadRun(ctx context.Context, id string) (store.Run, error) {
+	exec, err := rt.store.Run(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return exec, newError(CodeNotFound, err, "no trace %q", id)
 	}
 	if errors.Is(err, store.ErrCorrupt) {
-		return exec, undecodable(id, "its execution record", err)
+		return exec, undecodable(id, "its run record", err)
 	}
 	return exec, err
 }
 
-// restore loads an execution's program, input and recorded trace, and
+// restore loads a run's program, input and recorded trace, and
 // checks the trace against them by folding it in a kernel run that is
 // then discarded; the returned trace is the stored one, verified.
-func (rt *Runtime) restore(ctx context.Context, exec store.Execution) (*kernel.Program, map[string]any, *kernel.Trace, error) {
+func (rt *Runtime) restore(ctx context.Context, exec store.Run) (*kernel.Program, map[string]any, *kernel.Trace, error) {
 	steps, err := rt.store.Steps(ctx, exec.ID, 0, 0)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("execution %s: steps: %w", exec.ID, err)
+		return nil, nil, nil, fmt.Errorf("run %s: steps: %w", exec.ID, err)
 	}
 	return rt.restoreSteps(exec, steps)
 }
@@ -722,9 +756,9 @@ func unstorable(err error) bool {
 // maxCachedPrograms bounds Runtime.programs.
 const maxCachedPrograms = 1024
 
-// program returns an execution's validated program, from the cache when
+// program returns a run's validated program, from the cache when
 // the same program (by canonical hash) was validated before.
-func (rt *Runtime) program(exec store.Execution) (*kernel.Program, error) {
+func (rt *Runtime) program(exec store.Run) (*kernel.Program, error) {
 	if exec.ProgramHash != "" {
 		if p, ok := rt.programs.Load(exec.ProgramHash); ok {
 			return p.(*kernel.Program), nil
@@ -732,7 +766,7 @@ func (rt *Runtime) program(exec store.Execution) (*kernel.Program, error) {
 	}
 	prog, _, err := kernel.LoadProgram(exec.Program)
 	if err != nil {
-		return nil, fmt.Errorf("execution %s: stored program: %w", exec.ID, err)
+		return nil, fmt.Errorf("run %s: stored program: %w", exec.ID, err)
 	}
 	// A stored run is clamped to today's ceiling, never refused: it must
 	// stay resumable and replayable.

@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
 	"github.com/nanovm/nano-vm-mcp/runtime/internal/executor"
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"github.com/nanovm/nano-vm-mcp/tools"
@@ -120,6 +122,14 @@ type Config struct {
 	// and random UUIDv4 ids.
 	Clock kernel.Clock
 	IDs   kernel.IDSource
+	// TracerProvider makes the spans of runs, steps, tool calls and llm
+	// calls (see telemetry.go). nil or the no-op provider (what
+	// telemetry.FromEnv returns with no OTEL_* exporter configured) means
+	// no spans, and then nothing on a run's path is wrapped for them.
+	TracerProvider trace.TracerProvider
+	// Metrics receives the runtime's counters and histograms; nil means a
+	// new telemetry.NewMetrics(), returned by Runtime.Metrics.
+	Metrics *telemetry.Metrics
 }
 
 // DefaultMaxStepsPerRun is the default of Config.MaxStepsPerRun: far more
@@ -164,6 +174,10 @@ type Runtime struct {
 
 	// replica is set when the store is shared by replicas (LeaseStore).
 	replica *replica
+	// tracer makes the runtime's spans; nil when tracing is off.
+	tracer trace.Tracer
+	// metrics are never nil once Open returned.
+	metrics *telemetry.Metrics
 
 	mu      sync.Mutex
 	flights map[string]*flight     // idempotency key → run in progress here
@@ -200,6 +214,13 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	if rt.ids == nil {
 		rt.ids = uuidV7{}
 	}
+	rt.metrics = cfg.Metrics
+	if rt.metrics == nil {
+		rt.metrics = telemetry.NewMetrics()
+	}
+	if !telemetry.IsNoop(cfg.TracerProvider) {
+		rt.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 
 	var err error
 	if cfg.PolicyPath != "" {
@@ -228,6 +249,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	} else {
 		opts := store.DefaultOptions()
 		opts.NoSync = cfg.NoSync
+		opts.OnCommit = rt.metrics.Commit
 		db, err := store.Open(cfg.DBPath, opts)
 		if err != nil {
 			return nil, err
@@ -302,6 +324,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	rt.log.Info("ceilings", "call_memory_mib", c.CallMemoryMiB, "call_timeout", c.CallTimeout, "stdout_bytes", c.StdoutBytes,
 		"stderr_bytes", c.StderrBytes, "pool_size", c.PoolSize, "memory_budget_mib", c.MemoryBudgetMiB, "upload_bytes", c.UploadBytes, "max_steps", cfg.MaxStepsPerRun)
 	rt.registry = tools.NewRegistry(rt.host, rt.store, tools.RegistryOptions{Grants: rt.policy})
+	rt.registerMetrics()
 	rt.executor = &governedExecutor{rt: rt, inner: executor.New(rt.registry, executor.WithProjection(rt.toolProjection))}
 	if !cfg.NoBundledTools {
 		mods, err := wasmtools.Bundled()
@@ -335,6 +358,7 @@ func protectedPaths(dbPath, cacheDir, envFile string) []string {
 	if !postgres.IsDSN(dbPath) {
 		ps = []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
 	}
+	ps = append(ps, UploadDir(dbPath))
 	for _, p := range []string{cacheDir, envFile} {
 		if p != "" {
 			ps = append(ps, p)
@@ -365,11 +389,13 @@ func configPaths(policy, toolsDir string) []string {
 func (rt *Runtime) installStartupTool(ctx context.Context, src store.ToolSource, origin, name string, manifest, wasm []byte) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		rt.log.Warn("tool "+name+" not registered", "from", origin, "reason", err)
 		return
 	}
 	if rt.registry.IsPlugin(wasm) { // an Extism plugin: the tools it describes
 		if _, err := rt.registry.RegisterPlugin(ctx, src, m, wasm); err != nil {
+			rt.metrics.RegistrationRefused(string(src))
 			rt.log.Warn("plugin "+name+" not registered", "from", origin, "reason", err)
 		}
 		return
@@ -381,6 +407,7 @@ func (rt *Runtime) installStartupTool(ctx context.Context, src store.ToolSource,
 		}
 	}
 	if _, err := rt.registry.RegisterAs(ctx, src, m, wasm); err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		rt.log.Warn("tool "+name+" not registered", "from", origin, "reason", err)
 	}
 }
@@ -497,7 +524,15 @@ type governedExecutor struct {
 func (g *governedExecutor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.ToolResult, error) {
 	name, _, _ := strings.Cut(call.Tool, "@")
 	if !g.rt.policy.Allowed(name) {
+		g.rt.metrics.ToolCall(name, "denied", 0)
 		return kernel.ToolResult{}, &DeniedError{Tools: []string{name}}
 	}
-	return g.inner.Execute(ctx, call)
+	start := time.Now()
+	res, err := g.inner.Execute(ctx, call)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	g.rt.metrics.ToolCall(name, outcome, time.Since(start))
+	return res, err
 }

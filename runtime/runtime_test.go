@@ -103,15 +103,15 @@ func TestPolicyDenied(t *testing.T) {
 	if d := e.Details["denied_tools"].([]string); strings.Join(d, ",") != "audit_log,issue_refund" {
 		t.Fatalf("denied %v", d)
 	}
-	page, _ := rt.Traces(context.Background(), store.ExecutionFilter{})
-	if len(page.Executions) != 0 {
-		t.Fatal("a denied program left an execution")
+	page, _ := rt.Traces(context.Background(), store.RunFilter{})
+	if len(page.Runs) != 0 {
+		t.Fatal("a denied program left a run")
 	}
 }
 
 // Ensure idempotency keys: a repeat returns the stored outcome (a failure
 // stays a failure), a different request is a conflict, and 32 concurrent
-// callers get one execution.
+// callers get one run.
 func TestIdempotency(t *testing.T) {
 	rt := openRuntime(t, runtime.Config{})
 	ctx := context.Background()
@@ -121,7 +121,7 @@ func TestIdempotency(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "order-abc-123"})
-	if err != nil || again.TraceID != first.TraceID || !again.Replayed || again.Status != "success" {
+	if err != nil || again.TraceID != first.TraceID || !again.StoredOutcome || again.Status != "success" {
 		t.Fatalf("repeat %+v %v", again, err)
 	}
 	_, err = rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: map[string]any{"amount": 1.0, "order_id": "x"}, IdempotencyKey: "order-abc-123"})
@@ -129,15 +129,15 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("conflict err %v", err)
 	}
 
-	// A failed run is stored as failed, and replayed as failed.
+	// A failed run is stored as failed, and its stored outcome is failed.
 	bad := map[string]any{"amount": -5.0, "order_id": "neg"}
 	f1, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: bad, IdempotencyKey: "neg"})
 	if err != nil || f1.Status != "failed" {
 		t.Fatalf("failed run %+v %v", f1, err)
 	}
 	f2, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: bad, IdempotencyKey: "neg"})
-	if err != nil || f2.Status != "failed" || !f2.Replayed || f2.TraceID != f1.TraceID || !strings.Contains(f2.Error, "amount must be positive") {
-		t.Fatalf("replayed failure %+v %v", f2, err)
+	if err != nil || f2.Status != "failed" || !f2.StoredOutcome || f2.TraceID != f1.TraceID || !strings.Contains(f2.Error, "amount must be positive") {
+		t.Fatalf("stored failure %+v %v", f2, err)
 	}
 
 	var wg sync.WaitGroup
@@ -160,18 +160,18 @@ func TestIdempotency(t *testing.T) {
 			t.Fatalf("caller %d: %v %q vs %q", i, errs[i], ids[i], ids[0])
 		}
 	}
-	page, err := rt.Traces(ctx, store.ExecutionFilter{Limit: 100})
+	page, err := rt.Traces(ctx, store.RunFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runs := 0
-	for _, e := range page.Executions {
+	for _, e := range page.Runs {
 		if e.IdempotencyKey == "burst" {
 			runs++
 		}
 	}
 	if runs != 1 {
-		t.Fatalf("%d executions for one key", runs)
+		t.Fatalf("%d runs for one key", runs)
 	}
 }
 
@@ -334,8 +334,8 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "k"})
-	if err != nil || b.TraceID == a.TraceID || b.Replayed {
-		t.Fatalf("expired key replayed: %+v %v", b, err)
+	if err != nil || b.TraceID == a.TraceID || b.StoredOutcome {
+		t.Fatalf("expired key returned a stored outcome: %+v %v", b, err)
 	}
 	if n, err := rt.PurgeExpired(ctx); err != nil || n != 1 {
 		t.Fatalf("purged %d %v", n, err)
@@ -367,7 +367,7 @@ func TestCancelledRunContinuesByKey(t *testing.T) {
 	if err == nil || res == nil || res.Status != "running" || res.Steps != 2 {
 		t.Fatalf("cancelled run: %+v %v", res, err)
 	}
-	// The record of a running execution is as of its first step; the
+	// The record of a run still running is as of its first step; the
 	// trace still counts every step that ran.
 	view, err := rt.Trace(context.Background(), res.TraceID, 0, 0)
 	if err != nil {
@@ -394,7 +394,7 @@ type durableSteps struct {
 }
 
 func (d *durableSteps) Complete(ctx context.Context, req kernel.LLMRequest) (kernel.LLMResponse, error) {
-	tv, err := d.rt().Trace(ctx, req.ExecutionID, 0, 100)
+	tv, err := d.rt().Trace(ctx, req.TraceID, 0, 100)
 	if err != nil {
 		return kernel.LLMResponse{}, err
 	}
@@ -482,11 +482,11 @@ func TestFailedStepEnvelope(t *testing.T) {
 		t.Fatalf("envelopes %+v %v, want one for the failed step", envs, err)
 	}
 	e := envs[0]
-	exec, steps, err := rt.Store().ExecutionTrace(ctx, res.TraceID)
+	exec, steps, err := rt.Store().RunTrace(ctx, res.TraceID)
 	if err != nil || len(steps) != 1 {
 		t.Fatalf("trace: %d steps, %v", len(steps), err)
 	}
-	if e.RecordSHA256 != store.RecordSHA256(steps[0].Data) || e.ExecutionSHA256 == "" ||
+	if e.RecordSHA256 != store.RecordSHA256(steps[0].Data) || e.RunSHA256 == "" ||
 		e.InputSHA256 != store.RecordSHA256(exec.Input) || e.ProgramSHA256 != store.RecordSHA256(exec.Program) {
 		t.Errorf("envelope %+v does not commit to the stored records", e)
 	}
@@ -494,7 +494,7 @@ func TestFailedStepEnvelope(t *testing.T) {
 		t.Errorf("payload %s does not say the step failed", e.Payload)
 	}
 	rep, err := rt.VerifyAudit(ctx, res.TraceID)
-	// The step, the execution record, the input and the program.
+	// The step, the run record, the input and the program.
 	if err != nil || !rep.OK || rep.RecordsChecked != 4 {
 		t.Fatalf("verify %+v %v", rep, err)
 	}

@@ -61,11 +61,11 @@ func TestUnstorableStepEndsRunFailed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if res.Status != string(kernel.StatusFailed) || !strings.Contains(res.Error, `step "first"`) || !strings.Contains(res.Error, "cannot be stored") || len(res.Error) > maxStoredError+100 {
+	if res.Status != kernel.StatusFailed || !strings.Contains(res.Error, `step "first"`) || !strings.Contains(res.Error, "cannot be stored") || len(res.Error) > maxStoredError+100 {
 		t.Fatalf("result %s: %.300s", res.Status, res.Error)
 	}
-	exec, err := rt.store.Execution(ctx, res.TraceID)
-	if err != nil || exec.Status != string(kernel.StatusFailed) {
+	exec, err := rt.store.Run(ctx, res.TraceID)
+	if err != nil || exec.Status != kernel.StatusFailed {
 		t.Fatalf("stored status %q: %v", exec.Status, err)
 	}
 	if open, err := rt.store.Unfinished(ctx); err != nil || len(open) != 0 {
@@ -76,11 +76,11 @@ func TestUnstorableStepEndsRunFailed(t *testing.T) {
 		t.Fatalf("trace: %+v %v", tv, err)
 	}
 	again, err := rt.RunProgram(ctx, req)
-	if err != nil || !again.Replayed || again.Status != string(kernel.StatusFailed) || again.TraceID != res.TraceID {
+	if err != nil || !again.StoredOutcome || again.Status != kernel.StatusFailed || again.TraceID != res.TraceID {
 		t.Fatalf("repeat of the key: %+v %v", again, err)
 	}
 	if rep, err := rt.VerifyAudit(ctx, ""); err != nil || !rep.OK {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
-	var _ store.Execution = exec
+	var _ store.Run = exec
 }

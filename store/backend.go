@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"time"
 )
 
@@ -41,16 +42,16 @@ func (p *PreparedEnvelope) Link(prevSeq uint64, prevHash string, at time.Time) (
 	return p.s.seal(chainHead{Seq: prevSeq, Hash: prevHash}, at)
 }
 
-// CheckExecution validates an execution as PutExecution and CommitStep
+// CheckRun validates a run record as PutRun and CommitStep
 // do: ids the store can key by, JSON fields that are JSON.
-func CheckExecution(e Execution) error { return checkExecution(e) }
+func CheckRun(e Run) error { return checkRun(e) }
 
 // CheckStoreID validates an id the store keys by (what names it: program,
-// execution, tool): non-empty, at most MaxIDBytes, no NUL.
+// run, tool): non-empty, at most MaxIDBytes, no NUL.
 func CheckStoreID(what, id string) error { return checkID(what, id) }
 
-// StatusPayload is the payload of an EnvelopeKindExecution envelope.
-func StatusPayload(status string) []byte { return statusPayload(status) }
+// StatusPayload is the payload of an EnvelopeKindRun envelope.
+func StatusPayload(status kernel.Status) []byte { return statusPayload(status) }
 
 // KeyCheckStore is implemented by a store that many processes open with
 // the vault key each was given (store/postgres): it keeps a value sealed

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkEnvelopeAppend(b *testing.B) {
 		db := openTemp(b, nil)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			if _, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: "exec", StepIndex: i, StepID: "s", Payload: benchPayload}); err != nil {
+			if _, err := db.AppendEnvelope(ctx, store.Envelope{TraceID: "exec", StepIndex: i, StepID: "s", Payload: benchPayload}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -34,7 +35,7 @@ func BenchmarkEnvelopeAppend(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			id := fmt.Sprint("exec-", worker.Add(1))
 			for i := 0; pb.Next(); i++ {
-				if _, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: id, StepIndex: i, StepID: "s", Payload: benchPayload}); err != nil {
+				if _, err := db.AppendEnvelope(ctx, store.Envelope{TraceID: id, StepIndex: i, StepID: "s", Payload: benchPayload}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -45,8 +46,8 @@ func BenchmarkEnvelopeAppend(b *testing.B) {
 }
 
 // BenchmarkCommitStep measures the runtime's hot path, a durable step
-// commit with its envelope, by 64 concurrent executions shaped as the
-// runtime writes them: started by PutExecution, then one commit per step
+// commit with its envelope, by 64 concurrent runs shaped as the
+// runtime writes them: started by PutRun, then one commit per step
 // carrying a small trace header.
 func BenchmarkCommitStep(b *testing.B) {
 	ctx := context.Background()
@@ -54,17 +55,17 @@ func BenchmarkCommitStep(b *testing.B) {
 	var worker atomic.Int64
 	header := json.RawMessage(`{"trace_id":"t","program_name":"refund","status":"running","final_output":null,"initial_state_hash":"sha256:6b1f0e3c","state_root":"","step_metrics":{"llm_calls":0,"tool_calls":3,"retries":0},"usage":{"input_tokens":0,"output_tokens":0,"cost_usd":0},"started_at":"2026-11-23T22:18:27.123456789Z","duration_ms":0}`)
 	b.ReportAllocs()
-	b.SetParallelism(32) // 32 × GOMAXPROCS(2) = 64 executions
+	b.SetParallelism(32) // 32 × GOMAXPROCS(2) = 64 runs
 	b.RunParallel(func(pb *testing.PB) {
 		id := fmt.Sprint("exec-", worker.Add(1))
-		ex, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: "refund", ProgramHash: "h", Status: store.StatusRunning, PolicyHash: "p", Program: benchPayload, Input: benchPayload})
+		ex, err := db.PutRun(ctx, store.Run{ID: id, ProgramID: "refund", ProgramHash: "h", Status: kernel.StatusRunning, PolicyHash: "p", Program: benchPayload, Input: benchPayload})
 		if err != nil {
 			b.Error(err)
 			return
 		}
 		ex.Program, ex.Input, ex.Header = nil, nil, header
 		for i := 0; pb.Next(); i++ {
-			_, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: benchPayload,
+			_, err := db.CommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: benchPayload,
 				Envelope: &store.Envelope{StepID: "s", StateHash: "h", Payload: benchPayload, ModuleSHA256: "m", ManifestSHA256: "f"}})
 			if err != nil {
 				b.Error(err)
@@ -96,10 +97,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 				if _, err := db.Program(ctx, id); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: id, Status: "success", Program: program, Header: header}); err != nil {
+				if _, err := db.PutRun(ctx, store.Run{ID: id, ProgramID: id, Status: "success", Program: program, Header: header}); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := db.Execution(ctx, id); err != nil {
+				if _, err := db.Run(ctx, id); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -118,13 +119,13 @@ func BenchmarkVerifyChain(b *testing.B) {
 	db := openTemp(b, &store.Options{NoSync: true})
 	const runs, steps, n = 100, 100, 100 * 100
 	for r := range runs {
-		ex, err := db.PutExecution(ctx, store.Execution{ID: fmt.Sprint("e", r), Status: store.StatusRunning, Input: benchPayload, Program: benchPayload})
+		ex, err := db.PutRun(ctx, store.Run{ID: fmt.Sprint("e", r), Status: kernel.StatusRunning, Input: benchPayload, Program: benchPayload})
 		if err != nil {
 			b.Fatal(err)
 		}
 		ex.Input, ex.Program = nil, nil
 		for i := range steps {
-			sc := store.StepCommit{Execution: ex, KeepExecution: i > 0, Index: i, Step: benchPayload, Envelope: &store.Envelope{StepID: "s", Payload: benchPayload}}
+			sc := store.StepCommit{Run: ex, KeepRun: i > 0, Index: i, Step: benchPayload, Envelope: &store.Envelope{StepID: "s", Payload: benchPayload}}
 			if i == 0 {
 				sc.Envelope.InputSHA256, sc.Envelope.ProgramSHA256 = sha(benchPayload), sha(benchPayload)
 			}

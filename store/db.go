@@ -20,7 +20,7 @@ import (
 //
 // Schema 2 added the record hashes of envelopes (Envelope.RecordSHA256 and
 // the rest) and the legacy_execs bucket: migrating a schema-1 file lists
-// its executions there, whose records no envelope covers; verify reports
+// its runs there, whose records no envelope covers; verify reports
 // them as legacy rather than as tampered.
 const SchemaVersion = 2
 
@@ -49,6 +49,12 @@ type Options struct {
 	CheckOnOpen bool
 	// Now is the clock for stored timestamps. The default is time.Now.
 	Now func() time.Time
+	// OnCommit, when set, is called by the committer after each group
+	// commit with the number of writes it held and how long it took
+	// (every transaction of the batch, fsync included), for metrics. It
+	// runs on the commit path: it must be cheap and must not write to the
+	// store. nil (the default) means nothing is measured.
+	OnCommit func(batch int, d time.Duration)
 }
 
 // DefaultOptions returns the options Open uses when given nil.
@@ -62,33 +68,35 @@ func DefaultOptions() *Options {
 
 // Bucket names. Keys that combine an id with a number use a 0x00 separator
 // (ids never contain it) and big-endian numbers so byte order is numeric
-// order.
+// order. The names are on disk: the run buckets keep the word "exec"
+// ("execution"), the Go names say run (see docs/glossary.md, legacy names
+// on disk).
 var (
 	bucketMeta         = []byte("meta")             // schema_version, chain head
 	bucketPrograms     = []byte("programs")         // id → Program
 	bucketProgramsTime = []byte("programs_by_time") // created ns | id → nil
-	bucketExecutions   = []byte("executions")       // id → Execution without its body
-	bucketExecBodies   = []byte("exec_bodies")      // id → executionBody (input, program, checkpoint)
-	bucketExecTime     = []byte("exec_by_time")     // created ns | id → nil
-	bucketExecProgram  = []byte("exec_by_program")  // program id 0 created ns | id → nil
-	bucketExecOpen     = []byte("exec_unfinished")  // created ns | id → nil
-	bucketSteps        = []byte("steps")            // exec id 0 index → step JSON
+	bucketRuns         = []byte("executions")       // id → Run without its body
+	bucketRunBodies    = []byte("exec_bodies")      // id → runBody (input, program, checkpoint)
+	bucketRunTime      = []byte("exec_by_time")     // created ns | id → nil
+	bucketRunProgram   = []byte("exec_by_program")  // program id 0 created ns | id → nil
+	bucketRunOpen      = []byte("exec_unfinished")  // created ns | id → nil
+	bucketSteps        = []byte("steps")            // trace id 0 index → step JSON
 	bucketEnvelopes    = []byte("envelopes")        // seq → Envelope
-	bucketEnvExec      = []byte("env_by_exec")      // exec id 0 seq → nil
+	bucketEnvRun       = []byte("env_by_exec")      // trace id 0 seq → nil
 	bucketIdem         = []byte("idempotency")      // key → IdempotencyRecord
 	bucketIdemExpiry   = []byte("idem_by_expiry")   // expires ns | key → nil
 	bucketSecrets      = []byte("vault")            // id → SecretRecord
 	bucketModules      = []byte("tool_modules")     // sha256 → bytes
 	bucketToolVersions = []byte("tool_versions")    // name 0 sha256 → ToolRecord
 	bucketToolCurrent  = []byte("tools_current")    // name → sha256
-	bucketLegacyExecs  = []byte("legacy_execs")     // exec id → nil: runs from schema 1, records not covered
+	bucketLegacyRuns   = []byte("legacy_execs")     // trace id → nil: runs from schema 1, records not covered
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketPrograms, bucketProgramsTime, bucketExecutions, bucketExecBodies,
-		bucketExecTime, bucketExecProgram, bucketExecOpen, bucketSteps,
-		bucketEnvelopes, bucketEnvExec, bucketIdem, bucketIdemExpiry,
+		bucketMeta, bucketPrograms, bucketProgramsTime, bucketRuns, bucketRunBodies,
+		bucketRunTime, bucketRunProgram, bucketRunOpen, bucketSteps,
+		bucketEnvelopes, bucketEnvRun, bucketIdem, bucketIdemExpiry,
 		bucketSecrets, bucketModules, bucketToolVersions, bucketToolCurrent,
-		bucketLegacyExecs,
+		bucketLegacyRuns,
 	}
 
 	keySchemaVersion = []byte("schema_version")
@@ -103,6 +111,7 @@ type DB struct {
 
 	maxBatch int
 	delay    time.Duration
+	onCommit func(batch int, d time.Duration)
 
 	txc txCache // the committer's, see txCache
 
@@ -227,6 +236,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		now:      o.Now,
 		maxBatch: o.MaxBatchSize,
 		delay:    o.MaxBatchDelay,
+		onCommit: o.OnCommit,
 		queue:    make(chan *writeReq, o.MaxBatchSize),
 		done:     make(chan struct{}),
 	}
@@ -378,19 +388,19 @@ func migrate(bdb *bolt.DB, now func() time.Time) error {
 	})
 }
 
-// migrate1to2 lists the executions a schema-1 file holds in legacy_execs:
+// migrate1to2 lists the runs a schema-1 file holds in legacy_execs:
 // their envelopes carry no record hashes, so verify reports them as
 // legacy instead of as records no envelope covers.
 func migrate1to2(tx *bolt.Tx) error {
 	for _, name := range allBuckets {
-		if bytes.Equal(name, bucketLegacyExecs) {
+		if bytes.Equal(name, bucketLegacyRuns) {
 			continue
 		}
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: bucket %q missing", ErrCorrupt, name)
 		}
 	}
-	legacy, err := tx.CreateBucketIfNotExists(bucketLegacyExecs)
+	legacy, err := tx.CreateBucketIfNotExists(bucketLegacyRuns)
 	if err != nil {
 		return fmt.Errorf("migrate schema 1 to 2: %w", err)
 	}
@@ -402,10 +412,10 @@ func migrate1to2(tx *bolt.Tx) error {
 		seen[string(id)] = true
 		return legacy.Put(bytes.Clone(id), nil)
 	}
-	if err := tx.Bucket(bucketExecutions).ForEach(func(k, _ []byte) error { return mark(k) }); err != nil {
+	if err := tx.Bucket(bucketRuns).ForEach(func(k, _ []byte) error { return mark(k) }); err != nil {
 		return fmt.Errorf("migrate schema 1 to 2: %w", err)
 	}
-	// Steps whose execution record is gone count too.
+	// Steps whose run record is gone count too.
 	if err := tx.Bucket(bucketSteps).ForEach(func(k, _ []byte) error {
 		if len(k) > 9 {
 			return mark(k[:len(k)-9])

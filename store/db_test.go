@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/storetest"
 	bolt "go.etcd.io/bbolt"
@@ -197,7 +198,7 @@ func TestClosed(t *testing.T) {
 		{name: "read", err: func() error { _, err := db.Program(ctx, "p"); return err }()},
 		{name: "write", err: func() error { _, err := db.PutProgram(ctx, store.Program{ID: "p"}); return err }()},
 		{name: "commit", err: func() error {
-			_, err := db.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "e"}, Step: []byte("1")})
+			_, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "e"}, Step: []byte("1")})
 			return err
 		}()},
 	}
@@ -223,7 +224,7 @@ func TestCancelledContext(t *testing.T) {
 }
 
 // TestRestart ensures everything a resumed run needs survives a close and
-// reopen: the running execution is listed, its steps and checkpoint are
+// reopen: the run still running is listed, its steps and checkpoint are
 // there, and the chain continues without a gap.
 func TestRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nano.db")
@@ -236,14 +237,14 @@ func TestRestart(t *testing.T) {
 	if _, _, err := db.ClaimIdempotencyKey(ctx, "key", "req", "run", 0); err != nil {
 		t.Fatal(err)
 	}
-	ex := store.Execution{ID: "run", Status: store.StatusRunning, IdempotencyKey: "key"}
+	ex := store.Run{ID: "run", Status: kernel.StatusRunning, IdempotencyKey: "key"}
 	for i := range 3 {
 		ex.Input = []byte(`{"next":` + string(rune('1'+i)) + `}`)
-		if _, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: []byte(`"done"`), Envelope: &store.Envelope{StepID: "s"}}); err != nil {
+		if _, err := db.CommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: []byte(`"done"`), Envelope: &store.Envelope{StepID: "s"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.PutExecution(ctx, store.Execution{ID: "waiting", Status: store.StatusSuspended}); err != nil {
+	if _, err := db.PutRun(ctx, store.Run{ID: "waiting", Status: kernel.StatusSuspended}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -260,13 +261,13 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("Unfinished after restart = %+v, %v", un, err)
 	}
 	rec, claimed, err := db.ClaimIdempotencyKey(ctx, "key", "req", "other", 0)
-	if err != nil || claimed || rec.ExecutionID != "run" || rec.Status != store.IdempotencyPending {
+	if err != nil || claimed || rec.TraceID != "run" || rec.Status != store.IdempotencyPending {
 		t.Fatalf("repeat claim after crash = %+v, %v, %v; want the interrupted run", rec, claimed, err)
 	}
 	if steps, err := db.Steps(ctx, "run", 0, 0); err != nil || len(steps) != 3 {
 		t.Fatalf("steps after restart = %d, %v", len(steps), err)
 	}
-	env, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 3, Step: []byte(`"done"`), Envelope: &store.Envelope{StepID: "s"}})
+	env, err := db.CommitStep(ctx, store.StepCommit{Run: ex, Index: 3, Step: []byte(`"done"`), Envelope: &store.Envelope{StepID: "s"}})
 	if err != nil || env.Seq != 4 {
 		t.Fatalf("commit after restart = %+v, %v; want seq 4", env, err)
 	}

@@ -13,18 +13,18 @@
 //   - A write returns only once committed: with the default options it has
 //     been fsynced. Concurrent writes share commits (group commit), so
 //     durable throughput grows with concurrency.
-//   - CommitStep writes a step, its execution record and its envelope in one
+//   - CommitStep writes a step, its run record and its envelope in one
 //     transaction: after a crash either all three exist or none does.
 //   - Envelopes form one global chain numbered 1, 2, 3… without gaps; each
 //     holds the previous one's hash. They are never updated or deleted, not
-//     even with the program or execution they describe. VerifyChain reports
+//     even with the program or run they describe. VerifyChain reports
 //     the first broken link.
 //   - The store never sees a secret's value: Vault encrypts it (AES-256-GCM)
 //     before it reaches the store.
 //   - A bad file (not bbolt, truncated, damaged, or from a newer schema) is an
 //     error from Open, never a panic and never silently rewritten.
-//   - One record that cannot be decoded never fails a listing: Executions
-//     skips it and names it in ExecutionPage.Skipped; reading it alone is
+//   - One record that cannot be decoded never fails a listing: Runs
+//     skips it and names it in RunPage.Skipped; reading it alone is
 //     ErrCorrupt naming it.
 //
 // # Caveats

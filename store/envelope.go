@@ -21,11 +21,13 @@ const (
 	EnvelopeKindStep = "step"
 	// EnvelopeKindErase records the erasure of a secret.
 	EnvelopeKindErase = "erase"
-	// EnvelopeKindExecution records a rewrite of an execution's record
-	// that no step commit carried (PutExecution of an existing record: a
-	// run that ends without a step, say).
-	EnvelopeKindExecution = "execution"
-	// EnvelopeKindDelete records the deletion of an execution's records
+	// EnvelopeKindRun records a rewrite of a run's record
+	// that no step commit carried (PutRun of an existing record: a
+	// run that ends without a step, say). Its value keeps the older word:
+	// it is hashed into every such envelope (docs/glossary.md, legacy
+	// names on disk).
+	EnvelopeKindRun = "execution"
+	// EnvelopeKindDelete records the deletion of a run's records
 	// (DeleteProgram): verify then expects them gone.
 	EnvelopeKindDelete = "delete"
 )
@@ -41,9 +43,10 @@ type Envelope struct {
 	Seq uint64 `json:"seq"`
 	// Kind is EnvelopeKindStep or another event kind (EnvelopeKindErase).
 	Kind string `json:"kind"`
-	// ExecutionID is the run the envelope belongs to; empty for events
-	// that belong to no run.
-	ExecutionID string `json:"execution_id"`
+	// TraceID is the run the envelope belongs to; empty for events
+	// that belong to no run. Its JSON name keeps the older word: the
+	// envelope's hash covers it.
+	TraceID string `json:"execution_id"`
 	// StepIndex is the step's index in the trace.
 	StepIndex int `json:"step_index"`
 	// StepID is the step's id in the program.
@@ -63,13 +66,14 @@ type Envelope struct {
 	// stored bytes, exactly as Steps returns them; assigned by the store
 	// for a step commit.
 	RecordSHA256 string `json:"record_sha256,omitempty"`
-	// ExecutionSHA256 is the SHA-256 of the execution record's stored
+	// RunSHA256 is the SHA-256 of the run record's stored
 	// bytes as written in the same transaction (status, header with the
 	// final output and error); assigned by the store whenever the
-	// envelope's transaction rewrote the record, empty otherwise.
-	ExecutionSHA256 string `json:"execution_sha256,omitempty"`
-	// InputSHA256 and ProgramSHA256 are the SHA-256 of the execution's
-	// input and program as stored (Execution returns them byte for byte
+	// envelope's transaction rewrote the record, empty otherwise. Its
+	// JSON name keeps the older word: the envelope's hash covers it.
+	RunSHA256 string `json:"execution_sha256,omitempty"`
+	// InputSHA256 and ProgramSHA256 are the SHA-256 of the run's
+	// input and program as stored (Run returns them byte for byte
 	// as they were put). The caller sets them on a run's first step
 	// envelope (index 0); verify checks every envelope that carries them.
 	InputSHA256   string `json:"input_sha256,omitempty"`
@@ -91,7 +95,7 @@ func (e *Envelope) ComputeHash() (string, error) {
 	m := map[string]any{
 		"seq":          e.Seq,
 		"kind":         e.Kind,
-		"execution_id": e.ExecutionID,
+		"execution_id": e.TraceID,
 		"step_index":   e.StepIndex,
 		"step_id":      e.StepID,
 		"policy_hash":  e.PolicyHash,
@@ -112,7 +116,7 @@ func (e *Envelope) ComputeHash() (string, error) {
 	// The record hashes are absent from envelopes written before schema
 	// 2, which therefore hash as they always did.
 	for k, v := range map[string]string{
-		"record_sha256": e.RecordSHA256, "execution_sha256": e.ExecutionSHA256,
+		"record_sha256": e.RecordSHA256, "execution_sha256": e.RunSHA256,
 		"input_sha256": e.InputSHA256, "program_sha256": e.ProgramSHA256,
 	} {
 		if v != "" {
@@ -127,7 +131,7 @@ func (e *Envelope) ComputeHash() (string, error) {
 }
 
 // RecordSHA256 returns the lowercase hex SHA-256 of a stored record's
-// bytes: what an envelope's RecordSHA256, ExecutionSHA256, InputSHA256
+// bytes: what an envelope's RecordSHA256, RunSHA256, InputSHA256
 // and ProgramSHA256 hold.
 func RecordSHA256(b []byte) string {
 	sum := sha256.Sum256(b)
@@ -226,8 +230,8 @@ func (db *DB) appendEnvelope(tx *bolt.Tx, s *sealer) (Envelope, error) {
 	if err := envs.Put(u64(d.Seq), v); err != nil {
 		return d, fmt.Errorf("put envelope %d: %w", d.Seq, err)
 	}
-	if d.ExecutionID != "" {
-		if err := tx.Bucket(bucketEnvExec).Put(joinKey(d.ExecutionID, d.Seq), nil); err != nil {
+	if d.TraceID != "" {
+		if err := tx.Bucket(bucketEnvRun).Put(joinKey(d.TraceID, d.Seq), nil); err != nil {
 			return d, fmt.Errorf("index envelope %d: %w", d.Seq, err)
 		}
 	}
@@ -272,12 +276,12 @@ func (db *DB) Envelope(ctx context.Context, seq uint64) (Envelope, error) {
 }
 
 // Envelopes implements AuditStore.
-func (db *DB) Envelopes(ctx context.Context, executionID string) ([]Envelope, error) {
+func (db *DB) Envelopes(ctx context.Context, traceID string) ([]Envelope, error) {
 	var out []Envelope
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		envs := tx.Bucket(bucketEnvelopes)
-		prefix := append([]byte(executionID), 0)
-		c := tx.Bucket(bucketEnvExec).Cursor()
+		prefix := append([]byte(traceID), 0)
+		c := tx.Bucket(bucketEnvRun).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if len(k) != len(prefix)+8 {
 				return fmt.Errorf("%w: envelope index key of %d bytes", ErrCorrupt, len(k))
@@ -296,7 +300,7 @@ func (db *DB) Envelopes(ctx context.Context, executionID string) ([]Envelope, er
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("envelopes of %q: %w", executionID, err)
+		return nil, fmt.Errorf("envelopes of %q: %w", traceID, err)
 	}
 	return out, nil
 }

@@ -7,7 +7,7 @@ import (
 )
 
 var (
-	// ErrNotFound is returned when a program, execution, step, envelope,
+	// ErrNotFound is returned when a program, run, step, envelope,
 	// idempotency key, secret, tool or module does not exist (or an
 	// idempotency key has expired). It is toolrecord.ErrNotFound, so the
 	// sandbox matches it without importing store.
@@ -26,7 +26,7 @@ var (
 	// truncated, or holds pages or records this build cannot decode.
 	ErrCorrupt = errors.New("database file is corrupt")
 
-	// ErrStepExists is returned by CommitStep when the execution already has a
+	// ErrStepExists is returned by CommitStep when the run already has a
 	// step at that index: steps are written once and never overwritten.
 	ErrStepExists = errors.New("step already exists")
 	// ErrStepGap is returned by CommitStep when the step before the one

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -27,19 +28,19 @@ func TestHammer(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range steps {
-				ex := store.Execution{ID: id, Status: store.StatusRunning, Header: json.RawMessage(fmt.Sprint(i))}
-				env, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: json.RawMessage(`{}`),
+				ex := store.Run{ID: id, Status: kernel.StatusRunning, Header: json.RawMessage(fmt.Sprint(i))}
+				env, err := db.CommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: json.RawMessage(`{}`),
 					Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), Payload: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))}})
 				if err != nil {
 					errs <- err
 					return
 				}
-				if env.ExecutionID != id || env.StepIndex != i {
-					errs <- fmt.Errorf("%s/%d got envelope for %s/%d", id, i, env.ExecutionID, env.StepIndex)
+				if env.TraceID != id || env.StepIndex != i {
+					errs <- fmt.Errorf("%s/%d got envelope for %s/%d", id, i, env.TraceID, env.StepIndex)
 					return
 				}
 				if i%5 == 0 {
-					if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: "note", ExecutionID: id}); err != nil {
+					if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: "note", TraceID: id}); err != nil {
 						errs <- err
 						return
 					}
@@ -53,7 +54,7 @@ func TestHammer(t *testing.T) {
 					errs <- err
 					return
 				}
-				if _, err := db.Execution(ctx, id); err != nil && !isNotFound(err) {
+				if _, err := db.Run(ctx, id); err != nil && !isNotFound(err) {
 					errs <- err
 					return
 				}

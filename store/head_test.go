@@ -13,7 +13,7 @@ func BenchmarkHead(b *testing.B) {
 	ctx := context.Background()
 	db := openTemp(b, &store.Options{NoSync: true})
 	for i := range 10000 {
-		if _, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: "exec", StepIndex: i, StepID: "s", Payload: benchPayload}); err != nil {
+		if _, err := db.AppendEnvelope(ctx, store.Envelope{TraceID: "exec", StepIndex: i, StepID: "s", Payload: benchPayload}); err != nil {
 			b.Fatal(err)
 		}
 	}

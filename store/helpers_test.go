@@ -5,6 +5,7 @@ import (
 
 	"crypto/sha256"
 	"encoding/hex"
+
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 

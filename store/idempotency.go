@@ -67,11 +67,11 @@ func deleteIdem(tx *bolt.Tx, r IdempotencyRecord) error {
 func live(r IdempotencyRecord, now time.Time) bool { return now.Before(r.ExpiresAt) }
 
 // ClaimIdempotencyKey implements IdempotencyStore.
-func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executionID string, ttl time.Duration) (IdempotencyRecord, bool, error) {
+func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, traceID string, ttl time.Duration) (IdempotencyRecord, bool, error) {
 	if err := CheckIdempotencyKey(key); err != nil {
 		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key: %w", err)
 	}
-	if err := checkID("execution", executionID); err != nil {
+	if err := checkID("trace", traceID); err != nil {
 		return IdempotencyRecord{}, false, fmt.Errorf("claim idempotency key %s: %w", Clip(key), err)
 	}
 	if ttl <= 0 {
@@ -89,7 +89,7 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executi
 		}
 		if ok && live(cur, now) {
 			if cur.RequestHash != requestHash {
-				return fmt.Errorf("%w: key was used for another request (execution %q)", ErrIdempotencyConflict, cur.ExecutionID)
+				return fmt.Errorf("%w: key was used for another request (run %q)", ErrIdempotencyConflict, cur.TraceID)
 			}
 			out, claimed = cur, false
 			return nil
@@ -102,7 +102,7 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executi
 		rec := IdempotencyRecord{
 			Key:         key,
 			RequestHash: requestHash,
-			ExecutionID: executionID,
+			TraceID:     traceID,
 			Status:      IdempotencyPending,
 			CreatedAt:   now,
 			ExpiresAt:   now.Add(ttl),

@@ -12,7 +12,7 @@ import (
 // ids) that names the limit and shows the value clipped (Clip).
 const (
 	// MaxIDBytes bounds program ids (save_as, program_id), trace and
-	// execution ids and tool names: 1..256 bytes.
+	// trace ids and tool names: 1..256 bytes.
 	MaxIDBytes = 256
 	// MaxIdempotencyKeyBytes bounds idempotency keys: 1..255 bytes, as
 	// Stripe's.

@@ -64,7 +64,7 @@ type LeaseStore interface {
 	// Orphans lists, oldest first and at most limit, the running
 	// executions no live replica holds a lease on: those whose replica
 	// died, stopped, or let them go.
-	Orphans(ctx context.Context, limit int) ([]Execution, error)
+	Orphans(ctx context.Context, limit int) ([]Run, error)
 }
 
 // ChangeNotifier is implemented by stores shared by replicas that tell

@@ -12,7 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Ensure an execution record that cannot be decoded (written by an older
+// Ensure a run record that cannot be decoded (written by an older
 // release, or damaged) is skipped by the listing with a note naming it,
 // on every page and with every filter, while the records around it are
 // listed; and reading it alone is ErrCorrupt naming it.
@@ -25,8 +25,8 @@ func TestListingSkipsUndecodableRecord(t *testing.T) {
 	defer db.Close()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 5 {
-		e := Execution{ID: fmt.Sprintf("run-%d", i), ProgramID: "p", Status: "success", CreatedAt: base.Add(time.Duration(i) * time.Second)}
-		if _, err := db.PutExecution(ctx, e); err != nil {
+		e := Run{ID: fmt.Sprintf("run-%d", i), ProgramID: "p", Status: "success", CreatedAt: base.Add(time.Duration(i) * time.Second)}
+		if _, err := db.PutRun(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,7 +38,7 @@ func TestListingSkipsUndecodableRecord(t *testing.T) {
 	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		for id, v := range damaged {
-			if err := tx.Bucket(bucketExecutions).Put([]byte(id), v); err != nil {
+			if err := tx.Bucket(bucketRuns).Put([]byte(id), v); err != nil {
 				return err
 			}
 		}
@@ -50,26 +50,26 @@ func TestListingSkipsUndecodableRecord(t *testing.T) {
 
 	tests := []struct {
 		name string
-		f    ExecutionFilter
+		f    RunFilter
 	}{
-		{"all", ExecutionFilter{}},
-		{"by program", ExecutionFilter{ProgramID: "p"}},
-		{"by status", ExecutionFilter{Status: "success"}},
-		{"pages of two", ExecutionFilter{Limit: 2}},
+		{"all", RunFilter{}},
+		{"by program", RunFilter{ProgramID: "p"}},
+		{"by status", RunFilter{Status: "success"}},
+		{"pages of two", RunFilter{Limit: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var listed, skipped []string
 			f := tt.f
 			for range 10 {
-				page, err := db.Executions(ctx, f)
+				page, err := db.Runs(ctx, f)
 				if err != nil {
 					t.Fatalf("listing failed: %v", err)
 				}
-				if f.Limit > 0 && len(page.Executions)+len(page.Skipped) > f.Limit {
-					t.Fatalf("page of %d+%d over the limit %d", len(page.Executions), len(page.Skipped), f.Limit)
+				if f.Limit > 0 && len(page.Runs)+len(page.Skipped) > f.Limit {
+					t.Fatalf("page of %d+%d over the limit %d", len(page.Runs), len(page.Skipped), f.Limit)
 				}
-				for _, e := range page.Executions {
+				for _, e := range page.Runs {
 					listed = append(listed, e.ID)
 				}
 				for _, s := range page.Skipped {
@@ -91,11 +91,11 @@ func TestListingSkipsUndecodableRecord(t *testing.T) {
 		})
 	}
 	for id := range damaged {
-		if _, err := db.Execution(ctx, id); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), id) {
-			t.Errorf("Execution(%s): %v", id, err)
+		if _, err := db.Run(ctx, id); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), id) {
+			t.Errorf("Run(%s): %v", id, err)
 		}
 	}
-	if _, err := db.Execution(ctx, "run-2"); err != nil {
+	if _, err := db.Run(ctx, "run-2"); err != nil {
 		t.Errorf("a good record next to damaged ones: %v", err)
 	}
 }

@@ -107,12 +107,12 @@ func (db *DB) DeleteProgram(ctx context.Context, id string) error {
 		// Collect first: deleting while iterating a bbolt cursor skips keys.
 		var execIDs []string
 		prefix := append([]byte(id), 0)
-		c := tx.Bucket(bucketExecProgram).Cursor()
+		c := tx.Bucket(bucketRunProgram).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			execIDs = append(execIDs, string(k[len(prefix)+8:]))
 		}
 		for _, eid := range execIDs {
-			if err := db.deleteExecution(tx, eid); err != nil {
+			if err := db.deleteRun(tx, eid); err != nil {
 				return err
 			}
 		}

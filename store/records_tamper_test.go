@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/store"
 	bolt "go.etcd.io/bbolt"
@@ -29,22 +30,22 @@ func recordsDB(t *testing.T) (string, string) {
 	const id = "run-1"
 	input := json.RawMessage(`{"order_id":"order-abc-123"}`)
 	prog := json.RawMessage(`{"name":"pay","steps":[{"id":"capture","type":"tool","tool":"capture_payment"}]}`)
-	ex, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: "pay", Status: store.StatusRunning, PolicyHash: "pol", Input: input, Program: prog})
+	ex, err := db.PutRun(ctx, store.Run{ID: id, ProgramID: "pay", Status: kernel.StatusRunning, PolicyHash: "pol", Input: input, Program: prog})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ex.Input, ex.Program = nil, nil
 	steps := []string{`{"step_id":"a","status":"success","output":"reserved"}`, `{"step_id":"b","status":"success","output":"captured"}`, `{"step_id":"c","status":"failed","error":"receipt down"}`}
 	for i, s := range steps {
-		sc := store.StepCommit{Execution: ex, Index: i, Step: json.RawMessage(s), Envelope: &store.Envelope{StepID: string(rune('a' + i))}}
+		sc := store.StepCommit{Run: ex, Index: i, Step: json.RawMessage(s), Envelope: &store.Envelope{StepID: string(rune('a' + i))}}
 		switch i {
 		case 0:
 			sc.Envelope.InputSHA256, sc.Envelope.ProgramSHA256 = store.RecordSHA256(input), store.RecordSHA256(prog)
 		case 1:
-			sc.KeepExecution = true
+			sc.KeepRun = true
 		case 2:
-			sc.Execution.Status = "failed"
-			sc.Execution.Header = json.RawMessage(`{"status":"failed","error":"receipt down"}`)
+			sc.Run.Status = "failed"
+			sc.Run.Header = json.RawMessage(`{"status":"failed","error":"receipt down"}`)
 		}
 		if _, err := db.CommitStep(ctx, sc); err != nil {
 			t.Fatal(err)
@@ -75,8 +76,8 @@ type missingErr struct{ bucket, key, old string }
 func (e *missingErr) Error() string { return e.bucket + "/" + e.key + " holds no " + e.old }
 
 // TestRecordTamper ensures every kind of direct edit of the records a trace
-// shows (step records, the execution record, its input and program) is
-// reported by VerifyChain, whole-chain and per execution, naming the run,
+// shows (step records, the run record, its input and program) is
+// reported by VerifyChain, whole-chain and per run, naming the run,
 // the record and the step, while the chain itself holds.
 func TestRecordTamper(t *testing.T) {
 	type want struct {
@@ -105,11 +106,11 @@ func TestRecordTamper(t *testing.T) {
 			tamper: func(tx *bolt.Tx, id string) error {
 				return tx.Bucket([]byte("steps")).Put(stepKey(id, 3), []byte(`{"step_id":"d","status":"success"}`))
 			}},
-		{name: "final status changed", want: []want{{store.RecordExecution, -1, store.ProblemRecordChanged}},
+		{name: "final status changed", want: []want{{store.RecordRun, -1, store.ProblemRecordChanged}},
 			tamper: func(tx *bolt.Tx, id string) error {
 				return replaceIn(tx, "executions", []byte(id), `"status":"failed"`, `"status":"passed"`)
 			}},
-		{name: "final error changed", want: []want{{store.RecordExecution, -1, store.ProblemRecordChanged}},
+		{name: "final error changed", want: []want{{store.RecordRun, -1, store.ProblemRecordChanged}},
 			tamper: func(tx *bolt.Tx, id string) error {
 				return replaceIn(tx, "executions", []byte(id), "receipt down", "receipt sent")
 			}},
@@ -123,9 +124,9 @@ func TestRecordTamper(t *testing.T) {
 			}},
 		{name: "input and program deleted", want: []want{{store.RecordInput, -1, store.ProblemRecordMissing}, {store.RecordProgram, -1, store.ProblemRecordMissing}},
 			tamper: func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("exec_bodies")).Delete([]byte(id)) }},
-		{name: "execution record deleted", want: []want{{store.RecordExecution, -1, store.ProblemRecordMissing}},
+		{name: "run record deleted", want: []want{{store.RecordRun, -1, store.ProblemRecordMissing}},
 			tamper: func(tx *bolt.Tx, id string) error { return tx.Bucket([]byte("executions")).Delete([]byte(id)) }},
-		{name: "everything deleted", want: []want{{store.RecordExecution, -1, store.ProblemRecordMissing}},
+		{name: "everything deleted", want: []want{{store.RecordRun, -1, store.ProblemRecordMissing}},
 			tamper: func(tx *bolt.Tx, id string) error {
 				for _, k := range [][]byte{stepKey(id, 0), stepKey(id, 1), stepKey(id, 2)} {
 					if err := tx.Bucket([]byte("steps")).Delete(k); err != nil {
@@ -167,7 +168,7 @@ func TestRecordTamper(t *testing.T) {
 					if p.StepIndex != nil {
 						step = *p.StepIndex
 					}
-					if p.ExecutionID != id || p.Record != w.record || step != w.step || p.Problem != w.problem || p.Reason == "" {
+					if p.TraceID != id || p.Record != w.record || step != w.step || p.Problem != w.problem || p.Reason == "" {
 						t.Errorf("VerifyChain(%q) reported %s; want %s %d %s", scope, p, w.record, w.step, w.problem)
 					}
 				}
@@ -187,7 +188,7 @@ func TestRecordsCoveredAndDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := db.VerifyChain(ctx, "")
-	// 3 steps, the execution record, the input and the program.
+	// 3 steps, the run record, the input and the program.
 	if err != nil || !rep.OK || rep.RecordsChecked != 6 || len(rep.Notes) != 0 {
 		t.Fatalf("VerifyChain = %+v, %v; want OK, 6 records", rep, err)
 	}
@@ -218,7 +219,7 @@ func TestRecordsCoveredAndDeleted(t *testing.T) {
 	}
 	defer db.Close()
 	rep, err = db.VerifyChain(ctx, "")
-	if err != nil || rep.OK || len(rep.Records) != 2 || rep.Records[0].ExecutionID != "fake" || rep.Records[0].Problem != store.ProblemRecordExtra ||
+	if err != nil || rep.OK || len(rep.Records) != 2 || rep.Records[0].TraceID != "fake" || rep.Records[0].Problem != store.ProblemRecordExtra ||
 		rep.Records[1].Record != store.RecordStep || rep.Records[1].Problem != store.ProblemRecordExtra {
 		t.Fatalf("VerifyChain with a fake run = %+v, %v; want its record and step not covered", rep, err)
 	}
@@ -249,7 +250,7 @@ func TestLegacyRecords(t *testing.T) {
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
 			}
-			e.RecordSHA256, e.ExecutionSHA256, e.InputSHA256, e.ProgramSHA256 = "", "", "", ""
+			e.RecordSHA256, e.RunSHA256, e.InputSHA256, e.ProgramSHA256 = "", "", "", ""
 			e.PrevHash = prev
 			h, err := e.ComputeHash()
 			if err != nil {
@@ -275,14 +276,14 @@ func TestLegacyRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := db.VerifyChain(ctx, "")
-	if err != nil || !rep.OK || len(rep.Notes) != 1 || rep.Notes[0].ExecutionID != id || rep.Notes[0].Problem != store.ProblemLegacy {
+	if err != nil || !rep.OK || len(rep.Notes) != 1 || rep.Notes[0].TraceID != id || rep.Notes[0].Problem != store.ProblemLegacy {
 		t.Fatalf("VerifyChain of a migrated schema-1 file = %+v (%+v), %v; want OK with %q noted legacy", rep, rep.Broken, err, id)
 	}
 	if got := rep.Notes[0].Problem.String(); got != "legacy, records not covered" {
 		t.Errorf("legacy note says %q", got)
 	}
 	// A run after the migration is covered.
-	if _, err := db.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "new", Status: "success"}, Index: 0,
+	if _, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "new", Status: "success"}, Index: 0,
 		Step: json.RawMessage(`{"s":1}`), Envelope: &store.Envelope{StepID: "a"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestLegacyRecords(t *testing.T) {
 	}
 	defer db.Close()
 	rep, err = db.VerifyChain(ctx, "")
-	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].ExecutionID != "new" || len(rep.Notes) != 1 {
+	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].TraceID != "new" || len(rep.Notes) != 1 {
 		t.Fatalf("VerifyChain = %+v, %v; want the new run's step reported and the legacy run noted", rep, err)
 	}
 }
@@ -304,7 +305,7 @@ func TestLegacyRecords(t *testing.T) {
 // Ensure marking a schema-2 run as legacy on disk (one key in
 // legacy_execs, no hash to recompute) does not exempt its records: the
 // records its envelopes commit to are still checked, so a changed step,
-// execution record or input is reported. Before, the marker alone turned
+// run record or input is reported. Before, the marker alone turned
 // every problem of that run into a note and verify passed (also against a
 // checkpoint, which the marker's bucket is outside of).
 func TestLegacyMarkerDoesNotExempt(t *testing.T) {
@@ -316,7 +317,7 @@ func TestLegacyMarkerDoesNotExempt(t *testing.T) {
 		{"step", store.RecordStep, func(tx *bolt.Tx, id string) error {
 			return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded")
 		}},
-		{"execution", store.RecordExecution, func(tx *bolt.Tx, id string) error {
+		{"execution", store.RecordRun, func(tx *bolt.Tx, id string) error {
 			return replaceIn(tx, "executions", []byte(id), "receipt down", "receipt sent")
 		}},
 		{"input", store.RecordInput, func(tx *bolt.Tx, id string) error {
@@ -345,7 +346,7 @@ func TestLegacyMarkerDoesNotExempt(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != tc.record || rep.Records[0].ExecutionID != id {
+				if rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != tc.record || rep.Records[0].TraceID != id {
 					t.Errorf("VerifyChain(%q) of a run marked legacy and changed = OK %v, records %v, notes %v; want its %s reported",
 						scope, rep.OK, rep.Records, rep.Notes, tc.record)
 				}
@@ -379,13 +380,13 @@ func TestMalformedStepKey(t *testing.T) {
 				if err != nil {
 					t.Fatalf("VerifyChain(%q): %v", scope, err)
 				}
-				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].ExecutionID != id ||
+				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].TraceID != id ||
 					rep.Records[0].Record != store.RecordStep || rep.Records[0].Problem != store.ProblemRecordExtra {
 					t.Errorf("VerifyChain(%q) = %+v; want the malformed step key of %q reported", scope, rep, id)
 				}
 			}
-			if _, steps, err := db.ExecutionTrace(ctx, id); err != nil || len(steps) != 3 {
-				t.Errorf("ExecutionTrace = %d steps, %v; want the 3 real steps", len(steps), err)
+			if _, steps, err := db.RunTrace(ctx, id); err != nil || len(steps) != 3 {
+				t.Errorf("RunTrace = %d steps, %v; want the 3 real steps", len(steps), err)
 			}
 			if steps, err := db.Steps(ctx, id, 0, 0); err != nil || len(steps) != 3 {
 				t.Errorf("Steps = %d steps, %v; want the 3 real steps", len(steps), err)
@@ -397,8 +398,8 @@ func TestMalformedStepKey(t *testing.T) {
 // Ensure a record cannot be re-committed by appending envelopes: someone
 // who can write the file but not rewrite the chain before a checkpoint
 // changes an old step (or the input) and appends, through the store, an
-// envelope committing to the new bytes. A step is committed once and an
-// execution's input and program never change, so verify reports the
+// envelope committing to the new bytes. A step is committed once and a
+// run's input and program never change, so verify reports the
 // second commitment, naming the record and both envelopes. Before, the
 // latest envelope won and verify passed, also against a checkpoint taken
 // before the append (the chain only grew).
@@ -415,7 +416,7 @@ func TestRecordRecommitted(t *testing.T) {
 			},
 			func(db *store.DB, id string) error {
 				v := []byte(`{"step_id":"b","status":"success","output":"refunded"}`)
-				_, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: id, StepIndex: 1, StepID: "b", RecordSHA256: store.RecordSHA256(v)})
+				_, err := db.AppendEnvelope(ctx, store.Envelope{TraceID: id, StepIndex: 1, StepID: "b", RecordSHA256: store.RecordSHA256(v)})
 				return err
 			}},
 		{"input", store.RecordInput,
@@ -423,7 +424,7 @@ func TestRecordRecommitted(t *testing.T) {
 				return replaceIn(tx, "exec_bodies", []byte(id), "order-abc", "order-xyz")
 			},
 			func(db *store.DB, id string) error {
-				_, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindExecution, ExecutionID: id,
+				_, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindRun, TraceID: id,
 					InputSHA256: store.RecordSHA256([]byte(`{"order_id":"order-xyz-123"}`))})
 				return err
 			}},
@@ -448,7 +449,7 @@ func TestRecordRecommitted(t *testing.T) {
 					t.Fatal(err)
 				}
 				if rep.OK || rep.Broken != nil || len(rep.Records) != 1 || rep.Records[0].Record != tc.record ||
-					rep.Records[0].ExecutionID != id || rep.Records[0].Problem != store.ProblemRecordChanged {
+					rep.Records[0].TraceID != id || rep.Records[0].Problem != store.ProblemRecordChanged {
 					t.Errorf("VerifyChain(%q) after a re-commit = %+v; want the %s reported changed", scope, rep, tc.record)
 				}
 			}
@@ -500,7 +501,7 @@ func TestErasureUndone(t *testing.T) {
 	}
 }
 
-// Ensure an appended deletion envelope does not let an execution start
+// Ensure an appended deletion envelope does not let a run start
 // afresh: steps and input committed before it stay committed once, so
 // envelopes appended after it that re-seal changed records are reported
 // as re-commitments. Before, the deletion reset what verify held the run
@@ -516,15 +517,15 @@ func TestRecommitAfterDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindDelete, ExecutionID: id}); err != nil {
+	if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindDelete, TraceID: id}); err != nil {
 		t.Fatal(err)
 	}
-	_, steps, err := db.ExecutionTrace(ctx, id)
+	_, steps, err := db.RunTrace(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range steps {
-		if _, err := db.AppendEnvelope(ctx, store.Envelope{ExecutionID: id, StepIndex: s.Index, RecordSHA256: store.RecordSHA256(s.Data)}); err != nil {
+		if _, err := db.AppendEnvelope(ctx, store.Envelope{TraceID: id, StepIndex: s.Index, RecordSHA256: store.RecordSHA256(s.Data)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -45,8 +45,8 @@ func newSealer(draft Envelope) (*sealer, error) {
 	s := &sealer{d: d}
 	// Room for every field but the payload as it usually is (hex hashes,
 	// short ids), so the buffer is not grown.
-	b := make([]byte, 0, 160+len(d.Payload)+len(d.ExecutionID)+len(d.Kind)+len(d.PolicyHash)+
-		len(d.ExecutionSHA256)+len(d.InputSHA256)+len(d.ModuleSHA256)+len(d.ManifestSHA256))
+	b := make([]byte, 0, 160+len(d.Payload)+len(d.TraceID)+len(d.Kind)+len(d.PolicyHash)+
+		len(d.RunSHA256)+len(d.InputSHA256)+len(d.ModuleSHA256)+len(d.ManifestSHA256))
 	field := func(name, value string) {
 		if err != nil {
 			return
@@ -57,11 +57,11 @@ func newSealer(draft Envelope) (*sealer, error) {
 		b, err = appendStr(b, value)
 	}
 	b = append(b, `{"execution_id":`...)
-	if b, err = appendStr(b, d.ExecutionID); err != nil {
+	if b, err = appendStr(b, d.TraceID); err != nil {
 		return nil, err
 	}
-	if d.ExecutionSHA256 != "" {
-		field("execution_sha256", d.ExecutionSHA256)
+	if d.RunSHA256 != "" {
+		field("execution_sha256", d.RunSHA256)
 	}
 	if d.InputSHA256 != "" {
 		field("input_sha256", d.InputSHA256)

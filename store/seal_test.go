@@ -54,17 +54,17 @@ func TestSealMatchesComputeHash(t *testing.T) {
 		draft Envelope
 		head  chainHead
 	}{
-		{"first", Envelope{ExecutionID: "e", StepID: "s", Payload: json.RawMessage(`{"b":1,"a":[1.50,"x"]}`)}, chainHead{}},
-		{"full", Envelope{Kind: EnvelopeKindStep, ExecutionID: "0193-ab", StepIndex: 41, StepID: "charge", PolicyHash: "p0", StateHash: "s1",
+		{"first", Envelope{TraceID: "e", StepID: "s", Payload: json.RawMessage(`{"b":1,"a":[1.50,"x"]}`)}, chainHead{}},
+		{"full", Envelope{Kind: EnvelopeKindStep, TraceID: "0193-ab", StepIndex: 41, StepID: "charge", PolicyHash: "p0", StateHash: "s1",
 			Payload: json.RawMessage(`{"output":{"ref":"vault-ref:sha256:00"}}`), ModuleSHA256: "m", ManifestSHA256: "f"}, chainHead{Seq: 99, Hash: "ab12"}},
 		{"no payload", Envelope{Kind: EnvelopeKindErase, StepID: "x"}, chainHead{Seq: 1, Hash: "00"}},
-		{"escapes", Envelope{ExecutionID: "é\"\\\n\u2028<>&", StepID: "\x01\t", PolicyHash: "\U0001F600", StateHash: "\u007f",
+		{"escapes", Envelope{TraceID: "é\"\\\n\u2028<>&", StepID: "\x01\t", PolicyHash: "\U0001F600", StateHash: "\u007f",
 			Payload: json.RawMessage(`"\u00e9\ud83d\ude00"`)}, chainHead{Seq: 7, Hash: "h"}},
-		{"large seq", Envelope{ExecutionID: "e", StepID: "s"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
-		{"record hashes", Envelope{ExecutionID: "e", StepID: "s", RecordSHA256: "r0", ExecutionSHA256: "x1", InputSHA256: "i2", ProgramSHA256: "p3"}, chainHead{Seq: 3, Hash: "h"}},
-		{"record hash only", Envelope{ExecutionID: "e", StepID: "s", RecordSHA256: "r0", ModuleSHA256: "m"}, chainHead{Seq: 3, Hash: "h"}},
-		{"program hash only", Envelope{ExecutionID: "e", ProgramSHA256: "\\\""}, chainHead{Seq: 3, Hash: "h"}},
-		{"record hashes, large seq", Envelope{ExecutionID: "e", RecordSHA256: "r", InputSHA256: "i"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
+		{"large seq", Envelope{TraceID: "e", StepID: "s"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
+		{"record hashes", Envelope{TraceID: "e", StepID: "s", RecordSHA256: "r0", RunSHA256: "x1", InputSHA256: "i2", ProgramSHA256: "p3"}, chainHead{Seq: 3, Hash: "h"}},
+		{"record hash only", Envelope{TraceID: "e", StepID: "s", RecordSHA256: "r0", ModuleSHA256: "m"}, chainHead{Seq: 3, Hash: "h"}},
+		{"program hash only", Envelope{TraceID: "e", ProgramSHA256: "\\\""}, chainHead{Seq: 3, Hash: "h"}},
+		{"record hashes, large seq", Envelope{TraceID: "e", RecordSHA256: "r", InputSHA256: "i"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkSeal(t, tc.draft, tc.head, at) })
 	}
@@ -73,13 +73,13 @@ func TestSealMatchesComputeHash(t *testing.T) {
 func FuzzSeal(f *testing.F) {
 	f.Add("exec", "step", "pol", "state", `{"a":1}`, "mod", "", uint64(0), 3, int64(0), "", "", "", "")
 	f.Add("é\"\\", "\x00", "", "", `[1e3,"\u2028"]`, "", "man", uint64(1<<53), 0, int64(1e18), "r", "x", "i", "p")
-	f.Fuzz(func(t *testing.T, execID, stepID, policy, state, payload, module, manifest string, seq uint64, index int, ns int64, record, execution, input, program string) {
+	f.Fuzz(func(t *testing.T, traceID, stepID, policy, state, payload, module, manifest string, seq uint64, index int, ns int64, record, run, input, program string) {
 		if !json.Valid([]byte(payload)) {
 			return
 		}
-		d := Envelope{ExecutionID: execID, StepID: stepID, PolicyHash: policy, StateHash: state,
+		d := Envelope{TraceID: traceID, StepID: stepID, PolicyHash: policy, StateHash: state,
 			Payload: json.RawMessage(payload), ModuleSHA256: module, ManifestSHA256: manifest, StepIndex: index,
-			RecordSHA256: record, ExecutionSHA256: execution, InputSHA256: input, ProgramSHA256: program}
+			RecordSHA256: record, RunSHA256: run, InputSHA256: input, ProgramSHA256: program}
 		checkSeal(t, d, chainHead{Seq: seq % (1 << 60), Hash: "prev"}, time.Unix(0, ns))
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/nanovm/nano-vm-mcp/kernel"
 )
 
 // Store is everything the runtime asks of durable storage. *DB (bbolt)
@@ -16,7 +18,7 @@ import (
 // durable (or, with Options.NoSync, written to the operating system).
 type Store interface {
 	ProgramStore
-	ExecutionStore
+	RunStore
 	AuditStore
 	IdempotencyStore
 	SecretStore
@@ -34,40 +36,40 @@ type ProgramStore interface {
 	Program(ctx context.Context, id string) (Program, error)
 	// Programs lists programs newest first; limit <= 0 means all.
 	Programs(ctx context.Context, limit int) ([]Program, error)
-	// DeleteProgram removes a program with its executions, their steps and
+	// DeleteProgram removes a program with its runs, their steps and
 	// their idempotency keys. Envelopes are never deleted; an envelope of
-	// kind EnvelopeKindDelete records each execution's deletion, so
+	// kind EnvelopeKindDelete records each run's deletion, so
 	// VerifyChain expects its records gone. ErrNotFound when the program
 	// does not exist.
 	DeleteProgram(ctx context.Context, id string) error
 }
 
-// ExecutionStore keeps executions (traces) and their steps.
-type ExecutionStore interface {
-	// PutExecution creates or replaces an execution's record (start,
+// RunStore keeps runs (traces) and their steps.
+type RunStore interface {
+	// PutRun creates or replaces a run's record (start,
 	// finish, suspend). Input and Program left empty keep their
 	// stored values, so a later update need not resend them. A zero CreatedAt is set to now on creation and kept
 	// from the stored record on replacement; UpdatedAt is always now.
-	// Input and Program are stored verbatim: Execution and ExecutionTrace
+	// Input and Program are stored verbatim: Run and RunTrace
 	// return them byte for byte as put. A replacement appends an envelope
-	// of kind EnvelopeKindExecution committing to the record as written
+	// of kind EnvelopeKindRun committing to the record as written
 	// and to the stored input and program.
-	PutExecution(ctx context.Context, e Execution) (Execution, error)
-	// Execution returns an execution by id, or ErrNotFound.
-	Execution(ctx context.Context, id string) (Execution, error)
-	// Executions lists executions newest first, filtered and paged,
-	// without their Input and Program (read one with Execution).
-	Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage, error)
-	// Unfinished lists executions whose status is StatusRunning or
-	// StatusSuspended, oldest first: after a crash these are the runs to
+	PutRun(ctx context.Context, e Run) (Run, error)
+	// Run returns a run by id, or ErrNotFound.
+	Run(ctx context.Context, id string) (Run, error)
+	// Runs lists runs newest first, filtered and paged,
+	// without their Input and Program (read one with Run).
+	Runs(ctx context.Context, f RunFilter) (RunPage, error)
+	// Unfinished lists runs whose status is kernel.StatusRunning or
+	// kernel.StatusSuspended, oldest first: after a crash these are the runs to
 	// resume or to offer for resumption.
-	Unfinished(ctx context.Context) ([]Execution, error)
-	// CommitStep atomically writes a step, replaces its execution's record
+	Unfinished(ctx context.Context) ([]Run, error)
+	// CommitStep atomically writes a step, replaces its run's record
 	// (empty Input and Program keep their stored values)
 	// and, when c.Envelope is set, appends the envelope to the audit chain.
 	// It returns the stored envelope (nil without a draft). The store sets
 	// the envelope's RecordSHA256 to the hash of c.Step and, unless
-	// KeepExecution, its ExecutionSHA256 to the hash of the execution
+	// KeepRun, its RunSHA256 to the hash of the run
 	// record it wrote; a step committed without an envelope is a record
 	// VerifyChain reports as not covered. ErrStepExists when the step
 	// index is taken; nothing is written then.
@@ -75,17 +77,17 @@ type ExecutionStore interface {
 	// StartCommitStep is CommitStep without the wait: it validates and
 	// queues c and returns at once; the PendingCommit reports the outcome.
 	// Commits are applied in the order they were started, and a step whose
-	// predecessor (index-1) is missing is refused with ErrStepGap, so an
-	// execution's durable steps are always a prefix of those started: a run
+	// predecessor (index-1) is missing is refused with ErrStepGap, so a
+	// run's durable steps are always a prefix of those started: a run
 	// may go on while earlier steps are being made durable.
 	StartCommitStep(ctx context.Context, c StepCommit) *PendingCommit
-	// Steps returns up to limit steps of an execution with index >= offset,
+	// Steps returns up to limit steps of a run with index >= offset,
 	// in index order; limit <= 0 means all.
-	Steps(ctx context.Context, executionID string, offset, limit int) ([]Step, error)
-	// ExecutionTrace returns an execution, as Execution does, with all its
+	Steps(ctx context.Context, traceID string, offset, limit int) ([]Step, error)
+	// RunTrace returns a run, as Run does, with all its
 	// steps in index order, read together so that they are consistent
-	// with each other. ErrNotFound when the execution does not exist.
-	ExecutionTrace(ctx context.Context, id string) (Execution, []Step, error)
+	// with each other. ErrNotFound when the run does not exist.
+	RunTrace(ctx context.Context, id string) (Run, []Step, error)
 }
 
 // AuditStore keeps the global append-only envelope chain.
@@ -96,32 +98,32 @@ type AuditStore interface {
 	// Envelope returns the envelope with sequence number seq, or
 	// ErrNotFound.
 	Envelope(ctx context.Context, seq uint64) (Envelope, error)
-	// Envelopes returns an execution's envelopes in seq order.
-	Envelopes(ctx context.Context, executionID string) ([]Envelope, error)
+	// Envelopes returns a run's envelopes in seq order.
+	Envelopes(ctx context.Context, traceID string) ([]Envelope, error)
 	// Head returns the sequence number and hash of the last envelope
 	// appended (0 and GenesisHash for an empty chain), as recorded, without
 	// verifying the chain: cheap enough to poll. Signed checkpoints are
 	// taken from it.
 	Head(ctx context.Context) (seq uint64, hash string, err error)
-	// VerifyChain re-checks the chain (the whole chain when executionID is
-	// empty, otherwise that execution's envelopes and their links into the
+	// VerifyChain re-checks the chain (the whole chain when traceID is
+	// empty, otherwise that run's envelopes and their links into the
 	// chain) and reports the first broken link; then it re-hashes every
-	// stored record of those executions (steps, execution records, inputs,
+	// stored record of those runs (steps, run records, inputs,
 	// programs) against the latest envelope committing to it and reports
 	// each that is changed, missing or covered by none. An error means the
 	// check could not run, not that the chain is broken.
-	VerifyChain(ctx context.Context, executionID string) (VerifyReport, error)
+	VerifyChain(ctx context.Context, traceID string) (VerifyReport, error)
 }
 
 // IdempotencyStore keeps idempotency keys.
 type IdempotencyStore interface {
 	// ClaimIdempotencyKey claims key for a request. When the key is absent
-	// or expired it records {requestHash, executionID} with status
+	// or expired it records {requestHash, traceID} with status
 	// IdempotencyPending, expiring after ttl (DefaultIdempotencyTTL when
 	// ttl <= 0), and returns it with claimed true. When the key is live with
 	// the same requestHash it returns the stored record with claimed false.
 	// A live key with another requestHash is ErrIdempotencyConflict.
-	ClaimIdempotencyKey(ctx context.Context, key, requestHash, executionID string, ttl time.Duration) (rec IdempotencyRecord, claimed bool, err error)
+	ClaimIdempotencyKey(ctx context.Context, key, requestHash, traceID string, ttl time.Duration) (rec IdempotencyRecord, claimed bool, err error)
 	// IdempotencyKey returns a live key's record, or ErrNotFound when it is
 	// absent or expired.
 	IdempotencyKey(ctx context.Context, key string) (IdempotencyRecord, error)
@@ -181,20 +183,11 @@ type Program struct {
 	Program json.RawMessage `json:"program"`
 }
 
-// Execution statuses the store itself interprets. Every other status is
-// opaque to the store.
-const (
-	// StatusRunning marks an execution in progress, or interrupted by a
-	// crash if no process is running it.
-	StatusRunning = "running"
-	// StatusSuspended marks an execution waiting for a resume event.
-	StatusSuspended = "suspended"
-)
-
-// Execution is one run of a program: the trace header and everything
-// needed to resume it.
-type Execution struct {
-	// ID is the execution (trace) id.
+// Run is the run record: one run of a program, with the trace header and
+// everything needed to resume it. It is stored in the bucket "executions"
+// under its JSON names, which verification hashes; the Go names say run.
+type Run struct {
+	// ID is the trace id.
 	ID string `json:"id"`
 	// ProgramID is the saved program's id, or empty for an unsaved
 	// program.
@@ -203,9 +196,10 @@ type Execution struct {
 	ProgramHash string `json:"program_hash"`
 	// ProgramName is the program's name.
 	ProgramName string `json:"program_name"`
-	// Status is the run's status; StatusRunning and StatusSuspended are
-	// listed by Unfinished.
-	Status string `json:"status"`
+	// Status is the run's status; kernel.StatusRunning and
+	// kernel.StatusSuspended are listed by Unfinished. The store
+	// interprets no other status.
+	Status kernel.Status `json:"status"`
 	// PolicyHash is the hash of the policy snapshot the run started under.
 	PolicyHash string `json:"policy_hash"`
 	// IdempotencyKey is the key the run was started with, if any.
@@ -218,19 +212,19 @@ type Execution struct {
 	// Header is the trace header (everything but the steps), opaque to the
 	// store.
 	Header json.RawMessage `json:"header,omitempty"`
-	// CreatedAt is when the execution was first stored.
+	// CreatedAt is when the run was first stored.
 	CreatedAt time.Time `json:"created_at"`
-	// UpdatedAt is when the execution was last stored.
+	// UpdatedAt is when the run was last stored.
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// ExecutionFilter selects executions. The zero value lists the newest
-// DefaultPageLimit executions.
-type ExecutionFilter struct {
-	// ProgramID keeps only executions of that program; empty keeps all.
+// RunFilter selects runs. The zero value lists the newest
+// DefaultPageLimit runs.
+type RunFilter struct {
+	// ProgramID keeps only runs of that program; empty keeps all.
 	ProgramID string
-	// Status keeps only executions with that status; empty keeps all.
-	Status string
+	// Status keeps only runs with that status; empty keeps all.
+	Status kernel.Status
 	// Limit caps the page size; <= 0 means DefaultPageLimit, and it is
 	// clamped to MaxPageLimit.
 	Limit int
@@ -239,18 +233,20 @@ type ExecutionFilter struct {
 	Cursor string
 }
 
-// Page limits for Executions.
+// Page limits for Runs.
 const (
-	// DefaultPageLimit is the page size when ExecutionFilter.Limit <= 0.
+	// DefaultPageLimit is the page size when RunFilter.Limit <= 0.
 	DefaultPageLimit = 50
-	// MaxPageLimit is the largest page Executions returns.
+	// MaxPageLimit is the largest page Runs returns.
 	MaxPageLimit = 1000
 )
 
-// ExecutionPage is one page of executions.
-type ExecutionPage struct {
-	// Executions are newest first.
-	Executions []Execution `json:"executions"`
+// RunPage is one page of runs.
+type RunPage struct {
+	// Runs are newest first. The JSON name keeps the older word: trace ls
+	// --json prints it, and processes of different releases exchange it
+	// on the database's socket.
+	Runs []Run `json:"executions"`
 	// NextCursor continues the listing; empty when there is no more.
 	NextCursor string `json:"next_cursor,omitempty"`
 	// Skipped are the records in this page's range that could not be
@@ -261,13 +257,13 @@ type ExecutionPage struct {
 
 // SkippedRecord is a stored record a listing could not decode.
 type SkippedRecord struct {
-	// ID is the record's key: an execution id.
+	// ID is the record's key: an trace id.
 	ID string `json:"id"`
 	// Error says why it could not be decoded.
 	Error string `json:"error"`
 }
 
-// Step is one stored step of an execution.
+// Step is one stored step of a run.
 type Step struct {
 	// Index is the step's position in the trace, from 0.
 	Index int `json:"index"`
@@ -278,20 +274,20 @@ type Step struct {
 // StepCommit is everything one step makes durable, written in one
 // transaction by CommitStep.
 type StepCommit struct {
-	// Execution replaces the stored execution record (status, checkpoint,
+	// Run replaces the stored run record (status, checkpoint,
 	// header) in the same transaction.
-	Execution Execution
-	// KeepExecution leaves the stored execution record as it is (it must
-	// exist; Execution.ID names it): a step that changes neither the run's
+	Run Run
+	// KeepRun leaves the stored run record as it is (it must
+	// exist; Run.ID names it): a step that changes neither the run's
 	// status nor anything a reader needs from the record need not rewrite
 	// it.
-	KeepExecution bool
+	KeepRun bool
 	// Index is the step's index; it must be free.
 	Index int
 	// Step is the step as JSON.
 	Step json.RawMessage
-	// Envelope, when set, is appended to the audit chain. Its ExecutionID
-	// and StepIndex default to Execution.ID and Index and must match them
+	// Envelope, when set, is appended to the audit chain. Its TraceID
+	// and StepIndex default to Run.ID and Index and must match them
 	// when set; Kind defaults to EnvelopeKindStep. Seq, RecordedAt,
 	// PrevHash and Hash are assigned by the store.
 	Envelope *Envelope
@@ -346,8 +342,9 @@ type IdempotencyRecord struct {
 	// RequestHash identifies the request (program and input): a repeat
 	// with another hash is a conflict.
 	RequestHash string `json:"request_hash"`
-	// ExecutionID is the run the key started.
-	ExecutionID string `json:"execution_id"`
+	// TraceID is the run the key started. Its JSON name keeps the older
+	// word: the record is stored under it.
+	TraceID string `json:"execution_id"`
 	// Status is IdempotencyPending until FinishIdempotencyKey records the
 	// run's terminal status.
 	Status string `json:"status"`

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -26,30 +27,30 @@ func TestTamper(t *testing.T) {
 		tamper      func(b *bolt.Bucket) error
 		wantSeq     uint64
 		wantProblem store.Problem
-		execID      string // also detected when verifying this execution
+		traceID     string // also detected when verifying this run
 	}{
-		{name: "alter a payload byte", wantSeq: 5, wantProblem: store.ProblemHashMismatch, execID: "exec-1",
+		{name: "alter a payload byte", wantSeq: 5, wantProblem: store.ProblemHashMismatch, traceID: "exec-1",
 			tamper: func(b *bolt.Bucket) error {
 				v := bytes.Clone(b.Get(seqKey(5)))
 				i := bytes.Index(v, []byte(`"out":"value-4"`))
 				v[i+len(`"out":"value-`)] = '9'
 				return b.Put(seqKey(5), v)
 			}},
-		{name: "alter the state hash", wantSeq: 3, wantProblem: store.ProblemHashMismatch, execID: "exec-1",
+		{name: "alter the state hash", wantSeq: 3, wantProblem: store.ProblemHashMismatch, traceID: "exec-1",
 			tamper: func(b *bolt.Bucket) error {
 				return editEnvelope(b, 3, func(e *store.Envelope) { e.StateHash = "forged" }, false)
 			}},
-		{name: "alter and re-hash", wantSeq: 5, wantProblem: store.ProblemPrevMismatch, execID: "exec-1",
+		{name: "alter and re-hash", wantSeq: 5, wantProblem: store.ProblemPrevMismatch, traceID: "exec-1",
 			tamper: func(b *bolt.Bucket) error {
 				return editEnvelope(b, 4, func(e *store.Envelope) { e.PolicyHash = "forged" }, true)
 			}},
-		{name: "delete one envelope", wantSeq: 6, wantProblem: store.ProblemGap, execID: "exec-0",
+		{name: "delete one envelope", wantSeq: 6, wantProblem: store.ProblemGap, traceID: "exec-0",
 			tamper: func(b *bolt.Bucket) error { return b.Delete(seqKey(6)) }},
-		{name: "delete the first envelope", wantSeq: 1, wantProblem: store.ProblemGap, execID: "exec-0",
+		{name: "delete the first envelope", wantSeq: 1, wantProblem: store.ProblemGap, traceID: "exec-0",
 			tamper: func(b *bolt.Bucket) error { return b.Delete(seqKey(1)) }},
 		{name: "delete the last envelope", wantSeq: n, wantProblem: store.ProblemGap,
 			tamper: func(b *bolt.Bucket) error { return b.Delete(seqKey(n)) }},
-		{name: "swap two envelopes", wantSeq: 3, wantProblem: store.ProblemOutOfOrder, execID: "exec-0",
+		{name: "swap two envelopes", wantSeq: 3, wantProblem: store.ProblemOutOfOrder, traceID: "exec-0",
 			tamper: func(b *bolt.Bucket) error {
 				v3, v4 := bytes.Clone(b.Get(seqKey(3))), bytes.Clone(b.Get(seqKey(4)))
 				if err := b.Put(seqKey(3), v4); err != nil {
@@ -57,7 +58,7 @@ func TestTamper(t *testing.T) {
 				}
 				return b.Put(seqKey(4), v3)
 			}},
-		{name: "swap and renumber", wantSeq: 3, wantProblem: store.ProblemHashMismatch, execID: "exec-0",
+		{name: "swap and renumber", wantSeq: 3, wantProblem: store.ProblemHashMismatch, traceID: "exec-0",
 			tamper: func(b *bolt.Bucket) error {
 				var e3, e4 store.Envelope
 				_ = json.Unmarshal(b.Get(seqKey(3)), &e3)
@@ -70,7 +71,7 @@ func TestTamper(t *testing.T) {
 				}
 				return b.Put(seqKey(4), v3)
 			}},
-		{name: "garbage bytes", wantSeq: 7, wantProblem: store.ProblemUndecodable, execID: "exec-0",
+		{name: "garbage bytes", wantSeq: 7, wantProblem: store.ProblemUndecodable, traceID: "exec-0",
 			tamper: func(b *bolt.Bucket) error { return b.Put(seqKey(7), []byte("\x00garbage")) }},
 		{name: "forged extra envelope", wantSeq: n + 1, wantProblem: store.ProblemOutOfOrder,
 			tamper: func(b *bolt.Bucket) error {
@@ -92,8 +93,8 @@ func TestTamper(t *testing.T) {
 			}
 			for i := range n {
 				_, err := db.CommitStep(ctx, store.StepCommit{
-					Execution: store.Execution{ID: fmt.Sprint("exec-", i%2), Status: store.StatusRunning},
-					Index:     i / 2, Step: []byte(`{}`),
+					Run:   store.Run{ID: fmt.Sprint("exec-", i%2), Status: kernel.StatusRunning},
+					Index: i / 2, Step: []byte(`{}`),
 					Envelope: &store.Envelope{StepID: "s", StateHash: fmt.Sprint("state-", i), Payload: []byte(fmt.Sprintf(`{"out":"value-%d"}`, i))},
 				})
 				if err != nil {
@@ -114,8 +115,8 @@ func TestTamper(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			for _, id := range []string{"", tc.execID} {
-				if id == "" && tc.execID == "" {
+			for _, id := range []string{"", tc.traceID} {
+				if id == "" && tc.traceID == "" {
 					continue
 				}
 				rep, err := db.VerifyChain(ctx, id)
@@ -155,10 +156,10 @@ func editEnvelope(b *bolt.Bucket, seq uint64, edit func(*store.Envelope), rehash
 	return b.Put(seqKey(seq), v)
 }
 
-// TestTamperExecutionLink ensures per-execution verification also checks
+// TestTamperRunLink ensures per-run verification also checks
 // the link into the previous envelope of the global chain, which belongs
-// to another execution.
-func TestTamperExecutionLink(t *testing.T) {
+// to another run.
+func TestTamperRunLink(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nano.db")
 	db, err := store.Open(path, &store.Options{NoSync: true})
@@ -166,7 +167,7 @@ func TestTamperExecutionLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, id := range []string{"a", "b"} {
-		if _, err := db.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: id}, Index: 0, Step: []byte(`1`),
+		if _, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: id}, Index: 0, Step: []byte(`1`),
 			Envelope: &store.Envelope{StepID: "s", StateHash: fmt.Sprint(i)}}); err != nil {
 			t.Fatal(err)
 		}

@@ -12,24 +12,24 @@ import (
 	"github.com/nanovm/nano-vm-mcp/internal/jsonread"
 )
 
-// ExecutionTrace implements ExecutionStore.
-func (db *DB) ExecutionTrace(ctx context.Context, id string) (Execution, []Step, error) {
+// RunTrace implements RunStore.
+func (db *DB) RunTrace(ctx context.Context, id string) (Run, []Step, error) {
 	var (
-		e     Execution
+		e     Run
 		steps []Step
 	)
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketExecutions).Get([]byte(id))
+		v := tx.Bucket(bucketRuns).Get([]byte(id))
 		if v == nil {
 			return ErrNotFound
 		}
-		if !readExecution(v, &e) {
-			e = Execution{}
+		if !readRun(v, &e) {
+			e = Run{}
 			if err := decodeRecord(v, &e); err != nil {
 				return err
 			}
 		}
-		if body := tx.Bucket(bucketExecBodies).Get([]byte(id)); body != nil && !readBody(body, &e) {
+		if body := tx.Bucket(bucketRunBodies).Get([]byte(id)); body != nil && !readBody(body, &e) {
 			e.Input, e.Program = nil, nil
 			if err := loadBody(tx, &e); err != nil {
 				return err
@@ -39,12 +39,12 @@ func (db *DB) ExecutionTrace(ctx context.Context, id string) (Execution, []Step,
 		return nil
 	})
 	if err != nil {
-		return Execution{}, nil, fmt.Errorf("execution trace %q: %w", id, err)
+		return Run{}, nil, fmt.Errorf("run trace %q: %w", id, err)
 	}
 	return e, steps, nil
 }
 
-// readSteps returns an execution's steps, copied out of the transaction
+// readSteps returns a run's steps, copied out of the transaction
 // into one allocation.
 func readSteps(tx *bolt.Tx, id string) []Step {
 	prefix := append([]byte(id), 0)
@@ -67,17 +67,17 @@ func readSteps(tx *bolt.Tx, id string) []Step {
 	return steps
 }
 
-// The execution and body records are read directly when they are as
+// The run and body records are read directly when they are as
 // json.Marshal writes them: through encoding/json they were over a quarter
 // of a replay's time. Anything else (escapes or non-ASCII in a string,
 // unknown or repeated fields, invalid JSON) goes to decodeRecord and
 // loadBody, which define the result, so a change of the record format
 // costs speed, not correctness; the conformance suite compares
-// ExecutionTrace with Execution and Steps.
+// RunTrace with Run and Steps.
 
-// readExecution reads an execution record into the zero e, or reports
+// readRun reads a run record into the zero e, or reports
 // false.
-func readExecution(v []byte, e *Execution) bool {
+func readRun(v []byte, e *Run) bool {
 	r := jsonread.New(v)
 	var seen uint32
 	ok := r.Object(func(name []byte) bool {
@@ -92,7 +92,7 @@ func readExecution(v []byte, e *Execution) bool {
 		case "program_name":
 			ok = jsonread.Once(&seen, 1<<3) && str(r, &e.ProgramName)
 		case "status":
-			ok = jsonread.Once(&seen, 1<<4) && str(r, &e.Status)
+			ok = jsonread.Once(&seen, 1<<4) && str(r, (*string)(&e.Status))
 		case "policy_hash":
 			ok = jsonread.Once(&seen, 1<<5) && str(r, &e.PolicyHash)
 		case "idempotency_key":
@@ -116,9 +116,9 @@ func readExecution(v []byte, e *Execution) bool {
 	return ok && r.AtEnd()
 }
 
-// readBody reads an execution body into e's Input and Program, as
+// readBody reads a run body into e's Input and Program, as
 // loadBody does, or reports false.
-func readBody(v []byte, e *Execution) bool {
+func readBody(v []byte, e *Run) bool {
 	r := jsonread.New(v)
 	var seen uint32
 	var in, prog, cp json.RawMessage
@@ -148,12 +148,12 @@ func str(r *jsonread.Reader, s *string) bool {
 	return ok
 }
 
-// readExecKeys reads the fields an execution's index keys derive from, as
-// decodeRecord would into an execKeys, passing over the other fields of
+// readRunKeys reads the fields a run's index keys derive from, as
+// decodeRecord would into an runKeys, passing over the other fields of
 // the record; a name it does not know sends the record to decodeRecord.
 // It runs on the committer at the end of every run, where a full decode
 // of the record was a measurable part of each group commit.
-func readExecKeys(v []byte, k *execKeys) bool {
+func readRunKeys(v []byte, k *runKeys) bool {
 	r := jsonread.New(v)
 	var seen uint32
 	ok := r.Object(func(name []byte) bool {
@@ -161,7 +161,7 @@ func readExecKeys(v []byte, k *execKeys) bool {
 		case "program_id":
 			return jsonread.Once(&seen, 1<<0) && str(r, &k.ProgramID)
 		case "status":
-			return jsonread.Once(&seen, 1<<1) && str(r, &k.Status)
+			return jsonread.Once(&seen, 1<<1) && str(r, (*string)(&k.Status))
 		case "created_at":
 			return jsonread.Once(&seen, 1<<2) && r.Time(&k.CreatedAt)
 		case "id", "program_hash", "program_name", "policy_hash", "idempotency_key",
@@ -173,7 +173,7 @@ func readExecKeys(v []byte, k *execKeys) bool {
 	return ok && r.AtEnd()
 }
 
-// badStepKeys counts the keys under an execution's step prefix that are
+// badStepKeys counts the keys under a run's step prefix that are
 // not the id, a NUL and an 8-byte index: no writer makes them and every
 // reader skips them, so only verify sees them.
 func badStepKeys(tx *bolt.Tx, id string) int {

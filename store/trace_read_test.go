@@ -7,15 +7,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nanovm/nano-vm-mcp/kernel"
 )
 
-// agreeExecution checks readExecution against decodeRecord on v: when the
+// agreeRun checks readRun against decodeRecord on v: when the
 // direct read accepts v, encoding/json must accept it too and give the
-// same execution.
-func agreeExecution(t *testing.T, v []byte) (direct bool) {
+// same run.
+func agreeRun(t *testing.T, v []byte) (direct bool) {
 	t.Helper()
-	var got, want Execution
-	if !readExecution(v, &got) {
+	var got, want Run
+	if !readRun(v, &got) {
 		return false
 	}
 	if err := decodeRecord(v, &want); err != nil {
@@ -27,11 +29,11 @@ func agreeExecution(t *testing.T, v []byte) (direct bool) {
 	return true
 }
 
-// agreeExecKeys is agreeExecution for the committer's readExecKeys.
-func agreeExecKeys(t *testing.T, v []byte) (direct bool) {
+// agreeRunKeys is agreeRun for the committer's readRunKeys.
+func agreeRunKeys(t *testing.T, v []byte) (direct bool) {
 	t.Helper()
-	var got, want execKeys
-	if !readExecKeys(v, &got) {
+	var got, want runKeys
+	if !readRunKeys(v, &got) {
 		return false
 	}
 	if err := decodeRecord(v, &want); err != nil {
@@ -43,14 +45,14 @@ func agreeExecKeys(t *testing.T, v []byte) (direct bool) {
 	return true
 }
 
-// agreeBody is agreeExecution for execution bodies.
+// agreeBody is agreeRun for run bodies.
 func agreeBody(t *testing.T, v []byte) (direct bool) {
 	t.Helper()
-	var got Execution
+	var got Run
 	if !readBody(v, &got) {
 		return false
 	}
-	var want executionBody
+	var want runBody
 	if err := decodeRecord(v, &want); err != nil {
 		t.Fatalf("%q: read directly, but decodeRecord: %v", v, err)
 	}
@@ -60,17 +62,17 @@ func agreeBody(t *testing.T, v []byte) (direct bool) {
 	return true
 }
 
-// Ensure records as putExecution writes them are read directly, with what
+// Ensure records as putRun writes them are read directly, with what
 // decodeRecord and loadBody give; and that strings the direct path leaves
-// to encoding/json still come out right through ExecutionTrace's fallback.
-func TestReadExecutionRecords(t *testing.T) {
+// to encoding/json still come out right through RunTrace's fallback.
+func TestReadRunRecords(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	words := []string{"", "a", "refund_pipeline", "01a20a83-8c5e-79e3-8c98-0c5ea5d99f52", "sha256:abc"}
 	raws := []string{`{}`, `{"a":[1,2.5,-3e-7,"x\"y",true,false,null,{"b":{}}]}`, `"s"`, `12`, `null`, `[]`, `{"u":"\u00e9\ud83d\ude00"}`}
 	for range 500 {
-		e := Execution{
+		e := Run{
 			ID: words[r.IntN(len(words))], ProgramID: words[r.IntN(len(words))], ProgramHash: words[r.IntN(len(words))],
-			ProgramName: words[r.IntN(len(words))], Status: []string{"running", "success", "suspended"}[r.IntN(3)],
+			ProgramName: words[r.IntN(len(words))], Status: []kernel.Status{kernel.StatusRunning, kernel.StatusSuccess, kernel.StatusSuspended}[r.IntN(3)],
 			PolicyHash: words[r.IntN(len(words))], IdempotencyKey: words[r.IntN(len(words))],
 			Header:    json.RawMessage(raws[r.IntN(len(raws))]),
 			CreatedAt: time.Unix(r.Int64N(1<<34), r.Int64N(1e9)).UTC(), UpdatedAt: time.Unix(r.Int64N(1<<34), 0).In(time.FixedZone("", 3600)),
@@ -82,16 +84,16 @@ func TestReadExecutionRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !agreeExecution(t, v) {
+		if !agreeRun(t, v) {
 			t.Fatalf("record %s is not read directly", v)
 		}
-		if !agreeExecKeys(t, v) {
+		if !agreeRunKeys(t, v) {
 			t.Fatalf("record %s: keys not read directly", v)
 		}
 		// A body from an older release may carry a "checkpoint" field:
 		// it is read past, directly.
 		var body struct {
-			executionBody
+			runBody
 			Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
 		}
 		body.Input, body.Program = json.RawMessage(raws[r.IntN(len(raws))]), json.RawMessage(raws[r.IntN(len(raws))])
@@ -113,15 +115,15 @@ func TestReadExecutionRecords(t *testing.T) {
 		"{\"header\":\"a\x01\"}", "{\"header\":\"\xff\"}", `{"header":tru}`, `{}x`, ` {} `, `{"id":"a"`, `[]`, `null`, ``,
 		`{"header":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + `}`,
 	} {
-		agreeExecution(t, []byte(v))
-		agreeExecKeys(t, []byte(v))
+		agreeRun(t, []byte(v))
+		agreeRunKeys(t, []byte(v))
 	}
 	for _, v := range []string{`{}`, `{"input":null}`, `{"input":{},"input":{}}`, `{"input":{"a":1},"program":{"steps":[]},"checkpoint":1}`, `{"other":1}`} {
 		agreeBody(t, []byte(v))
 	}
 }
 
-func FuzzReadExecution(f *testing.F) {
+func FuzzReadRun(f *testing.F) {
 	for _, s := range []string{
 		`{"id":"e","program_hash":"h","program_name":"n","status":"success","policy_hash":"p","header":{"a":[1,"b",null]},"created_at":"2025-01-01T00:00:00Z","updated_at":"2025-01-01T00:00:00.5+01:00"}`,
 		`{"input":{"x":1},"program":{"steps":[{"id":"a"}]}}`, `{"header":"\ud800"}`,
@@ -129,8 +131,8 @@ func FuzzReadExecution(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, v []byte) {
-		agreeExecution(t, v)
-		agreeExecKeys(t, v)
+		agreeRun(t, v)
+		agreeRunKeys(t, v)
 		agreeBody(t, v)
 	})
 }

@@ -31,9 +31,9 @@ const (
 	ProblemOutOfOrder
 	// ProblemUndecodable: the stored bytes are not an envelope.
 	ProblemUndecodable
-	// ProblemIndex: the per-execution index disagrees with the chain.
+	// ProblemIndex: the per-run index disagrees with the chain.
 	ProblemIndex
-	// ProblemRecordChanged: a stored record (step, execution, input,
+	// ProblemRecordChanged: a stored record (step, run, input,
 	// program) no longer hashes to what its envelope commits to.
 	ProblemRecordChanged
 	// ProblemRecordMissing: an envelope commits to a record that is not
@@ -41,10 +41,10 @@ const (
 	ProblemRecordMissing
 	// ProblemRecordExtra: a stored record that no envelope commits to.
 	ProblemRecordExtra
-	// ProblemLegacy (a note, not a failure): the execution was written
+	// ProblemLegacy (a note, not a failure): the run was written
 	// before schema 2, so its envelopes do not cover its records.
 	ProblemLegacy
-	// ProblemUncovered (a note, not a failure): a running execution whose
+	// ProblemUncovered (a note, not a failure): a run still running whose
 	// first step is not committed yet, so no envelope covers it yet.
 	ProblemUncovered
 )
@@ -98,7 +98,7 @@ type VerifyReport struct {
 	HeadHash string `json:"head_hash"`
 	// Broken is the first broken link, nil when the chain holds.
 	Broken *BrokenLink `json:"broken,omitempty"`
-	// RecordsChecked counts the stored records (steps, execution records,
+	// RecordsChecked counts the stored records (steps, run records,
 	// inputs, programs) re-hashed against their envelopes.
 	RecordsChecked int `json:"records_checked"`
 	// Records lists the records that do not match their envelopes
@@ -107,7 +107,7 @@ type VerifyReport struct {
 	Records []RecordProblem `json:"records,omitempty"`
 	// RecordsOmitted counts the record problems beyond those listed.
 	RecordsOmitted int `json:"records_omitted,omitempty"`
-	// Notes lists executions whose records no envelope covers for a known
+	// Notes lists runs whose records no envelope covers for a known
 	// reason (legacy, not yet covered); they do not fail the check.
 	Notes []RecordProblem `json:"notes,omitempty"`
 }
@@ -232,17 +232,17 @@ func (v *ChainVerifier) report(head chainHead) VerifyReport {
 }
 
 // VerifyChain implements AuditStore.
-func (db *DB) VerifyChain(ctx context.Context, executionID string) (VerifyReport, error) {
+func (db *DB) VerifyChain(ctx context.Context, traceID string) (VerifyReport, error) {
 	var rep VerifyReport
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		head, err := readHead(tx)
 		if err != nil {
 			return err
 		}
-		if executionID == "" {
+		if traceID == "" {
 			rep, err = verifyAll(ctx, tx, head)
 		} else {
-			rep, err = verifyExecution(ctx, tx, executionID, head)
+			rep, err = verifyRun(ctx, tx, traceID, head)
 		}
 		return err
 	})
@@ -299,10 +299,10 @@ func (v *ChainVerifier) Broken() *BrokenLink { return v.broken }
 // window of the global chain: the envelope before it (which its prev_hash
 // must name) and the one after it (which must name it), so an envelope
 // altered and re-hashed is caught by its neighbour.
-func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head chainHead) (VerifyReport, error) {
+func verifyRun(ctx context.Context, tx *bolt.Tx, traceID string, head chainHead) (VerifyReport, error) {
 	envs := tx.Bucket(bucketEnvelopes)
-	prefix := append([]byte(executionID), 0)
-	c := tx.Bucket(bucketEnvExec).Cursor()
+	prefix := append([]byte(traceID), 0)
+	c := tx.Bucket(bucketEnvRun).Cursor()
 	rep := VerifyReport{OK: true}
 	var cov cover
 	var k []byte
@@ -316,7 +316,7 @@ func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head 
 			}
 		}
 		rc := recordCheck{src: boltRecords{tx}}
-		rc.check(executionID, &cov)
+		rc.check(traceID, &cov)
 		rc.apply(&r)
 		return r, nil
 	}
@@ -338,7 +338,7 @@ func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head 
 			}
 			var pe Envelope
 			if err := json.Unmarshal(pv, &pe); err == nil {
-				v.Start(from, pe.PrevHash) // its own link is checked with its own execution
+				v.Start(from, pe.PrevHash) // its own link is checked with its own run
 			}
 			if !v.Add(ChainLink{Key: from, Value: pv}) {
 				return fail(v.broken)
@@ -354,8 +354,8 @@ func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head 
 		var e Envelope
 		_ = json.Unmarshal(val, &e)
 		cov.add(&e)
-		if e.ExecutionID != executionID {
-			return fail(broken(seq, ProblemIndex, "index mismatch: seq %d belongs to execution %q", seq, e.ExecutionID))
+		if e.TraceID != traceID {
+			return fail(broken(seq, ProblemIndex, "index mismatch: seq %d belongs to run %q", seq, e.TraceID))
 		}
 		if nv := envs.Get(u64(seq + 1)); nv != nil {
 			if !v.Add(ChainLink{Key: seq + 1, Value: nv}) {
@@ -369,7 +369,7 @@ func verifyExecution(ctx context.Context, tx *bolt.Tx, executionID string, head 
 		rep.Checked++
 	}
 	rc := recordCheck{src: boltRecords{tx}}
-	rc.check(executionID, &cov)
+	rc.check(traceID, &cov)
 	rc.apply(&rep)
 	return rep, nil
 }

@@ -17,7 +17,7 @@ func validChain(tb testing.TB, n int) []store.ChainLink {
 	var links []store.ChainLink
 	for i := 1; i <= n; i++ {
 		e := store.Envelope{
-			Seq: uint64(i), Kind: store.EnvelopeKindStep, ExecutionID: fmt.Sprint("exec-", i%2), StepIndex: i / 2, StepID: "s",
+			Seq: uint64(i), Kind: store.EnvelopeKindStep, TraceID: fmt.Sprint("exec-", i%2), StepIndex: i / 2, StepID: "s",
 			PolicyHash: "pol", StateHash: fmt.Sprint("state-", i), Payload: json.RawMessage(fmt.Sprintf(`{"n":%d,"s":"x"}`, i)),
 			ModuleSHA256: "mod", RecordedAt: time.Date(2025, 1, 1, 0, 0, i, 0, time.UTC), PrevHash: prev,
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
 
@@ -14,15 +15,17 @@ import (
 const (
 	// RecordStep is a step record (bucket steps).
 	RecordStep = "step"
-	// RecordExecution is an execution's record: status, header (final
-	// output, error, metrics), program name and hash.
-	RecordExecution = "execution"
-	// RecordInput is an execution's input.
+	// RecordRun is a run's record: status, header (final
+	// output, error, metrics), program name and hash. Its value keeps the
+	// older word, as the envelope field it is checked against does
+	// (execution_sha256).
+	RecordRun = "execution"
+	// RecordInput is a run's input.
 	RecordInput = "input"
-	// RecordProgram is the program an execution ran.
+	// RecordProgram is the program a run executed.
 	RecordProgram = "program"
 	// RecordSecret is a secret's vault record, as far as its erasure goes
-	// (whether traces show it tombstoned); ExecutionID is empty and the
+	// (whether traces show it tombstoned); TraceID is empty and the
 	// reason names the secret.
 	RecordSecret = "secret"
 )
@@ -34,9 +37,11 @@ const maxRecordProblems = 100
 // RecordProblem is a stored record that does not match the envelope that
 // commits to it, or that no envelope commits to.
 type RecordProblem struct {
-	// ExecutionID is the run the record belongs to.
-	ExecutionID string `json:"execution_id"`
-	// Record is RecordStep, RecordExecution, RecordInput or RecordProgram.
+	// TraceID is the run the record belongs to. It is written as
+	// "trace_id" and, for one release, also as the deprecated
+	// "execution_id" (see MarshalJSON).
+	TraceID string `json:"trace_id"`
+	// Record is RecordStep, RecordRun, RecordInput or RecordProgram.
 	Record string `json:"record"`
 	// StepIndex is the step's index, for a RecordStep.
 	StepIndex *int `json:"step_index,omitempty"`
@@ -50,8 +55,19 @@ type RecordProblem struct {
 	Reason string `json:"reason"`
 }
 
+// MarshalJSON writes the problem with its run's id under both "trace_id"
+// and the deprecated "execution_id", which clients of earlier releases
+// read. Deprecated: "execution_id" goes in the next release.
+func (p RecordProblem) MarshalJSON() ([]byte, error) {
+	type plain RecordProblem
+	return json.Marshal(struct {
+		plain
+		TraceID string `json:"execution_id"`
+	}{plain(p), p.TraceID})
+}
+
 // String describes the problem with the record it names, e.g.
-// `execution "7f0c" step 3: record changed: …`.
+// `trace "7f0c" step 3: record changed: …`.
 func (p RecordProblem) String() string {
 	if p.Record == RecordSecret {
 		return fmt.Sprintf("%s: %s", p.Problem, p.Reason)
@@ -60,7 +76,7 @@ func (p RecordProblem) String() string {
 	if p.StepIndex != nil {
 		what = fmt.Sprintf("step %d", *p.StepIndex)
 	}
-	return fmt.Sprintf("execution %q %s: %s: %s", p.ExecutionID, what, p.Problem, p.Reason)
+	return fmt.Sprintf("trace %q %s: %s: %s", p.TraceID, what, p.Problem, p.Reason)
 }
 
 // commitment is the latest envelope committing to a record. The hash is
@@ -85,9 +101,9 @@ func commit(seq uint64, hexSum string) commitment {
 // matches reports whether v hashes to the commitment.
 func (c commitment) matches(v []byte) bool { return c.valid && sha256.Sum256(v) == c.sum }
 
-// cover is what an execution's envelopes commit to.
+// cover is what a run's envelopes commit to.
 type cover struct {
-	any     bool // an envelope of this execution was seen
+	any     bool // an envelope of this run was seen
 	steps   map[int]commitment
 	exec    commitment
 	input   commitment
@@ -98,7 +114,7 @@ type cover struct {
 	// them; appending one is how a changed record would be re-sealed
 	// without rewriting the chain (a checkpoint cannot see an append).
 	// The first commitments (once*) outlive a deletion envelope, which an
-	// append could otherwise use to start the execution afresh.
+	// append could otherwise use to start the run afresh.
 	recommits              []RecordProblem
 	onceSteps              map[int]uint64
 	onceInput, onceProgram commitment
@@ -110,12 +126,12 @@ func (c *cover) recommit(e *Envelope, what string, step *int, first uint64) {
 	if len(c.recommits) >= maxRecordProblems {
 		return
 	}
-	c.recommits = append(c.recommits, RecordProblem{ExecutionID: e.ExecutionID, Record: what, StepIndex: step, Seq: e.Seq,
+	c.recommits = append(c.recommits, RecordProblem{TraceID: e.TraceID, Record: what, StepIndex: step, Seq: e.Seq,
 		Problem: ProblemRecordChanged,
 		Reason:  fmt.Sprintf("envelope seq %d commits anew to the %s that envelope seq %d committed to: it is committed once", e.Seq, what, first)})
 }
 
-// add takes in one envelope of the execution, in seq order.
+// add takes in one envelope of the run, in seq order.
 func (c *cover) add(e *Envelope) {
 	c.any = true
 	switch e.Kind {
@@ -142,8 +158,8 @@ func (c *cover) add(e *Envelope) {
 		c.steps[e.StepIndex] = cm
 	}
 	c.deleted = false
-	if e.ExecutionSHA256 != "" {
-		c.exec = commit(e.Seq, e.ExecutionSHA256)
+	if e.RunSHA256 != "" {
+		c.exec = commit(e.Seq, e.RunSHA256)
 	}
 	if e.InputSHA256 != "" {
 		c.input = c.once(e, RecordInput, &c.onceInput, e.InputSHA256)
@@ -171,12 +187,12 @@ func (c *cover) once(e *Envelope, what string, first *commitment, hexSum string)
 // transaction, another backend (PostgreSQL) a repeatable-read one. Every
 // method reports absence as a nil or empty result, not as an error.
 type RecordSource interface {
-	// ExecutionRecord returns an execution's stored record (without its
+	// RunRecord returns an execution's stored record (without its
 	// input, program and checkpoint), nil when none is stored.
-	ExecutionRecord(id string) ([]byte, error)
-	// ExecutionBody returns the execution's input and program as stored;
+	RunRecord(id string) ([]byte, error)
+	// RunBody returns the execution's input and program as stored;
 	// present reports whether any of input, program or checkpoint is.
-	ExecutionBody(id string) (input, program []byte, present bool, err error)
+	RunBody(id string) (input, program []byte, present bool, err error)
 	// StepRecords returns the execution's stored steps in index order.
 	StepRecords(id string) ([]Step, error)
 	// BadStepKeys counts step records stored under a key that names no
@@ -185,8 +201,8 @@ type RecordSource interface {
 	// Legacy reports whether the execution predates record hashes
 	// (schema 1 of the bbolt file; never for a newer backend).
 	Legacy(id string) bool
-	// ExecutionIDs lists every execution id any stored record names.
-	ExecutionIDs() ([]string, error)
+	// TraceIDs lists every execution id any stored record names.
+	TraceIDs() ([]string, error)
 	// EachSecret calls fn with every stored secret record that decodes.
 	EachSecret(fn func(SecretRecord)) error
 }
@@ -217,18 +233,18 @@ func (rc *recordCheck) note(p RecordProblem) {
 
 func stepProblem(id string, index int, seq uint64, p Problem, format string, args ...any) RecordProblem {
 	i := index
-	return RecordProblem{ExecutionID: id, Record: RecordStep, StepIndex: &i, Seq: seq, Problem: p, Reason: fmt.Sprintf(format, args...)}
+	return RecordProblem{TraceID: id, Record: RecordStep, StepIndex: &i, Seq: seq, Problem: p, Reason: fmt.Sprintf(format, args...)}
 }
 
-// check compares one execution's stored records with c.
+// check compares one run's stored records with c.
 func (rc *recordCheck) check(id string, c *cover) {
 	src := rc.src
-	rec, err := src.ExecutionRecord(id)
+	rec, err := src.RunRecord(id)
 	if err != nil {
 		rc.fail(err)
 		return
 	}
-	input, program, body, bodyErr := src.ExecutionBody(id)
+	input, program, body, bodyErr := src.RunBody(id)
 	steps, err := src.StepRecords(id)
 	if err != nil {
 		rc.fail(err)
@@ -238,7 +254,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		rc.report(p)
 	}
 	if n := src.BadStepKeys(id); n > 0 {
-		rc.report(RecordProblem{ExecutionID: id, Record: RecordStep, Problem: ProblemRecordExtra,
+		rc.report(RecordProblem{TraceID: id, Record: RecordStep, Problem: ProblemRecordExtra,
 			Reason: fmt.Sprintf("%d step record(s) under a key that is not the id, a NUL and an 8-byte index: no envelope covers them", n)})
 	}
 	has := rec != nil || body || len(steps) > 0
@@ -250,7 +266,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		if !has {
 			return
 		}
-		rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemLegacy,
+		rc.note(RecordProblem{TraceID: id, Record: RecordRun, Problem: ProblemLegacy,
 			Reason: "written before schema 2: the records its envelopes carry no hash for are not checked"})
 		if c.deleted || !c.any {
 			return
@@ -258,40 +274,40 @@ func (rc *recordCheck) check(id string, c *cover) {
 	}
 	if !has {
 		if c.any && !c.deleted {
-			rc.report(RecordProblem{ExecutionID: id, Record: RecordExecution, Seq: c.exec.seq, Problem: ProblemRecordMissing,
-				Reason: "the execution's envelopes remain but its records are gone, with no deletion recorded"})
+			rc.report(RecordProblem{TraceID: id, Record: RecordRun, Seq: c.exec.seq, Problem: ProblemRecordMissing,
+				Reason: "the run's envelopes remain but its records are gone, with no deletion recorded"})
 		}
 		return
 	}
 	if c.deleted || !c.any {
 		why := "no envelope commits to it"
 		if c.deleted {
-			why = "the execution was recorded as deleted"
+			why = "the run was recorded as deleted"
 		}
 		if !c.any && rec != nil && len(steps) == 0 {
-			var k execKeys
-			if readExecKeys(rec, &k) && k.Status == StatusRunning {
+			var k runKeys
+			if readRunKeys(rec, &k) && k.Status == kernel.StatusRunning {
 				// Started, first step not committed yet (or a crash
 				// came first): the first step's envelope will cover it.
-				rc.note(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemUncovered,
-					Reason: "a running execution with no step committed yet: no envelope covers its records"})
+				rc.note(RecordProblem{TraceID: id, Record: RecordRun, Problem: ProblemUncovered,
+					Reason: "a run still running with no step committed yet: no envelope covers its records"})
 				return
 			}
 		}
 		if rec != nil {
-			rc.report(RecordProblem{ExecutionID: id, Record: RecordExecution, Problem: ProblemRecordExtra, Reason: why})
+			rc.report(RecordProblem{TraceID: id, Record: RecordRun, Problem: ProblemRecordExtra, Reason: why})
 		}
 		if body {
-			rc.report(RecordProblem{ExecutionID: id, Record: RecordInput, Problem: ProblemRecordExtra, Reason: why + " (input and program)"})
+			rc.report(RecordProblem{TraceID: id, Record: RecordInput, Problem: ProblemRecordExtra, Reason: why + " (input and program)"})
 		}
 		for _, s := range steps {
 			rc.report(stepProblem(id, s.Index, 0, ProblemRecordExtra, "%s", why))
 		}
 		return
 	}
-	rc.checkOne(id, RecordExecution, c.exec, rec, rec != nil, legacy)
+	rc.checkOne(id, RecordRun, c.exec, rec, rec != nil, legacy)
 	if body && bodyErr != nil {
-		rc.report(RecordProblem{ExecutionID: id, Record: RecordInput, Seq: c.input.seq, Problem: ProblemRecordChanged,
+		rc.report(RecordProblem{TraceID: id, Record: RecordInput, Seq: c.input.seq, Problem: ProblemRecordChanged,
 			Reason: "the stored input and program cannot be read: " + bodyErr.Error()})
 	} else {
 		rc.checkOne(id, RecordInput, c.input, input, len(input) > 0, legacy)
@@ -332,14 +348,14 @@ func (rc *recordCheck) checkOne(id, what string, cm commitment, v []byte, presen
 	case cm.seq == 0 && (!present || legacy):
 	case cm.seq == 0:
 		rc.checked++
-		rc.report(RecordProblem{ExecutionID: id, Record: what, Problem: ProblemRecordExtra, Reason: "no envelope commits to the " + what})
+		rc.report(RecordProblem{TraceID: id, Record: what, Problem: ProblemRecordExtra, Reason: "no envelope commits to the " + what})
 	case !present:
-		rc.report(RecordProblem{ExecutionID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordMissing,
+		rc.report(RecordProblem{TraceID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordMissing,
 			Reason: fmt.Sprintf("envelope seq %d commits to the %s, which is not stored", cm.seq, what)})
 	default:
 		rc.checked++
 		if !cm.matches(v) {
-			rc.report(RecordProblem{ExecutionID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordChanged,
+			rc.report(RecordProblem{TraceID: id, Record: what, Seq: cm.seq, Problem: ProblemRecordChanged,
 				Reason: fmt.Sprintf("the stored %s does not hash to the %s_sha256 of envelope seq %d", what, what, cm.seq)})
 		}
 	}

@@ -32,16 +32,16 @@ func (k *RecordChecker) Add(e *Envelope) {
 			k.erased[p.Ref] = e.Seq
 		}
 	}
-	if e.ExecutionID == "" {
+	if e.TraceID == "" {
 		return
 	}
 	if k.covers == nil {
 		k.covers = map[string]*cover{}
 	}
-	c := k.covers[e.ExecutionID]
+	c := k.covers[e.TraceID]
 	if c == nil {
 		c = &cover{}
-		k.covers[e.ExecutionID] = c
+		k.covers[e.TraceID] = c
 	}
 	c.add(e)
 }
@@ -60,7 +60,7 @@ func (k *RecordChecker) Check(ctx context.Context, src RecordSource, executionID
 		}
 		rc.check(executionID, c)
 	} else {
-		ids, err := src.ExecutionIDs()
+		ids, err := src.TraceIDs()
 		if err != nil {
 			return err
 		}
@@ -105,15 +105,15 @@ func (k *RecordChecker) Check(ctx context.Context, src RecordSource, executionID
 // boltRecords is the bbolt file's RecordSource, over one read transaction.
 type boltRecords struct{ tx *bolt.Tx }
 
-func (b boltRecords) ExecutionRecord(id string) ([]byte, error) {
-	return b.tx.Bucket(bucketExecutions).Get([]byte(id)), nil
+func (b boltRecords) RunRecord(id string) ([]byte, error) {
+	return b.tx.Bucket(bucketRuns).Get([]byte(id)), nil
 }
 
-func (b boltRecords) ExecutionBody(id string) (input, program []byte, present bool, err error) {
-	if b.tx.Bucket(bucketExecBodies).Get([]byte(id)) == nil {
+func (b boltRecords) RunBody(id string) (input, program []byte, present bool, err error) {
+	if b.tx.Bucket(bucketRunBodies).Get([]byte(id)) == nil {
 		return nil, nil, false, nil
 	}
-	e := Execution{ID: id}
+	e := Run{ID: id}
 	if err := loadBody(b.tx, &e); err != nil {
 		return nil, nil, true, err
 	}
@@ -125,18 +125,18 @@ func (b boltRecords) StepRecords(id string) ([]Step, error) { return readSteps(b
 func (b boltRecords) BadStepKeys(id string) int { return badStepKeys(b.tx, id) }
 
 func (b boltRecords) Legacy(id string) bool {
-	return b.tx.Bucket(bucketLegacyExecs).Get([]byte(id)) != nil
+	return b.tx.Bucket(bucketLegacyRuns).Get([]byte(id)) != nil
 }
 
-// ExecutionIDs lists, sorted, every execution id the records name.
-func (b boltRecords) ExecutionIDs() ([]string, error) {
+// TraceIDs lists, sorted, every execution id the records name.
+func (b boltRecords) TraceIDs() ([]string, error) {
 	tx := b.tx
 	set := map[string]struct{}{}
-	_ = tx.Bucket(bucketExecutions).ForEach(func(k, _ []byte) error {
+	_ = tx.Bucket(bucketRuns).ForEach(func(k, _ []byte) error {
 		set[string(k)] = struct{}{}
 		return nil
 	})
-	_ = tx.Bucket(bucketExecBodies).ForEach(func(k, _ []byte) error {
+	_ = tx.Bucket(bucketRunBodies).ForEach(func(k, _ []byte) error {
 		set[string(k)] = struct{}{}
 		return nil
 	})

@@ -60,8 +60,8 @@ type Tool struct {
 
 // CallRequest is one call of a tool.
 type CallRequest struct {
-	// ExecutionID names the run, for secret resolution and logs.
-	ExecutionID string
+	// TraceID names the run, for secret resolution and logs.
+	TraceID string
 	// Args are the tool's arguments, checked against its input schema and
 	// given to the guest as JSON on stdin. nil means {}.
 	Args map[string]any
@@ -87,6 +87,10 @@ type CallResult struct {
 	// capability it held (Tool.Source, Tool.Authority).
 	Source toolrecord.Source
 	Grants map[string]string
+	// MemoryBytes is the most linear memory the guest instance held, in
+	// bytes (for a pooled instance, over its life so far); 0 when no
+	// instance ran.
+	MemoryBytes uint64
 }
 
 // deterministicRand is the random source of a tool without wasi:random: a
@@ -216,7 +220,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	defer cancel()
 	// The tables' bound counts against the same ceiling (admit checked that
 	// both fit), so linear memory may grow to what is left of it.
-	st := &callState{tool: t, executionID: req.ExecutionID, state: state, argv: argv, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	st := &callState{tool: t, traceID: req.TraceID, state: state, argv: argv, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
 	outBuf := getOutBuf()
 	st.stdout = capWriter{buf: *outBuf, max: t.lim.stdout, strict: true, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}
@@ -232,6 +236,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	} else {
 		runErr = t.runFresh(cctx, st, stdin)
 	}
+	res.MemoryBytes = st.memBytes
 	stdout, log := st.stdout.bytes(), st.stderr.bytes()
 	// The instance is closed or detached from st by now: nothing writes
 	// to stdout any more, and decodeOutput copies what it keeps.
@@ -283,6 +288,7 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 	// Runs last, once the instance is closed or failed to start: wazero
 	// leaves the memory of a module whose data did not fit unfreed.
 	defer mem.Free()
+	defer func() { st.memBytes = mem.peak }()
 	if tb := t.mod.tableBytes; tb > 0 {
 		if !t.host.reserve(tb) {
 			st.fail(t.host.budget.err(tb))
@@ -299,6 +305,7 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 	if !t.caps[CapRandom] {
 		cfg = cfg.WithRandSource(deterministicRand())
 	}
+	t.host.stats.instantiations.Add(1)
 	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
 	if err != nil {
 		return err

@@ -168,7 +168,7 @@ func TestCallTimeoutAndCancel(t *testing.T) {
 	}
 }
 
-// Ensure a tool without wasi:clock/wasi:random replays identically and one
+// Ensure a tool without wasi:clock/wasi:random repeats identically and one
 // with them does not.
 func TestDeterminism(t *testing.T) {
 	r := newRegistry(t)

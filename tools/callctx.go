@@ -8,14 +8,14 @@ import (
 // callState is what one call's host functions, output writers and memory
 // allocator share. It travels in the context.
 type callState struct {
-	tool        *Tool
-	executionID string
-	state       []byte   // JSON of CallRequest.State, only with CapState
-	argv        []string // this call's argv when a command templates it
-	stdout      capWriter
-	stderr      capWriter
-	cancel      context.CancelFunc
-	ctx         callCtx // the call's context: carries this state
+	tool    *Tool
+	traceID string
+	state   []byte   // JSON of CallRequest.State, only with CapState
+	argv    []string // this call's argv when a command templates it
+	stdout  capWriter
+	stderr  capWriter
+	cancel  context.CancelFunc
+	ctx     callCtx // the call's context: carries this state
 
 	// argRefs are the vault refs that appear in the call's arguments: the
 	// only ones nanovm.secret_get may resolve (secretAccess).
@@ -25,6 +25,9 @@ type callState struct {
 	secrets  map[string]string // resolved value -> ref, for scrubbing
 	failure  error             // the first limit breached, if any
 	memLimit uint64
+	// memBytes is the instance's peak linear memory, set when the call
+	// ends (CallResult.MemoryBytes).
+	memBytes uint64
 	// resolved is set once the guest resolved any secret: a pooled
 	// instance is then discarded after the call, never reused.
 	resolved bool

@@ -17,7 +17,7 @@ import (
 // than a ceiling, never more: Register refuses a manifest above one with
 // ErrAboveCeiling, naming the field, its value and the ceiling. A version
 // stored before a ceiling was lowered is clamped to the ceiling when it is
-// resolved, so pinned versions and past executions still run, within the
+// resolved, so pinned versions and past runs still run, within the
 // operator's current limits. Every zero field means its default.
 type Ceilings struct {
 	// CallMemoryMiB caps one call's linear memory (limits.memory_mib);
@@ -202,7 +202,11 @@ func (h *Host) reserve(n uint64) bool {
 		return true
 	}
 	h.reclaim(n)
-	return h.budget.reserve(n)
+	if h.budget.reserve(n) {
+		return true
+	}
+	h.stats.budgetRefusals.Add(1)
+	return false
 }
 
 // reclaim closes idle pooled instances, in no particular order, until n

@@ -25,7 +25,7 @@
 //     ungranted import cannot resolve even if gate A were bypassed; the
 //     nanovm functions also check the calling call's capabilities.
 //   - Without wasi:clock / wasi:random a guest sees fixed clocks and a
-//     fixed-seed random stream, so a fresh call replays byte for byte.
+//     fixed-seed random stream, so a fresh call repeats byte for byte.
 //   - A trap, exit, timeout or breached limit is an error for that call
 //     only; the instance is discarded and the host carries on.
 //

@@ -157,10 +157,10 @@ func (t *Tool) describe(ctx context.Context) ([]PluginTool, error) {
 
 // pluginInput is the input of a plugin's call export for one call of the
 // tool named name.
-func pluginInput(shape ExtismShape, name, executionID string, args map[string]any) ([]byte, error) {
+func pluginInput(shape ExtismShape, name, traceID string, args map[string]any) ([]byte, error) {
 	req := map[string]any{"name": name, "arguments": args}
 	if shape == ExtismV2 {
-		return json.Marshal(map[string]any{"request": req, "context": map[string]any{"id": executionID, "_meta": map[string]any{}}})
+		return json.Marshal(map[string]any{"request": req, "context": map[string]any{"id": traceID, "_meta": map[string]any{}}})
 	}
 	return json.Marshal(map[string]any{"params": req})
 }
@@ -195,11 +195,11 @@ func (t *Tool) callPlugin(ctx context.Context, req CallRequest) (CallResult, err
 			return res, fmt.Errorf("tool %q: %w: %w", name, ErrInvalidArgs, clipErr(err))
 		}
 	}
-	input, err := pluginInput(t.mod.extism, name, req.ExecutionID, args)
+	input, err := pluginInput(t.mod.extism, name, req.TraceID, args)
 	if err != nil {
 		return res, fmt.Errorf("tool %q: encode args: %w: %w", name, ErrInvalidArgs, err)
 	}
-	out, log, err := t.invokePlugin(ctx, req.ExecutionID, req.Timeout, args, t.mod.extism.callExport(), input)
+	out, log, err := t.invokePlugin(ctx, req.TraceID, req.Timeout, args, t.mod.extism.callExport(), input)
 	res.Log = log
 	if err != nil {
 		return res, err
@@ -241,7 +241,7 @@ func (t *Tool) callPlugin(ctx context.Context, req CallRequest) (CallResult, err
 // does: the timeout, the memory ceiling and budget, the output and log
 // caps) and returns the plugin's output and log, both scrubbed of
 // resolved secrets.
-func (t *Tool) invokePlugin(ctx context.Context, executionID string, timeoutOverride time.Duration, args map[string]any, fn string, input []byte) ([]byte, string, error) {
+func (t *Tool) invokePlugin(ctx context.Context, traceID string, timeoutOverride time.Duration, args map[string]any, fn string, input []byte) ([]byte, string, error) {
 	name := t.Manifest.Name
 	timeout := t.lim.timeout
 	if timeoutOverride > 0 {
@@ -249,7 +249,7 @@ func (t *Tool) invokePlugin(ctx context.Context, executionID string, timeoutOver
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st := &callState{tool: t, executionID: executionID, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	st := &callState{tool: t, traceID: traceID, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
 	// A plugin's WASI stdout is a log, not its result (that is output_set).
 	st.stdout = capWriter{max: t.lim.stderr, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}

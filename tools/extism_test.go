@@ -91,7 +91,7 @@ func TestExtismPluginShapes(t *testing.T) {
 			if !strings.Contains(tool.Manifest.Description, "hyper-mcp") {
 				t.Errorf("description %q not taken from the plugin", tool.Manifest.Description)
 			}
-			res, err := r.Call(ctx, tc.call, CallRequest{ExecutionID: "exec-1", Args: map[string]any{"msg": "hi"}})
+			res, err := r.Call(ctx, tc.call, CallRequest{TraceID: "exec-1", Args: map[string]any{"msg": "hi"}})
 			if err != nil {
 				t.Fatalf("call: %v (log %q)", err, res.Log)
 			}

@@ -153,7 +153,7 @@ func TestSecretScrubbed(t *testing.T) {
 	h := newHost(t, HostOptions{Secrets: secretMap{"vault://secret/card": secret}})
 	r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
 	register(t, r, "secret_echo", nil)
-	res, err := r.Call(context.Background(), "secret_echo", CallRequest{ExecutionID: "e1", Args: map[string]any{"ref": "vault://secret/card"}})
+	res, err := r.Call(context.Background(), "secret_echo", CallRequest{TraceID: "e1", Args: map[string]any{"ref": "vault://secret/card"}})
 	if err != nil {
 		t.Fatal(err)
 	}

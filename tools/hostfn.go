@@ -106,13 +106,13 @@ func (h *Host) secretGet(ctx context.Context, mod api.Module, refPtr, refLen, bu
 	// policy lets this tool use. A refusal is an attempt on the record.
 	if why := st.secretAccess(refStr); why != "" {
 		st.attempt(refStr, why)
-		h.opts.Logger.Warn("secret_get denied", "tool", st.tool.Manifest.Name, "execution", st.executionID, "why", why)
+		h.opts.Logger.Warn("secret_get denied", "tool", st.tool.Manifest.Name, "trace", st.traceID, "why", why)
 		return statusDenied
 	}
 	if h.opts.Secrets == nil {
 		return statusNotFound
 	}
-	val, err := h.opts.Secrets.ResolveSecret(ctx, st.executionID, refStr)
+	val, err := h.opts.Secrets.ResolveSecret(ctx, st.traceID, refStr)
 	if err != nil {
 		h.opts.Logger.Debug("secret_get refused", "tool", st.tool.Manifest.Name, "ref", refStr, "err", err)
 		return statusNotFound

@@ -379,7 +379,7 @@ func (r *Registry) ForgetCurrent() {
 }
 
 // Remove unregisters name. Its versions stay resolvable by pinned hash so
-// past executions can still name (and replay) the code they ran.
+// past runs can still name (and replay) the code they ran.
 func (r *Registry) Remove(ctx context.Context, name string) error {
 	r.mu.Lock()
 	delete(r.current, name)

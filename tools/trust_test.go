@@ -210,7 +210,7 @@ func TestUploadCannotReplaceOperatorTool(t *testing.T) {
 			t.Fatalf("upload of a freed name: %v %v", rec, err)
 		}
 	})
-	// A pinned ref names one version for good: past executions and saved
+	// A pinned ref names one version for good: past runs and saved
 	// programs run "name@sha256:<module>" as the operator registered it.
 	// An upload of the same name and module (after the operator removed
 	// the name) would rewrite that record, its manifest and its source.

@@ -57,7 +57,8 @@ func cmdToolRm(cmd *command, args []string, cio *cliIO) error {
 // cmdAuditVerify verifies the envelope chain and the records it covers.
 func cmdAuditVerify(cmd *command, args []string, cio *cliIO) error {
 	fs, c := newFlags(cmd, cio)
-	execID := fs.String("execution", "", "verify only this execution's envelopes and their links")
+	traceID := fs.String("trace", "", "verify only this run's envelopes and their links")
+	execID := fs.String("execution", "", "deprecated alias of --trace, accepted for one release")
 	c.cp = &checkpointFlags{}
 	c.cp.register(fs, false)
 	fs.StringVar(&c.cp.check, "checkpoint", "", "also prove the chain extends this signed checkpoint file (see audit checkpoint)")
@@ -66,13 +67,20 @@ func cmdAuditVerify(cmd *command, args []string, cio *cliIO) error {
 		return err
 	}
 	if len(pos) != 0 {
-		return usagef("audit verify takes no arguments (an execution is --execution TRACE_ID)")
+		return usagef("audit verify takes no arguments (one run is --trace TRACE_ID)")
+	}
+	if *execID != "" {
+		fmt.Fprintln(cio.stderr, "nano-vm-mcp: --execution is deprecated and goes in the next release: use --trace")
+		if *traceID != "" && *traceID != *execID {
+			return usagef("--trace %q and --execution %q (its deprecated alias) differ: give only --trace", *traceID, *execID)
+		}
+		*traceID = *execID
 	}
 	if err := c.cp.resolve(false); err != nil {
 		return err
 	}
-	if c.cp.check != "" && *execID != "" {
-		return usagef("--checkpoint covers the whole chain: drop --execution")
+	if c.cp.check != "" && *traceID != "" {
+		return usagef("--checkpoint covers the whole chain: drop --trace")
 	}
 	ctx := context.Background()
 	c.noBundled = true
@@ -88,7 +96,7 @@ func cmdAuditVerify(cmd *command, args []string, cio *cliIO) error {
 		}
 		return verifyCheckpointCmd(ctx, local, c.cp.check, cio)
 	}
-	rep, err := rt.VerifyAudit(ctx, *execID)
+	rep, err := rt.VerifyAudit(ctx, *traceID)
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,9 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// Ensure a step record, an execution's input and its program changed on
+// Ensure a step record, a run's input and its program changed on
 // disk after a run are each reported, naming the run and the record, by
-// `nano-vm-mcp audit verify` (whole chain and --execution) and by
+// `nano-vm-mcp audit verify` (whole chain and --trace) and by
 // verify_audit over MCP on the real binary, while the change shows in
 // get_trace; an untouched copy verifies.
 func TestAuditReportsChangedRecords(t *testing.T) {
@@ -83,7 +83,7 @@ func TestAuditReportsChangedRecords(t *testing.T) {
 		t.Fatalf("run_program: %v", run)
 	}
 	trace := run["trace_id"].(string)
-	if v := callTool(t, c, "verify_audit", map[string]any{"execution_id": trace}, false); v["ok"] != true {
+	if v := callTool(t, c, "verify_audit", map[string]any{"trace_id": trace}, false); v["ok"] != true {
 		t.Fatalf("verify_audit before any change: %v", v)
 	}
 	c.Close()
@@ -116,7 +116,7 @@ func TestAuditReportsChangedRecords(t *testing.T) {
 					t.Errorf("get_trace does not show the change %q: %v", tc.shows, tr)
 				}
 			}
-			for _, args := range []map[string]any{{"execution_id": trace}, {}} {
+			for _, args := range []map[string]any{{"trace_id": trace}, {}} {
 				v := callTool(t, c, "verify_audit", args, false)
 				if tc.bucket == "" {
 					if v["ok"] != true {
@@ -129,7 +129,7 @@ func TestAuditReportsChangedRecords(t *testing.T) {
 					t.Fatalf("verify_audit %v = %v; want the %s reported", args, v, tc.record)
 				}
 				p := recs[0].(map[string]any)
-				if p["execution_id"] != trace || p["record"] != tc.record || p["problem"] != "record changed" {
+				if p["trace_id"] != trace || p["execution_id"] != trace || p["record"] != tc.record || p["problem"] != "record changed" {
 					t.Errorf("verify_audit %v reported %v; want %s of %s changed", args, p, tc.record, trace)
 				}
 				if tc.record == "step" && p["step_index"] != float64(2) {
@@ -138,7 +138,7 @@ func TestAuditReportsChangedRecords(t *testing.T) {
 			}
 			c.Close()
 
-			for _, args := range [][]string{{"audit", "verify", "--db", db}, {"audit", "verify", "--db", db, "--execution", trace}} {
+			for _, args := range [][]string{{"audit", "verify", "--db", db}, {"audit", "verify", "--db", db, "--trace", trace}} {
 				cmd := exec.Command(binary, args...)
 				cmd.Env = e2eEnv()
 				out, err := cmd.CombinedOutput()
@@ -148,9 +148,9 @@ func TestAuditReportsChangedRecords(t *testing.T) {
 					}
 					continue
 				}
-				want := fmt.Sprintf("execution %q %s", trace, tc.record)
+				want := fmt.Sprintf("trace %q %s", trace, tc.record)
 				if tc.record == "step" {
-					want = fmt.Sprintf("execution %q step 2", trace)
+					want = fmt.Sprintf("trace %q step 2", trace)
 				}
 				if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "record changed") {
 					t.Errorf("%v = %v; want a non-zero exit naming %s:\n%s", args, err, want, out)

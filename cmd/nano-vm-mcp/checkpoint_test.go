@@ -109,7 +109,7 @@ func truncateChain(t *testing.T, path string, keep uint64) {
 				continue
 			}
 			del = append(del, append([]byte{}, k...))
-			if err := idx.Delete(append(append([]byte(e.ExecutionID), 0), k...)); err != nil {
+			if err := idx.Delete(append(append([]byte(e.TraceID), 0), k...)); err != nil {
 				return err
 			}
 		}
@@ -270,7 +270,8 @@ func TestCheckpointUsage(t *testing.T) {
 		{name: "bad every", args: []string{"serve", "--checkpoint-every", "ten"}, want: "number of envelopes"},
 		{name: "short interval", args: []string{"serve", "--checkpoint-interval", "10ms"}, want: "at least 1s"},
 		{name: "checkpoint without signer", args: []string{"audit", "checkpoint", "--db", db}, want: "needs a signer key"},
-		{name: "checkpoint with execution", args: []string{"audit", "verify", "--checkpoint", "x", "--execution", "y", "--db", db}, want: "drop --execution"},
+		{name: "checkpoint with --trace", args: []string{"audit", "verify", "--checkpoint", "x", "--trace", "y", "--db", db}, want: "drop --trace"},
+		{name: "checkpoint with --execution", args: []string{"audit", "verify", "--checkpoint", "x", "--execution", "y", "--db", db}, want: "drop --trace"},
 		{name: "keygen without name", args: []string{"audit", "keygen"}, want: "audit keygen NAME"},
 	}
 	for _, tc := range tests {

@@ -116,9 +116,9 @@ Arguments:
 				about: "Show a run: the table of its steps that run prints, its final output and\nits audit check; --json prints the trace itself.\n\nArguments:\n  TRACE_ID   the run's trace id, as run and trace ls print it"},
 		}},
 		{name: "audit", summary: "verify the audit chain, sign checkpoints of it, make checkpoint keys", subs: []*command{
-			{name: "verify", args: "[--execution TRACE_ID | --checkpoint FILE [--checkpoint-key VERIFIER_KEYS]]", run: cmdAuditVerify,
+			{name: "verify", args: "[--trace TRACE_ID | --checkpoint FILE [--checkpoint-key VERIFIER_KEYS]]", run: cmdAuditVerify,
 				summary: "re-hash the envelope chain and the records it covers",
-				about:   "Verify the audit chain: every envelope's hash and link, and every stored\nrecord against its envelope. Exit status 1 when anything does not match."},
+				about:   "Verify the audit chain: every envelope's hash and link, and every stored\nrecord against its envelope. Exit status 1 when anything does not match.\n--execution, the earlier name of --trace, is a deprecated alias for one\nrelease."},
 			{name: "checkpoint", args: "[--out FILE] [--checkpoint-signer KEY_FILE]", run: cmdAuditCheckpoint,
 				summary: "verify the chain and write its head, signed",
 				about:   "Verify the whole chain and write a signed checkpoint of its head to --out\n(atomically) or stdout. An existing --out file is replaced only when the\nchain still extends it."},

@@ -15,11 +15,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
+
 	"github.com/nanovm/nano-vm-mcp/tools"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type cliIO struct {
@@ -86,11 +90,14 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // runFailed reports a program that ran to a status other than success.
-type runFailed struct{ status, msg string }
+type runFailed struct {
+	status kernel.Status
+	msg    string
+}
 
 func (e runFailed) Error() string {
 	if e.msg == "" {
-		return "program ended " + e.status
+		return "program ended " + string(e.status)
 	}
 	return fmt.Sprintf("program ended %s: %s", e.status, e.msg)
 }
@@ -135,6 +142,20 @@ type common struct {
 	ceilings     tools.Ceilings
 	moduleLimits tools.ModuleLimits
 	maxSteps     int
+	// tracing is the tracer provider the OTEL_* variables configured
+	// (serve only); nil means no spans.
+	tracing *telemetry.Tracing
+	// metricsListen is --metrics-listen (serve only): "" serves /metrics
+	// only on the HTTP transport, behind its auth.
+	metricsListen string
+}
+
+// tracerProvider is c.tracing's provider, nil when there is none.
+func (c *common) tracerProvider() trace.TracerProvider {
+	if c.tracing == nil {
+		return nil
+	}
+	return c.tracing.Provider
 }
 
 // ceilingFlags are the operator's server-wide ceilings: flag, environment
@@ -314,6 +335,7 @@ func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
 		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, EnvFile: c.envFile, DisableToolUpload: c.noUpload,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
 		Ceilings: c.ceilings, ModuleLimits: c.moduleLimits, MaxStepsPerRun: c.maxSteps, TakeOver: c.serving,
+		TracerProvider: c.tracerProvider(),
 	}
 	if v := env("LEASE_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)

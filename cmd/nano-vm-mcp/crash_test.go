@@ -27,7 +27,7 @@ import (
 )
 
 // The crash test runs the program in a child process (the nano-vm-mcp
-// binary's run command) and kills it with SIGKILL; the tools report every execution
+// binary's run command) and kills it with SIGKILL; the tools report every run
 // to a counter server in the parent through nanovm.http_request, a side
 // channel the crash cannot erase.
 
@@ -43,8 +43,8 @@ func crashProgram(base string) json.RawMessage {
 	return json.RawMessage(`{"name":"crash_chain","steps":[` + strings.Join(steps, ",") + `]}`)
 }
 
-// counter counts tool executions per step and can kill the child while a
-// chosen execution is in flight.
+// counter counts tool runs per step and can kill the child while a
+// chosen run is in flight.
 type counter struct {
 	mu     sync.Mutex
 	hits   map[string]int
@@ -290,11 +290,11 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 		cmd.Wait()
 
 		rt := openAfterCrash(t, trial, runtime.Config{DBPath: db, CacheDir: cache})
-		if page, err := rt.Store().Executions(context.Background(), store.ExecutionFilter{}); err == nil {
+		if page, err := rt.Store().Runs(context.Background(), store.RunFilter{}); err == nil {
 			switch {
-			case len(page.Executions) == 0: // killed before the run began
+			case len(page.Runs) == 0: // killed before the run began
 				lo = min(lo+10, 90)
-			case page.Executions[0].Status == string(kernel.StatusSuccess): // after it ended
+			case page.Runs[0].Status == kernel.StatusSuccess: // after it ended
 				lo = max(lo-10, 5)
 			}
 		}

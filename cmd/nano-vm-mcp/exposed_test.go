@@ -102,7 +102,7 @@ func TestSharedExposedTools(t *testing.T) {
 	if b, _ := json.Marshal(out["output"]); id == "" || string(b) != `{"n":1}` {
 		t.Fatalf("echo_a through p2: %v", out)
 	}
-	if v := p1.mustCall(t, "verify_audit", map[string]any{"execution_id": id}); v["ok"] != true {
+	if v := p1.mustCall(t, "verify_audit", map[string]any{"trace_id": id}); v["ok"] != true {
 		t.Fatalf("verify_audit: %v", v)
 	}
 
@@ -123,7 +123,7 @@ func TestSharedExposedTools(t *testing.T) {
 		return m
 	}
 	first, again := callKey(p1), callKey(p2)
-	if first["trace_id"] != again["trace_id"] || again["idempotent_replay"] != true {
+	if first["trace_id"] != again["trace_id"] || again["stored_outcome"] != true {
 		t.Fatalf("first %v, again %v", first, again)
 	}
 

@@ -55,13 +55,13 @@ func cmdIdempotencyLs(cmd *command, args []string, cio *cliIO) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tSTATUS\tEXECUTION\tEXPIRES")
+	fmt.Fprintln(tw, "KEY\tSTATUS\tTRACE\tEXPIRES")
 	for _, e := range entries {
 		if e.Err != nil {
 			fmt.Fprintf(tw, "%q\tCORRUPT\t-\t-\n", e.Key)
 			continue
 		}
-		fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", e.Key, e.Record.Status, e.Record.ExecutionID, e.Record.ExpiresAt.Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", e.Key, e.Record.Status, e.Record.TraceID, e.Record.ExpiresAt.Format("2006-01-02 15:04:05"))
 	}
 	return tw.Flush()
 }

@@ -106,7 +106,7 @@ func TestPoisonOutputOverMCP(t *testing.T) {
 		if tr := callTool(t, c, "get_trace", map[string]any{"trace_id": id}, false); tr["status"] != status {
 			t.Fatalf("get_trace: %v", tr["status"])
 		}
-		for _, args := range []map[string]any{{}, {"execution_id": id}} {
+		for _, args := range []map[string]any{{}, {"trace_id": id}} {
 			if v := callTool(t, c, "verify_audit", args, false); v["ok"] != true {
 				t.Fatalf("verify_audit %v: %v", args, v)
 			}
@@ -234,7 +234,7 @@ func TestUndecodableRecordsOverMCP(t *testing.T) {
 	if len(listed) != 3 || len(skipped) != 1 || skipped[0].(map[string]any)["trace_id"] != badExec || skipped[0].(map[string]any)["error"] == "" {
 		t.Fatalf("list_traces: %v", list)
 	}
-	for id, record := range map[string]string{badExec: "execution record", badStep: "step record 0"} {
+	for id, record := range map[string]string{badExec: "run record", badStep: "step record 0"} {
 		isErr, body := callAny(t, c, "get_trace", map[string]any{"trace_id": id})
 		if !isErr || body["error"] != "record_undecodable" || !strings.Contains(fmt.Sprint(body["message"]), id) || !strings.Contains(fmt.Sprint(body["message"]), record) {
 			t.Fatalf("get_trace %s: %v", record, body)
@@ -248,7 +248,7 @@ func TestUndecodableRecordsOverMCP(t *testing.T) {
 			t.Fatalf("repeat of key %s: %v", key, body)
 		}
 	}
-	if again := callTool(t, c, "run_program", payArgs("good"), false); again["trace_id"] != good || again["idempotent_replay"] != true {
+	if again := callTool(t, c, "run_program", payArgs("good"), false); again["trace_id"] != good || again["stored_outcome"] != true {
 		t.Fatalf("repeat of an undamaged run's key: %v", again)
 	}
 	if tr := callTool(t, c, "get_trace", map[string]any{"trace_id": good}, false); tr["status"] != "success" {

@@ -23,7 +23,7 @@ import (
 // traceReader is what the step table needs (see printTrace).
 type traceReader interface {
 	Trace(ctx context.Context, id string, offset, limit int) (*runtime.TraceView, error)
-	VerifyAudit(ctx context.Context, executionID string) (store.VerifyReport, error)
+	VerifyAudit(ctx context.Context, traceID string) (store.VerifyReport, error)
 }
 
 // admin is what the administrative commands need of the database: the
@@ -38,7 +38,7 @@ type admin interface {
 	PutSecret(ctx context.Context, id, value string) (string, error)
 	EraseSecret(ctx context.Context, id string) (store.Envelope, error)
 	Secrets(ctx context.Context) ([]store.SecretRecord, error)
-	Traces(ctx context.Context, f store.ExecutionFilter) (store.ExecutionPage, error)
+	Traces(ctx context.Context, f store.RunFilter) (store.RunPage, error)
 	RunProgram(ctx context.Context, req runtime.RunRequest) (*runtime.RunResult, error)
 	Resume(ctx context.Context, traceID string, payload any, source string, progress func(runtime.Progress)) (*runtime.RunResult, error)
 	ContinueInterrupted(ctx context.Context, traceID string, progress func(runtime.Progress)) (*runtime.RunResult, error)
@@ -195,12 +195,12 @@ func (r *remoteAdmin) Secrets(ctx context.Context) (out []store.SecretRecord, er
 	return out, err
 }
 
-func (r *remoteAdmin) VerifyAudit(ctx context.Context, executionID string) (out store.VerifyReport, err error) {
-	err = r.call(ctx, "verify_audit", opParams{ID: executionID}, &out)
+func (r *remoteAdmin) VerifyAudit(ctx context.Context, traceID string) (out store.VerifyReport, err error) {
+	err = r.call(ctx, "verify_audit", opParams{ID: traceID}, &out)
 	return out, err
 }
 
-func (r *remoteAdmin) Traces(ctx context.Context, f store.ExecutionFilter) (out store.ExecutionPage, err error) {
+func (r *remoteAdmin) Traces(ctx context.Context, f store.RunFilter) (out store.RunPage, err error) {
 	err = r.call(ctx, "traces", opParams{Filter: &f}, &out)
 	return out, err
 }
@@ -261,23 +261,23 @@ func (r *remoteAdmin) DeleteIdempotencyKey(ctx context.Context, key string) (fou
 
 // opParams are every operator request's parameters; each uses its own.
 type opParams struct {
-	Ref            string                 `json:"ref,omitempty"`
-	Name           string                 `json:"name,omitempty"`
-	ID             string                 `json:"id,omitempty"`
-	Value          string                 `json:"value,omitempty"`
-	Key            string                 `json:"key,omitempty"`
-	Manifest       []byte                 `json:"manifest,omitempty"`
-	Wasm           []byte                 `json:"wasm,omitempty"`
-	Program        []byte                 `json:"program,omitempty"`
-	ProgramID      string                 `json:"program_id,omitempty"`
-	Input          map[string]any         `json:"input,omitempty"`
-	IdempotencyKey string                 `json:"idempotency_key,omitempty"`
-	SaveAs         string                 `json:"save_as,omitempty"`
-	Payload        any                    `json:"payload,omitempty"`
-	Source         string                 `json:"source,omitempty"`
-	Offset         int                    `json:"offset,omitempty"`
-	Limit          int                    `json:"limit,omitempty"`
-	Filter         *store.ExecutionFilter `json:"filter,omitempty"`
+	Ref            string           `json:"ref,omitempty"`
+	Name           string           `json:"name,omitempty"`
+	ID             string           `json:"id,omitempty"`
+	Value          string           `json:"value,omitempty"`
+	Key            string           `json:"key,omitempty"`
+	Manifest       []byte           `json:"manifest,omitempty"`
+	Wasm           []byte           `json:"wasm,omitempty"`
+	Program        []byte           `json:"program,omitempty"`
+	ProgramID      string           `json:"program_id,omitempty"`
+	Input          map[string]any   `json:"input,omitempty"`
+	IdempotencyKey string           `json:"idempotency_key,omitempty"`
+	SaveAs         string           `json:"save_as,omitempty"`
+	Payload        any              `json:"payload,omitempty"`
+	Source         string           `json:"source,omitempty"`
+	Offset         int              `json:"offset,omitempty"`
+	Limit          int              `json:"limit,omitempty"`
+	Filter         *store.RunFilter `json:"filter,omitempty"`
 }
 
 // runReply is a run's answer: a run can return a result and an error.
@@ -346,14 +346,14 @@ func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opP
 	case "secrets":
 		recs, err := rt.Secrets(ctx)
 		for i := range recs {
-			// secret ls shows no value: the sealed one stays home too.
+			// secret ls shows no value: the encrypted one stays home too.
 			recs[i].Nonce, recs[i].Ciphertext = nil, nil
 		}
 		return recs, err
 	case "verify_audit":
 		return rt.VerifyAudit(ctx, p.ID)
 	case "traces":
-		var f store.ExecutionFilter
+		var f store.RunFilter
 		if p.Filter != nil {
 			f = *p.Filter
 		}

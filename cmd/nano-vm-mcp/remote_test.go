@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"github.com/mark3labs/mcp-go/client"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mark3labs/mcp-go/client"
 )
 
 // shortDB is a database path short enough for its socket (about 104

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 )
 
@@ -102,7 +103,7 @@ func cmdResume(cmd *command, args []string, cio *cliIO) error {
 	if err != nil {
 		return err
 	}
-	if tv.Status == "running" {
+	if tv.Status == kernel.StatusRunning {
 		res, err = rt.ContinueInterrupted(ctx, pos[0], bar.update)
 	} else {
 		res, err = rt.Resume(ctx, pos[0], p, strings.ToUpper(*source), bar.update)
@@ -127,14 +128,14 @@ func report(ctx context.Context, rt traceReader, res *runtime.RunResult, asJSON 
 			return err
 		}
 		sum := traceSummary{
-			program: res.ProgramName, status: res.Status, traceID: res.TraceID, steps: res.Steps, replayed: res.Replayed,
+			program: res.ProgramName, status: res.Status, traceID: res.TraceID, steps: res.Steps, storedOutcome: res.StoredOutcome,
 			finalOutput: res.FinalOutput, errMsg: res.Error, suspendedAt: res.SuspendedStepID, warnings: res.Warnings,
 		}
 		if err := printTrace(ctx, rt, w, sum, tv); err != nil {
 			return err
 		}
 	}
-	if res.Status != "success" && res.Status != "suspended" {
+	if res.Status != kernel.StatusSuccess && res.Status != kernel.StatusSuspended {
 		return runFailed{status: res.Status, msg: res.Error}
 	}
 	return nil
@@ -174,7 +175,7 @@ func (b *progressBar) update(p runtime.Progress) {
 	total := max(p.Total, p.Done)
 	const width = 24
 	filled := width * p.Done / max(total, 1)
-	fmt.Fprintf(b.w, "\r[%s%s] %d/%d %-20s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, total, clip(p.StepID+" "+p.Status, 20))
+	fmt.Fprintf(b.w, "\r[%s%s] %d/%d %-20s", strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, total, clip(p.StepID+" "+string(p.Status), 20))
 }
 
 func (b *progressBar) done() {

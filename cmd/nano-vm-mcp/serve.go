@@ -18,6 +18,7 @@ import (
 	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
@@ -32,6 +33,7 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	allowedHosts := fs.String("allowed-hosts", "", "extra Host names accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_HOSTS)")
 	allowedOrigins := fs.String("allowed-origins", "", "browser origins accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_ORIGINS)")
 	expose := fs.String("expose-tools", "", "registered tools listed as MCP tools of their own: all, none, or names separated by commas (NANO_VM_MCP_EXPOSE_TOOLS; default all)")
+	metricsListen := fs.String("metrics-listen", "", "also serve GET /metrics, without auth, on this address, e.g. 127.0.0.1:9464 (NANO_VM_MCP_METRICS_LISTEN; default none: /metrics only on the HTTP transport, behind its API key)")
 	c.cp = &checkpointFlags{sign: true}
 	c.cp.register(fs, true)
 	var hl httpLimits
@@ -57,6 +59,8 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	fill(allowedHosts, "ALLOWED_HOSTS", "")
 	fill(allowedOrigins, "ALLOWED_ORIGINS", "")
 	fill(expose, "EXPOSE_TOOLS", "all")
+	fill(metricsListen, "METRICS_LISTEN", "")
+	c.metricsListen = *metricsListen
 	if c.expose, err = mcpserver.ParseExposeTools(*expose); err != nil {
 		return usagef("--expose-tools (NANO_VM_MCP_EXPOSE_TOOLS): %v", err)
 	}
@@ -74,6 +78,20 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	defer stop()
 	// Logs go to stderr only: in stdio mode stdout carries MCP messages.
 	logger := c.logger()
+	// Tracing only as the standard OTEL_* variables say; off by default.
+	if c.tracing, err = telemetry.FromEnv(ctx, telemetry.Options{ServiceVersion: version}); err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.tracing.Shutdown(flushCtx); err != nil {
+			logger.Warn("tracing: spans not flushed", "err", err)
+		}
+	}()
+	if c.tracing.Enabled() {
+		logger.Info("tracing on", "exporters", strings.Join(c.tracing.Exporters, ", "))
+	}
 	// The database's folder must exist before the election, whose lock
 	// lives beside the database.
 	if err := c.prepareDB(); err != nil {
@@ -109,6 +127,13 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 		return err
 	}
 	srv := c.newServer(rt, logger)
+	stopMetrics, err := c.serveMetrics(srv, logger)
+	if err != nil {
+		stopCheckpoints()
+		rt.Close()
+		return err
+	}
+	defer stopMetrics()
 	stopPurge := purgeLoop(rt, logger)
 
 	var serveErr error
@@ -151,7 +176,29 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 }
 
 func (c *common) newServer(rt *runtime.Runtime, logger *slog.Logger) *mcpserver.Server {
-	return mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger, ExposeTools: c.expose})
+	return mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger, ExposeTools: c.expose,
+		TracerProvider: c.tracerProvider()})
+}
+
+// serveMetrics serves GET /metrics without auth on --metrics-listen, when
+// it is set, until stop is called. The address is the operator's choice:
+// a loopback port for a local Prometheus, say.
+func (c *common) serveMetrics(srv *mcpserver.Server, logger *slog.Logger) (stop func(), err error) {
+	if c.metricsListen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", c.metricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen (NANO_VM_MCP_METRICS_LISTEN) %s: %w", c.metricsListen, err)
+	}
+	hs := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: mcpserver.DefaultReadHeaderTimeout,
+		WriteTimeout: mcpserver.DefaultWriteTimeout, IdleTimeout: mcpserver.DefaultIdleTimeout, MaxHeaderBytes: mcpserver.DefaultMaxHeaderBytes}
+	go func() { _ = hs.Serve(ln) }()
+	if !mcpserver.IsLoopback(c.metricsListen) {
+		logger.Warn("metrics are served without auth beyond loopback: anyone who can reach " + ln.Addr().String() + " can read them")
+	}
+	logger.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() { _ = hs.Close() }, nil
 }
 
 // openBackend opens the runtime and its MCP server for the process that
@@ -167,8 +214,15 @@ func (c *common) openBackend(ctx context.Context, logger *slog.Logger) (*primary
 		return nil, err
 	}
 	srv := c.newServer(rt, logger)
+	stopMetrics, err := c.serveMetrics(srv, logger)
+	if err != nil {
+		stopCheckpoints()
+		rt.Close()
+		return nil, err
+	}
 	stopPurge := purgeLoop(rt, logger)
 	return &primary.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt), Close: func(ctx context.Context) error {
+		stopMetrics()
 		stopPurge()
 		if err := srv.Shutdown(ctx); err != nil {
 			logger.Warn("shutdown", "err", err)

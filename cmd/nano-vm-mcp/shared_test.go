@@ -175,9 +175,9 @@ func TestSharedStdioServers(t *testing.T) {
 		protocol string
 	}{
 		// Claude Code and Claude Desktop today: a session set up by
-		// initialize, which a takeover replays.
+		// initialize, which a takeover re-initializes on the new primary.
 		{name: "initialize handshake", protocol: "2025-06-18"},
-		// The stateless revision (server/discover): nothing to replay.
+		// The stateless revision (server/discover): nothing to re-initialize.
 		{name: "stateless protocol", protocol: mcp.LATEST_PROTOCOL_VERSION},
 	}
 	for _, tc := range tests {
@@ -270,7 +270,7 @@ func testSharedStdioServers(t *testing.T, protocol string) {
 		t.Fatalf("trace through p3 does not show the run: %s", b)
 	}
 
-	// One idempotency key through two processes at once: one execution.
+	// One idempotency key through two processes at once: one run.
 	release, firstHit := cnt.gate("/idem")
 	results := make([]map[string]any, 2)
 	errs := make([]error, 2)
@@ -297,9 +297,9 @@ func testSharedStdioServers(t *testing.T, protocol string) {
 		}
 	}
 	if n := cnt.count("/idem"); n != 1 || results[0]["trace_id"] != results[1]["trace_id"] {
-		t.Fatalf("same key through two processes: %d executions, traces %v and %v", n, results[0]["trace_id"], results[1]["trace_id"])
+		t.Fatalf("same key through two processes: %d runs, traces %v and %v", n, results[0]["trace_id"], results[1]["trace_id"])
 	}
-	t.Logf("idempotent replay flags: %v, %v", results[0]["idempotent_replay"], results[1]["idempotent_replay"])
+	t.Logf("stored-outcome flags: %v, %v", results[0]["stored_outcome"], results[1]["stored_outcome"])
 
 	// SIGKILL the primary while it runs a survivor's program.
 	var primary *stdioProc

@@ -19,7 +19,7 @@ const defaultStepLimit = 200
 // cmdTraceLs lists runs, newest first.
 func cmdTraceLs(cmd *command, args []string, cio *cliIO) error {
 	fs, c := newFlags(cmd, cio)
-	status := fs.String("status", "", "only runs with this status: running, success, failed, suspended, cancelled, …")
+	status := fs.String("status", "", "only runs with this status: "+statusList())
 	limit := fs.Int("limit", 20, fmt.Sprintf("how many runs, at most %d", store.MaxPageLimit))
 	cursor := fs.String("cursor", "", "continue after a previous listing (the cursor it printed)")
 	asJSON := fs.Bool("json", false, "print the page as JSON")
@@ -35,7 +35,10 @@ func cmdTraceLs(cmd *command, args []string, cio *cliIO) error {
 	if *limit <= 0 {
 		return usagef("--limit must be positive")
 	}
-	page, err := rt.Traces(ctx, store.ExecutionFilter{Status: *status, Limit: *limit, Cursor: *cursor})
+	if *status != "" && !kernel.Status(*status).Valid() {
+		return usagef("--status %q is not one of %s", *status, statusList())
+	}
+	page, err := rt.Traces(ctx, store.RunFilter{Status: kernel.Status(*status), Limit: *limit, Cursor: *cursor})
 	if err != nil {
 		return err
 	}
@@ -44,7 +47,7 @@ func cmdTraceLs(cmd *command, args []string, cio *cliIO) error {
 	}
 	tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TRACE\tPROGRAM\tSTATUS\tCREATED")
-	for _, e := range page.Executions {
+	for _, e := range page.Runs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.ProgramName, e.Status, e.CreatedAt.Format("2006-01-02 15:04:05"))
 	}
 	if err := tw.Flush(); err != nil {
@@ -88,7 +91,7 @@ func cmdTraceShow(cmd *command, args []string, cio *cliIO) error {
 		return printJSON(cio.stdout, tv)
 	}
 	sum := traceSummary{
-		program: tv.ProgramName, status: string(tv.Status), traceID: tv.TraceID, steps: tv.TotalSteps,
+		program: tv.ProgramName, status: tv.Status, traceID: tv.TraceID, steps: tv.TotalSteps,
 		finalOutput: tv.FinalOutput, errMsg: tv.Error, suspendedAt: tv.SuspendedStepID, filter: *status,
 	}
 	return printTrace(ctx, rt, cio.stdout, sum, tv)
@@ -128,12 +131,13 @@ func traceSteps(ctx context.Context, rt traceReader, id, status string, offset, 
 // traceSummary is the head and tail of the step table: what a run
 // returned, or what a stored trace holds.
 type traceSummary struct {
-	program, status, traceID string
-	steps                    int
-	replayed                 bool
-	finalOutput              any
-	errMsg, suspendedAt      string
-	warnings                 []string
+	program, traceID    string
+	status              kernel.Status
+	steps               int
+	storedOutcome       bool
+	finalOutput         any
+	errMsg, suspendedAt string
+	warnings            []string
 	// filter is trace show's --status, for the "more" hint.
 	filter string
 }
@@ -142,8 +146,8 @@ type traceSummary struct {
 // show share: a header, one line a step, the final output, how to go on,
 // and the audit check of its envelopes.
 func printTrace(ctx context.Context, rt traceReader, w io.Writer, sum traceSummary, tv *runtime.TraceView) error {
-	fmt.Fprintf(w, "%s  %s  %d step(s)  %.1f ms  trace %s\n", sum.program, strings.ToUpper(sum.status), sum.steps, tv.DurationMS, sum.traceID)
-	if sum.replayed {
+	fmt.Fprintf(w, "%s  %s  %d step(s)  %.1f ms  trace %s\n", sum.program, strings.ToUpper(string(sum.status)), sum.steps, tv.DurationMS, sum.traceID)
+	if sum.storedOutcome {
 		fmt.Fprintln(w, "  (idempotency key: stored outcome returned, nothing ran)")
 	}
 	for _, warn := range sum.warnings {
@@ -172,7 +176,7 @@ func printTrace(ctx context.Context, rt traceReader, w io.Writer, sum traceSumma
 	if sum.errMsg != "" {
 		fmt.Fprintf(w, "error: %s\n", sum.errMsg)
 	}
-	if sum.suspendedAt != "" && strings.EqualFold(sum.status, "suspended") {
+	if sum.suspendedAt != "" && sum.status == kernel.StatusSuspended {
 		fmt.Fprintf(w, "suspended at %q: nano-vm-mcp resume %s --payload '{...}'\n", sum.suspendedAt, sum.traceID)
 	}
 	rep, err := rt.VerifyAudit(ctx, sum.traceID)
@@ -190,4 +194,13 @@ func printTrace(ctx context.Context, rt traceReader, w io.Writer, sum traceSumma
 		fmt.Fprintln(w, "audit: does not verify")
 	}
 	return nil
+}
+
+// statusList is the kernel's run statuses, for help texts and refusals.
+func statusList() string {
+	var names []string
+	for _, st := range kernel.Statuses() {
+		names = append(names, string(st))
+	}
+	return strings.Join(names, ", ")
 }

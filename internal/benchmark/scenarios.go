@@ -147,7 +147,7 @@ func refundItem(readBack bool) func(context.Context, *Env, any, int, *checker) e
 	}
 }
 
-// checkEnvelopes checks that an execution left exactly one envelope per
+// checkEnvelopes checks that a run left exactly one envelope per
 // step record (failed and skipped steps too), in order.
 func checkEnvelopes(ctx context.Context, e *Env, traceID string, ok []string, i int, chk *checker) error {
 	envs, err := e.rt.Store().Envelopes(ctx, traceID)
@@ -157,8 +157,8 @@ func checkEnvelopes(ctx context.Context, e *Env, traceID string, ok []string, i 
 	got := make([]string, len(envs))
 	for k, env := range envs {
 		got[k] = env.StepID
-		if env.ExecutionID != traceID {
-			chk.failf("item %d: envelope seq %d belongs to %q, not %q", i, env.Seq, env.ExecutionID, traceID)
+		if env.TraceID != traceID {
+			chk.failf("item %d: envelope seq %d belongs to %q, not %q", i, env.Seq, env.TraceID, traceID)
 		}
 	}
 	if !slices.Equal(got, ok) {
@@ -315,10 +315,10 @@ func roundTripItem(ctx context.Context, _ *Env, st any, i int, chk *checker) err
 	if err != nil {
 		return err
 	}
-	if _, err := db.PutExecution(ctx, store.Execution{ID: id, ProgramID: id, Status: "success", Program: refundProgram, Header: traceHeader}); err != nil {
+	if _, err := db.PutRun(ctx, store.Run{ID: id, ProgramID: id, Status: "success", Program: refundProgram, Header: traceHeader}); err != nil {
 		return err
 	}
-	x, err := db.Execution(ctx, id)
+	x, err := db.Run(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -342,7 +342,7 @@ func setupToolCall(name string) func(context.Context, *Env, int, *checker) (any,
 func toolCallItem(ctx context.Context, _ *Env, st any, i int, chk *checker) error {
 	t := st.(*tools.Tool)
 	id := fmt.Sprintf("o-%d", i)
-	res, err := t.Call(ctx, tools.CallRequest{ExecutionID: "bench", Args: map[string]any{"order_id": id}})
+	res, err := t.Call(ctx, tools.CallRequest{TraceID: "bench", Args: map[string]any{"order_id": id}})
 	if err != nil {
 		return err
 	}

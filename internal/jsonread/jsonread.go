@@ -1,6 +1,6 @@
 // Package jsonread reads JSON in the form encoding/json writes it, without
 // reflection, for decoders of records read back many times (a trace's step
-// records, the store's execution records).
+// records, the store's run records).
 //
 // A Reader is strict in one direction only: every method reports false for
 // input it does not handle (and the caller then hands the whole value to

@@ -16,7 +16,8 @@
 // Every participant speaks newline-delimited JSON-RPC, the framing of MCP's
 // stdio transport, on both its client side and the socket; a forwarder is
 // a line pump that understands just enough of each message (its id and
-// method) to replay the session's initialize to a new primary and to
+// method) to re-initialize the session on a new primary (send its initialize
+// again) and to
 // answer or retry the requests a dead primary left unanswered.
 //
 // # Invariants

@@ -14,9 +14,9 @@ import (
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
-// replayTimeout bounds the wait for a new primary's answer to the replayed
+// reinitTimeout bounds the wait for a new primary's answer to the re-sent
 // initialize; a primary that takes longer is treated as lost too.
-const replayTimeout = 30 * time.Second
+const reinitTimeout = 30 * time.Second
 
 // upstream is a connection to the server of the session: a Unix socket to
 // the primary, or a pipe to this process's own server once it is primary.
@@ -49,11 +49,11 @@ type forwarder struct {
 	seq         uint64
 	pending     map[string]*pendingReq
 	policy      retryPolicy
-	initLine    []byte // the client's initialize request, for replay
+	initLine    []byte // the client's initialize request, to re-initialize
 	initialized bool   // the client sent notifications/initialized
-	levelLine   []byte // the client's last logging/setLevel, for replay
-	replays     int
-	swallow     map[string]chan struct{} // replayed ids → closed on their response
+	levelLine   []byte // the client's last logging/setLevel, to re-initialize
+	reinits     int
+	swallow     map[string]chan struct{} // re-sent ids → closed on their response
 	takeovers   int
 }
 
@@ -236,8 +236,8 @@ func (f *forwarder) upstreamTooLong(o oversized) {
 	}
 }
 
-// attach connects to a primary (becoming it if there is none), replays the
-// session's set-up to it and resends the retryable requests the previous
+// attach connects to a primary (becoming it if there is none),
+// re-initializes the session on it and resends the retryable requests the previous
 // one left unanswered, answering the others with an error. old is nil at
 // start-up.
 func (f *forwarder) attach(ctx context.Context, old upstream) (upstream, chan struct{}, error) {
@@ -260,8 +260,8 @@ func (f *forwarder) attach(ctx context.Context, old upstream) (upstream, chan st
 		if old == nil {
 			return up, lost, nil
 		}
-		if err := f.replay(up, lost, retry); err != nil {
-			f.log.Warn("shared: new primary lost during replay; trying again", "err", err)
+		if err := f.reinitialize(up, lost, retry); err != nil {
+			f.log.Warn("shared: new primary lost while re-initializing; trying again", "err", err)
 			up.Close()
 			<-lost
 			old = up
@@ -290,7 +290,7 @@ func (f *forwarder) settlePending() []*pendingReq {
 		delete(f.pending, idKey(p.env.ID))
 		fail = append(fail, p)
 	}
-	// Replayed set-up messages of a primary that died too are moot now.
+	// Set-up messages re-sent to a primary that died too are moot now.
 	for k, ch := range f.swallow {
 		delete(f.swallow, k)
 		close(ch)
@@ -327,14 +327,15 @@ func (f *forwarder) answerLost(p *pendingReq, cause error) {
 	}
 }
 
-// replay re-establishes the client's session on a new primary: initialize
+// reinitialize re-establishes the client's session on a new primary:
+// initialize
 // (answered to nobody), notifications/initialized and the log level, then
 // the retryable requests under their own ids. A client on the stateless
-// protocol (2026-07-28, server/discover) has no session to replay; a ping
+// protocol (2026-07-28, server/discover) has no session to reinitialize; a ping
 // stands in for initialize then. Either way the retries are written only
 // after the new primary has answered, so none is spent on a connection
 // that a dying listener accepted and will reset.
-func (f *forwarder) replay(up upstream, lost <-chan struct{}, retry []*pendingReq) error {
+func (f *forwarder) reinitialize(up upstream, lost <-chan struct{}, retry []*pendingReq) error {
 	f.mu.Lock()
 	initLine, initialized, levelLine := f.initLine, f.initialized, f.levelLine
 	f.mu.Unlock()
@@ -352,10 +353,10 @@ func (f *forwarder) replay(up upstream, lost <-chan struct{}, retry []*pendingRe
 	select {
 	case <-done:
 	case <-lost:
-		return errors.New("replay: connection closed before the new primary answered")
-	case <-time.After(replayTimeout):
+		return errors.New("re-initialize: connection closed before the new primary answered")
+	case <-time.After(reinitTimeout):
 		up.Close()
-		return fmt.Errorf("replay: no answer in %s", replayTimeout)
+		return fmt.Errorf("re-initialize: no answer in %s", reinitTimeout)
 	}
 	if initLine != nil && initialized {
 		if err := writeLine(up, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)); err != nil {
@@ -384,8 +385,8 @@ func (f *forwarder) replay(up upstream, lost <-chan struct{}, retry []*pendingRe
 // drops, and returns a channel closed when that response arrives.
 func (f *forwarder) swallowed(line []byte) (chan struct{}, []byte, error) {
 	f.mu.Lock()
-	f.replays++
-	id := fmt.Sprintf("nano-vm-mcp/replay-%d", f.replays)
+	f.reinits++
+	id := fmt.Sprintf("nano-vm-mcp/reinit-%d", f.reinits)
 	done := make(chan struct{})
 	raw, _ := json.Marshal(id)
 	f.swallow[idKey(raw)] = done

@@ -78,8 +78,8 @@ func (p *fakePrimary) answer(t *testing.T, id json.RawMessage, result string) {
 	}
 }
 
-// Ensure a takeover: the forwarder replays initialize (and swallows its
-// answer) and notifications/initialized to the new primary, resends a
+// Ensure a takeover: the forwarder re-initializes the session: initialize
+// again (its answer swallowed) and notifications/initialized to the new primary, resends a
 // retryable request, and answers a non-retryable one with an error; the
 // client sees exactly one answer per request.
 func TestForwarderTakeover(t *testing.T) {
@@ -128,11 +128,11 @@ func TestForwarderTakeover(t *testing.T) {
 
 	second := &fakePrimary{conn: <-ups}
 	second.lines = bufio.NewScanner(second.conn)
-	replay := second.next(t)
-	if replay.Method != "initialize" || !strings.HasPrefix(string(replay.ID), `"nano-vm-mcp/replay-`) {
-		t.Fatalf("first message to the new primary: %+v", replay)
+	reinit := second.next(t)
+	if reinit.Method != "initialize" || !strings.HasPrefix(string(reinit.ID), `"nano-vm-mcp/reinit-`) {
+		t.Fatalf("first message to the new primary: %+v", reinit)
 	}
-	second.answer(t, replay.ID, `{"protocolVersion":"2025-06-18"}`)
+	second.answer(t, reinit.ID, `{"protocolVersion":"2025-06-18"}`)
 	if e := second.next(t); e.Method != "notifications/initialized" {
 		t.Fatalf("second message to the new primary: %+v", e)
 	}
@@ -157,7 +157,7 @@ func TestForwarderTakeover(t *testing.T) {
 }
 
 // FuzzParseEnvelope ensures the forwarder's decoder never panics, and that
-// a replay id it writes reads back.
+// a re-initialize id it writes reads back.
 func FuzzParseEnvelope(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_program","arguments":{"idempotency_key":"k"}}}`,
@@ -176,12 +176,12 @@ func FuzzParseEnvelope(f *testing.F) {
 		p.retryable(e)
 		p.learnTools(json.RawMessage(e.Result))
 		_ = idKey(e.ID)
-		out, err := withID(line, "nano-vm-mcp/replay-1")
+		out, err := withID(line, "nano-vm-mcp/reinit-1")
 		if err != nil {
 			return
 		}
 		back, err := parseEnvelope(out)
-		if err != nil || idKey(back.ID) != `"nano-vm-mcp/replay-1"` {
+		if err != nil || idKey(back.ID) != `"nano-vm-mcp/reinit-1"` {
 			t.Fatalf("withID(%q) = %q: %+v %v", line, out, back, err)
 		}
 	})

@@ -101,16 +101,16 @@ func errorLine(id json.RawMessage, code int, msg string, data any) []byte {
 	return b
 }
 
-// withID returns line with its id replaced, for replaying a request under
+// withID returns line with its id replaced, for re-sending a request under
 // an id the client never used, so its response can be recognised and
 // swallowed.
 func withID(line []byte, id string) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+		return nil, fmt.Errorf("resend: %w", err)
 	}
 	if m == nil {
-		return nil, errors.New("replay: not a JSON object")
+		return nil, errors.New("resend: not a JSON object")
 	}
 	// encoding/json matches keys case-insensitively, so an "ID" would
 	// otherwise compete with the id written here.

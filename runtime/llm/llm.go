@@ -21,7 +21,7 @@ const userAgent = "nano-vm-mcp"
 //   - mock/yes (any text without ':'), mock/const:text — always that text;
 //   - mock/cycle:yes,no,maybe — the items in turn. The item is chosen by
 //     the request, not by a process-wide counter: the first attempt of a
-//     step starts at an item picked by a hash of (execution id, step id,
+//     step starts at an item picked by a hash of (trace id, step id,
 //     step index) and each retry moves one item on. The same call thus gets
 //     the same answer whatever runs concurrently, a retry gets the next
 //     item, and runs with different ids spread over the items;

@@ -95,7 +95,7 @@ func (m *mockClient) Complete(ctx context.Context, req kernel.LLMRequest) (kerne
 }
 
 // answer picks the reply. For a cycle, the starting item is chosen by a hash
-// of (execution, step id, step index) and each retry moves one item on, so:
+// of (run, step id, step index) and each retry moves one item on, so:
 // the same call always gets the same answer, whatever runs concurrently;
 // a retry gets a different answer (with two or more items); different runs
 // and a loop's iterations spread over the items.
@@ -135,7 +135,7 @@ func cycleKey(req kernel.LLMRequest) uint64 {
 			h = (h ^ uint64(s[i])) * prime
 		}
 	}
-	str(req.ExecutionID)
+	str(req.TraceID)
 	str(req.StepID)
 	num(uint64(req.StepIndex))
 	return h

@@ -49,7 +49,7 @@ func TestMock(t *testing.T) {
 			req: kernel.LLMRequest{Prompt: "hi"}, want: "hello there",
 			wantUse: kernel.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3}},
 		{name: "cycle of one", model: "mock/cycle:only",
-			req: kernel.LLMRequest{ExecutionID: "e", StepID: "s", Attempt: 7, Prompt: "p"}, want: "only",
+			req: kernel.LLMRequest{TraceID: "e", StepID: "s", Attempt: 7, Prompt: "p"}, want: "only",
 			wantUse: kernel.Usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}},
 	}
 	for _, tc := range tests {
@@ -104,7 +104,7 @@ func TestMockCycleDeterminism(t *testing.T) {
 		t.Fatal(err)
 	}
 	ask := func(exec, step string, index, attempt int) string {
-		resp, err := c.Complete(context.Background(), kernel.LLMRequest{ExecutionID: exec, StepID: step, StepIndex: index, Attempt: attempt, Prompt: "p"})
+		resp, err := c.Complete(context.Background(), kernel.LLMRequest{TraceID: exec, StepID: step, StepIndex: index, Attempt: attempt, Prompt: "p"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +146,7 @@ func TestMockCycleDeterminism(t *testing.T) {
 	// Field boundaries are part of the key.
 	if ask("ab", "c", 0, 1) == ask("a", "bc", 0, 1) && ask("ab", "cd", 0, 1) == ask("a", "bcd", 0, 1) &&
 		ask("ab", "cde", 0, 1) == ask("a", "bcde", 0, 1) {
-		t.Error("shifting a byte between execution and step id never changes the answer")
+		t.Error("shifting a byte between run and step id never changes the answer")
 	}
 }
 
@@ -158,7 +158,7 @@ func TestMockHammer(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := func(i int) kernel.LLMRequest {
-		return kernel.LLMRequest{ExecutionID: fmt.Sprint("e", i%17), StepID: "s", StepIndex: i % 3, Attempt: 1 + i%4, Prompt: "p"}
+		return kernel.LLMRequest{TraceID: fmt.Sprint("e", i%17), StepID: "s", StepIndex: i % 3, Attempt: 1 + i%4, Prompt: "p"}
 	}
 	const n = 2000
 	want := make([]string, n)
@@ -213,7 +213,7 @@ func FuzzParseMock(f *testing.F) {
 			}
 			return
 		}
-		resp, err := m.Complete(context.Background(), kernel.LLMRequest{ExecutionID: "e", StepID: spec, Attempt: 2, Prompt: prompt})
+		resp, err := m.Complete(context.Background(), kernel.LLMRequest{TraceID: "e", StepID: spec, Attempt: 2, Prompt: prompt})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +233,7 @@ func BenchmarkMock(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			req := kernel.LLMRequest{ExecutionID: "0b3e4a52-7f1c-4d2a-9a57-1c3d5e7f9b11", StepID: "classify", StepIndex: 0, Attempt: 1, Prompt: prompt}
+			req := kernel.LLMRequest{TraceID: "0b3e4a52-7f1c-4d2a-9a57-1c3d5e7f9b11", StepID: "classify", StepIndex: 0, Attempt: 1, Prompt: prompt}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

@@ -67,6 +67,19 @@ func decodeArgsJSON(raw []byte, dst any) error {
 	return checkIDArgs(dst)
 }
 
+// aliasArg resolves an argument given under its name or under a deprecated
+// alias kept for one release: either may be given; both, only if they are
+// equal.
+func aliasArg(name, value, alias, aliasValue string) (string, error) {
+	switch {
+	case aliasValue == "":
+		return value, nil
+	case value == "" || value == aliasValue:
+		return aliasValue, nil
+	}
+	return "", argError("arguments %q and %q (its deprecated alias) differ: %s and %s; give only %q", name, alias, store.Clip(value), store.Clip(aliasValue), name)
+}
+
 // maxCursorBytes bounds a paging cursor; the server's own are far shorter.
 const maxCursorBytes = 1024
 

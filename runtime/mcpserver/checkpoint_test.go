@@ -54,7 +54,7 @@ func TestVerifyAuditCheckpoint(t *testing.T) {
 	if got["ok"] != false || cp["ok"] != false || cp["problem"] != "untrusted key" || !strings.Contains(cp["reason"].(string), "not signed by a trusted key") {
 		t.Fatalf("verify_audit with another key's checkpoint: %v", got)
 	}
-	if e := toolErr(t, "verify_audit", call(t, c, "verify_audit", map[string]any{"checkpoint": string(msg), "execution_id": "x"})); e["error"] != "invalid_argument" {
+	if e := toolErr(t, "verify_audit", call(t, c, "verify_audit", map[string]any{"checkpoint": string(msg), "trace_id": "x"})); e["error"] != "invalid_argument" {
 		t.Fatalf("checkpoint with execution_id: %v", e)
 	}
 

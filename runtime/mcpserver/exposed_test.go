@@ -121,7 +121,7 @@ func registerUpload(t *testing.T, s *Server, c *client.Client, name string, edit
 	}))
 }
 
-// Ensure a registered tool is listed under its own name beside the 14
+// Ensure a registered tool is listed under its own name beside the 15
 // management tools, with its manifest's description and input schema and
 // an object output schema wrapping its output_schema.
 func TestExposedToolListed(t *testing.T) {
@@ -271,7 +271,7 @@ func TestExposedCallAudited(t *testing.T) {
 	if res["status"] != "success" || res["output"] == nil {
 		t.Fatalf("direct call %v", res)
 	}
-	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"execution_id": id})); v["ok"] != true {
+	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"trace_id": id})); v["ok"] != true {
 		t.Fatalf("verify_audit of the direct call: %v", v)
 	}
 	tr := ok(t, s, "get_trace", call(t, c, "get_trace", map[string]any{"trace_id": id}))
@@ -282,7 +282,7 @@ func TestExposedCallAudited(t *testing.T) {
 		"program": `{"name":"p","steps":[{"id":"v","type":"tool","tool":"validate_amount","args":{"amount":"$amount"},"is_terminal":true}]}`,
 		"input":   map[string]any{"amount": 125.5},
 	}))
-	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"execution_id": run["trace_id"]})); v["ok"] != true {
+	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"trace_id": run["trace_id"]})); v["ok"] != true {
 		t.Fatalf("verify_audit of the program: %v", v)
 	}
 	a, _ := json.Marshal(run["final_output"])
@@ -295,7 +295,7 @@ func TestExposedCallAudited(t *testing.T) {
 	if bad["error"] != "tool_failed" || bad["trace_id"] == nil || bad["status"] != "failed" {
 		t.Fatalf("tool error %v", bad)
 	}
-	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"execution_id": bad["trace_id"]})); v["ok"] != true {
+	if v := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"trace_id": bad["trace_id"]})); v["ok"] != true {
 		t.Fatalf("verify_audit of the failed call: %v", v)
 	}
 	// An argument whose value looks like a $reference reaches the tool
@@ -320,7 +320,7 @@ func TestExposedIdempotency(t *testing.T) {
 	meta := map[string]any{MetaIdempotencyKey: "order-42"}
 	first := direct(t, callMeta(t, c, "validate_amount", map[string]any{"amount": 3}, meta))
 	again := direct(t, callMeta(t, c, "validate_amount", map[string]any{"amount": 3}, meta))
-	if again["trace_id"] != first["trace_id"] || again["idempotent_replay"] != true || first["idempotent_replay"] != nil {
+	if again["trace_id"] != first["trace_id"] || again["stored_outcome"] != true || again["idempotent_replay"] != true || first["stored_outcome"] != nil || first["idempotent_replay"] != nil {
 		t.Fatalf("first %v, again %v", first, again)
 	}
 	other := toolErr(t, "validate_amount", callMeta(t, c, "validate_amount", map[string]any{"amount": 4}, meta))
@@ -355,9 +355,9 @@ func TestExposedFilters(t *testing.T) {
 		want, not  []string
 		management int
 	}{
-		{"none", nil, []string{"validate_amount", "poll"}, 14},
-		{"poll,audit_log", []string{"poll", "audit_log"}, []string{"validate_amount"}, 14},
-		{"all", []string{"poll", "validate_amount", "send_receipt"}, nil, 14},
+		{"none", nil, []string{"validate_amount", "poll"}, 15},
+		{"poll,audit_log", []string{"poll", "audit_log"}, []string{"validate_amount"}, 15},
+		{"all", []string{"poll", "validate_amount", "send_receipt"}, nil, 15},
 	} {
 		t.Run(tt.expose, func(t *testing.T) {
 			e, err := ParseExposeTools(tt.expose)
@@ -417,7 +417,7 @@ func TestParseExposeTools(t *testing.T) {
 // the management tool keeps its name.
 func TestExposedNames(t *testing.T) {
 	mgmt := managementNames()
-	if len(mgmt) != 14 {
+	if len(mgmt) != 15 {
 		t.Fatalf("%d management names", len(mgmt))
 	}
 	got := exposedNames([]string{"get_trace", "run_program", "tool.run_program", "jq"}, mgmt)

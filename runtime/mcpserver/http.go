@@ -19,6 +19,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -85,10 +86,12 @@ type HTTPOptions struct {
 }
 
 // HTTPHandler returns the HTTP transports: Streamable HTTP at /mcp, the
-// legacy SSE pair GET /sse + POST /messages, and GET /health, behind the
-// Host, Origin, bearer-auth and body-size guards (in that order; /health
-// skips them all, so load balancers can probe it). Shutdown closes the
-// sessions it opened.
+// legacy SSE pair GET /sse + POST /messages, the runtime's Prometheus
+// metrics at GET /metrics, and GET /health, behind the Host, Origin,
+// bearer-auth and body-size guards (in that order; /health skips them
+// all, so load balancers can probe it; /metrics needs the same token as
+// /mcp — MetricsHandler serves it without one on an address of the
+// operator's). Shutdown closes the sessions it opened.
 func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	opts.fill()
 	log := opts.Logger
@@ -118,6 +121,7 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	mux.Handle("/mcp", streamable)
 	mux.Handle("/sse", sse.SSEHandler())
 	mux.Handle("/messages", sse.MessageHandler())
+	mux.Handle("GET /metrics", s.rt.Metrics().Handler())
 
 	g := &guard{opts: opts, log: log, next: mux}
 	g.keyHash = sha256.Sum256([]byte(opts.APIKey))
@@ -230,7 +234,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	g.next.ServeHTTP(w, r)
+	g.next.ServeHTTP(w, r.WithContext(withTransport(r.Context(), telemetry.TransportTCP)))
 }
 
 // rateBody is a request body read through a rateReader.

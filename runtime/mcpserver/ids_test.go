@@ -60,6 +60,7 @@ func TestIDArgumentLimits(t *testing.T) {
 		{"get_tool", "name", map[string]any{"name": long}, "256-byte"},
 		{"put_secret", "id", map[string]any{"id": long, "value": "v"}, "1..128"},
 		{"put_secret", "id", map[string]any{"id": "a/b", "value": "v"}, "[A-Za-z0-9._-]"},
+		{"verify_audit", "trace_id", map[string]any{"trace_id": long}, "256-byte"},
 		{"verify_audit", "execution_id", map[string]any{"execution_id": long}, "256-byte"},
 		{"list_traces", "cursor", map[string]any{"cursor": long}, "1024-byte"},
 	}

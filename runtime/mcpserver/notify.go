@@ -79,7 +79,7 @@ func (s *Server) progressFunc(ctx context.Context, req mcp.CallToolRequest) (rep
 
 func (ps *progressSink) report(p runtime.Progress) {
 	srv := ps.s.mcp
-	msg := "step " + p.StepID + ": " + p.Status
+	msg := "step " + p.StepID + ": " + string(p.Status)
 	if ps.token != nil {
 		params := map[string]any{"progressToken": ps.token, "progress": p.Done, "message": msg}
 		// Total is a hint (branches skip steps, loops repeat them); it

@@ -106,6 +106,26 @@ func closed(props map[string]any, required ...string) map[string]any {
 
 func str(desc string) map[string]any { return map[string]any{"type": "string", "description": desc} }
 
+// deprecatedArg is the schema of a string argument kept under its earlier
+// name for one release beside newName.
+func deprecatedArg(newName string) map[string]any {
+	return map[string]any{
+		"type":        "string",
+		"description": fmt.Sprintf("Deprecated alias of %s, accepted for one release; give %s instead (both given must be equal).", newName, newName),
+		"deprecated":  true,
+	}
+}
+
+// deprecatedField is the schema of a result field of JSON type typ written
+// under its earlier name for one release beside newName.
+func deprecatedField(typ, newName string) map[string]any {
+	return map[string]any{
+		"type":        typ,
+		"description": fmt.Sprintf("Deprecated: the same as %s, written for one release; read %s instead.", newName, newName),
+		"deprecated":  true,
+	}
+}
+
 func enum(desc string, values ...string) map[string]any {
 	return map[string]any{"type": "string", "description": desc, "enum": values}
 }

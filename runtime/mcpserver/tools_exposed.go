@@ -328,7 +328,8 @@ func exposedOutputSchema(raw json.RawMessage) map[string]any {
 		"trace_id":          str("The run's id: get_trace shows the step, verify_audit checks its envelope."),
 		"status":            enum("How the call ended.", string(kernel.StatusSuccess), string(kernel.StatusSuspended)),
 		"output_truncated":  boolean("True when output is a preview of a large value."),
-		"idempotent_replay": boolean("True when the idempotency key returned an earlier call's outcome; nothing ran again."),
+		"stored_outcome":    boolean("True when the idempotency key returned an earlier call's stored outcome; nothing ran again."),
+		"idempotent_replay": deprecatedField("boolean", "stored_outcome"),
 		"suspended_step_id": str("Set when the tool answered PENDING: resume_program with trace_id continues it."),
 		"next":              str("What to do next, when there is something to do."),
 	}, "trace_id", "status")
@@ -378,10 +379,13 @@ func movableSchema(raw json.RawMessage) (map[string]any, bool) {
 
 // exposedResult is a direct call's structured content.
 type exposedResult struct {
-	Output           any    `json:"output,omitempty"`
-	TraceID          string `json:"trace_id"`
-	Status           string `json:"status"`
-	OutputTruncated  bool   `json:"output_truncated,omitempty"`
+	Output          any           `json:"output,omitempty"`
+	TraceID         string        `json:"trace_id"`
+	Status          kernel.Status `json:"status"`
+	OutputTruncated bool          `json:"output_truncated,omitempty"`
+	StoredOutcome   bool          `json:"stored_outcome,omitempty"`
+	// IdempotentReplay repeats StoredOutcome under its earlier name.
+	// Deprecated: written for one release.
 	IdempotentReplay bool   `json:"idempotent_replay,omitempty"`
 	SuspendedStepID  string `json:"suspended_step_id,omitempty"`
 	Next             string `json:"next,omitempty"`
@@ -437,11 +441,11 @@ func (s *Server) runExposed(ctx context.Context, name string, req mcp.CallToolRe
 // exposedResult turns a direct call's run into its MCP result.
 func (s *Server) exposedResult(res *runtime.RunResult) (*mcp.CallToolResult, error) {
 	switch res.Status {
-	case string(kernel.StatusSuccess), string(kernel.StatusSuspended):
+	case kernel.StatusSuccess, kernel.StatusSuspended:
 	default:
 		msg := res.Error
 		if msg == "" {
-			msg = "the call ended with status " + res.Status
+			msg = "the call ended with status " + string(res.Status)
 		}
 		return nil, &runtime.Error{
 			Code:    "tool_failed",
@@ -449,8 +453,8 @@ func (s *Server) exposedResult(res *runtime.RunResult) (*mcp.CallToolResult, err
 			Details: map[string]any{"trace_id": res.TraceID, "status": res.Status},
 		}
 	}
-	out := exposedResult{TraceID: res.TraceID, Status: res.Status, IdempotentReplay: res.Replayed}
-	if res.Status == string(kernel.StatusSuspended) {
+	out := exposedResult{TraceID: res.TraceID, Status: res.Status, StoredOutcome: res.StoredOutcome, IdempotentReplay: res.StoredOutcome}
+	if res.Status == kernel.StatusSuspended {
 		out.SuspendedStepID = clipText(res.SuspendedStepID, maxIDBytes)
 		out.Next = fmt.Sprintf("The tool answered PENDING: call resume_program with trace_id %q and the awaited event as payload when it arrives.", res.TraceID)
 	} else {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -36,23 +35,41 @@ const (
 	codeShuttingDown = "shutting_down"
 )
 
-var runStatuses = []string{"running", "success", "failed", "budget_exceeded", "stalled", "suspended"}
+// statusEnum is a string schema whose values are the kernel's run
+// statuses (kernel.Statuses), so the schemas cannot drift from the kernel.
+func statusEnum(desc string) map[string]any {
+	return enum(desc, strs(kernel.Statuses())...)
+}
+
+// strs converts a list of typed strings for enum.
+func strs[S ~string](l []S) []string {
+	out := make([]string, len(l))
+	for i, v := range l {
+		out[i] = string(v)
+	}
+	return out
+}
 
 // runOutput is run_program's and resume_program's result: a summary, never
 // the trace (get_trace pages through that).
 type runOutput struct {
-	TraceID              string   `json:"trace_id"`
-	ProgramID            string   `json:"program_id,omitempty"`
-	ProgramName          string   `json:"program_name"`
-	Status               string   `json:"status"`
-	Steps                int      `json:"steps"`
-	Cost                 float64  `json:"cost"`
-	FinalOutput          any      `json:"final_output"`
-	FinalOutputTruncated bool     `json:"final_output_truncated,omitempty"`
-	Error                string   `json:"error,omitempty"`
-	SuspendedStepID      string   `json:"suspended_step_id,omitempty"`
-	IdempotentReplay     bool     `json:"idempotent_replay,omitempty"`
-	Warnings             []string `json:"warnings,omitempty"`
+	TraceID              string        `json:"trace_id"`
+	ProgramID            string        `json:"program_id,omitempty"`
+	ProgramName          string        `json:"program_name"`
+	Status               kernel.Status `json:"status"`
+	Steps                int           `json:"steps"`
+	Cost                 float64       `json:"cost"`
+	FinalOutput          any           `json:"final_output"`
+	FinalOutputTruncated bool          `json:"final_output_truncated,omitempty"`
+	Error                string        `json:"error,omitempty"`
+	SuspendedStepID      string        `json:"suspended_step_id,omitempty"`
+	// StoredOutcome is true when an idempotency key returned the stored
+	// outcome of an earlier run.
+	StoredOutcome bool `json:"stored_outcome,omitempty"`
+	// IdempotentReplay repeats StoredOutcome under its earlier name.
+	// Deprecated: written for one release.
+	IdempotentReplay bool     `json:"idempotent_replay,omitempty"`
+	Warnings         []string `json:"warnings,omitempty"`
 	// Next tells the model what it can do with this result.
 	Next string `json:"next"`
 }
@@ -62,14 +79,15 @@ func runOutputSchema() map[string]any {
 		"trace_id":               str("The run's id: pass it to get_trace, resume_program and verify_audit."),
 		"program_id":             str("The saved program's id, when the program was saved or run by id."),
 		"program_name":           str("The program's name."),
-		"status":                 enum("How the run ended, or suspended for now.", runStatuses...),
+		"status":                 statusEnum("How the run ended, or suspended for now."),
 		"steps":                  integer("Step records in the trace."),
 		"cost":                   number("LLM cost in USD."),
 		"final_output":           anyValue("Output of the last successful step (secret references hashed)."),
 		"final_output_truncated": boolean("True when final_output was too large and holds a preview."),
 		"error":                  str("Why the run failed, when it did."),
 		"suspended_step_id":      str("The step waiting for resume_program."),
-		"idempotent_replay":      boolean("True when the idempotency_key returned an earlier run's outcome; nothing ran again."),
+		"stored_outcome":         boolean("True when the idempotency_key returned an earlier run's stored outcome; nothing ran again."),
+		"idempotent_replay":      deprecatedField("boolean", "stored_outcome"),
 		"warnings":               array("Program validation warnings: a $reference that matches no input key, step id or output_key (passed on as literal text), an unreachable step, … Pass strict to refuse such a program instead.", str("A warning, naming the step.")),
 		"next":                   str("What to do next."),
 	}, "trace_id", "program_name", "status", "steps", "cost", "final_output", "next")
@@ -79,7 +97,7 @@ func summarise(res *runtime.RunResult) runOutput {
 	out := runOutput{
 		TraceID: res.TraceID, ProgramID: res.ProgramID, ProgramName: res.ProgramName, Status: res.Status,
 		Steps: res.Steps, Cost: res.Cost, Error: res.Error, SuspendedStepID: res.SuspendedStepID,
-		IdempotentReplay: res.Replayed, Warnings: res.Warnings,
+		StoredOutcome: res.StoredOutcome, IdempotentReplay: res.StoredOutcome, Warnings: res.Warnings,
 	}
 	out.FinalOutput, out.FinalOutputTruncated = clip(res.FinalOutput, maxFinalOutputBytes)
 	// Everything else a client or a guest wrote is clipped too, so the
@@ -98,14 +116,14 @@ func summarise(res *runtime.RunResult) runOutput {
 		}
 	}
 	switch res.Status {
-	case string(kernel.StatusSuccess):
+	case kernel.StatusSuccess:
 		out.Next = "Done. get_trace shows each step; verify_audit checks this run's audit envelopes."
-	case string(kernel.StatusSuspended):
+	case kernel.StatusSuspended:
 		out.Next = fmt.Sprintf("Step %q is waiting for an external event: call resume_program with this trace_id and the event as payload when it arrives.", res.SuspendedStepID)
 	default:
 		out.Next = "get_trace with this trace_id shows which step failed and why; fix the program or input and run again."
 	}
-	if res.Replayed {
+	if res.StoredOutcome {
 		out.Next = "This is the stored outcome of an earlier run with the same idempotency_key; nothing ran again. " + out.Next
 	}
 	if b, err := json.Marshal(out); err != nil || len(b) > MaxResultBytes-2_000 {
@@ -158,7 +176,7 @@ const runDescription = `Run a program: a small deterministic state machine of to
 
 Use it to execute a multi-step workflow reliably (e.g. validate → reserve → capture → receipt) instead of calling tools one by one. Give the program inline (object, or a JSON string) or program_id of a saved one; input fills the $refs. Returns a summary (status, step count, final output, trace_id) — call get_trace for the steps.
 
-A $reference that matches no input key, step id or output_key is passed on as literal text and listed in warnings; strict refuses the program instead. Not idempotent unless you pass idempotency_key: with a key the program runs at most once, a repeat returns the stored outcome, and reusing the key with a different program or input is an error. A run that suspends (a tool answered PENDING) waits for resume_program. Invalid programs are refused before anything runs, with every problem named. Tools may reach the network (nanovm:http), so this acts on the outside world.
+A $reference that matches no input key, step id or output_key is passed on as literal text and listed in warnings; strict refuses the program instead. Not idempotent unless you pass idempotency_key: with a key the program runs at most once, a repeat returns the stored outcome (stored_outcome true; its deprecated name idempotent_replay is written too for one release), and reusing the key with a different program or input is an error. A run that suspends (a tool answered PENDING) waits for resume_program. Invalid programs are refused before anything runs, with every problem named. Tools may reach the network (nanovm:http), so this acts on the outside world.
 
 Example: {"program":{"name":"pay","steps":[{"id":"validate","type":"tool","tool":"validate_amount","args":{"amount":"$amount"}},{"id":"receipt","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id"},"is_terminal":true}]},"input":{"amount":125.5,"order_id":"order-abc-123"},"idempotency_key":"order-abc-123"}`
 
@@ -306,7 +324,7 @@ type tracePage struct {
 	ProgramName          string              `json:"program_name"`
 	ProgramHash          string              `json:"program_hash"`
 	PolicyHash           string              `json:"policy_hash"`
-	Status               string              `json:"status"`
+	Status               kernel.Status       `json:"status"`
 	Error                string              `json:"error,omitempty"`
 	SuspendedStepID      string              `json:"suspended_step_id,omitempty"`
 	FinalOutput          any                 `json:"final_output"`
@@ -345,7 +363,7 @@ func (s *Server) tracePageOf(ctx context.Context, id string, offset, limit, budg
 	}
 	p := &tracePage{
 		TraceID: tv.TraceID, ProgramID: tv.ProgramID, ProgramName: tv.ProgramName, ProgramHash: tv.ProgramHash,
-		PolicyHash: tv.PolicyHash, Status: string(tv.Status), Error: tv.Error, SuspendedStepID: tv.SuspendedStepID,
+		PolicyHash: tv.PolicyHash, Status: tv.Status, Error: tv.Error, SuspendedStepID: tv.SuspendedStepID,
 		StepMetrics: tv.StepMetrics, Usage: tv.Usage, InitialStateHash: tv.InitialStateHash, StateRoot: tv.StateRoot,
 		StartedAt: tv.StartedAt, FinishedAt: tv.FinishedAt, DurationMS: tv.DurationMS,
 		TotalSteps: tv.TotalSteps, Offset: tv.Offset, NextOffset: tv.NextOffset, Steps: tv.Steps,
@@ -399,7 +417,7 @@ func stepSchema() map[string]any {
 		"step_id":     str("The step's id in the program."),
 		"type":        enum("Step type.", "tool", "llm", "condition", "parallel"),
 		"kind":        str(`"resume" for the record of a resume event; absent for a step.`),
-		"status":      enum("Step status.", "pending", "running", "success", "failed", "skipped"),
+		"status":      enum("Step status.", strs(kernel.StepStatuses())...),
 		"output":      anyValue("What the step produced (secret references hashed; a large output is a {truncated, bytes, preview} object)."),
 		"error":       str("Why the step failed."),
 		"retries":     integer("Attempts after the first."),
@@ -434,7 +452,7 @@ func getTraceDef() toolDef {
 			"program_name":           str("The program's name."),
 			"program_hash":           str("Canonical SHA-256 of the program run."),
 			"policy_hash":            str("Hash of the policy the run started under."),
-			"status":                 enum("The run's status.", runStatuses...),
+			"status":                 statusEnum("The run's status."),
 			"error":                  str("Why the run failed."),
 			"suspended_step_id":      str("The step waiting for resume_program."),
 			"final_output":           anyValue("Output of the last successful step."),
@@ -487,13 +505,13 @@ type listTracesArgs struct {
 }
 
 type traceItem struct {
-	TraceID        string    `json:"trace_id"`
-	ProgramID      string    `json:"program_id,omitempty"`
-	ProgramName    string    `json:"program_name"`
-	Status         string    `json:"status"`
-	IdempotencyKey string    `json:"idempotency_key,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	TraceID        string        `json:"trace_id"`
+	ProgramID      string        `json:"program_id,omitempty"`
+	ProgramName    string        `json:"program_name"`
+	Status         kernel.Status `json:"status"`
+	IdempotencyKey string        `json:"idempotency_key,omitempty"`
+	CreatedAt      time.Time     `json:"created_at"`
+	UpdatedAt      time.Time     `json:"updated_at"`
 }
 
 type traceList struct {
@@ -522,7 +540,7 @@ func listTracesDef() toolDef {
 		description: listTracesDescription,
 		input: closed(map[string]any{
 			"program_id": str("Only runs of this saved program."),
-			"status":     enum("Only runs with this status.", runStatuses...),
+			"status":     statusEnum("Only runs with this status."),
 			"limit":      intRange("Runs per page.", 1, 100, 20),
 			"cursor":     str("next_cursor from the previous page."),
 		}),
@@ -531,7 +549,7 @@ func listTracesDef() toolDef {
 				"trace_id":        str("The run's id."),
 				"program_id":      str("The saved program's id, if any."),
 				"program_name":    str("The program's name."),
-				"status":          enum("The run's status.", runStatuses...),
+				"status":          statusEnum("The run's status."),
 				"idempotency_key": str("The key the run was started with."),
 				"created_at":      str("RFC 3339 time."),
 				"updated_at":      str("RFC 3339 time."),
@@ -560,8 +578,8 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 	if err != nil {
 		return nil, err
 	}
-	if a.Status != "" && !slices.Contains(runStatuses, a.Status) {
-		return nil, argError("argument \"status\": %s is not one of %v", store.Clip(a.Status), runStatuses)
+	if a.Status != "" && !kernel.Status(a.Status).Valid() {
+		return nil, argError("argument \"status\": %s is not one of %v", store.Clip(a.Status), kernel.Statuses())
 	}
 	if a.Cursor != "" {
 		// The store reports a bad cursor as a plain error; it is the
@@ -571,7 +589,7 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 			return nil, argError("argument \"cursor\": not a cursor this server issued; start again without one")
 		}
 	}
-	page, err := s.rt.Traces(ctx, store.ExecutionFilter{ProgramID: a.ProgramID, Status: a.Status, Limit: limit, Cursor: a.Cursor})
+	page, err := s.rt.Traces(ctx, store.RunFilter{ProgramID: a.ProgramID, Status: kernel.Status(a.Status), Limit: limit, Cursor: a.Cursor})
 	if err != nil {
 		return nil, err
 	}
@@ -583,7 +601,7 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, 
 	// long ones would not fit.
 	for _, n := range []int{maxIDBytes / 4, 40} {
 		out.Traces = out.Traces[:0]
-		for _, e := range page.Executions {
+		for _, e := range page.Runs {
 			out.Traces = append(out.Traces, traceItem{
 				TraceID: e.ID, ProgramID: clipText(e.ProgramID, n), ProgramName: clipText(e.ProgramName, n), Status: e.Status,
 				IdempotencyKey: clipText(e.IdempotencyKey, n), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,

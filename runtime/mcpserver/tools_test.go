@@ -28,7 +28,7 @@ func TestWorkflowInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Tools) != len(s.defs) || len(list.Tools) != 14 {
+	if len(list.Tools) != len(s.defs) || len(list.Tools) != 15 {
 		t.Fatalf("%d tools listed, %d defined", len(list.Tools), len(s.defs))
 	}
 
@@ -85,8 +85,8 @@ func TestWorkflowInProcess(t *testing.T) {
 	again := ok(t, s, "run_program", call(t, c, "run_program", map[string]any{
 		"program": program, "input": paymentInput(), "idempotency_key": "order-abc-123",
 	}))
-	if again["trace_id"] != trace || again["idempotent_replay"] != true {
-		t.Fatalf("replay: %v", again)
+	if again["trace_id"] != trace || again["stored_outcome"] != true || again["idempotent_replay"] != true {
+		t.Fatalf("stored outcome: %v", again)
 	}
 
 	page1 := ok(t, s, "get_trace", call(t, c, "get_trace", map[string]any{"trace_id": trace, "limit": 3}))
@@ -99,7 +99,7 @@ func TestWorkflowInProcess(t *testing.T) {
 		t.Fatalf("page 2: %v", page2)
 	}
 
-	audit := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"execution_id": trace}))
+	audit := ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"trace_id": trace}))
 	if audit["ok"] != true || audit["checked"] != float64(4) {
 		t.Fatalf("verify_audit: %v", audit)
 	}
@@ -252,7 +252,7 @@ func TestBadCalls(t *testing.T) {
 		{name: "fractional limit", tool: "list_traces", args: map[string]any{"limit": 1.5}, code: "invalid_argument", want: `"limit"`},
 		{name: "missing required", tool: "get_trace", args: map[string]any{}, code: "invalid_argument", want: `"trace_id" is required`},
 		{name: "unknown trace", tool: "get_trace", args: map[string]any{"trace_id": "nope"}, code: "not_found", want: "nope"},
-		{name: "unknown execution", tool: "verify_audit", args: map[string]any{"execution_id": "nope"}, code: "not_found", want: "nope"},
+		{name: "unknown run", tool: "verify_audit", args: map[string]any{"execution_id": "nope"}, code: "not_found", want: "nope"},
 		{name: "bad status", tool: "list_traces", args: map[string]any{"status": "done"}, code: "invalid_argument", want: "done"},
 		{name: "bad cursor", tool: "list_traces", args: map[string]any{"cursor": "!!"}, code: "invalid_argument", want: "cursor"},
 		{name: "bad source", tool: "resume_program", args: map[string]any{"trace_id": "x", "source": "EMAIL"}, code: "invalid_argument", want: "EMAIL"},

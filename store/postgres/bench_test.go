@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,13 +37,13 @@ func BenchmarkCommitStep(b *testing.B) {
 					go func() {
 						defer wg.Done()
 						db := dbs[w%replicas]
-						ex, err := db.PutExecution(ctx, store.Execution{ID: fmt.Sprint("w", w), Status: store.StatusRunning})
+						ex, err := db.PutRun(ctx, store.Run{ID: fmt.Sprint("w", w), Status: kernel.StatusRunning})
 						if err != nil {
 							b.Error(err)
 							return
 						}
 						for i := 0; next.Add(1) <= int64(b.N); i++ {
-							if _, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, KeepExecution: i > 0, Index: i,
+							if _, err := db.CommitStep(ctx, store.StepCommit{Run: ex, KeepRun: i > 0, Index: i,
 								Step: []byte(`{"step_id":"s","status":"success","output":{"ok":true}}`), Envelope: &store.Envelope{StepID: "s", Payload: []byte(`{"output":{"ok":true}}`)}}); err != nil {
 								b.Error(err)
 								return

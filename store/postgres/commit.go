@@ -37,16 +37,16 @@ type stepReq struct {
 	seal     *store.PreparedEnvelope
 	draft    store.Envelope
 	hasEnv   bool
-	updated  store.Execution
+	updated  store.Run
 	complete func(*store.Envelope, error)
 }
 
-// CommitStep implements store.ExecutionStore.
+// CommitStep implements store.RunStore.
 func (db *DB) CommitStep(ctx context.Context, sc store.StepCommit) (*store.Envelope, error) {
 	return db.StartCommitStep(ctx, sc).Wait()
 }
 
-// StartCommitStep implements store.ExecutionStore.
+// StartCommitStep implements store.RunStore.
 func (db *DB) StartCommitStep(ctx context.Context, sc store.StepCommit) *store.PendingCommit {
 	pc, complete := store.NewPendingCommit()
 	r, err := db.prepareStep(sc)
@@ -54,7 +54,7 @@ func (db *DB) StartCommitStep(ctx context.Context, sc store.StepCommit) *store.P
 		complete(nil, err)
 		return pc
 	}
-	id, index := sc.Execution.ID, sc.Index
+	id, index := sc.Run.ID, sc.Index
 	r.complete = func(env *store.Envelope, err error) {
 		if err != nil {
 			complete(nil, fmt.Errorf("commit step %q/%d: %w", id, index, err))
@@ -78,10 +78,10 @@ func (db *DB) StartCommitStep(ctx context.Context, sc store.StepCommit) *store.P
 }
 
 func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
-	if err := store.CheckExecution(sc.Execution); err != nil {
+	if err := store.CheckRun(sc.Run); err != nil {
 		return nil, fmt.Errorf("commit step: %w", err)
 	}
-	id := sc.Execution.ID
+	id := sc.Run.ID
 	if sc.Index < 0 {
 		return nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
 	}
@@ -90,8 +90,8 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 	}
 	r := &stepReq{sc: sc, step: append([]byte(nil), sc.Step...)}
 	now := db.now().UTC()
-	if !sc.KeepExecution {
-		e := sc.Execution
+	if !sc.KeepRun {
+		e := sc.Run
 		e.Input, e.Program = nil, nil
 		e.UpdatedAt = now
 		if !e.CreatedAt.IsZero() {
@@ -106,17 +106,17 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 	}
 	if sc.Envelope != nil {
 		d := *sc.Envelope
-		if d.ExecutionID == "" {
-			d.ExecutionID = id
+		if d.TraceID == "" {
+			d.TraceID = id
 		}
-		if d.ExecutionID != id || (d.StepIndex != 0 && d.StepIndex != sc.Index) {
-			return nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.ExecutionID, d.StepIndex)
+		if d.TraceID != id || (d.StepIndex != 0 && d.StepIndex != sc.Index) {
+			return nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.TraceID, d.StepIndex)
 		}
 		d.StepIndex = sc.Index
 		d.RecordSHA256 = store.RecordSHA256(sc.Step)
-		d.ExecutionSHA256 = ""
+		d.RunSHA256 = ""
 		if r.rec != nil {
-			d.ExecutionSHA256 = store.RecordSHA256(r.rec)
+			d.RunSHA256 = store.RecordSHA256(r.rec)
 		}
 		s, err := store.PrepareEnvelope(d)
 		if err != nil {
@@ -209,7 +209,7 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 	var keyIdx []int32
 	var leaseIDs []string
 	for _, r := range batch {
-		id := r.sc.Execution.ID
+		id := r.sc.Run.ID
 		if !seenID[id] {
 			seenID[id] = true
 			ids = append(ids, id)
@@ -336,7 +336,7 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 	seq, hash := headSeq, headHash
 	for i, r := range batch {
 		sc := &r.sc
-		id := sc.Execution.ID
+		id := sc.Run.ID
 		k := stepKey{id, sc.Index}
 		if sc.Lease != nil {
 			l, ok := leases[id]
@@ -354,7 +354,7 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 			continue
 		}
 		var rec []byte
-		if sc.KeepExecution {
+		if sc.KeepRun {
 			if _, ok := created[id]; !ok {
 				errs[i] = fmt.Errorf("execution: %w", store.ErrNotFound)
 				continue
@@ -382,20 +382,20 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 				execRows[id] = row
 				execOrder = append(execOrder, id)
 			}
-			*row = execRow{programID: sc.Execution.ProgramID, status: sc.Execution.Status, createdNS: at, rec: rec}
+			*row = execRow{programID: sc.Run.ProgramID, status: string(sc.Run.Status), createdNS: at, rec: rec}
 			created[id] = at
-			if len(sc.Execution.Input) > 0 || len(sc.Execution.Program) > 0 {
+			if len(sc.Run.Input) > 0 || len(sc.Run.Program) > 0 {
 				bd := bodies[id]
 				if bd == nil {
 					bd = &body{}
 					bodies[id] = bd
 					bodyOrder = append(bodyOrder, id)
 				}
-				if len(sc.Execution.Input) > 0 {
-					bd.input = sc.Execution.Input
+				if len(sc.Run.Input) > 0 {
+					bd.input = sc.Run.Input
 				}
-				if len(sc.Execution.Program) > 0 {
-					bd.program = sc.Execution.Program
+				if len(sc.Run.Program) > 0 {
+					bd.program = sc.Run.Program
 				}
 			}
 		}
@@ -404,7 +404,7 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 			if rec != nil && r.rec == nil {
 				// The record was encoded here: seal its bytes.
 				d := r.draft
-				d.ExecutionSHA256 = store.RecordSHA256(rec)
+				d.RunSHA256 = store.RecordSHA256(rec)
 				var err error
 				if s, err = store.PrepareEnvelope(d); err != nil {
 					errs[i] = err
@@ -418,7 +418,7 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 			}
 			seq, hash = env.Seq, env.Hash
 			eSeq = append(eSeq, int64(env.Seq))
-			eIDs = append(eIDs, env.ExecutionID)
+			eIDs = append(eIDs, env.TraceID)
 			eVals = append(eVals, v)
 			outs[i] = &env
 		}

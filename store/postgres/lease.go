@@ -82,7 +82,7 @@ func (db *DB) ReleaseLease(ctx context.Context, l store.Lease) error {
 }
 
 // Orphans implements store.LeaseStore.
-func (db *DB) Orphans(ctx context.Context, limit int) ([]store.Execution, error) {
+func (db *DB) Orphans(ctx context.Context, limit int) ([]store.Run, error) {
 	if limit <= 0 {
 		limit = 100
 	}

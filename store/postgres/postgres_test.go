@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"strings"
 	"sync"
 	"testing"
@@ -146,7 +147,7 @@ func TestOneChainAcrossReplicas(t *testing.T) {
 			defer wg.Done()
 			db := dbs[r%len(dbs)]
 			id := fmt.Sprint("run-", r)
-			ex, err := db.PutExecution(ctx, store.Execution{ID: id, Status: store.StatusRunning, Input: []byte(`{}`), Program: []byte(`{}`)})
+			ex, err := db.PutRun(ctx, store.Run{ID: id, Status: kernel.StatusRunning, Input: []byte(`{}`), Program: []byte(`{}`)})
 			if err != nil {
 				errs <- err
 				return
@@ -160,7 +161,7 @@ func TestOneChainAcrossReplicas(t *testing.T) {
 				if i == 0 {
 					env.InputSHA256, env.ProgramSHA256 = store.RecordSHA256([]byte(`{}`)), store.RecordSHA256([]byte(`{}`))
 				}
-				if _, err := db.CommitStep(ctx, store.StepCommit{Execution: ex, KeepExecution: i > 0 && i < steps-1, Index: i,
+				if _, err := db.CommitStep(ctx, store.StepCommit{Run: ex, KeepRun: i > 0 && i < steps-1, Index: i,
 					Step: []byte(fmt.Sprint(i)), Envelope: env}); err != nil {
 					errs <- err
 					return
@@ -200,12 +201,12 @@ func TestLeaseFencing(t *testing.T) {
 	if err != nil || la.Epoch != 1 {
 		t.Fatalf("first lease = %+v, %v", la, err)
 	}
-	if _, err := a.PutExecution(ctx, store.Execution{ID: "t", Status: store.StatusRunning}); err != nil {
+	if _, err := a.PutRun(ctx, store.Run{ID: "t", Status: kernel.StatusRunning}); err != nil {
 		t.Fatal(err)
 	}
 	commit := func(db *postgres.DB, l store.Lease, i int) error {
-		_, err := db.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "t", Status: store.StatusRunning},
-			KeepExecution: true, Index: i, Step: []byte(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"}, Lease: &l})
+		_, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "t", Status: kernel.StatusRunning},
+			KeepRun: true, Index: i, Step: []byte(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"}, Lease: &l})
 		return err
 	}
 	if err := commit(a, la, 0); err != nil {

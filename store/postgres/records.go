@@ -59,7 +59,7 @@ func (db *DB) appendEnvelopes(ctx context.Context, tx pgx.Tx, drafts ...*store.P
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO nanovm_envelopes (seq, exec_id, value) VALUES ($1, $2, $3)`, int64(env.Seq), env.ExecutionID, v); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO nanovm_envelopes (seq, exec_id, value) VALUES ($1, $2, $3)`, int64(env.Seq), env.TraceID, v); err != nil {
 			return nil, fmt.Errorf("put envelope %d: %w", env.Seq, err)
 		}
 		seq, hash = env.Seq, env.Hash
@@ -199,7 +199,7 @@ func (db *DB) DeleteProgram(ctx context.Context, id string) error {
 				rows.Close()
 				return err
 			}
-			var e store.Execution
+			var e store.Run
 			if err := decode(v, &e); err != nil {
 				rows.Close()
 				return err
@@ -227,7 +227,7 @@ func (db *DB) DeleteProgram(ctx context.Context, id string) error {
 					return err
 				}
 			}
-			d, err := store.PrepareEnvelope(store.Envelope{Kind: store.EnvelopeKindDelete, ExecutionID: e.id, PolicyHash: e.policy})
+			d, err := store.PrepareEnvelope(store.Envelope{Kind: store.EnvelopeKindDelete, TraceID: e.id, PolicyHash: e.policy})
 			if err != nil {
 				return err
 			}
@@ -262,20 +262,20 @@ func deleteIdemOf(ctx context.Context, tx pgx.Tx, key, id string) error {
 		return err
 	}
 	var r store.IdempotencyRecord
-	if json.Unmarshal(v, &r) == nil && r.ExecutionID != id {
+	if json.Unmarshal(v, &r) == nil && r.TraceID != id {
 		return nil
 	}
 	_, err = tx.Exec(ctx, `DELETE FROM nanovm_idempotency WHERE key = $1`, key)
 	return err
 }
 
-// PutExecution implements store.ExecutionStore.
-func (db *DB) PutExecution(ctx context.Context, e store.Execution) (store.Execution, error) {
-	if err := store.CheckExecution(e); err != nil {
-		return store.Execution{}, fmt.Errorf("put execution: %w", err)
+// PutRun implements store.RunStore.
+func (db *DB) PutRun(ctx context.Context, e store.Run) (store.Run, error) {
+	if err := store.CheckRun(e); err != nil {
+		return store.Run{}, fmt.Errorf("put execution: %w", err)
 	}
 	now := db.now().UTC()
-	var out store.Execution
+	var out store.Run
 	write := func(ctx context.Context, tx pgx.Tx, createdNS int64, replace bool) error {
 		rec := e
 		rec.Input, rec.Program = nil, nil
@@ -317,8 +317,8 @@ ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodi
 		}
 		// A rewrite no step commit carries is sealed by an envelope of
 		// its own, committing to the input and program as stored too.
-		d := store.Envelope{Kind: store.EnvelopeKindExecution, ExecutionID: e.ID, PolicyHash: e.PolicyHash,
-			ExecutionSHA256: store.RecordSHA256(v), Payload: store.StatusPayload(e.Status)}
+		d := store.Envelope{Kind: store.EnvelopeKindRun, TraceID: e.ID, PolicyHash: e.PolicyHash,
+			RunSHA256: store.RecordSHA256(v), Payload: store.StatusPayload(e.Status)}
 		var in, prog []byte
 		err = tx.QueryRow(ctx, `SELECT input, program FROM nanovm_exec_bodies WHERE id = $1`, e.ID).Scan(&in, &prog)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -366,7 +366,7 @@ ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodi
 		return write(ctx, tx, ns, true)
 	})
 	if err != nil {
-		return store.Execution{}, fmt.Errorf("put execution %q: %w", e.ID, err)
+		return store.Run{}, fmt.Errorf("put execution %q: %w", e.ID, err)
 	}
 	return out, nil
 }
@@ -378,9 +378,9 @@ func nilIfEmpty(b []byte) []byte {
 	return b
 }
 
-// Execution implements store.ExecutionStore.
-func (db *DB) Execution(ctx context.Context, id string) (store.Execution, error) {
-	var e store.Execution
+// Execution implements store.RunStore.
+func (db *DB) Run(ctx context.Context, id string) (store.Run, error) {
+	var e store.Run
 	err := db.one(ctx, func() error {
 		var v, in, prog []byte
 		err := db.pool.QueryRow(ctx, `SELECT e.record, b.input, b.program FROM nanovm_executions e
@@ -395,7 +395,7 @@ LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE e.id = $1`, id).Scan(&v, &in
 		return nil
 	})
 	if err != nil {
-		return store.Execution{}, fmt.Errorf("execution %q: %w", id, err)
+		return store.Run{}, fmt.Errorf("execution %q: %w", id, err)
 	}
 	return e, nil
 }
@@ -414,8 +414,8 @@ func cursorKey(ns int64, id string) string {
 	return base64.RawURLEncoding.EncodeToString(append(k, id...))
 }
 
-// Executions implements store.ExecutionStore.
-func (db *DB) Executions(ctx context.Context, f store.ExecutionFilter) (store.ExecutionPage, error) {
+// Executions implements store.RunStore.
+func (db *DB) Runs(ctx context.Context, f store.RunFilter) (store.RunPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = store.DefaultPageLimit
@@ -428,21 +428,21 @@ func (db *DB) Executions(ctx context.Context, f store.ExecutionFilter) (store.Ex
 	if f.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(f.Cursor)
 		if err != nil || len(b) < 8 {
-			return store.ExecutionPage{}, fmt.Errorf("list executions: invalid cursor %q", f.Cursor)
+			return store.RunPage{}, fmt.Errorf("list executions: invalid cursor %q", f.Cursor)
 		}
 		afterNS, afterID = int64(binary.BigEndian.Uint64(b)), string(b[8:])
 	}
 	if err := db.check(ctx); err != nil {
-		return store.ExecutionPage{}, err
+		return store.RunPage{}, err
 	}
 	rows, err := db.pool.Query(ctx, `SELECT id, created_ns, record FROM nanovm_executions
 WHERE ($1::text = '' OR program_id = $1::text) AND ($2::text = '' OR status = $2::text) AND ($3::bigint < 0 OR (created_ns, id) < ($3::bigint, $4::text))
 ORDER BY created_ns DESC, id DESC LIMIT $5`, f.ProgramID, f.Status, afterNS, afterID, limit+1)
 	if err != nil {
-		return store.ExecutionPage{}, fmt.Errorf("list executions: %w", err)
+		return store.RunPage{}, fmt.Errorf("list executions: %w", err)
 	}
 	defer rows.Close()
-	var page store.ExecutionPage
+	var page store.RunPage
 	var last string
 	n := 0
 	for rows.Next() {
@@ -450,7 +450,7 @@ ORDER BY created_ns DESC, id DESC LIMIT $5`, f.ProgramID, f.Status, afterNS, aft
 		var ns int64
 		var v []byte
 		if err := rows.Scan(&id, &ns, &v); err != nil {
-			return store.ExecutionPage{}, fmt.Errorf("list executions: %w", err)
+			return store.RunPage{}, fmt.Errorf("list executions: %w", err)
 		}
 		if n == limit {
 			page.NextCursor = last
@@ -458,21 +458,21 @@ ORDER BY created_ns DESC, id DESC LIMIT $5`, f.ProgramID, f.Status, afterNS, aft
 		}
 		n++
 		last = cursorKey(ns, id)
-		var e store.Execution
+		var e store.Run
 		if err := json.Unmarshal(v, &e); err != nil {
 			page.Skipped = append(page.Skipped, store.SkippedRecord{ID: id, Error: err.Error()})
 			continue
 		}
-		page.Executions = append(page.Executions, e)
+		page.Runs = append(page.Runs, e)
 	}
 	if err := rows.Err(); err != nil {
-		return store.ExecutionPage{}, fmt.Errorf("list executions: %w", err)
+		return store.RunPage{}, fmt.Errorf("list executions: %w", err)
 	}
 	return page, nil
 }
 
-// Unfinished implements store.ExecutionStore.
-func (db *DB) Unfinished(ctx context.Context) ([]store.Execution, error) {
+// Unfinished implements store.RunStore.
+func (db *DB) Unfinished(ctx context.Context) ([]store.Run, error) {
 	out, err := db.executionsWhere(ctx, `e.status IN ('running', 'suspended')`, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list unfinished executions: %w", err)
@@ -481,7 +481,7 @@ func (db *DB) Unfinished(ctx context.Context) ([]store.Execution, error) {
 }
 
 // executionsWhere lists whole executions matching cond, oldest first.
-func (db *DB) executionsWhere(ctx context.Context, cond string, limit int) ([]store.Execution, error) {
+func (db *DB) executionsWhere(ctx context.Context, cond string, limit int) ([]store.Run, error) {
 	if err := db.check(ctx); err != nil {
 		return nil, err
 	}
@@ -495,14 +495,14 @@ LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE ` + cond + ` ORDER BY e.crea
 		return nil, err
 	}
 	defer rows.Close()
-	var out []store.Execution
+	var out []store.Run
 	for rows.Next() {
 		var id string
 		var v, in, prog []byte
 		if err := rows.Scan(&id, &v, &in, &prog); err != nil {
 			return nil, err
 		}
-		var e store.Execution
+		var e store.Run
 		if err := decode(v, &e); err != nil {
 			return nil, fmt.Errorf("execution %q: %w", id, err)
 		}
@@ -512,7 +512,7 @@ LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE ` + cond + ` ORDER BY e.crea
 	return out, rows.Err()
 }
 
-// Steps implements store.ExecutionStore.
+// Steps implements store.RunStore.
 func (db *DB) Steps(ctx context.Context, executionID string, offset, limit int) ([]store.Step, error) {
 	if err := db.check(ctx); err != nil {
 		return nil, err
@@ -553,10 +553,10 @@ func steps(ctx context.Context, q querier, id string, offset, limit int) ([]stor
 	return out, rows.Err()
 }
 
-// ExecutionTrace implements store.ExecutionStore: one repeatable-read
+// RunTrace implements store.RunStore: one repeatable-read
 // transaction, so the record and the steps are consistent.
-func (db *DB) ExecutionTrace(ctx context.Context, id string) (store.Execution, []store.Step, error) {
-	var e store.Execution
+func (db *DB) RunTrace(ctx context.Context, id string) (store.Run, []store.Step, error) {
+	var e store.Run
 	var st []store.Step
 	err := db.readTx(ctx, func(tx pgx.Tx) error {
 		var v, in, prog []byte
@@ -576,7 +576,7 @@ LEFT JOIN nanovm_exec_bodies b ON b.id = e.id WHERE e.id = $1`, id).Scan(&v, &in
 		return err
 	})
 	if err != nil {
-		return store.Execution{}, nil, fmt.Errorf("execution trace %q: %w", id, err)
+		return store.Run{}, nil, fmt.Errorf("execution trace %q: %w", id, err)
 	}
 	return e, st, nil
 }
@@ -696,7 +696,7 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executi
 	)
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		now := db.now().UTC()
-		rec := store.IdempotencyRecord{Key: key, RequestHash: requestHash, ExecutionID: executionID,
+		rec := store.IdempotencyRecord{Key: key, RequestHash: requestHash, TraceID: executionID,
 			Status: store.IdempotencyPending, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 		v, err := json.Marshal(&rec)
 		if err != nil {
@@ -721,7 +721,7 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, key, requestHash, executi
 		}
 		if live(cur, now) {
 			if cur.RequestHash != requestHash {
-				return fmt.Errorf("%w: key was used for another request (execution %q)", store.ErrIdempotencyConflict, cur.ExecutionID)
+				return fmt.Errorf("%w: key was used for another request (execution %q)", store.ErrIdempotencyConflict, cur.TraceID)
 			}
 			out, claimed = cur, false
 			return nil

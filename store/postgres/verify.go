@@ -144,8 +144,8 @@ func verifyExecution(ctx context.Context, tx pgx.Tx, src *pgRecords, id string, 
 		if ok {
 			ok = v.Add(store.ChainLink{Key: seq, Value: val})
 		}
-		if ok && e.ExecutionID != id {
-			brk = &store.BrokenLink{Seq: seq, Problem: store.ProblemIndex, Reason: fmt.Sprintf("index mismatch: seq %d belongs to execution %q", seq, e.ExecutionID)}
+		if ok && e.TraceID != id {
+			brk = &store.BrokenLink{Seq: seq, Problem: store.ProblemIndex, Reason: fmt.Sprintf("index mismatch: seq %d belongs to execution %q", seq, e.TraceID)}
 			continue
 		}
 		if ok {
@@ -187,7 +187,7 @@ type pgRecords struct {
 	db  *DB
 }
 
-func (s *pgRecords) ExecutionRecord(id string) ([]byte, error) {
+func (s *pgRecords) RunRecord(id string) ([]byte, error) {
 	var v []byte
 	err := s.tx.QueryRow(s.ctx, `SELECT record FROM nanovm_executions WHERE id = $1`, id).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -196,7 +196,7 @@ func (s *pgRecords) ExecutionRecord(id string) ([]byte, error) {
 	return v, err
 }
 
-func (s *pgRecords) ExecutionBody(id string) (input, program []byte, present bool, err error) {
+func (s *pgRecords) RunBody(id string) (input, program []byte, present bool, err error) {
 	err = s.tx.QueryRow(s.ctx, `SELECT input, program FROM nanovm_exec_bodies WHERE id = $1`, id).Scan(&input, &program)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, false, nil
@@ -215,7 +215,7 @@ func (s *pgRecords) BadStepKeys(string) int { return 0 }
 
 func (s *pgRecords) Legacy(string) bool { return false }
 
-func (s *pgRecords) ExecutionIDs() ([]string, error) {
+func (s *pgRecords) TraceIDs() ([]string, error) {
 	rows, err := s.tx.Query(s.ctx, `SELECT id FROM nanovm_executions UNION SELECT id FROM nanovm_exec_bodies
 UNION SELECT DISTINCT exec_id FROM nanovm_steps ORDER BY 1`)
 	if err != nil {

@@ -5,20 +5,21 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // testEnvelopeChain ensures envelopes get seq 1, 2, 3… with prev links and
 // recomputable hashes, across step commits and standalone appends, and that
-// per-execution verification passes.
+// per-run verification passes.
 func testEnvelopeChain(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
 	var all []store.Envelope
 	for i := range 3 {
 		for _, id := range []string{"x", "y"} {
 			env, err := st.CommitStep(ctx, store.StepCommit{
-				Execution: store.Execution{ID: id, Status: store.StatusRunning},
-				Index:     i, Step: raw(t, i),
+				Run:   store.Run{ID: id, Status: kernel.StatusRunning},
+				Index: i, Step: raw(t, i),
 				Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), PolicyHash: "pol", StateHash: fmt.Sprint("state", i),
 					Payload: raw(t, map[string]any{"out": i}), ModuleSHA256: "mod", ManifestSHA256: "man"},
 			})
@@ -64,7 +65,7 @@ func testEnvelopeChain(e *env) {
 	if len(xs) != 3 || xs[0].Seq != 1 || xs[1].Seq != 3 || xs[2].Seq != 5 || xs[2].StepIndex != 2 {
 		t.Errorf("Envelopes(x) = %+v", xs)
 	}
-	for _, id := range []string{"", "x", "y", "no-such-execution"} {
+	for _, id := range []string{"", "x", "y", "no-such-run"} {
 		rep, err := st.VerifyChain(ctx, id)
 		if err != nil || !rep.OK {
 			t.Errorf("VerifyChain(%q) = %+v, %v", id, rep, err)
@@ -105,7 +106,7 @@ func testEnvelopeValidation(e *env) {
 	}
 }
 
-// testConcurrentCommits ensures concurrent executions sharing commits still
+// testConcurrentCommits ensures concurrent runs sharing commits still
 // produce one gap-free chain with every step stored once.
 func testConcurrentCommits(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
@@ -119,8 +120,8 @@ func testConcurrentCommits(e *env) {
 			id := fmt.Sprint("exec-", w)
 			for i := range steps {
 				_, err := st.CommitStep(ctx, store.StepCommit{
-					Execution: store.Execution{ID: id, Status: store.StatusRunning},
-					Index:     i, Step: json.RawMessage(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"},
+					Run:   store.Run{ID: id, Status: kernel.StatusRunning},
+					Index: i, Step: json.RawMessage(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"},
 				})
 				if err != nil {
 					errs <- err

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -19,8 +20,8 @@ func testChainHead(e *env) {
 	var last store.Envelope
 	for i := range 3 {
 		env, err := st.CommitStep(ctx, store.StepCommit{
-			Execution: store.Execution{ID: "h", Status: store.StatusRunning},
-			Index:     i, Step: raw(t, i), Envelope: &store.Envelope{StepID: fmt.Sprint("s", i)},
+			Run:   store.Run{ID: "h", Status: kernel.StatusRunning},
+			Index: i, Step: raw(t, i), Envelope: &store.Envelope{StepID: fmt.Sprint("s", i)},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -31,7 +32,7 @@ func testChainHead(e *env) {
 		}
 	}
 	// A step without an envelope leaves the head alone.
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "h", Status: store.StatusRunning}, Index: 3, Step: raw(t, 3)}); err != nil {
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "h", Status: kernel.StatusRunning}, Index: 3, Step: raw(t, 3)}); err != nil {
 		t.Fatal(err)
 	}
 	if seq, hash, _ := st.Head(ctx); seq != last.Seq || hash != last.Hash {

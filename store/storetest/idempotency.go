@@ -17,22 +17,22 @@ func testIdempotency(e *env) {
 	if err != nil || !claimed {
 		t.Fatalf("first claim = %v, %v", claimed, err)
 	}
-	if rec.Status != store.IdempotencyPending || rec.ExecutionID != "exec-1" || !rec.ExpiresAt.Equal(e.clock.Now().Add(store.DefaultIdempotencyTTL)) {
+	if rec.Status != store.IdempotencyPending || rec.TraceID != "exec-1" || !rec.ExpiresAt.Equal(e.clock.Now().Add(store.DefaultIdempotencyTTL)) {
 		t.Fatalf("claimed record = %+v", rec)
 	}
 	tests := []struct {
 		name        string
 		requestHash string
-		execID      string
+		traceID     string
 		finish      string
 		wantClaimed bool
 		wantStatus  string
 		wantErr     error
 	}{
-		{name: "repeat while pending", requestHash: "req-a", execID: "exec-2", wantStatus: store.IdempotencyPending},
-		{name: "other request", requestHash: "req-b", execID: "exec-3", wantErr: store.ErrIdempotencyConflict},
-		{name: "repeat after failure", requestHash: "req-a", execID: "exec-4", finish: "failed", wantStatus: "failed"},
-		{name: "other request after finish", requestHash: "req-b", execID: "exec-5", wantErr: store.ErrIdempotencyConflict},
+		{name: "repeat while pending", requestHash: "req-a", traceID: "exec-2", wantStatus: store.IdempotencyPending},
+		{name: "other request", requestHash: "req-b", traceID: "exec-3", wantErr: store.ErrIdempotencyConflict},
+		{name: "repeat after failure", requestHash: "req-a", traceID: "exec-4", finish: "failed", wantStatus: "failed"},
+		{name: "other request after finish", requestHash: "req-b", traceID: "exec-5", wantErr: store.ErrIdempotencyConflict},
 	}
 	for _, tc := range tests {
 		if tc.finish != "" {
@@ -40,7 +40,7 @@ func testIdempotency(e *env) {
 				t.Fatal(err)
 			}
 		}
-		got, claimed, err := st.ClaimIdempotencyKey(ctx, "k", tc.requestHash, tc.execID, 0)
+		got, claimed, err := st.ClaimIdempotencyKey(ctx, "k", tc.requestHash, tc.traceID, 0)
 		if !errors.Is(err, tc.wantErr) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.wantErr)
 			continue
@@ -48,7 +48,7 @@ func testIdempotency(e *env) {
 		if err != nil {
 			continue
 		}
-		if claimed != tc.wantClaimed || got.ExecutionID != "exec-1" || got.Status != tc.wantStatus {
+		if claimed != tc.wantClaimed || got.TraceID != "exec-1" || got.Status != tc.wantStatus {
 			t.Errorf("%s: got %+v claimed=%v; want exec-1 status %q", tc.name, got, claimed, tc.wantStatus)
 		}
 	}
@@ -90,7 +90,7 @@ func testIdempotencyExpiry(e *env) {
 		}
 	}
 	rec, claimed, err := st.ClaimIdempotencyKey(ctx, "a", "another-request", "exec-new", time.Hour)
-	if err != nil || !claimed || rec.ExecutionID != "exec-new" {
+	if err != nil || !claimed || rec.TraceID != "exec-new" {
 		t.Fatalf("claim of expired key = %+v, %v, %v", rec, claimed, err)
 	}
 	n, err := st.PurgeExpired(ctx)
@@ -110,7 +110,7 @@ func testIdempotencyExpiry(e *env) {
 }
 
 // testIdempotencyConcurrentClaim ensures that of many concurrent claims of
-// one key exactly one wins and all see its execution.
+// one key exactly one wins and all see its run.
 func testIdempotencyConcurrentClaim(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
 	const n = 32
@@ -135,11 +135,11 @@ func testIdempotencyConcurrentClaim(e *env) {
 			if claimed {
 				winners++
 			}
-			execs[rec.ExecutionID]++
+			execs[rec.TraceID]++
 		}()
 	}
 	wg.Wait()
 	if len(errs) > 0 || winners != 1 || len(execs) != 1 {
-		t.Fatalf("errs %v, winners %d, executions %v; want one winner seen by all", errs, winners, execs)
+		t.Fatalf("errs %v, winners %d, runs %v; want one winner seen by all", errs, winners, execs)
 	}
 }

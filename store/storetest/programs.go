@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -78,7 +79,7 @@ func testPrograms(e *env) {
 	}
 }
 
-// testDeleteProgram ensures deleting a program removes its executions,
+// testDeleteProgram ensures deleting a program removes its runs,
 // steps and idempotency keys, and never its envelopes.
 func testDeleteProgram(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
@@ -92,9 +93,9 @@ func testDeleteProgram(e *env) {
 		if _, _, err := st.ClaimIdempotencyKey(ctx, "key-"+id, "req", "exec-"+id, 0); err != nil {
 			t.Fatal(err)
 		}
-		ex := store.Execution{ID: "exec-" + id, ProgramID: id, Status: store.StatusRunning, IdempotencyKey: "key-" + id}
+		ex := store.Run{ID: "exec-" + id, ProgramID: id, Status: kernel.StatusRunning, IdempotencyKey: "key-" + id}
 		for i := range 3 {
-			if _, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: raw(t, i), Envelope: &store.Envelope{StepID: "s"}}); err != nil {
+			if _, err := st.CommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: raw(t, i), Envelope: &store.Envelope{StepID: "s"}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -107,7 +108,7 @@ func testDeleteProgram(e *env) {
 		err  error
 	}{
 		{name: "program", err: func() error { _, err := st.Program(ctx, "gone"); return err }()},
-		{name: "execution", err: func() error { _, err := st.Execution(ctx, "exec-gone"); return err }()},
+		{name: "run", err: func() error { _, err := st.Run(ctx, "exec-gone"); return err }()},
 		{name: "idempotency key", err: func() error { _, err := st.IdempotencyKey(ctx, "key-gone"); return err }()},
 	}
 	for _, tc := range tests {
@@ -122,8 +123,8 @@ func testDeleteProgram(e *env) {
 	if envs, err := st.Envelopes(ctx, "exec-gone"); err != nil || len(envs) != 4 || envs[3].Kind != store.EnvelopeKindDelete {
 		t.Errorf("envelopes after delete = %+v, %v; want the 3 steps' (never deleted) and a deletion", envs, err)
 	}
-	if page, err := st.Executions(ctx, store.ExecutionFilter{}); err != nil || len(page.Executions) != 1 || page.Executions[0].ID != "exec-keep" {
-		t.Errorf("executions after delete = %+v, %v; want only exec-keep", page.Executions, err)
+	if page, err := st.Runs(ctx, store.RunFilter{}); err != nil || len(page.Runs) != 1 || page.Runs[0].ID != "exec-keep" {
+		t.Errorf("runs after delete = %+v, %v; want only exec-keep", page.Runs, err)
 	}
 	if steps, err := st.Steps(ctx, "exec-keep", 0, 0); err != nil || len(steps) != 3 {
 		t.Errorf("steps of the other program = %d, %v; want 3", len(steps), err)

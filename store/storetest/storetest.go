@@ -61,14 +61,14 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"Programs", testPrograms},
 		{"DeleteProgram", testDeleteProgram},
-		{"Executions", testExecutions},
-		{"ExecutionPaging", testExecutionPaging},
+		{"Runs", testRuns},
+		{"RunPaging", testRunPaging},
 		{"Unfinished", testUnfinished},
 		{"CommitStep", testCommitStep},
 		{"CommitStepRunLifecycle", testCommitStepRunLifecycle},
 		{"StartCommitStepInOrder", testStartCommitStepInOrder},
 		{"Steps", testSteps},
-		{"ExecutionTrace", testExecutionTrace},
+		{"RunTrace", testRunTrace},
 		{"EnvelopeChain", testEnvelopeChain},
 		{"EnvelopeValidation", testEnvelopeValidation},
 		{"ChainHead", testChainHead},
@@ -120,7 +120,7 @@ func raw(t testing.TB, v any) json.RawMessage {
 	return b
 }
 
-// unfinished reports whether Unfinished lists the execution id.
+// unfinished reports whether Unfinished lists the trace id.
 func (e *env) unfinished(id string) bool {
 	e.t.Helper()
 	list, err := e.st.Unfinished(e.ctx)

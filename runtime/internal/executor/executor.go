@@ -40,6 +40,27 @@ func WithProjection(p ProjectFunc) Option {
 	return func(e *Executor) { e.project = p }
 }
 
+// CallInfo is what a call ran with beyond what kernel.ToolResult carries,
+// for the caller's spans: filled by Execute when the call's context holds
+// one (WithCallInfo), left alone otherwise.
+type CallInfo struct {
+	// Name is the tool's bare name; Source who registered the version.
+	Name   string
+	Source toolrecord.Source
+	// Capabilities are the capabilities the call held, sorted.
+	Capabilities []string
+	// MemoryBytes is the instance's peak linear memory
+	// (tools.CallResult.MemoryBytes).
+	MemoryBytes uint64
+}
+
+type callInfoKey struct{}
+
+// WithCallInfo returns ctx carrying info, which Execute fills.
+func WithCallInfo(ctx context.Context, info *CallInfo) context.Context {
+	return context.WithValue(ctx, callInfoKey{}, info)
+}
+
 // Executor runs kernel tool calls as sandboxed WebAssembly calls.
 type Executor struct {
 	reg     *tools.Registry
@@ -63,9 +84,9 @@ func New(reg *tools.Registry, opts ...Option) *Executor {
 // forwarded as is: the tool sees only what the projection returns.
 func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.ToolResult, error) {
 	req := tools.CallRequest{
-		ExecutionID: call.ExecutionID,
-		Args:        call.Args,
-		Timeout:     call.Timeout,
+		TraceID: call.TraceID,
+		Args:    call.Args,
+		Timeout: call.Timeout,
 	}
 	t, err := e.reg.Resolve(ctx, call.Tool)
 	if err != nil {
@@ -75,6 +96,13 @@ func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.To
 		req.State = e.project(ToolID{Name: t.Manifest.Name, Source: t.Source, ModuleSHA256: t.Record.ModuleSHA256}, call.State)
 	}
 	res, err := t.Call(ctx, req)
+	if info, ok := ctx.Value(callInfoKey{}).(*CallInfo); ok {
+		info.Name, info.Source, info.MemoryBytes = t.Manifest.Name, t.Source, res.MemoryBytes
+		info.Capabilities = make([]string, len(t.Granted))
+		for i, c := range t.Granted {
+			info.Capabilities[i] = string(c)
+		}
+	}
 	out := kernel.ToolResult{Output: res.Output, Log: res.Log}
 	if res.ModuleSHA256 != "" {
 		out.Provenance = &kernel.ToolProvenance{ModuleSHA256: res.ModuleSHA256, ManifestSHA256: res.ManifestSHA256, Source: string(res.Source)}

@@ -6,48 +6,49 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
-// testExecutions ensures execution records round-trip every field, keep
+// testRuns ensures run records round-trip every field, keep
 // created_at and bump updated_at on replacement.
-func testExecutions(e *env) {
+func testRuns(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	if _, err := st.Execution(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("Execution(unknown) = %v, want ErrNotFound", err)
+	if _, err := st.Run(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Run(unknown) = %v, want ErrNotFound", err)
 	}
 	bad := []struct {
 		name string
-		ex   store.Execution
+		ex   store.Run
 	}{
-		{name: "empty id", ex: store.Execution{}},
-		{name: "nul in id", ex: store.Execution{ID: "a\x00b"}},
-		{name: "invalid input json", ex: store.Execution{ID: "x", Input: []byte("{")}},
-		{name: "invalid program json", ex: store.Execution{ID: "x", Program: []byte("nope")}},
+		{name: "empty id", ex: store.Run{}},
+		{name: "nul in id", ex: store.Run{ID: "a\x00b"}},
+		{name: "invalid input json", ex: store.Run{ID: "x", Input: []byte("{")}},
+		{name: "invalid program json", ex: store.Run{ID: "x", Program: []byte("nope")}},
 	}
 	for _, tc := range bad {
-		if _, err := st.PutExecution(ctx, tc.ex); err == nil {
-			t.Errorf("%s: PutExecution succeeded", tc.name)
+		if _, err := st.PutRun(ctx, tc.ex); err == nil {
+			t.Errorf("%s: PutRun succeeded", tc.name)
 		}
 	}
-	want := store.Execution{
-		ID: "e1", ProgramID: "p1", ProgramHash: "ph", ProgramName: "prog", Status: store.StatusRunning,
+	want := store.Run{
+		ID: "e1", ProgramID: "p1", ProgramHash: "ph", ProgramName: "prog", Status: kernel.StatusRunning,
 		PolicyHash: "pol", IdempotencyKey: "k", Input: raw(e.t, map[string]any{"a": 1}),
 		Program: raw(e.t, map[string]any{"name": "prog"}),
 		Header:  raw(e.t, map[string]any{"trace_id": "e1"}),
 	}
 	created := e.clock.Now()
-	if _, err := st.PutExecution(ctx, want); err != nil {
+	if _, err := st.PutRun(ctx, want); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Minute)
 	want.Status = "success"
 	want.Header = raw(e.t, map[string]any{"cursor": 3})
-	out, err := st.PutExecution(ctx, want)
+	out, err := st.PutRun(ctx, want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Execution(ctx, "e1")
+	got, err := st.Run(ctx, "e1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,36 +57,36 @@ func testExecutions(e *env) {
 	}
 	got.CreatedAt, got.UpdatedAt = time.Time{}, time.Time{}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("Execution = %+v\nwant %+v", got, want)
+		t.Errorf("Run = %+v\nwant %+v", got, want)
 	}
 }
 
-// testExecutionPaging ensures listing filters by program and status, is
+// testRunPaging ensures listing filters by program and status, is
 // newest first, and pages through everything exactly once.
-func testExecutionPaging(e *env) {
+func testRunPaging(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
 	const n = 25
 	for i := range n {
-		status := "success"
+		status := kernel.StatusSuccess
 		if i%3 == 0 {
-			status = "failed"
+			status = kernel.StatusFailed
 		}
-		if _, err := st.PutExecution(ctx, store.Execution{ID: fmt.Sprintf("e%02d", i), ProgramID: fmt.Sprintf("p%d", i%2), Status: status}); err != nil {
+		if _, err := st.PutRun(ctx, store.Run{ID: fmt.Sprintf("e%02d", i), ProgramID: fmt.Sprintf("p%d", i%2), Status: status}); err != nil {
 			t.Fatal(err)
 		}
 		e.clock.Advance(time.Second)
 	}
 	tests := []struct {
 		name   string
-		filter store.ExecutionFilter
+		filter store.RunFilter
 		want   func(i int) bool
 	}{
-		{name: "all", filter: store.ExecutionFilter{Limit: 4}, want: func(int) bool { return true }},
-		{name: "program", filter: store.ExecutionFilter{ProgramID: "p1", Limit: 3}, want: func(i int) bool { return i%2 == 1 }},
-		{name: "status", filter: store.ExecutionFilter{Status: "failed", Limit: 2}, want: func(i int) bool { return i%3 == 0 }},
-		{name: "program and status", filter: store.ExecutionFilter{ProgramID: "p0", Status: "failed", Limit: 1}, want: func(i int) bool { return i%2 == 0 && i%3 == 0 }},
-		{name: "unknown program", filter: store.ExecutionFilter{ProgramID: "zz"}, want: func(int) bool { return false }},
-		{name: "default limit", filter: store.ExecutionFilter{}, want: func(int) bool { return true }},
+		{name: "all", filter: store.RunFilter{Limit: 4}, want: func(int) bool { return true }},
+		{name: "program", filter: store.RunFilter{ProgramID: "p1", Limit: 3}, want: func(i int) bool { return i%2 == 1 }},
+		{name: "status", filter: store.RunFilter{Status: "failed", Limit: 2}, want: func(i int) bool { return i%3 == 0 }},
+		{name: "program and status", filter: store.RunFilter{ProgramID: "p0", Status: "failed", Limit: 1}, want: func(i int) bool { return i%2 == 0 && i%3 == 0 }},
+		{name: "unknown program", filter: store.RunFilter{ProgramID: "zz"}, want: func(int) bool { return false }},
+		{name: "default limit", filter: store.RunFilter{}, want: func(int) bool { return true }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,14 +102,14 @@ func testExecutionPaging(e *env) {
 				if pages > n+1 {
 					t.Fatal("paging does not end")
 				}
-				page, err := st.Executions(ctx, f)
+				page, err := st.Runs(ctx, f)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if f.Limit > 0 && len(page.Executions) > f.Limit {
-					t.Fatalf("page of %d exceeds limit %d", len(page.Executions), f.Limit)
+				if f.Limit > 0 && len(page.Runs) > f.Limit {
+					t.Fatalf("page of %d exceeds limit %d", len(page.Runs), f.Limit)
 				}
-				for _, ex := range page.Executions {
+				for _, ex := range page.Runs {
 					got = append(got, ex.ID)
 				}
 				if page.NextCursor == "" {
@@ -121,31 +122,31 @@ func testExecutionPaging(e *env) {
 			}
 		})
 	}
-	if _, err := st.Executions(ctx, store.ExecutionFilter{Cursor: "!!"}); err == nil {
-		t.Error("Executions with a malformed cursor succeeded")
+	if _, err := st.Runs(ctx, store.RunFilter{Cursor: "!!"}); err == nil {
+		t.Error("Runs with a malformed cursor succeeded")
 	}
 }
 
-// testUnfinished ensures running and suspended executions are listed for
+// testUnfinished ensures running and suspended runs are listed for
 // recovery, oldest first, and leave the list when they finish.
 func testUnfinished(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	for _, ex := range []store.Execution{
-		{ID: "a", Status: store.StatusRunning},
+	for _, ex := range []store.Run{
+		{ID: "a", Status: kernel.StatusRunning},
 		{ID: "b", Status: "success"},
-		{ID: "c", Status: store.StatusSuspended},
-		{ID: "d", Status: store.StatusRunning},
+		{ID: "c", Status: kernel.StatusSuspended},
+		{ID: "d", Status: kernel.StatusRunning},
 	} {
-		if _, err := st.PutExecution(ctx, ex); err != nil {
+		if _, err := st.PutRun(ctx, ex); err != nil {
 			t.Fatal(err)
 		}
 		e.clock.Advance(time.Second)
 	}
 	// d finishes through a step commit, a through a header update.
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "d", Status: "failed"}, Step: raw(t, "x")}); err != nil {
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "d", Status: "failed"}, Step: raw(t, "x")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PutExecution(ctx, store.Execution{ID: "a", Status: store.StatusSuspended}); err != nil {
+	if _, err := st.PutRun(ctx, store.Run{ID: "a", Status: kernel.StatusSuspended}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.Unfinished(ctx)
@@ -154,42 +155,42 @@ func testUnfinished(e *env) {
 	}
 	var ids []string
 	for _, ex := range got {
-		ids = append(ids, ex.ID+":"+ex.Status)
+		ids = append(ids, ex.ID+":"+string(ex.Status))
 	}
 	if want := "[a:suspended c:suspended]"; fmt.Sprint(ids) != want {
 		t.Errorf("Unfinished = %v, want %s", ids, want)
 	}
 }
 
-// testCommitStep ensures a step commit writes step, execution and envelope
+// testCommitStep ensures a step commit writes step, run and envelope
 // together, and a second commit of the same index writes nothing.
 func testCommitStep(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	ex := store.Execution{ID: "e", Status: store.StatusRunning, Header: raw(t, map[string]any{"next": 1})}
-	env, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 0, Step: raw(t, map[string]any{"step_id": "a"}),
+	ex := store.Run{ID: "e", Status: kernel.StatusRunning, Header: raw(t, map[string]any{"next": 1})}
+	env, err := st.CommitStep(ctx, store.StepCommit{Run: ex, Index: 0, Step: raw(t, map[string]any{"step_id": "a"}),
 		Envelope: &store.Envelope{StepID: "a", PolicyHash: "pol", StateHash: "st", Payload: raw(t, map[string]any{"b": 2, "a": 1})}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env == nil || env.Seq != 1 || env.ExecutionID != "e" || env.Kind != store.EnvelopeKindStep || env.PrevHash != store.GenesisHash || string(env.Payload) != `{"a":1,"b":2}` {
+	if env == nil || env.Seq != 1 || env.TraceID != "e" || env.Kind != store.EnvelopeKindStep || env.PrevHash != store.GenesisHash || string(env.Payload) != `{"a":1,"b":2}` {
 		t.Fatalf("envelope = %+v", env)
 	}
-	none, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 1, Step: raw(t, map[string]any{"step_id": "b"})})
+	none, err := st.CommitStep(ctx, store.StepCommit{Run: ex, Index: 1, Step: raw(t, map[string]any{"step_id": "b"})})
 	if err != nil || none != nil {
 		t.Fatalf("commit without envelope = %v, %v; want nil, nil", none, err)
 	}
 	dup := ex
 	dup.Status = "tampered"
-	_, err = st.CommitStep(ctx, store.StepCommit{Execution: dup, Index: 0, Step: raw(t, "again"), Envelope: &store.Envelope{StepID: "a"}})
+	_, err = st.CommitStep(ctx, store.StepCommit{Run: dup, Index: 0, Step: raw(t, "again"), Envelope: &store.Envelope{StepID: "a"}})
 	if !errors.Is(err, store.ErrStepExists) {
 		t.Fatalf("duplicate step = %v, want ErrStepExists", err)
 	}
-	got, err := st.Execution(ctx, "e")
+	got, err := st.Run(ctx, "e")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != store.StatusRunning {
-		t.Errorf("failed commit changed the execution: status %q", got.Status)
+	if got.Status != kernel.StatusRunning {
+		t.Errorf("failed commit changed the run: status %q", got.Status)
 	}
 	if envs, _ := st.Envelopes(ctx, "e"); len(envs) != 1 {
 		t.Errorf("failed commit appended an envelope: %d envelopes", len(envs))
@@ -202,12 +203,12 @@ func testCommitStep(e *env) {
 		name string
 		sc   store.StepCommit
 	}{
-		{name: "negative index", sc: store.StepCommit{Execution: ex, Index: -1, Step: raw(t, 1)}},
-		{name: "invalid step json", sc: store.StepCommit{Execution: ex, Index: 5, Step: []byte("{")}},
-		{name: "no execution id", sc: store.StepCommit{Index: 5, Step: raw(t, 1)}},
-		{name: "envelope of another execution", sc: store.StepCommit{Execution: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{ExecutionID: "other"}}},
-		{name: "envelope of another step", sc: store.StepCommit{Execution: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{StepIndex: 4}}},
-		{name: "envelope payload not json", sc: store.StepCommit{Execution: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{Payload: []byte("{")}}},
+		{name: "negative index", sc: store.StepCommit{Run: ex, Index: -1, Step: raw(t, 1)}},
+		{name: "invalid step json", sc: store.StepCommit{Run: ex, Index: 5, Step: []byte("{")}},
+		{name: "no trace id", sc: store.StepCommit{Index: 5, Step: raw(t, 1)}},
+		{name: "envelope of another run", sc: store.StepCommit{Run: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{TraceID: "other"}}},
+		{name: "envelope of another step", sc: store.StepCommit{Run: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{StepIndex: 4}}},
+		{name: "envelope payload not json", sc: store.StepCommit{Run: ex, Index: 5, Step: raw(t, 1), Envelope: &store.Envelope{Payload: []byte("{")}}},
 	}
 	for _, tc := range bad {
 		if _, err := st.CommitStep(ctx, tc.sc); err == nil {
@@ -220,28 +221,28 @@ func testCommitStep(e *env) {
 }
 
 // testCommitStepRunLifecycle follows the runtime's pattern: start with
-// PutExecution, commit steps carrying the returned CreatedAt, keep the
+// PutRun, commit steps carrying the returned CreatedAt, keep the
 // record untouched for steps that change nothing, and end with a commit
 // that changes the status. The record, its CreatedAt and the unfinished
 // index must follow.
 func testCommitStepRunLifecycle(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	started, err := st.PutExecution(ctx, store.Execution{ID: "life", ProgramID: "p", Status: store.StatusRunning, Program: raw(t, "prog"), Input: raw(t, map[string]any{"x": 1})})
+	started, err := st.PutRun(ctx, store.Run{ID: "life", ProgramID: "p", Status: kernel.StatusRunning, Program: raw(t, "prog"), Input: raw(t, map[string]any{"x": 1})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ex := started
 	ex.Program, ex.Input = nil, nil
 	ex.Header = raw(t, map[string]any{"step": 0})
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: 0, Step: raw(t, 0)}); err != nil {
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: ex, Index: 0, Step: raw(t, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	kept := ex
 	kept.Header = raw(t, map[string]any{"step": 1})
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: kept, KeepExecution: true, Index: 1, Step: raw(t, 1), Envelope: &store.Envelope{StepID: "b"}}); err != nil {
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: kept, KeepRun: true, Index: 1, Step: raw(t, 1), Envelope: &store.Envelope{StepID: "b"}}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Execution(ctx, "life")
+	got, err := st.Run(ctx, "life")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,14 +250,14 @@ func testCommitStepRunLifecycle(e *env) {
 		t.Fatalf("after a kept step: header %s created %v (want %v) program %s input %s", got.Header, got.CreatedAt, started.CreatedAt, got.Program, got.Input)
 	}
 	if !e.unfinished("life") {
-		t.Fatal("a running execution is not listed as unfinished")
+		t.Fatal("a run still running is not listed as unfinished")
 	}
 	done := ex
 	done.Status, done.Header = "success", raw(t, map[string]any{"step": 2})
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: done, Index: 2, Step: raw(t, 2)}); err != nil {
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: done, Index: 2, Step: raw(t, 2)}); err != nil {
 		t.Fatal(err)
 	}
-	got, err = st.Execution(ctx, "life")
+	got, err = st.Run(ctx, "life")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,24 +265,24 @@ func testCommitStepRunLifecycle(e *env) {
 		t.Fatalf("after the last step: %+v", got)
 	}
 	if e.unfinished("life") {
-		t.Fatal("a finished execution is still listed as unfinished")
+		t.Fatal("a finished run is still listed as unfinished")
 	}
-	page, err := st.Executions(ctx, store.ExecutionFilter{ProgramID: "p"})
-	if err != nil || len(page.Executions) != 1 || page.Executions[0].Status != "success" {
-		t.Fatalf("executions of program p = %+v, %v", page.Executions, err)
+	page, err := st.Runs(ctx, store.RunFilter{ProgramID: "p"})
+	if err != nil || len(page.Runs) != 1 || page.Runs[0].Status != "success" {
+		t.Fatalf("runs of program p = %+v, %v", page.Runs, err)
 	}
 	// Back to suspended (a resumable wait) lists it again.
 	susp := done
-	susp.Status = store.StatusSuspended
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: susp, Index: 3, Step: raw(t, 3)}); err != nil {
+	susp.Status = kernel.StatusSuspended
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: susp, Index: 3, Step: raw(t, 3)}); err != nil {
 		t.Fatal(err)
 	}
 	if !e.unfinished("life") {
-		t.Fatal("a suspended execution is not listed as unfinished")
+		t.Fatal("a suspended run is not listed as unfinished")
 	}
 	// A kept record must exist.
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "ghost"}, KeepExecution: true, Index: 0, Step: raw(t, 0)}); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("keeping a missing execution = %v, want ErrNotFound", err)
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "ghost"}, KeepRun: true, Index: 0, Step: raw(t, 0)}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("keeping a missing run = %v, want ErrNotFound", err)
 	}
 	if steps, _ := st.Steps(ctx, "ghost", 0, 0); len(steps) != 0 {
 		t.Fatalf("a refused commit wrote %d steps", len(steps))
@@ -297,9 +298,9 @@ func testStartCommitStepInOrder(e *env) {
 	const n = 40
 	var pending []*store.PendingCommit
 	for run := range 2 {
-		ex := store.Execution{ID: fmt.Sprint("pipe-", run), Status: store.StatusRunning}
+		ex := store.Run{ID: fmt.Sprint("pipe-", run), Status: kernel.StatusRunning}
 		for i := range n {
-			pending = append(pending, st.StartCommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: raw(t, i),
+			pending = append(pending, st.StartCommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: raw(t, i),
 				Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), Payload: raw(t, i)}}))
 		}
 	}
@@ -321,16 +322,16 @@ func testStartCommitStepInOrder(e *env) {
 		}
 	}
 
-	gap := store.Execution{ID: "gap", Status: store.StatusRunning}
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: gap, Index: 0, Step: raw(t, 0)}); err != nil {
+	gap := store.Run{ID: "gap", Status: kernel.StatusRunning}
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: gap, Index: 0, Step: raw(t, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	// Index 1 fails (its envelope is refused), so 2 and 3, started
 	// behind it, must fail too.
-	bad := st.StartCommitStep(ctx, store.StepCommit{Execution: gap, Index: 1, Step: raw(t, 1), Envelope: &store.Envelope{ExecutionID: "other"}})
+	bad := st.StartCommitStep(ctx, store.StepCommit{Run: gap, Index: 1, Step: raw(t, 1), Envelope: &store.Envelope{TraceID: "other"}})
 	after := []*store.PendingCommit{
-		st.StartCommitStep(ctx, store.StepCommit{Execution: gap, Index: 2, Step: raw(t, 2)}),
-		st.StartCommitStep(ctx, store.StepCommit{Execution: gap, Index: 3, Step: raw(t, 3)}),
+		st.StartCommitStep(ctx, store.StepCommit{Run: gap, Index: 2, Step: raw(t, 2)}),
+		st.StartCommitStep(ctx, store.StepCommit{Run: gap, Index: 3, Step: raw(t, 3)}),
 	}
 	if _, err := bad.Wait(); err == nil {
 		t.Fatal("a commit with another run's envelope succeeded")
@@ -353,14 +354,14 @@ func testStartCommitStepInOrder(e *env) {
 // testSteps ensures steps page by offset and limit in index order.
 func testSteps(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
-	ex := store.Execution{ID: "e", Status: store.StatusRunning}
+	ex := store.Run{ID: "e", Status: kernel.StatusRunning}
 	for i := range 12 {
-		if _, err := st.CommitStep(ctx, store.StepCommit{Execution: ex, Index: i, Step: raw(t, i)}); err != nil {
+		if _, err := st.CommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: raw(t, i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Another execution whose id extends this one's must not leak in.
-	if _, err := st.CommitStep(ctx, store.StepCommit{Execution: store.Execution{ID: "e2"}, Index: 0, Step: raw(t, 99)}); err != nil {
+	// Another run whose id extends this one's must not leak in.
+	if _, err := st.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "e2"}, Index: 0, Step: raw(t, 99)}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -392,6 +393,6 @@ func testSteps(e *env) {
 		}
 	}
 	if got, err := st.Steps(ctx, "unknown", 0, 0); err != nil || len(got) != 0 {
-		t.Errorf("steps of unknown execution = %v, %v", got, err)
+		t.Errorf("steps of unknown run = %v, %v", got, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 )
 
 // checkID rejects ids the store cannot key by: empty, over MaxIDBytes,
@@ -33,16 +34,16 @@ func checkID(what, id string) error {
 	return nil
 }
 
-// PutExecution implements ExecutionStore.
-func (db *DB) PutExecution(ctx context.Context, e Execution) (Execution, error) {
-	if err := checkExecution(e); err != nil {
-		return Execution{}, fmt.Errorf("put execution: %w", err)
+// PutRun implements RunStore.
+func (db *DB) PutRun(ctx context.Context, e Run) (Run, error) {
+	if err := checkRun(e); err != nil {
+		return Run{}, fmt.Errorf("put run: %w", err)
 	}
 	now := db.now().UTC()
-	var out Execution
+	var out Run
 	err := db.update(ctx, func(tx *bolt.Tx) error {
-		replaces := tx.Bucket(bucketExecutions).Get([]byte(e.ID)) != nil
-		rec, v, err := putExecution(tx, e, now)
+		replaces := tx.Bucket(bucketRuns).Get([]byte(e.ID)) != nil
+		rec, v, err := putRun(tx, e, now)
 		out = rec
 		if err != nil || !replaces {
 			return err
@@ -54,10 +55,10 @@ func (db *DB) PutExecution(ctx context.Context, e Execution) (Execution, error) 
 		// It commits to the input and program as stored too, so a run
 		// that ends before its first step is covered as well.
 		d := Envelope{
-			Kind: EnvelopeKindExecution, ExecutionID: e.ID, PolicyHash: e.PolicyHash,
-			ExecutionSHA256: RecordSHA256(v), Payload: statusPayload(e.Status),
+			Kind: EnvelopeKindRun, TraceID: e.ID, PolicyHash: e.PolicyHash,
+			RunSHA256: RecordSHA256(v), Payload: statusPayload(e.Status),
 		}
-		var stored Execution
+		var stored Run
 		stored.ID = e.ID
 		if err := loadBody(tx, &stored); err != nil {
 			return err
@@ -71,13 +72,13 @@ func (db *DB) PutExecution(ctx context.Context, e Execution) (Execution, error) 
 		return db.appendRecordEnvelope(tx, d)
 	})
 	if err != nil {
-		return Execution{}, fmt.Errorf("put execution %q: %w", e.ID, err)
+		return Run{}, fmt.Errorf("put run %q: %w", e.ID, err)
 	}
 	return out, nil
 }
 
-func checkExecution(e Execution) error {
-	if err := checkID("execution", e.ID); err != nil {
+func checkRun(e Run) error {
+	if err := checkID("trace", e.ID); err != nil {
 		return err
 	}
 	if e.ProgramID != "" {
@@ -87,30 +88,30 @@ func checkExecution(e Execution) error {
 	}
 	for name, raw := range map[string]json.RawMessage{"input": e.Input, "program": e.Program, "header": e.Header} {
 		if len(raw) > 0 && !json.Valid(raw) {
-			return fmt.Errorf("execution %q: %s is not valid JSON", e.ID, name)
+			return fmt.Errorf("run %q: %s is not valid JSON", e.ID, name)
 		}
 	}
 	return nil
 }
 
-// executionBody is the part of an execution written once and read rarely:
-// kept apart so that the per-step rewrite of the execution record stays
+// runBody is the part of a run written once and read rarely:
+// kept apart so that the per-step rewrite of the run record stays
 // small, whatever the size of the program and its input.
-type executionBody struct {
+type runBody struct {
 	Input   json.RawMessage `json:"input,omitempty"`
 	Program json.RawMessage `json:"program,omitempty"`
 	// A body written by an older release may also hold "checkpoint", a
 	// field nothing read: decoding ignores it and the next write drops it.
 }
 
-// putExecution writes e and its index entries inside tx, replacing any
+// putRun writes e and its index entries inside tx, replacing any
 // earlier record and its entries, and returns the record's stored bytes.
 // Input and Program left empty keep their stored values: a
 // step commit need not resend them.
-func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, error) {
+func putRun(tx *bolt.Tx, e Run, now time.Time) (Run, []byte, error) {
 	if len(e.Input) > 0 || len(e.Program) > 0 {
-		bodies := tx.Bucket(bucketExecBodies)
-		var body executionBody
+		bodies := tx.Bucket(bucketRunBodies)
+		var body runBody
 		if old := bodies.Get([]byte(e.ID)); old != nil {
 			if err := decodeRecord(old, &body); err != nil {
 				return e, nil, err
@@ -128,16 +129,16 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, e
 	}
 	full := e
 	e.Input, e.Program = nil, nil
-	b := tx.Bucket(bucketExecutions)
+	b := tx.Bucket(bucketRuns)
 	if old := b.Get([]byte(e.ID)); old != nil {
-		var prev Execution
+		var prev Run
 		if err := decodeRecord(old, &prev); err != nil {
 			return e, nil, err
 		}
 		if e.CreatedAt.IsZero() {
 			e.CreatedAt = prev.CreatedAt
 		}
-		if err := unindexExecution(tx, prev); err != nil {
+		if err := unindexRun(tx, prev); err != nil {
 			return e, nil, err
 		}
 	}
@@ -154,16 +155,16 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, e
 		return e, nil, err
 	}
 	tk := timeKey(e.CreatedAt, e.ID)
-	if err := tx.Bucket(bucketExecTime).Put(tk, nil); err != nil {
+	if err := tx.Bucket(bucketRunTime).Put(tk, nil); err != nil {
 		return e, nil, err
 	}
 	if e.ProgramID != "" {
-		if err := tx.Bucket(bucketExecProgram).Put(programExecKey(e.ProgramID, tk), nil); err != nil {
+		if err := tx.Bucket(bucketRunProgram).Put(programRunKey(e.ProgramID, tk), nil); err != nil {
 			return e, nil, err
 		}
 	}
 	if unfinished(e.Status) {
-		if err := tx.Bucket(bucketExecOpen).Put(tk, nil); err != nil {
+		if err := tx.Bucket(bucketRunOpen).Put(tk, nil); err != nil {
 			return e, nil, err
 		}
 	}
@@ -172,11 +173,11 @@ func putExecution(tx *bolt.Tx, e Execution, now time.Time) (Execution, []byte, e
 }
 
 // encodeBody writes a body with its values verbatim (json.Marshal would
-// compact and re-escape them): Execution returns the input and program
+// compact and re-escape them): Run returns the input and program
 // byte for byte as they were put, so their hashes in the envelopes can be
-// checked against what is stored. checkExecution made sure each is valid
+// checked against what is stored. checkRun made sure each is valid
 // JSON.
-func encodeBody(b executionBody) []byte {
+func encodeBody(b runBody) []byte {
 	v := make([]byte, 0, len(b.Input)+len(b.Program)+48)
 	sep := byte('{')
 	for _, f := range []struct {
@@ -198,9 +199,9 @@ func encodeBody(b executionBody) []byte {
 	return append(v, '}')
 }
 
-// statusPayload is the payload of an execution envelope.
-func statusPayload(status string) json.RawMessage {
-	b, _ := json.Marshal(map[string]string{"status": status})
+// statusPayload is the payload of a run envelope.
+func statusPayload(status kernel.Status) json.RawMessage {
+	b, _ := json.Marshal(map[string]kernel.Status{"status": status})
 	return b
 }
 
@@ -217,12 +218,12 @@ func (db *DB) appendRecordEnvelope(tx *bolt.Tx, d Envelope) error {
 }
 
 // loadBody fills e's Input and Program from the body bucket.
-func loadBody(tx *bolt.Tx, e *Execution) error {
-	v := tx.Bucket(bucketExecBodies).Get([]byte(e.ID))
+func loadBody(tx *bolt.Tx, e *Run) error {
+	v := tx.Bucket(bucketRunBodies).Get([]byte(e.ID))
 	if v == nil {
 		return nil
 	}
-	var body executionBody
+	var body runBody
 	if err := decodeRecord(v, &body); err != nil {
 		return err
 	}
@@ -230,44 +231,44 @@ func loadBody(tx *bolt.Tx, e *Execution) error {
 	return nil
 }
 
-func unfinished(status string) bool {
-	return status == StatusRunning || status == StatusSuspended
+func unfinished(status kernel.Status) bool {
+	return status == kernel.StatusRunning || status == kernel.StatusSuspended
 }
 
-func programExecKey(programID string, tk []byte) []byte {
+func programRunKey(programID string, tk []byte) []byte {
 	k := make([]byte, 0, len(programID)+1+len(tk))
 	k = append(k, programID...)
 	k = append(k, 0)
 	return append(k, tk...)
 }
 
-func unindexExecution(tx *bolt.Tx, e Execution) error {
+func unindexRun(tx *bolt.Tx, e Run) error {
 	tk := timeKey(e.CreatedAt, e.ID)
-	if err := tx.Bucket(bucketExecTime).Delete(tk); err != nil {
+	if err := tx.Bucket(bucketRunTime).Delete(tk); err != nil {
 		return err
 	}
 	if e.ProgramID != "" {
-		if err := tx.Bucket(bucketExecProgram).Delete(programExecKey(e.ProgramID, tk)); err != nil {
+		if err := tx.Bucket(bucketRunProgram).Delete(programRunKey(e.ProgramID, tk)); err != nil {
 			return err
 		}
 	}
-	return tx.Bucket(bucketExecOpen).Delete(tk)
+	return tx.Bucket(bucketRunOpen).Delete(tk)
 }
 
-// deleteExecution removes an execution, its steps, its index entries and
+// deleteRun removes a run, its steps, its index entries and
 // the idempotency key that started it. Envelopes stay, and one more
 // records the deletion, so verify knows the records are meant to be gone.
-func (db *DB) deleteExecution(tx *bolt.Tx, id string) error {
-	b := tx.Bucket(bucketExecutions)
+func (db *DB) deleteRun(tx *bolt.Tx, id string) error {
+	b := tx.Bucket(bucketRuns)
 	v := b.Get([]byte(id))
 	if v == nil {
 		return nil
 	}
-	var e Execution
+	var e Run
 	if err := decodeRecord(v, &e); err != nil {
 		return err
 	}
-	if err := unindexExecution(tx, e); err != nil {
+	if err := unindexRun(tx, e); err != nil {
 		return err
 	}
 	steps := tx.Bucket(bucketSteps)
@@ -285,26 +286,26 @@ func (db *DB) deleteExecution(tx *bolt.Tx, id string) error {
 	if e.IdempotencyKey != "" {
 		if rec, ok, err := getIdem(tx, e.IdempotencyKey); err != nil {
 			return err
-		} else if ok && rec.ExecutionID == id {
+		} else if ok && rec.TraceID == id {
 			if err := deleteIdem(tx, rec); err != nil {
 				return err
 			}
 		}
 	}
-	if err := tx.Bucket(bucketExecBodies).Delete([]byte(id)); err != nil {
+	if err := tx.Bucket(bucketRunBodies).Delete([]byte(id)); err != nil {
 		return err
 	}
 	if err := b.Delete([]byte(id)); err != nil {
 		return err
 	}
-	return db.appendRecordEnvelope(tx, Envelope{Kind: EnvelopeKindDelete, ExecutionID: id, PolicyHash: e.PolicyHash})
+	return db.appendRecordEnvelope(tx, Envelope{Kind: EnvelopeKindDelete, TraceID: id, PolicyHash: e.PolicyHash})
 }
 
-// Execution implements ExecutionStore.
-func (db *DB) Execution(ctx context.Context, id string) (Execution, error) {
-	var e Execution
+// Run implements RunStore.
+func (db *DB) Run(ctx context.Context, id string) (Run, error) {
+	var e Run
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketExecutions).Get([]byte(id))
+		v := tx.Bucket(bucketRuns).Get([]byte(id))
 		if v == nil {
 			return ErrNotFound
 		}
@@ -314,13 +315,13 @@ func (db *DB) Execution(ctx context.Context, id string) (Execution, error) {
 		return loadBody(tx, &e)
 	})
 	if err != nil {
-		return Execution{}, fmt.Errorf("execution %q: %w", id, err)
+		return Run{}, fmt.Errorf("run %q: %w", id, err)
 	}
 	return e, nil
 }
 
-// Executions implements ExecutionStore.
-func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage, error) {
+// Runs implements RunStore.
+func (db *DB) Runs(ctx context.Context, f RunFilter) (RunPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultPageLimit
@@ -330,19 +331,19 @@ func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage,
 	if f.Cursor != "" {
 		var err error
 		if after, err = base64.RawURLEncoding.DecodeString(f.Cursor); err != nil || len(after) < 8 {
-			return ExecutionPage{}, fmt.Errorf("list executions: invalid cursor %q", f.Cursor)
+			return RunPage{}, fmt.Errorf("list runs: invalid cursor %q", f.Cursor)
 		}
 	}
-	var page ExecutionPage
+	var page RunPage
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		execs := tx.Bucket(bucketExecutions)
+		execs := tx.Bucket(bucketRuns)
 		var c *bolt.Cursor
 		var prefix []byte
 		if f.ProgramID != "" {
-			c = tx.Bucket(bucketExecProgram).Cursor()
+			c = tx.Bucket(bucketRunProgram).Cursor()
 			prefix = append([]byte(f.ProgramID), 0)
 		} else {
-			c = tx.Bucket(bucketExecTime).Cursor()
+			c = tx.Bucket(bucketRunTime).Cursor()
 		}
 		// Position on the newest key strictly before the upper bound.
 		var bound []byte
@@ -363,7 +364,7 @@ func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage,
 		var last []byte // the time key of the page's last entry
 		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
 			tk := k[len(prefix):]
-			if len(page.Executions)+len(page.Skipped) == limit {
+			if len(page.Runs)+len(page.Skipped) == limit {
 				page.NextCursor = base64.RawURLEncoding.EncodeToString(last)
 				break
 			}
@@ -379,7 +380,7 @@ func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage,
 				last = bytes.Clone(tk)
 				continue
 			}
-			var e Execution
+			var e Run
 			if err := decodeRecord(v, &e); err != nil {
 				page.Skipped = append(page.Skipped, SkippedRecord{ID: string(id), Error: jsonlimit.Excerpt(err.Error(), 300)})
 				last = bytes.Clone(tk)
@@ -388,54 +389,54 @@ func (db *DB) Executions(ctx context.Context, f ExecutionFilter) (ExecutionPage,
 			if f.Status != "" && e.Status != f.Status {
 				continue
 			}
-			page.Executions = append(page.Executions, e)
+			page.Runs = append(page.Runs, e)
 			last = bytes.Clone(tk)
 		}
 		return nil
 	})
 	if err != nil {
-		return ExecutionPage{}, fmt.Errorf("list executions: %w", err)
+		return RunPage{}, fmt.Errorf("list runs: %w", err)
 	}
 	return page, nil
 }
 
-// Unfinished implements ExecutionStore.
-func (db *DB) Unfinished(ctx context.Context) ([]Execution, error) {
-	var out []Execution
+// Unfinished implements RunStore.
+func (db *DB) Unfinished(ctx context.Context) ([]Run, error) {
+	var out []Run
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		execs := tx.Bucket(bucketExecutions)
-		c := tx.Bucket(bucketExecOpen).Cursor()
+		execs := tx.Bucket(bucketRuns)
+		c := tx.Bucket(bucketRunOpen).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			v := execs.Get(k[8:])
 			if v == nil {
-				return fmt.Errorf("%w: execution %q indexed but missing", ErrCorrupt, k[8:])
+				return fmt.Errorf("%w: run %q indexed but missing", ErrCorrupt, k[8:])
 			}
-			var e Execution
+			var e Run
 			if err := decodeRecord(v, &e); err != nil {
-				return fmt.Errorf("execution %q: %w", k[8:], err)
+				return fmt.Errorf("run %q: %w", k[8:], err)
 			}
 			if err := loadBody(tx, &e); err != nil {
-				return fmt.Errorf("execution %q: %w", k[8:], err)
+				return fmt.Errorf("run %q: %w", k[8:], err)
 			}
 			out = append(out, e)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list unfinished executions: %w", err)
+		return nil, fmt.Errorf("list unfinished runs: %w", err)
 	}
 	return out, nil
 }
 
-// CommitStep implements ExecutionStore.
+// CommitStep implements RunStore.
 func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) {
 	return db.StartCommitStep(ctx, sc).Wait()
 }
 
-// StartCommitStep implements ExecutionStore.
+// StartCommitStep implements RunStore.
 //
 // Everything that can be computed without the transaction (validation,
-// the execution record's JSON, the envelope's canonical form) is computed
+// the run record's JSON, the envelope's canonical form) is computed
 // here, in the caller's goroutine: the single committer then only reads
 // what it must, splices and writes.
 func (db *DB) StartCommitStep(ctx context.Context, sc StepCommit) *PendingCommit {
@@ -445,7 +446,7 @@ func (db *DB) StartCommitStep(ctx context.Context, sc StepCommit) *PendingCommit
 		complete(nil, err)
 		return pc
 	}
-	id, index := sc.Execution.ID, sc.Index
+	id, index := sc.Run.ID, sc.Index
 	then := func(err error) {
 		if err != nil {
 			complete(nil, fmt.Errorf("commit step %q/%d: %w", id, index, err))
@@ -462,10 +463,10 @@ func (db *DB) StartCommitStep(ctx context.Context, sc StepCommit) *PendingCommit
 // prepareStep validates sc and returns the write function and where it
 // leaves the appended envelope (nil without a draft).
 func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, error) {
-	if err := checkExecution(sc.Execution); err != nil {
+	if err := checkRun(sc.Run); err != nil {
 		return nil, nil, fmt.Errorf("commit step: %w", err)
 	}
-	id := sc.Execution.ID
+	id := sc.Run.ID
 	if sc.Index < 0 {
 		return nil, nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
 	}
@@ -475,11 +476,11 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	var draft Envelope
 	if sc.Envelope != nil {
 		d := *sc.Envelope
-		if d.ExecutionID == "" {
-			d.ExecutionID = id
+		if d.TraceID == "" {
+			d.TraceID = id
 		}
-		if d.ExecutionID != id || (d.StepIndex != 0 && d.StepIndex != sc.Index) {
-			return nil, nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.ExecutionID, d.StepIndex)
+		if d.TraceID != id || (d.StepIndex != 0 && d.StepIndex != sc.Index) {
+			return nil, nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.TraceID, d.StepIndex)
 		}
 		d.StepIndex = sc.Index
 		draft = d
@@ -491,18 +492,18 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 		prevKey = joinKey(id, uint64(sc.Index-1))
 	}
 	step := bytes.Clone(sc.Step)
-	var upd *execUpdate
-	if !sc.KeepExecution {
+	var upd *runUpdate
+	if !sc.KeepRun {
 		var err error
-		if upd, err = prepareUpdate(sc.Execution, now); err != nil {
+		if upd, err = prepareUpdate(sc.Run, now); err != nil {
 			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 		}
 	}
 	var seal *sealer
 	if sc.Envelope != nil {
 		// The envelope commits to the step record's exact stored bytes
-		// and to the execution record's: the fast path writes upd.v; a
-		// fall back to putExecution seals again with the bytes it wrote
+		// and to the run record's: the fast path writes upd.v; a
+		// fall back to putRun seals again with the bytes it wrote
 		// (see fn). Both hashes share one string.
 		var sums [2 * 2 * sha256.Size]byte
 		n := 1
@@ -514,7 +515,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 			n = 2
 		}
 		hs := string(sums[:n*2*sha256.Size])
-		draft.RecordSHA256, draft.ExecutionSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
+		draft.RecordSHA256, draft.RunSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
 		var err error
 		if seal, err = newSealer(draft); err != nil {
 			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
@@ -535,8 +536,8 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 		}
 		s := seal
 		if upd == nil {
-			if tx.Bucket(bucketExecutions).Get([]byte(id)) == nil {
-				return fmt.Errorf("execution: %w", ErrNotFound)
+			if tx.Bucket(bucketRuns).Get([]byte(id)) == nil {
+				return fmt.Errorf("run: %w", ErrNotFound)
 			}
 		} else {
 			v, err := upd.apply(tx)
@@ -544,10 +545,10 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 				return err
 			}
 			if s != nil && v != nil && (upd.v == nil || &v[0] != &upd.v[0]) {
-				// putExecution wrote the record: seal its bytes
+				// putRun wrote the record: seal its bytes
 				// (rare: a record created by its first step, say).
 				d := seal.d
-				d.ExecutionSHA256 = RecordSHA256(v)
+				d.RunSHA256 = RecordSHA256(v)
 				if s, err = newSealer(d); err != nil {
 					return err
 				}
@@ -566,20 +567,20 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	return fn, out, nil
 }
 
-// execUpdate is a step's rewrite of its execution's record, encoded ahead
+// runUpdate is a step's rewrite of its run's record, encoded ahead
 // of the transaction. The common case (the record exists, was created at
 // the CreatedAt the caller holds, for the same program, and the body is
 // unchanged) needs no decoding of the stored record beyond three fields
 // and touches the index buckets only when the run leaves or enters the
-// unfinished set. Anything else takes putExecution's general path.
-type execUpdate struct {
-	e   Execution
+// unfinished set. Anything else takes putRun's general path.
+type runUpdate struct {
+	e   Run
 	now time.Time
 	v   []byte // e encoded, when the fast path may apply
 }
 
-func prepareUpdate(e Execution, now time.Time) (*execUpdate, error) {
-	u := &execUpdate{e: e, now: now}
+func prepareUpdate(e Run, now time.Time) (*runUpdate, error) {
+	u := &runUpdate{e: e, now: now}
 	if e.CreatedAt.IsZero() || len(e.Input) > 0 || len(e.Program) > 0 {
 		return u, nil
 	}
@@ -588,41 +589,41 @@ func prepareUpdate(e Execution, now time.Time) (*execUpdate, error) {
 	rec.UpdatedAt = now
 	v, err := json.Marshal(&rec)
 	if err != nil {
-		return nil, fmt.Errorf("encode execution: %w", err)
+		return nil, fmt.Errorf("encode run: %w", err)
 	}
 	u.v = v
 	return u, nil
 }
 
-// execKeys are the stored fields an execution's index keys derive from.
-type execKeys struct {
-	ProgramID string    `json:"program_id"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"created_at"`
+// runKeys are the stored fields a run's index keys derive from.
+type runKeys struct {
+	ProgramID string        `json:"program_id"`
+	Status    kernel.Status `json:"status"`
+	CreatedAt time.Time     `json:"created_at"`
 }
 
 // apply writes the record and returns its stored bytes (u.v itself on the
 // fast path).
-func (u *execUpdate) apply(tx *bolt.Tx) ([]byte, error) {
+func (u *runUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 	if u.v == nil {
-		_, v, err := putExecution(tx, u.e, u.now)
+		_, v, err := putRun(tx, u.e, u.now)
 		return v, err
 	}
-	b := tx.Bucket(bucketExecutions)
+	b := tx.Bucket(bucketRuns)
 	old := b.Get([]byte(u.e.ID))
 	if old == nil {
-		_, v, err := putExecution(tx, u.e, u.now)
+		_, v, err := putRun(tx, u.e, u.now)
 		return v, err
 	}
-	var prev execKeys
-	if !readExecKeys(old, &prev) {
-		prev = execKeys{}
+	var prev runKeys
+	if !readRunKeys(old, &prev) {
+		prev = runKeys{}
 		if err := decodeRecord(old, &prev); err != nil {
 			return nil, err
 		}
 	}
 	if !prev.CreatedAt.Equal(u.e.CreatedAt) || prev.ProgramID != u.e.ProgramID {
-		_, v, err := putExecution(tx, u.e, u.now)
+		_, v, err := putRun(tx, u.e, u.now)
 		return v, err
 	}
 	if err := b.Put([]byte(u.e.ID), u.v); err != nil {
@@ -634,18 +635,18 @@ func (u *execUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 	}
 	tk := timeKey(prev.CreatedAt, u.e.ID)
 	if is {
-		return u.v, tx.Bucket(bucketExecOpen).Put(tk, nil)
+		return u.v, tx.Bucket(bucketRunOpen).Put(tk, nil)
 	}
-	return u.v, tx.Bucket(bucketExecOpen).Delete(tk)
+	return u.v, tx.Bucket(bucketRunOpen).Delete(tk)
 }
 
-// Steps implements ExecutionStore.
-func (db *DB) Steps(ctx context.Context, executionID string, offset, limit int) ([]Step, error) {
+// Steps implements RunStore.
+func (db *DB) Steps(ctx context.Context, traceID string, offset, limit int) ([]Step, error) {
 	var out []Step
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		prefix := append([]byte(executionID), 0)
+		prefix := append([]byte(traceID), 0)
 		c := tx.Bucket(bucketSteps).Cursor()
-		for k, v := c.Seek(joinKey(executionID, uint64(max(offset, 0)))); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		for k, v := c.Seek(joinKey(traceID, uint64(max(offset, 0)))); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if len(k) != len(prefix)+8 {
 				continue // not a step key (see badStepKeys)
 			}
@@ -660,7 +661,7 @@ func (db *DB) Steps(ctx context.Context, executionID string, offset, limit int) 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("steps of %q: %w", executionID, err)
+		return nil, fmt.Errorf("steps of %q: %w", traceID, err)
 	}
 	return out, nil
 }
