@@ -64,6 +64,14 @@ func appendTool(b []byte, t *ToolProvenance) []byte {
 		b = append(b, `,"grants":`...)
 		b = jsonwrite.AppendStringMap(b, t.Grants)
 	}
+	if t.Origin != "" {
+		b = append(b, `,"origin":`...)
+		b = jsonwrite.AppendString(b, t.Origin)
+	}
+	if t.Signer != "" {
+		b = append(b, `,"signer":`...)
+		b = jsonwrite.AppendString(b, t.Signer)
+	}
 	return append(b, '}')
 }
 

@@ -125,6 +125,9 @@ func randTool(r *rand.Rand) *ToolProvenance {
 	if r.IntN(4) == 0 {
 		t.Grants = map[string]string{}
 	}
+	if r.IntN(2) == 0 {
+		t.Origin, t.Signer = "oci://reg/x@sha256:<ab>", encStrings[r.IntN(len(encStrings))]
+	}
 	return t
 }
 

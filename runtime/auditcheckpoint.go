@@ -1,9 +1,13 @@
 package runtime
 
 import (
+	"net/url"
+	"strings"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"path/filepath"
 
 	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
@@ -98,7 +102,19 @@ func (rt *Runtime) initCheckpoints() error {
 
 // DefaultCheckpointOrigin is the origin of a chain whose operator named
 // none: "nano-vm-mcp/" and the database file's base name.
+// A PostgreSQL database (a postgres:// address) is named by its host and
+// database name, never its user or password.
 func DefaultCheckpointOrigin(dbPath string) string {
+	if postgres.IsDSN(dbPath) {
+		if u, err := url.Parse(dbPath); err == nil {
+			host := u.Host
+			if host == "" {
+				host = "localhost"
+			}
+			return "nano-vm-mcp/" + host + strings.TrimSuffix(u.Path, "/")
+		}
+		return "nano-vm-mcp/postgres"
+	}
 	return "nano-vm-mcp/" + filepath.Base(dbPath)
 }
 

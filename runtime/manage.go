@@ -21,6 +21,7 @@ import (
 // allows uploads for that name.
 func (rt *Runtime) RegisterTool(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
 	if rt.cfg.DisableToolUpload {
+		rt.metrics.RegistrationRefused(string(store.SourceUpload))
 		return store.ToolRecord{}, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
 	}
 	return rt.registerTool(ctx, store.SourceUpload, manifest, wasm)
@@ -46,26 +47,35 @@ func (rt *Runtime) registerTool(ctx context.Context, src store.ToolSource, manif
 // RegisterTool returns the first of them.
 func (rt *Runtime) RegisterTools(ctx context.Context, manifest, wasm []byte) ([]store.ToolRecord, error) {
 	if rt.cfg.DisableToolUpload {
+		rt.metrics.RegistrationRefused(string(store.SourceUpload))
 		return nil, newError(CodeUploadDisabled, nil, "the operator disabled tool upload; add tools to the tools folder instead")
 	}
 	return rt.registerTools(ctx, store.SourceUpload, manifest, wasm)
 }
 
 func (rt *Runtime) registerTools(ctx context.Context, src store.ToolSource, manifest, wasm []byte) ([]store.ToolRecord, error) {
+	return rt.registerToolsFrom(ctx, src, nil, manifest, wasm)
+}
+
+// registerToolsFrom is registerTools for a module whose provenance (an
+// OCI artifact and its verified signer) the records keep.
+func (rt *Runtime) registerToolsFrom(ctx context.Context, src store.ToolSource, prov *store.ToolProvenance, manifest, wasm []byte) ([]store.ToolRecord, error) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		return nil, newError(CodeToolRejected, err, "%v", err)
 	}
 	var recs []store.ToolRecord
 	if rt.registry.IsPlugin(wasm) {
 		// An Extism plugin registers one tool per tool it describes.
-		recs, err = rt.registry.RegisterPlugin(ctx, src, m, wasm)
+		recs, err = rt.registry.RegisterPluginFrom(ctx, src, prov, m, wasm)
 	} else {
 		var rec store.ToolRecord
-		rec, err = rt.registry.RegisterAs(ctx, src, m, wasm)
+		rec, err = rt.registry.RegisterFrom(ctx, src, prov, m, wasm)
 		recs = []store.ToolRecord{rec}
 	}
 	if err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		code := CodeToolRejected
 		if errors.Is(err, tools.ErrCapabilityDenied) {
 			code = CodeCapabilityDenied

@@ -17,6 +17,8 @@ func TestEnvelopePayloadCanonical(t *testing.T) {
 	noGrants := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n", Source: "operator"}
 	empty := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n", Source: "bundled", Grants: map[string]string{}}
 	legacy := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n"}
+	oci := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n", Source: "upload", Origin: "oci://r/t@sha256:ab", Signer: "key <1>", Grants: map[string]string{"nanovm:http": "policy"}}
+	originOnly := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n", Source: "operator", Origin: "file"}
 	outputs := []any{nil, "x", 1.5, map[string]any{"api_key": "sk-123", "amount": 3.0, "<b>": []any{"é", true}}, []any{map[string]any{"password": "p"}}}
 	tests := []struct {
 		name string
@@ -31,9 +33,11 @@ func TestEnvelopePayloadCanonical(t *testing.T) {
 		{"no grants", kernel.StepRecord{Status: kernel.StepSuccess, Tool: noGrants}},
 		{"empty grants", kernel.StepRecord{Status: kernel.StepFailed, Tool: empty}},
 		{"legacy tool", kernel.StepRecord{Status: kernel.StepSuccess, Tool: legacy}},
+		{"oci tool", kernel.StepRecord{Status: kernel.StepSuccess, Tool: oci}},
+		{"origin only", kernel.StepRecord{Status: kernel.StepFailed, Tool: originOnly}},
 		{"parallel", kernel.StepRecord{Status: kernel.StepSuccess, SubSteps: []kernel.SubStepRecord{
 			{StepID: "b", Status: kernel.StepSuccess, Tool: upload}, {StepID: "a", Status: kernel.StepFailed},
-			{StepID: "é", Status: kernel.StepSkipped, Tool: legacy}, {StepID: "c", Status: kernel.StepSuccess, Tool: noGrants}}}},
+			{StepID: "é", Status: kernel.StepSkipped, Tool: legacy}, {StepID: "c", Status: kernel.StepSuccess, Tool: noGrants}, {StepID: "d", Status: kernel.StepSuccess, Tool: oci}}}},
 	}
 	for _, tc := range tests {
 		for _, out := range outputs {

@@ -51,11 +51,16 @@ type persister struct {
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
 	pipeline bool
-	// inputSHA256 and programSHA256 hash the run's stored input and
+	// lease fences every commit on a shared database (nil on a bbolt
+	// file): a replica that lost it commits nothing more.
+	lease *store.Lease
+	// inputSHA256 and programSHA256 hash the execution's stored input and
 	// program, for the first step's envelope.
 	inputSHA256, programSHA256 string
 	// buf is reused for every step record (the store copies it).
 	buf []byte
+	// trace holds the run's spans; nil when tracing is off.
+	trace *runTrace
 }
 
 type pendingStep struct {
@@ -90,7 +95,11 @@ func (p *persister) StepStarted(ctx context.Context, ev kernel.StepEvent) error 
 		return err
 	}
 	// The run may have been cancelled while it waited.
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.trace.startStep(ev.Record)
+	return nil
 }
 
 func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error {
@@ -98,6 +107,8 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		return err
 	}
 	rec := ev.Record
+	p.rt.observeStep(rec)
+	p.trace.endStep(rec)
 	// The store copies the record, so one buffer serves every step of the
 	// run.
 	data, err := kernel.AppendStepRecord(p.buf[:0], rec)
@@ -142,7 +153,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
-	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env})
+	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
 	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""
@@ -251,7 +262,8 @@ func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool 
 // one module hash; a parallel step may run several).
 //
 // It writes the canonical object directly, its members in RFC 8785 order
-// (output, resumed_by, status, sub_steps, tool_grants, tool_source: all
+// (output, resumed_by, status, sub_steps, tool_grants, tool_origin,
+// tool_signer, tool_source: all
 // ASCII, so byte order), instead of building a map for canonical.Marshal
 // to sort; TestEnvelopePayloadCanonical holds the two to the same bytes.
 func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMessage, error) {
@@ -292,6 +304,18 @@ func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMess
 		b = append(b, `,"tool_grants":`...)
 		if b, err = canonical.Append(b, grantsValue(t.Grants)); err != nil {
 			return nil, err
+		}
+		if t.Origin != "" {
+			b = append(b, `,"tool_origin":`...)
+			if b, err = canonical.Append(b, t.Origin); err != nil {
+				return nil, err
+			}
+		}
+		if t.Signer != "" {
+			b = append(b, `,"tool_signer":`...)
+			if b, err = canonical.Append(b, t.Signer); err != nil {
+				return nil, err
+			}
 		}
 		b = append(b, `,"tool_source":`...)
 		if b, err = canonical.Append(b, t.Source); err != nil {
@@ -336,6 +360,14 @@ func toolTrust(p map[string]any, t *kernel.ToolProvenance) {
 	}
 	p["tool_source"] = t.Source
 	p["tool_grants"] = grantsValue(t.Grants)
+	// Added only when set, so an envelope of a file or byte upload tool
+	// hashes as before.
+	if t.Origin != "" {
+		p["tool_origin"] = t.Origin
+	}
+	if t.Signer != "" {
+		p["tool_signer"] = t.Signer
+	}
 }
 
 // grantsValue is a tool's grants as canonical.Append takes them.

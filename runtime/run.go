@@ -374,7 +374,18 @@ func (rt *Runtime) claimAndRun(ctx context.Context, req RunRequest, l *loaded, i
 		return nil, claimError(key, err)
 	}
 	if claimed {
-		return rt.start(ctx, l, req.Input, input, key, traceID, req.Progress)
+		res, err := rt.start(ctx, l, req.Input, input, key, traceID, req.Progress)
+		if errors.Is(err, store.ErrLeaseHeld) {
+			// Another replica, sent the same key at once, leased the
+			// run first: wait for its outcome.
+			return rt.awaitOther(ctx, req, l, input, traceID)
+		}
+		return res, err
+	}
+	if rt.replica != nil {
+		// On a shared database the run may be in progress on another
+		// replica: its lease says so, and this caller waits for it.
+		return rt.awaitOther(ctx, req, l, input, rec.TraceID)
 	}
 	exec, err := rt.store.Run(ctx, rec.TraceID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -407,15 +418,23 @@ func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any
 		Status: kernel.StatusRunning, PolicyHash: rt.policy.Hash(), IdempotencyKey: key,
 		Input: input, Program: l.raw,
 	}
-	exec, err := rt.store.PutRun(ctx, exec)
-	if err != nil {
-		return nil, fmt.Errorf("record run: %w", err)
-	}
+	// The lease (on a shared database) comes before the record, so that
+	// no other replica takes a run over that is starting here.
 	if !rt.enter(traceID) {
 		return nil, fmt.Errorf("run %s is already running", traceID)
 	}
 	defer rt.leave(traceID)
+	lease, err := rt.lease(ctx, traceID)
+	if err != nil {
+		return nil, err
+	}
+	exec, err = rt.store.PutRun(ctx, exec)
+	if err != nil {
+		return nil, fmt.Errorf("record run: %w", err)
+	}
 	obs := rt.observer(exec, l.prog, progress)
+	obs.lease = lease
+	obs.trace = rt.traceRun(ctx, exec, "start")
 	tr, runErr := rt.machineFor(obs).Start(ctx, l.prog, inputMap, traceID)
 	return rt.settle(exec, tr, runErr, obs)
 }
@@ -430,8 +449,32 @@ func (rt *Runtime) continueRun(ctx context.Context, exec store.Run, progress fun
 		return nil, newError(CodeInvalidArgument, nil, "run %s is running in this process", exec.ID)
 	}
 	defer rt.leave(exec.ID)
+	lease, err := rt.lease(ctx, exec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if lease != nil {
+		// Read again under the lease: the replica that held it may have
+		// committed more steps, or ended the run, before it let go.
+		if exec, err = rt.store.Run(ctx, exec.ID); err != nil {
+			return nil, err
+		}
+		if exec.Status != kernel.StatusRunning {
+			// It ended on the other replica: its outcome is stored.
+			res, err := rt.result(ctx, exec)
+			if err == nil {
+				res.StoredOutcome = true
+			}
+			return res, err
+		}
+		if prog, input, tr, err = rt.restore(ctx, exec); err != nil {
+			return nil, err
+		}
+	}
 	obs := rt.observer(exec, prog, progress)
+	obs.lease = lease
 	obs.done = len(tr.Steps)
+	obs.trace = rt.traceRun(ctx, exec, "continue")
 	out, runErr := rt.machineFor(obs).Continue(ctx, prog, input, tr)
 	if errors.Is(runErr, kernel.ErrFinished) {
 		runErr = nil
@@ -459,14 +502,37 @@ func (rt *Runtime) Resume(ctx context.Context, traceID string, payload any, sour
 		return nil, newError(CodeNotSuspended, nil, "run %s is being resumed already", traceID)
 	}
 	defer rt.leave(exec.ID)
+	lease, err := rt.lease(ctx, exec.ID)
+	if errors.Is(err, store.ErrLeaseHeld) {
+		return nil, newError(CodeNotSuspended, err, "execution %s is being resumed already, on another replica", traceID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if lease != nil {
+		// Another replica may have resumed it just before.
+		if exec, err = rt.store.Run(ctx, exec.ID); err != nil {
+			return nil, err
+		}
+		if exec.Status != kernel.StatusSuspended {
+			return nil, newError(CodeNotSuspended, kernel.ErrNotSuspended, "execution %s is %s, not suspended", traceID, exec.Status)
+		}
+		if prog, input, tr, err = rt.restore(ctx, exec); err != nil {
+			return nil, err
+		}
+	}
 	obs := rt.observer(exec, prog, progress)
+	obs.lease = lease
 	obs.done = len(tr.Steps)
+	obs.trace = rt.traceRun(ctx, exec, "resume")
 	out, runErr := rt.machineFor(obs).Resume(ctx, prog, input, tr, kernel.ResumeEvent{TraceID: traceID, Payload: payload, Source: kernel.ResumeSource(source)})
 	if errors.Is(runErr, kernel.ErrNotSuspended) {
+		obs.trace.abandon(runErr)
 		return nil, newError(CodeNotSuspended, runErr, "%v", runErr)
 	}
 	if runErr != nil && out != nil && len(out.Steps) == len(tr.Steps) {
 		// Refused before anything happened (a bad source, say).
+		obs.trace.abandon(runErr)
 		return nil, newError(CodeInvalidArgument, runErr, "%v", runErr)
 	}
 	return rt.settle(exec, out, runErr, obs)
@@ -512,16 +578,28 @@ func (rt *Runtime) enter(id string) bool {
 }
 
 func (rt *Runtime) leave(id string) {
+	// Whatever the run's state, its lease goes: a run left running (its
+	// context cancelled) is then any replica's to continue.
+	rt.unlease(id)
 	rt.mu.Lock()
 	delete(rt.active, id)
 	rt.mu.Unlock()
 	rt.wg.Done()
 }
 
-// machineFor returns a machine that reports to obs.
+// machineFor returns a machine that reports to obs. When obs traces the
+// run, its tool and llm calls are wrapped in spans; otherwise nothing is.
 func (rt *Runtime) machineFor(obs *persister) *kernel.Machine {
+	tools, llm := rt.machineTools(), rt.cfg.LLM
+	if obs.trace != nil {
+		tools = &tracedTools{inner: tools, t: obs.trace}
+		if llm != nil {
+			provider, model := splitModel(rt.cfg.LLMModel)
+			llm = &tracedLLM{inner: llm, t: obs.trace, provider: provider, model: model}
+		}
+	}
 	return kernel.NewMachine(&kernel.Options{
-		Tools: rt.machineTools(), LLM: rt.cfg.LLM, Clock: rt.clock, IDs: rt.ids, Observer: obs, Refs: rt.vault,
+		Tools: tools, LLM: llm, Clock: rt.clock, IDs: rt.ids, Observer: obs, Refs: rt.vault,
 	})
 }
 
@@ -529,7 +607,8 @@ func (rt *Runtime) machineTools() kernel.ToolExecutor { return rt.executor }
 
 // settle records how a run ended and builds its result. An interrupted run
 // (runErr set) stays "running" in the store, resumable.
-func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *persister) (*RunResult, error) {
+func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *persister) (res *RunResult, err error) {
+	defer func() { rt.finishRun(obs.trace, res, err) }()
 	if tr == nil {
 		return nil, runErr
 	}
@@ -566,7 +645,7 @@ func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *p
 			}
 		}
 	}
-	res := rt.summarise(exec, tr)
+	res = rt.summarise(exec, tr)
 	if runErr != nil {
 		// Only what is durable counts: a run continues from there.
 		res.Steps = obs.done

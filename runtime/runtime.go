@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"oras.land/oras-go/v2/registry/remote/auth"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,12 +19,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
 	"github.com/nanovm/nano-vm-mcp/runtime/internal/executor"
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"github.com/nanovm/nano-vm-mcp/tools"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
@@ -31,7 +36,21 @@ import (
 // default; DefaultConfig's values come from the original's environment.
 type Config struct {
 	// DBPath is the bbolt file (NANO_VM_MCP_DB); default "nano_vm_mcp.db".
+	// A postgres:// or postgresql:// address selects PostgreSQL instead
+	// (store/postgres), which several replicas may share: see LeaseTimeout.
 	DBPath string
+	// LeaseTimeout is, on a database replicas share (PostgreSQL), how long
+	// a replica's runs stay leased to it after its last heartbeat: when it
+	// dies, another replica takes its running executions over this long
+	// after (NANO_VM_MCP_LEASE_TIMEOUT); default DefaultLeaseTimeout. The
+	// heartbeat runs every third of it. Ignored for a bbolt file.
+	LeaseTimeout time.Duration
+	// TakeOver makes this process, on a shared database, a serving
+	// replica: it takes over the running executions no live replica
+	// holds, and refuses to start beside a serving replica under another
+	// policy. serve sets it; a CLI command leaves it off and only leases
+	// the runs it starts itself.
+	TakeOver bool
 	// PolicyPath is the operator's policy file (NANO_VM_MCP_POLICY), JSON
 	// or YAML. "" runs under DefaultPolicy, with a warning.
 	PolicyPath string
@@ -58,6 +77,14 @@ type Config struct {
 	// DisableToolUpload refuses RegisterTool (the MCP register_tool tool
 	// and the CLI still read ToolsDir).
 	DisableToolUpload bool
+	// InsecureRegistries may be reached over plain HTTP (the CLI's
+	// --insecure-registry); a loopback registry always may, any other
+	// only over HTTPS.
+	InsecureRegistries []string
+	// RegistryCredentials returns the credential for a registry host;
+	// nil reads the operator's Docker-style config ($DOCKER_CONFIG/
+	// config.json, else ~/.docker/config.json). Never from a client.
+	RegistryCredentials auth.CredentialFunc
 	// IdempotencyTTL is how long an idempotency key lives; default 24h.
 	IdempotencyTTL time.Duration
 	// NoSync trades durability on power loss for speed (see store.Options).
@@ -105,6 +132,14 @@ type Config struct {
 	// and random UUIDv4 ids.
 	Clock kernel.Clock
 	IDs   kernel.IDSource
+	// TracerProvider makes the spans of runs, steps, tool calls and llm
+	// calls (see telemetry.go). nil or the no-op provider (what
+	// telemetry.FromEnv returns with no OTEL_* exporter configured) means
+	// no spans, and then nothing on a run's path is wrapped for them.
+	TracerProvider trace.TracerProvider
+	// Metrics receives the runtime's counters and histograms; nil means a
+	// new telemetry.NewMetrics(), returned by Runtime.Metrics.
+	Metrics *telemetry.Metrics
 }
 
 // DefaultMaxStepsPerRun is the default of Config.MaxStepsPerRun: far more
@@ -118,7 +153,7 @@ const DefaultMaxStepsPerRun = 100_000
 type Runtime struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *store.DB
+	store    runtimeStore
 	vault    *store.Vault
 	host     *tools.Host
 	registry *tools.Registry
@@ -147,9 +182,17 @@ type Runtime struct {
 	// this runtime (OnToolsChanged).
 	toolsChanged []func()
 
+	// replica is set when the store is shared by replicas (LeaseStore).
+	replica *replica
+	// tracer makes the runtime's spans; nil when tracing is off.
+	tracer trace.Tracer
+	// metrics are never nil once Open returned.
+	metrics *telemetry.Metrics
+
 	mu      sync.Mutex
-	flights map[string]*flight // idempotency key → run in progress here
-	active  map[string]bool    // trace id → running in this process
+	flights map[string]*flight     // idempotency key → run in progress here
+	active  map[string]bool        // execution id → running in this process
+	leases  map[string]store.Lease // execution id → its lease, on a shared store
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -166,7 +209,10 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.MaxStepsPerRun <= 0 {
 		cfg.MaxStepsPerRun = DefaultMaxStepsPerRun
 	}
-	rt := &Runtime{cfg: cfg, log: cfg.Logger, flights: map[string]*flight{}, active: map[string]bool{}}
+	if cfg.LeaseTimeout <= 0 {
+		cfg.LeaseTimeout = DefaultLeaseTimeout
+	}
+	rt := &Runtime{cfg: cfg, log: cfg.Logger, flights: map[string]*flight{}, active: map[string]bool{}, leases: map[string]store.Lease{}}
 	if rt.log == nil {
 		rt.log = slog.Default()
 	}
@@ -177,6 +223,13 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	rt.ids = cfg.IDs
 	if rt.ids == nil {
 		rt.ids = uuidV7{}
+	}
+	rt.metrics = cfg.Metrics
+	if rt.metrics == nil {
+		rt.metrics = telemetry.NewMetrics()
+	}
+	if !telemetry.IsNoop(cfg.TracerProvider) {
+		rt.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
 
 	var err error
@@ -196,10 +249,22 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 
-	opts := store.DefaultOptions()
-	opts.NoSync = cfg.NoSync
-	if rt.store, err = store.Open(cfg.DBPath, opts); err != nil {
-		return nil, err
+	shared := postgres.IsDSN(cfg.DBPath)
+	if shared {
+		db, err := postgres.Open(ctx, cfg.DBPath, nil)
+		if err != nil {
+			return nil, err
+		}
+		rt.store = db
+	} else {
+		opts := store.DefaultOptions()
+		opts.NoSync = cfg.NoSync
+		opts.OnCommit = rt.metrics.Commit
+		db, err := store.Open(cfg.DBPath, opts)
+		if err != nil {
+			return nil, err
+		}
+		rt.store = db
 	}
 	fail := func(err error) (*Runtime, error) {
 		rt.closeAll(context.Background())
@@ -211,14 +276,27 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		if key, ok, err = store.KeyFromEnv(); err != nil {
 			return fail(err)
 		}
+		if !ok && shared {
+			return fail(fmt.Errorf("open %s: a database replicas share keeps no key file beside it: set %s (64 hex digits or base64 of 32 bytes), the same on every replica", postgres.Redact(cfg.DBPath), store.VaultKeyEnv))
+		}
 		if !ok {
 			if key, err = store.LoadOrCreateKeyFile(cfg.DBPath + ".vault-key"); err != nil {
 				return fail(err)
 			}
 		}
 	}
+	if kc, ok := rt.store.(store.KeyCheckStore); ok {
+		if err := store.CheckVaultKey(ctx, kc, key); err != nil {
+			return fail(fmt.Errorf("open %s: %w", postgres.Redact(cfg.DBPath), err))
+		}
+	}
 	if rt.vault, err = store.NewVault(rt.store, key); err != nil {
 		return fail(err)
+	}
+	if ls, ok := rt.store.(store.LeaseStore); ok {
+		if rt.replica, err = rt.startReplica(ctx, ls); err != nil {
+			return fail(err)
+		}
 	}
 	if n, err := rt.store.PurgeExpired(ctx); err != nil {
 		return fail(err)
@@ -227,10 +305,17 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 
 	cacheDir := cfg.CacheDir
-	switch cacheDir {
-	case "":
+	switch {
+	case cacheDir == "" && shared:
+		// Compiled code is cached per replica, in the user's cache.
+		if d, err := os.UserCacheDir(); err == nil {
+			cacheDir = filepath.Join(d, "nano-vm-mcp", "wasm-cache")
+		} else {
+			cacheDir = ""
+		}
+	case cacheDir == "":
 		cacheDir = cfg.DBPath + ".wasm-cache"
-	case "-":
+	case cacheDir == "-":
 		cacheDir = ""
 	}
 	if rt.host, err = tools.NewHost(ctx, tools.HostOptions{
@@ -249,6 +334,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	rt.log.Info("ceilings", "call_memory_mib", c.CallMemoryMiB, "call_timeout", c.CallTimeout, "stdout_bytes", c.StdoutBytes,
 		"stderr_bytes", c.StderrBytes, "pool_size", c.PoolSize, "memory_budget_mib", c.MemoryBudgetMiB, "upload_bytes", c.UploadBytes, "max_steps", cfg.MaxStepsPerRun)
 	rt.registry = tools.NewRegistry(rt.host, rt.store, tools.RegistryOptions{Grants: rt.policy})
+	rt.registerMetrics()
 	rt.executor = &governedExecutor{rt: rt, inner: executor.New(rt.registry, executor.WithProjection(rt.toolProjection))}
 	if !cfg.NoBundledTools {
 		mods, err := wasmtools.Bundled()
@@ -274,8 +360,15 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // (internal/primary's SocketPath and LockPath), the operator token
 // (OperatorTokenPath), which would let a tool act as the operator, and the
 // operator's env file.
+//
+// A PostgreSQL database has no files here: only the cache and the env
+// file are protected then.
 func protectedPaths(dbPath, cacheDir, envFile string) []string {
-	ps := []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
+	var ps []string
+	if !postgres.IsDSN(dbPath) {
+		ps = []string{dbPath, dbPath + ".vault-key", dbPath + ".sock", dbPath + ".sock.lock", dbPath + ".operator-token"}
+	}
+	ps = append(ps, UploadDir(dbPath))
 	for _, p := range []string{cacheDir, envFile} {
 		if p != "" {
 			ps = append(ps, p)
@@ -306,11 +399,13 @@ func configPaths(policy, toolsDir string) []string {
 func (rt *Runtime) installStartupTool(ctx context.Context, src store.ToolSource, origin, name string, manifest, wasm []byte) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		rt.log.Warn("tool "+name+" not registered", "from", origin, "reason", err)
 		return
 	}
 	if rt.registry.IsPlugin(wasm) { // an Extism plugin: the tools it describes
 		if _, err := rt.registry.RegisterPlugin(ctx, src, m, wasm); err != nil {
+			rt.metrics.RegistrationRefused(string(src))
 			rt.log.Warn("plugin "+name+" not registered", "from", origin, "reason", err)
 		}
 		return
@@ -322,6 +417,7 @@ func (rt *Runtime) installStartupTool(ctx context.Context, src store.ToolSource,
 		}
 	}
 	if _, err := rt.registry.RegisterAs(ctx, src, m, wasm); err != nil {
+		rt.metrics.RegistrationRefused(string(src))
 		rt.log.Warn("tool "+name+" not registered", "from", origin, "reason", err)
 	}
 }
@@ -375,12 +471,19 @@ func (rt *Runtime) Close() error {
 	}
 	rt.closed = true
 	rt.mu.Unlock()
+	if rt.replica != nil {
+		// The runs taken over have no caller to cancel them.
+		rt.replica.cancelRuns()
+	}
 	rt.wg.Wait()
 	return rt.closeAll(context.Background())
 }
 
 func (rt *Runtime) closeAll(ctx context.Context) error {
 	var errs []error
+	if rt.replica != nil {
+		rt.replica.stop()
+	}
 	if rt.host != nil {
 		errs = append(errs, rt.host.Close(ctx))
 	}
@@ -414,7 +517,7 @@ func (s secretResolver) ResolveSecret(ctx context.Context, _ string, ref string)
 // toolProjection is what a tool may see of state beyond its args: the
 // TOOL projection, limited to the keys the policy grants that tool.
 func (rt *Runtime) toolProjection(tool executor.ToolID, state map[string]any) map[string]any {
-	keys := rt.policy.StateKeys(tool.Name, tool.Source, tool.ModuleSHA256)
+	keys := rt.policy.StateKeys(tool.Name, tool.Source, tool.ModuleSHA256, tool.SignerID)
 	if len(keys) == 0 {
 		return map[string]any{}
 	}
@@ -431,7 +534,15 @@ type governedExecutor struct {
 func (g *governedExecutor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.ToolResult, error) {
 	name, _, _ := strings.Cut(call.Tool, "@")
 	if !g.rt.policy.Allowed(name) {
+		g.rt.metrics.ToolCall(name, "denied", 0)
 		return kernel.ToolResult{}, &DeniedError{Tools: []string{name}}
 	}
-	return g.inner.Execute(ctx, call)
+	start := time.Now()
+	res, err := g.inner.Execute(ctx, call)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	g.rt.metrics.ToolCall(name, outcome, time.Since(start))
+	return res, err
 }

@@ -112,7 +112,13 @@ func (db *DB) commitLoop() {
 	for req := range db.queue {
 		batch = append(batch[:0], req)
 		batch = db.gather(batch)
-		db.runBatch(batch)
+		if db.onCommit == nil {
+			db.runBatch(batch)
+		} else {
+			start := time.Now()
+			db.runBatch(batch)
+			db.onCommit(len(batch), time.Since(start))
+		}
 		clear(batch)
 	}
 }

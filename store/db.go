@@ -49,6 +49,12 @@ type Options struct {
 	CheckOnOpen bool
 	// Now is the clock for stored timestamps. The default is time.Now.
 	Now func() time.Time
+	// OnCommit, when set, is called by the committer after each group
+	// commit with the number of writes it held and how long it took
+	// (every transaction of the batch, fsync included), for metrics. It
+	// runs on the commit path: it must be cheap and must not write to the
+	// store. nil (the default) means nothing is measured.
+	OnCommit func(batch int, d time.Duration)
 }
 
 // DefaultOptions returns the options Open uses when given nil.
@@ -105,6 +111,7 @@ type DB struct {
 
 	maxBatch int
 	delay    time.Duration
+	onCommit func(batch int, d time.Duration)
 
 	txc txCache // the committer's, see txCache
 
@@ -229,6 +236,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		now:      o.Now,
 		maxBatch: o.MaxBatchSize,
 		delay:    o.MaxBatchDelay,
+		onCommit: o.OnCommit,
 		queue:    make(chan *writeReq, o.MaxBatchSize),
 		done:     make(chan struct{}),
 	}

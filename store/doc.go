@@ -1,8 +1,12 @@
-// Package store persists nano-vm-mcp's durable facts in one bbolt file:
-// programs, runs and their steps, the audit envelope chain, idempotency
+// Package store persists nano-vm-mcp's durable facts in one bbolt file
+// (package store/postgres keeps them in PostgreSQL, for replicas):
+// programs, executions and their steps, the audit envelope chain, idempotency
 // keys, tool modules and the secret vault. The runtime consumes it through the
 // Store interface, which *DB implements; package storetest is the conformance
-// suite any other backend (PostgreSQL) must pass.
+// suite any other backend must pass; store/postgres passes it. What
+// backends share (envelope sealing, the record check of VerifyChain,
+// validation) is exported in backend.go and verify_source.go; leases for
+// stores replicas share are in lease.go.
 //
 // # Invariants
 //

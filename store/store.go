@@ -291,6 +291,11 @@ type StepCommit struct {
 	// when set; Kind defaults to EnvelopeKindStep. Seq, RecordedAt,
 	// PrevHash and Hash are assigned by the store.
 	Envelope *Envelope
+	// Lease, when set, fences the commit on a store shared by replicas
+	// (LeaseStore): it is written only while l is still the execution's
+	// lease, in the same transaction, else ErrLeaseLost and nothing is
+	// written. A store of one process (bbolt) ignores it.
+	Lease *Lease
 }
 
 // PendingCommit is a step commit on its way to durability.

@@ -20,7 +20,8 @@ func toolVersionKey(name, sha string) []byte {
 }
 
 // PutToolVersion implements ToolStore. rec.ModuleSHA256 must be the
-// SHA-256 of module; a zero RegisteredAt is set to now.
+// SHA-256 of module; a zero RegisteredAt is set to now. module is not
+// kept after PutToolVersion returns, and must not change while it runs.
 func (db *DB) PutToolVersion(ctx context.Context, rec ToolRecord, module []byte) error {
 	if err := checkID("tool", rec.Name); err != nil {
 		return fmt.Errorf("put tool version: %w", err)
@@ -42,7 +43,9 @@ func (db *DB) PutToolVersion(ctx context.Context, rec ToolRecord, module []byte)
 	if err != nil {
 		return fmt.Errorf("put tool version %q: encode: %w", rec.Name, err)
 	}
-	module = bytes.Clone(module)
+	// module is not copied: update returns only once the write is
+	// committed (bbolt copies it into its pages), and the caller does not
+	// change it meanwhile.
 	err = db.update(ctx, func(tx *bolt.Tx) error {
 		mods := tx.Bucket(bucketModules)
 		if mods.Get([]byte(rec.ModuleSHA256)) == nil {

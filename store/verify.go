@@ -254,27 +254,7 @@ func (db *DB) VerifyChain(ctx context.Context, traceID string) (VerifyReport, er
 
 func verifyAll(ctx context.Context, tx *bolt.Tx, head chainHead) (VerifyReport, error) {
 	var v ChainVerifier
-	covers := map[string]*cover{}
-	erased := map[string]uint64{} // public ref → erase envelope seq
-	coverOf := func(e *Envelope) {
-		if e.Kind == EnvelopeKindErase {
-			var p struct {
-				Ref string `json:"ref"`
-			}
-			if json.Unmarshal(e.Payload, &p) == nil && p.Ref != "" {
-				erased[p.Ref] = e.Seq
-			}
-		}
-		if e.TraceID == "" {
-			return
-		}
-		c := covers[e.TraceID]
-		if c == nil {
-			c = &cover{}
-			covers[e.TraceID] = c
-		}
-		c.add(e)
-	}
+	var rc RecordChecker
 	c := tx.Bucket(bucketEnvelopes).Cursor()
 	n := 0
 	holds := true
@@ -290,36 +270,32 @@ func verifyAll(ctx context.Context, tx *bolt.Tx, head chainHead) (VerifyReport, 
 		}
 		if holds {
 			if holds = v.Add(ChainLink{Key: binary.BigEndian.Uint64(k), Value: val}); holds {
-				coverOf(&v.last)
+				rc.Add(&v.last)
 				continue
 			}
 		}
 		// Past a break the records are still checked against what the
 		// rest of the chain says, best effort.
 		if e, ok := decodeCover(val); ok {
-			coverOf(&e)
+			rc.Add(&e)
 		}
 	}
 	rep := v.End(head.Seq, head.Hash)
-	rc := recordCheck{tx: tx}
-	for i, id := range allTraceIDs(tx, covers) {
-		if i%256 == 255 {
-			if err := ctx.Err(); err != nil {
-				return VerifyReport{}, err
-			}
-		}
-		c := covers[id]
-		if c == nil {
-			c = &cover{}
-		}
-		rc.check(id, c)
+	if err := rc.Check(ctx, boltRecords{tx}, "", &rep); err != nil {
+		return VerifyReport{}, err
 	}
-	rc.checkErasures(erased)
-	rc.apply(&rep)
 	return rep, nil
 }
 
-// verifyRun checks each of the run's envelopes within its
+// Last returns the envelope Add last accepted (the zero Envelope before
+// any): a backend's VerifyChain feeds it to its RecordChecker.
+func (v *ChainVerifier) Last() Envelope { return v.last }
+
+// Broken returns the first broken link found so far, nil while the chain
+// holds.
+func (v *ChainVerifier) Broken() *BrokenLink { return v.broken }
+
+// verifyExecution checks each of the execution's envelopes within its
 // window of the global chain: the envelope before it (which its prev_hash
 // must name) and the one after it (which must name it), so an envelope
 // altered and re-hashed is caught by its neighbour.
@@ -339,7 +315,7 @@ func verifyRun(ctx context.Context, tx *bolt.Tx, traceID string, head chainHead)
 				cov.add(&e)
 			}
 		}
-		rc := recordCheck{tx: tx}
+		rc := recordCheck{src: boltRecords{tx}}
 		rc.check(traceID, &cov)
 		rc.apply(&r)
 		return r, nil
@@ -392,7 +368,7 @@ func verifyRun(ctx context.Context, tx *bolt.Tx, traceID string, head chainHead)
 		}
 		rep.Checked++
 	}
-	rc := recordCheck{tx: tx}
+	rc := recordCheck{src: boltRecords{tx}}
 	rc.check(traceID, &cov)
 	rc.apply(&rep)
 	return rep, nil

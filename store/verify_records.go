@@ -1,14 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
@@ -65,7 +62,7 @@ func (p RecordProblem) MarshalJSON() ([]byte, error) {
 	type plain RecordProblem
 	return json.Marshal(struct {
 		plain
-		ExecutionID string `json:"execution_id"`
+		TraceID string `json:"execution_id"`
 	}{plain(p), p.TraceID})
 }
 
@@ -185,9 +182,35 @@ func (c *cover) once(e *Envelope, what string, first *commitment, hexSum string)
 	return cm
 }
 
-// recordCheck re-hashes the records of runs against their covers.
+// RecordSource is what the record check of VerifyChain reads from a
+// backend, within one consistent snapshot: the bbolt store reads a read
+// transaction, another backend (PostgreSQL) a repeatable-read one. Every
+// method reports absence as a nil or empty result, not as an error.
+type RecordSource interface {
+	// RunRecord returns an execution's stored record (without its
+	// input, program and checkpoint), nil when none is stored.
+	RunRecord(id string) ([]byte, error)
+	// RunBody returns the execution's input and program as stored;
+	// present reports whether any of input, program or checkpoint is.
+	RunBody(id string) (input, program []byte, present bool, err error)
+	// StepRecords returns the execution's stored steps in index order.
+	StepRecords(id string) ([]Step, error)
+	// BadStepKeys counts step records stored under a key that names no
+	// step index (0 where keys cannot be malformed).
+	BadStepKeys(id string) int
+	// Legacy reports whether the execution predates record hashes
+	// (schema 1 of the bbolt file; never for a newer backend).
+	Legacy(id string) bool
+	// TraceIDs lists every execution id any stored record names.
+	TraceIDs() ([]string, error)
+	// EachSecret calls fn with every stored secret record that decodes.
+	EachSecret(fn func(SecretRecord)) error
+}
+
+// recordCheck re-hashes the records of executions against their covers.
 type recordCheck struct {
-	tx      *bolt.Tx
+	src     RecordSource
+	err     error // the first error reading the source
 	checked int
 	probs   []RecordProblem
 	notes   []RecordProblem
@@ -215,22 +238,30 @@ func stepProblem(id string, index int, seq uint64, p Problem, format string, arg
 
 // check compares one run's stored records with c.
 func (rc *recordCheck) check(id string, c *cover) {
-	tx := rc.tx
-	rec := tx.Bucket(bucketRuns).Get([]byte(id))
-	body := tx.Bucket(bucketRunBodies).Get([]byte(id))
-	steps := readSteps(tx, id)
+	src := rc.src
+	rec, err := src.RunRecord(id)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
+	input, program, body, bodyErr := src.RunBody(id)
+	steps, err := src.StepRecords(id)
+	if err != nil {
+		rc.fail(err)
+		return
+	}
 	for _, p := range c.recommits {
 		rc.report(p)
 	}
-	if n := badStepKeys(tx, id); n > 0 {
+	if n := src.BadStepKeys(id); n > 0 {
 		rc.report(RecordProblem{TraceID: id, Record: RecordStep, Problem: ProblemRecordExtra,
 			Reason: fmt.Sprintf("%d step record(s) under a key that is not the id, a NUL and an 8-byte index: no envelope covers them", n)})
 	}
-	has := rec != nil || body != nil || len(steps) > 0
+	has := rec != nil || body || len(steps) > 0
 	// The legacy marker lies outside the chain: it only exempts the
 	// records no envelope carries a hash for, never one an envelope
 	// commits to (else one key in legacy_execs would hide any change).
-	legacy := tx.Bucket(bucketLegacyRuns).Get([]byte(id)) != nil
+	legacy := src.Legacy(id)
 	if legacy {
 		if !has {
 			return
@@ -266,7 +297,7 @@ func (rc *recordCheck) check(id string, c *cover) {
 		if rec != nil {
 			rc.report(RecordProblem{TraceID: id, Record: RecordRun, Problem: ProblemRecordExtra, Reason: why})
 		}
-		if body != nil {
+		if body {
 			rc.report(RecordProblem{TraceID: id, Record: RecordInput, Problem: ProblemRecordExtra, Reason: why + " (input and program)"})
 		}
 		for _, s := range steps {
@@ -275,19 +306,12 @@ func (rc *recordCheck) check(id string, c *cover) {
 		return
 	}
 	rc.checkOne(id, RecordRun, c.exec, rec, rec != nil, legacy)
-	var e Run
-	bodyOK := true
-	if body != nil {
-		e.ID = id
-		if err := loadBody(tx, &e); err != nil {
-			bodyOK = false
-			rc.report(RecordProblem{TraceID: id, Record: RecordInput, Seq: c.input.seq, Problem: ProblemRecordChanged,
-				Reason: "the stored input and program cannot be read: " + err.Error()})
-		}
-	}
-	if bodyOK {
-		rc.checkOne(id, RecordInput, c.input, e.Input, len(e.Input) > 0, legacy)
-		rc.checkOne(id, RecordProgram, c.program, e.Program, len(e.Program) > 0, legacy)
+	if body && bodyErr != nil {
+		rc.report(RecordProblem{TraceID: id, Record: RecordInput, Seq: c.input.seq, Problem: ProblemRecordChanged,
+			Reason: "the stored input and program cannot be read: " + bodyErr.Error()})
+	} else {
+		rc.checkOne(id, RecordInput, c.input, input, len(input) > 0, legacy)
+		rc.checkOne(id, RecordProgram, c.program, program, len(program) > 0, legacy)
 	}
 	for _, s := range steps {
 		cm, ok := c.steps[s.Index]
@@ -350,43 +374,6 @@ func (rc *recordCheck) apply(rep *VerifyReport) {
 	}
 }
 
-// allTraceIDs lists, sorted, every trace id the records or the
-// covers name.
-func allTraceIDs(tx *bolt.Tx, covers map[string]*cover) []string {
-	set := make(map[string]struct{}, len(covers))
-	for id := range covers {
-		set[id] = struct{}{}
-	}
-	_ = tx.Bucket(bucketRuns).ForEach(func(k, _ []byte) error {
-		set[string(k)] = struct{}{}
-		return nil
-	})
-	_ = tx.Bucket(bucketRunBodies).ForEach(func(k, _ []byte) error {
-		set[string(k)] = struct{}{}
-		return nil
-	})
-	c := tx.Bucket(bucketSteps).Cursor()
-	for k, _ := c.First(); k != nil; {
-		// Ids hold no NUL: the id ends at the first one, whatever the
-		// key's length (a malformed key is the record check's to report).
-		n := bytes.IndexByte(k, 0)
-		if n < 0 {
-			k, _ = c.Next()
-			continue
-		}
-		id := k[:n]
-		set[string(id)] = struct{}{}
-		// Skip to the next run's steps.
-		k, _ = c.Seek(append(bytes.Clone(id), 1))
-	}
-	ids := make([]string, 0, len(set))
-	for id := range set {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
-
 // decodeCover decodes a stored envelope for the record check only: an
 // undecodable one is the chain check's to report.
 func decodeCover(v []byte) (Envelope, bool) {
@@ -401,11 +388,7 @@ func decodeCover(v []byte) (Envelope, bool) {
 // the tombstone first and appends the envelope after, so a crash between
 // the two leaves one.
 func (rc *recordCheck) checkErasures(erased map[string]uint64) {
-	_ = rc.tx.Bucket(bucketSecrets).ForEach(func(k, v []byte) error {
-		var s SecretRecord
-		if json.Unmarshal(v, &s) != nil {
-			return nil // the vault's readers report it
-		}
+	rc.fail(rc.src.EachSecret(func(s SecretRecord) {
 		seq, ok := erased[projection.PublicRef(s.ID, s.Salt, false)]
 		switch {
 		case ok && !s.Tombstoned:
@@ -418,6 +401,12 @@ func (rc *recordCheck) checkErasures(erased map[string]uint64) {
 			rc.note(RecordProblem{Record: RecordSecret, Problem: ProblemUncovered,
 				Reason: fmt.Sprintf("secret %s is tombstoned but no erase envelope records it (an erasure interrupted before its envelope?)", Clip(s.ID))})
 		}
-		return nil
-	})
+	}))
+}
+
+// fail keeps the first error reading the source: the check could not run.
+func (rc *recordCheck) fail(err error) {
+	if err != nil && rc.err == nil {
+		rc.err = err
+	}
 }

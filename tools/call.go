@@ -86,6 +86,13 @@ type CallResult struct {
 	// capability it held (Tool.Source, Tool.Authority).
 	Source toolrecord.Source
 	Grants map[string]string
+	// Provenance is the version's record of where the module came from
+	// (an OCI artifact and its signer); nil for a file or an upload.
+	Provenance *toolrecord.Provenance
+	// MemoryBytes is the most linear memory the guest instance held, in
+	// bytes (for a pooled instance, over its life so far); 0 when no
+	// instance ran.
+	MemoryBytes uint64
 }
 
 // deterministicRand is the random source of a tool without wasi:random: a
@@ -179,7 +186,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 		return t.callPlugin(ctx, req) // extism.go
 	}
 	name := t.Manifest.Name
-	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256, Source: t.Source, Grants: t.Authority}
+	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256, Source: t.Source, Grants: t.Authority, Provenance: t.Record.Provenance}
 	args := req.Args
 	if args == nil {
 		args = map[string]any{}
@@ -231,6 +238,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	} else {
 		runErr = t.runFresh(cctx, st, stdin)
 	}
+	res.MemoryBytes = st.memBytes
 	stdout, log := st.stdout.bytes(), st.stderr.bytes()
 	// The instance is closed or detached from st by now: nothing writes
 	// to stdout any more, and decodeOutput copies what it keeps.
@@ -282,6 +290,7 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 	// Runs last, once the instance is closed or failed to start: wazero
 	// leaves the memory of a module whose data did not fit unfreed.
 	defer mem.Free()
+	defer func() { st.memBytes = mem.peak }()
 	if tb := t.mod.tableBytes; tb > 0 {
 		if !t.host.reserve(tb) {
 			st.fail(t.host.budget.err(tb))
@@ -298,6 +307,7 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 	if !t.caps[CapRandom] {
 		cfg = cfg.WithRandSource(deterministicRand())
 	}
+	t.host.stats.instantiations.Add(1)
 	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
 	if err != nil {
 		return err

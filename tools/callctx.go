@@ -25,6 +25,9 @@ type callState struct {
 	secrets  map[string]string // resolved value -> ref, for scrubbing
 	failure  error             // the first limit breached, if any
 	memLimit uint64
+	// memBytes is the instance's peak linear memory, set when the call
+	// ends (CallResult.MemoryBytes).
+	memBytes uint64
 	// resolved is set once the guest resolved any secret: a pooled
 	// instance is then discarded after the call, never reused.
 	resolved bool

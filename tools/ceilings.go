@@ -202,7 +202,11 @@ func (h *Host) reserve(n uint64) bool {
 		return true
 	}
 	h.reclaim(n)
-	return h.budget.reserve(n)
+	if h.budget.reserve(n) {
+		return true
+	}
+	h.stats.budgetRefusals.Add(1)
+	return false
 }
 
 // reclaim closes idle pooled instances, in no particular order, until n

@@ -251,6 +251,10 @@ func TestMemoryBudgetConcurrentCalls(t *testing.T) {
 			if arrived != 3 {
 				t.Errorf("%d calls held 20 MiB at once under a 64 MiB budget, want 3", arrived)
 			}
+			// Every refusal is counted for the admission metrics.
+			if got := h.Stats().BudgetRefusals; got < uint64(failed)+1 {
+				t.Errorf("budget refusals counted = %d, want at least %d", got, failed+1)
+			}
 			for _, err := range got {
 				if !errors.Is(err, ErrBudget) || !strings.HasPrefix(err.Error(), `tool "memhold": server memory budget of 64 MiB exhausted: `) {
 					t.Errorf("err = %v, want the budget error", err)

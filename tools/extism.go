@@ -511,6 +511,7 @@ func (t *Tool) runExtism(ctx context.Context, st *callState, fn string, input []
 	if !t.caps[CapRandom] {
 		cfg = cfg.WithRandSource(deterministicRand())
 	}
+	t.host.stats.instantiations.Add(1)
 	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
 	if err != nil {
 		return nil, err

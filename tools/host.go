@@ -95,6 +95,8 @@ type Host struct {
 	closing atomic.Bool
 	// budget holds the guest memory of every live instance.
 	budget budget
+	// stats are the counters Stats reports.
+	stats hostStats
 	// pools are every pool, whose idle instances reclaim may close.
 	poolsMu sync.Mutex
 	pools   []*pool
@@ -148,7 +150,16 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 	cfg := wazero.NewRuntimeConfig().
 		WithCloseOnContextDone(true).
 		WithCompilationCache(h.cache).
-		WithCustomSections(true)
+		// Custom sections are not kept, nor read for DWARF line info:
+		// nothing reads them from a compiled module, and a compiled module
+		// lives as long as the host, so a module carrying large custom
+		// sections (a Go build's debug info, or padding) would otherwise
+		// hold a copy of them in memory for good. wasmbin still checks
+		// them at registration. A guest trap's stack trace then names
+		// functions, not source lines, which nobody here needs from an
+		// untrusted module.
+		WithCustomSections(false).
+		WithDebugInfoEnabled(false)
 	h.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
 
 	client := opts.HTTPClient

@@ -31,6 +31,8 @@ type limitedMemory struct {
 	held  uint64
 	onHit func(error)
 	host  *Host
+	// peak is the largest size the guest asked for within its limit.
+	peak uint64
 }
 
 func (m *limitedMemory) Reallocate(size uint64) []byte {
@@ -42,6 +44,7 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 		}
 		return m.refused(size)
 	}
+	m.peak = max(m.peak, size)
 	if m.region != nil {
 		if !m.charge(size) {
 			return m.refused(size)

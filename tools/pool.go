@@ -104,8 +104,14 @@ func (p *pool) takeIdle() *warm {
 func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error) {
 	select {
 	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		// Every instance is busy: wait for one (admission by pool size).
+		p.tool.host.stats.poolWaits.Add(1)
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	defer func() { <-p.sem }()
 	w, err := p.get(ctx, st)
@@ -126,6 +132,7 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 		if n, ok := stackBytes(w.call); !ok || n > maxIdleStack {
 			w.call = nil
 		}
+		st.memBytes = w.mem.peak
 		w.cur, w.out.w, w.err.w = nil, nil, nil
 		w.in.clear()
 		if ok {
@@ -156,6 +163,7 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 // limits breached in _initialize count against it.
 func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 	if w := p.takeIdle(); w != nil {
+		p.tool.host.stats.poolHits.Add(1)
 		return w, nil
 	}
 
@@ -187,6 +195,7 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 	} else {
 		cfg = cfg.WithStartFunctions()
 	}
+	t.host.stats.instantiations.Add(1)
 	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
 	if err != nil {
 		w.mem.Free()

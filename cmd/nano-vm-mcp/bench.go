@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/internal/benchmark"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // benchReport is what `bench --json` prints.
@@ -45,8 +46,8 @@ func cmdBench(cmd *command, args []string, cio *cliIO) error {
 	items := fs.Int("items", benchmark.DefaultItems, "work items per scenario (the long horizon runs items/1000 programs of 1,000 steps, at least 1)")
 	conc := fs.Int("concurrency", benchmark.DefaultConcurrency, "goroutines pulling items (the round trip and the long horizon are sequential)")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
-	db := fs.String("db", "", "database file; default a fresh temporary file, deleted after (NANO_VM_MCP_DB is ignored: a benchmark never writes to the real database)")
-	keep := fs.Bool("keep", false, "keep the --db file and the round-trip stores beside it")
+	db := fs.String("db", "", "database file, or a postgres:// address: the scenarios then run on a fresh database created on that server and dropped after; default a fresh temporary file, deleted after (NANO_VM_MCP_DB is ignored: a benchmark never writes to the real database)")
+	keep := fs.Bool("keep", false, "keep the --db file and the round-trip stores beside it (on PostgreSQL: the fresh database)")
 	noSync := fs.Bool("no-sync", false, "skip fsync in the runtime's store, to compare (NANO_VM_MCP_NO_SYNC=1)")
 	pipeline := fs.Bool("pipeline", false, "pipeline pure steps' commits, as serve --pipeline does (NANO_VM_MCP_PIPELINE=1)")
 	cacheDir := fs.String("cache-dir", "", "compiled tool code cache, shared across runs; \"-\" disables it (NANO_VM_MCP_CACHE_DIR; default the user cache dir)")
@@ -86,10 +87,10 @@ func cmdBench(cmd *command, args []string, cio *cliIO) error {
 
 	rep := benchReport{
 		Date: time.Now().UTC().Format(time.RFC3339), Machine: benchmark.Machine(),
-		Items: *items, Concurrency: *conc, Durability: "fsync", OK: true,
+		Items: *items, Concurrency: *conc, Durability: e.Durability(), OK: true,
 	}
-	if *noSync {
-		rep.Durability = "no fsync"
+	if *keep && postgres.IsDSN(*db) {
+		fmt.Fprintf(cio.stderr, "bench: keeping the database %s\n", postgres.Redact(e.DBPath()))
 	}
 	if *pipeline {
 		rep.Durability += ", pure steps pipelined"
@@ -244,6 +245,11 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	for i := range rep.Results {
+		if r := &rep.Results[i]; r.ServerCPU != "" {
+			fmt.Fprintf(w, "server CPU: %s: %s ms/item (%s)\n", r.Name, ms(r.ServerCPUMSPerItem), r.ServerCPU)
+		}
+	}
 	if a := rep.Audit; a != nil {
 		if a.OK {
 			fmt.Fprintf(w, "audit: chain verified, %d envelope(s), one per step counted (head seq %d)\n", a.Checked, a.HeadSeq)

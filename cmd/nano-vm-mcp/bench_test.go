@@ -58,6 +58,11 @@ func TestBenchJSON(t *testing.T) {
 		if r.Items != 20 || r.Throughput <= 0 || r.CPUMicrosPerItem <= 0 || r.AllocsPerItem <= 0 || !r.OK() {
 			t.Errorf("%s: %+v", r.Name, r)
 		}
+		// Every scenario does work in the process, so its CPU per item
+		// (getrusage over the timed phase) cannot be zero.
+		if r.CPUMSPerItem <= 0 {
+			t.Errorf("%s: cpu_ms_per_item %v, want > 0", r.Name, r.CPUMSPerItem)
+		}
 	}
 	if got := strings.Join(names, ","); got != "refund,roundtrip-nosync,roundtrip-fsync,replay" {
 		t.Errorf("scenarios %s", got)

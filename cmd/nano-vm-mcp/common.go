@@ -19,7 +19,11 @@ import (
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
+
 	"github.com/nanovm/nano-vm-mcp/tools"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type cliIO struct {
@@ -117,6 +121,8 @@ type common struct {
 	shared map[string]bool
 
 	db, policy, toolsDir, envFile, llmModel, cacheDir, logLevel string
+	// serving: this is serve, a serving replica on a shared database.
+	serving bool
 	// level is logLevel parsed; log is the logger built on it (see logger).
 	level slog.Level
 	log   *slog.Logger
@@ -125,6 +131,9 @@ type common struct {
 	prepared                              bool
 	firstRun                              []created
 	noUpload, noSync, noBundled, pipeline bool
+	// insecure are the registries reached over plain HTTP: tool pull's and
+	// push's --insecure-registry, else NANO_VM_MCP_INSECURE_REGISTRIES.
+	insecure stringList
 	// cp, when set, configures signed checkpoints (serve and audit).
 	cp *checkpointFlags
 	// expose says which registered tools serve lists as MCP tools
@@ -136,6 +145,20 @@ type common struct {
 	ceilings     tools.Ceilings
 	moduleLimits tools.ModuleLimits
 	maxSteps     int
+	// tracing is the tracer provider the OTEL_* variables configured
+	// (serve only); nil means no spans.
+	tracing *telemetry.Tracing
+	// metricsListen is --metrics-listen (serve only): "" serves /metrics
+	// only on the HTTP transport, behind its auth.
+	metricsListen string
+}
+
+// tracerProvider is c.tracing's provider, nil when there is none.
+func (c *common) tracerProvider() trace.TracerProvider {
+	if c.tracing == nil {
+		return nil
+	}
+	return c.tracing.Provider
 }
 
 // ceilingFlags are the operator's server-wide ceilings: flag, environment
@@ -193,7 +216,7 @@ func intCeiling(field func(*common) *int) func(*common, string) error {
 // register adds the shared flags to fs. Defaults come from the
 // environment, read after --env-file has been applied (see parse).
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.db, "db", "", "bbolt database file; a missing folder is created, mode 0700 (NANO_VM_MCP_DB; default "+defaultDBHelp+")")
+	fs.StringVar(&c.db, "db", "", "bbolt database file, a missing folder created mode 0700; or postgres://… for a PostgreSQL database replicas share (NANO_VM_MCP_DB; default "+defaultDBHelp+")")
 	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (NANO_VM_MCP_LOG_LEVEL; default info for serve, warn for the other commands)")
 	fs.StringVar(&c.policy, "policy", "", "operator policy file, JSON or YAML (NANO_VM_MCP_POLICY)")
 	fs.StringVar(&c.toolsDir, "tools-dir", "", "folder of tools to register at start-up (NANO_VM_MCP_TOOLS_DIR)")
@@ -235,7 +258,9 @@ func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			return nil, err
 		}
 	}
-	c.db = expandHome(c.db)
+	if !postgres.IsDSN(c.db) {
+		c.db = expandHome(c.db)
+	}
 	def := "warn"
 	if c.cmd != nil && c.cmd.logLevel != "" {
 		def = c.cmd.logLevel
@@ -264,6 +289,13 @@ func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 	}
 	flagOn(&c.noUpload, "NO_TOOL_UPLOAD")
+	if len(c.insecure) == 0 {
+		for _, h := range strings.Split(env("INSECURE_REGISTRIES"), ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.insecure = append(c.insecure, h)
+			}
+		}
+	}
 	flagOn(&c.noSync, "NO_SYNC")
 	flagOn(&c.noBundled, "NO_BUNDLED_TOOLS")
 	flagOn(&c.pipeline, "PIPELINE")
@@ -310,9 +342,17 @@ func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
 	c.noteMissing()
 	logger := c.logger()
 	cfg := runtime.Config{
-		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, EnvFile: c.envFile, DisableToolUpload: c.noUpload,
+		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, EnvFile: c.envFile, DisableToolUpload: c.noUpload, InsecureRegistries: c.insecure,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
-		Ceilings: c.ceilings, ModuleLimits: c.moduleLimits, MaxStepsPerRun: c.maxSteps,
+		Ceilings: c.ceilings, ModuleLimits: c.moduleLimits, MaxStepsPerRun: c.maxSteps, TakeOver: c.serving,
+		TracerProvider: c.tracerProvider(),
+	}
+	if v := env("LEASE_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, usagef("NANO_VM_MCP_LEASE_TIMEOUT: want a positive duration such as 15s, not %q", v)
+		}
+		cfg.LeaseTimeout = d
 	}
 	if c.cp != nil {
 		if err := c.cp.apply(&cfg); err != nil {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // The default database lives in the per-user data folder, not the working
@@ -68,6 +70,9 @@ func (c *common) prepareDB() error {
 		return nil
 	}
 	c.prepared = true
+	if postgres.IsDSN(c.db) {
+		return nil // a database server: no folder here
+	}
 	dir := filepath.Dir(c.db)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -82,6 +87,9 @@ func (c *common) prepareDB() error {
 // compilation cache do not exist yet, just before an open, so that
 // reportCreated can say what the open created.
 func (c *common) noteMissing() {
+	if postgres.IsDSN(c.db) {
+		return
+	}
 	missing := func(p string) bool {
 		_, err := os.Stat(p)
 		return errors.Is(err, fs.ErrNotExist)

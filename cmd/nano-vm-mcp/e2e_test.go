@@ -219,6 +219,13 @@ func TestE2EStdio(t *testing.T) {
 // returns its base URL and a stop function.
 func startHTTP(t *testing.T, db, apiKey string, extra ...string) (string, func()) {
 	t.Helper()
+	base, _, stop := startHTTPCmd(t, db, apiKey, extra...)
+	return base, stop
+}
+
+// startHTTPCmd is startHTTP also returning the server's process.
+func startHTTPCmd(t *testing.T, db, apiKey string, extra ...string) (string, *exec.Cmd, func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +259,7 @@ func startHTTP(t *testing.T, db, apiKey string, extra ...string) (string, func()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return base, func() {
+	return base, cmd, func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()

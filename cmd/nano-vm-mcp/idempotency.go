@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // The idempotency commands list and clear stored idempotency keys: the way
@@ -24,6 +25,13 @@ func openIdempotencyStore(cmd *command, args []string, cio *cliIO) ([]string, id
 	r, dialErr := c.dialPrimary(context.Background())
 	if r != nil {
 		return pos, r, nil
+	}
+	if postgres.IsDSN(c.db) {
+		db, err := postgres.Open(context.Background(), c.db, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pos, db, nil
 	}
 	db, err := store.Open(c.db, &store.Options{NoSync: c.noSync})
 	if err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/base64"
 	bin "encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -15,12 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
@@ -258,48 +252,6 @@ func bigModule(t *testing.T, size int) (wasm []byte, manifest string) {
 	body = append(body, make([]byte, payload)...)
 	sec := append([]byte{0}, bin.AppendUvarint(nil, uint64(len(body)))...)
 	return append(append(bytes.Clone(wasm), sec...), body...), manifest
-}
-
-// Ensure a 20 MB module registers over stdio and over Streamable HTTP.
-func TestRegisterBigModule(t *testing.T) {
-	wasm, manifest := bigModule(t, 20_000_000)
-	args := map[string]any{"name": "raw_echo", "wasm_base64": base64.StdEncoding.EncodeToString(wasm), "manifest": manifest}
-	t.Logf("module %d bytes, base64 %d bytes", len(wasm), len(args["wasm_base64"].(string)))
-	t.Run("stdio", func(t *testing.T) {
-		p := startRawStdio(t, filepath.Join(t.TempDir(), "big.db"))
-		start := time.Now()
-		out, isErr := p.callRaw(1, "register_tool", args)
-		t.Logf("register_tool over stdio took %s", time.Since(start))
-		p.in.Close()
-		if err := p.cmd.Wait(); err == nil {
-			if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				t.Logf("server peak RSS %d MiB", ru.Maxrss>>10)
-			}
-		}
-		if isErr || out["module_sha256"] == nil {
-			t.Fatalf("register_tool over stdio: %v", out)
-		}
-	})
-	t.Run("http", func(t *testing.T) {
-		const key = "big-token"
-		base, stop := startHTTP(t, filepath.Join(t.TempDir(), "big.db"), key)
-		defer stop()
-		c, err := client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		initialize(t, c)
-		start := time.Now()
-		out := callTool(t, c, "register_tool", args, false)
-		t.Logf("register_tool over HTTP took %s", time.Since(start))
-		if out["module_sha256"] == nil {
-			t.Fatalf("register_tool over HTTP: %v", out)
-		}
-	})
 }
 
 // Ensure a long idempotency key and a long save_as are refused with

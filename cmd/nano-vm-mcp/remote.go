@@ -9,7 +9,9 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/viewer"
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // The CLI beside a running server. A stdio primary holds the database
@@ -23,6 +25,7 @@ import (
 type traceReader interface {
 	Trace(ctx context.Context, id string, offset, limit int) (*runtime.TraceView, error)
 	VerifyAudit(ctx context.Context, traceID string) (store.VerifyReport, error)
+	Envelopes(ctx context.Context, traceID string) ([]store.Envelope, error)
 }
 
 // admin is what the administrative commands need of the database: the
@@ -33,6 +36,7 @@ type admin interface {
 	Tools(ctx context.Context) ([]store.ToolRecord, error)
 	Tool(ctx context.Context, ref string) (store.ToolRecord, error)
 	RegisterToolLocal(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error)
+	PullTool(ctx context.Context, ref string, manifest []byte) ([]store.ToolRecord, error)
 	RemoveToolLocal(ctx context.Context, name string) error
 	PutSecret(ctx context.Context, id, value string) (string, error)
 	EraseSecret(ctx context.Context, id string) (store.Envelope, error)
@@ -73,7 +77,12 @@ func (c *common) openAdmin(ctx context.Context) (admin, error) {
 
 // dialPrimary opens an operator session with the primary serving c.db, or
 // returns why there is none (nil when there is no token file at all).
+//
+// A PostgreSQL database has no primary: every process opens it itself.
 func (c *common) dialPrimary(ctx context.Context) (*remoteAdmin, error) {
+	if postgres.IsDSN(c.db) {
+		return nil, nil
+	}
 	oc, err := primary.DialOperator(ctx, c.db)
 	if errors.Is(err, primary.ErrOperatorRefused) {
 		// A token read just before a new primary replaced it.
@@ -169,6 +178,11 @@ func (r *remoteAdmin) RegisterToolLocal(ctx context.Context, manifest, wasm []by
 	return out, err
 }
 
+func (r *remoteAdmin) PullTool(ctx context.Context, ref string, manifest []byte) (out []store.ToolRecord, err error) {
+	err = r.call(ctx, "pull_tool", opParams{Ref: ref, Manifest: manifest}, &out)
+	return out, err
+}
+
 func (r *remoteAdmin) RemoveToolLocal(ctx context.Context, name string) error {
 	return r.call(ctx, "remove_tool", opParams{Name: name}, nil)
 }
@@ -191,6 +205,11 @@ func (r *remoteAdmin) Secrets(ctx context.Context) (out []store.SecretRecord, er
 
 func (r *remoteAdmin) VerifyAudit(ctx context.Context, traceID string) (out store.VerifyReport, err error) {
 	err = r.call(ctx, "verify_audit", opParams{ID: traceID}, &out)
+	return out, err
+}
+
+func (r *remoteAdmin) Envelopes(ctx context.Context, traceID string) (out []store.Envelope, err error) {
+	err = r.call(ctx, "envelopes", opParams{ID: traceID}, &out)
 	return out, err
 }
 
@@ -331,6 +350,8 @@ func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opP
 		return rt.Tool(ctx, p.Ref)
 	case "register_tool":
 		return rt.RegisterToolLocal(ctx, p.Manifest, p.Wasm)
+	case "pull_tool":
+		return rt.PullTool(ctx, p.Ref, p.Manifest)
 	case "remove_tool":
 		return true, rt.RemoveToolLocal(ctx, p.Name)
 	case "put_secret":
@@ -354,6 +375,10 @@ func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opP
 		return rt.Traces(ctx, f)
 	case "trace":
 		return rt.Trace(ctx, p.ID, p.Offset, p.Limit)
+	case "envelopes":
+		return rt.Envelopes(ctx, p.ID)
+	case "policy":
+		return viewer.PolicyViewOf(rt.Policy())
 	case "run":
 		return runReplyOf(rt.RunProgram(ctx, runtime.RunRequest{Program: p.Program, ProgramID: p.ProgramID, Input: p.Input, IdempotencyKey: p.IdempotencyKey, SaveAs: p.SaveAs}))
 	case "resume":

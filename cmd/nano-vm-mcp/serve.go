@@ -18,6 +18,8 @@ import (
 	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // cmdServe serves MCP over stdio (the default, for Claude Code and Claude
@@ -31,6 +33,7 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	allowedHosts := fs.String("allowed-hosts", "", "extra Host names accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_HOSTS)")
 	allowedOrigins := fs.String("allowed-origins", "", "browser origins accepted over HTTP, comma-separated (NANO_VM_MCP_ALLOWED_ORIGINS)")
 	expose := fs.String("expose-tools", "", "registered tools listed as MCP tools of their own: all, none, or names separated by commas (NANO_VM_MCP_EXPOSE_TOOLS; default all)")
+	metricsListen := fs.String("metrics-listen", "", "also serve GET /metrics, without auth, on this address, e.g. 127.0.0.1:9464 (NANO_VM_MCP_METRICS_LISTEN; default none: /metrics only on the HTTP transport, behind its API key)")
 	c.cp = &checkpointFlags{sign: true}
 	c.cp.register(fs, true)
 	var hl httpLimits
@@ -56,6 +59,8 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	fill(allowedHosts, "ALLOWED_HOSTS", "")
 	fill(allowedOrigins, "ALLOWED_ORIGINS", "")
 	fill(expose, "EXPOSE_TOOLS", "all")
+	fill(metricsListen, "METRICS_LISTEN", "")
+	c.metricsListen = *metricsListen
 	if c.expose, err = mcpserver.ParseExposeTools(*expose); err != nil {
 		return usagef("--expose-tools (NANO_VM_MCP_EXPOSE_TOOLS): %v", err)
 	}
@@ -73,14 +78,33 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 	defer stop()
 	// Logs go to stderr only: in stdio mode stdout carries MCP messages.
 	logger := c.logger()
+	// Tracing only as the standard OTEL_* variables say; off by default.
+	if c.tracing, err = telemetry.FromEnv(ctx, telemetry.Options{ServiceVersion: version}); err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.tracing.Shutdown(flushCtx); err != nil {
+			logger.Warn("tracing: spans not flushed", "err", err)
+		}
+	}()
+	if c.tracing.Enabled() {
+		logger.Info("tracing on", "exporters", strings.Join(c.tracing.Exporters, ", "))
+	}
 	// The database's folder must exist before the election, whose lock
 	// lives beside the database.
 	if err := c.prepareDB(); err != nil {
 		return err
 	}
-	if *transport == "stdio" {
+	// A server is a serving replica of a PostgreSQL database: it takes
+	// over the runs of replicas that died.
+	c.serving = true
+	pg := postgres.IsDSN(c.db)
+	if *transport == "stdio" && !pg {
 		// Every stdio client gets its own process; they share the database
-		// through the first one (see internal/primary).
+		// through the first one (see internal/primary). On PostgreSQL each
+		// opens the database itself, as a replica.
 		err := primary.Serve(ctx, cio.stdin, cio.stdout, primary.Options{
 			DBPath: c.db,
 			Open:   func(ctx context.Context) (*primary.Backend, error) { return c.openBackend(ctx, logger) },
@@ -103,6 +127,13 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 		return err
 	}
 	srv := c.newServer(rt, logger)
+	stopMetrics, err := c.serveMetrics(srv, logger)
+	if err != nil {
+		stopCheckpoints()
+		rt.Close()
+		return err
+	}
+	defer stopMetrics()
 	stopPurge := purgeLoop(rt, logger)
 
 	var serveErr error
@@ -115,9 +146,15 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 		}
 	} else {
 		httpOpts.AllowedHosts, httpOpts.AllowedOrigins, httpOpts.Logger = splitList(*allowedHosts), splitList(*allowedOrigins), logger
+		// Replicas behind a load balancer: any of them answers any request.
+		httpOpts.Stateless = pg
 		// The database's socket too: stdio servers on the same database
-		// forward to this one, and CLI commands work beside it.
-		stopSocket, err := primary.ServeSocket(c.db, &primary.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt)}, logger)
+		// forward to this one, and CLI commands work beside it. (A
+		// PostgreSQL database has no socket: every process opens it.)
+		stopSocket, err := func() (func(), error) { return func() {}, nil }()
+		if !pg {
+			stopSocket, err = primary.ServeSocket(c.db, &primary.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt)}, logger)
+		}
 		if err != nil {
 			logger.Warn("shared: not serving the database's socket: stdio servers and CLI commands cannot share this database while it runs", "err", err)
 			stopSocket = func() {}
@@ -139,7 +176,29 @@ func cmdServe(cmd *command, args []string, cio *cliIO) error {
 }
 
 func (c *common) newServer(rt *runtime.Runtime, logger *slog.Logger) *mcpserver.Server {
-	return mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger, ExposeTools: c.expose})
+	return mcpserver.New(rt, &mcpserver.Options{Name: "nano-vm-mcp", Version: version, AllowToolUpload: !c.noUpload, Logger: logger, ExposeTools: c.expose,
+		TracerProvider: c.tracerProvider()})
+}
+
+// serveMetrics serves GET /metrics without auth on --metrics-listen, when
+// it is set, until stop is called. The address is the operator's choice:
+// a loopback port for a local Prometheus, say.
+func (c *common) serveMetrics(srv *mcpserver.Server, logger *slog.Logger) (stop func(), err error) {
+	if c.metricsListen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", c.metricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen (NANO_VM_MCP_METRICS_LISTEN) %s: %w", c.metricsListen, err)
+	}
+	hs := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: mcpserver.DefaultReadHeaderTimeout,
+		WriteTimeout: mcpserver.DefaultWriteTimeout, IdleTimeout: mcpserver.DefaultIdleTimeout, MaxHeaderBytes: mcpserver.DefaultMaxHeaderBytes}
+	go func() { _ = hs.Serve(ln) }()
+	if !mcpserver.IsLoopback(c.metricsListen) {
+		logger.Warn("metrics are served without auth beyond loopback: anyone who can reach " + ln.Addr().String() + " can read them")
+	}
+	logger.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() { _ = hs.Close() }, nil
 }
 
 // openBackend opens the runtime and its MCP server for the process that
@@ -155,8 +214,15 @@ func (c *common) openBackend(ctx context.Context, logger *slog.Logger) (*primary
 		return nil, err
 	}
 	srv := c.newServer(rt, logger)
+	stopMetrics, err := c.serveMetrics(srv, logger)
+	if err != nil {
+		stopCheckpoints()
+		rt.Close()
+		return nil, err
+	}
 	stopPurge := purgeLoop(rt, logger)
 	return &primary.Backend{MCP: srv.MCP(), Operator: operatorHandler(rt), Close: func(ctx context.Context) error {
+		stopMetrics()
 		stopPurge()
 		if err := srv.Shutdown(ctx); err != nil {
 			logger.Warn("shutdown", "err", err)

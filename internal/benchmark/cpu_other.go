@@ -4,5 +4,5 @@ package benchmark
 
 import "time"
 
-// processCPU is unknown here: the CPU figures stay zero.
+// processCPU is unknown here: 0.
 func processCPU() time.Duration { return 0 }

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// processCPU is the process's user + system CPU time so far
-// (getrusage RUSAGE_SELF, every thread).
+// processCPU is this process's user+system CPU time so far (getrusage
+// RUSAGE_SELF); 0 when unknown.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

@@ -8,7 +8,12 @@ import (
 	"io"
 	"net/http"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/propagation"
 )
+
+// traceContext propagates the W3C traceparent and tracestate headers.
+var traceContext propagation.TraceContext
 
 // endpoint is one provider URL with the headers every request carries.
 type endpoint struct {
@@ -33,6 +38,10 @@ func (e *endpoint) post(ctx context.Context, body any) ([]byte, error) {
 		return nil, fmt.Errorf("%s: build request: %w", e.provider, err)
 	}
 	req.Header = e.header.Clone()
+	// W3C trace context: the provider's side of the call joins the trace
+	// of the llm step (its span is in ctx when tracing is on; without one
+	// nothing is added).
+	traceContext.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := e.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -121,7 +121,7 @@ func registerUpload(t *testing.T, s *Server, c *client.Client, name string, edit
 	}))
 }
 
-// Ensure a registered tool is listed under its own name beside the 14
+// Ensure a registered tool is listed under its own name beside the 15
 // management tools, with its manifest's description and input schema and
 // an object output schema wrapping its output_schema.
 func TestExposedToolListed(t *testing.T) {
@@ -355,9 +355,9 @@ func TestExposedFilters(t *testing.T) {
 		want, not  []string
 		management int
 	}{
-		{"none", nil, []string{"validate_amount", "poll"}, 14},
-		{"poll,audit_log", []string{"poll", "audit_log"}, []string{"validate_amount"}, 14},
-		{"all", []string{"poll", "validate_amount", "send_receipt"}, nil, 14},
+		{"none", nil, []string{"validate_amount", "poll"}, 15},
+		{"poll,audit_log", []string{"poll", "audit_log"}, []string{"validate_amount"}, 15},
+		{"all", []string{"poll", "validate_amount", "send_receipt"}, nil, 15},
 	} {
 		t.Run(tt.expose, func(t *testing.T) {
 			e, err := ParseExposeTools(tt.expose)
@@ -417,7 +417,7 @@ func TestParseExposeTools(t *testing.T) {
 // the management tool keeps its name.
 func TestExposedNames(t *testing.T) {
 	mgmt := managementNames()
-	if len(mgmt) != 14 {
+	if len(mgmt) != 15 {
 		t.Fatalf("%d management names", len(mgmt))
 	}
 	got := exposedNames([]string{"get_trace", "run_program", "tool.run_program", "jq"}, mgmt)

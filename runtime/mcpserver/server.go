@@ -10,12 +10,19 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
 )
+
+// tracerName is the instrumentation scope of the MCP request spans.
+const tracerName = "github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
 
 // MaxResultBytes bounds the JSON of any tool result (40,000 bytes, about
 // 10,000 tokens). The result is sent twice, as structured content and as
@@ -43,6 +50,28 @@ type Options struct {
 	// tools of their own (see tools_exposed.go); the zero value, ExposeAll,
 	// offers every one the policy lets run.
 	ExposeTools ExposeTools
+
+	// UploadDir is where upload_module stages chunked uploads; "" means
+	// runtime.UploadDir of the runtime's database ("<db>.uploads").
+	UploadDir string
+	// UploadTTL is how long an upload may go without a chunk before it is
+	// discarded; zero means DefaultUploadTTL (10 minutes).
+	UploadTTL time.Duration
+	// MaxStagedUploadBytes bounds what all open uploads stage together;
+	// zero means DefaultMaxStagedBytes (256 MiB). One upload is bounded by
+	// the runtime's module ceiling (--max-module-bytes).
+	MaxStagedUploadBytes int64
+	// UploadsPerSession bounds the uploads one MCP session may have open;
+	// zero means DefaultUploadsPerSession (2).
+	UploadsPerSession int
+	// Now is the uploads' clock; nil means time.Now. Tests move it to
+	// expire an upload.
+	Now func() time.Time
+	// TracerProvider makes a server span per MCP request (telemetry.go),
+	// the parent of the runtime's run spans. nil or the no-op provider
+	// means no spans; the request durations are measured either way
+	// (mcp_server_operation_duration_seconds in the runtime's Metrics).
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultOptions returns the options New uses for nil: name
@@ -82,6 +111,9 @@ type Server struct {
 	exposedMu sync.Mutex
 	exposed   map[string]exposedTool
 
+	// uploads are the chunked module uploads in progress (uploads.go).
+	uploads *uploads
+
 	mu       sync.Mutex
 	closers  []func(context.Context) error
 	shutdown bool
@@ -106,7 +138,11 @@ func New(rt *runtime.Runtime, opts *Options) *Server {
 		s.log = slog.Default()
 	}
 	s.stop, s.stopRuns = context.WithCancel(context.Background())
-	s.mcp = server.NewMCPServer(s.opts.Name, s.opts.Version,
+	mt := &mcpTelemetry{metrics: rt.Metrics()}
+	if !telemetry.IsNoop(s.opts.TracerProvider) {
+		mt.tracer = s.opts.TracerProvider.Tracer(tracerName)
+	}
+	s.mcp = server.NewMCPServer(s.opts.Name, s.opts.Version, append([]server.ServerOption{
 		server.WithInstructions(instructions),
 		// listChanged: registered tools come and go (tools_exposed.go).
 		server.WithToolCapabilities(true),
@@ -114,9 +150,19 @@ func New(rt *runtime.Runtime, opts *Options) *Server {
 		server.WithResourceRecovery(),
 		server.WithLogging(),
 		server.WithToolHandlerMiddleware(s.recoverTool),
-	)
+	}, mt.serverOptions()...)...)
+	dir := s.opts.UploadDir
+	if dir == "" {
+		dir = runtime.UploadDir(rt.DBPath())
+	}
+	s.uploads = newUploads(dir, &s.opts, rt.ModuleBytesLimit())
+	if s.opts.AllowToolUpload {
+		s.uploads.removeLeftovers()
+		go s.uploads.sweepLoop(s.stop)
+		s.onShutdown(func(context.Context) error { s.uploads.closeAll(); return nil })
+	}
 	for _, d := range s.toolDefs() {
-		if d.name == "register_tool" && !s.opts.AllowToolUpload {
+		if (d.name == "register_tool" || d.name == "upload_module") && !s.opts.AllowToolUpload {
 			continue
 		}
 		d.mustValidate()

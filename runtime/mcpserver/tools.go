@@ -5,7 +5,7 @@ func (s *Server) toolDefs() []toolDef {
 	return []toolDef{
 		runProgramDef(), resumeProgramDef(), getTraceDef(), listTracesDef(),
 		listProgramsDef(), getProgramDef(), deleteProgramDef(),
-		registerToolDef(), listToolsDef(), getToolDef(), removeToolDef(),
+		registerToolDef(), uploadModuleDef(), listToolsDef(), getToolDef(), removeToolDef(),
 		putSecretDef(), eraseSecretDef(), verifyAuditDef(),
 	}
 }

@@ -3,9 +3,12 @@ package mcpserver
 // The management tools register_tool, list_tools, get_tool and remove_tool: the tool registry.
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -83,9 +86,52 @@ func toolItemSchema() map[string]any {
 }
 
 type registerArgs struct {
-	Name       string          `json:"name"`
-	WasmBase64 string          `json:"wasm_base64"`
-	Manifest   json.RawMessage `json:"manifest"`
+	Name         string          `json:"name"`
+	WasmBase64   string          `json:"wasm_base64"`
+	ModuleUpload string          `json:"module_upload"`
+	Manifest     json.RawMessage `json:"manifest"`
+	// OCI registers from a registry instead of a module (tools_oci.go).
+	OCI string `json:"oci"`
+}
+
+// registerArguments decodes register_tool's arguments without copying the
+// module's base64 again: from the arguments mcp-go parsed, it takes the
+// wasm_base64 string as it is and drops it from that map (so the map no
+// longer holds it once the handler lets go), then decodes the small rest
+// strictly. Only a request without a parsed map (an in-process caller
+// giving raw JSON) goes through decodeArgs whole.
+func registerArguments(req mcp.CallToolRequest, a *registerArgs) (wasmBase64 string, err error) {
+	m, ok := req.Params.Arguments.(map[string]any)
+	if !ok {
+		if err := decodeArgs(req, a); err != nil {
+			return "", err
+		}
+		w := a.WasmBase64
+		a.WasmBase64 = ""
+		return w, nil
+	}
+	switch v := m["wasm_base64"].(type) {
+	case nil:
+	case string:
+		wasmBase64 = v
+	default:
+		return "", argError("argument \"wasm_base64\": expected a string, got %s", jsonKind(reflect.TypeOf(v)))
+	}
+	rest := make(map[string]any, len(m))
+	for k, v := range m {
+		if k != "wasm_base64" {
+			rest[k] = v
+		}
+	}
+	delete(m, "wasm_base64")
+	raw, err := json.Marshal(rest)
+	if err != nil {
+		return "", argError("arguments: %v", err)
+	}
+	if err := decodeArgsJSON(raw, a); err != nil {
+		return "", err
+	}
+	return wasmBase64, nil
 }
 
 func registerToolDef() toolDef {
@@ -94,14 +140,19 @@ func registerToolDef() toolDef {
 		title: "Register a WebAssembly tool",
 		description: `Register (or update) a tool that programs can call: a WebAssembly module (WASI preview1 command: JSON arguments on stdin, JSON result on stdout, exit 0) and its manifest.
 
-Use it to add a capability a program needs that no listed tool has. An uploaded tool holds only what the operator's policy grants uploads: by default wasi:stdio and nanovm:log, no files, network, secrets or state. Its manifest may ask for less than its grant, never more: a capability, allowed host or mount outside it is refused (capability_denied, naming the field). The module's imports are checked against the capabilities granted; a module importing anything else is rejected, naming the import. A tool the operator installed (source "bundled" or "operator") cannot be replaced by an upload unless the policy allows that name. Registering a new module under an upload's name makes it the current version; earlier versions stay for the audit. The same module registered twice changes nothing.
+Use it to add a capability a program needs that no listed tool has. An uploaded tool holds only what the operator's policy grants uploads: by default wasi:stdio and nanovm:log, no files, network, secrets or state. Its manifest may ask for less than its grant, never more: a capability, allowed host or mount outside it is refused (capability_denied, naming the field). The module's imports are checked against the capabilities granted; a module importing anything else is rejected, naming the import. A tool the operator installed (source "bundled" or "operator") cannot be replaced by an upload unless the policy allows that name. Registering a new module under an upload's name makes it the current version; earlier versions stay for the audit. The same module registered twice changes nothing. A module larger than a few MB goes in chunks: upload_module, then module_upload here instead of wasm_base64.
 
-Example: {"name":"greet","wasm_base64":"AGFzbQEAAAA…","manifest":{"description":"Says hello","input_schema":{"type":"object","properties":{"who":{"type":"string"}}},"capabilities":["nanovm:log"]}}`,
+Or from an OCI registry the operator's policy allows (oci.registries): {"oci":"oci://HOST/REPO:TAG"} or "…@sha256:<hex>", instead of wasm_base64. The artifact's signature is checked against the operator's trusted keys and identities; where the policy requires one, an unsigned or wrongly signed artifact is refused, saying why. An artifact carrying our manifest uses it; for one without (a Wasm artifact, a hyper-mcp plugin image) give name and, optionally, manifest. Registry credentials are the operator's, never sent by a client.
+
+Example: {"name":"greet","wasm_base64":"AGFzbQEAAAA…","manifest":{"description":"Says hello","input_schema":{"type":"object","properties":{"who":{"type":"string"}}},"capabilities":["nanovm:log"]}}
+Example: {"oci":"oci://ghcr.io/acme/greet:1.0"}`,
 		input: closed(map[string]any{
-			"name":        str("The tool's name, [a-z][a-z0-9_.-]{0,63}; must match manifest.name when that is set."),
-			"wasm_base64": str("The .wasm module, standard base64."),
-			"manifest":    objectOrString("The manifest: description, input_schema, output_schema, capabilities, allowed_hosts, limits, isolation (object, or a JSON string)."),
-		}, "name", "wasm_base64", "manifest"),
+			"name":          str("The tool's name, [a-z][a-z0-9_.-]{0,63}; must match manifest.name when that is set. Required with wasm_base64 or module_upload."),
+			"wasm_base64":   str("The .wasm module, standard base64. Give this, module_upload or oci."),
+			"module_upload": str("Instead of wasm_base64: the upload_id of a finished upload_module upload, for a module too large for one message."),
+			"manifest":      objectOrString("The manifest: description, input_schema, output_schema, capabilities, allowed_hosts, limits, isolation (object, or a JSON string). Required with wasm_base64 or module_upload; with oci only for an artifact that carries none."),
+			"oci":           str("An OCI reference, oci://HOST/REPO:TAG or oci://HOST/REPO@sha256:<hex>, to register from a registry the policy allows, instead of wasm_base64."),
+		}),
 		output:   withDesc(registeredSchema(), "The registered version."),
 		readOnly: false, destructive: false, idempotent: true, openWorld: false,
 		args:    &registerArgs{},
@@ -126,6 +177,9 @@ type toolRecordOut struct {
 	ManifestTruncated bool `json:"manifest_truncated,omitempty"`
 	// Ref pins this exact version in a program's "tool" field.
 	Ref string `json:"ref"`
+	// Provenance is where the module came from (an OCI artifact by
+	// digest and its verified signer); absent for a file or bytes.
+	Provenance *store.ToolProvenance `json:"provenance,omitempty"`
 }
 
 func toolRecordOf(r store.ToolRecord, withManifest bool) toolRecordOut {
@@ -134,7 +188,7 @@ func toolRecordOf(r store.ToolRecord, withManifest bool) toolRecordOut {
 		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 1_000), Capabilities: m.Capabilities,
 		ModuleSHA256: r.ModuleSHA256, ManifestSHA256: r.ManifestSHA256, RegisteredAt: r.RegisteredAt,
 		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
-		Ref: r.Name + "@sha256:" + r.ModuleSHA256,
+		Ref: r.Name + "@sha256:" + r.ModuleSHA256, Provenance: r.Provenance,
 	}
 	if withManifest {
 		out.Manifest, out.ManifestTruncated = clip(json.RawMessage(r.Manifest), maxProgramBytes)
@@ -156,6 +210,14 @@ func toolRecordSchema() map[string]any {
 		"manifest":           withDesc(object(map[string]any{}), "The whole manifest (get_tool only)."),
 		"manifest_truncated": boolean("True when manifest holds a preview."),
 		"ref":                str(`"name@sha256:<hex>": use as a step's tool to pin this exact module.`),
+		"provenance": object(map[string]any{
+			"origin":    str(`"oci": pulled from a registry.`),
+			"ref":       str("The artifact by digest, oci://HOST/REPO@sha256:<hex>."),
+			"requested": str("The reference as named."),
+			"layout":    str(`"nanovm", "wasm" (CNCF Wasm artifact) or "image" (plugin.wasm in a tar layer).`),
+			"signer":    str("Who signed the artifact, verified at registration; absent when unsigned."),
+			"signer_id": str("The policy's id of that key or identity."),
+		}),
 	}, "name", "capabilities", "module_sha256", "manifest_sha256", "source", "grants", "ref")
 }
 
@@ -175,14 +237,24 @@ func registeredSchema() map[string]any {
 
 func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any, error) {
 	var a registerArgs
-	if err := decodeArgs(req, &a); err != nil {
+	wasmBase64, err := registerArguments(req, &a)
+	if err != nil {
 		return nil, err
+	}
+	if a.OCI != "" {
+		if wasmBase64 != "" || a.ModuleUpload != "" {
+			return nil, argError("give \"oci\" or a module (\"wasm_base64\", \"module_upload\"), not both")
+		}
+		return s.registerToolOCI(ctx, a)
 	}
 	if err := requireString("name", a.Name); err != nil {
 		return nil, err
 	}
-	if err := requireString("wasm_base64", a.WasmBase64); err != nil {
-		return nil, err
+	switch {
+	case wasmBase64 != "" && a.ModuleUpload != "":
+		return nil, argError("arguments \"wasm_base64\" and \"module_upload\" are both given; give the module one way only")
+	case wasmBase64 == "" && a.ModuleUpload == "":
+		return nil, argError("argument \"wasm_base64\" (the module in base64) or \"module_upload\" (an upload_module upload_id) is required")
 	}
 	manifest, err := objectMap("manifest", a.Manifest)
 	if err != nil {
@@ -201,15 +273,24 @@ func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any
 	default:
 		return nil, argError("manifest.name must be a string")
 	}
-	wasm, err := decodeBase64(a.WasmBase64)
-	if err != nil {
-		return nil, argError("argument \"wasm_base64\": %v", err)
-	}
 	mj, err := json.Marshal(manifest)
 	if err != nil {
 		return nil, argError("argument \"manifest\": %v", err)
 	}
+	var wasm []byte
+	release := func(bool) {}
+	if wasmBase64 != "" {
+		wasm, err = decodeBase64(wasmBase64)
+		wasmBase64 = ""
+		if err != nil {
+			return nil, argError("argument \"wasm_base64\": %v", err)
+		}
+	} else if wasm, _, release, err = s.uploads.take(sessionOf(ctx), a.ModuleUpload); err != nil {
+		return nil, err
+	}
 	recs, err := s.rt.RegisterTools(ctx, mj, wasm)
+	wasm = nil
+	release(err == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -222,24 +303,65 @@ func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any
 
 // decodeBase64 accepts standard base64, padded or not, with or without
 // line breaks; and the URL-safe alphabet, which some encoders default to.
+//
+// The module is decoded into one buffer, sized for the longest possible
+// result and reused by every encoding tried, so a 20 MB module costs
+// 20 MB here and no more; the encoding that fits the text is tried first.
 func decodeBase64(s string) ([]byte, error) {
+	// strings.Map returns s itself when nothing is dropped.
 	s = strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' || r == ' ' || r == '\t' {
 			return -1
 		}
 		return r
 	}, s)
+	encs := []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
+	if strings.ContainsAny(s, "-_") {
+		encs[0], encs[1], encs[2], encs[3] = encs[2], encs[3], encs[0], encs[1]
+	}
+	if len(s)%4 != 0 {
+		encs[0], encs[1] = encs[1], encs[0]
+	}
+	// The unpadded length bound is never below the padded one.
+	dst := make([]byte, base64.RawStdEncoding.DecodedLen(len(s)))
 	var firstErr error
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		b, err := enc.DecodeString(s)
+	for _, enc := range encs {
+		n, err := decodePieces(enc, dst, s)
 		if err == nil {
-			return b, nil
+			return dst[:n:n], nil
 		}
-		if firstErr == nil {
+		if firstErr == nil || enc == base64.StdEncoding {
 			firstErr = err
 		}
 	}
 	return nil, firstErr
+}
+
+// decodePieces decodes s into dst a piece at a time, so the text is
+// never copied whole into a []byte; padding is accepted only at the end,
+// as a decode of the whole text would.
+func decodePieces(enc *base64.Encoding, dst []byte, s string) (int, error) {
+	const piece = 64 << 10 // a multiple of 4: pieces end on whole quanta
+	buf := make([]byte, min(piece, len(s)))
+	n := 0
+	for i := 0; i < len(s); i += piece {
+		k := copy(buf, s[i:min(i+piece, len(s))])
+		if i+k < len(s) {
+			if at := bytes.IndexByte(buf[:k], '='); at >= 0 {
+				return n, base64.CorruptInputError(i + at)
+			}
+		}
+		m, err := enc.Decode(dst[n:], buf[:k])
+		n += m
+		if err != nil {
+			var ce base64.CorruptInputError
+			if errors.As(err, &ce) {
+				return n, base64.CorruptInputError(int64(i) + int64(ce))
+			}
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 type listToolsArgs struct {

@@ -28,7 +28,7 @@ func TestWorkflowInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Tools) != len(s.defs) || len(list.Tools) != 14 {
+	if len(list.Tools) != len(s.defs) || len(list.Tools) != 15 {
 		t.Fatalf("%d tools listed, %d defined", len(list.Tools), len(s.defs))
 	}
 

@@ -22,6 +22,9 @@ type ToolID struct {
 	Source toolrecord.Source
 	// ModuleSHA256 is the module's hash.
 	ModuleSHA256 string
+	// SignerID is the policy id of the key or identity that signed the
+	// version's OCI artifact, "" when none did.
+	SignerID string
 }
 
 // ProjectFunc returns the part of state a tool may see: the TOOL
@@ -38,6 +41,27 @@ type Option func(*Executor)
 // reads {}.
 func WithProjection(p ProjectFunc) Option {
 	return func(e *Executor) { e.project = p }
+}
+
+// CallInfo is what a call ran with beyond what kernel.ToolResult carries,
+// for the caller's spans: filled by Execute when the call's context holds
+// one (WithCallInfo), left alone otherwise.
+type CallInfo struct {
+	// Name is the tool's bare name; Source who registered the version.
+	Name   string
+	Source toolrecord.Source
+	// Capabilities are the capabilities the call held, sorted.
+	Capabilities []string
+	// MemoryBytes is the instance's peak linear memory
+	// (tools.CallResult.MemoryBytes).
+	MemoryBytes uint64
+}
+
+type callInfoKey struct{}
+
+// WithCallInfo returns ctx carrying info, which Execute fills.
+func WithCallInfo(ctx context.Context, info *CallInfo) context.Context {
+	return context.WithValue(ctx, callInfoKey{}, info)
 }
 
 // Executor runs kernel tool calls as sandboxed WebAssembly calls.
@@ -72,14 +96,28 @@ func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.To
 		return kernel.ToolResult{}, err
 	}
 	if e.project != nil {
-		req.State = e.project(ToolID{Name: t.Manifest.Name, Source: t.Source, ModuleSHA256: t.Record.ModuleSHA256}, call.State)
+		id := ToolID{Name: t.Manifest.Name, Source: t.Source, ModuleSHA256: t.Record.ModuleSHA256}
+		if p := t.Record.Provenance; p != nil {
+			id.SignerID = p.SignerID
+		}
+		req.State = e.project(id, call.State)
 	}
 	res, err := t.Call(ctx, req)
+	if info, ok := ctx.Value(callInfoKey{}).(*CallInfo); ok {
+		info.Name, info.Source, info.MemoryBytes = t.Manifest.Name, t.Source, res.MemoryBytes
+		info.Capabilities = make([]string, len(t.Granted))
+		for i, c := range t.Granted {
+			info.Capabilities[i] = string(c)
+		}
+	}
 	out := kernel.ToolResult{Output: res.Output, Log: res.Log}
 	if res.ModuleSHA256 != "" {
 		out.Provenance = &kernel.ToolProvenance{ModuleSHA256: res.ModuleSHA256, ManifestSHA256: res.ManifestSHA256, Source: string(res.Source)}
 		if len(res.Grants) > 0 {
 			out.Provenance.Grants = maps.Clone(res.Grants)
+		}
+		if p := res.Provenance; p != nil {
+			out.Provenance.Origin, out.Provenance.Signer = p.Ref, p.Signer
 		}
 	}
 	if err != nil {

@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/nanovm/nano-vm-mcp/store/postgres/pgtest"
+	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
+)
+
+// The multi-replica test: three `serve --transport http` processes on one
+// PostgreSQL database, 200 concurrent run_program calls spread over them
+// (two per idempotency key, sent to different replicas at once), and one
+// replica SIGKILLed in the middle. Every tool execution is reported to a
+// counter in the test process through nanovm.http_request, a side channel
+// the kill cannot erase.
+
+const (
+	replicaSteps    = 4
+	replicaKeys     = 100
+	replicaRequests = 2 * replicaKeys
+	// replicaLease is the lease timeout the replicas run with: a dead
+	// replica's runs are taken over this long after its last heartbeat.
+	replicaLease = 2 * time.Second
+)
+
+// hitCounter counts tool executions by path and kills a process on the
+// killAt-th one.
+type hitCounter struct {
+	mu     sync.Mutex
+	hits   map[string]int
+	total  int
+	killAt int
+	victim *os.Process
+	killed chan struct{}
+}
+
+func (c *hitCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.hits[r.URL.Path]++
+	c.total++
+	if c.total == c.killAt && c.victim != nil {
+		c.victim.Signal(syscall.SIGKILL)
+		close(c.killed)
+	}
+	c.mu.Unlock()
+	w.Write([]byte(`{"ok":true}`))
+}
+
+// replicaToolsDir is a tools folder holding http_get, allowed to reach
+// host only.
+func replicaToolsDir(t *testing.T, host string) string {
+	t.Helper()
+	dir := t.TempDir()
+	mods, err := wasmtools.TestTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name != "http_get" {
+			continue
+		}
+		var man map[string]any
+		if err := json.Unmarshal(m.Manifest, &man); err != nil {
+			t.Fatal(err)
+		}
+		man["allowed_hosts"] = []string{host}
+		b, _ := json.Marshal(man)
+		if err := os.MkdirAll(filepath.Join(dir, "http_get"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "http_get", "manifest.json"), b, 0o644)
+		os.WriteFile(filepath.Join(dir, "http_get", "http_get.wasm"), m.Wasm, 0o644)
+	}
+	return dir
+}
+
+type replicaProc struct {
+	cmd  *exec.Cmd
+	base string
+	mcp  *client.Client
+}
+
+// startReplica starts one serving replica on dsn and waits for /health.
+func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	cmd := exec.Command(binary, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", dsn, "--no-bundled-tools")
+	cmd.Env = env
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var logMu sync.Mutex
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logMu.Lock()
+			log.WriteString(sc.Text() + "\n")
+			logMu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+		if t.Failed() {
+			logMu.Lock()
+			t.Logf("replica on port %s logged:\n%s", port, log.String())
+			logMu.Unlock()
+		}
+	})
+	base := "http://127.0.0.1:" + port
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			logMu.Lock()
+			defer logMu.Unlock()
+			t.Fatalf("replica did not come up: %v\n%s", err, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := client.NewStreamableHttpClient(base + "/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	initialize(t, c)
+	return &replicaProc{cmd: cmd, base: base, mcp: c}
+}
+
+// runOn calls run_program on a replica; a transport failure or a tool
+// error is returned as an error.
+func runOn(c *client.Client, args map[string]any) (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "run_program"
+	req.Params.Arguments = args
+	res, err := c.CallTool(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var text string
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			text += tc.Text
+		}
+	}
+	if res.IsError {
+		return nil, fmt.Errorf("tool error: %s", text)
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(text), &out); err != nil {
+		return nil, fmt.Errorf("%v: %s", err, text)
+	}
+	return out, nil
+}
+
+// TestReplicasSurviveAKill ensures three replicas on one database run 200
+// concurrent requests (100 idempotency keys, each sent to two replicas at
+// once) to completion while one replica is SIGKILLed mid-way: every key
+// runs once (one execution, one trace id for both its callers), every
+// step ran once but at most one per run (the step in flight at the kill)
+// twice, and the audit chain verifies from a surviving replica.
+func TestReplicasSurviveAKill(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	cnt := &hitCounter{hits: map[string]int{}, killed: make(chan struct{})}
+	srv := httptest.NewServer(cnt)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	env := append(os.Environ(),
+		"NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey),
+		"NANO_VM_MCP_CACHE_DIR="+sharedCache,
+		"NANO_VM_MCP_TOOLS_DIR="+replicaToolsDir(t, u.Host),
+		"NANO_VM_MCP_LEASE_TIMEOUT="+replicaLease.String(),
+		"NANO_VM_MCP_LOG_LEVEL=info")
+	// The first replica migrates the database and registers the tool
+	// before the others start, so they start on a database that is ready.
+	reps := []*replicaProc{startReplica(t, dsn, env)}
+	for range 2 {
+		reps = append(reps, startReplica(t, dsn, env))
+	}
+	victim := reps[0]
+	cnt.mu.Lock()
+	cnt.victim = victim.cmd.Process
+	// Kill when about a third of all the steps have run.
+	cnt.killAt = replicaKeys * replicaSteps / 3
+	cnt.mu.Unlock()
+
+	program := func(key string) map[string]any {
+		steps := make([]any, replicaSteps)
+		for i := range steps {
+			steps[i] = map[string]any{"id": fmt.Sprint("s", i), "type": "tool", "tool": "http_get",
+				"args": map[string]any{"url": fmt.Sprintf("%s/%s/s%d", srv.URL, key, i)}}
+		}
+		return map[string]any{"name": "replicated", "steps": steps}
+	}
+	type outcome struct {
+		key, trace, status string
+		replayed           bool
+		tries              int
+		err                error
+	}
+	outcomes := make([]outcome, replicaRequests)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range replicaRequests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			key := fmt.Sprint("key-", i%replicaKeys)
+			args := map[string]any{"program": program(key), "input": map[string]any{}, "idempotency_key": key}
+			o := outcome{key: key}
+			// The two requests of a key go to different replicas; a
+			// request whose replica died is sent again, with its key,
+			// to the next one (what a client behind a load balancer
+			// does).
+			r := i % len(reps)
+			if i >= replicaKeys {
+				r = (i + 1) % len(reps)
+			}
+			deadline := time.Now().Add(3 * time.Minute)
+			for {
+				o.tries++
+				out, err := runOn(reps[r].mcp, args)
+				if err == nil {
+					o.trace, _ = out["trace_id"].(string)
+					o.status, _ = out["status"].(string)
+					o.replayed, _ = out["idempotent_replay"].(bool)
+					break
+				}
+				o.err = err
+				if time.Now().After(deadline) {
+					break
+				}
+				r = (r + 1) % len(reps)
+				if reps[r] == victim {
+					r = (r + 1) % len(reps)
+				}
+			}
+			outcomes[i] = o
+		}()
+	}
+	close(start)
+	wg.Wait()
+	select {
+	case <-cnt.killed:
+	default:
+		t.Fatalf("the kill never happened: %d tool calls in all", cnt.total)
+	}
+
+	byKey := map[string]string{}
+	retried := 0
+	for i, o := range outcomes {
+		if o.status != "success" {
+			t.Fatalf("request %d (%s) did not complete after %d tries: status %q, last error %v", i, o.key, o.tries, o.status, o.err)
+		}
+		if o.tries > 1 {
+			retried++
+		}
+		if prev, ok := byKey[o.key]; ok && prev != o.trace {
+			t.Fatalf("key %s ran twice: traces %s and %s", o.key, prev, o.trace)
+		}
+		byKey[o.key] = o.trace
+	}
+	t.Logf("%d requests, %d sent again after the kill", replicaRequests, retried)
+	cnt.mu.Lock()
+	again := 0
+	for k := range replicaKeys {
+		twice := 0
+		for s := range replicaSteps {
+			switch n := cnt.hits[fmt.Sprintf("/key-%d/s%d", k, s)]; n {
+			case 1:
+			case 2:
+				twice++
+			default:
+				t.Errorf("key-%d step s%d ran %d times", k, s, n)
+			}
+		}
+		if twice > 1 {
+			t.Errorf("key-%d: %d steps ran twice; at most the one in flight at the kill may", k, twice)
+		}
+		again += twice
+	}
+	cnt.mu.Unlock()
+	t.Logf("steps run again (in flight at the kill): %d", again)
+
+	// One execution per key in the database.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var execs, running int
+	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'running') FROM nanovm_executions`).Scan(&execs, &running); err != nil {
+		t.Fatal(err)
+	}
+	if execs != replicaKeys || running != 0 {
+		t.Fatalf("%d executions (%d running), want %d finished", execs, running, replicaKeys)
+	}
+
+	// The chain verifies from a surviving process.
+	verify := exec.Command(binary, "audit", "verify", "--db", dsn, "--no-bundled-tools")
+	verify.Env = env
+	out, err := verify.CombinedOutput()
+	want := fmt.Sprintf("audit chain verified: %d envelope(s)", replicaKeys*replicaSteps)
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("audit verify: %v\n%s", err, out)
+	}
+}
+
+// TestCLIOnPostgres ensures the CLI works on a PostgreSQL address as on a
+// file: run (with an idempotency key, twice: the second a replay), audit
+// verify, idempotency ls and rm, and that no error or output shows the
+// address's password.
+func TestCLIOnPostgres(t *testing.T) {
+	base := pgtest.Fresh(t)
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Trust authentication ignores the password, which lets the test
+	// carry one and look for it.
+	q := u.Query()
+	q.Set("password", "pg-s3cret")
+	u.RawQuery = q.Encode()
+	dsn := u.String()
+	t.Setenv("NANO_VM_MCP_VAULT_KEY", hex.EncodeToString(testVaultKey))
+	db := []string{"--db", dsn, "--cache-dir", sharedCache}
+	runArgs := append([]string{"run", example("payment_pipeline", "program.json"), "--input", example("payment_pipeline", "input.json"), "--idempotency-key", "order-7"}, db...)
+	var all strings.Builder
+	for i, want := range []string{"SUCCESS  4 step(s)", "SUCCESS  4 step(s)"} {
+		code, out, errOut := runCLI(t, "", runArgs...)
+		all.WriteString(out + errOut)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("run %d: exit %d\n%s\n%s", i, code, out, errOut)
+		}
+	}
+	checks := []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"audit", "verify"}, db...), "audit chain verified: 4 envelope(s)"},
+		{append([]string{"idempotency", "ls"}, db...), `"order-7"`},
+		{append([]string{"idempotency", "rm", "order-7"}, db...), ""},
+	}
+	for _, c := range checks {
+		code, out, errOut := runCLI(t, "", c.args...)
+		all.WriteString(out + errOut)
+		if code != 0 || !strings.Contains(out+errOut, c.want) {
+			t.Fatalf("%v: exit %d\n%s\n%s", c.args[:2], code, out, errOut)
+		}
+	}
+	if code, out, _ := runCLI(t, "", append([]string{"idempotency", "ls"}, db...)...); code != 0 || strings.Contains(out, "order-7") {
+		t.Fatalf("idempotency ls after rm: %d\n%s", code, out)
+	}
+	// A database that refuses: the error names it without the password.
+	bad := strings.Replace(dsn, u.Host, "127.0.0.1:1", 1)
+	if u.Host == "" {
+		bad = "postgres://127.0.0.1:1/nano?password=pg-s3cret&connect_timeout=5"
+	}
+	code, out, errOut := runCLI(t, "", "audit", "verify", "--db", bad)
+	all.WriteString(out + errOut)
+	if code == 0 || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Fatalf("audit verify on a closed port: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(all.String(), "pg-s3cret") {
+		t.Fatalf("the password appears in the CLI's output:\n%s", all.String())
+	}
+}

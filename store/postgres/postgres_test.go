@@ -1,0 +1,346 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"github.com/nanovm/nano-vm-mcp/kernel"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
+)
+
+// TestRedact ensures a DSN's password never survives Redact, in the user
+// info or as a parameter, and that everything else does.
+func TestRedact(t *testing.T) {
+	tests := []struct {
+		dsn, want string
+	}{
+		{"postgres://u:s3cret@db.example:5432/nano?sslmode=require", "postgres://u:xxxxx@db.example:5432/nano?sslmode=require"},
+		{"postgresql://u@db/nano", "postgresql://u@db/nano"},
+		{"postgres:///nano?host=/run/pg&password=s3cret&user=u", "postgres:///nano?host=/run/pg&password=xxxxx&user=u"},
+		{"postgres://u:s3cret@[::1", "postgres://…"},
+	}
+	for _, tc := range tests {
+		got := postgres.Redact(tc.dsn)
+		if got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.dsn, got, tc.want)
+		}
+		if strings.Contains(got, "s3cret") {
+			t.Errorf("Redact(%q) kept the password", tc.dsn)
+		}
+	}
+}
+
+// TestOpenErrorHidesPassword ensures a failed Open names the database
+// without its password.
+func TestOpenErrorHidesPassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://nano:s3cret@127.0.0.1:1/nano?connect_timeout=5",
+		"postgres://127.0.0.1:1/nano?password=s3cret&connect_timeout=5",
+	} {
+		_, err := postgres.Open(context.Background(), dsn, nil)
+		if err == nil {
+			t.Fatalf("Open(%s) succeeded against a closed port", postgres.Redact(dsn))
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+		if !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("Open error does not name the database: %v", err)
+		}
+	}
+}
+
+// TestIsDSN ensures only postgres:// and postgresql:// URLs select
+// PostgreSQL; everything else stays a bbolt file.
+func TestIsDSN(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"postgres://h/db": true, "postgresql://h/db": true, "POSTGRES://h/db": true,
+		"nano_vm_mcp.db": false, "/var/lib/postgres/x.db": false, "./postgres:/x": false, "": false,
+	} {
+		if got := postgres.IsDSN(addr); got != want {
+			t.Errorf("IsDSN(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+// TestSchemaTooNew ensures a database written by a newer schema is
+// refused, saying so, and left untouched; and that a second Open of a
+// current database (another replica) migrates nothing.
+func TestSchemaTooNew(t *testing.T) {
+	dsn := dsnOf(t)
+	db, err := postgres.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	again, err := postgres.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatalf("reopening a current database: %v", err)
+	}
+	again.Close()
+	exec(t, dsn, `UPDATE nanovm_meta SET value = '99' WHERE key = 'schema_version'`)
+	_, err = postgres.Open(context.Background(), dsn, nil)
+	if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "schema 99") {
+		t.Fatalf("Open of a schema-99 database = %v, want ErrSchemaTooNew naming it", err)
+	}
+	var v string
+	queryRow(t, dsn, `SELECT convert_from(value, 'UTF8') FROM nanovm_meta WHERE key = 'schema_version'`, &v)
+	if v != "99" {
+		t.Errorf("the refused database was rewritten: schema_version %q", v)
+	}
+}
+
+// TestReplicasOpenAtOnce ensures replicas starting together on an empty
+// database migrate it once, without error.
+func TestReplicasOpenAtOnce(t *testing.T) {
+	dsn := dsnOf(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := postgres.Open(context.Background(), dsn, nil)
+			if err == nil {
+				db.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestOneChainAcrossReplicas ensures commits from several replicas, each
+// grouping its own, form one gap-free chain that verifies from any.
+func TestOneChainAcrossReplicas(t *testing.T) {
+	dsn := dsnOf(t)
+	var dbs []*postgres.DB
+	for range 3 {
+		db, err := postgres.Open(context.Background(), dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
+	const runs, steps = 30, 8
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, runs)
+	for r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := dbs[r%len(dbs)]
+			id := fmt.Sprint("run-", r)
+			ex, err := db.PutRun(ctx, store.Run{ID: id, Status: kernel.StatusRunning, Input: []byte(`{}`), Program: []byte(`{}`)})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ex.Input, ex.Program = nil, nil
+			for i := range steps {
+				if i == steps-1 {
+					ex.Status = "success"
+				}
+				env := &store.Envelope{StepID: fmt.Sprint("s", i)}
+				if i == 0 {
+					env.InputSHA256, env.ProgramSHA256 = store.RecordSHA256([]byte(`{}`)), store.RecordSHA256([]byte(`{}`))
+				}
+				if _, err := db.CommitStep(ctx, store.StepCommit{Run: ex, KeepRun: i > 0 && i < steps-1, Index: i,
+					Step: []byte(fmt.Sprint(i)), Envelope: env}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i, db := range dbs {
+		rep, err := db.VerifyChain(ctx, "")
+		if err != nil || !rep.OK || rep.Checked != runs*steps || rep.RecordsChecked != runs*(steps+3) {
+			t.Fatalf("replica %d: VerifyChain = %+v, %v; want OK with %d envelopes and %d records", i, rep, err, runs*steps, runs*(steps+3))
+		}
+	}
+}
+
+// TestLeaseFencing ensures a step commit carrying a lease is written only
+// while the lease holds: once another replica took the run over (the
+// first's heartbeat lapsed), the first's commit is refused with
+// ErrLeaseLost and writes nothing, and the new holder's goes through.
+func TestLeaseFencing(t *testing.T) {
+	dsn := dsnOf(t)
+	ctx := context.Background()
+	a := openAt(t, dsn)
+	b := openAt(t, dsn)
+	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Heartbeat(ctx, store.Replica{ID: "b", PolicyHash: "p"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	la, err := a.AcquireLease(ctx, "t", "a")
+	if err != nil || la.Epoch != 1 {
+		t.Fatalf("first lease = %+v, %v", la, err)
+	}
+	if _, err := a.PutRun(ctx, store.Run{ID: "t", Status: kernel.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(db *postgres.DB, l store.Lease, i int) error {
+		_, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "t", Status: kernel.StatusRunning},
+			KeepRun: true, Index: i, Step: []byte(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"}, Lease: &l})
+		return err
+	}
+	if err := commit(a, la, 0); err != nil {
+		t.Fatal(err)
+	}
+	if orphans, err := b.Orphans(ctx, 0); err != nil || len(orphans) != 0 {
+		t.Fatalf("orphans while a holds the lease = %v, %v", orphans, err)
+	}
+	if held, err := b.AcquireLease(ctx, "t", "b"); !errors.Is(err, store.ErrLeaseHeld) || held.Owner != "a" {
+		t.Fatalf("b's acquisition of a live lease = %+v, %v; want ErrLeaseHeld naming a", held, err)
+	}
+	// a's heartbeat lapses (a heartbeat that expired at once).
+	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, -time.Second); err != nil {
+		t.Fatal(err)
+	}
+	orphans, err := b.Orphans(ctx, 0)
+	if err != nil || len(orphans) != 1 || orphans[0].ID != "t" {
+		t.Fatalf("orphans after a's heartbeat lapsed = %v, %v; want t", orphans, err)
+	}
+	lb, err := b.AcquireLease(ctx, "t", "b")
+	if err != nil || lb.Epoch != 2 {
+		t.Fatalf("takeover lease = %+v, %v; want epoch 2", lb, err)
+	}
+	if err := commit(a, la, 1); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("commit with the lost lease = %v, want ErrLeaseLost", err)
+	}
+	if steps, _ := b.Steps(ctx, "t", 0, 0); len(steps) != 1 {
+		t.Fatalf("a fenced commit wrote a step: %d steps", len(steps))
+	}
+	if err := commit(b, lb, 1); err != nil {
+		t.Fatalf("the new holder's commit: %v", err)
+	}
+	// Released, the run is any replica's at once.
+	if err := b.ReleaseLease(ctx, lb); err != nil {
+		t.Fatal(err)
+	}
+	if orphans, _ := a.Orphans(ctx, 0); len(orphans) != 1 {
+		t.Fatalf("a released running execution is not an orphan: %v", orphans)
+	}
+	if rep, err := a.VerifyChain(ctx, ""); err != nil || rep.Broken != nil || rep.Checked != 2 {
+		t.Fatalf("VerifyChain = %+v, %v", rep, err)
+	}
+}
+
+// TestVaultKeyCheck ensures the first key a database sees is the only
+// one later replicas may use.
+func TestVaultKeyCheck(t *testing.T) {
+	dsn := dsnOf(t)
+	ctx := context.Background()
+	a, b := openAt(t, dsn), openAt(t, dsn)
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	tests := []struct {
+		name    string
+		db      *postgres.DB
+		key     []byte
+		wantErr error
+	}{
+		{"first key is recorded", a, k1, nil},
+		{"same key on another replica", b, k1, nil},
+		{"another key", b, k2, store.ErrVaultKeyMismatch},
+		{"first key again", a, k1, nil},
+	}
+	for _, tc := range tests {
+		if err := store.CheckVaultKey(ctx, tc.db, tc.key); !errors.Is(err, tc.wantErr) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
+// TestToolsChangedNotifies ensures a tool registered or removed through
+// one replica tells the others.
+func TestToolsChangedNotifies(t *testing.T) {
+	dsn := dsnOf(t)
+	ctx := context.Background()
+	a, b := openAt(t, dsn), openAt(t, dsn)
+	mod := []byte("\x00asm")
+	rec := store.ToolRecord{Name: "echo", ModuleSHA256: store.RecordSHA256(mod), ManifestSHA256: "m", Manifest: []byte(`{}`)}
+	// The listener connects in the background: register until b hears.
+	deadline := time.After(30 * time.Second)
+	for heard := false; !heard; {
+		if err := a.PutToolVersion(ctx, rec, mod); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-b.ToolsChanged():
+			heard = true
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("replica b never heard of a's registration")
+		}
+	}
+	if err := a.RemoveTool(ctx, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.ToolsChanged():
+	case <-deadline:
+		t.Fatal("replica b never heard of a's removal")
+	}
+	if _, err := b.Tool(ctx, "echo"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("b sees the removed tool: %v", err)
+	}
+}
+
+func openAt(t testing.TB, dsn string) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func exec(t testing.TB, dsn, sql string) {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(context.Background(), sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func queryRow(t testing.TB, dsn, sql string, dest ...any) {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if err := c.QueryRow(context.Background(), sql).Scan(dest...); err != nil {
+		t.Fatal(err)
+	}
+}
