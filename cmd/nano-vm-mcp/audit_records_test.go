@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -66,15 +65,7 @@ func copyFile(t *testing.T, from, to string) {
 func TestAuditReportsChangedRecords(t *testing.T) {
 	dir := t.TempDir()
 	orig := filepath.Join(dir, "run.db")
-	start := func(db string) *client.Client {
-		c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		initialize(t, c)
-		return c
-	}
-	c := start(orig)
+	c := stdioClient(t, orig)
 	run := callTool(t, c, "run_program", map[string]any{
 		"program": readFile(t, example("payment_pipeline", "program.json")),
 		"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
@@ -109,7 +100,7 @@ func TestAuditReportsChangedRecords(t *testing.T) {
 				patchRecord(t, db, tc.bucket, tc.key, tc.old, tc.new)
 			}
 
-			c := start(db)
+			c := stdioClient(t, db)
 			if tc.shows != "" {
 				tr := callTool(t, c, "get_trace", map[string]any{"trace_id": trace}, false)
 				if !strings.Contains(fmt.Sprint(tr), tc.shows) {

@@ -81,6 +81,25 @@ func initialize(t *testing.T, c *client.Client) {
 	}
 }
 
+// stdioClient starts the binary as a stdio MCP server on db with the
+// tests' environment and returns an initialized client.
+func stdioClient(t *testing.T, db string) *client.Client {
+	t.Helper()
+	return stdioClientWith(t, e2eEnv(), "--transport", "stdio", "--db", db)
+}
+
+// stdioClientWith starts the binary with env and args and returns an
+// initialized client over its stdin and stdout.
+func stdioClientWith(t *testing.T, env []string, args ...string) *client.Client {
+	t.Helper()
+	c, err := client.NewStdioMCPClient(binary, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, c)
+	return c
+}
+
 // callTool calls a tool and decodes its structured result; isError fails
 // the test unless wantErr.
 func callTool(t *testing.T, c *client.Client, name string, args map[string]any, wantErr bool) map[string]any {
@@ -199,18 +218,10 @@ func resumeAfterRestart(t *testing.T, c *client.Client, trace string) {
 // suspended before a restart resumes after it.
 func TestE2EStdio(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "e2e.db")
-	start := func() *client.Client {
-		c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		initialize(t, c)
-		return c
-	}
-	c := start()
+	c := stdioClient(t, db)
 	trace := workflow(t, c)
 	c.Close()
-	c = start()
+	c = stdioClient(t, db)
 	defer c.Close()
 	resumeAfterRestart(t, c, trace)
 }
@@ -335,12 +346,8 @@ func TestE2EHTTP(t *testing.T) {
 // mock provider configured the way a user configures a real one.
 func TestE2ERefundOverMCP(t *testing.T) {
 	env := append(e2eEnv(), "NANO_VM_MCP_LLM_MODEL=mock/map:broken=yes;default=no")
-	c, err := client.NewStdioMCPClient(binary, env, "--db", filepath.Join(t.TempDir(), "refund.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := stdioClientWith(t, env, "--db", filepath.Join(t.TempDir(), "refund.db"))
 	defer c.Close()
-	initialize(t, c)
 	prog := readFile(t, example("customer_refund", "program.json"))
 	for input, last := range map[string]string{"my toaster arrived broken": "process_refund", "where is my parcel?": "reject"} {
 		run := callTool(t, c, "run_program", map[string]any{"program": prog, "input": map[string]any{"user_input": input}}, false)

@@ -86,11 +86,7 @@ func echoProgram(tool string) string {
 // after a restart.
 func TestPoisonOutputOverMCP(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "poison.db")
-	c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, c)
+	c := stdioClient(t, db)
 	registerRawEcho(t, c)
 
 	checkRun := func(id, status string) {
@@ -145,12 +141,8 @@ func TestPoisonOutputOverMCP(t *testing.T) {
 	c.Close()
 
 	// After a restart, as the finding had it: every listing still works.
-	c, err = client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = stdioClient(t, db)
 	defer c.Close()
-	initialize(t, c)
 	if list := callTool(t, c, "list_traces", map[string]any{"limit": 100}, false); len(list["traces"].([]any)) != 7 || list["skipped"] != nil {
 		t.Fatalf("list_traces after restart: %v", list)
 	}
@@ -165,15 +157,7 @@ func TestPoisonOutputOverMCP(t *testing.T) {
 // record, and the other runs are listed, read and resumed.
 func TestUndecodableRecordsOverMCP(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "records.db")
-	start := func() *client.Client {
-		c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		initialize(t, c)
-		return c
-	}
-	c := start()
+	c := stdioClient(t, db)
 	payArgs := func(key string) map[string]any {
 		return map[string]any{
 			"program":         readFile(t, example("payment_pipeline", "program.json")),
@@ -223,7 +207,7 @@ func TestUndecodableRecordsOverMCP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c = start()
+	c = stdioClient(t, db)
 	defer c.Close()
 	list := callTool(t, c, "list_traces", map[string]any{"limit": 100}, false)
 	var listed []string

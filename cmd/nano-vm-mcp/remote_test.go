@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mark3labs/mcp-go/client"
 )
 
 // shortDB is a database path short enough for its socket (about 104
@@ -147,12 +145,8 @@ func TestCLIBesideHTTPServer(t *testing.T) {
 		t.Fatalf("trace ls beside an HTTP server: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// A stdio server on the same database forwards its client to it.
-	c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := stdioClient(t, db)
 	defer c.Close()
-	initialize(t, c)
 	if list := callTool(t, c, "list_traces", map[string]any{}, false); len(list["traces"].([]any)) != 1 {
 		t.Fatalf("list_traces through a stdio server beside the HTTP one: %v", list)
 	}
