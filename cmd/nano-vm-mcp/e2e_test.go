@@ -100,27 +100,37 @@ func stdioClientWith(t *testing.T, env []string, args ...string) *client.Client 
 	return c
 }
 
-// callTool calls a tool and decodes its structured result; isError fails
-// the test unless wantErr.
-func callTool(t *testing.T, c *client.Client, name string, args map[string]any, wantErr bool) map[string]any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+// rawCall calls a tool within timeout and returns whether it answered
+// with a tool error and the text of its answer; err is a transport
+// failure.
+func rawCall(c *client.Client, name string, args map[string]any, timeout time.Duration) (isError bool, text string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req := mcp.CallToolRequest{}
 	req.Params.Name = name
 	req.Params.Arguments = args
 	res, err := c.CallTool(ctx, req)
 	if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		return false, "", err
 	}
-	var text string
 	for _, ct := range res.Content {
 		if tc, ok := ct.(mcp.TextContent); ok {
 			text += tc.Text
 		}
 	}
-	if res.IsError != wantErr {
-		t.Fatalf("%s: isError=%v: %s", name, res.IsError, text)
+	return res.IsError, text, nil
+}
+
+// callTool calls a tool and decodes its structured result; isError fails
+// the test unless wantErr.
+func callTool(t *testing.T, c *client.Client, name string, args map[string]any, wantErr bool) map[string]any {
+	t.Helper()
+	isErr, text, err := rawCall(c, name, args, time.Minute)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if isErr != wantErr {
+		t.Fatalf("%s: isError=%v: %s", name, isErr, text)
 	}
 	var out map[string]any
 	if err := json.Unmarshal([]byte(text), &out); err != nil {

@@ -85,21 +85,11 @@ func stdioIn(t *testing.T, dir string, env []string, args ...string) (*client.Cl
 // toolText calls an MCP tool and returns its text.
 func toolText(t *testing.T, c *client.Client, name string, args map[string]any) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req := mcp.CallToolRequest{}
-	req.Params.Name, req.Params.Arguments = name, args
-	res, err := c.CallTool(ctx, req)
+	isErr, text, err := rawCall(c, name, args, time.Minute)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	var text string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			text += tc.Text
-		}
-	}
-	if res.IsError {
+	if isErr {
 		t.Fatalf("%s: %s", name, text)
 	}
 	return text

@@ -21,7 +21,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/nanovm/nano-vm-mcp/store/postgres/pgtest"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
@@ -172,22 +171,11 @@ func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
 // runOn calls run_program on a replica; a transport failure or a tool
 // error is returned as an error.
 func runOn(c *client.Client, args map[string]any) (map[string]any, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	req := mcp.CallToolRequest{}
-	req.Params.Name = "run_program"
-	req.Params.Arguments = args
-	res, err := c.CallTool(ctx, req)
+	isErr, text, err := rawCall(c, "run_program", args, 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	var text string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			text += tc.Text
-		}
-	}
-	if res.IsError {
+	if isErr {
 		return nil, fmt.Errorf("tool error: %s", text)
 	}
 	var out map[string]any

@@ -17,7 +17,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
-	"github.com/mark3labs/mcp-go/mcp"
 
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
@@ -48,25 +47,14 @@ type attacker struct {
 // call calls a tool and returns its text and whether it was a tool error.
 func (a *attacker) call(name string, args map[string]any) (map[string]any, bool) {
 	a.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req := mcp.CallToolRequest{}
-	req.Params.Name = name
-	req.Params.Arguments = args
-	res, err := a.c.CallTool(ctx, req)
+	isErr, text, err := rawCall(a.c, name, args, time.Minute)
 	if err != nil {
 		a.t.Fatalf("%s: %v\nstderr:\n%s", name, err, a.stderr)
-	}
-	var text string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			text += tc.Text
-		}
 	}
 	fmt.Fprintf(&a.seen, "%s %v -> %s\n", name, args["name"], text)
 	var out map[string]any
 	_ = json.Unmarshal([]byte(text), &out)
-	return out, res.IsError
+	return out, isErr
 }
 
 func (a *attacker) mustFail(name string, args map[string]any, why string) {
