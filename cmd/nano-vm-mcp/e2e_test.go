@@ -244,15 +244,41 @@ func startHTTP(t *testing.T, db, apiKey string, extra ...string) (string, func()
 	return base, stop
 }
 
-// startHTTPCmd is startHTTP also returning the server's process.
-func startHTTPCmd(t *testing.T, db, apiKey string, extra ...string) (string, *exec.Cmd, func()) {
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// waitHealthy polls base/health until it answers 200, or fails with the
+// last error after within.
+func waitHealthy(base string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			err = fmt.Errorf("/health answered %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startHTTPCmd is startHTTP also returning the server's process.
+func startHTTPCmd(t *testing.T, db, apiKey string, extra ...string) (string, *exec.Cmd, func()) {
+	t.Helper()
+	port := freePort(t)
 	cmd := exec.Command(binary, append([]string{"--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", db}, extra...)...)
 	cmd.Env = append(e2eEnv(), "NANO_VM_MCP_API_KEY="+apiKey)
 	stderr, _ := cmd.StderrPipe()
@@ -265,20 +291,9 @@ func startHTTPCmd(t *testing.T, db, apiKey string, extra ...string) (string, *ex
 		}
 	}()
 	base := "http://127.0.0.1:" + port
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("server did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitHealthy(base, 30*time.Second); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("server did not come up: %v", err)
 	}
 	return base, cmd, func() {
 		cmd.Process.Signal(os.Interrupt)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -102,12 +101,7 @@ type replicaProc struct {
 // startReplica starts one serving replica on dsn and waits for /health.
 func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port := freePort(t)
 	cmd := exec.Command(binary, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", dsn, "--no-bundled-tools")
 	cmd.Env = env
 	stderr, _ := cmd.StderrPipe()
@@ -140,21 +134,10 @@ func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
 		}
 	})
 	base := "http://127.0.0.1:" + port
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			logMu.Lock()
-			defer logMu.Unlock()
-			t.Fatalf("replica did not come up: %v\n%s", err, log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitHealthy(base, time.Minute); err != nil {
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("replica did not come up: %v\n%s", err, log.String())
 	}
 	c, err := client.NewStreamableHttpClient(base + "/mcp")
 	if err != nil {

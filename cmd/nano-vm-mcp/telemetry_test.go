@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -130,12 +129,7 @@ func TestE2EOTLPExport(t *testing.T) {
 // Ensure --metrics-listen serves /metrics without auth on its own
 // address while the HTTP transport's /metrics still needs the API key.
 func TestE2EMetricsListen(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := "127.0.0.1:" + freePort(t)
 	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "m.db"), "metrics-key", "--metrics-listen", addr)
 	defer stop()
 	get := func(url, key string) (int, string) {
