@@ -23,7 +23,6 @@ import (
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // The crash test runs the program in a child process (the nano-vm-mcp
@@ -87,23 +86,7 @@ func TestCrashRecovery(t *testing.T) {
 	u, _ := url.Parse(srv.URL)
 
 	// A tools folder with http_get allowed to reach the counter only.
-	toolsDir := t.TempDir()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name != "http_get" {
-			continue
-		}
-		var man map[string]any
-		json.Unmarshal(m.Manifest, &man)
-		man["allowed_hosts"] = []string{u.Host}
-		b, _ := json.Marshal(man)
-		os.MkdirAll(filepath.Join(toolsDir, "http_get"), 0o755)
-		os.WriteFile(filepath.Join(toolsDir, "http_get", "manifest.json"), b, 0o644)
-		os.WriteFile(filepath.Join(toolsDir, "http_get", "http_get.wasm"), m.Wasm, 0o644)
-	}
+	toolsDir := httpGetToolsDir(t, u.Host)
 	progFile := filepath.Join(t.TempDir(), "crash.json")
 	if err := os.WriteFile(progFile, crashProgram(srv.URL), 0o644); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,7 +21,6 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 
 	"github.com/nanovm/nano-vm-mcp/store/postgres/pgtest"
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // The multi-replica test: three `serve --transport http` processes on one
@@ -62,34 +60,6 @@ func (c *hitCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Unlock()
 	w.Write([]byte(`{"ok":true}`))
-}
-
-// replicaToolsDir is a tools folder holding http_get, allowed to reach
-// host only.
-func replicaToolsDir(t *testing.T, host string) string {
-	t.Helper()
-	dir := t.TempDir()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name != "http_get" {
-			continue
-		}
-		var man map[string]any
-		if err := json.Unmarshal(m.Manifest, &man); err != nil {
-			t.Fatal(err)
-		}
-		man["allowed_hosts"] = []string{host}
-		b, _ := json.Marshal(man)
-		if err := os.MkdirAll(filepath.Join(dir, "http_get"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, "http_get", "manifest.json"), b, 0o644)
-		os.WriteFile(filepath.Join(dir, "http_get", "http_get.wasm"), m.Wasm, 0o644)
-	}
-	return dir
 }
 
 type replicaProc struct {
@@ -183,7 +153,7 @@ func TestReplicasSurviveAKill(t *testing.T) {
 	env := append(os.Environ(),
 		"NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey),
 		"NANO_VM_MCP_CACHE_DIR="+sharedCache,
-		"NANO_VM_MCP_TOOLS_DIR="+replicaToolsDir(t, u.Host),
+		"NANO_VM_MCP_TOOLS_DIR="+httpGetToolsDir(t, u.Host),
 		"NANO_VM_MCP_LEASE_TIMEOUT="+replicaLease.String(),
 		"NANO_VM_MCP_LOG_LEVEL=info")
 	// The first replica migrates the database and registers the tool
