@@ -912,25 +912,25 @@ func (db *DB) eachSecret(ctx context.Context, q querier, fn func(store.SecretRec
 	if err := db.check(ctx); err != nil {
 		return err
 	}
-	rows, err := q.Query(ctx, `SELECT record FROM nanovm_secrets ORDER BY id`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v []byte
-		if err := rows.Scan(&v); err != nil {
-			return err
-		}
+	return eachSecretRow(ctx, q, func(v []byte) error {
 		var r store.SecretRecord
 		if err := decode(v, &r); err != nil {
 			return err
 		}
-		if err := fn(r); err != nil {
-			return err
-		}
+		return fn(r)
+	})
+}
+
+// eachSecretRow calls fn with each stored secret record's encoding, in
+// id order.
+func eachSecretRow(ctx context.Context, q querier, fn func(v []byte) error) error {
+	rows, err := q.Query(ctx, `SELECT record FROM nanovm_secrets ORDER BY id`)
+	if err != nil {
+		return err
 	}
-	return rows.Err()
+	var v []byte
+	_, err = pgx.ForEachRow(rows, []any{&v}, func() error { return fn(v) })
+	return err
 }
 
 // EraseSecret implements store.SecretStore. PostgreSQL keeps the old row
