@@ -328,14 +328,7 @@ func TestE2EHTTP(t *testing.T) {
 	}
 
 	auth := map[string]string{"Authorization": "Bearer " + key}
-	c, err := client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(auth))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, c)
+	c := authedClient(t, base, key)
 	trace := workflow(t, c)
 	c.Close()
 
@@ -355,15 +348,7 @@ func TestE2EHTTP(t *testing.T) {
 
 	base, stop = startHTTP(t, db, key)
 	defer stop()
-	c, err = client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(auth))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, c)
+	c = authedClient(t, base, key)
 	resumeAfterRestart(t, c, trace)
 }
 

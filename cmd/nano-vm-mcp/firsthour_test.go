@@ -228,6 +228,22 @@ func TestDBFolderIsCreated(t *testing.T) {
 }
 
 // bundledModule is one of the bundled tools' manifest and module.
+// allModules maps every bundled and test module by name.
+func allModules(t *testing.T) map[string]wasmtools.Module {
+	t.Helper()
+	mods := map[string]wasmtools.Module{}
+	for _, f := range []func() ([]wasmtools.Module, error){wasmtools.Bundled, wasmtools.TestTools} {
+		ms, err := f()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			mods[m.Name] = m
+		}
+	}
+	return mods
+}
+
 func bundledModule(t *testing.T, name string) wasmtools.Module {
 	t.Helper()
 	mods, err := wasmtools.Bundled()

@@ -109,15 +109,7 @@ func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
 		defer logMu.Unlock()
 		t.Fatalf("replica did not come up: %v\n%s", err, log.String())
 	}
-	c, err := client.NewStreamableHttpClient(base + "/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	initialize(t, c)
+	c := httpClient(t, base)
 	return &replicaProc{cmd: cmd, base: base, mcp: c}
 }
 
