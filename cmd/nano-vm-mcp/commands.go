@@ -142,6 +142,15 @@ the key started, if any, is kept. Needs the server stopped.
 Arguments:
   KEY   the key, as idempotency ls quotes it`},
 		}},
+		{name: "ui", args: "[--listen 127.0.0.1:PORT]", run: cmdUI,
+			summary: "serve the run viewer on loopback and print its URL (for stdio users; HTTP servers serve it at /ui/)",
+			about: `Serve the run viewer in the browser: runs with filters, a run's step
+timeline, each step's output, state hash and audit envelope, the audit
+chain's status, the tools and the policy. Read-only. It reads the database
+as the other commands do: through the server holding it when one runs,
+else opening it for each request only. Prints the URL to open; it carries
+a fresh token for this process in its #fragment, which the browser never
+sends to a server.`},
 		{name: "bench", args: "[--scenario S,…] [--items N] [--concurrency C] [--json] [--no-sync]", run: cmdBench,
 			summary: "benchmark the runtime on a temporary database",
 			about:   "Run the benchmark workloads through the real path on a fresh temporary\ndatabase (never the real one) and print throughput, latency and memory."},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/viewer"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
@@ -24,6 +25,7 @@ import (
 type traceReader interface {
 	Trace(ctx context.Context, id string, offset, limit int) (*runtime.TraceView, error)
 	VerifyAudit(ctx context.Context, traceID string) (store.VerifyReport, error)
+	Envelopes(ctx context.Context, traceID string) ([]store.Envelope, error)
 }
 
 // admin is what the administrative commands need of the database: the
@@ -200,6 +202,11 @@ func (r *remoteAdmin) VerifyAudit(ctx context.Context, traceID string) (out stor
 	return out, err
 }
 
+func (r *remoteAdmin) Envelopes(ctx context.Context, traceID string) (out []store.Envelope, err error) {
+	err = r.call(ctx, "envelopes", opParams{ID: traceID}, &out)
+	return out, err
+}
+
 func (r *remoteAdmin) Traces(ctx context.Context, f store.RunFilter) (out store.RunPage, err error) {
 	err = r.call(ctx, "traces", opParams{Filter: &f}, &out)
 	return out, err
@@ -360,6 +367,10 @@ func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opP
 		return rt.Traces(ctx, f)
 	case "trace":
 		return rt.Trace(ctx, p.ID, p.Offset, p.Limit)
+	case "envelopes":
+		return rt.Envelopes(ctx, p.ID)
+	case "policy":
+		return viewer.PolicyViewOf(rt.Policy())
 	case "run":
 		return runReplyOf(rt.RunProgram(ctx, runtime.RunRequest{Program: p.Program, ProgramID: p.ProgramID, Input: p.Input, IdempotencyKey: p.IdempotencyKey, SaveAs: p.SaveAs}))
 	case "resume":

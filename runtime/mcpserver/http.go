@@ -20,6 +20,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
+	"github.com/nanovm/nano-vm-mcp/runtime/viewer"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -87,11 +88,13 @@ type HTTPOptions struct {
 
 // HTTPHandler returns the HTTP transports: Streamable HTTP at /mcp, the
 // legacy SSE pair GET /sse + POST /messages, the runtime's Prometheus
-// metrics at GET /metrics, and GET /health, behind the Host, Origin,
-// bearer-auth and body-size guards (in that order; /health skips them
-// all, so load balancers can probe it; /metrics needs the same token as
-// /mcp — MetricsHandler serves it without one on an address of the
-// operator's). Shutdown closes the sessions it opened.
+// metrics at GET /metrics, GET /health, and the run viewer at /ui/
+// (runtime/viewer), behind the Host, Origin, bearer-auth and body-size
+// guards (in that order; /health skips them all, so load balancers can
+// probe it; the viewer's static files skip the bearer check, holding no
+// data: its API needs the token; /metrics needs the same token as /mcp —
+// MetricsHandler serves it without one on an address of the operator's).
+// Shutdown closes the sessions it opened.
 func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	opts.fill()
 	log := opts.Logger
@@ -122,8 +125,25 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	mux.Handle("/sse", sse.SSEHandler())
 	mux.Handle("/messages", sse.MessageHandler())
 	mux.Handle("GET /metrics", s.rt.Metrics().Handler())
+	ui := viewer.Handler(viewer.Local(s.rt), &viewer.Options{Logger: log, Version: s.opts.Version, Where: "HTTP server"})
+	mux.Handle("/ui", ui)
+	mux.Handle(viewer.Prefix, ui)
+	opts.Logger = log
+	return Guard(mux, opts)
+}
 
-	g := &guard{opts: opts, log: log, next: mux}
+// Guard puts next behind HTTPHandler's guards, configured by opts (its
+// limits filled with the defaults): the Host and Origin checks, the
+// bearer token when opts.APIKey is set (GET /health and the viewer's
+// static files excepted, see viewer.Public), the body cap and rate, and
+// the per-write deadline. "nano-vm-mcp ui" serves the viewer behind it.
+func Guard(next http.Handler, opts HTTPOptions) http.Handler {
+	opts.fill()
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &guard{opts: opts, log: log, next: next}
 	g.keyHash = sha256.Sum256([]byte(opts.APIKey))
 	for _, h := range opts.AllowedHosts {
 		g.hosts = append(g.hosts, strings.ToLower(strings.TrimSpace(h)))
@@ -195,7 +215,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Origin %s is not allowed; the operator can add it to the allowed origins", store.Clip(origin)))
 		return
 	}
-	if g.opts.APIKey != "" && !g.authorized(r) {
+	if g.opts.APIKey != "" && !g.authorized(r) && !viewer.Public(r) {
 		refuse()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nano-vm-mcp"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
