@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 
 // patchRecord replaces old with new (the same length, so nothing else in
@@ -20,12 +21,7 @@ import (
 // the way someone with the file and bbolt would.
 func patchRecord(t *testing.T, db, bucket string, key []byte, old, new string) {
 	t.Helper()
-	b, err := bolt.Open(db, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	err = b.Update(func(tx *bolt.Tx) error {
+	runtimetest.UpdateFile(t, db, func(tx *bolt.Tx) error {
 		bk := tx.Bucket([]byte(bucket))
 		v := bk.Get(key)
 		if !bytes.Contains(v, []byte(old)) {
@@ -33,9 +29,6 @@ func patchRecord(t *testing.T, db, bucket string, key []byte, old, new string) {
 		}
 		return bk.Put(key, bytes.Replace(v, []byte(old), []byte(new), 1))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func copyFile(t *testing.T, from, to string) {

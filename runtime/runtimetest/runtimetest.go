@@ -134,13 +134,8 @@ const BarrierProgram = `{"name":"payment_with_approval","steps":[
 // a bbolt store, closed.
 func TamperEnvelope(t testing.TB, path, trace string, index int) uint64 {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var seq uint64
-	err = db.Update(func(tx *bolt.Tx) error {
+	UpdateFile(t, path, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("envelopes"))
 		return b.ForEach(func(k, v []byte) error {
 			var e store.Envelope
@@ -159,8 +154,23 @@ func TamperEnvelope(t testing.TB, path, trace string, index int) uint64 {
 			return b.Put(bytes.Clone(k), nv)
 		})
 	})
-	if err != nil || seq == 0 {
-		t.Fatalf("tamper: seq %d, %v", seq, err)
+	if seq == 0 {
+		t.Fatalf("tamper: no envelope of %s at step %d", trace, index)
 	}
 	return seq
+}
+
+// UpdateFile runs fn in one write transaction on the closed bbolt store
+// at path, as someone with the file and bbolt would, and fails t if it
+// cannot.
+func UpdateFile(t testing.TB, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
 }
