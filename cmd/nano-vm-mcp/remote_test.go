@@ -166,14 +166,8 @@ func TestCLIBesideCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { holdIn.Close(); holder.Wait() }()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := os.Stat(db); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the holder never opened the database")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitFile(db, 30*time.Second) {
+		t.Fatal("the holder never opened the database")
 	}
 	t.Setenv("NANO_VM_MCP_VAULT_KEY", hex.EncodeToString(testVaultKey))
 	code, _, errOut := runCLI(t, "", "trace", "ls", "--db", db, "--cache-dir", sharedCache)

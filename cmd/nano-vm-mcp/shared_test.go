@@ -52,6 +52,19 @@ type stdioProc struct {
 	initTook time.Duration
 }
 
+// waitFile reports whether path exists within the time given.
+func waitFile(path string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); ; {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // startStdio starts a stdio server on db, with extra flags, and
 // initializes an MCP session in protocol.
 func startStdio(t *testing.T, name, db, protocol string, extra ...string) *stdioProc {
@@ -400,14 +413,8 @@ func TestSharedStdioLockedDatabase(t *testing.T) {
 	defer func() { holdIn.Close(); holder.Wait() }()
 	// Wait until the holder has created the file; it locks it in the
 	// same call, and the server waits out the store's 2 s lock timeout.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := os.Stat(db); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the holder never opened %s: %s", db, holdErr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitFile(db, 30*time.Second) {
+		t.Fatalf("the holder never opened %s: %s", db, holdErr)
 	}
 
 	start := time.Now()
