@@ -20,6 +20,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
@@ -173,4 +174,18 @@ func UpdateFile(t testing.TB, path string, fn func(tx *bolt.Tx) error) {
 	if err := db.Update(fn); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Signer is a checkpoint signer with a fresh key named name.
+func Signer(t testing.TB, name string) *checkpoint.Signer {
+	t.Helper()
+	skey, _, err := checkpoint.GenerateKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := checkpoint.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
