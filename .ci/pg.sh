@@ -28,6 +28,8 @@
 #   NANO_VM_MCP_PG_DIR              folder (default: ${TMPDIR:-/tmp}/nano-vm-mcp-pg-<checkout hash>)
 #   NANO_VM_MCP_PG_MAX_CONNECTIONS  max_connections (default 400: several replicas and a
 #                                   benchmark at concurrency 200 each hold a pool)
+#   NANO_VM_MCP_PG_OPTIONS          more server options for a new start, e.g.
+#                                   "-c shared_preload_libraries=pg_stat_statements"
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -156,7 +158,7 @@ start() {
     # Listen on loopback and our own socket folder only; defaults otherwise
     # (fsync=on, synchronous_commit=on).
     if as_pg "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=$maxconn" >/dev/null 2>&1 9>&-; then
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=$maxconn ${NANO_VM_MCP_PG_OPTIONS:-}" >/dev/null 2>&1 9>&-; then
       break
     fi
     log "start on port $port failed; trying another (tail of $dir/server.log:)"

@@ -65,6 +65,14 @@ type ToolProvenance struct {
 	// "policy", "upload-default" or "upload-policy". wasi:stdio, which
 	// every tool holds, is not listed.
 	Grants map[string]string `json:"grants,omitempty"`
+	// Origin is where the module came from when not a file or an upload
+	// of bytes: an OCI artifact by digest (oci://HOST/REPO@sha256:…).
+	// Empty otherwise and in records written before it existed.
+	Origin string `json:"origin,omitempty"`
+	// Signer is who signed that artifact, as verified when the version
+	// was registered ("key <id> (sha256:…)", "certificate <id> (issuer
+	// …, subject …)"); empty when unsigned.
+	Signer string `json:"signer,omitempty"`
 }
 
 // LLMClient completes a prompt for an llm step.

@@ -274,6 +274,14 @@ func readTool(d *jsonread.Reader, p **ToolProvenance) bool {
 			if ok = jsonread.Once(&seen, 1<<3); ok {
 				ok = readStringMap(d, &t.Grants)
 			}
+		case "origin":
+			if ok = jsonread.Once(&seen, 1<<4); ok {
+				t.Origin, ok = d.Str()
+			}
+		case "signer":
+			if ok = jsonread.Once(&seen, 1<<5); ok {
+				t.Signer, ok = d.Str()
+			}
 		}
 		return ok
 	})

@@ -54,6 +54,12 @@ func (rt *Runtime) RegisterTools(ctx context.Context, manifest, wasm []byte) ([]
 }
 
 func (rt *Runtime) registerTools(ctx context.Context, src store.ToolSource, manifest, wasm []byte) ([]store.ToolRecord, error) {
+	return rt.registerToolsFrom(ctx, src, nil, manifest, wasm)
+}
+
+// registerToolsFrom is registerTools for a module whose provenance (an
+// OCI artifact and its verified signer) the records keep.
+func (rt *Runtime) registerToolsFrom(ctx context.Context, src store.ToolSource, prov *store.ToolProvenance, manifest, wasm []byte) ([]store.ToolRecord, error) {
 	m, err := tools.ParseManifest(manifest)
 	if err != nil {
 		rt.metrics.RegistrationRefused(string(src))
@@ -62,10 +68,10 @@ func (rt *Runtime) registerTools(ctx context.Context, src store.ToolSource, mani
 	var recs []store.ToolRecord
 	if rt.registry.IsPlugin(wasm) {
 		// An Extism plugin registers one tool per tool it describes.
-		recs, err = rt.registry.RegisterPlugin(ctx, src, m, wasm)
+		recs, err = rt.registry.RegisterPluginFrom(ctx, src, prov, m, wasm)
 	} else {
 		var rec store.ToolRecord
-		rec, err = rt.registry.RegisterAs(ctx, src, m, wasm)
+		rec, err = rt.registry.RegisterFrom(ctx, src, prov, m, wasm)
 		recs = []store.ToolRecord{rec}
 	}
 	if err != nil {

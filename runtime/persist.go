@@ -270,6 +270,14 @@ func toolTrust(p map[string]any, t *kernel.ToolProvenance) {
 		grants[c] = a
 	}
 	p["tool_grants"] = grants
+	// Added only when set, so an envelope of a file or byte upload tool
+	// hashes as before.
+	if t.Origin != "" {
+		p["tool_origin"] = t.Origin
+	}
+	if t.Signer != "" {
+		p["tool_signer"] = t.Signer
+	}
 }
 
 // lightHeader is the per-step trace header: small and constant-size, so a

@@ -52,6 +52,10 @@ type Policy struct {
 	// Uploads governs the tools clients upload (register_tool). Absent, no
 	// uploaded tool may be registered or run under this policy.
 	Uploads *UploadPolicy `json:"uploads,omitempty"`
+	// OCI governs tools from OCI registries: the registries clients may
+	// name, trusted signers, and where a signature is required. Absent,
+	// clients may name no registry and nothing requires a signature.
+	OCI *OCIPolicy `json:"oci,omitempty"`
 
 	// permissive is set for the default policy used when the operator
 	// gave none: every operator tool with its manifest's capabilities.
@@ -91,6 +95,10 @@ type UploadGrant struct {
 	// ModuleSHA256, when set, pins the entry to one module (lowercase hex
 	// SHA-256): an upload of other code gets the default instead.
 	ModuleSHA256 string `json:"module_sha256,omitempty"`
+	// SignedBy, when set, pins the entry to tools registered from an OCI
+	// artifact signed by one of these trusted keys or identities (their
+	// oci ids): any other upload of the name gets the default instead.
+	SignedBy []string `json:"signed_by,omitempty"`
 }
 
 // DefaultUploadGrant is the grant of an upload no policy entry names:
@@ -128,15 +136,21 @@ func LoadPolicy(path string) (*Policy, error) {
 			return nil, fmt.Errorf("load policy %s: %w", path, err)
 		}
 	}
-	p, err := ParsePolicy(data)
+	p, err := parsePolicy(data, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("load policy %s: %w", path, err)
 	}
 	return p, nil
 }
 
-// ParsePolicy decodes and validates a JSON policy.
+// ParsePolicy decodes and validates a JSON policy. Files it names (the
+// oci section's keys and trusted root) are read relative to the working
+// directory; LoadPolicy reads them relative to the policy file.
 func ParsePolicy(data []byte) (*Policy, error) {
+	return parsePolicy(data, ".")
+}
+
+func parsePolicy(data []byte, base string) (*Policy, error) {
 	var p Policy
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -164,8 +178,8 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	}
 	if u := p.Uploads; u != nil {
 		if u.Default != nil {
-			if u.Default.ReplaceOperator || u.Default.ModuleSHA256 != "" {
-				return nil, errors.New("parse policy: uploads.default: replace_operator and module_sha256 belong in a per-name entry (uploads.tools.<name>)")
+			if u.Default.ReplaceOperator || u.Default.ModuleSHA256 != "" || len(u.Default.SignedBy) > 0 {
+				return nil, errors.New("parse policy: uploads.default: replace_operator and module_sha256 belong in a per-name entry (uploads.tools.<name>), as does signed_by")
 			}
 			if err := u.Default.check(); err != nil {
 				return nil, fmt.Errorf("parse policy: uploads.default.%w", err)
@@ -174,6 +188,20 @@ func ParsePolicy(data []byte) (*Policy, error) {
 		for name, g := range u.Tools {
 			if err := g.check(); err != nil {
 				return nil, fmt.Errorf("parse policy: uploads.tools.%s.%w", name, err)
+			}
+		}
+	}
+	if p.OCI != nil {
+		if err := p.OCI.load(base); err != nil {
+			return nil, fmt.Errorf("parse policy: oci.%w", err)
+		}
+	}
+	if u := p.Uploads; u != nil {
+		for name, g := range u.Tools {
+			for _, s := range g.SignedBy {
+				if p.OCI == nil || !p.OCI.knows(s) {
+					return nil, fmt.Errorf("parse policy: uploads.tools.%s.signed_by: %q is not the id of an oci trusted key or identity", name, s)
+				}
 			}
 		}
 	}
@@ -254,6 +282,9 @@ func (p *Policy) normalize() {
 	if p.Uploads != nil {
 		doc["uploads"] = p.Uploads
 	}
+	if p.OCI != nil {
+		doc["oci"] = p.OCI.hashDoc()
+	}
 	h, err := canonical.Hash(doc)
 	if err != nil {
 		panic("policy: canonical hash: " + err.Error()) // strings, lists and bools always encode
@@ -275,6 +306,11 @@ func (p *Policy) Warnings() []string {
 	for tool, caps := range p.ToolCapabilities {
 		if slices.Contains(caps, string(tools.CapSecrets)) && len(p.ToolSecrets[tool]) == 0 && !p.permissive {
 			out = append(out, fmt.Sprintf("tool %q holds %s but tool_secrets grants it no secret: every secret_get it makes is denied", tool, tools.CapSecrets))
+		}
+	}
+	if o := p.OCI; o != nil && o.trust != nil && len(o.trust.Keys) == 0 && o.trust.Root == nil {
+		if req, _, why := p.signatureRuleAny(); req {
+			out = append(out, fmt.Sprintf("%s requires a signature, and oci names no trusted_keys or trusted_root: every such registration is refused", strings.Join(why, ", ")))
 		}
 	}
 	sort.Strings(out)
@@ -300,6 +336,9 @@ func (p *Policy) Allowed(tool string) bool {
 // module, else the uploads default ("upload-default"); never what
 // tool_capabilities grants a tool of the same name.
 func (p *Policy) Grant(req tools.GrantRequest) (tools.Grant, error) {
+	if err := p.checkSigned(req); err != nil {
+		return tools.Grant{}, &DeniedError{Tools: []string{req.Name}, Reason: err.Error()}
+	}
 	if req.Source.Trusted() || req.Source == "" {
 		if p.permissive {
 			return tools.DefaultGrant(req), nil
@@ -317,7 +356,7 @@ func (p *Policy) Grant(req tools.GrantRequest) (tools.Grant, error) {
 	if p.Uploads == nil {
 		return tools.Grant{}, &DeniedError{Tools: []string{req.Name}, Reason: "the policy has no uploads section, so no uploaded tool may run"}
 	}
-	e, note := p.uploadEntry(req.Name, req.ModuleSHA256)
+	e, note := p.uploadEntry(req.Name, req.ModuleSHA256, signerID(req.Provenance))
 	if e != nil {
 		return e.grant(tools.AuthorityUploadPolicy, e.ReplaceOperator, ""), nil
 	}
@@ -331,7 +370,7 @@ func (p *Policy) Grant(req tools.GrantRequest) (tools.Grant, error) {
 // uploadEntry returns the uploads.tools entry that applies to an upload of
 // name with module sha, or nil and, when an entry is pinned to another
 // module, why it does not apply.
-func (p *Policy) uploadEntry(name, sha string) (*UploadGrant, string) {
+func (p *Policy) uploadEntry(name, sha, signer string) (*UploadGrant, string) {
 	if p.Uploads == nil {
 		return nil, ""
 	}
@@ -341,6 +380,13 @@ func (p *Policy) uploadEntry(name, sha string) (*UploadGrant, string) {
 	}
 	if e.ModuleSHA256 != "" && e.ModuleSHA256 != sha {
 		return nil, fmt.Sprintf("the policy's uploads.tools.%s is pinned to module sha256:%s, this module is sha256:%s, so the uploads default applies", name, e.ModuleSHA256, sha)
+	}
+	if len(e.SignedBy) > 0 && !slices.Contains(e.SignedBy, signer) {
+		who := "this version is not from an artifact signed by any of them"
+		if signer != "" {
+			who = "this version's artifact is signed by " + signer
+		}
+		return nil, fmt.Sprintf("the policy's uploads.tools.%s applies to artifacts signed by %s; %s, so the uploads default applies", name, strings.Join(e.SignedBy, ", "), who)
 	}
 	return &e, ""
 }
@@ -366,11 +412,11 @@ func (g *UploadGrant) grant(authority string, replace bool, note string) tools.G
 // StateKeys returns the state keys a tool may see: its tool_state_keys
 // entry for an operator or bundled tool, its uploads entry's state_keys for
 // an upload (none under the default).
-func (p *Policy) StateKeys(tool string, source store.ToolSource, moduleSHA256 string) []string {
+func (p *Policy) StateKeys(tool string, source store.ToolSource, moduleSHA256, signerID string) []string {
 	if source.Trusted() || source == "" {
 		return p.ToolStateKeys[tool]
 	}
-	if e, _ := p.uploadEntry(tool, moduleSHA256); e != nil {
+	if e, _ := p.uploadEntry(tool, moduleSHA256, signerID); e != nil {
 		return e.StateKeys
 	}
 	if p.Uploads != nil && p.Uploads.Default != nil {

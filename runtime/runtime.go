@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"oras.land/oras-go/v2/registry/remote/auth"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -75,6 +77,14 @@ type Config struct {
 	// DisableToolUpload refuses RegisterTool (the MCP register_tool tool
 	// and the CLI still read ToolsDir).
 	DisableToolUpload bool
+	// InsecureRegistries may be reached over plain HTTP (the CLI's
+	// --insecure-registry); a loopback registry always may, any other
+	// only over HTTPS.
+	InsecureRegistries []string
+	// RegistryCredentials returns the credential for a registry host;
+	// nil reads the operator's Docker-style config ($DOCKER_CONFIG/
+	// config.json, else ~/.docker/config.json). Never from a client.
+	RegistryCredentials auth.CredentialFunc
 	// IdempotencyTTL is how long an idempotency key lives; default 24h.
 	IdempotencyTTL time.Duration
 	// NoSync trades durability on power loss for speed (see store.Options).
@@ -507,7 +517,7 @@ func (s secretResolver) ResolveSecret(ctx context.Context, _ string, ref string)
 // toolProjection is what a tool may see of state beyond its args: the
 // TOOL projection, limited to the keys the policy grants that tool.
 func (rt *Runtime) toolProjection(tool executor.ToolID, state map[string]any) map[string]any {
-	keys := rt.policy.StateKeys(tool.Name, tool.Source, tool.ModuleSHA256)
+	keys := rt.policy.StateKeys(tool.Name, tool.Source, tool.ModuleSHA256, tool.SignerID)
 	if len(keys) == 0 {
 		return map[string]any{}
 	}

@@ -15,3 +15,10 @@ const (
 
 // ToolRecord is one registered version of a tool (toolrecord.Record).
 type ToolRecord = toolrecord.Record
+
+// ToolProvenance is where a tool version's module came from and who
+// signed it (toolrecord.Provenance).
+type ToolProvenance = toolrecord.Provenance
+
+// OriginOCI is a module pulled from an OCI registry (toolrecord.OriginOCI).
+const OriginOCI = toolrecord.OriginOCI

@@ -87,6 +87,9 @@ type CallResult struct {
 	// capability it held (Tool.Source, Tool.Authority).
 	Source toolrecord.Source
 	Grants map[string]string
+	// Provenance is the version's record of where the module came from
+	// (an OCI artifact and its signer); nil for a file or an upload.
+	Provenance *toolrecord.Provenance
 	// MemoryBytes is the most linear memory the guest instance held, in
 	// bytes (for a pooled instance, over its life so far); 0 when no
 	// instance ran.
@@ -184,7 +187,7 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 		return t.callPlugin(ctx, req) // extism.go
 	}
 	name := t.Manifest.Name
-	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256, Source: t.Source, Grants: t.Authority}
+	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256, Source: t.Source, Grants: t.Authority, Provenance: t.Record.Provenance}
 	args := req.Args
 	if args == nil {
 		args = map[string]any{}

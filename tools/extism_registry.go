@@ -56,6 +56,12 @@ func (r *Registry) IsPlugin(wasm []byte) bool {
 // order the plugin listed them; a failure part way names the tools already
 // registered.
 func (r *Registry) RegisterPlugin(ctx context.Context, src toolrecord.Source, m Manifest, wasm []byte) ([]toolrecord.Record, error) {
+	return r.RegisterPluginFrom(ctx, src, nil, m, wasm)
+}
+
+// RegisterPluginFrom is RegisterPlugin for a module whose provenance (an
+// OCI artifact and its verified signer) each version record keeps.
+func (r *Registry) RegisterPluginFrom(ctx context.Context, src toolrecord.Source, prov *toolrecord.Provenance, m Manifest, wasm []byte) ([]toolrecord.Record, error) {
 	fail := func(err error) ([]toolrecord.Record, error) {
 		return nil, fmt.Errorf("register plugin %q: %w", m.Name, err)
 	}
@@ -65,7 +71,7 @@ func (r *Registry) RegisterPlugin(ctx context.Context, src toolrecord.Source, m 
 	if err := r.host.opts.Ceilings.check(&m); err != nil {
 		return fail(err)
 	}
-	g, err := r.grant(GrantRequest{Name: m.Name, ModuleSHA256: sha256Hex(wasm), Source: src, Manifest: &m})
+	g, err := r.grant(GrantRequest{Name: m.Name, ModuleSHA256: sha256Hex(wasm), Source: src, Manifest: &m, Provenance: prov})
 	if err != nil {
 		return fail(err)
 	}
@@ -102,7 +108,7 @@ func (r *Registry) RegisterPlugin(ctx context.Context, src toolrecord.Source, m 
 	}
 	var recs []toolrecord.Record
 	for _, mi := range manifests {
-		rec, err := r.RegisterAs(ctx, src, mi, wasm)
+		rec, err := r.RegisterFrom(ctx, src, prov, mi, wasm)
 		if err != nil {
 			var done []string
 			for _, r := range recs {
@@ -181,7 +187,7 @@ type callToolResult struct {
 // isError result fails the call with its text.
 func (t *Tool) callPlugin(ctx context.Context, req CallRequest) (CallResult, error) {
 	name := t.Manifest.Name
-	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256, Source: t.Source, Grants: t.Authority}
+	res := CallResult{ModuleSHA256: t.Record.ModuleSHA256, ManifestSHA256: t.Record.ManifestSHA256, Source: t.Source, Grants: t.Authority, Provenance: t.Record.Provenance}
 	args := req.Args
 	if args == nil {
 		args = map[string]any{}

@@ -51,6 +51,9 @@ type GrantRequest struct {
 	Source toolrecord.Source
 	// Manifest is the version's manifest; read only.
 	Manifest *Manifest
+	// Provenance is where the module came from (an OCI artifact and its
+	// verified signer); nil for a file or an upload of bytes.
+	Provenance *toolrecord.Provenance
 }
 
 // Grant is gate C's answer for one tool version.

@@ -118,6 +118,13 @@ func (r *Registry) Register(ctx context.Context, m Manifest, wasm []byte) (toolr
 // field. It may not replace a tool whose current version is bundled or the
 // operator's unless its grant says MayReplaceOperator (ErrOperatorTool).
 func (r *Registry) RegisterAs(ctx context.Context, src toolrecord.Source, m Manifest, wasm []byte) (toolrecord.Record, error) {
+	return r.RegisterFrom(ctx, src, nil, m, wasm)
+}
+
+// RegisterFrom is RegisterAs for a module whose provenance (an OCI
+// artifact and its verified signer) the version record keeps and gate C
+// is told.
+func (r *Registry) RegisterFrom(ctx context.Context, src toolrecord.Source, prov *toolrecord.Provenance, m Manifest, wasm []byte) (toolrecord.Record, error) {
 	if err := m.Validate(); err != nil {
 		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
@@ -127,7 +134,7 @@ func (r *Registry) RegisterAs(ctx context.Context, src toolrecord.Source, m Mani
 	if err := r.host.opts.Ceilings.check(&m); err != nil {
 		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
-	g, err := r.grant(GrantRequest{Name: m.Name, ModuleSHA256: sha256Hex(wasm), Source: src, Manifest: &m})
+	g, err := r.grant(GrantRequest{Name: m.Name, ModuleSHA256: sha256Hex(wasm), Source: src, Manifest: &m, Provenance: prov})
 	if err != nil {
 		return toolrecord.Record{}, fmt.Errorf("register tool %q: %w", m.Name, err)
 	}
@@ -177,6 +184,7 @@ func (r *Registry) RegisterAs(ctx context.Context, src toolrecord.Source, m Mani
 		RegisteredAt:   r.opts.Now().UTC(),
 		Source:         src,
 		Grants:         auth,
+		Provenance:     prov,
 	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
@@ -434,6 +442,11 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	}
 	rec.Source = rec.EffectiveSource()
 	vkey := rec.ModuleSHA256 + "/" + rec.ManifestSHA256 + "/" + string(rec.Source)
+	if p := rec.Provenance; p != nil {
+		// The same bytes from an artifact (or signed by someone else)
+		// are another version: its Tool carries that provenance.
+		vkey += "/" + p.Ref + "/" + p.SignerID
+	}
 	r.mu.Lock()
 	v, ok := r.versions[vkey]
 	r.mu.Unlock()
@@ -451,7 +464,7 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 		}
 		r.mu.Unlock()
 	}
-	g, err := r.grant(GrantRequest{Name: rec.Name, ModuleSHA256: rec.ModuleSHA256, Source: rec.Source, Manifest: &v.manifest})
+	g, err := r.grant(GrantRequest{Name: rec.Name, ModuleSHA256: rec.ModuleSHA256, Source: rec.Source, Manifest: &v.manifest, Provenance: rec.Provenance})
 	if err != nil {
 		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
 	}

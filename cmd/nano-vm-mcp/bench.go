@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/internal/benchmark"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // benchReport is what `bench --json` prints.
@@ -45,8 +46,8 @@ func cmdBench(cmd *command, args []string, cio *cliIO) error {
 	items := fs.Int("items", benchmark.DefaultItems, "work items per scenario (the long horizon runs items/1000 programs of 1,000 steps, at least 1)")
 	conc := fs.Int("concurrency", benchmark.DefaultConcurrency, "goroutines pulling items (the round trip and the long horizon are sequential)")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
-	db := fs.String("db", "", "database file; default a fresh temporary file, deleted after (NANO_VM_MCP_DB is ignored: a benchmark never writes to the real database)")
-	keep := fs.Bool("keep", false, "keep the --db file and the round-trip stores beside it")
+	db := fs.String("db", "", "database file, or a postgres:// address: the scenarios then run on a fresh database created on that server and dropped after; default a fresh temporary file, deleted after (NANO_VM_MCP_DB is ignored: a benchmark never writes to the real database)")
+	keep := fs.Bool("keep", false, "keep the --db file and the round-trip stores beside it (on PostgreSQL: the fresh database)")
 	noSync := fs.Bool("no-sync", false, "skip fsync in the runtime's store, to compare (NANO_VM_MCP_NO_SYNC=1)")
 	pipeline := fs.Bool("pipeline", false, "pipeline pure steps' commits, as serve --pipeline does (NANO_VM_MCP_PIPELINE=1)")
 	cacheDir := fs.String("cache-dir", "", "compiled tool code cache, shared across runs; \"-\" disables it (NANO_VM_MCP_CACHE_DIR; default the user cache dir)")
@@ -98,10 +99,10 @@ func cmdBench(cmd *command, args []string, cio *cliIO) error {
 
 	rep := benchReport{
 		Date: time.Now().UTC().Format(time.RFC3339), Machine: benchmark.Machine(),
-		Items: *items, Concurrency: *conc, Durability: "fsync", OK: true,
+		Items: *items, Concurrency: *conc, Durability: e.Durability(), OK: true,
 	}
-	if *noSync {
-		rep.Durability = "no fsync"
+	if *keep && postgres.IsDSN(*db) {
+		fmt.Fprintf(cio.stderr, "bench: keeping the database %s\n", postgres.Redact(e.DBPath()))
 	}
 	if *pipeline {
 		rep.Durability += ", pure steps pipelined"
@@ -173,7 +174,7 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 	fmt.Fprintf(w, "nano-vm-mcp bench — %s, %d CPU(s) %s, %s %s/%s; %s; items %d, concurrency %d\n\n",
 		rep.Date[:10], m.CPUs, cpu, m.GoVersion, m.OS, m.Arch, rep.Durability, rep.Items, rep.Concurrency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "id\tscenario\titems\tconc\tthroughput\tp50 ms\tp95 ms\tp99 ms\tpeak RSS\tenvelopes\ttarget\toriginal\t")
+	fmt.Fprintln(tw, "id\tscenario\titems\tconc\tthroughput\tp50 ms\tp95 ms\tp99 ms\tCPU ms/item\tpeak RSS\tenvelopes\ttarget\toriginal\t")
 	for i := range rep.Results {
 		r := &rep.Results[i]
 		target := "—"
@@ -188,12 +189,17 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 		if orig == "" {
 			orig = "—"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s %s/s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s %s/s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
 			r.ID, r.Name, r.Items, r.Concurrency, humanRate(r.Throughput), r.Unit,
-			ms(r.P50MS), ms(r.P95MS), ms(r.P99MS), rss(r), r.Envelopes, target, orig)
+			ms(r.P50MS), ms(r.P95MS), ms(r.P99MS), ms(r.CPUMSPerItem), rss(r), r.Envelopes, target, orig)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	for i := range rep.Results {
+		if r := &rep.Results[i]; r.ServerCPU != "" {
+			fmt.Fprintf(w, "server CPU: %s: %s ms/item (%s)\n", r.Name, ms(r.ServerCPUMSPerItem), r.ServerCPU)
+		}
+	}
 	if a := rep.Audit; a != nil {
 		if a.OK {
 			fmt.Fprintf(w, "audit: chain verified, %d envelope(s), one per step counted (head seq %d)\n", a.Checked, a.HeadSeq)

@@ -20,7 +20,7 @@ func TestBenchTable(t *testing.T) {
 	}
 	table := out.String()
 	for _, want := range []string{
-		"id", "throughput", "p95 ms", "peak RSS", "envelopes", "original",
+		"id", "throughput", "p95 ms", "CPU ms/item", "peak RSS", "envelopes", "original",
 		"BM-INT-01", "refund", "BM-INT-04", "parallel", "roundtrip-nosync", "roundtrip-fsync",
 		"BM-INT-06", "envelope", "BM-INT-08", "replay", "BM-INT-10", "long",
 		"toolcall-fresh", "toolcall-pooled", "programs/s", "ops/s", "replays/s", "steps/s", "calls/s",
@@ -56,6 +56,11 @@ func TestBenchJSON(t *testing.T) {
 		envelopes += r.Envelopes
 		if r.Items != 20 || r.Throughput <= 0 || !r.OK() {
 			t.Errorf("%s: %+v", r.Name, r)
+		}
+		// Every scenario does work in the process, so its CPU per item
+		// (getrusage over the timed phase) cannot be zero.
+		if r.CPUMSPerItem <= 0 {
+			t.Errorf("%s: cpu_ms_per_item %v, want > 0", r.Name, r.CPUMSPerItem)
 		}
 	}
 	if got := strings.Join(names, ","); got != "refund,roundtrip-nosync,roundtrip-fsync,replay" {

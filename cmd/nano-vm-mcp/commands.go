@@ -93,6 +93,36 @@ Arguments:
 --name, --description and --capability override the manifest's fields.
 
 ` + toolNameRule},
+			{name: "pull", args: "oci://HOST/REPO:TAG|@sha256:HEX [--manifest FILE | --name N] [--insecure-registry HOST]...", run: cmdToolPull,
+				summary: "register a tool from an OCI registry, checking its signature",
+				about: `Register the tool an OCI artifact holds as the operator's, from any
+registry: our artifacts (tool push), the CNCF Wasm artifact (Wassette's) or
+an image with /plugin.wasm (hyper-mcp's). The policy's oci section decides
+which signatures are trusted and where one is required; an artifact that
+needs one and has none that verifies is refused, saying why. The version
+records the artifact by digest and its signer; every step that runs it
+carries both into its envelope.
+
+Credentials are the operator's Docker-style config ($DOCKER_CONFIG/
+config.json, else ~/.docker/config.json). Plain HTTP only for loopback and
+--insecure-registry (or NANO_VM_MCP_INSECURE_REGISTRIES=host,host).
+
+Arguments:
+  oci://HOST/REPO:TAG   the artifact, by tag or @sha256:<hex>`},
+			{name: "push", args: "MODULE.wasm oci://HOST/REPO:TAG [--manifest FILE] [--sign KEY] [--insecure-registry HOST]...", run: cmdToolPush,
+				summary: "publish a tool as a Wasm OCI artifact, optionally signed",
+				about: `Publish a module as a CNCF Wasm OCI artifact (config
+application/vnd.wasm.config.v0+json, one application/wasm layer) with its
+manifest in the annotation dev.nanovm.tool.manifest. With --sign, sign the
+artifact's manifest digest with an ECDSA P-256 key (PEM, unencrypted; a
+cosign key decrypted) and attach the Sigstore bundle as a referrer
+(artifact type application/vnd.dev.sigstore.bundle.v0.3+json), as cosign
+does. Opens no database.
+
+Arguments:
+  MODULE.wasm           the module; its manifest is --manifest FILE, else a
+                        manifest.json beside it, else none
+  oci://HOST/REPO:TAG   where to publish it`},
 			{name: "new", args: "NAME --lang go|c [--dir DIR] [--sdk GO_SDK_DIR]", run: cmdToolNew,
 				summary: "write a working tool skeleton in Go or C that tool add accepts once built",
 				about: `Write DIR/NAME/: a tool that greets its "name" argument, with its source,

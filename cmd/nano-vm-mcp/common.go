@@ -131,6 +131,9 @@ type common struct {
 	prepared                              bool
 	firstRun                              []created
 	noUpload, noSync, noBundled, pipeline bool
+	// insecure are the registries reached over plain HTTP: tool pull's and
+	// push's --insecure-registry, else NANO_VM_MCP_INSECURE_REGISTRIES.
+	insecure stringList
 	// cp, when set, configures signed checkpoints (serve and audit).
 	cp *checkpointFlags
 	// expose says which registered tools serve lists as MCP tools
@@ -286,6 +289,13 @@ func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 	}
 	flagOn(&c.noUpload, "NO_TOOL_UPLOAD")
+	if len(c.insecure) == 0 {
+		for _, h := range strings.Split(env("INSECURE_REGISTRIES"), ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.insecure = append(c.insecure, h)
+			}
+		}
+	}
 	flagOn(&c.noSync, "NO_SYNC")
 	flagOn(&c.noBundled, "NO_BUNDLED_TOOLS")
 	flagOn(&c.pipeline, "PIPELINE")
@@ -332,7 +342,7 @@ func (c *common) open(ctx context.Context) (*runtime.Runtime, error) {
 	c.noteMissing()
 	logger := c.logger()
 	cfg := runtime.Config{
-		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, EnvFile: c.envFile, DisableToolUpload: c.noUpload,
+		DBPath: c.db, PolicyPath: c.policy, ToolsDir: c.toolsDir, EnvFile: c.envFile, DisableToolUpload: c.noUpload, InsecureRegistries: c.insecure,
 		NoSync: c.noSync, PipelinePureSteps: c.pipeline, NoBundledTools: c.noBundled, LLMModel: c.llmModel, CacheDir: c.cacheDir, Logger: logger,
 		Ceilings: c.ceilings, ModuleLimits: c.moduleLimits, MaxStepsPerRun: c.maxSteps, TakeOver: c.serving,
 		TracerProvider: c.tracerProvider(),

@@ -109,7 +109,7 @@ func TestGroupUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"tool"}, "tool needs a subcommand: add, new, ls, show, rm"},
+		{[]string{"tool"}, "tool needs a subcommand: add, pull, push, new, ls, show, rm"},
 		{[]string{"trace", "lst"}, `unknown subcommand "lst" of trace; want one of: ls, show`},
 		{[]string{"audit"}, "audit needs a subcommand: verify, checkpoint, keygen"},
 		{[]string{"secret", "get"}, "want one of: put, ls, erase"},

@@ -39,6 +39,7 @@ type admin interface {
 	Tools(ctx context.Context) ([]store.ToolRecord, error)
 	Tool(ctx context.Context, ref string) (store.ToolRecord, error)
 	RegisterToolLocal(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error)
+	PullTool(ctx context.Context, ref string, manifest []byte) ([]store.ToolRecord, error)
 	RemoveToolLocal(ctx context.Context, name string) error
 	PutSecret(ctx context.Context, id, value string) (string, error)
 	EraseSecret(ctx context.Context, id string) (store.Envelope, error)
@@ -190,6 +191,11 @@ func (r *remoteAdmin) Tool(ctx context.Context, ref string) (out store.ToolRecor
 
 func (r *remoteAdmin) RegisterToolLocal(ctx context.Context, manifest, wasm []byte) (out store.ToolRecord, err error) {
 	err = r.call(ctx, "register_tool", opParams{Manifest: manifest, Wasm: wasm}, &out)
+	return out, err
+}
+
+func (r *remoteAdmin) PullTool(ctx context.Context, ref string, manifest []byte) (out []store.ToolRecord, err error) {
+	err = r.call(ctx, "pull_tool", opParams{Ref: ref, Manifest: manifest}, &out)
 	return out, err
 }
 
@@ -360,6 +366,8 @@ func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opP
 		return rt.Tool(ctx, p.Ref)
 	case "register_tool":
 		return rt.RegisterToolLocal(ctx, p.Manifest, p.Wasm)
+	case "pull_tool":
+		return rt.PullTool(ctx, p.Ref, p.Manifest)
 	case "remove_tool":
 		return true, rt.RemoveToolLocal(ctx, p.Name)
 	case "put_secret":

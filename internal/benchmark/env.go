@@ -14,6 +14,7 @@ import (
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 	"github.com/nanovm/nano-vm-mcp/tools"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
@@ -22,14 +23,19 @@ import (
 // with fsync on, an in-memory compilation cache and no logs.
 type Config struct {
 	// DBPath is the database file. "" means a fresh file in a new
-	// temporary directory, removed by Close.
+	// temporary directory, removed by Close. A postgres:// address
+	// (store/postgres.IsDSN) runs the scenarios on PostgreSQL: on a fresh
+	// database that Open creates on that server and Close drops; the
+	// round-trip scenario's own stores are then bbolt files in a temporary
+	// directory.
 	DBPath string
 	// Keep leaves the database (and the round-trip stores beside it) in
 	// place at Close. It has no effect on a temporary directory's removal
 	// when DBPath is "".
 	Keep bool
-	// NoSync turns fsync off for the runtime's store (BM-INT-05 always
-	// measures both modes on stores of its own).
+	// NoSync turns fsync off for the runtime's bbolt store (BM-INT-05
+	// always measures both modes on stores of its own). It has no effect
+	// on PostgreSQL, whose durability is the server's settings.
 	NoSync bool
 	// PipelinePureSteps sets the runtime's runtime.Config.PipelinePureSteps.
 	PipelinePureSteps bool
@@ -48,6 +54,10 @@ type Env struct {
 	cfg    Config
 	rt     *runtime.Runtime
 	tmpDir string // removed at Close; "" when cfg.DBPath was given
+	// pg is set when the scenarios run on PostgreSQL; sideDir is then
+	// where the round-trip stores go.
+	pg      *pgBench
+	sideDir string
 
 	mu        sync.Mutex
 	envelopes int // written by scenarios so far
@@ -72,13 +82,25 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 	if cfg.Logger == nil {
 		e.cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if e.cfg.DBPath == "" {
+	if e.cfg.DBPath == "" || postgres.IsDSN(e.cfg.DBPath) {
 		dir, err := os.MkdirTemp("", "nano-vm-mcp-bench")
 		if err != nil {
 			return nil, fmt.Errorf("open bench env: %w", err)
 		}
 		e.tmpDir = dir
-		e.cfg.DBPath = filepath.Join(dir, "bench.db")
+		if e.cfg.DBPath == "" {
+			e.cfg.DBPath = filepath.Join(dir, "bench.db")
+		}
+	}
+	dbAddr := e.cfg.DBPath
+	if postgres.IsDSN(e.cfg.DBPath) {
+		e.sideDir = e.tmpDir
+		pg, err := createPGDatabase(ctx, e.cfg.DBPath)
+		if err != nil {
+			e.cleanup()
+			return nil, fmt.Errorf("open bench env: %w", err)
+		}
+		e.pg, dbAddr = pg, pg.dsn
 	}
 	model, err := llm.New(MockModel, nil)
 	if err != nil {
@@ -94,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 		cacheDir = "-"
 	}
 	e.rt, err = runtime.Open(ctx, runtime.Config{
-		DBPath: e.cfg.DBPath, VaultKey: key, LLM: model, LLMModel: MockModel,
+		DBPath: dbAddr, VaultKey: key, LLM: model, LLMModel: MockModel,
 		NoSync: e.cfg.NoSync, PipelinePureSteps: e.cfg.PipelinePureSteps, CacheDir: cacheDir, Logger: e.cfg.Logger,
 	})
 	if err != nil {
@@ -113,8 +135,27 @@ func Open(ctx context.Context, cfg Config) (*Env, error) {
 // Runtime returns the runtime the scenarios run on.
 func (e *Env) Runtime() *runtime.Runtime { return e.rt }
 
-// DBPath returns the runtime's database file.
-func (e *Env) DBPath() string { return e.cfg.DBPath }
+// DBPath returns the runtime's database file, or on PostgreSQL the
+// address of the fresh database the scenarios run on (with its password,
+// if the given address had one: print it through postgres.Redact).
+func (e *Env) DBPath() string {
+	if e.pg != nil {
+		return e.pg.dsn
+	}
+	return e.cfg.DBPath
+}
+
+// Durability says what a commit waits for: "fsync", "no fsync", or on
+// PostgreSQL the server's fsync and synchronous_commit settings.
+func (e *Env) Durability() string {
+	switch {
+	case e.pg != nil:
+		return e.pg.durability
+	case e.cfg.NoSync:
+		return "no fsync"
+	}
+	return "fsync"
+}
 
 // Envelopes returns how many envelopes the scenarios have written.
 func (e *Env) Envelopes() int {
@@ -187,6 +228,12 @@ func (e *Env) Close() error {
 }
 
 func (e *Env) cleanup() {
+	if e.pg != nil && !e.cfg.Keep {
+		if err := e.pg.drop(); err != nil {
+			e.cfg.Logger.Error("bench: " + err.Error())
+		}
+		e.pg = nil
+	}
 	if e.tmpDir != "" {
 		os.RemoveAll(e.tmpDir)
 		return
@@ -201,6 +248,9 @@ func (e *Env) cleanup() {
 // sidePath names a file a scenario creates beside the database.
 func (e *Env) sidePath(suffix string) string {
 	p := e.cfg.DBPath + "." + suffix
+	if e.sideDir != "" {
+		p = filepath.Join(e.sideDir, "bench.db."+suffix)
+	}
 	e.mu.Lock()
 	e.extra = append(e.extra, p)
 	e.mu.Unlock()

@@ -2,6 +2,7 @@ package benchmark
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -78,6 +79,18 @@ type Result struct {
 	// (the long horizon), is the largest growth one item caused: its peak
 	// minus the resident set just before it.
 	ItemRSSGrowthMB float64 `json:"item_rss_growth_mb,omitempty"`
+	// CPUMSPerItem is the process's CPU time (user + system, getrusage
+	// RUSAGE_SELF) over the measured phase, per item, in ms; 0 where
+	// getrusage is not available. It covers every goroutine of the
+	// process, the store's included, and nothing outside the process (a
+	// database server's CPU is not in it).
+	CPUMSPerItem float64 `json:"cpu_ms_per_item"`
+	// ServerCPUMSPerItem is, on PostgreSQL, the database server's CPU
+	// (the postmaster and all its children, from /proc) over the measured
+	// phase, per item, in ms; ServerCPU says whether it was measured and,
+	// if not, why ("" on bbolt, which has no server).
+	ServerCPUMSPerItem float64 `json:"server_cpu_ms_per_item,omitempty"`
+	ServerCPU          string  `json:"server_cpu,omitempty"`
 	// Envelopes counts the envelopes the scenario's runs wrote (and
 	// checked, one per step record).
 	Envelopes int `json:"envelopes"`
@@ -229,7 +242,9 @@ func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error)
 	// peak is the largest item peak.
 	perItem := s.perItemRSS && conc == 1
 	var itemPeak, itemGrowth float64
+	srv0, srvErr := e.serverCPU()
 	start()
+	cpu0 := processCPU()
 	t0 := time.Now()
 	for range conc {
 		wg.Add(1)
@@ -269,7 +284,20 @@ feed:
 	close(work)
 	wg.Wait()
 	elapsed := time.Since(t0)
+	cpu := processCPU() - cpu0
 	stop()
+	if e.pg != nil && s.usesRuntimeStore() {
+		srv1, err := e.serverCPU()
+		if srvErr == nil {
+			srvErr = err
+		}
+		if srvErr == nil {
+			res.ServerCPU = "included: postmaster and its children, from /proc"
+			res.ServerCPUMSPerItem = float64(srv1-srv0) / float64(time.Millisecond) / float64(items)
+		} else {
+			res.ServerCPU = "not measured: " + srvErr.Error()
+		}
+	}
 	progressDone()
 
 	if err := context.Cause(runCtx); err != nil {
@@ -282,6 +310,7 @@ feed:
 	res.RSSGrowthMB = max(res.PeakRSSMB-rssBefore, 0)
 	res.Seconds = elapsed.Seconds()
 	res.Throughput = float64(res.Ops) / elapsed.Seconds()
+	res.CPUMSPerItem = float64(cpu) / float64(time.Millisecond) / float64(items)
 	res.P50MS, res.P95MS, res.P99MS, res.MaxMS = percentileMS(lat, 0.50), percentileMS(lat, 0.95), percentileMS(lat, 0.99), percentileMS(lat, 1)
 
 	if s.verify != nil {
@@ -300,17 +329,35 @@ feed:
 }
 
 func (e *Env) durability(s Scenario) string {
+	side := ""
+	if e.pg != nil {
+		side = " (bbolt)"
+	}
 	switch {
 	case s.Name == "roundtrip-nosync":
-		return "no fsync"
+		return "no fsync" + side
 	case s.Name == "roundtrip-fsync":
-		return "fsync"
+		return "fsync" + side
 	case s.Group == "toolcall":
 		return "none"
-	case e.cfg.NoSync:
-		return "no fsync"
 	}
-	return "fsync"
+	return e.Durability()
+}
+
+// usesRuntimeStore reports whether the scenario commits to the runtime's
+// store (the round trip has stores of its own; the tool call none).
+func (s Scenario) usesRuntimeStore() bool { return s.Group != "roundtrip" && s.Group != "toolcall" }
+
+// serverCPU is the PostgreSQL server's CPU so far; an error when the Env
+// is not on PostgreSQL or the server is not readable from here.
+func (e *Env) serverCPU() (time.Duration, error) {
+	switch {
+	case e.pg == nil:
+		return 0, errors.New("no database server")
+	case e.pg.server == nil:
+		return 0, e.pg.serverErr
+	}
+	return e.pg.server.total()
 }
 
 // progress starts the progress reporter and returns the function that

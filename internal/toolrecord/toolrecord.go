@@ -74,6 +74,39 @@ type Record struct {
 	// "upload-policy"). The policy is asked again on every call; a step
 	// record says what that call held.
 	Grants map[string]string `json:"grants,omitempty"`
+	// Provenance says where the module came from beyond Source: for a
+	// tool from an OCI registry, the artifact by digest and the verified
+	// signer. Absent for a tools-folder file, a CLI file or an upload of
+	// bytes, and in records written before it existed.
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Origins of a tool version, as Provenance.Origin says.
+const (
+	// OriginOCI is a module pulled from an OCI registry.
+	OriginOCI = "oci"
+)
+
+// Provenance is where a tool version's module came from and who signed
+// it, checked at registration. Every step that runs the version carries
+// Ref and Signer into its record and envelope.
+type Provenance struct {
+	// Origin is OriginOCI.
+	Origin string `json:"origin"`
+	// Ref is the artifact by digest: oci://HOST/REPO@sha256:<hex>, the
+	// digest of the manifest (or index) the reference resolved to.
+	Ref string `json:"ref"`
+	// Requested is the reference as named (by tag, say).
+	Requested string `json:"requested,omitempty"`
+	// Layout is how the artifact held the module: "nanovm", "wasm"
+	// (the CNCF Wasm artifact) or "image" (plugin.wasm in a tar layer).
+	Layout string `json:"layout,omitempty"`
+	// Signer is who signed the artifact, as verified at registration:
+	// "key <id> (sha256:<key id>)" or "certificate <id> (issuer …,
+	// subject …)"; empty when it was not signed by anyone trusted.
+	Signer string `json:"signer,omitempty"`
+	// SignerID is the policy's id of that key or identity.
+	SignerID string `json:"signer_id,omitempty"`
 }
 
 // EffectiveSource is r.Source, with a record from before sources existed

@@ -35,6 +35,9 @@ type verifyOut struct {
 	// Checkpoint is what a checkpoint check found; OK above is then false
 	// unless both the chain and the checkpoint hold.
 	Checkpoint *runtime.CheckpointCheck `json:"checkpoint,omitempty"`
+	// Tools, for one run, says which code ran each tool step, from its
+	// verified envelopes (tools_oci.go).
+	Tools []stepTool `json:"tools,omitempty"`
 }
 
 func verifyAuditDef() toolDef {
@@ -69,6 +72,7 @@ Example: {"trace_id":"7f0c…"}`,
 			"records_checked": integer("Stored records (steps, run records, inputs, programs) re-hashed against their envelopes."),
 			"records":         array("Records that do not match their envelopes (at most 100); any makes ok false.", recordProblemSchema()),
 			"records_omitted": integer("Record problems beyond those listed."),
+			"tools":           array("With trace_id: the code each tool step ran, as its envelope (checked above) records it.", stepToolSchema()),
 			"notes":           array("Runs whose records no envelope covers for a known reason (legacy, not covered yet); they do not make ok false.", recordProblemSchema()),
 			"checkpoint": object(map[string]any{
 				"ok":        boolean("True when the chain extends the checkpoint."),
@@ -137,5 +141,11 @@ func (s *Server) verifyAudit(ctx context.Context, req mcp.CallToolRequest) (any,
 			}
 		}
 	}
-	return verifyOut{VerifyReport: rep, Scope: scope}, nil
+	out := verifyOut{VerifyReport: rep, Scope: scope}
+	if id != "" {
+		if out.Tools, err = s.stepTools(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -90,6 +90,8 @@ type registerArgs struct {
 	WasmBase64   string          `json:"wasm_base64"`
 	ModuleUpload string          `json:"module_upload"`
 	Manifest     json.RawMessage `json:"manifest"`
+	// OCI registers from a registry instead of a module (tools_oci.go).
+	OCI string `json:"oci"`
 }
 
 // registerArguments decodes register_tool's arguments without copying the
@@ -140,13 +142,17 @@ func registerToolDef() toolDef {
 
 Use it to add a capability a program needs that no listed tool has. An uploaded tool holds only what the operator's policy grants uploads: by default wasi:stdio and nanovm:log, no files, network, secrets or state. Its manifest may ask for less than its grant, never more: a capability, allowed host or mount outside it is refused (capability_denied, naming the field). The module's imports are checked against the capabilities granted; a module importing anything else is rejected, naming the import. A tool the operator installed (source "bundled" or "operator") cannot be replaced by an upload unless the policy allows that name. Registering a new module under an upload's name makes it the current version; earlier versions stay for the audit. The same module registered twice changes nothing. A module larger than a few MB goes in chunks: upload_module, then module_upload here instead of wasm_base64.
 
-Example: {"name":"greet","wasm_base64":"AGFzbQEAAAA…","manifest":{"description":"Says hello","input_schema":{"type":"object","properties":{"who":{"type":"string"}}},"capabilities":["nanovm:log"]}}`,
+Or from an OCI registry the operator's policy allows (oci.registries): {"oci":"oci://HOST/REPO:TAG"} or "…@sha256:<hex>", instead of wasm_base64. The artifact's signature is checked against the operator's trusted keys and identities; where the policy requires one, an unsigned or wrongly signed artifact is refused, saying why. An artifact carrying our manifest uses it; for one without (a Wasm artifact, a hyper-mcp plugin image) give name and, optionally, manifest. Registry credentials are the operator's, never sent by a client.
+
+Example: {"name":"greet","wasm_base64":"AGFzbQEAAAA…","manifest":{"description":"Says hello","input_schema":{"type":"object","properties":{"who":{"type":"string"}}},"capabilities":["nanovm:log"]}}
+Example: {"oci":"oci://ghcr.io/acme/greet:1.0"}`,
 		input: closed(map[string]any{
-			"name":          str("The tool's name, [a-z][a-z0-9_.-]{0,63}; must match manifest.name when that is set."),
-			"wasm_base64":   str("The .wasm module, standard base64. Give this or module_upload."),
+			"name":          str("The tool's name, [a-z][a-z0-9_.-]{0,63}; must match manifest.name when that is set. Required with wasm_base64 or module_upload."),
+			"wasm_base64":   str("The .wasm module, standard base64. Give this, module_upload or oci."),
 			"module_upload": str("Instead of wasm_base64: the upload_id of a finished upload_module upload, for a module too large for one message."),
-			"manifest":      objectOrString("The manifest: description, input_schema, output_schema, capabilities, allowed_hosts, limits, isolation (object, or a JSON string)."),
-		}, "name", "manifest"),
+			"manifest":      objectOrString("The manifest: description, input_schema, output_schema, capabilities, allowed_hosts, limits, isolation (object, or a JSON string). Required with wasm_base64 or module_upload; with oci only for an artifact that carries none."),
+			"oci":           str("An OCI reference, oci://HOST/REPO:TAG or oci://HOST/REPO@sha256:<hex>, to register from a registry the policy allows, instead of wasm_base64."),
+		}),
 		output:   withDesc(registeredSchema(), "The registered version."),
 		readOnly: false, destructive: false, idempotent: true, openWorld: false,
 		args:    &registerArgs{},
@@ -171,6 +177,9 @@ type toolRecordOut struct {
 	ManifestTruncated bool `json:"manifest_truncated,omitempty"`
 	// Ref pins this exact version in a program's "tool" field.
 	Ref string `json:"ref"`
+	// Provenance is where the module came from (an OCI artifact by
+	// digest and its verified signer); absent for a file or bytes.
+	Provenance *store.ToolProvenance `json:"provenance,omitempty"`
 }
 
 func toolRecordOf(r store.ToolRecord, withManifest bool) toolRecordOut {
@@ -179,7 +188,7 @@ func toolRecordOf(r store.ToolRecord, withManifest bool) toolRecordOut {
 		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 1_000), Capabilities: m.Capabilities,
 		ModuleSHA256: r.ModuleSHA256, ManifestSHA256: r.ManifestSHA256, RegisteredAt: r.RegisteredAt,
 		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
-		Ref: r.Name + "@sha256:" + r.ModuleSHA256,
+		Ref: r.Name + "@sha256:" + r.ModuleSHA256, Provenance: r.Provenance,
 	}
 	if withManifest {
 		out.Manifest, out.ManifestTruncated = clip(json.RawMessage(r.Manifest), maxProgramBytes)
@@ -201,6 +210,14 @@ func toolRecordSchema() map[string]any {
 		"manifest":           withDesc(object(map[string]any{}), "The whole manifest (get_tool only)."),
 		"manifest_truncated": boolean("True when manifest holds a preview."),
 		"ref":                str(`"name@sha256:<hex>": use as a step's tool to pin this exact module.`),
+		"provenance": object(map[string]any{
+			"origin":    str(`"oci": pulled from a registry.`),
+			"ref":       str("The artifact by digest, oci://HOST/REPO@sha256:<hex>."),
+			"requested": str("The reference as named."),
+			"layout":    str(`"nanovm", "wasm" (CNCF Wasm artifact) or "image" (plugin.wasm in a tar layer).`),
+			"signer":    str("Who signed the artifact, verified at registration; absent when unsigned."),
+			"signer_id": str("The policy's id of that key or identity."),
+		}),
 	}, "name", "capabilities", "module_sha256", "manifest_sha256", "source", "grants", "ref")
 }
 
@@ -223,6 +240,12 @@ func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any
 	wasmBase64, err := registerArguments(req, &a)
 	if err != nil {
 		return nil, err
+	}
+	if a.OCI != "" {
+		if wasmBase64 != "" || a.ModuleUpload != "" {
+			return nil, argError("give \"oci\" or a module (\"wasm_base64\", \"module_upload\"), not both")
+		}
+		return s.registerToolOCI(ctx, a)
 	}
 	if err := requireString("name", a.Name); err != nil {
 		return nil, err

@@ -22,6 +22,9 @@ type ToolID struct {
 	Source toolrecord.Source
 	// ModuleSHA256 is the module's hash.
 	ModuleSHA256 string
+	// SignerID is the policy id of the key or identity that signed the
+	// version's OCI artifact, "" when none did.
+	SignerID string
 }
 
 // ProjectFunc returns the part of state a tool may see: the TOOL
@@ -93,7 +96,11 @@ func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.To
 		return kernel.ToolResult{}, err
 	}
 	if e.project != nil {
-		req.State = e.project(ToolID{Name: t.Manifest.Name, Source: t.Source, ModuleSHA256: t.Record.ModuleSHA256}, call.State)
+		id := ToolID{Name: t.Manifest.Name, Source: t.Source, ModuleSHA256: t.Record.ModuleSHA256}
+		if p := t.Record.Provenance; p != nil {
+			id.SignerID = p.SignerID
+		}
+		req.State = e.project(id, call.State)
 	}
 	res, err := t.Call(ctx, req)
 	if info, ok := ctx.Value(callInfoKey{}).(*CallInfo); ok {
@@ -108,6 +115,9 @@ func (e *Executor) Execute(ctx context.Context, call kernel.ToolCall) (kernel.To
 		out.Provenance = &kernel.ToolProvenance{ModuleSHA256: res.ModuleSHA256, ManifestSHA256: res.ManifestSHA256, Source: string(res.Source)}
 		if len(res.Grants) > 0 {
 			out.Provenance.Grants = maps.Clone(res.Grants)
+		}
+		if p := res.Provenance; p != nil {
+			out.Provenance.Origin, out.Provenance.Signer = p.Ref, p.Signer
 		}
 	}
 	if err != nil {

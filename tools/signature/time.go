@@ -1,0 +1,5 @@
+package signature
+
+import "time"
+
+func zeroTime() time.Time { return time.Time{} }
