@@ -246,7 +246,13 @@ func allModules(t *testing.T) map[string]wasmtools.Module {
 
 func bundledModule(t *testing.T, name string) wasmtools.Module {
 	t.Helper()
-	mods, err := wasmtools.Bundled()
+	return moduleFrom(t, wasmtools.Bundled, "bundled tool", name)
+}
+
+// moduleFrom is the module named name in list, a what.
+func moduleFrom(t *testing.T, list func() ([]wasmtools.Module, error), what, name string) wasmtools.Module {
+	t.Helper()
+	mods, err := list()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +261,6 @@ func bundledModule(t *testing.T, name string) wasmtools.Module {
 			return m
 		}
 	}
-	t.Fatalf("no bundled tool %s", name)
+	t.Fatalf("no %s %s", what, name)
 	return wasmtools.Module{}
 }
