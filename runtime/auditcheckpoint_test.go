@@ -14,19 +14,6 @@ import (
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
-func checkpointSigner(t *testing.T, name string) *checkpoint.Signer {
-	t.Helper()
-	skey, _, err := checkpoint.GenerateKey(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := checkpoint.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // appendEnvelopes appends n erasure-kind envelopes straight to the store.
 func appendEnvelopes(t *testing.T, rt *runtime.Runtime, n int) store.Envelope {
 	t.Helper()
@@ -45,7 +32,7 @@ func appendEnvelopes(t *testing.T, rt *runtime.Runtime, n int) store.Envelope {
 // not a checkpoint at all is reported with its problem, never as OK.
 func TestVerifyCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	signer := checkpointSigner(t, "ops")
+	signer := runtimetest.Signer(t, "ops")
 	dir := t.TempDir()
 	rt := runtimetest.Open(t, runtime.Config{DBPath: filepath.Join(dir, "a.db"), CheckpointSigner: signer, NoBundledTools: true})
 	if got := rt.CheckpointOrigin(); got != "nano-vm-mcp/a.db" {
@@ -61,7 +48,7 @@ func TestVerifyCheckpoint(t *testing.T) {
 	}
 	appendEnvelopes(t, rt, 2)
 
-	other := checkpointSigner(t, "ops")
+	other := runtimetest.Signer(t, "ops")
 	byOther, _ := other.Sign(c)
 	elsewhere, _ := signer.Sign(checkpoint.Checkpoint{Origin: "nano-vm-mcp/b.db", Size: 3, Hash: c.Hash})
 	tests := []struct {
@@ -134,7 +121,7 @@ func TestSignCheckpointRefuses(t *testing.T) {
 		t.Errorf("no verifier: %v", err)
 	}
 
-	rt := runtimetest.Open(t, runtime.Config{CheckpointSigner: checkpointSigner(t, "ops"), NoBundledTools: true})
+	rt := runtimetest.Open(t, runtime.Config{CheckpointSigner: runtimetest.Signer(t, "ops"), NoBundledTools: true})
 	if _, _, err := rt.SignCheckpoint(ctx, false, nil); !errors.Is(err, runtime.ErrEmptyChain) {
 		t.Errorf("empty chain: %v", err)
 	}

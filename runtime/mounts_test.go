@@ -27,28 +27,8 @@ func TestServerFilesCannotBeMounted(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "cache")
 	free := t.TempDir()
 	rt := openRuntime(t, runtime.Config{DBPath: db, CacheDir: cache, NoBundledTools: true})
-	var mod wasmtools.Module
-	ms, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.Name == "fs_escape" {
-			mod = m
-		}
-	}
-	manifest := func(host string) []byte {
-		var m map[string]any
-		if err := json.Unmarshal(mod.Manifest, &m); err != nil {
-			t.Fatal(err)
-		}
-		m["mounts"] = []map[string]any{{"host_path": host, "guest_path": "/data"}}
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	mod := testModules(t)["fs_escape"]
+	manifest := func(host string) []byte { return mountManifest(t, mod, host, false) }
 	tests := []struct{ name, host, how, file string }{
 		{"database's directory", dir, "contains", db},
 		{"the database", db, "is", db},
@@ -74,6 +54,22 @@ func TestServerFilesCannotBeMounted(t *testing.T) {
 	if _, err := os.Stat(db); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// mountManifest is mod's manifest with one mount of host at /data,
+// read-only when ro.
+func mountManifest(t *testing.T, mod wasmtools.Module, host string, ro bool) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(mod.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["mounts"] = []map[string]any{{"host_path": host, "guest_path": "/data", "read_only": ro}}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // tree lists every path under dir with its size and, for a symlink, its
@@ -130,22 +126,8 @@ func TestOperatorMountHoldsAgainstPrograms(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var mod wasmtools.Module
-	ms, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.Name == "fs_escape" {
-			mod = m
-		}
-	}
-	var man map[string]any
-	if err := json.Unmarshal(mod.Manifest, &man); err != nil {
-		t.Fatal(err)
-	}
-	man["mounts"] = []map[string]any{{"host_path": data, "guest_path": "/data"}}
-	mb, _ := json.Marshal(man)
+	mod := testModules(t)["fs_escape"]
+	mb := mountManifest(t, mod, data, false)
 	if err := os.WriteFile(filepath.Join(toolsDir, "fs_escape", "manifest.json"), mb, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -245,28 +227,8 @@ func TestTrustAnchorsCannotBeMountedWritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := openRuntime(t, runtime.Config{DBPath: filepath.Join(t.TempDir(), "nano.db"), PolicyPath: policy, ToolsDir: toolsDir, NoBundledTools: true})
-	var mod wasmtools.Module
-	ms, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.Name == "fs_escape" {
-			mod = m
-		}
-	}
-	manifest := func(host string, ro bool) []byte {
-		var m map[string]any
-		if err := json.Unmarshal(mod.Manifest, &m); err != nil {
-			t.Fatal(err)
-		}
-		m["mounts"] = []map[string]any{{"host_path": host, "guest_path": "/data", "read_only": ro}}
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	mod := testModules(t)["fs_escape"]
+	manifest := func(host string, ro bool) []byte { return mountManifest(t, mod, host, ro) }
 	tests := []struct {
 		name, host, how, file string
 		readOnly, ok          bool
@@ -306,23 +268,8 @@ func TestEnvFileCannotBeMounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := openRuntime(t, runtime.Config{DBPath: filepath.Join(t.TempDir(), "nano.db"), EnvFile: envFile, NoBundledTools: true})
-	var mod wasmtools.Module
-	ms, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.Name == "fs_escape" {
-			mod = m
-		}
-	}
-	var m map[string]any
-	if err := json.Unmarshal(mod.Manifest, &m); err != nil {
-		t.Fatal(err)
-	}
-	m["mounts"] = []map[string]any{{"host_path": conf, "guest_path": "/data", "read_only": true}}
-	b, _ := json.Marshal(m)
-	_, err = rt.RegisterToolLocal(context.Background(), b, mod.Wasm)
+	mod := testModules(t)["fs_escape"]
+	_, err := rt.RegisterToolLocal(context.Background(), mountManifest(t, mod, conf, true), mod.Wasm)
 	want := `host_path "` + conf + `" contains the server's own file "` + envFile + `"`
 	if !errors.Is(err, tools.ErrMountRefused) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v\nwant it to say %s", err, want)

@@ -122,12 +122,7 @@ func TestReplicaRefusesAnotherPolicy(t *testing.T) {
 func TestSuspendedRunResumesOnAnotherReplica(t *testing.T) {
 	rts := replicas(t, 2)
 	ctx := context.Background()
-	prog := `{"name":"momo","steps":[
-		{"id":"create","type":"tool","tool":"reserve_funds","args":{"order_id":"$order_id"},"output_key":"create_result"},
-		{"id":"poll","type":"tool","tool":"poll","output_key":"poll_result"},
-		{"id":"check","type":"condition","condition":"$poll_result.payment_status == 'SUCCESS'","then":"ok","otherwise":"pending"},
-		{"id":"ok","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id"},"is_terminal":true},
-		{"id":"pending","type":"tool","tool":"audit_log","is_terminal":true}]}`
+	prog := momoProgram
 	res, err := rts[0].RunProgram(ctx, runtime.RunRequest{Program: json.RawMessage(prog), Input: map[string]any{"order_id": "o1"}})
 	if err != nil || res.Status != "suspended" {
 		t.Fatalf("%+v %v", res, err)

@@ -175,16 +175,20 @@ func TestIdempotency(t *testing.T) {
 	}
 }
 
-// Ensure a suspended run survives a restart and resumes with the event.
-func TestSuspendResumeAcrossRestart(t *testing.T) {
-	dir := t.TempDir()
-	cfg := runtime.Config{DBPath: filepath.Join(dir, "nano.db"), VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger(), CacheDir: runtimetest.CacheDir}
-	prog := `{"name":"momo","steps":[
+// momoProgram reserves funds, then waits at poll (the bundled poll
+// answers PENDING) for a payment event that ends in a receipt or a note.
+const momoProgram = `{"name":"momo","steps":[
 		{"id":"create","type":"tool","tool":"reserve_funds","args":{"order_id":"$order_id"},"output_key":"create_result"},
 		{"id":"poll","type":"tool","tool":"poll","output_key":"poll_result"},
 		{"id":"check","type":"condition","condition":"$poll_result.payment_status == 'SUCCESS'","then":"ok","otherwise":"pending"},
 		{"id":"ok","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id"},"is_terminal":true},
 		{"id":"pending","type":"tool","tool":"audit_log","is_terminal":true}]}`
+
+// Ensure a suspended run survives a restart and resumes with the event.
+func TestSuspendResumeAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := runtime.Config{DBPath: filepath.Join(dir, "nano.db"), VaultKey: []byte("0123456789abcdef0123456789abcdef"), Logger: quietLogger(), CacheDir: runtimetest.CacheDir}
+	prog := momoProgram
 	rt, err := runtime.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

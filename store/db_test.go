@@ -280,6 +280,21 @@ func writeBytes(b []byte) func(string) error {
 
 // rawUpdate edits a closed store file through bbolt directly, bypassing
 // the store, as an attacker or a bug would.
+// tamperedDB applies tamper to the closed database at path, as an
+// attacker with the file would, then opens it; the test closes it.
+func tamperedDB(t *testing.T, path string, tamper func(tx *bolt.Tx) error) *store.DB {
+	t.Helper()
+	if err := rawUpdate(path, tamper); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 func rawUpdate(path string, fn func(tx *bolt.Tx) error) error {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {

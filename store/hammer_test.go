@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/store/storetest"
 )
 
 // TestHammer ensures 64 goroutines committing steps and envelopes at once,
@@ -20,52 +20,39 @@ func TestHammer(t *testing.T) {
 	}
 	db := openTemp(t, &store.Options{NoSync: true})
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*2)
-	for w := range workers {
-		wg.Add(2)
+	// Goroutine 2w commits worker w's steps; 2w+1 reads them alongside.
+	storetest.Parallel(t, workers*2, func(g int) error {
+		w := g / 2
 		id := fmt.Sprint("exec-", w)
-		go func() {
-			defer wg.Done()
-			for i := range steps {
-				ex := store.Run{ID: id, Status: kernel.StatusRunning, Header: json.RawMessage(fmt.Sprint(i))}
-				env, err := db.CommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: json.RawMessage(`{}`),
-					Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), Payload: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))}})
-				if err != nil {
-					errs <- err
-					return
-				}
-				if env.TraceID != id || env.StepIndex != i {
-					errs <- fmt.Errorf("%s/%d got envelope for %s/%d", id, i, env.TraceID, env.StepIndex)
-					return
-				}
-				if i%5 == 0 {
-					if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: "note", TraceID: id}); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
+		if g%2 == 1 {
 			for range steps {
 				if _, err := db.Envelopes(ctx, id); err != nil {
-					errs <- err
-					return
+					return err
 				}
 				if _, err := db.Run(ctx, id); err != nil && !isNotFound(err) {
-					errs <- err
-					return
+					return err
 				}
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			return nil
+		}
+		for i := range steps {
+			ex := store.Run{ID: id, Status: kernel.StatusRunning, Header: json.RawMessage(fmt.Sprint(i))}
+			env, err := db.CommitStep(ctx, store.StepCommit{Run: ex, Index: i, Step: json.RawMessage(`{}`),
+				Envelope: &store.Envelope{StepID: fmt.Sprint("s", i), Payload: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))}})
+			if err != nil {
+				return err
+			}
+			if env.TraceID != id || env.StepIndex != i {
+				return fmt.Errorf("%s/%d got envelope for %s/%d", id, i, env.TraceID, env.StepIndex)
+			}
+			if i%5 == 0 {
+				if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: "note", TraceID: id}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 	const total = workers * (steps + steps/5)
 	rep, err := db.VerifyChain(ctx, "")
 	if err != nil || !rep.OK || rep.Checked != total || rep.HeadSeq != total {

@@ -142,14 +142,7 @@ func TestRecordTamper(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path, id := recordsDB(t)
-			if err := rawUpdate(path, func(tx *bolt.Tx) error { return tc.tamper(tx, id) }); err != nil {
-				t.Fatal(err)
-			}
-			db, err := store.Open(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := tamperedDB(t, path, func(tx *bolt.Tx) error { return tc.tamper(tx, id) })
 			for _, scope := range []string{"", id} {
 				rep, err := db.VerifyChain(context.Background(), scope)
 				if err != nil {
@@ -205,19 +198,12 @@ func TestRecordsCoveredAndDeleted(t *testing.T) {
 		t.Fatalf("VerifyChain(%q) after DeleteProgram = %+v, %v; want OK", id, rep, err)
 	}
 	db.Close()
-	if err := rawUpdate(path, func(tx *bolt.Tx) error {
+	db = tamperedDB(t, path, func(tx *bolt.Tx) error {
 		if err := tx.Bucket([]byte("executions")).Put([]byte("fake"), []byte(`{"id":"fake","status":"success"}`)); err != nil {
 			return err
 		}
 		return tx.Bucket([]byte("steps")).Put(stepKey("fake", 0), []byte(`{"step_id":"a","status":"success"}`))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db, err = store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	})
 	rep, err = db.VerifyChain(ctx, "")
 	if err != nil || rep.OK || len(rep.Records) != 2 || rep.Records[0].TraceID != "fake" || rep.Records[0].Problem != store.ProblemRecordExtra ||
 		rep.Records[1].Record != store.RecordStep || rep.Records[1].Problem != store.ProblemRecordExtra {
@@ -328,19 +314,12 @@ func TestLegacyMarkerDoesNotExempt(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path, id := recordsDB(t)
-			if err := rawUpdate(path, func(tx *bolt.Tx) error {
+			db := tamperedDB(t, path, func(tx *bolt.Tx) error {
 				if err := tx.Bucket([]byte("legacy_execs")).Put([]byte(id), nil); err != nil {
 					return err
 				}
 				return tc.tamper(tx, id)
-			}); err != nil {
-				t.Fatal(err)
-			}
-			db, err := store.Open(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			})
 			for _, scope := range []string{"", id} {
 				rep, err := db.VerifyChain(context.Background(), scope)
 				if err != nil {
@@ -364,16 +343,9 @@ func TestMalformedStepKey(t *testing.T) {
 	for _, suffix := range [][]byte{{1}, {0, 0, 0, 0, 0, 0, 0, 1, 7}, {}} {
 		t.Run(fmt.Sprintf("%d bytes", len(suffix)), func(t *testing.T) {
 			path, id := recordsDB(t)
-			if err := rawUpdate(path, func(tx *bolt.Tx) error {
+			db := tamperedDB(t, path, func(tx *bolt.Tx) error {
 				return tx.Bucket([]byte("steps")).Put(append(append([]byte(id), 0), suffix...), []byte(`{"step_id":"x","status":"success"}`))
-			}); err != nil {
-				t.Fatal(err)
-			}
-			db, err := store.Open(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			})
 			ctx := context.Background()
 			for _, scope := range []string{"", id} {
 				rep, err := db.VerifyChain(ctx, scope)
@@ -432,14 +404,7 @@ func TestRecordRecommitted(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path, id := recordsDB(t)
-			if err := rawUpdate(path, func(tx *bolt.Tx) error { return tc.tamper(tx, id) }); err != nil {
-				t.Fatal(err)
-			}
-			db, err := store.Open(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := tamperedDB(t, path, func(tx *bolt.Tx) error { return tc.tamper(tx, id) })
 			if err := tc.append(db, id); err != nil {
 				t.Fatal(err)
 			}
@@ -484,16 +449,9 @@ func TestErasureUndone(t *testing.T) {
 		t.Fatalf("VerifyChain after an erasure = %+v, %v; want OK", rep, err)
 	}
 	db.Close()
-	if err := rawUpdate(path, func(tx *bolt.Tx) error {
+	db = tamperedDB(t, path, func(tx *bolt.Tx) error {
 		return replaceIn(tx, "vault", []byte("card"), `"tombstoned":true`, `"tombstoned":false`)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db, err = store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	})
 	rep, err := db.VerifyChain(ctx, "")
 	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].Record != store.RecordSecret ||
 		!strings.Contains(rep.Records[0].String(), `secret "card"`) || rep.Records[0].Seq != 4 {
@@ -509,14 +467,7 @@ func TestErasureUndone(t *testing.T) {
 func TestRecommitAfterDelete(t *testing.T) {
 	ctx := context.Background()
 	path, id := recordsDB(t)
-	if err := rawUpdate(path, func(tx *bolt.Tx) error { return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded") }); err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tamperedDB(t, path, func(tx *bolt.Tx) error { return replaceIn(tx, "steps", stepKey(id, 1), "captured", "refunded") })
 	if _, err := db.AppendEnvelope(ctx, store.Envelope{Kind: store.EnvelopeKindDelete, TraceID: id}); err != nil {
 		t.Fatal(err)
 	}

@@ -107,14 +107,7 @@ func TestTamper(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if err := rawUpdate(path, func(tx *bolt.Tx) error { return tc.tamper(tx.Bucket(envelopesBucket)) }); err != nil {
-				t.Fatal(err)
-			}
-			db, err = store.Open(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db = tamperedDB(t, path, func(tx *bolt.Tx) error { return tc.tamper(tx.Bucket(envelopesBucket)) })
 			for _, id := range []string{"", tc.traceID} {
 				if id == "" && tc.traceID == "" {
 					continue
@@ -173,16 +166,9 @@ func TestTamperRunLink(t *testing.T) {
 		}
 	}
 	db.Close()
-	if err := rawUpdate(path, func(tx *bolt.Tx) error {
+	db = tamperedDB(t, path, func(tx *bolt.Tx) error {
 		return editEnvelope(tx.Bucket(envelopesBucket), 1, func(e *store.Envelope) { e.StateHash = "x" }, true)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db, err = store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	})
 	rep, err := db.VerifyChain(ctx, "b")
 	if err != nil || rep.OK || rep.Broken.Seq != 2 || rep.Broken.Problem != store.ProblemPrevMismatch {
 		t.Fatalf("VerifyChain(b) = %+v, %v; want prev_hash mismatch at seq 2", rep, err)

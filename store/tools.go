@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -19,29 +20,42 @@ func toolVersionKey(name, sha string) []byte {
 	return append(k, sha...)
 }
 
+// PrepareToolVersion checks a tool version before a backend stores it
+// and returns the record's encoding: rec.Name is a valid id, module
+// hashes to rec.ModuleSHA256, the manifest is JSON and the source known.
+// A zero RegisteredAt is set to now (in UTC). Both backends call it, so
+// they refuse the same records in the same words.
+func PrepareToolVersion(rec *ToolRecord, module []byte, now time.Time) ([]byte, error) {
+	if err := checkID("tool", rec.Name); err != nil {
+		return nil, fmt.Errorf("put tool version: %w", err)
+	}
+	sum := sha256.Sum256(module)
+	if got := hex.EncodeToString(sum[:]); got != rec.ModuleSHA256 {
+		return nil, fmt.Errorf("put tool version %q: module hashes to %s, record says %q", rec.Name, got, rec.ModuleSHA256)
+	}
+	if len(rec.Manifest) > 0 && !json.Valid(rec.Manifest) {
+		return nil, fmt.Errorf("put tool version %q: manifest is not valid JSON", rec.Name)
+	}
+	if rec.RegisteredAt.IsZero() {
+		rec.RegisteredAt = now.UTC()
+	}
+	if rec.Source != "" && !rec.Source.Valid() {
+		return nil, fmt.Errorf("put tool version %q: unknown source %q", rec.Name, rec.Source)
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("put tool version %q: encode: %w", rec.Name, err)
+	}
+	return v, nil
+}
+
 // PutToolVersion implements ToolStore. rec.ModuleSHA256 must be the
 // SHA-256 of module; a zero RegisteredAt is set to now. module is not
 // kept after PutToolVersion returns, and must not change while it runs.
 func (db *DB) PutToolVersion(ctx context.Context, rec ToolRecord, module []byte) error {
-	if err := checkID("tool", rec.Name); err != nil {
-		return fmt.Errorf("put tool version: %w", err)
-	}
-	sum := sha256.Sum256(module)
-	if got := hex.EncodeToString(sum[:]); got != rec.ModuleSHA256 {
-		return fmt.Errorf("put tool version %q: module hashes to %s, record says %q", rec.Name, got, rec.ModuleSHA256)
-	}
-	if len(rec.Manifest) > 0 && !json.Valid(rec.Manifest) {
-		return fmt.Errorf("put tool version %q: manifest is not valid JSON", rec.Name)
-	}
-	if rec.RegisteredAt.IsZero() {
-		rec.RegisteredAt = db.now().UTC()
-	}
-	if rec.Source != "" && !rec.Source.Valid() {
-		return fmt.Errorf("put tool version %q: unknown source %q", rec.Name, rec.Source)
-	}
-	v, err := json.Marshal(&rec)
+	v, err := PrepareToolVersion(&rec, module, db.now())
 	if err != nil {
-		return fmt.Errorf("put tool version %q: encode: %w", rec.Name, err)
+		return err
 	}
 	// module is not copied: update returns only once the write is
 	// committed (bbolt copies it into its pages), and the caller does not

@@ -49,14 +49,8 @@ func TestBundledTools(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := r.Call(context.Background(), tt.tool, CallRequest{Args: tt.args})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if failedWith(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(res.Output, tt.want) {
 				t.Fatalf("output = %#v, want %#v", res.Output, tt.want)

@@ -80,25 +80,22 @@ func DefaultMemoryBudgetMiB() int {
 	return max(minBudgetMiB, min(maxBudgetMiB, int(total>>20)/2))
 }
 
+// orDefault sets *p to d when *p is zero or negative: a ceiling left
+// unset takes its default.
+func orDefault[T ~int | ~int64 | ~uint64](p *T, d T) {
+	if *p <= 0 {
+		*p = d
+	}
+}
+
 func (c Ceilings) withDefaults() Ceilings {
-	if c.CallMemoryMiB <= 0 {
-		c.CallMemoryMiB = DefaultCallMemoryMiB
-	}
-	if c.CallTimeout <= 0 {
-		c.CallTimeout = DefaultCallTimeout
-	}
-	if c.StdoutBytes <= 0 {
-		c.StdoutBytes = DefaultStdoutBytes
-	}
-	if c.StderrBytes <= 0 {
-		c.StderrBytes = DefaultStderrBytes
-	}
-	if c.PoolSize <= 0 {
-		c.PoolSize = DefaultPoolSize
-	}
-	if c.UploadBytes <= 0 {
-		c.UploadBytes = DefaultUploadBytes
-	}
+	orDefault(&c.CallMemoryMiB, DefaultCallMemoryMiB)
+	orDefault(&c.CallTimeout, DefaultCallTimeout)
+	orDefault(&c.StdoutBytes, DefaultStdoutBytes)
+	orDefault(&c.StderrBytes, DefaultStderrBytes)
+	orDefault(&c.PoolSize, DefaultPoolSize)
+	orDefault(&c.UploadBytes, DefaultUploadBytes)
+	// Measured only when unset.
 	if c.MemoryBudgetMiB <= 0 {
 		c.MemoryBudgetMiB = DefaultMemoryBudgetMiB()
 	}

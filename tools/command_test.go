@@ -169,32 +169,7 @@ func TestBundledJQ(t *testing.T) {
 				args["input"] = map[string]any{"a": []any{"x", "y"}}
 			}
 			res, err := r.Call(context.Background(), tool, CallRequest{Args: args})
-			if tt.wantIs != nil {
-				var exit *ExitError
-				switch want := tt.wantIs.(type) {
-				case *ExitError:
-					if !errors.As(err, &exit) || errors.Is(err, ErrToolFailed) {
-						t.Fatalf("err = %v, want an unlisted exit code", err)
-					}
-				default:
-					if !errors.Is(err, want) {
-						t.Fatalf("err = %v, want %v", err, want)
-					}
-				}
-				if tt.wantCode != 0 && (!errors.As(err, &exit) || exit.Code != tt.wantCode) {
-					t.Fatalf("err = %v, want exit code %d", err, tt.wantCode)
-				}
-				if !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("err = %v (log %q)", err, res.Log)
-			}
-			if !reflect.DeepEqual(res.Output, tt.want) {
-				t.Fatalf("output = %#v, want %#v", res.Output, tt.want)
-			}
+			checkCall(t, res, err, tt.want, tt.wantIs, tt.wantCode, tt.wantErr)
 		})
 	}
 }
@@ -260,26 +235,7 @@ func TestCommandModes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := r.Call(context.Background(), tt.tool, CallRequest{Args: tt.args})
-			if tt.wantIs != nil {
-				if want, ok := tt.wantIs.(*ExitError); ok {
-					var exit *ExitError
-					if !errors.As(err, &exit) || exit.Code != want.Code || errors.Is(err, ErrToolFailed) {
-						t.Fatalf("err = %v, want a bare exit code %d", err, want.Code)
-					}
-				} else if !errors.Is(err, tt.wantIs) {
-					t.Fatalf("err = %v, want %v", err, tt.wantIs)
-				}
-				if !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("err = %v (log %q)", err, res.Log)
-			}
-			if !reflect.DeepEqual(res.Output, tt.want) {
-				t.Fatalf("output = %#v, want %#v", res.Output, tt.want)
-			}
+			checkCall(t, res, err, tt.want, tt.wantIs, 0, tt.wantErr)
 		})
 	}
 }
@@ -389,4 +345,35 @@ func BenchmarkJQ(b *testing.B) {
 			}
 		}
 	})
+}
+
+// checkCall checks one call's outcome: with wantIs, an error that is
+// wantIs (for an *ExitError, a bare exit code, not ErrToolFailed, with
+// its Code when that is not 0), exits with wantCode when that is not 0,
+// and says wantErr; without, no error and the output want.
+func checkCall(t *testing.T, res CallResult, err error, want any, wantIs error, wantCode uint32, wantErr string) {
+	t.Helper()
+	if wantIs != nil {
+		var exit *ExitError
+		if w, ok := wantIs.(*ExitError); ok {
+			if !errors.As(err, &exit) || errors.Is(err, ErrToolFailed) || (w.Code != 0 && exit.Code != w.Code) {
+				t.Fatalf("err = %v, want a bare exit code %d (0: any unlisted one)", err, w.Code)
+			}
+		} else if !errors.Is(err, wantIs) {
+			t.Fatalf("err = %v, want %v", err, wantIs)
+		}
+		if wantCode != 0 && (!errors.As(err, &exit) || exit.Code != wantCode) {
+			t.Fatalf("err = %v, want exit code %d", err, wantCode)
+		}
+		if !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("err = %v (log %q)", err, res.Log)
+	}
+	if !reflect.DeepEqual(res.Output, want) {
+		t.Fatalf("output = %#v, want %#v", res.Output, want)
+	}
 }

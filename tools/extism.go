@@ -436,17 +436,7 @@ func (h *Host) extismHTTP(ctx context.Context, ek *extismCall, reqOff, bodyOff u
 	if err != nil {
 		ek.refuse(detail(ErrToolFailed, "http_request: %v", err))
 	}
-	for k, v := range req.Headers {
-		hreq.Header.Set(k, v)
-	}
-	client := *h.http
-	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
-		if len(via) >= 5 || !hostAllowed(allowed, r.URL) {
-			return errHostNotAllowed
-		}
-		return nil
-	}
-	resp, err := client.Do(hreq)
+	resp, err := h.doAllowed(hreq, req.Headers, allowed)
 	if err != nil {
 		if errors.Is(err, errHostNotAllowed) {
 			ek.refuse(detail(ErrCapabilityDenied, "http_request to %s: a redirect left allowed_hosts %q", u.Host, allowed))

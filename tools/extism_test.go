@@ -19,21 +19,11 @@ import (
 // its manifest edited by edit.
 func registerPlugin(t *testing.T, r *Registry, name string, edit func(*Manifest)) ([]toolrecord.Record, error) {
 	t.Helper()
-	mod, ok := modules(t)[name]
-	if !ok {
-		t.Fatalf("no module %q", name)
-	}
-	m, err := ParseManifest(mod.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if edit != nil {
-		edit(&m)
-	}
-	if !r.IsPlugin(mod.Wasm) {
+	m, wasm := editedModule(t, name, edit)
+	if !r.IsPlugin(wasm) {
 		t.Fatalf("%s: IsPlugin = false", name)
 	}
-	return r.RegisterPlugin(context.Background(), toolrecord.SourceOperator, m, mod.Wasm)
+	return r.RegisterPlugin(context.Background(), toolrecord.SourceOperator, m, wasm)
 }
 
 func names(recs []toolrecord.Record) []string {

@@ -294,23 +294,17 @@ func (f *mountFS) Rename(from, to string) experimentalsys.Errno {
 
 // Rmdir implements sys.FS.
 func (f *mountFS) Rmdir(p string) experimentalsys.Errno {
-	if f.mount.ReadOnly {
-		return experimentalsys.EROFS
-	}
-	r, _ := f.current(false)
-	name := rel(p)
-	fi, err := r.Lstat(name)
-	if err != nil {
-		return errnoOf(err)
-	}
-	if !fi.IsDir() {
-		return experimentalsys.ENOTDIR
-	}
-	return errnoOf(r.Remove(name))
+	return f.remove(p, true)
 }
 
 // Unlink implements sys.FS.
 func (f *mountFS) Unlink(p string) experimentalsys.Errno {
+	return f.remove(p, false)
+}
+
+// remove removes p beneath the mount when it is a directory (dir) or
+// not one (!dir), and answers ENOTDIR or EISDIR otherwise.
+func (f *mountFS) remove(p string, dir bool) experimentalsys.Errno {
 	if f.mount.ReadOnly {
 		return experimentalsys.EROFS
 	}
@@ -320,7 +314,10 @@ func (f *mountFS) Unlink(p string) experimentalsys.Errno {
 	if err != nil {
 		return errnoOf(err)
 	}
-	if fi.IsDir() {
+	switch {
+	case dir && !fi.IsDir():
+		return experimentalsys.ENOTDIR
+	case !dir && fi.IsDir():
 		return experimentalsys.EISDIR
 	}
 	return errnoOf(r.Remove(name))

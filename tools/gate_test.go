@@ -200,14 +200,8 @@ func TestHTTPAllowedHosts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := r.Call(context.Background(), "http_get", CallRequest{Args: map[string]any{"url": tt.url}})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if failedWith(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			out := res.Output.(map[string]any)
 			if out["status"] != 200.0 || out["body"] != tt.want {

@@ -2,6 +2,8 @@ package tools
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
@@ -38,6 +40,16 @@ func newHost(t testing.TB, opts HostOptions) *Host {
 // register registers the named module with its manifest, edited by edit.
 func register(t testing.TB, r *Registry, name string, edit func(*Manifest)) {
 	t.Helper()
+	m, wasm := editedModule(t, name, edit)
+	if _, err := r.Register(context.Background(), m, wasm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// editedModule is the named test module's manifest, edited by edit, and
+// its bytes.
+func editedModule(t testing.TB, name string, edit func(*Manifest)) (Manifest, []byte) {
+	t.Helper()
 	mod, ok := modules(t)[name]
 	if !ok {
 		t.Fatalf("no module %q", name)
@@ -49,9 +61,38 @@ func register(t testing.TB, r *Registry, name string, edit func(*Manifest)) {
 	if edit != nil {
 		edit(&m)
 	}
-	if _, err := r.Register(context.Background(), m, mod.Wasm); err != nil {
-		t.Fatal(err)
+	return m, mod.Wasm
+}
+
+// failedWith checks a case's error: with want, err must say it and
+// failedWith returns true (the case ends there); without, err must be nil.
+func failedWith(t testing.TB, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
 	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	return true
+}
+
+// failedAs is failedWith for a sentinel: with want, err must be it.
+func failedAs(t testing.TB, err, want error) bool {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("err = %v, want %v", err, want)
+	}
+	return true
 }
 
 // newRegistry returns a registry on a fresh host and memory store with the

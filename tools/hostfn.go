@@ -214,17 +214,7 @@ func (h *Host) httpRequest(ctx context.Context, mod api.Module, reqPtr, reqLen, 
 	if err != nil {
 		return statusInvalid
 	}
-	for k, v := range req.Headers {
-		hreq.Header.Set(k, v)
-	}
-	client := *h.http
-	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
-		if len(via) >= 5 || !hostAllowed(allowed, r.URL) {
-			return errHostNotAllowed
-		}
-		return nil
-	}
-	resp, err := client.Do(hreq)
+	resp, err := h.doAllowed(hreq, req.Headers, allowed)
 	if err != nil {
 		if errors.Is(err, errHostNotAllowed) {
 			return statusDenied
@@ -251,6 +241,23 @@ func (h *Host) httpRequest(ctx context.Context, mod api.Module, reqPtr, reqLen, 
 		return statusIO
 	}
 	return writeOut(mem, bytes.TrimSpace(enc), buf, bufCap, outLen)
+}
+
+// doAllowed sends hreq with headers set on the host's client, whose
+// redirects stop after five hops or at the first host outside allowed
+// (errHostNotAllowed). Both http_request ABIs send through it.
+func (h *Host) doAllowed(hreq *http.Request, headers map[string]string, allowed []string) (*http.Response, error) {
+	for k, v := range headers {
+		hreq.Header.Set(k, v)
+	}
+	client := *h.http
+	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 5 || !hostAllowed(allowed, r.URL) {
+			return errHostNotAllowed
+		}
+		return nil
+	}
+	return client.Do(hreq)
 }
 
 // hostAllowed matches u's host against "host", "host:port" and "*.domain"

@@ -67,14 +67,8 @@ func TestStateGet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := r.Call(context.Background(), tt.tool, CallRequest{State: tt.state})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			if failedAs(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got := res.Output
 			if m, ok := got.(map[string]any); ok {

@@ -45,14 +45,8 @@ func TestRegistryVersions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := r.Call(ctx, tt.ref, CallRequest{})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			if failedAs(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if _, ok := res.Output.(map[string]any)[tt.wantKey]; !ok {
 				t.Fatalf("output = %v, want key %s", res.Output, tt.wantKey)

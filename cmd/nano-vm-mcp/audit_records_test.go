@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 
 // patchRecord replaces old with new (the same length, so nothing else in
@@ -21,12 +21,7 @@ import (
 // the way someone with the file and bbolt would.
 func patchRecord(t *testing.T, db, bucket string, key []byte, old, new string) {
 	t.Helper()
-	b, err := bolt.Open(db, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	err = b.Update(func(tx *bolt.Tx) error {
+	runtimetest.UpdateFile(t, db, func(tx *bolt.Tx) error {
 		bk := tx.Bucket([]byte(bucket))
 		v := bk.Get(key)
 		if !bytes.Contains(v, []byte(old)) {
@@ -34,9 +29,6 @@ func patchRecord(t *testing.T, db, bucket string, key []byte, old, new string) {
 		}
 		return bk.Put(key, bytes.Replace(v, []byte(old), []byte(new), 1))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -66,15 +58,7 @@ func copyFile(t *testing.T, from, to string) {
 func TestAuditReportsChangedRecords(t *testing.T) {
 	dir := t.TempDir()
 	orig := filepath.Join(dir, "run.db")
-	start := func(db string) *client.Client {
-		c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		initialize(t, c)
-		return c
-	}
-	c := start(orig)
+	c := stdioClient(t, orig)
 	run := callTool(t, c, "run_program", map[string]any{
 		"program": readFile(t, example("payment_pipeline", "program.json")),
 		"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
@@ -109,7 +93,7 @@ func TestAuditReportsChangedRecords(t *testing.T) {
 				patchRecord(t, db, tc.bucket, tc.key, tc.old, tc.new)
 			}
 
-			c := start(db)
+			c := stdioClient(t, db)
 			if tc.shows != "" {
 				tr := callTool(t, c, "get_trace", map[string]any{"trace_id": trace}, false)
 				if !strings.Contains(fmt.Sprint(tr), tc.shows) {

@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,41 +14,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/nanovm/nano-vm-mcp/tools"
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // startStdioWith starts a stdio server on db with extra flags and
 // initializes an MCP session.
 func startStdioWith(t *testing.T, name, db string, extra ...string) *stdioProc {
 	t.Helper()
-	p := &stdioProc{name: name, stderr: &syncBuffer{}}
-	args := append([]string{"--transport", "stdio", "--db", db, "--cache-dir", sharedCache, "--no-bundled-tools"}, extra...)
-	tr := transport.NewStdioWithOptions(binary, nil, args, transport.WithCommandFunc(
-		func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-			p.cmd = exec.Command(command, args...)
-			p.cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
-			p.cmd.Stderr = p.stderr
-			return p.cmd, nil
-		}))
-	p.c = client.NewClient(tr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := p.c.Start(ctx); err != nil {
-		t.Fatalf("%s: start: %v", name, err)
-	}
-	t.Cleanup(func() { p.c.Close() })
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "ceilings-test-" + name, Version: "1"}
-	if _, err := p.c.Initialize(ctx, init); err != nil {
-		t.Fatalf("%s: initialize: %v\nstderr:\n%s", name, err, p.stderr)
-	}
-	return p
+	return startStdio(t, name, db, mcp.LATEST_PROTOCOL_VERSION, extra...)
 }
 
 // procStatusKiB reads a "Vm…: N kB" line of /proc/PID/status.
@@ -95,16 +68,7 @@ func TestMemoryBombsWithinBudget(t *testing.T) {
 	)
 	db := filepath.Join(t.TempDir(), "bombs.db")
 	p := startStdioWith(t, "bombs", db, "--memory-budget-mib", strconv.Itoa(budgetMiB))
-	mods := map[string]wasmtools.Module{}
-	for _, f := range []func() ([]wasmtools.Module, error){wasmtools.Bundled, wasmtools.TestTools} {
-		ms, err := f()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			mods[m.Name] = m
-		}
-	}
+	mods := allModules(t)
 	p.mustCall(t, "register_tool", map[string]any{"name": "memtouch", "wasm_base64": base64.StdEncoding.EncodeToString(mods["memtouch"].Wasm),
 		"manifest": map[string]any{"limits": map[string]any{"memory_mib": ceiling}}})
 	p.mustCall(t, "register_tool", map[string]any{"name": "poll", "wasm_base64": base64.StdEncoding.EncodeToString(mods["poll"].Wasm),

@@ -298,16 +298,7 @@ func (w *checkpointWriter) loop(ctx context.Context, poll time.Duration) {
 	if w.every == 0 && w.interval == 0 {
 		return // at shutdown only
 	}
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			w.write(ctx, false)
-		}
-	}
+	every(ctx, poll, func() { w.write(ctx, false) })
 }
 
 // write writes a checkpoint when one is due (always when final, if the

@@ -33,12 +33,7 @@ import (
 // chain verifies again. It returns the head hash before and after.
 func rewriteChain(t *testing.T, path string, from uint64, edit func(*store.Envelope)) (before, after string) {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
+	runtimetest.UpdateFile(t, path, func(tx *bolt.Tx) error {
 		envs := tx.Bucket([]byte("envelopes"))
 		c := envs.Cursor()
 		var prev string
@@ -61,6 +56,7 @@ func rewriteChain(t *testing.T, path string, from uint64, edit func(*store.Envel
 				edit(&e)
 			}
 			e.PrevHash = prev
+			var err error
 			if e.Hash, err = e.ComputeHash(); err != nil {
 				return err
 			}
@@ -79,9 +75,6 @@ func rewriteChain(t *testing.T, path string, from uint64, edit func(*store.Envel
 		after = prev
 		return setHead(tx, prev)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return before, after
 }
 
@@ -89,12 +82,7 @@ func rewriteChain(t *testing.T, path string, from uint64, edit func(*store.Envel
 // entry, and records seq keep as the head: what is left verifies.
 func truncateChain(t *testing.T, path string, keep uint64) {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
+	runtimetest.UpdateFile(t, path, func(tx *bolt.Tx) error {
 		envs, idx := tx.Bucket([]byte("envelopes")), tx.Bucket([]byte("env_by_exec"))
 		var head string
 		var del [][]byte
@@ -120,9 +108,6 @@ func truncateChain(t *testing.T, path string, keep uint64) {
 		}
 		return setHead(tx, head)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func setHead(tx *bolt.Tx, hash string) error {

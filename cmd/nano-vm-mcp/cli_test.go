@@ -15,12 +15,12 @@ func dbArgs(t *testing.T) []string {
 	return []string{"--db", filepath.Join(t.TempDir(), "cli.db"), "--cache-dir", sharedCache}
 }
 
-// Ensure trace show prints the very table run printed for the same run,
-// and that its --limit, --offset, --status and --json flags do what they
-// say.
-func TestTraceShow(t *testing.T) {
+// runPayment runs the payment_pipeline example with the CLI on the
+// database d names and returns what run printed and the trace id match
+// (id[1]).
+func runPayment(t *testing.T, d []string) (string, []string) {
+	t.Helper()
 	t.Setenv("NANO_VM_MCP_VAULT_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-	d := dbArgs(t)
 	code, ran, errOut := runCLI(t, "", append([]string{"run", example("payment_pipeline", "program.json"), "--input", example("payment_pipeline", "input.json"),
 		"--policy", example("payment_pipeline", "policy.json")}, d...)...)
 	if code != 0 {
@@ -30,6 +30,15 @@ func TestTraceShow(t *testing.T) {
 	if id == nil {
 		t.Fatalf("no trace id in %s", ran)
 	}
+	return ran, id
+}
+
+// Ensure trace show prints the very table run printed for the same run,
+// and that its --limit, --offset, --status and --json flags do what they
+// say.
+func TestTraceShow(t *testing.T) {
+	d := dbArgs(t)
+	ran, id := runPayment(t, d)
 	show := func(args ...string) string {
 		t.Helper()
 		code, out, errOut := runCLI(t, "", append(append([]string{"trace", "show", id[1]}, args...), d...)...)
@@ -87,7 +96,7 @@ func TestTraceShow(t *testing.T) {
 	if tv.TraceID != id[1] || tv.TotalSteps != 4 || len(tv.Steps) != 2 || tv.Steps[0].Index != 1 || tv.NextOffset == nil || *tv.NextOffset != 3 {
 		t.Fatalf("--json --offset 1 --limit 2: %+v", tv)
 	}
-	code, _, errOut = runCLI(t, "", append([]string{"trace", "show", id[1], "--limit", "0"}, d...)...)
+	code, _, errOut := runCLI(t, "", append([]string{"trace", "show", id[1], "--limit", "0"}, d...)...)
 	if code != 2 || !strings.Contains(errOut, "--limit must be positive") {
 		t.Fatalf("--limit 0: exit %d %s", code, errOut)
 	}

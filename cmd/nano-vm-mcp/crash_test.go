@@ -23,7 +23,6 @@ import (
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // The crash test runs the program in a child process (the nano-vm-mcp
@@ -69,41 +68,33 @@ func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(`{"ok":true}`))
 }
 
+// crashTrials is how many kills a crash test makes (short under -short)
+// and its random source, seeded from the clock with the seed logged so a
+// failure can be replayed; stream tells the tests' sources apart.
+func crashTrials(t *testing.T, long, short int, stream uint64) (int, *rand.Rand) {
+	t.Helper()
+	trials := long
+	if testing.Short() {
+		trials = short
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	return trials, rand.New(rand.NewPCG(seed, stream))
+}
+
 // Ensure a run killed with SIGKILL at random points is continued by the
 // same idempotency key from its last durable step: the store opens, the
 // audit chain verifies, and every step ran at most once except the one in
 // flight at the crash.
 func TestCrashRecovery(t *testing.T) {
-	trials := 50
-	if testing.Short() {
-		trials = 8
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(seed, 1))
+	trials, r := crashTrials(t, 50, 8, 1)
 	cnt := &counter{hits: map[string]int{}}
 	srv := httptest.NewServer(cnt)
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
 
 	// A tools folder with http_get allowed to reach the counter only.
-	toolsDir := t.TempDir()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name != "http_get" {
-			continue
-		}
-		var man map[string]any
-		json.Unmarshal(m.Manifest, &man)
-		man["allowed_hosts"] = []string{u.Host}
-		b, _ := json.Marshal(man)
-		os.MkdirAll(filepath.Join(toolsDir, "http_get"), 0o755)
-		os.WriteFile(filepath.Join(toolsDir, "http_get", "manifest.json"), b, 0o644)
-		os.WriteFile(filepath.Join(toolsDir, "http_get", "http_get.wasm"), m.Wasm, 0o644)
-	}
+	toolsDir := httpGetToolsDir(t, u.Host)
 	progFile := filepath.Join(t.TempDir(), "crash.json")
 	if err := os.WriteFile(progFile, crashProgram(srv.URL), 0o644); err != nil {
 		t.Fatal(err)
@@ -238,13 +229,7 @@ const pureSteps = 2000
 // key finishes the run, and the audit chain holds exactly one envelope per
 // step.
 func TestCrashRecoveryPipelined(t *testing.T) {
-	trials := 8
-	if testing.Short() {
-		trials = 4
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(seed, 2))
+	trials, r := crashTrials(t, 8, 4, 2)
 	steps := make([]string, pureSteps)
 	for i := range steps {
 		steps[i] = fmt.Sprintf(`{"id":"v%d","type":"tool","tool":"validate_amount","args":{"amount":%d}}`, i, i+1)

@@ -81,27 +81,56 @@ func initialize(t *testing.T, c *client.Client) {
 	}
 }
 
-// callTool calls a tool and decodes its structured result; isError fails
-// the test unless wantErr.
-func callTool(t *testing.T, c *client.Client, name string, args map[string]any, wantErr bool) map[string]any {
+// stdioClient starts the binary as a stdio MCP server on db with the
+// tests' environment and returns an initialized client.
+func stdioClient(t *testing.T, db string) *client.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return stdioClientWith(t, e2eEnv(), "--transport", "stdio", "--db", db)
+}
+
+// stdioClientWith starts the binary with env and args and returns an
+// initialized client over its stdin and stdout.
+func stdioClientWith(t *testing.T, env []string, args ...string) *client.Client {
+	t.Helper()
+	c, err := client.NewStdioMCPClient(binary, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialize(t, c)
+	return c
+}
+
+// rawCall calls a tool within timeout and returns whether it answered
+// with a tool error and the text of its answer; err is a transport
+// failure.
+func rawCall(c *client.Client, name string, args map[string]any, timeout time.Duration) (isError bool, text string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req := mcp.CallToolRequest{}
 	req.Params.Name = name
 	req.Params.Arguments = args
 	res, err := c.CallTool(ctx, req)
 	if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		return false, "", err
 	}
-	var text string
 	for _, ct := range res.Content {
 		if tc, ok := ct.(mcp.TextContent); ok {
 			text += tc.Text
 		}
 	}
-	if res.IsError != wantErr {
-		t.Fatalf("%s: isError=%v: %s", name, res.IsError, text)
+	return res.IsError, text, nil
+}
+
+// callTool calls a tool and decodes its structured result; isError fails
+// the test unless wantErr.
+func callTool(t *testing.T, c *client.Client, name string, args map[string]any, wantErr bool) map[string]any {
+	t.Helper()
+	isErr, text, err := rawCall(c, name, args, time.Minute)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if isErr != wantErr {
+		t.Fatalf("%s: isError=%v: %s", name, isErr, text)
 	}
 	var out map[string]any
 	if err := json.Unmarshal([]byte(text), &out); err != nil {
@@ -199,18 +228,10 @@ func resumeAfterRestart(t *testing.T, c *client.Client, trace string) {
 // suspended before a restart resumes after it.
 func TestE2EStdio(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "e2e.db")
-	start := func() *client.Client {
-		c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		initialize(t, c)
-		return c
-	}
-	c := start()
+	c := stdioClient(t, db)
 	trace := workflow(t, c)
 	c.Close()
-	c = start()
+	c = stdioClient(t, db)
 	defer c.Close()
 	resumeAfterRestart(t, c, trace)
 }
@@ -223,15 +244,41 @@ func startHTTP(t *testing.T, db, apiKey string, extra ...string) (string, func()
 	return base, stop
 }
 
-// startHTTPCmd is startHTTP also returning the server's process.
-func startHTTPCmd(t *testing.T, db, apiKey string, extra ...string) (string, *exec.Cmd, func()) {
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// waitHealthy polls base/health until it answers 200, or fails with the
+// last error after within.
+func waitHealthy(base string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			err = fmt.Errorf("/health answered %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startHTTPCmd is startHTTP also returning the server's process.
+func startHTTPCmd(t *testing.T, db, apiKey string, extra ...string) (string, *exec.Cmd, func()) {
+	t.Helper()
+	port := freePort(t)
 	cmd := exec.Command(binary, append([]string{"--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", db}, extra...)...)
 	cmd.Env = append(e2eEnv(), "NANO_VM_MCP_API_KEY="+apiKey)
 	stderr, _ := cmd.StderrPipe()
@@ -244,20 +291,9 @@ func startHTTPCmd(t *testing.T, db, apiKey string, extra ...string) (string, *ex
 		}
 	}()
 	base := "http://127.0.0.1:" + port
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("server did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitHealthy(base, 30*time.Second); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("server did not come up: %v", err)
 	}
 	return base, cmd, func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -292,14 +328,7 @@ func TestE2EHTTP(t *testing.T) {
 	}
 
 	auth := map[string]string{"Authorization": "Bearer " + key}
-	c, err := client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(auth))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, c)
+	c := authedClient(t, base, key)
 	trace := workflow(t, c)
 	c.Close()
 
@@ -319,15 +348,7 @@ func TestE2EHTTP(t *testing.T) {
 
 	base, stop = startHTTP(t, db, key)
 	defer stop()
-	c, err = client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(auth))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, c)
+	c = authedClient(t, base, key)
 	resumeAfterRestart(t, c, trace)
 }
 
@@ -335,12 +356,8 @@ func TestE2EHTTP(t *testing.T) {
 // mock provider configured the way a user configures a real one.
 func TestE2ERefundOverMCP(t *testing.T) {
 	env := append(e2eEnv(), "NANO_VM_MCP_LLM_MODEL=mock/map:broken=yes;default=no")
-	c, err := client.NewStdioMCPClient(binary, env, "--db", filepath.Join(t.TempDir(), "refund.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := stdioClientWith(t, env, "--db", filepath.Join(t.TempDir(), "refund.db"))
 	defer c.Close()
-	initialize(t, c)
 	prog := readFile(t, example("customer_refund", "program.json"))
 	for input, last := range map[string]string{"my toaster arrived broken": "process_refund", "where is my parcel?": "reject"} {
 		run := callTool(t, c, "run_program", map[string]any{"program": prog, "input": map[string]any{"user_input": input}}, false)

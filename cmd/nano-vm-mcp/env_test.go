@@ -265,14 +265,10 @@ func uploadHTTPPolicy(t *testing.T, rawURL string) string {
 	return policy
 }
 
-// httpGetUpload is register_tool's arguments for the http_get test tool,
-// its manifest allowing the host of rawURL.
-func httpGetUpload(t *testing.T, rawURL string) map[string]any {
+// httpGetManifest is the http_get test tool's manifest allowing host
+// only, and its module.
+func httpGetManifest(t *testing.T, host string) (map[string]any, []byte) {
 	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mods, err := wasmtools.TestTools()
 	if err != nil {
 		t.Fatal(err)
@@ -285,9 +281,43 @@ func httpGetUpload(t *testing.T, rawURL string) map[string]any {
 		if err := json.Unmarshal(m.Manifest, &man); err != nil {
 			t.Fatal(err)
 		}
-		man["allowed_hosts"] = []string{u.Host}
-		return map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": man}
+		man["allowed_hosts"] = []string{host}
+		return man, m.Wasm
 	}
 	t.Fatal("no http_get test tool")
-	return nil
+	return nil, nil
+}
+
+// httpGetUpload is register_tool's arguments for the http_get test tool,
+// its manifest allowing the host of rawURL.
+func httpGetUpload(t *testing.T, rawURL string) map[string]any {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, wasm := httpGetManifest(t, u.Host)
+	return map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(wasm), "manifest": man}
+}
+
+// httpGetToolsDir is a tools folder holding http_get, allowed to reach
+// host only.
+func httpGetToolsDir(t *testing.T, host string) string {
+	t.Helper()
+	dir := t.TempDir()
+	man, wasm := httpGetManifest(t, host)
+	b, err := json.Marshal(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "http_get"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "http_get", "manifest.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "http_get", "http_get.wasm"), wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -85,21 +85,11 @@ func stdioIn(t *testing.T, dir string, env []string, args ...string) (*client.Cl
 // toolText calls an MCP tool and returns its text.
 func toolText(t *testing.T, c *client.Client, name string, args map[string]any) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req := mcp.CallToolRequest{}
-	req.Params.Name, req.Params.Arguments = name, args
-	res, err := c.CallTool(ctx, req)
+	isErr, text, err := rawCall(c, name, args, time.Minute)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	var text string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			text += tc.Text
-		}
-	}
-	if res.IsError {
+	if isErr {
 		t.Fatalf("%s: %s", name, text)
 	}
 	return text
@@ -238,9 +228,31 @@ func TestDBFolderIsCreated(t *testing.T) {
 }
 
 // bundledModule is one of the bundled tools' manifest and module.
+// allModules maps every bundled and test module by name.
+func allModules(t *testing.T) map[string]wasmtools.Module {
+	t.Helper()
+	mods := map[string]wasmtools.Module{}
+	for _, f := range []func() ([]wasmtools.Module, error){wasmtools.Bundled, wasmtools.TestTools} {
+		ms, err := f()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			mods[m.Name] = m
+		}
+	}
+	return mods
+}
+
 func bundledModule(t *testing.T, name string) wasmtools.Module {
 	t.Helper()
-	mods, err := wasmtools.Bundled()
+	return moduleFrom(t, wasmtools.Bundled, "bundled tool", name)
+}
+
+// moduleFrom is the module named name in list, a what.
+func moduleFrom(t *testing.T, list func() ([]wasmtools.Module, error), what, name string) wasmtools.Module {
+	t.Helper()
+	mods, err := list()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +261,6 @@ func bundledModule(t *testing.T, name string) wasmtools.Module {
 			return m
 		}
 	}
-	t.Fatalf("no bundled tool %s", name)
+	t.Fatalf("no %s %s", what, name)
 	return wasmtools.Module{}
 }

@@ -25,7 +25,14 @@ import (
 // authedClient opens an initialized Streamable HTTP client with the key.
 func authedClient(t *testing.T, base, key string) *client.Client {
 	t.Helper()
-	c, err := client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
+	return httpClient(t, base, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
+}
+
+// httpClient opens an initialized Streamable HTTP client on base/mcp,
+// closed when the test ends.
+func httpClient(t *testing.T, base string, opts ...transport.StreamableHTTPCOption) *client.Client {
+	t.Helper()
+	c, err := client.NewStreamableHttpClient(base+"/mcp", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 
 	"github.com/nanovm/nano-vm-mcp/tools/oci"
 	"github.com/nanovm/nano-vm-mcp/tools/oci/ocitest"
@@ -61,17 +57,7 @@ func ociCLI(t *testing.T, args ...string) string {
 
 func testModule(t *testing.T, name string) wasmtools.Module {
 	t.Helper()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name == name {
-			return m
-		}
-	}
-	t.Fatalf("no test module %s", name)
-	return wasmtools.Module{}
+	return moduleFrom(t, wasmtools.TestTools, "test module", name)
 }
 
 // Ensure issue 17's acceptance end to end through MCP, with the real
@@ -143,23 +129,9 @@ func TestOCIToolsEndToEnd(t *testing.T) {
 	policyPath := filepath.Join(dir, "policy.json")
 	os.WriteFile(policyPath, []byte(policy), 0o644)
 
-	a := &attacker{t: t, stderr: &syncBuffer{}}
 	db := filepath.Join(t.TempDir(), "oci.db")
 	env := append(e2eEnv(), "NANO_VM_MCP_TOOLS_DIR=")
-	tr := transport.NewStdioWithOptions(binary, nil, []string{"--transport", "stdio", "--db", db, "--policy", policyPath, "--no-bundled-tools"},
-		transport.WithCommandFunc(func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-			cmd := exec.Command(command, args...)
-			cmd.Env, cmd.Stderr = env, a.stderr
-			return cmd, nil
-		}))
-	a.c = client.NewClient(tr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := a.c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer a.c.Close()
-	initialize(t, a.c)
+	a := startAttacker(t, env, "--transport", "stdio", "--db", db, "--policy", policyPath, "--no-bundled-tools")
 
 	// Pushed, signed, pulled, verified...
 	rec := a.mustSucceed("register_tool", map[string]any{"oci": ref("echo")})

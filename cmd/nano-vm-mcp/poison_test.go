@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/mcp"
 	bolt "go.etcd.io/bbolt"
 
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
@@ -21,20 +19,9 @@ import (
 // text, which must fit in the server's 40,000-byte result limit.
 func callAny(t *testing.T, c *client.Client, name string, args map[string]any) (bool, map[string]any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req := mcp.CallToolRequest{}
-	req.Params.Name = name
-	req.Params.Arguments = args
-	res, err := c.CallTool(ctx, req)
+	isErr, text, err := rawCall(c, name, args, time.Minute)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
-	}
-	var text string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			text += tc.Text
-		}
 	}
 	if len(text) > 40_000 {
 		t.Fatalf("%s: answer of %d bytes", name, len(text))
@@ -43,7 +30,7 @@ func callAny(t *testing.T, c *client.Client, name string, args map[string]any) (
 	if err := json.Unmarshal([]byte(text), &out); err != nil {
 		t.Fatalf("%s: %v: %.300s", name, err, text)
 	}
-	return res.IsError, out
+	return isErr, out
 }
 
 // registerRawEcho registers raw_echo, and raw_echo_schema: the same module
@@ -86,11 +73,7 @@ func echoProgram(tool string) string {
 // after a restart.
 func TestPoisonOutputOverMCP(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "poison.db")
-	c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, c)
+	c := stdioClient(t, db)
 	registerRawEcho(t, c)
 
 	checkRun := func(id, status string) {
@@ -145,12 +128,8 @@ func TestPoisonOutputOverMCP(t *testing.T) {
 	c.Close()
 
 	// After a restart, as the finding had it: every listing still works.
-	c, err = client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = stdioClient(t, db)
 	defer c.Close()
-	initialize(t, c)
 	if list := callTool(t, c, "list_traces", map[string]any{"limit": 100}, false); len(list["traces"].([]any)) != 7 || list["skipped"] != nil {
 		t.Fatalf("list_traces after restart: %v", list)
 	}
@@ -165,15 +144,7 @@ func TestPoisonOutputOverMCP(t *testing.T) {
 // record, and the other runs are listed, read and resumed.
 func TestUndecodableRecordsOverMCP(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "records.db")
-	start := func() *client.Client {
-		c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		initialize(t, c)
-		return c
-	}
-	c := start()
+	c := stdioClient(t, db)
 	payArgs := func(key string) map[string]any {
 		return map[string]any{
 			"program":         readFile(t, example("payment_pipeline", "program.json")),
@@ -223,7 +194,7 @@ func TestUndecodableRecordsOverMCP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c = start()
+	c = stdioClient(t, db)
 	defer c.Close()
 	list := callTool(t, c, "list_traces", map[string]any{"limit": 100}, false)
 	var listed []string

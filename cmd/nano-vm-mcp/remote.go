@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/nanovm/nano-vm-mcp/internal/primary"
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -73,6 +76,19 @@ func (c *common) openAdmin(ctx context.Context) (admin, error) {
 		return nil, c.explainLocked(err, dialErr)
 	}
 	return rt, nil
+}
+
+// openUntilSignal is openAdmin under a context that SIGINT and SIGTERM
+// cancel, for a command that runs programs; done closes the runtime and
+// stops watching the signals.
+func (c *common) openUntilSignal() (ctx context.Context, rt admin, done func(), err error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	rt, err = c.openAdmin(ctx)
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return ctx, rt, func() { rt.Close(); stop() }, nil
 }
 
 // dialPrimary opens an operator session with the primary serving c.db, or

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mark3labs/mcp-go/client"
 )
 
 // shortDB is a database path short enough for its socket (about 104
@@ -147,12 +145,8 @@ func TestCLIBesideHTTPServer(t *testing.T) {
 		t.Fatalf("trace ls beside an HTTP server: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// A stdio server on the same database forwards its client to it.
-	c, err := client.NewStdioMCPClient(binary, e2eEnv(), "--transport", "stdio", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := stdioClient(t, db)
 	defer c.Close()
-	initialize(t, c)
 	if list := callTool(t, c, "list_traces", map[string]any{}, false); len(list["traces"].([]any)) != 1 {
 		t.Fatalf("list_traces through a stdio server beside the HTTP one: %v", list)
 	}
@@ -172,14 +166,8 @@ func TestCLIBesideCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { holdIn.Close(); holder.Wait() }()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := os.Stat(db); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the holder never opened the database")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitFile(db, 30*time.Second) {
+		t.Fatal("the holder never opened the database")
 	}
 	t.Setenv("NANO_VM_MCP_VAULT_KEY", hex.EncodeToString(testVaultKey))
 	code, _, errOut := runCLI(t, "", "trace", "ls", "--db", db, "--cache-dir", sharedCache)

@@ -6,13 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,10 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/nanovm/nano-vm-mcp/store/postgres/pgtest"
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // The multi-replica test: three `serve --transport http` processes on one
@@ -66,34 +62,6 @@ func (c *hitCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(`{"ok":true}`))
 }
 
-// replicaToolsDir is a tools folder holding http_get, allowed to reach
-// host only.
-func replicaToolsDir(t *testing.T, host string) string {
-	t.Helper()
-	dir := t.TempDir()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name != "http_get" {
-			continue
-		}
-		var man map[string]any
-		if err := json.Unmarshal(m.Manifest, &man); err != nil {
-			t.Fatal(err)
-		}
-		man["allowed_hosts"] = []string{host}
-		b, _ := json.Marshal(man)
-		if err := os.MkdirAll(filepath.Join(dir, "http_get"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, "http_get", "manifest.json"), b, 0o644)
-		os.WriteFile(filepath.Join(dir, "http_get", "http_get.wasm"), m.Wasm, 0o644)
-	}
-	return dir
-}
-
 type replicaProc struct {
 	cmd  *exec.Cmd
 	base string
@@ -103,12 +71,7 @@ type replicaProc struct {
 // startReplica starts one serving replica on dsn and waits for /health.
 func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port := freePort(t)
 	cmd := exec.Command(binary, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", dsn, "--no-bundled-tools")
 	cmd.Env = env
 	stderr, _ := cmd.StderrPipe()
@@ -141,53 +104,23 @@ func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
 		}
 	})
 	base := "http://127.0.0.1:" + port
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			logMu.Lock()
-			defer logMu.Unlock()
-			t.Fatalf("replica did not come up: %v\n%s", err, log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitHealthy(base, time.Minute); err != nil {
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("replica did not come up: %v\n%s", err, log.String())
 	}
-	c, err := client.NewStreamableHttpClient(base + "/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	initialize(t, c)
+	c := httpClient(t, base)
 	return &replicaProc{cmd: cmd, base: base, mcp: c}
 }
 
 // runOn calls run_program on a replica; a transport failure or a tool
 // error is returned as an error.
 func runOn(c *client.Client, args map[string]any) (map[string]any, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	req := mcp.CallToolRequest{}
-	req.Params.Name = "run_program"
-	req.Params.Arguments = args
-	res, err := c.CallTool(ctx, req)
+	isErr, text, err := rawCall(c, "run_program", args, 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	var text string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			text += tc.Text
-		}
-	}
-	if res.IsError {
+	if isErr {
 		return nil, fmt.Errorf("tool error: %s", text)
 	}
 	var out map[string]any
@@ -212,7 +145,7 @@ func TestReplicasSurviveAKill(t *testing.T) {
 	env := append(os.Environ(),
 		"NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey),
 		"NANO_VM_MCP_CACHE_DIR="+sharedCache,
-		"NANO_VM_MCP_TOOLS_DIR="+replicaToolsDir(t, u.Host),
+		"NANO_VM_MCP_TOOLS_DIR="+httpGetToolsDir(t, u.Host),
 		"NANO_VM_MCP_LEASE_TIMEOUT="+replicaLease.String(),
 		"NANO_VM_MCP_LOG_LEVEL=info")
 	// The first replica migrates the database and registers the tool

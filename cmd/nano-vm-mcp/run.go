@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -45,13 +43,11 @@ func cmdRun(cmd *command, args []string, cio *cliIO) error {
 		return fmt.Errorf("read program: %w", err)
 	}
 	req.Program = prog
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rt, err := c.openAdmin(ctx)
+	ctx, rt, done, err := c.openUntilSignal()
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
+	defer done()
 	bar := newProgressBar(cio.stderr, *asJSON)
 	req.Progress = bar.update
 	res, err := rt.RunProgram(ctx, req)
@@ -90,13 +86,11 @@ func cmdResume(cmd *command, args []string, cio *cliIO) error {
 			return usagef("--payload: %v", err)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rt, err := c.openAdmin(ctx)
+	ctx, rt, done, err := c.openUntilSignal()
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
+	defer done()
 	bar := newProgressBar(cio.stderr, *asJSON)
 	var res *runtime.RunResult
 	tv, err := rt.Trace(ctx, pos[0], 0, 1)

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
-
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // Ensure hostile tables cannot take the server down (issue 12, finding 1),
@@ -29,16 +27,7 @@ func TestHostileTablesSubprocess(t *testing.T) {
 		t.Skip("needs /proc")
 	}
 	p := startStdio(t, "tables", filepath.Join(t.TempDir(), "tables.db"), mcp.LATEST_PROTOCOL_VERSION)
-	mods := map[string]wasmtools.Module{}
-	for _, f := range []func() ([]wasmtools.Module, error){wasmtools.Bundled, wasmtools.TestTools} {
-		ms, err := f()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			mods[m.Name] = m
-		}
-	}
+	mods := allModules(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	register := func(name string) error {

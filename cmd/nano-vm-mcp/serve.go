@@ -232,24 +232,29 @@ func (c *common) openBackend(ctx context.Context, logger *slog.Logger) (*primary
 	}}, nil
 }
 
+// every calls fn each period until ctx is done.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
 // purgeLoop purges expired idempotency keys hourly until stopped. Keys
 // expire on their own at claim time; purging keeps the file small.
 func purgeLoop(rt *runtime.Runtime, logger *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := rt.PurgeExpired(ctx); err != nil {
-					logger.Warn("purge idempotency keys", "err", err)
-				}
-			}
+	go every(ctx, time.Hour, func() {
+		if _, err := rt.PurgeExpired(ctx); err != nil {
+			logger.Warn("purge idempotency keys", "err", err)
 		}
-	}()
+	})
 	return cancel
 }
 

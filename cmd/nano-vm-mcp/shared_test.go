@@ -52,11 +52,25 @@ type stdioProc struct {
 	initTook time.Duration
 }
 
-// startStdio starts a stdio server on db and initializes an MCP session.
-func startStdio(t *testing.T, name, db, protocol string) *stdioProc {
+// waitFile reports whether path exists within the time given.
+func waitFile(path string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); ; {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startStdio starts a stdio server on db, with extra flags, and
+// initializes an MCP session in protocol.
+func startStdio(t *testing.T, name, db, protocol string, extra ...string) *stdioProc {
 	t.Helper()
 	p := &stdioProc{name: name, stderr: &syncBuffer{}}
-	args := []string{"--transport", "stdio", "--db", db, "--cache-dir", sharedCache, "--no-bundled-tools"}
+	args := append([]string{"--transport", "stdio", "--db", db, "--cache-dir", sharedCache, "--no-bundled-tools"}, extra...)
 	tr := transport.NewStdioWithOptions(binary, nil, args, transport.WithCommandFunc(
 		func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
 			p.cmd = exec.Command(command, args...)
@@ -66,7 +80,7 @@ func startStdio(t *testing.T, name, db, protocol string) *stdioProc {
 		}))
 	p.c = client.NewClient(tr)
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := p.c.Start(ctx); err != nil {
 		t.Fatalf("%s: start: %v", name, err)
@@ -74,7 +88,7 @@ func startStdio(t *testing.T, name, db, protocol string) *stdioProc {
 	t.Cleanup(func() { p.c.Close() })
 	init := mcp.InitializeRequest{}
 	init.Params.ProtocolVersion = protocol
-	init.Params.ClientInfo = mcp.Implementation{Name: "shared-test-" + name, Version: "1"}
+	init.Params.ClientInfo = mcp.Implementation{Name: "test-" + name, Version: "1"}
 	if _, err := p.c.Initialize(ctx, init); err != nil {
 		t.Fatalf("%s: initialize: %v\nstderr:\n%s", name, err, p.stderr)
 	}
@@ -399,14 +413,8 @@ func TestSharedStdioLockedDatabase(t *testing.T) {
 	defer func() { holdIn.Close(); holder.Wait() }()
 	// Wait until the holder has created the file; it locks it in the
 	// same call, and the server waits out the store's 2 s lock timeout.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := os.Stat(db); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the holder never opened %s: %s", db, holdErr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitFile(db, 30*time.Second) {
+		t.Fatalf("the holder never opened %s: %s", db, holdErr)
 	}
 
 	start := time.Now()

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -85,11 +83,7 @@ func TestE2EOTLPExport(t *testing.T) {
 	defer hs.Close()
 	env := append(e2eEnv(), "OTEL_EXPORTER_OTLP_ENDPOINT="+hs.URL, "OTEL_SERVICE_NAME=e2e-nano", "OTEL_BSP_SCHEDULE_DELAY=100")
 	db := filepath.Join(t.TempDir(), "otel.db")
-	c, err := client.NewStdioMCPClient(binary, env, "--transport", "stdio", "--db", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initialize(t, c)
+	c := stdioClientWith(t, env, "--transport", "stdio", "--db", db)
 	const traceID, parentID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 	req := mcp.CallToolRequest{}
 	req.Params.Name = "run_program"
@@ -135,12 +129,7 @@ func TestE2EOTLPExport(t *testing.T) {
 // Ensure --metrics-listen serves /metrics without auth on its own
 // address while the HTTP transport's /metrics still needs the API key.
 func TestE2EMetricsListen(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := "127.0.0.1:" + freePort(t)
 	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "m.db"), "metrics-key", "--metrics-listen", addr)
 	defer stop()
 	get := func(url, key string) (int, string) {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
-	"github.com/mark3labs/mcp-go/mcp"
 
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
@@ -45,28 +44,40 @@ type attacker struct {
 	seen   strings.Builder
 }
 
+// startAttacker starts the binary with env and args as a stdio MCP
+// server, its stderr kept for failure messages, and returns an attacker
+// whose initialized client is closed when the test ends.
+func startAttacker(t *testing.T, env []string, args ...string) *attacker {
+	t.Helper()
+	a := &attacker{t: t, stderr: &syncBuffer{}}
+	tr := transport.NewStdioWithOptions(binary, nil, args,
+		transport.WithCommandFunc(func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
+			cmd := exec.Command(command, args...)
+			cmd.Env, cmd.Stderr = env, a.stderr
+			return cmd, nil
+		}))
+	a.c = client.NewClient(tr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := a.c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.c.Close() })
+	initialize(t, a.c)
+	return a
+}
+
 // call calls a tool and returns its text and whether it was a tool error.
 func (a *attacker) call(name string, args map[string]any) (map[string]any, bool) {
 	a.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req := mcp.CallToolRequest{}
-	req.Params.Name = name
-	req.Params.Arguments = args
-	res, err := a.c.CallTool(ctx, req)
+	isErr, text, err := rawCall(a.c, name, args, time.Minute)
 	if err != nil {
 		a.t.Fatalf("%s: %v\nstderr:\n%s", name, err, a.stderr)
-	}
-	var text string
-	for _, ct := range res.Content {
-		if tc, ok := ct.(mcp.TextContent); ok {
-			text += tc.Text
-		}
 	}
 	fmt.Fprintf(&a.seen, "%s %v -> %s\n", name, args["name"], text)
 	var out map[string]any
 	_ = json.Unmarshal([]byte(text), &out)
-	return out, res.IsError
+	return out, isErr
 }
 
 func (a *attacker) mustFail(name string, args map[string]any, why string) {
@@ -151,7 +162,6 @@ func TestUploadsCannotReachHostFiles(t *testing.T) {
 
 	// The real binary, no policy file, uploads on (the default), the vault
 	// key in a file beside the database.
-	a := &attacker{t: t, stderr: &syncBuffer{}}
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "NANO_VM_MCP_") {
@@ -159,20 +169,7 @@ func TestUploadsCannotReachHostFiles(t *testing.T) {
 		}
 	}
 	env = append(env, "NANO_VM_MCP_LOG_LEVEL=debug")
-	tr := transport.NewStdioWithOptions(binary, nil, []string{"--transport", "stdio", "--db", db, "--tools-dir", toolsDir, "--cache-dir", sharedCache, "--no-bundled-tools"},
-		transport.WithCommandFunc(func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-			cmd := exec.Command(command, args...)
-			cmd.Env, cmd.Stderr = env, a.stderr
-			return cmd, nil
-		}))
-	a.c = client.NewClient(tr)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer a.c.Close()
-	initialize(t, a.c)
+	a := startAttacker(t, env, "--transport", "stdio", "--db", db, "--tools-dir", toolsDir, "--cache-dir", sharedCache, "--no-bundled-tools")
 	keyHex := strings.TrimSpace(readFile(t, db+".vault-key"))
 	if len(keyHex) != 64 {
 		t.Fatalf("vault key file holds %q", keyHex)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -9,9 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 )
 
 // uploadChunk is the chunk size the tests send: upload_module's largest.
@@ -49,15 +45,7 @@ func TestUploadBigModule(t *testing.T) {
 					base, cmd, stop := startHTTPCmd(t, db, key)
 					defer stop()
 					pid = cmd.Process.Pid
-					c, err := client.NewStreamableHttpClient(base+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + key}))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := c.Start(context.Background()); err != nil {
-						t.Fatal(err)
-					}
-					defer c.Close()
-					initialize(t, c)
+					c := authedClient(t, base, key)
 					call = func(name string, args map[string]any) (map[string]any, bool) {
 						isErr, out := callAny(t, c, name, args)
 						return out, isErr

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	be "encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -15,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/nanovm/nano-vm-mcp/store"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 )
 
 // The programs the browser test runs: one with a parallel step and a
@@ -82,42 +79,6 @@ func runJSON(t *testing.T, args ...string) map[string]any {
 		t.Fatalf("%v: %v\n%s\n%s", args, err, out, errOut)
 	}
 	return v
-}
-
-// tamperEnvelope changes the state hash of trace's envelope at step index
-// in the closed database file at path, without re-hashing it, and returns
-// its seq: verify must report the chain broken there.
-func tamperEnvelope(t *testing.T, path, trace string, index int) uint64 {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var seq uint64
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("envelopes"))
-		return b.ForEach(func(k, v []byte) error {
-			var e store.Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			if seq != 0 || e.TraceID != trace || e.StepIndex != index {
-				return nil
-			}
-			seq = be.BigEndian.Uint64(k)
-			e.StateHash = strings.Repeat("0", 64)
-			nv, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			return b.Put(bytes.Clone(k), nv)
-		})
-	})
-	if err != nil || seq == 0 {
-		t.Fatalf("tamper: seq %d, %v", seq, err)
-	}
-	return seq
 }
 
 // startUI starts "nano-vm-mcp ui" on db and returns the URL it prints.
@@ -198,7 +159,7 @@ func TestViewerInBrowser(t *testing.T) {
 
 	tampered := filepath.Join(filepath.Dir(db), "tampered.db")
 	copyFile(t, db, tampered)
-	brokenSeq := tamperEnvelope(t, tampered, showcaseID, 1)
+	brokenSeq := runtimetest.TamperEnvelope(t, tampered, showcaseID, 1)
 
 	const key = "viewer-e2e-key"
 	base, stop := startHTTP(t, db, key)

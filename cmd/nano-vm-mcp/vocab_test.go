@@ -1,7 +1,6 @@
 package main
 
 import (
-	"regexp"
 	"strings"
 	"testing"
 )
@@ -37,17 +36,8 @@ func TestTraceLsStatus(t *testing.T) {
 // (its deprecated alias) with a one-line note on stderr, and refuses the
 // two when they differ.
 func TestAuditVerifyTraceFlag(t *testing.T) {
-	t.Setenv("NANO_VM_MCP_VAULT_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
 	d := dbArgs(t)
-	code, ran, errOut := runCLI(t, "", append([]string{"run", example("payment_pipeline", "program.json"), "--input", example("payment_pipeline", "input.json"),
-		"--policy", example("payment_pipeline", "policy.json")}, d...)...)
-	if code != 0 {
-		t.Fatalf("run: exit %d\n%s\n%s", code, ran, errOut)
-	}
-	id := regexp.MustCompile(`trace (\S+)\n`).FindStringSubmatch(ran)
-	if id == nil {
-		t.Fatalf("no trace id in %s", ran)
-	}
+	_, id := runPayment(t, d)
 	const note = "--execution is deprecated"
 	tests := []struct {
 		name     string

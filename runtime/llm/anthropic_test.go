@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"context"
 	"net/http"
 	"testing"
 
@@ -78,18 +77,7 @@ func TestAnthropicRequest(t *testing.T) {
 				opts.BaseURL = p.URL
 			}
 			opts.Getenv = env(tc.env...)
-			c, err := New(tc.model, &opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := c.Complete(context.Background(), tc.req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := p.only(t)
-			if got.Method != http.MethodPost || got.Path != tc.wantPath {
-				t.Errorf("request %s %s, want POST %s", got.Method, got.Path, tc.wantPath)
-			}
+			resp, got := completeOnce(t, p, tc.model, &opts, tc.req, tc.wantPath)
 			for h, want := range map[string]string{"X-Api-Key": tc.wantKey, "Anthropic-Version": "2023-06-01", "Content-Type": "application/json", "Authorization": ""} {
 				if v := got.Header.Get(h); v != want {
 					t.Errorf("header %s = %q, want %q", h, v, want)
@@ -148,12 +136,7 @@ func TestAnthropicErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProvider(t, tc.status, tc.body)
-			c, err := New("anthropic/claude-3-5-haiku-latest", &Options{BaseURL: p.URL, APIKey: "k", MaxResponseBytes: tc.maxBytes, Getenv: env()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := c.Complete(context.Background(), kernel.LLMRequest{Prompt: "p"})
-			checkErr(t, tc, resp, err)
+			completeFailing(t, p, "anthropic/claude-3-5-haiku-latest", tc)
 		})
 	}
 }

@@ -132,18 +132,7 @@ func TestOpenAICompatibleRequest(t *testing.T) {
 			opts := tc.opts
 			opts.BaseURL = p.URL + tc.base
 			opts.Getenv = env(tc.env...)
-			c, err := New(tc.model, &opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := c.Complete(context.Background(), tc.req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := p.only(t)
-			if got.Method != http.MethodPost || got.Path != tc.wantPath {
-				t.Errorf("request %s %s, want POST %s", got.Method, got.Path, tc.wantPath)
-			}
+			resp, got := completeOnce(t, p, tc.model, &opts, tc.req, tc.wantPath)
 			if a := got.Header.Get("Authorization"); a != tc.wantAuth {
 				t.Errorf("Authorization %q, want %q", a, tc.wantAuth)
 			}
@@ -182,6 +171,18 @@ type errCase struct {
 }
 
 // checkErr asserts err matches tc.
+// completeFailing makes one completion with a client for model against p
+// and checks it fails as tc says.
+func completeFailing(t *testing.T, p *provider, model string, tc errCase) {
+	t.Helper()
+	c, err := New(model, &Options{BaseURL: p.URL, APIKey: "k", MaxResponseBytes: tc.maxBytes, Getenv: env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Complete(context.Background(), kernel.LLMRequest{Prompt: "p"})
+	checkErr(t, tc, resp, err)
+}
+
 func checkErr(t *testing.T, tc errCase, resp kernel.LLMResponse, err error) {
 	t.Helper()
 	if err == nil {
@@ -297,12 +298,7 @@ func TestOpenAIErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProvider(t, tc.status, tc.body)
-			c, err := New("openai/gpt-4o-mini", &Options{BaseURL: p.URL, APIKey: "k", MaxResponseBytes: tc.maxBytes, Getenv: env()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := c.Complete(context.Background(), kernel.LLMRequest{Prompt: "p"})
-			checkErr(t, tc, resp, err)
+			completeFailing(t, p, "openai/gpt-4o-mini", tc)
 		})
 	}
 }

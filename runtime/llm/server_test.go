@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/kernel"
 )
 
 // captured is one request a provider stand-in received.
@@ -66,6 +69,26 @@ func (p *provider) only(t *testing.T) captured {
 		t.Fatalf("provider got %d requests, want 1", len(p.reqs))
 	}
 	return p.reqs[0]
+}
+
+// completeOnce makes one completion with a client for model against p and
+// returns the answer and the one request p got, which must be a POST to
+// wantPath.
+func completeOnce(t *testing.T, p *provider, model string, opts *Options, req kernel.LLMRequest, wantPath string) (kernel.LLMResponse, captured) {
+	t.Helper()
+	c, err := New(model, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.only(t)
+	if got.Method != http.MethodPost || got.Path != wantPath {
+		t.Errorf("request %s %s, want POST %s", got.Method, got.Path, wantPath)
+	}
+	return resp, got
 }
 
 // fixture reads testdata/name.

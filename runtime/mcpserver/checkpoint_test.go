@@ -6,22 +6,9 @@ import (
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
-	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
-
-func newSigner(t *testing.T, name string) *checkpoint.Signer {
-	t.Helper()
-	skey, _, err := checkpoint.GenerateKey(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := checkpoint.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // Ensure verify_audit given a checkpoint checks it against the server's
 // configured key only: a checkpoint the chain extends passes, one signed
@@ -30,7 +17,7 @@ func newSigner(t *testing.T, name string) *checkpoint.Signer {
 // setting.
 func TestVerifyAuditCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	ops := newSigner(t, "ops")
+	ops := runtimetest.Signer(t, "ops")
 	s := newServerConfig(t, runtime.Config{CheckpointSigner: ops, NoBundledTools: true}, nil)
 	c, _ := inProcess(t, s)
 	for range 3 {
@@ -48,7 +35,7 @@ func TestVerifyAuditCheckpoint(t *testing.T) {
 		t.Fatalf("verify_audit with its checkpoint: %v", got)
 	}
 
-	forged, _ := newSigner(t, "ops").Sign(ck)
+	forged, _ := runtimetest.Signer(t, "ops").Sign(ck)
 	got = ok(t, s, "verify_audit", call(t, c, "verify_audit", map[string]any{"checkpoint": string(forged)}))
 	cp, _ = got["checkpoint"].(map[string]any)
 	if got["ok"] != false || cp["ok"] != false || cp["problem"] != "untrusted key" || !strings.Contains(cp["reason"].(string), "not signed by a trusted key") {

@@ -38,29 +38,24 @@ const (
 	DefaultMaxConns = 1024
 )
 
+// orDefault sets *p to d when *p is zero or negative: an option left
+// unset takes its default.
+func orDefault[T ~int | ~int64 | ~float64](p *T, d T) {
+	if *p <= 0 {
+		*p = d
+	}
+}
+
 func (o *HTTPOptions) fill() {
-	def := func(p *time.Duration, d time.Duration) {
-		if *p <= 0 {
-			*p = d
-		}
-	}
-	def(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	def(&o.ReadTimeout, DefaultReadTimeout)
-	def(&o.BodyGrace, DefaultBodyGrace)
-	def(&o.WriteTimeout, DefaultWriteTimeout)
-	def(&o.IdleTimeout, DefaultIdleTimeout)
-	if o.MinBodyRate <= 0 {
-		o.MinBodyRate = DefaultMinBodyRate
-	}
-	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if o.MaxConns <= 0 {
-		o.MaxConns = DefaultMaxConns
-	}
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	orDefault(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	orDefault(&o.ReadTimeout, DefaultReadTimeout)
+	orDefault(&o.BodyGrace, DefaultBodyGrace)
+	orDefault(&o.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&o.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&o.MinBodyRate, DefaultMinBodyRate)
+	orDefault(&o.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	orDefault(&o.MaxConns, DefaultMaxConns)
+	orDefault(&o.MaxBodyBytes, DefaultMaxBodyBytes)
 }
 
 // HTTPServer returns an http.Server serving HTTPHandler(opts) with opts'

@@ -424,16 +424,11 @@ func (s *Server) runExposed(ctx context.Context, name string, req mcp.CallToolRe
 			key = k
 		}
 	}
-	ctx, cancel, err := s.runContext(ctx)
+	res, err := s.startRun(ctx, req, func(ctx context.Context, progress func(runtime.Progress)) (*runtime.RunResult, error) {
+		return s.rt.CallTool(ctx, runtime.ToolCall{Tool: name, Args: args, IdempotencyKey: key, Progress: progress})
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer cancel()
-	progress, flush := s.progressFunc(ctx, req)
-	defer flush()
-	res, err := s.rt.CallTool(ctx, runtime.ToolCall{Tool: name, Args: args, IdempotencyKey: key, Progress: progress})
-	if err != nil {
-		return nil, runError(res, err)
 	}
 	return s.exposedResult(res)
 }

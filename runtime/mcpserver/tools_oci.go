@@ -37,11 +37,7 @@ func (s *Server) registerToolOCI(ctx context.Context, a registerArgs) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	out := registered{toolRecordOut: toolRecordOf(recs[0], false)}
-	for _, r := range recs[1:] {
-		out.AlsoRegistered = append(out.AlsoRegistered, toolRecordOf(r, false).Ref)
-	}
-	return out, nil
+	return registeredOf(recs), nil
 }
 
 // stepTool is the code one tool step ran, as its envelope records it:

@@ -229,6 +229,16 @@ type registered struct {
 	AlsoRegistered []string `json:"also_registered,omitempty"`
 }
 
+// registeredOf is the answer for the versions one registration stored:
+// the first, and the refs of the others.
+func registeredOf(recs []store.ToolRecord) registered {
+	out := registered{toolRecordOut: toolRecordOf(recs[0], false)}
+	for _, r := range recs[1:] {
+		out.AlsoRegistered = append(out.AlsoRegistered, toolRecordOf(r, false).Ref)
+	}
+	return out
+}
+
 func registeredSchema() map[string]any {
 	m := toolRecordSchema()
 	m["properties"].(map[string]any)["also_registered"] = array("An Extism plugin describing several tools registers each under its own name: the refs of the tools registered besides this one.", str(`"name@sha256:<hex>"`))
@@ -294,11 +304,7 @@ func (s *Server) registerTool(ctx context.Context, req mcp.CallToolRequest) (any
 	if err != nil {
 		return nil, err
 	}
-	out := registered{toolRecordOut: toolRecordOf(recs[0], false)}
-	for _, r := range recs[1:] {
-		out.AlsoRegistered = append(out.AlsoRegistered, toolRecordOf(r, false).Ref)
-	}
-	return out, nil
+	return registeredOf(recs), nil
 }
 
 // decodeBase64 accepts standard base64, padded or not, with or without

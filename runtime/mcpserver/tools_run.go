@@ -219,6 +219,23 @@ func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, 
 	if prog == nil && a.ProgramID == "" {
 		return nil, argError("give program (the program as an object or JSON string) or program_id (a saved program)")
 	}
+	res, err := s.startRun(ctx, req, func(ctx context.Context, progress func(runtime.Progress)) (*runtime.RunResult, error) {
+		return s.rt.RunProgram(ctx, runtime.RunRequest{
+			Program: prog, ProgramID: a.ProgramID, Input: input,
+			IdempotencyKey: a.IdempotencyKey, SaveAs: a.SaveAs, Strict: a.Strict,
+			Progress: progress,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return summarise(res), nil
+}
+
+// startRun calls run under the server's run context (refused while it
+// shuts down) with req's progress notifications, and maps what it
+// returns besides a result with runError.
+func (s *Server) startRun(ctx context.Context, req mcp.CallToolRequest, run func(ctx context.Context, progress func(runtime.Progress)) (*runtime.RunResult, error)) (*runtime.RunResult, error) {
 	ctx, cancel, err := s.runContext(ctx)
 	if err != nil {
 		return nil, err
@@ -226,15 +243,11 @@ func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, 
 	defer cancel()
 	progress, flush := s.progressFunc(ctx, req)
 	defer flush()
-	res, err := s.rt.RunProgram(ctx, runtime.RunRequest{
-		Program: prog, ProgramID: a.ProgramID, Input: input,
-		IdempotencyKey: a.IdempotencyKey, SaveAs: a.SaveAs, Strict: a.Strict,
-		Progress: progress,
-	})
+	res, err := run(ctx, progress)
 	if err != nil {
 		return nil, runError(res, err)
 	}
-	return summarise(res), nil
+	return res, nil
 }
 
 type resumeArgs struct {
@@ -291,15 +304,11 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 	default:
 		return nil, argError("argument \"source\": %s is not one of WEBHOOK, OPERATOR, TIMER", store.Clip(source))
 	}
-	ctx, cancel, err := s.runContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	progress, flush := s.progressFunc(ctx, req)
-	defer flush()
-	res, err := s.rt.Resume(ctx, a.TraceID, payload, source, progress)
-	if e, ok := runtime.AsError(err); ok && e.Code == runtime.CodeNotSuspended {
+	res, err := s.startRun(ctx, req, func(ctx context.Context, progress func(runtime.Progress)) (*runtime.RunResult, error) {
+		res, err := s.rt.Resume(ctx, a.TraceID, payload, source, progress)
+		if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeNotSuspended {
+			return res, err
+		}
 		// Not suspended: it may be interrupted, which continues without
 		// an event.
 		tv, terr := s.rt.Trace(ctx, a.TraceID, 0, 1)
@@ -309,10 +318,10 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 		if payload != nil {
 			return nil, argError("run %s was interrupted, not suspended: it continues without an event, so call resume_program again without payload", a.TraceID)
 		}
-		res, err = s.rt.ContinueInterrupted(ctx, a.TraceID, progress)
-	}
+		return s.rt.ContinueInterrupted(ctx, a.TraceID, progress)
+	})
 	if err != nil {
-		return nil, runError(res, err)
+		return nil, err
 	}
 	return summarise(res), nil
 }

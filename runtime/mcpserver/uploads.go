@@ -98,15 +98,9 @@ func newUploads(dir string, o *Options, maxModule int64) *uploads {
 		perSession: o.UploadsPerSession, now: o.Now,
 		open: map[string]*upload{}, gone: map[string]tombstone{},
 	}
-	if u.ttl <= 0 {
-		u.ttl = DefaultUploadTTL
-	}
-	if u.maxStaged <= 0 {
-		u.maxStaged = DefaultMaxStagedBytes
-	}
-	if u.perSession <= 0 {
-		u.perSession = DefaultUploadsPerSession
-	}
+	orDefault(&u.ttl, DefaultUploadTTL)
+	orDefault(&u.maxStaged, DefaultMaxStagedBytes)
+	orDefault(&u.perSession, DefaultUploadsPerSession)
 	if u.now == nil {
 		u.now = time.Now
 	}

@@ -4,16 +4,24 @@
 package runtimetest
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
+	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
@@ -120,3 +128,64 @@ const BarrierProgram = `{"name":"payment_with_approval","steps":[
  {"id":"approve","type":"llm","prompt":"Approve order $order_id?","allowed_outputs":["yes","no"]},
  {"id":"capture","type":"tool","tool":"capture_payment","args":{"order_id":"$order_id","reservation":"$reservation"},"output_key":"capture"},
  {"id":"receipt","type":"tool","tool":"send_receipt","args":{"order_id":"$order_id","capture":"$capture"},"is_terminal":true}]}`
+
+// TamperEnvelope changes the state hash of trace's envelope at step index
+// in the closed database file at path, without re-hashing it, and returns
+// its seq: verify must report the chain broken there. The file must be
+// a bbolt store, closed.
+func TamperEnvelope(t testing.TB, path, trace string, index int) uint64 {
+	t.Helper()
+	var seq uint64
+	UpdateFile(t, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("envelopes"))
+		return b.ForEach(func(k, v []byte) error {
+			var e store.Envelope
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if seq != 0 || e.TraceID != trace || e.StepIndex != index {
+				return nil
+			}
+			seq = binary.BigEndian.Uint64(k)
+			e.StateHash = strings.Repeat("0", 64)
+			nv, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			return b.Put(bytes.Clone(k), nv)
+		})
+	})
+	if seq == 0 {
+		t.Fatalf("tamper: no envelope of %s at step %d", trace, index)
+	}
+	return seq
+}
+
+// UpdateFile runs fn in one write transaction on the closed bbolt store
+// at path, as someone with the file and bbolt would, and fails t if it
+// cannot.
+func UpdateFile(t testing.TB, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Signer is a checkpoint signer with a fresh key named name.
+func Signer(t testing.TB, name string) *checkpoint.Signer {
+	t.Helper()
+	skey, _, err := checkpoint.GenerateKey(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := checkpoint.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -3,7 +3,6 @@ package viewer_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/mcpserver"
@@ -339,7 +336,7 @@ func TestTamperedChainReported(t *testing.T) {
 	if err := rt.Close(); err != nil {
 		t.Fatal(err)
 	}
-	seq := tamper(t, db, id, 1)
+	seq := runtimetest.TamperEnvelope(t, db, id, 1)
 	rt, err = runtime.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -368,38 +365,6 @@ func TestTamperedChainReported(t *testing.T) {
 	if !other.OK || other.Checked != 2 {
 		t.Fatalf("the untouched run: %+v", other)
 	}
-}
-
-// tamper changes the state hash of trace's envelope at step index in the
-// closed database file, without re-hashing it, and returns its seq.
-func tamper(t *testing.T, path, trace string, index int) uint64 {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var seq uint64
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("envelopes"))
-		return b.ForEach(func(k, v []byte) error {
-			var e store.Envelope
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			if seq != 0 || e.TraceID != trace || e.StepIndex != index {
-				return nil
-			}
-			seq = binary.BigEndian.Uint64(k)
-			e.StateHash = strings.Repeat("0", 64)
-			nv, _ := json.Marshal(e)
-			return b.Put(bytes.Clone(k), nv)
-		})
-	})
-	if err != nil || seq == 0 {
-		t.Fatalf("tamper: seq %d, %v", seq, err)
-	}
-	return seq
 }
 
 // Ensure Public admits the static files only, never the API.

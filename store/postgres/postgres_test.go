@@ -15,6 +15,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
+	"github.com/nanovm/nano-vm-mcp/store/storetest"
 )
 
 // TestRedact ensures a DSN's password never survives Redact, in the user
@@ -139,41 +140,29 @@ func TestOneChainAcrossReplicas(t *testing.T) {
 	}
 	const runs, steps = 30, 8
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make(chan error, runs)
-	for r := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			db := dbs[r%len(dbs)]
-			id := fmt.Sprint("run-", r)
-			ex, err := db.PutRun(ctx, store.Run{ID: id, Status: kernel.StatusRunning, Input: []byte(`{}`), Program: []byte(`{}`)})
-			if err != nil {
-				errs <- err
-				return
+	storetest.Parallel(t, runs, func(r int) error {
+		db := dbs[r%len(dbs)]
+		id := fmt.Sprint("run-", r)
+		ex, err := db.PutRun(ctx, store.Run{ID: id, Status: kernel.StatusRunning, Input: []byte(`{}`), Program: []byte(`{}`)})
+		if err != nil {
+			return err
+		}
+		ex.Input, ex.Program = nil, nil
+		for i := range steps {
+			if i == steps-1 {
+				ex.Status = "success"
 			}
-			ex.Input, ex.Program = nil, nil
-			for i := range steps {
-				if i == steps-1 {
-					ex.Status = "success"
-				}
-				env := &store.Envelope{StepID: fmt.Sprint("s", i)}
-				if i == 0 {
-					env.InputSHA256, env.ProgramSHA256 = store.RecordSHA256([]byte(`{}`)), store.RecordSHA256([]byte(`{}`))
-				}
-				if _, err := db.CommitStep(ctx, store.StepCommit{Run: ex, KeepRun: i > 0 && i < steps-1, Index: i,
-					Step: []byte(fmt.Sprint(i)), Envelope: env}); err != nil {
-					errs <- err
-					return
-				}
+			env := &store.Envelope{StepID: fmt.Sprint("s", i)}
+			if i == 0 {
+				env.InputSHA256, env.ProgramSHA256 = store.RecordSHA256([]byte(`{}`)), store.RecordSHA256([]byte(`{}`))
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			if _, err := db.CommitStep(ctx, store.StepCommit{Run: ex, KeepRun: i > 0 && i < steps-1, Index: i,
+				Step: []byte(fmt.Sprint(i)), Envelope: env}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	for i, db := range dbs {
 		rep, err := db.VerifyChain(ctx, "")
 		if err != nil || !rep.OK || rep.Checked != runs*steps || rep.RecordsChecked != runs*(steps+3) {

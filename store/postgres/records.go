@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -914,25 +912,25 @@ func (db *DB) eachSecret(ctx context.Context, q querier, fn func(store.SecretRec
 	if err := db.check(ctx); err != nil {
 		return err
 	}
-	rows, err := q.Query(ctx, `SELECT record FROM nanovm_secrets ORDER BY id`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v []byte
-		if err := rows.Scan(&v); err != nil {
-			return err
-		}
+	return eachSecretRow(ctx, q, func(v []byte) error {
 		var r store.SecretRecord
 		if err := decode(v, &r); err != nil {
 			return err
 		}
-		if err := fn(r); err != nil {
-			return err
-		}
+		return fn(r)
+	})
+}
+
+// eachSecretRow calls fn with each stored secret record's encoding, in
+// id order.
+func eachSecretRow(ctx context.Context, q querier, fn func(v []byte) error) error {
+	rows, err := q.Query(ctx, `SELECT record FROM nanovm_secrets ORDER BY id`)
+	if err != nil {
+		return err
 	}
-	return rows.Err()
+	var v []byte
+	_, err = pgx.ForEachRow(rows, []any{&v}, func() error { return fn(v) })
+	return err
 }
 
 // EraseSecret implements store.SecretStore. PostgreSQL keeps the old row
@@ -976,25 +974,9 @@ func (db *DB) EraseSecret(ctx context.Context, id string) (store.SecretRecord, e
 // PutToolVersion implements store.ToolStore; every replica is told
 // (NOTIFY nanovm_tools) when the transaction commits.
 func (db *DB) PutToolVersion(ctx context.Context, rec store.ToolRecord, module []byte) error {
-	if err := store.CheckStoreID("tool", rec.Name); err != nil {
-		return fmt.Errorf("put tool version: %w", err)
-	}
-	sum := sha256.Sum256(module)
-	if got := hex.EncodeToString(sum[:]); got != rec.ModuleSHA256 {
-		return fmt.Errorf("put tool version %q: module hashes to %s, record says %q", rec.Name, got, rec.ModuleSHA256)
-	}
-	if len(rec.Manifest) > 0 && !json.Valid(rec.Manifest) {
-		return fmt.Errorf("put tool version %q: manifest is not valid JSON", rec.Name)
-	}
-	if rec.RegisteredAt.IsZero() {
-		rec.RegisteredAt = db.now().UTC()
-	}
-	if rec.Source != "" && !rec.Source.Valid() {
-		return fmt.Errorf("put tool version %q: unknown source %q", rec.Name, rec.Source)
-	}
-	v, err := json.Marshal(&rec)
+	v, err := store.PrepareToolVersion(&rec, module, db.now())
 	if err != nil {
-		return fmt.Errorf("put tool version %q: encode: %w", rec.Name, err)
+		return err
 	}
 	err = db.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO nanovm_tool_modules (sha256, module) VALUES ($1, $2) ON CONFLICT DO NOTHING`, rec.ModuleSHA256, module); err != nil {

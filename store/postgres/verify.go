@@ -234,21 +234,11 @@ UNION SELECT DISTINCT exec_id FROM nanovm_steps ORDER BY 1`)
 }
 
 func (s *pgRecords) EachSecret(fn func(store.SecretRecord)) error {
-	rows, err := s.tx.Query(s.ctx, `SELECT record FROM nanovm_secrets ORDER BY id`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v []byte
-		if err := rows.Scan(&v); err != nil {
-			return err
-		}
+	return eachSecretRow(s.ctx, s.tx, func(v []byte) error {
 		var r store.SecretRecord
-		if json.Unmarshal(v, &r) != nil {
-			continue
+		if json.Unmarshal(v, &r) == nil {
+			fn(r)
 		}
-		fn(r)
-	}
-	return rows.Err()
+		return nil
+	})
 }

@@ -3,7 +3,6 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
@@ -111,30 +110,19 @@ func testEnvelopeValidation(e *env) {
 func testConcurrentCommits(e *env) {
 	t, ctx, st := e.t, e.ctx, e.st
 	const workers, steps = 16, 10
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id := fmt.Sprint("exec-", w)
-			for i := range steps {
-				_, err := st.CommitStep(ctx, store.StepCommit{
-					Run:   store.Run{ID: id, Status: kernel.StatusRunning},
-					Index: i, Step: json.RawMessage(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"},
-				})
-				if err != nil {
-					errs <- err
-					return
-				}
+	Parallel(t, workers, func(w int) error {
+		id := fmt.Sprint("exec-", w)
+		for i := range steps {
+			_, err := st.CommitStep(ctx, store.StepCommit{
+				Run:   store.Run{ID: id, Status: kernel.StatusRunning},
+				Index: i, Step: json.RawMessage(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"},
+			})
+			if err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	rep, err := st.VerifyChain(ctx, "")
 	if err != nil || !rep.OK || rep.Checked != workers*steps {
 		t.Fatalf("VerifyChain = %+v, %v; want %d envelopes", rep, err, workers*steps)

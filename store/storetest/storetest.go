@@ -134,3 +134,25 @@ func (e *env) unfinished(id string) bool {
 	}
 	return false
 }
+
+// Parallel runs work(0) … work(n-1) at once and fails t with the first
+// error any of them returns, once all have returned.
+func Parallel(t testing.TB, n int, work func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := work(i); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
