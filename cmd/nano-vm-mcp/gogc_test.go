@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"runtime/debug"
 	"testing"
@@ -25,6 +26,10 @@ func TestSetGCPercent(t *testing.T) {
 	if got := debug.SetGCPercent(100); got != defaultGOGC {
 		t.Errorf("GOGC unset: collector target %d, want %d", got, defaultGOGC)
 	}
+	if got := debug.SetMemoryLimit(-1); got != defaultMemLimit {
+		t.Errorf("GOGC and GOMEMLIMIT unset: memory limit %d, want %d", got, defaultMemLimit)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
 	os.Setenv("GOGC", "100")
 	setGCPercent()
 	if got := debug.SetGCPercent(100); got != 100 {

@@ -24,9 +24,21 @@ func main() {
 // overrides it, GOGC=100 restoring Go's default.
 const defaultGOGC = 400
 
+// defaultMemLimit is the soft limit on the Go runtime's memory set with
+// defaultGOGC when GOMEMLIMIT is not set: with a large live heap (a 20 MB
+// module being registered holds several copies of it), GOGC=400 alone
+// would let the heap grow to five times that before collecting; the limit
+// makes the collector run earlier once the process nears it, so the
+// trade of memory for CPU stays bounded. Guest memories and compiled code
+// are mapped outside the Go heap and not counted.
+const defaultMemLimit = 512 << 20
+
 func setGCPercent() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(defaultGOGC)
+		if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+			debug.SetMemoryLimit(defaultMemLimit)
+		}
 	}
 }
 
