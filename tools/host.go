@@ -104,7 +104,13 @@ type Host struct {
 	mu       sync.Mutex
 	links    map[string]*linkSet
 	compiled map[string]*compiledModule
-	closed   bool
+	// compiling holds, per module hash, a channel closed when the one
+	// compilation in flight for it ends: a second load of the same bytes
+	// waits for it instead of compiling again, since wazero v1.12
+	// rewrites a cached module's entry preambles on a second
+	// CompileModule while the first one's instances read them.
+	compiling map[string]chan struct{}
+	closed    bool
 }
 
 // linkSet is the pair of host module instances one capability set links;
@@ -132,7 +138,7 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 		opts.ProtectedPaths = append(slices.Clip(opts.ProtectedPaths), opts.CacheDir)
 	}
 	opts.ModuleLimits = opts.ModuleLimits.withDefaults()
-	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}, limits: opts.ModuleLimits}
+	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}, compiling: map[string]chan struct{}{}, limits: opts.ModuleLimits}
 	h.compileSlots = make(chan struct{}, h.limits.Compilations)
 	h.budget.limit = uint64(opts.Ceilings.MemoryBudgetMiB) << 20
 	var err error
@@ -350,20 +356,43 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiledModule, error
 // compiled before for the same bytes is returned (after admit) at once.
 func (h *Host) load(ctx context.Context, wasm []byte, admit func(*compiledModule) error) (*compiledModule, error) {
 	sum := sha256Hex(wasm)
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, ErrClosed
-	}
-	cm, ok := h.compiled[sum]
-	h.mu.Unlock()
-	if ok {
-		if admit != nil {
-			if err := admit(cm); err != nil {
-				return nil, err
-			}
+	var cm *compiledModule
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, ErrClosed
 		}
-		return cm, nil
+		var ok bool
+		cm, ok = h.compiled[sum]
+		if ok {
+			h.mu.Unlock()
+			if admit != nil {
+				if err := admit(cm); err != nil {
+					return nil, err
+				}
+			}
+			return cm, nil
+		}
+		wait, busy := h.compiling[sum]
+		if !busy {
+			done := make(chan struct{})
+			h.compiling[sum] = done
+			h.mu.Unlock()
+			defer func() {
+				h.mu.Lock()
+				delete(h.compiling, sum)
+				h.mu.Unlock()
+				close(done)
+			}()
+			break
+		}
+		h.mu.Unlock()
+		select {
+		case <-wait: // compiled (look again) or failed (compile it here)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("compile module %.12s: waiting for its compilation in flight: %w", sum, ctx.Err())
+		}
 	}
 
 	cm, code, err := h.inspect(sum, wasm)
@@ -547,6 +576,7 @@ func (h *Host) compileCode(ctx context.Context, sum string, wasm []byte) (wazero
 	defer func() { <-h.compileSlots }()
 	cctx, cancel := context.WithTimeout(ctx, h.limits.CompileTimeout)
 	defer cancel()
+	h.stats.compilations.Add(1)
 	code, err := h.rt.CompileModule(experimental.WithCompilationWorkers(cctx, compileWorkers), wasm)
 	if err == nil && cctx.Err() != nil { // finished as the deadline passed
 		_ = code.Close(context.Background())

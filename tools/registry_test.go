@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"sync"
+
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 	"testing"
 )
 
@@ -241,5 +243,42 @@ func TestHammer(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestFirstCallsCompileOnce ensures concurrent first calls of a tool whose
+// compilation waits for its first call (a bundled tool) compile it once
+// and all succeed: a second compilation of the same bytes while the first
+// one's instances run made wazero v1.12 rewrite the shared entry
+// preambles under them (a data race -race reports).
+func TestFirstCallsCompileOnce(t *testing.T) {
+	ctx := context.Background()
+	mods := modules(t)
+	h := newHost(t, HostOptions{})
+	r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+	m, err := ParseManifest(mods["get_order_amount"].Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RegisterAs(ctx, toolrecord.SourceBundled, m, mods["get_order_amount"].Wasm); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = r.Call(ctx, m.Name, CallRequest{Args: map[string]any{"order_id": "o-1"}})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	if n := h.Stats().Compilations; n != 1 {
+		t.Errorf("%d compilations of one module, want 1", n)
 	}
 }

@@ -20,11 +20,15 @@ type HostStats struct {
 	BudgetRefusals uint64
 	// MemoryInUse is the guest memory the budget holds now (MemoryInUse).
 	MemoryInUse uint64
+	// Compilations counts modules handed to wazero's compiler (a cache
+	// hit of wazero's own file cache counts too): one per module bytes
+	// the host keeps, however many calls needed them at once.
+	Compilations uint64
 }
 
 // hostStats are the live counters behind HostStats.
 type hostStats struct {
-	instantiations, poolHits, poolWaits, budgetRefusals atomic.Uint64
+	instantiations, poolHits, poolWaits, budgetRefusals, compilations atomic.Uint64
 }
 
 // Stats returns the host's counters now.
@@ -35,5 +39,6 @@ func (h *Host) Stats() HostStats {
 		PoolWaits:      h.stats.poolWaits.Load(),
 		BudgetRefusals: h.stats.budgetRefusals.Load(),
 		MemoryInUse:    h.budget.used.Load(),
+		Compilations:   h.stats.compilations.Load(),
 	}
 }
