@@ -175,7 +175,7 @@ func TestStdioOversizedMessages(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "big.db")
 	a := startRawStdio(t, db)
 	b := startRawStdio(t, db)
-	if !strings.Contains(b.stderr.String(), "role=forwarder") {
+	if !b.stderr.waitFor("role=forwarder") {
 		t.Fatalf("the second process is not a forwarder:\n%s", b.stderr)
 	}
 	for _, p := range []*rawStdio{a, b} {

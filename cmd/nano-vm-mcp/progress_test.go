@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,7 +65,7 @@ func TestProgressOverStdioProcesses(t *testing.T) {
 		if _, err := p.c.Initialize(ctx, init); err != nil {
 			t.Fatalf("%s: initialize: %v\n%s", role, err, p.stderr)
 		}
-		if want := "role=" + role; !strings.Contains(p.stderr.String(), want) {
+		if want := "role=" + role; !p.stderr.waitFor(want) {
 			t.Fatalf("%s: stderr lacks %q:\n%s", role, want, p.stderr)
 		}
 		return p

@@ -41,6 +41,19 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// waitFor reports whether the buffer holds want within 30 seconds. A
+// child's stderr is copied by its own goroutine, so a line the process
+// wrote before answering on stdout may reach the buffer after the answer.
+func (s *syncBuffer) waitFor(want string) bool {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(s.String(), want); {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 // stdioProc is one `nano-vm-mcp --transport stdio` process with an MCP
 // client on its pipes.
 type stdioProc struct {
@@ -96,7 +109,12 @@ func startStdio(t *testing.T, name, db, protocol string, extra ...string) *stdio
 	return p
 }
 
-func (p *stdioProc) isPrimary() bool { return strings.Contains(p.stderr.String(), "role=primary") }
+// isPrimary reports whether the process logged that it serves the
+// database; every process logs its role before its first answer.
+func (p *stdioProc) isPrimary() bool {
+	p.stderr.waitFor("role=")
+	return strings.Contains(p.stderr.String(), "role=primary")
+}
 
 // callTool calls a tool and decodes its structured result; a tool error
 // is returned as an error.
