@@ -34,8 +34,13 @@ type txCache struct {
 }
 
 // write runs fn in a write transaction with a fresh txCache, and stores
-// the chain head if fn moved it.
+// the chain head if fn moved it. On a journaled database the
+// transaction's record is synced to the journal before bbolt commits it
+// unsynced (see journal.go).
 func (db *DB) write(fn func(tx *bolt.Tx) error) error {
+	if db.jr != nil {
+		return db.journaledWrite(fn)
+	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		db.txc = txCache{}
 		if err := fn(tx); err != nil {
@@ -48,6 +53,86 @@ func (db *DB) write(fn func(tx *bolt.Tx) error) error {
 		}
 		return nil
 	})
+}
+
+// journaledWrite is write on a journaled database: fn's mutations are
+// recorded (put, del, createBucket), the record is written and synced
+// to the journal (one fdatasync), then bbolt commits without syncing.
+// The caller is told after both.
+func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
+	if db.jerr != nil {
+		return db.jerr
+	}
+	tx, err := db.bolt.Begin(true)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		db.rec.tx = nil
+		if !done {
+			_ = tx.Rollback()
+		}
+	}()
+	db.txc = txCache{}
+	db.jr.begin()
+	db.rec.tx, db.rec.ops = tx, 0
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if db.txc.headDirty {
+		if err := putChainHead(tx, db.txc.head); err != nil {
+			return fmt.Errorf("put chain head: %w", err)
+		}
+	}
+	if db.rec.ops == 0 {
+		return nil // nothing changed: the rollback is the commit
+	}
+	db.rec.tx = nil
+	n := int64(len(db.jr.buf))
+	if n > int64(db.jr.maxRecord()) || db.nearRemap(tx) {
+		done = true
+		return db.syncedCommit(tx)
+	}
+	lap, pos, ok := db.jr.place(n)
+	if !ok {
+		// The records since the checkpoint fill the journal: make
+		// them redundant first.
+		if err := db.checkpoint(); err != nil {
+			return db.fail(err)
+		}
+		if lap, pos, ok = db.jr.place(n); !ok {
+			done = true
+			return db.syncedCommit(tx)
+		}
+	}
+	if err := db.jr.write(lap, pos, uint64(tx.ID())); err != nil {
+		// Maybe written in part, maybe whole: a checkpoint (with a
+		// new salt) makes the record stale either way.
+		if cerr := db.checkpoint(); cerr != nil {
+			return errors.Join(err, db.fail(cerr))
+		}
+		return err
+	}
+	done = true
+	db.setAllocSize(tx)
+	if err := tx.Commit(); err != nil {
+		// The journal holds the record of a transaction bbolt did not
+		// commit: move the checkpoint over it.
+		db.jr.unwrite()
+		if cerr := db.checkpoint(); cerr != nil {
+			return errors.Join(err, db.fail(cerr))
+		}
+		return err
+	}
+	if db.jr.used() >= db.ckptAt {
+		if err := db.checkpoint(); err != nil {
+			// The commit is durable (its record is synced); the next
+			// writes are not accepted until the store is reopened.
+			db.fail(err)
+		}
+	}
+	return nil
 }
 
 type writeReq struct {
@@ -109,7 +194,32 @@ func (db *DB) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error, then func
 func (db *DB) commitLoop() {
 	defer close(db.done)
 	batch := make([]*writeReq, 0, db.maxBatch)
-	for req := range db.queue {
+	var idle *time.Timer
+	for {
+		var req *writeReq
+		var ok bool
+		if db.jr != nil && db.jerr == nil && db.jr.used() > 0 {
+			// Records wait in the journal: checkpoint once idle.
+			if idle == nil {
+				idle = time.NewTimer(journalIdle)
+			} else {
+				idle.Reset(journalIdle)
+			}
+			select {
+			case req, ok = <-db.queue:
+				idle.Stop()
+			case <-idle.C:
+				if err := db.checkpoint(); err != nil {
+					db.fail(err)
+				}
+				continue
+			}
+		} else {
+			req, ok = <-db.queue
+		}
+		if !ok {
+			return
+		}
 		batch = append(batch[:0], req)
 		batch = db.gather(batch)
 		if db.onCommit == nil {

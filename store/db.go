@@ -49,6 +49,18 @@ type Options struct {
 	CheckOnOpen bool
 	// Now is the clock for stored timestamps. The default is time.Now.
 	Now func() time.Time
+	// NoJournal turns the write-ahead journal off: every group commit then
+	// pays bbolt's own two fdatasyncs (data pages, then the meta page)
+	// instead of the journal's one. The default, false, keeps the journal
+	// (<db>.journal, see JournalSuffix) wherever flock exists. With NoSync
+	// there is no journal either: nothing is synced. A journal left by an
+	// unclean stop is recovered on Open whatever these options say.
+	NoJournal bool
+	// JournalBytes is the size of a journal Open creates. The default
+	// is DefaultJournalBytes (8 MiB); zero means the default. A
+	// transaction bigger than half of it commits through bbolt's own
+	// syncs. An existing journal keeps its size until it is clean.
+	JournalBytes int64
 	// OnCommit, when set, is called by the committer after each group
 	// commit with the number of writes it held and how long it took
 	// (every transaction of the batch, fsync included), for metrics. It
@@ -62,6 +74,7 @@ func DefaultOptions() *Options {
 	return &Options{
 		LockTimeout:  2 * time.Second,
 		MaxBatchSize: 1000,
+		JournalBytes: DefaultJournalBytes,
 		Now:          time.Now,
 	}
 }
@@ -115,6 +128,20 @@ type DB struct {
 
 	txc txCache // the committer's, see txCache
 
+	// The journal (see journal.go); jr is nil without one. Only the
+	// committer goroutine touches these once Open returns.
+	jr   *journal
+	rec  *recorder   // registered in recorders while the DB is open
+	pin  *bolt.Tx    // the read transaction at the last journal checkpoint
+	file *os.File    // bbolt's file, for reading its meta pages
+	jerr error       // set when the journal's state is unknown: writes fail
+	// jkeep: a journal was found but the DB runs without one (NoSync,
+	// NoJournal): Open recovered it and marked the bbolt file authoritative.
+	jkeep        bool
+	ckptAt       int64 // journal bytes after which the committer checkpoints
+	openDatasz   int   // bbolt's mmap size at Open, if datasz cannot be read
+	lastActivity time.Time
+
 	mu     sync.RWMutex // guards closed against Close racing writers
 	closed bool
 	queue  chan *writeReq
@@ -144,7 +171,40 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		if c.Now == nil {
 			c.Now = o.Now
 		}
+		if c.JournalBytes <= 0 {
+			c.JournalBytes = o.JournalBytes
+		}
 		o = &c
+	}
+
+	// The journal first: it is locked before the bbolt file is read,
+	// and after an unclean stop its saved meta pages go back into the
+	// bbolt file before anything else reads that file.
+	journaled := journalSupported && !o.NoSync && !o.NoJournal
+	jpath := path + JournalSuffix
+	var j *journal
+	var replay []jRecord
+	if journalSupported && (journaled || fileExists(jpath)) {
+		if j, err = openJournal(jpath, o.JournalBytes, o.LockTimeout); err != nil {
+			return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
+		}
+		defer func() {
+			if err != nil {
+				_ = j.close()
+			}
+		}()
+		if err := j.scan(func(r jRecord) error {
+			r.ops = bytes.Clone(r.ops)
+			replay = append(replay, r)
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
+		}
+		if len(replay) > 0 {
+			if err := restoreMetas(path, j.ckpt, replay[len(replay)-1].txid, o.LockTimeout); err != nil {
+				return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
+			}
+		}
 	}
 
 	facts, err := precheck(path)
@@ -176,18 +236,25 @@ func Open(path string, opts *Options) (db *DB, err error) {
 	// handle is captured so the lock is released even then.
 	var file *os.File
 	var bdb *bolt.DB
+	bopts := &bolt.Options{
+		Timeout:      o.LockTimeout,
+		NoSync:       o.NoSync || journaled,
+		FreelistType: bolt.FreelistMapType,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		},
+	}
+	if journaled {
+		// The journal's pin (a read transaction held open) would block
+		// bbolt's remapping of a growing file forever: map far ahead.
+		// See DB.nearRemap for what happens when the file gets there.
+		bopts.InitialMmapSize = journalMmapSize
+	}
 	err = guard(func() error {
 		var err error
-		bdb, err = bolt.Open(path, 0o600, &bolt.Options{
-			Timeout:      o.LockTimeout,
-			NoSync:       o.NoSync,
-			FreelistType: bolt.FreelistMapType,
-			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-				f, err := os.OpenFile(name, flag, perm)
-				file = f
-				return f, err
-			},
-		})
+		bdb, err = bolt.Open(path, 0o600, bopts)
 		return err
 	})
 	if err != nil {
@@ -213,8 +280,20 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		}
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
+	d := &DB{
+		bolt:     bdb,
+		path:     path,
+		now:      o.Now,
+		maxBatch: o.MaxBatchSize,
+		delay:    o.MaxBatchDelay,
+		onCommit: o.OnCommit,
+		file:     file,
+		queue:    make(chan *writeReq, o.MaxBatchSize),
+		done:     make(chan struct{}),
+	}
 	defer func() {
 		if err != nil {
+			d.releaseJournal()
 			_ = bdb.Close()
 		}
 	}()
@@ -226,22 +305,21 @@ func Open(path string, opts *Options) (db *DB, err error) {
 			return nil, fmt.Errorf("open store %q: %w", path, err)
 		}
 	}
-	if err := migrate(bdb, o.Now); err != nil {
+	if j != nil {
+		if err := d.recover(j, replay, journaled); err != nil {
+			return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
+		}
+	}
+	if err := migrate(bdb, d.write, o.Now); err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
 	}
+	go d.commitLoop()
+	return d, nil
+}
 
-	db = &DB{
-		bolt:     bdb,
-		path:     path,
-		now:      o.Now,
-		maxBatch: o.MaxBatchSize,
-		delay:    o.MaxBatchDelay,
-		onCommit: o.OnCommit,
-		queue:    make(chan *writeReq, o.MaxBatchSize),
-		done:     make(chan struct{}),
-	}
-	go db.commitLoop()
-	return db, nil
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // Path returns the database file's path.
@@ -258,7 +336,16 @@ func (db *DB) Close() error {
 	close(db.queue)
 	db.mu.Unlock()
 	<-db.done
+	// The committer has stopped: the final journal checkpoint is ours.
+	var errs []error
+	if err := db.closeJournal(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := db.bolt.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	db.releaseJournal()
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close store %q: %w", db.path, err)
 	}
 	return nil
@@ -332,7 +419,7 @@ func walkReadOnly(path string, timeout time.Duration) error {
 
 // migrate creates the buckets of a new file and checks the schema version
 // of an existing one.
-func migrate(bdb *bolt.DB, now func() time.Time) error {
+func migrate(bdb *bolt.DB, update func(func(*bolt.Tx) error) error, now func() time.Time) error {
 	var version uint64
 	err := guard(func() error {
 		return bdb.View(func(tx *bolt.Tx) error {
@@ -365,25 +452,24 @@ func migrate(bdb *bolt.DB, now func() time.Time) error {
 		})
 	}
 	if version == 1 {
-		return guard(func() error { return bdb.Update(migrate1to2) })
+		return guard(func() error { return update(migrate1to2) })
 	}
 	// version 0: a new file. Later schema versions add their steps here,
 	// each in its own transaction that ends by bumping the version.
 	return guard(func() error {
-		return bdb.Update(func(tx *bolt.Tx) error {
+		return update(func(tx *bolt.Tx) error {
 			if tx.Bucket(bucketMeta) == nil && len(bucketList(tx)) > 0 {
 				return fmt.Errorf("%w: bbolt file without a %q bucket is not a nano-vm-mcp store", ErrCorrupt, bucketMeta)
 			}
 			for _, name := range allBuckets {
-				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-					return fmt.Errorf("create bucket %q: %w", name, err)
+				if err := createBucket(tx, name); err != nil {
+					return err
 				}
 			}
-			m := tx.Bucket(bucketMeta)
-			if err := m.Put([]byte("created_at"), []byte(now().UTC().Format(time.RFC3339Nano))); err != nil {
+			if err := put(tx, bucketMeta, []byte("created_at"), []byte(now().UTC().Format(time.RFC3339Nano))); err != nil {
 				return err
 			}
-			return m.Put(keySchemaVersion, u64(SchemaVersion))
+			return put(tx, bucketMeta, keySchemaVersion, u64(SchemaVersion))
 		})
 	})
 }
@@ -400,8 +486,7 @@ func migrate1to2(tx *bolt.Tx) error {
 			return fmt.Errorf("%w: bucket %q missing", ErrCorrupt, name)
 		}
 	}
-	legacy, err := tx.CreateBucketIfNotExists(bucketLegacyRuns)
-	if err != nil {
+	if err := createBucket(tx, bucketLegacyRuns); err != nil {
 		return fmt.Errorf("migrate schema 1 to 2: %w", err)
 	}
 	seen := map[string]bool{}
@@ -410,7 +495,7 @@ func migrate1to2(tx *bolt.Tx) error {
 			return nil
 		}
 		seen[string(id)] = true
-		return legacy.Put(bytes.Clone(id), nil)
+		return put(tx, bucketLegacyRuns, bytes.Clone(id), nil)
 	}
 	if err := tx.Bucket(bucketRuns).ForEach(func(k, _ []byte) error { return mark(k) }); err != nil {
 		return fmt.Errorf("migrate schema 1 to 2: %w", err)
@@ -424,7 +509,7 @@ func migrate1to2(tx *bolt.Tx) error {
 	}); err != nil {
 		return fmt.Errorf("migrate schema 1 to 2: %w", err)
 	}
-	return tx.Bucket(bucketMeta).Put(keySchemaVersion, u64(2))
+	return put(tx, bucketMeta, keySchemaVersion, u64(2))
 }
 
 func bucketList(tx *bolt.Tx) [][]byte {

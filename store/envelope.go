@@ -188,7 +188,7 @@ func putChainHead(tx *bolt.Tx, h chainHead) error {
 	v = append(v, `,"hash":"`...)
 	v = append(v, h.Hash...)
 	v = append(v, `"}`...)
-	return tx.Bucket(bucketMeta).Put(keyChainHead, v)
+	return put(tx, bucketMeta, keyChainHead, v)
 }
 
 // prepareDraft validates a draft and canonicalizes its payload outside the
@@ -229,11 +229,11 @@ func (db *DB) appendEnvelope(tx *bolt.Tx, s *sealer) (Envelope, error) {
 	// Seqs only grow: fill pages completely instead of splitting them
 	// half-empty (bbolt's default suits random inserts).
 	envs.FillPercent = 1.0
-	if err := envs.Put(u64(d.Seq), v); err != nil {
+	if err := put(tx, bucketEnvelopes, u64(d.Seq), v); err != nil {
 		return d, fmt.Errorf("put envelope %d: %w", d.Seq, err)
 	}
 	if d.TraceID != "" {
-		if err := tx.Bucket(bucketEnvRun).Put(joinKey(d.TraceID, d.Seq), nil); err != nil {
+		if err := put(tx, bucketEnvRun, joinKey(d.TraceID, d.Seq), nil); err != nil {
 			return d, fmt.Errorf("index envelope %d: %w", d.Seq, err)
 		}
 	}

@@ -50,17 +50,17 @@ func putIdem(tx *bolt.Tx, r IdempotencyRecord) error {
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	if err := tx.Bucket(bucketIdem).Put([]byte(r.Key), v); err != nil {
+	if err := put(tx, bucketIdem, []byte(r.Key), v); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketIdemExpiry).Put(timeKey(r.ExpiresAt, r.Key), nil)
+	return put(tx, bucketIdemExpiry, timeKey(r.ExpiresAt, r.Key), nil)
 }
 
 func deleteIdem(tx *bolt.Tx, r IdempotencyRecord) error {
-	if err := tx.Bucket(bucketIdemExpiry).Delete(timeKey(r.ExpiresAt, r.Key)); err != nil {
+	if err := del(tx, bucketIdemExpiry, timeKey(r.ExpiresAt, r.Key)); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketIdem).Delete([]byte(r.Key))
+	return del(tx, bucketIdem, []byte(r.Key))
 }
 
 // live reports whether r is honoured at now: it expires at ExpiresAt.
@@ -172,7 +172,7 @@ func (db *DB) PurgeExpired(ctx context.Context) (int, error) {
 			expired = append(expired, bytes.Clone(k))
 		}
 		for _, k := range expired {
-			if err := tx.Bucket(bucketIdemExpiry).Delete(k); err != nil {
+			if err := del(tx, bucketIdemExpiry, k); err != nil {
 				return err
 			}
 			cur, ok, err := getIdem(tx, string(k[8:]))
@@ -186,7 +186,7 @@ func (db *DB) PurgeExpired(ctx context.Context) (int, error) {
 			}
 			// A key re-claimed since has a newer index entry; keep it.
 			if ok && !live(cur, now) {
-				if err := tx.Bucket(bucketIdem).Delete(k[8:]); err != nil {
+				if err := del(tx, bucketIdem, k[8:]); err != nil {
 					return err
 				}
 				n++
@@ -245,11 +245,11 @@ func (db *DB) DeleteIdempotencyKey(ctx context.Context, key string) (bool, error
 			}
 		}
 		for _, k := range stale {
-			if err := tx.Bucket(bucketIdemExpiry).Delete(k); err != nil {
+			if err := del(tx, bucketIdemExpiry, k); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket(bucketIdem).Delete([]byte(key))
+		return del(tx, bucketIdem, []byte(key))
 	})
 	if err != nil {
 		return false, fmt.Errorf("delete idempotency key %s: %w", Clip(key), err)

@@ -27,7 +27,7 @@ func (db *DB) PutProgram(ctx context.Context, p Program) (Program, error) {
 			if rec.CreatedAt.IsZero() {
 				rec.CreatedAt = prev.CreatedAt
 			}
-			if err := tx.Bucket(bucketProgramsTime).Delete(timeKey(prev.CreatedAt, prev.ID)); err != nil {
+			if err := del(tx, bucketProgramsTime, timeKey(prev.CreatedAt, prev.ID)); err != nil {
 				return err
 			}
 		}
@@ -39,11 +39,11 @@ func (db *DB) PutProgram(ctx context.Context, p Program) (Program, error) {
 		if err != nil {
 			return fmt.Errorf("encode: %w", err)
 		}
-		if err := b.Put([]byte(rec.ID), v); err != nil {
+		if err := put(tx, bucketPrograms, []byte(rec.ID), v); err != nil {
 			return err
 		}
 		out = rec
-		return tx.Bucket(bucketProgramsTime).Put(timeKey(rec.CreatedAt, rec.ID), nil)
+		return put(tx, bucketProgramsTime, timeKey(rec.CreatedAt, rec.ID), nil)
 	})
 	if err != nil {
 		return Program{}, fmt.Errorf("put program %q: %w", p.ID, err)
@@ -116,10 +116,10 @@ func (db *DB) DeleteProgram(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketProgramsTime).Delete(timeKey(p.CreatedAt, p.ID)); err != nil {
+		if err := del(tx, bucketProgramsTime, timeKey(p.CreatedAt, p.ID)); err != nil {
 			return err
 		}
-		return b.Delete([]byte(id))
+		return del(tx, bucketPrograms, []byte(id))
 	})
 	if err != nil {
 		return fmt.Errorf("delete program %q: %w", id, err)

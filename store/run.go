@@ -127,7 +127,7 @@ func putRun(tx *bolt.Tx, e Run, now time.Time) (Run, []byte, error) {
 		if len(e.Program) > 0 {
 			body.Program = e.Program
 		}
-		if err := bodies.Put([]byte(e.ID), encodeBody(body)); err != nil {
+		if err := put(tx, bucketRunBodies, []byte(e.ID), encodeBody(body)); err != nil {
 			return e, nil, err
 		}
 	}
@@ -155,20 +155,20 @@ func putRun(tx *bolt.Tx, e Run, now time.Time) (Run, []byte, error) {
 	if err != nil {
 		return e, nil, err
 	}
-	if err := b.Put([]byte(e.ID), v); err != nil {
+	if err := put(tx, bucketRuns, []byte(e.ID), v); err != nil {
 		return e, nil, err
 	}
 	tk := timeKey(e.CreatedAt, e.ID)
-	if err := tx.Bucket(bucketRunTime).Put(tk, nil); err != nil {
+	if err := put(tx, bucketRunTime, tk, nil); err != nil {
 		return e, nil, err
 	}
 	if e.ProgramID != "" {
-		if err := tx.Bucket(bucketRunProgram).Put(programRunKey(e.ProgramID, tk), nil); err != nil {
+		if err := put(tx, bucketRunProgram, programRunKey(e.ProgramID, tk), nil); err != nil {
 			return e, nil, err
 		}
 	}
 	if unfinished(e.Status) {
-		if err := tx.Bucket(bucketRunOpen).Put(tk, nil); err != nil {
+		if err := put(tx, bucketRunOpen, tk, nil); err != nil {
 			return e, nil, err
 		}
 	}
@@ -248,15 +248,15 @@ func programRunKey(programID string, tk []byte) []byte {
 
 func unindexRun(tx *bolt.Tx, e Run) error {
 	tk := timeKey(e.CreatedAt, e.ID)
-	if err := tx.Bucket(bucketRunTime).Delete(tk); err != nil {
+	if err := del(tx, bucketRunTime, tk); err != nil {
 		return err
 	}
 	if e.ProgramID != "" {
-		if err := tx.Bucket(bucketRunProgram).Delete(programRunKey(e.ProgramID, tk)); err != nil {
+		if err := del(tx, bucketRunProgram, programRunKey(e.ProgramID, tk)); err != nil {
 			return err
 		}
 	}
-	return tx.Bucket(bucketRunOpen).Delete(tk)
+	return del(tx, bucketRunOpen, tk)
 }
 
 // deleteRun removes a run, its steps, its index entries and
@@ -283,7 +283,7 @@ func (db *DB) deleteRun(tx *bolt.Tx, id string) error {
 		keys = append(keys, bytes.Clone(k))
 	}
 	for _, k := range keys {
-		if err := steps.Delete(k); err != nil {
+		if err := del(tx, bucketSteps, k); err != nil {
 			return err
 		}
 	}
@@ -296,10 +296,10 @@ func (db *DB) deleteRun(tx *bolt.Tx, id string) error {
 			}
 		}
 	}
-	if err := tx.Bucket(bucketRunBodies).Delete([]byte(id)); err != nil {
+	if err := del(tx, bucketRunBodies, []byte(id)); err != nil {
 		return err
 	}
-	if err := b.Delete([]byte(id)); err != nil {
+	if err := del(tx, bucketRuns, []byte(id)); err != nil {
 		return err
 	}
 	return db.appendRecordEnvelope(tx, Envelope{Kind: EnvelopeKindDelete, TraceID: id, PolicyHash: e.PolicyHash})
@@ -543,7 +543,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 				return ErrStepGap
 			}
 		}
-		if err := steps.Put(key, step); err != nil {
+		if err := put(tx, bucketSteps, key, step); err != nil {
 			return err
 		}
 		s := seal
@@ -638,7 +638,7 @@ func (u *runUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 		_, v, err := putRun(tx, u.e, u.now)
 		return v, err
 	}
-	if err := b.Put([]byte(u.e.ID), u.v); err != nil {
+	if err := put(tx, bucketRuns, []byte(u.e.ID), u.v); err != nil {
 		return nil, err
 	}
 	was, is := unfinished(prev.Status), unfinished(u.e.Status)
@@ -647,9 +647,9 @@ func (u *runUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 	}
 	tk := timeKey(prev.CreatedAt, u.e.ID)
 	if is {
-		return u.v, tx.Bucket(bucketRunOpen).Put(tk, nil)
+		return u.v, put(tx, bucketRunOpen, tk, nil)
 	}
-	return u.v, tx.Bucket(bucketRunOpen).Delete(tk)
+	return u.v, del(tx, bucketRunOpen, tk)
 }
 
 // Steps implements RunStore.

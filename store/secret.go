@@ -25,7 +25,7 @@ func putSecret(tx *bolt.Tx, r SecretRecord) error {
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	return tx.Bucket(bucketSecrets).Put([]byte(r.ID), v)
+	return put(tx, bucketSecrets, []byte(r.ID), v)
 }
 
 // PutSecret implements SecretStore.

@@ -63,14 +63,14 @@ func (db *DB) PutToolVersion(ctx context.Context, rec ToolRecord, module []byte)
 	err = db.update(ctx, func(tx *bolt.Tx) error {
 		mods := tx.Bucket(bucketModules)
 		if mods.Get([]byte(rec.ModuleSHA256)) == nil {
-			if err := mods.Put([]byte(rec.ModuleSHA256), module); err != nil {
+			if err := put(tx, bucketModules, []byte(rec.ModuleSHA256), module); err != nil {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketToolVersions).Put(toolVersionKey(rec.Name, rec.ModuleSHA256), v); err != nil {
+		if err := put(tx, bucketToolVersions, toolVersionKey(rec.Name, rec.ModuleSHA256), v); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketToolCurrent).Put([]byte(rec.Name), []byte(rec.ModuleSHA256))
+		return put(tx, bucketToolCurrent, []byte(rec.Name), []byte(rec.ModuleSHA256))
 	})
 	if err != nil {
 		return fmt.Errorf("put tool version %q: %w", rec.Name, err)
@@ -169,7 +169,7 @@ func (db *DB) RemoveTool(ctx context.Context, name string) error {
 		if b.Get([]byte(name)) == nil {
 			return ErrNotFound
 		}
-		return b.Delete([]byte(name))
+		return del(tx, bucketToolCurrent, []byte(name))
 	})
 	if err != nil {
 		return fmt.Errorf("remove tool %q: %w", name, err)

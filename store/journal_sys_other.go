@@ -1,0 +1,7 @@
+//go:build !unix
+
+package store
+
+const journalSupported = false
+
+const journalMmapSize = 0
