@@ -131,10 +131,10 @@ type DB struct {
 	// The journal (see journal.go); jr is nil without one. Only the
 	// committer goroutine touches these once Open returns.
 	jr   *journal
-	rec  *recorder   // registered in recorders while the DB is open
-	pin  *bolt.Tx    // the read transaction at the last journal checkpoint
-	file *os.File    // bbolt's file, for reading its meta pages
-	jerr error       // set when the journal's state is unknown: writes fail
+	rec  *recorder // registered in recorders while the DB is open
+	pin  *bolt.Tx  // the read transaction at the last journal checkpoint
+	file *os.File  // bbolt's file, for reading its meta pages
+	jerr error     // set when the journal's state is unknown: writes fail
 	// jkeep: a journal was found but the DB runs without one (NoSync,
 	// NoJournal): Open recovered it and marked the bbolt file authoritative.
 	jkeep        bool
