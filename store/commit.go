@@ -125,7 +125,7 @@ func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
 		}
 		return err
 	}
-	if db.jr.used() >= db.ckptAt {
+	if db.jr.used() >= db.ckptAt || db.bolt.Stats().PendingPageN >= journalPendingPages {
 		if err := db.checkpoint(); err != nil {
 			// The commit is durable (its record is synced); the next
 			// writes are not accepted until the store is reopened.
@@ -194,28 +194,29 @@ func (db *DB) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error, then func
 func (db *DB) commitLoop() {
 	defer close(db.done)
 	batch := make([]*writeReq, 0, db.maxBatch)
-	var idle *time.Timer
+	idle := time.NewTimer(journalIdle)
+	idle.Stop()
 	for {
-		var req *writeReq
-		var ok bool
+		var idleC <-chan time.Time
 		if db.jr != nil && db.jerr == nil && db.jr.used() > 0 {
 			// Records wait in the journal: checkpoint once idle.
-			if idle == nil {
-				idle = time.NewTimer(journalIdle)
-			} else {
-				idle.Reset(journalIdle)
+			idle.Reset(journalIdle)
+			idleC = idle.C
+		}
+		var req *writeReq
+		var ok bool
+		select {
+		case req, ok = <-db.queue:
+			idle.Stop()
+		case <-idleC:
+			if err := db.checkpoint(); err != nil {
+				db.fail(err)
 			}
-			select {
-			case req, ok = <-db.queue:
-				idle.Stop()
-			case <-idle.C:
-				if err := db.checkpoint(); err != nil {
-					db.fail(err)
-				}
-				continue
-			}
-		} else {
-			req, ok = <-db.queue
+			continue
+		case reply := <-db.ckptReq:
+			idle.Stop()
+			reply <- db.checkpointNow()
+			continue
 		}
 		if !ok {
 			return

@@ -146,6 +146,8 @@ type DB struct {
 	closed bool
 	queue  chan *writeReq
 	done   chan struct{}
+	// ckptReq asks the committer for a journal checkpoint (tests).
+	ckptReq chan chan error
 }
 
 var _ Store = (*DB)(nil)
@@ -250,7 +252,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		// The journal's pin (a read transaction held open) would block
 		// bbolt's remapping of a growing file forever: map far ahead.
 		// See DB.nearRemap for what happens when the file gets there.
-		bopts.InitialMmapSize = journalMmapSize
+		bopts.InitialMmapSize = journalMmap
 	}
 	err = guard(func() error {
 		var err error
@@ -290,6 +292,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		file:     file,
 		queue:    make(chan *writeReq, o.MaxBatchSize),
 		done:     make(chan struct{}),
+		ckptReq:  make(chan chan error),
 	}
 	defer func() {
 		if err != nil {

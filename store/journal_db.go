@@ -16,6 +16,12 @@ import (
 // journal is clean and its bbolt file synced.
 const journalIdle = 2 * time.Second
 
+// journalPendingPages is how many pages freed since the last checkpoint
+// (kept from reuse by its pin) make the committer checkpoint: bbolt
+// sorts them all into the freelist it writes at every commit, and the
+// file grows by them.
+const journalPendingPages = 512
+
 // restoreMetas writes the meta pages saved by the checkpoint s back
 // into the bbolt file at path and syncs it: bbolt then opens exactly the
 // checkpointed state, whose pages the checkpoint's pin kept from reuse,
@@ -106,7 +112,7 @@ func (db *DB) recover(j *journal, replay []jRecord, journaled bool) error {
 		return j.close()
 	}
 	db.ckptAt = (j.size - jDataStart) / 4
-	db.openDatasz = journalMmapSize
+	db.openDatasz = journalMmap
 	db.rec = &recorder{j: j}
 	recorders.Store(db.bolt, db.rec)
 	return db.checkpoint()
@@ -224,6 +230,25 @@ func boltDatasz(bdb *bolt.DB) int {
 // mapping always is.
 func (db *DB) setAllocSize(tx *bolt.Tx) {
 	db.bolt.AllocSize = int(min(max(tx.Size(), 32<<10), 16<<20))
+}
+
+// checkpointNow is a checkpoint on request (tests): on the committer
+// goroutine, between transactions.
+func (db *DB) checkpointNow() error {
+	if db.jr == nil {
+		return errors.New("journal checkpoint: the store has no journal")
+	}
+	if db.jerr != nil {
+		return db.jerr
+	}
+	return db.checkpoint()
+}
+
+// requestCheckpoint has the committer checkpoint now and waits (tests).
+func (db *DB) requestCheckpoint() error {
+	reply := make(chan error, 1)
+	db.ckptReq <- reply
+	return <-reply
 }
 
 // closeJournal writes the final checkpoint and drops the pin; the

@@ -48,7 +48,14 @@ func record(tx *bolt.Tx, op byte, bucket, k, v []byte) error {
 	if r.tx != tx {
 		return errUnjournaledWrite
 	}
-	b := r.j.buf
+	r.j.buf = appendOp(r.j.buf, op, bucket, k, v)
+	r.ops++
+	return nil
+}
+
+// appendOp encodes one operation: op, then bucket, key and (for a put)
+// value, each a uvarint length and the bytes.
+func appendOp(b []byte, op byte, bucket, k, v []byte) []byte {
 	b = append(b, op)
 	b = binary.AppendUvarint(b, uint64(len(bucket)))
 	b = append(b, bucket...)
@@ -60,9 +67,7 @@ func record(tx *bolt.Tx, op byte, bucket, k, v []byte) error {
 		b = binary.AppendUvarint(b, uint64(len(v)))
 		b = append(b, v...)
 	}
-	r.j.buf = b
-	r.ops++
-	return nil
+	return b
 }
 
 func bucketOf(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {

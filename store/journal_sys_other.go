@@ -5,3 +5,5 @@ package store
 const journalSupported = false
 
 const journalMmapSize = 0
+
+var journalMmap = journalMmapSize
