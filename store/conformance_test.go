@@ -25,15 +25,17 @@ func openTemp(t testing.TB, opts *store.Options) *store.DB {
 }
 
 // TestConformance ensures the bbolt store passes the store conformance
-// suite, in both durability modes.
+// suite, in each durability mode: the journal (the default), no
+// fsync, and bbolt's own fsyncs without the journal.
 func TestConformance(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		noSync bool
-	}{{name: "fsync"}, {name: "nosync", noSync: true}} {
+		name      string
+		noSync    bool
+		noJournal bool
+	}{{name: "fsync"}, {name: "nosync", noSync: true}, {name: "nojournal", noJournal: true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
-				return openTemp(t, &store.Options{Now: now, NoSync: tc.noSync})
+				return openTemp(t, &store.Options{Now: now, NoSync: tc.noSync, NoJournal: tc.noJournal})
 			})
 		})
 	}
