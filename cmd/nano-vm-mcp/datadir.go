@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
@@ -96,6 +97,9 @@ func (c *common) noteMissing() {
 	}
 	if missing(c.db) {
 		c.firstRun = append(c.firstRun, created{"database", c.db, ""})
+	}
+	if missing(c.db + store.JournalSuffix) {
+		c.firstRun = append(c.firstRun, created{"journal", c.db + store.JournalSuffix, "the database's write-ahead journal: copy, move or remove it with the database, never alone"})
 	}
 	if env("VAULT_KEY") == "" && missing(c.db+".vault-key") {
 		c.firstRun = append(c.firstRun, created{"vault key", c.db + ".vault-key", "mode 0600; it decrypts the stored secrets: back it up with the database, or set NANO_VM_MCP_VAULT_KEY"})

@@ -155,6 +155,7 @@ func TestDefaultDatabaseFollowsTheUser(t *testing.T) {
 			for _, want := range []string{
 				"created folder " + dataDir + " (mode 0700)",
 				"created database " + db,
+				"created journal " + db + ".journal",
 				"created vault key " + db + ".vault-key",
 				"created compile cache " + db + ".wasm-cache",
 			} {

@@ -266,7 +266,10 @@ func (e *Env) openSideStore(name string, noSync bool) (*store.DB, error) {
 	n := e.sides
 	e.mu.Unlock()
 	p := e.sidePath(fmt.Sprintf("%s-%d", name, n))
+	// The store's journal goes with it (store.JournalSuffix).
+	e.sidePath(fmt.Sprintf("%s-%d", name, n) + store.JournalSuffix)
 	os.Remove(p)
+	os.Remove(p + store.JournalSuffix)
 	opts := store.DefaultOptions()
 	opts.NoSync = noSync
 	return store.Open(p, opts)
