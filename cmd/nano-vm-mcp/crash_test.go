@@ -309,3 +309,77 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 		t.Errorf("no kill landed mid-run in %d trials", 3*trials)
 	}
 }
+
+// Ensure every step acknowledged before a SIGKILL is there after it, on
+// the store's write-ahead journal (the default): a long chain of tool
+// steps, each durable before the next one's tool call, is killed inside
+// the k-th call; the reopened store holds exactly the k-1 steps before it
+// (gapless), the audit chain verifies, and the same key finishes the run.
+func TestCrashEveryAcknowledgedStep(t *testing.T) {
+	trials, r := crashTrials(t, 8, 3, 3)
+	const steps = 120
+	cnt := &counter{hits: map[string]int{}}
+	srv := httptest.NewServer(cnt)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	toolsDir := httpGetToolsDir(t, u.Host)
+	chain := make([]string, steps)
+	for i := range chain {
+		chain[i] = fmt.Sprintf(`{"id":"s%d","type":"tool","tool":"http_get","args":{"url":"%s/s%d"}}`, i, srv.URL, i)
+	}
+	progFile := filepath.Join(t.TempDir(), "long.json")
+	if err := os.WriteFile(progFile, []byte(`{"name":"long_chain","steps":[`+strings.Join(chain, ",")+`]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for trial := range trials {
+		db := filepath.Join(t.TempDir(), "ack.db")
+		start := func() (*exec.Cmd, *strings.Builder) {
+			cmd := exec.Command(binary, "run", progFile, "--json", "--idempotency-key", "ack-key",
+				"--db", db, "--tools-dir", toolsDir, "--cache-dir", sharedCache, "--no-bundled-tools")
+			cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
+			out := &strings.Builder{}
+			cmd.Stdout, cmd.Stderr = out, io.Discard
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			return cmd, out
+		}
+		killAt := 2 + r.IntN(steps-1)
+		cnt.mu.Lock()
+		cnt.hits, cnt.total, cnt.killAt = map[string]int{}, 0, killAt
+		cnt.mu.Unlock()
+		cmd, _ := start()
+		cnt.mu.Lock()
+		cnt.child = cmd.Process
+		cnt.mu.Unlock()
+		cmd.Wait()
+		cnt.mu.Lock()
+		cnt.child, cnt.killAt = nil, 0
+		cnt.mu.Unlock()
+
+		cfg := runtime.Config{DBPath: db, NoBundledTools: true, CacheDir: sharedCache}
+		rt := openAfterCrash(t, trial, cfg)
+		un, err := rt.Unfinished(context.Background())
+		if err != nil || len(un) != 1 {
+			t.Fatalf("trial %d: unfinished runs %v, %v", trial, un, err)
+		}
+		tv, err := rt.Trace(context.Background(), un[0].ID, 0, steps)
+		if err != nil {
+			t.Fatalf("trial %d: trace: %v", trial, err)
+		}
+		if tv.TotalSteps != killAt-1 || len(tv.Steps) != killAt-1 {
+			t.Fatalf("trial %d: killed in tool call %d, %d durable steps (want every one acknowledged before it: %d)", trial, killAt, tv.TotalSteps, killAt-1)
+		}
+		for i, s := range tv.Steps {
+			if s.Index != i || s.StepID != fmt.Sprint("s", i) {
+				t.Fatalf("trial %d: durable step %d is %d/%s: not gapless", trial, i, s.Index, s.StepID)
+			}
+		}
+		rep, err := rt.VerifyAudit(context.Background(), "")
+		rt.Close()
+		if err != nil || !rep.OK {
+			t.Fatalf("trial %d: audit after the kill: %+v %v", trial, rep, err)
+		}
+		finishAfterCrash(t, trial, start, cfg, steps)
+	}
+}
