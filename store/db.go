@@ -59,7 +59,7 @@ type Options struct {
 	// JournalBytes is the size of a journal Open creates. The default
 	// is DefaultJournalBytes (8 MiB); zero means the default. A
 	// transaction bigger than half of it commits through bbolt's own
-	// syncs. An existing journal keeps its size until it is clean.
+	// syncs. An existing journal keeps the size it was created with.
 	JournalBytes int64
 	// OnCommit, when set, is called by the committer after each group
 	// commit with the number of writes it held and how long it took
