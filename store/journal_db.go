@@ -35,6 +35,9 @@ func restoreMetas(path string, s jSlot, lastTxid uint64, timeout time.Duration) 
 		return fmt.Errorf("%w: journal checkpoint %d: no saved meta page validates", ErrCorrupt, s.gen)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: the journal %s holds commits of a database file that is missing: put the file back beside it, or remove the journal to start empty", ErrCorrupt, path+JournalSuffix)
+	}
 	if err != nil {
 		return fmt.Errorf("restore checkpoint from journal: %w", err)
 	}
@@ -107,7 +110,6 @@ func (db *DB) recover(j *journal, replay []jRecord, journaled bool) error {
 		if err := j.checkpoint(jSlot{}); err != nil {
 			return err
 		}
-		db.jkeep = true
 		db.jr = nil
 		return j.close()
 	}

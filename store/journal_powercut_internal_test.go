@@ -292,3 +292,43 @@ func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestJournalWithoutItsDatabase ensures a journal holding commits whose
+// database file is gone is refused, naming both ways out, rather than
+// replayed into a new, empty file or silently dropped.
+func TestJournalWithoutItsDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gone.db")
+	db, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitSteps(t, db, "r", 0, 3)
+	db.crash()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path, nil)
+	if !errors.Is(err, ErrCorrupt) || !bytes.Contains([]byte(err.Error()), []byte("database file that is missing")) {
+		t.Fatalf("Open = %v, want ErrCorrupt naming the missing database file", err)
+	}
+	// A clean journal alone is harmless: the database starts empty.
+	if err := os.Remove(path + JournalSuffix); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(path, nil)
+	if err != nil {
+		t.Fatalf("Open beside a clean journal whose database was removed: %v", err)
+	}
+	checkSteps(t, db, map[string]int{})
+	_ = db.Close()
+}
