@@ -187,9 +187,18 @@ func Open(path string, opts *Options) (db *DB, err error) {
 	var j *journal
 	var replay []jRecord
 	if journalSupported && (journaled || fileExists(jpath)) {
-		if j, err = openJournal(jpath, o.JournalBytes, o.LockTimeout); err != nil {
+		j, err = openJournal(jpath, o.JournalBytes, o.LockTimeout)
+		if errors.Is(err, errJournalNoRoom) {
+			// A device too full for a new journal: bbolt's own two
+			// syncs per commit keep every guarantee (a later Open with
+			// room creates the journal).
+			j, err, journaled = nil, nil, false
+		}
+		if err != nil {
 			return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
 		}
+	}
+	if j != nil {
 		defer func() {
 			if err != nil {
 				_ = j.close()

@@ -186,6 +186,9 @@ func decodeJRecord(b []byte, lap uint32, seq, salt uint64) (jRecord, error) {
 	return r, nil
 }
 
+// errJournalNoRoom: a new journal did not fit on the device.
+var errJournalNoRoom = errors.New("no room for a new journal")
+
 // journal is the open journal file. Only the committer (or Open, before
 // the committer starts) touches it.
 type journal struct {
@@ -265,6 +268,12 @@ func openJournal(path string, size int64, timeout time.Duration) (j *journal, er
 		// Never finished (a crash while creating it), or new: nothing
 		// was ever acknowledged through it.
 		if err := j.create(size); err != nil {
+			if isDiskFull(err) {
+				// No room for it: it goes, and the store runs on
+				// bbolt's own syncs (see Open).
+				_ = os.Remove(path)
+				return nil, fmt.Errorf("%w: %w", errJournalNoRoom, err)
+			}
 			return nil, err
 		}
 		return j, nil
