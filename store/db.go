@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -268,6 +269,21 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		bdb, err = bolt.Open(path, 0o600, bopts)
 		return err
 	})
+	if err != nil && journaled && errors.Is(err, syscall.ENOMEM) {
+		// No address space for the far-ahead mapping (a ulimit -v):
+		// without it the pin could block a remap, so run on bbolt's
+		// own syncs, after replaying the journal (recover does).
+		if bdb == nil && file != nil {
+			releaseFile(file)
+		}
+		journaled = false
+		bopts.NoSync, bopts.InitialMmapSize = o.NoSync, 0
+		err = guard(func() error {
+			var err error
+			bdb, err = bolt.Open(path, 0o600, bopts)
+			return err
+		})
+	}
 	if err != nil {
 		if bdb == nil && file != nil {
 			releaseFile(file)

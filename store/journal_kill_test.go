@@ -1,3 +1,5 @@
+//go:build unix
+
 package store
 
 import (
@@ -191,4 +193,61 @@ func TestJournalSIGKILL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+const noMapChildEnv = "NANO_VM_MCP_STORE_NOMAP_CHILD"
+
+// TestJournalNoAddressSpaceChild is the child of
+// TestJournalNoAddressSpace: under an address-space limit too small for
+// the journal's far-ahead mapping it opens the store, commits and closes.
+func TestJournalNoAddressSpaceChild(t *testing.T) {
+	path := os.Getenv(noMapChildEnv)
+	if path == "" {
+		t.Skip("the child of TestJournalNoAddressSpace")
+	}
+	lim := syscall.Rlimit{Cur: 16 << 30, Max: 16 << 30}
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &lim); err != nil {
+		fmt.Println("setrlimit:", err)
+		os.Exit(2)
+	}
+	db, err := Open(path, nil)
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(2)
+	}
+	commitSteps(t, db, "r", 0, 5)
+	if err := db.Close(); err != nil {
+		fmt.Println("close:", err)
+		os.Exit(2)
+	}
+	fmt.Println("ok")
+}
+
+// TestJournalNoAddressSpace ensures a process whose address space is
+// limited (ulimit -v) below the journal's 64 GiB mapping still opens the
+// store, on bbolt's own syncs, after replaying a journal an earlier
+// process left: the steps it acknowledged and the child's are all there.
+func TestJournalNoAddressSpace(t *testing.T) {
+	if journalMmapSize < 32<<30 {
+		t.Skip("the journal's mapping fits any limit here")
+	}
+	path := filepath.Join(t.TempDir(), "nomap.db")
+	db, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitSteps(t, db, "q", 0, 7)
+	db.crash() // records after the checkpoint: the child replays them
+	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalNoAddressSpaceChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), noMapChildEnv+"="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("ok\n")) {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	db, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkSteps(t, db, map[string]int{"q": 7, "r": 5})
 }
