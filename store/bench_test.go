@@ -49,9 +49,15 @@ func BenchmarkEnvelopeAppend(b *testing.B) {
 // commit with its envelope, by 64 concurrent runs shaped as the
 // runtime writes them: started by PutRun, then one commit per step
 // carrying a small trace header.
-func BenchmarkCommitStep(b *testing.B) {
+func BenchmarkCommitStep(b *testing.B) { benchCommitStep(b, nil) }
+
+// BenchmarkCommitStepNoJournal is BenchmarkCommitStep on bbolt's own two
+// fdatasyncs per group commit, without the write-ahead journal.
+func BenchmarkCommitStepNoJournal(b *testing.B) { benchCommitStep(b, &store.Options{NoJournal: true}) }
+
+func benchCommitStep(b *testing.B, opts *store.Options) {
 	ctx := context.Background()
-	db := openTemp(b, nil)
+	db := openTemp(b, opts)
 	var worker atomic.Int64
 	header := json.RawMessage(`{"trace_id":"t","program_name":"refund","status":"running","final_output":null,"initial_state_hash":"sha256:6b1f0e3c","state_root":"","step_metrics":{"llm_calls":0,"tool_calls":3,"retries":0},"usage":{"input_tokens":0,"output_tokens":0,"cost_usd":0},"started_at":"2026-11-23T22:18:27.123456789Z","duration_ms":0}`)
 	b.ReportAllocs()
