@@ -199,6 +199,55 @@ func (rt *Runtime) lease(ctx context.Context, id string) (*store.Lease, error) {
 	return &l, nil
 }
 
+// record stores a new run: on a shared store it takes the run's lease
+// and records the run in one write (store.LeaseStore.StartRun); a lease
+// another live replica holds is store.ErrLeaseHeld.
+func (rt *Runtime) record(ctx context.Context, exec store.Run) (store.Run, *store.Lease, error) {
+	if rt.replica == nil {
+		out, err := rt.store.PutRun(ctx, exec)
+		if err != nil {
+			return out, nil, fmt.Errorf("record run: %w", err)
+		}
+		return out, nil, nil
+	}
+	out, l, err := rt.replica.ls.StartRun(ctx, exec, rt.replica.id)
+	if err != nil {
+		return out, nil, err
+	}
+	rt.mu.Lock()
+	rt.leases[exec.ID] = l
+	rt.mu.Unlock()
+	return out, &l, nil
+}
+
+// recordEnd makes a settled run's last writes: its record when put (the
+// last step commit did not record how it ended) and its idempotency key's
+// terminal status. On a shared store they are one write fenced by the
+// run's lease, so a replica that lost the lease writes neither (a step
+// commit that recorded the end did both already: store.RunEnd).
+func (rt *Runtime) recordEnd(ctx context.Context, exec store.Run, put bool, lease *store.Lease) error {
+	if rt.replica != nil && lease != nil {
+		if !put {
+			return nil
+		}
+		if err := rt.replica.ls.EndRun(ctx, store.RunEnd{Run: &exec, Lease: *lease}); err != nil {
+			return fmt.Errorf("record run %s: %w", exec.ID, err)
+		}
+		return nil
+	}
+	if put {
+		if _, err := rt.store.PutRun(ctx, exec); err != nil {
+			return fmt.Errorf("record run %s: %w", exec.ID, err)
+		}
+	}
+	if exec.IdempotencyKey != "" && exec.Status.Terminal() {
+		if err := rt.store.FinishIdempotencyKey(ctx, exec.IdempotencyKey, string(exec.Status)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("finish idempotency key: %w", err)
+		}
+	}
+	return nil
+}
+
 // unlease gives up execution id's lease, if this process holds one.
 func (rt *Runtime) unlease(id string) {
 	rt.mu.Lock()

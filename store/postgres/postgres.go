@@ -15,9 +15,15 @@
 //     appends envelopes first locks the single row of nanovm_chain_head
 //     (SELECT … FOR UPDATE), so appends are serialised across replicas.
 //   - A step commit carrying a lease (store.StepCommit.Lease) is checked
-//     against nanovm_leases in the same transaction (the row is locked
-//     FOR SHARE, so a takeover waits for the commit or the commit sees the
-//     takeover): a replica that lost its lease commits nothing.
+//     against nanovm_leases in the same transaction: a replica that lost
+//     its lease commits nothing. Every write of a lease row (acquisition,
+//     release, deletion) holds the chain head, so the check under the
+//     head needs no row lock. So does a run's last write (EndRun), which
+//     also finishes its idempotency key and releases the lease.
+//   - The per-run writes (leasing and recording a new run, step commits,
+//     lease releases) go through the committer and share its batches: a
+//     program costs a share of a few transactions, not transactions of
+//     its own.
 //   - The schema is versioned (nanovm_meta.schema_version); Open applies
 //     missing migrations under an advisory lock and refuses a database
 //     whose schema is newer than this build (store.ErrSchemaTooNew).
@@ -71,6 +77,10 @@ type DB struct {
 	done   chan struct{}
 
 	batches, commits, headHeld atomic.Int64
+
+	// released are leases their run's last write released (markReleased).
+	relMu    sync.Mutex
+	released map[store.Lease]struct{}
 
 	listenCancel context.CancelFunc
 	listenDone   chan struct{}
@@ -179,6 +189,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*DB, error) {
 		pool: pool, dsn: red, now: o.Now, maxBatch: o.MaxBatchSize,
 		queue: make(chan *stepReq, o.MaxBatchSize), done: make(chan struct{}),
 		tools: make(chan struct{}, 1), listenDone: make(chan struct{}),
+		released: map[store.Lease]struct{}{},
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	db.listenCancel = cancel
