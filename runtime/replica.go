@@ -264,12 +264,16 @@ func (rt *Runtime) unlease(id string) {
 	}
 }
 
-// Waiting for another replica's run of the same idempotency key: polled
-// with backoff from waitFirst to waitMax, at most waitLimit in all.
+// Waiting for another replica's run of the same idempotency key: woken
+// by the store's notification (store.RunNotifier) when the run ends or
+// its lease goes, and polled with backoff from waitFirst to waitMax
+// (waitMaxNotified when notifications come) in case one is missed; at
+// most waitLimit in all.
 const (
-	waitFirst = 10 * time.Millisecond
-	waitMax   = 250 * time.Millisecond
-	waitLimit = 10 * time.Minute
+	waitFirst       = 10 * time.Millisecond
+	waitMax         = 250 * time.Millisecond
+	waitMaxNotified = 2 * time.Second
+	waitLimit       = 10 * time.Minute
 )
 
 // CodeBusy: the run an idempotency key started is still running on
@@ -282,10 +286,23 @@ const CodeBusy = "busy"
 // replica died (the lease is then free).
 func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, input []byte, execID string) (*RunResult, error) {
 	key := req.IdempotencyKey
-	wait := waitFirst
+	wait, most := waitFirst, waitMax
+	notifier, _ := rt.store.(store.RunNotifier)
+	if notifier != nil {
+		most = waitMaxNotified
+	}
 	limit := time.NewTimer(waitLimit)
 	defer limit.Stop()
+	var changed <-chan struct{}
+	stop := func() {}
+	defer func() { stop() }()
 	for {
+		// Watch before reading, so that an end recorded in between wakes
+		// the wait below.
+		if notifier != nil {
+			stop()
+			changed, stop = notifier.RunChanged(execID)
+		}
 		exec, err := rt.store.Run(ctx, execID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -319,13 +336,18 @@ func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, in
 			res.StoredOutcome = true
 			return res, nil
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil, ctx.Err()
 		case <-limit.C:
+			t.Stop()
 			return nil, newError(CodeBusy, nil, "idempotency key %q: its run %s is still running on another replica after %s; send the same key again to wait for it", key, execID, waitLimit)
-		case <-time.After(wait):
+		case <-changed:
+		case <-t.C:
 		}
-		wait = min(2*wait, waitMax)
+		t.Stop()
+		wait = min(2*wait, most)
 	}
 }

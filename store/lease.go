@@ -103,3 +103,17 @@ type ChangeNotifier interface {
 	// tool versions must be dropped.
 	ToolsChanged() <-chan struct{}
 }
+
+// RunNotifier is implemented by stores shared by replicas that tell each
+// other when a run may have stopped running somewhere (PostgreSQL's
+// LISTEN/NOTIFY): a caller waiting for another replica's run of the same
+// idempotency key is woken then instead of polling alone.
+type RunNotifier interface {
+	// RunChanged returns a channel that is closed once, after the call,
+	// any replica recorded the end of traceID's run (a terminal or
+	// suspended status, for a run started with an idempotency key) or gave
+	// its lease up, or once notifications may have been missed (the
+	// notification connection was lost). stop forgets the channel; call
+	// it when done waiting.
+	RunChanged(traceID string) (changed <-chan struct{}, stop func())
+}

@@ -460,6 +460,7 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id`, 
 	var relIDs, relOwners []string
 	var relEpochs []int64
 	var idemOut []string
+	var notify []string
 	putBody := func(id string, input, program []byte) {
 		if len(input) == 0 && len(program) == 0 {
 			return
@@ -517,6 +518,7 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id`, 
 			relIDs = append(relIDs, id)
 			relOwners = append(relOwners, r.lease.Owner)
 			relEpochs = append(relEpochs, int64(r.lease.Epoch))
+			notify = append(notify, id)
 			continue
 		}
 		if sc.Lease != nil {
@@ -591,6 +593,10 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id`, 
 			relIDs = append(relIDs, id)
 			relOwners = append(relOwners, sc.Lease.Owner)
 			relEpochs = append(relEpochs, int64(sc.Lease.Epoch))
+			if sc.Run.IdempotencyKey != "" {
+				// Another replica's caller of the same key may wait.
+				notify = append(notify, id)
+			}
 			if key := sc.Run.IdempotencyKey; key != "" && sc.Run.Status.Terminal() {
 				if v, err := finishedIdem(key, idem[key], id, string(sc.Run.Status)); err == nil && v != nil {
 					idem[key] = v
@@ -643,6 +649,9 @@ WHERE l.trace_id = u.t AND l.owner = u.o AND l.epoch = u.e`, relIDs, relOwners, 
 			vals[j] = idem[k]
 		}
 		w.Queue(`UPDATE nanovm_idempotency i SET record = u.r FROM unnest($1::text[], $2::bytea[]) AS u(k, r) WHERE i.key = u.k`, idemOut, vals)
+	}
+	if len(notify) > 0 {
+		w.Queue(`SELECT pg_notify('`+runsChannel+`', t) FROM unnest($1::text[]) AS t`, notify)
 	}
 	w.Queue(`COMMIT`)
 	wres := conn.SendBatch(ctx, w)

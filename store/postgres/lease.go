@@ -168,6 +168,9 @@ func (db *DB) endRun(ctx context.Context, end store.RunEnd) (store.Run, error) {
 			if _, err := tx.Exec(ctx, `UPDATE nanovm_leases SET released = true WHERE trace_id = $1`, l.TraceID); err != nil {
 				return err
 			}
+			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, runsChannel, l.TraceID); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -449,3 +449,57 @@ func TestRunEndFencing(t *testing.T) {
 		t.Fatalf("VerifyChain = %+v, %v", rep, err)
 	}
 }
+
+// TestRunChangedNotifies ensures a caller waiting on one replica for a
+// keyed run of another is woken by that run's last write (NOTIFY in its
+// transaction), and only the watchers of that run are.
+func TestRunChangedNotifies(t *testing.T) {
+	dsn := dsnOf(t)
+	ctx := context.Background()
+	a, b := openAt(t, dsn), openAt(t, dsn)
+	// b's listener connects in the background: a tool registration it
+	// hears says it listens.
+	mod := []byte("\x00asm")
+	rec := store.ToolRecord{Name: "echo", ModuleSHA256: store.RecordSHA256(mod), ManifestSHA256: "m", Manifest: []byte(`{}`)}
+	deadline := time.After(30 * time.Second)
+	for heard := false; !heard; {
+		if err := a.PutToolVersion(ctx, rec, mod); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-b.ToolsChanged():
+			heard = true
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("replica b never heard of a's registration")
+		}
+	}
+	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.ClaimIdempotencyKey(ctx, "k", "h", "t", 0); err != nil {
+		t.Fatal(err)
+	}
+	_, l, err := a.StartRun(ctx, store.Run{ID: "t", Status: kernel.StatusRunning, IdempotencyKey: "k"}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, stop := b.RunChanged("t")
+	defer stop()
+	other, stopOther := b.RunChanged("u")
+	defer stopOther()
+	if _, err := a.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "t", Status: kernel.StatusSuccess, IdempotencyKey: "k"},
+		Step: []byte(`{}`), Envelope: &store.Envelope{StepID: "s"}, Lease: &l}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-deadline:
+		t.Fatal("replica b was never told that t ended")
+	}
+	select {
+	case <-other:
+		t.Fatal("the watcher of another run was woken")
+	default:
+	}
+}
