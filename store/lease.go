@@ -82,8 +82,10 @@ type LeaseStore interface {
 // carrying StepCommit.Lease whose Run.Status is not kernel.StatusRunning,
 // or an EndRun with such a Run) also, in the same transaction, records
 // the run's idempotency key (Run.IdempotencyKey, if any) as finished
-// with that status when the status is terminal, and releases the lease:
-// the runtime then has nothing left to write for the run.
+// with that status when the status is terminal, and releases the lease
+// when the run suspends (a finished run keeps it: nothing takes a
+// finished run over): the runtime then has nothing left to write for the
+// run, and its ReleaseLease writes nothing.
 type RunEnd struct {
 	// Run, when set, replaces the run's record as PutRun does.
 	Run *Run

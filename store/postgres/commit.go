@@ -21,9 +21,10 @@ import (
 //
 //  1. BEGIN; lock the chain head (FOR UPDATE); acquire the leases asked
 //     for (one multi-row INSERT … ON CONFLICT … RETURNING); read the
-//     batch's execution rows, the steps its members and their
-//     predecessors would collide with, the leases that fence them and
-//     the idempotency keys of the runs that end (FOR UPDATE);
+//     batch's execution rows with each run's largest step index (a
+//     run's steps are a prefix, so that says which index is next), the
+//     leases that fence them and the idempotency keys of the runs that
+//     end (FOR UPDATE);
 //  2. the checks run in Go on what was read (plus what earlier members of
 //     the batch add), refused members are told at once, and the rest is
 //     written with one multi-row statement per table (unnest of arrays),
@@ -590,9 +591,14 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id`, 
 		sIdx = append(sIdx, int32(sc.Index))
 		sData = append(sData, r.step)
 		if r.ends() {
-			relIDs = append(relIDs, id)
-			relOwners = append(relOwners, sc.Lease.Owner)
-			relEpochs = append(relEpochs, int64(sc.Lease.Epoch))
+			if !sc.Run.Status.Terminal() {
+				// Suspended: any replica may resume it. A finished run
+				// keeps its lease (nothing takes a finished run over),
+				// which saves the write.
+				relIDs = append(relIDs, id)
+				relOwners = append(relOwners, sc.Lease.Owner)
+				relEpochs = append(relEpochs, int64(sc.Lease.Epoch))
+			}
 			if sc.Run.IdempotencyKey != "" {
 				// Another replica's caller of the same key may wait.
 				notify = append(notify, id)

@@ -125,9 +125,12 @@ func (db *DB) endRun(ctx context.Context, end store.RunEnd) (store.Run, error) {
 		}
 	}
 	key, status := end.IdempotencyKey, end.Status
-	release := false
+	ended, release, notify := false, false, key != ""
 	if e := end.Run; e != nil && e.Status != kernel.StatusRunning {
-		release = true
+		// Suspended, the lease goes (any replica may resume the run); a
+		// finished run keeps it, nothing takes a finished run over.
+		ended, release = true, !e.Status.Terminal()
+		notify = notify || e.IdempotencyKey != ""
 		if key == "" && e.IdempotencyKey != "" && e.Status.Terminal() {
 			key, status = e.IdempotencyKey, string(e.Status)
 		}
@@ -168,6 +171,8 @@ func (db *DB) endRun(ctx context.Context, end store.RunEnd) (store.Run, error) {
 			if _, err := tx.Exec(ctx, `UPDATE nanovm_leases SET released = true WHERE trace_id = $1`, l.TraceID); err != nil {
 				return err
 			}
+		}
+		if notify || release {
 			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, runsChannel, l.TraceID); err != nil {
 				return err
 			}
@@ -177,7 +182,7 @@ func (db *DB) endRun(ctx context.Context, end store.RunEnd) (store.Run, error) {
 	if err != nil {
 		return store.Run{}, fmt.Errorf("%s: %w", what, err)
 	}
-	if release {
+	if ended {
 		db.markReleased(l)
 	}
 	return out, nil

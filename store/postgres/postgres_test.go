@@ -434,16 +434,29 @@ func TestRunEndFencing(t *testing.T) {
 	if steps, _ := a.Steps(ctx, "t", 0, 0); len(steps) != 1 {
 		t.Fatalf("a fenced final commit wrote a step: %d steps", len(steps))
 	}
-	// The holder's final step commit records the end, finishes the key
-	// and lets the lease go, in one transaction.
+	// The holder's final step commit records the end and finishes the
+	// key in one transaction.
 	if err := step(b, lc, 1, kernel.StatusSuccess); err != nil {
 		t.Fatal(err)
 	}
 	if rec, err := a.IdempotencyKey(ctx, "k"); err != nil || rec.Status != string(kernel.StatusSuccess) || rec.TraceID != "t" {
 		t.Fatalf("key after the final commit = %+v, %v; want success", rec, err)
 	}
-	if l, err := a.AcquireLease(ctx, "t", "a"); err != nil || l.Epoch != 4 {
-		t.Fatalf("the final commit kept the lease: %+v, %v", l, err)
+	// A run that suspends lets its lease go with that commit: any
+	// replica may resume it.
+	lv, err := b.AcquireLease(ctx, "v", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutRun(ctx, store.Run{ID: "v", Status: kernel.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "v", Status: kernel.StatusSuspended},
+		Step: []byte(`{}`), Envelope: &store.Envelope{StepID: "s"}, Lease: &lv}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := a.AcquireLease(ctx, "v", "a"); err != nil || l.Epoch != 2 {
+		t.Fatalf("the suspending commit kept the lease: %+v, %v", l, err)
 	}
 	if rep, err := a.VerifyChain(ctx, "t"); err != nil || !rep.OK {
 		t.Fatalf("VerifyChain = %+v, %v", rep, err)
