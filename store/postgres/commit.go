@@ -282,14 +282,6 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 	}
 	var ids []string
 	seenID := map[string]bool{}
-	var leaseIDs []string
-	leaseSeen := map[string]bool{}
-	addLease := func(id string) {
-		if !leaseSeen[id] {
-			leaseSeen[id] = true
-			leaseIDs = append(leaseIDs, id)
-		}
-	}
 	var acqIDs, acqOwners []string
 	acqSeen := map[string]bool{}
 	var idemKeys []string
@@ -311,18 +303,12 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 			acqSeen[id] = true
 			acqIDs = append(acqIDs, id)
 			acqOwners = append(acqOwners, r.owner)
-			addLease(id)
-			if r.withRun {
-				addID(id)
-			}
+			addID(id)
 			continue
 		case kindRelease:
 			continue
 		}
 		addID(id)
-		if r.sc.Lease != nil {
-			addLease(id)
-		}
 		if r.ends() && r.sc.Run.IdempotencyKey != "" && r.sc.Run.Status.Terminal() {
 			idemKeys = append(idemKeys, r.sc.Run.IdempotencyKey)
 		}
@@ -341,13 +327,11 @@ RETURNING trace_id`, acqIDs, acqOwners)
 	if len(ids) > 0 {
 		// A run's steps are always a prefix (gaps are refused), so its
 		// largest index says which are taken: one index probe per run.
-		b.Queue(`SELECT u.id, e.created_ns, (SELECT max(s.idx) FROM nanovm_steps s WHERE s.exec_id = u.id)
-FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id`, ids)
-	}
-	if len(leaseIDs) > 0 {
-		// No row lock: every write of a lease holds the chain head
-		// (batches, EndRun, DeleteProgram), which this transaction holds.
-		b.Queue(`SELECT l.trace_id, l.owner, l.epoch FROM unnest($1::text[]) AS u(t) JOIN nanovm_leases l ON l.trace_id = u.t`, leaseIDs)
+		// The lease is read after the acquisitions above, and without a
+		// row lock: every write of a lease holds the chain head (batches,
+		// EndRun, DeleteProgram), which this transaction holds.
+		b.Queue(`SELECT u.id, e.created_ns, (SELECT max(s.idx) FROM nanovm_steps s WHERE s.exec_id = u.id), l.owner, l.epoch
+FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id LEFT JOIN nanovm_leases l ON l.trace_id = u.id`, ids)
 	}
 	if len(idemKeys) > 0 {
 		b.Queue(`SELECT key, record FROM nanovm_idempotency WHERE key = ANY($1) ORDER BY key FOR UPDATE`, idemKeys)
@@ -383,10 +367,11 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id`, 
 		}
 		if len(ids) > 0 {
 			var id string
-			var ns *int64
+			var ns, epoch *int64
 			var last *int32
+			var owner *string
 			if err := readRows(res, func(rows pgx.Rows) error {
-				if err := rows.Scan(&id, &ns, &last); err != nil {
+				if err := rows.Scan(&id, &ns, &last, &owner, &epoch); err != nil {
 					return err
 				}
 				if ns != nil {
@@ -395,21 +380,9 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id`, 
 				if last != nil {
 					next[id] = int(*last) + 1
 				}
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
-		if len(leaseIDs) > 0 {
-			var id string
-			var l leaseRow
-			var epoch int64
-			if err := readRows(res, func(rows pgx.Rows) error {
-				if err := rows.Scan(&id, &l.owner, &epoch); err != nil {
-					return err
+				if owner != nil && epoch != nil {
+					leases[id] = leaseRow{owner: *owner, epoch: uint64(*epoch)}
 				}
-				l.epoch = uint64(epoch)
-				leases[id] = l
 				return nil
 			}); err != nil {
 				return err
@@ -613,7 +586,14 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id`, 
 	}
 
 	w := &pgx.Batch{}
-	if len(sIDs) > 0 {
+	merged := len(sIDs) > 0 && len(eSeq) > 0
+	if merged {
+		// The usual case in one statement: steps, their envelopes and
+		// the head.
+		w.Queue(`WITH s AS (INSERT INTO nanovm_steps (exec_id, idx, data) SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[])),
+v AS (INSERT INTO nanovm_envelopes (seq, exec_id, value) SELECT * FROM unnest($4::bigint[], $5::text[], $6::bytea[]))
+UPDATE nanovm_chain_head SET seq = $7, hash = $8 WHERE id = 1`, sIDs, sIdx, sData, eSeq, eIDs, eVals, int64(seq), hash)
+	} else if len(sIDs) > 0 {
 		w.Queue(`INSERT INTO nanovm_steps (exec_id, idx, data) SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[])`, sIDs, sIdx, sData)
 	}
 	if len(execOrder) > 0 {
@@ -641,7 +621,7 @@ ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodi
   program = COALESCE(EXCLUDED.program, nanovm_exec_bodies.program)`,
 			bodyOrder, ins, progs)
 	}
-	if len(eSeq) > 0 {
+	if len(eSeq) > 0 && !merged {
 		w.Queue(`INSERT INTO nanovm_envelopes (seq, exec_id, value) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])`, eSeq, eIDs, eVals)
 		w.Queue(`UPDATE nanovm_chain_head SET seq = $1, hash = $2 WHERE id = 1`, int64(seq), hash)
 	}
