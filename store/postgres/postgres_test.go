@@ -516,3 +516,37 @@ func TestRunChangedNotifies(t *testing.T) {
 	default:
 	}
 }
+
+// TestStartRunOfARecordedRun ensures StartRun of a run recorded already
+// (by a replica that died before its first step) takes the lease and
+// replaces the record as PutRun does, sealed by an envelope, keeping its
+// creation time, and that the chain and the record verify.
+func TestStartRunOfARecordedRun(t *testing.T) {
+	dsn := dsnOf(t)
+	ctx := context.Background()
+	db := openAt(t, dsn)
+	if _, err := db.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	first, err := db.PutRun(ctx, store.Run{ID: "w", Status: kernel.StatusRunning, Input: []byte(`{"x":1}`), Program: []byte(`{"p":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, l, err := db.StartRun(ctx, store.Run{ID: "w", Status: kernel.StatusRunning, ProgramName: "again", Input: []byte(`{"x":1}`), Program: []byte(`{"p":1}`)}, "a")
+	if err != nil || l.Epoch != 1 || l.Owner != "a" {
+		t.Fatalf("StartRun = %+v, %v", l, err)
+	}
+	if !out.CreatedAt.Equal(first.CreatedAt) || out.ProgramName != "again" {
+		t.Fatalf("StartRun replaced the record as %+v; want the first creation time %v and the new name", out, first.CreatedAt)
+	}
+	if got, err := db.Run(ctx, "w"); err != nil || got.ProgramName != "again" || string(got.Input) != `{"x":1}` {
+		t.Fatalf("stored record = %+v, %v", got, err)
+	}
+	envs, err := db.Envelopes(ctx, "w")
+	if err != nil || len(envs) != 1 || envs[0].Kind != store.EnvelopeKindRun {
+		t.Fatalf("envelopes = %+v, %v; want the replacement's", envs, err)
+	}
+	if rep, err := db.VerifyChain(ctx, "w"); err != nil || !rep.OK {
+		t.Fatalf("VerifyChain = %+v, %v", rep, err)
+	}
+}
