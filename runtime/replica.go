@@ -199,6 +199,55 @@ func (rt *Runtime) lease(ctx context.Context, id string) (*store.Lease, error) {
 	return &l, nil
 }
 
+// record stores a new run: on a shared store it takes the run's lease
+// and records the run in one write (store.LeaseStore.StartRun); a lease
+// another live replica holds is store.ErrLeaseHeld.
+func (rt *Runtime) record(ctx context.Context, exec store.Run) (store.Run, *store.Lease, error) {
+	if rt.replica == nil {
+		out, err := rt.store.PutRun(ctx, exec)
+		if err != nil {
+			return out, nil, fmt.Errorf("record run: %w", err)
+		}
+		return out, nil, nil
+	}
+	out, l, err := rt.replica.ls.StartRun(ctx, exec, rt.replica.id)
+	if err != nil {
+		return out, nil, err
+	}
+	rt.mu.Lock()
+	rt.leases[exec.ID] = l
+	rt.mu.Unlock()
+	return out, &l, nil
+}
+
+// recordEnd makes a settled run's last writes: its record when put (the
+// last step commit did not record how it ended) and its idempotency key's
+// terminal status. On a shared store they are one write fenced by the
+// run's lease, so a replica that lost the lease writes neither (a step
+// commit that recorded the end did both already: store.RunEnd).
+func (rt *Runtime) recordEnd(ctx context.Context, exec store.Run, put bool, lease *store.Lease) error {
+	if rt.replica != nil && lease != nil {
+		if !put {
+			return nil
+		}
+		if err := rt.replica.ls.EndRun(ctx, store.RunEnd{Run: &exec, Lease: *lease}); err != nil {
+			return fmt.Errorf("record run %s: %w", exec.ID, err)
+		}
+		return nil
+	}
+	if put {
+		if _, err := rt.store.PutRun(ctx, exec); err != nil {
+			return fmt.Errorf("record run %s: %w", exec.ID, err)
+		}
+	}
+	if exec.IdempotencyKey != "" && exec.Status.Terminal() {
+		if err := rt.store.FinishIdempotencyKey(ctx, exec.IdempotencyKey, string(exec.Status)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("finish idempotency key: %w", err)
+		}
+	}
+	return nil
+}
+
 // unlease gives up execution id's lease, if this process holds one.
 func (rt *Runtime) unlease(id string) {
 	rt.mu.Lock()
@@ -215,12 +264,16 @@ func (rt *Runtime) unlease(id string) {
 	}
 }
 
-// Waiting for another replica's run of the same idempotency key: polled
-// with backoff from waitFirst to waitMax, at most waitLimit in all.
+// Waiting for another replica's run of the same idempotency key: woken
+// by the store's notification (store.RunNotifier) when the run ends or
+// its lease goes, and polled with backoff from waitFirst to waitMax
+// (waitMaxNotified when notifications come) in case one is missed; at
+// most waitLimit in all.
 const (
-	waitFirst = 10 * time.Millisecond
-	waitMax   = 250 * time.Millisecond
-	waitLimit = 10 * time.Minute
+	waitFirst       = 10 * time.Millisecond
+	waitMax         = 250 * time.Millisecond
+	waitMaxNotified = 2 * time.Second
+	waitLimit       = 10 * time.Minute
 )
 
 // CodeBusy: the run an idempotency key started is still running on
@@ -233,10 +286,23 @@ const CodeBusy = "busy"
 // replica died (the lease is then free).
 func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, input []byte, execID string) (*RunResult, error) {
 	key := req.IdempotencyKey
-	wait := waitFirst
+	wait, most := waitFirst, waitMax
+	notifier, _ := rt.store.(store.RunNotifier)
+	if notifier != nil {
+		most = waitMaxNotified
+	}
 	limit := time.NewTimer(waitLimit)
 	defer limit.Stop()
+	var changed <-chan struct{}
+	stop := func() {}
+	defer func() { stop() }()
 	for {
+		// Watch before reading, so that an end recorded in between wakes
+		// the wait below.
+		if notifier != nil {
+			stop()
+			changed, stop = notifier.RunChanged(execID)
+		}
 		exec, err := rt.store.Run(ctx, execID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -270,13 +336,18 @@ func (rt *Runtime) awaitOther(ctx context.Context, req RunRequest, l *loaded, in
 			res.StoredOutcome = true
 			return res, nil
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil, ctx.Err()
 		case <-limit.C:
+			t.Stop()
 			return nil, newError(CodeBusy, nil, "idempotency key %q: its run %s is still running on another replica after %s; send the same key again to wait for it", key, execID, waitLimit)
-		case <-time.After(wait):
+		case <-changed:
+		case <-t.C:
 		}
-		wait = min(2*wait, waitMax)
+		t.Stop()
+		wait = min(2*wait, most)
 	}
 }

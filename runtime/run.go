@@ -424,13 +424,9 @@ func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any
 		return nil, fmt.Errorf("run %s is already running", traceID)
 	}
 	defer rt.leave(traceID)
-	lease, err := rt.lease(ctx, traceID)
+	exec, lease, err := rt.record(ctx, exec)
 	if err != nil {
 		return nil, err
-	}
-	exec, err = rt.store.PutRun(ctx, exec)
-	if err != nil {
-		return nil, fmt.Errorf("record run: %w", err)
 	}
 	obs := rt.observer(exec, l.prog, progress)
 	obs.lease = lease
@@ -633,16 +629,12 @@ func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *p
 		exec.Status = tr.Status
 		// Usually the last step's commit recorded the end already; a run
 		// that ends without a record (a budget, say) is recorded here.
-		if obs.ended == "" || obs.ended != tr.Status {
+		put := obs.ended == "" || obs.ended != tr.Status
+		if put {
 			exec.Header = headerJSON(tr)
-			if _, err := rt.store.PutRun(ctx, exec); err != nil {
-				return nil, fmt.Errorf("record run %s: %w", exec.ID, err)
-			}
 		}
-		if exec.IdempotencyKey != "" && tr.Status.Terminal() {
-			if err := rt.store.FinishIdempotencyKey(ctx, exec.IdempotencyKey, string(tr.Status)); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return nil, fmt.Errorf("finish idempotency key: %w", err)
-			}
+		if err := rt.recordEnd(ctx, exec, put, obs.lease); err != nil {
+			return nil, err
 		}
 	}
 	res = rt.summarise(exec, tr)

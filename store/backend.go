@@ -46,6 +46,10 @@ func (p *PreparedEnvelope) Link(prevSeq uint64, prevHash string, at time.Time) (
 // do: ids the store can key by, JSON fields that are JSON.
 func CheckRun(e Run) error { return checkRun(e) }
 
+// EncodeRun returns a run record's stored bytes: json.Marshal(e) byte
+// for byte, without reflection when e's raw fields are compact.
+func EncodeRun(e *Run) ([]byte, error) { return encodeRun(e) }
+
 // CheckStoreID validates an id the store keys by (what names it: program,
 // run, tool): non-empty, at most MaxIDBytes, no NUL.
 func CheckStoreID(what, id string) error { return checkID(what, id) }

@@ -65,6 +65,35 @@ type LeaseStore interface {
 	// executions no live replica holds a lease on: those whose replica
 	// died, stopped, or let them go.
 	Orphans(ctx context.Context, limit int) ([]Run, error)
+	// StartRun is AcquireLease followed by PutRun of e under that lease,
+	// in one transaction: a new run costs one durable write, not two.
+	// ErrLeaseHeld (nothing written) as AcquireLease.
+	StartRun(ctx context.Context, e Run, owner string) (Run, Lease, error)
+	// EndRun makes a run's last write, fenced by its lease: it writes only
+	// while end.Lease is still the run's lease, else ErrLeaseLost and
+	// nothing is written. See RunEnd.
+	EndRun(ctx context.Context, end RunEnd) error
+}
+
+// RunEnd is what a run's settlement writes on a shared store (EndRun),
+// in one transaction fenced by Lease.
+//
+// A fenced write that records a run as no longer running (a step commit
+// carrying StepCommit.Lease whose Run.Status is not kernel.StatusRunning,
+// or an EndRun with such a Run) also, in the same transaction, records
+// the run's idempotency key (Run.IdempotencyKey, if any) as finished
+// with that status when the status is terminal, and releases the lease
+// when the run suspends (a finished run keeps it: nothing takes a
+// finished run over): the runtime then has nothing left to write for the
+// run, and its ReleaseLease writes nothing.
+type RunEnd struct {
+	// Run, when set, replaces the run's record as PutRun does.
+	Run *Run
+	// IdempotencyKey, when set, is finished with Status as
+	// FinishIdempotencyKey does (a key that is absent is no error).
+	IdempotencyKey, Status string
+	// Lease fences the write.
+	Lease Lease
 }
 
 // ChangeNotifier is implemented by stores shared by replicas that tell
@@ -75,4 +104,18 @@ type ChangeNotifier interface {
 	// restored (changes may have been missed): caches of the current
 	// tool versions must be dropped.
 	ToolsChanged() <-chan struct{}
+}
+
+// RunNotifier is implemented by stores shared by replicas that tell each
+// other when a run may have stopped running somewhere (PostgreSQL's
+// LISTEN/NOTIFY): a caller waiting for another replica's run of the same
+// idempotency key is woken then instead of polling alone.
+type RunNotifier interface {
+	// RunChanged returns a channel that is closed once, after the call,
+	// any replica recorded the end of traceID's run (a terminal or
+	// suspended status, for a run started with an idempotency key) or gave
+	// its lease up, or once notifications may have been missed (the
+	// notification connection was lost). stop forgets the channel; call
+	// it when done waiting.
+	RunChanged(traceID string) (changed <-chan struct{}, stop func())
 }

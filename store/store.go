@@ -294,7 +294,8 @@ type StepCommit struct {
 	// Lease, when set, fences the commit on a store shared by replicas
 	// (LeaseStore): it is written only while l is still the execution's
 	// lease, in the same transaction, else ErrLeaseLost and nothing is
-	// written. A store of one process (bbolt) ignores it.
+	// written; a fenced commit that records the run's end does more (see
+	// RunEnd). A store of one process (bbolt) ignores it.
 	Lease *Lease
 }
 

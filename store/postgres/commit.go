@@ -4,32 +4,57 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nanovm/nano-vm-mcp/internal/jsonwrite"
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
-// Group commit. StartCommitStep validates and encodes in the caller's
-// goroutine and queues; one committer goroutine per replica takes
-// everything queued and writes it in one transaction of two round trips:
+// Group commit. Every durable write a run makes on its own (a step
+// commit, leasing and recording a new run, giving a lease up) is a
+// request to one committer goroutine per replica, which takes everything
+// queued and writes it in one transaction of two round trips:
 //
-//  1. BEGIN; lock the chain head (FOR UPDATE); read the batch's execution
-//     rows, the steps its members and their predecessors would collide
-//     with, and the leases that fence them (FOR SHARE);
+//  1. BEGIN; lock the chain head (FOR UPDATE); acquire the leases asked
+//     for (one multi-row INSERT … ON CONFLICT … RETURNING); read the
+//     batch's execution rows with each run's largest step index (a
+//     run's steps are a prefix, so that says which index is next), the
+//     leases that fence them and the idempotency keys of the runs that
+//     end (FOR UPDATE);
 //  2. the checks run in Go on what was read (plus what earlier members of
 //     the batch add), refused members are told at once, and the rest is
-//     written with one multi-row INSERT per table, the head updated, and
-//     COMMIT.
+//     written with one multi-row statement per table (unnest of arrays),
+//     the head updated, and COMMIT.
 //
-// A lone commit pays the two round trips and one WAL flush; while one
-// batch commits the next one fills, so throughput grows with concurrency.
-// The head lock is held from the first round trip to the end of the
+// A lone request pays the two round trips and one WAL flush; while one
+// batch commits the next one fills, so throughput grows with concurrency
+// and a run costs a share of a few transactions, not transactions of its
+// own. The head lock is held from the first round trip to the end of the
 // commit, WAL flush included: that is the price of one global gap-free
-// chain, paid once per batch, not per step.
+// chain, paid once per batch, not per step. Every transaction that takes
+// the head takes it first, before any lease or idempotency row, so
+// batches of different replicas never deadlock; and every write of a
+// lease row holds the head, so a transaction holding it reads leases
+// that cannot change before it commits (no row lock needed to fence).
+
+type reqKind uint8
+
+const (
+	// kindStep is a step commit (StartCommitStep).
+	kindStep reqKind = iota
+	// kindAcquire acquires a lease (AcquireLease) and, with withRun,
+	// records a new run under it (StartRun).
+	kindAcquire
+	// kindRelease gives a lease up (ReleaseLease).
+	kindRelease
+)
 
 type stepReq struct {
+	kind     reqKind
 	sc       store.StepCommit
 	step     []byte
 	rec      []byte // the execution record, when known ahead (CreatedAt set)
@@ -39,6 +64,22 @@ type stepReq struct {
 	hasEnv   bool
 	updated  store.Run
 	complete func(*store.Envelope, error)
+
+	// kindAcquire: owner asks for sc.Run.ID's lease; lease is the lease
+	// acquired (or the holder's, with ErrLeaseHeld); withRun records
+	// sc.Run (rec, recAt) under it unless it existed already (existed).
+	// kindRelease: lease is the lease to give up.
+	owner   string
+	withRun bool
+	existed bool
+	lease   store.Lease
+}
+
+// ends reports whether r is a fenced write recording its run as no longer
+// running: it then finishes the run's idempotency key and releases the
+// lease in the same transaction (store.RunEnd).
+func (r *stepReq) ends() bool {
+	return r.kind == kindStep && r.sc.Lease != nil && !r.sc.KeepRun && r.sc.Run.Status != kernel.StatusRunning
 }
 
 // CommitStep implements store.RunStore.
@@ -62,19 +103,34 @@ func (db *DB) StartCommitStep(ctx context.Context, sc store.StepCommit) *store.P
 		}
 		complete(env, nil)
 	}
+	db.enqueue(ctx, r)
+	return pc
+}
+
+// enqueue hands r to the committer (or completes it with the reason it
+// cannot be).
+func (db *DB) enqueue(ctx context.Context, r *stepReq) {
 	if err := ctx.Err(); err != nil {
 		r.complete(nil, err)
-		return pc
+		return
 	}
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
 		r.complete(nil, store.ErrClosed)
-		return pc
+		return
 	}
 	db.queue <- r
 	db.mu.RUnlock()
-	return pc
+}
+
+// submit enqueues r and waits for its outcome.
+func (db *DB) submit(ctx context.Context, r *stepReq) error {
+	pc, complete := store.NewPendingCommit()
+	r.complete = complete
+	db.enqueue(ctx, r)
+	_, err := pc.Wait()
+	return err
 }
 
 func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
@@ -85,7 +141,7 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 	if sc.Index < 0 {
 		return nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
 	}
-	if !json.Valid(sc.Step) {
+	if !jsonwrite.Valid(sc.Step) {
 		return nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
 	}
 	r := &stepReq{sc: sc, step: append([]byte(nil), sc.Step...)}
@@ -96,7 +152,7 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 		e.UpdatedAt = now
 		if !e.CreatedAt.IsZero() {
 			e.CreatedAt = e.CreatedAt.UTC()
-			v, err := json.Marshal(&e)
+			v, err := store.EncodeRun(&e)
 			if err != nil {
 				return nil, fmt.Errorf("commit step %q/%d: encode execution: %w", id, sc.Index, err)
 			}
@@ -127,11 +183,18 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 	return r, nil
 }
 
+// commitLoop gathers what is queued into batches. A batch's writes are
+// sent, then the next batch is gathered and its first round trip sent at
+// once, on another connection, while the writes commit: it waits on the
+// chain head for that COMMIT (or its rollback) and then reads what it
+// left, so every batch is checked against everything before it, while the
+// gathering, the round trip and the checks overlap the WAL flush. At most
+// one batch waits on the head behind one committing.
 func (db *DB) commitLoop() {
 	defer close(db.done)
-	batch := make([]*stepReq, 0, db.maxBatch)
+	var inflight sync.WaitGroup
 	for r := range db.queue {
-		batch = append(batch[:0], r)
+		batch := append(make([]*stepReq, 0, min(db.maxBatch, 2*len(db.queue)+1)), r)
 	gather:
 		for len(batch) < db.maxBatch {
 			select {
@@ -144,14 +207,14 @@ func (db *DB) commitLoop() {
 				break gather
 			}
 		}
-		db.runBatch(batch)
-		clear(batch)
+		finish := db.runBatch(batch)
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			finish()
+		}()
 	}
-}
-
-type stepKey struct {
-	id  string
-	idx int
+	inflight.Wait()
 }
 
 type leaseRow struct {
@@ -175,70 +238,113 @@ func (db *DB) CommitStats() CommitStats {
 	return CommitStats{Batches: db.batches.Load(), Commits: db.commits.Load(), HeadHeld: time.Duration(db.headHeld.Load())}
 }
 
-// runBatch commits batch in one transaction (see the top of the file).
-func (db *DB) runBatch(batch []*stepReq) {
+// runBatch sends batch's transaction (see the top of the file) and
+// returns the function that waits for its COMMIT and completes every
+// member.
+func (db *DB) runBatch(batch []*stepReq) (finish func()) {
 	ctx := context.Background()
 	outs := make([]*store.Envelope, len(batch))
 	errs := make([]error, len(batch))
-	t0 := time.Now()
-	err := db.writeBatch(ctx, batch, outs, errs)
-	db.headHeld.Add(int64(time.Since(t0)))
-	db.batches.Add(1)
-	db.commits.Add(int64(len(batch)))
-	for i, r := range batch {
-		switch {
-		case errs[i] != nil:
-			r.complete(nil, errs[i])
-		case err != nil:
-			r.complete(nil, err)
-		default:
-			r.complete(outs[i], nil)
+	var held time.Time
+	wait := db.writeBatch(ctx, batch, outs, errs, &held)
+	return func() {
+		err := wait()
+		if !held.IsZero() {
+			db.headHeld.Add(int64(time.Since(held)))
+		}
+		db.batches.Add(1)
+		db.commits.Add(int64(len(batch)))
+		for i, r := range batch {
+			switch {
+			case errs[i] != nil:
+				r.complete(nil, errs[i])
+			case err != nil:
+				r.complete(nil, err)
+			default:
+				r.complete(outs[i], nil)
+			}
 		}
 	}
 }
 
-func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.Envelope, errs []error) error {
+// writeBatch runs batch's first round trip and its checks and sends its
+// writes; wait reads their outcome and gives the connection back. held is
+// set when the chain head was granted.
+func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.Envelope, errs []error, held *time.Time) (wait func() error) {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return func() error { return err }
 	}
-	defer conn.Release()
+	failed := func(err error) func() error {
+		rollback(conn.Conn())
+		conn.Release()
+		return func() error { return err }
+	}
 	var ids []string
 	seenID := map[string]bool{}
-	var keyIDs []string
-	var keyIdx []int32
-	var leaseIDs []string
-	for _, r := range batch {
-		id := r.sc.Run.ID
+	var acqIDs, acqOwners []string
+	acqSeen := map[string]bool{}
+	var idemKeys []string
+	addID := func(id string) {
 		if !seenID[id] {
 			seenID[id] = true
 			ids = append(ids, id)
 		}
-		keyIDs = append(keyIDs, id)
-		keyIdx = append(keyIdx, int32(r.sc.Index))
-		if r.sc.Index > 0 {
-			keyIDs = append(keyIDs, id)
-			keyIdx = append(keyIdx, int32(r.sc.Index-1))
+	}
+	for i, r := range batch {
+		id := r.sc.Run.ID
+		switch r.kind {
+		case kindAcquire:
+			if acqSeen[id] {
+				// One multi-row upsert cannot touch a row twice.
+				errs[i] = fmt.Errorf("acquire lease of %q: %w (acquired by another call at the same moment)", id, store.ErrLeaseHeld)
+				continue
+			}
+			acqSeen[id] = true
+			acqIDs = append(acqIDs, id)
+			acqOwners = append(acqOwners, r.owner)
+			addID(id)
+			continue
+		case kindRelease:
+			continue
 		}
-		if r.sc.Lease != nil {
-			leaseIDs = append(leaseIDs, id)
+		addID(id)
+		if r.ends() && r.sc.Run.IdempotencyKey != "" && r.sc.Run.Status.Terminal() {
+			idemKeys = append(idemKeys, r.sc.Run.IdempotencyKey)
 		}
 	}
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
 	b.Queue(`SELECT seq, hash FROM nanovm_chain_head WHERE id = 1 FOR UPDATE`)
-	b.Queue(`SELECT id, created_ns FROM nanovm_executions WHERE id = ANY($1)`, ids)
-	b.Queue(`SELECT s.exec_id, s.idx FROM nanovm_steps s JOIN unnest($1::text[], $2::int[]) AS k(e, i) ON s.exec_id = k.e AND s.idx = k.i`, keyIDs, keyIdx)
-	if len(leaseIDs) > 0 {
-		b.Queue(`SELECT trace_id, owner, epoch FROM nanovm_leases WHERE trace_id = ANY($1) ORDER BY trace_id FOR SHARE`, leaseIDs)
+	if len(acqIDs) > 0 {
+		b.Queue(`INSERT INTO nanovm_leases AS l (trace_id, owner, epoch, released)
+SELECT t, o, 1, false FROM unnest($1::text[], $2::text[]) AS u(t, o)
+ON CONFLICT (trace_id) DO UPDATE SET owner = EXCLUDED.owner, epoch = l.epoch + 1, released = false
+WHERE l.released OR l.owner = EXCLUDED.owner
+   OR NOT EXISTS (SELECT 1 FROM nanovm_replicas r WHERE r.id = l.owner AND r.expires_at > clock_timestamp())
+RETURNING trace_id`, acqIDs, acqOwners)
+	}
+	if len(ids) > 0 {
+		// A run's steps are always a prefix (gaps are refused), so its
+		// largest index says which are taken: one index probe per run.
+		// The lease is read after the acquisitions above, and without a
+		// row lock: every write of a lease holds the chain head (batches,
+		// EndRun, DeleteProgram), which this transaction holds.
+		b.Queue(`SELECT u.id, e.created_ns, (SELECT max(s.idx) FROM nanovm_steps s WHERE s.exec_id = u.id), l.owner, l.epoch
+FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id LEFT JOIN nanovm_leases l ON l.trace_id = u.id`, ids)
+	}
+	if len(idemKeys) > 0 {
+		b.Queue(`SELECT key, record FROM nanovm_idempotency WHERE key = ANY($1) ORDER BY key FOR UPDATE`, idemKeys)
 	}
 	var (
 		headSeq  uint64
 		headHash string
 	)
 	created := map[string]int64{}
-	exists := map[stepKey]bool{}
+	next := map[string]int{} // a run's first free step index
 	leases := map[string]leaseRow{}
+	acquired := map[string]bool{}
+	idem := map[string][]byte{}
 	res := conn.SendBatch(ctx, b)
 	read := func() error {
 		if _, err := res.Exec(); err != nil {
@@ -247,59 +353,51 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 		if err := res.QueryRow().Scan(&headSeq, &headHash); err != nil {
 			return fmt.Errorf("chain head: %w", err)
 		}
-		rows, err := res.Query()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
+		if len(acqIDs) > 0 {
 			var id string
-			var ns int64
-			if err := rows.Scan(&id, &ns); err != nil {
-				rows.Close()
-				return err
-			}
-			created[id] = ns
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows, err = res.Query()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var k stepKey
-			var idx int32
-			if err := rows.Scan(&k.id, &idx); err != nil {
-				rows.Close()
-				return err
-			}
-			k.idx = int(idx)
-			exists[k] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(leaseIDs) > 0 {
-			rows, err = res.Query()
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var id string
-				var l leaseRow
-				var epoch int64
-				if err := rows.Scan(&id, &l.owner, &epoch); err != nil {
-					rows.Close()
+			if err := readRows(res, func(rows pgx.Rows) error {
+				if err := rows.Scan(&id); err != nil {
 					return err
 				}
-				l.epoch = uint64(epoch)
-				leases[id] = l
+				acquired[id] = true
+				return nil
+			}); err != nil {
+				return fmt.Errorf("acquire leases: %w", err)
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+		}
+		if len(ids) > 0 {
+			var id string
+			var ns, epoch *int64
+			var last *int32
+			var owner *string
+			if err := readRows(res, func(rows pgx.Rows) error {
+				if err := rows.Scan(&id, &ns, &last, &owner, &epoch); err != nil {
+					return err
+				}
+				if ns != nil {
+					created[id] = *ns
+				}
+				if last != nil {
+					next[id] = int(*last) + 1
+				}
+				if owner != nil && epoch != nil {
+					leases[id] = leaseRow{owner: *owner, epoch: uint64(*epoch)}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		if len(idemKeys) > 0 {
+			var k string
+			if err := readRows(res, func(rows pgx.Rows) error {
+				var v []byte
+				if err := rows.Scan(&k, &v); err != nil {
+					return err
+				}
+				idem[k] = v
+				return nil
+			}); err != nil {
 				return err
 			}
 		}
@@ -309,9 +407,9 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 	if cerr := res.Close(); err == nil {
 		err = cerr
 	}
+	*held = time.Now()
 	if err != nil {
-		rollback(conn.Conn())
-		return err
+		return failed(err)
 	}
 
 	// The checks, in queue order, over what was read and what earlier
@@ -333,11 +431,70 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 	var eSeq []int64
 	var eIDs []string
 	var eVals [][]byte
+	var relIDs, relOwners []string
+	var relEpochs []int64
+	var idemOut []string
+	var notify []string
+	putBody := func(id string, input, program []byte) {
+		if len(input) == 0 && len(program) == 0 {
+			return
+		}
+		bd := bodies[id]
+		if bd == nil {
+			bd = &body{}
+			bodies[id] = bd
+			bodyOrder = append(bodyOrder, id)
+		}
+		if len(input) > 0 {
+			bd.input = input
+		}
+		if len(program) > 0 {
+			bd.program = program
+		}
+	}
+	putExec := func(id string, run *store.Run, at int64, rec []byte) {
+		row := execRows[id]
+		if row == nil {
+			row = &execRow{}
+			execRows[id] = row
+			execOrder = append(execOrder, id)
+		}
+		*row = execRow{programID: run.ProgramID, status: string(run.Status), createdNS: at, rec: rec}
+		created[id] = at
+	}
 	seq, hash := headSeq, headHash
 	for i, r := range batch {
+		if errs[i] != nil {
+			continue
+		}
 		sc := &r.sc
 		id := sc.Run.ID
-		k := stepKey{id, sc.Index}
+		switch r.kind {
+		case kindAcquire:
+			l := leases[id]
+			r.lease = store.Lease{TraceID: id, Owner: l.owner, Epoch: l.epoch}
+			if !acquired[id] {
+				errs[i] = fmt.Errorf("acquire lease of %q: %w (%s)", id, store.ErrLeaseHeld, l.owner)
+				continue
+			}
+			if r.withRun {
+				if _, ok := created[id]; ok {
+					// Recorded already: StartRun replaces it under the
+					// lease, with an envelope, as PutRun does.
+					r.existed = true
+					continue
+				}
+				putExec(id, &sc.Run, r.recAt, r.rec)
+				putBody(id, sc.Run.Input, sc.Run.Program)
+			}
+			continue
+		case kindRelease:
+			relIDs = append(relIDs, id)
+			relOwners = append(relOwners, r.lease.Owner)
+			relEpochs = append(relEpochs, int64(r.lease.Epoch))
+			notify = append(notify, id)
+			continue
+		}
 		if sc.Lease != nil {
 			l, ok := leases[id]
 			if !ok || l.owner != sc.Lease.Owner || l.epoch != sc.Lease.Epoch {
@@ -345,11 +502,11 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 				continue
 			}
 		}
-		if exists[k] {
+		if sc.Index < next[id] {
 			errs[i] = store.ErrStepExists
 			continue
 		}
-		if sc.Index > 0 && !exists[stepKey{id, sc.Index - 1}] {
+		if sc.Index > next[id] {
 			errs[i] = store.ErrStepGap
 			continue
 		}
@@ -369,35 +526,15 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 				} else {
 					e.CreatedAt = now
 				}
-				v, err := json.Marshal(&e)
+				v, err := store.EncodeRun(&e)
 				if err != nil {
 					errs[i] = fmt.Errorf("encode execution: %w", err)
 					continue
 				}
 				rec, at = v, e.CreatedAt.UnixNano()
 			}
-			row := execRows[id]
-			if row == nil {
-				row = &execRow{}
-				execRows[id] = row
-				execOrder = append(execOrder, id)
-			}
-			*row = execRow{programID: sc.Run.ProgramID, status: string(sc.Run.Status), createdNS: at, rec: rec}
-			created[id] = at
-			if len(sc.Run.Input) > 0 || len(sc.Run.Program) > 0 {
-				bd := bodies[id]
-				if bd == nil {
-					bd = &body{}
-					bodies[id] = bd
-					bodyOrder = append(bodyOrder, id)
-				}
-				if len(sc.Run.Input) > 0 {
-					bd.input = sc.Run.Input
-				}
-				if len(sc.Run.Program) > 0 {
-					bd.program = sc.Run.Program
-				}
-			}
+			putExec(id, &sc.Run, at, rec)
+			putBody(id, sc.Run.Input, sc.Run.Program)
 		}
 		if r.hasEnv {
 			s := r.seal
@@ -422,14 +559,41 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 			eVals = append(eVals, v)
 			outs[i] = &env
 		}
-		exists[k] = true
+		next[id] = sc.Index + 1
 		sIDs = append(sIDs, id)
 		sIdx = append(sIdx, int32(sc.Index))
 		sData = append(sData, r.step)
+		if r.ends() {
+			if !sc.Run.Status.Terminal() {
+				// Suspended: any replica may resume it. A finished run
+				// keeps its lease (nothing takes a finished run over),
+				// which saves the write.
+				relIDs = append(relIDs, id)
+				relOwners = append(relOwners, sc.Lease.Owner)
+				relEpochs = append(relEpochs, int64(sc.Lease.Epoch))
+			}
+			if sc.Run.IdempotencyKey != "" {
+				// Another replica's caller of the same key may wait.
+				notify = append(notify, id)
+			}
+			if key := sc.Run.IdempotencyKey; key != "" && sc.Run.Status.Terminal() {
+				if v, err := finishedIdem(key, idem[key], id, string(sc.Run.Status)); err == nil && v != nil {
+					idem[key] = v
+					idemOut = append(idemOut, key)
+				}
+			}
+		}
 	}
 
 	w := &pgx.Batch{}
-	if len(sIDs) > 0 {
+	merged := len(sIDs) > 0 && len(eSeq) > 0
+	if merged {
+		// The usual case in one statement: steps, their envelopes and
+		// the head.
+		w.Queue(`WITH s AS (INSERT INTO nanovm_steps (exec_id, idx, data) SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[])),
+v AS (INSERT INTO nanovm_envelopes (seq, exec_id, value) SELECT * FROM unnest($4::bigint[], $5::text[], $6::bytea[]))
+UPDATE nanovm_chain_head SET seq = $7, hash = $8 WHERE id = 1`, sIDs, sIdx, sData, eSeq, eIDs, eVals, int64(seq), hash)
+	} else if len(sIDs) > 0 {
 		w.Queue(`INSERT INTO nanovm_steps (exec_id, idx, data) SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[])`, sIDs, sIdx, sData)
 	}
 	if len(execOrder) > 0 {
@@ -457,25 +621,106 @@ ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodi
   program = COALESCE(EXCLUDED.program, nanovm_exec_bodies.program)`,
 			bodyOrder, ins, progs)
 	}
-	if len(eSeq) > 0 {
+	if len(eSeq) > 0 && !merged {
 		w.Queue(`INSERT INTO nanovm_envelopes (seq, exec_id, value) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])`, eSeq, eIDs, eVals)
 		w.Queue(`UPDATE nanovm_chain_head SET seq = $1, hash = $2 WHERE id = 1`, int64(seq), hash)
 	}
+	if len(relIDs) > 0 {
+		w.Queue(`UPDATE nanovm_leases l SET released = true FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, o, e)
+WHERE l.trace_id = u.t AND l.owner = u.o AND l.epoch = u.e`, relIDs, relOwners, relEpochs)
+	}
+	if len(idemOut) > 0 {
+		vals := make([][]byte, len(idemOut))
+		for j, k := range idemOut {
+			vals[j] = idem[k]
+		}
+		w.Queue(`UPDATE nanovm_idempotency i SET record = u.r FROM unnest($1::text[], $2::bytea[]) AS u(k, r) WHERE i.key = u.k`, idemOut, vals)
+	}
+	if len(notify) > 0 {
+		w.Queue(`SELECT pg_notify('`+runsChannel+`', t) FROM unnest($1::text[]) AS t`, notify)
+	}
 	w.Queue(`COMMIT`)
 	wres := conn.SendBatch(ctx, w)
-	for range w.Len() {
-		if _, err = wres.Exec(); err != nil {
-			break
+	return func() error {
+		var err error
+		for range w.Len() {
+			if _, err = wres.Exec(); err != nil {
+				break
+			}
 		}
+		if cerr := wres.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return failed(err)()
+		}
+		conn.Release()
+		for i, r := range batch {
+			if errs[i] == nil && r.ends() {
+				db.markReleased(*r.sc.Lease)
+			}
+		}
+		return nil
 	}
-	if cerr := wres.Close(); err == nil {
-		err = cerr
-	}
+}
+
+// readRows reads the next result of a batch row by row.
+func readRows(res pgx.BatchResults, fn func(pgx.Rows) error) error {
+	rows, err := res.Query()
 	if err != nil {
-		rollback(conn.Conn())
 		return err
 	}
-	return nil
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			rows.Close()
+			return err
+		}
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// finishedIdem returns key's stored record v with status set, or nil when
+// there is nothing to finish: the key is absent, undecodable (it is left
+// for the operator; the run's outcome is stored regardless), or names
+// another run (claimed again after it expired).
+func finishedIdem(key string, v []byte, traceID, status string) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	cur, err := idemRecord(key, v)
+	if err != nil || cur.TraceID != traceID {
+		return nil, err
+	}
+	cur.Status = status
+	return json.Marshal(&cur)
+}
+
+// maxReleased bounds the leases remembered as released by their run's
+// last write (a caller that never gives them up cannot grow it forever;
+// a forgotten one is released again, harmlessly).
+const maxReleased = 1 << 14
+
+// markReleased remembers that l was released by its run's last write, so
+// that the ReleaseLease that follows writes nothing.
+func (db *DB) markReleased(l store.Lease) {
+	db.relMu.Lock()
+	if len(db.released) >= maxReleased {
+		clear(db.released)
+	}
+	db.released[l] = struct{}{}
+	db.relMu.Unlock()
+}
+
+// takeReleased reports whether l was released already, forgetting it.
+func (db *DB) takeReleased(l store.Lease) bool {
+	db.relMu.Lock()
+	defer db.relMu.Unlock()
+	if _, ok := db.released[l]; ok {
+		delete(db.released, l)
+		return true
+	}
+	return false
 }
 
 // rollback ends a failed transaction on conn (a no-op outside one).

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -45,37 +46,160 @@ WHERE expires_at > clock_timestamp() ORDER BY started_at, id`)
 	return out, rows.Err()
 }
 
-// AcquireLease implements store.LeaseStore.
+// AcquireLease implements store.LeaseStore: a request to the committer,
+// sharing a transaction with whatever else is queued.
 func (db *DB) AcquireLease(ctx context.Context, traceID, owner string) (store.Lease, error) {
 	if err := db.check(ctx); err != nil {
 		return store.Lease{}, err
 	}
-	var epoch int64
-	err := db.pool.QueryRow(ctx, `INSERT INTO nanovm_leases AS l (trace_id, owner, epoch, released) VALUES ($1, $2, 1, false)
-ON CONFLICT (trace_id) DO UPDATE SET owner = EXCLUDED.owner, epoch = l.epoch + 1, released = false
-WHERE l.released OR l.owner = EXCLUDED.owner
-   OR NOT EXISTS (SELECT 1 FROM nanovm_replicas r WHERE r.id = l.owner AND r.expires_at > clock_timestamp())
-RETURNING epoch`, traceID, owner).Scan(&epoch)
-	if err == nil {
-		return store.Lease{TraceID: traceID, Owner: owner, Epoch: uint64(epoch)}, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	r := &stepReq{kind: kindAcquire, owner: owner, sc: store.StepCommit{Run: store.Run{ID: traceID}}}
+	if err := db.submit(ctx, r); err != nil {
+		if errors.Is(err, store.ErrLeaseHeld) {
+			return r.lease, err
+		}
 		return store.Lease{}, fmt.Errorf("acquire lease of %q: %w", traceID, err)
 	}
-	held := store.Lease{TraceID: traceID}
-	if err := db.pool.QueryRow(ctx, `SELECT owner, epoch FROM nanovm_leases WHERE trace_id = $1`, traceID).Scan(&held.Owner, &epoch); err == nil {
-		held.Epoch = uint64(epoch)
-	}
-	return held, fmt.Errorf("acquire lease of %q: %w (%s)", traceID, store.ErrLeaseHeld, held.Owner)
+	return r.lease, nil
 }
 
-// ReleaseLease implements store.LeaseStore.
+// StartRun implements store.LeaseStore: the lease and the new record are
+// one request to the committer. A record that exists already (a run
+// recorded by a replica that then died before its first step, say) is
+// replaced under the lease just acquired, as PutRun replaces one.
+func (db *DB) StartRun(ctx context.Context, e store.Run, owner string) (store.Run, store.Lease, error) {
+	if err := store.CheckRun(e); err != nil {
+		return store.Run{}, store.Lease{}, fmt.Errorf("start run: %w", err)
+	}
+	if err := db.check(ctx); err != nil {
+		return store.Run{}, store.Lease{}, err
+	}
+	now := db.now().UTC()
+	rec := e
+	rec.Input, rec.Program = nil, nil
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = now
+	}
+	rec.CreatedAt = rec.CreatedAt.UTC()
+	rec.UpdatedAt = now
+	v, err := store.EncodeRun(&rec)
+	if err != nil {
+		return store.Run{}, store.Lease{}, fmt.Errorf("start run %q: encode: %w", e.ID, err)
+	}
+	r := &stepReq{kind: kindAcquire, owner: owner, withRun: true, sc: store.StepCommit{Run: e}, rec: v, recAt: rec.CreatedAt.UnixNano()}
+	if err := db.submit(ctx, r); err != nil {
+		if errors.Is(err, store.ErrLeaseHeld) {
+			return store.Run{}, r.lease, err
+		}
+		return store.Run{}, store.Lease{}, fmt.Errorf("start run %q: %w", e.ID, err)
+	}
+	if r.existed {
+		out, err := db.endRun(ctx, store.RunEnd{Run: &e, Lease: r.lease})
+		if err != nil {
+			return store.Run{}, r.lease, fmt.Errorf("start run %q: %w", e.ID, err)
+		}
+		return out, r.lease, nil
+	}
+	out := rec
+	out.Input, out.Program = e.Input, e.Program
+	return out, r.lease, nil
+}
+
+// EndRun implements store.LeaseStore: one transaction that takes the
+// chain head (as every transaction writing a lease or appending does,
+// first), checks the lease, replaces the record, finishes the
+// idempotency key and releases the lease.
+func (db *DB) EndRun(ctx context.Context, end store.RunEnd) error {
+	_, err := db.endRun(ctx, end)
+	return err
+}
+
+func (db *DB) endRun(ctx context.Context, end store.RunEnd) (store.Run, error) {
+	l := end.Lease
+	what := fmt.Sprintf("end run %q", l.TraceID)
+	if end.Run != nil {
+		if err := store.CheckRun(*end.Run); err != nil {
+			return store.Run{}, fmt.Errorf("%s: %w", what, err)
+		}
+		if end.Run.ID != l.TraceID {
+			return store.Run{}, fmt.Errorf("%s: the lease is for %q, the record for %q", what, l.TraceID, end.Run.ID)
+		}
+	}
+	key, status := end.IdempotencyKey, end.Status
+	ended, release, notify := false, false, key != ""
+	if e := end.Run; e != nil && e.Status != kernel.StatusRunning {
+		// Suspended, the lease goes (any replica may resume the run); a
+		// finished run keeps it, nothing takes a finished run over.
+		ended, release = true, !e.Status.Terminal()
+		notify = notify || e.IdempotencyKey != ""
+		if key == "" && e.IdempotencyKey != "" && e.Status.Terminal() {
+			key, status = e.IdempotencyKey, string(e.Status)
+		}
+	}
+	if key != "" && (status == "" || status == store.IdempotencyPending) {
+		return store.Run{}, fmt.Errorf("%s: idempotency status %q is not terminal", what, status)
+	}
+	var out store.Run
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		// The head first, as every transaction that writes a lease
+		// or appends takes it.
+		if _, _, err := lockHead(ctx, tx); err != nil {
+			return err
+		}
+		var owner string
+		var epoch int64
+		err := tx.QueryRow(ctx, `SELECT owner, epoch FROM nanovm_leases WHERE trace_id = $1`, l.TraceID).Scan(&owner, &epoch)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: no lease is recorded (lease epoch %d of %s)", store.ErrLeaseLost, l.Epoch, l.Owner)
+		}
+		if err != nil {
+			return err
+		}
+		if owner != l.Owner || uint64(epoch) != l.Epoch {
+			return fmt.Errorf("%w: the lease is at epoch %d of %s, this write carries epoch %d of %s", store.ErrLeaseLost, epoch, owner, l.Epoch, l.Owner)
+		}
+		if end.Run != nil {
+			if out, err = db.putRunTx(ctx, tx, *end.Run); err != nil {
+				return err
+			}
+		}
+		if key != "" {
+			if err := finishIdemTx(ctx, tx, key, status); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("finish idempotency key %s: %w", store.Clip(key), err)
+			}
+		}
+		if release {
+			if _, err := tx.Exec(ctx, `UPDATE nanovm_leases SET released = true WHERE trace_id = $1`, l.TraceID); err != nil {
+				return err
+			}
+		}
+		if notify || release {
+			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, runsChannel, l.TraceID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Run{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if ended {
+		db.markReleased(l)
+	}
+	return out, nil
+}
+
+// ReleaseLease implements store.LeaseStore. A lease its run's last write
+// released already (store.RunEnd) costs nothing; another is a request to
+// the committer.
 func (db *DB) ReleaseLease(ctx context.Context, l store.Lease) error {
 	if err := db.check(ctx); err != nil {
 		return err
 	}
-	if _, err := db.pool.Exec(ctx, `UPDATE nanovm_leases SET released = true WHERE trace_id = $1 AND owner = $2 AND epoch = $3`,
-		l.TraceID, l.Owner, int64(l.Epoch)); err != nil {
+	if db.takeReleased(l) {
+		return nil
+	}
+	r := &stepReq{kind: kindRelease, lease: l, sc: store.StepCommit{Run: store.Run{ID: l.TraceID}}}
+	if err := db.submit(ctx, r); err != nil {
 		return fmt.Errorf("release lease of %q: %w", l.TraceID, err)
 	}
 	return nil

@@ -15,9 +15,15 @@
 //     appends envelopes first locks the single row of nanovm_chain_head
 //     (SELECT … FOR UPDATE), so appends are serialised across replicas.
 //   - A step commit carrying a lease (store.StepCommit.Lease) is checked
-//     against nanovm_leases in the same transaction (the row is locked
-//     FOR SHARE, so a takeover waits for the commit or the commit sees the
-//     takeover): a replica that lost its lease commits nothing.
+//     against nanovm_leases in the same transaction: a replica that lost
+//     its lease commits nothing. Every write of a lease row (acquisition,
+//     release, deletion) holds the chain head, so the check under the
+//     head needs no row lock. So does a run's last write (EndRun), which
+//     also finishes its idempotency key and releases the lease.
+//   - The per-run writes (leasing and recording a new run, step commits,
+//     lease releases) go through the committer and share its batches: a
+//     program costs a share of a few transactions, not transactions of
+//     its own.
 //   - The schema is versioned (nanovm_meta.schema_version); Open applies
 //     missing migrations under an advisory lock and refuses a database
 //     whose schema is newer than this build (store.ErrSchemaTooNew).
@@ -72,6 +78,14 @@ type DB struct {
 
 	batches, commits, headHeld atomic.Int64
 
+	// released are leases their run's last write released (markReleased).
+	relMu    sync.Mutex
+	released map[store.Lease]struct{}
+
+	// watchers are the channels RunChanged handed out, by trace id.
+	watchMu  sync.Mutex
+	watchers map[string]map[*runWatch]struct{}
+
 	listenCancel context.CancelFunc
 	listenDone   chan struct{}
 	tools        chan struct{}
@@ -82,6 +96,7 @@ var (
 	_ store.LeaseStore     = (*DB)(nil)
 	_ store.KeyCheckStore  = (*DB)(nil)
 	_ store.ChangeNotifier = (*DB)(nil)
+	_ store.RunNotifier    = (*DB)(nil)
 )
 
 // IsDSN reports whether addr names a PostgreSQL database (a postgres://
@@ -179,6 +194,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*DB, error) {
 		pool: pool, dsn: red, now: o.Now, maxBatch: o.MaxBatchSize,
 		queue: make(chan *stepReq, o.MaxBatchSize), done: make(chan struct{}),
 		tools: make(chan struct{}, 1), listenDone: make(chan struct{}),
+		released: map[store.Lease]struct{}{}, watchers: map[string]map[*runWatch]struct{}{},
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	db.listenCancel = cancel
@@ -299,10 +315,16 @@ SELECT value FROM ins UNION ALL SELECT value FROM nanovm_meta WHERE key = 'vault
 // ToolsChanged implements store.ChangeNotifier.
 func (db *DB) ToolsChanged() <-chan struct{} { return db.tools }
 
-const toolsChannel = "nanovm_tools"
+const (
+	toolsChannel = "nanovm_tools"
+	// runsChannel carries the id of a run whose end was recorded (for a
+	// run with an idempotency key) or whose lease was given up.
+	runsChannel = "nanovm_runs"
+)
 
-// listen keeps a connection LISTENing for tool changes, reconnecting with
-// backoff; every reconnection counts as a change (some may be missed).
+// listen keeps a connection LISTENing for tool and run changes,
+// reconnecting with backoff; every reconnection counts as a change of
+// everything (some may have been missed).
 func (db *DB) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 	defer close(db.listenDone)
 	backoff := 100 * time.Millisecond
@@ -310,20 +332,30 @@ func (db *DB) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, cfg)
 		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN "+toolsChannel)
+			_, err = conn.Exec(ctx, "LISTEN "+toolsChannel+"; LISTEN "+runsChannel)
 		}
 		if err == nil {
 			if !first {
 				db.signalTools()
 			}
+			// A watcher registered before LISTEN took effect may have
+			// missed its run's notification.
+			db.signalRuns("")
 			first = false
 			backoff = 100 * time.Millisecond
 			for {
-				if _, err = conn.WaitForNotification(ctx); err != nil {
+				n, err := conn.WaitForNotification(ctx)
+				if err != nil {
 					break
 				}
-				db.signalTools()
+				if n.Channel == runsChannel {
+					db.signalRuns(n.Payload)
+				} else {
+					db.signalTools()
+				}
 			}
+			// Runs changed while nobody listened may go unnoticed.
+			db.signalRuns("")
 		}
 		if conn != nil {
 			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -336,6 +368,52 @@ func (db *DB) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+type runWatch struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (w *runWatch) fire() { w.once.Do(func() { close(w.ch) }) }
+
+// RunChanged implements store.RunNotifier.
+func (db *DB) RunChanged(traceID string) (<-chan struct{}, func()) {
+	w := &runWatch{ch: make(chan struct{})}
+	db.watchMu.Lock()
+	m := db.watchers[traceID]
+	if m == nil {
+		m = map[*runWatch]struct{}{}
+		db.watchers[traceID] = m
+	}
+	m[w] = struct{}{}
+	db.watchMu.Unlock()
+	return w.ch, func() {
+		db.watchMu.Lock()
+		if m := db.watchers[traceID]; m != nil {
+			delete(m, w)
+			if len(m) == 0 {
+				delete(db.watchers, traceID)
+			}
+		}
+		db.watchMu.Unlock()
+	}
+}
+
+// signalRuns wakes the watchers of traceID, or every watcher when
+// traceID is empty.
+func (db *DB) signalRuns(traceID string) {
+	db.watchMu.Lock()
+	defer db.watchMu.Unlock()
+	for id, m := range db.watchers {
+		if traceID != "" && id != traceID {
+			continue
+		}
+		for w := range m {
+			w.fire()
+		}
+		delete(db.watchers, id)
 	}
 }
 

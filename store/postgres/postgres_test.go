@@ -15,6 +15,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
+	"github.com/nanovm/nano-vm-mcp/store/postgres/pgtest"
 	"github.com/nanovm/nano-vm-mcp/store/storetest"
 )
 
@@ -331,5 +332,221 @@ func queryRow(t testing.TB, dsn, sql string, dest ...any) {
 	defer c.Close(context.Background())
 	if err := c.QueryRow(context.Background(), sql).Scan(dest...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunEndFencing ensures a run's last writes are fenced like its step
+// commits: once another replica took the run's lease (epoch bumped), the
+// old holder's settlement (EndRun: record and idempotency key) and its
+// final step commit are refused with ErrLeaseLost, naming both epochs, and
+// write nothing (record, key, chain, lease as they were); the new holder's
+// final step commit finishes the key and releases the lease in the same
+// transaction.
+func TestRunEndFencing(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	a := openAt(t, dsn)
+	b := openAt(t, dsn)
+	for _, r := range []struct {
+		db *postgres.DB
+		id string
+	}{{a, "a"}, {b, "b"}, {b, "c"}} {
+		if _, err := r.db.Heartbeat(ctx, store.Replica{ID: r.id, PolicyHash: "p"}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, claimed, err := a.ClaimIdempotencyKey(ctx, "k", "h", "t", 0); err != nil || !claimed {
+		t.Fatalf("claim = %v, %v", claimed, err)
+	}
+	run := store.Run{ID: "t", Status: kernel.StatusRunning, IdempotencyKey: "k", Input: []byte(`{"x":1}`), Program: []byte(`{"steps":[]}`)}
+	if _, held, err := b.StartRun(ctx, run, "b"); err != nil || held.Epoch != 1 {
+		t.Fatalf("StartRun by b = %+v, %v", held, err)
+	}
+	// A live holder's lease is not taken, and nothing is recorded then.
+	if _, held, err := a.StartRun(ctx, store.Run{ID: "u", Status: kernel.StatusRunning}, "a"); err != nil || held.Epoch != 1 {
+		t.Fatalf("StartRun of u = %+v, %v", held, err)
+	}
+	if _, held, err := b.StartRun(ctx, store.Run{ID: "u", Status: kernel.StatusRunning, ProgramName: "other"}, "b"); !errors.Is(err, store.ErrLeaseHeld) || held.Owner != "a" {
+		t.Fatalf("StartRun of a run a holds = %+v, %v; want ErrLeaseHeld naming a", held, err)
+	}
+	if u, err := b.Run(ctx, "u"); err != nil || u.ProgramName != "" {
+		t.Fatalf("a refused StartRun wrote the record: %+v, %v", u, err)
+	}
+	if err := b.EndRun(ctx, store.RunEnd{Run: &store.Run{ID: "t", Status: kernel.StatusRunning}, Lease: store.Lease{TraceID: "t", Owner: "b", Epoch: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// The run restarted on a: b's heartbeat lapses, a takes the lease.
+	if _, err := b.Heartbeat(ctx, store.Replica{ID: "b", PolicyHash: "p"}, -time.Second); err != nil {
+		t.Fatal(err)
+	}
+	la, err := a.AcquireLease(ctx, "t", "a")
+	if err != nil || la.Epoch != 2 {
+		t.Fatalf("a's lease = %+v, %v", la, err)
+	}
+	step := func(db *postgres.DB, l store.Lease, i int, status kernel.Status) error {
+		_, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "t", Status: status, IdempotencyKey: "k"},
+			Index: i, Step: []byte(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"}, Lease: &l})
+		return err
+	}
+	if err := step(a, la, 0, kernel.StatusRunning); err != nil {
+		t.Fatal(err)
+	}
+	// b comes back and takes the run over from a (epoch 3): a holds an
+	// old epoch now.
+	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, -time.Second); err != nil {
+		t.Fatal(err)
+	}
+	lc, err := b.AcquireLease(ctx, "t", "c")
+	if err != nil || lc.Epoch != 3 {
+		t.Fatalf("c's lease = %+v, %v", lc, err)
+	}
+	seq0, _, err := a.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := a.Run(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := store.Run{ID: "t", Status: kernel.StatusSuccess, IdempotencyKey: "k", Header: []byte(`{"status":"success"}`)}
+	for name, write := range map[string]func() error{
+		"settle":            func() error { return a.EndRun(ctx, store.RunEnd{Run: &done, Lease: la}) },
+		"finish":            func() error { return a.EndRun(ctx, store.RunEnd{IdempotencyKey: "k", Status: "success", Lease: la}) },
+		"final step commit": func() error { return step(a, la, 1, kernel.StatusSuccess) },
+	} {
+		err := write()
+		if !errors.Is(err, store.ErrLeaseLost) || !strings.Contains(err.Error(), "epoch 2 of a") {
+			t.Fatalf("%s with the lost lease = %v; want ErrLeaseLost naming epoch 2 of a", name, err)
+		}
+		if after, err := a.Run(ctx, "t"); err != nil || after.Status != kernel.StatusRunning || !after.UpdatedAt.Equal(before.UpdatedAt) {
+			t.Fatalf("%s with the lost lease wrote the record: %+v, %v", name, after, err)
+		}
+		if rec, err := a.IdempotencyKey(ctx, "k"); err != nil || rec.Status != store.IdempotencyPending {
+			t.Fatalf("%s with the lost lease finished the key: %+v, %v", name, rec, err)
+		}
+		if seq, _, err := a.Head(ctx); err != nil || seq != seq0 {
+			t.Fatalf("%s with the lost lease appended: head %d, was %d (%v)", name, seq, seq0, err)
+		}
+		if _, err := a.AcquireLease(ctx, "t", "a"); !errors.Is(err, store.ErrLeaseHeld) {
+			t.Fatalf("%s with the lost lease released c's lease: %v", name, err)
+		}
+	}
+	if steps, _ := a.Steps(ctx, "t", 0, 0); len(steps) != 1 {
+		t.Fatalf("a fenced final commit wrote a step: %d steps", len(steps))
+	}
+	// The holder's final step commit records the end and finishes the
+	// key in one transaction.
+	if err := step(b, lc, 1, kernel.StatusSuccess); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := a.IdempotencyKey(ctx, "k"); err != nil || rec.Status != string(kernel.StatusSuccess) || rec.TraceID != "t" {
+		t.Fatalf("key after the final commit = %+v, %v; want success", rec, err)
+	}
+	// A run that suspends lets its lease go with that commit: any
+	// replica may resume it.
+	lv, err := b.AcquireLease(ctx, "v", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutRun(ctx, store.Run{ID: "v", Status: kernel.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "v", Status: kernel.StatusSuspended},
+		Step: []byte(`{}`), Envelope: &store.Envelope{StepID: "s"}, Lease: &lv}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := a.AcquireLease(ctx, "v", "a"); err != nil || l.Epoch != 2 {
+		t.Fatalf("the suspending commit kept the lease: %+v, %v", l, err)
+	}
+	if rep, err := a.VerifyChain(ctx, "t"); err != nil || !rep.OK {
+		t.Fatalf("VerifyChain = %+v, %v", rep, err)
+	}
+}
+
+// TestRunChangedNotifies ensures a caller waiting on one replica for a
+// keyed run of another is woken by that run's last write (NOTIFY in its
+// transaction), and only the watchers of that run are.
+func TestRunChangedNotifies(t *testing.T) {
+	dsn := dsnOf(t)
+	ctx := context.Background()
+	a, b := openAt(t, dsn), openAt(t, dsn)
+	// b's listener connects in the background: a tool registration it
+	// hears says it listens.
+	mod := []byte("\x00asm")
+	rec := store.ToolRecord{Name: "echo", ModuleSHA256: store.RecordSHA256(mod), ManifestSHA256: "m", Manifest: []byte(`{}`)}
+	deadline := time.After(30 * time.Second)
+	for heard := false; !heard; {
+		if err := a.PutToolVersion(ctx, rec, mod); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-b.ToolsChanged():
+			heard = true
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("replica b never heard of a's registration")
+		}
+	}
+	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.ClaimIdempotencyKey(ctx, "k", "h", "t", 0); err != nil {
+		t.Fatal(err)
+	}
+	_, l, err := a.StartRun(ctx, store.Run{ID: "t", Status: kernel.StatusRunning, IdempotencyKey: "k"}, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, stop := b.RunChanged("t")
+	defer stop()
+	other, stopOther := b.RunChanged("u")
+	defer stopOther()
+	if _, err := a.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "t", Status: kernel.StatusSuccess, IdempotencyKey: "k"},
+		Step: []byte(`{}`), Envelope: &store.Envelope{StepID: "s"}, Lease: &l}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-deadline:
+		t.Fatal("replica b was never told that t ended")
+	}
+	select {
+	case <-other:
+		t.Fatal("the watcher of another run was woken")
+	default:
+	}
+}
+
+// TestStartRunOfARecordedRun ensures StartRun of a run recorded already
+// (by a replica that died before its first step) takes the lease and
+// replaces the record as PutRun does, sealed by an envelope, keeping its
+// creation time, and that the chain and the record verify.
+func TestStartRunOfARecordedRun(t *testing.T) {
+	dsn := dsnOf(t)
+	ctx := context.Background()
+	db := openAt(t, dsn)
+	if _, err := db.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	first, err := db.PutRun(ctx, store.Run{ID: "w", Status: kernel.StatusRunning, Input: []byte(`{"x":1}`), Program: []byte(`{"p":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, l, err := db.StartRun(ctx, store.Run{ID: "w", Status: kernel.StatusRunning, ProgramName: "again", Input: []byte(`{"x":1}`), Program: []byte(`{"p":1}`)}, "a")
+	if err != nil || l.Epoch != 1 || l.Owner != "a" {
+		t.Fatalf("StartRun = %+v, %v", l, err)
+	}
+	if !out.CreatedAt.Equal(first.CreatedAt) || out.ProgramName != "again" {
+		t.Fatalf("StartRun replaced the record as %+v; want the first creation time %v and the new name", out, first.CreatedAt)
+	}
+	if got, err := db.Run(ctx, "w"); err != nil || got.ProgramName != "again" || string(got.Input) != `{"x":1}` {
+		t.Fatalf("stored record = %+v, %v", got, err)
+	}
+	envs, err := db.Envelopes(ctx, "w")
+	if err != nil || len(envs) != 1 || envs[0].Kind != store.EnvelopeKindRun {
+		t.Fatalf("envelopes = %+v, %v; want the replacement's", envs, err)
+	}
+	if rep, err := db.VerifyChain(ctx, "w"); err != nil || !rep.OK {
+		t.Fatalf("VerifyChain = %+v, %v", rep, err)
 	}
 }

@@ -272,6 +272,20 @@ func (db *DB) PutRun(ctx context.Context, e store.Run) (store.Run, error) {
 	if err := store.CheckRun(e); err != nil {
 		return store.Run{}, fmt.Errorf("put execution: %w", err)
 	}
+	var out store.Run
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = db.putRunTx(ctx, tx, e)
+		return err
+	})
+	if err != nil {
+		return store.Run{}, fmt.Errorf("put execution %q: %w", e.ID, err)
+	}
+	return out, nil
+}
+
+// putRunTx is PutRun in tx (which may hold the chain head already).
+func (db *DB) putRunTx(ctx context.Context, tx pgx.Tx, e store.Run) (store.Run, error) {
 	now := db.now().UTC()
 	var out store.Run
 	write := func(ctx context.Context, tx pgx.Tx, createdNS int64, replace bool) error {
@@ -286,7 +300,7 @@ func (db *DB) PutRun(ctx context.Context, e store.Run) (store.Run, error) {
 		}
 		rec.CreatedAt = rec.CreatedAt.UTC()
 		rec.UpdatedAt = now
-		v, err := json.Marshal(&rec)
+		v, err := store.EncodeRun(&rec)
 		if err != nil {
 			return fmt.Errorf("encode: %w", err)
 		}
@@ -335,7 +349,7 @@ ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodi
 		_, err = db.appendEnvelopesLocked(ctx, tx, pe)
 		return err
 	}
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	err := func() error {
 		// A new record needs no envelope and no head lock.
 		var ns int64
 		err := tx.QueryRow(ctx, `SELECT created_ns FROM nanovm_executions WHERE id = $1`, e.ID).Scan(&ns)
@@ -362,11 +376,8 @@ ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodi
 			return err
 		}
 		return write(ctx, tx, ns, true)
-	})
-	if err != nil {
-		return store.Run{}, fmt.Errorf("put execution %q: %w", e.ID, err)
-	}
-	return out, nil
+	}()
+	return out, err
 }
 
 func nilIfEmpty(b []byte) []byte {
@@ -765,30 +776,33 @@ func (db *DB) FinishIdempotencyKey(ctx context.Context, key, status string) erro
 	if status == "" || status == store.IdempotencyPending {
 		return fmt.Errorf("finish idempotency key %s: status %q is not terminal", store.Clip(key), status)
 	}
-	err := db.tx(ctx, func(tx pgx.Tx) error {
-		var v []byte
-		err := tx.QueryRow(ctx, `SELECT record FROM nanovm_idempotency WHERE key = $1 FOR UPDATE`, key).Scan(&v)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		cur, err := idemRecord(key, v)
-		if err != nil {
-			return err
-		}
-		cur.Status = status
-		if v, err = json.Marshal(&cur); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE nanovm_idempotency SET record = $2 WHERE key = $1`, key, v)
-		return err
-	})
+	err := db.tx(ctx, func(tx pgx.Tx) error { return finishIdemTx(ctx, tx, key, status) })
 	if err != nil {
 		return fmt.Errorf("finish idempotency key %s: %w", store.Clip(key), err)
 	}
 	return nil
+}
+
+// finishIdemTx is FinishIdempotencyKey in tx.
+func finishIdemTx(ctx context.Context, tx pgx.Tx, key, status string) error {
+	var v []byte
+	err := tx.QueryRow(ctx, `SELECT record FROM nanovm_idempotency WHERE key = $1 FOR UPDATE`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	cur, err := idemRecord(key, v)
+	if err != nil {
+		return err
+	}
+	cur.Status = status
+	if v, err = json.Marshal(&cur); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE nanovm_idempotency SET record = $2 WHERE key = $1`, key, v)
+	return err
 }
 
 // PurgeExpired implements store.IdempotencyStore.
