@@ -4,28 +4,67 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
-// BenchmarkCall measures the per-call overhead of the smallest bundled tool
-// (poll): a fresh instance per call, and a warm pooled instance.
+// processCPU is this process's user+system CPU time so far (getrusage).
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds the CPU-µs/op metric: the process's CPU (every thread,
+// the collector's included) per iteration since start, which a shared
+// machine's load disturbs less than wall time.
+func reportCPU(b *testing.B, start time.Duration) {
+	if b.N > 0 {
+		b.ReportMetric(float64(processCPU(b)-start)/float64(time.Microsecond)/float64(b.N), "CPU-µs/op")
+	}
+}
+
+// BenchmarkCall measures the per-call overhead of the smallest bundled
+// tools, the C tools poll and get_order_amount (the one `bench`'s
+// tool-call scenario calls): a fresh instance per call, and a warm pooled
+// instance.
 func BenchmarkCall(b *testing.B) {
-	r := newRegistry(b, "poll")
+	r := newRegistry(b, "poll", "get_order_amount")
 	register(b, r, "poll", func(m *Manifest) { m.Name = "poll_pooled"; m.Isolation = IsolationPool; m.PoolSize = 2 })
+	register(b, r, "get_order_amount", func(m *Manifest) {
+		m.Name = "get_order_amount_pooled"
+		m.Isolation = IsolationPool
+		m.PoolSize = 2
+	})
 	ctx := context.Background()
-	args := map[string]any{"status": "SUCCESS"}
-	for _, name := range []string{"poll", "poll_pooled"} {
-		b.Run(name, func(b *testing.B) {
-			tool, err := r.Resolve(ctx, name)
+	for _, tc := range []struct {
+		name string
+		args map[string]any
+	}{
+		{"poll", map[string]any{"status": "SUCCESS"}},
+		{"poll_pooled", map[string]any{"status": "SUCCESS"}},
+		{"get_order_amount", map[string]any{"order_id": "o-1"}},
+		{"get_order_amount_pooled", map[string]any{"order_id": "o-1"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tool, err := r.Resolve(ctx, tc.name)
 			if err != nil {
 				b.Fatal(err)
 			}
+			if _, err := tool.Call(ctx, CallRequest{Args: tc.args}); err != nil {
+				b.Fatal(err) // warms the pool and the buffer pools
+			}
 			b.ReportAllocs()
+			cpu := processCPU(b)
 			for b.Loop() {
-				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+				if _, err := tool.Call(ctx, CallRequest{Args: tc.args}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 	b.Run("poll_parallel", func(b *testing.B) {
@@ -33,7 +72,9 @@ func BenchmarkCall(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		args := map[string]any{"status": "SUCCESS"}
 		b.ReportAllocs()
+		cpu := processCPU(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
@@ -42,6 +83,7 @@ func BenchmarkCall(b *testing.B) {
 				}
 			}
 		})
+		reportCPU(b, cpu)
 	})
 }
 

@@ -46,12 +46,21 @@ type callKey struct{}
 type callCtx struct {
 	context.Context
 	st *callState
+	// vals, when set, answers the keys it holds before Context does: a
+	// fresh slot's memory allocator and import resolver, which would
+	// otherwise take two WithValue contexts per call.
+	vals context.Context
 }
 
 // Value implements context.Context.
 func (c *callCtx) Value(key any) any {
 	if _, ok := key.(callKey); ok {
 		return c.st
+	}
+	if c.vals != nil {
+		if v := c.vals.Value(key); v != nil {
+			return v
+		}
 	}
 	return c.Context.Value(key)
 }
