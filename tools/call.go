@@ -222,12 +222,15 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 		timeout = min(req.Timeout, t.host.opts.Ceilings.CallTimeout)
 	}
 
-	// One context per call: the timeout, cancelled early by fail.
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// One context per call: the timeout, cancelled early by fail; its
+	// object is recycled (deadlineCtx).
+	dl := newDeadline(ctx, timeout)
+	defer releaseDeadline(dl)
+	tctx := context.Context(dl)
 	// The tables' bound counts against the same ceiling (admit checked that
 	// both fit), so linear memory may grow to what is left of it.
-	st := &callState{tool: t, traceID: req.TraceID, state: state, argv: argv, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	st := &callState{tool: t, traceID: req.TraceID, state: state, argv: argv, dl: dl, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	defer st.detach() // before the release: no late fail cancels a later call
 	outBuf := getOutBuf()
 	st.stdout = capWriter{buf: *outBuf, max: t.lim.stdout, strict: true, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}
