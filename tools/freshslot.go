@@ -51,6 +51,7 @@ func (t *Tool) getSlot() *freshSlot {
 	}
 	s := &freshSlot{}
 	s.mem.host = t.host
+	s.mem.keep = true
 	s.mem.onHit = func(err error) {
 		if st := s.cur; st != nil {
 			st.fail(err)
