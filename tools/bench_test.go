@@ -4,25 +4,15 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 )
-
-// processCPU is this process's user+system CPU time so far (getrusage).
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // reportCPU adds the CPU-µs/op metric: the process's CPU (every thread,
 // the collector's included) per iteration since start, which a shared
 // machine's load disturbs less than wall time.
 func reportCPU(b *testing.B, start time.Duration) {
-	if b.N > 0 {
+	if b.N > 0 && start >= 0 {
 		b.ReportMetric(float64(processCPU(b)-start)/float64(time.Microsecond)/float64(b.N), "CPU-µs/op")
 	}
 }
