@@ -110,4 +110,7 @@ func (d *deadlineCtx) Err() error {
 	return d.err
 }
 
+// Value is the parent's. (context.Cause still reports this context's own
+// end under a live cancellable parent: it falls back to Err when the
+// parent's cancelCtx holds no cause.)
 func (d *deadlineCtx) Value(key any) any { return d.parent.Value(key) }

@@ -145,6 +145,22 @@ func TestDeadlineCtx(t *testing.T) {
 		releaseDeadline(d)
 		assertNeverReused(t, d)
 	})
+	t.Run("cause under a live cancellable parent", func(t *testing.T) {
+		p, cancel := context.WithCancel(bg)
+		defer cancel()
+		d := newDeadline(p, time.Millisecond)
+		<-d.Done()
+		if err := context.Cause(d); err != context.DeadlineExceeded {
+			t.Fatalf("Cause = %v, want %v", err, context.DeadlineExceeded)
+		}
+		child, stop := context.WithCancel(d)
+		defer stop()
+		<-child.Done()
+		if err := context.Cause(child); err != context.DeadlineExceeded {
+			t.Fatalf("child's Cause = %v, want %v", err, context.DeadlineExceeded)
+		}
+		releaseDeadline(d)
+	})
 	t.Run("parent already cancelled", func(t *testing.T) {
 		p, cancel := context.WithCancel(bg)
 		cancel()
