@@ -162,3 +162,61 @@ func BenchmarkMountCall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRuntimeFloor measures the runtime's share of a call of
+// get_order_amount, what no change on the host side can take away:
+// "instantiate" is wazero instantiating the compiled module (its _start
+// running) and closing it, with a prebuilt config and a reused memory
+// (freshSlot's), "call" is one nanovm_call of a warm instance. Compare
+// with BenchmarkCall/get_order_amount and .../get_order_amount_pooled.
+func BenchmarkRuntimeFloor(b *testing.B) {
+	r := newRegistry(b, "get_order_amount")
+	ctx := context.Background()
+	tool, err := r.Resolve(ctx, "get_order_amount")
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdin := []byte(`{"order_id":"o-1"}`)
+	st := &callState{tool: tool, memLimit: tool.lim.memory}
+	st.stdout = capWriter{max: tool.lim.stdout, state: st}
+	st.stderr = capWriter{max: tool.lim.stderr, state: st}
+	s := tool.getSlot()
+	st.ctx = callCtx{Context: ctx, st: st, vals: s.vals}
+	b.Run("instantiate", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu := processCPU(b)
+		for b.Loop() {
+			s.arm(st, stdin)
+			st.stdout.buf = st.stdout.buf[:0]
+			mod, err := tool.host.rt.InstantiateModule(&st.ctx, tool.mod.code, s.cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = mod.Close(ctx)
+			s.mem.Free()
+			s.disarm()
+		}
+		reportCPU(b, cpu)
+	})
+	b.Run("call", func(b *testing.B) {
+		s.arm(st, stdin)
+		cfg := s.cfg.WithStartFunctions()
+		mod, err := tool.host.rt.InstantiateModule(&st.ctx, tool.mod.code, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = mod.Close(ctx); s.mem.Free() }()
+		fn := mod.ExportedFunction("nanovm_call")
+		var stack [1]uint64
+		b.ReportAllocs()
+		cpu := processCPU(b)
+		for b.Loop() {
+			s.in.set(stdin)
+			st.stdout.buf = st.stdout.buf[:0]
+			if err := fn.CallWithStack(&st.ctx, stack[:]); err != nil || stack[0] != 0 {
+				b.Fatal(err, stack[0])
+			}
+		}
+		reportCPU(b, cpu)
+	})
+}
