@@ -30,7 +30,7 @@ type freshSlot struct {
 	in    swapReader
 	out   swapWriter
 	err   swapWriter
-	rand  *mrand.ChaCha8 // nil when the tool holds wasi:random
+	rand  *slotRand // nil when the tool holds wasi:random
 	clock fakeClock
 	mem   limitedMemory
 	cur   *callState // the call in progress; nil between calls
@@ -62,7 +62,7 @@ func (t *Tool) getSlot() *freshSlot {
 		t.link.resolver)
 	cfg := t.base.WithStdin(&s.in).WithStdout(&s.out).WithStderr(&s.err)
 	if !t.caps[CapRandom] {
-		s.rand = mrand.NewChaCha8(randSeed)
+		s.rand = &slotRand{c: mrand.NewChaCha8(randSeed)}
 		cfg = cfg.WithRandSource(s.rand)
 	}
 	if !t.caps[CapClock] {
@@ -78,7 +78,7 @@ func (s *freshSlot) arm(st *callState, stdin []byte) {
 	s.in.set(stdin)
 	s.out.w, s.err.w = &st.stdout, &st.stderr
 	if s.rand != nil {
-		s.rand.Seed(randSeed)
+		s.rand.rewind()
 	}
 	s.clock.reset()
 	s.mem.limit = st.memLimit
@@ -101,6 +101,26 @@ func (t *Tool) putSlot(s *freshSlot) {
 		return
 	}
 	t.slots.Put(s)
+}
+
+// slotRand is a slot's deterministic random source. Rewinding it to the
+// seed costs a ChaCha8 block, so it is done only when a call read from it:
+// one that did not left it at the seed.
+type slotRand struct {
+	c    *mrand.ChaCha8
+	read bool
+}
+
+func (r *slotRand) Read(p []byte) (int, error) {
+	r.read = true
+	return r.c.Read(p)
+}
+
+func (r *slotRand) rewind() {
+	if r.read {
+		r.c.Seed(randSeed)
+		r.read = false
+	}
 }
 
 // fakeClock is the clock of a tool without wasi:clock, as wazero's default
