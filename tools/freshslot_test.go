@@ -237,3 +237,29 @@ func assertNeverReused(t *testing.T, d *deadlineCtx) {
 		got = append(got, g)
 	}
 }
+
+// Ensure a pooled call reads only its own arguments on stdin, never the
+// rest of a longer earlier call's, though the instance (whose memory
+// persists between calls by design) and its stdin stream are reused.
+func TestPooledCallReadsOnlyItsOwnStdin(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t)
+	register(t, r, "leak_probe", func(m *Manifest) { m.Isolation = IsolationPool; m.PoolSize = 1 })
+	for i, args := range []map[string]any{
+		{"pad": strings.Repeat("SECRET-ARG ", 40)},
+		{"i": float64(1)},
+		{},
+		{"i": float64(2)},
+	} {
+		res, err := r.Call(ctx, "leak_probe", CallRequest{Args: args})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _ := marshalJSON(args)
+		got, _ := res.Output.(map[string]any)
+		if got["stdin"] != hex.EncodeToString(in) {
+			s, _ := hex.DecodeString(got["stdin"].(string))
+			t.Fatalf("call %d read %q on stdin, want its own %q", i, s, in)
+		}
+	}
+}
