@@ -5,27 +5,56 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
-// BenchmarkCall measures the per-call overhead of the smallest bundled tool
-// (poll): a fresh instance per call, and a warm pooled instance.
+// reportCPU adds the CPU-µs/op metric: the process's CPU (every thread,
+// the collector's included) per iteration since start, which a shared
+// machine's load disturbs less than wall time.
+func reportCPU(b *testing.B, start time.Duration) {
+	if b.N > 0 && start >= 0 {
+		b.ReportMetric(float64(processCPU(b)-start)/float64(time.Microsecond)/float64(b.N), "CPU-µs/op")
+	}
+}
+
+// BenchmarkCall measures the per-call overhead of the smallest bundled
+// tools, the C tools poll and get_order_amount (the one `bench`'s
+// tool-call scenario calls): a fresh instance per call, and a warm pooled
+// instance.
 func BenchmarkCall(b *testing.B) {
-	r := newRegistry(b, "poll")
+	r := newRegistry(b, "poll", "get_order_amount")
 	register(b, r, "poll", func(m *Manifest) { m.Name = "poll_pooled"; m.Isolation = IsolationPool; m.PoolSize = 2 })
+	register(b, r, "get_order_amount", func(m *Manifest) {
+		m.Name = "get_order_amount_pooled"
+		m.Isolation = IsolationPool
+		m.PoolSize = 2
+	})
 	ctx := context.Background()
-	args := map[string]any{"status": "SUCCESS"}
-	for _, name := range []string{"poll", "poll_pooled"} {
-		b.Run(name, func(b *testing.B) {
-			tool, err := r.Resolve(ctx, name)
+	for _, tc := range []struct {
+		name string
+		args map[string]any
+	}{
+		{"poll", map[string]any{"status": "SUCCESS"}},
+		{"poll_pooled", map[string]any{"status": "SUCCESS"}},
+		{"get_order_amount", map[string]any{"order_id": "o-1"}},
+		{"get_order_amount_pooled", map[string]any{"order_id": "o-1"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tool, err := r.Resolve(ctx, tc.name)
 			if err != nil {
 				b.Fatal(err)
 			}
+			if _, err := tool.Call(ctx, CallRequest{Args: tc.args}); err != nil {
+				b.Fatal(err) // warms the pool and the buffer pools
+			}
 			b.ReportAllocs()
+			cpu := processCPU(b)
 			for b.Loop() {
-				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+				if _, err := tool.Call(ctx, CallRequest{Args: tc.args}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, cpu)
 		})
 	}
 	b.Run("poll_parallel", func(b *testing.B) {
@@ -33,7 +62,9 @@ func BenchmarkCall(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		args := map[string]any{"status": "SUCCESS"}
 		b.ReportAllocs()
+		cpu := processCPU(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
@@ -42,6 +73,7 @@ func BenchmarkCall(b *testing.B) {
 				}
 			}
 		})
+		reportCPU(b, cpu)
 	})
 }
 
@@ -129,4 +161,62 @@ func BenchmarkMountCall(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRuntimeFloor measures the runtime's share of a call of
+// get_order_amount, what no change on the host side can take away:
+// "instantiate" is wazero instantiating the compiled module (its _start
+// running) and closing it, with a prebuilt config and a reused memory
+// (freshSlot's), "call" is one nanovm_call of a warm instance. Compare
+// with BenchmarkCall/get_order_amount and .../get_order_amount_pooled.
+func BenchmarkRuntimeFloor(b *testing.B) {
+	r := newRegistry(b, "get_order_amount")
+	ctx := context.Background()
+	tool, err := r.Resolve(ctx, "get_order_amount")
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdin := []byte(`{"order_id":"o-1"}`)
+	st := &callState{tool: tool, memLimit: tool.lim.memory}
+	st.stdout = capWriter{max: tool.lim.stdout, state: st}
+	st.stderr = capWriter{max: tool.lim.stderr, state: st}
+	s := tool.getSlot()
+	st.ctx = callCtx{Context: ctx, st: st, vals: s.vals}
+	b.Run("instantiate", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu := processCPU(b)
+		for b.Loop() {
+			s.arm(st, stdin)
+			st.stdout.buf = st.stdout.buf[:0]
+			mod, err := tool.host.rt.InstantiateModule(&st.ctx, tool.mod.code, s.cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = mod.Close(ctx)
+			s.mem.Free()
+			s.disarm()
+		}
+		reportCPU(b, cpu)
+	})
+	b.Run("call", func(b *testing.B) {
+		s.arm(st, stdin)
+		cfg := s.cfg.WithStartFunctions()
+		mod, err := tool.host.rt.InstantiateModule(&st.ctx, tool.mod.code, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = mod.Close(ctx); s.mem.Free() }()
+		fn := mod.ExportedFunction("nanovm_call")
+		var stack [1]uint64
+		b.ReportAllocs()
+		cpu := processCPU(b)
+		for b.Loop() {
+			s.in.set(stdin)
+			st.stdout.buf = st.stdout.buf[:0]
+			if err := fn.CallWithStack(&st.ctx, stack[:]); err != nil || stack[0] != 0 {
+				b.Fatal(err, stack[0])
+			}
+		}
+		reportCPU(b, cpu)
+	})
 }

@@ -35,6 +35,11 @@ var memPool sync.Pool // *[]byte, zeroed, cap <= memPoolMax
 
 // alloc returns a zeroed buffer of len size, from memPool when one fits.
 func (m *limitedMemory) alloc(size, capacity uint64) []byte {
+	if uint64(cap(m.spare)) >= capacity {
+		b := m.spare[:size]
+		m.spare = nil
+		return b
+	}
 	if capacity <= memPoolMax {
 		if p, ok := memPool.Get().(*[]byte); ok {
 			if uint64(cap(*p)) >= capacity {

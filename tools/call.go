@@ -1,7 +1,6 @@
 package tools
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,11 +9,11 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -55,6 +54,8 @@ type Tool struct {
 	inputQuick  *quickSchema
 	outputQuick *quickSchema
 	cmd         *command // the manifest's command section; nil for none
+	// slots are the idle fresh-call slots (freshSlot), *freshSlot.
+	slots sync.Pool
 }
 
 // CallRequest is one call of a tool.
@@ -99,7 +100,7 @@ type CallResult struct {
 // fixed-seed ChaCha8 stream, as repeatable as wazero's default and far
 // cheaper to create than its math/rand source.
 func deterministicRand() io.Reader {
-	return mrand.NewChaCha8([32]byte{'n', 'a', 'n', 'o', 'v', 'm'})
+	return mrand.NewChaCha8(randSeed)
 }
 
 // prepare builds what every call of t reuses: linked host modules, the
@@ -191,7 +192,11 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 	if args == nil {
 		args = map[string]any{}
 	}
-	stdin, err := marshalJSON(args)
+	// The arguments' JSON is dead once the call ends (the instance read it,
+	// the validator copies what it quotes): its buffer is recycled.
+	argBuf := getOutBuf()
+	stdin, err := appendJSON(*argBuf, args)
+	defer putOutBuf(argBuf, stdin)
 	if err != nil {
 		return res, fmt.Errorf("tool %q: encode args: %w: %w", name, ErrInvalidArgs, err)
 	}
@@ -217,12 +222,15 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 		timeout = min(req.Timeout, t.host.opts.Ceilings.CallTimeout)
 	}
 
-	// One context per call: the timeout, cancelled early by fail.
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// One context per call: the timeout, cancelled early by fail; its
+	// object is recycled (deadlineCtx).
+	dl := newDeadline(ctx, timeout)
+	defer releaseDeadline(dl)
+	tctx := context.Context(dl)
 	// The tables' bound counts against the same ceiling (admit checked that
 	// both fit), so linear memory may grow to what is left of it.
-	st := &callState{tool: t, traceID: req.TraceID, state: state, argv: argv, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	st := &callState{tool: t, traceID: req.TraceID, state: state, argv: argv, dl: dl, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	defer st.detach() // before the release: no late fail cancels a later call
 	outBuf := getOutBuf()
 	st.stdout = capWriter{buf: *outBuf, max: t.lim.stdout, strict: true, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}
@@ -280,17 +288,26 @@ func encodeState(state map[string]any) ([]byte, error) {
 }
 
 // runFresh instantiates a new instance, runs it to completion and closes it.
+// What the instantiation reuses from earlier calls (freshSlot) holds nothing
+// of theirs.
 func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err error) {
+	s := t.getSlot()
+	s.arm(st, stdin)
+	mem := &s.mem
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
+			s = nil // in an unknown state: not reused
+		}
+		// Runs last, once the instance is closed or failed to start: wazero
+		// leaves the memory of a module whose data did not fit unfreed.
+		mem.Free()
+		st.memBytes = mem.peak
+		if s != nil {
+			s.disarm()
+			t.putSlot(s)
 		}
 	}()
-	mem := &limitedMemory{limit: st.memLimit, held: t.lim.memory - st.memLimit, onHit: st.fail, host: t.host}
-	// Runs last, once the instance is closed or failed to start: wazero
-	// leaves the memory of a module whose data did not fit unfreed.
-	defer mem.Free()
-	defer func() { st.memBytes = mem.peak }()
 	if tb := t.mod.tableBytes; tb > 0 {
 		if !t.host.reserve(tb) {
 			st.fail(t.host.budget.err(tb))
@@ -298,14 +315,10 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 		}
 		defer t.host.budget.release(tb)
 	}
-	ctx = experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory { return mem }))
-	ctx = experimental.WithImportResolver(ctx, t.link.resolver)
-	cfg := t.base.WithStdin(bytes.NewReader(stdin)).WithStdout(&st.stdout).WithStderr(&st.stderr)
+	st.ctx.vals = s.vals
+	cfg := s.cfg
 	if st.argv != nil {
 		cfg = cfg.WithArgs(st.argv...)
-	}
-	if !t.caps[CapRandom] {
-		cfg = cfg.WithRandSource(deterministicRand())
 	}
 	t.host.stats.instantiations.Add(1)
 	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
@@ -317,11 +330,10 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 		return nil
 	}
 	// A reactor: _initialize ran as the start function; now the call.
-	ret, err := mod.ExportedFunction("nanovm_call").Call(ctx)
-	if err != nil {
+	if err := mod.ExportedFunction("nanovm_call").CallWithStack(ctx, s.stack[:]); err != nil {
 		return err
 	}
-	if code := uint32(ret[0]); code != 0 {
+	if code := uint32(s.stack[0]); code != 0 {
 		return sys.NewExitError(code)
 	}
 	return nil

@@ -15,7 +15,10 @@ type callState struct {
 	stdout  capWriter
 	stderr  capWriter
 	cancel  context.CancelFunc
-	ctx     callCtx // the call's context: carries this state
+	// dl, when set, is the call's deadline context, which fail cancels in
+	// place of cancel; detach clears it as the call ends.
+	dl  *deadlineCtx
+	ctx callCtx // the call's context: carries this state
 
 	// argRefs are the vault refs that appear in the call's arguments: the
 	// only ones nanovm.secret_get may resolve (secretAccess).
@@ -46,12 +49,21 @@ type callKey struct{}
 type callCtx struct {
 	context.Context
 	st *callState
+	// vals, when set, answers the keys it holds before Context does: a
+	// fresh slot's memory allocator and import resolver, which would
+	// otherwise take two WithValue contexts per call.
+	vals context.Context
 }
 
 // Value implements context.Context.
 func (c *callCtx) Value(key any) any {
 	if _, ok := key.(callKey); ok {
 		return c.st
+	}
+	if c.vals != nil {
+		if v := c.vals.Value(key); v != nil {
+			return v
+		}
 	}
 	return c.Context.Value(key)
 }
@@ -70,8 +82,22 @@ func (s *callState) fail(err error) {
 	if s.failure == nil {
 		s.failure = err
 	}
+	dl, cancel := s.dl, s.cancel
 	s.mu.Unlock()
-	s.cancel()
+	switch {
+	case dl != nil:
+		dl.cancel(context.Canceled)
+	case cancel != nil:
+		cancel()
+	}
+}
+
+// detach forgets the call's deadline context as the call ends, before it
+// may be reused by another call.
+func (s *callState) detach() {
+	s.mu.Lock()
+	s.dl = nil
+	s.mu.Unlock()
 }
 
 func (s *callState) failed() error {

@@ -339,8 +339,11 @@ func jsonType(v any) string {
 // the code is returned for the result; any other outcome passes through.
 // Codes wazero uses for a killed instance (above 255) are never listed.
 func (c *command) exit(runErr error) (uint32, error) {
+	if c == nil || runErr == nil {
+		return 0, runErr // and no errors.As target escapes to the heap
+	}
 	var exit *sys.ExitError
-	if c == nil || !errors.As(runErr, &exit) {
+	if !errors.As(runErr, &exit) {
 		return 0, runErr
 	}
 	if code := exit.ExitCode(); c.success[code] {

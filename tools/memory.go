@@ -33,6 +33,11 @@ type limitedMemory struct {
 	host  *Host
 	// peak is the largest size the guest asked for within its limit.
 	peak uint64
+	// keep, for a fresh slot's memory, keeps its zeroed heap buffer in
+	// spare for the slot's next call rather than in memPool (whose Put
+	// allocates, and whose buffers the collector drops).
+	keep  bool
+	spare []byte
 }
 
 func (m *limitedMemory) Reallocate(size uint64) []byte {
@@ -115,6 +120,12 @@ func (m *limitedMemory) refused(size uint64) []byte {
 // recycle hands m's heap buffer back to memPool.
 func (m *limitedMemory) recycle() {
 	if c := cap(m.buf); c > 0 && c <= memPoolMax && m.region == nil {
+		if m.keep && cap(m.spare) < c {
+			m.spare = m.buf[:c]
+			m.buf = nil
+			clear(m.spare)
+			return
+		}
 		// b is declared here so that it escapes (for Put) only when used.
 		b := m.buf[:c]
 		m.buf = nil

@@ -41,6 +41,8 @@ type warm struct {
 	// its memory's charge lives in mem, held while the instance idles.
 	tables uint64
 	host   *Host
+	// stack is nanovm_call's parameter and result stack.
+	stack [1]uint64
 }
 
 // close closes the instance (freeing its memory and the memory's charge)
@@ -146,11 +148,10 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
 		}
 	}()
-	ret, err := w.call.Call(ctx)
-	if err != nil {
+	if err := w.call.CallWithStack(ctx, w.stack[:]); err != nil {
 		return err
 	}
-	if code := uint32(ret[0]); code != 0 {
+	if code := uint32(w.stack[0]); code != 0 {
 		return sys.NewExitError(code)
 	}
 	// An instance that held a secret keeps it in its memory, where the

@@ -1,0 +1,116 @@
+package tools
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// deadlineCtx is a call's timeout context: the caller's context with the
+// call's deadline and a cancel of its own, as context.WithTimeout makes,
+// but reused call after call as long as it never fired. WithTimeout costs
+// a context, a timer and a channel per call, and a timer heap insertion;
+// this costs a timer Reset, and nothing at all for a parent that cannot be
+// cancelled (context.AfterFunc watches one that can).
+//
+// Its done channel is fixed for the context's life and closed at most
+// once: a context whose channel closed (the call timed out, failed or was
+// cancelled) is never reused, nor is one whose timer or parent watch
+// could not be stopped before it ran. So whoever still holds one from an
+// earlier call (the runtime's close-on-done goroutine, which may start
+// after its call ended) sees a channel that closes only for a later call's
+// timeout, and then finds its own call over and does nothing.
+type deadlineCtx struct {
+	done chan struct{}
+	// timer fires expire at the deadline; created on first use, then
+	// Reset per call.
+	timer  *time.Timer
+	expire func()
+	onPar  func() // cancels on the parent's end (context.AfterFunc)
+
+	// Set per call, before the call starts; read during it.
+	parent   context.Context
+	deadline time.Time
+	stopPar  func() bool // stops the parent watch; nil when none
+
+	mu  sync.Mutex
+	err error
+}
+
+var deadlinePool sync.Pool // *deadlineCtx, reusable
+
+// newDeadline returns a context that ends when parent does or after
+// timeout, whichever comes first, and the context's cancel. Release it
+// with releaseDeadline once the call is over.
+func newDeadline(parent context.Context, timeout time.Duration) *deadlineCtx {
+	d, _ := deadlinePool.Get().(*deadlineCtx)
+	if d == nil {
+		d = &deadlineCtx{done: make(chan struct{})}
+		d.expire = func() { d.cancel(context.DeadlineExceeded) }
+		d.onPar = func() { d.cancel(d.parent.Err()) }
+	}
+	d.parent = parent
+	d.deadline = time.Now().Add(timeout)
+	if pd, ok := parent.Deadline(); ok && pd.Before(d.deadline) {
+		d.deadline = pd
+	}
+	if parent.Done() != nil {
+		d.stopPar = context.AfterFunc(parent, d.onPar)
+		if err := parent.Err(); err != nil {
+			// Ended already: end now, as WithTimeout would, rather than
+			// when AfterFunc's goroutine gets to it.
+			d.cancel(err)
+		}
+	}
+	if d.timer == nil {
+		d.timer = time.AfterFunc(timeout, d.expire)
+	} else {
+		d.timer.Reset(timeout)
+	}
+	return d
+}
+
+// cancel ends the context with err, once.
+func (d *deadlineCtx) cancel(err error) {
+	d.mu.Lock()
+	if d.err == nil {
+		d.err = err
+		close(d.done)
+	}
+	d.mu.Unlock()
+}
+
+// release stops the timer and the parent watch; the context goes back to
+// deadlinePool only when neither ran nor can run, and it never ended.
+func releaseDeadline(d *deadlineCtx) {
+	reusable := d.timer.Stop()
+	if d.stopPar != nil {
+		if !d.stopPar() {
+			reusable = false
+		}
+		d.stopPar = nil
+	}
+	d.mu.Lock()
+	if d.err != nil {
+		reusable = false
+	}
+	d.mu.Unlock()
+	if reusable {
+		d.parent = context.Background() // not the caller's, kept alive
+		deadlinePool.Put(d)
+	}
+}
+
+func (d *deadlineCtx) Deadline() (time.Time, bool) { return d.deadline, true }
+func (d *deadlineCtx) Done() <-chan struct{}       { return d.done }
+
+func (d *deadlineCtx) Err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// Value is the parent's. (context.Cause still reports this context's own
+// end under a live cancellable parent: it falls back to Err when the
+// parent's cancelCtx holds no cause.)
+func (d *deadlineCtx) Value(key any) any { return d.parent.Value(key) }
