@@ -66,6 +66,24 @@ func (p RecordProblem) MarshalJSON() ([]byte, error) {
 	}{plain(p), p.TraceID})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes; a problem written with only
+// the deprecated "execution_id" (by an earlier release) is read too.
+func (p *RecordProblem) UnmarshalJSON(b []byte) error {
+	type plain RecordProblem
+	var v struct {
+		plain
+		LegacyID string `json:"execution_id"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = RecordProblem(v.plain)
+	if p.TraceID == "" {
+		p.TraceID = v.LegacyID
+	}
+	return nil
+}
+
 // String describes the problem with the record it names, e.g.
 // `trace "7f0c" step 3: record changed: …`.
 func (p RecordProblem) String() string {
