@@ -9,7 +9,7 @@ import (
 // Ensure an oversized line is skipped to its newline, reported with the
 // id it carries wherever that id sits, and the lines after it are read.
 func TestReadLinesOversized(t *testing.T) {
-		big := strings.Repeat("x", 200)
+	big := strings.Repeat("x", 200)
 	tests := []struct {
 		name     string
 		in       string
@@ -97,4 +97,3 @@ func FuzzIDScanner(f *testing.F) {
 		}
 	})
 }
-
