@@ -72,6 +72,13 @@ type Envelope struct {
 	// envelope's transaction rewrote the record, empty otherwise. Its
 	// JSON name keeps the older word: the envelope's hash covers it.
 	RunSHA256 string `json:"execution_sha256,omitempty"`
+	// RunStatus is the status the run record RunSHA256 commits to holds,
+	// set by the store with RunSHA256 (empty in envelopes written before
+	// it was added). Verify takes a terminal status as the run's end: no
+	// writer commits to the run after it, so a later envelope that does is
+	// a re-seal (see .rationale/storage.md "Why is a finished run's record
+	// sealed once?").
+	RunStatus string `json:"run_status,omitempty"`
 	// InputSHA256 and ProgramSHA256 are the SHA-256 of the run's
 	// input and program as stored (Run returns them byte for byte
 	// as they were put). The caller sets them on a run's first step
@@ -118,6 +125,7 @@ func (e *Envelope) ComputeHash() (string, error) {
 	for k, v := range map[string]string{
 		"record_sha256": e.RecordSHA256, "execution_sha256": e.RunSHA256,
 		"input_sha256": e.InputSHA256, "program_sha256": e.ProgramSHA256,
+		"run_status": e.RunStatus,
 	} {
 		if v != "" {
 			m[k] = v

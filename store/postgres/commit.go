@@ -114,9 +114,9 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 		}
 		d.StepIndex = sc.Index
 		d.RecordSHA256 = store.RecordSHA256(sc.Step)
-		d.RunSHA256 = ""
+		d.RunSHA256, d.RunStatus = "", ""
 		if r.rec != nil {
-			d.RunSHA256 = store.RecordSHA256(r.rec)
+			d.RunSHA256, d.RunStatus = store.RecordSHA256(r.rec), string(sc.Run.Status)
 		}
 		s, err := store.PrepareEnvelope(d)
 		if err != nil {
@@ -404,7 +404,7 @@ func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.En
 			if rec != nil && r.rec == nil {
 				// The record was encoded here: seal its bytes.
 				d := r.draft
-				d.RunSHA256 = store.RecordSHA256(rec)
+				d.RunSHA256, d.RunStatus = store.RecordSHA256(rec), string(sc.Run.Status)
 				var err error
 				if s, err = store.PrepareEnvelope(d); err != nil {
 					errs[i] = err
