@@ -27,8 +27,8 @@ const maxExactInt = 1 << 53
 // serves both. TestSealMatchesComputeHash and FuzzSeal hold the two paths
 // together.
 type sealer struct {
-	d    Envelope
-	head []byte // {"execution_id":…,"policy_hash":…,"prev_hash":
+	d      Envelope
+	head   []byte // {"execution_id":…,"policy_hash":…,"prev_hash":
 	mid    []byte // [,"program_sha256":…][,"record_sha256":…],"recorded_at":"
 	status []byte // "[,"run_status":…],"seq":
 	tail   []byte // ,"state_hash":…,"step_id":…,"step_index":N}
