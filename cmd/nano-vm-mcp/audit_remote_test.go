@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	be "encoding/binary"
+	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
 // auditVerify runs `nano-vm-mcp audit verify` (the real binary) on db and
@@ -70,5 +76,59 @@ func TestAuditVerifyBesideServerReportsProblems(t *testing.T) {
 					besideCode, beside, aloneCode, alone, p.stderr)
 			}
 		})
+	}
+}
+
+// Ensure a finished run whose record is changed and re-sealed with the
+// store's own code (PutRun appends an envelope committing to the new
+// bytes) is reported by `audit verify` and by verify_audit over MCP on the
+// real binary, naming the run record: the run's end sealed it.
+func TestAuditReportsResealedRun(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "r.db")
+	c := stdioClient(t, db)
+	run := callTool(t, c, "run_program", map[string]any{
+		"program": readFile(t, example("payment_pipeline", "program.json")),
+		"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
+	}, false)
+	c.Close()
+	trace, _ := run["trace_id"].(string)
+	if run["status"] != "success" || trace == "" {
+		t.Fatalf("run_program: %v", run)
+	}
+	st, err := store.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := st.Run(context.Background(), trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ex.Header, []byte(`"status":"sent"`)) {
+		t.Fatalf("the run's header holds no sent receipt: %s", ex.Header)
+	}
+	ex.Header = bytes.ReplaceAll(ex.Header, []byte(`"status":"sent"`), []byte(`"status":"void"`))
+	ex.Input, ex.Program = nil, nil
+	if _, err := st.PutRun(context.Background(), ex); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	want := fmt.Sprintf("trace %q execution: record changed", trace)
+	for _, extra := range [][]string{nil, {"--trace", trace}} {
+		if code, out := auditVerify(t, db, extra...); code == 0 || !strings.Contains(out, want) {
+			t.Errorf("audit verify %v after the re-seal: exit %d; want a non-zero exit saying %s:\n%s", extra, code, want, out)
+		}
+	}
+	c = stdioClient(t, db)
+	defer c.Close()
+	v := callTool(t, c, "verify_audit", map[string]any{}, false)
+	recs, _ := v["records"].([]any)
+	if v["ok"] != false || len(recs) != 1 {
+		t.Fatalf("verify_audit after the re-seal = %v; want the run record reported", v)
+	}
+	if p := recs[0].(map[string]any); p["trace_id"] != trace || p["record"] != "execution" || p["problem"] != "record changed" {
+		t.Errorf("verify_audit reported %v; want the run record of %s changed", p, trace)
 	}
 }
