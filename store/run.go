@@ -335,7 +335,7 @@ func (db *DB) Runs(ctx context.Context, f RunFilter) (RunPage, error) {
 	if f.Cursor != "" {
 		var err error
 		if after, err = base64.RawURLEncoding.DecodeString(f.Cursor); err != nil || len(after) < 8 {
-			return RunPage{}, fmt.Errorf("list runs: invalid cursor %q", f.Cursor)
+			return RunPage{}, fmt.Errorf("list runs: %w %s", ErrInvalidCursor, Clip(f.Cursor))
 		}
 	}
 	var page RunPage

@@ -107,7 +107,7 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxRunsPage {
-			badArg(w, "limit %q: want 1 to %d", store.Clip(v), MaxRunsPage)
+			badArg(w, "limit %s: want 1 to %d", store.Clip(v), MaxRunsPage)
 			return
 		}
 		limit = n
@@ -118,7 +118,7 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 		for _, s := range kernel.Statuses() {
 			all = append(all, string(s))
 		}
-		badArg(w, "status %q: want one of %s", store.Clip(string(status)), strings.Join(all, ", "))
+		badArg(w, "status %s: want one of %s", store.Clip(string(status)), strings.Join(all, ", "))
 		return
 	}
 	cursor := q.Get("cursor")
@@ -139,7 +139,7 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 		if v := q.Get(t.name); v != "" {
 			var err error
 			if *t.p, err = parseTime(v); err != nil {
-				badArg(w, "%s %q: %v", t.name, store.Clip(v), err)
+				badArg(w, "%s %s: %v", t.name, store.Clip(v), err)
 				return
 			}
 		}
@@ -282,7 +282,7 @@ func intParam(w http.ResponseWriter, name, v string, def, lo, hi int) (int, bool
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		badArg(w, "%s %q: want an integer from %d to %d", name, store.Clip(v), lo, hi)
+		badArg(w, "%s %s: want an integer from %d to %d", name, store.Clip(v), lo, hi)
 		return 0, false
 	}
 	return n, true

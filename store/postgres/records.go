@@ -426,7 +426,7 @@ func (db *DB) Runs(ctx context.Context, f store.RunFilter) (store.RunPage, error
 	if f.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(f.Cursor)
 		if err != nil || len(b) < 8 {
-			return store.RunPage{}, fmt.Errorf("list executions: invalid cursor %q", f.Cursor)
+			return store.RunPage{}, fmt.Errorf("list runs: %w %s", store.ErrInvalidCursor, store.Clip(f.Cursor))
 		}
 		afterNS, afterID = int64(binary.BigEndian.Uint64(b)), string(b[8:])
 	}
