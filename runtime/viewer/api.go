@@ -1,6 +1,7 @@
 package viewer
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -400,18 +401,39 @@ func (a *api) step(w http.ResponseWriter, r *http.Request) {
 	}
 	doc := stepDoc{TraceID: id, Step: tv.Steps[0]}
 	clipRecord(&doc.Step)
-	envs, err := a.src.Envelopes(r.Context(), id)
-	if err != nil {
+	if doc.Envelope, err = a.stepEnvelope(r, id, index); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	for i := range envs {
-		if e := &envs[i]; e.StepIndex == index && e.Kind == store.EnvelopeKindStep {
-			e.Payload = json.RawMessage(mustJSON(clipValue(e.Payload, MaxOutputBytes)))
-			doc.Envelope = e
-		}
+	if e := doc.Envelope; e != nil {
+		e.Payload = json.RawMessage(mustJSON(clipValue(e.Payload, MaxOutputBytes)))
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// StepEnvelopeSource is a Source that finds one step's envelope (the first
+// step envelope of the run with that index, nil when none) without
+// sending every envelope of the run: *runtime.Runtime has it. The step
+// view uses it when the Source has it, else Envelopes.
+type StepEnvelopeSource interface {
+	StepEnvelope(ctx context.Context, traceID string, index int) (*store.Envelope, error)
+}
+
+// stepEnvelope is the envelope the step view shows.
+func (a *api) stepEnvelope(r *http.Request, id string, index int) (*store.Envelope, error) {
+	if se, ok := a.src.(StepEnvelopeSource); ok {
+		return se.StepEnvelope(r.Context(), id, index)
+	}
+	envs, err := a.src.Envelopes(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	for i := range envs {
+		if e := &envs[i]; e.StepIndex == index && e.Kind == store.EnvelopeKindStep {
+			return e, nil
+		}
+	}
+	return nil, nil
 }
 
 func mustJSON(v any) []byte {
