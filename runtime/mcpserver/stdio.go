@@ -7,11 +7,19 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/nanovm/nano-vm-mcp/internal/jsonlines"
 )
+
+// stdioLineLimit is the bound ServeStdio puts on one message:
+// jsonlines.MaxMessageBytes, lowered by tests (a line several times the
+// real limit costs seconds to scan under the race detector).
+var stdioLineLimit atomic.Int64
+
+func init() { stdioLineLimit.Store(jsonlines.MaxMessageBytes) }
 
 // ServeStdio serves MCP over newline-delimited JSON-RPC on in and out
 // until in ends or ctx is cancelled, with the limits of the command's own
@@ -42,7 +50,7 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	pr, pw := io.Pipe()
 	defer pr.Close() // unblocks the reader's pending Write when Listen ends first
 	go func() {
-		err := jsonlines.Read(in, jsonlines.MaxMessageBytes, false, func(line []byte) {
+		err := jsonlines.Read(in, int(stdioLineLimit.Load()), false, func(line []byte) {
 			if !json.Valid(line) {
 				// mcp-go would answer under a null id; the id can
 				// often be read, so the client learns which request.
