@@ -89,8 +89,9 @@ func newSealer(draft Envelope) (*sealer, error) {
 
 	// Canonical order puts program_sha256 and record_sha256 between
 	// prev_hash and recorded_at.
-	// mid and tail share one allocation.
-	b = make([]byte, 0, 320+len(d.StepID)+len(d.RunStatus))
+	// mid, status and tail share one allocation: room for their fixed
+	// parts with hex hashes (about 265 bytes) and the variable ones.
+	b = make([]byte, 0, 288+len(d.StepID)+len(d.StateHash)+len(d.RunStatus))
 	if d.ProgramSHA256 != "" {
 		field("program_sha256", d.ProgramSHA256)
 	}
