@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
@@ -209,6 +210,41 @@ func (rt *Runtime) Envelopes(ctx context.Context, traceID string) ([]store.Envel
 		envs[i].Payload = rt.reprojectPayload(envs[i].Payload)
 	}
 	return envs, nil
+}
+
+// stepEnvelopes is a backend that finds one step's envelope without
+// decoding the run's others (the bbolt store's StepEnvelope).
+type stepEnvelopes interface {
+	StepEnvelope(ctx context.Context, traceID string, index int) (store.Envelope, error)
+}
+
+// StepEnvelope returns the envelope of step index of a run (the first
+// step envelope carrying that index), payload re-projected as Envelopes
+// does; nil when the step left none (a run written before every step got
+// one). A backend with a lookup of its own (bbolt) decodes one envelope
+// for it, usually; another one reads the run's envelopes.
+func (rt *Runtime) StepEnvelope(ctx context.Context, traceID string, index int) (*store.Envelope, error) {
+	var e store.Envelope
+	if se, ok := rt.store.(stepEnvelopes); ok {
+		var err error
+		if e, err = se.StepEnvelope(ctx, traceID, index); errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+	} else {
+		envs, err := rt.store.Envelopes(ctx, traceID)
+		if err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(envs, func(e store.Envelope) bool { return e.Kind == store.EnvelopeKindStep && e.StepIndex == index })
+		if i < 0 {
+			return nil, nil
+		}
+		e = envs[i]
+	}
+	e.Payload = rt.reprojectPayload(e.Payload)
+	return &e, nil
 }
 
 // reprojectPayload replaces the public form of an erased reference with the

@@ -72,6 +72,13 @@ type Envelope struct {
 	// envelope's transaction rewrote the record, empty otherwise. Its
 	// JSON name keeps the older word: the envelope's hash covers it.
 	RunSHA256 string `json:"execution_sha256,omitempty"`
+	// RunStatus is the status the run record RunSHA256 commits to holds,
+	// set by the store with RunSHA256 (empty in envelopes written before
+	// it was added). Verify takes a terminal status as the run's end: no
+	// writer commits to the run after it, so a later envelope that does is
+	// a re-seal (see .rationale/storage.md "Why is a finished run's record
+	// sealed once?").
+	RunStatus string `json:"run_status,omitempty"`
 	// InputSHA256 and ProgramSHA256 are the SHA-256 of the run's
 	// input and program as stored (Run returns them byte for byte
 	// as they were put). The caller sets them on a run's first step
@@ -118,6 +125,7 @@ func (e *Envelope) ComputeHash() (string, error) {
 	for k, v := range map[string]string{
 		"record_sha256": e.RecordSHA256, "execution_sha256": e.RunSHA256,
 		"input_sha256": e.InputSHA256, "program_sha256": e.ProgramSHA256,
+		"run_status": e.RunStatus,
 	} {
 		if v != "" {
 			m[k] = v
@@ -312,4 +320,73 @@ func decodeRecord(v []byte, into any) error {
 		return fmt.Errorf("%w: decode %T: %w", ErrCorrupt, into, err)
 	}
 	return nil
+}
+
+// StepEnvelope returns the envelope of step index of a run: the first
+// step envelope of the run carrying that index (a second one is a
+// re-commitment, which VerifyChain reports), ErrNotFound when none does.
+// It is not part of Store: a reader that shows one step (the run viewer)
+// uses it when the backend has it, and Envelopes otherwise.
+//
+// A run's step envelopes are appended in index order, one per step, so
+// step index's is usually the run's envelope at that position: it is
+// decoded first, and the ones after it until a step envelope of a higher
+// index; only a run whose envelopes are out of that order (an envelope of
+// kind execution or delete before its steps, or a tampered file) costs a
+// decode of every one. The run's index keys are walked either way; they
+// are not decoded.
+func (db *DB) StepEnvelope(ctx context.Context, traceID string, index int) (Envelope, error) {
+	var out Envelope
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		envs := tx.Bucket(bucketEnvelopes)
+		prefix := append([]byte(traceID), 0)
+		var seqs []uint64
+		c := tx.Bucket(bucketEnvRun).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) != len(prefix)+8 {
+				return fmt.Errorf("%w: envelope index key of %d bytes", ErrCorrupt, len(k))
+			}
+			seqs = append(seqs, binary.BigEndian.Uint64(k[len(prefix):]))
+		}
+		at := func(i int) (Envelope, error) {
+			var e Envelope
+			v := envs.Get(u64(seqs[i]))
+			if v == nil {
+				return e, fmt.Errorf("%w: envelope %d indexed but missing", ErrCorrupt, seqs[i])
+			}
+			return e, decodeRecord(v, &e)
+		}
+		for i := max(index, 0); i < len(seqs); i++ {
+			e, err := at(i)
+			if err != nil {
+				return err
+			}
+			if e.Kind != EnvelopeKindStep {
+				continue
+			}
+			if e.StepIndex == index {
+				out = e
+				return nil
+			}
+			if e.StepIndex > index {
+				break
+			}
+		}
+		// Out of the usual order: look at every one, in seq order.
+		for i := range seqs {
+			e, err := at(i)
+			if err != nil {
+				return err
+			}
+			if e.Kind == EnvelopeKindStep && e.StepIndex == index {
+				out = e
+				return nil
+			}
+		}
+		return ErrNotFound
+	})
+	if err != nil {
+		return Envelope{}, fmt.Errorf("envelope of step %d of %q: %w", index, traceID, err)
+	}
+	return out, nil
 }

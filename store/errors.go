@@ -52,4 +52,9 @@ var (
 
 	// ErrClosed is returned when the store is used after Close.
 	ErrClosed = errors.New("store is closed")
+
+	// ErrInvalidCursor is returned by Runs for a cursor that no listing
+	// issued (not base64url, or too short): the caller's to fix, by
+	// starting again without one.
+	ErrInvalidCursor = errors.New("invalid cursor")
 )

@@ -57,7 +57,7 @@ func (db *DB) PutRun(ctx context.Context, e Run) (Run, error) {
 		// that ends before its first step is covered as well.
 		d := Envelope{
 			Kind: EnvelopeKindRun, TraceID: e.ID, PolicyHash: e.PolicyHash,
-			RunSHA256: RecordSHA256(v), Payload: statusPayload(e.Status),
+			RunSHA256: RecordSHA256(v), RunStatus: string(e.Status), Payload: statusPayload(e.Status),
 		}
 		var stored Run
 		stored.ID = e.ID
@@ -335,7 +335,7 @@ func (db *DB) Runs(ctx context.Context, f RunFilter) (RunPage, error) {
 	if f.Cursor != "" {
 		var err error
 		if after, err = base64.RawURLEncoding.DecodeString(f.Cursor); err != nil || len(after) < 8 {
-			return RunPage{}, fmt.Errorf("list runs: invalid cursor %q", f.Cursor)
+			return RunPage{}, fmt.Errorf("list runs: %w %s", ErrInvalidCursor, Clip(f.Cursor))
 		}
 	}
 	var page RunPage
@@ -523,6 +523,10 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 		}
 		hs := string(sums[:n*2*sha256.Size])
 		draft.RecordSHA256, draft.RunSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
+		draft.RunStatus = ""
+		if draft.RunSHA256 != "" {
+			draft.RunStatus = string(sc.Run.Status)
+		}
 		var err error
 		if seal, err = newSealer(draft); err != nil {
 			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
@@ -560,7 +564,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 				// putRun wrote the record: seal its bytes
 				// (rare: a record created by its first step, say).
 				d := seal.d
-				d.RunSHA256 = RecordSHA256(v)
+				d.RunSHA256, d.RunStatus = RecordSHA256(v), string(sc.Run.Status)
 				if s, err = newSealer(d); err != nil {
 					return err
 				}

@@ -18,7 +18,7 @@ const maxExactInt = 1 << 53
 
 // sealer holds a prepared envelope's canonical JSON split around the three
 // fields the store assigns inside the write transaction (prev_hash,
-// recorded_at, seq; adjacent in canonical key order), so the single
+// recorded_at, seq; nearly adjacent in canonical key order), so the single
 // committer only splices them in and hashes: the canonicalization of the
 // payload and the other fields happens in the caller's goroutine.
 //
@@ -27,10 +27,11 @@ const maxExactInt = 1 << 53
 // serves both. TestSealMatchesComputeHash and FuzzSeal hold the two paths
 // together.
 type sealer struct {
-	d    Envelope
-	head []byte // {"execution_id":…,"policy_hash":…,"prev_hash":
-	mid  []byte // [,"program_sha256":…][,"record_sha256":…],"recorded_at":"
-	tail []byte // ,"state_hash":…,"step_id":…,"step_index":N}
+	d      Envelope
+	head   []byte // {"execution_id":…,"policy_hash":…,"prev_hash":
+	mid    []byte // [,"program_sha256":…][,"record_sha256":…],"recorded_at":"
+	status []byte // "[,"run_status":…],"seq":
+	tail   []byte // ,"state_hash":…,"step_id":…,"step_index":N}
 }
 
 // newSealer validates and prepares a draft (see prepareDraft).
@@ -46,7 +47,7 @@ func newSealer(draft Envelope) (*sealer, error) {
 	// Room for every field but the payload as it usually is (hex hashes,
 	// short ids), so the buffer is not grown.
 	b := make([]byte, 0, 160+len(d.Payload)+len(d.TraceID)+len(d.Kind)+len(d.PolicyHash)+
-		len(d.RunSHA256)+len(d.InputSHA256)+len(d.ModuleSHA256)+len(d.ManifestSHA256))
+		len(d.RunSHA256)+len(d.RunStatus)+len(d.InputSHA256)+len(d.ModuleSHA256)+len(d.ManifestSHA256))
 	field := func(name, value string) {
 		if err != nil {
 			return
@@ -88,8 +89,9 @@ func newSealer(draft Envelope) (*sealer, error) {
 
 	// Canonical order puts program_sha256 and record_sha256 between
 	// prev_hash and recorded_at.
-	// mid and tail share one allocation.
-	b = make([]byte, 0, 320+len(d.StepID))
+	// mid, status and tail share one allocation: room for their fixed
+	// parts with hex hashes (about 265 bytes) and the variable ones.
+	b = make([]byte, 0, 288+len(d.StepID)+len(d.StateHash)+len(d.RunStatus))
 	if d.ProgramSHA256 != "" {
 		field("program_sha256", d.ProgramSHA256)
 	}
@@ -102,7 +104,20 @@ func newSealer(draft Envelope) (*sealer, error) {
 	b = append(b, `,"recorded_at":"`...)
 	s.mid = b[:len(b):len(b)]
 
+	// run_status sorts between recorded_at and seq: it closes the
+	// recorded_at string, and seq follows it.
 	t := b[len(b):]
+	t = append(t, '"')
+	if d.RunStatus != "" {
+		t = append(t, `,"run_status":`...)
+		if t, err = appendStr(t, d.RunStatus); err != nil {
+			return nil, err
+		}
+	}
+	t = append(t, `,"seq":`...)
+	s.status = t[:len(t):len(t)]
+
+	t = t[len(t):]
 	t = append(t, `,"state_hash":`...)
 	if t, err = appendStr(t, d.StateHash); err != nil {
 		return nil, err
@@ -145,7 +160,7 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	// room for the hash field, hashed, and their '{' becomes the ','.
 	const hashField = `{"hash":"`
 	n := len(hashField) + sha256.Size*2 + len(`",`)
-	buf := make([]byte, n-1, n+len(s.head)+len(s.mid)+len(s.tail)+128)
+	buf := make([]byte, n-1, n+len(s.head)+len(s.mid)+len(s.status)+len(s.tail)+128)
 	var err error
 	buf = append(buf, s.head...)
 	if buf, err = appendStr(buf, d.PrevHash); err != nil {
@@ -153,7 +168,7 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	}
 	buf = append(buf, s.mid...)
 	buf = d.RecordedAt.AppendFormat(buf, time.RFC3339Nano)
-	buf = append(buf, `","seq":`...)
+	buf = append(buf, s.status...)
 	buf = strconv.AppendUint(buf, d.Seq, 10)
 	buf = append(buf, s.tail...)
 

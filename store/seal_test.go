@@ -62,6 +62,8 @@ func TestSealMatchesComputeHash(t *testing.T) {
 			Payload: json.RawMessage(`"\u00e9\ud83d\ude00"`)}, chainHead{Seq: 7, Hash: "h"}},
 		{"large seq", Envelope{TraceID: "e", StepID: "s"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
 		{"record hashes", Envelope{TraceID: "e", StepID: "s", RecordSHA256: "r0", RunSHA256: "x1", InputSHA256: "i2", ProgramSHA256: "p3"}, chainHead{Seq: 3, Hash: "h"}},
+		{"run status", Envelope{TraceID: "e", StepID: "s", RecordSHA256: "r0", RunSHA256: "x1", RunStatus: "success", InputSHA256: "i2"}, chainHead{Seq: 3, Hash: "h"}},
+		{"run status, escapes, large seq", Envelope{TraceID: "e", RunSHA256: "x1", RunStatus: "\"\u2028\u00e9"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
 		{"record hash only", Envelope{TraceID: "e", StepID: "s", RecordSHA256: "r0", ModuleSHA256: "m"}, chainHead{Seq: 3, Hash: "h"}},
 		{"program hash only", Envelope{TraceID: "e", ProgramSHA256: "\\\""}, chainHead{Seq: 3, Hash: "h"}},
 		{"record hashes, large seq", Envelope{TraceID: "e", RecordSHA256: "r", InputSHA256: "i"}, chainHead{Seq: maxExactInt + 5, Hash: "h"}},
@@ -80,6 +82,9 @@ func FuzzSeal(f *testing.F) {
 		d := Envelope{TraceID: traceID, StepID: stepID, PolicyHash: policy, StateHash: state,
 			Payload: json.RawMessage(payload), ModuleSHA256: module, ManifestSHA256: manifest, StepIndex: index,
 			RecordSHA256: record, RunSHA256: run, InputSHA256: input, ProgramSHA256: program}
+		if run != "" {
+			d.RunStatus = state // the store sets a status with every run hash
+		}
 		checkSeal(t, d, chainHead{Seq: seq % (1 << 60), Hash: "prev"}, time.Unix(0, ns))
 	})
 }

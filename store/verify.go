@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -83,6 +86,42 @@ func (p Problem) String() string {
 // MarshalText implements encoding.TextMarshaler, so reports serialize the
 // problem by name.
 func (p Problem) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// problemNames maps each name MarshalText writes back to its Problem.
+var problemNames = func() map[string]Problem {
+	m := map[string]Problem{}
+	for p := ProblemNone; p <= ProblemUncovered; p++ {
+		m[p.String()] = p
+	}
+	return m
+}()
+
+// ErrUnknownProblem is returned by Problem.UnmarshalText for a name that
+// is no Problem's.
+var ErrUnknownProblem = errors.New("unknown audit problem")
+
+// UnmarshalText implements encoding.TextUnmarshaler: it reads what
+// MarshalText writes (a name, or "Problem(N)" for a value without one), so
+// a report decodes as it was encoded, e.g. by the CLI from a running
+// server's operator channel.
+func (p *Problem) UnmarshalText(b []byte) error {
+	if v, ok := problemNames[string(b)]; ok {
+		*p = v
+		return nil
+	}
+	if n, ok := strings.CutPrefix(string(b), "Problem("); ok {
+		if n, ok := strings.CutSuffix(n, ")"); ok {
+			v, err := strconv.Atoi(n)
+			if err == nil && strconv.Itoa(v) == n {
+				if _, named := problemNames[Problem(v).String()]; !named {
+					*p = Problem(v)
+					return nil
+				}
+			}
+		}
+	}
+	return fmt.Errorf("decode audit problem %s: %w", Clip(string(b)), ErrUnknownProblem)
+}
 
 // VerifyReport is the outcome of VerifyChain.
 type VerifyReport struct {

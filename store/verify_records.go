@@ -66,6 +66,24 @@ func (p RecordProblem) MarshalJSON() ([]byte, error) {
 	}{plain(p), p.TraceID})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes; a problem written with only
+// the deprecated "execution_id" (by an earlier release) is read too.
+func (p *RecordProblem) UnmarshalJSON(b []byte) error {
+	type plain RecordProblem
+	var v struct {
+		plain
+		LegacyID string `json:"execution_id"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = RecordProblem(v.plain)
+	if p.TraceID == "" {
+		p.TraceID = v.LegacyID
+	}
+	return nil
+}
+
 // String describes the problem with the record it names, e.g.
 // `trace "7f0c" step 3: record changed: …`.
 func (p RecordProblem) String() string {
@@ -118,6 +136,29 @@ type cover struct {
 	recommits              []RecordProblem
 	onceSteps              map[int]uint64
 	onceInput, onceProgram commitment
+	// ended is the envelope that committed to the run record with a
+	// terminal status (Envelope.RunStatus), 0 before; endStatus is that
+	// status. No writer commits to a run after its end, so every later
+	// envelope of the run but a deletion is a re-seal. Like the once*
+	// commitments, it outlives a deletion.
+	ended     uint64
+	endStatus string
+}
+
+// afterEnd notes that e, an envelope of a run that ended, commits to it
+// again.
+func (c *cover) afterEnd(e *Envelope) {
+	if len(c.recommits) >= maxRecordProblems {
+		return
+	}
+	p := RecordProblem{TraceID: e.TraceID, Record: RecordRun, Seq: e.Seq, Problem: ProblemRecordChanged,
+		Reason: fmt.Sprintf("envelope seq %d commits to the run record after envelope seq %d sealed the run's end (status %s): a finished run's record is committed once", e.Seq, c.ended, c.endStatus)}
+	if e.RunSHA256 == "" && e.Kind == EnvelopeKindStep {
+		i := e.StepIndex
+		p.Record, p.StepIndex = RecordStep, &i
+		p.Reason = fmt.Sprintf("envelope seq %d commits to step %d after envelope seq %d sealed the run's end (status %s): a finished run takes no more steps", e.Seq, i, c.ended, c.endStatus)
+	}
+	c.recommits = append(c.recommits, p)
 }
 
 // recommit notes that e commits again, with a different hash, to a record
@@ -133,11 +174,23 @@ func (c *cover) recommit(e *Envelope, what string, step *int, first uint64) {
 
 // add takes in one envelope of the run, in seq order.
 func (c *cover) add(e *Envelope) {
+	ended, n := c.ended, len(c.recommits)
+	c.take(e)
+	if ended != 0 && e.Kind != EnvelopeKindDelete && len(c.recommits) == n {
+		// Reported once: a re-commitment of a step, the input or the
+		// program after the end says it already.
+		c.afterEnd(e)
+	}
+}
+
+// take records what e commits to.
+func (c *cover) take(e *Envelope) {
 	c.any = true
 	switch e.Kind {
 	case EnvelopeKindDelete:
 		*c = cover{any: true, deleted: true, recommits: c.recommits,
-			onceSteps: c.onceSteps, onceInput: c.onceInput, onceProgram: c.onceProgram}
+			onceSteps: c.onceSteps, onceInput: c.onceInput, onceProgram: c.onceProgram,
+			ended: c.ended, endStatus: c.endStatus}
 		return
 	case EnvelopeKindStep:
 		if c.steps == nil {
@@ -160,6 +213,9 @@ func (c *cover) add(e *Envelope) {
 	c.deleted = false
 	if e.RunSHA256 != "" {
 		c.exec = commit(e.Seq, e.RunSHA256)
+		if c.ended == 0 && kernel.Status(e.RunStatus).Terminal() {
+			c.ended, c.endStatus = e.Seq, e.RunStatus
+		}
 	}
 	if e.InputSHA256 != "" {
 		c.input = c.once(e, RecordInput, &c.onceInput, e.InputSHA256)

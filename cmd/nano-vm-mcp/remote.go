@@ -36,6 +36,8 @@ type traceReader interface {
 // holding it (*remoteAdmin).
 type admin interface {
 	traceReader
+	// StepEnvelope is one step's envelope (the viewer's step view).
+	StepEnvelope(ctx context.Context, traceID string, index int) (*store.Envelope, error)
 	Tools(ctx context.Context) ([]store.ToolRecord, error)
 	Tool(ctx context.Context, ref string) (store.ToolRecord, error)
 	RegisterToolLocal(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error)
@@ -229,6 +231,26 @@ func (r *remoteAdmin) Envelopes(ctx context.Context, traceID string) (out []stor
 	return out, err
 }
 
+// StepEnvelope asks the primary for one step's envelope; a primary of an
+// earlier release, which does not know the request, sends them all.
+func (r *remoteAdmin) StepEnvelope(ctx context.Context, traceID string, index int) (*store.Envelope, error) {
+	var out *store.Envelope
+	err := r.call(ctx, "step_envelope", opParams{ID: traceID, Offset: index}, &out)
+	if err != nil && strings.Contains(err.Error(), `unknown request "step_envelope"`) {
+		envs, err := r.Envelopes(ctx, traceID)
+		if err != nil {
+			return nil, err
+		}
+		for i := range envs {
+			if envs[i].Kind == store.EnvelopeKindStep && envs[i].StepIndex == index {
+				return &envs[i], nil
+			}
+		}
+		return nil, nil
+	}
+	return out, err
+}
+
 func (r *remoteAdmin) Traces(ctx context.Context, f store.RunFilter) (out store.RunPage, err error) {
 	err = r.call(ctx, "traces", opParams{Filter: &f}, &out)
 	return out, err
@@ -393,6 +415,8 @@ func operatorCall(ctx context.Context, rt *runtime.Runtime, method string, p opP
 		return rt.Trace(ctx, p.ID, p.Offset, p.Limit)
 	case "envelopes":
 		return rt.Envelopes(ctx, p.ID)
+	case "step_envelope":
+		return rt.StepEnvelope(ctx, p.ID, p.Offset)
 	case "policy":
 		return viewer.PolicyViewOf(rt.Policy())
 	case "run":

@@ -135,6 +135,16 @@ func (s *uiSource) Envelopes(ctx context.Context, id string) (out []store.Envelo
 	return out, err
 }
 
+// StepEnvelope is one step's envelope (viewer.StepEnvelopeSource), from
+// the runtime or the primary's operator channel without the run's others.
+func (s *uiSource) StepEnvelope(ctx context.Context, id string, index int) (out *store.Envelope, err error) {
+	err = s.with(ctx, func(a admin) (err error) {
+		out, err = a.StepEnvelope(ctx, id, index)
+		return err
+	})
+	return out, err
+}
+
 func (s *uiSource) Tools(ctx context.Context) (out []store.ToolRecord, err error) {
 	err = s.with(ctx, func(a admin) (err error) { out, err = a.Tools(ctx); return err })
 	return out, err

@@ -136,8 +136,8 @@ func serveConn(ctx context.Context, srv *server.MCPServer, conn io.ReadWriteClos
 		run()
 	}
 	tooLong := func(o oversized) {
-		log.Warn("shared: skipped an oversized message", "session", sessionID, "bytes", o.n, "limit", maxLine())
-		if err := out.writeLine(errorLine(o.id, codeInvalidRequest, o.message(), map[string]any{"limit_bytes": maxLine()})); err != nil {
+		log.Warn("shared: skipped an oversized message", "session", sessionID, "bytes", o.N, "limit", maxLine())
+		if err := out.writeLine(errorLine(o.ID, codeInvalidRequest, o.Message(), map[string]any{"limit_bytes": maxLine()})); err != nil {
 			log.Debug("shared: response not sent", "session", sessionID, "err", err)
 		}
 	}

@@ -203,8 +203,8 @@ func (f *forwarder) fromUpstream(line []byte) {
 // sending it upstream: the stream goes on, and so does every session the
 // primary serves.
 func (f *forwarder) clientTooLong(o oversized) {
-	f.log.Warn("shared: skipped an oversized client message", "bytes", o.n, "limit", maxLine())
-	if err := f.out.writeLine(errorLine(o.id, codeInvalidRequest, o.message(), map[string]any{"limit_bytes": maxLine()})); err != nil {
+	f.log.Warn("shared: skipped an oversized client message", "bytes", o.N, "limit", maxLine())
+	if err := f.out.writeLine(errorLine(o.ID, codeInvalidRequest, o.Message(), map[string]any{"limit_bytes": maxLine()})); err != nil {
 		f.log.Debug("shared: client write failed", "err", err)
 	}
 }
@@ -213,11 +213,11 @@ func (f *forwarder) clientTooLong(o oversized) {
 // (the server bounds its results far below it, so this is a bug or a
 // primary of another release), keeping the connection.
 func (f *forwarder) upstreamTooLong(o oversized) {
-	f.log.Warn("shared: skipped an oversized message from the primary", "bytes", o.n, "limit", maxLine())
-	if len(o.id) == 0 {
+	f.log.Warn("shared: skipped an oversized message from the primary", "bytes", o.N, "limit", maxLine())
+	if len(o.ID) == 0 {
 		return
 	}
-	key := idKey(o.id)
+	key := idKey(o.ID)
 	f.mu.Lock()
 	_, pending := f.pending[key]
 	delete(f.pending, key)
@@ -230,8 +230,8 @@ func (f *forwarder) upstreamTooLong(o oversized) {
 	if !pending {
 		return
 	}
-	msg := fmt.Sprintf("the response was %d bytes, over the %d-byte limit of one message on this transport", o.n, maxLine())
-	if err := f.out.writeLine(errorLine(o.id, codeInternal, msg, nil)); err != nil {
+	msg := fmt.Sprintf("the response was %d bytes, over the %d-byte limit of one message on this transport", o.N, o.Limit)
+	if err := f.out.writeLine(errorLine(o.ID, codeInternal, msg, nil)); err != nil {
 		f.log.Debug("shared: client write failed", "err", err)
 	}
 }

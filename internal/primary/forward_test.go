@@ -121,7 +121,12 @@ func TestForwarderTakeover(t *testing.T) {
 	if !out.Scan() {
 		t.Fatal(out.Err())
 	}
-	var lostAnswer rpcError
+	var lostAnswer struct {
+		ID    json.RawMessage `json:"id"`
+		Error struct {
+			Code int `json:"code"`
+		} `json:"error"`
+	}
 	if err := json.Unmarshal(out.Bytes(), &lostAnswer); err != nil || string(lostAnswer.ID) != "2" || lostAnswer.Error.Code != codePrimaryLost {
 		t.Fatalf("answer to the unsafe request: %s", out.Text())
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlines"
 )
 
 // envelope is what the forwarder reads of a JSON-RPC message: enough to
@@ -65,40 +67,18 @@ func (e envelope) isResponse() bool {
 	return e.Method == "" && len(e.ID) > 0 && (len(e.Result) > 0 || len(e.Error) > 0)
 }
 
-// rpcError is a JSON-RPC error response.
-type rpcError struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Error   rpcErrorBody    `json:"error"`
-}
-
-type rpcErrorBody struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-	Data    any    `json:"data,omitempty"`
-}
-
 // JSON-RPC error codes this package answers with.
 const (
 	codeInternal       = -32603
-	codeParse          = -32700
-	codeInvalidRequest = -32600
+	codeParse          = jsonlines.CodeParse
+	codeInvalidRequest = jsonlines.CodeInvalidRequest
 	// codePrimaryLost is in the implementation-defined server range: the
 	// request's outcome is unknown because the process serving it died.
 	codePrimaryLost = -32001
 )
 
 func errorLine(id json.RawMessage, code int, msg string, data any) []byte {
-	if len(id) == 0 {
-		id = json.RawMessage("null")
-	}
-	b, err := json.Marshal(rpcError{JSONRPC: "2.0", ID: id, Error: rpcErrorBody{Code: code, Message: msg, Data: data}})
-	if err != nil {
-		// Only data could fail to encode, and every caller passes plain
-		// values; drop it rather than lose the answer.
-		b, _ = json.Marshal(rpcError{JSONRPC: "2.0", ID: id, Error: rpcErrorBody{Code: code, Message: msg}})
-	}
-	return b
+	return jsonlines.ErrorLine(id, code, msg, data)
 }
 
 // withID returns line with its id replaced, for re-sending a request under

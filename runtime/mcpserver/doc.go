@@ -19,6 +19,9 @@
 //     MaxResultBytes by paging and by clipping large values, so it stays
 //     inside Claude Code's default 25,000-token tool-output limit.
 //   - Nothing is ever written to stdout but MCP messages (ServeStdio).
+//   - ServeStdio holds no message over 32 MiB (jsonlines.MaxMessageBytes):
+//     a longer line is skipped unread and answered with a JSON-RPC error,
+//     as on the command's own stdio transport (internal/primary).
 //   - A registered tool called directly runs as a one-step program through
 //     runtime.CallTool, never around it: the same policy check, sandbox,
 //     envelope, trace and idempotency (its key in _meta,

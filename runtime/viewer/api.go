@@ -1,6 +1,7 @@
 package viewer
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -107,7 +108,7 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxRunsPage {
-			badArg(w, "limit %q: want 1 to %d", store.Clip(v), MaxRunsPage)
+			badArg(w, "limit %s: want 1 to %d", store.Clip(v), MaxRunsPage)
 			return
 		}
 		limit = n
@@ -118,7 +119,7 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 		for _, s := range kernel.Statuses() {
 			all = append(all, string(s))
 		}
-		badArg(w, "status %q: want one of %s", store.Clip(string(status)), strings.Join(all, ", "))
+		badArg(w, "status %s: want one of %s", store.Clip(string(status)), strings.Join(all, ", "))
 		return
 	}
 	cursor := q.Get("cursor")
@@ -139,7 +140,7 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 		if v := q.Get(t.name); v != "" {
 			var err error
 			if *t.p, err = parseTime(v); err != nil {
-				badArg(w, "%s %q: %v", t.name, store.Clip(v), err)
+				badArg(w, "%s %s: %v", t.name, store.Clip(v), err)
 				return
 			}
 		}
@@ -282,7 +283,7 @@ func intParam(w http.ResponseWriter, name, v string, def, lo, hi int) (int, bool
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		badArg(w, "%s %q: want an integer from %d to %d", name, store.Clip(v), lo, hi)
+		badArg(w, "%s %s: want an integer from %d to %d", name, store.Clip(v), lo, hi)
 		return 0, false
 	}
 	return n, true
@@ -400,18 +401,39 @@ func (a *api) step(w http.ResponseWriter, r *http.Request) {
 	}
 	doc := stepDoc{TraceID: id, Step: tv.Steps[0]}
 	clipRecord(&doc.Step)
-	envs, err := a.src.Envelopes(r.Context(), id)
-	if err != nil {
+	if doc.Envelope, err = a.stepEnvelope(r, id, index); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	for i := range envs {
-		if e := &envs[i]; e.StepIndex == index && e.Kind == store.EnvelopeKindStep {
-			e.Payload = json.RawMessage(mustJSON(clipValue(e.Payload, MaxOutputBytes)))
-			doc.Envelope = e
-		}
+	if e := doc.Envelope; e != nil {
+		e.Payload = json.RawMessage(mustJSON(clipValue(e.Payload, MaxOutputBytes)))
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// StepEnvelopeSource is a Source that finds one step's envelope (the first
+// step envelope of the run with that index, nil when none) without
+// sending every envelope of the run: *runtime.Runtime has it. The step
+// view uses it when the Source has it, else Envelopes.
+type StepEnvelopeSource interface {
+	StepEnvelope(ctx context.Context, traceID string, index int) (*store.Envelope, error)
+}
+
+// stepEnvelope is the envelope the step view shows.
+func (a *api) stepEnvelope(r *http.Request, id string, index int) (*store.Envelope, error) {
+	if se, ok := a.src.(StepEnvelopeSource); ok {
+		return se.StepEnvelope(r.Context(), id, index)
+	}
+	envs, err := a.src.Envelopes(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	for i := range envs {
+		if e := &envs[i]; e.StepIndex == index && e.Kind == store.EnvelopeKindStep {
+			return e, nil
+		}
+	}
+	return nil, nil
 }
 
 func mustJSON(v any) []byte {

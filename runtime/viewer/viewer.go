@@ -145,6 +145,12 @@ func Handler(src Source, opts *Options) http.Handler {
 	mux.HandleFunc("GET /ui/api/audit", a.audit)
 	mux.HandleFunc("GET /ui/api/tools", a.tools)
 	mux.HandleFunc("GET /ui/api/policy", a.policy)
+	// Any other API path is answered in JSON too, as the page expects.
+	unknown := func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, runtime.CodeNotFound, "no API path "+store.Clip(r.URL.Path)+" (the viewer answers /ui/api/info, traces, traces/{id}, traces/{id}/steps/{index}, traces/{id}/audit, audit, tools and policy)")
+	}
+	mux.HandleFunc("GET /ui/api/", unknown)
+	mux.HandleFunc("GET /ui/api", unknown)
 	return &headers{mux}
 }
 
@@ -222,6 +228,10 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if errors.Is(err, store.ErrInvalidID) {
 		writeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	if errors.Is(err, store.ErrInvalidCursor) {
+		badArg(w, "cursor: not a cursor this viewer issued; start again without one")
 		return
 	}
 	if errors.Is(err, context.Canceled) {

@@ -170,9 +170,9 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 		}
 		d.StepIndex = sc.Index
 		d.RecordSHA256 = store.RecordSHA256(sc.Step)
-		d.RunSHA256 = ""
+		d.RunSHA256, d.RunStatus = "", ""
 		if r.rec != nil {
-			d.RunSHA256 = store.RecordSHA256(r.rec)
+			d.RunSHA256, d.RunStatus = store.RecordSHA256(r.rec), string(sc.Run.Status)
 		}
 		s, err := store.PrepareEnvelope(d)
 		if err != nil {
@@ -541,7 +541,7 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id LE
 			if rec != nil && r.rec == nil {
 				// The record was encoded here: seal its bytes.
 				d := r.draft
-				d.RunSHA256 = store.RecordSHA256(rec)
+				d.RunSHA256, d.RunStatus = store.RecordSHA256(rec), string(sc.Run.Status)
 				var err error
 				if s, err = store.PrepareEnvelope(d); err != nil {
 					errs[i] = err

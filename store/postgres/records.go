@@ -330,7 +330,7 @@ ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodi
 		// A rewrite no step commit carries is sealed by an envelope of
 		// its own, committing to the input and program as stored too.
 		d := store.Envelope{Kind: store.EnvelopeKindRun, TraceID: e.ID, PolicyHash: e.PolicyHash,
-			RunSHA256: store.RecordSHA256(v), Payload: store.StatusPayload(e.Status)}
+			RunSHA256: store.RecordSHA256(v), RunStatus: string(e.Status), Payload: store.StatusPayload(e.Status)}
 		var in, prog []byte
 		err = tx.QueryRow(ctx, `SELECT input, program FROM nanovm_exec_bodies WHERE id = $1`, e.ID).Scan(&in, &prog)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -437,7 +437,7 @@ func (db *DB) Runs(ctx context.Context, f store.RunFilter) (store.RunPage, error
 	if f.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(f.Cursor)
 		if err != nil || len(b) < 8 {
-			return store.RunPage{}, fmt.Errorf("list executions: invalid cursor %q", f.Cursor)
+			return store.RunPage{}, fmt.Errorf("list runs: %w %s", store.ErrInvalidCursor, store.Clip(f.Cursor))
 		}
 		afterNS, afterID = int64(binary.BigEndian.Uint64(b)), string(b[8:])
 	}

@@ -74,6 +74,7 @@ func Run(t *testing.T, open Opener) {
 		{"ChainHead", testChainHead},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"RecordCoverage", testRecordCoverage},
+		{"FinishedRunSealed", testFinishedRunSealed},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyExpiry", testIdempotencyExpiry},
 		{"IdempotencyConcurrentClaim", testIdempotencyConcurrentClaim},
