@@ -56,6 +56,11 @@ type outcome struct {
 
 // execute runs one step and returns its record, not yet applied.
 func (r *run) execute(ctx context.Context, step *Step) (*StepRecord, error) {
+	if r.lookupPath == nil {
+		// Made once per run, here, before any sub-step goroutine reads
+		// them; they read the state, which no step changes while it runs.
+		r.lookup, r.lookupPath, r.llmPath = r.st.lookup, r.st.lookupPath, r.llmLookup()
+	}
 	rec := &StepRecord{
 		Index:     len(r.tr.Steps),
 		StepID:    step.ID,
@@ -91,7 +96,7 @@ func (r *run) execute(ctx context.Context, step *Step) (*StepRecord, error) {
 // fails the step; under on_error "skip" the result is null, which takes the
 // otherwise branch. Retrying would give the same error, so "retry" fails.
 func (r *run) condition(step *Step, rec *StepRecord) {
-	ok, err := r.prog.compiled.conds[step.ID].Eval(r.st.lookup)
+	ok, err := r.prog.compiled.conds[step.ID].Eval(r.lookup)
 	if err == nil {
 		rec.Status, rec.Output = StepSuccess, ok
 		return
@@ -112,22 +117,37 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 	if limit <= 0 || limit > n {
 		limit = n
 	}
+	calls := r.prog.compiled.calls[step.ID]
+	if len(calls) != n {
+		calls = make([]subCall, n)
+		for i := range step.ParallelSteps {
+			sub := effectiveSub(step, &step.ParallelSteps[i])
+			calls[i] = subCall{step: sub, callID: step.ID + "/" + sub.ID}
+		}
+	}
 	subs := make([]SubStepRecord, n)
 	outs := make([]outcome, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
-	for i := range step.ParallelSteps {
-		sub := effectiveSub(step, &step.ParallelSteps[i])
+	one := func(i int) {
+		defer func() { <-sem; wg.Done() }()
+		sub := calls[i].step
+		start := r.m.clock.Now().UTC()
+		outs[i], errs[i] = r.attempts(ctx, sub, rec.Index, calls[i].callID)
+		end := r.m.clock.Now().UTC()
+		subs[i] = SubStepRecord{StepID: sub.ID, Type: sub.Type, StartedAt: start, FinishedAt: end, DurationMS: durationMS(start, end)}
+	}
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(i int, sub *Step) {
-			defer func() { <-sem; wg.Done() }()
-			start := r.m.clock.Now().UTC()
-			outs[i], errs[i] = r.attempts(ctx, sub, rec.Index, step.ID+"/"+sub.ID)
-			end := r.m.clock.Now().UTC()
-			subs[i] = SubStepRecord{StepID: sub.ID, Type: sub.Type, StartedAt: start, FinishedAt: end, DurationMS: durationMS(start, end)}
-		}(i, sub)
+		if i == n-1 {
+			// The last sub-step runs here: nothing is left to start,
+			// and this goroutine would only wait.
+			one(i)
+			break
+		}
+		go one(i)
 	}
 	wg.Wait()
 	output := make(map[string]any, n)
@@ -247,7 +267,7 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 		if r.m.tools == nil {
 			return nil, errNoTools
 		}
-		args, _ := resolveRefs(step.Args, r.st.lookup).(map[string]any)
+		args, _ := resolveRefs(step.Args, r.lookupPath).(map[string]any)
 		if args == nil {
 			args = map[string]any{}
 		}
@@ -269,7 +289,7 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 		if r.m.llm == nil {
 			return nil, errNoLLM
 		}
-		lookup := r.llmLookup()
+		lookup := r.llmPath
 		req := LLMRequest{
 			TraceID: r.tr.TraceID, StepID: callID, StepIndex: index, Attempt: attempt,
 			Prompt: textOf(resolveRefs(step.Prompt, lookup)), AllowedOutputs: step.AllowedOutputs, Timeout: timeout,
@@ -296,43 +316,32 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 
 // llmLookup resolves references for a prompt through the LLM projection:
 // a prompt never sees governance metadata, secrets or raw PII.
-func (r *run) llmLookup() func([]string) (any, bool) {
+func (r *run) llmLookup() func(path string) (any, bool) {
 	opts := projection.Options{Refs: r.m.refs}
-	return func(path []string) (any, bool) {
-		head := path[0]
+	return func(path string) (any, bool) {
+		head, rest, _ := strings.Cut(path, ".")
 		if strings.HasPrefix(head, "__") {
 			if head == WebhookKey {
 				return projection.Redacted, true
 			}
 			return nil, false
 		}
-		v, ok := r.st.lookup(path[:1])
+		v, ok := r.st.vars[head]
 		if !ok {
 			return nil, false
 		}
-		projected, _ := projection.Project(map[string]any{head: v}, projection.LLM, opts).(map[string]any)
-		cur, ok := projected[head]
+		cur, ok := projection.ProjectMember(head, v, projection.LLM, opts)
 		if !ok {
 			return nil, false
 		}
-		rest := path[1:]
-		if len(rest) > 0 && rest[0] == "output" {
+		if first, after, _ := strings.Cut(rest, "."); first == "output" {
 			if _, isStep := r.st.outputs.m[head]; isStep {
 				if m, isMap := cur.(map[string]any); !isMap || m["output"] == nil {
-					rest = rest[1:]
+					rest = after
 				}
 			}
 		}
-		for _, seg := range rest {
-			m, isMap := cur.(map[string]any)
-			if !isMap {
-				return nil, false
-			}
-			if cur, ok = m[seg]; !ok {
-				return nil, false
-			}
-		}
-		return cur, true
+		return walkPath(cur, rest)
 	}
 }
 

@@ -88,7 +88,7 @@ func (m *Machine) Start(ctx context.Context, prog *Program, input map[string]any
 	if traceID == "" {
 		traceID = m.ids.NewID()
 	}
-	st, err := newState(input)
+	st, err := newState(input, len(prog.Steps))
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
@@ -180,6 +180,11 @@ type run struct {
 	tokens   int
 	stalled  int
 	lastHash string
+	// lookup reads a condition's variables; lookupPath and llmPath
+	// resolve $references in a tool's args and in a prompt (through the
+	// LLM projection). Made by the first execute.
+	lookup              func(path []string) (any, bool)
+	lookupPath, llmPath func(path string) (any, bool)
 }
 
 // loop runs steps until the run ends, suspends or is interrupted.
@@ -464,7 +469,7 @@ func (m *Machine) restore(prog *Program, input map[string]any, rec *Trace) (*run
 	if prog.compiled == nil {
 		return nil, ErrNotValidated
 	}
-	st, err := newState(input)
+	st, err := newState(input, len(prog.Steps))
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"slices"
 	"strings"
 
@@ -34,9 +33,11 @@ type state struct {
 	vars map[string]any
 	// pending lists the members changed since the last hash.
 	pending []change
-	h       hash.Hash
 	buf     []byte
 	last    string
+	// scratch holds a member's new encoding until set knows it changed:
+	// a value rewritten as it was costs no allocation.
+	scratch []byte
 }
 
 // section is one object of the canonical state, with each member's
@@ -54,20 +55,24 @@ type change struct {
 	enc []byte // canonical value
 }
 
-func newState(input map[string]any) (*state, error) {
+// newState makes a run's state from its input; steps is the program's
+// step count, a size hint for the outputs.
+func newState(input map[string]any, steps int) (*state, error) {
 	s := &state{
 		input:   section{name: "input", m: make(map[string]any, len(input)), enc: make(map[string][]byte, len(input))},
-		outputs: section{name: "outputs", m: map[string]any{}, enc: map[string][]byte{}},
+		outputs: section{name: "outputs", m: make(map[string]any, steps), enc: make(map[string][]byte, steps)},
 		data:    section{name: "data", m: map[string]any{}, enc: map[string][]byte{}},
-		vars:    make(map[string]any, len(input)),
-		h:       sha256.New(),
+		vars:    make(map[string]any, len(input)+steps),
 	}
 	for k, v := range input {
-		enc, err := canonical.Append(nil, v)
+		b, err := canonical.Append(s.scratch[:0], v)
+		if cap(b) <= maxScratch {
+			s.scratch = b[:0]
+		}
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", k, err)
 		}
-		s.input.m[k], s.input.enc[k] = v, enc
+		s.input.m[k], s.input.enc[k] = v, bytes.Clone(b)
 		s.vars[k] = v
 	}
 	s.last = s.fullHash()
@@ -77,14 +82,18 @@ func newState(input map[string]any) (*state, error) {
 // set writes a member and notes it for the next hash if its canonical
 // encoding changed.
 func (s *state) set(sec *section, k string, v any) error {
-	enc, err := canonical.Append(nil, v)
+	b, err := canonical.Append(s.scratch[:0], v)
+	if cap(b) <= maxScratch {
+		s.scratch = b[:0]
+	}
 	if err != nil {
 		return err
 	}
 	sec.m[k] = v
-	if old, ok := sec.enc[k]; ok && bytes.Equal(old, enc) {
+	if old, ok := sec.enc[k]; ok && bytes.Equal(old, b) {
 		return nil
 	}
+	enc := bytes.Clone(b)
 	sec.enc[k] = enc
 	for i := range s.pending {
 		if s.pending[i].sec == sec && s.pending[i].key == k {
@@ -95,6 +104,9 @@ func (s *state) set(sec *section, k string, v any) error {
 	s.pending = append(s.pending, change{sec: sec, key: k, enc: enc})
 	return nil
 }
+
+// maxScratch bounds the encoding buffer a state keeps between members.
+const maxScratch = 64 << 10
 
 // setOutput records a step's output under its id.
 func (s *state) setOutput(id string, v any) error {
@@ -148,6 +160,41 @@ func (s *state) lookup(path []string) (any, bool) {
 	return v, true
 }
 
+// lookupPath is lookup of a path written with dots ("order.get_amount.x",
+// as a $reference writes it), walked without splitting it.
+func (s *state) lookupPath(path string) (any, bool) {
+	head, rest, _ := strings.Cut(path, ".")
+	v, ok := s.vars[head]
+	if !ok {
+		return nil, false
+	}
+	if first, after, _ := strings.Cut(rest, "."); first == "output" {
+		if _, isStep := s.outputs.m[head]; isStep && v != nil {
+			if m, isMap := v.(map[string]any); !isMap || m["output"] == nil {
+				rest = after
+			}
+		}
+	}
+	return walkPath(v, rest)
+}
+
+// walkPath follows the dotted members of rest ("" for none) from v.
+func walkPath(v any, rest string) (any, bool) {
+	for rest != "" {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, ".")
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			return nil, false
+		}
+		var ok bool
+		if v, ok = m[seg]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
 // hash returns the state hash after the changes since the last call: the
 // previous hash when nothing changed, else the next link of the chain.
 func (s *state) hash() string {
@@ -190,13 +237,14 @@ func (s *state) hash() string {
 // fullHash is SHA-256 over the canonical JSON of the whole state.
 func (s *state) fullHash() string {
 	b := append(s.buf[:0], '{')
+	var keys []string
 	for i, sec := range []*section{&s.data, &s.input, &s.outputs} {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = canonical.AppendString(b, sec.name)
 		b = append(b, ":{"...)
-		keys := make([]string, 0, len(sec.enc))
+		keys = keys[:0]
 		for k := range sec.enc {
 			keys = append(keys, k)
 		}
@@ -216,11 +264,11 @@ func (s *state) fullHash() string {
 }
 
 func (s *state) sum(b []byte) string {
-	s.h.Reset()
-	s.h.Write(b)
+	sum := sha256.Sum256(b)
 	s.buf = b[:0]
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(s.h.Sum(sum[:0]))
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
 
 // snapshot returns the canonical state object as plain maps, for observers

@@ -34,6 +34,30 @@ func Project(v any, target Target, opts Options) any {
 	return p.value(v, 0)
 }
 
+// ProjectMember is what the member name: v of a top-level object
+// becomes: Project(map[string]any{name: v}, target, opts)[name], and
+// whether that member is there (a dropped or renamed member is not),
+// without building the object.
+func ProjectMember(name string, v any, target Target, opts Options) (any, bool) {
+	if target < LLM || target > Tool {
+		return nil, false
+	}
+	p := projector{target: target, refs: opts.Refs}
+	if target == LLM && strings.HasPrefix(name, "__") {
+		if name == "__webhook__" {
+			return Redacted, true
+		}
+		return nil, false
+	}
+	if p.str(name) != name {
+		return nil, false
+	}
+	if target == LLM && IsSecretName(name) {
+		return Redacted, true
+	}
+	return p.value(v, 1), true
+}
+
 // ProjectState is Project on a state object. For Tool it first keeps only the
 // keys in opts.ToolKeys. The result is never nil; an invalid target yields an
 // empty object.
