@@ -2,15 +2,19 @@ package runtime
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
 
 // Ensure the envelope payload written member by member is byte for byte
 // the canonical JSON of the map it replaces, for every optional member
 // (status, resume source, sub-steps, tool source and grants, nil and empty
-// grants) and outputs that projection rewrites (secret-looking fields).
+// grants) and outputs that projection rewrites (secret-looking fields, vault references, types other than plain JSON
+// data).
 // Envelope hashes cover these bytes.
 func TestEnvelopePayloadCanonical(t *testing.T) {
 	upload := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n", Source: "upload", Grants: map[string]string{"nanovm:http": "policy", "wasi:fs": "upload-default"}}
@@ -19,7 +23,10 @@ func TestEnvelopePayloadCanonical(t *testing.T) {
 	legacy := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n"}
 	oci := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n", Source: "upload", Origin: "oci://r/t@sha256:ab", Signer: "key <1>", Grants: map[string]string{"nanovm:http": "policy"}}
 	originOnly := &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n", Source: "operator", Origin: "file"}
-	outputs := []any{nil, "x", 1.5, map[string]any{"api_key": "sk-123", "amount": 3.0, "<b>": []any{"é", true}}, []any{map[string]any{"password": "p"}}}
+	outputs := []any{nil, "x", 1.5, map[string]any{"api_key": "sk-123", "amount": 3.0, "<b>": []any{"é", true}}, []any{map[string]any{"password": "p"}},
+		// Vault references, which the Trace projection rewrites.
+		"vault://secret/abc", map[string]any{"k": []any{"use vault://secret/x.y now"}, "vault://secret/n": 1.0},
+		[]string{"a", "vault://secret/s"}, map[string]string{"a": "b"}, json.RawMessage(`{"r":"vault://secret/r"}`), 7}
 	tests := []struct {
 		name string
 		rec  kernel.StepRecord
@@ -38,22 +45,41 @@ func TestEnvelopePayloadCanonical(t *testing.T) {
 		{"parallel", kernel.StepRecord{Status: kernel.StepSuccess, SubSteps: []kernel.SubStepRecord{
 			{StepID: "b", Status: kernel.StepSuccess, Tool: upload}, {StepID: "a", Status: kernel.StepFailed},
 			{StepID: "é", Status: kernel.StepSkipped, Tool: legacy}, {StepID: "c", Status: kernel.StepSuccess, Tool: noGrants}, {StepID: "d", Status: kernel.StepSuccess, Tool: oci}}}},
+		{"parallel, repeated ids", kernel.StepRecord{Status: kernel.StepFailed, SubSteps: []kernel.SubStepRecord{
+			{StepID: "b", Status: kernel.StepSuccess, Tool: upload}, {StepID: "a", Status: kernel.StepFailed}, {StepID: "b", Status: kernel.StepFailed, Tool: oci}}}},
+		{"parallel, many", kernel.StepRecord{Status: kernel.StepSuccess, SubSteps: manySubs(40, upload)}},
 	}
 	for _, tc := range tests {
 		for _, out := range outputs {
 			rec := tc.rec
 			rec.Output = out
-			got, err := envelopePayload(&rec, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", tc.name, err)
-			}
-			want, err := envelopePayloadMap(&rec, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", tc.name, err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s, output %v:\n got %s\nwant %s", tc.name, out, got, want)
+			for _, refs := range []projection.Refs{nil, payloadVault{}} {
+				got, err := envelopePayload(&rec, refs)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				want, err := envelopePayloadMap(&rec, refs)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s, output %v:\n got %s\nwant %s", tc.name, out, got, want)
+				}
 			}
 		}
 	}
+}
+
+// payloadVault salts every reference and has erased "x.y".
+type payloadVault struct{}
+
+func (payloadVault) Ref(id string) (string, bool) { return "salt-" + id, id == "x.y" }
+
+// manySubs makes n sub-step records with ids in no order.
+func manySubs(n int, tool *kernel.ToolProvenance) []kernel.SubStepRecord {
+	subs := make([]kernel.SubStepRecord, n)
+	for i := range subs {
+		subs[i] = kernel.SubStepRecord{StepID: fmt.Sprintf("s%d", (i*7)%n), Status: kernel.StepSuccess, Tool: tool}
+	}
+	return subs
 }

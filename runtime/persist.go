@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -59,6 +60,10 @@ type persister struct {
 	inputSHA256, programSHA256 string
 	// buf is reused for every step record (the store copies it).
 	buf []byte
+	// commitCtx is the run's context without its cancellation, made at
+	// the first commit: a step that ran is recorded even if the caller
+	// gave up waiting.
+	commitCtx context.Context
 	// trace holds the run's spans; nil when tracing is off.
 	trace *runTrace
 }
@@ -153,7 +158,10 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
-	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
+	if p.commitCtx == nil {
+		p.commitCtx = context.WithoutCancel(ctx)
+	}
+	pc := p.rt.store.StartCommitStep(p.commitCtx, store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
 	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""
@@ -201,7 +209,14 @@ func (p *persister) reap(wait bool) error {
 			p.failed = fmt.Errorf("commit step %d: %w", ps.index, err)
 			break
 		}
-		p.pending = p.pending[1:]
+		if len(p.pending) == 1 {
+			// Keep the slice's room for the next commit: unpipelined,
+			// every step would otherwise grow a new one.
+			p.pending[0] = pendingStep{}
+			p.pending = p.pending[:0]
+		} else {
+			p.pending = p.pending[1:]
+		}
 		p.done++
 		if p.progress != nil {
 			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: ps.status, Done: p.done, Total: p.total})
@@ -269,7 +284,13 @@ func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool 
 func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMessage, error) {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"output":`...)
-	b, err := canonical.Append(b, projection.Project(rec.Output, projection.Trace, projection.Options{Refs: refs}))
+	out := rec.Output
+	if !projection.TraceUnchanged(out) {
+		// Only a value that holds a vault reference (or is not plain
+		// JSON data) is copied to project it; the rest encodes as it is.
+		out = projection.Project(out, projection.Trace, projection.Options{Refs: refs})
+	}
+	b, err := canonical.Append(b, out)
 	if err != nil {
 		return nil, err
 	}
@@ -286,43 +307,106 @@ func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMess
 		}
 	}
 	if len(rec.SubSteps) > 0 {
-		subs := make(map[string]any, len(rec.SubSteps))
-		for _, s := range rec.SubSteps {
-			e := map[string]any{"status": string(s.Status)}
-			if s.Tool != nil {
-				e["module_sha256"], e["manifest_sha256"] = s.Tool.ModuleSHA256, s.Tool.ManifestSHA256
-			}
-			toolTrust(e, s.Tool)
-			subs[s.StepID] = e
-		}
 		b = append(b, `,"sub_steps":`...)
-		if b, err = canonical.Append(b, subs); err != nil {
+		if b, err = appendSubSteps(b, rec.SubSteps); err != nil {
 			return nil, err
 		}
 	}
 	if t := rec.Tool; t != nil && t.Source != "" {
-		b = append(b, `,"tool_grants":`...)
-		if b, err = canonical.Append(b, grantsValue(t.Grants)); err != nil {
-			return nil, err
-		}
-		if t.Origin != "" {
-			b = append(b, `,"tool_origin":`...)
-			if b, err = canonical.Append(b, t.Origin); err != nil {
-				return nil, err
-			}
-		}
-		if t.Signer != "" {
-			b = append(b, `,"tool_signer":`...)
-			if b, err = canonical.Append(b, t.Signer); err != nil {
-				return nil, err
-			}
-		}
-		b = append(b, `,"tool_source":`...)
-		if b, err = canonical.Append(b, t.Source); err != nil {
+		if b, err = appendToolTrust(b, ',', t); err != nil {
 			return nil, err
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// appendSubSteps writes the sub_steps member's value: an object of the
+// sub-steps by id, each {manifest_sha256, module_sha256, status,
+// tool_*}, in canonical order, as canonical.Marshal writes the map that
+// envelopePayloadMap builds. Sub-step ids repeated (no validated program
+// has them) go through that map, whose last entry wins.
+func appendSubSteps(b []byte, subs []kernel.SubStepRecord) ([]byte, error) {
+	var buf [16]int
+	order := buf[:0]
+	for i := range subs {
+		order = append(order, i)
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return canonical.CompareKeys(subs[i].StepID, subs[j].StepID) })
+	for k := 1; k < len(order); k++ {
+		if subs[order[k]].StepID == subs[order[k-1]].StepID {
+			m := make(map[string]any, len(subs))
+			for _, s := range subs {
+				e := map[string]any{"status": string(s.Status)}
+				if s.Tool != nil {
+					e["module_sha256"], e["manifest_sha256"] = s.Tool.ModuleSHA256, s.Tool.ManifestSHA256
+				}
+				toolTrust(e, s.Tool)
+				m[s.StepID] = e
+			}
+			return canonical.Append(b, m)
+		}
+	}
+	var err error
+	b = append(b, '{')
+	for k, i := range order {
+		s := &subs[i]
+		if k > 0 {
+			b = append(b, ',')
+		}
+		if b, err = canonical.Append(b, s.StepID); err != nil {
+			return b, err
+		}
+		b = append(b, ':', '{')
+		if s.Tool != nil {
+			b = append(b, `"manifest_sha256":`...)
+			if b, err = canonical.Append(b, s.Tool.ManifestSHA256); err != nil {
+				return b, err
+			}
+			b = append(b, `,"module_sha256":`...)
+			if b, err = canonical.Append(b, s.Tool.ModuleSHA256); err != nil {
+				return b, err
+			}
+			b = append(b, ',')
+		}
+		b = append(b, `"status":`...)
+		if b, err = canonical.Append(b, string(s.Status)); err != nil {
+			return b, err
+		}
+		if t := s.Tool; t != nil && t.Source != "" {
+			if b, err = appendToolTrust(b, ',', t); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// appendToolTrust writes toolTrust's members (tool_grants, tool_origin,
+// tool_signer, tool_source: canonical order), each after sep, of a tool
+// with a source.
+func appendToolTrust(b []byte, sep byte, t *kernel.ToolProvenance) ([]byte, error) {
+	b = append(b, sep)
+	b = append(b, `"tool_grants":`...)
+	// A map[string]string encodes as grantsValue's copy does, nil as {}.
+	b, err := canonical.Append(b, t.Grants)
+	if err != nil {
+		return b, err
+	}
+	if t.Origin != "" {
+		b = append(b, `,"tool_origin":`...)
+		if b, err = canonical.Append(b, t.Origin); err != nil {
+			return b, err
+		}
+	}
+	if t.Signer != "" {
+		b = append(b, `,"tool_signer":`...)
+		if b, err = canonical.Append(b, t.Signer); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, `,"tool_source":`...)
+	return canonical.Append(b, t.Source)
 }
 
 // envelopePayloadMap is the payload as a map, what envelopePayload writes
@@ -388,7 +472,7 @@ func lightHeader(tr *kernel.Trace, status kernel.Status) json.RawMessage {
 		InitialStateHash: tr.InitialStateHash, SuspendedStepID: tr.SuspendedStepID,
 		StartedAt: tr.StartedAt, StepMetrics: tr.StepMetrics, Usage: tr.Usage, Error: tr.Error,
 	}
-	b, _ := kernel.AppendTrace(nil, &h)
+	b, _ := appendHeader(&h)
 	return b
 }
 

@@ -34,6 +34,62 @@ func Project(v any, target Target, opts Options) any {
 	return p.value(v, 0)
 }
 
+// TraceUnchanged reports whether Project(v, Trace, opts) equals v, whatever
+// opts: v is plain JSON data (nil, bool, float64, string, []any,
+// map[string]any, []string, map[string]string) with no vault reference in
+// any string or object name. The canonical encoding of v is then that of
+// its Trace projection, and a caller that only encodes the projection can
+// skip the copy. It allocates nothing; anything else (another type, a
+// deeper nesting than Project follows) reports false.
+func TraceUnchanged(v any) bool { return traceUnchanged(v, 0) }
+
+func traceUnchanged(v any, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch v := v.(type) {
+	case nil, bool, float64:
+		return true
+	case string:
+		return !hasRef(v)
+	case map[string]any:
+		for k, e := range v {
+			if hasRef(k) || !traceUnchanged(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range v {
+			if !traceUnchanged(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []string:
+		for _, e := range v {
+			if hasRef(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]string:
+		for k, e := range v {
+			if hasRef(k) || hasRef(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// hasRef reports whether s holds a vault reference.
+func hasRef(s string) bool {
+	_, _, _, ok := nextRef(s, 0)
+	return ok
+}
+
 // ProjectMember is what the member name: v of a top-level object
 // becomes: Project(map[string]any{name: v}, target, opts)[name], and
 // whether that member is there (a dropped or renamed member is not),

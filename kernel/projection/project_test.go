@@ -327,3 +327,32 @@ func scribble(v any) {
 		}
 	}
 }
+
+// TestTraceUnchanged checks which values TraceUnchanged passes: plain JSON
+// data without a vault reference, and nothing else (FuzzProject holds the
+// ones it passes to the Trace projection).
+func TestTraceUnchanged(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want bool
+	}{
+		{nil, true}, {true, true}, {1.5, true}, {"plain", true},
+		{map[string]any{"a": []any{"b", 2.0, map[string]any{}}}, true},
+		{[]string{"a"}, true}, {map[string]string{"a": "b"}, true},
+		{"see vault://secret/k", false}, {"vault://secret/", true},
+		{map[string]any{"vault://secret/k": 1.0}, false},
+		{[]any{map[string]any{"a": "vault://secret/k"}}, false},
+		{[]string{"vault://secret/k"}, false}, {map[string]string{"a": "vault://secret/k"}, false},
+		{map[string]string{"vault://secret/k": "a"}, false},
+		{3, false}, {json.RawMessage(`{}`), false}, {struct{}{}, false},
+	} {
+		if got := TraceUnchanged(tc.v); got != tc.want {
+			t.Errorf("TraceUnchanged(%#v) = %v, want %v", tc.v, got, tc.want)
+		}
+		if tc.want {
+			if out := Project(tc.v, Trace, Options{Refs: testVault}); !reflect.DeepEqual(out, tc.v) {
+				t.Errorf("Trace projects %#v to %#v", tc.v, out)
+			}
+		}
+	}
+}
