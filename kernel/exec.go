@@ -61,7 +61,10 @@ func (r *run) execute(ctx context.Context, step *Step) (*StepRecord, error) {
 		// them; they read the state, which no step changes while it runs.
 		r.lookup, r.lookupPath, r.llmPath = r.st.lookup, r.st.lookupPath, r.llmLookup()
 	}
-	rec := &StepRecord{
+	// The record is built in the run's own: apply copies it into the
+	// trace, so one serves every step.
+	rec := &r.rec
+	*rec = StepRecord{
 		Index:     len(r.tr.Steps),
 		StepID:    step.ID,
 		Type:      step.Type,
@@ -126,21 +129,31 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 		}
 	}
 	subs := make([]SubStepRecord, n)
-	outs := make([]outcome, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, limit)
+	res := make([]subResult, n)
+	// A semaphore only when max_concurrency holds some sub-steps back.
+	var sem chan struct{}
+	if limit < n {
+		sem = make(chan struct{}, limit)
+	}
 	var wg sync.WaitGroup
 	one := func(i int) {
-		defer func() { <-sem; wg.Done() }()
+		defer func() {
+			if sem != nil {
+				<-sem
+			}
+			wg.Done()
+		}()
 		sub := calls[i].step
 		start := r.m.clock.Now().UTC()
-		outs[i], errs[i] = r.attempts(ctx, sub, rec.Index, calls[i].callID)
+		res[i].o, res[i].err = r.attempts(ctx, sub, rec.Index, calls[i].callID)
 		end := r.m.clock.Now().UTC()
 		subs[i] = SubStepRecord{StepID: sub.ID, Type: sub.Type, StartedAt: start, FinishedAt: end, DurationMS: durationMS(start, end)}
 	}
 	for i := range n {
 		wg.Add(1)
-		sem <- struct{}{}
+		if sem != nil {
+			sem <- struct{}{}
+		}
 		if i == n-1 {
 			// The last sub-step runs here: nothing is left to start,
 			// and this goroutine would only wait.
@@ -153,10 +166,10 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 	output := make(map[string]any, n)
 	var failed []string
 	for i := range subs {
-		if errs[i] != nil {
-			return errs[i]
+		if res[i].err != nil {
+			return res[i].err
 		}
-		o := &outs[i]
+		o := &res[i].o
 		s := &subs[i]
 		s.Status, s.Output, s.Error, s.Retries = o.status, o.output, o.err, o.retries
 		s.Usage, s.TimedOut, s.RawOutput, s.Log, s.Tool = o.usage, o.timedOut, o.rawOutput, o.log, o.tool
@@ -177,6 +190,12 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 	}
 	rec.Status = StepSuccess
 	return nil
+}
+
+// subResult is what one sub-step's attempts came to.
+type subResult struct {
+	o   outcome
+	err error
 }
 
 // effectiveSub gives a sub-step its parent's error policy when it sets none.

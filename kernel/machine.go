@@ -96,7 +96,7 @@ func (m *Machine) Start(ctx context.Context, prog *Program, input map[string]any
 		TraceID:     traceID,
 		ProgramName: prog.Name,
 		Status:      StatusRunning,
-		Steps:       []StepRecord{},
+		Steps:       make([]StepRecord, 0, recordsHint(prog)),
 		StartedAt:   m.clock.Now().UTC(),
 	}
 	r := &run{m: m, prog: prog, tr: tr, st: st}
@@ -168,6 +168,10 @@ func (r *run) resume(ctx context.Context, ev ResumeEvent) (*Trace, error) {
 	return r.loop(ctx)
 }
 
+// recordsHint is the room a new trace makes for its records: one per
+// step, as a run without loops takes, up to 16.
+func recordsHint(prog *Program) int { return min(len(prog.Steps), 16) }
+
 // run is the state of one run in memory.
 type run struct {
 	m    *Machine
@@ -185,6 +189,8 @@ type run struct {
 	// LLM projection). Made by the first execute.
 	lookup              func(path []string) (any, bool)
 	lookupPath, llmPath func(path string) (any, bool)
+	// rec is the record execute builds, until apply copies it into tr.
+	rec StepRecord
 }
 
 // loop runs steps until the run ends, suspends or is interrupted.
@@ -377,6 +383,9 @@ func (r *run) apply(rec *StepRecord, verify bool) error {
 		rec.Next = ""
 	}
 	tr.Steps = append(tr.Steps, *rec)
+	if tr.StateSnapshots == nil {
+		tr.StateSnapshots = make([]Snapshot, 0, max(cap(tr.Steps), 1))
+	}
 	tr.StateSnapshots = append(tr.StateSnapshots, Snapshot{Index: rec.Index, Hash: h})
 	switch {
 	case tr.Status == StatusFailed:

@@ -83,3 +83,29 @@ func manySubs(n int, tool *kernel.ToolProvenance) []kernel.SubStepRecord {
 	}
 	return subs
 }
+
+// TestEnvelopePayloadInvalidUTF8 checks that a string no canonical form
+// holds makes envelopePayload fail wherever it sits, as the map it
+// replaces fails to encode.
+func TestEnvelopePayloadInvalidUTF8(t *testing.T) {
+	bad := "x\xff"
+	tool := func(src, origin string) *kernel.ToolProvenance {
+		return &kernel.ToolProvenance{ModuleSHA256: "m", ManifestSHA256: "n", Source: src, Origin: origin}
+	}
+	for name, rec := range map[string]kernel.StepRecord{
+		"output":          {Status: kernel.StepSuccess, Output: bad},
+		"resume source":   {Status: kernel.StepSuccess, Kind: kernel.KindResume, Source: bad},
+		"tool source":     {Status: kernel.StepSuccess, Tool: tool(bad, "")},
+		"tool origin":     {Status: kernel.StepSuccess, Tool: tool("upload", bad)},
+		"grants":          {Status: kernel.StepSuccess, Tool: &kernel.ToolProvenance{Source: "upload", Grants: map[string]string{bad: "policy"}}},
+		"sub-step id":     {Status: kernel.StepSuccess, SubSteps: []kernel.SubStepRecord{{StepID: bad, Status: kernel.StepSuccess}}},
+		"sub-step module": {Status: kernel.StepSuccess, SubSteps: []kernel.SubStepRecord{{StepID: "a", Status: kernel.StepSuccess, Tool: &kernel.ToolProvenance{ModuleSHA256: bad}}}},
+	} {
+		if _, err := envelopePayloadMap(&rec, nil); err == nil {
+			t.Fatalf("%s: the map encodes", name)
+		}
+		if b, err := envelopePayload(&rec, nil); err == nil {
+			t.Errorf("%s: envelopePayload = %s, want an error", name, b)
+		}
+	}
+}

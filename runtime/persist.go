@@ -1,12 +1,14 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel"
@@ -282,7 +284,30 @@ func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool 
 // ASCII, so byte order), instead of building a map for canonical.Marshal
 // to sort; TestEnvelopePayloadCanonical holds the two to the same bytes.
 func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMessage, error) {
-	b := make([]byte, 0, 256)
+	bp := headerBufs.Get().(*[]byte)
+	b, err := appendPayload((*bp)[:0], rec, refs)
+	var out json.RawMessage
+	if err == nil {
+		out = bytes.Clone(b)
+	}
+	if cap(b) <= maxPooledBuf {
+		*bp = b[:0]
+		headerBufs.Put(bp)
+	}
+	return out, err
+}
+
+// appendStr appends s as canonical.Append does, without boxing it: a
+// string that is not UTF-8 is left to Append, for its error.
+func appendStr(b []byte, s string) ([]byte, error) {
+	if utf8.ValidString(s) {
+		return canonical.AppendString(b, s), nil
+	}
+	return canonical.Append(b, s)
+}
+
+// appendPayload appends envelopePayload's bytes to b.
+func appendPayload(b []byte, rec *kernel.StepRecord, refs projection.Refs) ([]byte, error) {
 	b = append(b, `{"output":`...)
 	out := rec.Output
 	if !projection.TraceUnchanged(out) {
@@ -292,29 +317,29 @@ func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMess
 	}
 	b, err := canonical.Append(b, out)
 	if err != nil {
-		return nil, err
+		return b, err
 	}
 	if rec.Kind == kernel.KindResume {
 		b = append(b, `,"resumed_by":`...)
-		if b, err = canonical.Append(b, rec.Source); err != nil {
-			return nil, err
+		if b, err = appendStr(b, rec.Source); err != nil {
+			return b, err
 		}
 	}
 	if rec.Status != kernel.StepSuccess {
 		b = append(b, `,"status":`...)
-		if b, err = canonical.Append(b, string(rec.Status)); err != nil {
-			return nil, err
+		if b, err = appendStr(b, string(rec.Status)); err != nil {
+			return b, err
 		}
 	}
 	if len(rec.SubSteps) > 0 {
 		b = append(b, `,"sub_steps":`...)
 		if b, err = appendSubSteps(b, rec.SubSteps); err != nil {
-			return nil, err
+			return b, err
 		}
 	}
 	if t := rec.Tool; t != nil && t.Source != "" {
 		if b, err = appendToolTrust(b, ',', t); err != nil {
-			return nil, err
+			return b, err
 		}
 	}
 	return append(b, '}'), nil
@@ -353,23 +378,23 @@ func appendSubSteps(b []byte, subs []kernel.SubStepRecord) ([]byte, error) {
 		if k > 0 {
 			b = append(b, ',')
 		}
-		if b, err = canonical.Append(b, s.StepID); err != nil {
+		if b, err = appendStr(b, s.StepID); err != nil {
 			return b, err
 		}
 		b = append(b, ':', '{')
 		if s.Tool != nil {
 			b = append(b, `"manifest_sha256":`...)
-			if b, err = canonical.Append(b, s.Tool.ManifestSHA256); err != nil {
+			if b, err = appendStr(b, s.Tool.ManifestSHA256); err != nil {
 				return b, err
 			}
 			b = append(b, `,"module_sha256":`...)
-			if b, err = canonical.Append(b, s.Tool.ModuleSHA256); err != nil {
+			if b, err = appendStr(b, s.Tool.ModuleSHA256); err != nil {
 				return b, err
 			}
 			b = append(b, ',')
 		}
 		b = append(b, `"status":`...)
-		if b, err = canonical.Append(b, string(s.Status)); err != nil {
+		if b, err = appendStr(b, string(s.Status)); err != nil {
 			return b, err
 		}
 		if t := s.Tool; t != nil && t.Source != "" {
@@ -395,18 +420,18 @@ func appendToolTrust(b []byte, sep byte, t *kernel.ToolProvenance) ([]byte, erro
 	}
 	if t.Origin != "" {
 		b = append(b, `,"tool_origin":`...)
-		if b, err = canonical.Append(b, t.Origin); err != nil {
+		if b, err = appendStr(b, t.Origin); err != nil {
 			return b, err
 		}
 	}
 	if t.Signer != "" {
 		b = append(b, `,"tool_signer":`...)
-		if b, err = canonical.Append(b, t.Signer); err != nil {
+		if b, err = appendStr(b, t.Signer); err != nil {
 			return b, err
 		}
 	}
 	b = append(b, `,"tool_source":`...)
-	return canonical.Append(b, t.Source)
+	return appendStr(b, t.Source)
 }
 
 // envelopePayloadMap is the payload as a map, what envelopePayload writes
