@@ -191,6 +191,9 @@ type run struct {
 	lookupPath, llmPath func(path string) (any, bool)
 	// rec is the record execute builds, until apply copies it into tr.
 	rec StepRecord
+	// outputJSON is the canonical encoding of the output the last applied
+	// record stored in the state, nil when it stored none.
+	outputJSON []byte
 }
 
 // loop runs steps until the run ends, suspends or is interrupted.
@@ -234,7 +237,7 @@ func (r *run) commit(ctx context.Context, rec *StepRecord) error {
 		return err
 	}
 	if r.m.observer != nil {
-		ev := StepEvent{TraceID: r.tr.TraceID, Record: &r.tr.Steps[len(r.tr.Steps)-1], Status: r.tr.Status, Trace: r.tr, State: r.st.vars}
+		ev := StepEvent{TraceID: r.tr.TraceID, Record: &r.tr.Steps[len(r.tr.Steps)-1], Status: r.tr.Status, Trace: r.tr, State: r.st.vars, OutputJSON: r.outputJSON}
 		if err := r.m.observer.StepFinished(ctx, ev); err != nil {
 			// The observer did not make the step durable: the run stops here
 			// and is continued later from what the observer accepted.
@@ -290,6 +293,7 @@ func (r *run) apply(rec *StepRecord, verify bool) error {
 	}
 	st := r.st
 	next := -1
+	r.outputJSON = nil
 	switch rec.Kind {
 	case KindResume:
 		if tr.Status != StatusSuspended || tr.SuspendedStepID != rec.StepID {
@@ -407,6 +411,7 @@ func (r *run) store(step *Step, out any) error {
 	if err := r.st.setOutput(step.ID, out); err != nil {
 		return err
 	}
+	r.outputJSON = r.st.outputs.enc[step.ID]
 	if step.OutputKey != "" {
 		return r.st.setData(step.OutputKey, out)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/nanovm/nano-vm-mcp/internal/canonical"
@@ -146,12 +147,22 @@ func textOf(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}
-	b, err := canonical.Marshal(v)
-	if err != nil {
-		return ""
+	bp := textBufs.Get().(*[]byte)
+	b, err := canonical.Append((*bp)[:0], v)
+	var s string
+	if err == nil {
+		s = string(b)
 	}
-	return string(b)
+	if cap(b) <= maxScratch {
+		*bp = b[:0]
+		textBufs.Put(bp)
+	}
+	return s
 }
+
+// textBufs keeps textOf's encoding buffers: the text is copied out of one
+// at its size.
+var textBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // RefWarnings returns a warning for each $reference in the program whose
 // head (its first segment) names nothing a run of it with this input can

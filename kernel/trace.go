@@ -226,6 +226,12 @@ type StepEvent struct {
 	// State is the run's state after the step: read-only, valid during the
 	// call.
 	State map[string]any
+	// OutputJSON, for StepFinished, is the canonical JSON (RFC 8785) of
+	// Record.Output as the state hash took it, when the step stored its
+	// output in the state (a successful or skipped step, a resume); nil
+	// otherwise. Read-only, valid during the call: an observer that
+	// encodes the output canonically can use these bytes instead.
+	OutputJSON []byte
 }
 
 // Tally recomputes StepMetrics and Usage from the step records, as the run

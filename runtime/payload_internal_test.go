@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
@@ -54,9 +55,17 @@ func TestEnvelopePayloadCanonical(t *testing.T) {
 			rec := tc.rec
 			rec.Output = out
 			for _, refs := range []projection.Refs{nil, payloadVault{}} {
-				got, err := envelopePayload(&rec, refs)
+				got, err := envelopePayload(&rec, refs, nil)
 				if err != nil {
 					t.Fatalf("%s: %v", tc.name, err)
+				}
+				// With the output's canonical JSON given, as the
+				// kernel gives it, the bytes are the same.
+				if enc, err := canonical.Marshal(out); err == nil {
+					with, err := envelopePayload(&rec, refs, enc)
+					if err != nil || !bytes.Equal(with, got) {
+						t.Errorf("%s, output %v, with its JSON: %s, %v; without: %s", tc.name, out, with, err, got)
+					}
 				}
 				want, err := envelopePayloadMap(&rec, refs)
 				if err != nil {
@@ -104,7 +113,7 @@ func TestEnvelopePayloadInvalidUTF8(t *testing.T) {
 		if _, err := envelopePayloadMap(&rec, nil); err == nil {
 			t.Fatalf("%s: the map encodes", name)
 		}
-		if b, err := envelopePayload(&rec, nil); err == nil {
+		if b, err := envelopePayload(&rec, nil, nil); err == nil {
 			t.Errorf("%s: envelopePayload = %s, want an error", name, b)
 		}
 	}

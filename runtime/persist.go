@@ -142,7 +142,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	// Every step record gets an envelope, failed and skipped ones too:
 	// the envelope commits to the record's bytes (the store adds their
 	// hash), so everything a trace shows is covered.
-	payload, err := envelopePayload(rec, p.rt.vault)
+	payload, err := envelopePayload(rec, p.rt.vault, ev.OutputJSON)
 	if err != nil {
 		return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
 	}
@@ -283,9 +283,13 @@ func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool 
 // tool_signer, tool_source: all
 // ASCII, so byte order), instead of building a map for canonical.Marshal
 // to sort; TestEnvelopePayloadCanonical holds the two to the same bytes.
-func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMessage, error) {
+//
+// outputJSON, when not nil, is the canonical JSON of rec.Output
+// (kernel.StepEvent.OutputJSON): an output the projection leaves alone is
+// then not encoded again.
+func envelopePayload(rec *kernel.StepRecord, refs projection.Refs, outputJSON []byte) (json.RawMessage, error) {
 	bp := headerBufs.Get().(*[]byte)
-	b, err := appendPayload((*bp)[:0], rec, refs)
+	b, err := appendPayload((*bp)[:0], rec, refs, outputJSON)
 	var out json.RawMessage
 	if err == nil {
 		out = bytes.Clone(b)
@@ -307,17 +311,22 @@ func appendStr(b []byte, s string) ([]byte, error) {
 }
 
 // appendPayload appends envelopePayload's bytes to b.
-func appendPayload(b []byte, rec *kernel.StepRecord, refs projection.Refs) ([]byte, error) {
+func appendPayload(b []byte, rec *kernel.StepRecord, refs projection.Refs, outputJSON []byte) ([]byte, error) {
 	b = append(b, `{"output":`...)
-	out := rec.Output
-	if !projection.TraceUnchanged(out) {
+	var err error
+	switch out := rec.Output; {
+	case !projection.TraceUnchanged(out):
 		// Only a value that holds a vault reference (or is not plain
-		// JSON data) is copied to project it; the rest encodes as it is.
-		out = projection.Project(out, projection.Trace, projection.Options{Refs: refs})
-	}
-	b, err := canonical.Append(b, out)
-	if err != nil {
-		return b, err
+		// JSON data) is copied to project it.
+		if b, err = canonical.Append(b, projection.Project(out, projection.Trace, projection.Options{Refs: refs})); err != nil {
+			return b, err
+		}
+	case outputJSON != nil:
+		b = append(b, outputJSON...)
+	default:
+		if b, err = canonical.Append(b, out); err != nil {
+			return b, err
+		}
 	}
 	if rec.Kind == kernel.KindResume {
 		b = append(b, `,"resumed_by":`...)
