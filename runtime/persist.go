@@ -50,7 +50,7 @@ type persister struct {
 	ended kernel.Status
 	// written is set once this run has rewritten the run record.
 	written bool
-	// outside caches actsOutside by step id.
+	// outside caches actsOutside by step id (pipelined runs only).
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
 	pipeline bool
@@ -80,7 +80,7 @@ type pendingStep struct {
 func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(Progress)) *persister {
 	// The program and input were stored when the run started; a step
 	// commit leaves them as they are instead of rewriting them each time.
-	p := &persister{rt: rt, prog: prog, progress: progress, total: len(prog.Steps), outside: map[string]bool{}, pipeline: rt.cfg.PipelinePureSteps}
+	p := &persister{rt: rt, prog: prog, progress: progress, total: len(prog.Steps), pipeline: rt.cfg.PipelinePureSteps}
 	if b, ok := recordBufs.Get().(*[]byte); ok {
 		p.buf = (*b)[:0]
 	}
@@ -88,11 +88,43 @@ func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(
 		p.inputSHA256 = store.RecordSHA256(exec.Input)
 	}
 	if len(exec.Program) > 0 {
-		p.programSHA256 = store.RecordSHA256(exec.Program)
+		p.programSHA256 = programSHA256(exec.Program, prog)
 	}
 	exec.Input, exec.Program = nil, nil
 	p.exec = exec
 	return p
+}
+
+// programHashes remembers store.RecordSHA256 of each validated program's
+// stored bytes, by program: every run of a cached program would hash the
+// same bytes again. Bounded as the parse cache is.
+var programHashes struct {
+	sync.Mutex
+	m map[*kernel.Program]programHash
+}
+
+type programHash struct {
+	raw  []byte
+	hash string
+}
+
+// programSHA256 is store.RecordSHA256(raw), from programHashes when raw
+// is what prog was last stored as.
+func programSHA256(raw []byte, prog *kernel.Program) string {
+	programHashes.Lock()
+	h, ok := programHashes.m[prog]
+	programHashes.Unlock()
+	if ok && bytes.Equal(h.raw, raw) {
+		return h.hash
+	}
+	sum := store.RecordSHA256(raw)
+	programHashes.Lock()
+	if programHashes.m == nil || len(programHashes.m) >= maxCachedPrograms {
+		programHashes.m = make(map[*kernel.Program]programHash)
+	}
+	programHashes.m[prog] = programHash{raw: bytes.Clone(raw), hash: sum}
+	programHashes.Unlock()
+	return sum
 }
 
 // StepStarted waits for every earlier commit before a step that can act
@@ -246,6 +278,9 @@ func (p *persister) actsOutside(ctx context.Context, stepID string) bool {
 	}
 	step := p.prog.StepByID(stepID)
 	v := step == nil || p.rt.stepActsOutside(ctx, step)
+	if p.outside == nil {
+		p.outside = map[string]bool{}
+	}
 	p.outside[stepID] = v
 	return v
 }
