@@ -411,9 +411,11 @@ func (r *run) store(step *Step, out any) error {
 	if err := r.st.setOutput(step.ID, out); err != nil {
 		return err
 	}
-	r.outputJSON = r.st.outputs.enc[step.ID]
+	enc := r.st.outputs.m[step.ID].enc
+	r.outputJSON = enc
 	if step.OutputKey != "" {
-		return r.st.setData(step.OutputKey, out)
+		// The same value: its encoding is shared, not made again.
+		r.st.setDataShared(step.OutputKey, out, enc)
 	}
 	return nil
 }

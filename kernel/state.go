@@ -45,8 +45,14 @@ type state struct {
 // value.
 type section struct {
 	name string
-	m    map[string]any
-	enc  map[string][]byte
+	m    map[string]member
+}
+
+// member is one value of a section and its canonical encoding, which is
+// never changed once made (a change makes a new one).
+type member struct {
+	v   any
+	enc []byte
 }
 
 type change struct {
@@ -59,9 +65,9 @@ type change struct {
 // step count, a size hint for the outputs.
 func newState(input map[string]any, steps int) (*state, error) {
 	s := &state{
-		input:   section{name: "input", m: make(map[string]any, len(input)), enc: make(map[string][]byte, len(input))},
-		outputs: section{name: "outputs", m: make(map[string]any, steps), enc: make(map[string][]byte, steps)},
-		data:    section{name: "data", m: map[string]any{}, enc: map[string][]byte{}},
+		input:   section{name: "input", m: make(map[string]member, len(input))},
+		outputs: section{name: "outputs", m: make(map[string]member, steps)},
+		data:    section{name: "data", m: map[string]member{}},
 		vars:    make(map[string]any, len(input)+steps),
 	}
 	for k, v := range input {
@@ -72,7 +78,7 @@ func newState(input map[string]any, steps int) (*state, error) {
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", k, err)
 		}
-		s.input.m[k], s.input.enc[k] = v, bytes.Clone(b)
+		s.input.m[k] = member{v: v, enc: bytes.Clone(b)}
 		s.vars[k] = v
 	}
 	s.last = s.fullHash()
@@ -89,20 +95,43 @@ func (s *state) set(sec *section, k string, v any) error {
 	if err != nil {
 		return err
 	}
-	sec.m[k] = v
-	if old, ok := sec.enc[k]; ok && bytes.Equal(old, b) {
-		return nil
+	s.setEncoded(sec, k, v, b)
+	return nil
+}
+
+// setEncoded is set of a value whose canonical encoding is enc, which it
+// copies if it keeps it (enc may be a scratch buffer); it returns the
+// member's encoding as kept.
+func (s *state) setEncoded(sec *section, k string, v any, enc []byte) []byte {
+	if old, ok := sec.m[k]; ok && bytes.Equal(old.enc, enc) {
+		sec.m[k] = member{v: v, enc: old.enc}
+		return old.enc
 	}
-	enc := bytes.Clone(b)
-	sec.enc[k] = enc
+	return s.keep(sec, k, v, bytes.Clone(enc))
+}
+
+// keep stores a member with its encoding, which from now on is shared
+// and never changed, and notes the change for the next hash.
+func (s *state) keep(sec *section, k string, v any, enc []byte) []byte {
+	sec.m[k] = member{v: v, enc: enc}
 	for i := range s.pending {
 		if s.pending[i].sec == sec && s.pending[i].key == k {
 			s.pending[i].enc = enc
-			return nil
+			return enc
 		}
 	}
 	s.pending = append(s.pending, change{sec: sec, key: k, enc: enc})
-	return nil
+	return enc
+}
+
+// setShared is set of a value whose kept canonical encoding is enc (a
+// member's, from set): the bytes are shared, not copied.
+func (s *state) setShared(sec *section, k string, v any, enc []byte) {
+	if old, ok := sec.m[k]; ok && bytes.Equal(old.enc, enc) {
+		sec.m[k] = member{v: v, enc: old.enc}
+		return
+	}
+	s.keep(sec, k, v, enc)
 }
 
 // maxScratch bounds the encoding buffer a state keeps between members.
@@ -119,6 +148,13 @@ func (s *state) setOutput(id string, v any) error {
 		}
 	}
 	return nil
+}
+
+// setDataShared is setData of a value whose kept canonical encoding is
+// enc (its step output's: an output_key holds the same value).
+func (s *state) setDataShared(k string, v any, enc []byte) {
+	s.setShared(&s.data, k, v, enc)
+	s.vars[k] = v
 }
 
 // setData writes a data key (output_key or a resume key).
@@ -245,7 +281,7 @@ func (s *state) fullHash() string {
 		b = canonical.AppendString(b, sec.name)
 		b = append(b, ":{"...)
 		keys = keys[:0]
-		for k := range sec.enc {
+		for k := range sec.m {
 			keys = append(keys, k)
 		}
 		slices.SortFunc(keys, canonical.CompareKeys[string])
@@ -255,7 +291,7 @@ func (s *state) fullHash() string {
 			}
 			b = canonical.AppendString(b, k)
 			b = append(b, ':')
-			b = append(b, sec.enc[k]...)
+			b = append(b, sec.m[k].enc...)
 		}
 		b = append(b, '}')
 	}
@@ -269,10 +305,4 @@ func (s *state) sum(b []byte) string {
 	var h [2 * sha256.Size]byte
 	hex.Encode(h[:], sum[:])
 	return string(h[:])
-}
-
-// snapshot returns the canonical state object as plain maps, for observers
-// and tests. It shares values with the state: treat it as read-only.
-func (s *state) snapshot() map[string]any {
-	return map[string]any{"data": s.data.m, "input": s.input.m, "outputs": s.outputs.m}
 }
