@@ -33,11 +33,11 @@ type state struct {
 	vars map[string]any
 	// pending lists the members changed since the last hash.
 	pending []change
-	buf     []byte
 	last    string
-	// scratch holds a member's new encoding until set knows it changed:
-	// a value rewritten as it was costs no allocation.
-	scratch []byte
+	// buf holds what is hashed, and a member's new encoding until set
+	// knows it changed (the two never overlap): a value rewritten as it
+	// was costs no allocation.
+	buf []byte
 }
 
 // section is one object of the canonical state, with each member's
@@ -69,11 +69,12 @@ func newState(input map[string]any, steps int) (*state, error) {
 		outputs: section{name: "outputs", m: make(map[string]member, steps)},
 		data:    section{name: "data", m: map[string]member{}},
 		vars:    make(map[string]any, len(input)+steps),
+		buf:     make([]byte, 0, 512),
 	}
 	for k, v := range input {
-		b, err := canonical.Append(s.scratch[:0], v)
+		b, err := canonical.Append(s.buf[:0], v)
 		if cap(b) <= maxScratch {
-			s.scratch = b[:0]
+			s.buf = b[:0]
 		}
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", k, err)
@@ -88,9 +89,9 @@ func newState(input map[string]any, steps int) (*state, error) {
 // set writes a member and notes it for the next hash if its canonical
 // encoding changed.
 func (s *state) set(sec *section, k string, v any) error {
-	b, err := canonical.Append(s.scratch[:0], v)
+	b, err := canonical.Append(s.buf[:0], v)
 	if cap(b) <= maxScratch {
-		s.scratch = b[:0]
+		s.buf = b[:0]
 	}
 	if err != nil {
 		return err
@@ -100,7 +101,7 @@ func (s *state) set(sec *section, k string, v any) error {
 }
 
 // setEncoded is set of a value whose canonical encoding is enc, which it
-// copies if it keeps it (enc may be a scratch buffer); it returns the
+// copies if it keeps it (enc may be s.buf); it returns the
 // member's encoding as kept.
 func (s *state) setEncoded(sec *section, k string, v any, enc []byte) []byte {
 	if old, ok := sec.m[k]; ok && bytes.Equal(old.enc, enc) {
