@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/internal/condition"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
 
@@ -99,7 +100,7 @@ func (r *run) execute(ctx context.Context, step *Step) (*StepRecord, error) {
 // fails the step; under on_error "skip" the result is null, which takes the
 // otherwise branch. Retrying would give the same error, so "retry" fails.
 func (r *run) condition(step *Step, rec *StepRecord) {
-	ok, err := r.prog.compiled.conds[step.ID].Eval(r.lookup)
+	ok, err := r.at(step).cond.Eval(r.lookup)
 	if err == nil {
 		rec.Status, rec.Output = StepSuccess, ok
 		return
@@ -120,7 +121,7 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 	if limit <= 0 || limit > n {
 		limit = n
 	}
-	calls := r.prog.compiled.calls[step.ID]
+	calls := r.at(step).calls
 	if len(calls) != n {
 		calls = make([]subCall, n)
 		for i := range step.ParallelSteps {
@@ -190,6 +191,22 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 	}
 	rec.Status = StepSuccess
 	return nil
+}
+
+// prepared is what validation made ready for one top-level step.
+type prepared struct {
+	cond  *condition.Expr
+	calls []subCall
+}
+
+// at returns what validation prepared for step, a top-level step of the
+// run's program: by its position when step is the one the run is at.
+func (r *run) at(step *Step) prepared {
+	c := r.prog.compiled
+	if i := r.cursor; i >= 0 && i < len(r.prog.Steps) && &r.prog.Steps[i] == step && i < len(c.condAt) {
+		return prepared{cond: c.condAt[i], calls: c.callsAt[i]}
+	}
+	return prepared{cond: c.conds[step.ID], calls: c.calls[step.ID]}
 }
 
 // subResult is what one sub-step's attempts came to.

@@ -283,9 +283,14 @@ func durationMS(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()
 func (r *run) apply(rec *StepRecord, verify bool) error {
 	p := r.prog
 	tr := r.tr
-	idx, ok := p.compiled.index[rec.StepID]
-	if !ok {
-		return fmt.Errorf("%w: record %d names step %q, which the program lacks", ErrTraceMismatch, rec.Index, rec.StepID)
+	idx := r.cursor
+	if idx < 0 || idx >= len(p.Steps) || p.Steps[idx].ID != rec.StepID {
+		// Not the step the run is at (a resume, a mismatched record):
+		// look it up.
+		var ok bool
+		if idx, ok = p.compiled.index[rec.StepID]; !ok {
+			return fmt.Errorf("%w: record %d names step %q, which the program lacks", ErrTraceMismatch, rec.Index, rec.StepID)
+		}
 	}
 	step := &p.Steps[idx]
 	if rec.Index != len(tr.Steps) {
@@ -332,7 +337,7 @@ func (r *run) apply(rec *StepRecord, verify bool) error {
 			if step.Type == StepParallel {
 				for i := range rec.SubSteps {
 					sub := &rec.SubSteps[i]
-					if key := r.subOutputKey(step, sub.StepID); key != "" && sub.Status != StepFailed {
+					if key := r.subOutputKey(step, i, sub.StepID); key != "" && sub.Status != StepFailed {
 						if err := st.setData(key, sub.Output); err != nil {
 							return err
 						}
@@ -420,7 +425,12 @@ func (r *run) store(step *Step, out any) error {
 	return nil
 }
 
-func (r *run) subOutputKey(parent *Step, subID string) string {
+// subOutputKey is the output_key of parent's sub-step subID, which the
+// record lists at position i (where a run records it).
+func (r *run) subOutputKey(parent *Step, i int, subID string) string {
+	if i < len(parent.ParallelSteps) && parent.ParallelSteps[i].ID == subID {
+		return parent.ParallelSteps[i].OutputKey
+	}
 	j, ok := r.prog.compiled.subIndex[parent.ID][subID]
 	if !ok {
 		return ""

@@ -19,6 +19,9 @@ type compiled struct {
 	// its parent's error policy, effectiveSub) and its call id
 	// ("parent/sub"), made once instead of at every run.
 	calls map[string][]subCall
+	// condAt and callsAt are conds and calls by step position.
+	condAt  []*condition.Expr
+	callsAt [][]subCall
 	// openHeads are the $reference heads only an input key can define
 	// (Program.RefWarnings), found once.
 	openOnce  sync.Once
@@ -45,6 +48,12 @@ func (c *compiled) prepareCalls(p *Program) {
 			calls[j] = subCall{step: sub, callID: s.ID + "/" + sub.ID}
 		}
 		c.calls[s.ID] = calls
+	}
+	c.condAt = make([]*condition.Expr, len(p.Steps))
+	c.callsAt = make([][]subCall, len(p.Steps))
+	for i := range p.Steps {
+		c.condAt[i] = c.conds[p.Steps[i].ID]
+		c.callsAt[i] = c.calls[p.Steps[i].ID]
 	}
 }
 
