@@ -17,7 +17,7 @@ func TestRefWarningsShortcut(t *testing.T) {
  {"id":"p","type":"parallel","parallel_steps":[{"id":"sub","type":"tool","tool":"t","output_key":"sk","args":{"q":"$ak"}},{"id":"s2","type":"llm","prompt":"hi $sk $nope","system":"be $tone"}]},
  {"id":"c","type":"condition","condition":"$who == 'x' and $__webhook__.k","then":"a"}],"max_steps":9}`,
 	}
-	keys := []string{"request", "order_id", "in", "who", "tone", "nope", "unrelated"}
+	keys := []string{"request", "order_id", "in", "who", "tone", "nope", "sub", "unrelated"}
 	for name, src := range progs {
 		p := mustLoad(t, src)
 		for mask := range 1 << len(keys) {
