@@ -217,7 +217,8 @@ type Trace struct {
 type StepEvent struct {
 	TraceID string
 	// Record is the step's record; for StepStarted only StepID, Type, Index
-	// and StartedAt are set. The observer must not modify it.
+	// and StartedAt are set. The observer must not modify it, and must
+	// copy what it keeps: StepStarted's record is reused for the next step.
 	Record *StepRecord
 	// Status is the run's status after the step (StepFinished only).
 	Status Status
