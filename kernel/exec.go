@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/internal/condition"
 	"github.com/nanovm/nano-vm-mcp/kernel/projection"
 )
 
@@ -56,7 +57,15 @@ type outcome struct {
 
 // execute runs one step and returns its record, not yet applied.
 func (r *run) execute(ctx context.Context, step *Step) (*StepRecord, error) {
-	rec := &StepRecord{
+	if r.lookupPath == nil {
+		// Made once per run, here, before any sub-step goroutine reads
+		// them; they read the state, which no step changes while it runs.
+		r.lookup, r.lookupPath, r.llmPath = r.st.lookup, r.st.lookupPath, r.llmLookup()
+	}
+	// The record is built in the run's own: apply copies it into the
+	// trace, so one serves every step.
+	rec := &r.rec
+	*rec = StepRecord{
 		Index:     len(r.tr.Steps),
 		StepID:    step.ID,
 		Type:      step.Type,
@@ -91,7 +100,7 @@ func (r *run) execute(ctx context.Context, step *Step) (*StepRecord, error) {
 // fails the step; under on_error "skip" the result is null, which takes the
 // otherwise branch. Retrying would give the same error, so "retry" fails.
 func (r *run) condition(step *Step, rec *StepRecord) {
-	ok, err := r.prog.compiled.conds[step.ID].Eval(r.st.lookup)
+	ok, err := r.at(step).cond.Eval(r.lookup)
 	if err == nil {
 		rec.Status, rec.Output = StepSuccess, ok
 		return
@@ -112,31 +121,56 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 	if limit <= 0 || limit > n {
 		limit = n
 	}
+	calls := r.at(step).calls
+	if len(calls) != n {
+		calls = make([]subCall, n)
+		for i := range step.ParallelSteps {
+			sub := effectiveSub(step, &step.ParallelSteps[i])
+			calls[i] = subCall{step: sub, callID: step.ID + "/" + sub.ID}
+		}
+	}
 	subs := make([]SubStepRecord, n)
-	outs := make([]outcome, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, limit)
+	res := make([]subResult, n)
+	// A semaphore only when max_concurrency holds some sub-steps back.
+	var sem chan struct{}
+	if limit < n {
+		sem = make(chan struct{}, limit)
+	}
 	var wg sync.WaitGroup
-	for i := range step.ParallelSteps {
-		sub := effectiveSub(step, &step.ParallelSteps[i])
+	one := func(i int) {
+		defer func() {
+			if sem != nil {
+				<-sem
+			}
+			wg.Done()
+		}()
+		sub := calls[i].step
+		start := r.m.clock.Now().UTC()
+		res[i].o, res[i].err = r.attempts(ctx, sub, rec.Index, calls[i].callID)
+		end := r.m.clock.Now().UTC()
+		subs[i] = SubStepRecord{StepID: sub.ID, Type: sub.Type, StartedAt: start, FinishedAt: end, DurationMS: durationMS(start, end)}
+	}
+	for i := range n {
 		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int, sub *Step) {
-			defer func() { <-sem; wg.Done() }()
-			start := r.m.clock.Now().UTC()
-			outs[i], errs[i] = r.attempts(ctx, sub, rec.Index, step.ID+"/"+sub.ID)
-			end := r.m.clock.Now().UTC()
-			subs[i] = SubStepRecord{StepID: sub.ID, Type: sub.Type, StartedAt: start, FinishedAt: end, DurationMS: durationMS(start, end)}
-		}(i, sub)
+		if sem != nil {
+			sem <- struct{}{}
+		}
+		if i == n-1 {
+			// The last sub-step runs here: nothing is left to start,
+			// and this goroutine would only wait.
+			one(i)
+			break
+		}
+		go one(i)
 	}
 	wg.Wait()
 	output := make(map[string]any, n)
 	var failed []string
 	for i := range subs {
-		if errs[i] != nil {
-			return errs[i]
+		if res[i].err != nil {
+			return res[i].err
 		}
-		o := &outs[i]
+		o := &res[i].o
 		s := &subs[i]
 		s.Status, s.Output, s.Error, s.Retries = o.status, o.output, o.err, o.retries
 		s.Usage, s.TimedOut, s.RawOutput, s.Log, s.Tool = o.usage, o.timedOut, o.rawOutput, o.log, o.tool
@@ -157,6 +191,28 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 	}
 	rec.Status = StepSuccess
 	return nil
+}
+
+// prepared is what validation made ready for one top-level step.
+type prepared struct {
+	cond  *condition.Expr
+	calls []subCall
+}
+
+// at returns what validation prepared for step, a top-level step of the
+// run's program: by its position when step is the one the run is at.
+func (r *run) at(step *Step) prepared {
+	c := r.prog.compiled
+	if i := r.cursor; i >= 0 && i < len(r.prog.Steps) && &r.prog.Steps[i] == step && i < len(c.condAt) {
+		return prepared{cond: c.condAt[i], calls: c.callsAt[i]}
+	}
+	return prepared{cond: c.conds[step.ID], calls: c.calls[step.ID]}
+}
+
+// subResult is what one sub-step's attempts came to.
+type subResult struct {
+	o   outcome
+	err error
 }
 
 // effectiveSub gives a sub-step its parent's error policy when it sets none.
@@ -247,7 +303,7 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 		if r.m.tools == nil {
 			return nil, errNoTools
 		}
-		args, _ := resolveRefs(step.Args, r.st.lookup).(map[string]any)
+		args, _ := resolveRefs(step.Args, r.lookupPath).(map[string]any)
 		if args == nil {
 			args = map[string]any{}
 		}
@@ -269,7 +325,7 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 		if r.m.llm == nil {
 			return nil, errNoLLM
 		}
-		lookup := r.llmLookup()
+		lookup := r.llmPath
 		req := LLMRequest{
 			TraceID: r.tr.TraceID, StepID: callID, StepIndex: index, Attempt: attempt,
 			Prompt: textOf(resolveRefs(step.Prompt, lookup)), AllowedOutputs: step.AllowedOutputs, Timeout: timeout,
@@ -296,43 +352,32 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 
 // llmLookup resolves references for a prompt through the LLM projection:
 // a prompt never sees governance metadata, secrets or raw PII.
-func (r *run) llmLookup() func([]string) (any, bool) {
+func (r *run) llmLookup() func(path string) (any, bool) {
 	opts := projection.Options{Refs: r.m.refs}
-	return func(path []string) (any, bool) {
-		head := path[0]
+	return func(path string) (any, bool) {
+		head, rest, _ := strings.Cut(path, ".")
 		if strings.HasPrefix(head, "__") {
 			if head == WebhookKey {
 				return projection.Redacted, true
 			}
 			return nil, false
 		}
-		v, ok := r.st.lookup(path[:1])
+		v, ok := r.st.vars[head]
 		if !ok {
 			return nil, false
 		}
-		projected, _ := projection.Project(map[string]any{head: v}, projection.LLM, opts).(map[string]any)
-		cur, ok := projected[head]
+		cur, ok := projection.ProjectMember(head, v, projection.LLM, opts)
 		if !ok {
 			return nil, false
 		}
-		rest := path[1:]
-		if len(rest) > 0 && rest[0] == "output" {
+		if first, after, _ := strings.Cut(rest, "."); first == "output" {
 			if _, isStep := r.st.outputs.m[head]; isStep {
 				if m, isMap := cur.(map[string]any); !isMap || m["output"] == nil {
-					rest = rest[1:]
+					rest = after
 				}
 			}
 		}
-		for _, seg := range rest {
-			m, isMap := cur.(map[string]any)
-			if !isMap {
-				return nil, false
-			}
-			if cur, ok = m[seg]; !ok {
-				return nil, false
-			}
-		}
-		return cur, true
+		return walkPath(cur, rest)
 	}
 }
 

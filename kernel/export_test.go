@@ -23,3 +23,7 @@ func SameOutput(a, b any) bool { return sameText(a, b) }
 
 // OutputText is the canonical text replay compares outputs by.
 func OutputText(v any) string { return jsonText(v) }
+
+// RefWarningsInFull is RefWarnings without its shortcut for a run whose
+// input defines every open reference.
+func (p *Program) RefWarningsInFull(input map[string]any) []Warning { return p.refWarnings(input) }

@@ -88,7 +88,7 @@ func (m *Machine) Start(ctx context.Context, prog *Program, input map[string]any
 	if traceID == "" {
 		traceID = m.ids.NewID()
 	}
-	st, err := newState(input)
+	st, err := newState(input, len(prog.Steps))
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
@@ -96,7 +96,7 @@ func (m *Machine) Start(ctx context.Context, prog *Program, input map[string]any
 		TraceID:     traceID,
 		ProgramName: prog.Name,
 		Status:      StatusRunning,
-		Steps:       []StepRecord{},
+		Steps:       make([]StepRecord, 0, recordsHint(prog)),
 		StartedAt:   m.clock.Now().UTC(),
 	}
 	r := &run{m: m, prog: prog, tr: tr, st: st}
@@ -168,6 +168,10 @@ func (r *run) resume(ctx context.Context, ev ResumeEvent) (*Trace, error) {
 	return r.loop(ctx)
 }
 
+// recordsHint is the room a new trace makes for its records: one per
+// step, as a run without loops takes, up to 16.
+func recordsHint(prog *Program) int { return min(len(prog.Steps), 16) }
+
 // run is the state of one run in memory.
 type run struct {
 	m    *Machine
@@ -180,6 +184,16 @@ type run struct {
 	tokens   int
 	stalled  int
 	lastHash string
+	// lookup reads a condition's variables; lookupPath and llmPath
+	// resolve $references in a tool's args and in a prompt (through the
+	// LLM projection). Made by the first execute.
+	lookup              func(path []string) (any, bool)
+	lookupPath, llmPath func(path string) (any, bool)
+	// rec is the record execute builds, until apply copies it into tr.
+	rec StepRecord
+	// outputJSON is the canonical encoding of the output the last applied
+	// record stored in the state, nil when it stored none.
+	outputJSON []byte
 }
 
 // loop runs steps until the run ends, suspends or is interrupted.
@@ -223,7 +237,7 @@ func (r *run) commit(ctx context.Context, rec *StepRecord) error {
 		return err
 	}
 	if r.m.observer != nil {
-		ev := StepEvent{TraceID: r.tr.TraceID, Record: &r.tr.Steps[len(r.tr.Steps)-1], Status: r.tr.Status, Trace: r.tr, State: r.st.vars}
+		ev := StepEvent{TraceID: r.tr.TraceID, Record: &r.tr.Steps[len(r.tr.Steps)-1], Status: r.tr.Status, Trace: r.tr, State: r.st.vars, OutputJSON: r.outputJSON}
 		if err := r.m.observer.StepFinished(ctx, ev); err != nil {
 			// The observer did not make the step durable: the run stops here
 			// and is continued later from what the observer accepted.
@@ -269,9 +283,14 @@ func durationMS(a, b time.Time) float64 { return float64(b.Sub(a).Microseconds()
 func (r *run) apply(rec *StepRecord, verify bool) error {
 	p := r.prog
 	tr := r.tr
-	idx, ok := p.compiled.index[rec.StepID]
-	if !ok {
-		return fmt.Errorf("%w: record %d names step %q, which the program lacks", ErrTraceMismatch, rec.Index, rec.StepID)
+	idx := r.cursor
+	if idx < 0 || idx >= len(p.Steps) || p.Steps[idx].ID != rec.StepID {
+		// Not the step the run is at (a resume, a mismatched record):
+		// look it up.
+		var ok bool
+		if idx, ok = p.compiled.index[rec.StepID]; !ok {
+			return fmt.Errorf("%w: record %d names step %q, which the program lacks", ErrTraceMismatch, rec.Index, rec.StepID)
+		}
 	}
 	step := &p.Steps[idx]
 	if rec.Index != len(tr.Steps) {
@@ -279,6 +298,7 @@ func (r *run) apply(rec *StepRecord, verify bool) error {
 	}
 	st := r.st
 	next := -1
+	r.outputJSON = nil
 	switch rec.Kind {
 	case KindResume:
 		if tr.Status != StatusSuspended || tr.SuspendedStepID != rec.StepID {
@@ -317,7 +337,7 @@ func (r *run) apply(rec *StepRecord, verify bool) error {
 			if step.Type == StepParallel {
 				for i := range rec.SubSteps {
 					sub := &rec.SubSteps[i]
-					if key := r.subOutputKey(step, sub.StepID); key != "" && sub.Status != StepFailed {
+					if key := r.subOutputKey(step, i, sub.StepID); key != "" && sub.Status != StepFailed {
 						if err := st.setData(key, sub.Output); err != nil {
 							return err
 						}
@@ -372,6 +392,9 @@ func (r *run) apply(rec *StepRecord, verify bool) error {
 		rec.Next = ""
 	}
 	tr.Steps = append(tr.Steps, *rec)
+	if tr.StateSnapshots == nil {
+		tr.StateSnapshots = make([]Snapshot, 0, max(cap(tr.Steps), 1))
+	}
 	tr.StateSnapshots = append(tr.StateSnapshots, Snapshot{Index: rec.Index, Hash: h})
 	switch {
 	case tr.Status == StatusFailed:
@@ -393,13 +416,21 @@ func (r *run) store(step *Step, out any) error {
 	if err := r.st.setOutput(step.ID, out); err != nil {
 		return err
 	}
+	enc := r.st.outputs.m[step.ID].enc
+	r.outputJSON = enc
 	if step.OutputKey != "" {
-		return r.st.setData(step.OutputKey, out)
+		// The same value: its encoding is shared, not made again.
+		r.st.setDataShared(step.OutputKey, out, enc)
 	}
 	return nil
 }
 
-func (r *run) subOutputKey(parent *Step, subID string) string {
+// subOutputKey is the output_key of parent's sub-step subID, which the
+// record lists at position i (where a run records it).
+func (r *run) subOutputKey(parent *Step, i int, subID string) string {
+	if i < len(parent.ParallelSteps) && parent.ParallelSteps[i].ID == subID {
+		return parent.ParallelSteps[i].OutputKey
+	}
 	j, ok := r.prog.compiled.subIndex[parent.ID][subID]
 	if !ok {
 		return ""
@@ -464,7 +495,7 @@ func (m *Machine) restore(prog *Program, input map[string]any, rec *Trace) (*run
 	if prog.compiled == nil {
 		return nil, ErrNotValidated
 	}
-	st, err := newState(input)
+	st, err := newState(input, len(prog.Steps))
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}

@@ -2,8 +2,10 @@ package kernel
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/nanovm/nano-vm-mcp/internal/canonical"
@@ -46,12 +48,14 @@ func scanRef(s string) int {
 // references inside a larger string are interpolated as text; a missing
 // reference stays as written. Maps and slices are copied only when
 // something in them changed, so a step without references costs nothing.
-func resolveRefs(v any, lookup func([]string) (any, bool)) any {
+// lookup gets a reference's path as written, its segments joined by dots
+// (state.lookupPath walks it without splitting it).
+func resolveRefs(v any, lookup func(path string) (any, bool)) any {
 	r, _ := resolve(v, lookup)
 	return r
 }
 
-func resolve(v any, lookup func([]string) (any, bool)) (any, bool) {
+func resolve(v any, lookup func(path string) (any, bool)) (any, bool) {
 	switch x := v.(type) {
 	case string:
 		if strings.IndexByte(x, '$') < 0 {
@@ -98,14 +102,14 @@ func resolve(v any, lookup func([]string) (any, bool)) (any, bool) {
 	return v, false
 }
 
-func resolveString(s string, lookup func([]string) (any, bool)) any {
+func resolveString(s string, lookup func(path string) (any, bool)) any {
 	i := strings.IndexByte(s, '$')
 	if i < 0 {
 		return s
 	}
 	if i == 0 {
 		if n := scanRef(s[1:]); n == len(s)-1 {
-			if v, ok := lookup(strings.Split(s[1:], ".")); ok {
+			if v, ok := lookup(s[1:]); ok {
 				return v
 			}
 			return s
@@ -122,7 +126,7 @@ func resolveString(s string, lookup func([]string) (any, bool)) any {
 			s = s[1:]
 		} else {
 			path := s[1 : 1+n]
-			if v, ok := lookup(strings.Split(path, ".")); ok {
+			if v, ok := lookup(path); ok {
 				b.WriteString(textOf(v))
 			} else {
 				b.WriteString(s[:1+n])
@@ -143,12 +147,22 @@ func textOf(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}
-	b, err := canonical.Marshal(v)
-	if err != nil {
-		return ""
+	bp := textBufs.Get().(*[]byte)
+	b, err := canonical.Append((*bp)[:0], v)
+	var s string
+	if err == nil {
+		s = string(b)
 	}
-	return string(b)
+	if cap(b) <= maxScratch {
+		*bp = b[:0]
+		textBufs.Put(bp)
+	}
+	return s
 }
+
+// textBufs keeps textOf's encoding buffers: the text is copied out of one
+// at its size.
+var textBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // RefWarnings returns a warning for each $reference in the program whose
 // head (its first segment) names nothing a run of it with this input can
@@ -161,6 +175,80 @@ func textOf(v any) string {
 // because input keys are only known then. One warning per step and
 // reference; the program is not changed.
 func (p *Program) RefWarnings(input map[string]any) []Warning {
+	if c := p.compiled; c != nil {
+		// The common case, every reference naming something: the heads
+		// the program itself does not define are found once, and a run
+		// only checks its input holds them.
+		c.openOnce.Do(func() { c.openHeads = p.openRefHeads() })
+		all := true
+		for _, h := range c.openHeads {
+			if _, ok := input[h]; !ok {
+				all = false
+				break
+			}
+		}
+		if all {
+			return nil
+		}
+	}
+	return p.refWarnings(input)
+}
+
+// openRefHeads returns the heads of the program's $references (as
+// RefWarnings reads them) that no step id, output_key or runtime key
+// defines: only an input key can give them a value.
+func (p *Program) openRefHeads() []string {
+	known := map[string]bool{WebhookKey: true, WebhookSourceKey: true}
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		known[s.ID] = true
+		if s.OutputKey != "" {
+			known[s.OutputKey] = true
+		}
+		for j := range s.ParallelSteps {
+			if k := s.ParallelSteps[j].OutputKey; k != "" {
+				known[k] = true
+			}
+		}
+	}
+	var heads []string
+	add := func(refs []string) {
+		for _, ref := range refs {
+			head, _, _ := strings.Cut(ref, ".")
+			if !known[head] && !slices.Contains(heads, head) {
+				heads = append(heads, head)
+			}
+		}
+	}
+	var visit func(steps []Step)
+	visit = func(steps []Step) {
+		for i := range steps {
+			s := &steps[i]
+			for _, a := range s.Args {
+				add(refsIn(a, nil))
+			}
+			add(refsIn(s.Prompt, nil))
+			add(refsIn(s.System, nil))
+			if s.Type == StepCondition && s.Condition != "" {
+				e := p.compiled.conds[s.ID]
+				if e == nil {
+					e, _ = condition.Parse(s.Condition)
+				}
+				var refs []string
+				for _, v := range e.Vars() {
+					refs = append(refs, strings.Join(v, "."))
+				}
+				add(refs)
+			}
+			visit(s.ParallelSteps)
+		}
+	}
+	visit(p.Steps)
+	return heads
+}
+
+// refWarnings is RefWarnings worked out in full.
+func (p *Program) refWarnings(input map[string]any) []Warning {
 	known := make(map[string]bool, len(input)+2*len(p.Steps)+2)
 	subOf := map[string]string{}
 	for k := range input {

@@ -86,8 +86,8 @@ func FuzzRefsIn(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		var looked []string
-		resolveString(s, func(path []string) (any, bool) {
-			looked = append(looked, strings.Join(path, "."))
+		resolveString(s, func(path string) (any, bool) {
+			looked = append(looked, path)
 			return nil, false
 		})
 		got := refsIn(s, nil)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"slices"
 	"strings"
 
@@ -34,9 +33,11 @@ type state struct {
 	vars map[string]any
 	// pending lists the members changed since the last hash.
 	pending []change
-	h       hash.Hash
-	buf     []byte
 	last    string
+	// buf holds what is hashed, and a member's new encoding until set
+	// knows it changed (the two never overlap): a value rewritten as it
+	// was costs no allocation.
+	buf []byte
 }
 
 // section is one object of the canonical state, with each member's
@@ -44,8 +45,14 @@ type state struct {
 // value.
 type section struct {
 	name string
-	m    map[string]any
-	enc  map[string][]byte
+	m    map[string]member
+}
+
+// member is one value of a section and its canonical encoding, which is
+// never changed once made (a change makes a new one).
+type member struct {
+	v   any
+	enc []byte
 }
 
 type change struct {
@@ -54,20 +61,25 @@ type change struct {
 	enc []byte // canonical value
 }
 
-func newState(input map[string]any) (*state, error) {
+// newState makes a run's state from its input; steps is the program's
+// step count, a size hint for the outputs.
+func newState(input map[string]any, steps int) (*state, error) {
 	s := &state{
-		input:   section{name: "input", m: make(map[string]any, len(input)), enc: make(map[string][]byte, len(input))},
-		outputs: section{name: "outputs", m: map[string]any{}, enc: map[string][]byte{}},
-		data:    section{name: "data", m: map[string]any{}, enc: map[string][]byte{}},
-		vars:    make(map[string]any, len(input)),
-		h:       sha256.New(),
+		input:   section{name: "input", m: make(map[string]member, len(input))},
+		outputs: section{name: "outputs", m: make(map[string]member, steps)},
+		data:    section{name: "data", m: map[string]member{}},
+		vars:    make(map[string]any, len(input)+steps),
+		buf:     make([]byte, 0, 512),
 	}
 	for k, v := range input {
-		enc, err := canonical.Append(nil, v)
+		b, err := canonical.Append(s.buf[:0], v)
+		if cap(b) <= maxScratch {
+			s.buf = b[:0]
+		}
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", k, err)
 		}
-		s.input.m[k], s.input.enc[k] = v, enc
+		s.input.m[k] = member{v: v, enc: bytes.Clone(b)}
 		s.vars[k] = v
 	}
 	s.last = s.fullHash()
@@ -77,24 +89,54 @@ func newState(input map[string]any) (*state, error) {
 // set writes a member and notes it for the next hash if its canonical
 // encoding changed.
 func (s *state) set(sec *section, k string, v any) error {
-	enc, err := canonical.Append(nil, v)
+	b, err := canonical.Append(s.buf[:0], v)
+	if cap(b) <= maxScratch {
+		s.buf = b[:0]
+	}
 	if err != nil {
 		return err
 	}
-	sec.m[k] = v
-	if old, ok := sec.enc[k]; ok && bytes.Equal(old, enc) {
-		return nil
+	s.setEncoded(sec, k, v, b)
+	return nil
+}
+
+// setEncoded is set of a value whose canonical encoding is enc, which it
+// copies if it keeps it (enc may be s.buf); it returns the
+// member's encoding as kept.
+func (s *state) setEncoded(sec *section, k string, v any, enc []byte) []byte {
+	if old, ok := sec.m[k]; ok && bytes.Equal(old.enc, enc) {
+		sec.m[k] = member{v: v, enc: old.enc}
+		return old.enc
 	}
-	sec.enc[k] = enc
+	return s.keep(sec, k, v, bytes.Clone(enc))
+}
+
+// keep stores a member with its encoding, which from now on is shared
+// and never changed, and notes the change for the next hash.
+func (s *state) keep(sec *section, k string, v any, enc []byte) []byte {
+	sec.m[k] = member{v: v, enc: enc}
 	for i := range s.pending {
 		if s.pending[i].sec == sec && s.pending[i].key == k {
 			s.pending[i].enc = enc
-			return nil
+			return enc
 		}
 	}
 	s.pending = append(s.pending, change{sec: sec, key: k, enc: enc})
-	return nil
+	return enc
 }
+
+// setShared is set of a value whose kept canonical encoding is enc (a
+// member's, from set): the bytes are shared, not copied.
+func (s *state) setShared(sec *section, k string, v any, enc []byte) {
+	if old, ok := sec.m[k]; ok && bytes.Equal(old.enc, enc) {
+		sec.m[k] = member{v: v, enc: old.enc}
+		return
+	}
+	s.keep(sec, k, v, enc)
+}
+
+// maxScratch bounds the encoding buffer a state keeps between members.
+const maxScratch = 64 << 10
 
 // setOutput records a step's output under its id.
 func (s *state) setOutput(id string, v any) error {
@@ -107,6 +149,13 @@ func (s *state) setOutput(id string, v any) error {
 		}
 	}
 	return nil
+}
+
+// setDataShared is setData of a value whose kept canonical encoding is
+// enc (its step output's: an output_key holds the same value).
+func (s *state) setDataShared(k string, v any, enc []byte) {
+	s.setShared(&s.data, k, v, enc)
+	s.vars[k] = v
 }
 
 // setData writes a data key (output_key or a resume key).
@@ -141,6 +190,41 @@ func (s *state) lookup(path []string) (any, bool) {
 		if !isMap {
 			return nil, false
 		}
+		if v, ok = m[seg]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// lookupPath is lookup of a path written with dots ("order.get_amount.x",
+// as a $reference writes it), walked without splitting it.
+func (s *state) lookupPath(path string) (any, bool) {
+	head, rest, _ := strings.Cut(path, ".")
+	v, ok := s.vars[head]
+	if !ok {
+		return nil, false
+	}
+	if first, after, _ := strings.Cut(rest, "."); first == "output" {
+		if _, isStep := s.outputs.m[head]; isStep && v != nil {
+			if m, isMap := v.(map[string]any); !isMap || m["output"] == nil {
+				rest = after
+			}
+		}
+	}
+	return walkPath(v, rest)
+}
+
+// walkPath follows the dotted members of rest ("" for none) from v.
+func walkPath(v any, rest string) (any, bool) {
+	for rest != "" {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, ".")
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			return nil, false
+		}
+		var ok bool
 		if v, ok = m[seg]; !ok {
 			return nil, false
 		}
@@ -190,14 +274,15 @@ func (s *state) hash() string {
 // fullHash is SHA-256 over the canonical JSON of the whole state.
 func (s *state) fullHash() string {
 	b := append(s.buf[:0], '{')
+	var keys []string
 	for i, sec := range []*section{&s.data, &s.input, &s.outputs} {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = canonical.AppendString(b, sec.name)
 		b = append(b, ":{"...)
-		keys := make([]string, 0, len(sec.enc))
-		for k := range sec.enc {
+		keys = keys[:0]
+		for k := range sec.m {
 			keys = append(keys, k)
 		}
 		slices.SortFunc(keys, canonical.CompareKeys[string])
@@ -207,7 +292,7 @@ func (s *state) fullHash() string {
 			}
 			b = canonical.AppendString(b, k)
 			b = append(b, ':')
-			b = append(b, sec.enc[k]...)
+			b = append(b, sec.m[k].enc...)
 		}
 		b = append(b, '}')
 	}
@@ -216,15 +301,9 @@ func (s *state) fullHash() string {
 }
 
 func (s *state) sum(b []byte) string {
-	s.h.Reset()
-	s.h.Write(b)
+	sum := sha256.Sum256(b)
 	s.buf = b[:0]
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(s.h.Sum(sum[:0]))
-}
-
-// snapshot returns the canonical state object as plain maps, for observers
-// and tests. It shares values with the state: treat it as read-only.
-func (s *state) snapshot() map[string]any {
-	return map[string]any{"data": s.data.m, "input": s.input.m, "outputs": s.outputs.m}
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }

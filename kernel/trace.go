@@ -217,7 +217,8 @@ type Trace struct {
 type StepEvent struct {
 	TraceID string
 	// Record is the step's record; for StepStarted only StepID, Type, Index
-	// and StartedAt are set. The observer must not modify it.
+	// and StartedAt are set. The observer must not modify it, and must
+	// copy what it keeps: StepStarted's record is reused for the next step.
 	Record *StepRecord
 	// Status is the run's status after the step (StepFinished only).
 	Status Status
@@ -226,6 +227,12 @@ type StepEvent struct {
 	// State is the run's state after the step: read-only, valid during the
 	// call.
 	State map[string]any
+	// OutputJSON, for StepFinished, is the canonical JSON (RFC 8785) of
+	// Record.Output as the state hash took it, when the step stored its
+	// output in the state (a successful or skipped step, a resume); nil
+	// otherwise. Read-only, valid during the call: an observer that
+	// encodes the output canonically can use these bytes instead.
+	OutputJSON []byte
 }
 
 // Tally recomputes StepMetrics and Usage from the step records, as the run

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/nanovm/nano-vm-mcp/kernel/internal/condition"
 )
@@ -14,6 +15,46 @@ type compiled struct {
 	conds map[string]*condition.Expr
 	// subIndex maps a parallel step's id to its sub-steps' ids → position.
 	subIndex map[string]map[string]int
+	// calls holds, by parallel step id, each sub-step as it runs (with
+	// its parent's error policy, effectiveSub) and its call id
+	// ("parent/sub"), made once instead of at every run.
+	calls map[string][]subCall
+	// condAt and callsAt are conds and calls by step position.
+	condAt  []*condition.Expr
+	callsAt [][]subCall
+	// openHeads are the $reference heads only an input key can define
+	// (Program.RefWarnings), found once.
+	openOnce  sync.Once
+	openHeads []string
+}
+
+// subCall is one sub-step of a parallel step, ready to run.
+type subCall struct {
+	step   *Step
+	callID string
+}
+
+// prepareCalls fills c.calls for p's parallel steps.
+func (c *compiled) prepareCalls(p *Program) {
+	c.calls = make(map[string][]subCall)
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		if s.Type != StepParallel {
+			continue
+		}
+		calls := make([]subCall, len(s.ParallelSteps))
+		for j := range s.ParallelSteps {
+			sub := effectiveSub(s, &s.ParallelSteps[j])
+			calls[j] = subCall{step: sub, callID: s.ID + "/" + sub.ID}
+		}
+		c.calls[s.ID] = calls
+	}
+	c.condAt = make([]*condition.Expr, len(p.Steps))
+	c.callsAt = make([][]subCall, len(p.Steps))
+	for i := range p.Steps {
+		c.condAt[i] = c.conds[p.Steps[i].ID]
+		c.callsAt[i] = c.calls[p.Steps[i].ID]
+	}
 }
 
 // Validate checks the program and prepares it to run. It reports every
@@ -31,6 +72,7 @@ func (p *Program) Validate() ([]Warning, error) {
 		p.compiled = nil
 		return nil, &ValidationError{Problems: v.problems}
 	}
+	v.c.prepareCalls(p)
 	p.compiled = v.c
 	return v.warnings(), nil
 }

@@ -1,11 +1,14 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/kernel"
@@ -47,7 +50,7 @@ type persister struct {
 	ended kernel.Status
 	// written is set once this run has rewritten the run record.
 	written bool
-	// outside caches actsOutside by step id.
+	// outside caches actsOutside by step id (pipelined runs only).
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
 	pipeline bool
@@ -59,6 +62,10 @@ type persister struct {
 	inputSHA256, programSHA256 string
 	// buf is reused for every step record (the store copies it).
 	buf []byte
+	// commitCtx is the run's context without its cancellation, made at
+	// the first commit: a step that ran is recorded even if the caller
+	// gave up waiting.
+	commitCtx context.Context
 	// trace holds the run's spans; nil when tracing is off.
 	trace *runTrace
 }
@@ -73,7 +80,7 @@ type pendingStep struct {
 func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(Progress)) *persister {
 	// The program and input were stored when the run started; a step
 	// commit leaves them as they are instead of rewriting them each time.
-	p := &persister{rt: rt, prog: prog, progress: progress, total: len(prog.Steps), outside: map[string]bool{}, pipeline: rt.cfg.PipelinePureSteps}
+	p := &persister{rt: rt, prog: prog, progress: progress, total: len(prog.Steps), pipeline: rt.cfg.PipelinePureSteps}
 	if b, ok := recordBufs.Get().(*[]byte); ok {
 		p.buf = (*b)[:0]
 	}
@@ -81,11 +88,43 @@ func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(
 		p.inputSHA256 = store.RecordSHA256(exec.Input)
 	}
 	if len(exec.Program) > 0 {
-		p.programSHA256 = store.RecordSHA256(exec.Program)
+		p.programSHA256 = programSHA256(exec.Program, prog)
 	}
 	exec.Input, exec.Program = nil, nil
 	p.exec = exec
 	return p
+}
+
+// programHashes remembers store.RecordSHA256 of each validated program's
+// stored bytes, by program: every run of a cached program would hash the
+// same bytes again. Bounded as the parse cache is.
+var programHashes struct {
+	sync.Mutex
+	m map[*kernel.Program]programHash
+}
+
+type programHash struct {
+	raw  []byte
+	hash string
+}
+
+// programSHA256 is store.RecordSHA256(raw), from programHashes when raw
+// is what prog was last stored as.
+func programSHA256(raw []byte, prog *kernel.Program) string {
+	programHashes.Lock()
+	h, ok := programHashes.m[prog]
+	programHashes.Unlock()
+	if ok && bytes.Equal(h.raw, raw) {
+		return h.hash
+	}
+	sum := store.RecordSHA256(raw)
+	programHashes.Lock()
+	if programHashes.m == nil || len(programHashes.m) >= maxCachedPrograms {
+		programHashes.m = make(map[*kernel.Program]programHash)
+	}
+	programHashes.m[prog] = programHash{raw: bytes.Clone(raw), hash: sum}
+	programHashes.Unlock()
+	return sum
 }
 
 // StepStarted waits for every earlier commit before a step that can act
@@ -135,7 +174,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	// Every step record gets an envelope, failed and skipped ones too:
 	// the envelope commits to the record's bytes (the store adds their
 	// hash), so everything a trace shows is covered.
-	payload, err := envelopePayload(rec, p.rt.vault)
+	payload, err := envelopePayload(rec, p.rt.vault, ev.OutputJSON)
 	if err != nil {
 		return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
 	}
@@ -153,7 +192,10 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	// A step that ran must be recorded even if the caller gave up waiting:
 	// commit outside the run's cancellation.
-	pc := p.rt.store.StartCommitStep(context.WithoutCancel(ctx), store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
+	if p.commitCtx == nil {
+		p.commitCtx = context.WithoutCancel(ctx)
+	}
+	pc := p.rt.store.StartCommitStep(p.commitCtx, store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
 	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""
@@ -201,7 +243,14 @@ func (p *persister) reap(wait bool) error {
 			p.failed = fmt.Errorf("commit step %d: %w", ps.index, err)
 			break
 		}
-		p.pending = p.pending[1:]
+		if len(p.pending) == 1 {
+			// Keep the slice's room for the next commit: unpipelined,
+			// every step would otherwise grow a new one.
+			p.pending[0] = pendingStep{}
+			p.pending = p.pending[:0]
+		} else {
+			p.pending = p.pending[1:]
+		}
 		p.done++
 		if p.progress != nil {
 			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: ps.status, Done: p.done, Total: p.total})
@@ -229,6 +278,9 @@ func (p *persister) actsOutside(ctx context.Context, stepID string) bool {
 	}
 	step := p.prog.StepByID(stepID)
 	v := step == nil || p.rt.stepActsOutside(ctx, step)
+	if p.outside == nil {
+		p.outside = map[string]bool{}
+	}
 	p.outside[stepID] = v
 	return v
 }
@@ -266,63 +318,164 @@ func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool 
 // tool_signer, tool_source: all
 // ASCII, so byte order), instead of building a map for canonical.Marshal
 // to sort; TestEnvelopePayloadCanonical holds the two to the same bytes.
-func envelopePayload(rec *kernel.StepRecord, refs projection.Refs) (json.RawMessage, error) {
-	b := make([]byte, 0, 256)
+//
+// outputJSON, when not nil, is the canonical JSON of rec.Output
+// (kernel.StepEvent.OutputJSON): an output the projection leaves alone is
+// then not encoded again.
+func envelopePayload(rec *kernel.StepRecord, refs projection.Refs, outputJSON []byte) (json.RawMessage, error) {
+	bp := headerBufs.Get().(*[]byte)
+	b, err := appendPayload((*bp)[:0], rec, refs, outputJSON)
+	var out json.RawMessage
+	if err == nil {
+		out = bytes.Clone(b)
+	}
+	if cap(b) <= maxPooledBuf {
+		*bp = b[:0]
+		headerBufs.Put(bp)
+	}
+	return out, err
+}
+
+// appendStr appends s as canonical.Append does, without boxing it: a
+// string that is not UTF-8 is left to Append, for its error.
+func appendStr(b []byte, s string) ([]byte, error) {
+	if utf8.ValidString(s) {
+		return canonical.AppendString(b, s), nil
+	}
+	return canonical.Append(b, s)
+}
+
+// appendPayload appends envelopePayload's bytes to b.
+func appendPayload(b []byte, rec *kernel.StepRecord, refs projection.Refs, outputJSON []byte) ([]byte, error) {
 	b = append(b, `{"output":`...)
-	b, err := canonical.Append(b, projection.Project(rec.Output, projection.Trace, projection.Options{Refs: refs}))
-	if err != nil {
-		return nil, err
+	var err error
+	switch out := rec.Output; {
+	case !projection.TraceUnchanged(out):
+		// Only a value that holds a vault reference (or is not plain
+		// JSON data) is copied to project it.
+		if b, err = canonical.Append(b, projection.Project(out, projection.Trace, projection.Options{Refs: refs})); err != nil {
+			return b, err
+		}
+	case outputJSON != nil:
+		b = append(b, outputJSON...)
+	default:
+		if b, err = canonical.Append(b, out); err != nil {
+			return b, err
+		}
 	}
 	if rec.Kind == kernel.KindResume {
 		b = append(b, `,"resumed_by":`...)
-		if b, err = canonical.Append(b, rec.Source); err != nil {
-			return nil, err
+		if b, err = appendStr(b, rec.Source); err != nil {
+			return b, err
 		}
 	}
 	if rec.Status != kernel.StepSuccess {
 		b = append(b, `,"status":`...)
-		if b, err = canonical.Append(b, string(rec.Status)); err != nil {
-			return nil, err
+		if b, err = appendStr(b, string(rec.Status)); err != nil {
+			return b, err
 		}
 	}
 	if len(rec.SubSteps) > 0 {
-		subs := make(map[string]any, len(rec.SubSteps))
-		for _, s := range rec.SubSteps {
-			e := map[string]any{"status": string(s.Status)}
-			if s.Tool != nil {
-				e["module_sha256"], e["manifest_sha256"] = s.Tool.ModuleSHA256, s.Tool.ManifestSHA256
-			}
-			toolTrust(e, s.Tool)
-			subs[s.StepID] = e
-		}
 		b = append(b, `,"sub_steps":`...)
-		if b, err = canonical.Append(b, subs); err != nil {
-			return nil, err
+		if b, err = appendSubSteps(b, rec.SubSteps); err != nil {
+			return b, err
 		}
 	}
 	if t := rec.Tool; t != nil && t.Source != "" {
-		b = append(b, `,"tool_grants":`...)
-		if b, err = canonical.Append(b, grantsValue(t.Grants)); err != nil {
-			return nil, err
-		}
-		if t.Origin != "" {
-			b = append(b, `,"tool_origin":`...)
-			if b, err = canonical.Append(b, t.Origin); err != nil {
-				return nil, err
-			}
-		}
-		if t.Signer != "" {
-			b = append(b, `,"tool_signer":`...)
-			if b, err = canonical.Append(b, t.Signer); err != nil {
-				return nil, err
-			}
-		}
-		b = append(b, `,"tool_source":`...)
-		if b, err = canonical.Append(b, t.Source); err != nil {
-			return nil, err
+		if b, err = appendToolTrust(b, ',', t); err != nil {
+			return b, err
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// appendSubSteps writes the sub_steps member's value: an object of the
+// sub-steps by id, each {manifest_sha256, module_sha256, status,
+// tool_*}, in canonical order, as canonical.Marshal writes the map that
+// envelopePayloadMap builds. Sub-step ids repeated (no validated program
+// has them) go through that map, whose last entry wins.
+func appendSubSteps(b []byte, subs []kernel.SubStepRecord) ([]byte, error) {
+	var buf [16]int
+	order := buf[:0]
+	for i := range subs {
+		order = append(order, i)
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return canonical.CompareKeys(subs[i].StepID, subs[j].StepID) })
+	for k := 1; k < len(order); k++ {
+		if subs[order[k]].StepID == subs[order[k-1]].StepID {
+			m := make(map[string]any, len(subs))
+			for _, s := range subs {
+				e := map[string]any{"status": string(s.Status)}
+				if s.Tool != nil {
+					e["module_sha256"], e["manifest_sha256"] = s.Tool.ModuleSHA256, s.Tool.ManifestSHA256
+				}
+				toolTrust(e, s.Tool)
+				m[s.StepID] = e
+			}
+			return canonical.Append(b, m)
+		}
+	}
+	var err error
+	b = append(b, '{')
+	for k, i := range order {
+		s := &subs[i]
+		if k > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendStr(b, s.StepID); err != nil {
+			return b, err
+		}
+		b = append(b, ':', '{')
+		if s.Tool != nil {
+			b = append(b, `"manifest_sha256":`...)
+			if b, err = appendStr(b, s.Tool.ManifestSHA256); err != nil {
+				return b, err
+			}
+			b = append(b, `,"module_sha256":`...)
+			if b, err = appendStr(b, s.Tool.ModuleSHA256); err != nil {
+				return b, err
+			}
+			b = append(b, ',')
+		}
+		b = append(b, `"status":`...)
+		if b, err = appendStr(b, string(s.Status)); err != nil {
+			return b, err
+		}
+		if t := s.Tool; t != nil && t.Source != "" {
+			if b, err = appendToolTrust(b, ',', t); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// appendToolTrust writes toolTrust's members (tool_grants, tool_origin,
+// tool_signer, tool_source: canonical order), each after sep, of a tool
+// with a source.
+func appendToolTrust(b []byte, sep byte, t *kernel.ToolProvenance) ([]byte, error) {
+	b = append(b, sep)
+	b = append(b, `"tool_grants":`...)
+	// A map[string]string encodes as grantsValue's copy does, nil as {}.
+	b, err := canonical.Append(b, t.Grants)
+	if err != nil {
+		return b, err
+	}
+	if t.Origin != "" {
+		b = append(b, `,"tool_origin":`...)
+		if b, err = appendStr(b, t.Origin); err != nil {
+			return b, err
+		}
+	}
+	if t.Signer != "" {
+		b = append(b, `,"tool_signer":`...)
+		if b, err = appendStr(b, t.Signer); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, `,"tool_source":`...)
+	return appendStr(b, t.Source)
 }
 
 // envelopePayloadMap is the payload as a map, what envelopePayload writes
@@ -388,7 +541,7 @@ func lightHeader(tr *kernel.Trace, status kernel.Status) json.RawMessage {
 		InitialStateHash: tr.InitialStateHash, SuspendedStepID: tr.SuspendedStepID,
 		StartedAt: tr.StartedAt, StepMetrics: tr.StepMetrics, Usage: tr.Usage, Error: tr.Error,
 	}
-	b, _ := kernel.AppendTrace(nil, &h)
+	b, _ := appendHeader(&h)
 	return b
 }
 

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
@@ -654,10 +656,20 @@ func (rt *Runtime) summarise(exec store.Run, tr *kernel.Trace) *RunResult {
 		Status:          tr.Status,
 		Steps:           len(tr.Steps),
 		Cost:            tr.Usage.CostUSD,
-		FinalOutput:     projection.Project(tr.FinalOutput, projection.Trace, projection.Options{Refs: rt.vault}),
+		FinalOutput:     traceProjection(tr.FinalOutput, rt.vault),
 		Error:           tr.Error,
 		SuspendedStepID: tr.SuspendedStepID,
 	}
+}
+
+// traceProjection is v's Trace projection: v itself when that changes
+// nothing (projection.TraceUnchanged), so a result does not copy its
+// output to find there is nothing to replace.
+func traceProjection(v any, refs projection.Refs) any {
+	if projection.TraceUnchanged(v) {
+		return v
+	}
+	return projection.Project(v, projection.Trace, projection.Options{Refs: refs})
 }
 
 // result rebuilds a finished run's summary from the store.
@@ -703,14 +715,34 @@ func (rt *Runtime) restore(ctx context.Context, exec store.Run) (*kernel.Program
 func headerJSON(tr *kernel.Trace) json.RawMessage {
 	h := *tr
 	h.Steps, h.StateSnapshots = nil, nil
-	b, err := kernel.AppendTrace(nil, &h)
+	b, err := appendHeader(&h)
 	if err != nil {
 		h.FinalOutput = nil
-		if b, err = kernel.AppendTrace(nil, &h); err != nil {
+		if b, err = appendHeader(&h); err != nil {
 			return nil
 		}
 	}
 	return b
+}
+
+// headerBufs keeps the buffers headers are encoded in: a header is then
+// copied out at its size, instead of growing from nothing.
+var headerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendHeader is kernel.AppendTrace(nil, tr), encoded in a pooled buffer
+// and returned as a copy of exactly its size.
+func appendHeader(tr *kernel.Trace) (json.RawMessage, error) {
+	bp := headerBufs.Get().(*[]byte)
+	b, err := kernel.AppendTrace((*bp)[:0], tr)
+	var out json.RawMessage
+	if err == nil {
+		out = bytes.Clone(b)
+	}
+	if cap(b) <= maxPooledBuf {
+		*bp = b[:0]
+		headerBufs.Put(bp)
+	}
+	return out, err
 }
 
 // maxStoredError bounds the error text a run's header records when the

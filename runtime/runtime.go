@@ -4,6 +4,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -500,11 +501,43 @@ func (rt *Runtime) closeAll(ctx context.Context) error {
 type uuidV7 struct{}
 
 func (uuidV7) NewID() string {
-	id, err := uuid.NewV7()
+	id, err := uuid.NewV7FromReader(&idRandom)
 	if err != nil {
 		return uuid.NewString()
 	}
 	return id.String()
+}
+
+// idRandom hands out crypto/rand bytes read 512 at a time: a trace id
+// takes 16, and one read of the system's generator serves 32 of them.
+var idRandom randomPool
+
+// randomPool is an io.Reader over crypto/rand that reads ahead.
+type randomPool struct {
+	mu   sync.Mutex
+	buf  [512]byte
+	left int // unread bytes, at the end of buf
+}
+
+func (p *randomPool) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for n < len(b) {
+		if p.left == 0 {
+			if _, err := rand.Read(p.buf[:]); err != nil {
+				return n, err
+			}
+			p.left = len(p.buf)
+		}
+		start := len(p.buf) - p.left
+		c := copy(b[n:], p.buf[start:])
+		// Bytes handed out are cleared: none is in memory twice.
+		clear(p.buf[start : start+c])
+		p.left -= c
+		n += c
+	}
+	return n, nil
 }
 
 // secretResolver lets tools resolve vault refs through the vault.
@@ -514,12 +547,18 @@ func (s secretResolver) ResolveSecret(ctx context.Context, _ string, ref string)
 	return s.v.Resolve(ctx, ref)
 }
 
+// noState is the state a tool granted no state keys sees: empty, shared
+// by every such call, never written.
+var noState = map[string]any{}
+
 // toolProjection is what a tool may see of state beyond its args: the
 // TOOL projection, limited to the keys the policy grants that tool.
 func (rt *Runtime) toolProjection(tool executor.ToolID, state map[string]any) map[string]any {
 	keys := rt.policy.StateKeys(tool.Name, tool.Source, tool.ModuleSHA256, tool.SignerID)
 	if len(keys) == 0 {
-		return map[string]any{}
+		// Shared: the executor and the sandbox only read what this
+		// returns (executor.ProjectFunc).
+		return noState
 	}
 	return projection.ProjectState(state, projection.Tool, projection.Options{Refs: rt.vault, ToolKeys: keys})
 }

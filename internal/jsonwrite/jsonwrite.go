@@ -98,6 +98,13 @@ func AppendFloat(dst []byte, f float64) ([]byte, bool) {
 		return dst, false
 	}
 	abs := math.Abs(f)
+	if abs < 1e15 && f == math.Trunc(f) && (f != 0 || !math.Signbit(f)) {
+		// A whole number below 10^15 prints in 'f' format as its
+		// integer digits (a counter, a cost of 0): the same bytes,
+		// without the shortest-decimal search. -0 prints as "-0" and
+		// takes the general path.
+		return strconv.AppendInt(dst, int64(f), 10), true
+	}
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'

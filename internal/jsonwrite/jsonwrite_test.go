@@ -43,6 +43,8 @@ var awkwardStrings = []string{
 var awkwardFloats = []float64{
 	0, math.Copysign(0, -1), 1, -1, 0.1, 1e-6, 9.99999e-7, 1e-7, 1e20, 1e21, 123456789012345678901234,
 	math.MaxFloat64, math.SmallestNonzeroFloat64, 1.5e-300, -2.5e300, 3.14159, 1 << 53, 1<<53 + 1,
+	// Around AppendFloat's whole-number fast path (below 10^15).
+	1e15, 1e15 - 1, 1e15 + 1, 999999999999999.9, 12, 120, 1e14, 0.5, 7.0000001,
 }
 
 // Ensure AppendValue writes exactly what json.Marshal writes for awkward

@@ -27,6 +27,10 @@ func FuzzProject(f *testing.F) {
 		before, _ := json.Marshal(v)
 		for _, target := range []Target{LLM, Trace, Tool, 0} {
 			out := Project(v, target, Options{Refs: testVault})
+			checkMembers(t, v, target)
+			if target == Trace && TraceUnchanged(v) && !reflect.DeepEqual(out, v) {
+				t.Fatalf("TraceUnchanged(%#v), but Trace projects it to %#v", v, out)
+			}
 			if m, ok := v.(map[string]any); ok {
 				ProjectState(m, target, Options{Refs: testVault, ToolKeys: []string{"text"}})
 			}
@@ -69,4 +73,24 @@ func findRef(v any) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// checkMembers holds ProjectMember to Project on a one-member object, for
+// each member of v (when v is an object) and for v under a few names.
+func checkMembers(t *testing.T, v any, target Target) {
+	t.Helper()
+	names := []string{"x", "api_key", "__retry__", "__webhook__", "a@b.io", "vault://secret/k"}
+	if m, ok := v.(map[string]any); ok {
+		for k := range m {
+			names = append(names, k)
+		}
+	}
+	for _, name := range names {
+		obj, _ := Project(map[string]any{name: v}, target, Options{Refs: testVault}).(map[string]any)
+		want, wantOK := obj[name]
+		got, gotOK := ProjectMember(name, v, target, Options{Refs: testVault})
+		if gotOK != wantOK || !reflect.DeepEqual(got, want) {
+			t.Fatalf("ProjectMember(%q, %#v, %v) = %#v, %v; Project gives %#v, %v", name, v, target, got, gotOK, want, wantOK)
+		}
+	}
 }

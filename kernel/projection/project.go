@@ -34,6 +34,144 @@ func Project(v any, target Target, opts Options) any {
 	return p.value(v, 0)
 }
 
+// TraceUnchanged reports whether Project(v, Trace, opts) equals v, whatever
+// opts: v is plain JSON data (nil, bool, float64, string, []any,
+// map[string]any, []string, map[string]string) with no vault reference in
+// any string or object name. The canonical encoding of v is then that of
+// its Trace projection, and a caller that only encodes the projection can
+// skip the copy. It allocates nothing; anything else (another type, a
+// deeper nesting than Project follows) reports false.
+func TraceUnchanged(v any) bool { return traceUnchanged(v, 0) }
+
+func traceUnchanged(v any, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch v := v.(type) {
+	case nil, bool, float64:
+		return true
+	case string:
+		return !hasRef(v)
+	case map[string]any:
+		for k, e := range v {
+			if hasRef(k) || !traceUnchanged(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range v {
+			if !traceUnchanged(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []string:
+		for _, e := range v {
+			if hasRef(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]string:
+		for k, e := range v {
+			if hasRef(k) || hasRef(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// hasRef reports whether s holds a vault reference.
+func hasRef(s string) bool {
+	_, _, _, ok := nextRef(s, 0)
+	return ok
+}
+
+// ProjectMember is what the member name: v of a top-level object
+// becomes: Project(map[string]any{name: v}, target, opts)[name], and
+// whether that member is there (a dropped or renamed member is not),
+// without building the object. Unlike Project, it returns v itself when
+// the projection would change nothing in it: treat the result as
+// read-only.
+func ProjectMember(name string, v any, target Target, opts Options) (any, bool) {
+	if target < LLM || target > Tool {
+		return nil, false
+	}
+	p := projector{target: target, refs: opts.Refs}
+	if target == LLM && strings.HasPrefix(name, "__") {
+		if name == "__webhook__" {
+			return Redacted, true
+		}
+		return nil, false
+	}
+	if p.str(name) != name {
+		return nil, false
+	}
+	if target == LLM && IsSecretName(name) {
+		return Redacted, true
+	}
+	if p.unchanged(v, 1) {
+		return v, true
+	}
+	return p.value(v, 1), true
+}
+
+// unchanged reports whether p.value(v, depth) equals v: every string and
+// name projects to itself, no name is dropped or redacted, and v is plain
+// JSON data. It allocates only where a string's projection does.
+func (p *projector) unchanged(v any, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch v := v.(type) {
+	case nil, bool, float64:
+		return true
+	case string:
+		return p.str(v) == v
+	case map[string]any:
+		for k, e := range v {
+			if !p.sameName(k, depth) || !p.unchanged(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range v {
+			if !p.unchanged(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case []string:
+		for _, e := range v {
+			if p.str(e) != e {
+				return false
+			}
+		}
+		return true
+	case map[string]string:
+		for k, e := range v {
+			if !p.sameName(k, depth) || p.str(e) != e {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// sameName reports whether projectMap keeps the member name k of an
+// object at depth, with its value projected rather than replaced.
+func (p *projector) sameName(k string, depth int) bool {
+	if p.target == LLM && (depth == 0 && strings.HasPrefix(k, "__") || IsSecretName(k)) {
+		return false
+	}
+	return p.str(k) == k
+}
+
 // ProjectState is Project on a state object. For Tool it first keeps only the
 // keys in opts.ToolKeys. The result is never nil; an invalid target yields an
 // empty object.

@@ -327,3 +327,68 @@ func scribble(v any) {
 		}
 	}
 }
+
+// TestTraceUnchanged checks which values TraceUnchanged passes: plain JSON
+// data without a vault reference, and nothing else (FuzzProject holds the
+// ones it passes to the Trace projection).
+func TestTraceUnchanged(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want bool
+	}{
+		{nil, true}, {true, true}, {1.5, true}, {"plain", true},
+		{map[string]any{"a": []any{"b", 2.0, map[string]any{}}}, true},
+		{[]string{"a"}, true}, {map[string]string{"a": "b"}, true},
+		{"see vault://secret/k", false}, {"vault://secret/", true},
+		{map[string]any{"vault://secret/k": 1.0}, false},
+		{[]any{map[string]any{"a": "vault://secret/k"}}, false},
+		{[]string{"vault://secret/k"}, false}, {map[string]string{"a": "vault://secret/k"}, false},
+		{map[string]string{"vault://secret/k": "a"}, false},
+		{3, false}, {json.RawMessage(`{}`), false}, {struct{}{}, false},
+	} {
+		if got := TraceUnchanged(tc.v); got != tc.want {
+			t.Errorf("TraceUnchanged(%#v) = %v, want %v", tc.v, got, tc.want)
+		}
+		if tc.want {
+			if out := Project(tc.v, Trace, Options{Refs: testVault}); !reflect.DeepEqual(out, tc.v) {
+				t.Errorf("Trace projects %#v to %#v", tc.v, out)
+			}
+		}
+	}
+}
+
+// TestProjectMember holds ProjectMember to Project on a one-member object
+// for every member of the test state (which exercises every rule) and of a
+// clean one, under each target, and checks a member the projection leaves
+// alone comes back as it is.
+func TestProjectMember(t *testing.T) {
+	// Members whose only change is one rule, deep down.
+	single := map[string]any{
+		"secret":    map[string]any{"tier": "gold", "deep": []any{map[string]any{"api_key": "plain"}}},
+		"secretStr": map[string]string{"tier": "gold", "password": "plain"},
+		"governed":  map[string]any{"x": map[string]any{"__inner__": "kept", "a": "b"}},
+		"pii":       []any{"plain", "mail ada@example.com"},
+		"piiName":   map[string]any{"ada@example.com": "plain"},
+		"ref":       []string{"plain", "vault://secret/stripe-key"},
+		"deepRef":   map[string]any{"a": []any{[]any{"vault://secret/stripe-key"}}},
+		"other":     []any{int64(3)},
+	}
+	for _, state := range []map[string]any{testState(), cleanState(), single} {
+		for _, target := range []Target{LLM, Trace, Tool} {
+			for name, v := range state {
+				obj, _ := Project(map[string]any{name: v}, target, Options{Refs: testVault}).(map[string]any)
+				want, wantOK := obj[name]
+				got, gotOK := ProjectMember(name, v, target, Options{Refs: testVault})
+				if gotOK != wantOK || !reflect.DeepEqual(got, want) {
+					t.Errorf("ProjectMember(%q, %v) = %#v, %v; Project gives %#v, %v", name, target, got, gotOK, want, wantOK)
+				}
+			}
+			checkMembers(t, state, target)
+		}
+	}
+	v := map[string]any{"customer": map[string]any{"tier": "gold"}, "tags": []any{"eu"}}
+	got, ok := ProjectMember("order", v, LLM, Options{})
+	if m, isMap := got.(map[string]any); !ok || !isMap || reflect.ValueOf(m).UnsafePointer() != reflect.ValueOf(v).UnsafePointer() {
+		t.Errorf("ProjectMember copied a value the projection leaves alone: %#v, %v", got, ok)
+	}
+}

@@ -79,8 +79,8 @@ func (s *Server) progressFunc(ctx context.Context, req mcp.CallToolRequest) (rep
 
 func (ps *progressSink) report(p runtime.Progress) {
 	srv := ps.s.mcp
-	msg := "step " + p.StepID + ": " + string(p.Status)
 	if ps.token != nil {
+		msg := "step " + p.StepID + ": " + string(p.Status)
 		params := map[string]any{"progressToken": ps.token, "progress": p.Done, "message": msg}
 		// Total is a hint (branches skip steps, loops repeat them); it
 		// must never be below progress.

@@ -258,8 +258,10 @@ func (s *Server) handle(d toolDef) server.ToolHandlerFunc {
 		if err != nil {
 			return s.errorResult(d.name, err), nil
 		}
-		text, err := json.Marshal(out)
-		if err != nil {
+		var text []byte
+		if b, ok := out.(encoded); ok {
+			text = b
+		} else if text, err = json.Marshal(out); err != nil {
 			return s.errorResult(d.name, fmt.Errorf("encode result: %w", err)), nil
 		}
 		if len(text) > MaxResultBytes {

@@ -93,7 +93,23 @@ func runOutputSchema() map[string]any {
 	}, "trace_id", "program_name", "status", "steps", "cost", "final_output", "next")
 }
 
-func summarise(res *runtime.RunResult) runOutput {
+// summariseJSON is summarise's result as the JSON the answer carries:
+// the encoding summarise measured, so the answer is not encoded twice.
+func summariseJSON(res *runtime.RunResult) any {
+	out, b := summarise(res)
+	if b != nil {
+		return encoded(b)
+	}
+	return out
+}
+
+// encoded is an answer already encoded by json.Marshal: handle sends
+// these bytes as they are.
+type encoded []byte
+
+// summarise builds a run's answer, and returns its JSON encoding too when
+// it has it (nil otherwise).
+func summarise(res *runtime.RunResult) (runOutput, []byte) {
 	out := runOutput{
 		TraceID: res.TraceID, ProgramID: res.ProgramID, ProgramName: res.ProgramName, Status: res.Status,
 		Steps: res.Steps, Cost: res.Cost, Error: res.Error, SuspendedStepID: res.SuspendedStepID,
@@ -126,17 +142,24 @@ func summarise(res *runtime.RunResult) runOutput {
 	if res.StoredOutcome {
 		out.Next = "This is the stored outcome of an earlier run with the same idempotency_key; nothing ran again. " + out.Next
 	}
-	if b, err := json.Marshal(out); err != nil || len(b) > MaxResultBytes-2_000 {
-		// Text that escapes to several times its size: clip harder.
-		out.FinalOutput, out.FinalOutputTruncated = clip(res.FinalOutput, maxFinalOutputBytes/8)
-		out.Error = clipText(res.Error, maxErrorBytes/8)
-		out.ProgramID, out.ProgramName = clipText(out.ProgramID, 100), clipText(out.ProgramName, 100)
-		out.SuspendedStepID, out.Warnings = clipText(out.SuspendedStepID, 100), nil
+	const preview = " final_output is a preview of a large value: get_trace shows the last step's output, and `nano-vm-mcp trace show` prints it whole."
+	b, err := json.Marshal(out)
+	if err == nil && len(b) <= MaxResultBytes-2_000 {
+		if !out.FinalOutputTruncated {
+			return out, b
+		}
+		out.Next += preview
+		return out, nil
 	}
+	// Text that escapes to several times its size: clip harder.
+	out.FinalOutput, out.FinalOutputTruncated = clip(res.FinalOutput, maxFinalOutputBytes/8)
+	out.Error = clipText(res.Error, maxErrorBytes/8)
+	out.ProgramID, out.ProgramName = clipText(out.ProgramID, 100), clipText(out.ProgramName, 100)
+	out.SuspendedStepID, out.Warnings = clipText(out.SuspendedStepID, 100), nil
 	if out.FinalOutputTruncated {
-		out.Next += " final_output is a preview of a large value: get_trace shows the last step's output, and `nano-vm-mcp trace show` prints it whole."
+		out.Next += preview
 	}
-	return out
+	return out, nil
 }
 
 // runError maps what RunProgram, Resume and ContinueInterrupted return
@@ -229,7 +252,7 @@ func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return summarise(res), nil
+	return summariseJSON(res), nil
 }
 
 // startRun calls run under the server's run context (refused while it
@@ -323,7 +346,7 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 	if err != nil {
 		return nil, err
 	}
-	return summarise(res), nil
+	return summariseJSON(res), nil
 }
 
 // tracePage is get_trace's result: the trace header and one page of steps.
