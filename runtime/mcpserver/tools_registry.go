@@ -15,24 +15,9 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
-
-// manifestSummary is what a listing shows of a manifest.
-type manifestSummary struct {
-	Version      string   `json:"version,omitempty"`
-	Description  string   `json:"description,omitempty"`
-	Capabilities []string `json:"capabilities"`
-}
-
-func summariseManifest(raw json.RawMessage) manifestSummary {
-	var m manifestSummary
-	_ = json.Unmarshal(raw, &m) // a stored manifest was validated at registration
-	if m.Capabilities == nil {
-		m.Capabilities = []string{}
-	}
-	return m
-}
 
 type toolItem struct {
 	Name         string            `json:"name"`
@@ -46,20 +31,12 @@ type toolItem struct {
 }
 
 func toolItemOf(r store.ToolRecord) toolItem {
-	m := summariseManifest(r.Manifest)
+	t := runtime.SummariseTool(r)
 	return toolItem{
-		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 300),
-		Capabilities: m.Capabilities, ModuleSHA256: r.ModuleSHA256, RegisteredAt: r.RegisteredAt,
-		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
+		Name: t.Name, Version: t.Version, Description: clipText(t.Description, 300),
+		Capabilities: t.Capabilities, ModuleSHA256: t.ModuleSHA256, RegisteredAt: t.RegisteredAt,
+		Source: t.Source, Grants: t.Grants,
 	}
-}
-
-// grantsOf is r.Grants, never nil: {} reads "nothing beyond wasi:stdio".
-func grantsOf(r store.ToolRecord) map[string]string {
-	if r.Grants == nil {
-		return map[string]string{}
-	}
-	return r.Grants
 }
 
 func sourceSchema() map[string]any {
@@ -161,35 +138,18 @@ Example: {"oci":"oci://ghcr.io/acme/greet:1.0"}`,
 }
 
 type toolRecordOut struct {
-	Name           string    `json:"name"`
-	Version        string    `json:"version,omitempty"`
-	Description    string    `json:"description,omitempty"`
-	Capabilities   []string  `json:"capabilities"`
-	ModuleSHA256   string    `json:"module_sha256"`
-	ManifestSHA256 string    `json:"manifest_sha256"`
-	RegisteredAt   time.Time `json:"registered_at"`
-	// Source and Grants say who registered the version and who granted
-	// each capability it holds.
-	Source string            `json:"source"`
-	Grants map[string]string `json:"grants"`
+	runtime.ToolSummary
 	// Manifest is the whole manifest; only get_tool sets it.
 	Manifest          any  `json:"manifest,omitempty"`
 	ManifestTruncated bool `json:"manifest_truncated,omitempty"`
-	// Ref pins this exact version in a program's "tool" field.
-	Ref string `json:"ref"`
 	// Provenance is where the module came from (an OCI artifact by
 	// digest and its verified signer); absent for a file or bytes.
 	Provenance *store.ToolProvenance `json:"provenance,omitempty"`
 }
 
 func toolRecordOf(r store.ToolRecord, withManifest bool) toolRecordOut {
-	m := summariseManifest(r.Manifest)
-	out := toolRecordOut{
-		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 1_000), Capabilities: m.Capabilities,
-		ModuleSHA256: r.ModuleSHA256, ManifestSHA256: r.ManifestSHA256, RegisteredAt: r.RegisteredAt,
-		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
-		Ref: r.Name + "@sha256:" + r.ModuleSHA256, Provenance: r.Provenance,
-	}
+	out := toolRecordOut{ToolSummary: runtime.SummariseTool(r), Provenance: r.Provenance}
+	out.Description = clipText(out.Description, 1_000)
 	if withManifest {
 		out.Manifest, out.ManifestTruncated = clip(json.RawMessage(r.Manifest), maxProgramBytes)
 	}

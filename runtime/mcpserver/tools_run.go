@@ -328,26 +328,9 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 
 // tracePage is get_trace's result: the trace header and one page of steps.
 type tracePage struct {
-	TraceID              string              `json:"trace_id"`
-	ProgramID            string              `json:"program_id,omitempty"`
-	ProgramName          string              `json:"program_name"`
-	ProgramHash          string              `json:"program_hash"`
-	PolicyHash           string              `json:"policy_hash"`
-	Status               kernel.Status       `json:"status"`
-	Error                string              `json:"error,omitempty"`
-	SuspendedStepID      string              `json:"suspended_step_id,omitempty"`
+	runtime.TraceHeader
 	FinalOutput          any                 `json:"final_output"`
 	FinalOutputTruncated bool                `json:"final_output_truncated,omitempty"`
-	StepMetrics          kernel.StepMetrics  `json:"step_metrics"`
-	Usage                kernel.Usage        `json:"usage"`
-	InitialStateHash     string              `json:"initial_state_hash"`
-	StateRoot            string              `json:"state_root,omitempty"`
-	StartedAt            time.Time           `json:"started_at"`
-	FinishedAt           *time.Time          `json:"finished_at,omitempty"`
-	DurationMS           float64             `json:"duration_ms"`
-	TotalSteps           int                 `json:"total_steps"`
-	Offset               int                 `json:"offset"`
-	NextOffset           *int                `json:"next_offset,omitempty"`
 	Steps                []kernel.StepRecord `json:"steps"`
 }
 
@@ -370,13 +353,7 @@ func (s *Server) tracePageOf(ctx context.Context, id string, offset, limit, budg
 	if err != nil {
 		return nil, err
 	}
-	p := &tracePage{
-		TraceID: tv.TraceID, ProgramID: tv.ProgramID, ProgramName: tv.ProgramName, ProgramHash: tv.ProgramHash,
-		PolicyHash: tv.PolicyHash, Status: tv.Status, Error: tv.Error, SuspendedStepID: tv.SuspendedStepID,
-		StepMetrics: tv.StepMetrics, Usage: tv.Usage, InitialStateHash: tv.InitialStateHash, StateRoot: tv.StateRoot,
-		StartedAt: tv.StartedAt, FinishedAt: tv.FinishedAt, DurationMS: tv.DurationMS,
-		TotalSteps: tv.TotalSteps, Offset: tv.Offset, NextOffset: tv.NextOffset, Steps: tv.Steps,
-	}
+	p := &tracePage{TraceHeader: tv.Header(), Steps: tv.Steps}
 	p.FinalOutput, p.FinalOutputTruncated = clip(tv.FinalOutput, maxFinalOutputBytes/2)
 	p.ProgramID, p.ProgramName = clipText(p.ProgramID, maxIDBytes), clipText(p.ProgramName, maxIDBytes)
 	p.Error, p.SuspendedStepID = clipText(p.Error, maxErrorBytes), clipText(p.SuspendedStepID, maxIDBytes)
