@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -160,6 +161,29 @@ func callTool(t *testing.T, c *client.Client, name string, args map[string]any, 
 		t.Fatal(a.decodeErr)
 	}
 	return a.obj
+}
+
+// getWithKey GETs url with the bearer token key ("" for none) and
+// returns the status and the body.
+func getWithKey(t *testing.T, url, key string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, b
 }
 
 func readFile(t *testing.T, path string) string {
