@@ -15,18 +15,7 @@ func BenchmarkCall(b *testing.B) {
 	ctx := context.Background()
 	args := map[string]any{"status": "SUCCESS"}
 	for _, name := range []string{"poll", "poll_pooled"} {
-		b.Run(name, func(b *testing.B) {
-			tool, err := r.Resolve(ctx, name)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run(name, func(b *testing.B) { benchCalls(b, r, name, args) })
 	}
 	b.Run("poll_parallel", func(b *testing.B) {
 		tool, err := r.Resolve(ctx, "poll")
@@ -78,21 +67,9 @@ func BenchmarkLoadFromCache(b *testing.B) {
 func BenchmarkGoTool(b *testing.B) {
 	r := newRegistry(b, "format_receipt")
 	register(b, r, "format_receipt", func(m *Manifest) { m.Name = "format_receipt_fresh"; m.Isolation = IsolationFresh; m.PoolSize = 0 })
-	ctx := context.Background()
 	args := map[string]any{"order_id": "o-1", "amount": 50005}
 	for _, tc := range []struct{ name, tool string }{{"fresh", "format_receipt_fresh"}, {"pooled", "format_receipt"}} {
-		b.Run(tc.name, func(b *testing.B) {
-			tool, err := r.Resolve(ctx, tc.tool)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run(tc.name, func(b *testing.B) { benchCalls(b, r, tc.tool, args) })
 	}
 }
 
@@ -128,5 +105,20 @@ func BenchmarkMountCall(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// benchCalls calls the tool name with args b.N times, one after the other.
+func benchCalls(b *testing.B, r *Registry, name string, args map[string]any) {
+	ctx := context.Background()
+	tool, err := r.Resolve(ctx, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
