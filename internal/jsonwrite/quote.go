@@ -103,18 +103,14 @@ func AppendQuoted[T ~string | ~[]byte](dst []byte, s T, style Style) (out []byte
 	return append(dst, '"'), -1
 }
 
-// decodeRune is utf8.DecodeRune for either a string or a byte slice, written
-// out so the generic code neither converts (copies) nor boxes its argument. An
+// decodeRune is utf8.DecodeRune for either a string or a byte slice whose
+// first byte is not ASCII (AppendQuoted handles those itself), written out
+// so the generic code neither converts (copies) nor boxes its argument. An
 // invalid sequence yields (utf8.RuneError, 1), as in package utf8.
 func decodeRune[T ~string | ~[]byte](s T) (rune, int) {
 	n := len(s)
-	if n == 0 {
-		return utf8.RuneError, 0
-	}
 	c0 := s[0]
 	switch {
-	case c0 < 0x80:
-		return rune(c0), 1
 	case c0 < 0xC2 || c0 > 0xF4:
 		return utf8.RuneError, 1
 	case c0 < 0xE0:
