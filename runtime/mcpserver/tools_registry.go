@@ -132,8 +132,7 @@ Example: {"oci":"oci://ghcr.io/acme/greet:1.0"}`,
 		}),
 		output:   withDesc(registeredSchema(), "The registered version."),
 		readOnly: false, destructive: false, idempotent: true, openWorld: false,
-		args:    &registerArgs{},
-		handler: (*Server).registerTool,
+		handler: toolHandler{args: &registerArgs{}, call: (*Server).registerTool},
 	}
 }
 
@@ -358,16 +357,11 @@ Example: {}`,
 			"next_cursor": str("Pass as cursor for the next page; absent on the last page."),
 		}, "tools"),
 		readOnly: true, destructive: false, idempotent: true, openWorld: false,
-		args:    &listToolsArgs{},
-		handler: (*Server).listTools,
+		handler: withArgs((*Server).listTools),
 	}
 }
 
-func (s *Server) listTools(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a listToolsArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) listTools(ctx context.Context, req mcp.CallToolRequest, a listToolsArgs) (any, error) {
 	limit, err := intArg("limit", a.Limit, 100, 1, 200)
 	if err != nil {
 		return nil, err
@@ -411,16 +405,11 @@ Example: {"name":"validate_amount"}`,
 		}, "name"),
 		output:   toolRecordSchema(),
 		readOnly: true, destructive: false, idempotent: true, openWorld: false,
-		args:    &toolNameArgs{},
-		handler: (*Server).getTool,
+		handler: withArgs((*Server).getTool),
 	}
 }
 
-func (s *Server) getTool(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a toolNameArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) getTool(ctx context.Context, req mcp.CallToolRequest, a toolNameArgs) (any, error) {
 	if err := requireString("name", a.Name); err != nil {
 		return nil, err
 	}
@@ -453,16 +442,11 @@ Example: {"name":"greet"}`,
 			"name":    str("The removed tool's name."),
 		}, "removed", "name"),
 		readOnly: false, destructive: true, idempotent: true, openWorld: false,
-		args:    &toolNameArgs{},
-		handler: (*Server).removeTool,
+		handler: withArgs((*Server).removeTool),
 	}
 }
 
-func (s *Server) removeTool(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a toolNameArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) removeTool(ctx context.Context, req mcp.CallToolRequest, a toolNameArgs) (any, error) {
 	if err := requireString("name", a.Name); err != nil {
 		return nil, err
 	}

@@ -198,16 +198,11 @@ func runProgramDef() toolDef {
 		destructive: true,
 		idempotent:  false,
 		openWorld:   true,
-		args:        &runArgs{},
-		handler:     (*Server).runProgram,
+		handler:     withArgs((*Server).runProgram),
 	}
 }
 
-func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a runArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest, a runArgs) (any, error) {
 	prog, err := objectArg("program", a.Program)
 	if err != nil {
 		return nil, err
@@ -279,16 +274,11 @@ func resumeProgramDef() toolDef {
 		destructive: true,
 		idempotent:  false,
 		openWorld:   true,
-		args:        &resumeArgs{},
-		handler:     (*Server).resumeProgram,
+		handler:     withArgs((*Server).resumeProgram),
 	}
 }
 
-func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a resumeArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest, a resumeArgs) (any, error) {
 	if err := requireString("trace_id", a.TraceID); err != nil {
 		return nil, err
 	}
@@ -459,16 +449,11 @@ func getTraceDef() toolDef {
 		destructive: false,
 		idempotent:  true,
 		openWorld:   false,
-		args:        &traceArgs{},
-		handler:     (*Server).getTrace,
+		handler:     withArgs((*Server).getTrace),
 	}
 }
 
-func (s *Server) getTrace(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a traceArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) getTrace(ctx context.Context, req mcp.CallToolRequest, a traceArgs) (any, error) {
 	if err := requireString("trace_id", a.TraceID); err != nil {
 		return nil, err
 	}
@@ -550,16 +535,11 @@ func listTracesDef() toolDef {
 		destructive: false,
 		idempotent:  true,
 		openWorld:   false,
-		args:        &listTracesArgs{},
-		handler:     (*Server).listTraces,
+		handler:     withArgs((*Server).listTraces),
 	}
 }
 
-func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a listTracesArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest, a listTracesArgs) (any, error) {
 	limit, err := intArg("limit", a.Limit, 20, 1, 100)
 	if err != nil {
 		return nil, err
