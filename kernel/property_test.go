@@ -175,18 +175,25 @@ func propertySeed(t *testing.T) uint64 {
 	return uint64(time.Now().UnixNano())
 }
 
+// propertyRand is a property test's random source on stream (seeded by
+// propertySeed, the seed logged for a rerun) and how many programs it
+// runs: n, or short under -short.
+func propertyRand(t *testing.T, stream uint64, n, short int) (*rand.Rand, int) {
+	t.Helper()
+	seed := propertySeed(t)
+	t.Logf("seed %d (rerun with NANOVM_SEED=%d)", seed, seed)
+	if testing.Short() {
+		n = short
+	}
+	return rand.New(rand.NewPCG(seed, stream)), n
+}
+
 // Ensure random valid programs over deterministic tools give byte-identical
 // traces (minus wall-clock fields) across two runs, replay reports
 // equivalence, and mutating one recorded tool result makes replay report
 // exactly that record.
 func TestPropertyDeterminismAndReplay(t *testing.T) {
-	seed := propertySeed(t)
-	t.Logf("seed %d (rerun with NANOVM_SEED=%d)", seed, seed)
-	r := rand.New(rand.NewPCG(seed, 0x6e616e6f))
-	programs := 1000
-	if testing.Short() {
-		programs = 200
-	}
+	r, programs := propertyRand(t, 0x6e616e6f, 1000, 200)
 	mutated := 0
 	statuses := map[kernel.Status]int{}
 	resumed, retried, parallel := 0, 0, 0

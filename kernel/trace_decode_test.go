@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -46,13 +45,7 @@ func sameDecode[T any](t *testing.T, data []byte, direct func([]byte, *T) error)
 // Ensure DecodeStepRecord and DecodeTrace give what encoding/json gives for
 // the records of random programs' traces, as the runtime stores them.
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
-	seed := propertySeed(t)
-	t.Logf("seed %d (rerun with NANOVM_SEED=%d)", seed, seed)
-	r := rand.New(rand.NewPCG(seed, 0x7472616365))
-	programs := 300
-	if testing.Short() {
-		programs = 60
-	}
+	r, programs := propertyRand(t, 0x7472616365, 300, 60)
 	records := 0
 	for i := 0; i < programs; i++ {
 		p, _, err := kernel.LoadProgram([]byte(randomProgram(r)))

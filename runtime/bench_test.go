@@ -28,33 +28,9 @@ func runScenario(b *testing.B, name string, noSync bool) {
 // PipelinePureSteps.
 func runScaled(b *testing.B, name string, cfg benchmark.Config, scale int) {
 	b.StopTimer()
-	sel, err := benchmark.Select(name)
-	if err != nil || len(sel) != 1 {
-		b.Fatalf("select %q: %v", name, err)
-	}
-	ctx := context.Background()
-	e, err := benchmark.Open(ctx, benchmark.Config{
-		DBPath: filepath.Join(b.TempDir(), "bench.db"), NoSync: cfg.NoSync, PipelinePureSteps: cfg.PipelinePureSteps,
-		CacheDir: runtimetest.CacheDir, Logger: quietLogger(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
+	cfg.DBPath = filepath.Join(b.TempDir(), "bench.db")
 	b.ReportAllocs()
-	r, err := e.Run(ctx, sel[0], benchmark.Options{Items: b.N * scale, Concurrency: benchConcurrency, Timer: b})
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if !r.OK() {
-		b.Fatalf("%d invariant(s) broken: %v", r.ViolationsTotal, r.Violations)
-	}
-	if rep, err := e.Audit(ctx); err != nil || !rep.OK {
-		b.Fatalf("audit: %+v %v", rep, err)
-	}
-	b.ReportMetric(r.Throughput, r.Unit+"/s")
-	b.ReportMetric(r.P95MS, "p95-ms")
+	r := benchChecked(b, name, cfg, b.N*scale, benchConcurrency)
 	// Per item, from the process's rusage and the runtime's allocation
 	// count over the timed phase: comparable on a shared machine.
 	b.ReportMetric(r.CPUMicrosPerItem, "cpu-µs/"+r.ItemUnit)
@@ -108,4 +84,37 @@ func BenchmarkLongHorizon(b *testing.B) {
 func BenchmarkToolCall(b *testing.B) {
 	b.Run("fresh", func(b *testing.B) { runScenario(b, "toolcall-fresh", false) })
 	b.Run("pooled", func(b *testing.B) { runScenario(b, "toolcall-pooled", false) })
+}
+
+// benchChecked opens a benchmark Env on cfg (the tests' cache and a quiet
+// logger added), runs items of the scenario name with the timer running
+// only for them, fails on a broken invariant or audit chain, and reports
+// throughput and p95 latency.
+func benchChecked(b *testing.B, name string, cfg benchmark.Config, items, concurrency int) benchmark.Result {
+	b.Helper()
+	sel, err := benchmark.Select(name)
+	if err != nil || len(sel) != 1 {
+		b.Fatalf("select %q: %v", name, err)
+	}
+	ctx := context.Background()
+	cfg.CacheDir, cfg.Logger = runtimetest.CacheDir, quietLogger()
+	e, err := benchmark.Open(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	r, err := e.Run(ctx, sel[0], benchmark.Options{Items: items, Concurrency: concurrency, Timer: b})
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !r.OK() {
+		b.Fatalf("%d invariant(s) broken: %v", r.ViolationsTotal, r.Violations)
+	}
+	if rep, err := e.Audit(ctx); err != nil || !rep.OK {
+		b.Fatalf("audit: %+v %v", rep, err)
+	}
+	b.ReportMetric(r.Throughput, r.Unit+"/s")
+	b.ReportMetric(r.P95MS, "p95-ms")
+	return r
 }

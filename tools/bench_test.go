@@ -39,23 +39,7 @@ func BenchmarkCall(b *testing.B) {
 		{"get_order_amount", map[string]any{"order_id": "o-1"}},
 		{"get_order_amount_pooled", map[string]any{"order_id": "o-1"}},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			tool, err := r.Resolve(ctx, tc.name)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := tool.Call(ctx, CallRequest{Args: tc.args}); err != nil {
-				b.Fatal(err) // warms the pool and the buffer pools
-			}
-			b.ReportAllocs()
-			cpu := processCPU(b)
-			for b.Loop() {
-				if _, err := tool.Call(ctx, CallRequest{Args: tc.args}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			reportCPU(b, cpu)
-		})
+		b.Run(tc.name, func(b *testing.B) { benchCalls(b, r, tc.name, tc.args) })
 	}
 	b.Run("poll_parallel", func(b *testing.B) {
 		tool, err := r.Resolve(ctx, "poll")
@@ -110,21 +94,9 @@ func BenchmarkLoadFromCache(b *testing.B) {
 func BenchmarkGoTool(b *testing.B) {
 	r := newRegistry(b, "format_receipt")
 	register(b, r, "format_receipt", func(m *Manifest) { m.Name = "format_receipt_fresh"; m.Isolation = IsolationFresh; m.PoolSize = 0 })
-	ctx := context.Background()
 	args := map[string]any{"order_id": "o-1", "amount": 50005}
 	for _, tc := range []struct{ name, tool string }{{"fresh", "format_receipt_fresh"}, {"pooled", "format_receipt"}} {
-		b.Run(tc.name, func(b *testing.B) {
-			tool, err := r.Resolve(ctx, tc.tool)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run(tc.name, func(b *testing.B) { benchCalls(b, r, tc.tool, args) })
 	}
 }
 
@@ -219,4 +191,25 @@ func BenchmarkRuntimeFloor(b *testing.B) {
 		}
 		reportCPU(b, cpu)
 	})
+}
+
+// benchCalls calls the tool name with args b.N times, one after the
+// other, after one call that warms the pool and the buffer pools.
+func benchCalls(b *testing.B, r *Registry, name string, args map[string]any) {
+	ctx := context.Background()
+	tool, err := r.Resolve(ctx, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	cpu := processCPU(b)
+	for b.Loop() {
+		if _, err := tool.Call(ctx, CallRequest{Args: args}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
 }

@@ -300,7 +300,7 @@ func (c *command) input(args map[string]any, jsonArgs []byte) ([]byte, []string,
 		size += len(argv[i]) + 1
 	}
 	if size > MaxArgvBytes {
-		return nil, nil, detail(ErrInvalidArgs, "argv would be %s bytes, more than %s (MaxArgvBytes): pass large data on stdin", groupDigits(size), groupDigits(MaxArgvBytes))
+		return nil, nil, detail(ErrInvalidArgs, "argv would be %s bytes, more than %s (MaxArgvBytes): pass large data on stdin", jsonlimit.Group(size), jsonlimit.Group(MaxArgvBytes))
 	}
 	return stdin, argv, nil
 }
@@ -374,7 +374,7 @@ func (c *command) decode(stdout []byte, code uint32) (any, error) {
 	switch c.stdout {
 	case StdoutText:
 		if bad := invalidUTF8(stdout); bad >= 0 {
-			return nil, fmt.Errorf("%w: stdout is not UTF-8 text (byte %s), which a text result must be; %s", ErrInvalidOutput, groupDigits(bad), outputExcerpt(stdout, bad))
+			return nil, fmt.Errorf("%w: stdout is not UTF-8 text (byte %s), which a text result must be; %s", ErrInvalidOutput, jsonlimit.Group(bad), outputExcerpt(stdout, bad))
 		}
 		return map[string]any{"stdout": string(stdout), "exit_code": float64(code)}, nil
 	case StdoutJSONLines:

@@ -137,13 +137,13 @@ func outputExcerpt(stdout []byte, at int) string {
 	start := clipBytes(stdout, 0)
 	b.WriteString("stdout starts " + start)
 	if strings.HasSuffix(start, "…") {
-		b.WriteString("(" + groupDigits(len(stdout)) + " bytes in all)")
+		b.WriteString("(" + jsonlimit.Group(len(stdout)) + " bytes in all)")
 	}
 	if at > outputExcerptBytes/2 && at < len(stdout) {
-		fmt.Fprintf(&b, ", and at byte %s reads %s", groupDigits(at), clipBytes(stdout, at))
+		fmt.Fprintf(&b, ", and at byte %s reads %s", jsonlimit.Group(at), clipBytes(stdout, at))
 	}
 	if bin := firstNonText(stdout); bin >= 0 {
-		fmt.Fprintf(&b, "; byte %s is not text (0x%02x): garbage in stdout usually means the tool overwrote its own memory (in C, often a stack overflow into static data or an overrun buffer)", groupDigits(bin), stdout[bin])
+		fmt.Fprintf(&b, "; byte %s is not text (0x%02x): garbage in stdout usually means the tool overwrote its own memory (in C, often a stack overflow into static data or an overrun buffer)", jsonlimit.Group(bin), stdout[bin])
 	} else {
 		b.WriteString("; a tool writes exactly one JSON value to stdout (logs go to stderr or nanovm.log)")
 	}
@@ -169,20 +169,6 @@ func clipBytes(stdout []byte, from int) string {
 		}
 		n /= 2
 	}
-}
-
-// groupDigits writes n with thousands separators, as jsonlimit.Excerpt
-// does: 412,345.
-func groupDigits(n int) string {
-	s := strconv.Itoa(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // firstNonText returns the offset of the first byte of stdout that no

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin/wasmtest"
 )
 
 // Ensure stdout that is not one JSON value is refused with an excerpt of
@@ -81,33 +83,10 @@ func TestGuestGarbageShown(t *testing.T) {
 // fd_write and exits: the module's bytes, encoded here so the test needs
 // no toolchain.
 func printModule(out []byte) []byte {
-	leb := func(n int) []byte {
-		var b []byte
-		for {
-			c := byte(n & 0x7f)
-			n >>= 7
-			if n != 0 {
-				b = append(b, c|0x80)
-				continue
-			}
-			return append(b, c)
-		}
-	}
-	str := func(s string) []byte { return append(leb(len(s)), s...) }
-	section := func(id byte, parts ...[]byte) []byte {
-		var body []byte
-		for _, p := range parts {
-			body = append(body, p...)
-		}
-		return append(append([]byte{id}, leb(len(body))...), body...)
-	}
-	const i32 = 0x7f
+	w := wasmtest.Cat
 	// Memory at 0: the iovec {16, len(out)}, then out at 16.
-	data := append([]byte{16, 0, 0, 0}, le32(len(out))...)
-	data = append(data, make([]byte, 8)...)
-	data = append(data, out...)
+	data := w([]byte{16, 0, 0, 0}, le32(len(out)), make([]byte, 8), out)
 	code := []byte{
-		0x00,       // no locals
 		0x41, 0x01, // i32.const 1 (stdout)
 		0x41, 0x00, // i32.const 0 (iovec)
 		0x41, 0x01, // i32.const 1 (one iovec)
@@ -116,15 +95,16 @@ func printModule(out []byte) []byte {
 		0x1a, // drop
 		0x0b, // end
 	}
-	mod := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
-	mod = append(mod, section(1, []byte{2}, []byte{0x60, 4, i32, i32, i32, i32, 1, i32}, []byte{0x60, 0, 0})...)
-	mod = append(mod, section(2, []byte{1}, str("wasi_snapshot_preview1"), str("fd_write"), []byte{0x00, 0})...)
-	mod = append(mod, section(3, []byte{1, 1})...)
-	mod = append(mod, section(5, []byte{1, 0x00, 1})...)
-	mod = append(mod, section(7, []byte{2}, str("memory"), []byte{0x02, 0}, str("_start"), []byte{0x00, 1})...)
-	mod = append(mod, section(10, []byte{1}, leb(len(code)), code)...)
-	mod = append(mod, section(11, []byte{1, 0x00, 0x41, 0x00, 0x0b}, leb(len(data)), data)...)
-	return mod
+	i32 := []byte{wasmtest.I32}
+	return wasmtest.Module(
+		wasmtest.Section(wasmtest.SecType, wasmtest.Vec(wasmtest.FuncType(w(i32, i32, i32, i32), i32), wasmtest.FuncType(nil, nil))),
+		wasmtest.Section(wasmtest.SecImport, wasmtest.Vec(wasmtest.ImportFunc("wasi_snapshot_preview1", "fd_write", 0))),
+		wasmtest.Section(wasmtest.SecFunction, wasmtest.Vec(wasmtest.U32(1))),
+		wasmtest.Section(wasmtest.SecMemory, wasmtest.Vec(wasmtest.Limits(1, -1))),
+		wasmtest.Section(wasmtest.SecExport, wasmtest.Vec(wasmtest.Export("memory", 2, 0), wasmtest.Export("_start", 0, 1))),
+		wasmtest.Section(wasmtest.SecCode, wasmtest.Vec(wasmtest.Body(nil, code))),
+		wasmtest.Section(wasmtest.SecData, wasmtest.Vec(w([]byte{0x00, 0x41, 0x00, 0x0b}, wasmtest.U32(uint32(len(data))), data))),
+	)
 }
 
 // le32 is n as four little-endian bytes.

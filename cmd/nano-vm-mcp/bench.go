@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/internal/benchmark"
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
@@ -288,15 +289,7 @@ func humanRate(v float64) string {
 	if v < 100 {
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	}
-	s := strconv.FormatInt(int64(v+0.5), 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return jsonlimit.Group(int(v + 0.5))
 }
 
 func ms(v float64) string {

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -286,22 +284,8 @@ func TestServeWritesCheckpoints(t *testing.T) {
 		"NANO_VM_MCP_CHECKPOINT_FILE="+cpFile,
 		"NANO_VM_MCP_CHECKPOINT_EVERY=3",
 		"NANO_VM_MCP_LOG_LEVEL=info")
-	var child *exec.Cmd
-	stderr := &syncBuffer{}
-	tr := transport.NewStdioWithOptions(binary, nil, []string{"--transport", "stdio", "--db", db}, transport.WithCommandFunc(
-		func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-			child = exec.Command(command, args...)
-			child.Env, child.Stderr = env, stderr
-			return child, nil
-		}))
-	c := client.NewClient(tr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	initialize(t, c)
+	p := launchStdio(t, stdioLaunch{name: "checkpoint", env: env, args: []string{"--transport", "stdio", "--db", db}})
+	c, child, stderr := p.c, p.cmd, p.stderr
 	program := readFile(t, example("payment_pipeline", "program.json"))
 	input := readFile(t, example("payment_pipeline", "input.json"))
 	var in map[string]any

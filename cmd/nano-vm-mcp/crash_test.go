@@ -121,15 +121,8 @@ func TestCrashRecovery(t *testing.T) {
 		cnt.mu.Unlock()
 
 		start := func() (*exec.Cmd, *strings.Builder) {
-			cmd := exec.Command(binary, "run", progFile, "--json", "--idempotency-key", "crash-key",
+			return startRunChild(t, progFile, "--json", "--idempotency-key", "crash-key",
 				"--db", db, "--tools-dir", toolsDir, "--cache-dir", sharedCache, "--no-bundled-tools")
-			cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
-			out := &strings.Builder{}
-			cmd.Stdout, cmd.Stderr = out, io.Discard
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			return cmd, out
 		}
 		cmd, _ := start()
 		cnt.mu.Lock()
@@ -183,6 +176,20 @@ func TestCrashRecovery(t *testing.T) {
 	if killedAt["mid-run"] < trials/2 {
 		t.Errorf("only %d of %d kills landed mid-run: %v", killedAt["mid-run"], trials, killedAt)
 	}
+}
+
+// startRunChild starts `nano-vm-mcp run program flags…` with the tests'
+// vault key, its stdout kept and its stderr dropped, for a test to kill.
+func startRunChild(t *testing.T, program string, flags ...string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"run", program}, flags...)...)
+	cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
 
 // finishAfterCrash restarts the killed run with start (the same key) and
@@ -242,14 +249,7 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 	midRun := 0
 	var db string
 	run := func() (*exec.Cmd, *strings.Builder) {
-		cmd := exec.Command(binary, "run", progFile, "--pipeline", "--json", "--idempotency-key", "pure-key", "--db", db, "--cache-dir", cache)
-		cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
-		out := &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = out, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, out
+		return startRunChild(t, progFile, "--pipeline", "--json", "--idempotency-key", "pure-key", "--db", db, "--cache-dir", cache)
 	}
 	// A whole run, timed once the compilation cache is filled, tells when
 	// to kill so that most kills land mid-run.

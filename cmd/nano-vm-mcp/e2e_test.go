@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -121,22 +122,68 @@ func rawCall(c *client.Client, name string, args map[string]any, timeout time.Du
 	return res.IsError, text, nil
 }
 
+// answer is a tool's answer: whether it was a tool error, its text, and
+// the text decoded as a JSON object (obj nil and decodeErr set when it is
+// not one).
+type answer struct {
+	isError   bool
+	text      string
+	obj       map[string]any
+	decodeErr error
+}
+
+// callObject calls a tool within timeout and decodes its answer; err is a
+// transport failure.
+func callObject(c *client.Client, name string, args map[string]any, timeout time.Duration) (answer, error) {
+	isError, text, err := rawCall(c, name, args, timeout)
+	if err != nil {
+		return answer{}, err
+	}
+	a := answer{isError: isError, text: text}
+	if err := json.Unmarshal([]byte(text), &a.obj); err != nil {
+		a.obj, a.decodeErr = nil, fmt.Errorf("%s: %w: %.300s", name, err, text)
+	}
+	return a, nil
+}
+
 // callTool calls a tool and decodes its structured result; isError fails
 // the test unless wantErr.
 func callTool(t *testing.T, c *client.Client, name string, args map[string]any, wantErr bool) map[string]any {
 	t.Helper()
-	isErr, text, err := rawCall(c, name, args, time.Minute)
+	a, err := callObject(c, name, args, time.Minute)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if isErr != wantErr {
-		t.Fatalf("%s: isError=%v: %s", name, isErr, text)
+	if a.isError != wantErr {
+		t.Fatalf("%s: isError=%v: %s", name, a.isError, a.text)
 	}
-	var out map[string]any
-	if err := json.Unmarshal([]byte(text), &out); err != nil {
-		t.Fatalf("%s: %v: %s", name, err, text)
+	if a.decodeErr != nil {
+		t.Fatal(a.decodeErr)
 	}
-	return out
+	return a.obj
+}
+
+// getWithKey GETs url with the bearer token key ("" for none) and
+// returns the status and the body.
+func getWithKey(t *testing.T, url, key string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, b
 }
 
 func readFile(t *testing.T, path string) string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
-	"github.com/mark3labs/mcp-go/mcp"
 
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
@@ -59,27 +56,8 @@ func cli(t *testing.T, dir string, env []string, args ...string) (int, string, s
 // folder would, initializes it, and returns the client and its stderr.
 func stdioIn(t *testing.T, dir string, env []string, args ...string) (*client.Client, *syncBuffer) {
 	t.Helper()
-	stderr := &syncBuffer{}
-	tr := transport.NewStdioWithOptions(binary, nil, args, transport.WithCommandFunc(
-		func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-			cmd := exec.Command(command, args...)
-			cmd.Dir, cmd.Env, cmd.Stderr = dir, env, stderr
-			return cmd, nil
-		}))
-	c := client.NewClient(tr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	req := mcp.InitializeRequest{}
-	req.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	req.Params.ClientInfo = mcp.Implementation{Name: "first-hour", Version: "1"}
-	if _, err := c.Initialize(ctx, req); err != nil {
-		t.Fatalf("initialize: %v\nstderr:\n%s", err, stderr)
-	}
-	return c, stderr
+	p := launchStdio(t, stdioLaunch{name: "first-hour", dir: dir, env: env, args: args})
+	return p.c, p.stderr
 }
 
 // toolText calls an MCP tool and returns its text.

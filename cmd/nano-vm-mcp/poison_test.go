@@ -19,18 +19,17 @@ import (
 // text, which must fit in the server's 40,000-byte result limit.
 func callAny(t *testing.T, c *client.Client, name string, args map[string]any) (bool, map[string]any) {
 	t.Helper()
-	isErr, text, err := rawCall(c, name, args, time.Minute)
+	a, err := callObject(c, name, args, time.Minute)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if len(text) > 40_000 {
-		t.Fatalf("%s: answer of %d bytes", name, len(text))
+	if len(a.text) > 40_000 {
+		t.Fatalf("%s: answer of %d bytes", name, len(a.text))
 	}
-	var out map[string]any
-	if err := json.Unmarshal([]byte(text), &out); err != nil {
-		t.Fatalf("%s: %v: %.300s", name, err, text)
+	if a.decodeErr != nil {
+		t.Fatal(a.decodeErr)
 	}
-	return isErr, out
+	return a.isError, a.obj
 }
 
 // registerRawEcho registers raw_echo, and raw_echo_schema: the same module

@@ -5,14 +5,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -37,34 +35,23 @@ func TestProgressOverStdioProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	open := func(role string) *proc {
-		p := &proc{role: role, stderr: &syncBuffer{}, got: map[string][]float64{}}
-		tr := transport.NewStdioWithOptions(binary, nil, []string{"--transport", "stdio", "--db", db, "--cache-dir", sharedCache},
-			transport.WithCommandFunc(func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-				cmd := exec.Command(command, args...)
-				cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
-				cmd.Stderr = p.stderr
-				return cmd, nil
-			}))
-		p.c = client.NewClient(tr)
-		p.c.OnNotification(func(n mcp.JSONRPCNotification) {
-			if n.Method != string(mcp.MethodNotificationProgress) {
-				return
-			}
-			token := fmt.Sprint(n.Params.AdditionalFields["progressToken"])
-			progress, _ := n.Params.AdditionalFields["progress"].(float64)
-			p.mu.Lock()
-			p.got[token] = append(p.got[token], progress)
-			p.mu.Unlock()
+		p := &proc{role: role, got: map[string][]float64{}}
+		child := launchStdio(t, stdioLaunch{
+			name: "progress-" + role,
+			env:  append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey)),
+			args: []string{"--transport", "stdio", "--db", db, "--cache-dir", sharedCache},
+			onNotification: func(n mcp.JSONRPCNotification) {
+				if n.Method != string(mcp.MethodNotificationProgress) {
+					return
+				}
+				token := fmt.Sprint(n.Params.AdditionalFields["progressToken"])
+				progress, _ := n.Params.AdditionalFields["progress"].(float64)
+				p.mu.Lock()
+				p.got[token] = append(p.got[token], progress)
+				p.mu.Unlock()
+			},
 		})
-		if err := p.c.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.c.Close() })
-		var init mcp.InitializeRequest
-		init.Params.ClientInfo = mcp.Implementation{Name: "progress-" + role, Version: "1"}
-		if _, err := p.c.Initialize(ctx, init); err != nil {
-			t.Fatalf("%s: initialize: %v\n%s", role, err, p.stderr)
-		}
+		p.c, p.stderr = child.c, child.stderr
 		if want := "role=" + role; !p.stderr.waitFor(want) {
 			t.Fatalf("%s: stderr lacks %q:\n%s", role, want, p.stderr)
 		}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -116,18 +115,14 @@ func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
 // runOn calls run_program on a replica; a transport failure or a tool
 // error is returned as an error.
 func runOn(c *client.Client, args map[string]any) (map[string]any, error) {
-	isErr, text, err := rawCall(c, "run_program", args, 2*time.Minute)
-	if err != nil {
+	a, err := callObject(c, "run_program", args, 2*time.Minute)
+	switch {
+	case err != nil:
 		return nil, err
+	case a.isError:
+		return nil, fmt.Errorf("tool error: %s", a.text)
 	}
-	if isErr {
-		return nil, fmt.Errorf("tool error: %s", text)
-	}
-	var out map[string]any
-	if err := json.Unmarshal([]byte(text), &out); err != nil {
-		return nil, fmt.Errorf("%v: %s", err, text)
-	}
-	return out, nil
+	return a.obj, a.decodeErr
 }
 
 // TestReplicasSurviveAKill ensures three replicas on one database run 200

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -78,35 +79,60 @@ func waitFile(path string, within time.Duration) bool {
 	}
 }
 
-// startStdio starts a stdio server on db, with extra flags, and
-// initializes an MCP session in protocol.
-func startStdio(t *testing.T, name, db, protocol string, extra ...string) *stdioProc {
+// stdioLaunch says how to start the binary as a stdio MCP server.
+type stdioLaunch struct {
+	name string   // the client's name ("test-" added), also in failure messages
+	dir  string   // the child's working folder; "" for the test's
+	env  []string // the child's whole environment
+	args []string
+	// protocol is the version to initialize; "" for the latest.
+	protocol string
+	// onNotification, when set, sees every notification from the start.
+	onNotification func(mcp.JSONRPCNotification)
+}
+
+// launchStdio starts the binary as l says, its stderr kept, and
+// initializes an MCP session within a minute; the client is closed when
+// the test ends.
+func launchStdio(t *testing.T, l stdioLaunch) *stdioProc {
 	t.Helper()
-	p := &stdioProc{name: name, stderr: &syncBuffer{}}
-	args := append([]string{"--transport", "stdio", "--db", db, "--cache-dir", sharedCache, "--no-bundled-tools"}, extra...)
-	tr := transport.NewStdioWithOptions(binary, nil, args, transport.WithCommandFunc(
+	p := &stdioProc{name: l.name, stderr: &syncBuffer{}}
+	tr := transport.NewStdioWithOptions(binary, nil, l.args, transport.WithCommandFunc(
 		func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
 			p.cmd = exec.Command(command, args...)
-			p.cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
-			p.cmd.Stderr = p.stderr
+			p.cmd.Dir, p.cmd.Env, p.cmd.Stderr = l.dir, l.env, p.stderr
 			return p.cmd, nil
 		}))
 	p.c = client.NewClient(tr)
+	if l.onNotification != nil {
+		p.c.OnNotification(l.onNotification)
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := p.c.Start(ctx); err != nil {
-		t.Fatalf("%s: start: %v", name, err)
+		t.Fatalf("%s: start: %v", l.name, err)
 	}
 	t.Cleanup(func() { p.c.Close() })
 	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = protocol
-	init.Params.ClientInfo = mcp.Implementation{Name: "test-" + name, Version: "1"}
+	init.Params.ProtocolVersion = cmp.Or(l.protocol, mcp.LATEST_PROTOCOL_VERSION)
+	init.Params.ClientInfo = mcp.Implementation{Name: "test-" + l.name, Version: "1"}
 	if _, err := p.c.Initialize(ctx, init); err != nil {
-		t.Fatalf("%s: initialize: %v\nstderr:\n%s", name, err, p.stderr)
+		t.Fatalf("%s: initialize: %v\nstderr:\n%s", l.name, err, p.stderr)
 	}
 	p.initTook = time.Since(start)
 	return p
+}
+
+// startStdio starts a stdio server on db, with extra flags, and
+// initializes an MCP session in protocol.
+func startStdio(t *testing.T, name, db, protocol string, extra ...string) *stdioProc {
+	t.Helper()
+	return launchStdio(t, stdioLaunch{
+		name: name, protocol: protocol,
+		env:  append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey)),
+		args: append([]string{"--transport", "stdio", "--db", db, "--cache-dir", sharedCache, "--no-bundled-tools"}, extra...),
+	})
 }
 
 // isPrimary reports whether the process logged that it serves the

@@ -133,17 +133,8 @@ func TestE2EMetricsListen(t *testing.T) {
 	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "m.db"), "metrics-key", "--metrics-listen", addr)
 	defer stop()
 	get := func(url, key string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := getWithKey(t, url, key)
+		return code, string(b)
 	}
 	if code, _ := get(base+"/metrics", ""); code != http.StatusUnauthorized {
 		t.Fatalf("transport /metrics without key: %d, want 401", code)

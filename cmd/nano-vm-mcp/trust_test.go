@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -9,14 +8,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
@@ -49,35 +46,19 @@ type attacker struct {
 // whose initialized client is closed when the test ends.
 func startAttacker(t *testing.T, env []string, args ...string) *attacker {
 	t.Helper()
-	a := &attacker{t: t, stderr: &syncBuffer{}}
-	tr := transport.NewStdioWithOptions(binary, nil, args,
-		transport.WithCommandFunc(func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-			cmd := exec.Command(command, args...)
-			cmd.Env, cmd.Stderr = env, a.stderr
-			return cmd, nil
-		}))
-	a.c = client.NewClient(tr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := a.c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.c.Close() })
-	initialize(t, a.c)
-	return a
+	p := launchStdio(t, stdioLaunch{name: "attacker", env: env, args: args})
+	return &attacker{t: t, c: p.c, stderr: p.stderr}
 }
 
 // call calls a tool and returns its text and whether it was a tool error.
 func (a *attacker) call(name string, args map[string]any) (map[string]any, bool) {
 	a.t.Helper()
-	isErr, text, err := rawCall(a.c, name, args, time.Minute)
+	ans, err := callObject(a.c, name, args, time.Minute)
 	if err != nil {
 		a.t.Fatalf("%s: %v\nstderr:\n%s", name, err, a.stderr)
 	}
-	fmt.Fprintf(&a.seen, "%s %v -> %s\n", name, args["name"], text)
-	var out map[string]any
-	_ = json.Unmarshal([]byte(text), &out)
-	return out, isErr
+	fmt.Fprintf(&a.seen, "%s %v -> %s\n", name, args["name"], ans.text)
+	return ans.obj, ans.isError
 }
 
 func (a *attacker) mustFail(name string, args map[string]any, why string) {

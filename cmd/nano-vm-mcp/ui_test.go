@@ -16,19 +16,13 @@ func uiGet(t *testing.T, rawURL, path string, out any) int {
 	if !ok {
 		t.Fatalf("no token in %q", rawURL)
 	}
-	req, _ := http.NewRequest("GET", base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, b := getWithKey(t, base+path, tok)
 	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
-	return resp.StatusCode
+	return code
 }
 
 // Ensure nano-vm-mcp ui beside a running server reads through its

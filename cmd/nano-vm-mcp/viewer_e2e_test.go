@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,18 +166,11 @@ func TestViewerInBrowser(t *testing.T) {
 	tamperedURL := startUI(t, tampered)
 
 	// The record count the page must draw, from the API itself.
-	req, _ := http.NewRequest("GET", base+"/ui/api/traces/"+longID, nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, body := getWithKey(t, base+"/ui/api/traces/"+longID, key)
 	var doc struct {
 		TotalSteps int `json:"total_steps"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&doc)
-	resp.Body.Close()
-	if err != nil || doc.TotalSteps < 1000 {
+	if err := json.Unmarshal(body, &doc); err != nil || doc.TotalSteps < 1000 {
 		t.Fatalf("long run: %d records, %v", doc.TotalSteps, err)
 	}
 

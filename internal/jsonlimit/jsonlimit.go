@@ -95,7 +95,7 @@ type NumberError struct {
 
 func (e *NumberError) Error() string {
 	if e.TooLong {
-		return fmt.Sprintf("a number of %s characters exceeds the limit of %d (keep big numbers in strings)", group(e.Len), MaxNumberLen)
+		return fmt.Sprintf("a number of %s characters exceeds the limit of %d (keep big numbers in strings)", Group(e.Len), MaxNumberLen)
 	}
 	return fmt.Sprintf("number %s is outside the range of a 64-bit float", e.Text)
 }
@@ -108,7 +108,7 @@ func CheckSize(what string, n, limit int) error {
 	if n <= limit {
 		return nil
 	}
-	return fmt.Errorf("%s is %s bytes, over the limit of %s: %w", what, group(n), group(limit), ErrSize)
+	return fmt.Errorf("%s is %s bytes, over the limit of %s: %w", what, Group(n), Group(limit), ErrSize)
 }
 
 // Check scans JSON text and reports the first place it nests deeper than
@@ -220,11 +220,12 @@ func Excerpt(s string, max int) string {
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return strings.ToValidUTF8(s[:n], "") + "…(" + group(len(s)) + " bytes in all)"
+	return strings.ToValidUTF8(s[:n], "") + "…(" + Group(len(s)) + " bytes in all)"
 }
 
-// group writes n with thousands separators: 412,345.
-func group(n int) string {
+// Group writes n with thousands separators, as the messages of this
+// module quote sizes: 412,345.
+func Group(n int) string {
 	s := strconv.Itoa(n)
 	neg := strings.HasPrefix(s, "-")
 	if neg {

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // MaxDepth is how deep AppendValue nests before it gives up (reports
@@ -24,71 +23,12 @@ import (
 // encoding/json, which then takes over, has its own cycle check.
 const MaxDepth = 1000
 
-const hexDigits = "0123456789abcdef"
-
-// safe marks the ASCII bytes encoding/json writes as themselves with HTML
-// escaping on (its htmlSafeSet): everything printable but '"', '\\', '<',
-// '>' and '&'.
-var safe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = true
-	}
-	t['"'], t['\\'], t['<'], t['>'], t['&'] = false, false, false, false, false
-	return t
-}()
-
 // AppendString appends s quoted as json.Marshal quotes a string: HTML
 // characters, U+2028 and U+2029 escaped, invalid UTF-8 replaced by
-// U+FFFD.
+// U+FFFD (AppendQuoted in style Marshal).
 func AppendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if safe[b] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	dst, _ = AppendQuoted(dst, s, Marshal)
+	return dst
 }
 
 // AppendFloat appends f as json.Marshal writes a float64; false for NaN

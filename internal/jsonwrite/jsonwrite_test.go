@@ -244,3 +244,37 @@ func BenchmarkValid(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendQuotedJCS holds the JCS styles (package canonical's quoting) to
+// RFC 8785: only '"', '\\' and control characters escaped, invalid UTF-8
+// refused at its offset (JCS) or written as a raw U+FFFD (JCSReplace).
+func TestAppendQuotedJCS(t *testing.T) {
+	tests := []struct {
+		name, in, want, wantReplace string
+		bad                         int
+	}{
+		{name: "html and separators as themselves", in: "<&>\u2028\u2029é", want: "\"<&>\u2028\u2029é\"", bad: -1},
+		{name: "short and long escapes", in: "\"\\\b\f\n\r\t\x01\x7f", want: `"\"\\\b\f\n\r\t\u0001` + "\x7f\"", bad: -1},
+		{name: "invalid byte", in: "ab\xffc", wantReplace: "\"ab\uFFFDc\"", bad: 2},
+		{name: "surrogate", in: "\xed\xa0\x80", wantReplace: "\"\uFFFD\uFFFD\uFFFD\"", bad: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, bad := AppendQuoted(nil, tc.in, JCS)
+			if bad != tc.bad {
+				t.Fatalf("JCS bad = %d, want %d", bad, tc.bad)
+			}
+			if bad < 0 && string(got) != tc.want {
+				t.Fatalf("JCS = %s, want %s", got, tc.want)
+			}
+			rep, bad := AppendQuoted(nil, []byte(tc.in), JCSReplace)
+			want := tc.wantReplace
+			if want == "" {
+				want = tc.want
+			}
+			if bad != -1 || string(rep) != want {
+				t.Fatalf("JCSReplace = %s, %d; want %s, -1", rep, bad, want)
+			}
+		})
+	}
+}

@@ -83,15 +83,7 @@ func TestAnthropicRequest(t *testing.T) {
 					t.Errorf("header %s = %q, want %q", h, v, want)
 				}
 			}
-			if b, want := toJSON(t, got.Body), normJSON(t, tc.wantBody); b != want {
-				t.Errorf("body\n got %s\nwant %s", b, want)
-			}
-			if resp.Text != tc.wantText {
-				t.Errorf("text %q, want %q", resp.Text, tc.wantText)
-			}
-			if !usageEqual(resp.Usage, tc.wantUse) {
-				t.Errorf("usage %+v, want %+v", resp.Usage, tc.wantUse)
-			}
+			checkExchange(t, got, resp, tc.wantBody, tc.wantText, tc.wantUse)
 		})
 	}
 }

@@ -139,15 +139,7 @@ func TestOpenAICompatibleRequest(t *testing.T) {
 			if ct := got.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			if b, want := toJSON(t, got.Body), normJSON(t, tc.wantBody); b != want {
-				t.Errorf("body\n got %s\nwant %s", b, want)
-			}
-			if resp.Text != tc.wantText {
-				t.Errorf("text %q, want %q", resp.Text, tc.wantText)
-			}
-			if !usageEqual(resp.Usage, tc.wantUse) {
-				t.Errorf("usage %+v, want %+v", resp.Usage, tc.wantUse)
-			}
+			checkExchange(t, got, resp, tc.wantBody, tc.wantText, tc.wantUse)
 		})
 	}
 }

@@ -91,6 +91,21 @@ func completeOnce(t *testing.T, p *provider, model string, opts *Options, req ke
 	return resp, got
 }
 
+// checkExchange checks one exchange with a provider: the request body
+// sent (compared as normalised JSON) and the answer's text and usage.
+func checkExchange(t *testing.T, got captured, resp kernel.LLMResponse, wantBody, wantText string, wantUse kernel.Usage) {
+	t.Helper()
+	if b, want := toJSON(t, got.Body), normJSON(t, wantBody); b != want {
+		t.Errorf("body\n got %s\nwant %s", b, want)
+	}
+	if resp.Text != wantText {
+		t.Errorf("text %q, want %q", resp.Text, wantText)
+	}
+	if !usageEqual(resp.Usage, wantUse) {
+		t.Errorf("usage %+v, want %+v", resp.Usage, wantUse)
+	}
+}
+
 // fixture reads testdata/name.
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()

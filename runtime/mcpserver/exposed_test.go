@@ -60,17 +60,11 @@ func toolsByName(t *testing.T, c *client.Client) map[string]mcp.Tool {
 // callMeta calls a tool with _meta fields.
 func callMeta(t *testing.T, c *client.Client, name string, args any, meta map[string]any) *mcp.CallToolResult {
 	t.Helper()
-	var req mcp.CallToolRequest
-	req.Params.Name = name
-	req.Params.Arguments = args
+	var m *mcp.Meta
 	if meta != nil {
-		req.Params.Meta = &mcp.Meta{AdditionalFields: meta}
+		m = &mcp.Meta{AdditionalFields: meta}
 	}
-	res, err := c.CallTool(context.Background(), req)
-	if err != nil {
-		t.Fatalf("call %s: %v", name, err)
-	}
-	return res
+	return callWithMeta(t, context.Background(), c, name, args, m)
 }
 
 // direct checks a registered tool's successful result: structured

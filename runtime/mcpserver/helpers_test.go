@@ -133,14 +133,25 @@ func call(tb testing.TB, c *client.Client, name string, args any) *mcp.CallToolR
 	return callCtx(tb, context.Background(), c, name, args, nil)
 }
 
+// callCtx is call within ctx, asking for progress under progressToken
+// unless it is nil.
 func callCtx(tb testing.TB, ctx context.Context, c *client.Client, name string, args any, progressToken mcp.ProgressToken) *mcp.CallToolResult {
+	tb.Helper()
+	var meta *mcp.Meta
+	if progressToken != nil {
+		meta = &mcp.Meta{ProgressToken: progressToken}
+	}
+	return callWithMeta(tb, ctx, c, name, args, meta)
+}
+
+// callWithMeta calls a tool with the request's _meta (none when nil); a
+// protocol error fails the test.
+func callWithMeta(tb testing.TB, ctx context.Context, c *client.Client, name string, args any, meta *mcp.Meta) *mcp.CallToolResult {
 	tb.Helper()
 	var req mcp.CallToolRequest
 	req.Params.Name = name
 	req.Params.Arguments = args
-	if progressToken != nil {
-		req.Params.Meta = &mcp.Meta{ProgressToken: progressToken}
-	}
+	req.Params.Meta = meta
 	res, err := c.CallTool(ctx, req)
 	if err != nil {
 		tb.Fatalf("call %s: %v", name, err)

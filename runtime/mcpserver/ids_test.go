@@ -36,9 +36,7 @@ func (l *lockedBuffer) String() string {
 // never an internal error; the log never holds the whole value.
 func TestIDArgumentLimits(t *testing.T) {
 	var logs lockedBuffer
-	rt := openRuntime(t, runtime.Config{})
-	s := New(rt, &Options{AllowToolUpload: true, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	s := newLoggedServer(t, &Options{AllowToolUpload: true}, &logs)
 	c, _ := inProcess(t, s)
 
 	long := strings.Repeat("k", 5000)
@@ -95,9 +93,7 @@ func TestIDArgumentLimits(t *testing.T) {
 // it whole. Before, the whole id came back in "no trace …".
 func TestResourceIDLimits(t *testing.T) {
 	var logs lockedBuffer
-	rt := openRuntime(t, runtime.Config{})
-	s := New(rt, &Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	s := newLoggedServer(t, &Options{}, &logs)
 	c, _ := inProcess(t, s)
 	long := strings.Repeat("k", 5000)
 	for _, tc := range []struct{ uri, limit string }{
@@ -127,9 +123,7 @@ func TestResourceIDLimits(t *testing.T) {
 // holds it whole. Before, the answer quoted 4 KiB of it.
 func TestEnumArgumentClipped(t *testing.T) {
 	var logs lockedBuffer
-	rt := openRuntime(t, runtime.Config{})
-	s := New(rt, &Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	s := newLoggedServer(t, &Options{}, &logs)
 	c, _ := inProcess(t, s)
 	long := strings.Repeat("S", 1<<20)
 	for _, tc := range []struct {
@@ -150,4 +144,14 @@ func TestEnumArgumentClipped(t *testing.T) {
 	if strings.Contains(logs.String(), long[:200]) {
 		t.Fatal("the log holds a long value whole")
 	}
+}
+
+// newLoggedServer is New(opts) over a fresh runtime, its log kept at
+// debug level in logs, shut down when the test ends.
+func newLoggedServer(tb testing.TB, opts *Options, logs *lockedBuffer) *Server {
+	tb.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := New(openRuntime(tb, runtime.Config{}), opts)
+	tb.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s
 }

@@ -18,11 +18,29 @@ type toolDef struct {
 	input, output            map[string]any
 	// The four hints, each stated explicitly for every tool.
 	readOnly, destructive, idempotent, openWorld bool
+	handler                                      toolHandler
+}
+
+// toolHandler is a tool's handler and its arguments' type.
+type toolHandler struct {
 	// args is a pointer to the zero value of the handler's argument
 	// struct: the meta-test checks the input schema names exactly its
 	// fields.
-	args    any
-	handler func(s *Server, ctx context.Context, req mcp.CallToolRequest) (any, error)
+	args any
+	call func(s *Server, ctx context.Context, req mcp.CallToolRequest) (any, error)
+}
+
+// withArgs is the handler h given the call's arguments decoded (see
+// decodeArgs) into an A, so a tool's argument struct is named once, by
+// its handler, for both the decoding and the schema check.
+func withArgs[A any](h func(s *Server, ctx context.Context, req mcp.CallToolRequest, a A) (any, error)) toolHandler {
+	return toolHandler{args: new(A), call: func(s *Server, ctx context.Context, req mcp.CallToolRequest) (any, error) {
+		var a A
+		if err := decodeArgs(req, &a); err != nil {
+			return nil, err
+		}
+		return h(s, ctx, req, a)
+	}}
 }
 
 // tool builds the mcp-go tool.
@@ -60,7 +78,7 @@ func (d toolDef) mustValidate() {
 	fail := func(format string, args ...any) {
 		panic(fmt.Sprintf("mcpserver: tool %s: ", d.name) + fmt.Sprintf(format, args...))
 	}
-	if d.name == "" || d.title == "" || d.description == "" || d.handler == nil || d.args == nil {
+	if d.name == "" || d.title == "" || d.description == "" || d.handler.call == nil || d.handler.args == nil {
 		fail("name, title, description, args and handler are required")
 	}
 	if len(d.description) >= maxDescription {
@@ -78,7 +96,7 @@ func (d toolDef) mustValidate() {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	if want := argNames(d.args); !slices.Equal(names, want) {
+	if want := argNames(d.handler.args); !slices.Equal(names, want) {
 		fail("input schema properties %v differ from the decoded arguments %v", names, want)
 	}
 	if d.readOnly && (d.destructive || !d.idempotent) {

@@ -254,7 +254,7 @@ func (s *Server) runContext(ctx context.Context) (context.Context, context.Cance
 // isError result (see errorResult).
 func (s *Server) handle(d toolDef) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		out, err := d.handler(s, ctx, req)
+		out, err := d.handler.call(s, ctx, req)
 		if err != nil {
 			return s.errorResult(d.name, err), nil
 		}

@@ -86,8 +86,7 @@ Example: {"trace_id":"7f0c…"}`,
 			}),
 		}, "ok", "checked", "scope"),
 		readOnly: true, destructive: false, idempotent: true, openWorld: false,
-		args:    &verifyArgs{},
-		handler: (*Server).verifyAudit,
+		handler: withArgs((*Server).verifyAudit),
 	}
 }
 
@@ -104,11 +103,7 @@ func recordProblemSchema() map[string]any {
 	}, "trace_id", "execution_id", "record", "problem", "reason")
 }
 
-func (s *Server) verifyAudit(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a verifyArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) verifyAudit(ctx context.Context, req mcp.CallToolRequest, a verifyArgs) (any, error) {
 	id, err := a.traceID()
 	if err != nil {
 		return nil, err

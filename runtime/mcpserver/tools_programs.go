@@ -48,16 +48,11 @@ Example: {"limit":10}`,
 			}, "id", "name")),
 		}, "programs"),
 		readOnly: true, destructive: false, idempotent: true, openWorld: false,
-		args:    &listProgramsArgs{},
-		handler: (*Server).listPrograms,
+		handler: withArgs((*Server).listPrograms),
 	}
 }
 
-func (s *Server) listPrograms(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a listProgramsArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) listPrograms(ctx context.Context, req mcp.CallToolRequest, a listProgramsArgs) (any, error) {
 	limit, err := intArg("limit", a.Limit, 50, 1, 100)
 	if err != nil {
 		return nil, err
@@ -107,16 +102,11 @@ Example: {"program_id":"payment_pipeline"}`,
 			"program_truncated": boolean("True when program holds a preview."),
 		}, "id", "name", "hash", "program"),
 		readOnly: true, destructive: false, idempotent: true, openWorld: false,
-		args:    &programIDArgs{},
-		handler: (*Server).getProgram,
+		handler: withArgs((*Server).getProgram),
 	}
 }
 
-func (s *Server) getProgram(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a programIDArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) getProgram(ctx context.Context, req mcp.CallToolRequest, a programIDArgs) (any, error) {
 	if err := requireString("program_id", a.ProgramID); err != nil {
 		return nil, err
 	}
@@ -155,16 +145,11 @@ Example: {"program_id":"payment_pipeline"}`,
 			"program_id": str("The deleted program's id."),
 		}, "deleted", "program_id"),
 		readOnly: false, destructive: true, idempotent: true, openWorld: false,
-		args:    &programIDArgs{},
-		handler: (*Server).deleteProgram,
+		handler: withArgs((*Server).deleteProgram),
 	}
 }
 
-func (s *Server) deleteProgram(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a programIDArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) deleteProgram(ctx context.Context, req mcp.CallToolRequest, a programIDArgs) (any, error) {
 	if err := requireString("program_id", a.ProgramID); err != nil {
 		return nil, err
 	}

@@ -15,24 +15,9 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
-
-// manifestSummary is what a listing shows of a manifest.
-type manifestSummary struct {
-	Version      string   `json:"version,omitempty"`
-	Description  string   `json:"description,omitempty"`
-	Capabilities []string `json:"capabilities"`
-}
-
-func summariseManifest(raw json.RawMessage) manifestSummary {
-	var m manifestSummary
-	_ = json.Unmarshal(raw, &m) // a stored manifest was validated at registration
-	if m.Capabilities == nil {
-		m.Capabilities = []string{}
-	}
-	return m
-}
 
 type toolItem struct {
 	Name         string            `json:"name"`
@@ -46,20 +31,12 @@ type toolItem struct {
 }
 
 func toolItemOf(r store.ToolRecord) toolItem {
-	m := summariseManifest(r.Manifest)
+	t := runtime.SummariseTool(r)
 	return toolItem{
-		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 300),
-		Capabilities: m.Capabilities, ModuleSHA256: r.ModuleSHA256, RegisteredAt: r.RegisteredAt,
-		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
+		Name: t.Name, Version: t.Version, Description: clipText(t.Description, 300),
+		Capabilities: t.Capabilities, ModuleSHA256: t.ModuleSHA256, RegisteredAt: t.RegisteredAt,
+		Source: t.Source, Grants: t.Grants,
 	}
-}
-
-// grantsOf is r.Grants, never nil: {} reads "nothing beyond wasi:stdio".
-func grantsOf(r store.ToolRecord) map[string]string {
-	if r.Grants == nil {
-		return map[string]string{}
-	}
-	return r.Grants
 }
 
 func sourceSchema() map[string]any {
@@ -155,41 +132,23 @@ Example: {"oci":"oci://ghcr.io/acme/greet:1.0"}`,
 		}),
 		output:   withDesc(registeredSchema(), "The registered version."),
 		readOnly: false, destructive: false, idempotent: true, openWorld: false,
-		args:    &registerArgs{},
-		handler: (*Server).registerTool,
+		handler: toolHandler{args: &registerArgs{}, call: (*Server).registerTool},
 	}
 }
 
 type toolRecordOut struct {
-	Name           string    `json:"name"`
-	Version        string    `json:"version,omitempty"`
-	Description    string    `json:"description,omitempty"`
-	Capabilities   []string  `json:"capabilities"`
-	ModuleSHA256   string    `json:"module_sha256"`
-	ManifestSHA256 string    `json:"manifest_sha256"`
-	RegisteredAt   time.Time `json:"registered_at"`
-	// Source and Grants say who registered the version and who granted
-	// each capability it holds.
-	Source string            `json:"source"`
-	Grants map[string]string `json:"grants"`
+	runtime.ToolSummary
 	// Manifest is the whole manifest; only get_tool sets it.
 	Manifest          any  `json:"manifest,omitempty"`
 	ManifestTruncated bool `json:"manifest_truncated,omitempty"`
-	// Ref pins this exact version in a program's "tool" field.
-	Ref string `json:"ref"`
 	// Provenance is where the module came from (an OCI artifact by
 	// digest and its verified signer); absent for a file or bytes.
 	Provenance *store.ToolProvenance `json:"provenance,omitempty"`
 }
 
 func toolRecordOf(r store.ToolRecord, withManifest bool) toolRecordOut {
-	m := summariseManifest(r.Manifest)
-	out := toolRecordOut{
-		Name: r.Name, Version: m.Version, Description: clipText(m.Description, 1_000), Capabilities: m.Capabilities,
-		ModuleSHA256: r.ModuleSHA256, ManifestSHA256: r.ManifestSHA256, RegisteredAt: r.RegisteredAt,
-		Source: string(r.EffectiveSource()), Grants: grantsOf(r),
-		Ref: r.Name + "@sha256:" + r.ModuleSHA256, Provenance: r.Provenance,
-	}
+	out := toolRecordOut{ToolSummary: runtime.SummariseTool(r), Provenance: r.Provenance}
+	out.Description = clipText(out.Description, 1_000)
 	if withManifest {
 		out.Manifest, out.ManifestTruncated = clip(json.RawMessage(r.Manifest), maxProgramBytes)
 	}
@@ -398,16 +357,11 @@ Example: {}`,
 			"next_cursor": str("Pass as cursor for the next page; absent on the last page."),
 		}, "tools"),
 		readOnly: true, destructive: false, idempotent: true, openWorld: false,
-		args:    &listToolsArgs{},
-		handler: (*Server).listTools,
+		handler: withArgs((*Server).listTools),
 	}
 }
 
-func (s *Server) listTools(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a listToolsArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) listTools(ctx context.Context, req mcp.CallToolRequest, a listToolsArgs) (any, error) {
 	limit, err := intArg("limit", a.Limit, 100, 1, 200)
 	if err != nil {
 		return nil, err
@@ -451,16 +405,11 @@ Example: {"name":"validate_amount"}`,
 		}, "name"),
 		output:   toolRecordSchema(),
 		readOnly: true, destructive: false, idempotent: true, openWorld: false,
-		args:    &toolNameArgs{},
-		handler: (*Server).getTool,
+		handler: withArgs((*Server).getTool),
 	}
 }
 
-func (s *Server) getTool(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a toolNameArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) getTool(ctx context.Context, req mcp.CallToolRequest, a toolNameArgs) (any, error) {
 	if err := requireString("name", a.Name); err != nil {
 		return nil, err
 	}
@@ -493,16 +442,11 @@ Example: {"name":"greet"}`,
 			"name":    str("The removed tool's name."),
 		}, "removed", "name"),
 		readOnly: false, destructive: true, idempotent: true, openWorld: false,
-		args:    &toolNameArgs{},
-		handler: (*Server).removeTool,
+		handler: withArgs((*Server).removeTool),
 	}
 }
 
-func (s *Server) removeTool(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a toolNameArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) removeTool(ctx context.Context, req mcp.CallToolRequest, a toolNameArgs) (any, error) {
 	if err := requireString("name", a.Name); err != nil {
 		return nil, err
 	}

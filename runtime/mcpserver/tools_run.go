@@ -221,16 +221,11 @@ func runProgramDef() toolDef {
 		destructive: true,
 		idempotent:  false,
 		openWorld:   true,
-		args:        &runArgs{},
-		handler:     (*Server).runProgram,
+		handler:     withArgs((*Server).runProgram),
 	}
 }
 
-func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a runArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) runProgram(ctx context.Context, req mcp.CallToolRequest, a runArgs) (any, error) {
 	prog, err := objectArg("program", a.Program)
 	if err != nil {
 		return nil, err
@@ -302,16 +297,11 @@ func resumeProgramDef() toolDef {
 		destructive: true,
 		idempotent:  false,
 		openWorld:   true,
-		args:        &resumeArgs{},
-		handler:     (*Server).resumeProgram,
+		handler:     withArgs((*Server).resumeProgram),
 	}
 }
 
-func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a resumeArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest, a resumeArgs) (any, error) {
 	if err := requireString("trace_id", a.TraceID); err != nil {
 		return nil, err
 	}
@@ -351,26 +341,9 @@ func (s *Server) resumeProgram(ctx context.Context, req mcp.CallToolRequest) (an
 
 // tracePage is get_trace's result: the trace header and one page of steps.
 type tracePage struct {
-	TraceID              string              `json:"trace_id"`
-	ProgramID            string              `json:"program_id,omitempty"`
-	ProgramName          string              `json:"program_name"`
-	ProgramHash          string              `json:"program_hash"`
-	PolicyHash           string              `json:"policy_hash"`
-	Status               kernel.Status       `json:"status"`
-	Error                string              `json:"error,omitempty"`
-	SuspendedStepID      string              `json:"suspended_step_id,omitempty"`
+	runtime.TraceHeader
 	FinalOutput          any                 `json:"final_output"`
 	FinalOutputTruncated bool                `json:"final_output_truncated,omitempty"`
-	StepMetrics          kernel.StepMetrics  `json:"step_metrics"`
-	Usage                kernel.Usage        `json:"usage"`
-	InitialStateHash     string              `json:"initial_state_hash"`
-	StateRoot            string              `json:"state_root,omitempty"`
-	StartedAt            time.Time           `json:"started_at"`
-	FinishedAt           *time.Time          `json:"finished_at,omitempty"`
-	DurationMS           float64             `json:"duration_ms"`
-	TotalSteps           int                 `json:"total_steps"`
-	Offset               int                 `json:"offset"`
-	NextOffset           *int                `json:"next_offset,omitempty"`
 	Steps                []kernel.StepRecord `json:"steps"`
 }
 
@@ -393,13 +366,7 @@ func (s *Server) tracePageOf(ctx context.Context, id string, offset, limit, budg
 	if err != nil {
 		return nil, err
 	}
-	p := &tracePage{
-		TraceID: tv.TraceID, ProgramID: tv.ProgramID, ProgramName: tv.ProgramName, ProgramHash: tv.ProgramHash,
-		PolicyHash: tv.PolicyHash, Status: tv.Status, Error: tv.Error, SuspendedStepID: tv.SuspendedStepID,
-		StepMetrics: tv.StepMetrics, Usage: tv.Usage, InitialStateHash: tv.InitialStateHash, StateRoot: tv.StateRoot,
-		StartedAt: tv.StartedAt, FinishedAt: tv.FinishedAt, DurationMS: tv.DurationMS,
-		TotalSteps: tv.TotalSteps, Offset: tv.Offset, NextOffset: tv.NextOffset, Steps: tv.Steps,
-	}
+	p := &tracePage{TraceHeader: tv.Header(), Steps: tv.Steps}
 	p.FinalOutput, p.FinalOutputTruncated = clip(tv.FinalOutput, maxFinalOutputBytes/2)
 	p.ProgramID, p.ProgramName = clipText(p.ProgramID, maxIDBytes), clipText(p.ProgramName, maxIDBytes)
 	p.Error, p.SuspendedStepID = clipText(p.Error, maxErrorBytes), clipText(p.SuspendedStepID, maxIDBytes)
@@ -505,16 +472,11 @@ func getTraceDef() toolDef {
 		destructive: false,
 		idempotent:  true,
 		openWorld:   false,
-		args:        &traceArgs{},
-		handler:     (*Server).getTrace,
+		handler:     withArgs((*Server).getTrace),
 	}
 }
 
-func (s *Server) getTrace(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a traceArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) getTrace(ctx context.Context, req mcp.CallToolRequest, a traceArgs) (any, error) {
 	if err := requireString("trace_id", a.TraceID); err != nil {
 		return nil, err
 	}
@@ -596,16 +558,11 @@ func listTracesDef() toolDef {
 		destructive: false,
 		idempotent:  true,
 		openWorld:   false,
-		args:        &listTracesArgs{},
-		handler:     (*Server).listTraces,
+		handler:     withArgs((*Server).listTraces),
 	}
 }
 
-func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a listTracesArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest, a listTracesArgs) (any, error) {
 	limit, err := intArg("limit", a.Limit, 20, 1, 100)
 	if err != nil {
 		return nil, err

@@ -36,16 +36,11 @@ Example: {"id":"stripe-key","value":"sk_live_…"} → {"ref":"vault://secret/st
 			"ref": str("vault://secret/<id>: pass this in input or args."),
 		}, "id", "ref"),
 		readOnly: false, destructive: true, idempotent: true, openWorld: false,
-		args:    &putSecretArgs{},
-		handler: (*Server).putSecret,
+		handler: withArgs((*Server).putSecret),
 	}
 }
 
-func (s *Server) putSecret(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a putSecretArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) putSecret(ctx context.Context, req mcp.CallToolRequest, a putSecretArgs) (any, error) {
 	if err := requireString("id", a.ID); err != nil {
 		return nil, err
 	}
@@ -89,16 +84,11 @@ Example: {"id":"card-4242"}`,
 			"envelope_hash": str("Hash of that envelope."),
 		}, "erased", "id", "envelope_seq", "envelope_hash"),
 		readOnly: false, destructive: true, idempotent: false, openWorld: false,
-		args:    &secretIDArgs{},
-		handler: (*Server).eraseSecret,
+		handler: withArgs((*Server).eraseSecret),
 	}
 }
 
-func (s *Server) eraseSecret(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a secretIDArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) eraseSecret(ctx context.Context, req mcp.CallToolRequest, a secretIDArgs) (any, error) {
 	if err := requireString("id", a.ID); err != nil {
 		return nil, err
 	}

@@ -288,9 +288,9 @@ func TestBadCalls(t *testing.T) {
 func TestPanicIsToolError(t *testing.T) {
 	s := newServer(t, nil)
 	d := toolDef{
-		name: "boom", title: "Boom", description: "panics", args: &struct{}{},
+		name: "boom", title: "Boom", description: "panics",
 		input: closed(map[string]any{}), output: object(map[string]any{}),
-		handler: func(*Server, context.Context, mcp.CallToolRequest) (any, error) { panic("secret internals") },
+		handler: toolHandler{args: &struct{}{}, call: func(*Server, context.Context, mcp.CallToolRequest) (any, error) { panic("secret internals") }},
 	}
 	s.mcp.AddTool(d.tool(), s.handle(d))
 	c, _ := inProcess(t, s)

@@ -425,16 +425,11 @@ Example: {"offset":0,"data":"AGFzbQEAAAA…"} then {"upload_id":"up_…","offset
 			"next":           str("What to do next."),
 		}, "upload_id", "received_bytes", "sha256", "done", "expires_at", "next"),
 		readOnly: false, destructive: false, idempotent: false, openWorld: false,
-		args:    &chunkArgs{},
-		handler: (*Server).uploadModule,
+		handler: withArgs((*Server).uploadModule),
 	}
 }
 
-func (s *Server) uploadModule(ctx context.Context, req mcp.CallToolRequest) (any, error) {
-	var a chunkArgs
-	if err := decodeArgs(req, &a); err != nil {
-		return nil, err
-	}
+func (s *Server) uploadModule(ctx context.Context, req mcp.CallToolRequest, a chunkArgs) (any, error) {
 	if a.Offset == nil {
 		return nil, argError("argument \"offset\" is required: 0 for the first chunk, then the received_bytes of the previous answer")
 	}

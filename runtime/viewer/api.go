@@ -225,28 +225,11 @@ type subSummary struct {
 }
 
 type runDoc struct {
-	TraceID          string             `json:"trace_id"`
-	ProgramID        string             `json:"program_id,omitempty"`
-	ProgramName      string             `json:"program_name"`
-	ProgramHash      string             `json:"program_hash"`
-	PolicyHash       string             `json:"policy_hash"`
-	Status           string             `json:"status"`
-	Error            string             `json:"error,omitempty"`
-	SuspendedStepID  string             `json:"suspended_step_id,omitempty"`
-	StepMetrics      kernel.StepMetrics `json:"step_metrics"`
-	Usage            kernel.Usage       `json:"usage"`
-	InitialStateHash string             `json:"initial_state_hash"`
-	StateRoot        string             `json:"state_root,omitempty"`
-	StartedAt        time.Time          `json:"started_at"`
-	FinishedAt       *time.Time         `json:"finished_at,omitempty"`
-	DurationMS       float64            `json:"duration_ms"`
+	runtime.TraceHeader
 	// Now is the server's clock, for the time a run still running or
 	// suspended has spent so far.
-	Now        time.Time     `json:"now"`
-	TotalSteps int           `json:"total_steps"`
-	Offset     int           `json:"offset"`
-	NextOffset *int          `json:"next_offset,omitempty"`
-	Steps      []stepSummary `json:"steps"`
+	Now   time.Time     `json:"now"`
+	Steps []stepSummary `json:"steps"`
 }
 
 func ms(t, from time.Time) float64 {
@@ -312,14 +295,9 @@ func (a *api) trace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t0 := tv.StartedAt
-	doc := runDoc{
-		TraceID: tv.TraceID, ProgramID: clipText(tv.ProgramID, maxNameBytes), ProgramName: clipText(tv.ProgramName, maxNameBytes),
-		ProgramHash: tv.ProgramHash, PolicyHash: tv.PolicyHash, Status: string(tv.Status), Error: clipText(tv.Error, 2_000),
-		SuspendedStepID: clipText(tv.SuspendedStepID, maxNameBytes), StepMetrics: tv.StepMetrics, Usage: tv.Usage,
-		InitialStateHash: tv.InitialStateHash, StateRoot: tv.StateRoot, StartedAt: tv.StartedAt, FinishedAt: tv.FinishedAt,
-		DurationMS: tv.DurationMS, Now: time.Now().UTC(), TotalSteps: tv.TotalSteps, Offset: tv.Offset, NextOffset: tv.NextOffset,
-		Steps: make([]stepSummary, len(tv.Steps)),
-	}
+	doc := runDoc{TraceHeader: tv.Header(), Now: time.Now().UTC(), Steps: make([]stepSummary, len(tv.Steps))}
+	doc.ProgramID, doc.ProgramName = clipText(doc.ProgramID, maxNameBytes), clipText(doc.ProgramName, maxNameBytes)
+	doc.Error, doc.SuspendedStepID = clipText(doc.Error, 2_000), clipText(doc.SuspendedStepID, maxNameBytes)
 	for i, s := range tv.Steps {
 		sum := stepSummary{
 			Index: s.Index, StepID: clipText(s.StepID, maxNameBytes), Type: string(s.Type), Kind: string(s.Kind), Status: string(s.Status),
@@ -484,19 +462,6 @@ func (a *api) traceAudit(w http.ResponseWriter, r *http.Request) {
 
 // ---- tools and policy ----
 
-type toolItem struct {
-	Name           string            `json:"name"`
-	Version        string            `json:"version,omitempty"`
-	Description    string            `json:"description,omitempty"`
-	Capabilities   []string          `json:"capabilities"`
-	ModuleSHA256   string            `json:"module_sha256"`
-	ManifestSHA256 string            `json:"manifest_sha256"`
-	RegisteredAt   time.Time         `json:"registered_at"`
-	Source         string            `json:"source"`
-	Grants         map[string]string `json:"grants"`
-	Ref            string            `json:"ref"`
-}
-
 func (a *api) tools(w http.ResponseWriter, r *http.Request) {
 	recs, err := a.src.Tools(r.Context())
 	if err != nil {
@@ -505,27 +470,12 @@ func (a *api) tools(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
 	out := struct {
-		Tools []toolItem `json:"tools"`
-	}{Tools: make([]toolItem, 0, len(recs))}
+		Tools []runtime.ToolSummary `json:"tools"`
+	}{Tools: make([]runtime.ToolSummary, 0, len(recs))}
 	for _, rec := range recs {
-		var m struct {
-			Version      string   `json:"version"`
-			Description  string   `json:"description"`
-			Capabilities []string `json:"capabilities"`
-		}
-		_ = json.Unmarshal(rec.Manifest, &m) // validated at registration
-		if m.Capabilities == nil {
-			m.Capabilities = []string{}
-		}
-		grants := rec.Grants
-		if grants == nil {
-			grants = map[string]string{}
-		}
-		out.Tools = append(out.Tools, toolItem{
-			Name: rec.Name, Version: clipText(m.Version, 64), Description: clipText(m.Description, 300), Capabilities: m.Capabilities,
-			ModuleSHA256: rec.ModuleSHA256, ManifestSHA256: rec.ManifestSHA256, RegisteredAt: rec.RegisteredAt,
-			Source: string(rec.EffectiveSource()), Grants: grants, Ref: rec.Name + "@sha256:" + rec.ModuleSHA256,
-		})
+		t := runtime.SummariseTool(rec)
+		t.Version, t.Description = clipText(t.Version, 64), clipText(t.Description, 300)
+		out.Tools = append(out.Tools, t)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
