@@ -234,7 +234,7 @@ func FuzzVerifyDisk(f *testing.F) {
 				t.Fatalf("verify passed (%d envelopes, %d records) but get_trace of %s changed:\nbefore %s\nafter  %s", rep.Checked, rep.RecordsChecked, id, before, after)
 			}
 			if r, err := rt.VerifyAudit(ctx, id); err != nil || !r.OK {
-				t.Fatalf("the whole chain verified but run %s does not: %+v %v", id, r, err)
+				t.Fatalf("the whole chain verified but run %s does not: %+v %+v %v", id, r, r.Broken, err)
 			}
 		}
 	})

@@ -174,3 +174,64 @@ func TestTamperRunLink(t *testing.T) {
 		t.Fatalf("VerifyChain(b) = %+v, %v; want prev_hash mismatch at seq 2", rep, err)
 	}
 }
+
+// TestTamperRunIndex ensures the whole-chain check holds the per-run
+// envelope index to the chain: an entry removed, added, or moved to
+// another run's envelope is reported as an index mismatch, as a run's own
+// verification would see it.
+func TestTamperRunIndex(t *testing.T) {
+	index := []byte("env_by_exec")
+	key := func(trace string, seq uint64) []byte {
+		return binary.BigEndian.AppendUint64(append([]byte(trace), 0), seq)
+	}
+	tests := []struct {
+		name   string
+		tamper func(b *bolt.Bucket) error
+	}{
+		{"remove an entry", func(b *bolt.Bucket) error { return b.Delete(key("exec-0", 3)) }},
+		{"list another run's envelope", func(b *bolt.Bucket) error { return b.Put(key("exec-0", 2), nil) }},
+		{"move an entry to another run", func(b *bolt.Bucket) error {
+			if err := b.Delete(key("exec-1", 4)); err != nil {
+				return err
+			}
+			return b.Put(key("exec-0", 4), nil)
+		}},
+		{"list an envelope under a run that has none", func(b *bolt.Bucket) error { return b.Put(key("exec-9", 1), nil) }},
+		{"list a seq beyond the chain", func(b *bolt.Bucket) error { return b.Put(key("exec-0", 99), nil) }},
+		{"a key of the wrong shape", func(b *bolt.Bucket) error { return b.Put([]byte("short"), nil) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "nano.db")
+			db, err := store.Open(path, &store.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 6 {
+				_, err := db.CommitStep(ctx, store.StepCommit{
+					Run:   store.Run{ID: fmt.Sprint("exec-", i%2), Status: kernel.StatusRunning},
+					Index: i / 2, Step: []byte(`{}`),
+					Envelope: &store.Envelope{StepID: "s", StateHash: fmt.Sprint("state-", i), Payload: []byte(`{}`)},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK {
+				t.Fatalf("untouched chain: %+v, %v", rep, err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = tamperedDB(t, path, func(tx *bolt.Tx) error { return tc.tamper(tx.Bucket(index)) })
+			rep, err := db.VerifyChain(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK || rep.Broken == nil || rep.Broken.Problem != store.ProblemIndex {
+				t.Fatalf("VerifyChain = %+v, want an index mismatch", rep)
+			}
+		})
+	}
+}
