@@ -272,9 +272,29 @@ func TestToolsChangedNotifies(t *testing.T) {
 	dsn := dsnOf(t)
 	ctx := context.Background()
 	a, b := openAt(t, dsn), openAt(t, dsn)
+	// The listener connects in the background: register until b hears.
+	deadline := registerUntilHeard(t, a, b)
+	if err := a.RemoveTool(ctx, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.ToolsChanged():
+	case <-deadline:
+		t.Fatal("replica b never heard of a's removal")
+	}
+	if _, err := b.Tool(ctx, "echo"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("b sees the removed tool: %v", err)
+	}
+}
+
+// registerUntilHeard registers the tool "echo" through a until b's
+// listener tells of it, which says b listens, and returns the 30-second
+// deadline it waited under, for the test's later waits.
+func registerUntilHeard(t *testing.T, a, b *postgres.DB) <-chan time.Time {
+	t.Helper()
+	ctx := context.Background()
 	mod := []byte("\x00asm")
 	rec := store.ToolRecord{Name: "echo", ModuleSHA256: store.RecordSHA256(mod), ManifestSHA256: "m", Manifest: []byte(`{}`)}
-	// The listener connects in the background: register until b hears.
 	deadline := time.After(30 * time.Second)
 	for heard := false; !heard; {
 		if err := a.PutToolVersion(ctx, rec, mod); err != nil {
@@ -288,17 +308,7 @@ func TestToolsChangedNotifies(t *testing.T) {
 			t.Fatal("replica b never heard of a's registration")
 		}
 	}
-	if err := a.RemoveTool(ctx, "echo"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-b.ToolsChanged():
-	case <-deadline:
-		t.Fatal("replica b never heard of a's removal")
-	}
-	if _, err := b.Tool(ctx, "echo"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("b sees the removed tool: %v", err)
-	}
+	return deadline
 }
 
 func openAt(t testing.TB, dsn string) *postgres.DB {
@@ -472,21 +482,7 @@ func TestRunChangedNotifies(t *testing.T) {
 	a, b := openAt(t, dsn), openAt(t, dsn)
 	// b's listener connects in the background: a tool registration it
 	// hears says it listens.
-	mod := []byte("\x00asm")
-	rec := store.ToolRecord{Name: "echo", ModuleSHA256: store.RecordSHA256(mod), ManifestSHA256: "m", Manifest: []byte(`{}`)}
-	deadline := time.After(30 * time.Second)
-	for heard := false; !heard; {
-		if err := a.PutToolVersion(ctx, rec, mod); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-b.ToolsChanged():
-			heard = true
-		case <-time.After(100 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("replica b never heard of a's registration")
-		}
-	}
+	deadline := registerUntilHeard(t, a, b)
 	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
