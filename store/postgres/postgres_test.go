@@ -385,14 +385,21 @@ func TestRunEndFencing(t *testing.T) {
 	if err := b.EndRun(ctx, store.RunEnd{Run: &store.Run{ID: "t", Status: kernel.StatusRunning}, Lease: store.Lease{TraceID: "t", Owner: "b", Epoch: 1}}); err != nil {
 		t.Fatal(err)
 	}
+	// takeOver lets the heartbeat of replica lapsed (on db from) lapse and
+	// has owner (on db by) take t's lease, which must be at epoch.
+	takeOver := func(from *postgres.DB, lapsed string, by *postgres.DB, owner string, epoch uint64) store.Lease {
+		t.Helper()
+		if _, err := from.Heartbeat(ctx, store.Replica{ID: lapsed, PolicyHash: "p"}, -time.Second); err != nil {
+			t.Fatal(err)
+		}
+		l, err := by.AcquireLease(ctx, "t", owner)
+		if err != nil || l.Epoch != epoch {
+			t.Fatalf("%s's lease = %+v, %v; want epoch %d", owner, l, err, epoch)
+		}
+		return l
+	}
 	// The run restarted on a: b's heartbeat lapses, a takes the lease.
-	if _, err := b.Heartbeat(ctx, store.Replica{ID: "b", PolicyHash: "p"}, -time.Second); err != nil {
-		t.Fatal(err)
-	}
-	la, err := a.AcquireLease(ctx, "t", "a")
-	if err != nil || la.Epoch != 2 {
-		t.Fatalf("a's lease = %+v, %v", la, err)
-	}
+	la := takeOver(b, "b", a, "a", 2)
 	step := func(db *postgres.DB, l store.Lease, i int, status kernel.Status) error {
 		_, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "t", Status: status, IdempotencyKey: "k"},
 			Index: i, Step: []byte(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"}, Lease: &l})
@@ -403,13 +410,7 @@ func TestRunEndFencing(t *testing.T) {
 	}
 	// b comes back and takes the run over from a (epoch 3): a holds an
 	// old epoch now.
-	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, -time.Second); err != nil {
-		t.Fatal(err)
-	}
-	lc, err := b.AcquireLease(ctx, "t", "c")
-	if err != nil || lc.Epoch != 3 {
-		t.Fatalf("c's lease = %+v, %v", lc, err)
-	}
+	lc := takeOver(a, "a", b, "c", 3)
 	seq0, _, err := a.Head(ctx)
 	if err != nil {
 		t.Fatal(err)
