@@ -41,6 +41,17 @@ type env struct {
 	m     *kernel.Machine
 }
 
+// countingTools is the tools t, which returns out, and count, which
+// returns how often it has been called (1, 2, …), counting afresh for each
+// call of countingTools.
+func countingTools(out string) map[string]kerneltest.ToolFunc {
+	var n atomic.Int64
+	return map[string]kerneltest.ToolFunc{
+		"t":     kerneltest.Const(out),
+		"count": func(context.Context, kernel.ToolCall) (any, error) { return float64(n.Add(1)), nil },
+	}
+}
+
 func newEnv(funcs map[string]kerneltest.ToolFunc, answers ...string) *env {
 	e := &env{
 		clock: kerneltest.NewManualClock(),
@@ -151,11 +162,7 @@ func TestTransitions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var n atomic.Int64
-			e := newEnv(map[string]kerneltest.ToolFunc{
-				"t":     kerneltest.Const("ok"),
-				"count": func(context.Context, kernel.ToolCall) (any, error) { return float64(n.Add(1)), nil },
-			})
+			e := newEnv(countingTools("ok"))
 			tr := e.start(t, mustLoad(t, tt.src), tt.input)
 			if tr.Status != kernel.StatusSuccess {
 				t.Fatalf("status %s: %s", tr.Status, tr.Error)
@@ -228,11 +235,7 @@ func TestBudgets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var n atomic.Int64
-			e := newEnv(map[string]kerneltest.ToolFunc{
-				"t":     kerneltest.Const("same"),
-				"count": func(context.Context, kernel.ToolCall) (any, error) { return float64(n.Add(1)), nil },
-			}, "ok")
+			e := newEnv(countingTools("same"), "ok")
 			tr := e.start(t, mustLoad(t, tt.src), nil)
 			if tr.Status != tt.status || tr.Error != tt.wantErr {
 				t.Fatalf("got %s %q, want %s %q", tr.Status, tr.Error, tt.status, tt.wantErr)
@@ -280,11 +283,7 @@ func TestStepCeiling(t *testing.T) {
 				t.Fatalf("CheckSteps error %T does not name the field", err)
 			}
 			p.CapSteps(tt.ceiling)
-			var n atomic.Int64
-			e := newEnv(map[string]kerneltest.ToolFunc{
-				"t":     kerneltest.Const("ok"),
-				"count": func(context.Context, kernel.ToolCall) (any, error) { return float64(n.Add(1)), nil },
-			})
+			e := newEnv(countingTools("ok"))
 			tr := e.start(t, p, nil)
 			if tr.Status != tt.status || tr.Error != tt.wantErr || len(tr.Steps) != tt.steps {
 				t.Fatalf("got %s %q after %d steps, want %s %q after %d", tr.Status, tr.Error, len(tr.Steps), tt.status, tt.wantErr, tt.steps)

@@ -198,19 +198,8 @@ func (p *Program) RefWarnings(input map[string]any) []Warning {
 // RefWarnings reads them) that no step id, output_key or runtime key
 // defines: only an input key can give them a value.
 func (p *Program) openRefHeads() []string {
-	known := map[string]bool{WebhookKey: true, WebhookSourceKey: true}
-	for i := range p.Steps {
-		s := &p.Steps[i]
-		known[s.ID] = true
-		if s.OutputKey != "" {
-			known[s.OutputKey] = true
-		}
-		for j := range s.ParallelSteps {
-			if k := s.ParallelSteps[j].OutputKey; k != "" {
-				known[k] = true
-			}
-		}
-	}
+	known := map[string]bool{}
+	p.markDefined(known)
 	var heads []string
 	add := func(refs []string) {
 		for _, ref := range refs {
@@ -247,13 +236,10 @@ func (p *Program) openRefHeads() []string {
 	return heads
 }
 
-// refWarnings is RefWarnings worked out in full.
-func (p *Program) refWarnings(input map[string]any) []Warning {
-	known := make(map[string]bool, len(input)+2*len(p.Steps)+2)
-	subOf := map[string]string{}
-	for k := range input {
-		known[k] = true
-	}
+// markDefined sets known[k] for every key the program or the runtime
+// defines: the webhook keys, each step id and each output_key, also of
+// parallel sub-steps.
+func (p *Program) markDefined(known map[string]bool) {
 	known[WebhookKey], known[WebhookSourceKey] = true, true
 	for i := range p.Steps {
 		s := &p.Steps[i]
@@ -262,11 +248,25 @@ func (p *Program) refWarnings(input map[string]any) []Warning {
 			known[s.OutputKey] = true
 		}
 		for j := range s.ParallelSteps {
-			sub := &s.ParallelSteps[j]
-			if sub.OutputKey != "" {
-				known[sub.OutputKey] = true
+			if k := s.ParallelSteps[j].OutputKey; k != "" {
+				known[k] = true
 			}
-			subOf[sub.ID] = s.ID
+		}
+	}
+}
+
+// refWarnings is RefWarnings worked out in full.
+func (p *Program) refWarnings(input map[string]any) []Warning {
+	known := make(map[string]bool, len(input)+2*len(p.Steps)+2)
+	subOf := map[string]string{}
+	for k := range input {
+		known[k] = true
+	}
+	p.markDefined(known)
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		for j := range s.ParallelSteps {
+			subOf[s.ParallelSteps[j].ID] = s.ID
 		}
 	}
 	var names []string

@@ -323,17 +323,7 @@ func (rt *Runtime) stepActsOutside(ctx context.Context, step *kernel.Step) bool 
 // (kernel.StepEvent.OutputJSON): an output the projection leaves alone is
 // then not encoded again.
 func envelopePayload(rec *kernel.StepRecord, refs projection.Refs, outputJSON []byte) (json.RawMessage, error) {
-	bp := headerBufs.Get().(*[]byte)
-	b, err := appendPayload((*bp)[:0], rec, refs, outputJSON)
-	var out json.RawMessage
-	if err == nil {
-		out = bytes.Clone(b)
-	}
-	if cap(b) <= maxPooledBuf {
-		*bp = b[:0]
-		headerBufs.Put(bp)
-	}
-	return out, err
+	return encodePooled(func(b []byte) ([]byte, error) { return appendPayload(b, rec, refs, outputJSON) })
 }
 
 // appendStr appends s as canonical.Append does, without boxing it: a

@@ -732,8 +732,16 @@ var headerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // appendHeader is kernel.AppendTrace(nil, tr), encoded in a pooled buffer
 // and returned as a copy of exactly its size.
 func appendHeader(tr *kernel.Trace) (json.RawMessage, error) {
+	return encodePooled(func(b []byte) ([]byte, error) { return kernel.AppendTrace(b, tr) })
+}
+
+// encodePooled runs appendTo on an empty buffer from headerBufs and
+// returns a copy of exactly the size of what it appended (nil with its
+// error), keeping the buffer for the next caller unless it grew past
+// maxPooledBuf.
+func encodePooled(appendTo func([]byte) ([]byte, error)) (json.RawMessage, error) {
 	bp := headerBufs.Get().(*[]byte)
-	b, err := kernel.AppendTrace((*bp)[:0], tr)
+	b, err := appendTo((*bp)[:0])
 	var out json.RawMessage
 	if err == nil {
 		out = bytes.Clone(b)

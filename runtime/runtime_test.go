@@ -439,15 +439,14 @@ func TestPipelinedCommitsWaitBeforeLLM(t *testing.T) {
 // Ensure a tool sees of state exactly the keys the policy grants it (the
 // TOOL projection), and nothing without a grant.
 func TestToolStateProjection(t *testing.T) {
-	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	os.WriteFile(policy, []byte(`policy_id: state-test
+	policy := writePolicy(t, `policy_id: state-test
 version: "1"
 tool_capabilities:
   state_echo: ["nanovm:state"]
   poll: []
 tool_state_keys:
   state_echo: ["order", "card"]
-`), 0o644)
+`)
 	rt := openRuntime(t, runtime.Config{PolicyPath: policy})
 	registerTestTool(t, rt, "state_echo")
 	ctx := context.Background()

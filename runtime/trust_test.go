@@ -166,14 +166,13 @@ func TestPolicyGrantBySource(t *testing.T) {
 // and who granted what: under no policy file and under one.
 func TestSecretGrantsInTrace(t *testing.T) {
 	ctx := context.Background()
-	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	os.WriteFile(policy, []byte(`policy_id: secrets-test
+	policy := writePolicy(t, `policy_id: secrets-test
 version: "1"
 tool_capabilities:
   secret_probe: ["nanovm:secrets"]
 tool_secrets:
   secret_probe: ["alpha"]
-`), 0o644)
+`)
 	noSecrets := filepath.Join(t.TempDir(), "policy.json")
 	os.WriteFile(noSecrets, []byte(`{"policy_id":"none","version":"1","tool_capabilities":{"secret_probe":["nanovm:secrets"]}}`), 0o644)
 	type step struct {
@@ -252,8 +251,7 @@ tool_secrets:
 // Ensure an upload named like a tool the policy's tool_state_keys grants
 // sees none of that state: state keys follow the source too.
 func TestUploadSeesNoOperatorState(t *testing.T) {
-	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	os.WriteFile(policy, []byte(`policy_id: state-upload
+	policy := writePolicy(t, `policy_id: state-upload
 version: "1"
 tool_capabilities:
   state_echo: ["nanovm:state"]
@@ -261,7 +259,7 @@ tool_state_keys:
   state_echo: ["order"]
 uploads:
   default: {capabilities: ["nanovm:state"]}
-`), 0o644)
+`)
 	rt := openRuntime(t, runtime.Config{PolicyPath: policy, NoBundledTools: true})
 	mods := testModules(t)
 	if _, err := rt.RegisterTool(context.Background(), mods["state_echo"].Manifest, mods["state_echo"].Wasm); err != nil {
@@ -309,8 +307,7 @@ func FuzzParsePolicy(f *testing.F) {
 // starts, while an upload runs with its grant.
 func TestPolicyCheckBySource(t *testing.T) {
 	ctx := context.Background()
-	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	os.WriteFile(policy, []byte("policy_id: check\nversion: \"1\"\ntool_capabilities:\n  validate_amount: []\nuploads: {}\n"), 0o644)
+	policy := writePolicy(t, "policy_id: check\nversion: \"1\"\ntool_capabilities:\n  validate_amount: []\nuploads: {}\n")
 	rt := openRuntime(t, runtime.Config{PolicyPath: policy})
 	mods := testModules(t)
 	man, _ := json.Marshal(map[string]any{"name": "logger", "capabilities": []string{"nanovm:log"}})
@@ -388,4 +385,15 @@ func TestStartupOperatorWins(t *testing.T) {
 			t.Fatalf("after restart: %s %q", src, desc)
 		}
 	})
+}
+
+// writePolicy writes the policy file text into a new temporary folder and
+// returns its path.
+func writePolicy(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -69,6 +69,22 @@ func reopenScan(t *testing.T, path string) []string {
 	return keys
 }
 
+// rewriteRecord reads the journal record at [from, to) of the file at
+// path, lets edit (when not nil) change its bytes, encodes its header again
+// with lap, seq and salt (and a good crc) and writes it back in place.
+func rewriteRecord(t *testing.T, path string, from, to int64, edit func(rec []byte), lap uint32, seq, salt uint64) {
+	t.Helper()
+	rec := make([]byte, to-from)
+	f, _ := os.Open(path)
+	_, _ = f.ReadAt(rec, from)
+	f.Close()
+	if edit != nil {
+		edit(rec)
+	}
+	encodeRecordHeader(rec, lap, seq, salt, 1)
+	patchFile(t, path, from, rec)
+}
+
 func patchFile(t *testing.T, path string, off int64, b []byte) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -107,37 +123,17 @@ func TestJournalScan(t *testing.T) {
 		}, want: []string{"a"}},
 		{name: "stale lap", damage: func(t *testing.T, j *journal, path string, pos []int64) {
 			// b rewritten as it would have been one lap earlier.
-			rec := make([]byte, pos[2]-pos[1])
-			f, _ := os.Open(path)
-			_, _ = f.ReadAt(rec, pos[1])
-			f.Close()
-			encodeRecordHeader(rec, j.ckpt.lap-1, j.ckpt.seq+1, j.ckpt.salt, 1)
-			patchFile(t, path, pos[1], rec)
+			rewriteRecord(t, path, pos[1], pos[2], nil, j.ckpt.lap-1, j.ckpt.seq+1, j.ckpt.salt)
 		}, want: []string{"a"}},
 		{name: "stale salt", damage: func(t *testing.T, j *journal, path string, pos []int64) {
-			rec := make([]byte, pos[2]-pos[1])
-			f, _ := os.Open(path)
-			_, _ = f.ReadAt(rec, pos[1])
-			f.Close()
-			encodeRecordHeader(rec, j.ckpt.lap, j.ckpt.seq+1, j.ckpt.salt+1, 1)
-			patchFile(t, path, pos[1], rec)
+			rewriteRecord(t, path, pos[1], pos[2], nil, j.ckpt.lap, j.ckpt.seq+1, j.ckpt.salt+1)
 		}, want: []string{"a"}},
 		{name: "out of sequence", damage: func(t *testing.T, j *journal, path string, pos []int64) {
-			rec := make([]byte, pos[2]-pos[1])
-			f, _ := os.Open(path)
-			_, _ = f.ReadAt(rec, pos[1])
-			f.Close()
-			encodeRecordHeader(rec, j.ckpt.lap, j.ckpt.seq+5, j.ckpt.salt, 1)
-			patchFile(t, path, pos[1], rec)
+			rewriteRecord(t, path, pos[1], pos[2], nil, j.ckpt.lap, j.ckpt.seq+5, j.ckpt.salt)
 		}, want: []string{"a"}},
 		{name: "bad operation under a good crc", damage: func(t *testing.T, j *journal, path string, pos []int64) {
-			rec := make([]byte, pos[2]-pos[1])
-			f, _ := os.Open(path)
-			_, _ = f.ReadAt(rec, pos[1])
-			f.Close()
-			rec[jRecHdr] = 99 // unknown op
-			encodeRecordHeader(rec, j.ckpt.lap, j.ckpt.seq+1, j.ckpt.salt, 1)
-			patchFile(t, path, pos[1], rec)
+			unknownOp := func(rec []byte) { rec[jRecHdr] = 99 }
+			rewriteRecord(t, path, pos[1], pos[2], unknownOp, j.ckpt.lap, j.ckpt.seq+1, j.ckpt.salt)
 		}, want: []string{"a"}},
 		{name: "current slot damaged", damage: func(t *testing.T, j *journal, path string, pos []int64) {
 			// The checkpoint slot written last is torn: the one before

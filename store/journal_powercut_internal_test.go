@@ -218,17 +218,12 @@ func TestJournalRecoveredWithoutJournal(t *testing.T) {
 // without the journal wrote it after an unclean stop.
 func TestJournalForeignWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "foreign.db")
-	db, err := Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commitSteps(t, db, "r", 0, 5)
-	db.crash()
+	crashAfterSteps(t, path, 5)
 	// Hide the journal, write without it, put it back.
 	if err := os.Rename(path+JournalSuffix, path+".hidden"); err != nil {
 		t.Fatal(err)
 	}
-	db, err = Open(path, &Options{NoJournal: true})
+	db, err := Open(path, &Options{NoJournal: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,10 +234,7 @@ func TestJournalForeignWrite(t *testing.T) {
 	if err := os.Rename(path+".hidden", path+JournalSuffix); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(path, nil)
-	if !errors.Is(err, ErrCorrupt) || !bytes.Contains([]byte(err.Error()), []byte("written without the journal")) {
-		t.Fatalf("Open = %v, want ErrCorrupt saying the file was written without the journal", err)
-	}
+	wantOpenCorrupt(t, path, "written without the journal")
 }
 
 // TestJournalSyncedPaths ensures the commits the journal does not take
@@ -288,6 +280,28 @@ func TestJournalSyncedPaths(t *testing.T) {
 	}
 }
 
+// crashAfterSteps opens a new database at path, commits n steps of run
+// "r" and crashes it, leaving them in the journal only.
+func crashAfterSteps(t *testing.T, path string, n int) {
+	t.Helper()
+	db, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitSteps(t, db, "r", 0, n)
+	db.crash()
+}
+
+// wantOpenCorrupt ensures Open refuses the database at path with
+// ErrCorrupt, its message saying says.
+func wantOpenCorrupt(t *testing.T, path, says string) {
+	t.Helper()
+	_, err := Open(path, nil)
+	if !errors.Is(err, ErrCorrupt) || !bytes.Contains([]byte(err.Error()), []byte(says)) {
+		t.Fatalf("Open = %v, want ErrCorrupt saying %q", err, says)
+	}
+}
+
 func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -298,24 +312,16 @@ func sha256hex(b []byte) string {
 // replayed into a new, empty file or silently dropped.
 func TestJournalWithoutItsDatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gone.db")
-	db, err := Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commitSteps(t, db, "r", 0, 3)
-	db.crash()
+	crashAfterSteps(t, path, 3)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(path, nil)
-	if !errors.Is(err, ErrCorrupt) || !bytes.Contains([]byte(err.Error()), []byte("database file that is missing")) {
-		t.Fatalf("Open = %v, want ErrCorrupt naming the missing database file", err)
-	}
+	wantOpenCorrupt(t, path, "database file that is missing")
 	// A clean journal alone is harmless: the database starts empty.
 	if err := os.Remove(path + JournalSuffix); err != nil {
 		t.Fatal(err)
 	}
-	db, err = Open(path, nil)
+	db, err := Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

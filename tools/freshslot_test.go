@@ -115,36 +115,37 @@ func TestFreshCallAfterFailures(t *testing.T) {
 // reaching it, and that one which ended is never handed out again.
 func TestDeadlineCtx(t *testing.T) {
 	bg := context.Background()
-	t.Run("times out", func(t *testing.T) {
-		d := newDeadline(bg, time.Millisecond)
-		<-d.Done()
-		if err := d.Err(); err != context.DeadlineExceeded {
-			t.Fatalf("Err = %v", err)
-		}
-		releaseDeadline(d)
-		assertNeverReused(t, d)
-	})
-	t.Run("cancelled", func(t *testing.T) {
-		d := newDeadline(bg, time.Hour)
-		d.cancel(context.Canceled)
-		<-d.Done()
-		if err := d.Err(); err != context.Canceled {
-			t.Fatalf("Err = %v", err)
-		}
-		releaseDeadline(d)
-		assertNeverReused(t, d)
-	})
-	t.Run("parent cancelled", func(t *testing.T) {
-		p, cancel := context.WithCancel(bg)
-		d := newDeadline(p, time.Hour)
-		cancel()
-		<-d.Done()
-		if err := d.Err(); err != context.Canceled {
-			t.Fatalf("Err = %v", err)
-		}
-		releaseDeadline(d)
-		assertNeverReused(t, d)
-	})
+	// Each ends a deadline context its own way; it must then report want
+	// and never be handed out again.
+	ends := []struct {
+		name string
+		end  func() *deadlineCtx
+		want error
+	}{
+		{"times out", func() *deadlineCtx { return newDeadline(bg, time.Millisecond) }, context.DeadlineExceeded},
+		{"cancelled", func() *deadlineCtx {
+			d := newDeadline(bg, time.Hour)
+			d.cancel(context.Canceled)
+			return d
+		}, context.Canceled},
+		{"parent cancelled", func() *deadlineCtx {
+			p, cancel := context.WithCancel(bg)
+			d := newDeadline(p, time.Hour)
+			cancel()
+			return d
+		}, context.Canceled},
+	}
+	for _, tc := range ends {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.end()
+			<-d.Done()
+			if err := d.Err(); err != tc.want {
+				t.Fatalf("Err = %v", err)
+			}
+			releaseDeadline(d)
+			assertNeverReused(t, d)
+		})
+	}
 	t.Run("cause under a live cancellable parent", func(t *testing.T) {
 		p, cancel := context.WithCancel(bg)
 		defer cancel()

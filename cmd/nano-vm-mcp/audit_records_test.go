@@ -59,10 +59,7 @@ func TestAuditReportsChangedRecords(t *testing.T) {
 	dir := t.TempDir()
 	orig := filepath.Join(dir, "run.db")
 	c := stdioClient(t, orig)
-	run := callTool(t, c, "run_program", map[string]any{
-		"program": readFile(t, example("payment_pipeline", "program.json")),
-		"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
-	}, false)
+	run := runPaymentMCP(t, c)
 	if run["status"] != "success" {
 		t.Fatalf("run_program: %v", run)
 	}

@@ -50,16 +50,7 @@ func TestAuditVerifyBesideServerReportsProblems(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			db := shortDB(t)
-			c := stdioClient(t, db)
-			run := callTool(t, c, "run_program", map[string]any{
-				"program": readFile(t, example("payment_pipeline", "program.json")),
-				"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
-			}, false)
-			c.Close()
-			trace, _ := run["trace_id"].(string)
-			if run["status"] != "success" || trace == "" {
-				t.Fatalf("run_program: %v", run)
-			}
+			trace := runPaymentIn(t, db)
 			patchRecord(t, db, tc.bucket, tc.key(trace), tc.old, tc.new)
 
 			aloneCode, alone := auditVerify(t, db)
@@ -85,16 +76,7 @@ func TestAuditVerifyBesideServerReportsProblems(t *testing.T) {
 // real binary, naming the run record: the run's end sealed it.
 func TestAuditReportsResealedRun(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "r.db")
-	c := stdioClient(t, db)
-	run := callTool(t, c, "run_program", map[string]any{
-		"program": readFile(t, example("payment_pipeline", "program.json")),
-		"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
-	}, false)
-	c.Close()
-	trace, _ := run["trace_id"].(string)
-	if run["status"] != "success" || trace == "" {
-		t.Fatalf("run_program: %v", run)
-	}
+	trace := runPaymentIn(t, db)
 	st, err := store.Open(db, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +103,7 @@ func TestAuditReportsResealedRun(t *testing.T) {
 			t.Errorf("audit verify %v after the re-seal: exit %d; want a non-zero exit saying %s:\n%s", extra, code, want, out)
 		}
 	}
-	c = stdioClient(t, db)
+	c := stdioClient(t, db)
 	defer c.Close()
 	v := callTool(t, c, "verify_audit", map[string]any{}, false)
 	recs, _ := v["records"].([]any)
@@ -131,4 +113,19 @@ func TestAuditReportsResealedRun(t *testing.T) {
 	if p := recs[0].(map[string]any); p["trace_id"] != trace || p["record"] != "execution" || p["problem"] != "record changed" {
 		t.Errorf("verify_audit reported %v; want the run record of %s changed", p, trace)
 	}
+}
+
+// runPaymentIn runs the payment_pipeline example over MCP on a server of
+// its own with the database db, stops the server and returns the trace
+// id of the run, which must have succeeded.
+func runPaymentIn(t *testing.T, db string) string {
+	t.Helper()
+	c := stdioClient(t, db)
+	run := runPaymentMCP(t, c)
+	c.Close()
+	trace, _ := run["trace_id"].(string)
+	if run["status"] != "success" || trace == "" {
+		t.Fatalf("run_program: %v", run)
+	}
+	return trace
 }

@@ -334,15 +334,8 @@ func TestCrashEveryAcknowledgedStep(t *testing.T) {
 	for trial := range trials {
 		db := filepath.Join(t.TempDir(), "ack.db")
 		start := func() (*exec.Cmd, *strings.Builder) {
-			cmd := exec.Command(binary, "run", progFile, "--json", "--idempotency-key", "ack-key",
+			return startRunChild(t, progFile, "--json", "--idempotency-key", "ack-key",
 				"--db", db, "--tools-dir", toolsDir, "--cache-dir", sharedCache, "--no-bundled-tools")
-			cmd.Env = append(os.Environ(), "NANO_VM_MCP_VAULT_KEY="+hex.EncodeToString(testVaultKey))
-			out := &strings.Builder{}
-			cmd.Stdout, cmd.Stderr = out, io.Discard
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			return cmd, out
 		}
 		killAt := 2 + r.IntN(steps-1)
 		cnt.mu.Lock()

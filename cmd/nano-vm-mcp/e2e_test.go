@@ -186,6 +186,16 @@ func getWithKey(t *testing.T, url, key string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// runPaymentMCP calls run_program with the payment_pipeline example and
+// an input it accepts, and returns the tool's answer.
+func runPaymentMCP(t *testing.T, c *client.Client) map[string]any {
+	t.Helper()
+	return callTool(t, c, "run_program", map[string]any{
+		"program": readFile(t, example("payment_pipeline", "program.json")),
+		"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
+	}, false)
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -220,10 +230,7 @@ func workflow(t *testing.T, c *client.Client) string {
 			}
 		}
 	}
-	run := callTool(t, c, "run_program", map[string]any{
-		"program": readFile(t, example("payment_pipeline", "program.json")),
-		"input":   map[string]any{"amount": 125.5, "order_id": "order-abc-123"},
-	}, false)
+	run := runPaymentMCP(t, c)
 	if run["status"] != "success" || run["steps"] != float64(4) {
 		t.Fatalf("run_program: %v", run)
 	}

@@ -330,7 +330,7 @@ func scribble(v any) {
 
 // TestTraceUnchanged checks which values TraceUnchanged passes: plain JSON
 // data without a vault reference, and nothing else (FuzzProject holds the
-// ones it passes to the Trace projection).
+// ones it passes to the Trace projection), allocating nothing.
 func TestTraceUnchanged(t *testing.T) {
 	for _, tc := range []struct {
 		v    any
@@ -348,6 +348,9 @@ func TestTraceUnchanged(t *testing.T) {
 	} {
 		if got := TraceUnchanged(tc.v); got != tc.want {
 			t.Errorf("TraceUnchanged(%#v) = %v, want %v", tc.v, got, tc.want)
+		}
+		if n := testing.AllocsPerRun(10, func() { TraceUnchanged(tc.v) }); n != 0 {
+			t.Errorf("TraceUnchanged(%#v) allocates %v times, want none", tc.v, n)
 		}
 		if tc.want {
 			if out := Project(tc.v, Trace, Options{Refs: testVault}); !reflect.DeepEqual(out, tc.v) {

@@ -272,9 +272,29 @@ func TestToolsChangedNotifies(t *testing.T) {
 	dsn := dsnOf(t)
 	ctx := context.Background()
 	a, b := openAt(t, dsn), openAt(t, dsn)
+	// The listener connects in the background: register until b hears.
+	deadline := registerUntilHeard(t, a, b)
+	if err := a.RemoveTool(ctx, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.ToolsChanged():
+	case <-deadline:
+		t.Fatal("replica b never heard of a's removal")
+	}
+	if _, err := b.Tool(ctx, "echo"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("b sees the removed tool: %v", err)
+	}
+}
+
+// registerUntilHeard registers the tool "echo" through a until b's
+// listener tells of it, which says b listens, and returns the 30-second
+// deadline it waited under, for the test's later waits.
+func registerUntilHeard(t *testing.T, a, b *postgres.DB) <-chan time.Time {
+	t.Helper()
+	ctx := context.Background()
 	mod := []byte("\x00asm")
 	rec := store.ToolRecord{Name: "echo", ModuleSHA256: store.RecordSHA256(mod), ManifestSHA256: "m", Manifest: []byte(`{}`)}
-	// The listener connects in the background: register until b hears.
 	deadline := time.After(30 * time.Second)
 	for heard := false; !heard; {
 		if err := a.PutToolVersion(ctx, rec, mod); err != nil {
@@ -288,17 +308,7 @@ func TestToolsChangedNotifies(t *testing.T) {
 			t.Fatal("replica b never heard of a's registration")
 		}
 	}
-	if err := a.RemoveTool(ctx, "echo"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-b.ToolsChanged():
-	case <-deadline:
-		t.Fatal("replica b never heard of a's removal")
-	}
-	if _, err := b.Tool(ctx, "echo"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("b sees the removed tool: %v", err)
-	}
+	return deadline
 }
 
 func openAt(t testing.TB, dsn string) *postgres.DB {
@@ -375,14 +385,21 @@ func TestRunEndFencing(t *testing.T) {
 	if err := b.EndRun(ctx, store.RunEnd{Run: &store.Run{ID: "t", Status: kernel.StatusRunning}, Lease: store.Lease{TraceID: "t", Owner: "b", Epoch: 1}}); err != nil {
 		t.Fatal(err)
 	}
+	// takeOver lets the heartbeat of replica lapsed (on db from) lapse and
+	// has owner (on db by) take t's lease, which must be at epoch.
+	takeOver := func(from *postgres.DB, lapsed string, by *postgres.DB, owner string, epoch uint64) store.Lease {
+		t.Helper()
+		if _, err := from.Heartbeat(ctx, store.Replica{ID: lapsed, PolicyHash: "p"}, -time.Second); err != nil {
+			t.Fatal(err)
+		}
+		l, err := by.AcquireLease(ctx, "t", owner)
+		if err != nil || l.Epoch != epoch {
+			t.Fatalf("%s's lease = %+v, %v; want epoch %d", owner, l, err, epoch)
+		}
+		return l
+	}
 	// The run restarted on a: b's heartbeat lapses, a takes the lease.
-	if _, err := b.Heartbeat(ctx, store.Replica{ID: "b", PolicyHash: "p"}, -time.Second); err != nil {
-		t.Fatal(err)
-	}
-	la, err := a.AcquireLease(ctx, "t", "a")
-	if err != nil || la.Epoch != 2 {
-		t.Fatalf("a's lease = %+v, %v", la, err)
-	}
+	la := takeOver(b, "b", a, "a", 2)
 	step := func(db *postgres.DB, l store.Lease, i int, status kernel.Status) error {
 		_, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: "t", Status: status, IdempotencyKey: "k"},
 			Index: i, Step: []byte(fmt.Sprint(i)), Envelope: &store.Envelope{StepID: "s"}, Lease: &l})
@@ -393,13 +410,7 @@ func TestRunEndFencing(t *testing.T) {
 	}
 	// b comes back and takes the run over from a (epoch 3): a holds an
 	// old epoch now.
-	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, -time.Second); err != nil {
-		t.Fatal(err)
-	}
-	lc, err := b.AcquireLease(ctx, "t", "c")
-	if err != nil || lc.Epoch != 3 {
-		t.Fatalf("c's lease = %+v, %v", lc, err)
-	}
+	lc := takeOver(a, "a", b, "c", 3)
 	seq0, _, err := a.Head(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -472,21 +483,7 @@ func TestRunChangedNotifies(t *testing.T) {
 	a, b := openAt(t, dsn), openAt(t, dsn)
 	// b's listener connects in the background: a tool registration it
 	// hears says it listens.
-	mod := []byte("\x00asm")
-	rec := store.ToolRecord{Name: "echo", ModuleSHA256: store.RecordSHA256(mod), ManifestSHA256: "m", Manifest: []byte(`{}`)}
-	deadline := time.After(30 * time.Second)
-	for heard := false; !heard; {
-		if err := a.PutToolVersion(ctx, rec, mod); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-b.ToolsChanged():
-			heard = true
-		case <-time.After(100 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("replica b never heard of a's registration")
-		}
-	}
+	deadline := registerUntilHeard(t, a, b)
 	if _, err := a.Heartbeat(ctx, store.Replica{ID: "a", PolicyHash: "p"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
