@@ -63,8 +63,10 @@ type Options struct {
 	// transaction bigger than half of it commits through bbolt's own
 	// syncs. An existing journal keeps the size it was created with.
 	JournalBytes int64
-	// OnCommit, when set, is called by the committer after each group
-	// commit with the number of writes it held and how long it took
+	// OnCommit, when set, is called by whoever commits (the committer
+	// goroutine, or a lone writer committing its own write, see
+	// DB.update) after each group commit with the number of writes it
+	// held and how long it took
 	// (every transaction of the batch, fsync included), for metrics. It
 	// runs on the commit path: it must be cheap and must not write to the
 	// store. nil (the default) means nothing is measured.
