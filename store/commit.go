@@ -38,9 +38,35 @@ type txCache struct {
 // transaction's record is synced to the journal before bbolt commits it
 // unsynced (see journal.go).
 func (db *DB) write(fn func(tx *bolt.Tx) error) error {
+	var err error
 	if db.jr != nil {
-		return db.journaledWrite(fn)
+		err = db.journaledWrite(fn)
+	} else {
+		err = db.boltWrite(fn)
 	}
+	switch {
+	case err != nil:
+		// Maybe committed (a checkpoint failed after), maybe not: the
+		// next transaction reads the stored head.
+		db.head = committedHead{}
+	case db.txc.headDirty:
+		db.head = committedHead{h: db.txc.head, ok: true}
+	}
+	return err
+}
+
+// committedHead is the chain head as of the last committed write
+// transaction, so that a transaction need not read and decode the stored
+// one (a sequential chain commits one append per transaction). Only the
+// commitMu holder touches it; every write goes through DB.write, which
+// keeps it or, when a transaction's outcome is unsure, forgets it.
+type committedHead struct {
+	h  chainHead
+	ok bool
+}
+
+// boltWrite is write on a database without the journal.
+func (db *DB) boltWrite(fn func(tx *bolt.Tx) error) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		db.txc = txCache{}
 		if err := fn(tx); err != nil {

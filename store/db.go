@@ -130,7 +130,8 @@ type DB struct {
 	delay    time.Duration
 	onCommit func(batch int, d time.Duration)
 
-	txc txCache // the committer's, see txCache
+	txc  txCache       // the committer's, see txCache
+	head committedHead // the committer's, see committedHead
 
 	// commitMu is held by whoever commits: the committer goroutine, or
 	// a lone writer committing its own write (see DB.update). Everything
