@@ -195,7 +195,17 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	if p.commitCtx == nil {
 		p.commitCtx = context.WithoutCancel(ctx)
 	}
-	pc := p.rt.store.StartCommitStep(p.commitCtx, store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease})
+	sc := store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease}
+	var pc *store.PendingCommit
+	if p.pipeline {
+		pc = p.rt.store.StartCommitStep(p.commitCtx, sc)
+	} else {
+		// Waited for at once (reap below): the synchronous call lets a
+		// lone writer commit on this goroutine, with no hand-off.
+		var complete func(*store.Envelope, error)
+		pc, complete = store.NewPendingCommit()
+		complete(p.rt.store.CommitStep(p.commitCtx, sc))
+	}
 	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""

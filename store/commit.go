@@ -38,9 +38,35 @@ type txCache struct {
 // transaction's record is synced to the journal before bbolt commits it
 // unsynced (see journal.go).
 func (db *DB) write(fn func(tx *bolt.Tx) error) error {
+	var err error
 	if db.jr != nil {
-		return db.journaledWrite(fn)
+		err = db.journaledWrite(fn)
+	} else {
+		err = db.boltWrite(fn)
 	}
+	switch {
+	case err != nil:
+		// Maybe committed (a checkpoint failed after), maybe not: the
+		// next transaction reads the stored head.
+		db.head = committedHead{}
+	case db.txc.headDirty:
+		db.head = committedHead{h: db.txc.head, ok: true}
+	}
+	return err
+}
+
+// committedHead is the chain head as of the last committed write
+// transaction, so that a transaction need not read and decode the stored
+// one (a sequential chain commits one append per transaction). Only the
+// commitMu holder touches it; every write goes through DB.write, which
+// keeps it or, when a transaction's outcome is unsure, forgets it.
+type committedHead struct {
+	h  chainHead
+	ok bool
+}
+
+// boltWrite is write on a database without the journal.
+func (db *DB) boltWrite(fn func(tx *bolt.Tx) error) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		db.txc = txCache{}
 		if err := fn(tx); err != nil {
@@ -85,7 +111,7 @@ func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
 			return fmt.Errorf("put chain head: %w", err)
 		}
 	}
-	if db.rec.ops == 0 {
+	if db.rec.ops == 0 && !db.forceCommit {
 		return nil // nothing changed: the rollback is the commit
 	}
 	db.rec.tx = nil
@@ -160,16 +186,65 @@ func (r *writeReq) finish(err error) {
 // errMemberFailed aborts a batch transaction after one member failed.
 var errMemberFailed = errors.New("batch member failed")
 
-// update queues fn and waits until it is committed. Once queued the write
+// update commits fn and waits until it is durable. Once queued the write
 // completes even if ctx is cancelled, so the caller never has to guess
 // whether it happened.
+//
+// A lone writer (nothing queued or committing, no MaxBatchDelay) commits
+// on its own goroutine: a sequential chain of steps then pays no hand-off
+// to the committer and back (two goroutine wake-ups per step). Anyone
+// who comes while it commits queues as usual and shares the committer's
+// next batch.
 func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if db.delay == 0 && db.inflight.Load() == 0 {
+		if done, err := db.commitAlone(fn); done {
+			return err
+		}
+	}
 	req, err := db.enqueue(ctx, fn, nil)
 	if err != nil {
 		return err
 	}
 	<-req.finished
 	return req.err
+}
+
+// commitAlone commits fn on the caller's goroutine when nobody else is
+// committing or queued; done is false when it did not (the caller
+// queues fn).
+func (db *DB) commitAlone(fn func(tx *bolt.Tx) error) (done bool, err error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return true, ErrClosed
+	}
+	if !db.commitMu.TryLock() {
+		return false, nil
+	}
+	defer db.commitMu.Unlock()
+	// Checked again under commitMu: a write queued before this one is
+	// counted until the committer has finished it.
+	if db.inflight.Load() != 0 {
+		return false, nil
+	}
+	req := writeReq{fn: fn}
+	db.commitBatch([]*writeReq{&req})
+	return true, req.err
+}
+
+// commitBatch runs batch under commitMu, telling onCommit.
+func (db *DB) commitBatch(batch []*writeReq) {
+	if db.onCommit == nil {
+		db.runBatch(batch)
+	} else {
+		start := time.Now()
+		db.runBatch(batch)
+		db.onCommit(len(batch), time.Since(start))
+	}
+	db.lastActivity = time.Now()
 }
 
 // enqueue queues fn and returns at once; then, if not nil, is told the
@@ -187,6 +262,7 @@ func (db *DB) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error, then func
 	if db.closed {
 		return nil, ErrClosed
 	}
+	db.inflight.Add(1)
 	db.queue <- req
 	return req, nil
 }
@@ -194,28 +270,33 @@ func (db *DB) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error, then func
 func (db *DB) commitLoop() {
 	defer close(db.done)
 	batch := make([]*writeReq, 0, db.maxBatch)
-	idle := time.NewTimer(journalIdle)
-	idle.Stop()
+	var idleC <-chan time.Time
+	if db.jr != nil {
+		// Records wait in the journal after the last write: checkpoint
+		// once idle. A ticker, since writers that commit alone do not
+		// pass through this loop.
+		idle := time.NewTicker(journalIdle / 4)
+		defer idle.Stop()
+		idleC = idle.C
+	}
 	for {
-		var idleC <-chan time.Time
-		if db.jr != nil && db.jerr == nil && db.jr.used() > 0 {
-			// Records wait in the journal: checkpoint once idle.
-			idle.Reset(journalIdle)
-			idleC = idle.C
-		}
 		var req *writeReq
 		var ok bool
 		select {
 		case req, ok = <-db.queue:
-			idle.Stop()
 		case <-idleC:
-			if err := db.checkpoint(); err != nil {
-				db.fail(err)
+			db.commitMu.Lock()
+			if db.jerr == nil && db.jr.used() > 0 && time.Since(db.lastActivity) >= journalIdle {
+				if err := db.cleanCheckpoint(); err != nil {
+					db.fail(err)
+				}
 			}
+			db.commitMu.Unlock()
 			continue
 		case reply := <-db.ckptReq:
-			idle.Stop()
+			db.commitMu.Lock()
 			reply <- db.checkpointNow()
+			db.commitMu.Unlock()
 			continue
 		}
 		if !ok {
@@ -223,13 +304,10 @@ func (db *DB) commitLoop() {
 		}
 		batch = append(batch[:0], req)
 		batch = db.gather(batch)
-		if db.onCommit == nil {
-			db.runBatch(batch)
-		} else {
-			start := time.Now()
-			db.runBatch(batch)
-			db.onCommit(len(batch), time.Since(start))
-		}
+		db.commitMu.Lock()
+		db.commitBatch(batch)
+		db.commitMu.Unlock()
+		db.inflight.Add(-int64(len(batch)))
 		clear(batch)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,8 +63,10 @@ type Options struct {
 	// transaction bigger than half of it commits through bbolt's own
 	// syncs. An existing journal keeps the size it was created with.
 	JournalBytes int64
-	// OnCommit, when set, is called by the committer after each group
-	// commit with the number of writes it held and how long it took
+	// OnCommit, when set, is called by whoever commits (the committer
+	// goroutine, or a lone writer committing its own write, see
+	// DB.update) after each group commit with the number of writes it
+	// held and how long it took
 	// (every transaction of the batch, fsync included), for metrics. It
 	// runs on the commit path: it must be cheap and must not write to the
 	// store. nil (the default) means nothing is measured.
@@ -127,10 +130,21 @@ type DB struct {
 	delay    time.Duration
 	onCommit func(batch int, d time.Duration)
 
-	txc txCache // the committer's, see txCache
+	txc  txCache       // the committer's, see txCache
+	head committedHead // the committer's, see committedHead
+
+	// commitMu is held by whoever commits: the committer goroutine, or
+	// a lone writer committing its own write (see DB.update). Everything
+	// only "the committer" touches (txc, the journal fields below) is
+	// touched under it once Open returns.
+	commitMu sync.Mutex
+	// inflight counts the writes queued and not yet finished: a writer
+	// commits its own write only when it is zero, so it never overtakes
+	// one queued before it.
+	inflight atomic.Int64
 
 	// The journal (see journal.go); jr is nil without one. Only the
-	// committer goroutine touches these once Open returns.
+	// committer touches these once Open returns.
 	jr   *journal
 	rec  *recorder // registered in recorders while the DB is open
 	pin  *bolt.Tx  // the read transaction at the last journal checkpoint
@@ -138,9 +152,12 @@ type DB struct {
 	jerr error     // set when the journal's state is unknown: writes fail
 	// jkeep: a journal was found but the DB runs without one (NoSync,
 	// NoJournal): Open recovered it and marked the bbolt file authoritative.
-	jkeep        bool
-	ckptAt       int64 // journal bytes after which the committer checkpoints
-	openDatasz   int   // bbolt's mmap size at Open, if datasz cannot be read
+	jkeep  bool
+	ckptAt int64 // journal bytes after which the committer checkpoints
+	// forceCommit: journaledWrite commits even a transaction that
+	// changed nothing (commitFreelist).
+	forceCommit  bool
+	openDatasz   int // bbolt's mmap size at Open, if datasz cannot be read
 	lastActivity time.Time
 
 	mu     sync.RWMutex // guards closed against Close racing writers
@@ -249,9 +266,10 @@ func Open(path string, opts *Options) (db *DB, err error) {
 	var file *os.File
 	var bdb *bolt.DB
 	bopts := &bolt.Options{
-		Timeout:      o.LockTimeout,
-		NoSync:       o.NoSync || journaled,
-		FreelistType: bolt.FreelistMapType,
+		Timeout:        o.LockTimeout,
+		NoSync:         o.NoSync || journaled,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: journaled,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, perm)
 			file = f
@@ -277,7 +295,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 			releaseFile(file)
 		}
 		journaled = false
-		bopts.NoSync, bopts.InitialMmapSize = o.NoSync, 0
+		bopts.NoSync, bopts.InitialMmapSize, bopts.NoFreelistSync = o.NoSync, 0, false
 		err = guard(func() error {
 			var err error
 			bdb, err = bolt.Open(path, 0o600, bopts)
@@ -334,7 +352,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		}
 	}
 	if j != nil {
-		if err := d.recover(j, replay, journaled); err != nil {
+		if err := d.recover(j, replay, journaled, facts.freelistSynced); err != nil {
 			return nil, fmt.Errorf("open store %q: %w", path, EnvError(err))
 		}
 	}

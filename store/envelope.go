@@ -166,12 +166,18 @@ func readHead(tx *bolt.Tx) (chainHead, error) {
 }
 
 // chainHead returns the head as of this write transaction. The committer
-// keeps it between appends of one transaction (a batch appends many), so
-// only the first append reads and decodes the stored head; every write
-// transaction starts with the cache cleared (see DB.write).
+// keeps it between appends of one transaction (a batch appends many), and
+// between transactions (DB.head, as the last committed one left it), so
+// only the first append after Open or an unsure outcome reads and decodes
+// the stored head; every write transaction starts with its own cache
+// cleared (see DB.write).
 func (db *DB) chainHead(tx *bolt.Tx) (chainHead, error) {
 	if db.txc.headOK {
 		return db.txc.head, nil
+	}
+	if db.head.ok {
+		db.txc.head, db.txc.headOK = db.head.h, true
+		return db.head.h, nil
 	}
 	h, err := readHead(tx)
 	if err != nil {

@@ -85,7 +85,7 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // recover replays the records found after the journal's checkpoint (the
 // bbolt file is back at that checkpoint), then checkpoints. Without
 // journaling it leaves the journal marking the bbolt file authoritative.
-func (db *DB) recover(j *journal, replay []jRecord, journaled bool) error {
+func (db *DB) recover(j *journal, replay []jRecord, journaled, freelistSynced bool) error {
 	db.jr = j
 	if len(replay) > 0 {
 		err := guard(func() error {
@@ -117,6 +117,45 @@ func (db *DB) recover(j *journal, replay []jRecord, journaled bool) error {
 	db.openDatasz = journalMmap
 	db.rec = &recorder{j: j}
 	recorders.Store(db.bolt, db.rec)
+	if len(replay) > 0 || !freelistSynced {
+		// After an unclean stop the checkpoint restored has no
+		// freelist (see commitFreelist): store one, so the next
+		// Open need not rebuild it.
+		return db.cleanCheckpoint()
+	}
+	return db.checkpoint()
+}
+
+// commitFreelist commits an empty transaction that writes bbolt's
+// freelist, journaled like any other (a record without operations).
+// Journaled commits skip the freelist (bbolt's NoFreelistSync): bbolt
+// rewrites the whole list, free and pending page ids, at every commit
+// that writes it, several pages for each step of a sequential chain,
+// while the journal's replay needs none of it. A bbolt file whose meta
+// names no freelist is still complete: bbolt rebuilds the list by
+// walking the tree, which costs an Open time in proportion to the file.
+// So the states a later Open starts from (Close, an idle store, the end
+// of a recovery) get one, through this commit before their checkpoint.
+// A checkpoint without one (the committer's, when the journal or the
+// pinned pages fill) is as safe, only slower to open after a power cut.
+func (db *DB) commitFreelist() error {
+	db.bolt.NoFreelistSync = false
+	db.forceCommit = true
+	defer func() {
+		db.bolt.NoFreelistSync = true
+		db.forceCommit = false
+	}()
+	return guard(func() error {
+		return db.journaledWrite(func(*bolt.Tx) error { return nil })
+	})
+}
+
+// cleanCheckpoint is commitFreelist, then a checkpoint: the .db file is
+// then complete, current and quick to open by itself.
+func (db *DB) cleanCheckpoint() error {
+	if err := db.commitFreelist(); err != nil {
+		return err
+	}
 	return db.checkpoint()
 }
 
@@ -188,10 +227,12 @@ func (db *DB) syncedCommit(tx *bolt.Tx) error {
 		_ = db.pin.Rollback()
 		db.pin = nil
 	}
-	db.bolt.NoSync = false
+	// bbolt's own commit, freelist included: the file is authoritative
+	// until the next checkpoint.
+	db.bolt.NoSync, db.bolt.NoFreelistSync = false, false
 	db.setAllocSize(tx)
 	err := tx.Commit()
-	db.bolt.NoSync = true
+	db.bolt.NoSync, db.bolt.NoFreelistSync = true, !db.forceCommit
 	if cerr := db.checkpoint(); cerr != nil {
 		return errors.Join(err, db.fail(cerr))
 	}
@@ -261,7 +302,7 @@ func (db *DB) closeJournal() error {
 	}
 	var err error
 	if db.jerr == nil {
-		err = db.checkpoint()
+		err = db.cleanCheckpoint()
 	}
 	if db.pin != nil {
 		_ = db.pin.Rollback()

@@ -433,8 +433,18 @@ func (db *DB) Unfinished(ctx context.Context) ([]Run, error) {
 }
 
 // CommitStep implements RunStore.
+//
+// A caller that waits anyway commits through here rather than
+// StartCommitStep: alone, it commits on its own goroutine (see update).
 func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) {
-	return db.StartCommitStep(ctx, sc).Wait()
+	fn, out, err := db.prepareStep(sc)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.update(ctx, fn); err != nil {
+		return nil, fmt.Errorf("commit step %q/%d: %w", sc.Run.ID, sc.Index, err)
+	}
+	return *out, nil
 }
 
 // StartCommitStep implements RunStore.
