@@ -81,7 +81,42 @@ func precheck(path string) (fileFacts, error) {
 	if need := int64(m.pgid) * int64(m.pageSize); m.pgid > 1<<40 || need > fi.Size() {
 		return fileFacts{}, fmt.Errorf("%w: file is %d bytes but its meta page records %d pages of %d bytes (truncated)", ErrCorrupt, fi.Size(), m.pgid, m.pageSize)
 	}
+	if m.freelist != boltNoFreelist {
+		if err := checkFreelistPage(f, m, fi.Size()); err != nil {
+			return fileFacts{}, err
+		}
+	}
 	return fileFacts{exists: true, freelistSynced: m.freelist != boltNoFreelist}, nil
+}
+
+// checkFreelistPage holds the freelist page the meta names to the file:
+// bbolt's Open allocates as many page ids as the page's count says before
+// it reads them, so a damaged count is a fatal out-of-memory of the whole
+// process (no recover catches it), not an error.
+func checkFreelistPage(r io.ReaderAt, m boltMeta, size int64) error {
+	const freelistFlag = 0x10
+	ps := int64(m.pageSize)
+	if m.freelist < 2 || m.freelist >= m.pgid {
+		return fmt.Errorf("%w: the meta page names freelist page %d of %d", ErrCorrupt, m.freelist, m.pgid)
+	}
+	var h [boltPageHeader + 8]byte
+	if _, err := r.ReadAt(h[:], int64(m.freelist)*ps); err != nil {
+		return fmt.Errorf("%w: read freelist page %d: %w", ErrCorrupt, m.freelist, err)
+	}
+	le := binary.LittleEndian
+	flags, count, overflow := le.Uint16(h[8:]), uint64(le.Uint16(h[10:])), int64(le.Uint32(h[12:]))
+	if flags&freelistFlag == 0 {
+		return fmt.Errorf("%w: page %d, named the freelist, has flags %#x", ErrCorrupt, m.freelist, flags)
+	}
+	start := uint64(boltPageHeader)
+	if count == 0xFFFF { // the real count is the first element
+		count, start = le.Uint64(h[boltPageHeader:]), boltPageHeader+8
+	}
+	extent := (overflow + 1) * ps
+	if int64(m.freelist)*ps+extent > size || count > uint64(extent)/8 || start+count*8 > uint64(extent) {
+		return fmt.Errorf("%w: freelist page %d records %d page ids in %d bytes (file %d bytes)", ErrCorrupt, m.freelist, count, extent, size)
+	}
+	return nil
 }
 
 func readMeta(r io.ReaderAt, pageOff int64) (boltMeta, bool) {

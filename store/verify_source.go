@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
@@ -151,8 +152,12 @@ func (b boltRecords) TraceIDs() ([]string, error) {
 		}
 		id := k[:n]
 		set[string(id)] = struct{}{}
-		// Skip to the next execution's steps.
-		k, _ = c.Seek(append(bytes.Clone(id), 1))
+		// Skip to the next execution's steps. A damaged branch page can
+		// send the seek back, which would loop here for ever.
+		prev := k
+		if k, _ = c.Seek(append(bytes.Clone(id), 1)); k != nil && bytes.Compare(k, prev) <= 0 {
+			return nil, fmt.Errorf("%w: steps: a seek past %q went back to %q", ErrCorrupt, prev, k)
+		}
 	}
 	ids := make([]string, 0, len(set))
 	for id := range set {
