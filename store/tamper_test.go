@@ -86,28 +86,8 @@ func TestTamper(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "nano.db")
-			db, err := store.Open(path, &store.Options{NoSync: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range n {
-				_, err := db.CommitStep(ctx, store.StepCommit{
-					Run:   store.Run{ID: fmt.Sprint("exec-", i%2), Status: kernel.StatusRunning},
-					Index: i / 2, Step: []byte(`{}`),
-					Envelope: &store.Envelope{StepID: "s", StateHash: fmt.Sprint("state-", i), Payload: []byte(fmt.Sprintf(`{"out":"value-%d"}`, i))},
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK {
-				t.Fatalf("untouched chain: %+v, %v", rep, err)
-			}
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
-			db = tamperedDB(t, path, func(tx *bolt.Tx) error { return tc.tamper(tx.Bucket(envelopesBucket)) })
+			path := twoRunChain(t, n)
+			db := tamperedDB(t, path, func(tx *bolt.Tx) error { return tc.tamper(tx.Bucket(envelopesBucket)) })
 			for _, id := range []string{"", tc.traceID} {
 				if id == "" && tc.traceID == "" {
 					continue
@@ -203,28 +183,8 @@ func TestTamperRunIndex(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "nano.db")
-			db, err := store.Open(path, &store.Options{NoSync: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range 6 {
-				_, err := db.CommitStep(ctx, store.StepCommit{
-					Run:   store.Run{ID: fmt.Sprint("exec-", i%2), Status: kernel.StatusRunning},
-					Index: i / 2, Step: []byte(`{}`),
-					Envelope: &store.Envelope{StepID: "s", StateHash: fmt.Sprint("state-", i), Payload: []byte(`{}`)},
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK {
-				t.Fatalf("untouched chain: %+v, %v", rep, err)
-			}
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
-			db = tamperedDB(t, path, func(tx *bolt.Tx) error { return tc.tamper(tx.Bucket(index)) })
+			path := twoRunChain(t, 6)
+			db := tamperedDB(t, path, func(tx *bolt.Tx) error { return tc.tamper(tx.Bucket(index)) })
 			rep, err := db.VerifyChain(ctx, "")
 			if err != nil {
 				t.Fatal(err)
@@ -234,4 +194,34 @@ func TestTamperRunIndex(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoRunChain writes n step commits alternating between runs exec-0 and
+// exec-1 (envelope i's payload says value-i), checks the chain verifies,
+// closes the store and returns its file.
+func twoRunChain(t *testing.T, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nano.db")
+	db, err := store.Open(path, &store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		_, err := db.CommitStep(ctx, store.StepCommit{
+			Run:   store.Run{ID: fmt.Sprint("exec-", i%2), Status: kernel.StatusRunning},
+			Index: i / 2, Step: []byte(`{}`),
+			Envelope: &store.Envelope{StepID: "s", StateHash: fmt.Sprint("state-", i), Payload: []byte(fmt.Sprintf(`{"out":"value-%d"}`, i))},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK {
+		t.Fatalf("untouched chain: %+v, %v", rep, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
