@@ -7,12 +7,26 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/nanovm/nano-vm-mcp/store"
 )
 
-// lockHolder finds the process holding the flock on path (bbolt's lock)
-// in /proc/locks, and its command line. It is a best effort, for
-// messages: ok is false when it cannot tell.
+// lockHolder finds the process holding the database's flock in
+// /proc/locks, and its command line. It is a best effort, for messages:
+// ok is false when it cannot tell. The journal's lock is looked at first:
+// a store locks it before the bbolt file, so an opener refused by it may
+// find the bbolt file not yet locked (or not yet made).
 func lockHolder(path string) (pid int, args []string, ok bool) {
+	for _, p := range []string{path + store.JournalSuffix, path} {
+		if pid, args, ok = flockHolder(p); ok {
+			return pid, args, true
+		}
+	}
+	return 0, nil, false
+}
+
+// flockHolder is lockHolder for the one file path.
+func flockHolder(path string) (pid int, args []string, ok bool) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
 		return 0, nil, false
