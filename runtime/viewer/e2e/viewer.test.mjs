@@ -94,6 +94,12 @@ try {
   check(detail.includes("matches the envelope"), "the state hash matches the envelope");
   check(detail.includes("refund") && detail.includes("Output"), "the step's output is shown");
   check(/seq\s*\d+/.test(detail), "the envelope's seq is shown");
+  // The last step's envelope seals the run's end: its status is shown.
+  const rows = await page.$$("#timeline-rows .tl-row:not(.sub)");
+  await rows[rows.length - 1].click();
+  await page.waitForSelector("#detail #envelope-run-status");
+  const sealed = await page.textContent("#detail #envelope-run-status");
+  check(sealed === "success", "the last step's envelope shows the run status it seals: " + sealed);
   await page.screenshot({ path: join(artifacts, "viewer-run.png") });
   out.screenshot = join(artifacts, "viewer-run.png");
 

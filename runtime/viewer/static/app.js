@@ -384,6 +384,7 @@ function renderStep(el, d) {
         h("span", { class: "k" }, "prev"), h("span", {}, env.prev_hash),
         h("span", { class: "k" }, "policy"), h("span", {}, env.policy_hash),
         h("span", { class: "k" }, "record"), h("span", {}, env.record_sha256 || "—"),
+        env.run_status ? [h("span", { class: "k" }, "run status"), h("span", { id: "envelope-run-status" }, env.run_status)] : null,
         h("span", { class: "k" }, "recorded"), h("span", {}, fmtTime(env.recorded_at))) : h("p", { class: "muted" }, "No envelope: only successful steps leave one."),
       env ? json(env.payload) : null)]);
 }
