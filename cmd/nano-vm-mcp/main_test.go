@@ -44,6 +44,13 @@ func TestMain(m *testing.M) {
 	for k, v := range map[string]string{"HOME": fakeHome, "XDG_DATA_HOME": filepath.Join(fakeHome, "xdg-data"), "XDG_CACHE_HOME": filepath.Join(fakeHome, "xdg-cache")} {
 		os.Setenv(k, v)
 	}
+	// The binaries these tests start compile Go tools of several MiB
+	// while the race-enabled suite loads every core: the default 60 s
+	// compile timeout is a ceiling for a hostile module, not a test's
+	// clock (the tests of the ceiling set their own).
+	if os.Getenv("NANO_VM_MCP_COMPILE_TIMEOUT") == "" {
+		os.Setenv("NANO_VM_MCP_COMPILE_TIMEOUT", "15m")
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
