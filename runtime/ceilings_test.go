@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 	"github.com/nanovm/nano-vm-mcp/tools"
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // Ensure the server's step ceiling refuses a program asking for more, by
@@ -42,24 +42,14 @@ func TestMaxStepsPerRun(t *testing.T) {
 // one is refused naming the field and the ceiling.
 func TestToolCeilingsConfigured(t *testing.T) {
 	rt := openRuntime(t, runtime.Config{Ceilings: tools.Ceilings{CallMemoryMiB: 8}})
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
+	m := runtimetest.TestTool(t, "memtouch")
+	manifest := []byte(`{"name":"memtouch","limits":{"memory_mib":64}}`)
+	_, err := rt.RegisterTool(context.Background(), manifest, m.Wasm)
+	e, ok := runtime.AsError(err)
+	want := `register tool "memtouch": manifest "memtouch": limits.memory_mib 64 is above the server's ceiling of 8`
+	if !ok || e.Code != runtime.CodeToolRejected || e.Message != want || !errors.Is(err, tools.ErrAboveCeiling) {
+		t.Fatalf("err = %v\nwant  %s", err, want)
 	}
-	for _, m := range mods {
-		if m.Name != "memtouch" {
-			continue
-		}
-		manifest := []byte(`{"name":"memtouch","limits":{"memory_mib":64}}`)
-		_, err := rt.RegisterTool(context.Background(), manifest, m.Wasm)
-		e, ok := runtime.AsError(err)
-		want := `register tool "memtouch": manifest "memtouch": limits.memory_mib 64 is above the server's ceiling of 8`
-		if !ok || e.Code != runtime.CodeToolRejected || e.Message != want || !errors.Is(err, tools.ErrAboveCeiling) {
-			t.Fatalf("err = %v\nwant  %s", err, want)
-		}
-		return
-	}
-	t.Fatal("no memtouch test tool")
 }
 
 // Ensure the operator's module ceilings reach the registry: a module larger
@@ -67,19 +57,9 @@ func TestToolCeilingsConfigured(t *testing.T) {
 // before anything of it is compiled.
 func TestModuleLimitsConfigured(t *testing.T) {
 	rt := openRuntime(t, runtime.Config{ModuleLimits: tools.ModuleLimits{ModuleBytes: 1024}})
-	mods, err := wasmtools.Bundled()
-	if err != nil {
-		t.Fatal(err)
+	m := runtimetest.BundledTool(t, "validate_amount")
+	_, err := rt.RegisterToolLocal(context.Background(), m.Manifest, m.Wasm)
+	if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeToolRejected || !errors.Is(err, tools.ErrModuleLimit) || !strings.Contains(e.Message, "1024") {
+		t.Fatalf("err = %v, want a refusal naming the 1024-byte ceiling", err)
 	}
-	for _, m := range mods {
-		if m.Name != "validate_amount" {
-			continue
-		}
-		_, err := rt.RegisterToolLocal(context.Background(), m.Manifest, m.Wasm)
-		if e, ok := runtime.AsError(err); !ok || e.Code != runtime.CodeToolRejected || !errors.Is(err, tools.ErrModuleLimit) || !strings.Contains(e.Message, "1024") {
-			t.Fatalf("err = %v, want a refusal naming the 1024-byte ceiling", err)
-		}
-		return
-	}
-	t.Fatal("no validate_amount bundled tool")
 }

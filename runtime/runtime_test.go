@@ -18,7 +18,6 @@ import (
 	"github.com/nanovm/nano-vm-mcp/runtime/llm"
 	"github.com/nanovm/nano-vm-mcp/runtime/runtimetest"
 	"github.com/nanovm/nano-vm-mcp/store"
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 func quietLogger() *slog.Logger { return runtimetest.Logger() }
@@ -293,19 +292,10 @@ func TestSecretsAndErasure(t *testing.T) {
 // CLI): an upload gets only the uploads grant.
 func registerTestTool(t *testing.T, rt *runtime.Runtime, name string) {
 	t.Helper()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
+	m := runtimetest.TestTool(t, name)
+	if _, err := rt.RegisterToolLocal(context.Background(), m.Manifest, m.Wasm); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range mods {
-		if m.Name == name {
-			if _, err := rt.RegisterToolLocal(context.Background(), m.Manifest, m.Wasm); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-	}
-	t.Fatalf("no test tool %q", name)
 }
 
 // Ensure llm steps without a model are refused with the variable to set.

@@ -223,27 +223,33 @@ func (tl *tracedLLM) Complete(ctx context.Context, req kernel.LLMRequest) (kerne
 	return resp, nil
 }
 
+// callErrorTypes are the error.type of a call failed with each sentinel,
+// checked in this order.
+var callErrorTypes = []struct {
+	err error
+	typ string
+}{
+	{context.DeadlineExceeded, "timeout"},
+	{tools.ErrTimeout, "timeout"},
+	{tools.ErrMemoryLimit, "memory_limit"},
+	{tools.ErrBudget, "memory_budget"},
+	{tools.ErrOutputLimit, "output_limit"},
+	{tools.ErrInvalidArgs, "invalid_args"},
+	{tools.ErrInvalidOutput, "invalid_output"},
+	{tools.ErrToolFailed, "tool_failed"},
+	{tools.ErrTrap, "trap"},
+}
+
 // callErrorType is a low-cardinality error.type for a failed call.
 func callErrorType(err error) string {
+	for _, c := range callErrorTypes {
+		if errors.Is(err, c.err) {
+			return c.typ
+		}
+	}
 	var d *DeniedError
 	var exit *tools.ExitError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, tools.ErrTimeout):
-		return "timeout"
-	case errors.Is(err, tools.ErrMemoryLimit):
-		return "memory_limit"
-	case errors.Is(err, tools.ErrBudget):
-		return "memory_budget"
-	case errors.Is(err, tools.ErrOutputLimit):
-		return "output_limit"
-	case errors.Is(err, tools.ErrInvalidArgs):
-		return "invalid_args"
-	case errors.Is(err, tools.ErrInvalidOutput):
-		return "invalid_output"
-	case errors.Is(err, tools.ErrToolFailed):
-		return "tool_failed"
-	case errors.Is(err, tools.ErrTrap):
-		return "trap"
 	case errors.As(err, &exit):
 		return "exit"
 	case errors.Is(err, context.Canceled):

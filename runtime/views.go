@@ -88,3 +88,25 @@ func SummariseTool(r store.ToolRecord) ToolSummary {
 		Source: string(r.EffectiveSource()), Grants: grants, Ref: r.Name + "@sha256:" + r.ModuleSHA256,
 	}
 }
+
+// RunSummary is a run as its readers list it (list_traces and the web
+// viewer's run list): its ids, status and times, no steps. The free text
+// a client chose (program id and name, idempotency key) is passed through
+// the reader's clip.
+type RunSummary struct {
+	TraceID        string        `json:"trace_id"`
+	ProgramID      string        `json:"program_id,omitempty"`
+	ProgramName    string        `json:"program_name"`
+	Status         kernel.Status `json:"status"`
+	IdempotencyKey string        `json:"idempotency_key,omitempty"`
+	CreatedAt      time.Time     `json:"created_at"`
+	UpdatedAt      time.Time     `json:"updated_at"`
+}
+
+// SummariseRun is e's summary, its client-chosen text clipped by clip.
+func SummariseRun(e store.Run, clip func(string) string) RunSummary {
+	return RunSummary{
+		TraceID: e.ID, ProgramID: clip(e.ProgramID), ProgramName: clip(e.ProgramName), Status: e.Status,
+		IdempotencyKey: clip(e.IdempotencyKey), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+	}
+}

@@ -19,37 +19,32 @@ func ReadSignerKeyFile(path string) (*Signer, error) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("read checkpoint signer key %q: mode %v is accessible by group or others; chmod 600 it", path, fi.Mode().Perm())
 	}
-	b, err := readSmall(path)
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint signer key %q: %w", path, err)
-	}
-	s, err := NewSigner(string(b))
-	if err != nil {
-		return nil, fmt.Errorf("read %q: %w", path, err)
-	}
-	return s, nil
+	return readParsed(path, "checkpoint signer key", func(b []byte) (*Signer, error) { return NewSigner(string(b)) })
 }
 
 // ReadVerifierKeyFile reads a file of verifier keys, one a line.
 func ReadVerifierKeyFile(path string) ([]string, error) {
-	b, err := readSmall(path)
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint verifier keys %q: %w", path, err)
-	}
-	keys, err := ParseVerifierKeys(b)
-	if err != nil {
-		return nil, fmt.Errorf("read %q: %w", path, err)
-	}
-	return keys, nil
+	return readParsed(path, "checkpoint verifier keys", ParseVerifierKeys)
 }
 
 // ReadFile reads a signed checkpoint file, refusing one over MaxNoteSize.
 func ReadFile(path string) ([]byte, error) {
+	return readParsed(path, "checkpoint", func(b []byte) ([]byte, error) { return b, nil })
+}
+
+// readParsed reads the file at path with readSmall and parses it; what
+// names the file in a read error.
+func readParsed[T any](path, what string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
 	b, err := readSmall(path)
 	if err != nil {
-		return nil, fmt.Errorf("read checkpoint %q: %w", path, err)
+		return zero, fmt.Errorf("read %s %q: %w", what, path, err)
 	}
-	return b, nil
+	v, err := parse(b)
+	if err != nil {
+		return zero, fmt.Errorf("read %q: %w", path, err)
+	}
+	return v, nil
 }
 
 func readSmall(path string) ([]byte, error) {

@@ -74,14 +74,7 @@ func BenchmarkStartup(b *testing.B) {
 			for b.Loop() {
 				s := New(rt, &Options{AllowToolUpload: true, Logger: quietLogger()})
 				c := tc.connect(b, s)
-				if err := c.Start(ctx); err != nil {
-					b.Fatal(err)
-				}
-				var init mcp.InitializeRequest
-				init.Params.ClientInfo = mcp.Implementation{Name: "bench", Version: "1"}
-				if _, err := c.Initialize(ctx, init); err != nil {
-					b.Fatal(err)
-				}
+				initialize(b, ctx, c)
 				if _, err := c.ListTools(ctx, mcp.ListToolsRequest{}); err != nil {
 					b.Fatal(err)
 				}

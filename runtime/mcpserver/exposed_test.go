@@ -3,7 +3,6 @@ package mcpserver
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -101,18 +100,7 @@ func direct(t *testing.T, res *mcp.CallToolResult) map[string]any {
 
 func registerUpload(t *testing.T, s *Server, c *client.Client, name string, edit func(map[string]any)) {
 	t.Helper()
-	m := testTool(t, "raw_echo")
-	var man map[string]any
-	if err := json.Unmarshal(m.Manifest, &man); err != nil {
-		t.Fatal(err)
-	}
-	man["name"] = name
-	if edit != nil {
-		edit(man)
-	}
-	ok(t, s, "register_tool", call(t, c, "register_tool", map[string]any{
-		"name": name, "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": man,
-	}))
+	ok(t, s, "register_tool", call(t, c, "register_tool", uploadArgs(t, "raw_echo", name, edit)))
 }
 
 // Ensure a registered tool is listed under its own name beside the 15
@@ -330,11 +318,7 @@ func TestExposedIdempotency(t *testing.T) {
 // Ensure a tool the policy does not let run is not listed, and that the
 // operator's ExposeTools lists none or only the named ones.
 func TestExposedFilters(t *testing.T) {
-	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(policy, []byte("policy_id: p\nversion: \"1\"\ntool_capabilities:\n  validate_amount: []\n  poll: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := newServerConfig(t, runtime.Config{PolicyPath: policy}, nil)
+	s := newServerConfig(t, runtime.Config{PolicyPath: writePolicy(t, "policy_id: p\nversion: \"1\"\ntool_capabilities:\n  validate_amount: []\n  poll: []\n")}, nil)
 	c, _ := inProcess(t, s)
 	tools := toolsByName(t, c)
 	if _, found := tools["validate_amount"]; !found {

@@ -30,6 +30,17 @@ func openRuntime(tb testing.TB, cfg runtime.Config) *runtime.Runtime {
 	return runtimetest.Open(tb, cfg)
 }
 
+// writePolicy writes yaml as a policy file in a fresh temp dir and
+// returns its path.
+func writePolicy(tb testing.TB, yaml string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
 // newServerLLM is newServer with a mock model that answers "yes".
 func newServerLLM(tb testing.TB) *Server {
 	tb.Helper()
@@ -103,17 +114,22 @@ func start(tb testing.TB, c *client.Client) *notes {
 	tb.Helper()
 	n := &notes{}
 	c.OnNotification(n.add)
-	ctx := context.Background()
+	tb.Cleanup(func() { _ = c.Close() })
+	initialize(tb, context.Background(), c)
+	return n
+}
+
+// initialize starts c and sends initialize, failing tb if either fails.
+func initialize(tb testing.TB, ctx context.Context, c *client.Client) {
+	tb.Helper()
 	if err := c.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = c.Close() })
 	var init mcp.InitializeRequest
 	init.Params.ClientInfo = mcp.Implementation{Name: "mcpserver-test", Version: "1"}
 	if _, err := c.Initialize(ctx, init); err != nil {
 		tb.Fatal(err)
 	}
-	return n
 }
 
 // inProcess returns an initialized in-process client of s.
@@ -157,6 +173,21 @@ func callWithMeta(tb testing.TB, ctx context.Context, c *client.Client, name str
 		tb.Fatalf("call %s: %v", name, err)
 	}
 	return res
+}
+
+// unknownToolRefused checks that a call of the tool name, which does not
+// exist, is a protocol error saying so, and that c's server goes on
+// serving after it.
+func unknownToolRefused(tb testing.TB, c *client.Client, name string) {
+	tb.Helper()
+	var req mcp.CallToolRequest
+	req.Params.Name = name
+	if _, err := c.CallTool(context.Background(), req); err == nil || !strings.Contains(err.Error(), "not found") {
+		tb.Fatalf("unknown tool: %v", err)
+	}
+	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
+		tb.Fatalf("the server stopped serving: %v", err)
+	}
 }
 
 // text is a result's text content.
@@ -267,17 +298,7 @@ func validateOutput(tb testing.TB, s *Server, name string, v any) {
 // testTool returns a module from wasmtools.TestTools.
 func testTool(tb testing.TB, name string) wasmtools.Module {
 	tb.Helper()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name == name {
-			return m
-		}
-	}
-	tb.Fatalf("no test tool %q", name)
-	return wasmtools.Module{}
+	return runtimetest.TestTool(tb, name)
 }
 
 func readExample(tb testing.TB, name string) []byte {

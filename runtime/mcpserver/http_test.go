@@ -28,6 +28,36 @@ func httpServer(t *testing.T, s *Server, opts HTTPOptions) *httptest.Server {
 	return hs
 }
 
+// httpTransports are the HTTP transports httpClient opens: Streamable
+// HTTP in both protocol eras, and legacy SSE.
+var httpTransports = []string{"streamable", "streamable 2025-11-25", "sse"}
+
+// httpClient is a client of hs over the named one of httpTransports,
+// with the test API key; not yet started.
+func httpClient(t *testing.T, hs *httptest.Server, name string) *client.Client {
+	t.Helper()
+	auth := map[string]string{"Authorization": "Bearer " + testKey}
+	var c *client.Client
+	var err error
+	switch name {
+	case "streamable":
+		c, err = client.NewStreamableHttpClient(hs.URL+"/mcp", transport.WithHTTPHeaders(auth))
+	case "streamable 2025-11-25":
+		var tr *transport.StreamableHTTP
+		if tr, err = transport.NewStreamableHTTP(hs.URL+"/mcp", transport.WithHTTPHeaders(auth)); err == nil {
+			c = client.NewClient(tr, client.WithLegacyProtocolOnly())
+		}
+	case "sse":
+		c, err = client.NewSSEMCPClient(hs.URL+"/sse", transport.WithHeaders(auth))
+	default:
+		t.Fatalf("no HTTP transport %q", name)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // paymentOverClient runs the payment pipeline through c and checks the
 // structured result, then reads its trace.
 func paymentOverClient(t *testing.T, s *Server, c *client.Client) {
@@ -50,39 +80,12 @@ func paymentOverClient(t *testing.T, s *Server, c *client.Client) {
 func TestHTTPTransports(t *testing.T) {
 	s := newServer(t, nil)
 	hs := httpServer(t, s, HTTPOptions{APIKey: testKey})
-	auth := map[string]string{"Authorization": "Bearer " + testKey}
-	tests := []struct {
-		name string
-		open func(t *testing.T) *client.Client
-	}{
-		{name: "streamable", open: func(t *testing.T) *client.Client {
-			c, err := client.NewStreamableHttpClient(hs.URL+"/mcp", transport.WithHTTPHeaders(auth))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		}},
-		{name: "streamable 2025-11-25", open: func(t *testing.T) *client.Client {
-			tr, err := transport.NewStreamableHTTP(hs.URL+"/mcp", transport.WithHTTPHeaders(auth))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return client.NewClient(tr, client.WithLegacyProtocolOnly())
-		}},
-		{name: "sse", open: func(t *testing.T) *client.Client {
-			c, err := client.NewSSEMCPClient(hs.URL+"/sse", transport.WithHeaders(auth))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := tt.open(t)
+	for _, name := range httpTransports {
+		t.Run(name, func(t *testing.T) {
+			c := httpClient(t, hs, name)
 			n := start(t, c)
 			paymentOverClient(t, s, c)
-			if tt.name == "sse" {
+			if name == "sse" {
 				return
 			}
 			res := callCtx(t, context.Background(), c, "run_program", map[string]any{
@@ -170,10 +173,7 @@ func TestHTTPGuards(t *testing.T) {
 		})
 	}
 	// Still serving after all of the above.
-	c, err := client.NewStreamableHttpClient(hs.URL+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + testKey}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := httpClient(t, hs, "streamable")
 	start(t, c)
 	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
 		t.Fatalf("server stopped serving: %v", err)

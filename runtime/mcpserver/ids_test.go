@@ -5,23 +5,19 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
 )
 
+// lockedBuffer is a log buffer safe to write and read at once: its writes
+// go through stdio's lineLocked, under the lock String takes.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+	lineLocked
+	b bytes.Buffer
 }
 
 func (l *lockedBuffer) String() string {
@@ -30,14 +26,20 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// notLogged fails tb if the log holds v; what names v in the failure.
+func (l *lockedBuffer) notLogged(tb testing.TB, v, what string) {
+	tb.Helper()
+	if strings.Contains(l.String(), v) {
+		tb.Fatalf("the log holds a long %s whole", what)
+	}
+}
+
 // Ensure every id and key a client passes is checked against its limits:
 // too long, or holding a control character, it is an invalid_argument
 // error naming the argument and the limit, with the value clipped, and
 // never an internal error; the log never holds the whole value.
 func TestIDArgumentLimits(t *testing.T) {
-	var logs lockedBuffer
-	s := newLoggedServer(t, &Options{AllowToolUpload: true}, &logs)
-	c, _ := inProcess(t, s)
+	s, c, logs := loggedClient(t, &Options{AllowToolUpload: true})
 
 	long := strings.Repeat("k", 5000)
 	prog := `{"name":"p","steps":[{"id":"v","type":"tool","tool":"validate_amount","args":{"amount":1}}]}`
@@ -81,9 +83,7 @@ func TestIDArgumentLimits(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(logs.String(), long[:200]) {
-		t.Fatal("the log holds a long value whole")
-	}
+	logs.notLogged(t, long[:200], "value")
 }
 
 // Ensure the ids in resource URIs (nanovm://trace/{id}, program/{id},
@@ -92,9 +92,7 @@ func TestIDArgumentLimits(t *testing.T) {
 // limit, with the value clipped, and neither the answer nor the log holds
 // it whole. Before, the whole id came back in "no trace …".
 func TestResourceIDLimits(t *testing.T) {
-	var logs lockedBuffer
-	s := newLoggedServer(t, &Options{}, &logs)
-	c, _ := inProcess(t, s)
+	_, c, logs := loggedClient(t, &Options{})
 	long := strings.Repeat("k", 5000)
 	for _, tc := range []struct{ uri, limit string }{
 		{"nanovm://trace/" + long, "256-byte"},
@@ -112,9 +110,7 @@ func TestResourceIDLimits(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(logs.String(), long[:200]) {
-		t.Fatal("the log holds a long id whole")
-	}
+	logs.notLogged(t, long[:200], "id")
 }
 
 // Ensure an enumerated argument with a value outside its set (resume's
@@ -122,9 +118,7 @@ func TestResourceIDLimits(t *testing.T) {
 // as ids are: the refusal of a 1 MiB value stays short and the log never
 // holds it whole. Before, the answer quoted 4 KiB of it.
 func TestEnumArgumentClipped(t *testing.T) {
-	var logs lockedBuffer
-	s := newLoggedServer(t, &Options{}, &logs)
-	c, _ := inProcess(t, s)
+	_, c, logs := loggedClient(t, &Options{})
 	long := strings.Repeat("S", 1<<20)
 	for _, tc := range []struct {
 		tool string
@@ -141,17 +135,19 @@ func TestEnumArgumentClipped(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(logs.String(), long[:200]) {
-		t.Fatal("the log holds a long value whole")
-	}
+	logs.notLogged(t, long[:200], "value")
 }
 
-// newLoggedServer is New(opts) over a fresh runtime, its log kept at
-// debug level in logs, shut down when the test ends.
-func newLoggedServer(tb testing.TB, opts *Options, logs *lockedBuffer) *Server {
+// loggedClient is an in-process client of New(opts) over a fresh runtime,
+// the server's log kept at debug level in logs; the server is shut down
+// when the test ends.
+func loggedClient(tb testing.TB, opts *Options) (s *Server, c *client.Client, logs *lockedBuffer) {
 	tb.Helper()
+	logs = &lockedBuffer{}
+	logs.w = &logs.b
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := New(openRuntime(tb, runtime.Config{}), opts)
+	s = New(openRuntime(tb, runtime.Config{}), opts)
 	tb.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	return s
+	c, _ = inProcess(tb, s)
+	return s, c, logs
 }

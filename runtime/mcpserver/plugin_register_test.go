@@ -2,8 +2,6 @@ package mcpserver
 
 import (
 	"encoding/base64"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,11 +13,7 @@ import (
 // every tool it registered: the first as the record, the others in
 // also_registered, each callable by its ref.
 func TestRegisterPluginNamesEveryTool(t *testing.T) {
-	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(policy, []byte("policy_id: plugins\ntool_capabilities: {}\nuploads:\n  default: {capabilities: [\"nanovm:http\"]}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := newServerConfig(t, runtime.Config{PolicyPath: policy}, nil)
+	s := newServerConfig(t, runtime.Config{PolicyPath: writePolicy(t, "policy_id: plugins\ntool_capabilities: {}\nuploads:\n  default: {capabilities: [\"nanovm:http\"]}\n")}, nil)
 	c, _ := inProcess(t, s)
 	m := testTool(t, "extism_v2")
 	out := ok(t, s, "register_tool", call(t, c, "register_tool", map[string]any{

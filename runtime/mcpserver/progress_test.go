@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 )
 
 // progressRuns is how many programs TestProgressArrivesOnEveryTransport
@@ -29,50 +28,22 @@ const progressProgram = `{"name":"progress","steps":[
 // stopped listening for. The barrier that orders them never reaches the
 // client.
 func TestProgressArrivesOnEveryTransport(t *testing.T) {
-	auth := map[string]string{"Authorization": "Bearer " + testKey}
-	tests := []struct {
-		name string
-		open func(t *testing.T, s *Server) (*client.Client, *notes)
-	}{
-		{name: "stdio", open: func(t *testing.T, s *Server) (*client.Client, *notes) {
-			n := &notes{}
-			c := pipeClient(t, s)
-			c.OnNotification(n.add)
-			return c, n
-		}},
-		{name: "sse", open: func(t *testing.T, s *Server) (*client.Client, *notes) {
-			hs := httpServer(t, s, HTTPOptions{APIKey: testKey})
-			c, err := client.NewSSEMCPClient(hs.URL+"/sse", transport.WithHeaders(auth))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c, start(t, c)
-		}},
-		{name: "streamable", open: func(t *testing.T, s *Server) (*client.Client, *notes) {
-			hs := httpServer(t, s, HTTPOptions{APIKey: testKey})
-			c, err := client.NewStreamableHttpClient(hs.URL+"/mcp", transport.WithHTTPHeaders(auth))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c, start(t, c)
-		}},
-		{name: "streamable 2025-11-25", open: func(t *testing.T, s *Server) (*client.Client, *notes) {
-			hs := httpServer(t, s, HTTPOptions{APIKey: testKey})
-			tr, err := transport.NewStreamableHTTP(hs.URL+"/mcp", transport.WithHTTPHeaders(auth))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := client.NewClient(tr, client.WithLegacyProtocolOnly())
-			return c, start(t, c)
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, name := range append([]string{"stdio"}, httpTransports...) {
+		t.Run(name, func(t *testing.T) {
 			s := newServer(t, nil)
-			c, n := tt.open(t, s)
+			var c *client.Client
+			var n *notes
+			if name == "stdio" {
+				n = &notes{}
+				c = pipeClient(t, s)
+				c.OnNotification(n.add)
+			} else {
+				c = httpClient(t, httpServer(t, s, HTTPOptions{APIKey: testKey}), name)
+				n = start(t, c)
+			}
 			lost := 0
 			for i := range progressRuns {
-				token := fmt.Sprintf("%s-%d", tt.name, i)
+				token := fmt.Sprintf("%s-%d", name, i)
 				res := callCtx(t, context.Background(), c, "run_program", map[string]any{
 					"program": progressProgram, "input": map[string]any{"amount": 5},
 				}, token)

@@ -32,21 +32,20 @@ func (s *Server) addResources() {
 		mcp.WithResourceDescription("The operator's policy snapshot every run executes under: which tools may run with which capabilities, and its hash (recorded in every audit envelope)."),
 		mcp.WithMIMEType(resourceJSONMIMEType),
 	), s.readPolicy)
-	s.mcp.AddResourceTemplate(mcp.NewResourceTemplate(programTemplateURI, "program",
-		mcp.WithTemplateTitle("Saved program"),
-		mcp.WithTemplateDescription("A saved program (see list_programs), as get_program returns it."),
-		mcp.WithTemplateMIMEType(resourceJSONMIMEType),
-	), s.readProgram)
-	s.mcp.AddResourceTemplate(mcp.NewResourceTemplate(traceTemplateURI, "trace",
-		mcp.WithTemplateTitle("Run trace"),
-		mcp.WithTemplateDescription("A run's trace: the header and the first page of steps; next_offset says where get_trace continues."),
-		mcp.WithTemplateMIMEType(resourceJSONMIMEType),
-	), s.readTrace)
-	s.mcp.AddResourceTemplate(mcp.NewResourceTemplate(toolTemplateURI, "tool",
-		mcp.WithTemplateTitle("Sandboxed tool"),
-		mcp.WithTemplateDescription("A registered tool's manifest and module hash, as get_tool returns it; {name} may be name@sha256:<hex>."),
-		mcp.WithTemplateMIMEType(resourceJSONMIMEType),
-	), s.readTool)
+	for _, t := range []struct {
+		uri, name, title, description string
+		read                          server.ResourceTemplateHandlerFunc
+	}{
+		{programTemplateURI, "program", "Saved program", "A saved program (see list_programs), as get_program returns it.", s.readProgram},
+		{traceTemplateURI, "trace", "Run trace", "A run's trace: the header and the first page of steps; next_offset says where get_trace continues.", s.readTrace},
+		{toolTemplateURI, "tool", "Sandboxed tool", "A registered tool's manifest and module hash, as get_tool returns it; {name} may be name@sha256:<hex>.", s.readTool},
+	} {
+		s.mcp.AddResourceTemplate(mcp.NewResourceTemplate(t.uri, t.name,
+			mcp.WithTemplateTitle(t.title),
+			mcp.WithTemplateDescription(t.description),
+			mcp.WithTemplateMIMEType(resourceJSONMIMEType),
+		), t.read)
+	}
 }
 
 // policyDoc is the policy resource.
@@ -61,15 +60,7 @@ func (s *Server) readPolicy(ctx context.Context, req mcp.ReadResourceRequest) ([
 }
 
 func (s *Server) readProgram(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	id, err := templateArg(req, "id", "program")
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.rt.Program(ctx, id)
-	if err != nil {
-		return nil, s.resourceError(req.Params.URI, err)
-	}
-	return s.jsonContents(req.Params.URI, programDocOf(p))
+	return readByID(s, ctx, req, "id", "program", s.rt.Program, programDocOf)
 }
 
 // traceResource is the trace resource: the first page and how to read on.
@@ -79,31 +70,35 @@ type traceResource struct {
 }
 
 func (s *Server) readTrace(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	id, err := templateArg(req, "id", "trace")
-	if err != nil {
-		return nil, err
+	firstPage := func(ctx context.Context, id string) (*tracePage, error) {
+		return s.tracePageOf(ctx, id, 0, defaultTraceLimit, MaxResultBytes)
 	}
-	p, err := s.tracePageOf(ctx, id, 0, defaultTraceLimit, MaxResultBytes)
-	if err != nil {
-		return nil, s.resourceError(req.Params.URI, err)
-	}
-	doc := traceResource{tracePage: p}
-	if p.NextOffset != nil {
-		doc.More = fmt.Sprintf("%d of %d steps shown; call get_trace with trace_id %q and offset %d for the rest", len(p.Steps), p.TotalSteps, p.TraceID, *p.NextOffset)
-	}
-	return s.jsonContents(req.Params.URI, doc)
+	return readByID(s, ctx, req, "id", "trace", firstPage, func(p *tracePage) traceResource {
+		doc := traceResource{tracePage: p}
+		if p.NextOffset != nil {
+			doc.More = fmt.Sprintf("%d of %d steps shown; call get_trace with trace_id %q and offset %d for the rest", len(p.Steps), p.TotalSteps, p.TraceID, *p.NextOffset)
+		}
+		return doc
+	})
 }
 
 func (s *Server) readTool(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	name, err := templateArg(req, "name", "tool")
+	return readByID(s, ctx, req, "name", "tool", s.rt.Tool, func(r store.ToolRecord) toolRecordOut { return toolRecordOf(r, true) })
+}
+
+// readByID reads the resource the template variable name (the id of a
+// what, held to templateArg's limits) names: get's record as doc makes it
+// a document, in JSON; get's error as resourceError reports it.
+func readByID[R, D any](s *Server, ctx context.Context, req mcp.ReadResourceRequest, name, what string, get func(context.Context, string) (R, error), doc func(R) D) ([]mcp.ResourceContents, error) {
+	id, err := templateArg(req, name, what)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.rt.Tool(ctx, name)
+	r, err := get(ctx, id)
 	if err != nil {
 		return nil, s.resourceError(req.Params.URI, err)
 	}
-	return s.jsonContents(req.Params.URI, toolRecordOf(rec, true))
+	return s.jsonContents(req.Params.URI, doc(r))
 }
 
 // templateArg is a template variable's value from the matched URI.

@@ -3,12 +3,10 @@ package mcpserver
 import (
 	"context"
 	"io"
-	"strings"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
-	"github.com/mark3labs/mcp-go/mcp"
 )
 
 // pipeClient serves s over a pair of real pipes and returns an
@@ -34,14 +32,7 @@ func openPipe(tb testing.TB, s *Server) (*client.Client, func()) {
 		outW.Close()
 	}()
 	c := client.NewClient(transport.NewIO(outR, inW, nil), client.WithLegacyProtocolOnly())
-	if err := c.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	var init mcp.InitializeRequest
-	init.Params.ClientInfo = mcp.Implementation{Name: "mcpserver-test", Version: "1"}
-	if _, err := c.Initialize(ctx, init); err != nil {
-		tb.Fatal(err)
-	}
+	initialize(tb, ctx, c)
 	return c, func() {
 		_ = c.Close() // closes inW: the server sees EOF
 		cancel()
@@ -61,12 +52,5 @@ func TestStdio(t *testing.T) {
 	if e["error"] != "invalid_program" {
 		t.Fatalf("invalid program: %v", e)
 	}
-	var req mcp.CallToolRequest
-	req.Params.Name = "nope"
-	if _, err := c.CallTool(context.Background(), req); err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Fatalf("unknown tool: %v", err)
-	}
-	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
-		t.Fatalf("stdio stopped serving: %v", err)
-	}
+	unknownToolRefused(t, c, "nope")
 }

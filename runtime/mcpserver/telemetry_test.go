@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -296,10 +294,7 @@ next:
 func TestMetricsScrape(t *testing.T) {
 	s := newServer(t, nil)
 	hs := httpServer(t, s, HTTPOptions{APIKey: testKey})
-	c, err := client.NewStreamableHttpClient(hs.URL+"/mcp", transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + testKey}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := httpClient(t, hs, "streamable")
 	start(t, c)
 	for range 2 {
 		paymentOverClient(t, s, c)

@@ -72,6 +72,13 @@ type programIDArgs struct {
 	ProgramID string `json:"program_id"`
 }
 
+// programIDInput is the input schema of programIDArgs.
+func programIDInput() map[string]any {
+	return closed(map[string]any{
+		"program_id": str("The saved program's id."),
+	}, "program_id")
+}
+
 type programDoc struct {
 	ID               string    `json:"id"`
 	Name             string    `json:"name"`
@@ -90,9 +97,7 @@ func getProgramDef() toolDef {
 Use it to inspect or adapt a program before running it again (run_program with program_id runs it as saved). Read-only.
 
 Example: {"program_id":"payment_pipeline"}`,
-		input: closed(map[string]any{
-			"program_id": str("The saved program's id."),
-		}, "program_id"),
+		input: programIDInput(),
 		output: object(map[string]any{
 			"id":                str("The program's id."),
 			"name":              str("The program's name."),
@@ -137,9 +142,7 @@ func deleteProgramDef() toolDef {
 Use it only when the user wants the program gone; it cannot be undone. Deleting a program that does not exist is a not_found error.
 
 Example: {"program_id":"payment_pipeline"}`,
-		input: closed(map[string]any{
-			"program_id": str("The saved program's id."),
-		}, "program_id"),
+		input: programIDInput(),
 		output: object(map[string]any{
 			"deleted":    boolean("Always true on success."),
 			"program_id": str("The deleted program's id."),

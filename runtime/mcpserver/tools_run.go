@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -498,19 +497,9 @@ type listTracesArgs struct {
 	Cursor    string `json:"cursor"`
 }
 
-type traceItem struct {
-	TraceID        string        `json:"trace_id"`
-	ProgramID      string        `json:"program_id,omitempty"`
-	ProgramName    string        `json:"program_name"`
-	Status         kernel.Status `json:"status"`
-	IdempotencyKey string        `json:"idempotency_key,omitempty"`
-	CreatedAt      time.Time     `json:"created_at"`
-	UpdatedAt      time.Time     `json:"updated_at"`
-}
-
 type traceList struct {
-	Traces     []traceItem `json:"traces"`
-	NextCursor string      `json:"next_cursor,omitempty"`
+	Traces     []runtime.RunSummary `json:"traces"`
+	NextCursor string               `json:"next_cursor,omitempty"`
 	// Skipped are stored runs that could not be read back.
 	Skipped []skippedTrace `json:"skipped,omitempty"`
 }
@@ -582,7 +571,7 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest, a list
 	if err != nil {
 		return nil, err
 	}
-	out := traceList{Traces: []traceItem{}, NextCursor: page.NextCursor}
+	out := traceList{Traces: []runtime.RunSummary{}, NextCursor: page.NextCursor}
 	for _, sk := range page.Skipped {
 		out.Skipped = append(out.Skipped, skippedTrace{TraceID: clipText(sk.ID, maxIDBytes), Error: clipText(sk.Error, maxErrorBytes/4)})
 	}
@@ -590,11 +579,9 @@ func (s *Server) listTraces(ctx context.Context, req mcp.CallToolRequest, a list
 	// long ones would not fit.
 	for _, n := range []int{maxIDBytes / 4, 40} {
 		out.Traces = out.Traces[:0]
+		clip := func(s string) string { return clipText(s, n) }
 		for _, e := range page.Runs {
-			out.Traces = append(out.Traces, traceItem{
-				TraceID: e.ID, ProgramID: clipText(e.ProgramID, n), ProgramName: clipText(e.ProgramName, n), Status: e.Status,
-				IdempotencyKey: clipText(e.IdempotencyKey, n), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
-			})
+			out.Traces = append(out.Traces, runtime.SummariseRun(e, clip))
 		}
 		if b, err := json.Marshal(out); err == nil && len(b) <= MaxResultBytes {
 			break

@@ -273,14 +273,7 @@ func TestBadCalls(t *testing.T) {
 			}
 		})
 	}
-	var req mcp.CallToolRequest
-	req.Params.Name = "no_such_tool"
-	if _, err := c.CallTool(context.Background(), req); err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Fatalf("unknown tool: %v", err)
-	}
-	if _, err := c.ListTools(context.Background(), mcp.ListToolsRequest{}); err != nil {
-		t.Fatalf("server stopped serving: %v", err)
-	}
+	unknownToolRefused(t, c, "no_such_tool")
 }
 
 // Ensure a panic in a handler becomes a generic tool error with an

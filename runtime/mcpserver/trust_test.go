@@ -127,8 +127,7 @@ func TestUploadPolicyEntry(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "hello.txt"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	os.WriteFile(policy, fmt.Appendf(nil, `policy_id: uploads-test
+	policy := writePolicy(t, fmt.Sprintf(`policy_id: uploads-test
 version: "1"
 tool_capabilities:
   fs_rw: ["wasi:fs"]
@@ -137,7 +136,7 @@ uploads:
     reader:
       capabilities: ["wasi:fs"]
       mounts: [{host_path: %q, guest_path: /data, read_only: true}]
-`, mnt), 0o644)
+`, mnt))
 	s := newServerConfig(t, runtime.Config{PolicyPath: policy, NoBundledTools: true}, nil)
 	c, _ := inProcess(t, s)
 

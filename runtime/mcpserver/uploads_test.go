@@ -11,35 +11,22 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/store/storetest"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
 // uploadServer is a Server whose uploads stage in a folder the test
 // reads, on a clock the test moves.
 type uploadServer struct {
-	s   *Server
-	dir string
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (u *uploadServer) clock() time.Time {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.now
-}
-
-func (u *uploadServer) advance(d time.Duration) {
-	u.mu.Lock()
-	u.now = u.now.Add(d)
-	u.mu.Unlock()
+	s     *Server
+	dir   string
+	clock *storetest.Clock
 }
 
 // staged lists the files in the staging folder.
@@ -58,10 +45,10 @@ func (u *uploadServer) staged(t *testing.T) []string {
 
 func newUploadServer(t *testing.T, cfg runtime.Config, tweak func(*Options)) *uploadServer {
 	t.Helper()
-	u := &uploadServer{dir: t.TempDir() + "/uploads", now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	u := &uploadServer{dir: t.TempDir() + "/uploads", clock: storetest.NewClock()}
 	opts := DefaultOptions()
 	opts.UploadDir = u.dir
-	opts.Now = u.clock
+	opts.Now = u.clock.Now
 	if tweak != nil {
 		tweak(opts)
 	}
@@ -252,9 +239,9 @@ func TestUploadModuleExpires(t *testing.T) {
 	if n := len(u.staged(t)); n != 2 {
 		t.Fatalf("%d staged files, want 2", n)
 	}
-	u.advance(40 * time.Second)
+	u.clock.Advance(40 * time.Second)
 	ok(t, u.s, "upload_module", call(t, c, "upload_module", map[string]any{"upload_id": busy, "offset": 4, "data": "AQAAAA=="}))
-	u.advance(40 * time.Second) // idle: 80 s without a chunk; busy: 40 s
+	u.clock.Advance(40 * time.Second) // idle: 80 s without a chunk; busy: 40 s
 	e := toolErr(t, "upload_module", call(t, c, "upload_module", map[string]any{"upload_id": idle, "offset": 4, "data": "AQAAAA=="}))
 	if e["error"] != "not_found" || !strings.Contains(fmt.Sprint(e["message"]), "expired") {
 		t.Fatalf("late chunk: %v", e)

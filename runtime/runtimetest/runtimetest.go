@@ -23,6 +23,7 @@ import (
 	"github.com/nanovm/nano-vm-mcp/runtime/checkpoint"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/tools"
+	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // VaultKey is the vault key Open uses unless the config sets one.
@@ -188,4 +189,33 @@ func Signer(t testing.TB, name string) *checkpoint.Signer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestTool is the module wasmtools.TestTools holds under name; it fails tb
+// when there is none.
+func TestTool(tb testing.TB, name string) wasmtools.Module {
+	tb.Helper()
+	return module(tb, wasmtools.TestTools, "test tool", name)
+}
+
+// BundledTool is the module wasmtools.Bundled holds under name; it fails
+// tb when there is none.
+func BundledTool(tb testing.TB, name string) wasmtools.Module {
+	tb.Helper()
+	return module(tb, wasmtools.Bundled, "bundled tool", name)
+}
+
+func module(tb testing.TB, load func() ([]wasmtools.Module, error), what, name string) wasmtools.Module {
+	tb.Helper()
+	mods, err := load()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name == name {
+			return m
+		}
+	}
+	tb.Fatalf("no %s %q", what, name)
+	return wasmtools.Module{}
 }

@@ -184,12 +184,9 @@ func (m *Metrics) Step(typ, status string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	key := [2]string{typ, status}
-	o, ok := m.stepObs.Load(key)
-	if !ok {
-		o, _ = m.stepObs.LoadOrStore(key, m.steps.WithLabelValues(typ, status))
-	}
-	o.(prometheus.Observer).Observe(d.Seconds())
+	cachedObserver(&m.stepObs, [2]string{typ, status}, func() (prometheus.Observer, bool) {
+		return m.steps.WithLabelValues(typ, status), true
+	}).Observe(d.Seconds())
 }
 
 // ToolCall observes one tool call.
@@ -197,18 +194,26 @@ func (m *Metrics) ToolCall(tool, outcome string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	key := [2]string{tool, outcome}
-	o, ok := m.toolObs.Load(key)
-	if !ok {
+	cachedObserver(&m.toolObs, [2]string{tool, outcome}, func() (prometheus.Observer, bool) {
 		label := m.toolLabel(tool)
-		obs := m.toolCalls.WithLabelValues(label, outcome)
-		if label == tool {
-			o, _ = m.toolObs.LoadOrStore(key, obs)
-		} else {
-			o = obs
-		}
+		// Only a tool with a label of its own is cached: OtherLabel's
+		// tools are many.
+		return m.toolCalls.WithLabelValues(label, outcome), label == tool
+	}).Observe(d.Seconds())
+}
+
+// cachedObserver is the observer cache holds for key; on a miss it is
+// mk's, stored in cache when mk says to keep it.
+func cachedObserver(cache *sync.Map, key [2]string, mk func() (prometheus.Observer, bool)) prometheus.Observer {
+	if o, ok := cache.Load(key); ok {
+		return o.(prometheus.Observer)
 	}
-	o.(prometheus.Observer).Observe(d.Seconds())
+	o, keep := mk()
+	if !keep {
+		return o
+	}
+	v, _ := cache.LoadOrStore(key, o)
+	return v.(prometheus.Observer)
 }
 
 // toolLabel is tool, or OtherLabel once maxToolLabels other tools have a

@@ -70,18 +70,8 @@ func (a *api) info(w http.ResponseWriter, r *http.Request) {
 
 // ---- runs ----
 
-type runItem struct {
-	TraceID        string    `json:"trace_id"`
-	ProgramID      string    `json:"program_id,omitempty"`
-	ProgramName    string    `json:"program_name"`
-	Status         string    `json:"status"`
-	IdempotencyKey string    `json:"idempotency_key,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
-}
-
 type runList struct {
-	Traces     []runItem             `json:"traces"`
+	Traces     []runtime.RunSummary  `json:"traces"`
 	NextCursor string                `json:"next_cursor,omitempty"`
 	Scanned    int                   `json:"scanned"`
 	Skipped    []store.SkippedRecord `json:"skipped,omitempty"`
@@ -156,7 +146,8 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 		}
 		return since.IsZero() || !e.CreatedAt.Before(since)
 	}
-	out := runList{Traces: []runItem{}}
+	out := runList{Traces: []runtime.RunSummary{}}
+	clip := func(s string) string { return clipText(s, maxNameBytes) }
 	for {
 		// Ask for no more than are still wanted, so that a page is always
 		// read whole and its cursor is where this answer stops.
@@ -177,10 +168,7 @@ func (a *api) traces(w http.ResponseWriter, r *http.Request) {
 				older = true
 			}
 			if match(e) {
-				out.Traces = append(out.Traces, runItem{
-					TraceID: e.ID, ProgramID: clipText(e.ProgramID, maxNameBytes), ProgramName: clipText(e.ProgramName, maxNameBytes),
-					Status: string(e.Status), IdempotencyKey: clipText(e.IdempotencyKey, maxNameBytes), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
-				})
+				out.Traces = append(out.Traces, runtime.SummariseRun(e, clip))
 			}
 		}
 		cursor = page.NextCursor

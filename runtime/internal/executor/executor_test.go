@@ -2,21 +2,40 @@ package executor
 
 import (
 	"context"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
 	"github.com/nanovm/nano-vm-mcp/tools"
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
+// cacheDir is the compilation cache the tests share (TestMain), so each
+// module is compiled once per test binary.
+var cacheDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nanovm-executor-cache")
+	if err != nil {
+		panic(err)
+	}
+	cacheDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // newRegistry registers every bundled tool and, from the test modules,
-// state_echo.
+// state_echo. Nothing here is about compile deadlines, so compiling has
+// an hour: under -race on a busy shared machine a bundled tool took more
+// than the default minute, and the tests failed on the clock alone.
 func newRegistry(t *testing.T) *tools.Registry {
 	t.Helper()
 	ctx := context.Background()
-	h, err := tools.NewHost(ctx, tools.HostOptions{})
+	h, err := tools.NewHost(ctx, tools.HostOptions{CacheDir: cacheDir, ModuleLimits: tools.ModuleLimits{CompileTimeout: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
