@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -47,24 +46,12 @@ var (
 func e2eToolsDir() string {
 	toolsDirOnce.Do(func() {
 		toolsDir = filepath.Join(filepath.Dir(sharedCache), "e2e-tools")
-		mods, err := wasmtools.TestTools()
+		m, err := findModule(wasmtools.TestTools, "test module", "secret_echo")
+		if err == nil {
+			err = writeToolDir(filepath.Join(toolsDir, m.Name), m.Manifest, m.Wasm, m.Name+".wasm")
+		}
 		if err != nil {
 			panic(err)
-		}
-		for _, m := range mods {
-			if m.Name != "secret_echo" {
-				continue
-			}
-			dir := filepath.Join(toolsDir, m.Name)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				panic(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "manifest.json"), m.Manifest, 0o644); err != nil {
-				panic(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, m.Name+".wasm"), m.Wasm, 0o644); err != nil {
-				panic(err)
-			}
 		}
 	})
 	return toolsDir
@@ -219,12 +206,12 @@ func workflow(t *testing.T, c *client.Client) string {
 		case "secret_echo":
 			// The operator's secret_echo (the tools folder): an upload may
 			// not replace it.
-			reg := callTool(t, c, "register_tool", map[string]any{"name": "secret_echo", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)}, true)
+			reg := callTool(t, c, "register_tool", uploadOf("secret_echo", m.Wasm, string(m.Manifest)), true)
 			if reg["error"] != "capability_denied" || !strings.Contains(fmt.Sprint(reg), "operator tool") {
 				t.Fatalf("register_tool over an operator tool: %v", reg)
 			}
 		case "log_levels":
-			reg := callTool(t, c, "register_tool", map[string]any{"name": "log_levels", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)}, false)
+			reg := callTool(t, c, "register_tool", uploadOf("log_levels", m.Wasm, string(m.Manifest)), false)
 			if reg["source"] != "upload" || !strings.Contains(fmt.Sprint(reg), "log_levels") {
 				t.Fatalf("register_tool: %v", reg)
 			}
