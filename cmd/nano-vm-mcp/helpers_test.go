@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
 
 	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
@@ -118,4 +121,37 @@ func runToExit(t *testing.T, cmd *exec.Cmd) int {
 		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return cmd.ProcessState.ExitCode()
+}
+
+// killCounter is the HTTP server the http_get tool calls in the crash
+// tests: it answers {"ok":true}, counts the calls by path and in all,
+// and on the killAt-th call in all (1-based; 0 never) SIGKILLs victim
+// and waits for it to be gone before it answers, so the call in flight
+// never gets its answer. Tests set its fields under mu.
+type killCounter struct {
+	mu     sync.Mutex
+	hits   map[string]int
+	total  int
+	killAt int
+	victim *os.Process
+	first  chan struct{} // closed on the first call, when set
+	killed chan struct{} // closed after the kill, when set
+}
+
+func (c *killCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.hits[r.URL.Path]++
+	c.total++
+	if c.total == 1 && c.first != nil {
+		close(c.first)
+	}
+	if c.killAt > 0 && c.total == c.killAt && c.victim != nil {
+		c.victim.Signal(syscall.SIGKILL)
+		c.victim.Wait()
+		if c.killed != nil {
+			close(c.killed)
+		}
+	}
+	c.mu.Unlock()
+	w.Write([]byte(`{"ok":true}`))
 }

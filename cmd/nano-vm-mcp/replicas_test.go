@@ -5,14 +5,12 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,29 +35,6 @@ const (
 	// replica's runs are taken over this long after its last heartbeat.
 	replicaLease = 2 * time.Second
 )
-
-// hitCounter counts tool executions by path and kills a process on the
-// killAt-th one.
-type hitCounter struct {
-	mu     sync.Mutex
-	hits   map[string]int
-	total  int
-	killAt int
-	victim *os.Process
-	killed chan struct{}
-}
-
-func (c *hitCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.mu.Lock()
-	c.hits[r.URL.Path]++
-	c.total++
-	if c.total == c.killAt && c.victim != nil {
-		c.victim.Signal(syscall.SIGKILL)
-		close(c.killed)
-	}
-	c.mu.Unlock()
-	w.Write([]byte(`{"ok":true}`))
-}
 
 type replicaProc struct {
 	cmd  *exec.Cmd
@@ -133,7 +108,7 @@ func runOn(c *client.Client, args map[string]any) (map[string]any, error) {
 // twice, and the audit chain verifies from a surviving replica.
 func TestReplicasSurviveAKill(t *testing.T) {
 	dsn := pgtest.Fresh(t)
-	cnt := &hitCounter{hits: map[string]int{}, killed: make(chan struct{})}
+	cnt := &killCounter{hits: map[string]int{}, killed: make(chan struct{})}
 	srv := httptest.NewServer(cnt)
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
