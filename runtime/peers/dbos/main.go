@@ -242,11 +242,7 @@ func runScenario(ctx context.Context, name, dsn string, admin *pgx.Conn, items, 
 		r.ID, r.Title, r.Unit, r.Items, r.Ops = "BM-INT-01", "refund pipeline (DBOS)", "programs", items, items
 		item = func(i int) (int, error) {
 			in, want := refundInput(i)
-			h, err := dbos.RunWorkflow(dctx, refundWorkflow, in)
-			if err != nil {
-				return 0, err
-			}
-			out, err := h.GetResult()
+			out, err := runWorkflow(dctx, refundWorkflow, in)
 			if err != nil {
 				return 0, err
 			}
@@ -259,11 +255,7 @@ func runScenario(ctx context.Context, name, dsn string, admin *pgx.Conn, items, 
 		n := max(1, items/longHorizonSteps)
 		r.ID, r.Title, r.Unit, r.Items, r.Ops, r.Concurrency = "BM-INT-10", "long horizon, 1,000 steps (DBOS)", "steps", n, n*longHorizonSteps, 1
 		item = func(i int) (int, error) {
-			h, err := dbos.RunWorkflow(dctx, longWorkflow, longHorizonSteps)
-			if err != nil {
-				return 0, err
-			}
-			got, err := h.GetResult()
+			got, err := runWorkflow(dctx, longWorkflow, longHorizonSteps)
 			if err != nil {
 				return 0, err
 			}
@@ -356,6 +348,16 @@ feed:
 	}
 	r.Violations, r.ViolationsTotal = chk.Report()
 	return r, nil
+}
+
+// runWorkflow runs one workflow to its end and returns its result.
+func runWorkflow[P, R any](ctx dbos.Context, wf dbos.Workflow[P, R], in P) (R, error) {
+	h, err := dbos.RunWorkflow(ctx, wf, in)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	return h.GetResult()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
