@@ -23,15 +23,9 @@ import (
 // allModules maps every bundled and test module by name.
 func allModules(t *testing.T) map[string]wasmtools.Module {
 	t.Helper()
-	mods := map[string]wasmtools.Module{}
-	for _, f := range []func() ([]wasmtools.Module, error){wasmtools.Bundled, wasmtools.TestTools} {
-		ms, err := f()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			mods[m.Name] = m
-		}
+	mods, err := wasmtools.All()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return mods
 }
