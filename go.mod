@@ -6,6 +6,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/mark3labs/mcp-go v1.2.1
+	github.com/nanovm/nano-vm-mcp/internal/benchmark/measure v0.0.0-00010101000000-000000000000
 	github.com/nanovm/nano-vm-mcp/wasm-tools/sdk/go v0.0.0-00010101000000-000000000000
 	github.com/opencontainers/go-digest v1.0.0
 	github.com/opencontainers/image-spec v1.1.1
@@ -122,3 +123,7 @@ require (
 // The Go guest SDK is its own module (wasm-tools/sdk/go/go.mod) so tools
 // can depend on it alone; here it is always the copy in this tree.
 replace github.com/nanovm/nano-vm-mcp/wasm-tools/sdk/go => ./wasm-tools/sdk/go
+
+// internal/benchmark/measure is its own module, without requirements, so
+// the DBOS peer (runtime/peers/dbos) shares it without requiring this one.
+replace github.com/nanovm/nano-vm-mcp/internal/benchmark/measure => ./internal/benchmark/measure

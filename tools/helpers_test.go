@@ -13,15 +13,9 @@ import (
 // modules maps every bundled and test module by name.
 func modules(t testing.TB) map[string]wasmtools.Module {
 	t.Helper()
-	out := map[string]wasmtools.Module{}
-	for _, f := range []func() ([]wasmtools.Module, error){wasmtools.Bundled, wasmtools.TestTools} {
-		ms, err := f()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			out[m.Name] = m
-		}
+	out, err := wasmtools.All()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

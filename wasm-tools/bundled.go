@@ -44,6 +44,25 @@ func Bundled() ([]Module, error) { return load(bundled, "tools") }
 // extism_ungranted, extism_hog). Never register these in production.
 func TestTools() ([]Module, error) { return load(testtools, "testtools") }
 
+// All maps every bundled and test module by name, for tests that take
+// modules of both kinds.
+func All() (map[string]Module, error) {
+	out := map[string]Module{}
+	for _, list := range []func() ([]Module, error){Bundled, TestTools} {
+		mods, err := list()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range mods {
+			if _, dup := out[m.Name]; dup {
+				return nil, fmt.Errorf("module %s is both bundled and a test module", m.Name)
+			}
+			out[m.Name] = m
+		}
+	}
+	return out, nil
+}
+
 func load(fsys embed.FS, dir string) ([]Module, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {

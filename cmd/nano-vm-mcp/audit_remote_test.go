@@ -19,14 +19,9 @@ func auditVerify(t *testing.T, db string, extra ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"audit", "verify", "--db", db, "--cache-dir", sharedCache}, extra...)...)
 	cmd.Env = e2eEnv()
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("audit verify: %v", err)
-	}
-	return code, string(out)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	return runToExit(t, cmd), out.String()
 }
 
 // Ensure `audit verify` beside a running server (through its operator

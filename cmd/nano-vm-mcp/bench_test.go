@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,12 +12,10 @@ import (
 // one table row per scenario with the audit and invariant lines, and exits
 // 0.
 func TestBenchTable(t *testing.T) {
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "--items", "20", "--concurrency", "4", "--cache-dir", sharedCache}, strings.NewReader(""), &out, &errb)
+	code, table, errOut := runCLI(t, "", "bench", "--items", "20", "--concurrency", "4", "--cache-dir", sharedCache)
 	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, table, errOut)
 	}
-	table := out.String()
 	for _, want := range []string{
 		"id", "throughput", "CPU µs/item", "cores", "GC", "allocs/item", "p95 ms", "peak RSS", "envelopes", "original",
 		" /program", " /replay", " /call", " /item",
@@ -31,8 +28,8 @@ func TestBenchTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
 	}
-	if errb.Len() != 0 {
-		t.Errorf("stderr not a terminal, yet written: %q", errb.String())
+	if errOut != "" {
+		t.Errorf("stderr not a terminal, yet written: %q", errOut)
 	}
 }
 
@@ -40,15 +37,14 @@ func TestBenchTable(t *testing.T) {
 // selected scenario, counted envelopes matching the audit, and ok true.
 func TestBenchJSON(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "kept.db")
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "--scenario", "refund,roundtrip,BM-INT-08", "--items", "20", "--concurrency", "4",
-		"--json", "--cache-dir", sharedCache, "--db", db, "--keep"}, strings.NewReader(""), &out, &errb)
+	code, out, errOut := runCLI(t, "", "bench", "--scenario", "refund,roundtrip,BM-INT-08", "--items", "20", "--concurrency", "4",
+		"--json", "--cache-dir", sharedCache, "--db", db, "--keep")
 	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
+		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	var rep benchReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("decode: %v\n%s", err, out.String())
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("decode: %v\n%s", err, out)
 	}
 	var names []string
 	envelopes := 0
@@ -93,10 +89,9 @@ func TestBenchUsage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(append([]string{"bench"}, tc.args...), strings.NewReader(""), &out, &errb)
-			if code != 2 || !strings.Contains(errb.String(), tc.want) {
-				t.Fatalf("exit %d, stderr %q, want 2 and %q", code, errb.String(), tc.want)
+			code, _, errOut := runCLI(t, "", append([]string{"bench"}, tc.args...)...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q, want 2 and %q", code, errOut, tc.want)
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -69,10 +68,8 @@ func TestMemoryBombsWithinBudget(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "bombs.db")
 	p := startStdioWith(t, "bombs", db, "--memory-budget-mib", strconv.Itoa(budgetMiB))
 	mods := allModules(t)
-	p.mustCall(t, "register_tool", map[string]any{"name": "memtouch", "wasm_base64": base64.StdEncoding.EncodeToString(mods["memtouch"].Wasm),
-		"manifest": map[string]any{"limits": map[string]any{"memory_mib": ceiling}}})
-	p.mustCall(t, "register_tool", map[string]any{"name": "poll", "wasm_base64": base64.StdEncoding.EncodeToString(mods["poll"].Wasm),
-		"manifest": string(mods["poll"].Manifest)})
+	p.mustCall(t, "register_tool", uploadOf("memtouch", mods["memtouch"].Wasm, map[string]any{"limits": map[string]any{"memory_mib": ceiling}}))
+	p.mustCall(t, "register_tool", uploadOf("poll", mods["poll"].Wasm, string(mods["poll"].Manifest)))
 	good := map[string]any{"program": `{"steps":[{"id":"a","type":"tool","tool":"poll","args":{"status":"SUCCESS"}}]}`}
 	if out := p.mustCall(t, "run_program", good); out["status"] != "success" {
 		t.Fatalf("good run before: %v", out)

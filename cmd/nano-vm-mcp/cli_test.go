@@ -120,10 +120,7 @@ func TestToolAdd(t *testing.T) {
 		return p
 	}
 	renamed := func(name string) []byte {
-		var mf map[string]any
-		json.Unmarshal(m.Manifest, &mf)
-		mf["name"] = name
-		b, _ := json.Marshal(mf)
+		b, _ := json.Marshal(editedManifest(t, m, name, nil))
 		return b
 	}
 	write("odd/manifest.json", renamed("from_folder"))

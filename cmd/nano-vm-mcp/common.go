@@ -168,14 +168,7 @@ var ceilingFlags = [numCeilingFlags]struct {
 	set                  func(c *common, v string) error
 }{
 	{"max-call-memory-mib", "MAX_CALL_MEMORY_MIB", "ceiling on one tool call's memory, MiB; manifests asking more are refused", "512", intCeiling(func(c *common) *int { return &c.ceilings.CallMemoryMiB })},
-	{"max-call-timeout", "MAX_CALL_TIMEOUT", "ceiling on one tool call's time, e.g. 30s", "5m", func(c *common, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("want a positive duration such as 30s")
-		}
-		c.ceilings.CallTimeout = d
-		return nil
-	}},
+	{"max-call-timeout", "MAX_CALL_TIMEOUT", "ceiling on one tool call's time, e.g. 30s", "5m", durationCeiling(func(c *common) *time.Duration { return &c.ceilings.CallTimeout })},
 	{"max-stdout-bytes", "MAX_STDOUT_BYTES", "ceiling on one tool call's result, bytes", "16777216", intCeiling(func(c *common) *int { return &c.ceilings.StdoutBytes })},
 	{"max-stderr-bytes", "MAX_STDERR_BYTES", "ceiling on one tool call's log, bytes", "1048576", intCeiling(func(c *common) *int { return &c.ceilings.StderrBytes })},
 	{"max-pool-size", "MAX_POOL_SIZE", "ceiling on one pooled tool's warm instances", "16", intCeiling(func(c *common) *int { return &c.ceilings.PoolSize })},
@@ -190,14 +183,7 @@ var ceilingFlags = [numCeilingFlags]struct {
 		c.moduleLimits.ModuleBytes = n
 		return nil
 	}},
-	{"compile-timeout", "COMPILE_TIMEOUT", "time one module's compilation may take at registration, e.g. 30s", "60s", func(c *common, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("want a positive duration such as 30s")
-		}
-		c.moduleLimits.CompileTimeout = d
-		return nil
-	}},
+	{"compile-timeout", "COMPILE_TIMEOUT", "time one module's compilation may take at registration, e.g. 30s", "60s", durationCeiling(func(c *common) *time.Duration { return &c.moduleLimits.CompileTimeout })},
 }
 
 const numCeilingFlags = 10
@@ -209,6 +195,18 @@ func intCeiling(field func(*common) *int) func(*common, string) error {
 			return fmt.Errorf("want a positive integer")
 		}
 		*field(c) = n
+		return nil
+	}
+}
+
+// durationCeiling is the setter of a positive duration ceiling.
+func durationCeiling(field func(*common) *time.Duration) func(*common, string) error {
+	return func(c *common, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 30s")
+		}
+		*field(c) = d
 		return nil
 	}
 }

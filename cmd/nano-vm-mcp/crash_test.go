@@ -8,14 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,32 +41,6 @@ func crashProgram(base string) json.RawMessage {
 	return json.RawMessage(`{"name":"crash_chain","steps":[` + strings.Join(steps, ",") + `]}`)
 }
 
-// counter counts tool runs per step and can kill the child while a
-// chosen run is in flight.
-type counter struct {
-	mu     sync.Mutex
-	hits   map[string]int
-	total  int
-	killAt int // kill on this hit (1-based); 0 = never
-	child  *os.Process
-	first  chan struct{} // closed on the first hit
-}
-
-func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.mu.Lock()
-	c.hits[r.URL.Path]++
-	c.total++
-	if c.total == 1 && c.first != nil {
-		close(c.first)
-	}
-	if c.killAt > 0 && c.total == c.killAt && c.child != nil {
-		c.child.Signal(syscall.SIGKILL)
-		c.child.Wait()
-	}
-	c.mu.Unlock()
-	w.Write([]byte(`{"ok":true}`))
-}
-
 // crashTrials is how many kills a crash test makes (short under -short)
 // and its random source, seeded from the clock with the seed logged so a
 // failure can be replayed; stream tells the tests' sources apart.
@@ -88,7 +61,7 @@ func crashTrials(t *testing.T, long, short int, stream uint64) (int, *rand.Rand)
 // flight at the crash.
 func TestCrashRecovery(t *testing.T) {
 	trials, r := crashTrials(t, 50, 8, 1)
-	cnt := &counter{hits: map[string]int{}}
+	cnt := &killCounter{hits: map[string]int{}}
 	srv := httptest.NewServer(cnt)
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
@@ -118,15 +91,14 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		first := make(chan struct{})
 		cnt.first = first
-		cnt.mu.Unlock()
-
 		start := func() (*exec.Cmd, *strings.Builder) {
 			return startRunChild(t, progFile, "--json", "--idempotency-key", "crash-key",
 				"--db", db, "--tools-dir", toolsDir, "--cache-dir", sharedCache, "--no-bundled-tools")
 		}
+		// The child starts with the lock held, so its first calls wait
+		// until it is the victim: a kill at a call is never missed.
 		cmd, _ := start()
-		cnt.mu.Lock()
-		cnt.child = cmd.Process
+		cnt.victim = cmd.Process
 		cnt.mu.Unlock()
 		switch mode {
 		case 2, 3:
@@ -143,7 +115,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		cmd.Wait()
 		cnt.mu.Lock()
-		cnt.child, cnt.killAt, cnt.first = nil, 0, nil
+		cnt.victim, cnt.killAt, cnt.first = nil, 0, nil
 		before := cnt.total
 		cnt.mu.Unlock()
 		switch {
@@ -251,28 +223,45 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 	run := func() (*exec.Cmd, *strings.Builder) {
 		return startRunChild(t, progFile, "--pipeline", "--json", "--idempotency-key", "pure-key", "--db", db, "--cache-dir", cache)
 	}
-	// A whole run, timed once the compilation cache is filled, tells when
-	// to kill so that most kills land mid-run.
-	var whole time.Duration
+	if _, err := writtenBy(os.Getpid()); err != nil {
+		t.Skipf("needs /proc/<pid>/io to place its kills: %v", err)
+	}
+	// Where to kill, from what the child has written (wchar): start-up
+	// writes the same bytes every time, and the run then writes as its
+	// steps are committed. A run of one step gives start-up's bytes, a
+	// whole run the run's, once the compilation cache is filled. (A kill
+	// timed by the clock missed the run, which is the last tenth of the
+	// wall time, whenever a loaded machine stretched start-up: a CI
+	// failure.)
+	oneFile := filepath.Join(t.TempDir(), "one.json")
+	if err := os.WriteFile(oneFile, []byte(`{"name":"pure_chain","steps":[`+steps[0]+`]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var startUp, whole int64
 	for range 2 {
 		db = filepath.Join(t.TempDir(), "warm.db")
-		began := time.Now()
-		if cmd, out := run(); cmd.Wait() != nil {
+		cmd, out := startRunChild(t, oneFile, "--pipeline", "--json", "--db", db, "--cache-dir", cache)
+		if startUp = watchWrites(cmd, 0); cmd.ProcessState.ExitCode() != 0 {
+			t.Fatalf("warm-up run of one step failed: %s", out)
+		}
+		db = filepath.Join(t.TempDir(), "warm.db")
+		cmd, out = run()
+		if whole = watchWrites(cmd, 0); cmd.ProcessState.ExitCode() != 0 {
 			t.Fatalf("warm-up run failed: %s", out)
 		}
-		whole = time.Since(began)
 	}
-	// The kill lands at a random point of the expected run; a loaded
-	// machine stretches start-up or the run, so the window moves towards
-	// where kills landed mid-run, and trials go on (to at most three
-	// times as many) until at least one has.
-	lo, span := 30, 65
+	t.Logf("start-up writes %d bytes, a whole run %d", startUp, whole)
+	if whole <= startUp {
+		t.Fatalf("a whole run wrote %d bytes, no more than start-up's %d: nothing to place the kills by", whole, startUp)
+	}
+	// The kill lands at a random point of the run's writes; the window
+	// moves towards where kills landed mid-run, and trials go on (to at
+	// most three times as many) until at least one has.
+	lo, span := 5, 90
 	for trial := 0; trial < trials || (midRun == 0 && trial < 3*trials); trial++ {
 		db = filepath.Join(t.TempDir(), "pure.db")
 		cmd, _ := run()
-		time.Sleep(whole * time.Duration(lo+r.IntN(span)) / 100)
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		watchWrites(cmd, startUp+(whole-startUp)*int64(lo+r.IntN(span))/100)
 
 		rt := openAfterCrash(t, trial, runtime.Config{DBPath: db, CacheDir: cache})
 		if page, err := rt.Store().Runs(context.Background(), store.RunFilter{}); err == nil {
@@ -310,6 +299,47 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 	}
 }
 
+// watchWrites waits for cmd, a started child, to end, and returns the
+// most it was seen to have written; with killAt > 0 it SIGKILLs the child
+// as soon as it has written killAt bytes.
+func watchWrites(cmd *exec.Cmd, killAt int64) int64 {
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
+	var seen int64
+	for {
+		if n, err := writtenBy(cmd.Process.Pid); err == nil {
+			seen = max(seen, n)
+		}
+		if killAt > 0 && seen >= killAt {
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			return seen
+		}
+		select {
+		case <-done:
+			return seen
+		case <-poll.C:
+		}
+	}
+}
+
+// writtenBy is what process pid has written so far: the wchar of
+// /proc/<pid>/io, the bytes its write calls were given.
+func writtenBy(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "wchar:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no wchar in /proc/%d/io", pid)
+}
+
 // Ensure every step acknowledged before a SIGKILL is there after it, on
 // the store's write-ahead journal (the default): a long chain of tool
 // steps, each durable before the next one's tool call, is killed inside
@@ -318,7 +348,7 @@ func TestCrashRecoveryPipelined(t *testing.T) {
 func TestCrashEveryAcknowledgedStep(t *testing.T) {
 	trials, r := crashTrials(t, 8, 3, 3)
 	const steps = 120
-	cnt := &counter{hits: map[string]int{}}
+	cnt := &killCounter{hits: map[string]int{}}
 	srv := httptest.NewServer(cnt)
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
@@ -340,14 +370,12 @@ func TestCrashEveryAcknowledgedStep(t *testing.T) {
 		killAt := 2 + r.IntN(steps-1)
 		cnt.mu.Lock()
 		cnt.hits, cnt.total, cnt.killAt = map[string]int{}, 0, killAt
-		cnt.mu.Unlock()
-		cmd, _ := start()
-		cnt.mu.Lock()
-		cnt.child = cmd.Process
+		cmd, _ := start() // under the lock, as in TestCrashRecovery
+		cnt.victim = cmd.Process
 		cnt.mu.Unlock()
 		cmd.Wait()
 		cnt.mu.Lock()
-		cnt.child, cnt.killAt = nil, 0
+		cnt.victim, cnt.killAt = nil, 0
 		cnt.mu.Unlock()
 
 		cfg := runtime.Config{DBPath: db, NoBundledTools: true, CacheDir: sharedCache}

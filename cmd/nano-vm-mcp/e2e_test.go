@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,24 +45,12 @@ var (
 func e2eToolsDir() string {
 	toolsDirOnce.Do(func() {
 		toolsDir = filepath.Join(filepath.Dir(sharedCache), "e2e-tools")
-		mods, err := wasmtools.TestTools()
+		m, err := findModule(wasmtools.TestTools, "test module", "secret_echo")
+		if err == nil {
+			err = writeToolDir(filepath.Join(toolsDir, m.Name), m.Manifest, m.Wasm, m.Name+".wasm")
+		}
 		if err != nil {
 			panic(err)
-		}
-		for _, m := range mods {
-			if m.Name != "secret_echo" {
-				continue
-			}
-			dir := filepath.Join(toolsDir, m.Name)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				panic(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "manifest.json"), m.Manifest, 0o644); err != nil {
-				panic(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, m.Name+".wasm"), m.Wasm, 0o644); err != nil {
-				panic(err)
-			}
 		}
 	})
 	return toolsDir
@@ -219,12 +205,12 @@ func workflow(t *testing.T, c *client.Client) string {
 		case "secret_echo":
 			// The operator's secret_echo (the tools folder): an upload may
 			// not replace it.
-			reg := callTool(t, c, "register_tool", map[string]any{"name": "secret_echo", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)}, true)
+			reg := callTool(t, c, "register_tool", uploadOf("secret_echo", m.Wasm, string(m.Manifest)), true)
 			if reg["error"] != "capability_denied" || !strings.Contains(fmt.Sprint(reg), "operator tool") {
 				t.Fatalf("register_tool over an operator tool: %v", reg)
 			}
 		case "log_levels":
-			reg := callTool(t, c, "register_tool", map[string]any{"name": "log_levels", "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)}, false)
+			reg := callTool(t, c, "register_tool", uploadOf("log_levels", m.Wasm, string(m.Manifest)), false)
 			if reg["source"] != "upload" || !strings.Contains(fmt.Sprint(reg), "log_levels") {
 				t.Fatalf("register_tool: %v", reg)
 			}
@@ -298,17 +284,6 @@ func startHTTP(t *testing.T, db, apiKey string, extra ...string) (string, func()
 	return base, stop
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-}
-
 // waitHealthy polls base/health until it answers 200, or fails with the
 // last error after within.
 func waitHealthy(base string, within time.Duration) error {
@@ -332,36 +307,76 @@ func waitHealthy(base string, within time.Duration) error {
 // startHTTPCmd is startHTTP also returning the server's process.
 func startHTTPCmd(t *testing.T, db, apiKey string, extra ...string) (string, *exec.Cmd, func()) {
 	t.Helper()
-	port := freePort(t)
-	cmd := exec.Command(binary, append([]string{"--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", db}, extra...)...)
-	cmd.Env = append(e2eEnv(), "NANO_VM_MCP_API_KEY="+apiKey)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	srv := launchHTTP(t, append(e2eEnv(), "NANO_VM_MCP_API_KEY="+apiKey), append([]string{"--db", db}, extra...)...)
+	return srv.base, srv.cmd, func() {
+		if err := srv.stop(); err != nil {
+			t.Errorf("server exit after SIGINT: %v", err)
+		}
+	}
+}
+
+// httpServer is a started `nano-vm-mcp --transport http` process.
+type httpServer struct {
+	base string // http://127.0.0.1:PORT
+	cmd  *exec.Cmd
+	log  *syncBuffer // its stderr
+}
+
+// launchHTTP starts the binary serving HTTP on loopback, with env and
+// args (its database among them), and waits for /health. The server
+// picks its port (--port 0) and the test reads it from the log, so no
+// other process can take the port between the two. It logs at info
+// unless args say otherwise.
+func launchHTTP(t *testing.T, env []string, args ...string) *httpServer {
+	t.Helper()
+	args = append([]string{"--transport", "http", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"}, args...)
+	srv := &httpServer{cmd: exec.Command(binary, args...), log: &syncBuffer{}}
+	srv.cmd.Env, srv.cmd.Stderr = env, srv.log
+	if err := srv.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-		}
-	}()
-	base := "http://127.0.0.1:" + port
-	if err := waitHealthy(base, 30*time.Second); err != nil {
-		cmd.Process.Kill()
-		t.Fatalf("server did not come up: %v", err)
+	addr, err := srv.logged(`msg="serving MCP over HTTP"`)
+	if err == nil {
+		srv.base = "http://" + addr
+		err = waitHealthy(srv.base, 30*time.Second)
 	}
-	return base, cmd, func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server exit after SIGINT: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Error("server did not stop on SIGINT")
+	if err != nil {
+		srv.cmd.Process.Kill()
+		srv.cmd.Wait()
+		t.Fatalf("server did not come up: %v\nstderr:\n%s", err, srv.log)
+	}
+	return srv
+}
+
+// logged waits for the log line holding msg and returns its addr=.
+func (s *httpServer) logged(msg string) (string, error) {
+	if !s.log.waitFor(msg) {
+		return "", fmt.Errorf("no %s in the log", msg)
+	}
+	for line := range strings.Lines(s.log.String()) {
+		if !strings.Contains(line, msg) {
+			continue
 		}
+		if _, rest, ok := strings.Cut(line, " addr="); ok {
+			return strings.Fields(rest)[0], nil
+		}
+	}
+	return "", fmt.Errorf("%s without addr= in the log", msg)
+}
+
+// stop interrupts the server and waits for it (20 s, then it is killed);
+// it returns how the process ended.
+func (s *httpServer) stop() error {
+	s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(20 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+		return errors.New("the server did not stop on SIGINT")
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,12 +88,7 @@ func runStart(t *testing.T, stdin string, args ...string) (int, string) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	cmd.Stdout = io.Discard
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), stderr.String()
+	return runToExit(t, cmd), stderr.String()
 }
 
 // Ensure a read-only directory, a full disk, a database locked by another
@@ -219,7 +213,7 @@ func TestDiskFullMidRun(t *testing.T) {
 	}
 	// Any other call that cannot store what it was asked to says so too.
 	wasm, manifest := bigModule(t, 2<<20)
-	if out, isErr := p.callRaw(5, "register_tool", map[string]any{"name": "raw_echo", "wasm_base64": base64.StdEncoding.EncodeToString(wasm), "manifest": manifest}); !isErr || out["error"] != "disk_full" {
+	if out, isErr := p.callRaw(5, "register_tool", uploadOf("raw_echo", wasm, manifest)); !isErr || out["error"] != "disk_full" {
 		t.Fatalf("register_tool on a full disk: %v", out)
 	}
 	if err := os.Remove(fill.Load().(string)); err != nil {
@@ -269,23 +263,8 @@ func uploadHTTPPolicy(t *testing.T, rawURL string) string {
 // only, and its module.
 func httpGetManifest(t *testing.T, host string) (map[string]any, []byte) {
 	t.Helper()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name != "http_get" {
-			continue
-		}
-		var man map[string]any
-		if err := json.Unmarshal(m.Manifest, &man); err != nil {
-			t.Fatal(err)
-		}
-		man["allowed_hosts"] = []string{host}
-		return man, m.Wasm
-	}
-	t.Fatal("no http_get test tool")
-	return nil, nil
+	m := testModule(t, "http_get")
+	return editedManifest(t, m, "", func(man map[string]any) { man["allowed_hosts"] = []string{host} }), m.Wasm
 }
 
 // httpGetUpload is register_tool's arguments for the http_get test tool,
@@ -297,7 +276,7 @@ func httpGetUpload(t *testing.T, rawURL string) map[string]any {
 		t.Fatal(err)
 	}
 	man, wasm := httpGetManifest(t, u.Host)
-	return map[string]any{"name": "http_get", "wasm_base64": base64.StdEncoding.EncodeToString(wasm), "manifest": man}
+	return uploadOf("http_get", wasm, man)
 }
 
 // httpGetToolsDir is a tools folder holding http_get, allowed to reach
@@ -310,13 +289,7 @@ func httpGetToolsDir(t *testing.T, host string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "http_get"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "http_get", "manifest.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "http_get", "http_get.wasm"), wasm, 0o644); err != nil {
+	if err := writeToolDir(filepath.Join(dir, "http_get"), b, wasm, "http_get.wasm"); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
-
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // listChangedOf returns a channel receiving every tools/list_changed p's
@@ -67,23 +64,9 @@ func TestSharedExposedTools(t *testing.T) {
 		t.Fatal("echo_a listed before it is registered")
 	}
 
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var echo wasmtools.Module
-	for _, m := range mods {
-		if m.Name == "raw_echo" {
-			echo = m
-		}
-	}
+	echo := testModule(t, "raw_echo")
 	register := func(p *stdioProc, name string) {
-		var man map[string]any
-		if err := json.Unmarshal(echo.Manifest, &man); err != nil {
-			t.Fatal(err)
-		}
-		man["name"] = name
-		p.mustCall(t, "register_tool", map[string]any{"name": name, "wasm_base64": base64.StdEncoding.EncodeToString(echo.Wasm), "manifest": man})
+		p.mustCall(t, "register_tool", uploadOf(name, echo.Wasm, editedManifest(t, echo, name, nil)))
 	}
 
 	register(p1, "echo_a")

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // The first hour of a new user (issue 14): where the database goes, what
@@ -42,13 +40,7 @@ func cli(t *testing.T, dir string, env []string, args ...string) (int, string, s
 	cmd.Dir, cmd.Env = dir, env
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code := runToExit(t, cmd)
 	return code, out.String(), errb.String()
 }
 
@@ -78,22 +70,9 @@ func toolText(t *testing.T, c *client.Client, name string, args map[string]any) 
 func writeTool(t *testing.T, dir, name, wasmName string) {
 	t.Helper()
 	m := bundledModule(t, "validate_amount")
-	var manifest map[string]any
-	if err := json.Unmarshal(m.Manifest, &manifest); err != nil {
+	data, _ := json.Marshal(editedManifest(t, m, name, nil))
+	if err := writeToolDir(dir, data, m.Wasm, wasmName); err != nil {
 		t.Fatal(err)
-	}
-	manifest["name"] = name
-	data, _ := json.Marshal(manifest)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if wasmName != "" {
-		if err := os.WriteFile(filepath.Join(dir, wasmName), m.Wasm, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -204,42 +183,4 @@ func TestDBFolderIsCreated(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "create database folder") || !strings.Contains(errOut, "--db FILE or NANO_VM_MCP_DB") {
 		t.Fatalf("uncreatable folder: exit %d: %s", code, errOut)
 	}
-}
-
-// bundledModule is one of the bundled tools' manifest and module.
-// allModules maps every bundled and test module by name.
-func allModules(t *testing.T) map[string]wasmtools.Module {
-	t.Helper()
-	mods := map[string]wasmtools.Module{}
-	for _, f := range []func() ([]wasmtools.Module, error){wasmtools.Bundled, wasmtools.TestTools} {
-		ms, err := f()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			mods[m.Name] = m
-		}
-	}
-	return mods
-}
-
-func bundledModule(t *testing.T, name string) wasmtools.Module {
-	t.Helper()
-	return moduleFrom(t, wasmtools.Bundled, "bundled tool", name)
-}
-
-// moduleFrom is the module named name in list, a what.
-func moduleFrom(t *testing.T, list func() ([]wasmtools.Module, error), what, name string) wasmtools.Module {
-	t.Helper()
-	mods, err := list()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name == name {
-			return m
-		}
-	}
-	t.Fatalf("no %s %s", what, name)
-	return wasmtools.Module{}
 }

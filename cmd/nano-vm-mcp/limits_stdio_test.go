@@ -15,8 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // rawStdio is a stdio server process spoken to in raw JSON-RPC lines, so
@@ -233,18 +231,8 @@ func TestStdioOversizedMessages(t *testing.T) {
 // custom section, which the runtime validates and skips.
 func bigModule(t *testing.T, size int) (wasm []byte, manifest string) {
 	t.Helper()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name == "raw_echo" {
-			wasm, manifest = m.Wasm, string(m.Manifest)
-		}
-	}
-	if wasm == nil {
-		t.Fatal("no raw_echo test tool")
-	}
+	m := testModule(t, "raw_echo")
+	wasm, manifest = m.Wasm, string(m.Manifest)
 	name := "padding"
 	payload := size - len(wasm)
 	body := bin.AppendUvarint([]byte{}, uint64(len(name)))

@@ -18,7 +18,6 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/tools/oci"
 	"github.com/nanovm/nano-vm-mcp/tools/oci/ocitest"
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // writeKeyPair writes a fresh ECDSA P-256 key pair as PEM files
@@ -53,11 +52,6 @@ func ociCLI(t *testing.T, args ...string) string {
 		t.Fatalf("nano-vm-mcp %v: %v\n%s%s", args, err, out, stderr.String())
 	}
 	return string(out)
-}
-
-func testModule(t *testing.T, name string) wasmtools.Module {
-	t.Helper()
-	return moduleFrom(t, wasmtools.TestTools, "test module", name)
 }
 
 // Ensure issue 17's acceptance end to end through MCP, with the real

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	bolt "go.etcd.io/bbolt"
-
-	wasmtools "github.com/nanovm/nano-vm-mcp/wasm-tools"
 )
 
 // callAny calls a tool and returns whether it was a tool error and its
@@ -36,27 +33,13 @@ func callAny(t *testing.T, c *client.Client, name string, args map[string]any) (
 // with an output schema allowing no properties.
 func registerRawEcho(t *testing.T, c *client.Client) {
 	t.Helper()
-	mods, err := wasmtools.TestTools()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mods {
-		if m.Name != "raw_echo" {
-			continue
-		}
-		wasm := base64.StdEncoding.EncodeToString(m.Wasm)
-		callTool(t, c, "register_tool", map[string]any{"name": "raw_echo", "wasm_base64": wasm, "manifest": string(m.Manifest)}, false)
-		var man map[string]any
-		if err := json.Unmarshal(m.Manifest, &man); err != nil {
-			t.Fatal(err)
-		}
-		man["name"] = "raw_echo_schema"
+	m := testModule(t, "raw_echo")
+	callTool(t, c, "register_tool", uploadOf("raw_echo", m.Wasm, string(m.Manifest)), false)
+	man := editedManifest(t, m, "raw_echo_schema", func(man map[string]any) {
 		man["output_schema"] = map[string]any{"type": "object", "additionalProperties": false}
-		b, _ := json.Marshal(man)
-		callTool(t, c, "register_tool", map[string]any{"name": "raw_echo_schema", "wasm_base64": wasm, "manifest": string(b)}, false)
-		return
-	}
-	t.Fatal("no raw_echo test module")
+	})
+	b, _ := json.Marshal(man)
+	callTool(t, c, "register_tool", uploadOf("raw_echo_schema", m.Wasm, string(b)), false)
 }
 
 func echoProgram(tool string) string {

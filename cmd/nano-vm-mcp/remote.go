@@ -166,6 +166,13 @@ func (r *remoteAdmin) call(ctx context.Context, method string, params, out any) 
 	return remoteError(r.c.Call(ctx, method, params, out))
 }
 
+// callFor is r.call for a request that answers a T.
+func callFor[T any](ctx context.Context, r *remoteAdmin, method string, params any) (T, error) {
+	var out T
+	err := r.call(ctx, method, params, &out)
+	return out, err
+}
+
 // remoteError gives a primary's coded error back its runtime form, so
 // that exitCode prints it as it prints a local one.
 func remoteError(err error) error {
@@ -181,24 +188,20 @@ func remoteError(err error) error {
 
 func (r *remoteAdmin) Close() error { return r.c.Close() }
 
-func (r *remoteAdmin) Tools(ctx context.Context) (out []store.ToolRecord, err error) {
-	err = r.call(ctx, "tools", nil, &out)
-	return out, err
+func (r *remoteAdmin) Tools(ctx context.Context) ([]store.ToolRecord, error) {
+	return callFor[[]store.ToolRecord](ctx, r, "tools", nil)
 }
 
-func (r *remoteAdmin) Tool(ctx context.Context, ref string) (out store.ToolRecord, err error) {
-	err = r.call(ctx, "tool", opParams{Ref: ref}, &out)
-	return out, err
+func (r *remoteAdmin) Tool(ctx context.Context, ref string) (store.ToolRecord, error) {
+	return callFor[store.ToolRecord](ctx, r, "tool", opParams{Ref: ref})
 }
 
-func (r *remoteAdmin) RegisterToolLocal(ctx context.Context, manifest, wasm []byte) (out store.ToolRecord, err error) {
-	err = r.call(ctx, "register_tool", opParams{Manifest: manifest, Wasm: wasm}, &out)
-	return out, err
+func (r *remoteAdmin) RegisterToolLocal(ctx context.Context, manifest, wasm []byte) (store.ToolRecord, error) {
+	return callFor[store.ToolRecord](ctx, r, "register_tool", opParams{Manifest: manifest, Wasm: wasm})
 }
 
-func (r *remoteAdmin) PullTool(ctx context.Context, ref string, manifest []byte) (out []store.ToolRecord, err error) {
-	err = r.call(ctx, "pull_tool", opParams{Ref: ref, Manifest: manifest}, &out)
-	return out, err
+func (r *remoteAdmin) PullTool(ctx context.Context, ref string, manifest []byte) ([]store.ToolRecord, error) {
+	return callFor[[]store.ToolRecord](ctx, r, "pull_tool", opParams{Ref: ref, Manifest: manifest})
 }
 
 func (r *remoteAdmin) RemoveToolLocal(ctx context.Context, name string) error {
@@ -206,29 +209,23 @@ func (r *remoteAdmin) RemoveToolLocal(ctx context.Context, name string) error {
 }
 
 func (r *remoteAdmin) PutSecret(ctx context.Context, id, value string) (string, error) {
-	var ref string
-	err := r.call(ctx, "put_secret", opParams{ID: id, Value: value}, &ref)
-	return ref, err
+	return callFor[string](ctx, r, "put_secret", opParams{ID: id, Value: value})
 }
 
-func (r *remoteAdmin) EraseSecret(ctx context.Context, id string) (out store.Envelope, err error) {
-	err = r.call(ctx, "erase_secret", opParams{ID: id}, &out)
-	return out, err
+func (r *remoteAdmin) EraseSecret(ctx context.Context, id string) (store.Envelope, error) {
+	return callFor[store.Envelope](ctx, r, "erase_secret", opParams{ID: id})
 }
 
-func (r *remoteAdmin) Secrets(ctx context.Context) (out []store.SecretRecord, err error) {
-	err = r.call(ctx, "secrets", nil, &out)
-	return out, err
+func (r *remoteAdmin) Secrets(ctx context.Context) ([]store.SecretRecord, error) {
+	return callFor[[]store.SecretRecord](ctx, r, "secrets", nil)
 }
 
-func (r *remoteAdmin) VerifyAudit(ctx context.Context, traceID string) (out store.VerifyReport, err error) {
-	err = r.call(ctx, "verify_audit", opParams{ID: traceID}, &out)
-	return out, err
+func (r *remoteAdmin) VerifyAudit(ctx context.Context, traceID string) (store.VerifyReport, error) {
+	return callFor[store.VerifyReport](ctx, r, "verify_audit", opParams{ID: traceID})
 }
 
-func (r *remoteAdmin) Envelopes(ctx context.Context, traceID string) (out []store.Envelope, err error) {
-	err = r.call(ctx, "envelopes", opParams{ID: traceID}, &out)
-	return out, err
+func (r *remoteAdmin) Envelopes(ctx context.Context, traceID string) ([]store.Envelope, error) {
+	return callFor[[]store.Envelope](ctx, r, "envelopes", opParams{ID: traceID})
 }
 
 // StepEnvelope asks the primary for one step's envelope; a primary of an
@@ -251,9 +248,8 @@ func (r *remoteAdmin) StepEnvelope(ctx context.Context, traceID string, index in
 	return out, err
 }
 
-func (r *remoteAdmin) Traces(ctx context.Context, f store.RunFilter) (out store.RunPage, err error) {
-	err = r.call(ctx, "traces", opParams{Filter: &f}, &out)
-	return out, err
+func (r *remoteAdmin) Traces(ctx context.Context, f store.RunFilter) (store.RunPage, error) {
+	return callFor[store.RunPage](ctx, r, "traces", opParams{Filter: &f})
 }
 
 func (r *remoteAdmin) Trace(ctx context.Context, id string, offset, limit int) (*runtime.TraceView, error) {

@@ -45,10 +45,7 @@ func TestCLIBesideServer(t *testing.T) {
 	}
 	m := bundledModule(t, "validate_amount")
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), m.Manifest, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tool.wasm"), m.Wasm, 0o644); err != nil {
+	if err := writeToolDir(dir, m.Manifest, m.Wasm, "tool.wasm"); err != nil {
 		t.Fatal(err)
 	}
 

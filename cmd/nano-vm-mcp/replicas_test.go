@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,78 +35,24 @@ const (
 	replicaLease = 2 * time.Second
 )
 
-// hitCounter counts tool executions by path and kills a process on the
-// killAt-th one.
-type hitCounter struct {
-	mu     sync.Mutex
-	hits   map[string]int
-	total  int
-	killAt int
-	victim *os.Process
-	killed chan struct{}
-}
-
-func (c *hitCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.mu.Lock()
-	c.hits[r.URL.Path]++
-	c.total++
-	if c.total == c.killAt && c.victim != nil {
-		c.victim.Signal(syscall.SIGKILL)
-		close(c.killed)
-	}
-	c.mu.Unlock()
-	w.Write([]byte(`{"ok":true}`))
-}
-
 type replicaProc struct {
-	cmd  *exec.Cmd
-	base string
-	mcp  *client.Client
+	*httpServer
+	mcp *client.Client
 }
 
-// startReplica starts one serving replica on dsn and waits for /health.
+// startReplica starts one serving replica on dsn and waits for /health;
+// it is stopped when the test ends (one killed by the test only waited
+// for), its log shown if the test failed.
 func startReplica(t *testing.T, dsn string, env []string) *replicaProc {
 	t.Helper()
-	port := freePort(t)
-	cmd := exec.Command(binary, "serve", "--transport", "http", "--host", "127.0.0.1", "--port", port, "--db", dsn, "--no-bundled-tools")
-	cmd.Env = env
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var logMu sync.Mutex
-	var log strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logMu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-		}
-	}()
+	srv := launchHTTP(t, env, "--db", dsn, "--no-bundled-tools")
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-		}
+		srv.stop()
 		if t.Failed() {
-			logMu.Lock()
-			t.Logf("replica on port %s logged:\n%s", port, log.String())
-			logMu.Unlock()
+			t.Logf("replica %s logged:\n%s", srv.base, srv.log)
 		}
 	})
-	base := "http://127.0.0.1:" + port
-	if err := waitHealthy(base, time.Minute); err != nil {
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Fatalf("replica did not come up: %v\n%s", err, log.String())
-	}
-	c := httpClient(t, base)
-	return &replicaProc{cmd: cmd, base: base, mcp: c}
+	return &replicaProc{httpServer: srv, mcp: httpClient(t, srv.base)}
 }
 
 // runOn calls run_program on a replica; a transport failure or a tool
@@ -133,7 +76,7 @@ func runOn(c *client.Client, args map[string]any) (map[string]any, error) {
 // twice, and the audit chain verifies from a surviving replica.
 func TestReplicasSurviveAKill(t *testing.T) {
 	dsn := pgtest.Fresh(t)
-	cnt := &hitCounter{hits: map[string]int{}, killed: make(chan struct{})}
+	cnt := &killCounter{hits: map[string]int{}, killed: make(chan struct{})}
 	srv := httptest.NewServer(cnt)
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,8 +30,7 @@ func TestHostileTablesSubprocess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	register := func(name string) error {
-		m := mods[name]
-		_, err := p.callTool(ctx, "register_tool", map[string]any{"name": name, "wasm_base64": base64.StdEncoding.EncodeToString(m.Wasm), "manifest": string(m.Manifest)})
+		_, err := p.callTool(ctx, "register_tool", uploadOf(name, mods[name].Wasm, string(mods[name].Manifest)))
 		return err
 	}
 	run := func(tool string, args map[string]any) map[string]any {

@@ -129,9 +129,14 @@ func TestE2EOTLPExport(t *testing.T) {
 // Ensure --metrics-listen serves /metrics without auth on its own
 // address while the HTTP transport's /metrics still needs the API key.
 func TestE2EMetricsListen(t *testing.T) {
-	addr := "127.0.0.1:" + freePort(t)
-	base, stop := startHTTP(t, filepath.Join(t.TempDir(), "m.db"), "metrics-key", "--metrics-listen", addr)
-	defer stop()
+	// Port 0: the server picks the metrics port and logs it.
+	srv := launchHTTP(t, append(e2eEnv(), "NANO_VM_MCP_API_KEY=metrics-key"), "--db", filepath.Join(t.TempDir(), "m.db"), "--metrics-listen", "127.0.0.1:0")
+	defer srv.stop()
+	base := srv.base
+	addr, err := srv.logged(`msg="serving metrics"`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	get := func(url, key string) (int, string) {
 		code, b := getWithKey(t, url, key)
 		return code, string(b)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	csdk "github.com/nanovm/nano-vm-mcp/wasm-tools/sdk/c"
 )
 
 // buildSkeleton runs the skeleton's own build.sh, as a user would.
@@ -200,15 +202,8 @@ func TestToolNewC(t *testing.T) {
 			t.Fatalf("tool new wrote no %s: %v", f, err)
 		}
 	}
-	targets, err := exec.Command("clang", "--print-targets").Output()
-	if err != nil || !strings.Contains(string(targets), "wasm32") {
-		t.Skip("clang with the wasm32 target not installed (apt-get install clang lld wasi-libc): skeleton written, not built")
-	}
-	if _, err := os.Stat("/usr/lib/wasm32-wasi/libc.a"); err != nil {
-		t.Skip("wasi-libc not installed (apt-get install wasi-libc): skeleton written, not built")
-	}
-	if _, err := exec.LookPath("wasm-ld"); err != nil {
-		t.Skip("wasm-ld not installed (apt-get install lld): skeleton written, not built")
+	if missing := csdk.MissingToolchain(); missing != "" {
+		t.Skip(missing + ": skeleton written, not built")
 	}
 	buildSkeleton(t, dir)
 	got := addAndRun(t, "hello_c", dir)

@@ -81,15 +81,7 @@ func (a *attacker) mustSucceed(name string, args map[string]any) map[string]any 
 // its manifest edited.
 func uploadArgs(t *testing.T, mods map[string]wasmtools.Module, module, name string, edit func(map[string]any)) map[string]any {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(mods[module].Manifest, &m); err != nil {
-		t.Fatal(err)
-	}
-	m["name"] = name
-	if edit != nil {
-		edit(m)
-	}
-	return map[string]any{"name": name, "wasm_base64": base64.StdEncoding.EncodeToString(mods[module].Wasm), "manifest": m}
+	return uploadOf(name, mods[module].Wasm, editedManifest(t, mods[module], name, edit))
 }
 
 func mountOf(host string, ro bool, caps ...string) func(map[string]any) {
@@ -124,22 +116,12 @@ func TestUploadsCannotReachHostFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mods := map[string]wasmtools.Module{}
-	test, err := wasmtools.TestTools()
-	if err != nil {
+	mods := allModules(t)
+	// The operator's scratch: fs_rw with a writable mount of mnt.
+	smj, _ := json.Marshal(editedManifest(t, mods["fs_rw"], "scratch", mountOf(mnt, false)))
+	if err := writeToolDir(filepath.Join(toolsDir, "scratch"), smj, mods["fs_rw"].Wasm, "scratch.wasm"); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range test {
-		mods[m.Name] = m
-	}
-	// The operator's scratch: fs_rw with a writable mount of mnt.
-	var sm map[string]any
-	json.Unmarshal(mods["fs_rw"].Manifest, &sm)
-	sm["name"] = "scratch"
-	mountOf(mnt, false)(sm)
-	smj, _ := json.Marshal(sm)
-	os.WriteFile(filepath.Join(toolsDir, "scratch", "manifest.json"), smj, 0o644)
-	os.WriteFile(filepath.Join(toolsDir, "scratch", "scratch.wasm"), mods["fs_rw"].Wasm, 0o644)
 
 	// The real binary, no policy file, uploads on (the default), the vault
 	// key in a file beside the database.
@@ -230,7 +212,7 @@ func TestUploadsCannotReachHostFiles(t *testing.T) {
 	if got := readFile(t, outside); got != outsideText {
 		t.Fatalf("canary outside everything is now %q", got)
 	}
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

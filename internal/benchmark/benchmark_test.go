@@ -224,41 +224,6 @@ func names(s []Scenario) []string {
 	return out
 }
 
-// Ensure nearest-rank percentiles pick the right sample.
-func TestPercentile(t *testing.T) {
-	ms := func(n ...int) []time.Duration {
-		out := make([]time.Duration, len(n))
-		for i, v := range n {
-			out[i] = time.Duration(v) * time.Millisecond
-		}
-		return out
-	}
-	hundred := make([]int, 100)
-	for i := range hundred {
-		hundred[i] = 100 - i
-	}
-	tests := []struct {
-		name string
-		lat  []time.Duration
-		p    float64
-		want float64
-	}{
-		{name: "empty", lat: nil, p: 0.5, want: 0},
-		{name: "one", lat: ms(7), p: 0.99, want: 7},
-		{name: "median of odd", lat: ms(3, 1, 2), p: 0.5, want: 2},
-		{name: "p95 of 100", lat: ms(hundred...), p: 0.95, want: 95},
-		{name: "p99 of 100", lat: ms(hundred...), p: 0.99, want: 99},
-		{name: "max", lat: ms(hundred...), p: 1, want: 100},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := percentileMS(tc.lat, tc.p); got != tc.want {
-				t.Fatalf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
 // Ensure /proc status lines parse, and malformed ones are refused.
 func TestParseStatusKB(t *testing.T) {
 	status := []byte("Name:\tbench\nVmHWM:\t   65536 kB\nVmRSS:\t   1024 kB\nThreads:\t7\nVmBad:\t-5 kB\n")

@@ -3,6 +3,8 @@ package benchmark
 import (
 	"runtime/metrics"
 	"time"
+
+	"github.com/nanovm/nano-vm-mcp/internal/benchmark/measure"
 )
 
 // usage is what the process has consumed so far: CPU time from the
@@ -29,7 +31,7 @@ func readUsage() usage {
 		s[i].Name = n
 	}
 	metrics.Read(s)
-	u := usage{cpu: processCPU()}
+	u := usage{cpu: measure.ProcessCPU()}
 	if s[0].Value.Kind() == metrics.KindFloat64 {
 		u.gcCPU = s[0].Value.Float64()
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nanovm/nano-vm-mcp/internal/benchmark/measure"
 	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
@@ -23,7 +24,7 @@ type pgBench struct {
 	// durability is the server's fsync and synchronous_commit.
 	durability string
 	// server measures the server's CPU when it runs on this machine.
-	server    *serverCPU
+	server    *measure.Server
 	serverErr error
 }
 
@@ -51,7 +52,7 @@ func createPGDatabase(ctx context.Context, addr string) (*pgBench, error) {
 	}
 	u.Path = "/" + p.name
 	p.dsn = u.String()
-	p.server, p.serverErr = findServer(dataDir)
+	p.server, p.serverErr = measure.FindServer(dataDir)
 	return p, nil
 }
 

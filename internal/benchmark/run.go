@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nanovm/nano-vm-mcp/internal/benchmark/measure"
 )
 
 // DefaultConcurrency is the original's concurrency: 200 runs in flight.
@@ -263,7 +265,7 @@ func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error)
 	srv0, srvErr := e.serverCPU()
 	start()
 	u0 := readUsage()
-	cpu0 := processCPU()
+	cpu0 := measure.ProcessCPU()
 	t0 := time.Now()
 	for range conc {
 		wg.Add(1)
@@ -304,7 +306,7 @@ feed:
 	wg.Wait()
 	elapsed := time.Since(t0)
 	u1 := readUsage()
-	cpu := processCPU() - cpu0
+	cpu := measure.ProcessCPU() - cpu0
 	stop()
 	if e.pg != nil && s.usesRuntimeStore() {
 		srv1, err := e.serverCPU()
@@ -331,7 +333,7 @@ feed:
 	res.Seconds = elapsed.Seconds()
 	res.Throughput = float64(res.Ops) / elapsed.Seconds()
 	res.CPUMSPerItem = float64(cpu) / float64(time.Millisecond) / float64(items)
-	res.P50MS, res.P95MS, res.P99MS, res.MaxMS = percentileMS(lat, 0.50), percentileMS(lat, 0.95), percentileMS(lat, 0.99), percentileMS(lat, 1)
+	res.P50MS, res.P95MS, res.P99MS, res.MaxMS = measure.PercentileMS(lat, 0.50), measure.PercentileMS(lat, 0.95), measure.PercentileMS(lat, 0.99), measure.PercentileMS(lat, 1)
 	res.fillUsage(u0, u1)
 
 	if s.verify != nil {
@@ -389,7 +391,7 @@ func (e *Env) serverCPU() (time.Duration, error) {
 	case e.pg.server == nil:
 		return 0, e.pg.serverErr
 	}
-	return e.pg.server.total()
+	return e.pg.server.Total()
 }
 
 // progress starts the progress reporter and returns the function that
@@ -424,38 +426,15 @@ func (e *Env) progress(opts Options, done *atomic.Int64, total int) func() {
 	}
 }
 
-// percentileMS is the nearest-rank percentile of lat, in milliseconds.
-func percentileMS(lat []time.Duration, p float64) float64 {
-	if len(lat) == 0 {
-		return 0
-	}
-	s := slices.Clone(lat)
-	slices.Sort(s)
-	k := int(p*float64(len(s))+0.999999) - 1
-	k = max(0, min(k, len(s)-1))
-	return float64(s[k]) / float64(time.Millisecond)
-}
-
 // checker collects broken invariants and the envelopes counted, from
 // concurrent items.
 type checker struct {
-	mu    sync.Mutex
-	msgs  []string
-	total int
-	envs  int
+	v    measure.Violations
+	mu   sync.Mutex
+	envs int
 }
 
-// maxViolations bounds the messages kept; the total is always counted.
-const maxViolations = 10
-
-func (c *checker) failf(format string, args ...any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.total++
-	if len(c.msgs) < maxViolations {
-		c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
-	}
-}
+func (c *checker) failf(format string, args ...any) { c.v.Failf(format, args...) }
 
 func (c *checker) addEnvelopes(n int) {
 	c.mu.Lock()
@@ -469,8 +448,4 @@ func (c *checker) envelopes() int {
 	return c.envs
 }
 
-func (c *checker) report() ([]string, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.msgs), c.total
-}
+func (c *checker) report() ([]string, int) { return c.v.Report() }

@@ -17,3 +17,11 @@ require (
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )
+
+// The peer measures with nano-vm-mcp's internal/benchmark/measure, a
+// module of its own without requirements, so nothing of nano-vm-mcp's
+// module graph reaches the peer's (Go allows the import: this module's
+// path is under nano-vm-mcp's).
+require github.com/nanovm/nano-vm-mcp/internal/benchmark/measure v0.0.0-00010101000000-000000000000
+
+replace github.com/nanovm/nano-vm-mcp/internal/benchmark/measure => ../../../internal/benchmark/measure

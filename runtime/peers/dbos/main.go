@@ -6,7 +6,10 @@
 //
 // It is a benchmark-only module with its own go.mod: nothing in
 // nano-vm-mcp depends on it, and the repository's `go test ./...` does not
-// build it. runtime/peers/run.sh runs it beside `nano-vm-mcp bench`.
+// build it. runtime/peers/run.sh runs it beside `nano-vm-mcp bench`. It
+// measures (process and server CPU, percentiles, violations) with
+// nano-vm-mcp's internal/benchmark/measure, through a replace of the
+// repository it stands in, so the two reports count alike.
 //
 //	go run . --db postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 //	go run . summarize A.json B.json …
@@ -34,6 +37,8 @@ import (
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nanovm/nano-vm-mcp/internal/benchmark/measure"
 )
 
 // dbosVersion is the version go.mod requires, printed in the report.
@@ -175,7 +180,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if rep.Pool == 0 {
 		rep.Pool = 20
 	}
-	server, serverErr := findServer(dataDir)
+	server, serverErr := measure.FindServer(dataDir)
 
 	for _, s := range sel {
 		r, err := runScenario(ctx, s, dsn, admin, *items, *conc, server, serverErr, *keep)
@@ -208,7 +213,7 @@ func dropSchema(ctx context.Context, admin *pgx.Conn) error {
 
 // runScenario opens a fresh DBOS on the database, runs one scenario's
 // timed phase, checks it and shuts DBOS down.
-func runScenario(ctx context.Context, name, dsn string, admin *pgx.Conn, items, conc int, server *serverCPU, serverErr error, keep bool) (Result, error) {
+func runScenario(ctx context.Context, name, dsn string, admin *pgx.Conn, items, conc int, server *measure.Server, serverErr error, keep bool) (Result, error) {
 	if err := dropSchema(ctx, admin); err != nil {
 		return Result{}, fmt.Errorf("drop old schema: %w", err)
 	}
@@ -231,22 +236,18 @@ func runScenario(ctx context.Context, name, dsn string, admin *pgx.Conn, items, 
 
 	r := Result{Name: name, Concurrency: conc}
 	var item func(i int) (int, error) // returns the steps it recorded
-	var chk checker
+	var chk measure.Violations
 	switch name {
 	case "refund":
 		r.ID, r.Title, r.Unit, r.Items, r.Ops = "BM-INT-01", "refund pipeline (DBOS)", "programs", items, items
 		item = func(i int) (int, error) {
 			in, want := refundInput(i)
-			h, err := dbos.RunWorkflow(dctx, refundWorkflow, in)
-			if err != nil {
-				return 0, err
-			}
-			out, err := h.GetResult()
+			out, err := runWorkflow(dctx, refundWorkflow, in)
 			if err != nil {
 				return 0, err
 			}
 			if !slices.Equal(out.Path, want) {
-				chk.failf("item %d: path %v, want %v", i, out.Path, want)
+				chk.Failf("item %d: path %v, want %v", i, out.Path, want)
 			}
 			return len(out.Path), nil
 		}
@@ -254,16 +255,12 @@ func runScenario(ctx context.Context, name, dsn string, admin *pgx.Conn, items, 
 		n := max(1, items/longHorizonSteps)
 		r.ID, r.Title, r.Unit, r.Items, r.Ops, r.Concurrency = "BM-INT-10", "long horizon, 1,000 steps (DBOS)", "steps", n, n*longHorizonSteps, 1
 		item = func(i int) (int, error) {
-			h, err := dbos.RunWorkflow(dctx, longWorkflow, longHorizonSteps)
-			if err != nil {
-				return 0, err
-			}
-			got, err := h.GetResult()
+			got, err := runWorkflow(dctx, longWorkflow, longHorizonSteps)
 			if err != nil {
 				return 0, err
 			}
 			if got != longHorizonSteps {
-				chk.failf("item %d: %d steps, want %d", i, got, longHorizonSteps)
+				chk.Failf("item %d: %d steps, want %d", i, got, longHorizonSteps)
 			}
 			return longHorizonSteps, nil
 		}
@@ -279,9 +276,9 @@ func runScenario(ctx context.Context, name, dsn string, admin *pgx.Conn, items, 
 	var srv0 time.Duration
 	var srvErr error = serverErr
 	if server != nil {
-		srv0, srvErr = server.total()
+		srv0, srvErr = server.Total()
 	}
-	cpu0 := selfCPU()
+	cpu0 := measure.ProcessCPU()
 	t0 := time.Now()
 	for range r.Concurrency {
 		wg.Add(1)
@@ -313,13 +310,13 @@ feed:
 	close(work)
 	wg.Wait()
 	elapsed := time.Since(t0)
-	cpu := selfCPU() - cpu0
+	cpu := measure.ProcessCPU() - cpu0
 	if err := context.Cause(runCtx); err != nil {
 		return r, err
 	}
 	r.ServerCPU = "included: postmaster and its children, from /proc"
 	if srvErr == nil && server != nil {
-		srv1, err := server.total()
+		srv1, err := server.Total()
 		if err == nil {
 			r.ServerCPUMSPerItem = ms(srv1-srv0) / float64(r.Items)
 		}
@@ -331,7 +328,7 @@ feed:
 	r.Seconds = elapsed.Seconds()
 	r.Throughput = float64(r.Ops) / r.Seconds
 	r.CPUMSPerItem = ms(cpu) / float64(r.Items)
-	r.P50MS, r.P95MS, r.P99MS, r.MaxMS = percentileMS(lat, 0.50), percentileMS(lat, 0.95), percentileMS(lat, 0.99), percentileMS(lat, 1)
+	r.P50MS, r.P95MS, r.P99MS, r.MaxMS = measure.PercentileMS(lat, 0.50), measure.PercentileMS(lat, 0.95), measure.PercentileMS(lat, 0.99), measure.PercentileMS(lat, 1)
 
 	// Untimed: every step each workflow reported is one durable row.
 	var rows int
@@ -340,48 +337,30 @@ feed:
 	}
 	r.Steps = rows
 	if want := int(steps.Load()); rows != want {
-		chk.failf("operation_outputs holds %d step rows, the workflows reported %d steps", rows, want)
+		chk.Failf("operation_outputs holds %d step rows, the workflows reported %d steps", rows, want)
 	}
 	var done int
 	if err := admin.QueryRow(ctx, "SELECT count(*) FROM "+schema+".workflow_status WHERE status = 'SUCCESS'").Scan(&done); err != nil {
 		return r, fmt.Errorf("count workflows: %w", err)
 	}
 	if done != r.Items {
-		chk.failf("workflow_status holds %d successful workflows, want %d", done, r.Items)
+		chk.Failf("workflow_status holds %d successful workflows, want %d", done, r.Items)
 	}
-	r.Violations, r.ViolationsTotal = chk.msgs, chk.total
+	r.Violations, r.ViolationsTotal = chk.Report()
 	return r, nil
 }
 
+// runWorkflow runs one workflow to its end and returns its result.
+func runWorkflow[P, R any](ctx dbos.Context, wf dbos.Workflow[P, R], in P) (R, error) {
+	h, err := dbos.RunWorkflow(ctx, wf, in)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	return h.GetResult()
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// percentileMS is the nearest-rank percentile, as nano-vm-mcp's benchmark
-// computes it.
-func percentileMS(lat []time.Duration, p float64) float64 {
-	if len(lat) == 0 {
-		return 0
-	}
-	s := slices.Clone(lat)
-	slices.Sort(s)
-	k := int(p*float64(len(s))+0.999999) - 1
-	k = max(0, min(k, len(s)-1))
-	return ms(s[k])
-}
-
-type checker struct {
-	mu    sync.Mutex
-	msgs  []string
-	total int
-}
-
-func (c *checker) failf(format string, args ...any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.total++
-	if len(c.msgs) < 10 {
-		c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
-	}
-}
 
 func printTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "dbos-peer — %s, %s, %d CPU(s), %s; %s; %s; items %d, concurrency %d, pool %d\n\n",

@@ -141,12 +141,7 @@ func refundWorkflow(ctx dbos.Context, in RefundInput) (RefundOutput, error) {
 	}
 	path = append(path, "classify")
 
-	next, err := dbos.RunAsStep(ctx, func(context.Context) (string, error) {
-		if strings.Contains(intent, "refund") {
-			return "enrich", nil
-		}
-		return "reject", nil
-	}, dbos.WithStepName("route"))
+	next, err := conditionStep(ctx, "route", strings.Contains(intent, "refund"), "enrich", "reject")
 	if err != nil {
 		return RefundOutput{}, err
 	}
@@ -182,12 +177,7 @@ func refundWorkflow(ctx dbos.Context, in RefundInput) (RefundOutput, error) {
 	}
 	path = append(path, "eligibility")
 
-	next, err = dbos.RunAsStep(ctx, func(context.Context) (string, error) {
-		if eligible == "yes" {
-			return "process_refund", nil
-		}
-		return "reject", nil
-	}, dbos.WithStepName("guard"))
+	next, err = conditionStep(ctx, "guard", eligible == "yes", "process_refund", "reject")
 	if err != nil {
 		return RefundOutput{}, err
 	}
@@ -203,6 +193,17 @@ func refundWorkflow(ctx dbos.Context, in RefundInput) (RefundOutput, error) {
 		return RefundOutput{}, err
 	}
 	return RefundOutput{Path: append(path, "process_refund"), Output: out}, nil
+}
+
+// conditionStep is a condition step named name: a durable step whose
+// result is the step to go to, then when ok and otherwise when not.
+func conditionStep(ctx dbos.Context, name string, ok bool, then, otherwise string) (string, error) {
+	return dbos.RunAsStep(ctx, func(context.Context) (string, error) {
+		if ok {
+			return then, nil
+		}
+		return otherwise, nil
+	}, dbos.WithStepName(name))
 }
 
 // longHorizonSteps is BM-INT-10's chain length.

@@ -3,7 +3,12 @@
 // folder. The files themselves are the SDK; this package only embeds them.
 package csdk
 
-import _ "embed"
+import (
+	_ "embed"
+	"os"
+	"os/exec"
+	"strings"
+)
 
 // Header is nanovm.h, the freestanding single-header SDK.
 //
@@ -15,3 +20,20 @@ var Header []byte
 //
 //go:embed nanovm-cc
 var Compiler []byte
+
+// MissingToolchain says what nanovm-cc needs that this machine lacks —
+// clang with the wasm32 target, wasi-libc, wasm-ld — and the apt-get line
+// that installs it; "" when nothing is missing.
+func MissingToolchain() string {
+	out, err := exec.Command("clang", "--print-targets").Output()
+	if err != nil || !strings.Contains(string(out), "wasm32") {
+		return "clang with the wasm32 target not installed (apt-get install clang lld wasi-libc)"
+	}
+	if _, err := os.Stat("/usr/lib/wasm32-wasi/libc.a"); err != nil {
+		return "wasi-libc not installed (apt-get install wasi-libc)"
+	}
+	if _, err := exec.LookPath("wasm-ld"); err != nil {
+		return "wasm-ld not installed (apt-get install lld)"
+	}
+	return ""
+}

@@ -15,15 +15,8 @@ import (
 // .wasm-free part of the repo must test without a toolchain.
 func needClang(t *testing.T) {
 	t.Helper()
-	out, err := exec.Command("clang", "--print-targets").Output()
-	if err != nil || !strings.Contains(string(out), "wasm32") {
-		t.Skip("clang with the wasm32 target not installed (apt-get install clang lld wasi-libc): C SDK build not tested")
-	}
-	if _, err := os.Stat("/usr/lib/wasm32-wasi/libc.a"); err != nil {
-		t.Skip("wasi-libc not installed (apt-get install wasi-libc): C SDK build not tested")
-	}
-	if _, err := exec.LookPath("wasm-ld"); err != nil {
-		t.Skip("wasm-ld not installed (apt-get install lld): C SDK build not tested")
+	if missing := MissingToolchain(); missing != "" {
+		t.Skip(missing + ": C SDK build not tested")
 	}
 }
 

@@ -60,6 +60,14 @@ static void text(const char *buf, ssize_t n) {
 	putchar('"');
 }
 
+// answer_text answers {"ok":true,"text":<buf[0:n]>}.
+static int answer_text(const char *buf, ssize_t n) {
+	printf("{\"ok\":true,\"text\":");
+	text(buf, n);
+	printf("}");
+	return 0;
+}
+
 static int openflags(const char *s) {
 	int f = 0;
 	if (strstr(s, "rdwr")) f |= O_RDWR;
@@ -138,10 +146,7 @@ int main(void) {
 	} else if (!strcmp(op, "readlink")) {
 		ssize_t r = readlink(path, buf, sizeof buf);
 		if (r < 0) return fail(op, path);
-		printf("{\"ok\":true,\"text\":");
-		text(buf, r);
-		printf("}");
-		return 0;
+		return answer_text(buf, r);
 	} else if (!strcmp(op, "stat")) {
 		struct stat st;
 		if (stat(path, &st) < 0) return fail(op, path);
@@ -170,20 +175,14 @@ int main(void) {
 		if (pwrite(fd, data, strlen(data), 2) < 0) return fail(op, path);
 		ssize_t r = pread(fd, buf, sizeof buf, 0);
 		if (r < 0) return fail("pread", path);
-		printf("{\"ok\":true,\"text\":");
-		text(buf, r);
-		printf("}");
-		return 0;
+		return answer_text(buf, r);
 	} else if (!strcmp(op, "seek")) {
 		int fd = open(path, O_RDONLY);
 		if (fd < 0) return fail("open", path);
 		if (lseek(fd, 1, SEEK_SET) != 1) return fail(op, path);
 		ssize_t r = read(fd, buf, sizeof buf);
 		if (r < 0) return fail("read", path);
-		printf("{\"ok\":true,\"text\":");
-		text(buf, r);
-		printf("}");
-		return 0;
+		return answer_text(buf, r);
 	} else if (!strcmp(op, "setappend")) {
 		int fd = open(path, O_WRONLY);
 		if (fd < 0) return fail("open", path);

@@ -1,4 +1,4 @@
-package benchmark
+package measure
 
 import (
 	"bytes"
@@ -14,16 +14,16 @@ import (
 // every Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond
 
-// serverCPU measures a local PostgreSQL server's CPU from /proc: the
+// Server measures a local PostgreSQL server's CPU from /proc: the
 // postmaster's own time, its reaped children's (cutime, cstime: backends
 // that exited) and every live child's, so that the difference over a
 // phase counts backends that came and went.
-type serverCPU struct{ pid int }
+type Server struct{ pid int }
 
-// findServer finds the postmaster of dataDir (the server's
+// FindServer finds the postmaster of dataDir (the server's
 // data_directory) through its postmaster.pid. It fails when the server is
 // not on this machine or /proc is not readable.
-func findServer(dataDir string) (*serverCPU, error) {
+func FindServer(dataDir string) (*Server, error) {
 	f := filepath.Join(dataDir, "postmaster.pid")
 	b, err := os.ReadFile(f)
 	if err != nil {
@@ -34,15 +34,15 @@ func findServer(dataDir string) (*serverCPU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find postmaster: %s: %w", f, err)
 	}
-	s := &serverCPU{pid: pid}
-	if _, err := s.total(); err != nil {
+	s := &Server{pid: pid}
+	if _, err := s.Total(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// total is the server's CPU so far.
-func (s *serverCPU) total() (time.Duration, error) {
+// Total is the server's CPU so far.
+func (s *Server) Total() (time.Duration, error) {
 	st, err := readStat(s.pid)
 	if err != nil {
 		return 0, fmt.Errorf("postmaster cpu: %w", err)

@@ -1,15 +1,15 @@
 //go:build unix
 
-package benchmark
+package measure
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is this process's user+system CPU time so far (getrusage
+// ProcessCPU is this process's user+system CPU time so far (getrusage
 // RUSAGE_SELF); 0 when unknown.
-func processCPU() time.Duration {
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
