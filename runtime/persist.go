@@ -196,24 +196,34 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		p.commitCtx = context.WithoutCancel(ctx)
 	}
 	sc := store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease}
-	var pc *store.PendingCommit
-	if p.pipeline {
-		pc = p.rt.store.StartCommitStep(p.commitCtx, sc)
-	} else {
-		// Waited for at once (reap below): the synchronous call lets a
-		// lone writer commit on this goroutine, with no hand-off.
-		var complete func(*store.Envelope, error)
-		pc, complete = store.NewPendingCommit()
-		complete(p.rt.store.CommitStep(p.commitCtx, sc))
-	}
-	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""
 	if ev.Status != kernel.StatusRunning {
 		p.ended = ev.Status
 	}
-	// Unpipelined, the step is durable before the kernel goes on.
-	return p.reap(!p.pipeline)
+	if !p.pipeline {
+		// Unpipelined, the step is durable before the kernel goes on, and
+		// nothing is pending (every earlier commit was waited for): the
+		// synchronous call lets a lone writer commit on this goroutine,
+		// with no hand-off and no PendingCommit to make and reap.
+		if _, err := p.rt.store.CommitStep(p.commitCtx, sc); err != nil {
+			p.failed = fmt.Errorf("commit step %d: %w", rec.Index, err)
+			return p.failed
+		}
+		p.durable(rec.Index, rec.StepID, rec.Status)
+		return nil
+	}
+	pc := p.rt.store.StartCommitStep(p.commitCtx, sc)
+	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
+	return p.reap(false)
+}
+
+// durable counts a step found durable and reports it as progress.
+func (p *persister) durable(index int, stepID string, status kernel.StepStatus) {
+	p.done++
+	if p.progress != nil {
+		p.progress(Progress{TraceID: p.exec.ID, Index: index, StepID: stepID, Status: status, Done: p.done, Total: p.total})
+	}
 }
 
 // flush waits until every commit started is durable or has failed.
@@ -261,10 +271,7 @@ func (p *persister) reap(wait bool) error {
 		} else {
 			p.pending = p.pending[1:]
 		}
-		p.done++
-		if p.progress != nil {
-			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: ps.status, Done: p.done, Total: p.total})
-		}
+		p.durable(ps.index, ps.stepID, ps.status)
 	}
 	if p.failed != nil && wait {
 		// The commits behind a failed one fail too (the store refuses a
