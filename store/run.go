@@ -500,15 +500,20 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 		draft = d
 	}
 	now := db.now().UTC()
-	// The step's key and its predecessor's share one allocation.
-	keys := make([]byte, 0, 2*(len(id)+9))
-	keys = binary.BigEndian.AppendUint64(append(append(keys, id...), 0), uint64(sc.Index))
-	key := keys[:len(keys):len(keys)]
+	// The step's key, its predecessor's and the step's own copy of the
+	// record share one allocation.
+	buf := make([]byte, 0, 2*(len(id)+9)+len(sc.Step))
+	buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index))
+	key := buf[:len(buf):len(buf)]
 	var prevKey []byte
 	if sc.Index > 0 {
-		prevKey = binary.BigEndian.AppendUint64(append(append(keys[len(keys):], id...), 0), uint64(sc.Index-1))
+		n := len(buf)
+		buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index-1))
+		prevKey = buf[n:len(buf):len(buf)]
 	}
-	step := bytes.Clone(sc.Step)
+	n := len(buf)
+	buf = append(buf, sc.Step...)
+	step := buf[n:len(buf):len(buf)]
 	var upd *runUpdate
 	if !sc.KeepRun {
 		var err error

@@ -44,10 +44,13 @@ func newSealer(draft Envelope) (*sealer, error) {
 		return nil, fmt.Errorf("append envelope: step index %d is too large", d.StepIndex)
 	}
 	s := &sealer{d: d}
-	// Room for every field but the payload as it usually is (hex hashes,
-	// short ids), so the buffer is not grown.
-	b := make([]byte, 0, 160+len(d.Payload)+len(d.TraceID)+len(d.Kind)+len(d.PolicyHash)+
-		len(d.RunSHA256)+len(d.RunStatus)+len(d.InputSHA256)+len(d.ModuleSHA256)+len(d.ManifestSHA256))
+	// head, mid, status and tail share one allocation, with room for
+	// every field as it usually is (hex hashes, short ids) besides the
+	// payload, so it is not grown: about 160 bytes before prev_hash and
+	// 265 after it, and the variable parts.
+	headCap := 160 + len(d.Payload) + len(d.TraceID) + len(d.Kind) + len(d.PolicyHash) +
+		len(d.RunSHA256) + len(d.RunStatus) + len(d.InputSHA256) + len(d.ModuleSHA256) + len(d.ManifestSHA256)
+	b := make([]byte, 0, headCap+288+len(d.StepID)+len(d.StateHash)+len(d.RunStatus))
 	field := func(name, value string) {
 		if err != nil {
 			return
@@ -85,13 +88,11 @@ func newSealer(draft Envelope) (*sealer, error) {
 		return nil, err
 	}
 	b = append(b, `,"prev_hash":`...)
-	s.head = b
+	s.head = b[:len(b):len(b)]
 
 	// Canonical order puts program_sha256 and record_sha256 between
 	// prev_hash and recorded_at.
-	// mid, status and tail share one allocation: room for their fixed
-	// parts with hex hashes (about 265 bytes) and the variable ones.
-	b = make([]byte, 0, 288+len(d.StepID)+len(d.StateHash)+len(d.RunStatus))
+	b = b[len(b):]
 	if d.ProgramSHA256 != "" {
 		field("program_sha256", d.ProgramSHA256)
 	}
