@@ -547,6 +547,9 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 		}
 	}
+	// The write function captures only what it uses: capturing sc would
+	// move the whole StepCommit to the heap.
+	status := sc.Run.Status
 	out := new(*Envelope)
 	fn := func(tx *bolt.Tx) error {
 		*out = nil
@@ -579,7 +582,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 				// putRun wrote the record: seal its bytes
 				// (rare: a record created by its first step, say).
 				d := seal.d
-				d.RunSHA256, d.RunStatus = RecordSHA256(v), string(sc.Run.Status)
+				d.RunSHA256, d.RunStatus = RecordSHA256(v), string(status)
 				if s, err = newSealer(d); err != nil {
 					return err
 				}
