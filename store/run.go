@@ -651,8 +651,8 @@ func (u *runUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 	}
 	var prev runKeys
 	if !readRunKeys(old, &prev) {
-		prev = runKeys{}
-		if err := decodeRecord(old, &prev); err != nil {
+		var err error
+		if prev, err = decodeRunKeys(old); err != nil {
 			return nil, err
 		}
 	}
@@ -672,6 +672,14 @@ func (u *runUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 		return u.v, put(tx, bucketRunOpen, tk, nil)
 	}
 	return u.v, del(tx, bucketRunOpen, tk)
+}
+
+// decodeRunKeys is readRunKeys through encoding/json, into a variable of
+// its own: decoding makes its target escape, which apply's should not.
+func decodeRunKeys(v []byte) (runKeys, error) {
+	var k runKeys
+	err := decodeRecord(v, &k)
+	return k, err
 }
 
 // Steps implements RunStore.

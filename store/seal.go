@@ -141,20 +141,7 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	d.PrevHash = head.Hash
 	d.RecordedAt = at.UTC()
 	if d.Seq >= maxExactInt {
-		h, err := d.ComputeHash()
-		if err != nil {
-			return d, nil, err
-		}
-		d.Hash = h
-		// Without HTML escaping, so the payload is stored as prepared,
-		// as on the spliced path.
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(&d); err != nil {
-			return d, nil, err
-		}
-		return d, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+		return sealSlow(d)
 	}
 	// The stored value is {"hash":"<64 hex>", followed by the canonical
 	// object without its '{': the canonical bytes are built in place after
@@ -179,6 +166,27 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	hex.Encode(buf[len(hashField):], sum[:])
 	buf[n-2], buf[n-1] = '"', ','
 	return d, buf, nil
+}
+
+// sealSlow seals d through ComputeHash and encoding/json, for a seq
+// beyond the integers RFC 8785 prints as digits. It is a function of its
+// own so that d's address, which the encoder takes, makes only this copy
+// escape, not seal's on the common path.
+func sealSlow(d Envelope) (Envelope, []byte, error) {
+	h, err := d.ComputeHash()
+	if err != nil {
+		return d, nil, err
+	}
+	d.Hash = h
+	// Without HTML escaping, so the payload is stored as prepared, as on
+	// the spliced path.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&d); err != nil {
+		return d, nil, err
+	}
+	return d, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // appendStr appends s as canonical.Append does: directly when it is
