@@ -62,6 +62,8 @@ type persister struct {
 	inputSHA256, programSHA256 string
 	// buf is reused for every step record (the store copies it).
 	buf []byte
+	// env is reused for every step's envelope draft (the store copies it).
+	env store.Envelope
 	// commitCtx is the run's context without its cancellation, made at
 	// the first commit: a step that ran is recorded even if the caller
 	// gave up waiting.
@@ -178,10 +180,13 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	if err != nil {
 		return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
 	}
-	env := &store.Envelope{
+	// The store copies the envelope before the commit call returns, so
+	// one serves every step of the run.
+	p.env = store.Envelope{
 		Kind: store.EnvelopeKindStep, TraceID: p.exec.ID, StepIndex: rec.Index, StepID: rec.StepID,
 		PolicyHash: p.exec.PolicyHash, StateHash: rec.StateHash, Payload: payload,
 	}
+	env := &p.env
 	if rec.Tool != nil {
 		env.ModuleSHA256, env.ManifestSHA256 = rec.Tool.ModuleSHA256, rec.Tool.ManifestSHA256
 	}
