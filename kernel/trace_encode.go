@@ -32,12 +32,18 @@ func AppendTrace(dst []byte, tr *Trace) ([]byte, error) {
 	if b, ok := appendTrace(dst, tr); ok {
 		return b, nil
 	}
-	b, err := json.Marshal(tr)
+	b, err := marshalTrace(*tr)
 	if err != nil {
 		return dst[:n], err
 	}
 	return append(dst[:n], b...), nil
 }
+
+// marshalTrace is AppendTrace's json.Marshal path, on a copy of its own:
+// reflection makes what it encodes escape, and a caller's trace (often a
+// local header) should not move to the heap for the rare one that takes
+// this path.
+func marshalTrace(tr Trace) ([]byte, error) { return json.Marshal(&tr) }
 
 func appendUsage(b []byte, u *Usage) ([]byte, bool) {
 	b = append(b, `{"prompt_tokens":`...)

@@ -62,6 +62,8 @@ type persister struct {
 	inputSHA256, programSHA256 string
 	// buf is reused for every step record (the store copies it).
 	buf []byte
+	// env is reused for every step's envelope draft (the store copies it).
+	env store.Envelope
 	// commitCtx is the run's context without its cancellation, made at
 	// the first commit: a step that ran is recorded even if the caller
 	// gave up waiting.
@@ -178,10 +180,13 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	if err != nil {
 		return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
 	}
-	env := &store.Envelope{
+	// The store copies the envelope before the commit call returns, so
+	// one serves every step of the run.
+	p.env = store.Envelope{
 		Kind: store.EnvelopeKindStep, TraceID: p.exec.ID, StepIndex: rec.Index, StepID: rec.StepID,
 		PolicyHash: p.exec.PolicyHash, StateHash: rec.StateHash, Payload: payload,
 	}
+	env := &p.env
 	if rec.Tool != nil {
 		env.ModuleSHA256, env.ManifestSHA256 = rec.Tool.ModuleSHA256, rec.Tool.ManifestSHA256
 	}
@@ -196,24 +201,34 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		p.commitCtx = context.WithoutCancel(ctx)
 	}
 	sc := store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease}
-	var pc *store.PendingCommit
-	if p.pipeline {
-		pc = p.rt.store.StartCommitStep(p.commitCtx, sc)
-	} else {
-		// Waited for at once (reap below): the synchronous call lets a
-		// lone writer commit on this goroutine, with no hand-off.
-		var complete func(*store.Envelope, error)
-		pc, complete = store.NewPendingCommit()
-		complete(p.rt.store.CommitStep(p.commitCtx, sc))
-	}
-	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
 	p.written = true
 	p.ended = ""
 	if ev.Status != kernel.StatusRunning {
 		p.ended = ev.Status
 	}
-	// Unpipelined, the step is durable before the kernel goes on.
-	return p.reap(!p.pipeline)
+	if !p.pipeline {
+		// Unpipelined, the step is durable before the kernel goes on, and
+		// nothing is pending (every earlier commit was waited for): the
+		// synchronous call lets a lone writer commit on this goroutine,
+		// with no hand-off and no PendingCommit to make and reap.
+		if _, err := p.rt.store.CommitStep(p.commitCtx, sc); err != nil {
+			p.failed = fmt.Errorf("commit step %d: %w", rec.Index, err)
+			return p.failed
+		}
+		p.durable(rec.Index, rec.StepID, rec.Status)
+		return nil
+	}
+	pc := p.rt.store.StartCommitStep(p.commitCtx, sc)
+	p.pending = append(p.pending, pendingStep{commit: pc, index: rec.Index, stepID: rec.StepID, status: rec.Status})
+	return p.reap(false)
+}
+
+// durable counts a step found durable and reports it as progress.
+func (p *persister) durable(index int, stepID string, status kernel.StepStatus) {
+	p.done++
+	if p.progress != nil {
+		p.progress(Progress{TraceID: p.exec.ID, Index: index, StepID: stepID, Status: status, Done: p.done, Total: p.total})
+	}
 }
 
 // flush waits until every commit started is durable or has failed.
@@ -261,10 +276,7 @@ func (p *persister) reap(wait bool) error {
 		} else {
 			p.pending = p.pending[1:]
 		}
-		p.done++
-		if p.progress != nil {
-			p.progress(Progress{TraceID: p.exec.ID, Index: ps.index, StepID: ps.stepID, Status: ps.status, Done: p.done, Total: p.total})
-		}
+		p.durable(ps.index, ps.stepID, ps.status)
 	}
 	if p.failed != nil && wait {
 		// The commits behind a failed one fail too (the store refuses a

@@ -18,7 +18,15 @@ func encodeRun(e *Run) ([]byte, error) {
 	if b, ok := appendRun(make([]byte, 0, n), e); ok {
 		return b, nil
 	}
-	b, err := json.Marshal(e)
+	return marshalRun(*e)
+}
+
+// marshalRun is encodeRun's json.Marshal path, on a copy of its own: the
+// encoder's reflection makes what it is given escape, and the caller's
+// record (often a local) should not move to the heap for the rare record
+// that takes this path.
+func marshalRun(e Run) ([]byte, error) {
+	b, err := json.Marshal(&e)
 	if err != nil {
 		return nil, fmt.Errorf("encode run: %w", err)
 	}

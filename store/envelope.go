@@ -214,13 +214,17 @@ func prepareDraft(d Envelope) (Envelope, error) {
 	if d.StepIndex < 0 {
 		return d, fmt.Errorf("append envelope: negative step index %d", d.StepIndex)
 	}
-	if len(d.Payload) > 0 {
+	switch {
+	case canonical.IsCanonical(d.Payload):
+		// Kept as given (the runtime writes its payloads canonical):
+		// the sealer copies it into the bytes it stores and hashes.
+	case len(d.Payload) > 0:
 		p, err := canonical.Marshal(d.Payload)
 		if err != nil {
 			return d, fmt.Errorf("append envelope: payload: %w", err)
 		}
 		d.Payload = p
-	} else {
+	default:
 		d.Payload = json.RawMessage("null")
 	}
 	d.Seq, d.PrevHash, d.Hash, d.RecordedAt = 0, "", "", time.Time{}

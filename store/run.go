@@ -500,15 +500,20 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 		draft = d
 	}
 	now := db.now().UTC()
-	// The step's key and its predecessor's share one allocation.
-	keys := make([]byte, 0, 2*(len(id)+9))
-	keys = binary.BigEndian.AppendUint64(append(append(keys, id...), 0), uint64(sc.Index))
-	key := keys[:len(keys):len(keys)]
+	// The step's key, its predecessor's and the step's own copy of the
+	// record share one allocation.
+	buf := make([]byte, 0, 2*(len(id)+9)+len(sc.Step))
+	buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index))
+	key := buf[:len(buf):len(buf)]
 	var prevKey []byte
 	if sc.Index > 0 {
-		prevKey = binary.BigEndian.AppendUint64(append(append(keys[len(keys):], id...), 0), uint64(sc.Index-1))
+		n := len(buf)
+		buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index-1))
+		prevKey = buf[n:len(buf):len(buf)]
 	}
-	step := bytes.Clone(sc.Step)
+	n := len(buf)
+	buf = append(buf, sc.Step...)
+	step := buf[n:len(buf):len(buf)]
 	var upd *runUpdate
 	if !sc.KeepRun {
 		var err error
@@ -542,6 +547,9 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 		}
 	}
+	// The write function captures only what it uses: capturing sc would
+	// move the whole StepCommit to the heap.
+	status := sc.Run.Status
 	out := new(*Envelope)
 	fn := func(tx *bolt.Tx) error {
 		*out = nil
@@ -574,7 +582,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 				// putRun wrote the record: seal its bytes
 				// (rare: a record created by its first step, say).
 				d := seal.d
-				d.RunSHA256, d.RunStatus = RecordSHA256(v), string(sc.Run.Status)
+				d.RunSHA256, d.RunStatus = RecordSHA256(v), string(status)
 				if s, err = newSealer(d); err != nil {
 					return err
 				}
@@ -643,8 +651,8 @@ func (u *runUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 	}
 	var prev runKeys
 	if !readRunKeys(old, &prev) {
-		prev = runKeys{}
-		if err := decodeRecord(old, &prev); err != nil {
+		var err error
+		if prev, err = decodeRunKeys(old); err != nil {
 			return nil, err
 		}
 	}
@@ -664,6 +672,14 @@ func (u *runUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 		return u.v, put(tx, bucketRunOpen, tk, nil)
 	}
 	return u.v, del(tx, bucketRunOpen, tk)
+}
+
+// decodeRunKeys is readRunKeys through encoding/json, into a variable of
+// its own: decoding makes its target escape, which apply's should not.
+func decodeRunKeys(v []byte) (runKeys, error) {
+	var k runKeys
+	err := decodeRecord(v, &k)
+	return k, err
 }
 
 // Steps implements RunStore.

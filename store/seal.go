@@ -44,10 +44,13 @@ func newSealer(draft Envelope) (*sealer, error) {
 		return nil, fmt.Errorf("append envelope: step index %d is too large", d.StepIndex)
 	}
 	s := &sealer{d: d}
-	// Room for every field but the payload as it usually is (hex hashes,
-	// short ids), so the buffer is not grown.
-	b := make([]byte, 0, 160+len(d.Payload)+len(d.TraceID)+len(d.Kind)+len(d.PolicyHash)+
-		len(d.RunSHA256)+len(d.RunStatus)+len(d.InputSHA256)+len(d.ModuleSHA256)+len(d.ManifestSHA256))
+	// head, mid, status and tail share one allocation, with room for
+	// every field as it usually is (hex hashes, short ids) besides the
+	// payload, so it is not grown: about 160 bytes before prev_hash and
+	// 265 after it, and the variable parts.
+	headCap := 160 + len(d.Payload) + len(d.TraceID) + len(d.Kind) + len(d.PolicyHash) +
+		len(d.RunSHA256) + len(d.RunStatus) + len(d.InputSHA256) + len(d.ModuleSHA256) + len(d.ManifestSHA256)
+	b := make([]byte, 0, headCap+288+len(d.StepID)+len(d.StateHash)+len(d.RunStatus))
 	field := func(name, value string) {
 		if err != nil {
 			return
@@ -85,13 +88,11 @@ func newSealer(draft Envelope) (*sealer, error) {
 		return nil, err
 	}
 	b = append(b, `,"prev_hash":`...)
-	s.head = b
+	s.head = b[:len(b):len(b)]
 
 	// Canonical order puts program_sha256 and record_sha256 between
 	// prev_hash and recorded_at.
-	// mid, status and tail share one allocation: room for their fixed
-	// parts with hex hashes (about 265 bytes) and the variable ones.
-	b = make([]byte, 0, 288+len(d.StepID)+len(d.StateHash)+len(d.RunStatus))
+	b = b[len(b):]
 	if d.ProgramSHA256 != "" {
 		field("program_sha256", d.ProgramSHA256)
 	}
@@ -140,20 +141,7 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	d.PrevHash = head.Hash
 	d.RecordedAt = at.UTC()
 	if d.Seq >= maxExactInt {
-		h, err := d.ComputeHash()
-		if err != nil {
-			return d, nil, err
-		}
-		d.Hash = h
-		// Without HTML escaping, so the payload is stored as prepared,
-		// as on the spliced path.
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(&d); err != nil {
-			return d, nil, err
-		}
-		return d, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+		return sealSlow(d)
 	}
 	// The stored value is {"hash":"<64 hex>", followed by the canonical
 	// object without its '{': the canonical bytes are built in place after
@@ -178,6 +166,27 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	hex.Encode(buf[len(hashField):], sum[:])
 	buf[n-2], buf[n-1] = '"', ','
 	return d, buf, nil
+}
+
+// sealSlow seals d through ComputeHash and encoding/json, for a seq
+// beyond the integers RFC 8785 prints as digits. It is a function of its
+// own so that d's address, which the encoder takes, makes only this copy
+// escape, not seal's on the common path.
+func sealSlow(d Envelope) (Envelope, []byte, error) {
+	h, err := d.ComputeHash()
+	if err != nil {
+		return d, nil, err
+	}
+	d.Hash = h
+	// Without HTML escaping, so the payload is stored as prepared, as on
+	// the spliced path.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&d); err != nil {
+		return d, nil, err
+	}
+	return d, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // appendStr appends s as canonical.Append does: directly when it is

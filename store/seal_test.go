@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -87,4 +88,45 @@ func FuzzSeal(f *testing.F) {
 		}
 		checkSeal(t, d, chainHead{Seq: seq % (1 << 60), Hash: "prev"}, time.Unix(0, ns))
 	})
+}
+
+// TestPrepareDraftCanonicalPayload: a payload already canonical is kept
+// as given (not copied); one that is not is canonicalized; both seal to
+// what ComputeHash hashes.
+func TestPrepareDraftCanonicalPayload(t *testing.T) {
+	for _, tc := range []struct {
+		payload, want string
+		kept          bool
+	}{
+		{`{"output":{"amount":129.5,"order_id":"o-17"},"tool_grants":{},"tool_source":"operator"}`, `{"output":{"amount":129.5,"order_id":"o-17"},"tool_grants":{},"tool_source":"operator"}`, true},
+		{`{"output": {"order_id":"o-17","amount":129.50}}`, `{"output":{"amount":129.5,"order_id":"o-17"}}`, false},
+		{`{"output":"\u00e9"}`, `{"output":"é"}`, false},
+		{``, `null`, false},
+	} {
+		in := json.RawMessage(tc.payload)
+		d, err := prepareDraft(Envelope{TraceID: "e", StepID: "s", Payload: in})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.payload, err)
+		}
+		if string(d.Payload) != tc.want {
+			t.Errorf("%s: payload %s, want %s", tc.payload, d.Payload, tc.want)
+		}
+		if kept := len(in) > 0 && &d.Payload[0] == &in[0]; kept != tc.kept {
+			t.Errorf("%s: kept as given %v, want %v", tc.payload, kept, tc.kept)
+		}
+		s, err := newSealer(Envelope{TraceID: "e", StepID: "s", Payload: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, v, err := s.seal(chainHead{Seq: 3, Hash: "ab"}, time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, err := e.ComputeHash(); err != nil || h != e.Hash {
+			t.Errorf("%s: sealed hash %s, ComputeHash %s (%v)", tc.payload, e.Hash, h, err)
+		}
+		if !strings.Contains(string(v), `"payload":`+tc.want+`,`) {
+			t.Errorf("%s: stored %s", tc.payload, v)
+		}
+	}
 }

@@ -289,7 +289,10 @@ type StepCommit struct {
 	// Envelope, when set, is appended to the audit chain. Its TraceID
 	// and StepIndex default to Run.ID and Index and must match them
 	// when set; Kind defaults to EnvelopeKindStep. Seq, RecordedAt,
-	// PrevHash and Hash are assigned by the store.
+	// PrevHash and Hash are assigned by the store, which copies the
+	// draft before CommitStep or StartCommitStep returns (the caller may
+	// reuse it). A payload already canonical is stored as given: the
+	// envelope the commit returns may share its bytes.
 	Envelope *Envelope
 	// Lease, when set, fences the commit on a store shared by replicas
 	// (LeaseStore): it is written only while l is still the execution's

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +59,7 @@ type Registry struct {
 	regMu sync.Mutex
 
 	mu       sync.Mutex
-	versions map[string]*version // key: module sha + "/" + manifest sha + "/" + source
+	versions map[versionKey]*version
 	// current caches each name's current version so that a call does not
 	// read the store. Register and Remove through this registry keep it
 	// true; the store has one writer process (the primary), which owns it.
@@ -75,6 +74,16 @@ type Registry struct {
 	pending int64
 }
 
+// versionKey names one version of a tool: its module, manifest and
+// source, and the artifact and signer it came from (the same bytes from
+// an artifact, or signed by someone else, are another version, whose Tool
+// carries that provenance). A struct, so a lookup builds no string.
+type versionKey struct {
+	module, manifest string
+	source           toolrecord.Source
+	ref, signer      string
+}
+
 // version caches one decoded manifest and its Tools per effective set.
 type version struct {
 	manifest Manifest
@@ -86,7 +95,7 @@ func NewRegistry(h *Host, st Store, opts RegistryOptions) *Registry {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Registry{host: h, st: st, opts: opts, versions: map[string]*version{}, current: map[string]toolrecord.Record{}, uploaded: -1}
+	return &Registry{host: h, st: st, opts: opts, versions: map[versionKey]*version{}, current: map[string]toolrecord.Record{}, uploaded: -1}
 }
 
 // grant asks gate C about one version.
@@ -441,11 +450,9 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
 	}
 	rec.Source = rec.EffectiveSource()
-	vkey := rec.ModuleSHA256 + "/" + rec.ManifestSHA256 + "/" + string(rec.Source)
+	vkey := versionKey{module: rec.ModuleSHA256, manifest: rec.ManifestSHA256, source: rec.Source}
 	if p := rec.Provenance; p != nil {
-		// The same bytes from an artifact (or signed by someone else)
-		// are another version: its Tool carries that provenance.
-		vkey += "/" + p.Ref + "/" + p.SignerID
+		vkey.ref, vkey.signer = p.Ref, p.SignerID
 	}
 	r.mu.Lock()
 	v, ok := r.versions[vkey]
@@ -473,17 +480,21 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	if err := g.within(&v.manifest); err != nil {
 		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
 	}
-	granted, auth := g.effective(&v.manifest)
-	secrets := slices.Clone(g.Secrets)
-	slices.Sort(secrets)
-	secrets = slices.Compact(secrets)
-	ckey := authKey(auth) + "|" + strings.Join(secrets, ",")
+	// The effective grant's key, in a buffer on the stack: a call of a
+	// Tool already built allocates nothing to find it.
+	var kb [256]byte
+	key := grantKey(kb[:0], &g, &v.manifest)
 	r.mu.Lock()
-	t, ok := v.byCaps[ckey]
+	t, ok := v.byCaps[string(key)]
 	r.mu.Unlock()
 	if ok {
 		return t, nil
 	}
+	ckey := string(key)
+	granted, auth := g.effective(&v.manifest)
+	secrets := slices.Clone(g.Secrets)
+	slices.Sort(secrets)
+	secrets = slices.Compact(secrets)
 	t, err = r.build(ctx, rec, v.manifest, granted)
 	if err != nil {
 		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
@@ -498,15 +509,40 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	return t, nil
 }
 
-// authKey is a canonical string of a capability → authority map, for
-// caching a Tool per effective grant.
-func authKey(auth map[string]string) string {
-	keys := make([]string, 0, len(auth))
-	for c, a := range auth {
-		keys = append(keys, c+"="+a)
+// grantKey appends the key a Tool is cached under for grant g of manifest
+// m: the capabilities m asks for that g holds, sorted, each with its
+// authority ("c=a,…"), then "|" and g's secrets, sorted, each once
+// ("s,…"). Two grants with the same key build the same Tool. The sorting
+// is done in place on small arrays, so a key of a few capabilities and
+// secrets costs no allocation.
+func grantKey(dst []byte, g *Grant, m *Manifest) []byte {
+	var ca [8]string
+	caps := ca[:0]
+	for _, c := range m.Capabilities {
+		if _, ok := g.Capabilities[c]; ok {
+			caps = append(caps, c)
+		}
 	}
-	sort.Strings(keys)
-	return strings.Join(keys, ",")
+	slices.Sort(caps)
+	for i, c := range slices.Compact(caps) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, c...)
+		dst = append(dst, '=')
+		dst = append(dst, g.Capabilities[c]...)
+	}
+	dst = append(dst, '|')
+	var sa [8]string
+	secrets := append(sa[:0], g.Secrets...)
+	slices.Sort(secrets)
+	for i, s := range slices.Compact(secrets) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, s...)
+	}
+	return dst
 }
 
 func (r *Registry) build(ctx context.Context, rec toolrecord.Record, m Manifest, granted []string) (*Tool, error) {

@@ -3,6 +3,8 @@ package tools
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -280,5 +282,90 @@ func TestFirstCallsCompileOnce(t *testing.T) {
 	}
 	if n := h.Stats().Compilations; n != 1 {
 		t.Errorf("%d compilations of one module, want 1", n)
+	}
+}
+
+// switchGrants is gate C with an answer the test changes between calls.
+type switchGrants struct {
+	mu sync.Mutex
+	g  Grant
+}
+
+func (s *switchGrants) set(g Grant) { s.mu.Lock(); s.g = g; s.mu.Unlock() }
+
+func (s *switchGrants) Grant(GrantRequest) (Grant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.g
+	g.Capabilities = maps.Clone(g.Capabilities)
+	g.Secrets = slices.Clone(g.Secrets)
+	return g, nil
+}
+
+// TestResolveCachePerGrant: Resolve builds one Tool per effective grant
+// (the capabilities held, their authorities, the secrets) and hands the
+// same one back while the grant stays; a grant that changes in any of the
+// three gets a Tool built for it, and a capability the manifest does not
+// ask for changes nothing.
+func TestResolveCachePerGrant(t *testing.T) {
+	gate := &switchGrants{}
+	full := Grant{Capabilities: map[string]string{"nanovm:secrets": AuthorityPolicy, "nanovm:log": AuthorityPolicy}, Secrets: []string{AnySecret}}
+	gate.set(full)
+	r := NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{Grants: gate})
+	register(t, r, "secret_echo", nil)
+	ctx := context.Background()
+	resolve := func() *Tool {
+		t.Helper()
+		tool, err := r.Resolve(ctx, "secret_echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tool
+	}
+	first := resolve()
+	if again := resolve(); again != first {
+		t.Fatal("the same grant built a second Tool")
+	}
+	for _, tc := range []struct {
+		name string
+		g    Grant
+		same bool
+	}{
+		{"capability not asked for", Grant{Capabilities: map[string]string{"nanovm:secrets": AuthorityPolicy, "nanovm:log": AuthorityPolicy, "nanovm:http": AuthorityPolicy}, Secrets: []string{AnySecret}}, true},
+		{"secrets repeated and reordered", Grant{Capabilities: full.Capabilities, Secrets: []string{AnySecret, AnySecret}}, true},
+		{"another authority", Grant{Capabilities: map[string]string{"nanovm:secrets": AuthorityManifest, "nanovm:log": AuthorityPolicy}, Secrets: []string{AnySecret}}, false},
+		{"other secrets", Grant{Capabilities: full.Capabilities, Secrets: []string{"card"}}, false},
+	} {
+		gate.set(tc.g)
+		got := resolve()
+		if (got == first) != tc.same {
+			t.Errorf("%s: same Tool %v, want %v", tc.name, got == first, tc.same)
+		}
+		if !tc.same && (len(got.Authority) != len(tc.g.Capabilities) || got.Authority["nanovm:secrets"] != tc.g.Capabilities["nanovm:secrets"]) {
+			t.Errorf("%s: Authority %v for grant %v", tc.name, got.Authority, tc.g.Capabilities)
+		}
+	}
+	gate.set(full)
+	if got := resolve(); got != first {
+		t.Error("the first grant again built a second Tool")
+	}
+}
+
+// TestResolveCachedAllocs: resolving a tool already built allocates
+// only what gate C's answer itself does (the default grant: its map and
+// secrets).
+func TestResolveCachedAllocs(t *testing.T) {
+	r := newRegistry(t, "poll")
+	ctx := context.Background()
+	if _, err := r.Resolve(ctx, "poll"); err != nil {
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := r.Resolve(ctx, "poll"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > 2 {
+		t.Errorf("Resolve of a built tool: %v allocations, want at most 2", n)
 	}
 }

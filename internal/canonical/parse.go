@@ -8,7 +8,17 @@ import (
 )
 
 // appendRaw parses the JSON text data and appends its canonical form.
+// Data already canonical (a record written by this module, say) is
+// appended as it is, after a check that only reads it.
 func appendRaw(dst []byte, data []byte, depth int) ([]byte, error) {
+	if isCanonical(data, depth) {
+		return append(dst, data...), nil
+	}
+	return parseRaw(dst, data, depth)
+}
+
+// parseRaw is appendRaw without the check: it always parses.
+func parseRaw(dst []byte, data []byte, depth int) ([]byte, error) {
 	p := parserPool.Get().(*parser)
 	defer p.release()
 	p.data, p.pos = data, 0

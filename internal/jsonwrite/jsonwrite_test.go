@@ -2,6 +2,7 @@ package jsonwrite
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -231,6 +232,16 @@ func FuzzValid(f *testing.F) {
 func BenchmarkValid(b *testing.B) {
 	v := map[string]any{"index": 3.0, "output": map[string]any{"order_id": "o-1", "amount": 42.5, "items": []any{"a", "b"}}, "state_hash": strings.Repeat("ab", 32)}
 	data, _ := json.Marshal(v)
+	// A step record as the refund pipeline's tool steps write them.
+	record := []byte(`{"index":2,"step_id":"enrich","type":"parallel","status":"success","output":{"get_amount":{"amount":129.5,"order_id":"o-17"},"get_status":{"order_id":"o-17","status":"delivered"}},"retries":0,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cost_usd":0},"state_hash":"` + strings.Repeat("3f", 32) + `","sub_steps":[{"step_id":"get_amount","type":"tool","status":"success","output":{"amount":129.5,"order_id":"o-17"},"retries":0,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cost_usd":0},"tool":{"module_sha256":"` + strings.Repeat("a1", 32) + `","manifest_sha256":"` + strings.Repeat("b2", 32) + `","source":"operator"},"started_at":"2026-12-01T15:24:50.123456789Z","finished_at":"2026-12-01T15:24:50.123498765Z","duration_ms":0.042}],"started_at":"2026-12-01T15:24:50.123456789Z","finished_at":"2026-12-01T15:24:50.123498765Z","duration_ms":0.042}`)
+	b.Run("record", func(b *testing.B) {
+		b.SetBytes(int64(len(record)))
+		for b.Loop() {
+			if !Valid(record) {
+				b.Fatal("not valid")
+			}
+		}
+	})
 	b.Run("jsonwrite", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
@@ -276,5 +287,49 @@ func TestAppendQuotedJCS(t *testing.T) {
 				t.Fatalf("JCSReplace = %s, %d; want %s, -1", rep, bad, want)
 			}
 		})
+	}
+}
+
+// TestPlain8 holds the eight-byte test of Valid's string scan to a byte
+// loop: every byte value at every position, over plain and over 0xff
+// backgrounds (the borrow of the subtraction must not make a byte above
+// a plain one look special, nor hide one).
+func TestPlain8(t *testing.T) {
+	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
+	for _, bg := range []byte{'a', 0xff, 0x20, 0x80, 0x21, 0x5d} {
+		for pos := range 8 {
+			for c := range 256 {
+				var w [8]byte
+				for i := range w {
+					w[i] = bg
+				}
+				w[pos] = byte(c)
+				want := true
+				for _, b := range w {
+					if special(b) {
+						want = false
+					}
+				}
+				if got := plain8(binary.LittleEndian.Uint64(w[:])); got != want {
+					t.Fatalf("plain8(%q) = %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
+	// Words of bytes drawn near the boundaries, several special at once.
+	near := []byte{0, 1, 0x1f, 0x20, 0x21, '"' - 1, '"', '"' + 1, '\\' - 1, '\\', '\\' + 1, 0x7f, 0x80, 0xa2, 0xdc, 0xff}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		var w [8]byte
+		want := true
+		for i := range w {
+			w[i] = near[r.IntN(len(near))]
+			if special(w[i]) {
+				want = false
+			}
+		}
+		if got := plain8(binary.LittleEndian.Uint64(w[:])); got != want {
+			t.Fatalf("plain8(%q) = %v, want %v", w, got, want)
+		}
 	}
 }

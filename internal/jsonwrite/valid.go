@@ -1,5 +1,7 @@
 package jsonwrite
 
+import "encoding/binary"
+
 // maxNesting is encoding/json's nesting limit: json.Valid refuses deeper
 // input, so Valid does too.
 const maxNesting = 10000
@@ -119,39 +121,67 @@ func member(data []byte, i int) int {
 // after its closing one, or -1.
 func str(data []byte, i int) int {
 	i++
-	for i < len(data) {
-		c := data[i]
-		switch {
-		case c == '"':
-			return i + 1
-		case c < 0x20:
-			return -1
-		case c == '\\':
-			i++
-			if i >= len(data) {
-				return -1
-			}
-			switch data[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i++
-			case 'u':
-				if i+4 >= len(data) {
-					return -1
-				}
-				for _, h := range data[i+1 : i+5] {
-					if !isHex(h) {
-						return -1
-					}
-				}
-				i += 5
-			default:
-				return -1
-			}
-		default:
+	for {
+		// Eight bytes at a time while none ends the string, starts an
+		// escape or is a control character (the hex hashes and
+		// timestamps that fill a step record), then byte by byte to the
+		// one that does.
+		for i+8 <= len(data) && plain8(binary.LittleEndian.Uint64(data[i:])) {
+			i += 8
+		}
+		for i < len(data) && plainByte[data[i]] {
 			i++
 		}
+		if i >= len(data) {
+			return -1
+		}
+		switch data[i] {
+		case '"':
+			return i + 1
+		case '\\':
+		default:
+			return -1 // a control character
+		}
+		i++
+		if i >= len(data) {
+			return -1
+		}
+		switch data[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i++
+		case 'u':
+			if i+4 >= len(data) {
+				return -1
+			}
+			for _, h := range data[i+1 : i+5] {
+				if !isHex(h) {
+					return -1
+				}
+			}
+			i += 5
+		default:
+			return -1
+		}
 	}
-	return -1
+}
+
+// plainByte marks the bytes a string holds as themselves: all but '"',
+// '\\' and the control characters (Valid, like json.Valid, does not check
+// UTF-8).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plain8 reports whether none of the eight bytes in x is '"', '\\' or
+// below 0x20: the exact "has a zero byte" test, (v-0x01…)&^v&0x80…, on
+// x^'"'…, x^'\\'… and, for bytes below 0x20, (x-0x20…)&^x&0x80….
+func plain8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, s := x^(ones*'"'), x^(ones*'\\')
+	return ((x-ones*0x20)&^x|(q-ones)&^q|(s-ones)&^s)&highs == 0
 }
 
 func isHex(c byte) bool {
