@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/kernel/kerneltest"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/storetest"
 	bolt "go.etcd.io/bbolt"
@@ -229,7 +230,7 @@ func TestCancelledContext(t *testing.T) {
 func TestRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nano.db")
 	ctx := context.Background()
-	clock := storetest.NewClock()
+	clock := kerneltest.NewManualClock()
 	db, err := store.Open(path, &store.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
