@@ -18,10 +18,7 @@ import (
 func TestCorruptIdempotencyRecord(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "s.db")
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	for _, k := range []string{"bad", "good"} {
 		if _, _, err := db.ClaimIdempotencyKey(ctx, k, "h", "exec-"+k, time.Nanosecond); err != nil {
 			t.Fatal(err)

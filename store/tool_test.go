@@ -15,10 +15,7 @@ import (
 func TestToolRecordSource(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tools.db")
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	mod := []byte("\x00asm\x01\x00\x00\x00")
 	up := store.ToolRecord{Name: "up", ModuleSHA256: sha(mod), Source: store.SourceUpload, Grants: map[string]string{"nanovm:log": "upload-default"}}
 	if err := db.PutToolVersion(ctx, up, mod); err != nil {
@@ -44,10 +41,7 @@ func TestToolRecordSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err = store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path, nil)
 	defer db.Close()
 	got, err := db.Tool(ctx, "up")
 	if err != nil || got.Source != store.SourceUpload || got.Grants["nanovm:log"] != "upload-default" {

@@ -19,10 +19,7 @@ import (
 func TestVaultNoPlaintextInFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nano.db")
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	v, err := store.NewVault(db, bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)
