@@ -29,15 +29,10 @@ func TestToolRecordSource(t *testing.T) {
 	}
 	db.Close()
 	// Write "old" as a record from before sources: no source field at all.
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
+	err := rawUpdate(path, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("tool_versions")).Put(append([]byte("old\x00"), sha(mod)...),
 			[]byte(`{"name":"old","module_sha256":"`+sha(mod)+`","manifest_sha256":"","manifest":null,"registered_at":"2026-01-01T00:00:00Z"}`))
 	})
-	bdb.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
