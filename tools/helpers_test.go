@@ -80,6 +80,18 @@ func failedWith(t testing.TB, err error, want string) bool {
 	return true
 }
 
+// failedKind is failedWith that also holds a wanted error to kind.
+func failedKind(t testing.TB, err, kind error, want string) bool {
+	t.Helper()
+	if !failedWith(t, err, want) {
+		return false
+	}
+	if !errors.Is(err, kind) {
+		t.Fatalf("err = %v, want %v", err, kind)
+	}
+	return true
+}
+
 // failedAs is failedWith for a sentinel: with want, err must be it.
 func failedAs(t testing.TB, err, want error) bool {
 	t.Helper()
