@@ -38,13 +38,7 @@ func TestOpenBadFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	goodBytes, err := os.ReadFile(good)
-	if err != nil {
-		t.Fatal(err)
-	}
+	goodBytes := store.FileAfterClose(t, db)
 
 	random := make([]byte, 64<<10)
 	_, _ = io.ReadFull(rand.Reader, random)

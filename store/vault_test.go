@@ -45,13 +45,7 @@ func TestVaultNoPlaintextInFile(t *testing.T) {
 	if _, err := v.Put(ctx, "other", secret); err != nil { // live, not erased
 		t.Fatal(err)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := store.FileAfterClose(t, db)
 	for _, enc := range []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), hex.EncodeToString([]byte(secret)), "4242424242"} {
 		if bytes.Contains(raw, []byte(enc)) {
 			t.Errorf("database file contains %q", enc)
