@@ -137,7 +137,9 @@ func readStepRecord(d *jsonread.Reader, r *StepRecord) bool {
 // readSlice reads null or an array, each element with read, into out.
 // Null leaves out untouched (the records decode into zero values, so it
 // stays nil); an empty array is a non-nil empty slice, as encoding/json
-// leaves it.
+// leaves it. read is a closure over d rather than a function taking it:
+// a reader handed to a function value escapes, and the decoder's own
+// reader would then be allocated on every call.
 func readSlice[T any](d *jsonread.Reader, out *[]T, read func(*T) bool) bool {
 	if d.Peek() == 'n' {
 		return d.Literal("null")
