@@ -120,7 +120,7 @@ func readStepRecord(d *jsonread.Reader, r *StepRecord) bool {
 		case "tool":
 			ok = jsonread.Once(&seen, 1<<15) && readTool(d, &r.Tool)
 		case "sub_steps":
-			ok = jsonread.Once(&seen, 1<<16) && readSubSteps(d, &r.SubSteps)
+			ok = jsonread.Once(&seen, 1<<16) && readSlice(d, &r.SubSteps, func(s *SubStepRecord) bool { return readSubStep(d, s) })
 		case "started_at":
 			ok = jsonread.Once(&seen, 1<<17) && d.Time(&r.StartedAt)
 		case "finished_at":
@@ -134,20 +134,26 @@ func readStepRecord(d *jsonread.Reader, r *StepRecord) bool {
 	})
 }
 
-func readSubSteps(d *jsonread.Reader, out *[]SubStepRecord) bool {
+// readSlice reads null or an array, each element with read, into out.
+// Null leaves out untouched (the records decode into zero values, so it
+// stays nil); an empty array is a non-nil empty slice, as encoding/json
+// leaves it. read is a closure over d rather than a function taking it:
+// a reader handed to a function value escapes, and the decoder's own
+// reader would then be allocated on every call.
+func readSlice[T any](d *jsonread.Reader, out *[]T, read func(*T) bool) bool {
 	if d.Peek() == 'n' {
 		return d.Literal("null")
 	}
-	var subs []SubStepRecord
+	var elems []T
 	empty, ok := d.Array(func() bool {
-		subs = append(subs, SubStepRecord{})
-		return readSubStep(d, &subs[len(subs)-1])
+		var zero T
+		elems = append(elems, zero)
+		return read(&elems[len(elems)-1])
 	})
 	if empty {
-		// encoding/json leaves an empty array non-nil.
-		subs = []SubStepRecord{}
+		elems = []T{}
 	}
-	*out = subs
+	*out = elems
 	return ok
 }
 
@@ -326,7 +332,7 @@ func readTrace(d *jsonread.Reader, tr *Trace) bool {
 				tr.Status = Status(s)
 			}
 		case "steps":
-			ok = jsonread.Once(&seen, 1<<3) && readSteps(d, &tr.Steps)
+			ok = jsonread.Once(&seen, 1<<3) && readSlice(d, &tr.Steps, func(s *StepRecord) bool { return readStepRecord(d, s) })
 		case "final_output":
 			if ok = jsonread.Once(&seen, 1<<4); ok {
 				tr.FinalOutput, ok = d.Value()
@@ -375,22 +381,6 @@ func readTrace(d *jsonread.Reader, tr *Trace) bool {
 		}
 		return ok
 	})
-}
-
-func readSteps(d *jsonread.Reader, out *[]StepRecord) bool {
-	if d.Peek() == 'n' {
-		return d.Literal("null")
-	}
-	var steps []StepRecord
-	empty, ok := d.Array(func() bool {
-		steps = append(steps, StepRecord{})
-		return readStepRecord(d, &steps[len(steps)-1])
-	})
-	if empty {
-		steps = []StepRecord{}
-	}
-	*out = steps
-	return ok
 }
 
 func readStepMetrics(d *jsonread.Reader, m *StepMetrics) bool {

@@ -42,6 +42,22 @@ func sameDecode[T any](t *testing.T, data []byte, direct func([]byte, *T) error)
 	}
 }
 
+// sameDirectDecode encodes v with encoding/json and holds the direct
+// decoder to encoding/json on the bytes (sameDecode); directly must say
+// they take the direct path. It returns the bytes.
+func sameDirectDecode[T any](t *testing.T, v *T, direct func([]byte, *T) error, directly func([]byte) bool) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDecode(t, b, direct)
+	if !directly(b) {
+		t.Fatalf("%T %s takes encoding/json's path", *v, b)
+	}
+	return b
+}
+
 // Ensure DecodeStepRecord and DecodeTrace give what encoding/json gives for
 // the records of random programs' traces, as the runtime stores them.
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
@@ -54,14 +70,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 		}
 		tr := runToEnd(t, p, map[string]any{"input_x": "a<b>&c \u2028 é", "k0": "yes"})
 		for k := range tr.Steps {
-			b, err := json.Marshal(&tr.Steps[k])
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameDecode(t, b, kernel.DecodeStepRecord)
-			if !kernel.DecodesDirectly(b) {
-				t.Fatalf("record %s takes encoding/json's path", b)
-			}
+			sameDirectDecode(t, &tr.Steps[k], kernel.DecodeStepRecord, kernel.DecodesDirectly)
 			records++
 		}
 		full, err := json.Marshal(tr)
@@ -70,14 +79,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 		}
 		hdr := *tr
 		hdr.Steps, hdr.StateSnapshots = nil, nil
-		b, err := json.Marshal(&hdr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sameDecode(t, b, kernel.DecodeTrace)
-		if !kernel.TraceDecodesDirectly(b) {
-			t.Fatalf("header %s takes encoding/json's path", b)
-		}
+		sameDirectDecode(t, &hdr, kernel.DecodeTrace, kernel.TraceDecodesDirectly)
 		// A whole trace takes encoding/json's path for its snapshots.
 		sameDecode(t, full, kernel.DecodeTrace)
 	}
@@ -106,14 +108,7 @@ func TestDecodeStepRecordValues(t *testing.T) {
 		},
 		StartedAt: ts, FinishedAt: ts.UTC(), DurationMS: 0.001,
 	}
-	b, err := json.Marshal(&rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameDecode(t, b, kernel.DecodeStepRecord)
-	if !kernel.DecodesDirectly(b) {
-		t.Fatalf("record %s takes encoding/json's path", b)
-	}
+	b := sameDirectDecode(t, &rec, kernel.DecodeStepRecord, kernel.DecodesDirectly)
 	var got kernel.StepRecord
 	if err := kernel.DecodeStepRecord(b, &got); err != nil || !reflect.DeepEqual(got.Output, rec.Output) {
 		t.Fatalf("round trip: %v\n%#v", err, got.Output)
@@ -219,28 +214,25 @@ func refundRecords(b *testing.B) [][]byte {
 // with encoding/json.
 func BenchmarkDecodeStepRecord(b *testing.B) {
 	recs := refundRecords(b)
-	b.Run("direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			for _, data := range recs {
-				var rec kernel.StepRecord
-				if err := kernel.DecodeStepRecord(data, &rec); err != nil {
-					b.Fatal(err)
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte, *kernel.StepRecord) error
+	}{
+		{"direct", kernel.DecodeStepRecord},
+		{"encoding-json", func(data []byte, rec *kernel.StepRecord) error { return json.Unmarshal(data, rec) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, data := range recs {
+					var rec kernel.StepRecord
+					if err := bc.decode(data, &rec); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
-		}
-	})
-	b.Run("encoding-json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			for _, data := range recs {
-				var rec kernel.StepRecord
-				if err := json.Unmarshal(data, &rec); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	})
+		})
+	}
 }
 
 // deepRecords are step records and trace headers around values nested

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -23,7 +21,7 @@ import (
 	"github.com/nanovm/nano-vm-mcp/tools"
 	"github.com/nanovm/nano-vm-mcp/tools/oci"
 	"github.com/nanovm/nano-vm-mcp/tools/oci/ocitest"
-	"github.com/nanovm/nano-vm-mcp/tools/signature"
+	"github.com/nanovm/nano-vm-mcp/tools/signature/signaturetest"
 )
 
 func writePub(t *testing.T, dir, name string) string {
@@ -149,16 +147,8 @@ func TestRegisterOCIKeyless(t *testing.T) {
 	reg := ocitest.Start(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), nil, vs.TimestampingAuthorities(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootJSON, _ := tr.MarshalJSON()
-	os.WriteFile(filepath.Join(dir, "trusted_root.json"), rootJSON, 0o644)
+	vs := signaturetest.New(t)
+	os.WriteFile(filepath.Join(dir, "trusted_root.json"), vs.Root, 0o644)
 	const issuer, subject = "https://token.actions.example", "https://ci.example/release.yml@refs/heads/main"
 	mods := testModules(t)
 	echo := mods["raw_echo"]
@@ -173,12 +163,7 @@ func TestRegisterOCIKeyless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, priv, _ := vs.GenerateLeafCert(subject, issuer)
-	bundle, err := signature.Sign(ctx, signature.SignOptions{Key: priv.(*ecdsa.PrivateKey), Certificate: cert.Raw, Timestamp: vs.TimestampResponse}, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.AttachBundle(ctx, pinned, dgst, bundle); err != nil {
+	if err := client.AttachBundle(ctx, pinned, dgst, vs.Sign(t, issuer, subject, raw)); err != nil {
 		t.Fatal(err)
 	}
 	policy := filepath.Join(dir, "policy.yaml")

@@ -12,10 +12,7 @@ import (
 // openTemp opens a fresh bbolt store in t.TempDir, closed in t.Cleanup.
 func openTemp(t testing.TB, opts *store.Options) *store.DB {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "nano.db"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, filepath.Join(t.TempDir(), "nano.db"), opts)
 	t.Cleanup(func() {
 		if err := db.Close(); err != nil {
 			t.Error(err)

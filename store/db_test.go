@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/kernel"
+	"github.com/nanovm/nano-vm-mcp/kernel/kerneltest"
 	"github.com/nanovm/nano-vm-mcp/store"
 	"github.com/nanovm/nano-vm-mcp/store/storetest"
 	bolt "go.etcd.io/bbolt"
@@ -26,10 +27,7 @@ func TestOpenBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	// A real store with enough data that truncation cuts into its pages.
 	good := filepath.Join(dir, "good.db")
-	db, err := store.Open(good, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, good, nil)
 	big := bytes.Repeat([]byte("module "), 200_000)
 	rec := store.ToolRecord{Name: "big", ModuleSHA256: sha(big)}
 	if err := db.PutToolVersion(context.Background(), rec, big); err != nil {
@@ -40,13 +38,7 @@ func TestOpenBadFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	goodBytes, err := os.ReadFile(good)
-	if err != nil {
-		t.Fatal(err)
-	}
+	goodBytes := store.FileAfterClose(t, db)
 
 	random := make([]byte, 64<<10)
 	_, _ = io.ReadFull(rand.Reader, random)
@@ -154,10 +146,7 @@ func TestOpenBadFiles(t *testing.T) {
 func TestOpenCheckOnOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nano.db")
 	for range 2 {
-		db, err := store.Open(path, &store.Options{CheckOnOpen: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := openAt(t, path, &store.Options{CheckOnOpen: true})
 		if _, err := db.PutProgram(context.Background(), store.Program{ID: "p"}); err != nil {
 			t.Fatal(err)
 		}
@@ -180,10 +169,7 @@ func TestOpenLocked(t *testing.T) {
 // TestClosed ensures every operation after Close returns ErrClosed and
 // Close is idempotent.
 func TestClosed(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "nano.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, filepath.Join(t.TempDir(), "nano.db"), nil)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -229,11 +215,8 @@ func TestCancelledContext(t *testing.T) {
 func TestRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nano.db")
 	ctx := context.Background()
-	clock := storetest.NewClock()
-	db, err := store.Open(path, &store.Options{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock := kerneltest.NewManualClock()
+	db := openAt(t, path, &store.Options{Now: clock.Now})
 	if _, _, err := db.ClaimIdempotencyKey(ctx, "key", "req", "run", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -251,10 +234,7 @@ func TestRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db, err = store.Open(path, &store.Options{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path, &store.Options{Now: clock.Now})
 	defer db.Close()
 	un, err := db.Unfinished(ctx)
 	if err != nil || len(un) != 2 || un[0].ID != "run" || string(un[0].Input) != `{"next":3}` || un[1].ID != "waiting" {
@@ -287,10 +267,7 @@ func tamperedDB(t *testing.T, path string, tamper func(tx *bolt.Tx) error) *stor
 	if err := rawUpdate(path, tamper); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	t.Cleanup(func() { db.Close() })
 	return db
 }

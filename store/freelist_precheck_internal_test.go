@@ -41,13 +41,7 @@ func TestDamagedFreelistRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	good, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := FileAfterClose(t, db)
 	// The newer meta page names the freelist page; give that page an
 	// element count far past its end.
 	const ps = 4096

@@ -18,30 +18,20 @@ import (
 func TestCorruptIdempotencyRecord(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "s.db")
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	for _, k := range []string{"bad", "good"} {
 		if _, _, err := db.ClaimIdempotencyKey(ctx, k, "h", "exec-"+k, time.Nanosecond); err != nil {
 			t.Fatal(err)
 		}
 	}
 	db.Close()
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
+	if err := rawUpdate(path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("idempotency")).Put([]byte("bad"), []byte("{")) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("idempotency")).Put([]byte("bad"), []byte("{")) }); err != nil {
-		t.Fatal(err)
-	}
-	bdb.Close()
-	if db, err = store.Open(path, nil); err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path, nil)
 	defer db.Close()
 
-	_, _, err = db.ClaimIdempotencyKey(ctx, "bad", "h", "exec-2", time.Hour)
+	_, _, err := db.ClaimIdempotencyKey(ctx, "bad", "h", "exec-2", time.Hour)
 	var ce *store.CorruptIdempotencyError
 	if !errors.As(err, &ce) || !errors.Is(err, store.ErrCorrupt) || ce.Key != "bad" || !strings.Contains(err.Error(), "idempotency rm") {
 		t.Fatalf("claim of the corrupt key: %v", err)

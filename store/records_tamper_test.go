@@ -23,10 +23,7 @@ func recordsDB(t *testing.T) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "records.db")
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	const id = "run-1"
 	input := json.RawMessage(`{"order_id":"order-abc-123"}`)
 	prog := json.RawMessage(`{"name":"pay","steps":[{"id":"capture","type":"tool","tool":"capture_payment"}]}`)
@@ -176,10 +173,7 @@ func TestRecordTamper(t *testing.T) {
 func TestRecordsCoveredAndDeleted(t *testing.T) {
 	ctx := context.Background()
 	path, id := recordsDB(t)
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	rep, err := db.VerifyChain(ctx, "")
 	// 3 steps, the run record, the input and the program.
 	if err != nil || !rep.OK || rep.RecordsChecked != 6 || len(rep.Notes) != 0 {
@@ -257,10 +251,7 @@ func TestLegacyRecords(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	rep, err := db.VerifyChain(ctx, "")
 	if err != nil || !rep.OK || len(rep.Notes) != 1 || rep.Notes[0].TraceID != id || rep.Notes[0].Problem != store.ProblemLegacy {
 		t.Fatalf("VerifyChain of a migrated schema-1 file = %+v (%+v), %v; want OK with %q noted legacy", rep, rep.Broken, err, id)
@@ -277,10 +268,7 @@ func TestLegacyRecords(t *testing.T) {
 	if err := rawUpdate(path, func(tx *bolt.Tx) error { return replaceIn(tx, "steps", stepKey("new", 0), "1", "2") }); err != nil {
 		t.Fatal(err)
 	}
-	db, err = store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path, nil)
 	defer db.Close()
 	rep, err = db.VerifyChain(ctx, "")
 	if err != nil || rep.OK || len(rep.Records) != 1 || rep.Records[0].TraceID != "new" || len(rep.Notes) != 1 {
@@ -431,10 +419,7 @@ func TestRecordRecommitted(t *testing.T) {
 func TestErasureUndone(t *testing.T) {
 	ctx := context.Background()
 	path, _ := recordsDB(t)
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	if err := db.PutSecret(ctx, store.SecretRecord{ID: "card", Salt: "s4lt", Nonce: []byte("n"), Ciphertext: []byte("c")}); err != nil {
 		t.Fatal(err)
 	}

@@ -72,10 +72,7 @@ func TestFinishedRunResealed(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path, id := recordsDB(t)
-			db, err := store.Open(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := openAt(t, path, nil)
 			t.Cleanup(func() { db.Close() })
 			if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK {
 				t.Fatalf("VerifyChain before = %+v, %v", rep, err)

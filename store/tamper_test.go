@@ -135,10 +135,7 @@ func editEnvelope(b *bolt.Bucket, seq uint64, edit func(*store.Envelope), rehash
 func TestTamperRunLink(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nano.db")
-	db, err := store.Open(path, &store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, &store.Options{NoSync: true})
 	for i, id := range []string{"a", "b"} {
 		if _, err := db.CommitStep(ctx, store.StepCommit{Run: store.Run{ID: id}, Index: 0, Step: []byte(`1`),
 			Envelope: &store.Envelope{StepID: "s", StateHash: fmt.Sprint(i)}}); err != nil {
@@ -203,10 +200,7 @@ func twoRunChain(t *testing.T, n int) string {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nano.db")
-	db, err := store.Open(path, &store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, &store.Options{NoSync: true})
 	for i := range n {
 		_, err := db.CommitStep(ctx, store.StepCommit{
 			Run:   store.Run{ID: fmt.Sprint("exec-", i%2), Status: kernel.StatusRunning},

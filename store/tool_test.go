@@ -15,10 +15,7 @@ import (
 func TestToolRecordSource(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tools.db")
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	mod := []byte("\x00asm\x01\x00\x00\x00")
 	up := store.ToolRecord{Name: "up", ModuleSHA256: sha(mod), Source: store.SourceUpload, Grants: map[string]string{"nanovm:log": "upload-default"}}
 	if err := db.PutToolVersion(ctx, up, mod); err != nil {
@@ -32,22 +29,14 @@ func TestToolRecordSource(t *testing.T) {
 	}
 	db.Close()
 	// Write "old" as a record from before sources: no source field at all.
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
+	err := rawUpdate(path, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("tool_versions")).Put(append([]byte("old\x00"), sha(mod)...),
 			[]byte(`{"name":"old","module_sha256":"`+sha(mod)+`","manifest_sha256":"","manifest":null,"registered_at":"2026-01-01T00:00:00Z"}`))
 	})
-	bdb.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err = store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path, nil)
 	defer db.Close()
 	got, err := db.Tool(ctx, "up")
 	if err != nil || got.Source != store.SourceUpload || got.Grants["nanovm:log"] != "upload-default" {

@@ -11,55 +11,45 @@ import (
 	"github.com/nanovm/nano-vm-mcp/kernel"
 )
 
-// agreeRun checks readRun against decodeRecord on v: when the
-// direct read accepts v, encoding/json must accept it too and give the
-// same run.
+// agree checks a direct read against decodeRecord on v: when read
+// accepts v, decodeRecord must accept it too (into a W), and same must
+// hold between the two.
+func agree[G, W any](t *testing.T, v []byte, read func([]byte, *G) bool, same func(got G, want W) bool) (direct bool) {
+	t.Helper()
+	var got G
+	if !read(v, &got) {
+		return false
+	}
+	var want W
+	if err := decodeRecord(v, &want); err != nil {
+		t.Fatalf("%q: read directly, but decodeRecord: %v", v, err)
+	}
+	if !same(got, want) {
+		t.Fatalf("%q:\ndirect       %+v\ndecodeRecord %+v", v, got, want)
+	}
+	return true
+}
+
+// agreeRun is agree for readRun: the same run.
 func agreeRun(t *testing.T, v []byte) (direct bool) {
 	t.Helper()
-	var got, want Run
-	if !readRun(v, &got) {
-		return false
-	}
-	if err := decodeRecord(v, &want); err != nil {
-		t.Fatalf("%q: read directly, but decodeRecord: %v", v, err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%q:\ndirect       %+v\ndecodeRecord %+v", v, got, want)
-	}
-	return true
+	return agree(t, v, readRun, func(got, want Run) bool { return reflect.DeepEqual(got, want) })
 }
 
-// agreeRunKeys is agreeRun for the committer's readRunKeys.
+// agreeRunKeys is agree for the committer's readRunKeys.
 func agreeRunKeys(t *testing.T, v []byte) (direct bool) {
 	t.Helper()
-	var got, want runKeys
-	if !readRunKeys(v, &got) {
-		return false
-	}
-	if err := decodeRecord(v, &want); err != nil {
-		t.Fatalf("%q: keys read directly, but decodeRecord: %v", v, err)
-	}
-	if got.ProgramID != want.ProgramID || got.Status != want.Status || !got.CreatedAt.Equal(want.CreatedAt) || got.CreatedAt.Location().String() != want.CreatedAt.Location().String() {
-		t.Fatalf("%q:\ndirect       %+v\ndecodeRecord %+v", v, got, want)
-	}
-	return true
+	return agree(t, v, readRunKeys, func(got, want runKeys) bool {
+		return got.ProgramID == want.ProgramID && got.Status == want.Status && got.CreatedAt.Equal(want.CreatedAt) && got.CreatedAt.Location().String() == want.CreatedAt.Location().String()
+	})
 }
 
-// agreeBody is agreeRun for run bodies.
+// agreeBody is agree for run bodies.
 func agreeBody(t *testing.T, v []byte) (direct bool) {
 	t.Helper()
-	var got Run
-	if !readBody(v, &got) {
-		return false
-	}
-	var want runBody
-	if err := decodeRecord(v, &want); err != nil {
-		t.Fatalf("%q: read directly, but decodeRecord: %v", v, err)
-	}
-	if !reflect.DeepEqual(got.Input, want.Input) || !reflect.DeepEqual(got.Program, want.Program) {
-		t.Fatalf("%q:\ndirect       %q %q\ndecodeRecord %q %q", v, got.Input, got.Program, want.Input, want.Program)
-	}
-	return true
+	return agree(t, v, readBody, func(got Run, want runBody) bool {
+		return reflect.DeepEqual(got.Input, want.Input) && reflect.DeepEqual(got.Program, want.Program)
+	})
 }
 
 // Ensure records as putRun writes them are read directly, with what

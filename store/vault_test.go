@@ -19,10 +19,7 @@ import (
 func TestVaultNoPlaintextInFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nano.db")
-	db, err := store.Open(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path, nil)
 	v, err := store.NewVault(db, bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -48,13 +45,7 @@ func TestVaultNoPlaintextInFile(t *testing.T) {
 	if _, err := v.Put(ctx, "other", secret); err != nil { // live, not erased
 		t.Fatal(err)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := store.FileAfterClose(t, db)
 	for _, enc := range []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), hex.EncodeToString([]byte(secret)), "4242424242"} {
 		if bytes.Contains(raw, []byte(enc)) {
 			t.Errorf("database file contains %q", enc)

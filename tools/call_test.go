@@ -166,27 +166,21 @@ func TestCallTimeoutAndCancel(t *testing.T) {
 // with them does not.
 func TestDeterminism(t *testing.T) {
 	r := newRegistry(t)
+	call := func() CallResult {
+		t.Helper()
+		res, err := r.Call(context.Background(), "clock_random", CallRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
 	register(t, r, "clock_random", nil)
-	a, err := r.Call(context.Background(), "clock_random", CallRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := r.Call(context.Background(), "clock_random", CallRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := call(), call()
 	if !reflect.DeepEqual(a.Output, b.Output) {
 		t.Fatalf("deterministic runs differ: %v vs %v", a.Output, b.Output)
 	}
 	register(t, r, "clock_random", func(m *Manifest) { m.Capabilities = []string{"wasi:clock", "wasi:random"} })
-	c, err := r.Call(context.Background(), "clock_random", CallRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := r.Call(context.Background(), "clock_random", CallRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, d := call(), call()
 	cm, dm := c.Output.(map[string]any), d.Output.(map[string]any)
 	if cm["random"] == dm["random"] || reflect.DeepEqual(cm, a.Output) {
 		t.Fatalf("real sources gave repeatable output: %v %v (deterministic %v)", cm, dm, a.Output)

@@ -56,17 +56,8 @@ func TestCommandManifestValidation(t *testing.T) {
 			}
 			doc += "}"
 			m, err := ParseManifest([]byte(doc))
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if m.Command == nil {
-					t.Fatal("command section lost")
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidManifest) {
-				t.Fatalf("err = %v, want ErrInvalidManifest with %q", err, tt.wantErr)
+			if !failedKind(t, err, ErrInvalidManifest, tt.wantErr) && m.Command == nil {
+				t.Fatal("command section lost")
 			}
 		})
 	}

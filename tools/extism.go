@@ -13,6 +13,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 // Extism plugins. A module that imports extism:host/env is an Extism plugin:
@@ -520,14 +522,7 @@ func (t *Tool) runExtism(ctx context.Context, st *callState, fn string, input []
 		if msg == "" {
 			msg = fmt.Sprintf("%s returned %d", fn, rc)
 		}
-		return nil, detail(ErrToolFailed, "%s", msgExcerpt(msg))
+		return nil, detail(ErrToolFailed, "%s", jsonlimit.Excerpt(msg, maxErrorExcerpt))
 	}
 	return ek.output, nil
-}
-
-func msgExcerpt(s string) string {
-	if len(s) > maxErrorExcerpt {
-		return s[:maxErrorExcerpt] + "…"
-	}
-	return s
 }

@@ -345,31 +345,16 @@ func valNames(ts []wasmbin.ValType) []string {
 // set: the link set has no log_info, and the refusal names it. A function
 // linked but not held by the call's own set refuses at call time.
 func TestExtismGateB(t *testing.T) {
-	mods := modules(t)
 	h := newHost(t, HostOptions{})
 	ctx := context.Background()
-	m, err := ParseManifest(mods["extism_v1"].Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Name = "echo_v1"
-	cm, err := h.compile(ctx, mods["extism_v1"].Wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cm := compiled(t, h, "extism_v1", func(m *Manifest) { m.Name = "echo_v1" })
 	args := map[string]any{"msg": "x"}
-	tool, err := h.prepare(ctx, recordFor(m, cm), m, cm, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = tool.Call(ctx, CallRequest{Args: args})
+	tool := prepared(t, h, m, cm, nil)
+	_, err := tool.Call(ctx, CallRequest{Args: args})
 	if !errors.Is(err, ErrImportNotGranted) || !strings.Contains(err.Error(), "extism:host/env.log_info needs capability nanovm:log") {
 		t.Fatalf("unlinked: err = %v, want log_info refused", err)
 	}
-	tool, err = h.prepare(ctx, recordFor(m, cm), m, cm, []string{string(CapLog)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tool = prepared(t, h, m, cm, []string{string(CapLog)})
 	tool.caps = newCapSet(nil)
 	_, err = tool.Call(ctx, CallRequest{Args: args})
 	if !errors.Is(err, ErrTrap) || !strings.Contains(err.Error(), "log_info called outside a call that holds nanovm:log") {

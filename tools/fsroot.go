@@ -228,17 +228,17 @@ func osOpenFlag(flag experimentalsys.Oflag) int {
 // Lstat implements sys.FS.
 func (f *mountFS) Lstat(p string) (sys.Stat_t, experimentalsys.Errno) {
 	r, _ := f.current(false)
-	fi, err := r.Lstat(rel(p))
-	if err != nil {
-		return sys.Stat_t{}, errnoOf(err)
-	}
-	return sys.NewStat_t(fi), 0
+	return statOf(r.Lstat(rel(p)))
 }
 
 // Stat implements sys.FS.
 func (f *mountFS) Stat(p string) (sys.Stat_t, experimentalsys.Errno) {
 	r, _ := f.current(false)
-	fi, err := r.Stat(rel(p))
+	return statOf(r.Stat(rel(p)))
+}
+
+// statOf is what Stat and Lstat return for a stat's result.
+func statOf(fi fs.FileInfo, err error) (sys.Stat_t, experimentalsys.Errno) {
 	if err != nil {
 		return sys.Stat_t{}, errnoOf(err)
 	}

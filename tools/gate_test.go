@@ -51,25 +51,14 @@ func TestGateA(t *testing.T) {
 // Ensure gate B on its own refuses an ungranted import: the module is
 // forced past gate A, and instantiation cannot link the import.
 func TestGateB(t *testing.T) {
-	mods := modules(t)
 	h := newHost(t, HostOptions{})
 	ctx := context.Background()
 	for _, name := range []string{"forbidden_http", "unknown_import", "secret_echo", "state_echo"} {
 		t.Run(name, func(t *testing.T) {
-			m, err := ParseManifest(mods[name].Manifest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cm, err := h.compile(ctx, mods[name].Wasm)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, cm := compiled(t, h, name, nil)
 			// Skip gate A on purpose: prepare with no capabilities at all.
-			tool, err := h.prepare(ctx, recordFor(m, cm), m, cm, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = tool.Call(ctx, CallRequest{Args: map[string]any{"ref": "vault://secret/x"}})
+			tool := prepared(t, h, m, cm, nil)
+			_, err := tool.Call(ctx, CallRequest{Args: map[string]any{"ref": "vault://secret/x"}})
 			if !errors.Is(err, ErrImportNotGranted) || !strings.Contains(err.Error(), "instantiate") {
 				t.Fatalf("err = %v, want instantiation to refuse the import", err)
 			}

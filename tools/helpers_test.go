@@ -74,6 +74,18 @@ func failedWith(t testing.TB, err error, want string) bool {
 	return true
 }
 
+// failedKind is failedWith that also holds a wanted error to kind.
+func failedKind(t testing.TB, err, kind error, want string) bool {
+	t.Helper()
+	if !failedWith(t, err, want) {
+		return false
+	}
+	if !errors.Is(err, kind) {
+		t.Fatalf("err = %v, want %v", err, kind)
+	}
+	return true
+}
+
 // failedAs is failedWith for a sentinel: with want, err must be it.
 func failedAs(t testing.TB, err, want error) bool {
 	t.Helper()
@@ -104,4 +116,28 @@ func newRegistry(t testing.TB, names ...string) *Registry {
 func recordFor(m Manifest, cm *compiledModule) toolrecord.Record {
 	canon, sum, _ := m.canonical()
 	return toolrecord.Record{Name: m.Name, ModuleSHA256: cm.sha256, ManifestSHA256: sum, Manifest: canon}
+}
+
+// compiled is the named test module's manifest, edited by edit, and the
+// module compiled by h: no gate A has looked at its imports.
+func compiled(t testing.TB, h *Host, name string, edit func(*Manifest)) (Manifest, *compiledModule) {
+	t.Helper()
+	m, wasm := editedModule(t, name, edit)
+	cm, err := h.compile(context.Background(), wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, cm
+}
+
+// prepared prepares m's tool from cm with granted as its link set, as if
+// gate A had admitted it: what gate B and the call-time checks refuse is
+// then theirs alone.
+func prepared(t testing.TB, h *Host, m Manifest, cm *compiledModule, granted []string) *Tool {
+	t.Helper()
+	tool, err := h.prepare(context.Background(), recordFor(m, cm), m, cm, granted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tool
 }

@@ -257,22 +257,19 @@ func (h *Host) link(ctx context.Context, s capSet) (*linkSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link wasi for [%s]: %w", key, err)
 	}
-	nb := h.rt.NewHostModuleBuilder("nanovm-link/nanovm/" + key)
-	h.exportNanovm(nb, s)
-	nanovmMod, err := h.instantiateHost(ctx, nb)
-	if err != nil {
-		_ = wasiMod.Close(ctx)
-		return nil, fmt.Errorf("link nanovm for [%s]: %w", key, err)
+	ls := &linkSet{wasi: wasiMod}
+	done := []api.Module{wasiMod}
+	for _, om := range ownModules {
+		m, err := h.instantiateHost(ctx, om.build(h, "nanovm-link/"+om.what+"/"+key, s))
+		if err != nil {
+			for _, d := range done {
+				_ = d.Close(ctx)
+			}
+			return nil, fmt.Errorf("link %s for [%s]: %w", om.what, key, err)
+		}
+		done = append(done, m)
+		*om.in(ls) = m
 	}
-	eb := h.rt.NewHostModuleBuilder("nanovm-link/extism/" + key)
-	h.exportExtism(eb, s)
-	extismMod, err := h.instantiateHost(ctx, eb)
-	if err != nil {
-		_ = wasiMod.Close(ctx)
-		_ = nanovmMod.Close(ctx)
-		return nil, fmt.Errorf("link extism for [%s]: %w", key, err)
-	}
-	ls := &linkSet{wasi: wasiMod, nanovm: nanovmMod, extism: extismMod}
 	empty := h.empty
 	ls.resolver = func(name string) api.Module {
 		switch name {
@@ -288,6 +285,30 @@ func (h *Host) link(ctx context.Context, s capSet) (*linkSet, error) {
 	}
 	h.links[key] = ls
 	return ls, nil
+}
+
+// ownModule is a host module this host builds itself, holding the
+// functions a capability set grants.
+type ownModule struct {
+	what   string // how builder names and errors say it
+	module string // the module name guests import from
+	export func(h *Host, b wazero.HostModuleBuilder, s capSet)
+	in     func(ls *linkSet) *api.Module // where link keeps its instance
+}
+
+// ownModules are the nanovm functions and extism:host/env, in the order
+// link instantiates them.
+var ownModules = []ownModule{
+	{what: "nanovm", module: nanovmModule, export: (*Host).exportNanovm, in: func(ls *linkSet) *api.Module { return &ls.nanovm }},
+	{what: "extism", module: extismEnvModule, export: (*Host).exportExtism, in: func(ls *linkSet) *api.Module { return &ls.extism }},
+}
+
+// build returns a builder of the module, named name, with the functions s
+// grants.
+func (om ownModule) build(h *Host, name string, s capSet) wazero.HostModuleBuilder {
+	b := h.rt.NewHostModuleBuilder(name)
+	om.export(h, b, s)
+	return b
 }
 
 // instantiateHost instantiates a host module through the runtime rather
@@ -608,22 +629,14 @@ func (h *Host) readHostSigs(ctx context.Context) (map[string]wasmbin.FuncType, e
 	for _, c := range Capabilities() {
 		all[c] = true
 	}
-	nb := h.rt.NewHostModuleBuilder("nanovm-link/signatures")
-	h.exportNanovm(nb, all)
-	c, err := nb.Compile(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("compile nanovm host module: %w", err)
+	for _, om := range ownModules {
+		c, err := om.build(h, "nanovm-link/signatures/"+om.what, all).Compile(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("compile %s host module: %w", om.what, err)
+		}
+		add(om.module, c.ExportedFunctions())
+		_ = c.Close(ctx)
 	}
-	defer c.Close(ctx)
-	add(nanovmModule, c.ExportedFunctions())
-	eb := h.rt.NewHostModuleBuilder("nanovm-link/extism-signatures")
-	h.exportExtism(eb, all)
-	ec, err := eb.Compile(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("compile extism host module: %w", err)
-	}
-	defer ec.Close(ctx)
-	add(extismEnvModule, ec.ExportedFunctions())
 	return sigs, nil
 }
 

@@ -92,14 +92,14 @@ func (h *Host) hostSecretGet(ctx context.Context, mod api.Module, stack []uint64
 }
 
 func (h *Host) secretGet(ctx context.Context, mod api.Module, refPtr, refLen, buf, bufCap, outLen uint32) uint32 {
-	st := holds(ctx, CapSecrets)
-	if st == nil {
-		return statusDenied
-	}
-	mem := mod.Memory()
-	ref, ok := mem.Read(refPtr, refLen)
-	if !ok || !strings.HasPrefix(string(ref), "vault://secret/") {
-		return statusInvalid
+	return inOut(ctx, mod, CapSecrets, h.resolveSecret, refPtr, refLen, buf, bufCap, outLen)
+}
+
+// resolveSecret is secret_get's work: the value of the vault reference
+// ref, if the call may have it.
+func (h *Host) resolveSecret(ctx context.Context, st *callState, ref []byte) ([]byte, uint32) {
+	if !strings.HasPrefix(string(ref), "vault://secret/") {
+		return nil, statusInvalid
 	}
 	refStr := string(ref)
 	// Secrets by need: only a ref the call was given, and only one the
@@ -107,15 +107,15 @@ func (h *Host) secretGet(ctx context.Context, mod api.Module, refPtr, refLen, bu
 	if why := st.secretAccess(refStr); why != "" {
 		st.attempt(refStr, why)
 		h.opts.Logger.Warn("secret_get denied", "tool", st.tool.Manifest.Name, "trace", st.traceID, "why", why)
-		return statusDenied
+		return nil, statusDenied
 	}
 	if h.opts.Secrets == nil {
-		return statusNotFound
+		return nil, statusNotFound
 	}
 	val, err := h.opts.Secrets.ResolveSecret(ctx, st.traceID, refStr)
 	if err != nil {
 		h.opts.Logger.Debug("secret_get refused", "tool", st.tool.Manifest.Name, "ref", refStr, "err", err)
-		return statusNotFound
+		return nil, statusNotFound
 	}
 	st.mu.Lock()
 	st.resolved = true
@@ -126,7 +126,7 @@ func (h *Host) secretGet(ctx context.Context, mod api.Module, refPtr, refLen, bu
 		st.secrets[val] = refStr
 	}
 	st.mu.Unlock()
-	return writeOut(mem, []byte(val), buf, bufCap, outLen)
+	return []byte(val), statusOK
 }
 
 // hostStateGet is nanovm.state_get(buf, cap, out_len).
@@ -142,6 +142,27 @@ func (h *Host) stateGet(ctx context.Context, mod api.Module, buf, bufCap, outLen
 		return statusDenied
 	}
 	return writeOut(mod.Memory(), st.state, buf, bufCap, outLen)
+}
+
+// inOut runs a nanovm function of the ABI (in, in_len, buf, buf_cap,
+// out_len) -> status: the call must hold c, in must lie in the guest's
+// memory, and what do returns with statusOK is written out by writeOut;
+// any other status is returned as it is.
+func inOut(ctx context.Context, mod api.Module, c Capability, do func(ctx context.Context, st *callState, in []byte) ([]byte, uint32), inPtr, inLen, buf, bufCap, outLen uint32) uint32 {
+	st := holds(ctx, c)
+	if st == nil {
+		return statusDenied
+	}
+	mem := mod.Memory()
+	in, ok := mem.Read(inPtr, inLen)
+	if !ok {
+		return statusInvalid
+	}
+	out, status := do(ctx, st, in)
+	if status != statusOK {
+		return status
+	}
+	return writeOut(mem, out, buf, bufCap, outLen)
 }
 
 // writeOut copies data to buf if it fits and stores its length at outLen.
@@ -183,54 +204,51 @@ func (h *Host) hostHTTPRequest(ctx context.Context, mod api.Module, stack []uint
 }
 
 func (h *Host) httpRequest(ctx context.Context, mod api.Module, reqPtr, reqLen, buf, bufCap, outLen uint32) uint32 {
-	st := holds(ctx, CapHTTP)
-	if st == nil {
-		return statusDenied
-	}
-	mem := mod.Memory()
-	raw, ok := mem.Read(reqPtr, reqLen)
-	if !ok {
-		return statusInvalid
-	}
+	return inOut(ctx, mod, CapHTTP, h.doHTTPRequest, reqPtr, reqLen, buf, bufCap, outLen)
+}
+
+// doHTTPRequest is http_request's work: send the request raw describes,
+// if the tool may reach its host, and encode the response.
+func (h *Host) doHTTPRequest(ctx context.Context, st *callState, raw []byte) ([]byte, uint32) {
 	var req httpRequest
 	if err := json.Unmarshal(raw, &req); err != nil || req.URL == "" {
-		return statusInvalid
+		return nil, statusInvalid
 	}
 	if req.Method == "" {
 		req.Method = http.MethodGet
 	}
 	u, err := url.Parse(req.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return statusInvalid
+		return nil, statusInvalid
 	}
 	allowed := st.tool.Manifest.AllowedHosts
 	if !hostAllowed(allowed, u) {
 		st.stderr.Write(fmt.Appendf(nil, "nanovm: http_request to %s refused: %v\n", u.Host, errHostNotAllowed))
-		return statusDenied
+		return nil, statusDenied
 	}
 	rctx, cancel := context.WithTimeout(ctx, h.opts.HTTPTimeout)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(rctx, req.Method, u.String(), strings.NewReader(req.Body))
 	if err != nil {
-		return statusInvalid
+		return nil, statusInvalid
 	}
 	resp, err := h.doAllowed(hreq, req.Headers, allowed)
 	if err != nil {
 		if errors.Is(err, errHostNotAllowed) {
-			return statusDenied
+			return nil, statusDenied
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return statusLimit
+			return nil, statusLimit
 		}
-		return statusIO
+		return nil, statusIO
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, h.opts.HTTPMaxResponseBytes+1))
 	if err != nil {
-		return statusIO
+		return nil, statusIO
 	}
 	if int64(len(body)) > h.opts.HTTPMaxResponseBytes {
-		return statusLimit
+		return nil, statusLimit
 	}
 	out := httpResponse{Status: resp.StatusCode, Headers: map[string]string{}, Body: string(body)}
 	for k := range resp.Header {
@@ -238,9 +256,9 @@ func (h *Host) httpRequest(ctx context.Context, mod api.Module, reqPtr, reqLen, 
 	}
 	enc, err := json.Marshal(out)
 	if err != nil {
-		return statusIO
+		return nil, statusIO
 	}
-	return writeOut(mem, bytes.TrimSpace(enc), buf, bufCap, outLen)
+	return bytes.TrimSpace(enc), statusOK
 }
 
 // doAllowed sends hreq with headers set on the host's client, whose

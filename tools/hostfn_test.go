@@ -84,24 +84,13 @@ func TestStateGet(t *testing.T) {
 // Ensure nanovm.state_get refuses a call that does not hold nanovm:state
 // even though the function is linked into the instance.
 func TestStateGetRefusedWhenLinkedAnyway(t *testing.T) {
-	mods := modules(t)
 	h := newHost(t, HostOptions{})
 	ctx := context.Background()
-	m, err := ParseManifest(mods["state_echo"].Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := h.compile(ctx, mods["state_echo"].Wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tool, err := h.prepare(ctx, recordFor(m, cm), m, cm, []string{string(CapState)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cm := compiled(t, h, "state_echo", nil)
+	tool := prepared(t, h, m, cm, []string{string(CapState)})
 	// The link (gate B) keeps state_get; the call's own set loses it.
 	tool.caps = newCapSet(nil)
-	_, err = tool.Call(ctx, CallRequest{State: map[string]any{"secret": "x"}})
+	_, err := tool.Call(ctx, CallRequest{State: map[string]any{"secret": "x"}})
 	if !errors.Is(err, ErrToolFailed) || !strings.Contains(err.Error(), "state_get denied") {
 		t.Fatalf("err = %v, want the guest to see state_get denied", err)
 	}

@@ -30,15 +30,20 @@ func bigObject() map[string]any {
 	return m
 }
 
+// benchState is a state the benchmarks measure, by name.
+type benchState struct {
+	name string
+	v    map[string]any
+}
+
+// benchStates are a typical state and a large flat one.
+func benchStates() []benchState {
+	return []benchState{{name: "nested-10-keys", v: nestedState()}, {name: "flat-1000-keys", v: bigObject()}}
+}
+
 // BenchmarkAppend measures the hot path: canonical bytes of decoded state.
 func BenchmarkAppend(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		v    map[string]any
-	}{
-		{name: "nested-10-keys", v: nestedState()},
-		{name: "flat-1000-keys", v: bigObject()},
-	} {
+	for _, bc := range benchStates() {
 		b.Run(bc.name, func(b *testing.B) {
 			buf, _ := Append(nil, bc.v)
 			b.SetBytes(int64(len(buf)))
@@ -55,13 +60,7 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkHash measures a state hash, as the kernel takes one per step.
 func BenchmarkHash(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		v    any
-	}{
-		{name: "nested-10-keys", v: nestedState()},
-		{name: "flat-1000-keys", v: bigObject()},
-	} {
+	for _, bc := range benchStates() {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -76,13 +75,7 @@ func BenchmarkHash(b *testing.B) {
 // BenchmarkRaw measures re-canonicalizing JSON text, against encoding/json's
 // decode-then-encode as a yardstick.
 func BenchmarkRaw(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		v    any
-	}{
-		{name: "nested-10-keys", v: nestedState()},
-		{name: "flat-1000-keys", v: bigObject()},
-	} {
+	for _, bc := range benchStates() {
 		raw, _ := json.Marshal(bc.v)
 		b.Run(bc.name+"/canonical", func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))

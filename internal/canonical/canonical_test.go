@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -255,24 +256,7 @@ func TestCompareKeysRandom(t *testing.T) {
 }
 
 // utf16Compare is the obviously-correct, slow reference for CompareKeys.
-func utf16Compare(a, b string) int {
-	ua, ub := utf16Units(a), utf16Units(b)
-	for i := 0; i < len(ua) && i < len(ub); i++ {
-		if ua[i] != ub[i] {
-			if ua[i] < ub[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	switch {
-	case len(ua) < len(ub):
-		return -1
-	case len(ua) > len(ub):
-		return 1
-	}
-	return 0
-}
+func utf16Compare(a, b string) int { return slices.Compare(utf16Units(a), utf16Units(b)) }
 
 func utf16Units(s string) []uint16 {
 	var u []uint16

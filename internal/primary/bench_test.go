@@ -9,9 +9,7 @@ import (
 // primary's own in-process session and through a forwarder's socket: the
 // cost a second client pays for sharing the database.
 func BenchmarkRoundTrip(b *testing.B) {
-	db := dbPath(b)
-	primary := join(b, db, Options{})
-	forwarder := join(b, db, Options{})
+	_, primary, forwarder := sharedPair(b)
 	for _, bc := range []struct {
 		name string
 		m    *member

@@ -138,6 +138,15 @@ func text(res *mcp.CallToolResult) string {
 	return s
 }
 
+// sharedPair joins two members to one fresh database, in turn: the first
+// is the primary, the second forwards to it.
+func sharedPair(t testing.TB) (db string, primary, forwarder *member) {
+	t.Helper()
+	db = dbPath(t)
+	primary = join(t, db, Options{})
+	return db, primary, join(t, db, Options{})
+}
+
 func dbPath(t testing.TB) string {
 	// t.TempDir can be long; keep the socket path under the Unix limit.
 	dir, err := os.MkdirTemp("", "sh")

@@ -12,9 +12,7 @@ import (
 // Ensure two members share one database: the second forwards to the
 // first, and what one writes the other reads.
 func TestServeSharesOneDatabase(t *testing.T) {
-	db := dbPath(t)
-	a := join(t, db, Options{})
-	b := join(t, db, Options{})
+	db, a, b := sharedPair(t)
 	run := b.call(t, "run_program", map[string]any{
 		"program": map[string]any{"name": "p", "steps": []any{map[string]any{"id": "v", "type": "tool", "tool": "validate_amount", "args": map[string]any{"amount": 10}}}},
 	})
@@ -37,9 +35,7 @@ func TestServeSharesOneDatabase(t *testing.T) {
 // Ensure a forwarder takes the database over when its primary stops, and
 // its client keeps its session.
 func TestServeTakeover(t *testing.T) {
-	db := dbPath(t)
-	a := join(t, db, Options{})
-	b := join(t, db, Options{})
+	db, a, b := sharedPair(t)
 	b.call(t, "list_traces", map[string]any{})
 	a.cancel() // the primary is told to stop, as by SIGTERM
 	if err := <-a.done; err == nil {
@@ -61,9 +57,7 @@ func TestServeTakeover(t *testing.T) {
 // Ensure a primary whose own client left keeps serving the others until
 // they leave too, and then releases the database.
 func TestServeLingers(t *testing.T) {
-	db := dbPath(t)
-	a := join(t, db, Options{})
-	b := join(t, db, Options{})
+	db, a, b := sharedPair(t)
 	lingered := make(chan error, 1)
 	go func() { lingered <- a.leave() }()
 	b.call(t, "list_traces", map[string]any{})

@@ -41,47 +41,9 @@ func Project(v any, target Target, opts Options) any {
 // its Trace projection, and a caller that only encodes the projection can
 // skip the copy. It allocates nothing; anything else (another type, a
 // deeper nesting than Project follows) reports false.
-func TraceUnchanged(v any) bool { return traceUnchanged(v, 0) }
-
-func traceUnchanged(v any, depth int) bool {
-	if depth > maxDepth {
-		return false
-	}
-	switch v := v.(type) {
-	case nil, bool, float64:
-		return true
-	case string:
-		return !hasRef(v)
-	case map[string]any:
-		for k, e := range v {
-			if hasRef(k) || !traceUnchanged(e, depth+1) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		for _, e := range v {
-			if !traceUnchanged(e, depth+1) {
-				return false
-			}
-		}
-		return true
-	case []string:
-		for _, e := range v {
-			if hasRef(e) {
-				return false
-			}
-		}
-		return true
-	case map[string]string:
-		for k, e := range v {
-			if hasRef(k) || hasRef(e) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
+func TraceUnchanged(v any) bool {
+	p := projector{target: Trace}
+	return p.unchanged(v, 0)
 }
 
 // hasRef reports whether s holds a vault reference.
@@ -130,7 +92,7 @@ func (p *projector) unchanged(v any, depth int) bool {
 	case nil, bool, float64:
 		return true
 	case string:
-		return p.str(v) == v
+		return p.same(v)
 	case map[string]any:
 		for k, e := range v {
 			if !p.sameName(k, depth) || !p.unchanged(e, depth+1) {
@@ -147,14 +109,14 @@ func (p *projector) unchanged(v any, depth int) bool {
 		return true
 	case []string:
 		for _, e := range v {
-			if p.str(e) != e {
+			if !p.same(e) {
 				return false
 			}
 		}
 		return true
 	case map[string]string:
 		for k, e := range v {
-			if !p.sameName(k, depth) || p.str(e) != e {
+			if !p.sameName(k, depth) || !p.same(e) {
 				return false
 			}
 		}
@@ -169,7 +131,17 @@ func (p *projector) sameName(k string, depth int) bool {
 	if p.target == LLM && (depth == 0 && strings.HasPrefix(k, "__") || IsSecretName(k)) {
 		return false
 	}
-	return p.str(k) == k
+	return p.same(k)
+}
+
+// same reports whether p.str(s) == s. Trace changes exactly the strings
+// that hold a vault reference (a reference becomes a public one, or the
+// tombstone), so for Trace it builds nothing.
+func (p *projector) same(s string) bool {
+	if p.target == Trace {
+		return !hasRef(s)
+	}
+	return p.str(s) == s
 }
 
 // ProjectState is Project on a state object. For Tool it first keeps only the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/kerneltest"
 	"github.com/nanovm/nano-vm-mcp/store"
 )
 
@@ -18,38 +19,12 @@ import (
 // calling it, so the chain is verified before the store closes.
 type Opener func(t *testing.T, now func() time.Time) store.Store
 
-// Clock is a manual clock for hermetic tests. The zero value is not
-// usable; use NewClock.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewClock returns a clock at 2025-01-01T00:00:00Z.
-func NewClock() *Clock {
-	return &Clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // env is what one conformance test gets.
 type env struct {
 	t     *testing.T
 	ctx   context.Context
 	st    store.Store
-	clock *Clock
+	clock *kerneltest.ManualClock
 }
 
 // Run runs the conformance suite. Every subtest gets its own store, and
@@ -84,7 +59,7 @@ func Run(t *testing.T, open Opener) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := NewClock()
+			clock := kerneltest.NewManualClock()
 			st := open(t, clock.Now)
 			t.Cleanup(func() { VerifyChain(t, st) })
 			tc.fn(&env{t: t, ctx: context.Background(), st: st, clock: clock})

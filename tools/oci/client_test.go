@@ -23,6 +23,19 @@ func mustRef(t *testing.T, s string) oci.Reference {
 	return r
 }
 
+// pushedFake starts a registry and pushes fakeModule, with no manifest, to
+// its repository tools/<name> under tag v1.
+func pushedFake(t *testing.T, name string) (*ocitest.Registry, *oci.Client, oci.Reference) {
+	t.Helper()
+	reg := ocitest.Start(t)
+	c := oci.NewClient(oci.Options{})
+	ref := mustRef(t, "oci://"+reg.Host+"/tools/"+name+":v1")
+	if _, err := c.Push(context.Background(), ref, fakeModule, nil); err != nil {
+		t.Fatal(err)
+	}
+	return reg, c, ref
+}
+
 // TestPullLayouts pushes each layout the package reads to a real registry
 // and pulls it back: ours (Wasm artifact + manifest annotation), the bare
 // Wasm artifact, and hyper-mcp's images (OCI and Docker media types).
@@ -76,13 +89,8 @@ func TestPullLayouts(t *testing.T) {
 // TestPullTamperedBlob corrupts the module's blob in the registry's own
 // storage: the pull is refused naming the digest.
 func TestPullTamperedBlob(t *testing.T) {
-	reg := ocitest.Start(t)
+	reg, c, ref := pushedFake(t, "t")
 	ctx := context.Background()
-	c := oci.NewClient(oci.Options{})
-	ref := mustRef(t, "oci://"+reg.Host+"/tools/t:v1")
-	if _, err := c.Push(ctx, ref, fakeModule, nil); err != nil {
-		t.Fatal(err)
-	}
 	layerDigest := oci.SHA256Digest(fakeModule)
 	evil := bytes.Clone(fakeModule)
 	evil[len(evil)-1] = 1
@@ -97,13 +105,8 @@ func TestPullTamperedBlob(t *testing.T) {
 
 // TestPullBounds refuses what is above the limits before reading it.
 func TestPullBounds(t *testing.T) {
-	reg := ocitest.Start(t)
+	reg, c, ref := pushedFake(t, "big")
 	ctx := context.Background()
-	c := oci.NewClient(oci.Options{})
-	ref := mustRef(t, "oci://"+reg.Host+"/tools/big:v1")
-	if _, err := c.Push(ctx, ref, fakeModule, nil); err != nil {
-		t.Fatal(err)
-	}
 	small := oci.NewClient(oci.Options{Limits: oci.Limits{ModuleBytes: 50}})
 	if _, err := small.Pull(ctx, ref); !errors.Is(err, oci.ErrTooLarge) || !strings.Contains(err.Error(), "--max-module-bytes") {
 		t.Fatalf("module above the limit: %v", err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 // Media types and annotations this package reads and writes.
@@ -314,14 +316,14 @@ func ExtractPlugin(layer []byte, mediaType string, lim Limits) ([]byte, error) {
 		name = strings.TrimPrefix(name, "/")
 		for _, el := range strings.Split(h.Name, "/") {
 			if el == ".." {
-				return nil, fmt.Errorf("extract %s: %w: entry %q leaves the layer's root", PluginFile, ErrLayout, clipName(h.Name))
+				return nil, fmt.Errorf("extract %s: %w: entry %q leaves the layer's root", PluginFile, ErrLayout, jsonlimit.Excerpt(h.Name, maxNameExcerpt))
 			}
 		}
 		if path.Clean("/"+name) != "/"+PluginFile {
 			continue
 		}
 		if h.Typeflag != tar.TypeReg {
-			return nil, fmt.Errorf("extract %s: %w: entry %q is not a regular file (type %q)", PluginFile, ErrLayout, clipName(h.Name), h.Typeflag)
+			return nil, fmt.Errorf("extract %s: %w: entry %q is not a regular file (type %q)", PluginFile, ErrLayout, jsonlimit.Excerpt(h.Name, maxNameExcerpt), h.Typeflag)
 		}
 		if module != nil {
 			return nil, fmt.Errorf("extract %s: %w: the layer holds it twice", PluginFile, ErrLayout)
@@ -347,12 +349,8 @@ func ExtractPlugin(layer []byte, mediaType string, lim Limits) ([]byte, error) {
 	return module, nil
 }
 
-func clipName(s string) string {
-	if len(s) > 100 {
-		return s[:100] + "…"
-	}
-	return s
-}
+// maxNameExcerpt bounds how much of a layer entry's name an error quotes.
+const maxNameExcerpt = 100
 
 // capReader fails once more than left bytes are read through it.
 type capReader struct {

@@ -25,6 +25,8 @@ func TestExtractPlugin(t *testing.T) {
 		{"missing", ocitest.TarGz(ocitest.Entry{Name: "other.wasm", Body: mod}), oci.ErrLayout, "has no /plugin.wasm"},
 		{"nested is not root", ocitest.TarGz(ocitest.Entry{Name: "a/plugin.wasm", Body: mod}), oci.ErrLayout, "has no"},
 		{"dotdot", ocitest.TarGz(ocitest.Entry{Name: "../plugin.wasm", Body: mod}), oci.ErrLayout, "leaves the layer's root"},
+		// A long name is quoted clipped on a rune boundary, with its length.
+		{"dotdot, long name clipped", ocitest.TarGz(ocitest.Entry{Name: "a" + strings.Repeat("é", 99) + "/../x", Body: mod}), oci.ErrLayout, "a" + strings.Repeat("é", 49) + "…(204 bytes in all)\" leaves"},
 		{"dotdot elsewhere", ocitest.TarGz(ocitest.Entry{Name: "a/../../x", Body: mod}, ocitest.Entry{Name: "plugin.wasm", Body: mod}), oci.ErrLayout, "leaves"},
 		{"symlink", ocitest.TarGz(ocitest.Entry{Name: "plugin.wasm", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}), oci.ErrLayout, "not a regular file"},
 		{"hardlink", ocitest.TarGz(ocitest.Entry{Name: "plugin.wasm", Typeflag: tar.TypeLink, Linkname: "x"}), oci.ErrLayout, "not a regular file"},

@@ -23,6 +23,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	sigsig "github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -190,7 +192,7 @@ func (t *Trust) verifyOne(raw, digest []byte) (Signer, error) {
 				return Signer{ID: k.ID, Kind: "key", KeyID: id}, nil
 			}
 		}
-		return Signer{}, fmt.Errorf("signed by a key the policy does not trust (hint %q), or not over this artifact", clip(pk.Hint()))
+		return Signer{}, fmt.Errorf("signed by a key the policy does not trust (hint %q), or not over this artifact", jsonlimit.Excerpt(pk.Hint(), maxExcerpt))
 	}
 	if vc.Certificate() == nil {
 		return Signer{}, errors.New("malformed bundle: neither a public key nor a certificate")
@@ -240,15 +242,12 @@ func (t *Trust) verifyOne(raw, digest []byte) (Signer, error) {
 	} else if len(c.URIs) > 0 {
 		san = c.URIs[0].String()
 	}
-	return Signer{}, fmt.Errorf("certificate for %q is not a trusted identity, or does not verify: %v", clip(san), last)
+	return Signer{}, fmt.Errorf("certificate for %q is not a trusted identity, or does not verify: %v", jsonlimit.Excerpt(san, maxExcerpt), last)
 }
 
-func clip(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "…"
-	}
-	return s
-}
+// maxExcerpt bounds how much of a key hint or a certificate's identity an
+// error quotes.
+const maxExcerpt = 120
 
 // SignOptions configure Sign.
 type SignOptions struct {

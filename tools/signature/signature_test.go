@@ -12,10 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
-
 	"github.com/nanovm/nano-vm-mcp/tools/signature"
+	"github.com/nanovm/nano-vm-mcp/tools/signature/signaturetest"
 )
 
 func newKey(t *testing.T) *ecdsa.PrivateKey {
@@ -87,33 +85,14 @@ func TestKeyBased(t *testing.T) {
 // trusted root file written from it: the identity must match, and the
 // timestamp must come from the root's authority.
 func TestKeyless(t *testing.T) {
-	ctx := context.Background()
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), nil, vs.TimestampingAuthorities(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootJSON, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mat, err := signature.ParseTrustedRoot(rootJSON)
+	vs := signaturetest.New(t)
+	mat, err := signature.ParseTrustedRoot(vs.Root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const issuer, subject = "https://issuer.example", "release@example.com"
-	cert, priv, err := vs.GenerateLeafCert(subject, issuer)
-	if err != nil {
-		t.Fatal(err)
-	}
 	artifact := []byte(`{"schemaVersion":2,"x":1}`)
-	b, err := signature.Sign(ctx, signature.SignOptions{Key: priv.(*ecdsa.PrivateKey), Certificate: cert.Raw, Timestamp: vs.TimestampResponse}, artifact)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := vs.Sign(t, issuer, subject, artifact)
 	trust := &signature.Trust{Root: mat, Identities: []signature.Identity{{ID: "ci", Issuer: issuer, Subject: subject}}}
 	s, err := trust.Verify([][]byte{b}, digestOf(artifact))
 	if err != nil {
@@ -133,12 +112,7 @@ func TestKeyless(t *testing.T) {
 		}
 	}
 	// Another CA's certificate does not chain to the root.
-	vs2, _ := ca.NewVirtualSigstore()
-	cert2, priv2, _ := vs2.GenerateLeafCert(subject, issuer)
-	b2, err := signature.Sign(ctx, signature.SignOptions{Key: priv2.(*ecdsa.PrivateKey), Certificate: cert2.Raw, Timestamp: vs2.TimestampResponse}, artifact)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := signaturetest.New(t).Sign(t, issuer, subject, artifact)
 	if _, err := trust.Verify([][]byte{b2}, digestOf(artifact)); !errors.Is(err, signature.ErrUntrusted) {
 		t.Fatalf("other CA: %v", err)
 	}

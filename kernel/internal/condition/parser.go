@@ -92,6 +92,18 @@ func (p *parser) enter(t token) error {
 	return nil
 }
 
+// nested parses, with parse and one level deeper, what follows t: a
+// 'not' or an opening parenthesis.
+func (p *parser) nested(t token, parse func() (*node, error)) (*node, error) {
+	if err := p.enter(t); err != nil {
+		return nil, err
+	}
+	p.pos++
+	x, err := parse()
+	p.depth--
+	return x, err
+}
+
 // parseOr parses: and_expr ('or' and_expr)*.
 func (p *parser) parseOr() (*node, error) {
 	return p.parseChain(tOr, opOr, p.parseAnd)
@@ -129,15 +141,10 @@ func (p *parser) parseNot() (*node, error) {
 	if t.kind != tNot {
 		return p.parseComparison()
 	}
-	if err := p.enter(t); err != nil {
-		return nil, err
-	}
-	p.pos++
-	x, err := p.parseNot()
+	x, err := p.nested(t, p.parseNot)
 	if err != nil {
 		return nil, err
 	}
-	p.depth--
 	return &node{op: opNot, kids: []*node{x}}, nil
 }
 
@@ -200,18 +207,13 @@ func (p *parser) parseOperand() (*node, error) {
 	case tNull:
 		n = &node{op: opLit, lit: value{k: kNull}}
 	case tLParen:
-		if err := p.enter(t); err != nil {
-			return nil, err
-		}
-		p.pos++
-		inner, err := p.parseOr()
+		inner, err := p.nested(t, p.parseOr)
 		if err != nil {
 			return nil, err
 		}
 		if c := p.peek(); c.kind != tRParen {
 			return nil, p.errAt(c, "expected ')' to close '(' at column %d, got %s", t.col, c.describe())
 		}
-		p.depth--
 		n = inner
 	case tWord:
 		if p.peekAt(1).kind == tLParen {

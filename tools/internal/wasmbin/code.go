@@ -103,12 +103,9 @@ var vecKinds = func() (k [256]byte) {
 func (p *parser) body(r *reader, fn uint32) error {
 	lim, st := p.lim, &p.m.Code
 	sizeAt := r.pos
-	size, err := r.u32()
+	size, err := r.length(lblip("function", fn, " body"))
 	if err != nil {
 		return err
-	}
-	if int64(size) > int64(r.remaining()) {
-		return r.errAt(sizeAt, ErrMalformed, "function %d body is %d bytes long, only %d remain", fn, size, r.remaining())
 	}
 	if lim.BodyBytes > 0 && size > lim.BodyBytes {
 		return r.errAt(sizeAt, ErrCeiling, "function %d body is %d bytes, ceiling is %d", fn, size, lim.BodyBytes)

@@ -27,13 +27,9 @@ func Parse(wasm []byte, lim Limits) (*Module, error) {
 		r.section = "header"
 		idAt := r.pos
 		id, _ := r.byte()
-		sizeAt := r.pos
-		size, err := r.u32()
+		size, err := r.length(lbli("section", uint32(id)))
 		if err != nil {
 			return nil, err
-		}
-		if int64(size) > int64(r.remaining()) {
-			return nil, r.errAt(sizeAt, ErrMalformed, "section %d is %d bytes long, only %d remain", id, size, r.remaining())
 		}
 		if int(id) >= len(sectionNames) {
 			return nil, r.errAt(idAt, ErrMalformed, "unknown section id %d", id)
@@ -496,13 +492,9 @@ func (p *parser) names(r *reader) error {
 		if err != nil {
 			return err
 		}
-		sizeAt := r.pos
-		size, err := r.u32()
+		size, err := r.length(lbli("name subsection", uint32(id)))
 		if err != nil {
 			return err
-		}
-		if int64(size) > int64(r.remaining()) {
-			return r.errAt(sizeAt, ErrMalformed, "name subsection %d is %d bytes long, only %d remain", id, size, r.remaining())
 		}
 		s := &reader{b: r.b, pos: r.pos, end: r.pos + int(size), section: r.section}
 		r.pos = s.end

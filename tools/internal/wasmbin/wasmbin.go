@@ -448,14 +448,25 @@ func (r *reader) count(what label, minEntry int, ceiling uint32) (uint32, error)
 	return n, nil
 }
 
-func (r *reader) name(what string) (string, error) {
+// length reads the byte length of what (a section, a body, a name) and
+// holds it to what remains of r.
+func (r *reader) length(what label) (uint32, error) {
 	at := r.pos
 	n, err := r.u32()
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	if int64(n) > int64(r.remaining()) {
-		return "", r.errAt(at, ErrMalformed, "%s is %d bytes long, only %d remain", what, n, r.remaining())
+		return 0, r.errAt(at, ErrMalformed, "%s is %d bytes long, only %d remain", what, n, r.remaining())
+	}
+	return n, nil
+}
+
+func (r *reader) name(what string) (string, error) {
+	at := r.pos
+	n, err := r.length(lbl(what))
+	if err != nil {
+		return "", err
 	}
 	b, _ := r.take(int(n))
 	if !utf8.Valid(b) {
