@@ -16,8 +16,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 
+	"github.com/nanovm/nano-vm-mcp/kernel/kerneltest"
 	"github.com/nanovm/nano-vm-mcp/runtime"
-	"github.com/nanovm/nano-vm-mcp/store/storetest"
 	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
@@ -26,7 +26,7 @@ import (
 type uploadServer struct {
 	s     *Server
 	dir   string
-	clock *storetest.Clock
+	clock *kerneltest.ManualClock
 }
 
 // staged lists the files in the staging folder.
@@ -45,7 +45,7 @@ func (u *uploadServer) staged(t *testing.T) []string {
 
 func newUploadServer(t *testing.T, cfg runtime.Config, tweak func(*Options)) *uploadServer {
 	t.Helper()
-	u := &uploadServer{dir: t.TempDir() + "/uploads", clock: storetest.NewClock()}
+	u := &uploadServer{dir: t.TempDir() + "/uploads", clock: kerneltest.NewManualClock()}
 	opts := DefaultOptions()
 	opts.UploadDir = u.dir
 	opts.Now = u.clock.Now
