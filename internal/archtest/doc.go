@@ -1,3 +1,4 @@
-// Package archtest holds no code: its test checks the module's whole
-// import graph against the layout rules DEVELOPMENT.md states.
+// Package archtest holds no code: its tests check the module's whole
+// import graph against the layout rules DEVELOPMENT.md states, and that
+// README's "Reading the source" names every package.
 package archtest
