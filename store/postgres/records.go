@@ -659,6 +659,68 @@ func (db *DB) Envelopes(ctx context.Context, executionID string) ([]store.Envelo
 	return out, rows.Err()
 }
 
+// StepEnvelope returns the envelope of step index of a run: the first step
+// envelope carrying that index, as Envelopes lists them; store.ErrNotFound
+// when none does. The viewer's step page reads it; it decodes one
+// envelope, usually, not the run's thousands.
+func (db *DB) StepEnvelope(ctx context.Context, traceID string, index int) (store.Envelope, error) {
+	if err := db.check(ctx); err != nil {
+		return store.Envelope{}, err
+	}
+	// The usual order: the run's envelope number index is step index's,
+	// or a later step's when the run has fewer envelopes before it. A few
+	// rows from there say; anything else reads the run's envelopes in
+	// order (as the bbolt store does).
+	e, found, err := db.findStepEnvelope(ctx, traceID, index, max(index, 0), 8)
+	if err == nil && !found {
+		e, found, err = db.findStepEnvelope(ctx, traceID, index, 0, -1)
+	}
+	switch {
+	case err != nil:
+		return store.Envelope{}, fmt.Errorf("envelope of step %d of %q: %w", index, traceID, err)
+	case !found:
+		return store.Envelope{}, fmt.Errorf("envelope of step %d of %q: %w", index, traceID, store.ErrNotFound)
+	}
+	return e, nil
+}
+
+// findStepEnvelope looks for step index's envelope among the run's
+// envelopes from offset on, in seq order: at most limit of them, stopping
+// at a later step's, or (limit < 0) every one.
+func (db *DB) findStepEnvelope(ctx context.Context, traceID string, index, offset, limit int) (store.Envelope, bool, error) {
+	q := `SELECT value FROM nanovm_envelopes WHERE exec_id = $1 AND exec_id <> '' ORDER BY seq OFFSET $2`
+	args := []any{traceID, offset}
+	if limit >= 0 {
+		q += ` LIMIT $3`
+		args = append(args, limit)
+	}
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return store.Envelope{}, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v []byte
+		if err := rows.Scan(&v); err != nil {
+			return store.Envelope{}, false, err
+		}
+		var e store.Envelope
+		if err := decode(v, &e); err != nil {
+			return store.Envelope{}, false, err
+		}
+		if e.Kind != store.EnvelopeKindStep {
+			continue
+		}
+		if e.StepIndex == index {
+			return e, true, nil
+		}
+		if limit >= 0 && e.StepIndex > index {
+			break
+		}
+	}
+	return store.Envelope{}, false, rows.Err()
+}
+
 // Head implements store.AuditStore.
 func (db *DB) Head(ctx context.Context) (uint64, string, error) {
 	if err := db.check(ctx); err != nil {

@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 		{"Steps", testSteps},
 		{"RunTrace", testRunTrace},
 		{"EnvelopeChain", testEnvelopeChain},
+		{"StepEnvelope", testStepEnvelope},
 		{"EnvelopeValidation", testEnvelopeValidation},
 		{"ChainHead", testChainHead},
 		{"ConcurrentCommits", testConcurrentCommits},
