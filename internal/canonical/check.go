@@ -76,19 +76,27 @@ func (c *checker) array(depth int) bool {
 		if !c.value(depth + 1) {
 			return false
 		}
-		if c.pos >= len(c.data) {
-			return false
-		}
-		switch c.data[c.pos] {
-		case ',':
-			c.pos++
-		case ']':
-			c.pos++
-			return true
-		default:
-			return false
+		if more, ok := c.after(']'); !more {
+			return ok
 		}
 	}
+}
+
+// after reads what follows an element or a member: more is true past a
+// ',', ok is true past the close; anything else is not canonical.
+func (c *checker) after(close byte) (more, ok bool) {
+	if c.pos >= len(c.data) {
+		return false, false
+	}
+	switch c.data[c.pos] {
+	case ',':
+		c.pos++
+		return true, true
+	case close:
+		c.pos++
+		return false, true
+	}
+	return false, false
 }
 
 func (c *checker) object(depth int) bool {
@@ -122,17 +130,8 @@ func (c *checker) object(depth int) bool {
 		if !c.value(depth + 1) {
 			return false
 		}
-		if c.pos >= len(c.data) {
-			return false
-		}
-		switch c.data[c.pos] {
-		case ',':
-			c.pos++
-		case '}':
-			c.pos++
-			return true
-		default:
-			return false
+		if more, ok := c.after('}'); !more {
+			return ok
 		}
 	}
 }
