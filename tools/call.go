@@ -242,9 +242,14 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 
 	var runErr error
 	if t.pool != nil {
-		runErr = t.pool.call(cctx, st, stdin)
+		runErr = t.pool.call(cctx, st, stdin) // enters after its pool slot
 	} else {
+		leave, err := t.host.enterCall(cctx)
+		if err != nil {
+			return res, fmt.Errorf("tool %q: %w", name, err)
+		}
 		runErr = t.runFresh(cctx, st, stdin)
+		leave()
 	}
 	res.MemoryBytes = st.memBytes
 	stdout, log := st.stdout.bytes(), st.stderr.bytes()

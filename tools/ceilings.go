@@ -3,6 +3,8 @@ package tools
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -46,6 +48,13 @@ type Ceilings struct {
 	// modules already stored and operator tools do not count. Default
 	// 256 MiB.
 	UploadBytes int
+	// CallsInFlight caps the guest calls running at once, every tool and
+	// isolation together (fresh, pooled, Extism); a call past it waits,
+	// within its timeout, for one to end. Each call runs on a call stack
+	// wazero grows in Go memory outside the budget, up to about
+	// CallStackBound, so this is what bounds that memory. Default
+	// DefaultCallsInFlight().
+	CallsInFlight int
 }
 
 // Defaults of Ceilings.
@@ -61,7 +70,26 @@ const (
 	maxBudgetMiB = 2048
 	// minBudgetMiB keeps a tiny container able to run the default tools.
 	minBudgetMiB = 256
+	// CallStackBound is what one call can make the host hold in call
+	// stack, at most: wazero's constant ceiling, measured (see
+	// TestCallStackCeiling and .rationale/sandbox.md).
+	CallStackBound = 192 << 20
+	// minCallsInFlight and maxCallsInFlight bound the default of
+	// CallsInFlight.
+	minCallsInFlight = 4
+	maxCallsInFlight = 64
 )
+
+// DefaultCallsInFlight is the default of Ceilings.CallsInFlight: as many
+// calls as half the memory this process may use holds at CallStackBound
+// each, from 4 to 64.
+func DefaultCallsInFlight() int {
+	total := availableMemory()
+	if total == 0 {
+		return maxCallsInFlight
+	}
+	return max(minCallsInFlight, min(maxCallsInFlight, int(total/2/CallStackBound)))
+}
 
 // DefaultCeilings returns every ceiling at its default.
 func DefaultCeilings() Ceilings {
@@ -98,6 +126,9 @@ func (c Ceilings) withDefaults() Ceilings {
 	// Measured only when unset.
 	if c.MemoryBudgetMiB <= 0 {
 		c.MemoryBudgetMiB = DefaultMemoryBudgetMiB()
+	}
+	if c.CallsInFlight <= 0 {
+		c.CallsInFlight = DefaultCallsInFlight()
 	}
 	return c
 }
@@ -272,3 +303,26 @@ func availableMemory() uint64 {
 	}
 	return total
 }
+
+// enterCall takes one of the host's calls in flight, waiting while all are
+// taken until ctx ends; leave gives it back. The error says why the call
+// did not start; the caller names the tool.
+func (h *Host) enterCall(ctx context.Context) (leave func(), err error) {
+	select {
+	case h.calls <- struct{}{}:
+		return h.leaveCall, nil
+	default:
+	}
+	h.stats.callWaits.Add(1)
+	select {
+	case h.calls <- struct{}{}:
+		return h.leaveCall, nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w waiting for one of the server's %d calls in flight to end (--max-calls-in-flight)", ErrTimeout, cap(h.calls))
+		}
+		return nil, fmt.Errorf("cancelled waiting for one of the server's %d calls in flight to end (--max-calls-in-flight): %w", cap(h.calls), ctx.Err())
+	}
+}
+
+func (h *Host) leaveCall() { <-h.calls }

@@ -91,6 +91,8 @@ type Host struct {
 	limits   ModuleLimits
 	// compileSlots holds one token per compilation running.
 	compileSlots chan struct{}
+	// calls holds one token per guest call running (Ceilings.CallsInFlight).
+	calls chan struct{}
 
 	closing atomic.Bool
 	// budget holds the guest memory of every live instance.
@@ -140,6 +142,7 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 	opts.ModuleLimits = opts.ModuleLimits.withDefaults()
 	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}, compiling: map[string]chan struct{}{}, limits: opts.ModuleLimits}
 	h.compileSlots = make(chan struct{}, h.limits.Compilations)
+	h.calls = make(chan struct{}, opts.Ceilings.CallsInFlight)
 	h.budget.limit = uint64(opts.Ceilings.MemoryBudgetMiB) << 20
 	var err error
 	if opts.CacheDir != "" {

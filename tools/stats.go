@@ -24,11 +24,14 @@ type HostStats struct {
 	// hit of wazero's own file cache counts too): one per module bytes
 	// the host keeps, however many calls needed them at once.
 	Compilations uint64
+	// CallWaits counts calls that waited because the server's calls in
+	// flight were all taken (Ceilings.CallsInFlight).
+	CallWaits uint64
 }
 
 // hostStats are the live counters behind HostStats.
 type hostStats struct {
-	instantiations, poolHits, poolWaits, budgetRefusals, compilations atomic.Uint64
+	instantiations, poolHits, poolWaits, budgetRefusals, compilations, callWaits atomic.Uint64
 }
 
 // Stats returns the host's counters now.
@@ -40,5 +43,6 @@ func (h *Host) Stats() HostStats {
 		BudgetRefusals: h.stats.budgetRefusals.Load(),
 		MemoryInUse:    h.budget.used.Load(),
 		Compilations:   h.stats.compilations.Load(),
+		CallWaits:      h.stats.callWaits.Load(),
 	}
 }
