@@ -344,7 +344,7 @@ func TestMetricsScrape(t *testing.T) {
 	if n := sample(t, mfs, "nanovm_audit_chain_length", nil).GetGauge().GetValue(); n < 8 {
 		t.Errorf("audit chain length = %v, want at least 8", n)
 	}
-	for _, name := range []string{"nanovm_sandbox_pool_hits_total", "nanovm_sandbox_admission_waits_total", "nanovm_sandbox_admission_refusals_total", "nanovm_sandbox_memory_bytes", "go_goroutines"} {
+	for _, name := range []string{"nanovm_sandbox_pool_hits_total", "nanovm_sandbox_admission_waits_total", "nanovm_sandbox_admission_refusals_total", "nanovm_sandbox_call_waits_total", "nanovm_sandbox_memory_bytes", "go_goroutines"} {
 		sample(t, mfs, name, nil)
 	}
 

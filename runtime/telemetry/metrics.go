@@ -22,6 +22,7 @@ const (
 	MetricPoolHits             = "nanovm_sandbox_pool_hits_total"
 	MetricPoolWaits            = "nanovm_sandbox_admission_waits_total"
 	MetricBudgetRefusals       = "nanovm_sandbox_admission_refusals_total"
+	MetricCallWaits            = "nanovm_sandbox_call_waits_total"
 	MetricSandboxMemory        = "nanovm_sandbox_memory_bytes"
 	MetricRegistrationsRefused = "nanovm_tool_registrations_refused_total"
 	MetricAuditChainLength     = "nanovm_audit_chain_length"
@@ -51,7 +52,7 @@ type Sources struct {
 
 // SandboxStats mirror tools.HostStats (this package does not import tools).
 type SandboxStats struct {
-	Instantiations, PoolHits, AdmissionWaits, AdmissionRefusals, MemoryInUse uint64
+	Instantiations, PoolHits, AdmissionWaits, AdmissionRefusals, CallWaits, MemoryInUse uint64
 }
 
 // Metrics are the Prometheus metrics of one runtime, in a registry of
@@ -133,6 +134,7 @@ func (m *Metrics) Register(src Sources) {
 			counter(MetricPoolHits, "Calls of a pooled tool served by an idle warm instance.", func(s SandboxStats) uint64 { return s.PoolHits }),
 			counter(MetricPoolWaits, "Calls that waited for a busy tool pool to free an instance.", func(s SandboxStats) uint64 { return s.AdmissionWaits }),
 			counter(MetricBudgetRefusals, "Calls refused because the server's memory budget for live instances was exhausted.", func(s SandboxStats) uint64 { return s.AdmissionRefusals }),
+			counter(MetricCallWaits, "Calls that waited because the server's calls in flight (--max-calls-in-flight) were all taken.", func(s SandboxStats) uint64 { return s.CallWaits }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricSandboxMemory, Help: "Guest memory held by live instances now (the memory budget's use)."},
 				func() float64 { return float64(f().MemoryInUse) }),
 		)
