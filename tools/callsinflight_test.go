@@ -22,6 +22,9 @@ func TestCallsInFlightBoundCallStacks(t *testing.T) {
 	r := NewRegistry(newHost(t, HostOptions{Ceilings: Ceilings{CallsInFlight: inFlight}}), NewMemoryStore(), RegistryOptions{})
 	m := manifestFor("recurse")
 	m.Limits.MemoryMiB = 1
+	// Waiting for a call in flight counts against a call's timeout: the
+	// last of 24 waits for eleven pairs of recursions (seconds under -race).
+	m.Limits.TimeoutMS = int(DefaultCallTimeout.Milliseconds())
 	if err := registerBytes(t, r, m, deepCallModule(1<<30)); err != nil {
 		t.Fatal(err)
 	}
