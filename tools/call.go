@@ -242,14 +242,9 @@ func (t *Tool) Call(ctx context.Context, req CallRequest) (CallResult, error) {
 
 	var runErr error
 	if t.pool != nil {
-		runErr = t.pool.call(cctx, st, stdin) // enters after its pool slot
+		runErr = t.pool.call(cctx, st, stdin)
 	} else {
-		leave, err := t.host.enterCall(cctx)
-		if err != nil {
-			return res, fmt.Errorf("tool %q: %w", name, err)
-		}
 		runErr = t.runFresh(cctx, st, stdin)
-		leave()
 	}
 	res.MemoryBytes = st.memBytes
 	stdout, log := st.stdout.bytes(), st.stderr.bytes()
@@ -296,6 +291,12 @@ func encodeState(state map[string]any) ([]byte, error) {
 // What the instantiation reuses from earlier calls (freshSlot) holds nothing
 // of theirs.
 func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err error) {
+	leave, err := t.host.enterCall(ctx)
+	if err != nil {
+		st.fail(err)
+		return st.failed()
+	}
+	defer leave()
 	s := t.getSlot()
 	s.arm(st, stdin)
 	mem := &s.mem
