@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,17 +31,7 @@ func TestRecursionBombsBoundedByCallsInFlight(t *testing.T) {
 	// what the bound holds).
 	t.Setenv("GOGC", "100")
 	t.Setenv("GOMEMLIMIT", "off")
-	db := filepath.Join(t.TempDir(), "recurse.db")
-	p := startStdioWith(t, "recurse", db, "--max-calls-in-flight", "2")
-	mods := allModules(t)
-	p.mustCall(t, "register_tool", uploadOf("recurse", mods["recurse"].Wasm, string(mods["recurse"].Manifest)))
-	p.mustCall(t, "register_tool", uploadOf("poll", mods["poll"].Wasm, string(mods["poll"].Manifest)))
-	good := map[string]any{"program": `{"steps":[{"id":"a","type":"tool","tool":"poll","args":{"status":"SUCCESS"}}]}`}
-	if out := p.mustCall(t, "run_program", good); out["status"] != "success" {
-		t.Fatalf("good run before: %v", out)
-	}
-	pid := p.cmd.Process.Pid
-	before := procStatusKiB(t, pid, "VmHWM")
+	p, good, pid, before := bombServer(t, "recurse", string(allModules(t)["recurse"].Manifest), "--max-calls-in-flight", "2")
 
 	// Each run fans out to four recursions at once; four runs at once.
 	var branches []string

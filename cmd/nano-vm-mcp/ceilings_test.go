@@ -44,6 +44,24 @@ func procStatusKiB(t *testing.T, pid int, field string) uint64 {
 	return 0
 }
 
+// bombServer starts the binary with args, uploads the test tool bomb (with
+// manifest, an upload's manifest argument) and poll, and checks a good run.
+// It returns the server, the good run's arguments, the server's pid and its
+// peak resident memory (VmHWM, KiB) before any bomb.
+func bombServer(t *testing.T, bomb string, manifest any, args ...string) (p *stdioProc, good map[string]any, pid int, before uint64) {
+	t.Helper()
+	p = startStdioWith(t, bomb, filepath.Join(t.TempDir(), bomb+".db"), args...)
+	mods := allModules(t)
+	p.mustCall(t, "register_tool", uploadOf(bomb, mods[bomb].Wasm, manifest))
+	p.mustCall(t, "register_tool", uploadOf("poll", mods["poll"].Wasm, string(mods["poll"].Manifest)))
+	good = map[string]any{"program": `{"steps":[{"id":"a","type":"tool","tool":"poll","args":{"status":"SUCCESS"}}]}`}
+	if out := p.mustCall(t, "run_program", good); out["status"] != "success" {
+		t.Fatalf("good run before: %v", out)
+	}
+	pid = p.cmd.Process.Pid
+	return p, good, pid, procStatusKiB(t, pid, "VmHWM")
+}
+
 // Ensure 16 concurrent calls of a module touching memory past its ceiling,
 // uploaded over MCP, against the real binary with a 256 MiB budget, are
 // each answered with an error (the call's ceiling or the server's budget),
@@ -65,17 +83,7 @@ func TestMemoryBombsWithinBudget(t *testing.T) {
 		// with the budget set to 8 GiB the same calls grew it 1590 MiB.
 		marginMiB = 32
 	)
-	db := filepath.Join(t.TempDir(), "bombs.db")
-	p := startStdioWith(t, "bombs", db, "--memory-budget-mib", strconv.Itoa(budgetMiB))
-	mods := allModules(t)
-	p.mustCall(t, "register_tool", uploadOf("memtouch", mods["memtouch"].Wasm, map[string]any{"limits": map[string]any{"memory_mib": ceiling}}))
-	p.mustCall(t, "register_tool", uploadOf("poll", mods["poll"].Wasm, string(mods["poll"].Manifest)))
-	good := map[string]any{"program": `{"steps":[{"id":"a","type":"tool","tool":"poll","args":{"status":"SUCCESS"}}]}`}
-	if out := p.mustCall(t, "run_program", good); out["status"] != "success" {
-		t.Fatalf("good run before: %v", out)
-	}
-	pid := p.cmd.Process.Pid
-	before := procStatusKiB(t, pid, "VmHWM")
+	p, good, pid, before := bombServer(t, "memtouch", map[string]any{"limits": map[string]any{"memory_mib": ceiling}}, "--memory-budget-mib", strconv.Itoa(budgetMiB))
 
 	bomb := map[string]any{"program": `{"steps":[{"id":"a","type":"tool","tool":"memtouch"}]}`}
 	var wg sync.WaitGroup
