@@ -305,24 +305,26 @@ func availableMemory() uint64 {
 }
 
 // enterCall takes one of the host's calls in flight, waiting while all are
-// taken until ctx ends; leave gives it back. The error says why the call
-// did not start; the caller names the tool.
-func (h *Host) enterCall(ctx context.Context) (leave func(), err error) {
+// taken until ctx ends; leaveCall gives it back. The error says why the
+// call did not start; the caller names the tool. (It returns no leave
+// func: a method value returned escapes, an allocation per call.)
+func (h *Host) enterCall(ctx context.Context) error {
 	select {
 	case h.calls <- struct{}{}:
-		return h.leaveCall, nil
+		return nil
 	default:
 	}
 	h.stats.callWaits.Add(1)
 	select {
 	case h.calls <- struct{}{}:
-		return h.leaveCall, nil
+		return nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w waiting for one of the server's %d calls in flight to end (--max-calls-in-flight)", ErrTimeout, cap(h.calls))
+			return fmt.Errorf("%w waiting for one of the server's %d calls in flight to end (--max-calls-in-flight)", ErrTimeout, cap(h.calls))
 		}
-		return nil, fmt.Errorf("cancelled waiting for one of the server's %d calls in flight to end (--max-calls-in-flight): %w", cap(h.calls), ctx.Err())
+		return fmt.Errorf("cancelled waiting for one of the server's %d calls in flight to end (--max-calls-in-flight): %w", cap(h.calls), ctx.Err())
 	}
 }
 
+// leaveCall gives back the call in flight enterCall took.
 func (h *Host) leaveCall() { <-h.calls }

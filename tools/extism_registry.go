@@ -263,12 +263,11 @@ func (t *Tool) invokePlugin(ctx context.Context, traceID string, timeoutOverride
 		st.argRefs = argRefs(args)
 	}
 	st.ctx = callCtx{Context: tctx, st: st}
-	leave, err := t.host.enterCall(&st.ctx)
-	if err != nil {
+	if err := t.host.enterCall(&st.ctx); err != nil {
 		return nil, "", fmt.Errorf("tool %q: %w", name, err)
 	}
 	out, runErr := t.runExtism(&st.ctx, st, fn, input)
-	leave()
+	t.host.leaveCall()
 	logb := append(append([]byte(nil), st.stdout.bytes()...), st.stderr.bytes()...)
 	logb = st.scrub(logb)
 	log := string(logb)
