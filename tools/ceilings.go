@@ -316,33 +316,28 @@ func availableMemory() uint64 {
 }
 
 // enterCall takes one of the host's calls in flight, waiting while all are
-// taken until ctx ends; leave gives it back. A call made for a session
-// (WithSession) first takes one of its session's share, so it waits
-// while that share is taken even when the server has calls to spare. The
-// error says why the call did not start; the caller names the tool.
-func (h *Host) enterCall(ctx context.Context) (leave func(), err error) {
+// taken until ctx ends; leaveCall(share) gives it back. A call made for a
+// session (WithSession) first takes one of its session's share, returned
+// as share, so it waits while that share is taken even when the server
+// has calls to spare. The error says why the call did not start; the
+// caller names the tool. (It returns no leave func: a func value
+// returned escapes, an allocation per call.)
+func (h *Host) enterCall(ctx context.Context) (share *sessionShare, err error) {
 	id := sessionOf(ctx)
 	if id == "" || h.sessions.per >= cap(h.calls) {
-		if err := h.takeCall(ctx); err != nil {
-			return nil, err
-		}
-		return h.leaveCall, nil
+		return nil, h.takeCall(ctx)
 	}
 	sh := h.sessions.acquire(id)
 	if err := h.takeShare(ctx, sh); err != nil {
-		h.sessions.release(id, sh)
+		h.sessions.release(sh)
 		return nil, err
 	}
 	if err := h.takeCall(ctx); err != nil {
 		<-sh.tokens
-		h.sessions.release(id, sh)
+		h.sessions.release(sh)
 		return nil, err
 	}
-	return func() {
-		h.leaveCall()
-		<-sh.tokens
-		h.sessions.release(id, sh)
-	}, nil
+	return sh, nil
 }
 
 // takeCall takes one of the server's calls in flight, waiting until ctx
@@ -385,4 +380,12 @@ func (h *Host) takeShare(ctx context.Context, sh *sessionShare) error {
 	}
 }
 
-func (h *Host) leaveCall() { <-h.calls }
+// leaveCall gives back the call in flight enterCall took, and share's
+// token when it returned one.
+func (h *Host) leaveCall(share *sessionShare) {
+	<-h.calls
+	if share != nil {
+		<-share.tokens
+		h.sessions.release(share)
+	}
+}

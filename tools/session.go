@@ -37,6 +37,7 @@ type sessionShares struct {
 }
 
 type sessionShare struct {
+	id     string
 	tokens chan struct{}
 	refs   int
 }
@@ -50,18 +51,18 @@ func (s *sessionShares) acquire(id string) *sessionShare {
 		if s.m == nil {
 			s.m = map[string]*sessionShare{}
 		}
-		sh = &sessionShare{tokens: make(chan struct{}, s.per)}
+		sh = &sessionShare{id: id, tokens: make(chan struct{}, s.per)}
 		s.m[id] = sh
 	}
 	sh.refs++
 	return sh
 }
 
-// release drops one reference to id's share, forgetting it at the last.
-func (s *sessionShares) release(id string, sh *sessionShare) {
+// release drops one reference to sh, forgetting it at the last.
+func (s *sessionShares) release(sh *sessionShare) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sh.refs--; sh.refs == 0 {
-		delete(s.m, id)
+		delete(s.m, sh.id)
 	}
 }
