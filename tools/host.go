@@ -551,7 +551,11 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 			return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "guest ABI %q not supported (this host speaks 1)", s.Data))
 		}
 	}
-	code, maxes := pm.HoldTables(wasm, lim.TableElements)
+	// Every body that calls gets a timeout check at its entry (see
+	// GuardCalls); then the tables are held (its section comes before the
+	// code, so its offsets still hold).
+	code, _ := pm.GuardCalls(wasm)
+	code, maxes := pm.HoldTables(code, lim.TableElements)
 	for i, t := range pm.Tables {
 		cm.tableBytes += uint64(maxes[i]) * 8
 		declared := "declares no maximum"

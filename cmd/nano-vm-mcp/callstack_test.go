@@ -67,3 +67,36 @@ func TestRecursionBombsBoundedByCallsInFlight(t *testing.T) {
 		t.Fatalf("peak RSS grew by %d MiB, more than %d MiB: the calls in flight do not bound the call stacks", grew, maxGrowthMiB)
 	}
 }
+
+// Ensure uploaded modules that never loop but call themselves in a tree
+// (2^40 calls, 40 deep: calltree) are stopped at their 300 ms timeout by
+// the real binary, two at once (as many as it has cores here), and the
+// server then still runs a good program. Before the entry check at every
+// function that calls, each ran for hours, and the process stopped dead
+// at its next garbage collection, which waits for every goroutine.
+func TestCallTreeBombsStoppedAtTimeout(t *testing.T) {
+	p, good, _, _ := bombServer(t, "calltree", string(allModules(t)["calltree"].Manifest))
+	bomb := map[string]any{"program": `{"steps":[{"id":"a","type":"tool","tool":"calltree"}]}`}
+	var wg sync.WaitGroup
+	outs := make([]map[string]any, 2)
+	errs := make([]error, 2)
+	for i := range outs {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			outs[i], errs[i] = p.callTool(ctx, "run_program", bomb)
+		})
+	}
+	wg.Wait()
+	for i := range outs {
+		if errs[i] != nil {
+			t.Fatalf("call tree %d: %v\nstderr:\n%s", i, errs[i], p.stderr)
+		}
+		if msg, _ := outs[i]["error"].(string); outs[i]["status"] != "failed" || !strings.Contains(msg, "timed out after 300ms") {
+			t.Fatalf("call tree %d: %v; want a run failed at the tool's 300 ms timeout", i, outs[i])
+		}
+	}
+	if out := p.mustCall(t, "run_program", good); out["status"] != "success" {
+		t.Fatalf("good run after the call trees: %v\nstderr:\n%s", out, p.stderr)
+	}
+}

@@ -148,19 +148,47 @@ func (p *parser) body(r *reader, fn uint32) error {
 	if uint32(locals) > st.MaxLocals {
 		st.MaxLocals, st.MaxLocalsFunc = uint32(locals), fn
 	}
-	return p.instructions(b, fn)
+	f := bodyFacts{size: sizeAt, locals: b.end - int(size), code: b.pos, end: b.end}
+	before := st.Instructions
+	if err := p.instructions(b, fn, &f); err != nil {
+		return err
+	}
+	f.instructions = st.Instructions - before
+	p.m.bodies = append(p.m.bodies, f)
+	return nil
 }
 
-func (p *parser) instructions(b *reader, fn uint32) error {
+// instructions reads a body's instruction stream, noting in f what it
+// calls and whether every entry reaches a loop header after nothing but
+// straight-line code (blocks and instructions that neither branch, call
+// nor end a block, as Go begins its functions): see GuardCalls.
+func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 	lim, st := p.lim, &p.m.Code
 	depth := uint32(1) // the function's own block
 	var targets uint64 // over every br_table of the function
+	prologue := true   // no loop yet, nothing but straight-line code
 	for b.pos < b.end {
 		at := b.pos
 		op := b.b[b.pos]
 		b.pos++
 		st.Instructions++
-		var err error
+		switch op {
+		case 0x10: // call
+			callee := &reader{b: b.b, pos: b.pos, end: b.end}
+			if g, err := callee.u32(); err == nil {
+				f.calls = append(f.calls, g)
+			}
+			prologue = false
+		case 0x11: // call_indirect
+			f.indirect = true
+			prologue = false
+		case 0x03: // loop
+			if prologue {
+				f.entryChecked, prologue = true, false
+			}
+		case 0x00, 0x04, 0x05, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f: // unreachable, if, else, end, br, br_if, br_table, return
+			prologue = false
+		}
 		switch opKinds[op] {
 		case opNone:
 		case opEnd:

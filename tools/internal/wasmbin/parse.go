@@ -67,6 +67,7 @@ func Parse(wasm []byte, lim Limits) (*Module, error) {
 		case 9:
 			err = p.elements(s)
 		case 10:
+			m.codeSection = [2]int{idAt, s.end}
 			err = p.code(s)
 		case 11:
 			err = p.data(s, dataCount)
@@ -394,11 +395,17 @@ func (p *parser) elements(r *reader) error {
 		if p.lim.ElemEntries > 0 && p.m.ElemEntries > uint64(p.lim.ElemEntries) {
 			return r.errAt(cat, ErrCeiling, "element segments hold more than %d entries", p.lim.ElemEntries)
 		}
+		if exprs && c > 0 {
+			p.m.anyInTable = true
+		}
 		for j := uint32(0); j < c; j++ {
 			if exprs {
 				err = r.constExpr(what)
 			} else {
-				_, err = r.u32()
+				var f uint32
+				if f, err = r.u32(); err == nil {
+					p.m.tableFuncs = append(p.m.tableFuncs, f)
+				}
 			}
 			if err != nil {
 				return err

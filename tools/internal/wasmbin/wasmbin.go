@@ -279,6 +279,14 @@ type Module struct {
 	TableSection [2]int
 	// tableSectionHeader is the offset of the section id byte.
 	tableSectionHeader int
+	// codeSection is the code section's byte range [id byte, end);
+	// bodies is what GuardCalls needs of each defined function's body,
+	// and tableFuncs the functions element segments name (all of them
+	// when a segment's entries are expressions, not read here).
+	codeSection [2]int
+	bodies      []bodyFacts
+	tableFuncs  []uint32
+	anyInTable  bool
 
 	importedFuncs, importedTables, importedGlobals, importedMemories uint32
 }

@@ -324,5 +324,100 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("table %d after rewrite: %+v", i, tb)
 			}
 		}
+		checkGuarded(t, m, wasm)
 	})
+}
+
+// checkGuarded checks GuardCalls on a module Parse accepted as m: the
+// result parses (without ceilings: a body grows by three bytes), has the
+// same shape and two more instructions per guarded body, and needs no
+// guard again.
+func checkGuarded(t *testing.T, m *Module, wasm []byte) {
+	t.Helper()
+	out, n := m.GuardCalls(wasm)
+	if want := countTrue(m.needGuards()); n != want || (n == 0) != (&out[0] == &wasm[0]) {
+		t.Fatalf("GuardCalls changed %d bodies of %d to guard (a copy: %v)", n, want, &out[0] != &wasm[0])
+	}
+	g, err := Parse(out, Limits{})
+	if err != nil {
+		t.Fatalf("guarded module refused: %v", err)
+	}
+	if len(g.Funcs) != len(m.Funcs) || len(g.Imports) != len(m.Imports) || len(g.Exports) != len(m.Exports) || len(g.Customs) != len(m.Customs) || g.DataSegments != m.DataSegments {
+		t.Fatal("GuardCalls changed the module's shape")
+	}
+	if g.Code.Instructions != m.Code.Instructions+2*uint64(n) {
+		t.Fatalf("guarded module has %d instructions, want %d + 2×%d", g.Code.Instructions, m.Code.Instructions, n)
+	}
+	if again := countTrue(g.needGuards()); again != 0 {
+		t.Fatalf("%d bodies of the guarded module still need a guard", again)
+	}
+}
+
+func countTrue(bs []bool) (n int) {
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// Ensure GuardCalls puts the loop where it must and nowhere else: in a
+// body that calls and does not start with a loop, after its locals; not
+// in one that does not call, nor in one that starts with a loop.
+func TestGuardCalls(t *testing.T) {
+	call0 := []byte{0x10, 0x00}
+	loopCall := []byte{0x03, 0x40, 0x10, 0x00, 0x0b}
+	wasm := wt.Module(
+		wt.Section(wt.SecType, wt.Vec(wt.FuncType(nil, nil))),
+		wt.Section(wt.SecFunction, wt.Vec(wt.U32(0), wt.U32(0), wt.U32(0))),
+		wt.Section(wt.SecCode, wt.Vec(
+			wt.Body([][]byte{wt.Local(2, wt.I32)}, append(append([]byte{}, call0...), 0x0b)),
+			wt.Body(nil, []byte{0x01, 0x0b}),
+			wt.Body(nil, append(append([]byte{}, loopCall...), 0x0b)),
+		)),
+	)
+	m, err := Parse(wasm, testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, n := m.GuardCalls(wasm)
+	if n != 1 {
+		t.Fatalf("guarded %d bodies, want 1 (the one that calls without a loop first)", n)
+	}
+	want := wt.Module(
+		wt.Section(wt.SecType, wt.Vec(wt.FuncType(nil, nil))),
+		wt.Section(wt.SecFunction, wt.Vec(wt.U32(0), wt.U32(0), wt.U32(0))),
+		wt.Section(wt.SecCode, wt.Vec(
+			wt.Body([][]byte{wt.Local(2, wt.I32)}, append(append([]byte{0x03, 0x40, 0x0b}, call0...), 0x0b)),
+			wt.Body(nil, []byte{0x01, 0x0b}),
+			wt.Body(nil, append(append([]byte{}, loopCall...), 0x0b)),
+		)),
+	)
+	if !bytes.Equal(out, want) {
+		t.Fatalf("guarded module\n%x\nwant\n%x", out, want)
+	}
+	checkGuarded(t, m, wasm)
+}
+
+// Ensure wazero compiles every committed module once guarded, as it
+// compiles the module as built.
+func TestGuardCallsCompiles(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer r.Close(ctx)
+	for name, wasm := range committed(t) {
+		m, err := Parse(wasm, testLimits)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out, n := m.GuardCalls(wasm)
+		checkGuarded(t, m, wasm)
+		cm, err := r.CompileModule(ctx, out)
+		if err != nil {
+			t.Fatalf("%s guarded (%d bodies): wazero refused it: %v", name, n, err)
+		}
+		cm.Close(ctx)
+		t.Logf("%s: %d of %d bodies guarded", name, n, len(m.Funcs))
+	}
 }
