@@ -33,7 +33,7 @@ func TestPooledInstanceKeepsNoDeepStack(t *testing.T) {
 	m := manifestFor("deep")
 	m.Isolation = IsolationPool
 	m.Limits.MemoryMiB = 1
-	if err := registerBytes(t, r, m, deepCallModule(3_000_000)); err != nil {
+	if err := registerBytes(t, r, m, deepCallModule(1_000_000)); err != nil {
 		t.Fatal(err)
 	}
 	heap := func() uint64 {
