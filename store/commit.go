@@ -142,6 +142,7 @@ func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
 	}
 	done = true
 	db.setAllocSize(tx)
+	statsBefore(tx)
 	if err := tx.Commit(); err != nil {
 		// The journal holds the record of a transaction bbolt did not
 		// commit: move the checkpoint over it.
@@ -151,6 +152,7 @@ func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
 		}
 		return err
 	}
+	statsAfter(tx)
 	if db.jr.used() >= db.ckptAt || db.bolt.Stats().PendingPageN >= journalPendingPages {
 		if err := db.checkpoint(); err != nil {
 			// The commit is durable (its record is synced); the next
