@@ -142,6 +142,7 @@ func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
 	}
 	done = true
 	db.setAllocSize(tx)
+	db.pw.discard()
 	statsBefore(tx)
 	if err := tx.Commit(); err != nil {
 		// The journal holds the record of a transaction bbolt did not

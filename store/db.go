@@ -154,7 +154,11 @@ type DB struct {
 	rec  *recorder // registered in recorders while the DB is open
 	pin  *bolt.Tx  // the read transaction at the last journal checkpoint
 	file *os.File  // bbolt's file, for reading its meta pages
-	jerr error     // set when the journal's state is unknown: writes fail
+	// pw gathers the page writes of commits bbolt does not sync (nil
+	// when this bbolt cannot take it; see pwrite.go). Only the
+	// committer's transactions write through it.
+	pw   *pageWriter
+	jerr error // set when the journal's state is unknown: writes fail
 	// jkeep: a journal was found but the DB runs without one (NoSync,
 	// NoJournal): Open recovered it and marked the bbolt file authoritative.
 	jkeep  bool
@@ -348,6 +352,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 			_ = bdb.Close()
 		}
 	}()
+	d.pw, _ = coalesceWrites(bdb, file)
 	if err := checkSize(bdb); err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
@@ -387,7 +392,7 @@ func (db *DB) Close() error {
 	close(db.queue)
 	db.mu.Unlock()
 	<-db.done
-	dumpPageStats()
+	dumpPageStats(db)
 	// The committer has stopped: the final journal checkpoint is ours.
 	var errs []error
 	if err := db.closeJournal(); err != nil {

@@ -9,4 +9,4 @@ import bolt "go.etcd.io/bbolt"
 func statsBefore(*bolt.Tx)   {}
 func statsAfter(*bolt.Tx)    {}
 func statsOp(_, _, _ []byte) {}
-func dumpPageStats()         {}
+func dumpPageStats(*DB)      {}

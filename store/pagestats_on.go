@@ -87,7 +87,7 @@ func statsAfter(tx *bolt.Tx) {
 	pageStats.Unlock()
 }
 
-func dumpPageStats() {
+func dumpPageStats(db *DB) {
 	if !pageStats.on {
 		return
 	}
@@ -95,7 +95,11 @@ func dumpPageStats() {
 	defer pageStats.Unlock()
 	f, _ := os.OpenFile(os.Getenv("NVM_PAGESTATS"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	defer f.Close()
-	fmt.Fprintf(f, "commits %d pages_written %d root_nodes %d splits %d spills %d\n", pageStats.commits, pageStats.writes, pageStats.root, pageStats.splits, pageStats.spills)
+	pwrites := -1
+	if db.pw != nil {
+		pwrites = db.pw.writes
+	}
+	fmt.Fprintf(f, "commits %d pages_written %d pwrites %d root_nodes %d splits %d spills %d\n", pageStats.commits, pageStats.writes, pwrites, pageStats.root, pageStats.splits, pageStats.spills)
 	var names []string
 	for k := range pageStats.nodes {
 		names = append(names, k)
