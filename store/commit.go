@@ -31,6 +31,9 @@ type txCache struct {
 	// once, at the end of the transaction, however many envelopes the
 	// batch appended.
 	headDirty bool
+	// logNext is the step log's next number once a step of the
+	// transaction looked it up (0: not yet; see putStep).
+	logNext uint64
 }
 
 // write runs fn in a write transaction with a fresh txCache, and stores

@@ -502,7 +502,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	now := db.now().UTC()
 	// The step's key, its predecessor's and the step's own copy of the
 	// record share one allocation.
-	buf := make([]byte, 0, 2*(len(id)+9)+len(sc.Step))
+	buf := make([]byte, 0, 2*(len(id)+9)+len(sc.Step)+stepLogScratch)
 	buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index))
 	key := buf[:len(buf):len(buf)]
 	var prevKey []byte
@@ -514,6 +514,8 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	n := len(buf)
 	buf = append(buf, sc.Step...)
 	step := buf[n:len(buf):len(buf)]
+	// The step log's key and reference (putStep fills them in).
+	logScratch := buf[len(buf) : len(buf)+stepLogScratch : len(buf)+stepLogScratch]
 	var upd *runUpdate
 	if !sc.KeepRun {
 		var err error
@@ -565,7 +567,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 				return ErrStepGap
 			}
 		}
-		if err := putStep(tx, key, step); err != nil {
+		if err := db.putStep(tx, key, step, logScratch); err != nil {
 			return err
 		}
 		s := seal

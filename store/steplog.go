@@ -40,28 +40,40 @@ func stepRecord(tx *bolt.Tx, v []byte) []byte {
 }
 
 // putStep stores step under key: the record at the end of step_log, the
-// reference to it in steps.
-func putStep(tx *bolt.Tx, key, step []byte) error {
+// reference to it in steps. scratch, when it holds stepLogScratch bytes,
+// takes both keys (bbolt keeps them until the commit; a write function
+// that runs again, in a retried batch, runs in a new transaction). The
+// next log number is kept in the transaction's cache after the first
+// step of the transaction looked it up.
+func (db *DB) putStep(tx *bolt.Tx, key, step, scratch []byte) error {
 	log := tx.Bucket(bucketStepLog)
 	if log == nil {
 		return put(tx, bucketSteps, key, step) // unreachable after migrate
 	}
-	var n uint64 = 1
-	if k, _ := log.Cursor().Last(); len(k) == 8 {
-		n = binary.BigEndian.Uint64(k) + 1
+	n := db.txc.logNext
+	if n == 0 {
+		n = 1
+		if k, _ := log.Cursor().Last(); len(k) == 8 {
+			n = binary.BigEndian.Uint64(k) + 1
+		}
 	}
-	var buf [8 + stepRefLen]byte
-	binary.BigEndian.PutUint64(buf[:8], n)
-	buf[8] = stepRefTag
-	copy(buf[9:], buf[:8])
-	// bbolt keeps key slices until the commit: buf escapes to the heap
-	// once, for both keys.
-	b := buf[:]
+	db.txc.logNext = n + 1
+	if len(scratch) < stepLogScratch {
+		scratch = make([]byte, stepLogScratch)
+	}
+	b := scratch[:stepLogScratch:stepLogScratch]
+	binary.BigEndian.PutUint64(b[:8], n)
+	b[8] = stepRefTag
+	copy(b[9:], b[:8])
 	if err := put(tx, bucketStepLog, b[:8:8], step); err != nil {
 		return err
 	}
 	return put(tx, bucketSteps, key, b[8:])
 }
+
+// stepLogScratch is the scratch putStep uses: the log key and the
+// reference.
+const stepLogScratch = 8 + stepRefLen
 
 // delStep removes the step under key, and the log record it refers to.
 func delStep(tx *bolt.Tx, key, v []byte) error {
