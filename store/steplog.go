@@ -36,7 +36,11 @@ func stepRecord(tx *bolt.Tx, v []byte) []byte {
 	if !isStepRef(v) {
 		return v
 	}
-	return tx.Bucket(bucketStepLog).Get(v[1:])
+	log := tx.Bucket(bucketStepLog)
+	if log == nil {
+		return nil // a damaged file: Open checks the bucket is there
+	}
+	return log.Get(v[1:])
 }
 
 // putStep stores step under key: the record at the end of step_log, the
