@@ -333,7 +333,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	c := rt.host.Ceilings()
 	rt.log.Info("ceilings", "call_memory_mib", c.CallMemoryMiB, "call_timeout", c.CallTimeout, "stdout_bytes", c.StdoutBytes,
-		"stderr_bytes", c.StderrBytes, "pool_size", c.PoolSize, "memory_budget_mib", c.MemoryBudgetMiB, "calls_in_flight", c.CallsInFlight, "upload_bytes", c.UploadBytes, "max_steps", cfg.MaxStepsPerRun)
+		"stderr_bytes", c.StderrBytes, "pool_size", c.PoolSize, "memory_budget_mib", c.MemoryBudgetMiB, "calls_in_flight", c.CallsInFlight, "calls_in_flight_per_session", c.CallsInFlightPerSession, "upload_bytes", c.UploadBytes, "max_steps", cfg.MaxStepsPerRun)
 	rt.registry = tools.NewRegistry(rt.host, rt.store, tools.RegistryOptions{Grants: rt.policy})
 	rt.registerMetrics()
 	rt.executor = &governedExecutor{rt: rt, inner: executor.New(rt.registry, executor.WithProjection(rt.toolProjection))}

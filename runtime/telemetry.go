@@ -29,7 +29,7 @@ func (rt *Runtime) registerMetrics() {
 		Sandbox: func() telemetry.SandboxStats {
 			s := rt.host.Stats()
 			return telemetry.SandboxStats{Instantiations: s.Instantiations, PoolHits: s.PoolHits,
-				AdmissionWaits: s.PoolWaits, AdmissionRefusals: s.BudgetRefusals, CallWaits: s.CallWaits, MemoryInUse: s.MemoryInUse}
+				AdmissionWaits: s.PoolWaits, AdmissionRefusals: s.BudgetRefusals, CallWaits: s.CallWaits, SessionCallWaits: s.SessionCallWaits, MemoryInUse: s.MemoryInUse}
 		},
 		AuditChainLength: func(ctx context.Context) (uint64, error) {
 			seq, _, err := rt.store.Head(ctx)

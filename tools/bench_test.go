@@ -1,11 +1,16 @@
 package tools
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // reportCPU adds the CPU-µs/op metric: the process's CPU (every thread,
@@ -141,6 +146,11 @@ func BenchmarkMountCall(b *testing.B) {
 // running) and closing it, with a prebuilt config and a reused memory
 // (freshSlot's), "call" is one nanovm_call of a warm instance. Compare
 // with BenchmarkCall/get_order_amount and .../get_order_amount_pooled.
+// "instantiate_bare" is the instantiation and close alone, no function
+// run (the sys context, the instance, its memory and data); and
+// "instantiate_export" adds looking up nanovm_call, which gives the
+// instance its call engine (and wazero's 10 KiB call stack): the rest of
+// "instantiate" is running _start. docs/performance.md breaks them down.
 func BenchmarkRuntimeFloor(b *testing.B) {
 	r := newRegistry(b, "get_order_amount")
 	ctx := context.Background()
@@ -170,6 +180,30 @@ func BenchmarkRuntimeFloor(b *testing.B) {
 		}
 		reportCPU(b, cpu)
 	})
+	for _, tc := range []struct {
+		name   string
+		export bool
+	}{{"instantiate_bare", false}, {"instantiate_export", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := s.cfg.WithStartFunctions()
+			b.ReportAllocs()
+			cpu := processCPU(b)
+			for b.Loop() {
+				s.arm(st, stdin)
+				mod, err := tool.host.rt.InstantiateModule(&st.ctx, tool.mod.code, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if tc.export && mod.ExportedFunction("nanovm_call") == nil {
+					b.Fatal("no nanovm_call")
+				}
+				_ = mod.Close(ctx)
+				s.mem.Free()
+				s.disarm()
+			}
+			reportCPU(b, cpu)
+		})
+	}
 	b.Run("call", func(b *testing.B) {
 		s.arm(st, stdin)
 		cfg := s.cfg.WithStartFunctions()
@@ -212,4 +246,91 @@ func benchCalls(b *testing.B, r *Registry, name string, args map[string]any) {
 		}
 	}
 	reportCPU(b, cpu)
+}
+
+// countdownModule is
+//
+//	(module (func (export "countdown") (param i32)
+//	  (loop $l (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))
+//
+// a loop of as many iterations as its argument says, and nothing else.
+var countdownModule = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x05, 0x01, 0x60, 0x01, 0x7f, 0x00, // type: (i32) -> ()
+	0x03, 0x02, 0x01, 0x00, // func 0 has type 0
+	0x07, 0x0d, 0x01, 0x09, 'c', 'o', 'u', 'n', 't', 'd', 'o', 'w', 'n', 0x00, 0x00, // export countdown
+	0x0a, 0x10, 0x01, 0x0e, 0x00, // code: one body of 14 bytes, no locals
+	0x03, 0x40, // loop
+	0x20, 0x00, 0x41, 0x01, 0x6b, 0x22, 0x00, // local.get 0, i32.const 1, i32.sub, local.tee 0
+	0x0d, 0x00, // br_if 0
+	0x0b, 0x0b, // end, end
+}
+
+// BenchmarkCloseOnContextDone measures what wazero v1.12 charges a call
+// for WithCloseOnContextDone, the only way it offers to stop a running
+// guest at a deadline (the host sets it: without it a guest's endless loop
+// would outlive every timeout): a goroutine per call from Go, watching the
+// context, and at every loop iteration an exit from the guest's machine
+// code to Go to check whether the instance was closed. Each case runs on
+// a bare runtime with and without the option: a warm call of countdown
+// for 1, 30 and 300 iterations, and a warm nanovm_call of get_order_amount
+// (stdin and stdout in memory). The difference is a fixed cost per call
+// plus one per loop iteration, which no public API avoids.
+func BenchmarkCloseOnContextDone(b *testing.B) {
+	ctx := context.Background()
+	stdin := []byte(`{"order_id":"o-1"}`)
+	for _, on := range []bool{true, false} {
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(on))
+		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+			b.Fatal(err)
+		}
+		countdown, err := rt.Instantiate(ctx, countdownModule)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var in swapReader
+		var out bytes.Buffer
+		goa, err := rt.InstantiateWithConfig(ctx, modules(b)["get_order_amount"].Wasm,
+			wazero.NewModuleConfig().WithName("").WithStdin(&in).WithStdout(&out).WithStartFunctions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		name := "on"
+		if !on {
+			name = "off"
+		}
+		for _, n := range []uint64{1, 30, 300} {
+			b.Run(fmt.Sprintf("%s/loop_%d", name, n), func(b *testing.B) {
+				fn := countdown.ExportedFunction("countdown")
+				stack := []uint64{n}
+				b.ReportAllocs()
+				cpu := processCPU(b)
+				for b.Loop() {
+					stack[0] = n
+					if err := fn.CallWithStack(ctx, stack); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportCPU(b, cpu)
+			})
+		}
+		b.Run(name+"/get_order_amount", func(b *testing.B) {
+			fn := goa.ExportedFunction("nanovm_call")
+			var stack [1]uint64
+			b.ReportAllocs()
+			cpu := processCPU(b)
+			for b.Loop() {
+				in.set(stdin)
+				out.Reset()
+				if err := fn.CallWithStack(ctx, stack[:]); err != nil || stack[0] != 0 {
+					b.Fatal(err, stack[0])
+				}
+			}
+			reportCPU(b, cpu)
+			if !bytes.HasPrefix(out.Bytes(), []byte(`{"order_id":"o-1","amount":`)) {
+				b.Fatalf("stdout %q", out.Bytes())
+			}
+		})
+		_ = rt.Close(ctx)
+	}
 }

@@ -291,12 +291,12 @@ func encodeState(state map[string]any) ([]byte, error) {
 // What the instantiation reuses from earlier calls (freshSlot) holds nothing
 // of theirs.
 func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err error) {
-	leave, err := t.host.enterCall(ctx)
+	share, err := t.host.enterCall(ctx)
 	if err != nil {
 		st.fail(err)
 		return st.failed()
 	}
-	defer leave()
+	defer t.host.leaveCall(share)
 	s := t.getSlot()
 	s.arm(st, stdin)
 	mem := &s.mem

@@ -108,3 +108,90 @@ func TestCallsInFlightWaitTimesOut(t *testing.T) {
 		})
 	}
 }
+
+// Ensure one session's calls cannot hold every call in flight: with four
+// in flight and two a session, a session holding its two waits for them
+// (ErrTimeout naming the per-session flag) while another session's call
+// and a call without a session run at once; and a session's share is
+// forgotten once its calls end.
+func TestCallsInFlightPerSession(t *testing.T) {
+	h := newHost(t, HostOptions{Ceilings: Ceilings{CallsInFlight: 4, CallsInFlightPerSession: 2}})
+	r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+	register(t, r, "loop", func(m *Manifest) { m.Limits.TimeoutMS = 60_000 })
+	register(t, r, "poll", nil)
+	hog, cancel := context.WithCancel(WithSession(context.Background(), "session-a"))
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := r.Call(hog, "loop", CallRequest{})
+			held <- err
+		}()
+	}
+	for len(h.calls) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	quick := CallRequest{Args: map[string]any{"status": "SUCCESS"}, Timeout: 50 * time.Millisecond}
+	_, err := r.Call(hog, "poll", quick)
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "waiting for one of this session's 2 calls in flight to end (--max-calls-in-flight-per-session)") {
+		t.Fatalf("a third call of a session holding its two: %v", err)
+	}
+	if w := h.Stats().SessionCallWaits; w != 1 {
+		t.Errorf("session call waits %d, want 1", w)
+	}
+	quick.Timeout = 10 * time.Second
+	if _, err := r.Call(WithSession(context.Background(), "session-b"), "poll", quick); err != nil {
+		t.Fatalf("another session's call while the first holds its share: %v", err)
+	}
+	if _, err := r.Call(context.Background(), "poll", quick); err != nil {
+		t.Fatalf("a call without a session while a session holds its share: %v", err)
+	}
+	if w := h.Stats().CallWaits; w != 0 {
+		t.Errorf("%d calls waited for the server's calls in flight; two of four were free", w)
+	}
+	cancel()
+	for range 2 {
+		if err := <-held; err == nil {
+			t.Fatal("an endless loop returned without an error")
+		}
+	}
+	if _, err := r.Call(WithSession(context.Background(), "session-a"), "poll", quick); err != nil {
+		t.Fatalf("the session's call once its others ended: %v", err)
+	}
+	h.sessions.mu.Lock()
+	left := len(h.sessions.m)
+	h.sessions.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d session shares remembered after every call ended", left)
+	}
+}
+
+// Ensure the per-session share defaults to three quarters of the calls in
+// flight, at least one, and never exceeds them.
+func TestCallsInFlightPerSessionDefault(t *testing.T) {
+	for _, tt := range []struct{ inFlight, perSession, want int }{
+		{64, 0, 48}, {10, 0, 7}, {1, 0, 1}, {4, 9, 4}, {8, 3, 3},
+	} {
+		c := Ceilings{CallsInFlight: tt.inFlight, CallsInFlightPerSession: tt.perSession}.withDefaults()
+		if c.CallsInFlightPerSession != tt.want {
+			t.Errorf("CallsInFlight %d, CallsInFlightPerSession %d: got %d, want %d", tt.inFlight, tt.perSession, c.CallsInFlightPerSession, tt.want)
+		}
+	}
+}
+
+// Ensure taking and giving back a call in flight allocates nothing: every
+// guest call does it. (Before: enterCall returned the method value
+// h.leaveCall, which escaped, one allocation per call.)
+func TestEnterCallAllocatesNothing(t *testing.T) {
+	h := newHost(t, HostOptions{Ceilings: Ceilings{CallsInFlight: 1}})
+	ctx := context.Background()
+	n := testing.AllocsPerRun(100, func() {
+		share, err := h.enterCall(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.leaveCall(share)
+	})
+	if n != 0 {
+		t.Errorf("enterCall and leaveCall: %v allocations, want 0", n)
+	}
+}

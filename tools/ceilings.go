@@ -55,6 +55,15 @@ type Ceilings struct {
 	// CallStackBound, so this is what bounds that memory. Default
 	// DefaultCallsInFlight().
 	CallsInFlight int
+	// CallsInFlightPerSession caps the calls in flight of one MCP session
+	// (see WithSession), so that one client keeping its calls busy leaves
+	// the others some; a call past it waits, within its timeout, for one
+	// of the session's own to end. Calls without a session (the CLI, runs
+	// resumed at start, clients of the sessionless 2026-07-28 protocol,
+	// stateless HTTP, where a client names its session itself) count
+	// against CallsInFlight only. Default three quarters
+	// of CallsInFlight, at least one; at most CallsInFlight.
+	CallsInFlightPerSession int
 }
 
 // Defaults of Ceilings.
@@ -130,6 +139,8 @@ func (c Ceilings) withDefaults() Ceilings {
 	if c.CallsInFlight <= 0 {
 		c.CallsInFlight = DefaultCallsInFlight()
 	}
+	orDefault(&c.CallsInFlightPerSession, max(1, c.CallsInFlight*3/4))
+	c.CallsInFlightPerSession = min(c.CallsInFlightPerSession, c.CallsInFlight)
 	return c
 }
 
@@ -305,24 +316,76 @@ func availableMemory() uint64 {
 }
 
 // enterCall takes one of the host's calls in flight, waiting while all are
-// taken until ctx ends; leave gives it back. The error says why the call
-// did not start; the caller names the tool.
-func (h *Host) enterCall(ctx context.Context) (leave func(), err error) {
+// taken until ctx ends; leaveCall(share) gives it back. A call made for a
+// session (WithSession) first takes one of its session's share, returned
+// as share, so it waits while that share is taken even when the server
+// has calls to spare. The error says why the call did not start; the
+// caller names the tool. (It returns no leave func: a func value
+// returned escapes, an allocation per call.)
+func (h *Host) enterCall(ctx context.Context) (share *sessionShare, err error) {
+	id := sessionOf(ctx)
+	if id == "" || h.sessions.per >= cap(h.calls) {
+		return nil, h.takeCall(ctx)
+	}
+	sh := h.sessions.acquire(id)
+	if err := h.takeShare(ctx, sh); err != nil {
+		h.sessions.release(sh)
+		return nil, err
+	}
+	if err := h.takeCall(ctx); err != nil {
+		<-sh.tokens
+		h.sessions.release(sh)
+		return nil, err
+	}
+	return sh, nil
+}
+
+// takeCall takes one of the server's calls in flight, waiting until ctx
+// ends.
+func (h *Host) takeCall(ctx context.Context) error {
 	select {
 	case h.calls <- struct{}{}:
-		return h.leaveCall, nil
+		return nil
 	default:
 	}
 	h.stats.callWaits.Add(1)
 	select {
 	case h.calls <- struct{}{}:
-		return h.leaveCall, nil
+		return nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w waiting for one of the server's %d calls in flight to end (--max-calls-in-flight)", ErrTimeout, cap(h.calls))
+			return fmt.Errorf("%w waiting for one of the server's %d calls in flight to end (--max-calls-in-flight)", ErrTimeout, cap(h.calls))
 		}
-		return nil, fmt.Errorf("cancelled waiting for one of the server's %d calls in flight to end (--max-calls-in-flight): %w", cap(h.calls), ctx.Err())
+		return fmt.Errorf("cancelled waiting for one of the server's %d calls in flight to end (--max-calls-in-flight): %w", cap(h.calls), ctx.Err())
 	}
 }
 
-func (h *Host) leaveCall() { <-h.calls }
+// takeShare takes one of a session's calls in flight, waiting until ctx
+// ends.
+func (h *Host) takeShare(ctx context.Context, sh *sessionShare) error {
+	select {
+	case sh.tokens <- struct{}{}:
+		return nil
+	default:
+	}
+	h.stats.sessionWaits.Add(1)
+	select {
+	case sh.tokens <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w waiting for one of this session's %d calls in flight to end (--max-calls-in-flight-per-session)", ErrTimeout, h.sessions.per)
+		}
+		return fmt.Errorf("cancelled waiting for one of this session's %d calls in flight to end (--max-calls-in-flight-per-session): %w", h.sessions.per, ctx.Err())
+	}
+}
+
+// leaveCall gives back the call in flight enterCall took, and share's
+// token when it returned one.
+func (h *Host) leaveCall(share *sessionShare) {
+	<-h.calls
+	if share != nil {
+		<-share.tokens
+		h.sessions.release(share)
+	}
+}

@@ -263,12 +263,12 @@ func (t *Tool) invokePlugin(ctx context.Context, traceID string, timeoutOverride
 		st.argRefs = argRefs(args)
 	}
 	st.ctx = callCtx{Context: tctx, st: st}
-	leave, err := t.host.enterCall(&st.ctx)
+	share, err := t.host.enterCall(&st.ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("tool %q: %w", name, err)
 	}
 	out, runErr := t.runExtism(&st.ctx, st, fn, input)
-	leave()
+	t.host.leaveCall(share)
 	logb := append(append([]byte(nil), st.stdout.bytes()...), st.stderr.bytes()...)
 	logb = st.scrub(logb)
 	log := string(logb)

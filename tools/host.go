@@ -93,6 +93,9 @@ type Host struct {
 	compileSlots chan struct{}
 	// calls holds one token per guest call running (Ceilings.CallsInFlight).
 	calls chan struct{}
+	// sessions holds each session's share of calls
+	// (Ceilings.CallsInFlightPerSession).
+	sessions sessionShares
 
 	closing atomic.Bool
 	// budget holds the guest memory of every live instance.
@@ -143,6 +146,7 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 	h := &Host{opts: opts, links: map[string]*linkSet{}, compiled: map[string]*compiledModule{}, compiling: map[string]chan struct{}{}, limits: opts.ModuleLimits}
 	h.compileSlots = make(chan struct{}, h.limits.Compilations)
 	h.calls = make(chan struct{}, opts.Ceilings.CallsInFlight)
+	h.sessions.per = opts.Ceilings.CallsInFlightPerSession
 	h.budget.limit = uint64(opts.Ceilings.MemoryBudgetMiB) << 20
 	var err error
 	if opts.CacheDir != "" {

@@ -118,12 +118,12 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 	defer func() { <-p.sem }()
 	// The server's calls in flight are taken after the pool's slot: a call
 	// waiting for a busy pool holds none of them.
-	leave, err := p.tool.host.enterCall(ctx)
+	share, err := p.tool.host.enterCall(ctx)
 	if err != nil {
 		st.fail(err)
 		return st.failed()
 	}
-	defer leave()
+	defer p.tool.host.leaveCall(share)
 	w, err := p.get(ctx, st)
 	if err != nil {
 		return err

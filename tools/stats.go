@@ -27,22 +27,27 @@ type HostStats struct {
 	// CallWaits counts calls that waited because the server's calls in
 	// flight were all taken (Ceilings.CallsInFlight).
 	CallWaits uint64
+	// SessionCallWaits counts calls that waited because their session's
+	// share of the calls in flight was taken
+	// (Ceilings.CallsInFlightPerSession).
+	SessionCallWaits uint64
 }
 
 // hostStats are the live counters behind HostStats.
 type hostStats struct {
-	instantiations, poolHits, poolWaits, budgetRefusals, compilations, callWaits atomic.Uint64
+	instantiations, poolHits, poolWaits, budgetRefusals, compilations, callWaits, sessionWaits atomic.Uint64
 }
 
 // Stats returns the host's counters now.
 func (h *Host) Stats() HostStats {
 	return HostStats{
-		Instantiations: h.stats.instantiations.Load(),
-		PoolHits:       h.stats.poolHits.Load(),
-		PoolWaits:      h.stats.poolWaits.Load(),
-		BudgetRefusals: h.stats.budgetRefusals.Load(),
-		MemoryInUse:    h.budget.used.Load(),
-		Compilations:   h.stats.compilations.Load(),
-		CallWaits:      h.stats.callWaits.Load(),
+		Instantiations:   h.stats.instantiations.Load(),
+		PoolHits:         h.stats.poolHits.Load(),
+		PoolWaits:        h.stats.poolWaits.Load(),
+		BudgetRefusals:   h.stats.budgetRefusals.Load(),
+		MemoryInUse:      h.budget.used.Load(),
+		Compilations:     h.stats.compilations.Load(),
+		CallWaits:        h.stats.callWaits.Load(),
+		SessionCallWaits: h.stats.sessionWaits.Load(),
 	}
 }

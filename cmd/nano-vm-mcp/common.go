@@ -174,6 +174,7 @@ var ceilingFlags = [numCeilingFlags]struct {
 	{"max-pool-size", "MAX_POOL_SIZE", "ceiling on one pooled tool's warm instances", "16", intCeiling(func(c *common) *int { return &c.ceilings.PoolSize })},
 	{"memory-budget-mib", "MEMORY_BUDGET_MIB", "memory of all tool instances alive at once, MiB; a call past it fails", "2048, or half the memory when less", intCeiling(func(c *common) *int { return &c.ceilings.MemoryBudgetMiB })},
 	{"max-calls-in-flight", "MAX_CALLS_IN_FLIGHT", "tool calls running at once, every tool together; a call past it waits within its timeout (each may hold up to 192 MiB of call stack outside the memory budget)", "half the memory / 192 MiB, 4 to 64", intCeiling(func(c *common) *int { return &c.ceilings.CallsInFlight })},
+	{"max-calls-in-flight-per-session", "MAX_CALLS_IN_FLIGHT_PER_SESSION", "tool calls one MCP session may have running at once, so one client cannot hold them all; a call past it waits within its timeout (calls without a session, as over stateless HTTP or the 2026-07-28 protocol, count against --max-calls-in-flight only)", "three quarters of --max-calls-in-flight", intCeiling(func(c *common) *int { return &c.ceilings.CallsInFlightPerSession })},
 	{"max-upload-bytes", "MAX_UPLOAD_BYTES", "bytes uploaded tools (register_tool) may store in all, modules and manifests, kept for the audit; an upload past it is refused", "268435456", intCeiling(func(c *common) *int { return &c.ceilings.UploadBytes })},
 	{"max-steps", "MAX_STEPS", "ceiling on the steps of one run; programs asking more are refused", "100000", intCeiling(func(c *common) *int { return &c.maxSteps })},
 	{"max-module-bytes", "MAX_MODULE_BYTES", "ceiling on one tool module's size, bytes; larger modules are refused before they are read", "67108864", func(c *common, v string) error {
@@ -187,7 +188,7 @@ var ceilingFlags = [numCeilingFlags]struct {
 	{"compile-timeout", "COMPILE_TIMEOUT", "time one module's compilation may take at registration, e.g. 30s", "60s", durationCeiling(func(c *common) *time.Duration { return &c.moduleLimits.CompileTimeout })},
 }
 
-const numCeilingFlags = 11
+const numCeilingFlags = 12
 
 func intCeiling(field func(*common) *int) func(*common, string) error {
 	return func(c *common, v string) error {

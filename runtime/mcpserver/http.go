@@ -121,7 +121,11 @@ func (s *Server) HTTPHandler(opts HTTPOptions) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", streamable)
+	if opts.Stateless {
+		mux.Handle("/mcp", clientNamedSessions(streamable))
+	} else {
+		mux.Handle("/mcp", streamable)
+	}
 	mux.Handle("/sse", sse.SSEHandler())
 	mux.Handle("/messages", sse.MessageHandler())
 	mux.Handle("GET /metrics", s.rt.Metrics().Handler())
@@ -345,4 +349,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do then
+}
+
+// clientNamedKey marks a request whose Mcp-Session-Id, if any, the client
+// chose itself (stateless /mcp, where mcp-go passes the header through
+// unchecked): it names no session the server issued, so calls made for it
+// get no session share (see handle).
+type clientNamedKey struct{}
+
+func clientNamedSessions(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientNamedKey{}, true)))
+	})
+}
+
+// issuedSession returns the id of the MCP session the server issued that
+// ctx's request came on, or "".
+func issuedSession(ctx context.Context) string {
+	if named, _ := ctx.Value(clientNamedKey{}).(bool); named {
+		return ""
+	}
+	return sessionOf(ctx)
 }

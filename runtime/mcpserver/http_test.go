@@ -9,10 +9,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/nanovm/nano-vm-mcp/runtime"
+	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
 const testKey = "test-api-key-0123456789"
@@ -226,5 +230,106 @@ func TestIsLoopback(t *testing.T) {
 				t.Fatalf("IsLoopback(%q) = %v", tt.addr, got)
 			}
 		})
+	}
+}
+
+// Ensure one HTTP session cannot hold every call in flight from another:
+// with two in flight and one a session, session A keeps one endless loop
+// running and a second queued behind it, and session B's run still gets
+// the other call at once (without the share B's call waited for A's and
+// failed at its 2 s timeout). A stateless server gets no shares: its
+// requests name their sessions themselves.
+func TestHTTPSessionShareOfCalls(t *testing.T) {
+	ctx := context.Background()
+	s := newServerConfig(t, runtime.Config{Ceilings: tools.Ceilings{CallsInFlight: 2, CallsInFlightPerSession: 1}}, nil)
+	loop := testTool(t, "loop")
+	man := bytes.Replace(loop.Manifest, []byte(`"isolation"`), []byte(`"limits": {"timeout_ms": 15000}, "isolation"`), 1)
+	if _, err := s.rt.RegisterToolLocal(ctx, man, loop.Wasm); err != nil {
+		t.Fatal(err)
+	}
+	hs := httpServer(t, s, HTTPOptions{APIKey: testKey})
+	a, b := httpClient(t, hs, "streamable 2025-11-25"), httpClient(t, hs, "sse")
+	start(t, a)
+	start(t, b)
+	hogCtx, stopHog := context.WithCancel(ctx)
+	defer stopHog()
+	hogs := make(chan any, 2)
+	for range 2 {
+		go func() {
+			res, err := a.CallTool(hogCtx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "run_program",
+				Arguments: map[string]any{"program": `{"steps":[{"id":"spin","type":"tool","tool":"loop"}]}`}}})
+			if err != nil {
+				hogs <- err
+				return
+			}
+			hogs <- res.Content
+		}()
+	}
+	waits := func(name string) float64 {
+		_, mfs := scrape(t, hs.URL+"/metrics", testKey)
+		return sample(t, mfs, name, nil).GetCounter().GetValue()
+	}
+	for waits("nanovm_sandbox_session_call_waits_total") == 0 {
+		select {
+		case err := <-hogs:
+			t.Fatalf("a run of session A ended before the second queued: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	run := ok(t, s, "run_program", call(t, b, "run_program", map[string]any{
+		"program": `{"steps":[{"id":"p","type":"tool","tool":"poll","timeout_seconds":2,"args":{"status":"SUCCESS"}}]}`,
+	}))
+	if run["status"] != "success" {
+		t.Fatalf("session B's run while session A holds its share: %v", run)
+	}
+	if w := waits("nanovm_sandbox_call_waits_total"); w != 0 {
+		t.Errorf("%v calls waited for the server's calls in flight", w)
+	}
+	stopHog()
+	a.Close() // ends the session, and with it its runs
+	for range 2 {
+		<-hogs
+	}
+}
+
+// Ensure a stateless server gives no session shares: there a request's
+// Mcp-Session-Id is whatever the client sent, so two requests naming the
+// same id (or another client's) must not queue behind each other.
+func TestHTTPStatelessNoSessionShare(t *testing.T) {
+	ctx := context.Background()
+	s := newServerConfig(t, runtime.Config{Ceilings: tools.Ceilings{CallsInFlight: 2, CallsInFlightPerSession: 1}}, nil)
+	loop := testTool(t, "loop")
+	man := bytes.Replace(loop.Manifest, []byte(`"isolation"`), []byte(`"limits": {"timeout_ms": 1500}, "isolation"`), 1)
+	if _, err := s.rt.RegisterToolLocal(ctx, man, loop.Wasm); err != nil {
+		t.Fatal(err)
+	}
+	hs := httpServer(t, s, HTTPOptions{APIKey: testKey, Stateless: true})
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_program","arguments":{"program":"{\"steps\":[{\"id\":\"spin\",\"type\":\"tool\",\"tool\":\"loop\"}]}"}}}`
+	done := make(chan string, 2)
+	for range 2 {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, hs.URL+"/mcp", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+testKey)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("Mcp-Session-Id", "mcp-session-chosen-by-the-client")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- string(b)
+		}()
+	}
+	for range 2 {
+		if out := <-done; !strings.Contains(out, "timed out after 1.5s") {
+			t.Fatalf("a stateless run of an endless loop: %s", out)
+		}
+	}
+	_, mfs := scrape(t, hs.URL+"/metrics", testKey)
+	if w := sample(t, mfs, "nanovm_sandbox_session_call_waits_total", nil).GetCounter().GetValue(); w != 0 {
+		t.Fatalf("%v calls waited for a session share on a stateless server", w)
 	}
 }

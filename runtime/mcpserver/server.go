@@ -19,6 +19,7 @@ import (
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
 	"github.com/nanovm/nano-vm-mcp/runtime/telemetry"
+	"github.com/nanovm/nano-vm-mcp/tools"
 )
 
 // tracerName is the instrumentation scope of the MCP request spans.
@@ -254,6 +255,9 @@ func (s *Server) runContext(ctx context.Context) (context.Context, context.Cance
 // isError result (see errorResult).
 func (s *Server) handle(d toolDef) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		// The tool calls a request makes count against its session's share
+		// of the calls in flight (tools.Ceilings.CallsInFlightPerSession).
+		ctx = tools.WithSession(ctx, issuedSession(ctx))
 		out, err := d.handler.call(s, ctx, req)
 		if err != nil {
 			return s.errorResult(d.name, err), nil

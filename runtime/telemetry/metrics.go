@@ -23,6 +23,7 @@ const (
 	MetricPoolWaits            = "nanovm_sandbox_admission_waits_total"
 	MetricBudgetRefusals       = "nanovm_sandbox_admission_refusals_total"
 	MetricCallWaits            = "nanovm_sandbox_call_waits_total"
+	MetricSessionCallWaits     = "nanovm_sandbox_session_call_waits_total"
 	MetricSandboxMemory        = "nanovm_sandbox_memory_bytes"
 	MetricRegistrationsRefused = "nanovm_tool_registrations_refused_total"
 	MetricAuditChainLength     = "nanovm_audit_chain_length"
@@ -52,7 +53,7 @@ type Sources struct {
 
 // SandboxStats mirror tools.HostStats (this package does not import tools).
 type SandboxStats struct {
-	Instantiations, PoolHits, AdmissionWaits, AdmissionRefusals, CallWaits, MemoryInUse uint64
+	Instantiations, PoolHits, AdmissionWaits, AdmissionRefusals, CallWaits, SessionCallWaits, MemoryInUse uint64
 }
 
 // Metrics are the Prometheus metrics of one runtime, in a registry of
@@ -135,6 +136,7 @@ func (m *Metrics) Register(src Sources) {
 			counter(MetricPoolWaits, "Calls that waited for a busy tool pool to free an instance.", func(s SandboxStats) uint64 { return s.AdmissionWaits }),
 			counter(MetricBudgetRefusals, "Calls refused because the server's memory budget for live instances was exhausted.", func(s SandboxStats) uint64 { return s.AdmissionRefusals }),
 			counter(MetricCallWaits, "Calls that waited because the server's calls in flight (--max-calls-in-flight) were all taken.", func(s SandboxStats) uint64 { return s.CallWaits }),
+			counter(MetricSessionCallWaits, "Calls that waited because their MCP session's share of the calls in flight (--max-calls-in-flight-per-session) was taken.", func(s SandboxStats) uint64 { return s.SessionCallWaits }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricSandboxMemory, Help: "Guest memory held by live instances now (the memory budget's use)."},
 				func() float64 { return float64(f().MemoryInUse) }),
 		)
