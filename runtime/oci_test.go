@@ -210,7 +210,8 @@ oci:
 		t.Fatalf("envelopes: %v %v", envs, err)
 	}
 	rt.Close()
-	for _, bucket := range []string{"steps", "envelopes"} {
+	// Step records are in step_log (the steps bucket refers to them).
+	for _, bucket := range []string{"step_log", "envelopes"} {
 		tamper(t, dbPath, bucket, "release.yml", "evilrel.yml")
 		rt, err = runtime.Open(ctx, cfg)
 		if err != nil {

@@ -31,6 +31,9 @@ type txCache struct {
 	// once, at the end of the transaction, however many envelopes the
 	// batch appended.
 	headDirty bool
+	// logNext is the step log's next number once a step of the
+	// transaction looked it up (0: not yet; see putStep).
+	logNext uint64
 }
 
 // write runs fn in a write transaction with a fresh txCache, and stores
@@ -142,6 +145,8 @@ func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
 	}
 	done = true
 	db.setAllocSize(tx)
+	db.pw.discard()
+	statsBefore(tx)
 	if err := tx.Commit(); err != nil {
 		// The journal holds the record of a transaction bbolt did not
 		// commit: move the checkpoint over it.
@@ -151,6 +156,7 @@ func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
 		}
 		return err
 	}
+	statsAfter(tx)
 	if db.jr.used() >= db.ckptAt || db.bolt.Stats().PendingPageN >= journalPendingPages {
 		if err := db.checkpoint(); err != nil {
 			// The commit is durable (its record is synced); the next

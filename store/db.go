@@ -24,7 +24,11 @@ import (
 // the rest) and the legacy_execs bucket: migrating a schema-1 file lists
 // its runs there, whose records no envelope covers; verify reports
 // them as legacy rather than as tampered.
-const SchemaVersion = 2
+//
+// Schema 3 added the step_log bucket (see steplog.go): migrating creates
+// it and rewrites nothing, since readers take a step record stored in the
+// steps bucket itself as well as a reference into the log.
+const SchemaVersion = 3
 
 // Options configures Open. A nil *Options means DefaultOptions().
 type Options struct {
@@ -97,7 +101,8 @@ var (
 	bucketRunTime      = []byte("exec_by_time")     // created ns | id → nil
 	bucketRunProgram   = []byte("exec_by_program")  // program id 0 created ns | id → nil
 	bucketRunOpen      = []byte("exec_unfinished")  // created ns | id → nil
-	bucketSteps        = []byte("steps")            // trace id 0 index → step JSON
+	bucketSteps        = []byte("steps")            // trace id 0 index → step JSON, or a reference into step_log (schema 3)
+	bucketStepLog      = []byte("step_log")         // log number → step JSON (schema 3; see steplog.go)
 	bucketEnvelopes    = []byte("envelopes")        // seq → Envelope
 	bucketEnvRun       = []byte("env_by_exec")      // trace id 0 seq → nil
 	bucketIdem         = []byte("idempotency")      // key → IdempotencyRecord
@@ -113,7 +118,7 @@ var (
 		bucketRunTime, bucketRunProgram, bucketRunOpen, bucketSteps,
 		bucketEnvelopes, bucketEnvRun, bucketIdem, bucketIdemExpiry,
 		bucketSecrets, bucketModules, bucketToolVersions, bucketToolCurrent,
-		bucketLegacyRuns,
+		bucketLegacyRuns, bucketStepLog,
 	}
 
 	keySchemaVersion = []byte("schema_version")
@@ -149,7 +154,11 @@ type DB struct {
 	rec  *recorder // registered in recorders while the DB is open
 	pin  *bolt.Tx  // the read transaction at the last journal checkpoint
 	file *os.File  // bbolt's file, for reading its meta pages
-	jerr error     // set when the journal's state is unknown: writes fail
+	// pw gathers the page writes of commits bbolt does not sync (nil
+	// when this bbolt cannot take it; see pwrite.go). Only the
+	// committer's transactions write through it.
+	pw   *pageWriter
+	jerr error // set when the journal's state is unknown: writes fail
 	// jkeep: a journal was found but the DB runs without one (NoSync,
 	// NoJournal): Open recovered it and marked the bbolt file authoritative.
 	jkeep  bool
@@ -343,6 +352,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 			_ = bdb.Close()
 		}
 	}()
+	d.pw, _ = coalesceWrites(bdb, file)
 	if err := checkSize(bdb); err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
@@ -382,6 +392,7 @@ func (db *DB) Close() error {
 	close(db.queue)
 	db.mu.Unlock()
 	<-db.done
+	dumpPageStats(db)
 	// The committer has stopped: the final journal checkpoint is ours.
 	var errs []error
 	if err := db.closeJournal(); err != nil {
@@ -498,7 +509,13 @@ func migrate(bdb *bolt.DB, update func(func(*bolt.Tx) error) error, now func() t
 		})
 	}
 	if version == 1 {
-		return guard(func() error { return update(migrate1to2) })
+		if err := guard(func() error { return update(migrate1to2) }); err != nil {
+			return err
+		}
+		version = 2
+	}
+	if version == 2 {
+		return guard(func() error { return update(migrate2to3) })
 	}
 	// version 0: a new file. Later schema versions add their steps here,
 	// each in its own transaction that ends by bumping the version.
@@ -525,7 +542,7 @@ func migrate(bdb *bolt.DB, update func(func(*bolt.Tx) error) error, now func() t
 // legacy instead of as records no envelope covers.
 func migrate1to2(tx *bolt.Tx) error {
 	for _, name := range allBuckets {
-		if bytes.Equal(name, bucketLegacyRuns) {
+		if bytes.Equal(name, bucketLegacyRuns) || bytes.Equal(name, bucketStepLog) {
 			continue
 		}
 		if tx.Bucket(name) == nil {
@@ -556,6 +573,24 @@ func migrate1to2(tx *bolt.Tx) error {
 		return fmt.Errorf("migrate schema 1 to 2: %w", err)
 	}
 	return put(tx, bucketMeta, keySchemaVersion, u64(2))
+}
+
+// migrate2to3 creates the step log. The step records a schema-2 file
+// holds stay where they are: readers take a record in the steps bucket as
+// well as a reference into the log (stepRecord).
+func migrate2to3(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if bytes.Equal(name, bucketStepLog) {
+			continue
+		}
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: bucket %q missing", ErrCorrupt, name)
+		}
+	}
+	if err := createBucket(tx, bucketStepLog); err != nil {
+		return fmt.Errorf("migrate schema 2 to 3: %w", err)
+	}
+	return put(tx, bucketMeta, keySchemaVersion, u64(3))
 }
 
 func bucketList(tx *bolt.Tx) [][]byte {

@@ -243,10 +243,7 @@ func (db *DB) appendEnvelope(tx *bolt.Tx, s *sealer) (Envelope, error) {
 	if err != nil {
 		return d, err
 	}
-	envs := tx.Bucket(bucketEnvelopes)
-	// Seqs only grow: fill pages completely instead of splitting them
-	// half-empty (bbolt's default suits random inserts).
-	envs.FillPercent = 1.0
+	// Seqs only grow: put fills the pages completely (appendOnly).
 	if err := put(tx, bucketEnvelopes, u64(d.Seq), v); err != nil {
 		return d, fmt.Errorf("put envelope %d: %w", d.Seq, err)
 	}

@@ -49,6 +49,7 @@ func record(tx *bolt.Tx, op byte, bucket, k, v []byte) error {
 		return errUnjournaledWrite
 	}
 	r.j.buf = appendOp(r.j.buf, op, bucket, k, v)
+	statsOp(bucket, k, v)
 	r.ops++
 	return nil
 }
@@ -84,6 +85,7 @@ func put(tx *bolt.Tx, bucket, k, v []byte) error {
 	if err != nil {
 		return err
 	}
+	appendOnly(b, bucket)
 	if err := b.Put(k, v); err != nil {
 		return err
 	}
@@ -193,9 +195,7 @@ func applyOps(tx *bolt.Tx, b []byte) error {
 			return fmt.Errorf("%w: journal record writes to missing bucket %q", ErrCorrupt, o.bucket)
 		}
 		if o.op == opPut {
-			if string(o.bucket) == string(bucketEnvelopes) {
-				bk.FillPercent = 1.0
-			}
+			appendOnly(bk, o.bucket)
 			// bbolt keeps the slices until the commit: copy them out
 			// of the scan's buffer.
 			err = bk.Put(append([]byte(nil), o.key...), append([]byte{}, o.val...))

@@ -58,10 +58,16 @@ func stepKey(id string, i uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(id), 0), i)
 }
 
-// replaceIn replaces old with new in the value under key.
+// replaceIn replaces old with new in the value under key. A step's
+// value that refers to the step log (a NUL and the 8-byte log number,
+// schema 3) is followed: the record in step_log is the one changed.
 func replaceIn(tx *bolt.Tx, bucket string, key []byte, old, new string) error {
 	b := tx.Bucket([]byte(bucket))
 	v := b.Get(key)
+	if bucket == "steps" && len(v) == 9 && v[0] == 0 {
+		b, key = tx.Bucket([]byte("step_log")), bytes.Clone(v[1:])
+		v = b.Get(key)
+	}
 	if !bytes.Contains(v, []byte(old)) {
 		return &missingErr{bucket, string(key), old}
 	}

@@ -277,13 +277,13 @@ func (db *DB) deleteRun(tx *bolt.Tx, id string) error {
 	}
 	steps := tx.Bucket(bucketSteps)
 	prefix := append([]byte(id), 0)
-	var keys [][]byte
+	var keys, vals [][]byte
 	c := steps.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		keys, vals = append(keys, bytes.Clone(k)), append(vals, bytes.Clone(v))
 	}
-	for _, k := range keys {
-		if err := del(tx, bucketSteps, k); err != nil {
+	for i, k := range keys {
+		if err := delStep(tx, k, vals[i]); err != nil {
 			return err
 		}
 	}
@@ -502,7 +502,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	now := db.now().UTC()
 	// The step's key, its predecessor's and the step's own copy of the
 	// record share one allocation.
-	buf := make([]byte, 0, 2*(len(id)+9)+len(sc.Step))
+	buf := make([]byte, 0, 2*(len(id)+9)+len(sc.Step)+stepLogScratch)
 	buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index))
 	key := buf[:len(buf):len(buf)]
 	var prevKey []byte
@@ -514,6 +514,8 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	n := len(buf)
 	buf = append(buf, sc.Step...)
 	step := buf[n:len(buf):len(buf)]
+	// The step log's key and reference (putStep fills them in).
+	logScratch := buf[len(buf) : len(buf)+stepLogScratch : len(buf)+stepLogScratch]
 	var upd *runUpdate
 	if !sc.KeepRun {
 		var err error
@@ -565,7 +567,7 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 				return ErrStepGap
 			}
 		}
-		if err := put(tx, bucketSteps, key, step); err != nil {
+		if err := db.putStep(tx, key, step, logScratch); err != nil {
 			return err
 		}
 		s := seal
@@ -695,9 +697,13 @@ func (db *DB) Steps(ctx context.Context, traceID string, offset, limit int) ([]S
 			if limit > 0 && len(out) == limit {
 				break
 			}
+			rec := stepRecord(tx, v)
+			if rec == nil {
+				continue // a reference to a log record that is gone
+			}
 			out = append(out, Step{
 				Index: int(binary.BigEndian.Uint64(k[len(prefix):])),
-				Data:  bytes.Clone(v),
+				Data:  bytes.Clone(rec),
 			})
 		}
 		return nil

@@ -55,8 +55,12 @@ func readSteps(tx *bolt.Tx, id string) []Step {
 		if len(k) != len(prefix)+8 {
 			continue // not a step key: verify reports it (badStepKeys)
 		}
-		steps = append(steps, Step{Index: int(binary.BigEndian.Uint64(k[len(prefix):])), Data: v})
-		size += len(v)
+		rec := stepRecord(tx, v)
+		if rec == nil {
+			continue // a reference to a log record that is gone: verify reports the step missing
+		}
+		steps = append(steps, Step{Index: int(binary.BigEndian.Uint64(k[len(prefix):])), Data: rec})
+		size += len(rec)
 	}
 	buf := make([]byte, 0, size)
 	for i := range steps {
