@@ -132,11 +132,10 @@ func (db *DB) batchFailed(batch []*stepReq, pause bool) {
 	}
 }
 
-// flight is a batch sent and not yet finished; done is closed once its
-// members are completed (after its rerun, if it ran again).
+// flight is a two-trip batch sent and not yet finished; done is closed
+// once its members are completed.
 type flight struct {
 	done chan struct{}
-	fast bool
 }
 
 func (f *flight) finished() bool {
@@ -149,15 +148,19 @@ func (f *flight) finished() bool {
 }
 
 // commitLoop gathers what is queued into batches and sends them, each
-// finished in order after the one before it. A one-trip batch waits for
-// the batches in flight and is built on what they committed; a two-trip
-// batch reads what is committed, so it waits for a one-trip batch in
-// flight (which could run again), and sends its first round trip at once
-// behind a two-trip batch committing, as before: at most maxInFlight.
+// completed in order after the one before it. A one-trip batch waits for
+// the batches in flight and is built on what they committed; the loop
+// reads its outcome itself and wakes its members only once the next batch
+// is sent (or nothing is queued), so that the head does not wait for the
+// goroutines it wakes. A two-trip batch reads what is committed, and sends
+// its first round trip at once behind a two-trip batch committing, as
+// before: at most maxInFlight in flight, each finished on a goroutine of
+// its own.
 func (db *DB) commitLoop() {
 	defer close(db.done)
 	var inflight []*flight
 	var last *flight
+	var pending func() // completes the last one-trip batch's members
 	slow := 0
 	waitAll := func() {
 		for _, f := range inflight {
@@ -165,8 +168,14 @@ func (db *DB) commitLoop() {
 		}
 		inflight = inflight[:0]
 	}
-	push := func(fast bool, finish func()) {
-		f := &flight{done: make(chan struct{}), fast: fast}
+	wake := func() {
+		if pending != nil {
+			pending()
+			pending = nil
+		}
+	}
+	push := func(finish func()) {
+		f := &flight{done: make(chan struct{})}
 		prev := last
 		go func() {
 			if prev != nil {
@@ -178,7 +187,18 @@ func (db *DB) commitLoop() {
 		inflight = append(inflight, f)
 		last = f
 	}
-	for r := range db.queue {
+	for {
+		var r *stepReq
+		var ok bool
+		select {
+		case r, ok = <-db.queue:
+		default:
+			wake()
+			r, ok = <-db.queue
+		}
+		if !ok {
+			break
+		}
 		batch := append(make([]*stepReq, 0, min(db.maxBatch, 2*len(db.queue)+1)), r)
 	gather:
 		for len(batch) < db.maxBatch {
@@ -210,21 +230,18 @@ func (db *DB) commitLoop() {
 			})
 			if p != nil {
 				wait := db.sendFast(p)
-				push(true, func() { db.finishFast(p, wait) })
+				wake()
+				pending = db.settleFast(p, wait)
 				continue
 			}
 		} else {
 			slow--
 		}
-		for _, f := range inflight {
-			if f.fast {
-				waitAll()
-				break
-			}
-		}
+		wake()
 		finish, _ := db.runBatch(batch)
-		push(false, finish)
+		push(finish)
 	}
+	wake()
 	waitAll()
 }
 
@@ -562,10 +579,11 @@ func (db *DB) sendFast(p *fastPlan) (wait func() fastResult) {
 	}
 }
 
-// finishFast waits for p and completes its members: with what it wrote,
-// or, when a statement refused it, with what the batch run again as two
-// trips gives them.
-func (db *DB) finishFast(p *fastPlan, wait func() fastResult) {
+// settleFast waits for p's outcome and records what it tells, and returns
+// the function that completes p's members with it (nil when they are
+// completed already: a batch a statement refused runs again as two trips,
+// at once, and that completes them).
+func (db *DB) settleFast(p *fastPlan, wait func() fastResult) (complete func()) {
 	r := wait()
 	if r.err != nil {
 		db.batchFailed(p.batch, r.moved)
@@ -576,14 +594,15 @@ func (db *DB) finishFast(p *fastPlan, wait func() fastResult) {
 			}
 			finish, _ := db.runBatch(p.batch)
 			finish()
-			return
+			return nil
 		}
 		db.batches.Add(1)
 		db.commits.Add(int64(len(p.batch)))
-		for _, m := range p.batch {
-			m.complete(nil, r.err)
+		return func() {
+			for _, m := range p.batch {
+				m.complete(nil, r.err)
+			}
 		}
-		return
 	}
 	db.batches.Add(1)
 	db.fastBatches.Add(1)
@@ -613,12 +632,14 @@ func (db *DB) finishFast(p *fastPlan, wait func() fastResult) {
 			db.markReleased(*m.sc.Lease)
 		}
 	}
-	for i, m := range p.batch {
-		if p.errs[i] != nil {
-			m.complete(nil, p.errs[i])
-			continue
+	return func() {
+		for i, m := range p.batch {
+			if p.errs[i] != nil {
+				m.complete(nil, p.errs[i])
+				continue
+			}
+			m.complete(p.outs[i], nil)
 		}
-		m.complete(p.outs[i], nil)
 	}
 }
 
