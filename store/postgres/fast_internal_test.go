@@ -166,3 +166,77 @@ func TestFastHeadMovedByAnotherReplica(t *testing.T) {
 		t.Fatalf("VerifyChain = %+v, %v", rep, err)
 	}
 }
+
+// TestFastAcquisitions runs acquisitions in one-trip batches: a new run,
+// a run recorded already (StartRun replaces it under the new lease), and a
+// lease another live replica holds (ErrLeaseHeld naming it, nothing
+// recorded).
+func TestFastAcquisitions(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	db, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, id := range []string{"a", "b"} {
+		if _, err := db.Heartbeat(ctx, store.Replica{ID: id, PolicyHash: "p"}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startKnown(t, db, "x", "a")
+	oneTrip := func(what string, fn func()) {
+		t.Helper()
+		before := db.CommitStats()
+		fn()
+		if after := db.CommitStats(); after.OneTrip != before.OneTrip+1 || after.Again != before.Again {
+			t.Fatalf("%s: commit stats %+v, before %+v; want one more one-trip batch", what, after, before)
+		}
+	}
+	run := store.Run{ID: "w", ProgramID: "p", Status: kernel.StatusRunning, CreatedAt: time.Unix(2, 0), Input: json.RawMessage(`{"in":1}`)}
+	var l1 store.Lease
+	oneTrip("a new run", func() {
+		var err error
+		if _, l1, err = db.StartRun(ctx, run, "a"); err != nil || l1.Epoch != 1 || l1.Owner != "a" {
+			t.Fatalf("StartRun = %+v, %v", l1, err)
+		}
+	})
+	if got, err := db.Run(ctx, "w"); err != nil || string(got.Input) != `{"in":1}` || got.Status != kernel.StatusRunning {
+		t.Fatalf("Run(w) = %+v, %v", got, err)
+	}
+	oneTrip("a step of the new run", func() {
+		if _, err := db.CommitStep(ctx, stepOf("w", l1, 0)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	oneTrip("the release", func() {
+		if err := db.ReleaseLease(ctx, l1); err != nil {
+			t.Fatal(err)
+		}
+	})
+	oneTrip("b's acquisition of a lease", func() {
+		if l, err := db.AcquireLease(ctx, "v", "b"); err != nil || l.Epoch != 1 || l.Owner != "b" {
+			t.Fatalf("AcquireLease = %+v, %v", l, err)
+		}
+	})
+	oneTrip("a's acquisition of b's live lease", func() {
+		held, err := db.AcquireLease(ctx, "v", "a")
+		if !errors.Is(err, store.ErrLeaseHeld) || held.Owner != "b" || held.Epoch != 1 {
+			t.Fatalf("AcquireLease of a held lease = %+v, %v; want ErrLeaseHeld naming b at epoch 1", held, err)
+		}
+	})
+	// The acquisition is one trip; replacing the record is EndRun's
+	// transaction after it.
+	oneTrip("b's acquisition of the recorded run", func() {
+		out, l2, err := db.StartRun(ctx, run, "b")
+		if err != nil || l2.Epoch != 2 || l2.Owner != "b" || out.ID != "w" {
+			t.Fatalf("StartRun of a recorded run = %+v, %+v, %v", out, l2, err)
+		}
+	})
+	if _, err := db.CommitStep(ctx, stepOf("w", l1, 1)); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("a step under the released lease = %v; want ErrLeaseLost", err)
+	}
+	if steps, err := db.Steps(ctx, "w", 0, 0); err != nil || len(steps) != 1 {
+		t.Fatalf("Steps(w) = %d, %v; want the one step", len(steps), err)
+	}
+}
