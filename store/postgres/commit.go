@@ -16,7 +16,8 @@ import (
 // Group commit. Every durable write a run makes on its own (a step
 // commit, leasing and recording a new run, giving a lease up) is a
 // request to one committer goroutine per replica, which takes everything
-// queued and writes it in one transaction of two round trips:
+// queued and writes it in one transaction of two round trips (or of one,
+// when every member is a run the committer knows: fast.go):
 //
 //  1. BEGIN; lock the chain head (FOR UPDATE); acquire the leases asked
 //     for (one multi-row INSERT … ON CONFLICT … RETURNING); read the
@@ -192,9 +193,11 @@ type CommitStats struct {
 	// Batches is how many transactions the committer ran; Commits how
 	// many step commits they carried (Commits/Batches is the mean group).
 	Batches, Commits int64
-	// HeadHeld is the time the batches held the chain head, from the
-	// first round trip to the end of COMMIT (WAL flush included): the
-	// serialised part of every replica's commits.
+	// HeadHeld is the time the two-trip batches held the chain head,
+	// from the first round trip to the end of COMMIT (WAL flush
+	// included): the serialised part of every replica's commits. (A
+	// one-trip batch holds it for its statements and COMMIT, on the
+	// server, not measured here.)
 	HeadHeld time.Duration
 	// OneTrip is how many batches committed in one round trip (fast.go);
 	// Again how many one-trip batches a statement refused, run again as
