@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nanovm/nano-vm-mcp/internal/benchmark/measure"
+	"github.com/nanovm/nano-vm-mcp/store/postgres"
 )
 
 // DefaultConcurrency is the original's concurrency: 200 runs in flight.
@@ -111,6 +112,9 @@ type Result struct {
 	// if not, why ("" on bbolt, which has no server).
 	ServerCPUMSPerItem float64 `json:"server_cpu_ms_per_item,omitempty"`
 	ServerCPU          string  `json:"server_cpu,omitempty"`
+	// Commits is, on PostgreSQL, what the store's committer did over the
+	// measured phase (store/postgres.CommitStats).
+	Commits *CommitCounts `json:"commits,omitempty"`
 	// Envelopes counts the envelopes the scenario's runs wrote (and
 	// checked, one per step record).
 	Envelopes int `json:"envelopes"`
@@ -124,6 +128,26 @@ type Result struct {
 	// every run held.
 	Violations      []string `json:"violations,omitempty"`
 	ViolationsTotal int      `json:"violations_total,omitempty"`
+}
+
+// CommitCounts summarises store/postgres.CommitStats over a phase.
+type CommitCounts struct {
+	Batches int64 `json:"batches"`
+	// MeanGroup is requests per batch; OneTrip the batches of one round
+	// trip; Again the one-trip batches refused and run again as two.
+	MeanGroup float64 `json:"mean_group"`
+	OneTrip   int64   `json:"one_trip"`
+	Again     int64   `json:"again"`
+}
+
+// commitCounts is the difference of two CommitStats.
+func commitCounts(a, b postgres.CommitStats) *CommitCounts {
+	n := b.Batches - a.Batches
+	c := &CommitCounts{Batches: n, OneTrip: b.OneTrip - a.OneTrip, Again: b.Again - a.Again}
+	if n > 0 {
+		c.MeanGroup = float64(b.Commits-a.Commits) / float64(n)
+	}
+	return c
 }
 
 // OK reports whether every invariant held.
@@ -263,6 +287,11 @@ func (e *Env) Run(ctx context.Context, s Scenario, opts Options) (Result, error)
 	perItem := s.perItemRSS && conc == 1
 	var itemPeak, itemGrowth float64
 	srv0, srvErr := e.serverCPU()
+	pgStore, _ := e.rt.Store().(*postgres.DB)
+	var cs0 postgres.CommitStats
+	if pgStore != nil {
+		cs0 = pgStore.CommitStats()
+	}
 	start()
 	u0 := readUsage()
 	cpu0 := measure.ProcessCPU()
@@ -308,6 +337,9 @@ feed:
 	u1 := readUsage()
 	cpu := measure.ProcessCPU() - cpu0
 	stop()
+	if pgStore != nil && s.usesRuntimeStore() {
+		res.Commits = commitCounts(cs0, pgStore.CommitStats())
+	}
 	if e.pg != nil && s.usesRuntimeStore() {
 		srv1, err := e.serverCPU()
 		if srvErr == nil {

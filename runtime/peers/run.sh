@@ -49,7 +49,10 @@ if [ "$want_pg" != 0 ]; then
   # that cannot refuses it, and the comparison runs on bbolt alone.
   # (An older build takes --db as a file name: its help does not say
   # postgres, and the address is never passed to it.)
-  if ! "$bin/nano-vm-mcp" bench --help 2>&1 | grep -qi postgres; then
+  # (The help is read whole first: grep -q exits at the first match, and
+  # under pipefail the writer's SIGPIPE failed the test at random.)
+  help=$("$bin/nano-vm-mcp" bench --help 2>&1 || true)
+  if ! grep -qi postgres <<<"$help"; then
     echo "note: this build's bench takes --db as a bbolt file only; bbolt only" >&2
   elif "$bin/nano-vm-mcp" bench --scenario refund --items 10 --concurrency 2 --db "$dsn" --json >"$out/probe.json" 2>"$out/probe.err"; then
     pg=1

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,7 +16,8 @@ import (
 // Group commit. Every durable write a run makes on its own (a step
 // commit, leasing and recording a new run, giving a lease up) is a
 // request to one committer goroutine per replica, which takes everything
-// queued and writes it in one transaction of two round trips:
+// queued and writes it in one transaction of two round trips (or of one,
+// when every member is a run the committer knows: fast.go):
 //
 //  1. BEGIN; lock the chain head (FOR UPDATE); acquire the leases asked
 //     for (one multi-row INSERT … ON CONFLICT … RETURNING); read the
@@ -183,40 +183,6 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 	return r, nil
 }
 
-// commitLoop gathers what is queued into batches. A batch's writes are
-// sent, then the next batch is gathered and its first round trip sent at
-// once, on another connection, while the writes commit: it waits on the
-// chain head for that COMMIT (or its rollback) and then reads what it
-// left, so every batch is checked against everything before it, while the
-// gathering, the round trip and the checks overlap the WAL flush. At most
-// one batch waits on the head behind one committing.
-func (db *DB) commitLoop() {
-	defer close(db.done)
-	var inflight sync.WaitGroup
-	for r := range db.queue {
-		batch := append(make([]*stepReq, 0, min(db.maxBatch, 2*len(db.queue)+1)), r)
-	gather:
-		for len(batch) < db.maxBatch {
-			select {
-			case r, ok := <-db.queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
-		finish := db.runBatch(batch)
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			finish()
-		}()
-	}
-	inflight.Wait()
-}
-
 type leaseRow struct {
 	owner string
 	epoch uint64
@@ -227,28 +193,37 @@ type CommitStats struct {
 	// Batches is how many transactions the committer ran; Commits how
 	// many step commits they carried (Commits/Batches is the mean group).
 	Batches, Commits int64
-	// HeadHeld is the time the batches held the chain head, from the
-	// first round trip to the end of COMMIT (WAL flush included): the
-	// serialised part of every replica's commits.
+	// HeadHeld is the time the two-trip batches held the chain head,
+	// from the first round trip to the end of COMMIT (WAL flush
+	// included): the serialised part of every replica's commits. (A
+	// one-trip batch holds it for its statements and COMMIT, on the
+	// server, not measured here.)
 	HeadHeld time.Duration
+	// OneTrip is how many batches committed in one round trip (fast.go);
+	// Again how many one-trip batches a statement refused, run again as
+	// two trips.
+	OneTrip, Again int64
 }
 
 // CommitStats returns the counts since Open.
 func (db *DB) CommitStats() CommitStats {
-	return CommitStats{Batches: db.batches.Load(), Commits: db.commits.Load(), HeadHeld: time.Duration(db.headHeld.Load())}
+	return CommitStats{Batches: db.batches.Load(), Commits: db.commits.Load(), HeadHeld: time.Duration(db.headHeld.Load()), OneTrip: db.fastBatches.Load(), Again: db.fastAgain.Load()}
 }
 
 // runBatch sends batch's transaction (see the top of the file) and
 // returns the function that waits for its COMMIT and completes every
 // member.
-func (db *DB) runBatch(batch []*stepReq) (finish func()) {
+func (db *DB) runBatch(batch []*stepReq) (finish func(), leave headState) {
 	ctx := context.Background()
 	outs := make([]*store.Envelope, len(batch))
 	errs := make([]error, len(batch))
 	var held time.Time
-	wait := db.writeBatch(ctx, batch, outs, errs, &held)
+	wait := db.writeBatch(ctx, batch, outs, errs, &held, &leave)
 	return func() {
 		err := wait()
+		if err != nil {
+			db.batchFailed(batch, false)
+		}
 		if !held.IsZero() {
 			db.headHeld.Add(int64(time.Since(held)))
 		}
@@ -264,13 +239,13 @@ func (db *DB) runBatch(batch []*stepReq) (finish func()) {
 				r.complete(outs[i], nil)
 			}
 		}
-	}
+	}, leave
 }
 
 // writeBatch runs batch's first round trip and its checks and sends its
 // writes; wait reads their outcome and gives the connection back. held is
 // set when the chain head was granted.
-func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.Envelope, errs []error, held *time.Time) (wait func() error) {
+func (db *DB) writeBatch(ctx context.Context, batch []*stepReq, outs []*store.Envelope, errs []error, held *time.Time, leave *headState) (wait func() error) {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return func() error { return err }
@@ -415,53 +390,12 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id LE
 	// The checks, in queue order, over what was read and what earlier
 	// members add.
 	now := db.now().UTC()
-	type execRow struct {
-		programID, status string
-		createdNS         int64
-		rec               []byte
-	}
-	execRows := map[string]*execRow{}
-	var execOrder []string
-	type body struct{ input, program []byte }
-	bodies := map[string]*body{}
-	var bodyOrder []string
-	var sIDs []string
-	var sIdx []int32
-	var sData [][]byte
-	var eSeq []int64
-	var eIDs []string
-	var eVals [][]byte
-	var relIDs, relOwners []string
-	var relEpochs []int64
-	var idemOut []string
-	var notify []string
-	putBody := func(id string, input, program []byte) {
-		if len(input) == 0 && len(program) == 0 {
-			return
-		}
-		bd := bodies[id]
-		if bd == nil {
-			bd = &body{}
-			bodies[id] = bd
-			bodyOrder = append(bodyOrder, id)
-		}
-		if len(input) > 0 {
-			bd.input = input
-		}
-		if len(program) > 0 {
-			bd.program = program
-		}
-	}
+	ws := &writeSet{}
 	putExec := func(id string, run *store.Run, at int64, rec []byte) {
-		row := execRows[id]
-		if row == nil {
-			row = &execRow{}
-			execRows[id] = row
-			execOrder = append(execOrder, id)
-		}
-		*row = execRow{programID: run.ProgramID, status: string(run.Status), createdNS: at, rec: rec}
+		ws.putExec(id, run, at, rec)
 		created[id] = at
 	}
+	putBody := ws.putBody
 	seq, hash := headSeq, headHash
 	for i, r := range batch {
 		if errs[i] != nil {
@@ -489,10 +423,10 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id LE
 			}
 			continue
 		case kindRelease:
-			relIDs = append(relIDs, id)
-			relOwners = append(relOwners, r.lease.Owner)
-			relEpochs = append(relEpochs, int64(r.lease.Epoch))
-			notify = append(notify, id)
+			ws.relIDs = append(ws.relIDs, id)
+			ws.relOwners = append(ws.relOwners, r.lease.Owner)
+			ws.relEpochs = append(ws.relEpochs, int64(r.lease.Epoch))
+			ws.notify = append(ws.notify, id)
 			continue
 		}
 		if sc.Lease != nil {
@@ -554,91 +488,41 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id LE
 				continue
 			}
 			seq, hash = env.Seq, env.Hash
-			eSeq = append(eSeq, int64(env.Seq))
-			eIDs = append(eIDs, env.TraceID)
-			eVals = append(eVals, v)
+			ws.eSeq = append(ws.eSeq, int64(env.Seq))
+			ws.eIDs = append(ws.eIDs, env.TraceID)
+			ws.eVals = append(ws.eVals, v)
 			outs[i] = &env
 		}
 		next[id] = sc.Index + 1
-		sIDs = append(sIDs, id)
-		sIdx = append(sIdx, int32(sc.Index))
-		sData = append(sData, r.step)
+		ws.sIDs = append(ws.sIDs, id)
+		ws.sIdx = append(ws.sIdx, int32(sc.Index))
+		ws.sData = append(ws.sData, r.step)
 		if r.ends() {
 			if !sc.Run.Status.Terminal() {
 				// Suspended: any replica may resume it. A finished run
 				// keeps its lease (nothing takes a finished run over),
 				// which saves the write.
-				relIDs = append(relIDs, id)
-				relOwners = append(relOwners, sc.Lease.Owner)
-				relEpochs = append(relEpochs, int64(sc.Lease.Epoch))
+				ws.relIDs = append(ws.relIDs, id)
+				ws.relOwners = append(ws.relOwners, sc.Lease.Owner)
+				ws.relEpochs = append(ws.relEpochs, int64(sc.Lease.Epoch))
 			}
 			if sc.Run.IdempotencyKey != "" {
 				// Another replica's caller of the same key may wait.
-				notify = append(notify, id)
+				ws.notify = append(ws.notify, id)
 			}
 			if key := sc.Run.IdempotencyKey; key != "" && sc.Run.Status.Terminal() {
 				if v, err := finishedIdem(key, idem[key], id, string(sc.Run.Status)); err == nil && v != nil {
 					idem[key] = v
-					idemOut = append(idemOut, key)
+					ws.idemOut = append(ws.idemOut, key)
 				}
 			}
 		}
 	}
 
+	ws.seq, ws.hash, ws.idem = seq, hash, idem
+	*leave = headState{seq: seq, hash: hash, known: true}
 	w := &pgx.Batch{}
-	merged := len(sIDs) > 0 && len(eSeq) > 0
-	if merged {
-		// The usual case in one statement: steps, their envelopes and
-		// the head.
-		w.Queue(`WITH s AS (INSERT INTO nanovm_steps (exec_id, idx, data) SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[])),
-v AS (INSERT INTO nanovm_envelopes (seq, exec_id, value) SELECT * FROM unnest($4::bigint[], $5::text[], $6::bytea[]))
-UPDATE nanovm_chain_head SET seq = $7, hash = $8 WHERE id = 1`, sIDs, sIdx, sData, eSeq, eIDs, eVals, int64(seq), hash)
-	} else if len(sIDs) > 0 {
-		w.Queue(`INSERT INTO nanovm_steps (exec_id, idx, data) SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[])`, sIDs, sIdx, sData)
-	}
-	if len(execOrder) > 0 {
-		n := len(execOrder)
-		pids, sts, cns, recs := make([]string, n), make([]string, n), make([]int64, n), make([][]byte, n)
-		for j, id := range execOrder {
-			row := execRows[id]
-			pids[j], sts[j], cns[j], recs[j] = row.programID, row.status, row.createdNS, row.rec
-		}
-		w.Queue(`INSERT INTO nanovm_executions (id, program_id, status, created_ns, record)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[])
-ON CONFLICT (id) DO UPDATE SET program_id = EXCLUDED.program_id, status = EXCLUDED.status, created_ns = EXCLUDED.created_ns, record = EXCLUDED.record`,
-			execOrder, pids, sts, cns, recs)
-	}
-	if len(bodyOrder) > 0 {
-		n := len(bodyOrder)
-		ins, progs := make([][]byte, n), make([][]byte, n)
-		for j, id := range bodyOrder {
-			bd := bodies[id]
-			ins[j], progs[j] = bd.input, bd.program
-		}
-		w.Queue(`INSERT INTO nanovm_exec_bodies (id, input, program)
-SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])
-ON CONFLICT (id) DO UPDATE SET input = COALESCE(EXCLUDED.input, nanovm_exec_bodies.input),
-  program = COALESCE(EXCLUDED.program, nanovm_exec_bodies.program)`,
-			bodyOrder, ins, progs)
-	}
-	if len(eSeq) > 0 && !merged {
-		w.Queue(`INSERT INTO nanovm_envelopes (seq, exec_id, value) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])`, eSeq, eIDs, eVals)
-		w.Queue(`UPDATE nanovm_chain_head SET seq = $1, hash = $2 WHERE id = 1`, int64(seq), hash)
-	}
-	if len(relIDs) > 0 {
-		w.Queue(`UPDATE nanovm_leases l SET released = true FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, o, e)
-WHERE l.trace_id = u.t AND l.owner = u.o AND l.epoch = u.e`, relIDs, relOwners, relEpochs)
-	}
-	if len(idemOut) > 0 {
-		vals := make([][]byte, len(idemOut))
-		for j, k := range idemOut {
-			vals[j] = idem[k]
-		}
-		w.Queue(`UPDATE nanovm_idempotency i SET record = u.r FROM unnest($1::text[], $2::bytea[]) AS u(k, r) WHERE i.key = u.k`, idemOut, vals)
-	}
-	if len(notify) > 0 {
-		w.Queue(`SELECT pg_notify('`+runsChannel+`', t) FROM unnest($1::text[]) AS t`, notify)
-	}
+	ws.queue(w)
 	w.Queue(`COMMIT`)
 	wres := conn.SendBatch(ctx, w)
 	return func() error {
@@ -660,6 +544,7 @@ WHERE l.trace_id = u.t AND l.owner = u.o AND l.epoch = u.e`, relIDs, relOwners, 
 				db.markReleased(*r.sc.Lease)
 			}
 		}
+		db.learnSlow(batch, errs, created, next, ws.seq, ws.hash)
 		return nil
 	}
 }

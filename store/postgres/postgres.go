@@ -77,6 +77,17 @@ type DB struct {
 	done   chan struct{}
 
 	batches, commits, headHeld atomic.Int64
+	// fastBatches counts the one-trip batches committed, fastAgain the
+	// ones a statement refused (run again as two trips).
+	fastBatches, fastAgain atomic.Int64
+
+	// What the committer knows from its own commits (fast.go): the head
+	// its last batch left, each run's lease and next index; pause asks
+	// for fastPause two-trip batches.
+	cmu   sync.Mutex
+	known map[string]runState
+	head  headState
+	pause bool
 
 	// released are leases their run's last write released (markReleased).
 	relMu    sync.Mutex
@@ -194,7 +205,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*DB, error) {
 		pool: pool, dsn: red, now: o.Now, maxBatch: o.MaxBatchSize,
 		queue: make(chan *stepReq, o.MaxBatchSize), done: make(chan struct{}),
 		tools: make(chan struct{}, 1), listenDone: make(chan struct{}),
-		released: map[store.Lease]struct{}{}, watchers: map[string]map[*runWatch]struct{}{},
+		released: map[store.Lease]struct{}{}, known: map[string]runState{}, watchers: map[string]map[*runWatch]struct{}{},
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	db.listenCancel = cancel

@@ -50,6 +50,9 @@ func (db *DB) appendEnvelopes(ctx context.Context, tx pgx.Tx, drafts ...*store.P
 	if err != nil {
 		return nil, err
 	}
+	// The committer's next batch must not link to the head it left (it
+	// would be refused by the head condition and run again).
+	db.forgetHead()
 	now := db.now().UTC()
 	out := make([]store.Envelope, 0, len(drafts))
 	for _, d := range drafts {
