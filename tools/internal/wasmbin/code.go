@@ -173,18 +173,14 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 		b.pos++
 		st.Instructions++
 		switch op {
-		case 0x10: // call
-			callee := &reader{b: b.b, pos: b.pos, end: b.end}
-			if g, err := callee.u32(); err == nil {
-				f.calls = append(f.calls, g)
-			}
-			prologue = false
-		case 0x11: // call_indirect
-			f.indirect = true
+		case 0x10, 0x11: // call, call_indirect
 			prologue = false
 		case 0x03: // loop
 			if prologue {
 				f.entryChecked, prologue = true, false
+			}
+			if n := len(f.calls); n > 0 && f.calls[n-1].after == at {
+				f.calls[n-1].checked = true
 			}
 		case 0x00, 0x04, 0x05, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f: // unreachable, if, else, end, br, br_if, br_table, return
 			prologue = false
@@ -265,6 +261,15 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 		}
 		if err != nil {
 			return err
+		}
+		switch op {
+		case 0x10: // call: its callee, and where the instruction after it starts
+			callee := reader{b: b.b, pos: at + 1, end: b.end}
+			g, _ := callee.u32()
+			f.calls = append(f.calls, callSite{callee: g, after: b.pos})
+		case 0x11:
+			f.calls = append(f.calls, callSite{callee: indirectCall, after: b.pos})
+			f.indirect = true
 		}
 	}
 	if depth != 0 {

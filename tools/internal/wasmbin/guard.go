@@ -2,15 +2,33 @@ package wasmbin
 
 // bodyFacts is what GuardCalls needs of one function body: where its
 // size, locals and instructions start and where it ends in the module's
-// bytes, its instruction count, the functions it calls directly, whether
-// it calls through a table, and whether every entry passes a loop header
-// first.
+// bytes, its instruction count, its calls, whether it calls through a
+// table, and whether every entry passes a loop header first.
 type bodyFacts struct {
 	size, locals, code, end int
 	instructions            uint64
-	calls                   []uint32
+	calls                   []callSite
 	indirect                bool
 	entryChecked            bool
+}
+
+// callSite is one call of a body: the function called (indirectCall for
+// call_indirect) and the offset of the instruction after it.
+type callSite struct {
+	callee uint32
+	after  int
+	// checked is set when a loop follows the call at once.
+	checked bool
+}
+
+// indirectCall is the callee of a call_indirect.
+const indirectCall = ^uint32(0)
+
+// guardPlan is where one body gets the loop: at its entry, and after the
+// calls listed (offsets in the module's bytes, ascending).
+type guardPlan struct {
+	entry bool
+	after []int
 }
 
 // entryLoop is an empty loop, `loop end`: wazero (compiled with
@@ -31,47 +49,68 @@ const guardBudget = 512
 // for as long as it likes past its timeout, on a goroutine no garbage
 // collection can stop: the whole process waits for it.
 //
-// A body needs the loop unless every entry already passes a loop header
-// (a loop after straight-line code, as Go's functions begin) or what one
-// call of it can run without passing a check is small. Every function
-// that can recurse (directly, through others, or through a table) gets
-// it, every one a table holds when the module calls through tables, and
-// every one whose body plus the bodies of the unguarded functions it
-// calls, counted once per call site (a loop's header checks each
-// iteration), is over guardBudget instructions. So between two checks a
-// guest runs at most about guardBudget instructions per frame of
-// unguarded callers, and those chains are at most guardBudget long.
+// A body needs the loop at its entry unless every entry already passes a
+// loop header (a loop after straight-line code, as Go's functions begin)
+// or what one call of it can run without passing a check is small: every
+// function that can recurse (directly, through others, or through a
+// table) gets it, and every one whose body plus what the functions it
+// calls cost it (their own such totals, nothing for those that check at
+// entry, the dearest function a table holds for a call through it),
+// counted once per call site (a loop's header checks each iteration), is
+// over guardBudget instructions. A function that can recurse also gets
+// the loop after every call that can come back into its cycle, so that
+// unwinding a deep recursion checks at every frame. Between two checks a
+// guest then runs what a few frames of unguarded code stand for, at most
+// guardBudget instructions each, plus what each non-recursive frame on
+// the stack runs after its call, once per function.
 //
 // Only the code section is re-encoded; every other byte is copied as it
 // is, and no index moves. It returns wasm itself when no body needs the
 // loop.
 func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
-	need := m.needGuards()
-	n := 0
-	for _, b := range need {
-		if b {
+	plans := m.needGuards()
+	n, loops := 0, 0
+	for _, p := range plans {
+		if p.entry || len(p.after) > 0 {
 			n++
 		}
+		if p.entry {
+			loops++
+		}
+		loops += len(p.after)
 	}
 	if n == 0 {
 		return wasm, 0
 	}
 	sec := m.codeSection
-	var content []byte
+	content := make([]byte, 0, sec[1]-sec[0]+loops*len(entryLoop)+n*4)
 	at := sectionContent(wasm, sec[0])
 	for i, f := range m.bodies {
-		if !need[i] {
+		p := plans[i]
+		if !p.entry && len(p.after) == 0 {
 			continue
 		}
 		content = append(content, wasm[at:f.size]...)
-		content = appendU32(content, uint32(f.end-f.locals+len(entryLoop)))
+		added := len(p.after) * len(entryLoop)
+		if p.entry {
+			added += len(entryLoop)
+		}
+		content = appendU32(content, uint32(f.end-f.locals+added))
 		content = append(content, wasm[f.locals:f.code]...)
-		content = append(content, entryLoop...)
-		content = append(content, wasm[f.code:f.end]...)
+		if p.entry {
+			content = append(content, entryLoop...)
+		}
+		from := f.code
+		for _, off := range p.after {
+			content = append(content, wasm[from:off]...)
+			content = append(content, entryLoop...)
+			from = off
+		}
+		content = append(content, wasm[from:f.end]...)
 		at = f.end
 	}
 	content = append(content, wasm[at:sec[1]]...)
-	out := make([]byte, 0, len(wasm)+n*(len(entryLoop)+1)+8)
+	out := make([]byte, 0, len(wasm)+loops*len(entryLoop)+n*4+8)
 	out = append(out, wasm[:sec[0]]...)
 	out = append(out, 10)
 	out = appendU32(out, uint32(len(content)))
@@ -80,9 +119,9 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 	return out, n
 }
 
-// needGuards says, per defined function, whether it needs the entry loop
-// (see GuardCalls).
-func (m *Module) needGuards() []bool {
+// needGuards says, per defined function, where it needs the loop (see
+// GuardCalls).
+func (m *Module) needGuards() []guardPlan {
 	nf := len(m.bodies)
 	base := m.importedFuncs
 	// The call graph over the defined functions plus one node for the
@@ -94,21 +133,30 @@ func (m *Module) needGuards() []bool {
 		indirect = indirect || f.indirect
 	}
 	var inTable []int
-	held := make([]bool, nf) // in inTable
 	if indirect {
-		if m.anyInTable {
-			for i := range nf {
-				inTable = append(inTable, i)
-				held[i] = true
-			}
-		} else {
-			for _, g := range m.tableFuncs {
-				if g >= base && int(g-base) < nf && !held[g-base] {
-					held[g-base] = true
-					inTable = append(inTable, int(g-base))
-				}
+		held := make([]bool, nf)
+		for _, g := range m.tableFuncs {
+			if g >= base && int(g-base) < nf && !held[g-base] {
+				held[g-base] = true
+				inTable = append(inTable, int(g-base))
 			}
 		}
+		if m.anyInTable {
+			inTable = inTable[:0]
+			for i := range nf {
+				inTable = append(inTable, i)
+			}
+		}
+	}
+	// node is the graph node a call site reaches, or -1 (an import).
+	node := func(c callSite) int {
+		switch {
+		case c.callee == indirectCall:
+			return table
+		case c.callee >= base && int(c.callee-base) < nf:
+			return int(c.callee - base)
+		}
+		return -1
 	}
 	succ := func(v int, fn func(int)) {
 		if v == table {
@@ -117,62 +165,71 @@ func (m *Module) needGuards() []bool {
 			}
 			return
 		}
-		for _, g := range m.bodies[v].calls {
-			if g >= base && int(g-base) < nf {
-				fn(int(g - base))
+		for _, c := range m.bodies[v].calls {
+			if w := node(c); w >= 0 {
+				fn(w)
 			}
-		}
-		if m.bodies[v].indirect {
-			fn(table)
 		}
 	}
 	comps := sccs(nf+1, succ)
-
-	guarded := make([]bool, nf+1)
-	need := make([]bool, nf)
-	cost := make([]uint64, nf+1) // what a call of v costs its caller unchecked
 	inComp := make([]int, nf+1)
 	for c, comp := range comps {
 		for _, v := range comp {
 			inComp[v] = c
 		}
 	}
+
+	plans := make([]guardPlan, nf)
+	// cost is what a call of v may run before a check, as its caller
+	// counts it: 0 when v checks at its entry.
+	cost := make([]uint64, nf+1)
 	for c, comp := range comps { // callees first
 		recursive := len(comp) > 1
-		if !recursive && comp[0] != table {
+		if !recursive {
 			v := comp[0]
 			succ(v, func(g int) { recursive = recursive || g == v })
 		}
 		for _, v := range comp {
 			if v == table {
-				// Every function a table holds is guarded (below, as each
-				// is reached), so a call through it costs nothing more.
+				// A call through the table costs the dearest function it
+				// holds outside this component (those inside check).
+				var worst uint64
+				for _, g := range inTable {
+					if inComp[g] != c {
+						worst = max(worst, cost[g])
+					}
+				}
+				cost[table] = worst
 				continue
 			}
 			f := &m.bodies[v]
-			if f.entryChecked {
-				// Checked at every entry already: free for its callers.
-				guarded[v] = true
+			p := &plans[v]
+			if recursive {
+				// Checked at every entry, and after every call that can
+				// come back into the component: unwinding a deep
+				// recursion runs what follows each such call once per
+				// frame, with no entry to check at.
+				p.entry = !f.entryChecked
+				for _, cs := range f.calls {
+					if w := node(cs); w >= 0 && inComp[w] == c && !cs.checked {
+						p.after = append(p.after, cs.after)
+					}
+				}
 				continue
 			}
-			mustGuard := recursive || held[v]
-			if !mustGuard {
-				total := f.instructions
-				succ(v, func(g int) {
-					if inComp[g] != c && !guarded[g] {
-						total = min(total+cost[g], guardBudget+1)
-					}
-				})
-				cost[v] = total
-				mustGuard = total > guardBudget
+			if f.entryChecked {
+				continue
 			}
-			if mustGuard {
-				guarded[v], cost[v] = true, 0
-				need[v] = !f.entryChecked && (len(f.calls) > 0 || f.indirect || recursive)
+			total := f.instructions
+			succ(v, func(g int) { total = min(total+cost[g], guardBudget+1) })
+			if total > guardBudget {
+				p.entry = true
+				continue
 			}
+			cost[v] = total
 		}
 	}
-	return need
+	return plans
 }
 
 // sccs returns the strongly connected components of the graph of n nodes
