@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	w "github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin/wasmtest"
 )
@@ -99,5 +100,60 @@ func TestCallDAGStoppedAtTimeout(t *testing.T) {
 				t.Fatalf("a call tree of 2^40 calls past its timeout: %v; want ErrTimeout", err)
 			}
 		})
+	}
+}
+
+// unwindModule is a command whose _start calls f(depth), where f(n)
+// calls f(n-1) and then runs reps straight-line increments of a global:
+// no loop, and no call after the recursive one, so unwinding the
+// recursion runs depth × reps × 4 instructions with no function entry to
+// check at.
+func unwindModule(depth int32, reps int) []byte {
+	start := w.Body(nil, w.Cat([]byte{0x41}, w.S32(depth), []byte{0x10, 0x01, 0x0b}))
+	// if n { n-1; call f; reps × (global.get 0; i32.const 1; i32.add; global.set 0) }
+	code := []byte{0x20, 0x00, 0x04, 0x40, 0x20, 0x00, 0x41, 0x01, 0x6b, 0x10, 0x01}
+	for range reps {
+		code = append(code, 0x23, 0x00, 0x41, 0x01, 0x6a, 0x24, 0x00)
+	}
+	code = append(code, 0x0b, 0x0b)
+	f := w.Body(nil, code)
+	return w.Module(
+		w.Section(w.SecType, w.Vec(w.FuncType(nil, nil), w.FuncType([]byte{w.I32}, nil))),
+		w.Section(w.SecFunction, w.Vec(w.U32(0), w.U32(1))),
+		w.Section(w.SecMemory, w.Vec(w.Limits(1, -1))),
+		w.Section(w.SecGlobal, w.Vec(w.Cat([]byte{w.I32, 0x01, 0x41, 0x00, 0x0b}))),
+		w.Section(w.SecExport, w.Vec(w.Export("_start", 0, 0), w.Export("memory", 2, 0))),
+		w.Section(w.SecCode, w.Vec(start, f)),
+	)
+}
+
+// Ensure unwinding a deep recursion is stopped at the timeout too: a
+// million frames each running 560,000 straight-line instructions after
+// their recursive call (minutes of work, with no function entry to check
+// at) end at the call's 300 ms, because a recursive function checks after
+// every call back into its cycle. Without that check the call ran on for
+// about a minute (measured: 50 s for 70 % of the work); the
+// context below ends the test at 30 s.
+func TestUnwindStoppedAtTimeout(t *testing.T) {
+	r := NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{})
+	m := manifestFor("unwind")
+	m.Limits.TimeoutMS = 300
+	if err := registerBytes(t, r, m, unwindModule(1_000_000, 140_000)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Call(context.Background(), "unwind", CallRequest{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "timed out after 300ms") {
+			t.Fatalf("a deep recursion's unwinding past its timeout: %v; want ErrTimeout", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the unwinding of a deep recursion ran 30 s past its 300 ms timeout")
 	}
 }
