@@ -343,41 +343,45 @@ func (h *Host) enterCall(ctx context.Context) (share *sessionShare, err error) {
 // takeCall takes one of the server's calls in flight, waiting until ctx
 // ends.
 func (h *Host) takeCall(ctx context.Context) error {
-	select {
-	case h.calls <- struct{}{}:
-		return nil
-	default:
+	if err := take(ctx, h.calls, &h.stats.callWaits); err != nil {
+		return waitError(err, fmt.Sprintf("one of the server's %d calls in flight to end (--max-calls-in-flight)", cap(h.calls)))
 	}
-	h.stats.callWaits.Add(1)
-	select {
-	case h.calls <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w waiting for one of the server's %d calls in flight to end (--max-calls-in-flight)", ErrTimeout, cap(h.calls))
-		}
-		return fmt.Errorf("cancelled waiting for one of the server's %d calls in flight to end (--max-calls-in-flight): %w", cap(h.calls), ctx.Err())
-	}
+	return nil
 }
 
 // takeShare takes one of a session's calls in flight, waiting until ctx
 // ends.
 func (h *Host) takeShare(ctx context.Context, sh *sessionShare) error {
+	if err := take(ctx, sh.tokens, &h.stats.sessionWaits); err != nil {
+		return waitError(err, fmt.Sprintf("one of this session's %d calls in flight to end (--max-calls-in-flight-per-session)", h.sessions.per))
+	}
+	return nil
+}
+
+// take puts a token in tokens, counting a wait in waits when none is
+// free at once, and returns ctx's error if it ends first.
+func take(ctx context.Context, tokens chan struct{}, waits *atomic.Uint64) error {
 	select {
-	case sh.tokens <- struct{}{}:
+	case tokens <- struct{}{}:
 		return nil
 	default:
 	}
-	h.stats.sessionWaits.Add(1)
+	waits.Add(1)
 	select {
-	case sh.tokens <- struct{}{}:
+	case tokens <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w waiting for one of this session's %d calls in flight to end (--max-calls-in-flight-per-session)", ErrTimeout, h.sessions.per)
-		}
-		return fmt.Errorf("cancelled waiting for one of this session's %d calls in flight to end (--max-calls-in-flight-per-session): %w", h.sessions.per, ctx.Err())
+		return ctx.Err()
 	}
+}
+
+// waitError says what a call waited for when its context ended: a
+// deadline is the call's timeout (ErrTimeout).
+func waitError(err error, what string) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w waiting for %s", ErrTimeout, what)
+	}
+	return fmt.Errorf("cancelled waiting for %s: %w", what, err)
 }
 
 // leaveCall gives back the call in flight enterCall took, and share's

@@ -494,22 +494,8 @@ FROM unnest($1::text[]) AS u(id) LEFT JOIN nanovm_executions e ON e.id = u.id LE
 			outs[i] = &env
 		}
 		next[id] = sc.Index + 1
-		ws.sIDs = append(ws.sIDs, id)
-		ws.sIdx = append(ws.sIdx, int32(sc.Index))
-		ws.sData = append(ws.sData, r.step)
+		ws.addStep(r)
 		if r.ends() {
-			if !sc.Run.Status.Terminal() {
-				// Suspended: any replica may resume it. A finished run
-				// keeps its lease (nothing takes a finished run over),
-				// which saves the write.
-				ws.relIDs = append(ws.relIDs, id)
-				ws.relOwners = append(ws.relOwners, sc.Lease.Owner)
-				ws.relEpochs = append(ws.relEpochs, int64(sc.Lease.Epoch))
-			}
-			if sc.Run.IdempotencyKey != "" {
-				// Another replica's caller of the same key may wait.
-				ws.notify = append(ws.notify, id)
-			}
 			if key := sc.Run.IdempotencyKey; key != "" && sc.Run.Status.Terminal() {
 				if v, err := finishedIdem(key, idem[key], id, string(sc.Run.Status)); err == nil && v != nil {
 					idem[key] = v

@@ -430,19 +430,9 @@ func (db *DB) planOn(batch []*stepReq, tip headState) *fastPlan {
 		lt = append(lt, id)
 		lo = append(lo, sc.Lease.Owner)
 		le = append(le, int64(sc.Lease.Epoch))
-		ws.sIDs = append(ws.sIDs, id)
-		ws.sIdx = append(ws.sIdx, int32(sc.Index))
-		ws.sData = append(ws.sData, r.step)
+		ws.addStep(r)
 		st.next = sc.Index + 1
 		if r.ends() {
-			if !sc.Run.Status.Terminal() {
-				ws.relIDs = append(ws.relIDs, id)
-				ws.relOwners = append(ws.relOwners, sc.Lease.Owner)
-				ws.relEpochs = append(ws.relEpochs, int64(sc.Lease.Epoch))
-			}
-			if sc.Run.IdempotencyKey != "" {
-				ws.notify = append(ws.notify, id)
-			}
 			st.next = -1
 		}
 		view[id] = st
@@ -672,6 +662,30 @@ type writeSet struct {
 	bodyOrder         []string
 	seq               uint64
 	hash              string
+}
+
+// addStep queues r's step and, when it is its run's last write, the
+// release of a suspended run's lease (any replica may resume it; a
+// finished run keeps its lease, as nothing takes a finished run over,
+// which saves the write) and the notification another replica's caller
+// of the same idempotency key may wait for.
+func (ws *writeSet) addStep(r *stepReq) {
+	sc := &r.sc
+	id := sc.Run.ID
+	ws.sIDs = append(ws.sIDs, id)
+	ws.sIdx = append(ws.sIdx, int32(sc.Index))
+	ws.sData = append(ws.sData, r.step)
+	if !r.ends() {
+		return
+	}
+	if !sc.Run.Status.Terminal() {
+		ws.relIDs = append(ws.relIDs, id)
+		ws.relOwners = append(ws.relOwners, sc.Lease.Owner)
+		ws.relEpochs = append(ws.relEpochs, int64(sc.Lease.Epoch))
+	}
+	if sc.Run.IdempotencyKey != "" {
+		ws.notify = append(ws.notify, id)
+	}
 }
 
 type execRow struct {

@@ -69,16 +69,7 @@ const guardBudget = 512
 // loop.
 func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 	plans := m.needGuards()
-	n, loops := 0, 0
-	for _, p := range plans {
-		if p.entry || len(p.after) > 0 {
-			n++
-		}
-		if p.entry {
-			loops++
-		}
-		loops += len(p.after)
-	}
+	n, loops := countPlans(plans)
 	if n == 0 {
 		return wasm, 0
 	}
@@ -87,7 +78,7 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 	at := sectionContent(wasm, sec[0])
 	for i, f := range m.bodies {
 		p := plans[i]
-		if !p.entry && len(p.after) == 0 {
+		if !p.changes() {
 			continue
 		}
 		content = append(content, wasm[at:f.size]...)
@@ -117,6 +108,23 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 	out = append(out, content...)
 	out = append(out, wasm[sec[1]:]...)
 	return out, n
+}
+
+// changes reports whether p adds a loop to its body.
+func (p guardPlan) changes() bool { return p.entry || len(p.after) > 0 }
+
+// countPlans counts the bodies plans change and the loops they add.
+func countPlans(plans []guardPlan) (bodies, loops int) {
+	for _, p := range plans {
+		if p.changes() {
+			bodies++
+		}
+		if p.entry {
+			loops++
+		}
+		loops += len(p.after)
+	}
+	return bodies, loops
 }
 
 // needGuards says, per defined function, where it needs the loop (see

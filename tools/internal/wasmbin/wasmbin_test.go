@@ -354,20 +354,6 @@ func checkGuarded(t *testing.T, m *Module, wasm []byte) {
 	}
 }
 
-// countPlans counts the bodies plans change and the loops they add.
-func countPlans(plans []guardPlan) (bodies, loops int) {
-	for _, p := range plans {
-		if p.entry || len(p.after) > 0 {
-			bodies++
-		}
-		if p.entry {
-			loops++
-		}
-		loops += len(p.after)
-	}
-	return bodies, loops
-}
-
 // Ensure GuardCalls puts the loop where it must and nowhere else: in a
 // body that recurses, after its locals and after its call of itself; not
 // in one that does not call, nor in one that starts with a loop.
