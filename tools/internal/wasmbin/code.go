@@ -1,5 +1,7 @@
 package wasmbin
 
+import "slices"
+
 // Immediate kinds of the one-byte opcodes.
 const (
 	opBad     = iota // not an opcode wazero v1.12 accepts by default
@@ -150,8 +152,17 @@ func (p *parser) body(r *reader, fn uint32) error {
 	}
 	f := bodyFacts{size: sizeAt, locals: b.end - int(size), code: b.pos, end: b.end}
 	before := st.Instructions
+	if c := int(size) / 2; cap(p.sites) < c {
+		// At most one call every two bytes: sized once for the largest
+		// body, so the buffer never grows by appending.
+		p.sites = make([]callSite, 0, c)
+	}
+	p.sites = p.sites[:0]
 	if err := p.instructions(b, fn, &f); err != nil {
 		return err
+	}
+	if len(p.sites) > 0 {
+		f.calls = slices.Clone(p.sites)
 	}
 	f.instructions = st.Instructions - before
 	p.m.bodies = append(p.m.bodies, f)
@@ -179,8 +190,8 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 			if prologue {
 				f.entryChecked, prologue = true, false
 			}
-			if n := len(f.calls); n > 0 && f.calls[n-1].after == at {
-				f.calls[n-1].checked = true
+			if n := len(p.sites); n > 0 && p.sites[n-1].after() == at {
+				p.sites[n-1].at |= checkedBit
 			}
 		case 0x00, 0x04, 0x05, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f: // unreachable, if, else, end, br, br_if, br_table, return
 			prologue = false
@@ -264,11 +275,9 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 		}
 		switch op {
 		case 0x10: // call: its callee, and where the instruction after it starts
-			callee := reader{b: b.b, pos: at + 1, end: b.end}
-			g, _ := callee.u32()
-			f.calls = append(f.calls, callSite{callee: g, after: b.pos})
+			p.sites = append(p.sites, callSite{callee: readU32(b.b[at+1 : b.pos]), at: uint32(b.pos)})
 		case 0x11:
-			f.calls = append(f.calls, callSite{callee: indirectCall, after: b.pos})
+			p.sites = append(p.sites, callSite{callee: indirectCall, at: uint32(b.pos)})
 			f.indirect = true
 		}
 	}
@@ -379,4 +388,13 @@ func vec(b *reader, fn uint32, at int) error {
 		return err
 	}
 	return b.errAt(at, ErrUnsupported, "function %d: SIMD opcode 0xfd %#x is not defined", fn, sub)
+}
+
+// readU32 decodes the unsigned LEB128 in b, which the reader has checked.
+func readU32(b []byte) uint32 {
+	var v uint32
+	for i, c := range b {
+		v |= uint32(c&0x7f) << (7 * i)
+	}
+	return v
 }

@@ -13,13 +13,20 @@ type bodyFacts struct {
 }
 
 // callSite is one call of a body: the function called (indirectCall for
-// call_indirect) and the offset of the instruction after it.
+// call_indirect) and the offset of the instruction after it, with
+// checkedBit set when a loop follows the call at once. Eight bytes: a
+// module of nothing but calls holds one per two bytes.
 type callSite struct {
 	callee uint32
-	after  int
-	// checked is set when a loop follows the call at once.
-	checked bool
+	at     uint32
 }
+
+// checkedBit marks, in callSite.at, a call a loop follows at once (a
+// module is far below 2 GiB).
+const checkedBit = 1 << 31
+
+func (c callSite) after() int    { return int(c.at &^ checkedBit) }
+func (c callSite) checked() bool { return c.at&checkedBit != 0 }
 
 // indirectCall is the callee of a call_indirect.
 const indirectCall = ^uint32(0)
@@ -28,7 +35,7 @@ const indirectCall = ^uint32(0)
 // calls listed (offsets in the module's bytes, ascending).
 type guardPlan struct {
 	entry bool
-	after []int
+	after []uint32
 }
 
 // entryLoop is an empty loop, `loop end`: wazero (compiled with
@@ -95,7 +102,7 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 		for _, off := range p.after {
 			content = append(content, wasm[from:off]...)
 			content = append(content, entryLoop...)
-			from = off
+			from = int(off)
 		}
 		content = append(content, wasm[from:f.end]...)
 		at = f.end
@@ -179,7 +186,19 @@ func (m *Module) needGuards() []guardPlan {
 			}
 		}
 	}
-	comps := sccs(nf+1, succ)
+	degree := func(v int) int {
+		if v == table {
+			return len(inTable)
+		}
+		return len(m.bodies[v].calls)
+	}
+	edge := func(v, i int) int {
+		if v == table {
+			return inTable[i]
+		}
+		return node(m.bodies[v].calls[i])
+	}
+	comps := sccs(nf+1, degree, edge)
 	inComp := make([]int, nf+1)
 	for c, comp := range comps {
 		for _, v := range comp {
@@ -218,9 +237,16 @@ func (m *Module) needGuards() []guardPlan {
 				// recursion runs what follows each such call once per
 				// frame, with no entry to check at.
 				p.entry = !f.entryChecked
+				back := 0
 				for _, cs := range f.calls {
-					if w := node(cs); w >= 0 && inComp[w] == c && !cs.checked {
-						p.after = append(p.after, cs.after)
+					if w := node(cs); w >= 0 && inComp[w] == c && !cs.checked() {
+						back++
+					}
+				}
+				p.after = make([]uint32, 0, back)
+				for _, cs := range f.calls {
+					if w := node(cs); w >= 0 && inComp[w] == c && !cs.checked() {
+						p.after = append(p.after, uint32(cs.after()))
 					}
 				}
 				continue
@@ -241,9 +267,11 @@ func (m *Module) needGuards() []guardPlan {
 }
 
 // sccs returns the strongly connected components of the graph of n nodes
-// whose successors succ lists, callees before callers (Tarjan's order),
-// without recursion (a module may hold 100,000 functions).
-func sccs(n int, succ func(int, func(int))) [][]int {
+// whose node v has degree(v) edges, the i-th to edge(v, i) (or to no node
+// when that is negative), callees before callers (Tarjan's order),
+// without recursion (a module may hold 200,000 functions) and without
+// copying the edges.
+func sccs(n int, degree func(int) int, edge func(v, i int) int) [][]int {
 	const unvisited = -1
 	index := make([]int, n)
 	low := make([]int, n)
@@ -254,37 +282,30 @@ func sccs(n int, succ func(int, func(int))) [][]int {
 	var stack []int
 	var out [][]int
 	next := 0
-	type frame struct {
-		v     int
-		succs []int
-		i     int
-	}
-	successors := func(v int) []int {
-		var s []int
-		succ(v, func(g int) { s = append(s, g) })
-		return s
-	}
+	type frame struct{ v, i int }
+	var work []frame
 	for root := range n {
 		if index[root] != unvisited {
 			continue
 		}
-		work := []frame{{v: root, succs: successors(root)}}
+		work = append(work[:0], frame{v: root})
 		index[root], low[root] = next, next
 		next++
 		stack = append(stack, root)
 		onStack[root] = true
 		for len(work) > 0 {
 			fr := &work[len(work)-1]
-			if fr.i < len(fr.succs) {
-				w := fr.succs[fr.i]
+			if fr.i < degree(fr.v) {
+				w := edge(fr.v, fr.i)
 				fr.i++
 				switch {
+				case w < 0:
 				case index[w] == unvisited:
 					index[w], low[w] = next, next
 					next++
 					stack = append(stack, w)
 					onStack[w] = true
-					work = append(work, frame{v: w, succs: successors(w)})
+					work = append(work, frame{v: w})
 				case onStack[w]:
 					low[fr.v] = min(low[fr.v], index[w])
 				}

@@ -102,6 +102,10 @@ type parser struct {
 	lim     *Limits
 	sawCode bool
 	sawName bool
+	// sites gathers one body's calls, reused from body to body: each
+	// body keeps an exact copy (growing a slice per body allocated five
+	// times its final size).
+	sites []callSite
 }
 
 func (p *parser) types(r *reader) error {

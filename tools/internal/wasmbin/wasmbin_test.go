@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"slices"
 	"strings"
@@ -411,5 +412,43 @@ func TestGuardCallsCompiles(t *testing.T) {
 		}
 		cm.Close(ctx)
 		t.Logf("%s: %d of %d bodies guarded", name, n, len(m.Funcs))
+	}
+}
+
+// Ensure what Parse keeps of a module's calls for GuardCalls, and the
+// rewrite itself, stay a small multiple of the module: one made of
+// nothing but calls (one every two bytes, four 1 MiB bodies, the first
+// calling itself, so it gets a loop after each of its 500,000 calls,
+// the others calling it as often, so each gets one at its entry)
+// allocates at most 16 times its size. (Before packing the call sites and
+// reusing one buffer: 45 times.)
+func TestGuardCallsAllocationBound(t *testing.T) {
+	code := make([]byte, 0, 1<<20)
+	for len(code) < 1<<20-4 {
+		code = append(code, 0x10, 0x00)
+	}
+	code = append(code, 0x0b)
+	bodies := make([][]byte, 4)
+	funcs := make([][]byte, 4)
+	for i := range bodies {
+		bodies[i], funcs[i] = wt.Body(nil, code), wt.U32(0)
+	}
+	wasm := wt.Module(wt.Section(wt.SecType, wt.Vec(wt.FuncType(nil, nil))), wt.Section(wt.SecFunction, wt.Vec(funcs...)), wt.Section(wt.SecCode, wt.Vec(bodies...)))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m, err := Parse(wasm, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, n := m.GuardCalls(wasm)
+	runtime.ReadMemStats(&after)
+	if n != 4 || len(out) <= len(wasm) {
+		t.Fatalf("guarded %d bodies; want all four (one recursive, three far over the budget)", n)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a module of %d bytes of calls: Parse and GuardCalls allocated %d MiB (%.1f×)", len(wasm), alloc>>20, float64(alloc)/float64(len(wasm)))
+	if alloc > 16*uint64(len(wasm)) {
+		t.Fatalf("allocated %d bytes for a module of %d", alloc, len(wasm))
 	}
 }
