@@ -193,24 +193,36 @@ func (db *DB) journaledBatch(fn func(tx *bolt.Tx) error, retried bool) error {
 	// Durable: from here on the batch is acknowledged whatever bbolt
 	// does with it.
 	db.ackBatch(db.jr.buf[jRecHdr:], db.rec.ops)
-	if db.forceCommit || db.openFull() || db.jr.used() >= db.ckptAt {
+	if db.forceCommit {
+		return db.flushOpen()
+	}
+	// Committing the open transaction when full, and checkpointing,
+	// wait until the batch's members are told (upkeep).
+	return nil
+}
+
+// upkeep commits the open transaction once it is full or the journal
+// is due a checkpoint, and checkpoints; commitBatch runs it after the
+// batch's members were told, so they go on meanwhile.
+func (db *DB) upkeep() {
+	if db.jr == nil || db.jerr != nil {
+		return
+	}
+	if db.otx.batches > 0 && (db.openFull() || db.jr.used() >= db.ckptAt) {
 		if err := db.flushOpen(); err != nil {
-			if db.forceCommit {
-				return err
-			}
-			// Kept in memory and in the journal; the next write, read
-			// or idle moment commits it.
-			return nil
+			// Kept in memory and in the journal; the next write,
+			// read or idle moment tries again.
+			return
 		}
 	}
 	if db.otx.batches == 0 && (db.jr.used() >= db.ckptAt || db.bolt.Stats().PendingPageN >= journalPendingPages) {
 		if err := db.checkpoint(); err != nil {
-			// The batch is durable (its record is synced); the next
-			// writes are not accepted until the store is reopened.
+			// The batches are durable (their records are synced);
+			// the next writes are not accepted until the store is
+			// reopened.
 			db.fail(err)
 		}
 	}
-	return nil
 }
 
 type writeReq struct {
@@ -296,6 +308,7 @@ func (db *DB) commitBatch(batch []*writeReq) {
 		db.runBatch(batch)
 		db.onCommit(len(batch), time.Since(start))
 	}
+	db.upkeep()
 	db.lastWrite.Store(time.Now().UnixNano())
 }
 
