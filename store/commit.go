@@ -193,6 +193,7 @@ func (db *DB) journaledBatch(fn func(tx *bolt.Tx) error, retried bool) error {
 	// Durable: from here on the batch is acknowledged whatever bbolt
 	// does with it.
 	db.ackBatch(db.jr.buf[jRecHdr:], db.rec.ops)
+	db.jr.trim()
 	if db.forceCommit {
 		return db.flushOpen()
 	}

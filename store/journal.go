@@ -439,10 +439,15 @@ func (j *journal) write(lap uint32, pos int64, txid uint64) error {
 	}
 	j.prev = [3]int64{int64(j.lap), j.pos, int64(j.seq)}
 	j.lap, j.pos, j.seq = lap, pos+int64(len(j.buf)), j.seq+1
-	if cap(j.buf) > 4<<20 {
-		j.buf = nil // do not keep a huge batch's buffer
-	}
 	return nil
+}
+
+// trim drops a huge batch's buffer once the committer is done with the
+// record (it keeps the operations of an acknowledged one: ackBatch).
+func (j *journal) trim() {
+	if cap(j.buf) > 4<<20 {
+		j.buf = nil
+	}
 }
 
 // checkpoint records s (whose salt, lap, pos and seq it fills from the
