@@ -85,86 +85,145 @@ func (db *DB) boltWrite(fn func(tx *bolt.Tx) error) error {
 }
 
 // journaledWrite is write on a journaled database: fn's mutations are
-// recorded (put, del, createBucket), the record is written and synced
-// to the journal (one fdatasync), then bbolt commits without syncing.
-// The caller is told after both.
+// recorded (put, del, createBucket) in the open write transaction (see
+// opentx.go), the record is written and synced to the journal (one
+// fdatasync), and the caller is told: the batch is durable. bbolt
+// commits it, unsynced, with the batches around it (flushOpen).
 func (db *DB) journaledWrite(fn func(tx *bolt.Tx) error) error {
+	return db.journaledBatch(fn, false)
+}
+
+// journaledBatch is journaledWrite; retried is set when fn runs again
+// after the open transaction was committed or the journal checkpointed
+// to make room for it.
+func (db *DB) journaledBatch(fn func(tx *bolt.Tx) error, retried bool) error {
 	if db.jerr != nil {
 		return db.jerr
 	}
-	tx, err := db.bolt.Begin(true)
+	if db.otx.stuck != nil {
+		if err := db.flushOpen(); err != nil {
+			return err // nothing of this batch is stored
+		}
+	}
+	tx, err := db.batchTx()
 	if err != nil {
 		return err
 	}
-	done := false
 	defer func() {
-		db.rec.tx = nil
-		if !done {
-			_ = tx.Rollback()
+		if r := recover(); r != nil {
+			// A fault inside bbolt (a damaged page, see guard): whatever
+			// the batch left half done in the open transaction goes.
+			db.rec.tx = nil
+			db.dropBatch()
+			panic(r)
 		}
 	}()
 	db.txc = txCache{}
 	db.jr.begin()
 	db.rec.tx, db.rec.ops = tx, 0
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if db.txc.headDirty {
-		if err := putChainHead(tx, db.txc.head); err != nil {
-			return fmt.Errorf("put chain head: %w", err)
+	err = fn(tx)
+	if err == nil && db.txc.headDirty {
+		if err = putChainHead(tx, db.txc.head); err != nil {
+			err = fmt.Errorf("put chain head: %w", err)
 		}
 	}
-	if db.rec.ops == 0 && !db.forceCommit {
-		return nil // nothing changed: the rollback is the commit
-	}
 	db.rec.tx = nil
+	if err != nil {
+		if db.rec.ops > 0 || db.otx.batches == 0 {
+			// Rolled back; the batches acknowledged before it are
+			// applied again to the next transaction. (A batch that
+			// recorded no operation changed nothing: every mutation
+			// is recorded, so the transaction is kept as it is.)
+			db.dropBatch()
+		}
+		return err
+	}
+	if db.rec.ops == 0 && !db.forceCommit {
+		if db.otx.batches == 0 {
+			db.dropBatch() // nothing changed: the rollback is the commit
+		}
+		return nil
+	}
 	n := int64(len(db.jr.buf))
 	if n > int64(db.jr.maxRecord()) || db.nearRemap(tx) {
-		done = true
+		if db.otx.batches > 0 && !retried {
+			// The synced path's first slot makes the journal's records
+			// stale: the acknowledged batches go to bbolt first, then
+			// this one runs again, alone.
+			db.dropBatch()
+			if err := db.flushOpen(); err != nil {
+				return err
+			}
+			return db.journaledBatch(fn, true)
+		}
+		db.otx.tx = nil
 		return db.syncedCommit(tx)
 	}
 	lap, pos, ok := db.jr.place(n)
 	if !ok {
+		if retried {
+			// No room even after a checkpoint; nothing else is in tx.
+			db.otx.tx = nil
+			return db.syncedCommit(tx)
+		}
 		// The records since the checkpoint fill the journal: make
-		// them redundant first.
+		// them redundant first, then run fn again.
+		db.dropBatch()
+		if err := db.flushOpen(); err != nil {
+			return err
+		}
 		if err := db.checkpoint(); err != nil {
 			return db.fail(err)
 		}
-		if lap, pos, ok = db.jr.place(n); !ok {
-			done = true
-			return db.syncedCommit(tx)
-		}
+		return db.journaledBatch(fn, true)
 	}
 	if err := db.jr.write(lap, pos, uint64(tx.ID())); err != nil {
 		// Maybe written in part, maybe whole: a checkpoint (with a
-		// new salt) makes the record stale either way.
+		// new salt) makes the record stale either way, once the
+		// acknowledged batches before it are in bbolt.
+		db.dropBatch()
+		if ferr := db.flushOpen(); ferr != nil {
+			return errors.Join(err, db.fail(ferr))
+		}
 		if cerr := db.checkpoint(); cerr != nil {
 			return errors.Join(err, db.fail(cerr))
 		}
 		return err
 	}
-	done = true
-	db.setAllocSize(tx)
-	db.pw.discard()
-	statsBefore(tx)
-	if err := tx.Commit(); err != nil {
-		// The journal holds the record of a transaction bbolt did not
-		// commit: move the checkpoint over it.
-		db.jr.unwrite()
-		if cerr := db.checkpoint(); cerr != nil {
-			return errors.Join(err, db.fail(cerr))
-		}
-		return err
+	// Durable: from here on the batch is acknowledged whatever bbolt
+	// does with it.
+	db.ackBatch(db.jr.buf[jRecHdr:], db.rec.ops)
+	db.jr.trim()
+	if db.forceCommit {
+		return db.flushOpen()
 	}
-	statsAfter(tx)
-	if db.jr.used() >= db.ckptAt || db.bolt.Stats().PendingPageN >= journalPendingPages {
+	// Committing the open transaction when full, and checkpointing,
+	// wait until the batch's members are told (upkeep).
+	return nil
+}
+
+// upkeep commits the open transaction once it is full or the journal
+// is due a checkpoint, and checkpoints; commitBatch runs it after the
+// batch's members were told, so they go on meanwhile.
+func (db *DB) upkeep() {
+	if db.jr == nil || db.jerr != nil {
+		return
+	}
+	if db.otx.batches > 0 && (db.openFull() || db.jr.used() >= db.ckptAt) {
+		if err := db.flushOpen(); err != nil {
+			// Kept in memory and in the journal; the next write,
+			// read or idle moment tries again.
+			return
+		}
+	}
+	if db.otx.batches == 0 && (db.jr.used() >= db.ckptAt || db.bolt.Stats().PendingPageN >= journalPendingPages) {
 		if err := db.checkpoint(); err != nil {
-			// The commit is durable (its record is synced); the next
-			// writes are not accepted until the store is reopened.
+			// The batches are durable (their records are synced);
+			// the next writes are not accepted until the store is
+			// reopened.
 			db.fail(err)
 		}
 	}
-	return nil
 }
 
 type writeReq struct {
@@ -250,7 +309,8 @@ func (db *DB) commitBatch(batch []*writeReq) {
 		db.runBatch(batch)
 		db.onCommit(len(batch), time.Since(start))
 	}
-	db.lastActivity = time.Now()
+	db.upkeep()
+	db.lastWrite.Store(time.Now().UnixNano())
 }
 
 // enqueue queues fn and returns at once; then, if not nil, is told the
@@ -285,6 +345,9 @@ func (db *DB) commitLoop() {
 		defer idle.Stop()
 		idleC = idle.C
 	}
+	openT := time.NewTimer(time.Hour)
+	openT.Stop()
+	defer openT.Stop()
 	for {
 		var req *writeReq
 		var ok bool
@@ -292,12 +355,25 @@ func (db *DB) commitLoop() {
 		case req, ok = <-db.queue:
 		case <-idleC:
 			db.commitMu.Lock()
-			if db.jerr == nil && db.jr.used() > 0 && time.Since(db.lastActivity) >= journalIdle {
+			if db.jerr == nil && db.jr.used() > 0 && time.Since(time.Unix(0, db.lastWrite.Load())) >= journalIdle &&
+				db.flushOpen() == nil {
+				// (A commit that fails, a full disk, is tried again
+				// later: the store is not failed for it.)
 				if err := db.cleanCheckpoint(); err != nil {
 					db.fail(err)
 				}
 			}
 			db.commitMu.Unlock()
+			continue
+		case <-db.kick:
+			// The open transaction holds acknowledged writes: commit
+			// it once idle.
+			openT.Reset(openIdle)
+			continue
+		case <-openT.C:
+			if wait := db.idleFlush(); wait > 0 {
+				openT.Reset(wait)
+			}
 			continue
 		case reply := <-db.ckptReq:
 			db.commitMu.Lock()

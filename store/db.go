@@ -165,9 +165,19 @@ type DB struct {
 	ckptAt int64 // journal bytes after which the committer checkpoints
 	// forceCommit: journaledWrite commits even a transaction that
 	// changed nothing (commitFreelist).
-	forceCommit  bool
-	openDatasz   int // bbolt's mmap size at Open, if datasz cannot be read
-	lastActivity time.Time
+	forceCommit bool
+	openDatasz  int // bbolt's mmap size at Open, if datasz cannot be read
+	// otx is the write transaction kept open across journaled batches
+	// (see opentx.go); dirty is set while it holds acknowledged writes
+	// bbolt has not committed (a reader then commits it first), and
+	// kick tells the committer, which commits it once idle.
+	otx   openTx
+	dirty atomic.Bool
+	kick  chan struct{}
+	// settles counts the reads that had to commit the open transaction.
+	settles atomic.Int64
+	// lastWrite is when the last batch ended (Unix ns).
+	lastWrite atomic.Int64
 
 	mu     sync.RWMutex // guards closed against Close racing writers
 	closed bool
@@ -345,6 +355,7 @@ func Open(path string, opts *Options) (db *DB, err error) {
 		queue:    make(chan *writeReq, o.MaxBatchSize),
 		done:     make(chan struct{}),
 		ckptReq:  make(chan chan error),
+		kick:     make(chan struct{}, 1),
 	}
 	defer func() {
 		if err != nil {
@@ -394,7 +405,10 @@ func (db *DB) Close() error {
 	<-db.done
 	dumpPageStats(db)
 	// The committer has stopped: the final journal checkpoint is ours.
+	// commitMu still, against a reader committing the open transaction
+	// (settle) meanwhile.
 	var errs []error
+	db.commitMu.Lock()
 	if err := db.closeJournal(); err != nil {
 		errs = append(errs, err)
 	}
@@ -402,6 +416,7 @@ func (db *DB) Close() error {
 		errs = append(errs, err)
 	}
 	db.releaseJournal()
+	db.commitMu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close store %q: %w", db.path, err)
 	}
@@ -612,6 +627,13 @@ func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	db.mu.RUnlock()
 	if closed {
 		return ErrClosed
+	}
+	if db.dirty.Load() {
+		// An acknowledged write bbolt has not committed: a read that
+		// begins after a write was acknowledged sees it.
+		if err := db.settle(); err != nil {
+			return err
+		}
 	}
 	return guard(func() error { return db.bolt.View(fn) })
 }

@@ -46,7 +46,8 @@ func TestDamagedFreelistRefused(t *testing.T) {
 	// element count far past its end.
 	const ps = 4096
 	meta := good[16:]
-	if other := good[ps+16:]; binary.LittleEndian.Uint64(other[56:]) > binary.LittleEndian.Uint64(meta[56:]) {
+	// (The txid is at offset 48 of the meta; 56 is its checksum.)
+	if other := good[ps+16:]; binary.LittleEndian.Uint64(other[48:]) > binary.LittleEndian.Uint64(meta[48:]) {
 		meta = other
 	}
 	freelist := int(binary.LittleEndian.Uint64(meta[32:])) * ps

@@ -205,15 +205,6 @@ type journal struct {
 	seq uint64
 
 	buf []byte // the record being built; header space first
-	// prev is the head before the last write, for unwrite.
-	prev [3]int64
-}
-
-// unwrite moves the head back over the last record written: its
-// transaction did not commit. The caller then checkpoints (a new salt),
-// which makes the record stale.
-func (j *journal) unwrite() {
-	j.lap, j.pos, j.seq = uint32(j.prev[0]), j.prev[1], uint64(j.prev[2])
 }
 
 // openJournal opens (creating or re-creating when it holds nothing to
@@ -437,12 +428,16 @@ func (j *journal) write(lap uint32, pos int64, txid uint64) error {
 	if err := fdatasync(j.f); err != nil {
 		return fmt.Errorf("sync journal: %w", err)
 	}
-	j.prev = [3]int64{int64(j.lap), j.pos, int64(j.seq)}
 	j.lap, j.pos, j.seq = lap, pos+int64(len(j.buf)), j.seq+1
-	if cap(j.buf) > 4<<20 {
-		j.buf = nil // do not keep a huge batch's buffer
-	}
 	return nil
+}
+
+// trim drops a huge batch's buffer once the committer is done with the
+// record (it keeps the operations of an acknowledged one: ackBatch).
+func (j *journal) trim() {
+	if cap(j.buf) > 4<<20 {
+		j.buf = nil
+	}
 }
 
 // checkpoint records s (whose salt, lap, pos and seq it fills from the

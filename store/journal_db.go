@@ -165,6 +165,11 @@ func (db *DB) cleanCheckpoint() error {
 // fdatasync of the journal), then the pin moves to this state. Nothing
 // commits in between: only the committer writes.
 func (db *DB) checkpoint() error {
+	// Acknowledged batches only in the open transaction go to bbolt
+	// first: the new checkpoint makes their records redundant.
+	if err := db.flushOpen(); err != nil {
+		return fmt.Errorf("journal checkpoint: %w", err)
+	}
 	if err := db.bolt.Sync(); err != nil {
 		return fmt.Errorf("journal checkpoint: sync: %w", err)
 	}
@@ -250,7 +255,9 @@ func (db *DB) nearRemap(tx *bolt.Tx) bool {
 	}
 	ps := int64(db.bolt.Info().PageSize)
 	st := db.bolt.Stats()
-	pages := int64(db.rec.ops)*8 + int64(len(db.jr.buf))*2/ps +
+	// Everything the open transaction holds: the acknowledged batches
+	// and this one.
+	pages := int64(db.otx.ops+db.rec.ops)*8 + int64(len(db.otx.acked)+len(db.jr.buf))*2/ps +
 		int64(st.FreePageN+st.PendingPageN)*8/ps + 64
 	return tx.Size()+pages*ps >= int64(datasz)
 }
@@ -304,6 +311,9 @@ func (db *DB) closeJournal() error {
 	if db.jerr == nil {
 		err = db.cleanCheckpoint()
 	}
+	// Still open after an error: rolled back, so that bbolt closes.
+	// What it held is in the journal, which the next Open replays.
+	db.dropBatch()
 	if db.pin != nil {
 		_ = db.pin.Rollback()
 		db.pin = nil
@@ -313,6 +323,7 @@ func (db *DB) closeJournal() error {
 
 // releaseJournal unregisters the recorder and unlocks the journal.
 func (db *DB) releaseJournal() {
+	db.dropBatch()
 	if db.pin != nil {
 		_ = db.pin.Rollback()
 		db.pin = nil

@@ -26,7 +26,8 @@ const killChildEnv = "NANO_VM_MCP_STORE_KILL_CHILD"
 // TestJournalKillChild is the child process of TestJournalSIGKILL: it
 // commits steps of 16 runs at once (group commits), a tool version now
 // and then and idempotency claims, printing each write once acknowledged,
-// until it is killed.
+// until it is killed. With _WRITERS=1 one run commits its steps one after
+// the other (TestJournalSIGKILLSequential).
 func TestJournalKillChild(t *testing.T) {
 	path := os.Getenv(killChildEnv)
 	if path == "" {
@@ -46,8 +47,12 @@ func TestJournalKillChild(t *testing.T) {
 	prefix := os.Getenv(killChildEnv + "_PREFIX")
 	ack("ready")
 	ctx := context.Background()
+	writers := 16
+	if n, err := strconv.Atoi(os.Getenv(killChildEnv + "_WRITERS")); err == nil {
+		writers = n
+	}
 	var wg sync.WaitGroup
-	for g := range 16 {
+	for g := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -98,7 +103,15 @@ func TestJournalKillChild(t *testing.T) {
 // opens, every step, tool version and idempotency claim the child
 // printed as acknowledged is there, each run's steps are gapless, and the
 // audit chain verifies. The child is this test binary, on real files.
-func TestJournalSIGKILL(t *testing.T) {
+func TestJournalSIGKILL(t *testing.T) { killTrials(t, 16) }
+
+// TestJournalSIGKILLSequential is TestJournalSIGKILL with one writer
+// whose steps commit one after the other, each alone (BM-INT-10's
+// shape): the acknowledged steps since bbolt last committed live only in
+// the write transaction kept open across batches and in the journal.
+func TestJournalSIGKILLSequential(t *testing.T) { killTrials(t, 1) }
+
+func killTrials(t *testing.T, writers int) {
 	trials := 6
 	if testing.Short() {
 		trials = 2
@@ -111,7 +124,8 @@ func TestJournalSIGKILL(t *testing.T) {
 		// One file for all trials, each child recovering what the last
 		// one left; each writes under ids of its own.
 		cmd := exec.Command(os.Args[0], "-test.run=^TestJournalKillChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), killChildEnv+"="+path, killChildEnv+"_PREFIX="+fmt.Sprint(trial))
+		cmd.Env = append(os.Environ(), killChildEnv+"="+path, killChildEnv+"_PREFIX="+fmt.Sprint(trial),
+			killChildEnv+"_WRITERS="+fmt.Sprint(writers))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

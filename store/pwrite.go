@@ -38,6 +38,8 @@ type pageWriter struct {
 	off     int64 // file offset of buf[0]
 	// writes counts the pwrites made, for tests.
 	writes int
+	// fail, set by tests, fails every page write with it (a full disk).
+	fail error
 }
 
 // coalesceWrites installs a pageWriter in bdb; false when this bbolt
@@ -58,6 +60,9 @@ func coalesceWrites(bdb *bolt.DB, f *os.File) (*pageWriter, bool) {
 }
 
 func (w *pageWriter) writeAt(b []byte, off int64) (int, error) {
+	if w.fail != nil {
+		return 0, w.fail
+	}
 	if off < w.metaEnd || !w.bdb.NoSync || len(b) >= coalesceMax {
 		// The meta page (or a synced commit, or a huge page): what is
 		// gathered goes first, in order.
