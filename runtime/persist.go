@@ -48,8 +48,14 @@ type persister struct {
 	// the run ended (terminal or suspended) with the full header: settle
 	// then has nothing left to write.
 	ended kernel.Status
-	// written is set once this run has rewritten the run record.
+	// written is set once this run has rewritten the run record, or
+	// once it was recorded with the header the first commit would write
+	// (recorded).
 	written bool
+	// runRecord is the run record's stored bytes as the run was
+	// recorded with, until the first commit's envelope commits to them
+	// (store.StepCommit.RunRecord).
+	runRecord []byte
 	// outside caches actsOutside by step id (pipelined runs only).
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
@@ -95,6 +101,19 @@ func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(
 	exec.Input, exec.Program = nil, nil
 	p.exec = exec
 	return p
+}
+
+// recorded takes the run as the store recorded it (exec, and the record's
+// stored bytes when the store tells them: store.RunRecordStore). A run
+// recorded with its header (Runtime.start) then keeps that record through
+// its first step, whose envelope commits to those bytes instead of a
+// rewrite.
+func (p *persister) recorded(exec store.Run, stored []byte) {
+	exec.Input, exec.Program = nil, nil
+	p.exec = exec
+	if stored != nil && len(exec.Header) > 0 {
+		p.written, p.runRecord = true, stored
+	}
 }
 
 // programHashes remembers store.RecordSHA256 of each validated program's
@@ -158,7 +177,8 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	}
 	p.buf = data
 	// The run record is rewritten by the first commit of this run
-	// (its header carries the run's start and initial state hash) and by
+	// (its header carries the run's start and initial state hash), unless
+	// the run was recorded with that header already (recorded), and by
 	// any step that changes the run's status; the steps between change
 	// nothing a reader takes from it (restore tallies a running trace's
 	// metrics from its steps), so they leave it alone.
@@ -201,6 +221,13 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		p.commitCtx = context.WithoutCancel(ctx)
 	}
 	sc := store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease}
+	if keep {
+		// The first commit of a run recorded with its header commits to
+		// that record as stored (verify holds a run's record to an
+		// envelope once a step is committed).
+		sc.RunRecord = p.runRecord
+	}
+	p.runRecord = nil
 	p.written = true
 	p.ended = ""
 	if ev.Status != kernel.StatusRunning {

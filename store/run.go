@@ -37,15 +37,22 @@ func checkID(what, id string) error {
 
 // PutRun implements RunStore.
 func (db *DB) PutRun(ctx context.Context, e Run) (Run, error) {
+	out, _, err := db.PutRunStored(ctx, e)
+	return out, err
+}
+
+// PutRunStored implements RunRecordStore.
+func (db *DB) PutRunStored(ctx context.Context, e Run) (Run, []byte, error) {
 	if err := checkRun(e); err != nil {
-		return Run{}, fmt.Errorf("put run: %w", err)
+		return Run{}, nil, fmt.Errorf("put run: %w", err)
 	}
 	now := db.now().UTC()
 	var out Run
+	var stored []byte
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		replaces := tx.Bucket(bucketRuns).Get([]byte(e.ID)) != nil
 		rec, v, err := putRun(tx, e, now)
-		out = rec
+		out, stored = rec, v
 		if err != nil || !replaces {
 			return err
 		}
@@ -73,9 +80,9 @@ func (db *DB) PutRun(ctx context.Context, e Run) (Run, error) {
 		return db.appendRecordEnvelope(tx, d)
 	})
 	if err != nil {
-		return Run{}, fmt.Errorf("put run %q: %w", e.ID, err)
+		return Run{}, nil, fmt.Errorf("put run %q: %w", e.ID, err)
 	}
-	return out, nil
+	return out, stored, nil
 }
 
 func checkRun(e Run) error {
@@ -537,12 +544,29 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 			x := sha256.Sum256(upd.v)
 			hex.Encode(sums[2*sha256.Size:], x[:])
 			n = 2
+		} else if upd == nil && sc.RunRecord != nil {
+			// The record stays as PutRunStored wrote it; the envelope
+			// commits to it (fn checks it is still what is stored).
+			x := sha256.Sum256(sc.RunRecord)
+			hex.Encode(sums[2*sha256.Size:], x[:])
+			n = 2
 		}
 		hs := string(sums[:n*2*sha256.Size])
 		draft.RecordSHA256, draft.RunSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
 		draft.RunStatus = ""
-		if draft.RunSHA256 != "" {
+		switch {
+		case upd != nil && draft.RunSHA256 != "":
 			draft.RunStatus = string(sc.Run.Status)
+		case draft.RunSHA256 != "":
+			// The status the kept record holds, whatever sc.Run says.
+			var k runKeys
+			if !readRunKeys(sc.RunRecord, &k) {
+				var err error
+				if k, err = decodeRunKeys(sc.RunRecord); err != nil {
+					return nil, nil, fmt.Errorf("commit step %q/%d: run record: %w", id, sc.Index, err)
+				}
+			}
+			draft.RunStatus = string(k.Status)
 		}
 		var err error
 		if seal, err = newSealer(draft); err != nil {
@@ -552,6 +576,10 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 	// The write function captures only what it uses: capturing sc would
 	// move the whole StepCommit to the heap.
 	status := sc.Run.Status
+	var runRecord []byte
+	if upd == nil && seal != nil {
+		runRecord = sc.RunRecord
+	}
 	out := new(*Envelope)
 	fn := func(tx *bolt.Tx) error {
 		*out = nil
@@ -572,8 +600,26 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 		}
 		s := seal
 		if upd == nil {
-			if tx.Bucket(bucketRuns).Get([]byte(id)) == nil {
+			v := tx.Bucket(bucketRuns).Get([]byte(id))
+			if v == nil {
 				return fmt.Errorf("run: %w", ErrNotFound)
+			}
+			if runRecord != nil && !bytes.Equal(v, runRecord) {
+				// Rewritten since the caller learnt its bytes: commit
+				// to the record as it is now.
+				var k runKeys
+				if !readRunKeys(v, &k) {
+					var err error
+					if k, err = decodeRunKeys(v); err != nil {
+						return err
+					}
+				}
+				d := seal.d
+				d.RunSHA256, d.RunStatus = RecordSHA256(v), string(k.Status)
+				var err error
+				if s, err = newSealer(d); err != nil {
+					return err
+				}
 			}
 		} else {
 			v, err := upd.apply(tx)

@@ -90,6 +90,16 @@ type RunStore interface {
 	RunTrace(ctx context.Context, id string) (Run, []Step, error)
 }
 
+// RunRecordStore is a RunStore that tells a caller the bytes of the run
+// record PutRun stored (a bbolt file's DB): a run's first step commit can
+// then have its envelope commit to that record (StepCommit.RunRecord)
+// instead of rewriting it.
+type RunRecordStore interface {
+	// PutRunStored is PutRun, also returning the run record's stored
+	// bytes (the caller must not modify them).
+	PutRunStored(ctx context.Context, e Run) (Run, []byte, error)
+}
+
 // AuditStore keeps the global append-only envelope chain.
 type AuditStore interface {
 	// AppendEnvelope appends an envelope that belongs to no step (an
@@ -282,6 +292,15 @@ type StepCommit struct {
 	// status nor anything a reader needs from the record need not rewrite
 	// it.
 	KeepRun bool
+	// RunRecord, with KeepRun, is the run record's bytes as stored, as
+	// the caller learnt them from PutRunStored: the envelope then commits
+	// to them (RunSHA256, with Run.Status as RunStatus) without the
+	// record being rewritten. Inside the transaction the store compares
+	// them with the stored record; if another write changed it since, the
+	// envelope commits to the record as it is instead. Only a store that
+	// implements RunRecordStore honours it (the others ignore it, and
+	// their callers have no bytes to give).
+	RunRecord []byte
 	// Index is the step's index; it must be free.
 	Index int
 	// Step is the step as JSON.
