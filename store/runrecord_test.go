@@ -61,3 +61,35 @@ func TestCommitStepKeepsStoredRunRecord(t *testing.T) {
 		}
 	}
 }
+
+// Ensure the store keeps its own copy of a draft's payload: a caller that
+// reuses the bytes once StartCommitStep returns (the runtime's persister
+// encodes every payload of a run into one buffer) changes neither the
+// envelope the commit returns nor the one stored.
+func TestStartCommitStepCopiesPayload(t *testing.T) {
+	ctx := context.Background()
+	db := openAt(t, filepath.Join(t.TempDir(), "payload.db"), nil)
+	defer db.Close()
+	ex, rec, err := db.PutRunStored(ctx, store.Run{ID: "run-p", Status: kernel.StatusRunning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(`{"output":"first"}`)
+	pc := db.StartCommitStep(ctx, store.StepCommit{Run: ex, KeepRun: true, RunRecord: rec, Index: 0, Step: json.RawMessage(`{"i":0}`),
+		Envelope: &store.Envelope{StepID: "a", Payload: payload}})
+	copy(payload, `{"output":"xxxxx"}`)
+	env, err := pc.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(env.Payload) != `{"output":"first"}` {
+		t.Fatalf("returned envelope's payload %s", env.Payload)
+	}
+	stored, err := db.Envelope(ctx, env.Seq)
+	if err != nil || string(stored.Payload) != `{"output":"first"}` {
+		t.Fatalf("stored envelope's payload %s %v", stored.Payload, err)
+	}
+	if rep, err := db.VerifyChain(ctx, ""); err != nil || !rep.OK {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}

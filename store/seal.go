@@ -100,9 +100,14 @@ func (s *sealer) init(d Envelope, b []byte) error {
 	if err != nil {
 		return err
 	}
-	// prepareDraft made the payload canonical already.
+	// prepareDraft made the payload canonical already. The envelope
+	// keeps the sealer's copy, not the caller's bytes, which the caller
+	// may reuse once the commit call returns (StepCommit.Envelope) while
+	// the committer may still read s.d (a re-seal, sealSlow).
 	b = append(b, `,"payload":`...)
+	p := len(b)
 	b = append(b, d.Payload...)
+	s.d.Payload = b[p:len(b):len(b)]
 	field("policy_hash", d.PolicyHash)
 	if err != nil {
 		return err

@@ -310,8 +310,8 @@ type StepCommit struct {
 	// when set; Kind defaults to EnvelopeKindStep. Seq, RecordedAt,
 	// PrevHash and Hash are assigned by the store, which copies the
 	// draft before CommitStep or StartCommitStep returns (the caller may
-	// reuse it). A payload already canonical is stored as given: the
-	// envelope the commit returns may share its bytes.
+	// reuse it, its payload's bytes too). A payload already canonical is
+	// stored as given.
 	Envelope *Envelope
 	// Lease, when set, fences the commit on a store shared by replicas
 	// (LeaseStore): it is written only while l is still the execution's
