@@ -92,7 +92,7 @@ func (m *Machine) Start(ctx context.Context, prog *Program, input map[string]any
 	if err != nil {
 		return nil, err
 	}
-	return m.StartPrepared(ctx, p)
+	return m.StartPrepared(ctx, &p)
 }
 
 // Prepared is a run made ready to start by Prepare: its trace's header
@@ -108,17 +108,18 @@ type Prepared struct {
 
 // Prepare makes a run of prog with input ready to start at startedAt
 // (Start takes it from the machine's clock) under traceID, which must not
-// be empty.
-func Prepare(prog *Program, input map[string]any, traceID string, startedAt time.Time) (*Prepared, error) {
+// be empty. A Prepared is a value, so that a caller that starts it at
+// once keeps it on its stack.
+func Prepare(prog *Program, input map[string]any, traceID string, startedAt time.Time) (Prepared, error) {
 	if prog.compiled == nil {
-		return nil, ErrNotValidated
+		return Prepared{}, ErrNotValidated
 	}
 	if traceID == "" {
-		return nil, errors.New("prepare: empty trace id")
+		return Prepared{}, errors.New("prepare: empty trace id")
 	}
 	st, err := newState(input, len(prog.Steps))
 	if err != nil {
-		return nil, fmt.Errorf("start: %w", err)
+		return Prepared{}, fmt.Errorf("start: %w", err)
 	}
 	tr := &Trace{
 		TraceID:     traceID,
@@ -128,7 +129,7 @@ func Prepare(prog *Program, input map[string]any, traceID string, startedAt time
 		StartedAt:   startedAt.UTC(),
 	}
 	tr.InitialStateHash = st.hash()
-	return &Prepared{prog: prog, tr: tr, st: st}, nil
+	return Prepared{prog: prog, tr: tr, st: st}, nil
 }
 
 // Header is the prepared run's trace before its first step: no steps, the
@@ -139,7 +140,7 @@ func (p *Prepared) Header() *Trace { return p.tr }
 // Prepared starts once: a second call returns an error.
 func (m *Machine) StartPrepared(ctx context.Context, p *Prepared) (*Trace, error) {
 	if p.st == nil {
-		return nil, fmt.Errorf("start %s: %w", p.tr.TraceID, errStarted)
+		return nil, errStarted
 	}
 	r := &run{m: m, prog: p.prog, tr: p.tr, st: p.st}
 	p.st = nil
@@ -147,8 +148,9 @@ func (m *Machine) StartPrepared(ctx context.Context, p *Prepared) (*Trace, error
 	return r.loop(ctx)
 }
 
-// errStarted is StartPrepared's error for a Prepared that already ran.
-var errStarted = errors.New("the prepared run has started already")
+// errStarted is StartPrepared's error for a Prepared that already ran
+// (or that Prepare did not make).
+var errStarted = errors.New("start: the prepared run has started already, or was not prepared")
 
 // Continue continues an interrupted run (StatusRunning) from its last
 // recorded step, after a crash or a cancellation. The trace is checked

@@ -442,7 +442,7 @@ func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any
 	obs.recorded(exec, stored)
 	obs.lease = lease
 	obs.trace = rt.traceRun(ctx, exec, "start")
-	tr, runErr := rt.machineFor(obs).StartPrepared(ctx, prep)
+	tr, runErr := rt.machineFor(obs).StartPrepared(ctx, &prep)
 	return rt.settle(exec, tr, runErr, obs)
 }
 
