@@ -57,3 +57,23 @@ func BenchmarkPrepareStep(b *testing.B) {
 		})
 	}
 }
+
+// Ensure the remembered program only spares scanning the very bytes found
+// valid: a caller's buffer changed afterwards, or another program, is
+// checked again.
+func TestValidProgramRemembersBytes(t *testing.T) {
+	prog := []byte(`{"name":"p","steps":[]}`)
+	if !validProgram(prog) || !validProgram(prog) {
+		t.Fatal("a valid program refused")
+	}
+	copy(prog[len(prog)-2:], "]]")
+	if validProgram(prog) {
+		t.Fatalf("%s accepted after the valid bytes it was remembered as changed", prog)
+	}
+	if validProgram([]byte(`{"name":`)) || !validProgram([]byte(`{"name":"q"}`)) {
+		t.Fatal("another program judged by the remembered one")
+	}
+	if err := checkRun(Run{ID: "r", Program: json.RawMessage(`{"x":`)}); err == nil {
+		t.Fatal("checkRun took an invalid program")
+	}
+}
