@@ -55,7 +55,7 @@ type persister struct {
 	// runRecord is the run record's stored bytes as the run was
 	// recorded with, until the first commit's envelope commits to them
 	// (store.StepCommit.RunRecord).
-	runRecord []byte
+	runRecord store.StoredRun
 	// outside caches actsOutside by step id (pipelined runs only).
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
@@ -111,10 +111,10 @@ func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(
 // recorded with its header (Runtime.start) then keeps that record through
 // its first step, whose envelope commits to those bytes instead of a
 // rewrite.
-func (p *persister) recorded(exec store.Run, stored []byte) {
+func (p *persister) recorded(exec store.Run, stored store.StoredRun) {
 	exec.Input, exec.Program = nil, nil
 	p.exec = exec
-	if stored != nil && len(exec.Header) > 0 {
+	if stored.Bytes() != nil && len(exec.Header) > 0 {
 		p.written, p.runRecord = true, stored
 	}
 }
@@ -234,7 +234,7 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		// envelope once a step is committed).
 		sc.RunRecord = p.runRecord
 	}
-	p.runRecord = nil
+	p.runRecord = store.StoredRun{}
 	p.written = true
 	p.ended = ""
 	if ev.Status != kernel.StatusRunning {

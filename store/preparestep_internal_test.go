@@ -27,6 +27,9 @@ func BenchmarkPrepareStep(b *testing.B) {
 	created := time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC)
 	run := Run{ID: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", ProgramName: "refund_pipeline", ProgramHash: "3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d",
 		Status: kernel.StatusRunning, PolicyHash: "9a8b7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f30211203f4e5d6c7b8a9", CreatedAt: created, UpdatedAt: created}
+	// The header a run is recorded with, which the runtime's kept
+	// commits still carry in their Run.
+	run.Header = json.RawMessage(`{"trace_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","program_name":"refund_pipeline","status":"running","initial_state_hash":"6f1c0c4d8a2b5e7f9031a6b4c2d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d2","started_at":"2026-12-01T21:00:00Z","finished_at":"0001-01-01T00:00:00Z","duration_ms":0,"step_metrics":{"llm_calls":0,"tool_calls":0},"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cost_usd":0}}`)
 	header := json.RawMessage(`{"trace_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","program_name":"refund_pipeline","status":"success","initial_state_hash":"6f1c0c4d8a2b5e7f9031a6b4c2d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d2","started_at":"2026-12-01T21:00:00Z","finished_at":"2026-12-01T21:00:00.01Z","duration_ms":10,"final_output":{"refund_id":"r-17","status":"issued"},"step_metrics":{"llm_calls":2,"tool_calls":3},"usage":{"prompt_tokens":120,"completion_tokens":8,"total_tokens":128,"cost_usd":0}}`)
 	env := Envelope{Kind: EnvelopeKindStep, TraceID: run.ID, StepIndex: 3, StepID: "eligibility", PolicyHash: run.PolicyHash,
 		StateHash:    "6f1c0c4d8a2b5e7f9031a6b4c2d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d2",
@@ -41,7 +44,7 @@ func BenchmarkPrepareStep(b *testing.B) {
 		sc   StepCommit
 	}{
 		{"kept", StepCommit{Run: run, KeepRun: true, Index: 3, Step: json.RawMessage(benchStepRecord)}},
-		{"first-kept", StepCommit{Run: run, KeepRun: true, RunRecord: stored, Index: 3, Step: json.RawMessage(benchStepRecord)}},
+		{"first-kept", StepCommit{Run: run, KeepRun: true, RunRecord: StoredRun{v: stored, status: run.Status}, Index: 3, Step: json.RawMessage(benchStepRecord)}},
 		{"rewrite", StepCommit{Run: func() Run { r := run; r.Status, r.Header = kernel.StatusSuccess, header; return r }(), Index: 3, Step: json.RawMessage(benchStepRecord)}},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -43,9 +43,9 @@ func (db *DB) PutRun(ctx context.Context, e Run) (Run, error) {
 }
 
 // PutRunStored implements RunRecordStore.
-func (db *DB) PutRunStored(ctx context.Context, e Run) (Run, []byte, error) {
+func (db *DB) PutRunStored(ctx context.Context, e Run) (Run, StoredRun, error) {
 	if err := checkRun(e); err != nil {
-		return Run{}, nil, fmt.Errorf("put run: %w", err)
+		return Run{}, StoredRun{}, fmt.Errorf("put run: %w", err)
 	}
 	now := db.now().UTC()
 	var out Run
@@ -81,9 +81,9 @@ func (db *DB) PutRunStored(ctx context.Context, e Run) (Run, []byte, error) {
 		return db.appendRecordEnvelope(tx, d)
 	})
 	if err != nil {
-		return Run{}, nil, fmt.Errorf("put run %q: %w", e.ID, err)
+		return Run{}, StoredRun{}, fmt.Errorf("put run %q: %w", e.ID, err)
 	}
-	return out, stored, nil
+	return out, StoredRun{v: stored, status: e.Status}, nil
 }
 
 func checkRun(e Run) error {
@@ -550,7 +550,13 @@ func (w *stepWrite) envelope() *Envelope {
 // prepareStep validates sc and returns its write, whose write method the
 // transaction runs.
 func (db *DB) prepareStep(sc StepCommit) (*stepWrite, error) {
-	if err := checkRun(sc.Run); err != nil {
+	// A kept record is not written: only the id it names is checked,
+	// not the input, program and header the caller may still hold.
+	if sc.KeepRun {
+		if err := checkID("trace", sc.Run.ID); err != nil {
+			return nil, fmt.Errorf("commit step: %w", err)
+		}
+	} else if err := checkRun(sc.Run); err != nil {
 		return nil, fmt.Errorf("commit step: %w", err)
 	}
 	id := sc.Run.ID
@@ -591,13 +597,13 @@ func (db *DB) prepareStep(sc StepCommit) (*stepWrite, error) {
 			x := sha256.Sum256(w.upd.v)
 			hex.Encode(sums[2*sha256.Size:], x[:])
 			n = 2
-		case w.upd == nil && sc.RunRecord != nil:
+		case w.upd == nil && sc.RunRecord.v != nil:
 			// The record stays as PutRunStored wrote it; the envelope
 			// commits to it (write checks it is still what is stored).
-			x := sha256.Sum256(sc.RunRecord)
+			x := sha256.Sum256(sc.RunRecord.v)
 			hex.Encode(sums[2*sha256.Size:], x[:])
 			n = 2
-			w.runRecord = sc.RunRecord
+			w.runRecord = sc.RunRecord.v
 		}
 		hs := string(sums[:n*2*sha256.Size])
 		d.RecordSHA256, d.RunSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
@@ -607,14 +613,7 @@ func (db *DB) prepareStep(sc StepCommit) (*stepWrite, error) {
 			d.RunStatus = string(sc.Run.Status)
 		case d.RunSHA256 != "":
 			// The status the kept record holds, whatever sc.Run says.
-			var k runKeys
-			if !readRunKeys(sc.RunRecord, &k) {
-				var err error
-				if k, err = decodeRunKeys(sc.RunRecord); err != nil {
-					return nil, fmt.Errorf("commit step %q/%d: run record: %w", id, sc.Index, err)
-				}
-			}
-			d.RunStatus = string(k.Status)
+			d.RunStatus = string(sc.RunRecord.status)
 		}
 		var err error
 		if draft, err = prepareDraft(d); err != nil {

@@ -25,16 +25,18 @@ func TestCommitStepKeepsStoredRunRecord(t *testing.T) {
 		run := store.Run{ID: id, ProgramName: "p", Status: kernel.StatusRunning, PolicyHash: "pol", Input: input, Program: prog,
 			Header: json.RawMessage(`{"trace_id":"run-kept","status":"running","initial_state_hash":"h0"}`)}
 		ex, stored, err := db.PutRunStored(ctx, run)
-		if err != nil || len(stored) == 0 {
-			t.Fatalf("put run: %v, %d bytes", err, len(stored))
+		if err != nil || len(stored.Bytes()) == 0 {
+			t.Fatalf("put run: %v, %d bytes", err, len(stored.Bytes()))
 		}
-		want := stored
+		want := stored.Bytes()
 		if rewritten {
 			run.Input, run.Program = nil, nil
 			run.Header = json.RawMessage(`{"trace_id":"run-kept","status":"running","initial_state_hash":"h1"}`)
-			if _, want, err = db.PutRunStored(ctx, run); err != nil {
+			_, again, err := db.PutRunStored(ctx, run)
+			if err != nil {
 				t.Fatal(err)
 			}
+			want = again.Bytes()
 		}
 		ex.Input, ex.Program = nil, nil
 		claimed := ex

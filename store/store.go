@@ -90,15 +90,26 @@ type RunStore interface {
 	RunTrace(ctx context.Context, id string) (Run, []Step, error)
 }
 
-// RunRecordStore is a RunStore that tells a caller the bytes of the run
-// record PutRun stored (a bbolt file's DB): a run's first step commit can
-// then have its envelope commit to that record (StepCommit.RunRecord)
-// instead of rewriting it.
+// RunRecordStore is a RunStore that tells a caller the run record PutRun
+// stored (a bbolt file's DB): a run's first step commit can then have its
+// envelope commit to that record (StepCommit.RunRecord) instead of
+// rewriting it.
 type RunRecordStore interface {
-	// PutRunStored is PutRun, also returning the run record's stored
-	// bytes (the caller must not modify them).
-	PutRunStored(ctx context.Context, e Run) (Run, []byte, error)
+	// PutRunStored is PutRun, also returning the run record as stored.
+	PutRunStored(ctx context.Context, e Run) (Run, StoredRun, error)
 }
+
+// StoredRun is a run record as PutRunStored stored it: its bytes and the
+// status they hold, as the store wrote them (a caller cannot make one up,
+// so an envelope's RunStatus is always the record's own).
+type StoredRun struct {
+	v      []byte
+	status kernel.Status
+}
+
+// Bytes returns the record's stored bytes (the caller must not modify
+// them); nil for the zero StoredRun.
+func (s StoredRun) Bytes() []byte { return s.v }
 
 // AuditStore keeps the global append-only envelope chain.
 type AuditStore interface {
@@ -292,15 +303,14 @@ type StepCommit struct {
 	// status nor anything a reader needs from the record need not rewrite
 	// it.
 	KeepRun bool
-	// RunRecord, with KeepRun, is the run record's bytes as stored, as
-	// the caller learnt them from PutRunStored: the envelope then commits
-	// to them (RunSHA256, with Run.Status as RunStatus) without the
-	// record being rewritten. Inside the transaction the store compares
+	// RunRecord, with KeepRun, is the run record as PutRunStored stored
+	// it: the envelope then commits to it (RunSHA256, and its status as
+	// RunStatus) without the record being rewritten. Inside the transaction the store compares
 	// them with the stored record; if another write changed it since, the
 	// envelope commits to the record as it is instead. Only a store that
 	// implements RunRecordStore honours it (the others ignore it, and
 	// their callers have no bytes to give).
-	RunRecord []byte
+	RunRecord StoredRun
 	// Index is the step's index; it must be free.
 	Index int
 	// Step is the step as JSON.
