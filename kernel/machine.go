@@ -88,22 +88,69 @@ func (m *Machine) Start(ctx context.Context, prog *Program, input map[string]any
 	if traceID == "" {
 		traceID = m.ids.NewID()
 	}
+	p, err := Prepare(prog, input, traceID, m.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	return m.StartPrepared(ctx, &p)
+}
+
+// Prepared is a run made ready to start by Prepare: its trace's header
+// (TraceID, ProgramName, StartedAt, InitialStateHash) is known before the
+// first step runs, so a caller can record it with the run (the runtime
+// writes it in the run's first record, which the first step then need not
+// rewrite).
+type Prepared struct {
+	prog *Program
+	tr   *Trace
+	st   *state
+}
+
+// Prepare makes a run of prog with input ready to start at startedAt
+// (Start takes it from the machine's clock) under traceID, which must not
+// be empty. A Prepared is a value, so that a caller that starts it at
+// once keeps it on its stack.
+func Prepare(prog *Program, input map[string]any, traceID string, startedAt time.Time) (Prepared, error) {
+	if prog.compiled == nil {
+		return Prepared{}, ErrNotValidated
+	}
+	if traceID == "" {
+		return Prepared{}, errors.New("prepare: empty trace id")
+	}
 	st, err := newState(input, len(prog.Steps))
 	if err != nil {
-		return nil, fmt.Errorf("start: %w", err)
+		return Prepared{}, fmt.Errorf("start: %w", err)
 	}
 	tr := &Trace{
 		TraceID:     traceID,
 		ProgramName: prog.Name,
 		Status:      StatusRunning,
 		Steps:       make([]StepRecord, 0, recordsHint(prog)),
-		StartedAt:   m.clock.Now().UTC(),
+		StartedAt:   startedAt.UTC(),
 	}
-	r := &run{m: m, prog: prog, tr: tr, st: st}
 	tr.InitialStateHash = st.hash()
-	r.lastHash = tr.InitialStateHash
+	return Prepared{prog: prog, tr: tr, st: st}, nil
+}
+
+// Header is the prepared run's trace before its first step: no steps, the
+// status running. The caller must not modify it.
+func (p *Prepared) Header() *Trace { return p.tr }
+
+// StartPrepared runs a prepared run from its first step, as Start does. A
+// Prepared starts once: a second call returns an error.
+func (m *Machine) StartPrepared(ctx context.Context, p *Prepared) (*Trace, error) {
+	if p.st == nil {
+		return nil, errStarted
+	}
+	r := &run{m: m, prog: p.prog, tr: p.tr, st: p.st}
+	p.st = nil
+	r.lastHash = r.tr.InitialStateHash
 	return r.loop(ctx)
 }
+
+// errStarted is StartPrepared's error for a Prepared that already ran
+// (or that Prepare did not make).
+var errStarted = errors.New("start: the prepared run has started already, or was not prepared")
 
 // Continue continues an interrupted run (StatusRunning) from its last
 // recorded step, after a crash or a cancellation. The trace is checked

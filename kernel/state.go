@@ -71,16 +71,31 @@ func newState(input map[string]any, steps int) (*state, error) {
 		vars:    make(map[string]any, len(input)+steps),
 		buf:     make([]byte, 0, 512),
 	}
+	// The input members' encodings share one allocation: encoded one
+	// after the other, copied once, then sliced (each is never changed).
+	type span struct {
+		k          string
+		v          any
+		start, end int
+	}
+	var small [8]span
+	spans := small[:0]
+	b := s.buf[:0]
 	for k, v := range input {
-		b, err := canonical.Append(s.buf[:0], v)
-		if cap(b) <= maxScratch {
-			s.buf = b[:0]
-		}
-		if err != nil {
+		start := len(b)
+		var err error
+		if b, err = canonical.Append(b, v); err != nil {
 			return nil, fmt.Errorf("input %q: %w", k, err)
 		}
-		s.input.m[k] = member{v: v, enc: bytes.Clone(b)}
+		spans = append(spans, span{k, v, start, len(b)})
 		s.vars[k] = v
+	}
+	encs := bytes.Clone(b)
+	if cap(b) <= maxScratch {
+		s.buf = b[:0]
+	}
+	for _, sp := range spans {
+		s.input.m[sp.k] = member{v: sp.v, enc: encs[sp.start:sp.end:sp.end]}
 	}
 	s.last = s.fullHash()
 	return s, nil

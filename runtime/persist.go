@@ -48,8 +48,14 @@ type persister struct {
 	// the run ended (terminal or suspended) with the full header: settle
 	// then has nothing left to write.
 	ended kernel.Status
-	// written is set once this run has rewritten the run record.
+	// written is set once this run has rewritten the run record, or
+	// once it was recorded with the header the first commit would write
+	// (recorded).
 	written bool
+	// runRecord is the run record's stored bytes as the run was
+	// recorded with, until the first commit's envelope commits to them
+	// (store.StepCommit.RunRecord).
+	runRecord store.StoredRun
 	// outside caches actsOutside by step id (pipelined runs only).
 	outside map[string]bool
 	// pipeline is Config.PipelinePureSteps.
@@ -60,8 +66,10 @@ type persister struct {
 	// inputSHA256 and programSHA256 hash the execution's stored input and
 	// program, for the first step's envelope.
 	inputSHA256, programSHA256 string
-	// buf is reused for every step record (the store copies it).
-	buf []byte
+	// bufs holds the buffers reused for every step record and every
+	// envelope's payload (the store copies both before its commit call
+	// returns), from recordBufs.
+	bufs *runBufs
 	// env is reused for every step's envelope draft (the store copies it).
 	env store.Envelope
 	// commitCtx is the run's context without its cancellation, made at
@@ -83,8 +91,9 @@ func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(
 	// The program and input were stored when the run started; a step
 	// commit leaves them as they are instead of rewriting them each time.
 	p := &persister{rt: rt, prog: prog, progress: progress, total: len(prog.Steps), pipeline: rt.cfg.PipelinePureSteps}
-	if b, ok := recordBufs.Get().(*[]byte); ok {
-		p.buf = (*b)[:0]
+	p.bufs, _ = recordBufs.Get().(*runBufs)
+	if p.bufs == nil {
+		p.bufs = new(runBufs)
 	}
 	if len(exec.Input) > 0 {
 		p.inputSHA256 = store.RecordSHA256(exec.Input)
@@ -95,6 +104,19 @@ func (rt *Runtime) observer(exec store.Run, prog *kernel.Program, progress func(
 	exec.Input, exec.Program = nil, nil
 	p.exec = exec
 	return p
+}
+
+// recorded takes the run as the store recorded it (exec, and the record's
+// stored bytes when the store tells them: store.RunRecordStore). A run
+// recorded with its header (Runtime.start) then keeps that record through
+// its first step, whose envelope commits to those bytes instead of a
+// rewrite.
+func (p *persister) recorded(exec store.Run, stored store.StoredRun) {
+	exec.Input, exec.Program = nil, nil
+	p.exec = exec
+	if stored.Bytes() != nil && len(exec.Header) > 0 {
+		p.written, p.runRecord = true, stored
+	}
 }
 
 // programHashes remembers store.RecordSHA256 of each validated program's
@@ -152,13 +174,17 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	p.trace.endStep(rec)
 	// The store copies the record, so one buffer serves every step of the
 	// run.
-	data, err := kernel.AppendStepRecord(p.buf[:0], rec)
+	if p.bufs == nil {
+		p.bufs = new(runBufs) // released (settle), yet a step came
+	}
+	data, err := kernel.AppendStepRecord(p.bufs.record[:0], rec)
 	if err != nil {
 		return &unstorableError{fmt.Errorf("encode step %d: %w", rec.Index, err)}
 	}
-	p.buf = data
+	p.bufs.record = data
 	// The run record is rewritten by the first commit of this run
-	// (its header carries the run's start and initial state hash) and by
+	// (its header carries the run's start and initial state hash), unless
+	// the run was recorded with that header already (recorded), and by
 	// any step that changes the run's status; the steps between change
 	// nothing a reader takes from it (restore tallies a running trace's
 	// metrics from its steps), so they leave it alone.
@@ -176,10 +202,11 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 	// Every step record gets an envelope, failed and skipped ones too:
 	// the envelope commits to the record's bytes (the store adds their
 	// hash), so everything a trace shows is covered.
-	payload, err := envelopePayload(rec, p.rt.vault, ev.OutputJSON)
+	payload, err := appendPayload(p.bufs.payload[:0], rec, p.rt.vault, ev.OutputJSON)
 	if err != nil {
 		return &unstorableError{fmt.Errorf("envelope of step %d: %w", rec.Index, err)}
 	}
+	p.bufs.payload = payload
 	// The store copies the envelope before the commit call returns, so
 	// one serves every step of the run.
 	p.env = store.Envelope{
@@ -201,6 +228,13 @@ func (p *persister) StepFinished(ctx context.Context, ev kernel.StepEvent) error
 		p.commitCtx = context.WithoutCancel(ctx)
 	}
 	sc := store.StepCommit{Run: p.exec, KeepRun: keep, Index: rec.Index, Step: data, Envelope: env, Lease: p.lease}
+	if keep {
+		// The first commit of a run recorded with its header commits to
+		// that record as stored (verify holds a run's record to an
+		// envelope once a step is committed).
+		sc.RunRecord = p.runRecord
+	}
+	p.runRecord = store.StoredRun{}
 	p.written = true
 	p.ended = ""
 	if ev.Status != kernel.StatusRunning {
@@ -234,22 +268,34 @@ func (p *persister) durable(index int, stepID string, status kernel.StepStatus) 
 // flush waits until every commit started is durable or has failed.
 func (p *persister) flush() error { return p.reap(true) }
 
-// recordBufs keeps the persisters' record buffers between runs: a run
-// encodes every step record into one, which the store copies.
+// recordBufs keeps the persisters' buffers between runs (*runBufs): a
+// run encodes every step record into one and every envelope payload into
+// the other, which the store copies.
 var recordBufs sync.Pool
+
+// runBufs are a run's encoding buffers.
+type runBufs struct{ record, payload []byte }
 
 // maxPooledBuf bounds the buffers recordBufs keeps (a run with a huge
 // record should not pin its buffer forever).
 const maxPooledBuf = 64 << 10
 
-// release returns the record buffer once no step record is encoded any
-// more (settle).
+// release returns the buffers once no step record is encoded any more
+// (settle).
 func (p *persister) release() {
-	if b := p.buf; b != nil && cap(b) <= maxPooledBuf {
-		b = b[:0]
-		recordBufs.Put(&b)
+	b := p.bufs
+	if b == nil {
+		return
 	}
-	p.buf = nil
+	p.bufs = nil
+	if cap(b.record) > maxPooledBuf {
+		b.record = nil
+	}
+	if cap(b.payload) > maxPooledBuf {
+		b.payload = nil
+	}
+	b.record, b.payload = b.record[:0], b.payload[:0]
+	recordBufs.Put(b)
 }
 
 // reap reports the commits found durable, in order, as progress; with wait

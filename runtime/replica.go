@@ -201,23 +201,32 @@ func (rt *Runtime) lease(ctx context.Context, id string) (*store.Lease, error) {
 
 // record stores a new run: on a shared store it takes the run's lease
 // and records the run in one write (store.LeaseStore.StartRun); a lease
-// another live replica holds is store.ErrLeaseHeld.
-func (rt *Runtime) record(ctx context.Context, exec store.Run) (store.Run, *store.Lease, error) {
+// another live replica holds is store.ErrLeaseHeld. On a store that
+// tells them (store.RunRecordStore), it also returns the run record's
+// stored bytes, for the first step's envelope to commit to.
+func (rt *Runtime) record(ctx context.Context, exec store.Run) (store.Run, *store.Lease, store.StoredRun, error) {
 	if rt.replica == nil {
-		out, err := rt.store.PutRun(ctx, exec)
-		if err != nil {
-			return out, nil, fmt.Errorf("record run: %w", err)
+		var out store.Run
+		var stored store.StoredRun
+		var err error
+		if rs, ok := rt.store.(store.RunRecordStore); ok {
+			out, stored, err = rs.PutRunStored(ctx, exec)
+		} else {
+			out, err = rt.store.PutRun(ctx, exec)
 		}
-		return out, nil, nil
+		if err != nil {
+			return out, nil, store.StoredRun{}, fmt.Errorf("record run: %w", err)
+		}
+		return out, nil, stored, nil
 	}
 	out, l, err := rt.replica.ls.StartRun(ctx, exec, rt.replica.id)
 	if err != nil {
-		return out, nil, err
+		return out, nil, store.StoredRun{}, err
 	}
 	rt.mu.Lock()
 	rt.leases[exec.ID] = l
 	rt.mu.Unlock()
-	return out, &l, nil
+	return out, &l, store.StoredRun{}, nil
 }
 
 // recordEnd makes a settled run's last writes: its record when put (the

@@ -426,14 +426,23 @@ func (rt *Runtime) start(ctx context.Context, l *loaded, inputMap map[string]any
 		return nil, fmt.Errorf("run %s is already running", traceID)
 	}
 	defer rt.leave(traceID)
-	exec, lease, err := rt.record(ctx, exec)
+	// The run's start and initial state hash are known before its first
+	// record, which therefore holds the header the first step would
+	// otherwise rewrite it for (see persister.StepFinished).
+	prep, err := kernel.Prepare(l.prog, inputMap, traceID, rt.clock.Now())
 	if err != nil {
 		return nil, err
 	}
+	exec.Header = lightHeader(prep.Header(), kernel.StatusRunning)
 	obs := rt.observer(exec, l.prog, progress)
+	exec, lease, stored, err := rt.record(ctx, exec)
+	if err != nil {
+		return nil, err
+	}
+	obs.recorded(exec, stored)
 	obs.lease = lease
 	obs.trace = rt.traceRun(ctx, exec, "start")
-	tr, runErr := rt.machineFor(obs).Start(ctx, l.prog, inputMap, traceID)
+	tr, runErr := rt.machineFor(obs).StartPrepared(ctx, &prep)
 	return rt.settle(exec, tr, runErr, obs)
 }
 

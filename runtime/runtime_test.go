@@ -379,6 +379,48 @@ func TestCancelledRunContinuesByKey(t *testing.T) {
 	}
 }
 
+// Ensure a run interrupted right after its first step keeps the record it
+// was started with (holding its start and initial state hash, so it
+// continues), that the first step's envelope commits to that record, and
+// that the audit, records included, holds both while it is running and
+// once it is continued.
+func TestFirstStepKeepsStartRecord(t *testing.T) {
+	rt := openRuntime(t, runtime.Config{LLM: mockLLM(t, "mock/yes")})
+	ctx, cancel := context.WithCancel(context.Background())
+	prog := json.RawMessage(runtimetest.BarrierProgram)
+	res, err := rt.RunProgram(ctx, runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "first", Progress: func(p runtime.Progress) {
+		if p.Index == 0 {
+			cancel()
+		}
+	}})
+	if err == nil || res == nil || res.Status != "running" || res.Steps != 1 {
+		t.Fatalf("cancelled run: %+v %v", res, err)
+	}
+	exec, err := rt.Store().Run(context.Background(), res.TraceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr kernel.Trace
+	if err := json.Unmarshal(exec.Header, &hdr); err != nil || hdr.InitialStateHash == "" || hdr.StartedAt.IsZero() || !exec.UpdatedAt.Equal(exec.CreatedAt) {
+		t.Fatalf("record after the first step: header %s (%v), created %v, updated %v", exec.Header, err, exec.CreatedAt, exec.UpdatedAt)
+	}
+	envs, err := rt.Store().Envelopes(context.Background(), res.TraceID)
+	if err != nil || len(envs) != 1 || envs[0].RunSHA256 == "" || envs[0].RunStatus != "running" {
+		t.Fatalf("first envelope: %+v %v", envs, err)
+	}
+	rep, err := rt.VerifyAudit(context.Background(), "")
+	if err != nil || !rep.OK || len(rep.Records) != 0 || len(rep.Notes) != 0 {
+		t.Fatalf("verify while running: %+v %v", rep, err)
+	}
+	done, err := rt.RunProgram(context.Background(), runtime.RunRequest{Program: prog, Input: paymentInput(), IdempotencyKey: "first"})
+	if err != nil || done.Status != "success" || done.TraceID != res.TraceID || done.Steps != 5 {
+		t.Fatalf("continued: %+v %v", done, err)
+	}
+	if rep, err := rt.VerifyAudit(context.Background(), ""); err != nil || !rep.OK || len(rep.Records) != 0 {
+		t.Fatalf("verify once continued: %+v %v", rep, err)
+	}
+}
+
 // durableSteps is an LLM client that, when called, records how many of
 // its run's steps are durable (readable from the store) at that moment.
 type durableSteps struct {

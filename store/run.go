@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,15 +38,22 @@ func checkID(what, id string) error {
 
 // PutRun implements RunStore.
 func (db *DB) PutRun(ctx context.Context, e Run) (Run, error) {
+	out, _, err := db.PutRunStored(ctx, e)
+	return out, err
+}
+
+// PutRunStored implements RunRecordStore.
+func (db *DB) PutRunStored(ctx context.Context, e Run) (Run, StoredRun, error) {
 	if err := checkRun(e); err != nil {
-		return Run{}, fmt.Errorf("put run: %w", err)
+		return Run{}, StoredRun{}, fmt.Errorf("put run: %w", err)
 	}
 	now := db.now().UTC()
 	var out Run
+	var stored []byte
 	err := db.update(ctx, func(tx *bolt.Tx) error {
 		replaces := tx.Bucket(bucketRuns).Get([]byte(e.ID)) != nil
 		rec, v, err := putRun(tx, e, now)
-		out = rec
+		out, stored = rec, v
 		if err != nil || !replaces {
 			return err
 		}
@@ -73,9 +81,9 @@ func (db *DB) PutRun(ctx context.Context, e Run) (Run, error) {
 		return db.appendRecordEnvelope(tx, d)
 	})
 	if err != nil {
-		return Run{}, fmt.Errorf("put run %q: %w", e.ID, err)
+		return Run{}, StoredRun{}, fmt.Errorf("put run %q: %w", e.ID, err)
 	}
-	return out, nil
+	return out, StoredRun{v: stored, status: e.Status}, nil
 }
 
 func checkRun(e Run) error {
@@ -91,11 +99,44 @@ func checkRun(e Run) error {
 		name string
 		raw  json.RawMessage
 	}{{"input", e.Input}, {"program", e.Program}, {"header", e.Header}} {
-		if len(f.raw) > 0 && !jsonwrite.Valid(f.raw) {
+		if len(f.raw) == 0 {
+			continue
+		}
+		valid := false
+		if f.name == "program" {
+			valid = validProgram(f.raw)
+		} else {
+			valid = jsonwrite.Valid(f.raw)
+		}
+		if !valid {
 			return fmt.Errorf("run %q: %s is not valid JSON", e.ID, f.name)
 		}
 	}
 	return nil
+}
+
+// lastValidProgram is a copy of the last program validProgram found
+// valid JSON: every run of a program stores the same bytes, which are
+// then compared (a memcmp) rather than scanned again.
+var lastValidProgram atomic.Pointer[[]byte]
+
+// maxRememberedProgram bounds the program lastValidProgram copies.
+const maxRememberedProgram = 64 << 10
+
+// validProgram is jsonwrite.Valid(raw), remembering the last program it
+// found valid.
+func validProgram(raw []byte) bool {
+	if p := lastValidProgram.Load(); p != nil && bytes.Equal(*p, raw) {
+		return true
+	}
+	if !jsonwrite.Valid(raw) {
+		return false
+	}
+	if len(raw) <= maxRememberedProgram {
+		c := bytes.Clone(raw)
+		lastValidProgram.Store(&c)
+	}
+	return true
 }
 
 // runBody is the part of a run written once and read rarely:
@@ -437,14 +478,14 @@ func (db *DB) Unfinished(ctx context.Context) ([]Run, error) {
 // A caller that waits anyway commits through here rather than
 // StartCommitStep: alone, it commits on its own goroutine (see update).
 func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) {
-	fn, out, err := db.prepareStep(sc)
+	w, err := db.prepareStep(sc)
 	if err != nil {
 		return nil, err
 	}
-	if err := db.update(ctx, fn); err != nil {
+	if err := db.update(ctx, w.write); err != nil {
 		return nil, fmt.Errorf("commit step %q/%d: %w", sc.Run.ID, sc.Index, err)
 	}
-	return *out, nil
+	return w.envelope(), nil
 }
 
 // StartCommitStep implements RunStore.
@@ -455,7 +496,7 @@ func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) 
 // what it must, splices and writes.
 func (db *DB) StartCommitStep(ctx context.Context, sc StepCommit) *PendingCommit {
 	pc, complete := NewPendingCommit()
-	fn, out, err := db.prepareStep(sc)
+	w, err := db.prepareStep(sc)
 	if err != nil {
 		complete(nil, err)
 		return pc
@@ -466,26 +507,72 @@ func (db *DB) StartCommitStep(ctx context.Context, sc StepCommit) *PendingCommit
 			complete(nil, fmt.Errorf("commit step %q/%d: %w", id, index, err))
 			return
 		}
-		complete(*out, nil)
+		complete(w.envelope(), nil)
 	}
-	if _, err := db.enqueue(ctx, fn, then); err != nil {
+	if _, err := db.enqueue(ctx, w.write, then); err != nil {
 		then(err)
 	}
 	return pc
 }
 
-// prepareStep validates sc and returns the write function and where it
-// leaves the appended envelope (nil without a draft).
-func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, error) {
-	if err := checkRun(sc.Run); err != nil {
-		return nil, nil, fmt.Errorf("commit step: %w", err)
+// stepWrite is a step commit prepared outside the transaction: what its
+// write function uses, in one allocation with the sealer and the
+// appended envelope (capturing sc instead would move the whole StepCommit
+// to the heap; separate variables would be an allocation each).
+type stepWrite struct {
+	db *DB
+	id string
+	// key is the step's key, prevKey its predecessor's (nil for index
+	// 0), step the step's own copy of the record and logScratch the room
+	// for the step log's key and reference (putStep fills them in): all
+	// in one buffer, with the sealer's bytes.
+	key, prevKey, step, logScratch []byte
+	upd                            *runUpdate // nil with KeepRun
+	// runRecord, with KeepRun, is the stored record the envelope
+	// commits to (StepCommit.RunRecord).
+	runRecord []byte
+	status    kernel.Status
+	sealed    bool // the commit appends an envelope (seal is set)
+	seal      sealer
+	// env is the appended envelope, valid when appended.
+	env      Envelope
+	appended bool
+}
+
+// envelope is the envelope the write appended, nil without one.
+func (w *stepWrite) envelope() *Envelope {
+	if !w.appended {
+		return nil
+	}
+	return &w.env
+}
+
+// prepareStep validates sc and returns its write, whose write method the
+// transaction runs.
+func (db *DB) prepareStep(sc StepCommit) (*stepWrite, error) {
+	// A kept record is not written: only the id it names is checked,
+	// not the input, program and header the caller may still hold.
+	if sc.KeepRun {
+		if err := checkID("trace", sc.Run.ID); err != nil {
+			return nil, fmt.Errorf("commit step: %w", err)
+		}
+	} else if err := checkRun(sc.Run); err != nil {
+		return nil, fmt.Errorf("commit step: %w", err)
 	}
 	id := sc.Run.ID
 	if sc.Index < 0 {
-		return nil, nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
+		return nil, fmt.Errorf("commit step %q/%d: negative index", id, sc.Index)
 	}
 	if !jsonwrite.Valid(sc.Step) {
-		return nil, nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
+		return nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
+	}
+	w := &stepWrite{db: db, id: id, status: sc.Run.Status}
+	now := db.now().UTC()
+	if !sc.KeepRun {
+		var err error
+		if w.upd, err = prepareUpdate(sc.Run, now); err != nil {
+			return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
+		}
 	}
 	var draft Envelope
 	if sc.Envelope != nil {
@@ -494,113 +581,143 @@ func (db *DB) prepareStep(sc StepCommit) (func(*bolt.Tx) error, **Envelope, erro
 			d.TraceID = id
 		}
 		if d.TraceID != id || (d.StepIndex != 0 && d.StepIndex != sc.Index) {
-			return nil, nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.TraceID, d.StepIndex)
+			return nil, fmt.Errorf("commit step %q/%d: envelope is for %q/%d", id, sc.Index, d.TraceID, d.StepIndex)
 		}
 		d.StepIndex = sc.Index
-		draft = d
-	}
-	now := db.now().UTC()
-	// The step's key, its predecessor's and the step's own copy of the
-	// record share one allocation.
-	buf := make([]byte, 0, 2*(len(id)+9)+len(sc.Step)+stepLogScratch)
-	buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index))
-	key := buf[:len(buf):len(buf)]
-	var prevKey []byte
-	if sc.Index > 0 {
-		n := len(buf)
-		buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index-1))
-		prevKey = buf[n:len(buf):len(buf)]
-	}
-	n := len(buf)
-	buf = append(buf, sc.Step...)
-	step := buf[n:len(buf):len(buf)]
-	// The step log's key and reference (putStep fills them in).
-	logScratch := buf[len(buf) : len(buf)+stepLogScratch : len(buf)+stepLogScratch]
-	var upd *runUpdate
-	if !sc.KeepRun {
-		var err error
-		if upd, err = prepareUpdate(sc.Run, now); err != nil {
-			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
-		}
-	}
-	var seal *sealer
-	if sc.Envelope != nil {
 		// The envelope commits to the step record's exact stored bytes
 		// and to the run record's: the fast path writes upd.v; a
 		// fall back to putRun seals again with the bytes it wrote
-		// (see fn). Both hashes share one string.
+		// (see write). Both hashes share one string.
 		var sums [2 * 2 * sha256.Size]byte
 		n := 1
 		r := sha256.Sum256(sc.Step)
 		hex.Encode(sums[:], r[:])
-		if upd != nil && upd.v != nil {
-			x := sha256.Sum256(upd.v)
+		switch {
+		case w.upd != nil && w.upd.v != nil:
+			x := sha256.Sum256(w.upd.v)
 			hex.Encode(sums[2*sha256.Size:], x[:])
 			n = 2
+		case w.upd == nil && sc.RunRecord.v != nil:
+			// The record stays as PutRunStored wrote it; the envelope
+			// commits to it (write checks it is still what is stored).
+			x := sha256.Sum256(sc.RunRecord.v)
+			hex.Encode(sums[2*sha256.Size:], x[:])
+			n = 2
+			w.runRecord = sc.RunRecord.v
 		}
 		hs := string(sums[:n*2*sha256.Size])
-		draft.RecordSHA256, draft.RunSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
-		draft.RunStatus = ""
-		if draft.RunSHA256 != "" {
-			draft.RunStatus = string(sc.Run.Status)
+		d.RecordSHA256, d.RunSHA256 = hs[:2*sha256.Size], hs[2*sha256.Size:]
+		d.RunStatus = ""
+		switch {
+		case w.upd != nil && d.RunSHA256 != "":
+			d.RunStatus = string(sc.Run.Status)
+		case d.RunSHA256 != "":
+			// The status the kept record holds, whatever sc.Run says.
+			d.RunStatus = string(sc.RunRecord.status)
 		}
 		var err error
-		if seal, err = newSealer(draft); err != nil {
-			return nil, nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
+		if draft, err = prepareDraft(d); err != nil {
+			return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
+		}
+		w.sealed = true
+	}
+	// The step's key, its predecessor's, the step's own copy of the
+	// record, the step log's scratch and the sealer's bytes share one
+	// allocation.
+	keys := 2*(len(id)+9) + len(sc.Step) + stepLogScratch
+	sealCap := 0
+	if w.sealed {
+		sealCap = sealerCap(&draft)
+	}
+	buf := make([]byte, 0, keys+sealCap)
+	buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index))
+	w.key = buf[:len(buf):len(buf)]
+	if sc.Index > 0 {
+		n := len(buf)
+		buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index-1))
+		w.prevKey = buf[n:len(buf):len(buf)]
+	}
+	n := len(buf)
+	buf = append(buf, sc.Step...)
+	w.step = buf[n:len(buf):len(buf)]
+	w.logScratch = buf[len(buf) : len(buf)+stepLogScratch : len(buf)+stepLogScratch]
+	if w.sealed {
+		if err := w.seal.init(draft, buf[keys:keys:keys+sealCap]); err != nil {
+			return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 		}
 	}
-	// The write function captures only what it uses: capturing sc would
-	// move the whole StepCommit to the heap.
-	status := sc.Run.Status
-	out := new(*Envelope)
-	fn := func(tx *bolt.Tx) error {
-		*out = nil
-		steps := tx.Bucket(bucketSteps)
-		// One search answers both: the key itself, and the one before.
-		c := steps.Cursor()
-		k, _ := c.Seek(key)
-		if k != nil && bytes.Equal(k, key) {
-			return ErrStepExists
+	return w, nil
+}
+
+// write is the step's write function, run inside the transaction (again
+// if the batch is re-run).
+func (w *stepWrite) write(tx *bolt.Tx) error {
+	w.appended = false
+	steps := tx.Bucket(bucketSteps)
+	// One search answers both: the key itself, and the one before.
+	c := steps.Cursor()
+	k, _ := c.Seek(w.key)
+	if k != nil && bytes.Equal(k, w.key) {
+		return ErrStepExists
+	}
+	if w.prevKey != nil {
+		if k, _ = c.Prev(); k == nil || !bytes.Equal(k, w.prevKey) {
+			return ErrStepGap
 		}
-		if prevKey != nil {
-			if k, _ = c.Prev(); k == nil || !bytes.Equal(k, prevKey) {
-				return ErrStepGap
-			}
+	}
+	if err := w.db.putStep(tx, w.key, w.step, w.logScratch); err != nil {
+		return err
+	}
+	var s *sealer
+	if w.sealed {
+		s = &w.seal
+	}
+	if w.upd == nil {
+		v := tx.Bucket(bucketRuns).Get([]byte(w.id))
+		if v == nil {
+			return fmt.Errorf("run: %w", ErrNotFound)
 		}
-		if err := db.putStep(tx, key, step, logScratch); err != nil {
-			return err
-		}
-		s := seal
-		if upd == nil {
-			if tx.Bucket(bucketRuns).Get([]byte(id)) == nil {
-				return fmt.Errorf("run: %w", ErrNotFound)
-			}
-		} else {
-			v, err := upd.apply(tx)
-			if err != nil {
-				return err
-			}
-			if s != nil && v != nil && (upd.v == nil || &v[0] != &upd.v[0]) {
-				// putRun wrote the record: seal its bytes
-				// (rare: a record created by its first step, say).
-				d := seal.d
-				d.RunSHA256, d.RunStatus = RecordSHA256(v), string(status)
-				if s, err = newSealer(d); err != nil {
+		if s != nil && w.runRecord != nil && !bytes.Equal(v, w.runRecord) {
+			// Rewritten since the caller learnt its bytes: commit
+			// to the record as it is now.
+			var k runKeys
+			if !readRunKeys(v, &k) {
+				var err error
+				if k, err = decodeRunKeys(v); err != nil {
 					return err
 				}
 			}
+			d := w.seal.d
+			d.RunSHA256, d.RunStatus = RecordSHA256(v), string(k.Status)
+			var err error
+			if s, err = newSealer(d); err != nil {
+				return err
+			}
 		}
-		if s == nil {
-			return nil
-		}
-		e, err := db.appendEnvelope(tx, s)
+	} else {
+		v, err := w.upd.apply(tx)
 		if err != nil {
 			return err
 		}
-		*out = &e
+		if s != nil && v != nil && (w.upd.v == nil || &v[0] != &w.upd.v[0]) {
+			// putRun wrote the record: seal its bytes
+			// (rare: a record created by its first step, say).
+			d := w.seal.d
+			d.RunSHA256, d.RunStatus = RecordSHA256(v), string(w.status)
+			if s, err = newSealer(d); err != nil {
+				return err
+			}
+		}
+	}
+	if s == nil {
 		return nil
 	}
-	return fn, out, nil
+	e, err := w.db.appendEnvelope(tx, s)
+	if err != nil {
+		return err
+	}
+	w.env, w.appended = e, true
+	return nil
 }
 
 // runUpdate is a step's rewrite of its run's record, encoded ahead

@@ -40,17 +40,37 @@ func newSealer(draft Envelope) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.StepIndex >= maxExactInt {
-		return nil, fmt.Errorf("append envelope: step index %d is too large", d.StepIndex)
+	s := new(sealer)
+	if err := s.init(d, nil); err != nil {
+		return nil, err
 	}
-	s := &sealer{d: d}
-	// head, mid, status and tail share one allocation, with room for
-	// every field as it usually is (hex hashes, short ids) besides the
-	// payload, so it is not grown: about 160 bytes before prev_hash and
-	// 265 after it, and the variable parts.
-	headCap := 160 + len(d.Payload) + len(d.TraceID) + len(d.Kind) + len(d.PolicyHash) +
-		len(d.RunSHA256) + len(d.RunStatus) + len(d.InputSHA256) + len(d.ModuleSHA256) + len(d.ManifestSHA256)
-	b := make([]byte, 0, headCap+288+len(d.StepID)+len(d.StateHash)+len(d.RunStatus))
+	return s, nil
+}
+
+// sealerCap is the room a sealer of the prepared draft d takes: every
+// field as it usually is (hex hashes, short ids) besides the payload, so
+// it is not grown: about 160 bytes before prev_hash and 265 after it, and
+// the variable parts.
+func sealerCap(d *Envelope) int {
+	return 160 + len(d.Payload) + len(d.TraceID) + len(d.Kind) + len(d.PolicyHash) +
+		len(d.RunSHA256) + len(d.RunStatus) + len(d.InputSHA256) + len(d.ModuleSHA256) + len(d.ManifestSHA256) +
+		288 + len(d.StepID) + len(d.StateHash) + len(d.RunStatus)
+}
+
+// init fills s for the draft d, which prepareDraft returned. head, mid,
+// status and tail share one buffer: b when its capacity holds
+// sealerCap(&d) (a caller's allocation shared with other bytes of its
+// own), else a new one.
+func (s *sealer) init(d Envelope, b []byte) error {
+	if d.StepIndex >= maxExactInt {
+		return fmt.Errorf("append envelope: step index %d is too large", d.StepIndex)
+	}
+	s.d = d
+	if n := sealerCap(&d); cap(b) < n {
+		b = make([]byte, 0, n)
+	}
+	b = b[:0]
+	var err error
 	field := func(name, value string) {
 		if err != nil {
 			return
@@ -62,7 +82,7 @@ func newSealer(draft Envelope) (*sealer, error) {
 	}
 	b = append(b, `{"execution_id":`...)
 	if b, err = appendStr(b, d.TraceID); err != nil {
-		return nil, err
+		return err
 	}
 	if d.RunSHA256 != "" {
 		field("execution_sha256", d.RunSHA256)
@@ -78,14 +98,19 @@ func newSealer(draft Envelope) (*sealer, error) {
 		field("module_sha256", d.ModuleSHA256)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	// prepareDraft made the payload canonical already.
+	// prepareDraft made the payload canonical already. The envelope
+	// keeps the sealer's copy, not the caller's bytes, which the caller
+	// may reuse once the commit call returns (StepCommit.Envelope) while
+	// the committer may still read s.d (a re-seal, sealSlow).
 	b = append(b, `,"payload":`...)
+	p := len(b)
 	b = append(b, d.Payload...)
+	s.d.Payload = b[p:len(b):len(b)]
 	field("policy_hash", d.PolicyHash)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b = append(b, `,"prev_hash":`...)
 	s.head = b[:len(b):len(b)]
@@ -100,7 +125,7 @@ func newSealer(draft Envelope) (*sealer, error) {
 		field("record_sha256", d.RecordSHA256)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b = append(b, `,"recorded_at":"`...)
 	s.mid = b[:len(b):len(b)]
@@ -112,7 +137,7 @@ func newSealer(draft Envelope) (*sealer, error) {
 	if d.RunStatus != "" {
 		t = append(t, `,"run_status":`...)
 		if t, err = appendStr(t, d.RunStatus); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	t = append(t, `,"seq":`...)
@@ -121,16 +146,16 @@ func newSealer(draft Envelope) (*sealer, error) {
 	t = t[len(t):]
 	t = append(t, `,"state_hash":`...)
 	if t, err = appendStr(t, d.StateHash); err != nil {
-		return nil, err
+		return err
 	}
 	t = append(t, `,"step_id":`...)
 	if t, err = appendStr(t, d.StepID); err != nil {
-		return nil, err
+		return err
 	}
 	t = append(t, `,"step_index":`...)
 	t = strconv.AppendInt(t, int64(d.StepIndex), 10)
 	s.tail = append(t, '}')
-	return s, nil
+	return nil
 }
 
 // seal links the envelope after head: it returns the complete envelope and

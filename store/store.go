@@ -90,6 +90,27 @@ type RunStore interface {
 	RunTrace(ctx context.Context, id string) (Run, []Step, error)
 }
 
+// RunRecordStore is a RunStore that tells a caller the run record PutRun
+// stored (a bbolt file's DB): a run's first step commit can then have its
+// envelope commit to that record (StepCommit.RunRecord) instead of
+// rewriting it.
+type RunRecordStore interface {
+	// PutRunStored is PutRun, also returning the run record as stored.
+	PutRunStored(ctx context.Context, e Run) (Run, StoredRun, error)
+}
+
+// StoredRun is a run record as PutRunStored stored it: its bytes and the
+// status they hold, as the store wrote them (a caller cannot make one up,
+// so an envelope's RunStatus is always the record's own).
+type StoredRun struct {
+	v      []byte
+	status kernel.Status
+}
+
+// Bytes returns the record's stored bytes (the caller must not modify
+// them); nil for the zero StoredRun.
+func (s StoredRun) Bytes() []byte { return s.v }
+
 // AuditStore keeps the global append-only envelope chain.
 type AuditStore interface {
 	// AppendEnvelope appends an envelope that belongs to no step (an
@@ -282,6 +303,14 @@ type StepCommit struct {
 	// status nor anything a reader needs from the record need not rewrite
 	// it.
 	KeepRun bool
+	// RunRecord, with KeepRun, is the run record as PutRunStored stored
+	// it: the envelope then commits to it (RunSHA256, and its status as
+	// RunStatus) without the record being rewritten. Inside the transaction the store compares
+	// them with the stored record; if another write changed it since, the
+	// envelope commits to the record as it is instead. Only a store that
+	// implements RunRecordStore honours it (the others ignore it, and
+	// their callers have no bytes to give).
+	RunRecord StoredRun
 	// Index is the step's index; it must be free.
 	Index int
 	// Step is the step as JSON.
@@ -291,8 +320,8 @@ type StepCommit struct {
 	// when set; Kind defaults to EnvelopeKindStep. Seq, RecordedAt,
 	// PrevHash and Hash are assigned by the store, which copies the
 	// draft before CommitStep or StartCommitStep returns (the caller may
-	// reuse it). A payload already canonical is stored as given: the
-	// envelope the commit returns may share its bytes.
+	// reuse it, its payload's bytes too). A payload already canonical is
+	// stored as given.
 	Envelope *Envelope
 	// Lease, when set, fences the commit on a store shared by replicas
 	// (LeaseStore): it is written only while l is still the execution's

@@ -178,7 +178,9 @@ func (db *DB) prepareStep(sc store.StepCommit) (*stepReq, error) {
 		if err != nil {
 			return nil, fmt.Errorf("commit step %q/%d: %w", id, sc.Index, err)
 		}
-		r.seal, r.draft, r.hasEnv = s, d, true
+		// The prepared draft holds the sealer's copy of the payload: the
+		// caller may reuse its bytes once this returns.
+		r.seal, r.draft, r.hasEnv = s, s.Draft(), true
 	}
 	return r, nil
 }
