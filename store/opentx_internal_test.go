@@ -24,11 +24,11 @@ func stepReq(t *testing.T, db *DB, r Run, i int) *writeReq {
 	if i == 0 {
 		sc.Envelope.InputSHA256, sc.Envelope.ProgramSHA256 = RecordSHA256(stepPayload), RecordSHA256(stepPayload)
 	}
-	fn, _, err := db.prepareStep(sc)
+	w, err := db.prepareStep(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &writeReq{fn: fn}
+	return &writeReq{fn: w.write}
 }
 
 func putTestRun(t *testing.T, db *DB, id string) Run {
