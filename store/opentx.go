@@ -39,7 +39,8 @@ type openTx struct {
 	// acked holds the operations of the batches acknowledged since the
 	// last bbolt commit, in order: their journal records' payloads. A
 	// rollback (a batch member failing, a commit failing) loses them
-	// from tx; they are applied again to the next one (see batchTx).
+	// from tx; they are applied again and committed before the next
+	// batch (see batchTx).
 	acked   []byte
 	batches int // batches in acked
 	ops     int // operations in acked, for DB.nearRemap
@@ -50,31 +51,47 @@ type openTx struct {
 	stuck error
 }
 
-// batchTx returns the open write transaction, beginning one (with every
-// acknowledged operation not yet committed applied again) if none is
-// open.
+// batchTx returns the open write transaction, beginning one if none is
+// open. Acknowledged operations a rollback dropped from bbolt's
+// transaction are first applied again and committed (flushOpen), so the
+// next rollback has nothing to apply again: a batch with many failing
+// members, or writers whose every other write fails, re-applies each
+// acknowledged operation once, not once per failure (up to 1 MiB each).
 func (db *DB) batchTx() (*bolt.Tx, error) {
 	if db.otx.tx != nil {
 		return db.otx.tx, nil
+	}
+	if db.otx.batches > 0 {
+		if err := db.flushOpen(); err != nil {
+			return nil, err
+		}
 	}
 	tx, err := db.bolt.Begin(true)
 	if err != nil {
 		return nil, err
 	}
-	if db.otx.batches > 0 {
-		// Journaled and acknowledged already: not recorded again.
-		if err := guard(func() error { return applyOps(tx, db.otx.acked) }); err != nil {
-			_ = tx.Rollback()
-			return nil, fmt.Errorf("apply acknowledged writes again: %w", err)
-		}
-	}
 	db.otx.tx = tx
+	return tx, nil
+}
+
+// reapplied begins a write transaction holding every acknowledged
+// operation bbolt has not committed, after a rollback dropped them.
+// Journaled and acknowledged already: not recorded again.
+func (db *DB) reapplied() (*bolt.Tx, error) {
+	tx, err := db.bolt.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	if err := guard(func() error { return applyOps(tx, db.otx.acked) }); err != nil {
+		_ = tx.Rollback()
+		return nil, fmt.Errorf("apply acknowledged writes again: %w", err)
+	}
 	return tx, nil
 }
 
 // dropBatch rolls the open transaction back after a batch that is not
 // acknowledged wrote to it; the acknowledged batches before it are
-// applied again to the next transaction (batchTx).
+// applied again and committed before the next one (batchTx).
 func (db *DB) dropBatch() {
 	if db.otx.tx != nil {
 		_ = db.otx.tx.Rollback()
@@ -112,9 +129,12 @@ func (db *DB) flushOpen() error {
 		db.dropBatch() // nothing acknowledged in it
 		return nil
 	}
-	tx, err := db.batchTx()
-	if err != nil {
-		return err
+	tx := db.otx.tx
+	if tx == nil {
+		var err error
+		if tx, err = db.reapplied(); err != nil {
+			return err
+		}
 	}
 	db.otx.tx = nil
 	db.setAllocSize(tx)

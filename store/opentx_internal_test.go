@@ -290,3 +290,54 @@ func TestOpenTxBigBatch(t *testing.T) {
 	defer db.Close()
 	check(db, 8)
 }
+
+// TestOpenTxFailingMembersApplyOnce ensures the acknowledged batches a
+// rollback drops are applied again once, not once per failing member:
+// after the first rollback they are committed, so a batch in which
+// several members fail (or writers whose every other write fails) does
+// not make the committer redo up to 1 MiB of operations per failure.
+// What was acknowledged still reads back after a kill.
+func TestOpenTxFailingMembersApplyOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "members.db")
+	db, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.jr == nil {
+		t.Skip("no journal on this platform")
+	}
+	a := putTestRun(t, db, "a")
+	b := putTestRun(t, db, "b")
+	db.commitMu.Lock()
+	for i := range 5 {
+		req := stepReq(t, db, a, i)
+		db.commitBatch([]*writeReq{req})
+		if req.err != nil {
+			t.Fatal(req.err)
+		}
+	}
+	if db.otx.batches < 5 {
+		t.Fatalf("the open transaction holds %d acknowledged batches, want 5 at least", db.otx.batches)
+	}
+	// Three members fail after the first wrote: three rollbacks.
+	batch := []*writeReq{stepReq(t, db, a, 5), stepReq(t, db, a, 2), stepReq(t, db, a, 3), stepReq(t, db, a, 4), stepReq(t, db, b, 0)}
+	db.commitBatch(batch)
+	for i, r := range batch {
+		if fail := i >= 1 && i <= 3; fail != errors.Is(r.err, ErrStepExists) || !fail && r.err != nil {
+			t.Fatalf("member %d: %v", i, r.err)
+		}
+	}
+	// The five earlier batches were committed at the first rollback:
+	// the open transaction holds only what was acknowledged since.
+	if db.otx.batches != 1 {
+		t.Fatalf("after the rollbacks the open transaction holds %d acknowledged batches, want 1 (the retried batch)", db.otx.batches)
+	}
+	db.commitMu.Unlock()
+	db.crash()
+	db, err = Open(path, &Options{CheckOnOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkSteps(t, db, map[string]int{"a": 6, "b": 1})
+}
