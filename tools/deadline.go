@@ -35,6 +35,10 @@ type deadlineCtx struct {
 
 	mu  sync.Mutex
 	err error
+	// stop, when set, is the stop flag of the instance running the call
+	// (armed as generation stopGen): cancel sets it.
+	stop    *stopper
+	stopGen uint64
 }
 
 var deadlinePool sync.Pool // *deadlineCtx, reusable
@@ -73,11 +77,26 @@ func newDeadline(parent context.Context, timeout time.Duration) *deadlineCtx {
 // cancel ends the context with err, once.
 func (d *deadlineCtx) cancel(err error) {
 	d.mu.Lock()
+	var s *stopper
+	var gen uint64
 	if d.err == nil {
 		d.err = err
 		close(d.done)
+		s, gen = d.stop, d.stopGen
 	}
 	d.mu.Unlock()
+	if s != nil {
+		s.stop(gen)
+	}
+}
+
+// watch makes s, armed as generation gen, the stop flag cancel sets (nil:
+// none), and reports whether the context ended already.
+func (d *deadlineCtx) watch(s *stopper, gen uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stop, d.stopGen = s, gen
+	return d.err != nil
 }
 
 // release stops the timer and the parent watch; the context goes back to
@@ -94,6 +113,7 @@ func releaseDeadline(d *deadlineCtx) {
 	if d.err != nil {
 		reusable = false
 	}
+	d.stop = nil
 	d.mu.Unlock()
 	if reusable {
 		d.parent = context.Background() // not the caller's, kept alive

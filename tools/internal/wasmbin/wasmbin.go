@@ -565,8 +565,10 @@ func (r *reader) globalType(what label) (Global, error) {
 	return Global{Type: t, Mutable: mut == 1}, nil
 }
 
-// constExpr skips a constant expression, as wazero reads one.
-func (r *reader) constExpr(what label) error {
+// constExpr skips a constant expression, as wazero reads one, refusing a
+// global.get of a global not below globals and a ref.func of a function
+// not below funcs (the module's own counts: see parser.index).
+func (r *reader) constExpr(what label, globals, funcs uint32) error {
 	for {
 		at := r.pos
 		op, err := r.byte()
@@ -589,7 +591,16 @@ func (r *reader) constExpr(what label) error {
 		case 0x44:
 			_, err = r.take(8)
 		case 0x23, 0xd2: // global.get, ref.func
-			_, err = r.u32()
+			var v uint32
+			if v, err = r.u32(); err == nil {
+				n, kind := globals, "global"
+				if op == 0xd2 {
+					n, kind = funcs, "function"
+				}
+				if v >= n {
+					return r.errAt(at, ErrMalformed, "%s: names %s %d, the module has %d", what, kind, v, n)
+				}
+			}
 		case 0xd0: // ref.null
 			var c byte
 			if c, err = r.byte(); err == nil && ValType(c) != FuncRef && ValType(c) != ExternRef {
