@@ -86,9 +86,16 @@ func (d *deadlineCtx) cancel(err error) {
 	}
 	d.mu.Unlock()
 	if s != nil {
+		if lateStop != nil {
+			lateStop()
+		}
 		s.stop(gen)
 	}
 }
+
+// lateStop, set by tests only, runs between a cancel's end and its setting
+// of the stop flag: a late stop, which must find its call over.
+var lateStop func()
 
 // watch makes s, armed as generation gen, the stop flag cancel sets (nil:
 // none), and reports whether the context ended already.

@@ -188,8 +188,11 @@ func TestCollectorRunsBesideEndlessGuest(t *testing.T) {
 // alone, and each call clears the flag before it runs. Two goroutines
 // share a pool of two; each alternates a call with a timeout of a few
 // microseconds (which may time out) and one of ten seconds (which must
-// not). Run it under -race too.
+// not), while every stop reaches its flag 300 µs late (lateStop), when
+// the instance serves the next call. Run it under -race too.
 func TestPooledNextCallNotStoppedByLateTimer(t *testing.T) {
+	lateStop = func() { time.Sleep(300 * time.Microsecond) }
+	defer func() { lateStop = nil }()
 	r := newRegistry(t, "get_order_amount")
 	register(t, r, "get_order_amount", func(m *Manifest) {
 		m.Name = "goa_pooled"
@@ -414,4 +417,44 @@ func (r *bare) run(t *testing.T, pm *wasmbin.Module, in string, instrumented boo
 		}
 	}
 	return strings.Join(append(res, outcome("end", nil)), ", ")
+}
+
+// Ensure a deadline that ends as its call ends, and whose stop reaches
+// the flag only once the instance serves the next call, leaves that call
+// alone: the stop names the generation of its own call. (Without the
+// generation, the next call trapped.)
+func TestLateStopLeavesNextCallAlone(t *testing.T) {
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	mod, err := rt.Instantiate(ctx, w.Module(
+		w.Section(w.SecGlobal, w.Vec([]byte{w.I32, 0x01, 0x41, 0x00, 0x0b})),
+		w.Section(w.SecExport, w.Vec(w.Export(wasmbin.StopExport, 3, 0))),
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stopper{}
+	if err := s.bind(mod); err != nil {
+		t.Fatal(err)
+	}
+	gen := s.arm()
+	d := newDeadline(context.Background(), time.Hour)
+	d.watch(s, gen)
+	reached, gate := make(chan struct{}), make(chan struct{})
+	lateStop = func() { close(reached); <-gate }
+	defer func() { lateStop = nil }()
+	done := make(chan struct{})
+	go func() { d.cancel(context.DeadlineExceeded); close(done) }()
+	<-reached
+	// The call ends; the instance serves the next one.
+	s.disarm()
+	s.arm()
+	close(gate)
+	<-done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.flag.Get() != 0 {
+		t.Fatal("a late stop of the previous call set the flag of the next one")
+	}
 }
