@@ -71,7 +71,8 @@ func TestStartFunctionsStoppedAtTimeout(t *testing.T) {
 		{"reactor _initialize", reactorModule(returnZero, endless, []byte{0x0b}, false), false},
 		{"pooled start section", reactorModule(returnZero, []byte{0x0b}, endless, true), true},
 		{"pooled _initialize", reactorModule(returnZero, endless, []byte{0x0b}, false), true},
-		{"pooled nanovm_call", reactorModule(endless[:5], []byte{0x0b}, []byte{0x0b}, false), true},
+		// nanovm_call: loop br 0 end, then unreachable for its i32.
+		{"pooled nanovm_call", reactorModule([]byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b}, []byte{0x0b}, []byte{0x0b}, false), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,12 +82,7 @@ func TestStartFunctionsStoppedAtTimeout(t *testing.T) {
 			if c.pooled {
 				m.Isolation = IsolationPool
 			}
-			wasm := c.wasm
-			if c.name == "pooled nanovm_call" {
-				// nanovm_call: loop br 0 end, then unreachable for its i32.
-				wasm = reactorModule([]byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b}, []byte{0x0b}, []byte{0x0b}, false)
-			}
-			if err := registerBytes(t, r, m, wasm); err != nil {
+			if err := registerBytes(t, r, m, c.wasm); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
@@ -456,5 +452,37 @@ func TestLateStopLeavesNextCallAlone(t *testing.T) {
 	defer s.mu.Unlock()
 	if s.flag.Get() != 0 {
 		t.Fatal("a late stop of the previous call set the flag of the next one")
+	}
+}
+
+// Ensure closing the host stops a guest running an endless loop under a
+// long timeout, as wazero's close of every module did with
+// close-on-context-done: Close sets the flag of every armed instance.
+func TestHostCloseStopsRunningGuest(t *testing.T) {
+	h, err := NewHost(context.Background(), HostOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+	if err := registerBytes(t, r, manifestFor("endless"), w.Command(1, nil, endless)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Call(context.Background(), "endless", CallRequest{Timeout: 2 * time.Minute})
+		done <- err
+	}()
+	for len(h.calls) == 0 {
+		runtime.Gosched()
+	}
+	time.Sleep(50 * time.Millisecond) // the guard above: in flight; now in its loop
+	_ = h.Close(context.Background())
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the stopped call succeeded")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a guest ran on 30 s after its host closed")
 	}
 }
