@@ -220,7 +220,7 @@ func (h *Host) Close(ctx context.Context) error {
 		}
 	}
 	h.closing.Store(true)
-	h.stopRunning() // running guests stop at their next check
+	h.stopRunning(ctx) // running guests stop at their next check
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()

@@ -141,8 +141,6 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 		w.call = w.mod.ExportedFunction("nanovm_call")
 	}
 	defer func() {
-		// No stop of this call reaches the instance once it is idle.
-		st.disarmStop()
 		// The function holds the runtime's call stack, which a deep call
 		// grew outside linear memory and every budget: an idle instance
 		// keeps no grown one, the next call starts afresh (10 KiB).
@@ -153,11 +151,14 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 		w.cur, w.out.w, w.err.w = nil, nil, nil
 		w.in.clear()
 		if ok {
+			// No stop of this call reaches the instance once it is idle.
+			st.disarmStop()
 			p.mu.Lock()
 			p.idle = append(p.idle, w)
 			p.mu.Unlock()
 		} else {
-			w.close()
+			w.close() // before the disarm: a closing host waits for it
+			st.disarmStop()
 		}
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)

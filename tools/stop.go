@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -126,10 +127,12 @@ func (st *callState) disarmStop() {
 	h.runMu.Unlock()
 }
 
-// stopRunning sets the flag of every armed instance: the host is closing.
-func (h *Host) stopRunning() {
+// stopRunning sets the flag of every armed instance, the host closing,
+// and waits until every one is disarmed (its call closed it or made it
+// idle), ctx ends, or closeWait passes: the runtime's close then finds no
+// guest running (a guest blocked in a host function may still be).
+func (h *Host) stopRunning(ctx context.Context) {
 	h.runMu.Lock()
-	defer h.runMu.Unlock()
 	for s := h.running; s != nil; s = s.next {
 		s.mu.Lock()
 		if s.armed {
@@ -137,7 +140,21 @@ func (h *Host) stopRunning() {
 		}
 		s.mu.Unlock()
 	}
+	h.runMu.Unlock()
+	deadline := time.Now().Add(closeWait)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		h.runMu.Lock()
+		idle := h.running == nil
+		h.runMu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
+
+// closeWait bounds how long Close waits for stopped guests to end.
+const closeWait = 2 * time.Second
 
 // startInstance arms the stop flag of mod, a fresh instance instantiated
 // with no start function, for st's call, then runs what InstantiateModule
