@@ -17,9 +17,9 @@ import (
 // once: a context whose channel closed (the call timed out, failed or was
 // cancelled) is never reused, nor is one whose timer or parent watch
 // could not be stopped before it ran. So whoever still holds one from an
-// earlier call (the runtime's close-on-done goroutine, which may start
-// after its call ended) sees a channel that closes only for a later call's
-// timeout, and then finds its own call over and does nothing.
+// earlier call sees a channel that closes only for a later call's
+// timeout, and then finds its own call over and does nothing; a stop flag
+// it sets names its call's generation (stopper).
 type deadlineCtx struct {
 	done chan struct{}
 	// timer fires expire at the deadline; created on first use, then

@@ -39,10 +39,11 @@ type guardPlan struct {
 	after []uint32
 }
 
-// entryLoop is an empty loop, `loop end`: wazero (compiled with
-// WithCloseOnContextDone) checks at every loop header whether the call's
-// context is done, and the check is a call into Go, where the goroutine
-// can also be stopped for a garbage collection.
+// entryLoop is an empty loop, `loop end`: wazero compiled with
+// WithCloseOnContextDone checks at every loop header whether the call's
+// context is done, in Go. The host no longer compiles so: Instrument puts
+// `call $check` where GuardCalls puts this loop (and at every loop
+// header); GuardCalls stays as the plan's plainest form, for its tests.
 var entryLoop = []byte{0x03, 0x40, 0x0b}
 
 // guardBudget bounds, in instructions, the straight-line work one
