@@ -10,7 +10,11 @@
 // naming the opcode and its offset.
 //
 // Parse is not a validator: it checks structure, not types, and leaves the
-// rest to wazero, which compiles only what Parse accepted. It is written to
+// rest to wazero, which compiles only what Parse accepted. It does check
+// that every function, table and global index the module's code, exports,
+// segments, start section and constant expressions name is below the
+// module's own count: wazero validates the instrumented copy (Instrument),
+// in which such an index would name what the host appended. It is written to
 // be run on hostile input: every length and count is read as a bounded
 // LEB128, checked against the bytes that remain before anything is
 // allocated for it, and checked against the caller's Limits; nothing is
