@@ -11,6 +11,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin"
 )
 
 // reportCPU adds the CPU-µs/op metric: the process's CPU (every thread,
@@ -267,39 +269,48 @@ var countdownModule = []byte{
 }
 
 // BenchmarkCloseOnContextDone measures what wazero v1.12 charges a call
-// for WithCloseOnContextDone, the only way it offers to stop a running
-// guest at a deadline (the host sets it: without it a guest's endless loop
-// would outlive every timeout): a goroutine per call from Go, watching the
+// for WithCloseOnContextDone (mode "on"), which the host used to stop a
+// running guest at a deadline: a goroutine per call from Go, watching the
 // context, and at every loop iteration an exit from the guest's machine
-// code to Go to check whether the instance was closed. Each case runs on
-// a bare runtime with and without the option: a warm call of countdown
-// for 1, 30 and 300 iterations, and a warm nanovm_call of get_order_amount
-// (stdin and stdout in memory). The difference is a fixed cost per call
-// plus one per loop iteration, which no public API avoids.
+// code to Go to check whether the instance was closed; against no
+// termination check at all ("off"), and the host's own check written into
+// the guest ("check": wasmbin.Instrument, the option off), which costs a
+// call of the check per loop iteration and an exit to Go every
+// wasmbin.CheckEvery of them. Each case runs on a bare runtime: a warm
+// call of countdown for 1, 30 and 300 iterations, and a warm nanovm_call
+// of get_order_amount (stdin and stdout in memory).
 func BenchmarkCloseOnContextDone(b *testing.B) {
 	ctx := context.Background()
 	stdin := []byte(`{"order_id":"o-1"}`)
-	for _, on := range []bool{true, false} {
+	for _, name := range []string{"on", "off", "check"} {
+		on := name == "on"
+		rewrite := func(wasm []byte) []byte {
+			if name != "check" {
+				return wasm
+			}
+			pm, err := wasmbin.Parse(wasm, wasmbin.Limits{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			out, _ := pm.Instrument(wasm, 1<<20)
+			return out
+		}
 		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(on))
 		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 			b.Fatal(err)
 		}
-		countdown, err := rt.Instantiate(ctx, countdownModule)
+		countdown, err := rt.Instantiate(ctx, rewrite(countdownModule))
 		if err != nil {
 			b.Fatal(err)
 		}
 		var in swapReader
 		var out bytes.Buffer
-		goa, err := rt.InstantiateWithConfig(ctx, modules(b)["get_order_amount"].Wasm,
+		goa, err := rt.InstantiateWithConfig(ctx, rewrite(modules(b)["get_order_amount"].Wasm),
 			wazero.NewModuleConfig().WithName("").WithStdin(&in).WithStdout(&out).WithStartFunctions())
 		if err != nil {
 			b.Fatal(err)
 		}
-		name := "on"
-		if !on {
-			name = "off"
-		}
-		for _, n := range []uint64{1, 30, 300} {
+		for _, n := range []uint64{1, 30, 300, 30000} {
 			b.Run(fmt.Sprintf("%s/loop_%d", name, n), func(b *testing.B) {
 				fn := countdown.ExportedFunction("countdown")
 				stack := []uint64{n}

@@ -47,6 +47,9 @@ type Tool struct {
 	input  *jsonschema.Schema
 	output *jsonschema.Schema
 	base   wazero.ModuleConfig
+	// starts are the start functions a fresh instance runs (_start or
+	// _initialize), after the module's start section.
+	starts []string
 	pool   *pool
 	lim    limits // the manifest's limits under the server's ceilings
 	// inputQuick and outputQuick, when set, accept most values without
@@ -153,20 +156,19 @@ func (h *Host) prepare(ctx context.Context, rec toolrecord.Record, m Manifest, c
 		}
 		cfg = cfg.WithFSConfig(fsc)
 	}
+	// No start function runs inside the runtime's instantiation: the
+	// host runs them once the instance's stop flag is armed (instantiate).
 	switch {
 	case cm.extism != "": // a plugin's entry points are its exports
-		cfg = cfg.WithStartFunctions()
 		if cm.hasInit {
-			cfg = cfg.WithStartFunctions("_initialize")
+			t.starts = []string{"_initialize"}
 		}
 	case cm.hasStart:
-		cfg = cfg.WithStartFunctions("_start")
+		t.starts = []string{"_start"}
 	case cm.hasInit:
-		cfg = cfg.WithStartFunctions("_initialize")
-	default:
-		cfg = cfg.WithStartFunctions()
+		t.starts = []string{"_initialize"}
 	}
-	t.base = cfg
+	t.base = cfg.WithStartFunctions()
 	t.lim = h.opts.Ceilings.effective(&m)
 	if len(t.lim.clamped) > 0 {
 		h.opts.Logger.Warn("tool limits above the server's ceilings: clamped", "tool", m.Name, "module", rec.ModuleSHA256, "fields", t.lim.clamped)
@@ -327,7 +329,8 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 		cfg = cfg.WithArgs(st.argv...)
 	}
 	t.host.stats.instantiations.Add(1)
-	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
+	defer st.disarmStop()
+	mod, err := t.instantiate(ctx, st, &s.stop, cfg, t.starts)
 	if err != nil {
 		return err
 	}

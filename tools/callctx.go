@@ -19,6 +19,10 @@ type callState struct {
 	// place of cancel; detach clears it as the call ends.
 	dl  *deadlineCtx
 	ctx callCtx // the call's context: carries this state
+	// stop is the stop flag of the instance running the call, while it
+	// is armed (armStop), and stopGen its generation.
+	stop    *stopper
+	stopGen uint64
 
 	// argRefs are the vault refs that appear in the call's arguments: the
 	// only ones nanovm.secret_get may resolve (secretAccess).
@@ -73,8 +77,8 @@ func stateFrom(ctx context.Context) *callState {
 	return s
 }
 
-// fail records the first fatal limit breach and kills the instance by
-// cancelling the call's context (the runtime closes modules on it). The
+// fail records the first fatal limit breach and stops the instance by
+// cancelling the call's context (which sets the instance's stop flag). The
 // breach is read from failure, not from the context's cause, so the
 // context needs no cause of its own.
 func (s *callState) fail(err error) {

@@ -17,9 +17,9 @@ import (
 // once: a context whose channel closed (the call timed out, failed or was
 // cancelled) is never reused, nor is one whose timer or parent watch
 // could not be stopped before it ran. So whoever still holds one from an
-// earlier call (the runtime's close-on-done goroutine, which may start
-// after its call ended) sees a channel that closes only for a later call's
-// timeout, and then finds its own call over and does nothing.
+// earlier call sees a channel that closes only for a later call's
+// timeout, and then finds its own call over and does nothing; a stop flag
+// it sets names its call's generation (stopper).
 type deadlineCtx struct {
 	done chan struct{}
 	// timer fires expire at the deadline; created on first use, then
@@ -35,6 +35,10 @@ type deadlineCtx struct {
 
 	mu  sync.Mutex
 	err error
+	// stop, when set, is the stop flag of the instance running the call
+	// (armed as generation stopGen): cancel sets it.
+	stop    *stopper
+	stopGen uint64
 }
 
 var deadlinePool sync.Pool // *deadlineCtx, reusable
@@ -73,11 +77,33 @@ func newDeadline(parent context.Context, timeout time.Duration) *deadlineCtx {
 // cancel ends the context with err, once.
 func (d *deadlineCtx) cancel(err error) {
 	d.mu.Lock()
+	var s *stopper
+	var gen uint64
 	if d.err == nil {
 		d.err = err
 		close(d.done)
+		s, gen = d.stop, d.stopGen
 	}
 	d.mu.Unlock()
+	if s != nil {
+		if lateStop != nil {
+			lateStop()
+		}
+		s.stop(gen)
+	}
+}
+
+// lateStop, set by tests only, runs between a cancel's end and its setting
+// of the stop flag: a late stop, which must find its call over.
+var lateStop func()
+
+// watch makes s, armed as generation gen, the stop flag cancel sets (nil:
+// none), and reports whether the context ended already.
+func (d *deadlineCtx) watch(s *stopper, gen uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stop, d.stopGen = s, gen
+	return d.err != nil
 }
 
 // release stops the timer and the parent watch; the context goes back to
@@ -94,6 +120,7 @@ func releaseDeadline(d *deadlineCtx) {
 	if d.err != nil {
 		reusable = false
 	}
+	d.stop = nil
 	d.mu.Unlock()
 	if reusable {
 		d.parent = context.Background() // not the caller's, kept alive

@@ -504,7 +504,9 @@ func (t *Tool) runExtism(ctx context.Context, st *callState, fn string, input []
 		cfg = cfg.WithRandSource(deterministicRand())
 	}
 	t.host.stats.instantiations.Add(1)
-	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
+	var stop stopper
+	defer st.disarmStop()
+	mod, err := t.instantiate(ctx, st, &stop, cfg, t.starts)
 	if err != nil {
 		return nil, err
 	}

@@ -253,9 +253,11 @@ func (t *Tool) invokePlugin(ctx context.Context, traceID string, timeoutOverride
 	if timeoutOverride > 0 {
 		timeout = min(timeoutOverride, t.host.opts.Ceilings.CallTimeout)
 	}
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	st := &callState{tool: t, traceID: traceID, cancel: cancel, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	dl := newDeadline(ctx, timeout)
+	defer releaseDeadline(dl)
+	tctx := context.Context(dl)
+	st := &callState{tool: t, traceID: traceID, dl: dl, memLimit: t.lim.memory - min(t.mod.tableBytes, t.lim.memory)}
+	defer st.detach() // before the release: no late fail cancels a later call
 	// A plugin's WASI stdout is a log, not its result (that is output_set).
 	st.stdout = capWriter{max: t.lim.stderr, state: st}
 	st.stderr = capWriter{max: t.lim.stderr, state: st}

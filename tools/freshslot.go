@@ -39,6 +39,8 @@ type freshSlot struct {
 	vals context.Context
 	// stack is the parameter and result stack of nanovm_call.
 	stack [1]uint64
+	// stop is the stop flag of the slot's instance of the moment.
+	stop stopper
 }
 
 // randSeed is the seed of a tool's random source without wasi:random.

@@ -98,6 +98,10 @@ type Host struct {
 	sessions sessionShares
 
 	closing atomic.Bool
+	// running links the stop flags of the instances running a call
+	// (callState.armStop), which Close sets.
+	runMu   sync.Mutex
+	running *stopper
 	// budget holds the guest memory of every live instance.
 	budget budget
 	// stats are the counters Stats reports.
@@ -160,8 +164,9 @@ func NewHost(ctx context.Context, opts HostOptions) (*Host, error) {
 	} else {
 		h.cache = wazero.NewCompilationCache()
 	}
+	// No WithCloseOnContextDone: every module checks its own stop flag
+	// (wasmbin.Instrument, stopper), at a fraction of the cost.
 	cfg := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
 		WithCompilationCache(h.cache).
 		// Custom sections are not kept, nor read for DWARF line info:
 		// nothing reads them from a compiled module, and a compiled module
@@ -215,6 +220,7 @@ func (h *Host) Close(ctx context.Context) error {
 		}
 	}
 	h.closing.Store(true)
+	h.stopRunning(ctx) // running guests stop at their next check
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
@@ -512,6 +518,9 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 	}
 	funcExports := map[string]bool{}
 	for _, e := range pm.Exports {
+		if strings.HasPrefix(e.Name, wasmbin.ReservedPrefix) {
+			return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "export %q: names starting %q are the host's", e.Name, wasmbin.ReservedPrefix))
+		}
 		if e.Kind != wasmbin.KindFunc {
 			continue
 		}
@@ -551,11 +560,11 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 			return nil, nil, fmt.Errorf("read module %.12s: %w", sum, detail(ErrInvalidModule, "guest ABI %q not supported (this host speaks 1)", s.Data))
 		}
 	}
-	// Every body that calls gets a timeout check at its entry (see
-	// GuardCalls); then the tables are held (its section comes before the
-	// code, so its offsets still hold).
-	code, _ := pm.GuardCalls(wasm)
-	code, maxes := pm.HoldTables(code, lim.TableElements)
+	// What runs is a copy that checks its own stop flag at every loop
+	// iteration and wherever a call tree or cycle needs it, and whose
+	// tables are held to the ceiling (see Instrument).
+	code, info := pm.Instrument(wasm, lim.TableElements)
+	maxes := info.TableMax
 	for i, t := range pm.Tables {
 		cm.tableBytes += uint64(maxes[i]) * 8
 		declared := "declares no maximum"

@@ -43,6 +43,8 @@ type warm struct {
 	host   *Host
 	// stack is nanovm_call's parameter and result stack.
 	stack [1]uint64
+	// stop is the instance's stop flag.
+	stop stopper
 }
 
 // close closes the instance (freeing its memory and the memory's charge)
@@ -124,9 +126,12 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 		return st.failed()
 	}
 	defer p.tool.host.leaveCall(share)
-	w, err := p.get(ctx, st)
+	w, fresh, err := p.get(ctx, st)
 	if err != nil {
 		return err
+	}
+	if !fresh { // a new instance was armed before its _initialize
+		st.armStop(&w.stop)
 	}
 	w.cur = st
 	w.in.set(stdin)
@@ -146,11 +151,14 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 		w.cur, w.out.w, w.err.w = nil, nil, nil
 		w.in.clear()
 		if ok {
+			// No stop of this call reaches the instance once it is idle.
+			st.disarmStop()
 			p.mu.Lock()
 			p.idle = append(p.idle, w)
 			p.mu.Unlock()
 		} else {
-			w.close()
+			w.close() // before the disarm: a closing host waits for it
+			st.disarmStop()
 		}
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: host panic: %v", ErrTrap, r)
@@ -170,10 +178,10 @@ func (p *pool) call(ctx context.Context, st *callState, stdin []byte) (err error
 
 // get pops an idle instance or instantiates one under the current call, so
 // limits breached in _initialize count against it.
-func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
+func (p *pool) get(ctx context.Context, st *callState) (*warm, bool, error) {
 	if w := p.takeIdle(); w != nil {
 		p.tool.host.stats.poolHits.Add(1)
-		return w, nil
+		return w, false, nil
 	}
 
 	t := p.tool
@@ -181,7 +189,7 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 	if tb := t.mod.tableBytes; tb > 0 {
 		if !t.host.reserve(tb) {
 			st.fail(t.host.budget.err(tb))
-			return nil, st.failed()
+			return nil, false, st.failed()
 		}
 		w.tables = tb
 	}
@@ -199,20 +207,20 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, error) {
 	if !t.caps[CapRandom] {
 		cfg = cfg.WithRandSource(deterministicRand())
 	}
+	var starts []string
 	if t.mod.hasInit {
-		cfg = cfg.WithStartFunctions("_initialize")
-	} else {
-		cfg = cfg.WithStartFunctions()
+		starts = []string{"_initialize"}
 	}
 	t.host.stats.instantiations.Add(1)
-	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
+	mod, err := t.instantiate(ctx, st, &w.stop, cfg, starts)
 	if err != nil {
+		st.disarmStop()
 		w.mem.Free()
 		t.host.budget.release(w.tables)
-		return nil, err
+		return nil, false, err
 	}
 	w.mod, w.call = mod, mod.ExportedFunction("nanovm_call")
-	return w, nil
+	return w, true, nil
 }
 
 // maxIdleStack is the largest call stack an idle pooled instance keeps;

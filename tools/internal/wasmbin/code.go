@@ -158,11 +158,15 @@ func (p *parser) body(r *reader, fn uint32) error {
 		p.sites = make([]callSite, 0, c)
 	}
 	p.sites = p.sites[:0]
+	p.loops = p.loops[:0]
 	if err := p.instructions(b, fn, &f); err != nil {
 		return err
 	}
 	if len(p.sites) > 0 {
 		f.calls = slices.Clone(p.sites)
+	}
+	if len(p.loops) > 0 {
+		f.loops = slices.Clone(p.loops)
 	}
 	f.instructions = st.Instructions - before
 	p.m.bodies = append(p.m.bodies, f)
@@ -214,11 +218,23 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 			if depth > st.MaxNesting {
 				st.MaxNesting, st.MaxNestingFunc = depth, fn
 			}
+			if op == 0x03 {
+				p.loops = append(p.loops, uint32(b.pos))
+			}
 		case opU32:
-			_, err = b.u32()
+			var v uint32
+			if v, err = b.u32(); err == nil {
+				err = p.indexOK(b, fn, at, op, v)
+			}
 		case opU32x2:
-			if _, err = b.u32(); err == nil {
-				_, err = b.u32()
+			var ty, tb uint32
+			if ty, err = b.u32(); err == nil {
+				if tb, err = b.u32(); err == nil {
+					err = p.index(b, fn, at, "call_indirect names type", ty, uint32(len(p.m.Types)))
+					if err == nil {
+						err = p.index(b, fn, at, "call_indirect names table", tb, p.nTables)
+					}
+				}
 			}
 		case opBrTable:
 			var n uint32
@@ -344,9 +360,15 @@ func (p *parser) misc(b *reader, fn uint32, at int) error {
 			return err
 		}
 		return zeroByte(b, fn)
-	case sub == 0x09, sub == 0x0d, sub == 0x0f, sub == 0x10, sub == 0x11: // data.drop elem.drop table.grow/size/fill
+	case sub == 0x09, sub == 0x0d: // data.drop elem.drop
 		_, err = b.u32()
 		return err
+	case sub == 0x0f, sub == 0x10, sub == 0x11: // table.grow/size/fill
+		var t uint32
+		if t, err = b.u32(); err != nil {
+			return err
+		}
+		return p.index(b, fn, at, "table instruction names table", t, p.nTables)
 	case sub == 0x0a: // memory.copy
 		if err := zeroByte(b, fn); err != nil {
 			return err
@@ -354,12 +376,26 @@ func (p *parser) misc(b *reader, fn uint32, at int) error {
 		return zeroByte(b, fn)
 	case sub == 0x0b: // memory.fill
 		return zeroByte(b, fn)
-	case sub == 0x0c, sub == 0x0e: // table.init table.copy
+	case sub == 0x0c: // table.init: element segment, table
 		if _, err := b.u32(); err != nil {
 			return err
 		}
-		_, err = b.u32()
-		return err
+		var t uint32
+		if t, err = b.u32(); err != nil {
+			return err
+		}
+		return p.index(b, fn, at, "table.init names table", t, p.nTables)
+	case sub == 0x0e: // table.copy: two tables
+		for range 2 {
+			var t uint32
+			if t, err = b.u32(); err != nil {
+				return err
+			}
+			if err := p.index(b, fn, at, "table.copy names table", t, p.nTables); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return b.errAt(at, ErrUnsupported, "function %d: opcode 0xfc %#x is not enabled", fn, sub)
 }
@@ -388,6 +424,34 @@ func vec(b *reader, fn uint32, at int) error {
 		return err
 	}
 	return b.errAt(at, ErrUnsupported, "function %d: SIMD opcode 0xfd %#x is not defined", fn, sub)
+}
+
+// indexOK checks the index immediate v of the one-u32 instruction op at
+// at against the module's own counts (see indexBound).
+func (p *parser) indexOK(b *reader, fn uint32, at int, op byte, v uint32) error {
+	switch op {
+	case 0x10:
+		return p.index(b, fn, at, "call names function", v, p.nFuncs)
+	case 0xd2:
+		return p.index(b, fn, at, "ref.func names function", v, p.nFuncs)
+	case 0x23, 0x24:
+		return p.index(b, fn, at, "global instruction names global", v, p.nGlobals)
+	case 0x25, 0x26:
+		return p.index(b, fn, at, "table instruction names table", v, p.nTables)
+	}
+	return nil
+}
+
+// index refuses an index v not below n, the module's own count of what
+// it names. wazero would refuse it too in the module as uploaded; it is
+// checked here because wazero validates the instrumented copy, whose
+// appended function, table and globals (Instrument) such an index would
+// name: no guest code reaches them.
+func (p *parser) index(b *reader, fn uint32, at int, what string, v, n uint32) error {
+	if v >= n {
+		return b.errAt(at, ErrMalformed, "function %d: %s %d, the module has %d", fn, what, v, n)
+	}
+	return nil
 }
 
 // readU32 decodes the unsigned LEB128 in b, which the reader has checked.

@@ -8,6 +8,7 @@ type bodyFacts struct {
 	size, locals, code, end int
 	instructions            uint64
 	calls                   []callSite
+	loops                   []uint32 // offsets just after each loop's block type
 	indirect                bool
 	entryChecked            bool
 }
@@ -38,10 +39,11 @@ type guardPlan struct {
 	after []uint32
 }
 
-// entryLoop is an empty loop, `loop end`: wazero (compiled with
-// WithCloseOnContextDone) checks at every loop header whether the call's
-// context is done, and the check is a call into Go, where the goroutine
-// can also be stopped for a garbage collection.
+// entryLoop is an empty loop, `loop end`: wazero compiled with
+// WithCloseOnContextDone checks at every loop header whether the call's
+// context is done, in Go. The host no longer compiles so: Instrument puts
+// `call $check` where GuardCalls puts this loop (and at every loop
+// header); GuardCalls stays as the plan's plainest form, for its tests.
 var entryLoop = []byte{0x03, 0x40, 0x0b}
 
 // guardBudget bounds, in instructions, the straight-line work one
@@ -76,45 +78,87 @@ const guardBudget = 512
 // loop.
 func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 	plans := m.needGuards()
-	n, loops := countPlans(plans)
+	n, _ := countPlans(plans)
 	if n == 0 {
 		return wasm, 0
 	}
+	content, _ := m.codeContent(wasm, plans, entryLoop, false, 0)
 	sec := m.codeSection
-	content := make([]byte, 0, sec[1]-sec[0]+loops*len(entryLoop)+n*4)
-	at := sectionContent(wasm, sec[0])
-	for i, f := range m.bodies {
-		p := plans[i]
-		if !p.changes() {
-			continue
-		}
-		content = append(content, wasm[at:f.size]...)
-		added := len(p.after) * len(entryLoop)
-		if p.entry {
-			added += len(entryLoop)
-		}
-		content = appendU32(content, uint32(f.end-f.locals+added))
-		content = append(content, wasm[f.locals:f.code]...)
-		if p.entry {
-			content = append(content, entryLoop...)
-		}
-		from := f.code
-		for _, off := range p.after {
-			content = append(content, wasm[from:off]...)
-			content = append(content, entryLoop...)
-			from = int(off)
-		}
-		content = append(content, wasm[from:f.end]...)
-		at = f.end
-	}
-	content = append(content, wasm[at:sec[1]]...)
-	out := make([]byte, 0, len(wasm)+loops*len(entryLoop)+n*4+8)
+	out := make([]byte, 0, len(wasm)+len(content)-(sec[1]-sec[0])+8)
 	out = append(out, wasm[:sec[0]]...)
 	out = append(out, 10)
 	out = appendU32(out, uint32(len(content)))
 	out = append(out, content...)
 	out = append(out, wasm[sec[1]:]...)
 	return out, n
+}
+
+// codeContent returns the content of the code section (its vector of
+// bodies, extra more than the module's) with check inserted where plans
+// say, and, with loops, after every loop's block type too; and how many
+// bodies changed.
+func (m *Module) codeContent(wasm []byte, plans []guardPlan, check []byte, loops bool, extra uint32) ([]byte, int) {
+	sec := m.codeSection
+	inserts, changed := 0, 0
+	for i, p := range plans {
+		k := len(p.after)
+		if p.entry {
+			k++
+		}
+		if loops {
+			k += len(m.bodies[i].loops)
+		}
+		if k > 0 {
+			changed++
+		}
+		inserts += k
+	}
+	content := make([]byte, 0, sec[1]-sec[0]+inserts*len(check)+changed*4+8)
+	at := sectionContent(wasm, sec[0])
+	if extra > 0 {
+		// The count is rewritten; what follows it is copied.
+		r := &reader{b: wasm, pos: at, end: sec[1]}
+		n, _ := r.u32()
+		content = appendU32(content, n+extra)
+		at = r.pos
+	}
+	for i, f := range m.bodies {
+		p := plans[i]
+		var lp []uint32
+		if loops {
+			lp = f.loops
+		}
+		k := len(p.after) + len(lp)
+		if p.entry {
+			k++
+		}
+		if k == 0 {
+			continue
+		}
+		content = append(content, wasm[at:f.size]...)
+		content = appendU32(content, uint32(f.end-f.locals+k*len(check)))
+		content = append(content, wasm[f.locals:f.code]...)
+		if p.entry {
+			content = append(content, check...)
+		}
+		from := f.code
+		a, l := p.after, lp
+		for len(a) > 0 || len(l) > 0 {
+			var off uint32
+			if len(l) == 0 || (len(a) > 0 && a[0] < l[0]) {
+				off, a = a[0], a[1:]
+			} else {
+				off, l = l[0], l[1:]
+			}
+			content = append(content, wasm[from:off]...)
+			content = append(content, check...)
+			from = int(off)
+		}
+		content = append(content, wasm[from:f.end]...)
+		at = f.end
+	}
+	content = append(content, wasm[at:sec[1]]...)
+	return content, changed
 }
 
 // changes reports whether p adds a loop to its body.

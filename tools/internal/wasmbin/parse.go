@@ -62,7 +62,10 @@ func Parse(wasm []byte, lim Limits) (*Module, error) {
 		case 7:
 			err = p.exports(s)
 		case 8:
-			m.Start, err = s.u32()
+			at := s.pos
+			if m.Start, err = s.u32(); err == nil && m.Start >= p.funcs() {
+				err = s.errAt(at, ErrMalformed, "start function %d, the module has %d", m.Start, p.funcs())
+			}
 			m.HasStart = true
 		case 9:
 			err = p.elements(s)
@@ -106,6 +109,29 @@ type parser struct {
 	// body keeps an exact copy (growing a slice per body allocated five
 	// times its final size).
 	sites []callSite
+	loops []uint32
+	// nFuncs, nTables and nGlobals are the module's own counts, imports
+	// included, that the code section's indices are checked against; set
+	// before the code section is read.
+	nFuncs, nTables, nGlobals uint32
+}
+
+// funcs, globals and count are the module's own counts read so far,
+// imports included: what its indices may name (see parser.index).
+func (p *parser) funcs() uint32 { return p.m.importedFuncs + uint32(len(p.m.Funcs)) }
+
+func (p *parser) nGlobalsSoFar() uint32 { return p.m.importedGlobals + uint32(len(p.m.Globals)) }
+
+func (p *parser) count(k Kind) uint32 {
+	switch k {
+	case KindFunc:
+		return p.funcs()
+	case KindTable:
+		return p.m.importedTables + uint32(len(p.m.Tables))
+	case KindMemory:
+		return p.m.importedMemories + uint32(len(p.m.Memories))
+	}
+	return p.nGlobalsSoFar()
 }
 
 func (p *parser) types(r *reader) error {
@@ -310,7 +336,7 @@ func (p *parser) globals(r *reader) error {
 		if err != nil {
 			return err
 		}
-		if err := r.constExpr(what); err != nil {
+		if err := r.constExpr(what, p.m.importedGlobals+i, p.funcs()); err != nil {
 			return err
 		}
 		p.m.Globals = append(p.m.Globals, g)
@@ -338,8 +364,12 @@ func (p *parser) exports(r *reader) error {
 			return r.errAt(at, ErrMalformed, "export %q has kind %#x", e.Name, k)
 		}
 		e.Kind = Kind(k)
+		iat := r.pos
 		if e.Index, err = r.u32(); err != nil {
 			return err
+		}
+		if n := p.count(e.Kind); e.Index >= n {
+			return r.errAt(iat, ErrMalformed, "export %q names %s %d, the module has %d", e.Name, e.Kind, e.Index, n)
 		}
 		p.m.Exports = append(p.m.Exports, e)
 	}
@@ -365,11 +395,16 @@ func (p *parser) elements(r *reader) error {
 		passive := flags&1 != 0
 		if flags&1 == 0 { // active: [table index] offset
 			if flags&2 != 0 {
-				if _, err := r.u32(); err != nil {
+				tat := r.pos
+				t, err := r.u32()
+				if err != nil {
 					return err
 				}
+				if n := p.m.importedTables + uint32(len(p.m.Tables)); t >= n {
+					return r.errAt(tat, ErrMalformed, "%s names table %d, the module has %d", what, t, n)
+				}
 			}
-			if err := r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"}); err != nil {
+			if err := r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"}, p.nGlobalsSoFar(), p.funcs()); err != nil {
 				return err
 			}
 		}
@@ -404,10 +439,14 @@ func (p *parser) elements(r *reader) error {
 		}
 		for j := uint32(0); j < c; j++ {
 			if exprs {
-				err = r.constExpr(what)
+				err = r.constExpr(what, p.nGlobalsSoFar(), p.funcs())
 			} else {
+				fat := r.pos
 				var f uint32
 				if f, err = r.u32(); err == nil {
+					if f >= p.funcs() {
+						return r.errAt(fat, ErrMalformed, "%s names function %d, the module has %d", what, f, p.funcs())
+					}
 					p.m.tableFuncs = append(p.m.tableFuncs, f)
 				}
 			}
@@ -434,11 +473,11 @@ func (p *parser) data(r *reader, dataCount *uint32) error {
 		}
 		switch flags {
 		case 0:
-			err = r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"})
+			err = r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"}, p.nGlobalsSoFar(), p.funcs())
 		case 1:
 		case 2:
 			if _, err = r.u32(); err == nil {
-				err = r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"})
+				err = r.constExpr(label{pre: what.pre, idx: what.idx, has: true, post: " offset"}, p.nGlobalsSoFar(), p.funcs())
 			}
 		default:
 			return r.errAt(at, ErrMalformed, "%s has flags %#x", what, flags)
@@ -465,6 +504,10 @@ func (p *parser) code(r *reader) error {
 	if int64(n) != int64(len(p.m.Funcs)) {
 		return r.errAt(at, ErrMalformed, "%d function bodies for %d functions", n, len(p.m.Funcs))
 	}
+	m := p.m
+	p.nFuncs = m.importedFuncs + uint32(len(m.Funcs))
+	p.nTables = m.importedTables + uint32(len(m.Tables))
+	p.nGlobals = m.importedGlobals + uint32(len(m.Globals))
 	for i := uint32(0); i < n; i++ {
 		if err := p.body(r, i+p.m.importedFuncs); err != nil {
 			return err

@@ -10,7 +10,11 @@
 // naming the opcode and its offset.
 //
 // Parse is not a validator: it checks structure, not types, and leaves the
-// rest to wazero, which compiles only what Parse accepted. It is written to
+// rest to wazero, which compiles only what Parse accepted. It does check
+// that every function, table and global index the module's code, exports,
+// segments, start section and constant expressions name is below the
+// module's own count: wazero validates the instrumented copy (Instrument),
+// in which such an index would name what the host appended. It is written to
 // be run on hostile input: every length and count is read as a bounded
 // LEB128, checked against the bytes that remain before anything is
 // allocated for it, and checked against the caller's Limits; nothing is
@@ -565,8 +569,10 @@ func (r *reader) globalType(what label) (Global, error) {
 	return Global{Type: t, Mutable: mut == 1}, nil
 }
 
-// constExpr skips a constant expression, as wazero reads one.
-func (r *reader) constExpr(what label) error {
+// constExpr skips a constant expression, as wazero reads one, refusing a
+// global.get of a global not below globals and a ref.func of a function
+// not below funcs (the module's own counts: see parser.index).
+func (r *reader) constExpr(what label, globals, funcs uint32) error {
 	for {
 		at := r.pos
 		op, err := r.byte()
@@ -589,7 +595,16 @@ func (r *reader) constExpr(what label) error {
 		case 0x44:
 			_, err = r.take(8)
 		case 0x23, 0xd2: // global.get, ref.func
-			_, err = r.u32()
+			var v uint32
+			if v, err = r.u32(); err == nil {
+				n, kind := globals, "global"
+				if op == 0xd2 {
+					n, kind = funcs, "function"
+				}
+				if v >= n {
+					return r.errAt(at, ErrMalformed, "%s: names %s %d, the module has %d", what, kind, v, n)
+				}
+			}
 		case 0xd0: // ref.null
 			var c byte
 			if c, err = r.byte(); err == nil && ValType(c) != FuncRef && ValType(c) != ExternRef {

@@ -275,8 +275,9 @@ func parseAlloc(wasm []byte) uint64 {
 }
 
 // FuzzParse checks that Parse never panics, allocates at most a small
-// multiple of its input, and that what it accepts stays accepted once
-// HoldTables rewrote it.
+// multiple of its input, that what it accepts stays accepted once
+// HoldTables rewrote it, and that what wazero compiles it still compiles
+// once instrumented, with the shape Instrument promises.
 func FuzzParse(f *testing.F) {
 	// While fuzzing, the committed multi-megabyte Go modules would make
 	// every mutation slow; they run whole as seeds under plain go test.
@@ -326,6 +327,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		checkGuarded(t, m, wasm)
+		instrumentedCompiles(t, m, wasm)
 	})
 }
 
