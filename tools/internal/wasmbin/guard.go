@@ -8,7 +8,7 @@ type bodyFacts struct {
 	size, locals, code, end int
 	instructions            uint64
 	calls                   []callSite
-	loops                   []uint32 // offsets just after each loop's block type
+	loops                   []loopSite
 	indirect                bool
 	entryChecked            bool
 }
@@ -28,6 +28,27 @@ const checkedBit = 1 << 31
 
 func (c callSite) after() int    { return int(c.at &^ checkedBit) }
 func (c callSite) checked() bool { return c.at&checkedBit != 0 }
+
+// loopSite is one loop of a body: the offset just after its block type,
+// where a check goes, and the weight of one iteration: the instructions
+// written inside the loop (nested loops included) plus guardBudget for
+// every call among them, which is at most what an iteration runs before
+// it passes another check (an unguarded callee stands for at most
+// guardBudget instructions; a guarded one checks by itself). Eight bytes:
+// a loop takes at least three.
+type loopSite struct {
+	at, weight uint32
+}
+
+// openBlock is a block open while a body is read (parser.open).
+type openBlock struct {
+	loop         uint32 // index in parser.loops, or noLoop
+	instructions uint64 // the module's instruction count at the loop
+	sites        int    // len(parser.sites) at the loop
+}
+
+// noLoop marks an openBlock that is not a loop.
+const noLoop = ^uint32(0)
 
 // indirectCall is the callee of a call_indirect.
 const indirectCall = ^uint32(0)
@@ -82,7 +103,7 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 	if n == 0 {
 		return wasm, 0
 	}
-	content, _ := m.codeContent(wasm, plans, entryLoop, false, 0)
+	content, _ := m.codeContent(wasm, plans, func(dst []byte, _ uint32) []byte { return append(dst, entryLoop...) }, false, 0)
 	sec := m.codeSection
 	out := make([]byte, 0, len(wasm)+len(content)-(sec[1]-sec[0])+8)
 	out = append(out, wasm[:sec[0]]...)
@@ -94,10 +115,11 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 }
 
 // codeContent returns the content of the code section (its vector of
-// bodies, extra more than the module's) with check inserted where plans
+// bodies, extra more than the module's) with a check inserted where plans
 // say, and, with loops, after every loop's block type too; and how many
-// bodies changed.
-func (m *Module) codeContent(wasm []byte, plans []guardPlan, check []byte, loops bool, extra uint32) ([]byte, int) {
+// bodies changed. check appends one check of the given weight (see
+// bodyWeight and loopSite) to dst.
+func (m *Module) codeContent(wasm []byte, plans []guardPlan, check func(dst []byte, weight uint32) []byte, loops bool, extra uint32) ([]byte, int) {
 	sec := m.codeSection
 	inserts, changed := 0, 0
 	for i, p := range plans {
@@ -113,7 +135,8 @@ func (m *Module) codeContent(wasm []byte, plans []guardPlan, check []byte, loops
 		}
 		inserts += k
 	}
-	content := make([]byte, 0, sec[1]-sec[0]+inserts*len(check)+changed*4+8)
+	// A check is at most 11 bytes (i32.const and call, five-byte LEBs).
+	content := make([]byte, 0, sec[1]-sec[0]+inserts*11+changed*4+8)
 	at := sectionContent(wasm, sec[0])
 	if extra > 0 {
 		// The count is rewritten; what follows it is copied.
@@ -122,43 +145,57 @@ func (m *Module) codeContent(wasm []byte, plans []guardPlan, check []byte, loops
 		content = appendU32(content, n+extra)
 		at = r.pos
 	}
+	var scratch []byte
 	for i, f := range m.bodies {
 		p := plans[i]
-		var lp []uint32
+		var lp []loopSite
 		if loops {
 			lp = f.loops
 		}
-		k := len(p.after) + len(lp)
-		if p.entry {
-			k++
-		}
-		if k == 0 {
+		if len(p.after)+len(lp) == 0 && !p.entry {
 			continue
 		}
 		content = append(content, wasm[at:f.size]...)
-		content = appendU32(content, uint32(f.end-f.locals+k*len(check)))
-		content = append(content, wasm[f.locals:f.code]...)
+		whole := f.bodyWeight()
+		body := append(scratch[:0], wasm[f.locals:f.code]...)
 		if p.entry {
-			content = append(content, check...)
+			body = check(body, whole)
 		}
 		from := f.code
 		a, l := p.after, lp
+		first := true
 		for len(a) > 0 || len(l) > 0 {
-			var off uint32
-			if len(l) == 0 || (len(a) > 0 && a[0] < l[0]) {
-				off, a = a[0], a[1:]
+			var off, w uint32
+			if len(l) == 0 || (len(a) > 0 && a[0] < l[0].at) {
+				off, w, a = a[0], whole, a[1:]
 			} else {
-				off, l = l[0], l[1:]
+				off, w, l = l[0].at, l[0].weight, l[1:]
+				if first && f.entryChecked {
+					// The loop every entry passes first checks for the
+					// whole body: what the body runs after the loop, once
+					// per call, is charged here.
+					w = max(w, whole)
+				}
+				first = false
 			}
-			content = append(content, wasm[from:off]...)
-			content = append(content, check...)
+			body = append(body, wasm[from:off]...)
+			body = check(body, w)
 			from = int(off)
 		}
-		content = append(content, wasm[from:f.end]...)
+		body = append(body, wasm[from:f.end]...)
+		content = appendU32(content, uint32(len(body)))
+		content = append(content, body...)
+		scratch = body
 		at = f.end
 	}
 	content = append(content, wasm[at:sec[1]]...)
 	return content, changed
+}
+
+// bodyWeight is what one pass through f may run before its next check:
+// every instruction written in it, and guardBudget for each call.
+func (f *bodyFacts) bodyWeight() uint32 {
+	return uint32(min(f.instructions+guardBudget*uint64(len(f.calls)), ExitBudget))
 }
 
 // changes reports whether p adds a loop to its body.
