@@ -210,8 +210,8 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 			}
 			if n := len(p.open); depth > 0 && n > 0 {
 				if o := p.open[n-1]; o.loop != noLoop {
-					w := st.Instructions - o.instructions + guardBudget*uint64(len(p.sites)-o.sites)
-					p.loops[o.loop].weight = uint32(min(w, ExitBudget))
+					l := &p.loops[o.loop]
+					l.end, l.instructions = uint32(b.pos), uint32(min(st.Instructions-o.instructions, ExitBudget))
 				}
 				p.open = p.open[:n-1]
 			}
@@ -228,9 +228,8 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 			}
 			o := openBlock{loop: noLoop}
 			if op == 0x03 {
-				o = openBlock{loop: uint32(len(p.loops)), instructions: st.Instructions, sites: len(p.sites)}
-				// An unclosed loop (the body is refused then) weighs the most.
-				p.loops = append(p.loops, loopSite{at: uint32(b.pos), weight: ExitBudget})
+				o = openBlock{loop: uint32(len(p.loops)), instructions: st.Instructions}
+				p.loops = append(p.loops, loopSite{at: uint32(b.pos)})
 			}
 			p.open = append(p.open, o)
 		case opU32:

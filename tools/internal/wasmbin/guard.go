@@ -1,5 +1,10 @@
 package wasmbin
 
+import (
+	"cmp"
+	"slices"
+)
+
 // bodyFacts is what GuardCalls needs of one function body: where its
 // size, locals and instructions start and where it ends in the module's
 // bytes, its instruction count, its calls, whether it calls through a
@@ -30,21 +35,20 @@ func (c callSite) after() int    { return int(c.at &^ checkedBit) }
 func (c callSite) checked() bool { return c.at&checkedBit != 0 }
 
 // loopSite is one loop of a body: the offset just after its block type,
-// where a check goes, and the weight of one iteration: the instructions
-// written inside the loop (nested loops included) plus guardBudget for
-// every call among them, which is at most what an iteration runs before
-// it passes another check (an unguarded callee stands for at most
-// guardBudget instructions; a guarded one checks by itself). Eight bytes:
-// a loop takes at least three.
+// where a check goes, the offset after its end, and the instructions
+// written inside it (nested loops included). With what the calls among
+// them cost (needGuards: an unguarded callee at most guardBudget, one
+// that checks by itself nothing), that is at most what an iteration runs
+// before it passes another check: the check's weight. Twelve bytes: a loop
+// takes at least three.
 type loopSite struct {
-	at, weight uint32
+	at, end, instructions uint32
 }
 
 // openBlock is a block open while a body is read (parser.open).
 type openBlock struct {
 	loop         uint32 // index in parser.loops, or noLoop
 	instructions uint64 // the module's instruction count at the loop
-	sites        int    // len(parser.sites) at the loop
 }
 
 // noLoop marks an openBlock that is not a loop.
@@ -98,12 +102,12 @@ const guardBudget = 512
 // is, and no index moves. It returns wasm itself when no body needs the
 // loop.
 func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
-	plans := m.needGuards()
+	plans, _ := m.needGuards()
 	n, _ := countPlans(plans)
 	if n == 0 {
 		return wasm, 0
 	}
-	content, _ := m.codeContent(wasm, plans, func(dst []byte, _ uint32) []byte { return append(dst, entryLoop...) }, false, 0)
+	content, _ := m.codeContent(wasm, plans, nil, func(dst []byte, _ uint32) []byte { return append(dst, entryLoop...) }, false, 0)
 	sec := m.codeSection
 	out := make([]byte, 0, len(wasm)+len(content)-(sec[1]-sec[0])+8)
 	out = append(out, wasm[:sec[0]]...)
@@ -119,7 +123,7 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 // say, and, with loops, after every loop's block type too; and how many
 // bodies changed. check appends one check of the given weight (see
 // bodyWeight and loopSite) to dst.
-func (m *Module) codeContent(wasm []byte, plans []guardPlan, check func(dst []byte, weight uint32) []byte, loops bool, extra uint32) ([]byte, int) {
+func (m *Module) codeContent(wasm []byte, plans []guardPlan, cost []uint64, check func(dst []byte, weight uint32) []byte, loops bool, extra uint32) ([]byte, int) {
 	sec := m.codeSection
 	inserts, changed := 0, 0
 	for i, p := range plans {
@@ -146,6 +150,7 @@ func (m *Module) codeContent(wasm []byte, plans []guardPlan, check func(dst []by
 		at = r.pos
 	}
 	var scratch []byte
+	var prefix []uint64 // what the calls of a body cost, summed: prefix[k] for its first k
 	for i, f := range m.bodies {
 		p := plans[i]
 		var lp []loopSite
@@ -156,7 +161,18 @@ func (m *Module) codeContent(wasm []byte, plans []guardPlan, check func(dst []by
 			continue
 		}
 		content = append(content, wasm[at:f.size]...)
-		whole := f.bodyWeight()
+		var whole uint32
+		if cost != nil {
+			prefix = append(prefix[:0], 0)
+			for _, cs := range f.calls {
+				var c uint64
+				if v := m.callNode(cs); v >= 0 {
+					c = cost[v]
+				}
+				prefix = append(prefix, prefix[len(prefix)-1]+c)
+			}
+			whole = weigh(uint64(f.instructions), prefix[len(prefix)-1])
+		}
 		body := append(scratch[:0], wasm[f.locals:f.code]...)
 		if p.entry {
 			body = check(body, whole)
@@ -169,7 +185,8 @@ func (m *Module) codeContent(wasm []byte, plans []guardPlan, check func(dst []by
 			if len(l) == 0 || (len(a) > 0 && a[0] < l[0].at) {
 				off, w, a = a[0], whole, a[1:]
 			} else {
-				off, w, l = l[0].at, l[0].weight, l[1:]
+				off, w = l[0].at, weigh(uint64(l[0].instructions), callsCost(f.calls, prefix, l[0].at, l[0].end))
+				l = l[1:]
 				if first && f.entryChecked {
 					// The loop every entry passes first checks for the
 					// whole body: what the body runs after the loop, once
@@ -192,10 +209,18 @@ func (m *Module) codeContent(wasm []byte, plans []guardPlan, check func(dst []by
 	return content, changed
 }
 
-// bodyWeight is what one pass through f may run before its next check:
-// every instruction written in it, and guardBudget for each call.
-func (f *bodyFacts) bodyWeight() uint32 {
-	return uint32(min(f.instructions+guardBudget*uint64(len(f.calls)), ExitBudget))
+// weigh is a check's weight: the instructions it stands for and what the
+// calls among them cost, at most ExitBudget.
+func weigh(instructions, calls uint64) uint32 {
+	return uint32(min(instructions+calls, ExitBudget))
+}
+
+// callsCost is what the calls of calls (a body's, in order, prefix their
+// summed costs) between the offsets from and to cost.
+func callsCost(calls []callSite, prefix []uint64, from, to uint32) uint64 {
+	lo, _ := slices.BinarySearchFunc(calls, from, func(c callSite, at uint32) int { return cmp.Compare(uint32(c.after()), at) })
+	hi, _ := slices.BinarySearchFunc(calls, to, func(c callSite, at uint32) int { return cmp.Compare(uint32(c.after()), at) })
+	return prefix[hi] - prefix[lo]
 }
 
 // changes reports whether p adds a loop to its body.
@@ -215,9 +240,26 @@ func countPlans(plans []guardPlan) (bodies, loops int) {
 	return bodies, loops
 }
 
+// callNode is the node of the call graph (needGuards) a call site
+// reaches: a defined function's index among the bodies, len(m.bodies) for
+// a call through a table, or -1 for an import.
+func (m *Module) callNode(c callSite) int {
+	nf := len(m.bodies)
+	switch {
+	case c.callee == indirectCall:
+		return nf
+	case c.callee >= m.importedFuncs && int(c.callee-m.importedFuncs) < nf:
+		return int(c.callee - m.importedFuncs)
+	}
+	return -1
+}
+
 // needGuards says, per defined function, where it needs the loop (see
-// GuardCalls).
-func (m *Module) needGuards() []guardPlan {
+// GuardCalls), and what a call of each node of the call graph (callNode)
+// may run before it passes a check: 0 for a function that checks at its
+// entry (or passes a loop first, or can recurse), at most guardBudget
+// for the others.
+func (m *Module) needGuards() ([]guardPlan, []uint64) {
 	nf := len(m.bodies)
 	base := m.importedFuncs
 	// The call graph over the defined functions plus one node for the
@@ -244,16 +286,7 @@ func (m *Module) needGuards() []guardPlan {
 			}
 		}
 	}
-	// node is the graph node a call site reaches, or -1 (an import).
-	node := func(c callSite) int {
-		switch {
-		case c.callee == indirectCall:
-			return table
-		case c.callee >= base && int(c.callee-base) < nf:
-			return int(c.callee - base)
-		}
-		return -1
-	}
+	node := m.callNode
 	succ := func(v int, fn func(int)) {
 		if v == table {
 			for _, g := range inTable {
@@ -344,7 +377,7 @@ func (m *Module) needGuards() []guardPlan {
 			cost[v] = total
 		}
 	}
-	return plans
+	return plans, cost
 }
 
 // sccs returns the strongly connected components of the graph of n nodes

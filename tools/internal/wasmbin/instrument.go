@@ -18,7 +18,7 @@ const (
 // Go, the instance's safe points for the garbage collector and the
 // scheduler: each check subtracts its weight from a counter and exits when
 // it runs out. A check that weighs ExitBudget or more exits every time.
-// Measured (BenchmarkGuestCheck): see the rationale entry "Why are
+// Measured (BenchmarkCloseOnContextDone, BenchmarkGoTool): see the rationale entry "Why are
 // termination checks written into the guest instead of wazero's
 // close-on-context-done?".
 const ExitBudget = 1 << 16
@@ -103,10 +103,10 @@ func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) 
 		dst = append(dst, 0x10)
 		return appendU32(dst, checkFunc)
 	}
-	plans := m.needGuards()
+	plans, cost := m.needGuards()
 	var code []byte
 	if m.codeSection[0] != 0 {
-		code, info.Bodies = m.codeContent(wasm, plans, check, true, 1)
+		code, info.Bodies = m.codeContent(wasm, plans, cost, check, true, 1)
 		for i, p := range plans {
 			info.Checks += len(p.after) + len(m.bodies[i].loops)
 			if p.entry {

@@ -309,7 +309,8 @@ var fuzzRuntime = sync.OnceValue(func() wazero.Runtime {
 })
 
 // Ensure each check weighs at least what runs until the next one: a loop
-// the instructions written inside it and guardBudget per call among them,
+// the instructions written inside it and what its calls cost (nothing for
+// a callee that checks by itself),
 // the loop every entry passes first the whole body, and a loop whose
 // iteration is heavier than ExitBudget exits to Go at every iteration.
 // With one flat count per check (the first version), a loop of a million
@@ -331,17 +332,19 @@ func TestInstrumentWeighsChecks(t *testing.T) {
 		return append(b, 0x0b)
 	}
 	// f0: a loop of 100 pairs; f1: an if (so not every entry passes the
-	// loop first), then a loop with a call of f0 and 10 pairs, then 50
-	// pairs; f2: a loop of 40,000 pairs;
+	// loop first), then a loop with a call of f0 (which checks by itself),
+	// a call of f4 (20 pairs, no loop: it costs its 41 instructions) and
+	// 10 pairs, then 50 pairs; f2: a loop of 40,000 pairs;
 	// f3: a loop first (every entry passes it), then 30 pairs after it.
 	f0 := append(loop(pairs(100)), 0x0b)
-	f1 := append(append(append(append([]byte{0x41, 0x01, 0x04, 0x40, 0x0b}, pairs(5)...), loop([]byte{0x10, 0x00}, pairs(10))...), pairs(50)...), 0x0b)
+	f1 := append(append(append(append([]byte{0x41, 0x01, 0x04, 0x40, 0x0b}, pairs(5)...), loop([]byte{0x10, 0x00, 0x10, 0x04}, pairs(10))...), pairs(50)...), 0x0b)
 	f2 := append(loop(pairs(40000)), 0x0b)
 	f3 := append(append(loop(pairs(3)), pairs(30)...), 0x0b)
+	f4 := append(pairs(20), 0x0b)
 	wasm := wt.Module(
 		wt.Section(wt.SecType, wt.Vec(wt.FuncType(nil, nil))),
-		wt.Section(wt.SecFunction, wt.Vec(wt.U32(0), wt.U32(0), wt.U32(0), wt.U32(0))),
-		wt.Section(wt.SecCode, wt.Vec(wt.Body(nil, f0), wt.Body(nil, f1), wt.Body(nil, f2), wt.Body(nil, f3))),
+		wt.Section(wt.SecFunction, wt.Vec(wt.U32(0), wt.U32(0), wt.U32(0), wt.U32(0), wt.U32(0))),
+		wt.Section(wt.SecCode, wt.Vec(wt.Body(nil, f0), wt.Body(nil, f1), wt.Body(nil, f2), wt.Body(nil, f3), wt.Body(nil, f4))),
 	)
 	m, err := Parse(wasm, testLimits)
 	if err != nil {
@@ -363,7 +366,7 @@ func TestInstrumentWeighsChecks(t *testing.T) {
 		min, max int64
 	}{
 		{0, 200, 210},
-		{1, 20 + guardBudget, 30 + guardBudget},
+		{1, 23 + 41, 30 + 41},
 		{2, ExitBudget, ExitBudget},
 		{3, 66, 80}, // the whole body: 3 pairs inside, 30 after
 	} {
