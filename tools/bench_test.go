@@ -276,7 +276,7 @@ var countdownModule = []byte{
 // termination check at all ("off"), and the host's own check written into
 // the guest ("check": wasmbin.Instrument, the option off), which costs a
 // call of the check per loop iteration and an exit to Go every
-// wasmbin.CheckEvery of them. Each case runs on a bare runtime: a warm
+// wasmbin.ExitBudget weighed instructions. Each case runs on a bare runtime: a warm
 // call of countdown for 1, 30 and 300 iterations, and a warm nanovm_call
 // of get_order_amount (stdin and stdout in memory).
 func BenchmarkCloseOnContextDone(b *testing.B) {

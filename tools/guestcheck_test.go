@@ -105,7 +105,7 @@ func TestStartFunctionsStoppedAtTimeout(t *testing.T) {
 // Ensure the garbage collector (which must stop every goroutine) runs to
 // its end while a guest runs an endless tight loop or an endless call tree
 // under a long timeout, fresh and pooled: the guest's check exits to Go
-// every wasmbin.CheckEvery checks, where its goroutine can be stopped.
+// every wasmbin.ExitBudget instructions or so, where its goroutine can be stopped.
 // Without those exits the collection waits for the guest's timeout, and
 // the guest's call ends first.
 func TestCollectorRunsBesideEndlessGuest(t *testing.T) {

@@ -159,6 +159,7 @@ func (p *parser) body(r *reader, fn uint32) error {
 	}
 	p.sites = p.sites[:0]
 	p.loops = p.loops[:0]
+	p.open = p.open[:0]
 	if err := p.instructions(b, fn, &f); err != nil {
 		return err
 	}
@@ -207,6 +208,13 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 			if depth == 0 && b.pos != b.end {
 				return b.errAt(at, ErrMalformed, "function %d: %d bytes after the function's final end", fn, b.end-b.pos)
 			}
+			if n := len(p.open); depth > 0 && n > 0 {
+				if o := p.open[n-1]; o.loop != noLoop {
+					l := &p.loops[o.loop]
+					l.end, l.instructions = uint32(b.pos), uint32(min(st.Instructions-o.instructions, ExitBudget))
+				}
+				p.open = p.open[:n-1]
+			}
 		case opBlock:
 			if err = p.blockType(b, fn); err != nil {
 				return err
@@ -218,9 +226,12 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 			if depth > st.MaxNesting {
 				st.MaxNesting, st.MaxNestingFunc = depth, fn
 			}
+			o := openBlock{loop: noLoop}
 			if op == 0x03 {
-				p.loops = append(p.loops, uint32(b.pos))
+				o = openBlock{loop: uint32(len(p.loops)), instructions: st.Instructions}
+				p.loops = append(p.loops, loopSite{at: uint32(b.pos)})
 			}
+			p.open = append(p.open, o)
 		case opU32:
 			var v uint32
 			if v, err = b.u32(); err == nil {

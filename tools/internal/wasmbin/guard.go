@@ -1,5 +1,10 @@
 package wasmbin
 
+import (
+	"cmp"
+	"slices"
+)
+
 // bodyFacts is what GuardCalls needs of one function body: where its
 // size, locals and instructions start and where it ends in the module's
 // bytes, its instruction count, its calls, whether it calls through a
@@ -8,7 +13,7 @@ type bodyFacts struct {
 	size, locals, code, end int
 	instructions            uint64
 	calls                   []callSite
-	loops                   []uint32 // offsets just after each loop's block type
+	loops                   []loopSite
 	indirect                bool
 	entryChecked            bool
 }
@@ -28,6 +33,26 @@ const checkedBit = 1 << 31
 
 func (c callSite) after() int    { return int(c.at &^ checkedBit) }
 func (c callSite) checked() bool { return c.at&checkedBit != 0 }
+
+// loopSite is one loop of a body: the offset just after its block type,
+// where a check goes, the offset after its end, and the instructions
+// written inside it (nested loops included). With what the calls among
+// them cost (needGuards: an unguarded callee at most guardBudget, one
+// that checks by itself nothing), that is at most what an iteration runs
+// before it passes another check: the check's weight. Twelve bytes: a loop
+// takes at least three.
+type loopSite struct {
+	at, end, instructions uint32
+}
+
+// openBlock is a block open while a body is read (parser.open).
+type openBlock struct {
+	loop         uint32 // index in parser.loops, or noLoop
+	instructions uint64 // the module's instruction count at the loop
+}
+
+// noLoop marks an openBlock that is not a loop.
+const noLoop = ^uint32(0)
 
 // indirectCall is the callee of a call_indirect.
 const indirectCall = ^uint32(0)
@@ -77,12 +102,12 @@ const guardBudget = 512
 // is, and no index moves. It returns wasm itself when no body needs the
 // loop.
 func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
-	plans := m.needGuards()
+	plans, _ := m.needGuards()
 	n, _ := countPlans(plans)
 	if n == 0 {
 		return wasm, 0
 	}
-	content, _ := m.codeContent(wasm, plans, entryLoop, false, 0)
+	content, _ := m.codeContent(wasm, plans, nil, func(dst []byte, _ uint32) []byte { return append(dst, entryLoop...) }, false, 0)
 	sec := m.codeSection
 	out := make([]byte, 0, len(wasm)+len(content)-(sec[1]-sec[0])+8)
 	out = append(out, wasm[:sec[0]]...)
@@ -94,10 +119,11 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 }
 
 // codeContent returns the content of the code section (its vector of
-// bodies, extra more than the module's) with check inserted where plans
+// bodies, extra more than the module's) with a check inserted where plans
 // say, and, with loops, after every loop's block type too; and how many
-// bodies changed.
-func (m *Module) codeContent(wasm []byte, plans []guardPlan, check []byte, loops bool, extra uint32) ([]byte, int) {
+// bodies changed. check appends one check of the given weight (see
+// bodyWeight and loopSite) to dst.
+func (m *Module) codeContent(wasm []byte, plans []guardPlan, cost []uint64, check func(dst []byte, weight uint32) []byte, loops bool, extra uint32) ([]byte, int) {
 	sec := m.codeSection
 	inserts, changed := 0, 0
 	for i, p := range plans {
@@ -113,7 +139,8 @@ func (m *Module) codeContent(wasm []byte, plans []guardPlan, check []byte, loops
 		}
 		inserts += k
 	}
-	content := make([]byte, 0, sec[1]-sec[0]+inserts*len(check)+changed*4+8)
+	// A check is at most 11 bytes (i32.const and call, five-byte LEBs).
+	content := make([]byte, 0, sec[1]-sec[0]+inserts*11+changed*4+8)
 	at := sectionContent(wasm, sec[0])
 	if extra > 0 {
 		// The count is rewritten; what follows it is copied.
@@ -122,43 +149,78 @@ func (m *Module) codeContent(wasm []byte, plans []guardPlan, check []byte, loops
 		content = appendU32(content, n+extra)
 		at = r.pos
 	}
+	var scratch []byte
+	var prefix []uint64 // what the calls of a body cost, summed: prefix[k] for its first k
 	for i, f := range m.bodies {
 		p := plans[i]
-		var lp []uint32
+		var lp []loopSite
 		if loops {
 			lp = f.loops
 		}
-		k := len(p.after) + len(lp)
-		if p.entry {
-			k++
-		}
-		if k == 0 {
+		if len(p.after)+len(lp) == 0 && !p.entry {
 			continue
 		}
 		content = append(content, wasm[at:f.size]...)
-		content = appendU32(content, uint32(f.end-f.locals+k*len(check)))
-		content = append(content, wasm[f.locals:f.code]...)
+		var whole uint32
+		if cost != nil {
+			prefix = append(prefix[:0], 0)
+			for _, cs := range f.calls {
+				var c uint64
+				if v := m.callNode(cs); v >= 0 {
+					c = cost[v]
+				}
+				prefix = append(prefix, prefix[len(prefix)-1]+c)
+			}
+			whole = weigh(uint64(f.instructions), prefix[len(prefix)-1])
+		}
+		body := append(scratch[:0], wasm[f.locals:f.code]...)
 		if p.entry {
-			content = append(content, check...)
+			body = check(body, whole)
 		}
 		from := f.code
 		a, l := p.after, lp
+		first := true
 		for len(a) > 0 || len(l) > 0 {
-			var off uint32
-			if len(l) == 0 || (len(a) > 0 && a[0] < l[0]) {
-				off, a = a[0], a[1:]
+			var off, w uint32
+			if len(l) == 0 || (len(a) > 0 && a[0] < l[0].at) {
+				off, w, a = a[0], whole, a[1:]
 			} else {
-				off, l = l[0], l[1:]
+				off, w = l[0].at, weigh(uint64(l[0].instructions), callsCost(f.calls, prefix, l[0].at, l[0].end))
+				l = l[1:]
+				if first && f.entryChecked {
+					// The loop every entry passes first checks for the
+					// whole body: what the body runs after the loop, once
+					// per call, is charged here.
+					w = max(w, whole)
+				}
+				first = false
 			}
-			content = append(content, wasm[from:off]...)
-			content = append(content, check...)
+			body = append(body, wasm[from:off]...)
+			body = check(body, w)
 			from = int(off)
 		}
-		content = append(content, wasm[from:f.end]...)
+		body = append(body, wasm[from:f.end]...)
+		content = appendU32(content, uint32(len(body)))
+		content = append(content, body...)
+		scratch = body
 		at = f.end
 	}
 	content = append(content, wasm[at:sec[1]]...)
 	return content, changed
+}
+
+// weigh is a check's weight: the instructions it stands for and what the
+// calls among them cost, at most ExitBudget.
+func weigh(instructions, calls uint64) uint32 {
+	return uint32(min(instructions+calls, ExitBudget))
+}
+
+// callsCost is what the calls of calls (a body's, in order, prefix their
+// summed costs) between the offsets from and to cost.
+func callsCost(calls []callSite, prefix []uint64, from, to uint32) uint64 {
+	lo, _ := slices.BinarySearchFunc(calls, from, func(c callSite, at uint32) int { return cmp.Compare(uint32(c.after()), at) })
+	hi, _ := slices.BinarySearchFunc(calls, to, func(c callSite, at uint32) int { return cmp.Compare(uint32(c.after()), at) })
+	return prefix[hi] - prefix[lo]
 }
 
 // changes reports whether p adds a loop to its body.
@@ -178,9 +240,26 @@ func countPlans(plans []guardPlan) (bodies, loops int) {
 	return bodies, loops
 }
 
+// callNode is the node of the call graph (needGuards) a call site
+// reaches: a defined function's index among the bodies, len(m.bodies) for
+// a call through a table, or -1 for an import.
+func (m *Module) callNode(c callSite) int {
+	nf := len(m.bodies)
+	switch {
+	case c.callee == indirectCall:
+		return nf
+	case c.callee >= m.importedFuncs && int(c.callee-m.importedFuncs) < nf:
+		return int(c.callee - m.importedFuncs)
+	}
+	return -1
+}
+
 // needGuards says, per defined function, where it needs the loop (see
-// GuardCalls).
-func (m *Module) needGuards() []guardPlan {
+// GuardCalls), and what a call of each node of the call graph (callNode)
+// may run before it passes a check: 0 for a function that checks at its
+// entry (or passes a loop first, or can recurse), at most guardBudget
+// for the others.
+func (m *Module) needGuards() ([]guardPlan, []uint64) {
 	nf := len(m.bodies)
 	base := m.importedFuncs
 	// The call graph over the defined functions plus one node for the
@@ -207,16 +286,7 @@ func (m *Module) needGuards() []guardPlan {
 			}
 		}
 	}
-	// node is the graph node a call site reaches, or -1 (an import).
-	node := func(c callSite) int {
-		switch {
-		case c.callee == indirectCall:
-			return table
-		case c.callee >= base && int(c.callee-base) < nf:
-			return int(c.callee - base)
-		}
-		return -1
-	}
+	node := m.callNode
 	succ := func(v int, fn func(int)) {
 		if v == table {
 			for _, g := range inTable {
@@ -307,7 +377,7 @@ func (m *Module) needGuards() []guardPlan {
 			cost[v] = total
 		}
 	}
-	return plans
+	return plans, cost
 }
 
 // sccs returns the strongly connected components of the graph of n nodes

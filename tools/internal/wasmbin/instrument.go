@@ -13,12 +13,15 @@ const (
 	StartExport = ReservedPrefix + "start"
 )
 
-// CheckEvery is how many checks (loop iterations, guarded entries) pass
-// between two exits to Go, the instance's safe points for the garbage
-// collector and the scheduler. Measured (BenchmarkGuestCheck): see the
-// rationale entry "Why are termination checks written into the guest
-// instead of wazero's close-on-context-done?".
-const CheckEvery = 1000
+// ExitBudget is how many instructions, counted as the rewriter weighs
+// them (loopSite, bodyFacts.bodyWeight), a guest runs between two exits to
+// Go, the instance's safe points for the garbage collector and the
+// scheduler: each check subtracts its weight from a counter and exits when
+// it runs out. A check that weighs ExitBudget or more exits every time.
+// Measured (BenchmarkCloseOnContextDone, BenchmarkGoTool): see the rationale entry "Why are
+// termination checks written into the guest instead of wazero's
+// close-on-context-done?".
+const ExitBudget = 1 << 16
 
 // Instrumented says what Instrument added.
 type Instrumented struct {
@@ -34,8 +37,8 @@ type Instrumented struct {
 }
 
 // Instrument returns a copy of wasm in which the guest checks, by itself,
-// whether the host asked it to stop, and exits to Go every CheckEvery
-// checks, with every defined table's maximum held to ceiling (as
+// whether the host asked it to stop, and exits to Go every ExitBudget
+// instructions or so (as the checks weigh them), with every defined table's maximum held to ceiling (as
 // HoldTables). It appends, so that no index of the module moves:
 //
 //   - a mutable i32 global $stop (0), exported as StopExport, which only the
@@ -43,15 +46,16 @@ type Instrumented struct {
 //     exports, segments and constant expressions past its own counts, so no
 //     guest instruction can name it), and a mutable i32 counter;
 //   - an empty funcref table $t (minimum and maximum 0);
-//   - a type () -> () when the module has none;
+//   - a type (i32) -> () when the module has none;
 //   - a function $check of that type, at the end of the function index
-//     space: `global.get $stop; if unreachable end`, then the counter
-//     counts down, and every CheckEvery-th time it is reset and the check
+//     space: `global.get $stop; if unreachable end`, then its argument,
+//     the weight of what ran since the last check, is taken from the
+//     counter, and when that runs out the counter is reset and the check
 //     runs `table.grow $t` by 0, which wazero runs in Go (a real call with a
 //     stack check: a safe point for the collector);
 //
-// and it inserts `call $check` after every loop's block type (so each
-// iteration checks) and wherever GuardCalls would put its empty loop (the
+// and it inserts `i32.const weight; call $check` after every loop's block
+// type (so each iteration checks) and wherever GuardCalls would put its empty loop (the
 // entries of bodies that call in trees or cycles, after the calls that can
 // come back into a cycle). A start section is dropped and its function
 // exported as StartExport instead, so that the host can run it once the
@@ -64,40 +68,45 @@ func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) 
 	table := m.importedTables + uint32(len(m.Tables))
 	typ := uint32(len(m.Types))
 	for i, ft := range m.Types {
-		if len(ft.Params) == 0 && len(ft.Results) == 0 {
+		if len(ft.Params) == 1 && ft.Params[0] == I32 && len(ft.Results) == 0 {
 			typ = uint32(i)
 			break
 		}
 	}
 
-	// The check's body.
+	// The check's body; its parameter is the weight of what the guest ran
+	// since the last check.
 	var body []byte
-	body = append(body, 0x00) // no locals
+	body = append(body, 0x00) // no locals but the parameter
 	body = append(body, 0x23)
 	body = appendU32(body, stop)
 	body = append(body, 0x04, 0x40, 0x00, 0x0b) // if unreachable end
 	body = append(body, 0x23)
 	body = appendU32(body, counter)
-	body = append(body, 0x45, 0x04, 0x40) // i32.eqz if
+	body = append(body, 0x20, 0x00, 0x6b, 0x22, 0x00) // local.get 0 i32.sub local.tee 0
+	body = append(body, 0x41, 0x00, 0x4c, 0x04, 0x40) // i32.const 0 i32.le_s if
 	body = append(body, 0x41)
-	body = appendS32(body, CheckEvery)
+	body = appendS32(body, ExitBudget)
 	body = append(body, 0x24)
 	body = appendU32(body, counter)
 	body = append(body, 0xd0, 0x70, 0x41, 0x00, 0xfc, 0x0f) // ref.null func, i32.const 0, table.grow
 	body = appendU32(body, table)
-	body = append(body, 0x1a, 0x05, 0x23) // drop else global.get
-	body = appendU32(body, counter)
-	body = append(body, 0x41, 0x01, 0x6b, 0x24) // i32.const 1 i32.sub global.set
+	body = append(body, 0x1a, 0x05, 0x20, 0x00, 0x24) // drop else local.get 0 global.set
 	body = appendU32(body, counter)
 	body = append(body, 0x0b, 0x0b)
 	entry := appendU32(nil, uint32(len(body)))
 	entry = append(entry, body...)
 
-	check := appendU32([]byte{0x10}, checkFunc)
-	plans := m.needGuards()
+	check := func(dst []byte, weight uint32) []byte {
+		dst = append(dst, 0x41)
+		dst = appendS32(dst, int32(min(weight, ExitBudget)))
+		dst = append(dst, 0x10)
+		return appendU32(dst, checkFunc)
+	}
+	plans, cost := m.needGuards()
 	var code []byte
 	if m.codeSection[0] != 0 {
-		code, info.Bodies = m.codeContent(wasm, plans, check, true, 1)
+		code, info.Bodies = m.codeContent(wasm, plans, cost, check, true, 1)
 		for i, p := range plans {
 			info.Checks += len(p.after) + len(m.bodies[i].loops)
 			if p.entry {
@@ -112,7 +121,7 @@ func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) 
 	// The new contents of the sections Instrument changes, by id.
 	var ty []byte
 	if typ == uint32(len(m.Types)) {
-		ty = []byte{0x60, 0x00, 0x00}
+		ty = []byte{0x60, 0x01, byte(I32), 0x00}
 	}
 	var tables []byte
 	var held []byte
@@ -147,7 +156,7 @@ func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) 
 		{id: 1, entries: ty},
 		{id: 3, added: 1, entries: appendU32(nil, typ)},
 		{id: 4, added: 1, entries: []byte{byte(FuncRef), 0x01, 0x00, 0x00}},
-		{id: 6, added: 2, entries: append(global(0), global(CheckEvery)...)},
+		{id: 6, added: 2, entries: append(global(0), global(ExitBudget)...)},
 		{id: 7, added: added, entries: exports},
 		{id: 10, whole: code},
 	}

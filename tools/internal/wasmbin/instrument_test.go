@@ -56,18 +56,23 @@ func checkInstrumented(t *testing.T, m *Module, wasm []byte) []byte {
 	if m.HasStart && g.Exports[len(m.Exports)+1] != (Export{Name: StartExport, Kind: KindFunc, Index: m.Start}) {
 		t.Fatalf("start export %+v", g.Exports[len(m.Exports)+1])
 	}
-	// Every loop of the copy begins with the check.
-	check := appendU32([]byte{0x10}, m.importedFuncs+uint32(len(m.Funcs)))
+	// Every loop of the copy begins with the check: i32.const (its
+	// weight, 1..ExitBudget) and the call.
+	call := appendU32([]byte{0x10}, m.importedFuncs+uint32(len(m.Funcs)))
 	for i, f := range g.bodies[:len(g.bodies)-1] {
 		for _, l := range f.loops {
-			if !bytes.HasPrefix(out[l:], check) {
-				t.Fatalf("body %d: a loop at %#x without the check", i, l)
+			r := &reader{b: out, pos: int(l.at), end: len(out)}
+			op, _ := r.byte()
+			w, err := r.s33()
+			if op != 0x41 || err != nil || w < 1 || w > ExitBudget || !bytes.HasPrefix(out[r.pos:], call) {
+				t.Fatalf("body %d: a loop at %#x without the check", i, l.at)
 			}
 		}
 	}
-	// One instruction per check (call $check), and the check's own 20.
-	if g.Code.Instructions != m.Code.Instructions+uint64(info.Checks)+20 {
-		t.Fatalf("instrumented module has %d instructions, want %d + %d + 20", g.Code.Instructions, m.Code.Instructions, info.Checks)
+	// Two instructions per check (i32.const, call $check), and the
+	// check's own 22.
+	if g.Code.Instructions != m.Code.Instructions+2*uint64(info.Checks)+22 {
+		t.Fatalf("instrumented module has %d instructions, want %d + 2×%d + 22", g.Code.Instructions, m.Code.Instructions, info.Checks)
 	}
 	return out
 }
@@ -125,7 +130,7 @@ func TestInstrumentStops(t *testing.T) {
 			}
 		}
 		run := mod.ExportedFunction("run")
-		res, err := run.Call(ctx, 5000) // past CheckEvery: the table.grow path runs
+		res, err := run.Call(ctx, 5000) // past ExitBudget: the table.grow path runs
 		if err != nil || uint32(res[0]) != uint32(g.Get()) {
 			t.Fatalf("run(5000): %v %v", res, err)
 		}
@@ -302,3 +307,74 @@ func instrumentedCompiles(t *testing.T, m *Module, wasm []byte) {
 var fuzzRuntime = sync.OnceValue(func() wazero.Runtime {
 	return wazero.NewRuntimeWithConfig(context.Background(), wazero.NewRuntimeConfigInterpreter())
 })
+
+// Ensure each check weighs at least what runs until the next one: a loop
+// the instructions written inside it and what its calls cost (nothing for
+// a callee that checks by itself),
+// the loop every entry passes first the whole body, and a loop whose
+// iteration is heavier than ExitBudget exits to Go at every iteration.
+// With one flat count per check (the first version), a loop of a million
+// straight-line instructions would run a thousand iterations between two
+// safe points.
+func TestInstrumentWeighsChecks(t *testing.T) {
+	pairs := func(n int) []byte {
+		var b []byte
+		for range n {
+			b = append(b, 0x41, 0x00, 0x1a) // i32.const 0 drop
+		}
+		return b
+	}
+	loop := func(body ...[]byte) []byte {
+		b := []byte{0x03, 0x40}
+		for _, p := range body {
+			b = append(b, p...)
+		}
+		return append(b, 0x0b)
+	}
+	// f0: a loop of 100 pairs; f1: an if (so not every entry passes the
+	// loop first), then a loop with a call of f0 (which checks by itself),
+	// a call of f4 (20 pairs, no loop: it costs its 41 instructions) and
+	// 10 pairs, then 50 pairs; f2: a loop of 40,000 pairs;
+	// f3: a loop first (every entry passes it), then 30 pairs after it.
+	f0 := append(loop(pairs(100)), 0x0b)
+	f1 := append(append(append(append([]byte{0x41, 0x01, 0x04, 0x40, 0x0b}, pairs(5)...), loop([]byte{0x10, 0x00, 0x10, 0x04}, pairs(10))...), pairs(50)...), 0x0b)
+	f2 := append(loop(pairs(40000)), 0x0b)
+	f3 := append(append(loop(pairs(3)), pairs(30)...), 0x0b)
+	f4 := append(pairs(20), 0x0b)
+	wasm := wt.Module(
+		wt.Section(wt.SecType, wt.Vec(wt.FuncType(nil, nil))),
+		wt.Section(wt.SecFunction, wt.Vec(wt.U32(0), wt.U32(0), wt.U32(0), wt.U32(0), wt.U32(0))),
+		wt.Section(wt.SecCode, wt.Vec(wt.Body(nil, f0), wt.Body(nil, f1), wt.Body(nil, f2), wt.Body(nil, f3), wt.Body(nil, f4))),
+	)
+	m, err := Parse(wasm, testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := checkInstrumented(t, m, wasm)
+	g, err := Parse(out, testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weight := func(fn int) int64 {
+		l := g.bodies[fn].loops[0]
+		r := &reader{b: out, pos: int(l.at) + 1, end: len(out)}
+		w, _ := r.s33()
+		return w
+	}
+	for _, c := range []struct {
+		fn       int
+		min, max int64
+	}{
+		{0, 200, 210},
+		{1, 23 + 41, 30 + 41},
+		{2, ExitBudget, ExitBudget},
+		{3, 66, 80}, // the whole body: 3 pairs inside, 30 after
+	} {
+		if w := weight(c.fn); w < c.min || w > c.max {
+			t.Errorf("function %d: its loop's check weighs %d, want %d..%d", c.fn, w, c.min, c.max)
+		}
+	}
+	if !m.bodies[3].entryChecked || m.bodies[1].entryChecked {
+		t.Fatal("function 3, not function 1, should pass its loop at every entry")
+	}
+}

@@ -109,7 +109,11 @@ type parser struct {
 	// body keeps an exact copy (growing a slice per body allocated five
 	// times its final size).
 	sites []callSite
-	loops []uint32
+	loops []loopSite
+	// open holds the blocks open in the body being read: for a loop, its
+	// index in loops and where its work started (see loopSite.weight);
+	// loopless blocks are marked by noLoop. At most Limits.Nesting deep.
+	open []openBlock
 	// nFuncs, nTables and nGlobals are the module's own counts, imports
 	// included, that the code section's indices are checked against; set
 	// before the code section is read.
