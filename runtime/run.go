@@ -211,6 +211,9 @@ func (rt *Runtime) checkToolsExist(ctx context.Context, prog *kernel.Program) er
 
 // parsedProgram is what a program's bytes validate to, before any policy.
 type parsedProgram struct {
+	// raw is the bytes the program was parsed from (a copy), which
+	// lastParsed compares.
+	raw      []byte
 	prog     *kernel.Program
 	canon    json.RawMessage
 	hash     string
@@ -221,9 +224,16 @@ type parsedProgram struct {
 // from the cache when the same bytes were parsed before. Only programs
 // that validate are cached; the result is read-only.
 func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
+	// The program parsed last is compared byte for byte (a memcmp)
+	// before the bytes are hashed for the cache's key.
+	if pp := rt.lastParsed.Load(); pp != nil && bytes.Equal(pp.raw, raw) {
+		return pp, nil
+	}
 	key := sha256.Sum256(raw)
 	if v, ok := rt.parsed.Load(key); ok {
-		return v.(*parsedProgram), nil
+		pp := v.(*parsedProgram)
+		rt.lastParsed.Store(pp)
+		return pp, nil
 	}
 	if err := jsonlimit.CheckSize("program", len(raw), jsonlimit.MaxProgramBytes); err != nil {
 		return nil, newError(CodeInvalidProgram, err, "%v", err)
@@ -243,7 +253,7 @@ func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
 	if err != nil {
 		return nil, newError(CodeInvalidProgram, err, "program: %v", err)
 	}
-	pp := &parsedProgram{prog: prog, canon: canon}
+	pp := &parsedProgram{raw: bytes.Clone(raw), prog: prog, canon: canon}
 	pp.hash, _ = canonical.Hash(json.RawMessage(canon))
 	for _, w := range warns {
 		pp.warnings = append(pp.warnings, w.String())
@@ -254,6 +264,7 @@ func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
 		rt.cachedParsed.Store(1)
 	}
 	rt.parsed.Store(key, pp)
+	rt.lastParsed.Store(pp)
 	return pp, nil
 }
 
