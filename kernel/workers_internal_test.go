@@ -69,3 +69,37 @@ func TestGoSubRunsAllAtOnce(t *testing.T) {
 	release.Done()
 	done.Wait()
 }
+
+// deep uses about n KiB of stack, as a sandboxed call does.
+//
+//go:noinline
+func deep(n int) byte {
+	var pad [1000]byte
+	if n == 0 {
+		return pad[0]
+	}
+	pad[n%len(pad)] = byte(n)
+	return deep(n-1) + pad[(n*7)%len(pad)]
+}
+
+var sink byte
+
+// BenchmarkSubStepStart is what starting a sub-step that needs a deep
+// stack (64 KiB) costs, on a kept worker against a new goroutine.
+func BenchmarkSubStepStart(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		start func(func())
+	}{{"goSub", goSub}, {"go", func(f func()) { go f() }}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var wg sync.WaitGroup
+			for b.Loop() {
+				wg.Add(2)
+				for range 2 {
+					bc.start(func() { sink += deep(64); wg.Done() })
+				}
+				wg.Wait()
+			}
+		})
+	}
+}
