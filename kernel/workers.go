@@ -1,45 +1,48 @@
 package kernel
 
-import "time"
+import "sync/atomic"
 
 // Parallel sub-steps run on goroutines kept between steps. A goroutine
 // starts on a small stack and a sandboxed tool call grows it, copying it
-// several times (about 4 µs per refund program, a tenth of the kernel's
-// own CPU); a worker that ran a sub-step keeps its grown stack for the
-// next one. A worker waits subWorkerIdle for more work, then exits, so
-// the pool is as large as the sub-steps recently running at once.
-// (.rationale/kernel.md, "Why do parallel sub-steps run on kept
-// goroutines?")
+// several times (a few µs per refund program); a worker that ran a
+// sub-step keeps its grown stack for the next one. (.rationale/kernel.md,
+// "Why do parallel sub-steps run on kept goroutines?")
 
 // subWork hands a sub-step to a waiting worker. Unbuffered: a send
 // succeeds only when a worker is already waiting, and otherwise goSub
-// starts one, so no sub-step waits behind another.
+// starts a goroutine, so no sub-step waits behind another.
 var subWork = make(chan func())
 
-// subWorkerIdle is how long a worker waits for another sub-step.
-const subWorkerIdle = 2 * time.Second
+// subWorkers counts the workers; at most maxSubWorkers are kept, and a
+// sub-step that finds none waiting beyond them gets a goroutine of its
+// own, as before.
+var subWorkers atomic.Int32
+
+const maxSubWorkers = 256
 
 // goSub runs f on a goroutine of its own: a waiting worker's, else a new
-// one's (which then stays as a worker).
+// one's (which then stays as a worker, up to maxSubWorkers).
 func goSub(f func()) {
 	select {
 	case subWork <- f:
+		return
 	default:
-		go subWorker(f)
 	}
+	if subWorkers.Add(1) <= maxSubWorkers {
+		go subWorker(f)
+		return
+	}
+	subWorkers.Add(-1)
+	go f()
 }
 
+// subWorker runs f, then every sub-step handed to it. It waits on a
+// plain receive: a select with an idle timer cost about as much as the
+// stack growth saved.
 func subWorker(f func()) {
-	t := time.NewTimer(subWorkerIdle)
-	defer t.Stop()
 	for {
 		f()
 		f = nil // nothing of a finished sub-step stays reachable
-		t.Reset(subWorkerIdle)
-		select {
-		case f = <-subWork:
-		case <-t.C:
-			return
-		}
+		f = <-subWork
 	}
 }
