@@ -211,9 +211,6 @@ func (rt *Runtime) checkToolsExist(ctx context.Context, prog *kernel.Program) er
 
 // parsedProgram is what a program's bytes validate to, before any policy.
 type parsedProgram struct {
-	// raw is the bytes the program was parsed from (a copy), which
-	// lastParsed compares.
-	raw      []byte
 	prog     *kernel.Program
 	canon    json.RawMessage
 	hash     string
@@ -226,13 +223,13 @@ type parsedProgram struct {
 func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
 	// The program parsed last is compared byte for byte (a memcmp)
 	// before the bytes are hashed for the cache's key.
-	if pp := rt.lastParsed.Load(); pp != nil && bytes.Equal(pp.raw, raw) {
-		return pp, nil
+	if l := rt.lastParsed.Load(); l != nil && bytes.Equal(l.raw, raw) {
+		return l.pp, nil
 	}
 	key := sha256.Sum256(raw)
 	if v, ok := rt.parsed.Load(key); ok {
 		pp := v.(*parsedProgram)
-		rt.lastParsed.Store(pp)
+		rt.lastParsed.Store(&lastProgram{raw: bytes.Clone(raw), pp: pp})
 		return pp, nil
 	}
 	if err := jsonlimit.CheckSize("program", len(raw), jsonlimit.MaxProgramBytes); err != nil {
@@ -253,7 +250,7 @@ func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
 	if err != nil {
 		return nil, newError(CodeInvalidProgram, err, "program: %v", err)
 	}
-	pp := &parsedProgram{raw: bytes.Clone(raw), prog: prog, canon: canon}
+	pp := &parsedProgram{prog: prog, canon: canon}
 	pp.hash, _ = canonical.Hash(json.RawMessage(canon))
 	for _, w := range warns {
 		pp.warnings = append(pp.warnings, w.String())
@@ -264,8 +261,15 @@ func (rt *Runtime) parse(raw json.RawMessage) (*parsedProgram, error) {
 		rt.cachedParsed.Store(1)
 	}
 	rt.parsed.Store(key, pp)
-	rt.lastParsed.Store(pp)
+	rt.lastParsed.Store(&lastProgram{raw: bytes.Clone(raw), pp: pp})
 	return pp, nil
+}
+
+// lastProgram is the program parse returned last and a copy of the bytes
+// it was parsed from (one copy: the cache keeps none).
+type lastProgram struct {
+	raw []byte
+	pp  *parsedProgram
 }
 
 func usesLLM(steps []kernel.Step) bool {

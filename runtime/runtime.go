@@ -175,7 +175,7 @@ type Runtime struct {
 	cachedParsed atomic.Int64
 	// lastParsed is the program parse returned last, found again by
 	// comparing its bytes before they are hashed.
-	lastParsed atomic.Pointer[parsedProgram]
+	lastParsed atomic.Pointer[lastProgram]
 
 	// cpOrigin and cpVerifier are the checkpoint origin and the trusted
 	// verifier keys (nil: none configured); see initCheckpoints.
