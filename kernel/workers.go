@@ -40,6 +40,10 @@ func goSub(f func()) {
 // plain receive: a select with an idle timer cost about as much as the
 // stack growth saved.
 func subWorker(f func()) {
+	// A sub-step that ends its goroutine (runtime.Goexit, as a test's
+	// FailNow in a tool executor does) ends the worker: it no longer
+	// counts.
+	defer subWorkers.Add(-1)
 	for {
 		f()
 		f = nil // nothing of a finished sub-step stays reachable

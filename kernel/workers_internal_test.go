@@ -103,3 +103,22 @@ func BenchmarkSubStepStart(b *testing.B) {
 		})
 	}
 }
+
+// Ensure a sub-step that ends its goroutine (runtime.Goexit) gives its
+// worker's place back: the pool does not fill with workers that are gone.
+func TestGoSubGoexitFreesWorker(t *testing.T) {
+	before := subWorkers.Load()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	// A new worker, started as goSub starts one when none waits (a
+	// waiting one would be handed the sub-step instead).
+	subWorkers.Add(1)
+	go subWorker(func() { defer wg.Done(); runtime.Goexit() })
+	wg.Wait()
+	for try := 0; subWorkers.Load() != before; try++ {
+		if try == 100 {
+			t.Fatalf("workers counted %d after a Goexit, want %d", subWorkers.Load(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
