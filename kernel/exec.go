@@ -161,7 +161,7 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 			one(i)
 			break
 		}
-		go one(i)
+		goSub(func() { one(i) })
 	}
 	wg.Wait()
 	output := make(map[string]any, n)

@@ -173,6 +173,9 @@ type Runtime struct {
 	// clients send the same program again and again.
 	parsed       sync.Map // [32]byte → *parsedProgram
 	cachedParsed atomic.Int64
+	// lastParsed is the program parse returned last, found again by
+	// comparing its bytes before they are hashed.
+	lastParsed atomic.Pointer[lastProgram]
 
 	// cpOrigin and cpVerifier are the checkpoint origin and the trusted
 	// verifier keys (nil: none configured); see initCheckpoints.
