@@ -347,6 +347,9 @@ type compiledModule struct {
 	// the host never offers: "module.name (a memory)".
 	otherImports []string
 	hasStart     bool   // a WASI command: _start
+	// startSection: the module had a start section, which the compiled
+	// copy exports as wasmbin.StartExport for the host to run.
+	startSection bool
 	hasInit      bool   // a WASI reactor: _initialize
 	hasCall      bool   // nanovm_call, the pooled entry point
 	minPages     uint32 // declared minimum of the module's memory
@@ -564,6 +567,7 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 	// iteration and wherever a call tree or cycle needs it, and whose
 	// tables are held to the ceiling (see Instrument).
 	code, info := pm.Instrument(wasm, lim.TableElements)
+	cm.startSection = info.Start
 	maxes := info.TableMax
 	for i, t := range pm.Tables {
 		cm.tableBytes += uint64(maxes[i]) * 8

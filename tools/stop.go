@@ -163,33 +163,50 @@ const closeWait = 2 * time.Second
 // exports, stopping at the first error as wazero does (the module is then
 // closed; an exit with code 0 is no error, another exit code is returned
 // as it is, anything else is wrapped as wazero wraps it).
-func (st *callState) startInstance(ctx context.Context, mod api.Module, s *stopper, starts []string) error {
+func (st *callState) startInstance(ctx context.Context, mod api.Module, s *stopper, section bool, starts []string) error {
 	if err := s.bind(mod); err != nil {
 		_ = mod.Close(context.Background())
 		return err
 	}
 	st.armStop(s)
-	for i, fn := range append([]string{wasmbin.StartExport}, starts...) {
-		f := mod.ExportedFunction(fn)
-		if f == nil {
-			continue
+	// Only what the module exports is looked up: a missing export costs
+	// wazero an error value (three allocations) per call.
+	if section {
+		if done, err := runStart(ctx, mod, wasmbin.StartExport, true); done {
+			return err
 		}
-		if _, err := f.Call(ctx); err != nil {
-			_ = mod.Close(ctx)
-			if se, ok := err.(*sys.ExitError); ok {
-				if se.ExitCode() == 0 {
-					return nil
-				}
-				return err
-			}
-			if i == 0 {
-				// As wazero words a failed start section.
-				return fmt.Errorf("start function failed: %w", err)
-			}
-			return fmt.Errorf("module[] function[%s] failed: %w", fn, err)
+	}
+	for _, fn := range starts {
+		if done, err := runStart(ctx, mod, fn, false); done {
+			return err
 		}
 	}
 	return nil
+}
+
+// runStart calls mod's start function fn (the start section's, moved to
+// an export, when section); done says the instance's start ended there:
+// it failed, or it exited, with code 0 (err nil) or not.
+func runStart(ctx context.Context, mod api.Module, fn string, section bool) (done bool, err error) {
+	f := mod.ExportedFunction(fn)
+	if f == nil {
+		return false, nil
+	}
+	if _, err := f.Call(ctx); err != nil {
+		_ = mod.Close(ctx)
+		if se, ok := err.(*sys.ExitError); ok {
+			if se.ExitCode() == 0 {
+				return true, nil
+			}
+			return true, err
+		}
+		if section {
+			// As wazero words a failed start section.
+			return true, fmt.Errorf("start function failed: %w", err)
+		}
+		return true, fmt.Errorf("module[] function[%s] failed: %w", fn, err)
+	}
+	return false, nil
 }
 
 // instantiate instantiates t's module with cfg, no start function running
@@ -202,7 +219,7 @@ func (t *Tool) instantiate(ctx context.Context, st *callState, s *stopper, cfg w
 	if err != nil {
 		return nil, err
 	}
-	if err := st.startInstance(ctx, mod, s, starts); err != nil {
+	if err := st.startInstance(ctx, mod, s, t.mod.startSection, starts); err != nil {
 		return nil, err
 	}
 	return mod, nil
