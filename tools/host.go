@@ -346,7 +346,7 @@ type compiledModule struct {
 	// otherImports names each imported table, memory or global, which
 	// the host never offers: "module.name (a memory)".
 	otherImports []string
-	hasStart     bool   // a WASI command: _start
+	hasStart     bool // a WASI command: _start
 	// startSection: the module had a start section, which the compiled
 	// copy exports as wasmbin.StartExport for the host to run.
 	startSection bool
