@@ -302,7 +302,7 @@ func TestInstrumentedToolsAgree(t *testing.T) {
 			for _, in := range inputs {
 				a := ra.run(t, pm, in, false)
 				b := rb.run(t, pm, in, true)
-				if a != b {
+				if runaway(a) != runaway(b) {
 					t.Fatalf("input %s:\nas uploaded:  %s\ninstrumented: %s", in, a, b)
 				}
 				if in == inputs[1] {
@@ -311,6 +311,14 @@ func TestInstrumentedToolsAgree(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runaway reads an endless recursion's two possible endings as one: it
+// overflows the stack or times out, whichever comes first, and on a loaded
+// machine that differs from run to run (and the instrumented copy's
+// frames are larger).
+func runaway(outcome string) string {
+	return strings.ReplaceAll(outcome, "stack overflow", "timed out")
 }
 
 // bare is a bare runtime with WASI, zero-returning stubs of what a
