@@ -121,8 +121,8 @@ func (m *Module) GuardCalls(wasm []byte) ([]byte, int) {
 // codeContent returns the content of the code section (its vector of
 // bodies, extra more than the module's) with a check inserted where plans
 // say, and, with loops, after every loop's block type too; and how many
-// bodies changed. check appends one check of the given weight (see
-// bodyWeight and loopSite) to dst.
+// bodies changed. check appends one check of the given weight (weigh,
+// loopSite; cost is needGuards') to dst.
 func (m *Module) codeContent(wasm []byte, plans []guardPlan, cost []uint64, check func(dst []byte, weight uint32) []byte, loops bool, extra uint32) ([]byte, int) {
 	sec := m.codeSection
 	inserts, changed := 0, 0
