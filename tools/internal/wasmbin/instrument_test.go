@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -217,25 +218,6 @@ func TestInstrumentCreatesSections(t *testing.T) {
 	}
 }
 
-// Ensure wazero compiles every committed module once instrumented.
-func TestInstrumentCompiles(t *testing.T) {
-	ctx := context.Background()
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	defer r.Close(ctx)
-	for name, wasm := range committed(t) {
-		m, err := Parse(wasm, testLimits)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		out := checkInstrumented(t, m, wasm)
-		cm, err := r.CompileModule(ctx, out)
-		if err != nil {
-			t.Fatalf("%s instrumented: wazero refused it: %v", name, err)
-		}
-		cm.Close(ctx)
-	}
-}
-
 // Ensure no guest index can name what Instrument appends: an index of the
 // module's own code, exports, element segments, start section or
 // constant expressions at or past the module's own count is refused
@@ -376,5 +358,44 @@ func TestInstrumentWeighsChecks(t *testing.T) {
 	}
 	if !m.bodies[3].entryChecked || m.bodies[1].entryChecked {
 		t.Fatal("function 3, not function 1, should pass its loop at every entry")
+	}
+}
+
+// Ensure Parse and Instrument together allocate a small multiple of what
+// they are given, for the shapes that make the rewrite grow most: a module
+// of nothing but calls (a check after each of the recursive function's,
+// one at each other function's entry) and one of nothing but loops (a
+// check, up to 11 bytes, in each 3-byte loop).
+func TestInstrumentAllocationBound(t *testing.T) {
+	shapes := map[string][]byte{"calls": {0x10, 0x00}, "loops": {0x03, 0x40, 0x0b}}
+	for name, unit := range shapes {
+		code := make([]byte, 0, 1<<20)
+		for len(code) < 1<<20-4 {
+			code = append(code, unit...)
+		}
+		code = append(code, 0x0b)
+		bodies := make([][]byte, 4)
+		funcs := make([][]byte, 4)
+		for i := range bodies {
+			bodies[i], funcs[i] = wt.Body(nil, code), wt.U32(0)
+		}
+		wasm := wt.Module(wt.Section(wt.SecType, wt.Vec(wt.FuncType(nil, nil))), wt.Section(wt.SecFunction, wt.Vec(funcs...)), wt.Section(wt.SecCode, wt.Vec(bodies...)))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m, err := Parse(wasm, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, info := m.Instrument(wasm, 1<<20)
+		runtime.ReadMemStats(&after)
+		if info.Checks == 0 || len(out) <= len(wasm) {
+			t.Fatalf("%s: %d checks", name, info.Checks)
+		}
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: a module of %d bytes: Parse and Instrument allocated %d MiB (%.1f×), the copy is %.1f× the module", name, len(wasm), alloc>>20, float64(alloc)/float64(len(wasm)), float64(len(out))/float64(len(wasm)))
+		if alloc > 24*uint64(len(wasm)) {
+			t.Fatalf("%s: allocated %d bytes for a module of %d", name, alloc, len(wasm))
+		}
 	}
 }

@@ -395,9 +395,9 @@ func TestGuardCalls(t *testing.T) {
 	checkGuarded(t, m, wasm)
 }
 
-// Ensure wazero compiles every committed module once guarded, as it
-// compiles the module as built.
-func TestGuardCallsCompiles(t *testing.T) {
+// Ensure wazero compiles every committed module once guarded and once
+// instrumented, as it compiles the module as built.
+func TestRewritesCompile(t *testing.T) {
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	defer r.Close(ctx)
@@ -406,14 +406,16 @@ func TestGuardCallsCompiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		out, n := m.GuardCalls(wasm)
+		guarded, n := m.GuardCalls(wasm)
 		checkGuarded(t, m, wasm)
-		cm, err := r.CompileModule(ctx, out)
-		if err != nil {
-			t.Fatalf("%s guarded (%d bodies): wazero refused it: %v", name, n, err)
-		}
-		cm.Close(ctx)
 		t.Logf("%s: %d of %d bodies guarded", name, n, len(m.Funcs))
+		for how, out := range map[string][]byte{"guarded": guarded, "instrumented": checkInstrumented(t, m, wasm)} {
+			cm, err := r.CompileModule(ctx, out)
+			if err != nil {
+				t.Fatalf("%s %s: wazero refused it: %v", name, how, err)
+			}
+			cm.Close(ctx)
+		}
 	}
 }
 
