@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -86,16 +87,18 @@ func (d *deadlineCtx) cancel(err error) {
 	}
 	d.mu.Unlock()
 	if s != nil {
-		if lateStop != nil {
-			lateStop()
+		if late := lateStop.Load(); late != nil {
+			(*late)()
 		}
 		s.stop(gen)
 	}
 }
 
 // lateStop, set by tests only, runs between a cancel's end and its setting
-// of the stop flag: a late stop, which must find its call over.
-var lateStop func()
+// of the stop flag: a late stop, which must find its call over. It is
+// atomic because a test's late timers may still be running when the test
+// ends and clears it.
+var lateStop atomic.Pointer[func()]
 
 // watch makes s, armed as generation gen, the stop flag cancel sets (nil:
 // none), and reports whether the context ended already.

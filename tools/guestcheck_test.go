@@ -187,8 +187,9 @@ func TestCollectorRunsBesideEndlessGuest(t *testing.T) {
 // not), while every stop reaches its flag 300 µs late (lateStop), when
 // the instance serves the next call. Run it under -race too.
 func TestPooledNextCallNotStoppedByLateTimer(t *testing.T) {
-	lateStop = func() { time.Sleep(300 * time.Microsecond) }
-	defer func() { lateStop = nil }()
+	late := func() { time.Sleep(300 * time.Microsecond) }
+	lateStop.Store(&late)
+	defer lateStop.Store(nil)
 	r := newRegistry(t, "get_order_amount")
 	register(t, r, "get_order_amount", func(m *Manifest) {
 		m.Name = "goa_pooled"
@@ -446,8 +447,9 @@ func TestLateStopLeavesNextCallAlone(t *testing.T) {
 	d := newDeadline(context.Background(), time.Hour)
 	d.watch(s, gen)
 	reached, gate := make(chan struct{}), make(chan struct{})
-	lateStop = func() { close(reached); <-gate }
-	defer func() { lateStop = nil }()
+	late := func() { close(reached); <-gate }
+	lateStop.Store(&late)
+	defer lateStop.Store(nil)
 	done := make(chan struct{})
 	go func() { d.cancel(context.DeadlineExceeded); close(done) }()
 	<-reached
