@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +13,8 @@ import (
 // but reused call after call as long as it never fired. WithTimeout costs
 // a context, a timer and a channel per call, and a timer heap insertion;
 // this costs a timer Reset, and nothing at all for a parent that cannot be
-// cancelled (context.AfterFunc watches one that can).
+// cancelled; one that can is watched by the one parentWatch its running
+// calls share.
 //
 // Its done channel is fixed for the context's life and closed at most
 // once: a context whose channel closed (the call timed out, failed or was
@@ -27,12 +29,17 @@ type deadlineCtx struct {
 	// Reset per call.
 	timer  *time.Timer
 	expire func()
-	onPar  func() // cancels on the parent's end (context.AfterFunc)
 
 	// Set per call, before the call starts; read during it.
 	parent   context.Context
 	deadline time.Time
-	stopPar  func() bool // stops the parent watch; nil when none
+	// par is the watch of parent's end this context is linked into
+	// (watchesMu guards the link and parHit); nil when parent cannot end.
+	par              *parentWatch
+	parPrev, parNext *deadlineCtx
+	// parHit is set when par fired with this context linked: its cancel
+	// may still be on its way, so the context is not reused.
+	parHit bool
 
 	mu  sync.Mutex
 	err error
@@ -52,18 +59,18 @@ func newDeadline(parent context.Context, timeout time.Duration) *deadlineCtx {
 	if d == nil {
 		d = &deadlineCtx{done: make(chan struct{})}
 		d.expire = func() { d.cancel(context.DeadlineExceeded) }
-		d.onPar = func() { d.cancel(d.parent.Err()) }
 	}
 	d.parent = parent
 	d.deadline = time.Now().Add(timeout)
 	if pd, ok := parent.Deadline(); ok && pd.Before(d.deadline) {
 		d.deadline = pd
 	}
-	if parent.Done() != nil {
-		d.stopPar = context.AfterFunc(parent, d.onPar)
+	if done := parent.Done(); done != nil {
+		watchParent(d, parent, done)
 		if err := parent.Err(); err != nil {
 			// Ended already: end now, as WithTimeout would, rather than
-			// when AfterFunc's goroutine gets to it.
+			// when the watch's goroutine gets to it. (A watch that fired
+			// before d was linked finds parent.Err set here.)
 			d.cancel(err)
 		}
 	}
@@ -113,11 +120,8 @@ func (d *deadlineCtx) watch(s *stopper, gen uint64) bool {
 // deadlinePool only when neither ran nor can run, and it never ended.
 func releaseDeadline(d *deadlineCtx) {
 	reusable := d.timer.Stop()
-	if d.stopPar != nil {
-		if !d.stopPar() {
-			reusable = false
-		}
-		d.stopPar = nil
+	if d.par != nil && !unwatchParent(d) {
+		reusable = false
 	}
 	d.mu.Lock()
 	if d.err != nil {
@@ -144,3 +148,136 @@ func (d *deadlineCtx) Err() error {
 // end under a live cancellable parent: it falls back to Err when the
 // parent's cancelCtx holds no cause.)
 func (d *deadlineCtx) Value(key any) any { return d.parent.Value(key) }
+
+// parentWatch is the one watch (context.AfterFunc) of a cancellable parent
+// context that every call running under it shares: calls under one
+// parent, such as the server's or a runner's, each cost a link into a
+// list instead of a registration in the parent (an allocation, and
+// the parent's lock taken twice). When the parent ends, fire cancels
+// every linked call's context, which sets its instance's stop flag.
+//
+// A watch outlives its last call as one of at most maxIdleWatches idle
+// ones, so that a parent serving call after call (at most one per core
+// is running at a time) keeps its one watch rather than registering
+// anew per call; the oldest idle watch is stopped when a newer one
+// would pass the bound. An idle watch keeps its parent reachable until
+// then, or until the parent ends.
+type parentWatch struct {
+	done  <-chan struct{}
+	stop  func() bool // stops the AfterFunc
+	head  *deadlineCtx
+	n     int
+	fired bool
+}
+
+var (
+	watchesMu sync.Mutex
+	// watches are the live watches by their parent's Done channel: two
+	// contexts with one channel (a WithValue over a cancelCtx) end
+	// together.
+	watches = map[<-chan struct{}]*parentWatch{}
+	// idleWatches are the watches without calls, oldest first.
+	idleWatches []*parentWatch
+)
+
+// maxIdleWatches bounds the idle watches kept for their parent's next
+// call.
+const maxIdleWatches = 16
+
+// dropIdle removes w from idleWatches, if there.
+func dropIdle(w *parentWatch) {
+	for i, x := range idleWatches {
+		if x == w {
+			idleWatches = slices.Delete(idleWatches, i, i+1) // zeroes the tail
+			return
+		}
+	}
+}
+
+// watchParent links d into the watch of parent's end, making one when
+// there is none.
+func watchParent(d *deadlineCtx, parent context.Context, done <-chan struct{}) {
+	watchesMu.Lock()
+	w := watches[done]
+	if w == nil {
+		w = &parentWatch{done: done}
+		watches[done] = w
+		// AfterFunc never runs fire before it returns (it starts a
+		// goroutine), so registering under the lock cannot deadlock.
+		w.stop = context.AfterFunc(parent, w.fire)
+	} else if w.n == 0 {
+		dropIdle(w)
+	}
+	d.par, d.parHit = w, false
+	d.parPrev, d.parNext = nil, w.head
+	if w.head != nil {
+		w.head.parPrev = d
+	}
+	w.head = d
+	w.n++
+	watchesMu.Unlock()
+}
+
+// unwatchParent unlinks d from its watch, making the watch idle when d
+// was the last call on it (and stopping the oldest idle one past
+// maxIdleWatches), and reports false when the watch fired with d linked
+// (d's cancel may still be on its way: d is not to be reused).
+func unwatchParent(d *deadlineCtx) bool {
+	watchesMu.Lock()
+	w, hit := d.par, d.parHit
+	if d.parPrev != nil {
+		d.parPrev.parNext = d.parNext
+	} else if w.head == d {
+		w.head = d.parNext
+	}
+	if d.parNext != nil {
+		d.parNext.parPrev = d.parPrev
+	}
+	d.par, d.parPrev, d.parNext, d.parHit = nil, nil, nil, false
+	w.n--
+	var stop func() bool
+	if w.n == 0 && !w.fired {
+		idleWatches = append(idleWatches, w)
+		if len(idleWatches) > maxIdleWatches {
+			old := idleWatches[0]
+			dropIdle(old)
+			delete(watches, old.done)
+			stop = old.stop
+		}
+	}
+	watchesMu.Unlock()
+	if stop != nil {
+		// If its parent ended meanwhile, fire still runs and finds no
+		// call linked.
+		stop()
+	}
+	return !hit
+}
+
+// fire cancels every call linked to w, its parent having ended. The
+// calls are marked under the lock and cancelled outside it: a cancel
+// takes the call's and its stopper's locks.
+func (w *parentWatch) fire() {
+	watchesMu.Lock()
+	w.fired = true
+	if watches[w.done] == w {
+		delete(watches, w.done)
+	}
+	if w.n == 0 {
+		dropIdle(w)
+	}
+	var hit []*deadlineCtx
+	for d := w.head; d != nil; d = d.parNext {
+		d.parHit = true
+		hit = append(hit, d)
+	}
+	watchesMu.Unlock()
+	for _, d := range hit {
+		// d stays unreused (parHit), so its parent is still its call's.
+		err := d.parent.Err()
+		if err == nil {
+			err = context.Canceled // a parent whose Done closed without an Err
+		}
+		d.cancel(err)
+	}
+}

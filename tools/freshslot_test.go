@@ -219,6 +219,31 @@ func TestDeadlineCtx(t *testing.T) {
 			cancel() // after release: must not reach a later call
 		}
 	})
+	t.Run("an idle watch serves the parent's next call", func(t *testing.T) {
+		p, cancel := context.WithCancel(bg)
+		defer cancel()
+		releaseDeadline(newDeadline(p, time.Hour)) // leaves p's watch idle
+		d := newDeadline(p, time.Hour)
+		cancel()
+		<-d.Done()
+		if err := d.Err(); err != context.Canceled {
+			t.Fatalf("Err = %v", err)
+		}
+		releaseDeadline(d)
+	})
+	t.Run("idle watches are bounded", func(t *testing.T) {
+		for range 3 * maxIdleWatches {
+			p, cancel := context.WithCancel(bg)
+			defer cancel() // only once the test ends: idle till then
+			releaseDeadline(newDeadline(p, time.Hour))
+		}
+		watchesMu.Lock()
+		n, idle := len(watches), len(idleWatches)
+		watchesMu.Unlock()
+		if n > maxIdleWatches || idle > maxIdleWatches {
+			t.Fatalf("%d watches (%d idle) kept for parents without calls; want at most %d", n, idle, maxIdleWatches)
+		}
+	})
 }
 
 // assertNeverReused checks that newDeadline does not return d again.

@@ -496,3 +496,61 @@ func TestHostCloseStopsRunningGuest(t *testing.T) {
 		t.Fatal("a guest ran on 30 s after its host closed")
 	}
 }
+
+// Ensure a parent's cancel stops every guest running under it at once,
+// fresh and pooled (the calls share one watch of the parent, a
+// parentWatch), and no guest under another parent: six endless loops
+// under one cancelled parent all end with context.Canceled while the one
+// beside them, under a parent of its own, runs on until its own cancel.
+func TestParentCancelStopsEveryCallUnderIt(t *testing.T) {
+	h := newHost(t, HostOptions{Ceilings: Ceilings{CallsInFlight: 8, CallsInFlightPerSession: 8}})
+	r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+	if err := registerBytes(t, r, manifestFor("endless"), w.Command(1, nil, endless)); err != nil {
+		t.Fatal(err)
+	}
+	pooled := manifestFor("endless_pooled")
+	pooled.Isolation, pooled.PoolSize = IsolationPool, 2
+	if err := registerBytes(t, r, pooled, reactorModule([]byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b}, []byte{0x0b}, []byte{0x0b}, false)); err != nil {
+		t.Fatal(err)
+	}
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	other, cancelOther := context.WithCancel(context.Background())
+	defer cancelOther()
+	call := func(ctx context.Context, name string, done chan<- error) {
+		go func() {
+			_, err := r.Call(ctx, name, CallRequest{Timeout: 2 * time.Minute})
+			done <- err
+		}()
+	}
+	done := make(chan error, 6)
+	for _, name := range []string{"endless", "endless", "endless", "endless", "endless_pooled", "endless_pooled"} {
+		call(parent, name, done)
+	}
+	otherDone := make(chan error, 1)
+	call(other, "endless", otherDone)
+	for len(h.calls) < 7 {
+		runtime.Gosched()
+	}
+	time.Sleep(100 * time.Millisecond) // in flight; now in their loops
+	cancel()
+	for i := range 6 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("call %d under the cancelled parent: %v; want context.Canceled", i, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of the 6 guests under the cancelled parent ran on 30 s after its cancel", 6-i)
+		}
+	}
+	select {
+	case err := <-otherDone:
+		t.Fatalf("the call under another parent ended (%v) with the cancel of this one", err)
+	default:
+	}
+	cancelOther()
+	if err := <-otherDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the call under the other parent: %v; want context.Canceled", err)
+	}
+}
