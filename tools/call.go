@@ -157,7 +157,8 @@ func (h *Host) prepare(ctx context.Context, rec toolrecord.Record, m Manifest, c
 		cfg = cfg.WithFSConfig(fsc)
 	}
 	// No start function runs inside the runtime's instantiation: the
-	// host runs them once the instance's stop flag is armed (instantiate).
+	// host runs them once the instance's stop flag is armed (instantiate,
+	// which relies on every call's config deriving from t.base).
 	switch {
 	case cm.extism != "": // a plugin's entry points are its exports
 		if cm.hasInit {

@@ -214,8 +214,12 @@ func runStart(ctx context.Context, mod api.Module, fn string, section bool) (don
 // (startInstance). The module is nil when an error is returned; it is
 // closed already when a start function exited with code 0 (a command that
 // ran to its end), as wazero's InstantiateModule leaves it.
+//
+// cfg derives from t.base, which names no start function (prepare), so
+// it is passed as it is: WithStartFunctions() here would clone it (two
+// allocations per instance) to the same effect.
 func (t *Tool) instantiate(ctx context.Context, st *callState, s *stopper, cfg wazero.ModuleConfig, starts []string) (api.Module, error) {
-	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg.WithStartFunctions())
+	mod, err := t.host.rt.InstantiateModule(ctx, t.mod.code, cfg)
 	if err != nil {
 		return nil, err
 	}
