@@ -45,7 +45,9 @@ type Instrumented struct {
 //     host writes (Parse refused any index of the module's own code,
 //     exports, segments and constant expressions past its own counts, so no
 //     guest instruction can name it), and a mutable i32 counter;
-//   - an empty funcref table $t (minimum and maximum 0);
+//   - an empty funcref table $t (minimum and maximum 0), unless the
+//     module defines a table of its own, which serves as $t (the check
+//     only grows it by 0, which changes nothing);
 //   - a type (i32) -> () when the module has none;
 //   - a function $check of that type, at the end of the function index
 //     space: `global.get $stop; if unreachable end`, then its argument,
@@ -65,7 +67,15 @@ func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) 
 	checkFunc := m.importedFuncs + uint32(len(m.Funcs))
 	stop := m.importedGlobals + uint32(len(m.Globals))
 	counter := stop + 1
+	// The check's table.grow by 0 needs a table; the module's first
+	// defined one serves (an instance then builds one table fewer), else
+	// an empty funcref table is appended.
 	table := m.importedTables + uint32(len(m.Tables))
+	nullRef := FuncRef
+	ownTable := len(m.Tables) > 0
+	if ownTable {
+		table, nullRef = m.importedTables, m.Tables[0].Elem
+	}
 	typ := uint32(len(m.Types))
 	for i, ft := range m.Types {
 		if len(ft.Params) == 1 && ft.Params[0] == I32 && len(ft.Results) == 0 {
@@ -89,7 +99,7 @@ func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) 
 	body = appendS32(body, ExitBudget)
 	body = append(body, 0x24)
 	body = appendU32(body, counter)
-	body = append(body, 0xd0, 0x70, 0x41, 0x00, 0xfc, 0x0f) // ref.null func, i32.const 0, table.grow
+	body = append(body, 0xd0, byte(nullRef), 0x41, 0x00, 0xfc, 0x0f) // ref.null of the table's type, i32.const 0, table.grow
 	body = appendU32(body, table)
 	body = append(body, 0x1a, 0x05, 0x20, 0x00, 0x24) // drop else local.get 0 global.set
 	body = appendU32(body, counter)
@@ -152,10 +162,14 @@ func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) 
 		entries []byte
 		whole   []byte // the section's content, when given in full
 	}
+	tableChange := change{id: 4, added: 1, entries: []byte{byte(FuncRef), 0x01, 0x00, 0x00}}
+	if ownTable {
+		tableChange = change{id: 4} // rewritten only if HoldTables changed it
+	}
 	changes := []change{
 		{id: 1, entries: ty},
 		{id: 3, added: 1, entries: appendU32(nil, typ)},
-		{id: 4, added: 1, entries: []byte{byte(FuncRef), 0x01, 0x00, 0x00}},
+		tableChange,
 		{id: 6, added: 2, entries: append(global(0), global(ExitBudget)...)},
 		{id: 7, added: added, entries: exports},
 		{id: 10, whole: code},

@@ -19,9 +19,9 @@ import (
 
 // checkInstrumented checks Instrument on a module Parse accepted as m: the
 // copy parses, has the module's shape plus exactly what Instrument
-// appends (one function, one table, two globals, one or two exports, no
-// start section), and every function index of the module names the same
-// signature as before.
+// appends (one function, one table unless the module has its own, two
+// globals, one or two exports, no start section), and every function
+// index of the module names the same signature as before.
 func checkInstrumented(t *testing.T, m *Module, wasm []byte) []byte {
 	t.Helper()
 	out, info := m.Instrument(wasm, testLimits.TableElements)
@@ -33,8 +33,12 @@ func checkInstrumented(t *testing.T, m *Module, wasm []byte) []byte {
 	if m.HasStart {
 		exports = 2
 	}
+	tables := 1
+	if len(m.Tables) > 0 {
+		tables = 0 // the check grows the module's first table by 0
+	}
 	if g.HasStart || info.Start != m.HasStart || len(g.Funcs) != len(m.Funcs)+1 || len(g.Imports) != len(m.Imports) ||
-		len(g.Tables) != len(m.Tables)+1 || len(g.Globals) != len(m.Globals)+2 || len(g.Exports) != len(m.Exports)+exports ||
+		len(g.Tables) != len(m.Tables)+tables || len(g.Globals) != len(m.Globals)+2 || len(g.Exports) != len(m.Exports)+exports ||
 		len(g.Customs) != len(m.Customs) || g.DataSegments != m.DataSegments || g.ElemSegments != m.ElemSegments {
 		t.Fatalf("Instrument changed the module's shape: %d→%d functions, %d→%d tables, %d→%d globals, %d→%d exports, start %v→%v",
 			len(m.Funcs), len(g.Funcs), len(m.Tables), len(g.Tables), len(m.Globals), len(g.Globals), len(m.Exports), len(g.Exports), m.HasStart, g.HasStart)
@@ -80,8 +84,10 @@ func checkInstrumented(t *testing.T, m *Module, wasm []byte) []byte {
 
 // loopModule is a module exporting run (i32) -> i32, which counts its
 // argument down in a loop and returns how many iterations it made, and
-// a mutable global g; with start, a start section calls run(3).
-func loopModule(start bool) []byte {
+// a mutable global g; with start, a start section calls run(3); with a
+// table type (FuncRef or ExternRef; 0 for none), a table of 2 entries of
+// it, which the check then grows by 0 in place of its own.
+func loopModule(start bool, table ValType) []byte {
 	code := []byte{
 		0x03, 0x40, // loop
 		0x23, 0x00, 0x41, 0x01, 0x6a, 0x24, 0x00, // g += 1
@@ -91,9 +97,14 @@ func loopModule(start bool) []byte {
 	secs := [][]byte{
 		wt.Section(wt.SecType, wt.Vec(wt.FuncType([]byte{wt.I32}, []byte{wt.I32}), wt.FuncType(nil, nil))),
 		wt.Section(wt.SecFunction, wt.Vec(wt.U32(0), wt.U32(1))),
+	}
+	if table != 0 {
+		secs = append(secs, wt.Section(wt.SecTable, wt.Vec(wt.Cat([]byte{byte(table)}, wt.Limits(2, 2)))))
+	}
+	secs = append(secs,
 		wt.Section(wt.SecGlobal, wt.Vec([]byte{wt.I32, 0x01, 0x41, 0x00, 0x0b})),
 		wt.Section(wt.SecExport, wt.Vec(wt.Export("run", 0, 0), wt.Export("g", 3, 0))),
-	}
+	)
 	if start {
 		secs = append(secs, wt.Section(wt.SecStart, wt.U32(1)))
 	}
@@ -103,13 +114,16 @@ func loopModule(start bool) []byte {
 
 // Ensure the instrumented copy runs as the module did, stops with a trap
 // at its next loop iteration once the host sets the flag, and runs again
-// once it is cleared; and that the start section is moved to StartExport.
+// once it is cleared; and that the start section is moved to StartExport;
+// with no table, a funcref or an externref table of the module's own
+// (which the check's table.grow by 0 then uses).
 func TestInstrumentStops(t *testing.T) {
 	ctx := context.Background()
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
-	for _, start := range []bool{false, true} {
-		wasm := loopModule(start)
+	for i := range 6 {
+		start, table := i%2 == 1, []ValType{0, FuncRef, ExternRef}[i/2]
+		wasm := loopModule(start, table)
 		m, err := Parse(wasm, testLimits)
 		if err != nil {
 			t.Fatal(err)
