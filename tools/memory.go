@@ -117,19 +117,22 @@ func (m *limitedMemory) refused(size uint64) []byte {
 	return m.buf
 }
 
-// recycle hands m's heap buffer back to memPool.
+// recycle hands m's heap buffer back to memPool (or to spare), zeroed.
+// Only buf's length is cleared: the guest reaches no byte past it, and
+// every buffer alloc hands out is zero through its capacity, so the rest
+// is zero still. A small tool's memory handed a large pooled buffer then
+// costs what it used, not the buffer's size, per call.
 func (m *limitedMemory) recycle() {
 	if c := cap(m.buf); c > 0 && c <= memPoolMax && m.region == nil {
+		clear(m.buf)
 		if m.keep && cap(m.spare) < c {
 			m.spare = m.buf[:c]
 			m.buf = nil
-			clear(m.spare)
 			return
 		}
 		// b is declared here so that it escapes (for Put) only when used.
 		b := m.buf[:c]
 		m.buf = nil
-		clear(b)
 		memPool.Put(&b)
 	}
 }
