@@ -41,11 +41,10 @@ func TestRecycledMemoryIsZero(t *testing.T) {
 							used = size
 						}
 						// The memory's next life (a fresh call's) starts
-						// from what recycle left.
-						m.recycle()
+						// from what Free left.
+						m.Free()
 					}
 				}
-				m.Free()
 			}
 		})
 	}
