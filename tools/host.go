@@ -89,7 +89,8 @@ type Host struct {
 	hostSigs map[string]wasmbin.FuncType
 	empty    api.Module
 	limits   ModuleLimits
-	// compileSlots holds one token per compilation running.
+	// compileSlots holds one token per module being read (inspect) or
+	// compiled.
 	compileSlots chan struct{}
 	// calls holds one token per guest call running (Ceilings.CallsInFlight).
 	calls chan struct{}
@@ -432,7 +433,15 @@ func (h *Host) load(ctx context.Context, wasm []byte, admit func(*compiledModule
 		}
 	}
 
+	// Reading and rewriting a module allocates about 20× its size
+	// (wasmbin's rationale), so it takes a compile slot too: at most
+	// Compilations modules are read or compiled at once, however many
+	// uploads arrive together.
+	if err := h.takeSlot(ctx, sum); err != nil {
+		return nil, err
+	}
 	cm, code, err := h.inspect(sum, wasm)
+	<-h.compileSlots
 	if err != nil {
 		return nil, err
 	}
@@ -613,10 +622,8 @@ const compileWorkers = 2
 // deadline and the caller's context: a cancel stops it between functions
 // (the ceilings keep one function's compile short).
 func (h *Host) compileCode(ctx context.Context, sum string, wasm []byte) (wazero.CompiledModule, error) {
-	select {
-	case h.compileSlots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("compile module %.12s: waiting for a compile slot: %w", sum, ctx.Err())
+	if err := h.takeSlot(ctx, sum); err != nil {
+		return nil, err
 	}
 	defer func() { <-h.compileSlots }()
 	cctx, cancel := context.WithTimeout(ctx, h.limits.CompileTimeout)
@@ -636,6 +643,17 @@ func (h *Host) compileCode(ctx context.Context, sum string, wasm []byte) (wazero
 		return nil, fmt.Errorf("compile module %.12s: %w", sum, detail(ErrTimeout, "compilation timed out after %s", h.limits.CompileTimeout))
 	}
 	return nil, fmt.Errorf("compile module %.12s: %w", sum, detail(ErrInvalidModule, "%v", err))
+}
+
+// takeSlot waits for one of the compile slots, or for ctx to end; the
+// caller gives it back with <-h.compileSlots.
+func (h *Host) takeSlot(ctx context.Context, sum string) error {
+	select {
+	case h.compileSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("compile module %.12s: waiting for a compile slot: %w", sum, ctx.Err())
+	}
 }
 
 // readHostSigs reads the signature of every host function a guest may

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanovm/nano-vm-mcp/internal/toolrecord"
 	wt "github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin/wasmtest"
 )
 
@@ -464,5 +465,34 @@ func TestSegmentsAndGlobalsCountAgainstMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// Ensure a module is read and rewritten only in a compile slot: parsing
+// and instrumenting allocate about 20× a module's size, so uploads that
+// arrive together must queue for the slots before that, not only before
+// the compile. With every slot taken, even a module the read would
+// refuse at once waits, and ends with its caller's cancel.
+func TestModuleReadWaitsForCompileSlot(t *testing.T) {
+	h := newHost(t, HostOptions{})
+	r := NewRegistry(h, NewMemoryStore(), RegistryOptions{})
+	for range cap(h.compileSlots) {
+		h.compileSlots <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := r.RegisterAs(ctx, toolrecord.SourceUpload, manifestFor("garbage"), []byte("\x00asm\x01\x00\x00\x00not a section"))
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "waiting for a compile slot") {
+		t.Fatalf("a module read while every compile slot was taken: %v", err)
+	}
+	for range cap(h.compileSlots) {
+		<-h.compileSlots
+	}
+	if _, err := r.RegisterAs(context.Background(), toolrecord.SourceUpload, manifestFor("garbage"), []byte("\x00asm\x01\x00\x00\x00not a section")); !errors.Is(err, ErrInvalidModule) {
+		t.Fatalf("the same module with a slot free: %v", err)
 	}
 }
