@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -228,23 +229,27 @@ func (db *DB) upkeep() {
 
 type writeReq struct {
 	fn func(tx *bolt.Tx) error
-	// err is the outcome, set before finished is closed.
+	// err is the outcome, set before finished is released.
 	err error
-	// finished is closed when the outcome is known; nil when then is
-	// set (nobody waits on it: then is told).
-	finished chan struct{}
+	// finished is released when the outcome is known, when waiting is
+	// set (queueAndWait): a WaitGroup rather than a channel, so that a
+	// request kept in its caller's struct (a step commit's) costs no
+	// allocation of its own.
+	finished sync.WaitGroup
+	waiting  bool
 	// then, when set, is told the outcome on the committer goroutine; it
-	// must not block.
+	// must not block. A request has then or waiting, not both.
 	then func(error)
 }
 
 func (r *writeReq) finish(err error) {
 	r.err = err
-	if r.finished != nil {
-		close(r.finished)
-	}
-	if r.then != nil {
+	switch {
+	case r.then != nil:
 		r.then(err)
+	case r.waiting:
+		// Last: the waiter may reuse r once released.
+		r.finished.Done()
 	}
 }
 
@@ -269,11 +274,32 @@ func (db *DB) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 			return err
 		}
 	}
-	req, err := db.enqueue(ctx, fn, nil)
-	if err != nil {
+	return db.queueAndWait(ctx, &writeReq{fn: fn})
+}
+
+// updateReq is update of req.fn, for a caller that keeps req (only fn
+// set, and used once) in a struct of its own: a step commit's stepWrite,
+// which then needs no allocation for the request.
+func (db *DB) updateReq(ctx context.Context, req *writeReq) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	<-req.finished
+	if db.delay == 0 && db.inflight.Load() == 0 {
+		if done, err := db.commitAlone(req.fn); done {
+			return err
+		}
+	}
+	return db.queueAndWait(ctx, req)
+}
+
+// queueAndWait queues req and waits for its outcome.
+func (db *DB) queueAndWait(ctx context.Context, req *writeReq) error {
+	req.waiting = true
+	req.finished.Add(1)
+	if err := db.queue1(ctx, req); err != nil {
+		return err
+	}
+	req.finished.Wait()
 	return req.err
 }
 
@@ -313,24 +339,21 @@ func (db *DB) commitBatch(batch []*writeReq) {
 	db.lastWrite.Store(time.Now().UnixNano())
 }
 
-// enqueue queues fn and returns at once; then, if not nil, is told the
-// outcome. Writes are committed in the order they were queued.
-func (db *DB) enqueue(ctx context.Context, fn func(tx *bolt.Tx) error, then func(error)) (*writeReq, error) {
+// queue1 queues req, whose then or waiting is set, and returns at once;
+// req is told the outcome unless queue1 fails. Writes are committed in
+// the order they were queued.
+func (db *DB) queue1(ctx context.Context, req *writeReq) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	req := &writeReq{fn: fn, then: then}
-	if then == nil {
-		req.finished = make(chan struct{})
+		return err
 	}
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	db.inflight.Add(1)
 	db.queue <- req
-	return req, nil
+	return nil
 }
 
 func (db *DB) commitLoop() {

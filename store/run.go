@@ -482,7 +482,7 @@ func (db *DB) CommitStep(ctx context.Context, sc StepCommit) (*Envelope, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := db.update(ctx, w.write); err != nil {
+	if err := db.updateReq(ctx, &w.req); err != nil {
 		return nil, fmt.Errorf("commit step %q/%d: %w", sc.Run.ID, sc.Index, err)
 	}
 	return w.envelope(), nil
@@ -509,7 +509,8 @@ func (db *DB) StartCommitStep(ctx context.Context, sc StepCommit) *PendingCommit
 		}
 		complete(w.envelope(), nil)
 	}
-	if _, err := db.enqueue(ctx, w.write, then); err != nil {
+	w.req.then = then
+	if err := db.queue1(ctx, &w.req); err != nil {
 		then(err)
 	}
 	return pc
@@ -534,18 +535,17 @@ type stepWrite struct {
 	status    kernel.Status
 	sealed    bool // the commit appends an envelope (seal is set)
 	seal      sealer
-	// env is the appended envelope, valid when appended.
-	env      Envelope
-	appended bool
+	// req is the commit's request to the committer (fn is write).
+	req writeReq
+	// env is the appended envelope, nil until the write appended one:
+	// &seal.d, which the appended envelope overwrites (a seal assigns
+	// every field it links, so a later seal of the draft is the same),
+	// or a re-seal's own.
+	env *Envelope
 }
 
 // envelope is the envelope the write appended, nil without one.
-func (w *stepWrite) envelope() *Envelope {
-	if !w.appended {
-		return nil
-	}
-	return &w.env
-}
+func (w *stepWrite) envelope() *Envelope { return w.env }
 
 // prepareStep validates sc and returns its write, whose write method the
 // transaction runs.
@@ -567,6 +567,7 @@ func (db *DB) prepareStep(sc StepCommit) (*stepWrite, error) {
 		return nil, fmt.Errorf("commit step %q/%d: step is not valid JSON", id, sc.Index)
 	}
 	w := &stepWrite{db: db, id: id, status: sc.Run.Status}
+	w.req.fn = w.write
 	now := db.now().UTC()
 	if !sc.KeepRun {
 		var err error
@@ -632,6 +633,9 @@ func (db *DB) prepareStep(sc StepCommit) (*stepWrite, error) {
 	buf := make([]byte, 0, keys+sealCap)
 	buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index))
 	w.key = buf[:len(buf):len(buf)]
+	if w.upd != nil {
+		w.upd.key = w.key[:len(id):len(id)]
+	}
 	if sc.Index > 0 {
 		n := len(buf)
 		buf = binary.BigEndian.AppendUint64(append(append(buf, id...), 0), uint64(sc.Index-1))
@@ -652,7 +656,7 @@ func (db *DB) prepareStep(sc StepCommit) (*stepWrite, error) {
 // write is the step's write function, run inside the transaction (again
 // if the batch is re-run).
 func (w *stepWrite) write(tx *bolt.Tx) error {
-	w.appended = false
+	w.env = nil
 	steps := tx.Bucket(bucketSteps)
 	// One search answers both: the key itself, and the one before.
 	c := steps.Cursor()
@@ -716,7 +720,13 @@ func (w *stepWrite) write(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	w.env, w.appended = e, true
+	if s == &w.seal {
+		w.seal.d = e
+		w.env = &w.seal.d
+	} else {
+		w.env = new(Envelope)
+		*w.env = e
+	}
 	return nil
 }
 
@@ -730,6 +740,9 @@ type runUpdate struct {
 	e   Run
 	now time.Time
 	v   []byte // e encoded, when the fast path may apply
+	// key is the record's key (e.ID), when prepareStep set it: the
+	// step key's prefix, so the committer does not convert the id again.
+	key []byte
 }
 
 func prepareUpdate(e Run, now time.Time) (*runUpdate, error) {
@@ -779,7 +792,11 @@ func (u *runUpdate) apply(tx *bolt.Tx) ([]byte, error) {
 		_, v, err := putRun(tx, u.e, u.now)
 		return v, err
 	}
-	if err := put(tx, bucketRuns, []byte(u.e.ID), u.v); err != nil {
+	key := u.key
+	if key == nil {
+		key = []byte(u.e.ID)
+	}
+	if err := put(tx, bucketRuns, key, u.v); err != nil {
 		return nil, err
 	}
 	was, is := unfinished(prev.Status), unfinished(u.e.Status)

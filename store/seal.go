@@ -186,10 +186,12 @@ func (s *sealer) seal(head chainHead, at time.Time) (Envelope, []byte, error) {
 	buf = append(buf, s.tail...)
 
 	sum := sha256.Sum256(buf[n-1:])
-	d.Hash = hex.EncodeToString(sum[:])
 	copy(buf, hashField)
 	hex.Encode(buf[len(hashField):], sum[:])
 	buf[n-2], buf[n-1] = '"', ','
+	// From the hex just written: one allocation, where
+	// hex.EncodeToString makes two.
+	d.Hash = string(buf[len(hashField) : n-2])
 	return d, buf, nil
 }
 

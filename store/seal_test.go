@@ -46,6 +46,26 @@ func checkSeal(t *testing.T, draft Envelope, head chainHead, at time.Time) {
 	}
 }
 
+// Ensure a seal on the committer allocates only the stored value and the
+// hash's string.
+func TestSealAllocations(t *testing.T) {
+	s, err := newSealer(Envelope{TraceID: "0193-ab", StepID: "charge", StateHash: "s1", PolicyHash: "p0",
+		RecordSHA256: "r0", RunSHA256: "x1", RunStatus: "running",
+		Payload: json.RawMessage(`{"output":{"amount":129.5,"order_id":"o-17"},"tool_grants":{},"tool_source":"operator"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := chainHead{Seq: 41, Hash: strings.Repeat("ab", 32)}
+	at := time.Date(2026, 12, 2, 4, 5, 6, 123456789, time.UTC)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, _, err := s.seal(head, at); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 2 {
+		t.Fatalf("seal: %v allocations, want 2 (the value, the hash string)", n)
+	}
+}
+
 // Ensure the committer's spliced encoding hashes exactly what
 // Envelope.ComputeHash (and so VerifyChain) hashes.
 func TestSealMatchesComputeHash(t *testing.T) {
