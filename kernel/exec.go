@@ -129,41 +129,31 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 			calls[i] = subCall{step: sub, callID: step.ID + "/" + sub.ID}
 		}
 	}
-	subs := make([]SubStepRecord, n)
-	res := make([]subResult, n)
-	// A semaphore only when max_concurrency holds some sub-steps back.
-	var sem chan struct{}
-	if limit < n {
-		sem = make(chan struct{}, limit)
+	f := &fanOut{r: r, ctx: ctx, index: rec.Index, calls: calls, subs: make([]SubStepRecord, n)}
+	f.res = f.small[:0]
+	if n > len(f.small) {
+		f.res = make([]subResult, 0, n)
 	}
-	var wg sync.WaitGroup
-	one := func(i int) {
-		defer func() {
-			if sem != nil {
-				<-sem
-			}
-			wg.Done()
-		}()
-		sub := calls[i].step
-		start := r.m.clock.Now().UTC()
-		res[i].o, res[i].err = r.attempts(ctx, sub, rec.Index, calls[i].callID)
-		end := r.m.clock.Now().UTC()
-		subs[i] = SubStepRecord{StepID: sub.ID, Type: sub.Type, StartedAt: start, FinishedAt: end, DurationMS: durationMS(start, end)}
+	f.res = f.res[:n]
+	// A semaphore only when max_concurrency holds some sub-steps back.
+	if limit < n {
+		f.sem = make(chan struct{}, limit)
 	}
 	for i := range n {
-		wg.Add(1)
-		if sem != nil {
-			sem <- struct{}{}
+		f.wg.Add(1)
+		if f.sem != nil {
+			f.sem <- struct{}{}
 		}
 		if i == n-1 {
 			// The last sub-step runs here: nothing is left to start,
 			// and this goroutine would only wait.
-			one(i)
+			f.one(i)
 			break
 		}
-		goSub(func() { one(i) })
+		goSub(func() { f.one(i) })
 	}
-	wg.Wait()
+	f.wg.Wait()
+	subs, res := f.subs, f.res
 	output := make(map[string]any, n)
 	var failed []string
 	for i := range subs {
@@ -191,6 +181,37 @@ func (r *run) parallel(ctx context.Context, step *Step, rec *StepRecord) error {
 	}
 	rec.Status = StepSuccess
 	return nil
+}
+
+// fanOut is one parallel step's sub-steps in flight: what they share, in
+// one allocation (the results of up to four sub-steps with it).
+type fanOut struct {
+	r     *run
+	ctx   context.Context
+	index int
+	calls []subCall
+	subs  []SubStepRecord
+	res   []subResult
+	small [4]subResult
+	// sem holds max_concurrency's slots, nil when it holds nothing back.
+	sem chan struct{}
+	wg  sync.WaitGroup
+}
+
+// one runs sub-step i through its attempts.
+func (f *fanOut) one(i int) {
+	defer func() {
+		if f.sem != nil {
+			<-f.sem
+		}
+		f.wg.Done()
+	}()
+	sub := f.calls[i].step
+	clock := f.r.m.clock
+	start := clock.Now().UTC()
+	f.res[i].o, f.res[i].err = f.r.attempts(f.ctx, sub, f.index, f.calls[i].callID)
+	end := clock.Now().UTC()
+	f.subs[i] = SubStepRecord{StepID: sub.ID, Type: sub.Type, StartedAt: start, FinishedAt: end, DurationMS: durationMS(start, end)}
 }
 
 // prepared is what validation made ready for one top-level step.
@@ -328,10 +349,10 @@ func (r *run) attempt(ctx context.Context, step *Step, index int, callID string,
 		lookup := r.llmPath
 		req := LLMRequest{
 			TraceID: r.tr.TraceID, StepID: callID, StepIndex: index, Attempt: attempt,
-			Prompt: textOf(resolveRefs(step.Prompt, lookup)), AllowedOutputs: step.AllowedOutputs, Timeout: timeout,
+			Prompt: resolveText(step.Prompt, lookup), AllowedOutputs: step.AllowedOutputs, Timeout: timeout,
 		}
 		if step.System != "" {
-			req.System = textOf(resolveRefs(step.System, lookup))
+			req.System = resolveText(step.System, lookup)
 		}
 		resp, err := r.m.llm.Complete(ctx, req)
 		o.usage.add(resp.Usage)

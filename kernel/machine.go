@@ -245,6 +245,8 @@ type run struct {
 
 // loop runs steps until the run ends, suspends or is interrupted.
 func (r *run) loop(ctx context.Context) (*Trace, error) {
+	// Once the loop returns no step of this run changes its state again.
+	defer r.st.release()
 	p := r.prog
 	for r.tr.Status == StatusRunning {
 		if err := ctx.Err(); err != nil {
@@ -311,9 +313,14 @@ func (r *run) finish(s Status, msg string) {
 }
 
 func (r *run) computeStateRoot() {
-	leaves := make([]string, len(r.tr.StateSnapshots))
-	for i, s := range r.tr.StateSnapshots {
-		leaves[i] = s.Hash
+	// A run of a few steps finds its leaves room on the stack.
+	var small [16]string
+	leaves := small[:0]
+	if n := len(r.tr.StateSnapshots); n > len(small) {
+		leaves = make([]string, 0, n)
+	}
+	for _, s := range r.tr.StateSnapshots {
+		leaves = append(leaves, s.Hash)
 	}
 	root, err := canonical.MerkleRoot(leaves)
 	if err == nil {

@@ -115,29 +115,75 @@ func resolveString(s string, lookup func(path string) (any, bool)) any {
 			return s
 		}
 	}
-	var b strings.Builder
-	b.Grow(len(s))
+	return interpolate(s, i, lookup)
+}
+
+// resolveText is textOf(resolveRefs(s, lookup)) for a string s (a
+// prompt), without boxing the text on the way.
+func resolveText(s string, lookup func(path string) (any, bool)) string {
+	i := strings.IndexByte(s, '$')
+	if i < 0 {
+		return s
+	}
+	if i == 0 {
+		if n := scanRef(s[1:]); n == len(s)-1 {
+			if v, ok := lookup(s[1:]); ok {
+				return textOf(v)
+			}
+			return s
+		}
+	}
+	return interpolate(s, i, lookup)
+}
+
+// interpolate writes s with each reference in it replaced by the text of
+// its value (textOf; a missing one stays as written); i is the index of
+// s's first '$'. It writes into a pooled buffer, values encoded straight
+// into it, and copies the text out once.
+func interpolate(s string, i int, lookup func(path string) (any, bool)) string {
+	bp := textBufs.Get().(*[]byte)
+	b := (*bp)[:0]
 	for {
-		b.WriteString(s[:i])
+		b = append(b, s[:i]...)
 		s = s[i:]
 		n := scanRef(s[1:])
 		if n == 0 {
-			b.WriteByte('$')
+			b = append(b, '$')
 			s = s[1:]
 		} else {
 			path := s[1 : 1+n]
 			if v, ok := lookup(path); ok {
-				b.WriteString(textOf(v))
+				b = appendText(b, v)
 			} else {
-				b.WriteString(s[:1+n])
+				b = append(b, s[:1+n]...)
 			}
 			s = s[1+n:]
 		}
 		if i = strings.IndexByte(s, '$'); i < 0 {
-			b.WriteString(s)
-			return b.String()
+			b = append(b, s...)
+			break
 		}
 	}
+	out := string(b)
+	if cap(b) <= maxScratch {
+		*bp = b[:0]
+		textBufs.Put(bp)
+	}
+	return out
+}
+
+// appendText appends textOf(v) to b.
+func appendText(b []byte, v any) []byte {
+	if s, ok := v.(string); ok {
+		return append(b, s...)
+	}
+	out, err := canonical.Append(b, v)
+	if err != nil {
+		// textOf gives "" for a value with no canonical form; what
+		// Append wrote past len(b) is dropped with it.
+		return b
+	}
+	return out
 }
 
 // textOf renders a value inside a larger string: strings as themselves,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nanovm/nano-vm-mcp/internal/canonical"
 )
@@ -36,8 +37,27 @@ type state struct {
 	last    string
 	// buf holds what is hashed, and a member's new encoding until set
 	// knows it changed (the two never overlap): a value rewritten as it
-	// was costs no allocation.
-	buf []byte
+	// was costs no allocation. It comes from stateBufs (bufp) and goes
+	// back there when the run's loop ends (release).
+	buf  []byte
+	bufp *[]byte
+}
+
+// stateBufs keeps the states' scratch buffers between runs: nothing a
+// state keeps points into its buffer (every kept encoding is a copy).
+var stateBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// release gives the scratch buffer back once the run's steps are done;
+// a state used after it gets a new one as it needs it.
+func (s *state) release() {
+	if s.bufp == nil {
+		return
+	}
+	if cap(s.buf) <= maxScratch {
+		*s.bufp = s.buf[:0]
+		stateBufs.Put(s.bufp)
+	}
+	s.buf, s.bufp = nil, nil
 }
 
 // section is one object of the canonical state, with each member's
@@ -69,8 +89,9 @@ func newState(input map[string]any, steps int) (*state, error) {
 		outputs: section{name: "outputs", m: make(map[string]member, steps)},
 		data:    section{name: "data", m: map[string]member{}},
 		vars:    make(map[string]any, len(input)+steps),
-		buf:     make([]byte, 0, 512),
+		bufp:    stateBufs.Get().(*[]byte),
 	}
+	s.buf = (*s.bufp)[:0]
 	// The input members' encodings share one allocation: encoded one
 	// after the other, copied once, then sliced (each is never changed).
 	type span struct {
@@ -289,7 +310,8 @@ func (s *state) hash() string {
 // fullHash is SHA-256 over the canonical JSON of the whole state.
 func (s *state) fullHash() string {
 	b := append(s.buf[:0], '{')
-	var keys []string
+	var small [16]string
+	keys := small[:0]
 	for i, sec := range []*section{&s.data, &s.input, &s.outputs} {
 		if i > 0 {
 			b = append(b, ',')

@@ -316,7 +316,9 @@ func (rt *Runtime) RunProgram(ctx context.Context, req RunRequest) (*RunResult, 
 	if err := jsonlimit.CheckValue(req.Input); err != nil {
 		return nil, newError(CodeInvalidArgument, err, "input: %v", err)
 	}
-	input, err := canonical.Marshal(req.Input)
+	// Encoded in a pooled buffer and copied out at its size: Marshal
+	// would grow a buffer from nothing, one copy per doubling.
+	input, err := encodePooled(func(b []byte) ([]byte, error) { return canonical.Append(b, req.Input) })
 	if err != nil {
 		return nil, newError(CodeInvalidArgument, err, "input: %v", jsonlimit.Excerpt(err.Error(), 0))
 	}
@@ -639,8 +641,9 @@ func (rt *Runtime) settle(exec store.Run, tr *kernel.Trace, runErr error, obs *p
 		runErr = err
 	}
 	obs.release()
-	// The run's context may be done; the final write must still happen.
-	ctx := context.WithoutCancel(context.Background())
+	// The run's context may be done; the final write must still happen,
+	// so it is not made under that context.
+	ctx := context.Background()
 	if unstorable(runErr) {
 		// Running the step again would give the same record, which again
 		// could not be stored: the run ends failed, not resumable.

@@ -31,7 +31,13 @@ func MerkleRoot(leaves []string) (string, error) {
 	if len(leaves) == 0 {
 		return hexSum(sha256.Sum256(nil)), nil
 	}
-	level := make([][sha256.Size]byte, len(leaves))
+	// A tree of a few leaves is worked out on the stack.
+	var small [16][sha256.Size]byte
+	level := small[:0]
+	if len(leaves) > len(small) {
+		level = make([][sha256.Size]byte, 0, len(leaves))
+	}
+	level = level[:len(leaves)]
 	var buf [1 + 2*sha256.Size]byte
 	for i, l := range leaves {
 		if len(l) != 2*sha256.Size {
