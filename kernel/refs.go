@@ -103,17 +103,15 @@ func resolve(v any, lookup func(path string) (any, bool)) (any, bool) {
 }
 
 func resolveString(s string, lookup func(path string) (any, bool)) any {
-	i := strings.IndexByte(s, '$')
-	if i < 0 {
+	i, whole := firstRef(s)
+	switch {
+	case i < 0:
 		return s
-	}
-	if i == 0 {
-		if n := scanRef(s[1:]); n == len(s)-1 {
-			if v, ok := lookup(s[1:]); ok {
-				return v
-			}
-			return s
+	case whole:
+		if v, ok := lookup(s[1:]); ok {
+			return v
 		}
+		return s
 	}
 	return interpolate(s, i, lookup)
 }
@@ -121,19 +119,24 @@ func resolveString(s string, lookup func(path string) (any, bool)) any {
 // resolveText is textOf(resolveRefs(s, lookup)) for a string s (a
 // prompt), without boxing the text on the way.
 func resolveText(s string, lookup func(path string) (any, bool)) string {
-	i := strings.IndexByte(s, '$')
-	if i < 0 {
+	i, whole := firstRef(s)
+	switch {
+	case i < 0:
+		return s
+	case whole:
+		if v, ok := lookup(s[1:]); ok {
+			return textOf(v)
+		}
 		return s
 	}
-	if i == 0 {
-		if n := scanRef(s[1:]); n == len(s)-1 {
-			if v, ok := lookup(s[1:]); ok {
-				return textOf(v)
-			}
-			return s
-		}
-	}
 	return interpolate(s, i, lookup)
+}
+
+// firstRef returns the index of s's first '$' (-1: none) and whether s
+// is that one reference and nothing else.
+func firstRef(s string) (i int, whole bool) {
+	i = strings.IndexByte(s, '$')
+	return i, i == 0 && scanRef(s[1:]) == len(s)-1
 }
 
 // interpolate writes s with each reference in it replaced by the text of
