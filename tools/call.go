@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -59,6 +60,12 @@ type Tool struct {
 	cmd         *command // the manifest's command section; nil for none
 	// slots are the idle fresh-call slots (freshSlot), *freshSlot.
 	slots sync.Pool
+	// reset: fresh calls may reuse a reset instance (reset.go), kept
+	// idle in kept, reset to img.
+	reset  bool
+	img    atomic.Pointer[resetImage]
+	keptMu sync.Mutex
+	kept   []*freshSlot
 }
 
 // CallRequest is one call of a tool.
@@ -180,6 +187,11 @@ func (h *Host) prepare(ctx context.Context, rec toolrecord.Record, m Manifest, c
 		}
 		t.pool = newPool(t, t.lim.poolSize)
 	}
+	if t.reset = t.resettable(); t.reset {
+		h.poolsMu.Lock()
+		h.keepers = append(h.keepers, t)
+		h.poolsMu.Unlock()
+	}
 	return t, nil
 }
 
@@ -300,6 +312,9 @@ func (t *Tool) runFresh(ctx context.Context, st *callState, stdin []byte) (err e
 		return st.failed()
 	}
 	defer t.host.leaveCall(share)
+	if t.reset {
+		return t.runReset(ctx, st, stdin) // reset.go
+	}
 	s := t.getSlot()
 	s.arm(st, stdin)
 	mem := &s.mem

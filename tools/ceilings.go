@@ -248,19 +248,31 @@ func (h *Host) reserve(n uint64) bool {
 	return false
 }
 
-// reclaim closes idle pooled instances, in no particular order, until n
-// bytes are free in the budget or no pool has an idle instance left.
+// reclaim closes idle pooled instances, then idle kept instances of
+// resettable tools (reset.go), in no particular order, until n bytes are
+// free in the budget or none is left.
 func (h *Host) reclaim(n uint64) {
 	h.poolsMu.Lock()
 	pools := slices.Clone(h.pools)
+	keepers := slices.Clone(h.keepers)
 	h.poolsMu.Unlock()
+	short := func() bool { return h.budget.limit-min(h.budget.used.Load(), h.budget.limit) < n }
 	for _, p := range pools {
-		for h.budget.limit-min(h.budget.used.Load(), h.budget.limit) < n {
+		for short() {
 			w := p.takeIdle()
 			if w == nil {
 				break
 			}
 			w.close()
+		}
+	}
+	for _, t := range keepers {
+		for short() {
+			s := t.takeKept()
+			if s == nil {
+				break
+			}
+			s.closeKept(h)
 		}
 	}
 }
@@ -281,7 +293,7 @@ func mibUp(b uint64) string {
 
 // MemoryInUse reports the bytes of guest memory the budget holds now: the
 // linear memories and tables of every live instance. A quiescent host
-// (no call in flight, no pooled instance) holds zero.
+// (no call in flight, no pooled or kept instance) holds zero.
 func (h *Host) MemoryInUse() uint64 { return h.budget.used.Load() }
 
 // availableMemory is the smaller of physical memory and this process's

@@ -21,7 +21,8 @@ import (
 //
 // A slot serves one call at a time and holds nothing of a call once it
 // ends: the instance is closed and its memory freed before the slot goes
-// back, the streams are detached, and the next call reseeds the random
+// back (or, for a resettable tool, the instance is kept with the slot and
+// reset before its next call: reset.go), the streams are detached, and the next call reseeds the random
 // source and rewinds the clocks, so a call sees exactly what a new config
 // would give it. Nothing in a slot is guest-writable but through those
 // streams, clocks and source.
@@ -41,6 +42,9 @@ type freshSlot struct {
 	stack [1]uint64
 	// stop is the stop flag of the slot's instance of the moment.
 	stop stopper
+	// inst is the slot's live instance, kept between calls of a
+	// resettable tool (reset.go); nil for any other.
+	inst *kept
 }
 
 // randSeed is the seed of a tool's random source without wasi:random.
@@ -99,7 +103,7 @@ func (s *freshSlot) disarm() {
 // putSlot keeps s for the next call, unless the host is closing (its
 // runtime may then free the memory from another goroutine).
 func (t *Tool) putSlot(s *freshSlot) {
-	if t.host.closing.Load() || s.mem.buf != nil || s.mem.region != nil || s.mem.charged != 0 {
+	if t.host.closing.Load() || s.inst != nil || s.mem.buf != nil || s.mem.region != nil || s.mem.charged != 0 {
 		return
 	}
 	t.slots.Put(s)

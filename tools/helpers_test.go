@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,4 +141,33 @@ func prepared(t testing.TB, h *Host, m Manifest, cm *compiledModule, granted []s
 		t.Fatal(err)
 	}
 	return tool
+}
+
+// keptHeld is the budget the kept instances of h's resettable tools hold
+// (reset.go): their memories and tables.
+func keptHeld(h *Host) uint64 {
+	h.poolsMu.Lock()
+	keepers := slices.Clone(h.keepers)
+	h.poolsMu.Unlock()
+	var n uint64
+	for _, t := range keepers {
+		t.keptMu.Lock()
+		for _, s := range t.kept {
+			n += s.mem.charged + s.inst.tables
+		}
+		t.keptMu.Unlock()
+	}
+	return n
+}
+
+// closeKept closes the kept instances of the tool name resolves to.
+func closeKept(t testing.TB, r *Registry, name string) {
+	t.Helper()
+	tool, err := r.Resolve(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := tool.takeKept(); s != nil; s = tool.takeKept() {
+		s.closeKept(tool.host)
+	}
 }

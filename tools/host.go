@@ -110,6 +110,9 @@ type Host struct {
 	// pools are every pool, whose idle instances reclaim may close.
 	poolsMu sync.Mutex
 	pools   []*pool
+	// keepers are the resettable tools, whose kept instances (reset.go)
+	// reclaim may close too.
+	keepers []*Tool
 
 	mu       sync.Mutex
 	links    map[string]*linkSet
@@ -212,15 +215,20 @@ func (h *Host) Close(ctx context.Context) error {
 	// Idle pooled instances run no guest: close them first, the normal
 	// way, so their memory is unmapped rather than left to the process.
 	h.poolsMu.Lock()
-	pools := h.pools
-	h.pools = nil
+	pools, keepers := h.pools, h.keepers
+	h.pools, h.keepers = nil, nil
 	h.poolsMu.Unlock()
 	for _, p := range pools {
 		for w := p.takeIdle(); w != nil; w = p.takeIdle() {
 			w.close()
 		}
 	}
-	h.closing.Store(true)
+	h.closing.Store(true) // no kept instance is added from here on
+	for _, t := range keepers {
+		for s := t.takeKept(); s != nil; s = t.takeKept() {
+			s.closeKept(h)
+		}
+	}
 	h.stopRunning(ctx) // running guests stop at their next check
 	h.mu.Lock()
 	h.closed = true
@@ -368,6 +376,11 @@ type compiledModule struct {
 	extism ExtismShape
 	// extraBytes is the part of tableBytes for segments and globals.
 	extraBytes uint64
+	// resettable: the module's whole mutable state is its memory and its
+	// mutable globals (wasmbin.Module.Resettable), exported under
+	// resetGlobals in the compiled copy.
+	resettable   bool
+	resetGlobals []string
 }
 
 // Per-instance bytes the runtime allocates outside linear memory, counted
@@ -577,6 +590,7 @@ func (h *Host) inspect(sum string, wasm []byte) (*compiledModule, []byte, error)
 	// tables are held to the ceiling (see Instrument).
 	code, info := pm.Instrument(wasm, lim.TableElements)
 	cm.startSection = info.Start
+	cm.resettable, cm.resetGlobals = pm.Resettable() == "", info.Globals
 	maxes := info.TableMax
 	for i, t := range pm.Tables {
 		cm.tableBytes += uint64(maxes[i]) * 8

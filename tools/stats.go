@@ -6,9 +6,13 @@ import "sync/atomic"
 // operator scrapes (runtime/telemetry). Each is one atomic add on the call
 // path; reading them takes no lock.
 type HostStats struct {
-	// Instantiations counts guest instances created: one per fresh call,
-	// one per pooled instance started (not per call it then serves).
+	// Instantiations counts guest instances created: one per fresh call
+	// that found no kept instance to reset (Resets), one per pooled
+	// instance started (not per call it then serves).
 	Instantiations uint64
+	// Resets counts fresh calls served by a kept instance of a resettable
+	// tool, reset to its state after instantiation (no instantiation).
+	Resets uint64
 	// PoolHits counts calls of a pooled tool served by an idle warm
 	// instance, with no instantiation.
 	PoolHits uint64
@@ -35,13 +39,14 @@ type HostStats struct {
 
 // hostStats are the live counters behind HostStats.
 type hostStats struct {
-	instantiations, poolHits, poolWaits, budgetRefusals, compilations, callWaits, sessionWaits atomic.Uint64
+	instantiations, resets, poolHits, poolWaits, budgetRefusals, compilations, callWaits, sessionWaits atomic.Uint64
 }
 
 // Stats returns the host's counters now.
 func (h *Host) Stats() HostStats {
 	return HostStats{
 		Instantiations:   h.stats.instantiations.Load(),
+		Resets:           h.stats.resets.Load(),
 		PoolHits:         h.stats.poolHits.Load(),
 		PoolWaits:        h.stats.poolWaits.Load(),
 		BudgetRefusals:   h.stats.budgetRefusals.Load(),

@@ -192,6 +192,11 @@ func runStart(ctx context.Context, mod api.Module, fn string, section bool) (don
 	if f == nil {
 		return false, nil
 	}
+	return runStartFunc(ctx, mod, f, fn, section)
+}
+
+// runStartFunc is runStart with f, mod's export fn, looked up already.
+func runStartFunc(ctx context.Context, mod api.Module, f api.Function, fn string, section bool) (done bool, err error) {
 	if _, err := f.Call(ctx); err != nil {
 		_ = mod.Close(ctx)
 		if se, ok := err.(*sys.ExitError); ok {

@@ -233,6 +233,9 @@ func (p *parser) instructions(b *reader, fn uint32, f *bodyFacts) (err error) {
 			}
 			p.open = append(p.open, o)
 		case opU32:
+			if op == 0x26 {
+				p.m.tableWrite = orIs(p.m.tableWrite, "table.set")
+			}
 			var v uint32
 			if v, err = b.u32(); err == nil {
 				err = p.indexOK(b, fn, at, op, v)
@@ -367,14 +370,25 @@ func (p *parser) misc(b *reader, fn uint32, at int) error {
 	case sub <= 0x07: // trunc_sat
 		return nil
 	case sub == 0x08: // memory.init
+		p.m.segmentOp = orIs(p.m.segmentOp, "memory.init")
 		if _, err := b.u32(); err != nil {
 			return err
 		}
 		return zeroByte(b, fn)
 	case sub == 0x09, sub == 0x0d: // data.drop elem.drop
+		if sub == 0x09 {
+			p.m.segmentOp = orIs(p.m.segmentOp, "data.drop")
+		} else {
+			p.m.tableWrite = orIs(p.m.tableWrite, "elem.drop")
+		}
 		_, err = b.u32()
 		return err
 	case sub == 0x0f, sub == 0x10, sub == 0x11: // table.grow/size/fill
+		if sub == 0x0f {
+			p.m.tableWrite = orIs(p.m.tableWrite, "table.grow")
+		} else if sub == 0x11 {
+			p.m.tableWrite = orIs(p.m.tableWrite, "table.fill")
+		}
 		var t uint32
 		if t, err = b.u32(); err != nil {
 			return err
@@ -388,6 +402,7 @@ func (p *parser) misc(b *reader, fn uint32, at int) error {
 	case sub == 0x0b: // memory.fill
 		return zeroByte(b, fn)
 	case sub == 0x0c: // table.init: element segment, table
+		p.m.tableWrite = orIs(p.m.tableWrite, "table.init")
 		if _, err := b.u32(); err != nil {
 			return err
 		}
@@ -397,6 +412,7 @@ func (p *parser) misc(b *reader, fn uint32, at int) error {
 		}
 		return p.index(b, fn, at, "table.init names table", t, p.nTables)
 	case sub == 0x0e: // table.copy: two tables
+		p.m.tableWrite = orIs(p.m.tableWrite, "table.copy")
 		for range 2 {
 			var t uint32
 			if t, err = b.u32(); err != nil {
@@ -472,4 +488,12 @@ func readU32(b []byte) uint32 {
 		v |= uint32(c&0x7f) << (7 * i)
 	}
 	return v
+}
+
+// orIs returns s, or what when s is empty.
+func orIs(s, what string) string {
+	if s == "" {
+		return what
+	}
+	return s
 }

@@ -34,6 +34,10 @@ type Instrumented struct {
 	Bodies int
 	// TableMax is the effective maximum of each defined table (HoldTables).
 	TableMax []uint32
+	// Globals names the exports of the module's mutable globals and of
+	// the check's counter, for a resettable module (Resettable); nil for
+	// any other. The stop flag is not among them.
+	Globals []string
 }
 
 // Instrument returns a copy of wasm in which the guest checks, by itself,
@@ -61,7 +65,9 @@ type Instrumented struct {
 // entries of bodies that call in trees or cycles, after the calls that can
 // come back into a cycle). A start section is dropped and its function
 // exported as StartExport instead, so that the host can run it once the
-// flag is armed. Sections the module lacks are created in their place.
+// flag is armed. A resettable module (Resettable) also gets each of its
+// mutable globals and the counter exported under GlobalExportPrefix.
+// Sections the module lacks are created in their place.
 func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) {
 	var info Instrumented
 	checkFunc := m.importedFuncs + uint32(len(m.Funcs))
@@ -151,6 +157,13 @@ func (m *Module) Instrument(wasm []byte, ceiling uint32) ([]byte, Instrumented) 
 		exports = appendU32(exports, m.Start)
 		added++
 	}
+	names, idx := m.resetGlobals(counter)
+	for i, n := range names {
+		exports = append(name(exports, n), byte(KindGlobal))
+		exports = appendU32(exports, idx[i])
+		added++
+	}
+	info.Globals = names
 	global := func(v int32) []byte {
 		g := []byte{byte(I32), 0x01, 0x41}
 		g = appendS32(g, v)

@@ -33,6 +33,12 @@ func checkInstrumented(t *testing.T, m *Module, wasm []byte) []byte {
 	if m.HasStart {
 		exports = 2
 	}
+	// A resettable module's mutable globals and the counter are exported
+	// too, after the stop flag and the start function.
+	if (m.Resettable() == "") != (info.Globals != nil) {
+		t.Fatalf("resettable %q, but global exports %v", m.Resettable(), info.Globals)
+	}
+	exports += len(info.Globals)
 	tables := 1
 	if len(m.Tables) > 0 {
 		tables = 0 // the check grows the module's first table by 0
@@ -60,6 +66,23 @@ func checkInstrumented(t *testing.T, m *Module, wasm []byte) []byte {
 	}
 	if m.HasStart && g.Exports[len(m.Exports)+1] != (Export{Name: StartExport, Kind: KindFunc, Index: m.Start}) {
 		t.Fatalf("start export %+v", g.Exports[len(m.Exports)+1])
+	}
+	for i, name := range info.Globals {
+		e := g.Exports[len(g.Exports)-len(info.Globals)+i]
+		if e.Name != name || e.Kind != KindGlobal || e.Index < g.importedGlobals || !g.Globals[e.Index-g.importedGlobals].Mutable {
+			t.Fatalf("global export %d is %+v, want %q of a mutable global", i, e, name)
+		}
+	}
+	if n := len(info.Globals); n > 0 {
+		mutable := 0
+		for _, gl := range m.Globals {
+			if gl.Mutable {
+				mutable++
+			}
+		}
+		if n != mutable+1 {
+			t.Fatalf("%d global exports for %d mutable globals and the counter", n, mutable)
+		}
 	}
 	// Every loop of the copy begins with the check: i32.const (its
 	// weight, 1..ExitBudget) and the call.

@@ -291,6 +291,11 @@ type Module struct {
 	bodies      []bodyFacts
 	tableFuncs  []uint32
 	anyInTable  bool
+	// tableWrite and segmentOp name the first instruction in the guest's
+	// code that changes a table (table.set, table.grow, table.fill,
+	// table.copy, table.init, elem.drop) or uses a data segment at run
+	// time (memory.init, data.drop), "" for none: see Resettable.
+	tableWrite, segmentOp string
 
 	importedFuncs, importedTables, importedGlobals, importedMemories uint32
 }
