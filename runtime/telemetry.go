@@ -28,7 +28,7 @@ func (rt *Runtime) registerMetrics() {
 	rt.metrics.Register(telemetry.Sources{
 		Sandbox: func() telemetry.SandboxStats {
 			s := rt.host.Stats()
-			return telemetry.SandboxStats{Instantiations: s.Instantiations, PoolHits: s.PoolHits,
+			return telemetry.SandboxStats{Instantiations: s.Instantiations, Resets: s.Resets, PoolHits: s.PoolHits,
 				AdmissionWaits: s.PoolWaits, AdmissionRefusals: s.BudgetRefusals, CallWaits: s.CallWaits, SessionCallWaits: s.SessionCallWaits, MemoryInUse: s.MemoryInUse}
 		},
 		AuditChainLength: func(ctx context.Context) (uint64, error) {

@@ -20,6 +20,7 @@ const (
 	MetricCommitBatch          = "nanovm_store_commit_batch_size"
 	MetricInstantiations       = "nanovm_sandbox_instantiations_total"
 	MetricPoolHits             = "nanovm_sandbox_pool_hits_total"
+	MetricResets               = "nanovm_sandbox_resets_total"
 	MetricPoolWaits            = "nanovm_sandbox_admission_waits_total"
 	MetricBudgetRefusals       = "nanovm_sandbox_admission_refusals_total"
 	MetricCallWaits            = "nanovm_sandbox_call_waits_total"
@@ -53,7 +54,7 @@ type Sources struct {
 
 // SandboxStats mirror tools.HostStats (this package does not import tools).
 type SandboxStats struct {
-	Instantiations, PoolHits, AdmissionWaits, AdmissionRefusals, CallWaits, SessionCallWaits, MemoryInUse uint64
+	Instantiations, Resets, PoolHits, AdmissionWaits, AdmissionRefusals, CallWaits, SessionCallWaits, MemoryInUse uint64
 }
 
 // Metrics are the Prometheus metrics of one runtime, in a registry of
@@ -131,7 +132,8 @@ func (m *Metrics) Register(src Sources) {
 			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(get(f())) })
 		}
 		m.register(
-			counter(MetricInstantiations, "Sandbox instances created (one per fresh call, one per pooled instance started).", func(s SandboxStats) uint64 { return s.Instantiations }),
+			counter(MetricInstantiations, "Sandbox instances created (one per fresh call that found no kept instance to reset, one per pooled instance started).", func(s SandboxStats) uint64 { return s.Instantiations }),
+			counter(MetricResets, "Fresh calls served by a kept instance reset to its state after instantiation.", func(s SandboxStats) uint64 { return s.Resets }),
 			counter(MetricPoolHits, "Calls of a pooled tool served by an idle warm instance.", func(s SandboxStats) uint64 { return s.PoolHits }),
 			counter(MetricPoolWaits, "Calls that waited for a busy tool pool to free an instance.", func(s SandboxStats) uint64 { return s.AdmissionWaits }),
 			counter(MetricBudgetRefusals, "Calls refused because the server's memory budget for live instances was exhausted.", func(s SandboxStats) uint64 { return s.AdmissionRefusals }),
