@@ -367,6 +367,13 @@ func (p *Policy) Grant(req tools.GrantRequest) (tools.Grant, error) {
 	return d.grant(tools.AuthorityUploadDefault, false, note), nil
 }
 
+// GrantsFrozen implements tools.FrozenGrants: the policy is loaded once
+// and frozen, so Grant answers each version as it did the first time, and
+// the registry asks it once per version.
+func (p *Policy) GrantsFrozen() bool { return true }
+
+var _ tools.FrozenGrants = (*Policy)(nil)
+
 // uploadEntry returns the uploads.tools entry that applies to an upload of
 // name with module sha, or nil and, when an entry is pinned to another
 // module, why it does not apply.

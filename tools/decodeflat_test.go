@@ -3,7 +3,10 @@ package tools
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/nanovm/nano-vm-mcp/internal/jsonlimit"
 )
 
 var flatCases = []struct {
@@ -29,10 +32,16 @@ var flatCases = []struct {
 	{`{"a":"\x"}`, false},
 	{"{\"a\":\"\xff\"}", true}, // invalid UTF-8 becomes U+FFFD
 	{`{"a":01}`, false},
+	// Longer than jsonlimit.MaxNumberLen: encoding/json takes it, the
+	// output check refuses it, which decodeFlat must leave to it.
+	{`{"a":1` + strings.Repeat("0", jsonlimit.MaxNumberLen) + `}`, false},
+	{`{"a":1` + strings.Repeat("0", jsonlimit.MaxNumberLen-1) + `}`, true},
+	{`{"a":1e-400}`, true}, // underflows to 0, in range for both
 }
 
-// Ensure decodeFlat decodes exactly what encoding/json does, and takes
-// only flat objects.
+// Ensure decodeFlat decodes exactly what encoding/json does, takes only
+// flat objects, and nothing jsonlimit.Check refuses (decodeOutput does not
+// check what it takes).
 func TestDecodeFlat(t *testing.T) {
 	for _, tc := range flatCases {
 		got, ok := decodeFlat([]byte(tc.in))
@@ -42,6 +51,9 @@ func TestDecodeFlat(t *testing.T) {
 		}
 		if !ok {
 			continue
+		}
+		if err := jsonlimit.Check([]byte(tc.in)); err != nil {
+			t.Errorf("%s: decodeFlat took what the output check refuses: %v", tc.in, err)
 		}
 		var want any
 		if err := json.Unmarshal([]byte(tc.in), &want); err != nil {
@@ -55,7 +67,7 @@ func TestDecodeFlat(t *testing.T) {
 }
 
 // FuzzDecodeFlat checks that whatever decodeFlat takes, encoding/json
-// takes too and decodes to the same value.
+// takes too and decodes to the same value, and jsonlimit.Check accepts.
 func FuzzDecodeFlat(f *testing.F) {
 	for _, tc := range flatCases {
 		f.Add([]byte(tc.in))
@@ -65,6 +77,9 @@ func FuzzDecodeFlat(f *testing.F) {
 		if !ok {
 			return
 		}
+		if err := jsonlimit.Check(in); err != nil {
+			t.Fatalf("%q: decodeFlat took what the output check refuses: %v", in, err)
+		}
 		var want any
 		if err := json.Unmarshal(in, &want); err != nil {
 			t.Fatalf("%q: decodeFlat took what encoding/json refuses: %v", in, err)
@@ -73,4 +88,16 @@ func FuzzDecodeFlat(f *testing.F) {
 			t.Fatalf("%q: got %#v, want %#v", in, got, want)
 		}
 	})
+}
+
+// BenchmarkDecodeOutput measures the decoding of get_order_amount's
+// output, the flat object nearly every tool prints.
+func BenchmarkDecodeOutput(b *testing.B) {
+	out := []byte(`{"order_id":"o-12345","amount":12345}` + "\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeOutput(out); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -89,8 +89,24 @@ type Grant struct {
 // may run, which of the capabilities it asks for it holds, and, for an
 // upload, how far its mounts and hosts may reach. Grant returns an error
 // naming why a tool may not run at all.
+//
+// The registry only reads a returned Grant (its maps and slices may be
+// shared with the implementation's own state, or between answers), and
+// keeps nothing of it but copies (Tool.Granted, Tool.Authority and the
+// secrets are built anew from it).
 type Grants interface {
 	Grant(req GrantRequest) (Grant, error)
+}
+
+// FrozenGrants is a Grants that may say its answers never change: Grant
+// answers a request for a version (module, manifest, source and
+// provenance) as it answered the first, for the registry's life, as a
+// policy loaded once and frozen does. The registry then asks it once per
+// version and keeps the Tool it builds; a policy that can change must
+// report false, and is asked at every resolve.
+type FrozenGrants interface {
+	Grants
+	GrantsFrozen() bool
 }
 
 // DefaultGrant is the grant when there is no policy: a bundled or operator

@@ -21,16 +21,19 @@ import (
 // says where the output went wrong and quotes an excerpt there (see
 // outputExcerpt), so a tool that printed garbage shows it.
 func decodeOutput(stdout []byte) (any, error) {
+	// Most outputs are one flat object, which decodeFlat reads in the same
+	// pass that checks it: it takes nothing jsonlimit.Check refuses (a
+	// flat object is one deep; it refuses a number too long or out of
+	// range), so the check's own pass is left to everything else.
+	if m, ok := decodeFlat(stdout); ok {
+		return m, nil
+	}
 	if err := jsonlimit.Check(stdout); err != nil {
 		return nil, fmt.Errorf("%w: %w; %s", ErrInvalidOutput, err, outputExcerpt(stdout, -1))
 	}
 	// A guest's output is usually JSON as an encoder writes it, which
 	// jsonread decodes as encoding/json would without reflection; anything
-	// it does not take goes to encoding/json. Most outputs are one flat
-	// object, which decodeFlat reads cheaper still.
-	if m, ok := decodeFlat(stdout); ok {
-		return m, nil
-	}
+	// it does not take goes to encoding/json.
 	r := jsonread.New(stdout)
 	if v, ok := r.Value(); ok && r.AtEnd() {
 		return v, nil
@@ -69,7 +72,10 @@ func decodeOutput(stdout []byte) (any, error) {
 // (so as encoding/json would), but without Value's closures or an
 // allocation per key: keys, like plain string values, are substrings of
 // the reader's one copy of the output. It reports false for anything
-// else, nested values included, which then take the general path.
+// else, nested values included, which then take the general path, and
+// for anything jsonlimit.Check refuses (a number longer than
+// jsonlimit.MaxNumberLen or out of the float64 range): decodeOutput does
+// not check what it takes.
 func decodeFlat(stdout []byte) (map[string]any, bool) {
 	r := jsonread.New(stdout)
 	if !r.Eat('{') {
@@ -93,7 +99,11 @@ func decodeFlat(stdout []byte) (map[string]any, bool) {
 			}
 			v = s
 		case c == '-' || ('0' <= c && c <= '9'):
-			f, ok := r.Float()
+			text, integer, ok := r.Number()
+			if !ok || len(text) > jsonlimit.MaxNumberLen {
+				return nil, false
+			}
+			f, ok := jsonread.FloatText(text, integer)
 			if !ok {
 				return nil, false
 			}

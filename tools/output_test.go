@@ -31,6 +31,12 @@ func TestDecodeOutputShowsWhatWasPrinted(t *testing.T) {
 			want: []string{"stdout is not JSON", `starts "{\"a\":[1,2"`}},
 		{name: "over a limit", stdout: strings.Repeat("[", 200),
 			want: []string{"nesting depth 129", `starts "[[[`, "(200 bytes in all)"}},
+		// Flat objects, which decodeFlat reads without the check's pass
+		// before it: a number over a limit is still refused.
+		{name: "flat, a number too long", stdout: `{"id":"x","n":` + strings.Repeat("9", 101) + `}`,
+			want: []string{"a number of 101 characters exceeds the limit of 100"}},
+		{name: "flat, a number out of range", stdout: `{"n":1e400}`,
+			want: []string{"number 1e400 is outside the range"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -227,9 +228,17 @@ func (p *pool) get(ctx context.Context, st *callState) (*warm, bool, error) {
 // wazero starts one at 10 KiB.
 const maxIdleStack = 64 << 10
 
-// stackField is the index of the call stack ([]byte) in wazero v1.12's
-// function type (its compiler's callEngine), or -1 when fn's type has none.
-var stackField sync.Map // reflect.Type -> int
+// stackFieldOf is the index of the call stack ([]byte) in one function
+// type, -1 when the type has none.
+type stackFieldOf struct {
+	t   reflect.Type
+	idx int
+}
+
+// stackField caches stackFieldOf for the last function type asked about:
+// a host runs one engine, whose functions are all of one type (wazero
+// v1.12's compiler's callEngine), so it is asked about that one.
+var stackField atomic.Pointer[stackFieldOf]
 
 // stackBytes returns the size of the call stack fn holds, reading wazero's
 // unexported field (only its length; wazero exposes no API for it), and
@@ -240,17 +249,16 @@ func stackBytes(fn api.Function) (int, bool) {
 		return 0, false
 	}
 	t := v.Elem().Type()
-	i, ok := stackField.Load(t)
-	if !ok {
-		idx := -1
+	c := stackField.Load()
+	if c == nil || c.t != t {
+		c = &stackFieldOf{t: t, idx: -1}
 		if f, found := t.FieldByName("stack"); found && len(f.Index) == 1 && f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Uint8 {
-			idx = f.Index[0]
+			c.idx = f.Index[0]
 		}
-		stackField.Store(t, idx)
-		i = idx
+		stackField.Store(c)
 	}
-	if i.(int) < 0 {
+	if c.idx < 0 {
 		return 0, false
 	}
-	return v.Elem().Field(i.(int)).Len(), true
+	return v.Elem().Field(c.idx).Len(), true
 }

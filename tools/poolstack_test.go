@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/tetratelabs/wazero/api"
+
 	w "github.com/nanovm/nano-vm-mcp/tools/internal/wasmbin/wasmtest"
 )
 
@@ -82,5 +84,31 @@ func TestStackBytesReadsWazero(t *testing.T) {
 	n, ok := stackBytes(w.call)
 	if !ok || n <= 0 || n > maxIdleStack {
 		t.Fatalf("stackBytes = %d, %v; want the idle instance to keep its small stack", n, ok)
+	}
+}
+
+// Ensure stackBytes's cached field index is kept per function type: types
+// asked about in turn each get their own field (or none).
+func TestStackBytesCachePerType(t *testing.T) {
+	type stackLast struct {
+		api.Function
+		pad   int
+		stack []byte
+	}
+	type stackFirst struct {
+		stack []byte
+		api.Function
+	}
+	type without struct{ api.Function }
+	for range 2 {
+		if n, ok := stackBytes(&stackLast{stack: make([]byte, 7)}); !ok || n != 7 {
+			t.Fatalf("stack as the last field: %d, %v; want 7, true", n, ok)
+		}
+		if n, ok := stackBytes(&without{}); ok {
+			t.Fatalf("without a stack field: %d, %v; want false", n, ok)
+		}
+		if n, ok := stackBytes(&stackFirst{stack: make([]byte, 3)}); !ok || n != 3 {
+			t.Fatalf("stack as the first field: %d, %v; want 3, true", n, ok)
+		}
 	}
 }

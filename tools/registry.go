@@ -39,7 +39,9 @@ type Store interface {
 // DefaultGrant does (an operator tool what its manifest asks, an upload
 // DefaultUploadCapabilities) and stamps records with time.Now.
 type RegistryOptions struct {
-	// Grants is gate C. nil means DefaultGrant.
+	// Grants is gate C. nil means DefaultGrant. When it is FrozenGrants
+	// (as DefaultGrant is), the registry asks it once per version and
+	// keeps the Tool built from the answer.
 	Grants Grants
 	// Now stamps RegisteredAt; nil means time.Now.
 	Now func() time.Time
@@ -57,6 +59,11 @@ type Registry struct {
 	// that an upload cannot slip in over a tool the operator registers at
 	// the same moment.
 	regMu sync.Mutex
+
+	// frozen is set when gate C answers every request as it did the first
+	// time (FrozenGrants): a version's Tool is then built once and kept in
+	// version.tool.
+	frozen bool
 
 	mu       sync.Mutex
 	versions map[versionKey]*version
@@ -81,13 +88,28 @@ type Registry struct {
 type versionKey struct {
 	module, manifest string
 	source           toolrecord.Source
-	ref, signer      string
+	// prov says the version has a provenance, of origin, ref and signer:
+	// everything in it gate C reads.
+	prov                bool
+	origin, ref, signer string
+}
+
+// keyOf is rec's versionKey, rec.Source read as EffectiveSource.
+func keyOf(rec *toolrecord.Record) versionKey {
+	k := versionKey{module: rec.ModuleSHA256, manifest: rec.ManifestSHA256, source: rec.EffectiveSource()}
+	if p := rec.Provenance; p != nil {
+		k.prov, k.origin, k.ref, k.signer = true, p.Origin, p.Ref, p.SignerID
+	}
+	return k
 }
 
 // version caches one decoded manifest and its Tools per effective set.
 type version struct {
 	manifest Manifest
 	byCaps   map[string]*Tool
+	// tool, under frozen grants, is the Tool gate C's one answer for this
+	// version builds, once built; under r.mu.
+	tool *Tool
 }
 
 // NewRegistry returns a registry over st running tools on h.
@@ -95,7 +117,11 @@ func NewRegistry(h *Host, st Store, opts RegistryOptions) *Registry {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Registry{host: h, st: st, opts: opts, versions: map[versionKey]*version{}, current: map[string]toolrecord.Record{}, uploaded: -1}
+	frozen := opts.Grants == nil
+	if f, ok := opts.Grants.(FrozenGrants); ok {
+		frozen = f.GrantsFrozen()
+	}
+	return &Registry{host: h, st: st, opts: opts, frozen: frozen, versions: map[versionKey]*version{}, current: map[string]toolrecord.Record{}, uploaded: -1}
 }
 
 // grant asks gate C about one version.
@@ -425,7 +451,9 @@ func ParseRef(ref string) (name, moduleSHA256 string, err error) {
 // Resolve returns the Tool a program's "tool" field names: the current
 // version of "name", or exactly the module "name@sha256:<hex>" pins. Gate C
 // is asked again on every resolve, so a policy change applies to the next
-// call; gate A is re-checked against the effective set.
+// call, unless it is FrozenGrants: its one answer per version stands, and
+// the Tool built from it is returned again. Gate A is re-checked against
+// the effective set.
 func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	name, pin, err := ParseRef(ref)
 	if err != nil {
@@ -435,7 +463,16 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	if pin == "" {
 		r.mu.Lock()
 		cur, ok := r.current[name]
+		var t *Tool
+		if ok && r.frozen {
+			if v := r.versions[keyOf(&cur)]; v != nil {
+				t = v.tool
+			}
+		}
 		r.mu.Unlock()
+		if t != nil {
+			return t, nil
+		}
 		if ok {
 			rec = cur
 		} else if rec, err = r.st.Tool(ctx, name); err == nil {
@@ -450,13 +487,17 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 		return nil, fmt.Errorf("resolve tool %q: %w", ref, err)
 	}
 	rec.Source = rec.EffectiveSource()
-	vkey := versionKey{module: rec.ModuleSHA256, manifest: rec.ManifestSHA256, source: rec.Source}
-	if p := rec.Provenance; p != nil {
-		vkey.ref, vkey.signer = p.Ref, p.SignerID
-	}
+	vkey := keyOf(&rec)
 	r.mu.Lock()
 	v, ok := r.versions[vkey]
+	var t *Tool
+	if ok && r.frozen {
+		t = v.tool
+	}
 	r.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
 	if !ok {
 		m, err := ParseManifest(rec.Manifest)
 		if err != nil {
@@ -485,7 +526,10 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	var kb [256]byte
 	key := grantKey(kb[:0], &g, &v.manifest)
 	r.mu.Lock()
-	t, ok := v.byCaps[string(key)]
+	t, ok = v.byCaps[string(key)]
+	if ok && r.frozen {
+		v.tool = t
+	}
 	r.mu.Unlock()
 	if ok {
 		return t, nil
@@ -503,9 +547,13 @@ func (r *Registry) Resolve(ctx context.Context, ref string) (*Tool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if prev, ok := v.byCaps[ckey]; ok {
-		return prev, nil
+		t = prev
+	} else {
+		v.byCaps[ckey] = t
 	}
-	v.byCaps[ckey] = t
+	if r.frozen {
+		v.tool = t
+	}
 	return t, nil
 }
 

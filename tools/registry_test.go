@@ -343,9 +343,9 @@ func TestResolveCachePerGrant(t *testing.T) {
 	}
 }
 
-// TestResolveCachedAllocs: resolving a tool already built allocates
-// only what gate C's answer itself does (the default grant: its map and
-// secrets).
+// TestResolveCachedAllocs: resolving a tool already built under frozen
+// grants (here the default grant) allocates nothing: gate C is not asked
+// again.
 func TestResolveCachedAllocs(t *testing.T) {
 	r := newRegistry(t, "poll")
 	ctx := context.Background()
@@ -357,7 +357,109 @@ func TestResolveCachedAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if n > 2 {
-		t.Errorf("Resolve of a built tool: %v allocations, want at most 2", n)
+	if n > 0 {
+		t.Errorf("Resolve of a built tool: %v allocations, want none", n)
+	}
+}
+
+// countGrants is gate C granting what the manifest asks (as DefaultGrant
+// does), counting the requests per source; frozen says what GrantsFrozen
+// reports.
+type countGrants struct {
+	mu     sync.Mutex
+	asked  map[toolrecord.Source]int
+	frozen bool
+}
+
+func (c *countGrants) Grant(req GrantRequest) (Grant, error) {
+	c.mu.Lock()
+	c.asked[req.Source]++
+	c.mu.Unlock()
+	return DefaultGrant(req), nil
+}
+
+func (c *countGrants) GrantsFrozen() bool { return c.frozen }
+
+func (c *countGrants) count(src toolrecord.Source) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asked[src]
+}
+
+// Ensure frozen grants are asked once per version, and the Tool kept for
+// a version never answers for another: a name moved to a new version
+// resolves to that version's Tool (and gate C is asked about it), a pinned
+// ref still to the old one, and the same bytes registered by another
+// source get their own grant and Tool. Grants that are not frozen are
+// asked at every resolve.
+func TestResolveFrozenGrants(t *testing.T) {
+	ctx := context.Background()
+	gate := &countGrants{asked: map[toolrecord.Source]int{}, frozen: true}
+	r := NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{Grants: gate})
+	resolve := func(ref string) *Tool {
+		t.Helper()
+		tool, err := r.Resolve(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tool
+	}
+	m, wasm := editedModule(t, "poll", func(m *Manifest) { m.Capabilities = []string{string(CapLog)} })
+	if _, err := r.RegisterAs(ctx, toolrecord.SourceUpload, m, wasm); err != nil {
+		t.Fatal(err)
+	}
+	asked := gate.count(toolrecord.SourceUpload) // registration asks too
+	up := resolve("poll")
+	for range 3 {
+		if again := resolve("poll"); again != up {
+			t.Fatal("frozen grants: a second Tool for one version")
+		}
+	}
+	if n := gate.count(toolrecord.SourceUpload) - asked; n != 1 {
+		t.Fatalf("frozen grants asked %d times for one version, want once", n)
+	}
+	if up.Source != toolrecord.SourceUpload || up.Authority[string(CapLog)] != AuthorityUploadDefault {
+		t.Fatalf("upload resolved as %s with %v", up.Source, up.Authority)
+	}
+
+	// The operator registers the same bytes: another version (its source),
+	// its own grant.
+	if _, err := r.Register(ctx, m, wasm); err != nil {
+		t.Fatal(err)
+	}
+	op := resolve("poll")
+	if op == up || op.Source != toolrecord.SourceOperator || op.Authority[string(CapLog)] != AuthorityManifest {
+		t.Fatalf("operator version resolved as %s with %v (the upload's Tool: %v)", op.Source, op.Authority, op == up)
+	}
+	// A new manifest: a new version, whose Tool is built for it.
+	m2 := m
+	m2.Description = "another version"
+	rec2, err := r.Register(ctx, m2, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := resolve("poll")
+	if v2 == op || v2.Record.ManifestSHA256 != rec2.ManifestSHA256 || v2.Manifest.Description != "another version" {
+		t.Fatalf("after the replace, poll resolved to manifest %s, want %s", v2.Record.ManifestSHA256, rec2.ManifestSHA256)
+	}
+	if again := resolve("poll"); again != v2 {
+		t.Fatal("frozen grants: a second Tool for the new version")
+	}
+	if pinned := resolve("poll@sha256:" + rec2.ModuleSHA256); pinned != v2 {
+		t.Fatal("the pinned ref of the current version resolved to another Tool")
+	}
+
+	// Not frozen: asked at every resolve.
+	live := &countGrants{asked: map[toolrecord.Source]int{}}
+	r = NewRegistry(newHost(t, HostOptions{}), NewMemoryStore(), RegistryOptions{Grants: live})
+	if _, err := r.Register(ctx, m, wasm); err != nil {
+		t.Fatal(err)
+	}
+	asked = live.count(toolrecord.SourceOperator)
+	for range 3 {
+		resolve("poll")
+	}
+	if n := live.count(toolrecord.SourceOperator) - asked; n != 3 {
+		t.Fatalf("grants that are not frozen asked %d times for 3 resolves, want 3", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/nanovm/nano-vm-mcp/runtime"
@@ -328,26 +329,57 @@ func roundTripItem(ctx context.Context, _ *Env, st any, i int, chk *checker) err
 	return nil
 }
 
+// toolCall is the tool-call scenarios' state: the resolved tool and the
+// order id of each item, built in the untimed set-up so that the timed
+// item is the call (and the arguments map a real caller builds). The ids
+// are one string cut at offsets: no pointer per item for the collector
+// to scan during the timed phase.
+type toolCall struct {
+	tool *tools.Tool
+	ids  string
+	ends []uint32 // item i's id is ids[ends[i-1]:ends[i]] (from 0 for item 0)
+}
+
+// id is item i's order id, "o-<i>".
+func (tc *toolCall) id(i int) string {
+	start := uint32(0)
+	if i > 0 {
+		start = tc.ends[i-1]
+	}
+	return tc.ids[start:tc.ends[i]]
+}
+
 func setupToolCall(name string) func(context.Context, *Env, int, *checker) (any, error) {
-	return func(ctx context.Context, e *Env, _ int, _ *checker) (any, error) {
+	return func(ctx context.Context, e *Env, n int, _ *checker) (any, error) {
 		reg, err := e.toolRegistry(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return reg.Resolve(ctx, name)
+		t, err := reg.Resolve(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		var ids []byte
+		ends := make([]uint32, n)
+		for i := range ends {
+			ids = strconv.AppendInt(append(ids, "o-"...), int64(i), 10)
+			ends[i] = uint32(len(ids))
+		}
+		return &toolCall{tool: t, ids: string(ids), ends: ends}, nil
 	}
 }
 
-// toolCallItem is one sandboxed call of get_order_amount.
+// toolCallItem is one sandboxed call of get_order_amount, with its answer
+// checked: the order id it was given back, and an amount.
 func toolCallItem(ctx context.Context, _ *Env, st any, i int, chk *checker) error {
-	t := st.(*tools.Tool)
-	id := fmt.Sprintf("o-%d", i)
-	res, err := t.Call(ctx, tools.CallRequest{TraceID: "bench", Args: map[string]any{"order_id": id}})
+	tc := st.(*toolCall)
+	id := tc.id(i)
+	res, err := tc.tool.Call(ctx, tools.CallRequest{TraceID: "bench", Args: map[string]any{"order_id": id}})
 	if err != nil {
 		return err
 	}
 	if m, _ := res.Output.(map[string]any); m["order_id"] != id || m["amount"] == nil {
-		chk.failf("item %d: %s answered %v", i, t.Record.Name, res.Output)
+		chk.failf("item %d: %s answered %v", i, tc.tool.Record.Name, res.Output)
 	}
 	return nil
 }

@@ -389,6 +389,13 @@ func (d *Reader) Float() (float64, bool) {
 	if !ok {
 		return 0, false
 	}
+	return FloatText(text, integer)
+}
+
+// FloatText converts a number's text, as Number read it (integer as
+// Number reported), to a float64 as encoding/json does; false when it is
+// out of the float64 range.
+func FloatText(text []byte, integer bool) (float64, bool) {
 	// Up to 15 digits an integer converts exactly; -0 keeps its sign
 	// through ParseFloat.
 	if integer && len(text) <= 15 && string(text) != "-0" {
