@@ -17,18 +17,24 @@ import (
 // segment as loaded, the deterministic clock's and random source's first
 // readings.
 func pristineProbe() map[string]any {
-	var clock [8]byte
-	binary.LittleEndian.PutUint64(clock[:], uint64(fakeEpochNanos))
-	var random [8]byte
-	_, _ = mrand.NewChaCha8(randSeed).Read(random[:])
+	clock, random := firstReadings()
 	return map[string]any{
 		"mem":    strings.Repeat("00", 8),
 		"global": strings.Repeat("00", 8),
 		"table":  float64(0),
 		"data":   hex.EncodeToString([]byte("pristine")),
-		"clock":  hex.EncodeToString(clock[:]),
-		"random": hex.EncodeToString(random[:]),
+		"clock":  clock,
+		"random": random,
 	}
+}
+
+// firstReadings are a tool's first readings of the deterministic clock
+// and random source, hex-encoded as the probe tools print them.
+func firstReadings() (clock, random string) {
+	var c, r [8]byte
+	binary.LittleEndian.PutUint64(c[:], uint64(fakeEpochNanos))
+	_, _ = mrand.NewChaCha8(randSeed).Read(r[:])
+	return hex.EncodeToString(c[:]), hex.EncodeToString(r[:])
 }
 
 // Ensure a fresh call sees nothing an earlier call of the same tool left,

@@ -2,10 +2,8 @@ package tools
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -18,10 +16,7 @@ import (
 // run once, its table of 3 and one page, the deterministic clock's and
 // random source's first readings.
 func pristineReset() map[string]any {
-	var clock [8]byte
-	binary.LittleEndian.PutUint64(clock[:], uint64(fakeEpochNanos))
-	var random [8]byte
-	_, _ = mrand.NewChaCha8(randSeed).Read(random[:])
+	clock, random := firstReadings()
 	return map[string]any{
 		"mem":    strings.Repeat("00", 8),
 		"global": strings.Repeat("00", 8),
@@ -31,8 +26,8 @@ func pristineReset() map[string]any {
 		"inits":  "01000000",
 		"tsize":  float64(3),
 		"pages":  float64(1),
-		"clock":  hex.EncodeToString(clock[:]),
-		"random": hex.EncodeToString(random[:]),
+		"clock":  clock,
+		"random": random,
 	}
 }
 
